@@ -1,0 +1,28 @@
+"""Declarative resources (Kubernetes style), their validation and consistent snapshots."""
+
+from gossamer.model.base import Resource
+from gossamer.model.gateway import Gateway
+from gossamer.model.kinds import KINDS, parse_manifest
+from gossamer.model.loader import load_files, parse_yaml
+from gossamer.model.mesh import Mesh
+from gossamer.model.references import check_references
+from gossamer.model.route import Route
+from gossamer.model.service import Service
+from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.model.workload import Workload
+
+__all__ = [
+    "KINDS",
+    "Gateway",
+    "Mesh",
+    "ModelSnapshot",
+    "Ref",
+    "Resource",
+    "Route",
+    "Service",
+    "Workload",
+    "check_references",
+    "load_files",
+    "parse_manifest",
+    "parse_yaml",
+]

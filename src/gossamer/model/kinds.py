@@ -1,0 +1,88 @@
+"""The one registry of resource kinds: name -> pydantic model, and manifest parsing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+
+from gossamer.errors import FieldError, ValidationError
+from gossamer.model.base import Resource
+from gossamer.model.gateway import Gateway
+from gossamer.model.mesh import Mesh
+from gossamer.model.route import Route
+from gossamer.model.service import Service
+from gossamer.model.workload import Workload
+from gossamer.types import Manifest
+
+KINDS: dict[str, type[Resource]] = {
+    cls.__name__: cls for cls in (Mesh, Service, Workload, Gateway, Route)
+}
+
+
+def register_kind(cls: type[Resource]) -> None:
+    """Add a kind owned by another part of Gossamer (e.g. authz's AccessPolicy)."""
+    KINDS[cls.__name__] = cls
+
+
+def _describe(manifest: Any) -> str:
+    if not isinstance(manifest, dict):
+        return ""
+    meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
+    name = meta.get("name", "?") if meta else "?"
+    ns = meta.get("namespace", "default") if meta else "default"
+    return f"{manifest.get('kind', '?')} {ns}/{name}"
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union")):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if err["type"] == "extra_forbidden":
+        return "unknown field: remove it or check its spelling"
+    if err["type"] == "missing":
+        return "required field is missing"
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def parse_manifest(manifest: Any, source: str = "") -> Resource:
+    """Validate one manifest into its model; raise ValidationError naming every bad field."""
+    what = _describe(manifest)
+    if not isinstance(manifest, dict):
+        raise ValidationError(
+            [
+                FieldError(
+                    "a resource must be a mapping with apiVersion, kind, metadata, spec",
+                    source=source,
+                )
+            ]
+        )
+    kind = manifest.get("kind")
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        valid = ", ".join(sorted(KINDS))
+        raise ValidationError(
+            [FieldError(f"unknown kind {kind!r}: valid kinds are {valid}", "kind", what, source)]
+        )
+    try:
+        return cls.model_validate(manifest)
+    except pydantic.ValidationError as e:
+        raise ValidationError(
+            [FieldError(_message(err), _path(err["loc"]), what, source) for err in e.errors()]
+        ) from None
+
+
+def to_manifests(resources: list[Resource]) -> list[Manifest]:
+    return [r.to_manifest() for r in resources]

@@ -1,0 +1,38 @@
+"""``Mesh``: mesh-wide settings and the defaults every route and cluster starts from."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from gossamer.model.base import Duration, Resource, Strict, in_range
+
+
+class Defaults(Strict):
+    #: whole-request timeout of a route that sets none (Envoy's own default is a silent 15 s)
+    requestTimeout: Duration = timedelta(seconds=30)
+    #: a connection idle this long is closed (downstream and upstream)
+    idleTimeout: Duration = timedelta(seconds=300)
+    #: TCP connect timeout to an upstream
+    connectTimeout: Duration = timedelta(seconds=5)
+    #: how long a stream may be idle (no bytes either way) before it is reset
+    streamIdleTimeout: Duration = timedelta(seconds=300)
+    #: time given to open connections when a listener drains
+    drainTimeout: Duration = timedelta(seconds=5)
+
+
+class MeshSpec(Strict):
+    trustDomain: str = "gossamer.local"
+    defaults: Defaults = Field(default_factory=Defaults)
+    #: ``reject`` refuses requests with headers whose names contain '_' (CVE-2019-9900 class);
+    #: ``drop`` removes those headers; ``allow`` passes them (not recommended)
+    underscoreHeaders: Literal["reject", "drop", "allow"] = "reject"
+    #: how many debounce milliseconds the control plane waits to batch a burst of changes
+    debounceMs: Annotated[int, in_range(0, 10_000)] = 50
+
+
+class Mesh(Resource):
+    kind: Literal["Mesh"]
+    spec: MeshSpec = Field(default_factory=MeshSpec)

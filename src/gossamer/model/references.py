@@ -1,0 +1,140 @@
+"""Cross-resource checks: every reference resolves and no two resources claim one address."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from gossamer.errors import FieldError
+from gossamer.model.route import Route
+from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.model.workload import Workload
+from gossamer.types import ResourceKey
+
+
+def _missing(kind: str, ref: Ref) -> str:
+    return f"{kind} {ref[0]}/{ref[1]} does not exist: apply it first (or in the same input)"
+
+
+def _port_error(snap: ModelSnapshot, service: Ref, port: str | None) -> str | None:
+    svc = snap.services[service]
+    if svc.port(port) is not None:
+        return None
+    names = ", ".join(p.name for p in svc.spec.ports)
+    if port is None:
+        return f"Service {service[0]}/{service[1]} has several ports ({names}): name one"
+    return f"Service {service[0]}/{service[1]} has no port {port!r}: valid ports are {names}"
+
+
+def _check_workload(snap: ModelSnapshot, w: Workload, out: list[FieldError]) -> None:
+    ns = w.metadata.namespace
+    where = str(w.key)
+    service = (ns, w.spec.service)
+    if service not in snap.services:
+        out.append(FieldError(_missing("Service", service), "spec.service", where))
+    else:
+        for i, p in enumerate(w.spec.ports):
+            if msg := _port_error(snap, service, p.name):
+                out.append(FieldError(msg, f"spec.ports[{i}].name", where))
+    binds: dict[tuple[str, int], int] = {}
+    for i, dep in enumerate(w.spec.dependencies):
+        ref = (dep.namespace or ns, dep.service)
+        path = f"spec.dependencies[{i}]"
+        if ref not in snap.services:
+            out.append(FieldError(_missing("Service", ref), f"{path}.service", where))
+            continue
+        if msg := _port_error(snap, ref, dep.port):
+            out.append(FieldError(msg, f"{path}.port", where))
+            continue
+        port = snap.services[ref].port(dep.port)
+        assert port is not None
+        bind = (dep.localAddress or snap.local_addresses[ref], dep.localPort or port.port)
+        if bind in binds:
+            out.append(
+                FieldError(
+                    f"listens on {bind[0]}:{bind[1]} like dependencies[{binds[bind]}]: "
+                    "set localAddress or localPort",
+                    path,
+                    where,
+                )
+            )
+        binds[bind] = i
+
+
+def _check_route(snap: ModelSnapshot, r: Route, out: list[FieldError]) -> None:
+    ns = r.metadata.namespace
+    where = str(r.key)
+    if r.spec.service is not None:
+        target = (ns, r.spec.service)
+        if target not in snap.services:
+            out.append(FieldError(_missing("Service", target), "spec.service", where))
+        elif not any(p.is_http for p in snap.services[target].spec.ports):
+            out.append(
+                FieldError(
+                    "routes are HTTP rules, but every port of this service is tcp",
+                    "spec.service",
+                    where,
+                )
+            )
+    for i, gw in enumerate(r.spec.gateways):
+        if (ns, gw) not in snap.gateways:
+            out.append(FieldError(_missing("Gateway", (ns, gw)), f"spec.gateways[{i}]", where))
+    for i, rule in enumerate(r.spec.rules):
+        for j, d in enumerate(rule.destinations):
+            ref = (d.namespace or ns, d.service)
+            path = f"spec.rules[{i}].destinations[{j}]"
+            if ref not in snap.services:
+                out.append(FieldError(_missing("Service", ref), f"{path}.service", where))
+            elif msg := _port_error(snap, ref, d.port):
+                out.append(FieldError(msg, f"{path}.port", where))
+            elif not snap.services[ref].port(d.port).is_http:  # type: ignore[union-attr]
+                out.append(
+                    FieldError(
+                        "a Route can only send to http, http2 or grpc ports", f"{path}.port", where
+                    )
+                )
+
+
+def check_references(snap: ModelSnapshot) -> list[FieldError]:
+    """Everything inconsistent in ``snap``, each error naming its resource and field."""
+    out: list[FieldError] = []
+    meshes = [k for k in snap.resources if k.kind == "Mesh"]
+    for key in meshes[1:]:
+        out.append(FieldError(f"only one Mesh may exist; {meshes[0]} already does", "", str(key)))
+    endpoints: dict[tuple[str, int], ResourceKey] = {}
+    sidecars: dict[Ref, set[bool]] = defaultdict(set)
+    for w in snap.workloads.values():
+        _check_workload(snap, w, out)
+        sidecars[(w.metadata.namespace, w.spec.service)].add(w.spec.sidecar)
+        for i, p in enumerate(w.spec.ports):
+            other = endpoints.setdefault((w.spec.address, p.port), w.key)
+            if other != w.key:
+                out.append(
+                    FieldError(
+                        f"{w.spec.address}:{p.port} is already used by {other}",
+                        f"spec.ports[{i}].port",
+                        str(w.key),
+                    )
+                )
+    for ref, kinds in sidecars.items():
+        if len(kinds) > 1:
+            out.append(
+                FieldError(
+                    "has workloads with and without sidecars: move all of them at once",
+                    "",
+                    f"Service {ref[0]}/{ref[1]}",
+                )
+            )
+    listeners: dict[tuple[str, int], ResourceKey] = {}
+    for g in snap.gateways.values():
+        other = listeners.setdefault((g.spec.address, g.spec.port), g.key)
+        if other != g.key:
+            out.append(
+                FieldError(
+                    f"{g.spec.address}:{g.spec.port} is already used by {other}",
+                    "spec.port",
+                    str(g.key),
+                )
+            )
+    for r in snap.routes.values():
+        _check_route(snap, r, out)
+    return out

@@ -1,0 +1,153 @@
+"""A consistent, immutable view of every resource at one store revision.
+
+Translation reads only this; ``gossamer.model.references.check_references`` lists what is
+inconsistent in one, so that an apply that would leave the mesh inconsistent is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+from gossamer.model.base import Resource
+from gossamer.model.gateway import Gateway
+from gossamer.model.kinds import parse_manifest
+from gossamer.model.mesh import Mesh
+from gossamer.model.route import Route
+from gossamer.model.service import Service, ServicePort
+from gossamer.model.workload import Workload
+from gossamer.store.base import StoredResource
+from gossamer.types import API_VERSION, ResourceKey
+
+Ref = tuple[str, str]  # (namespace, name)
+
+_VIP_NET = ipaddress.IPv4Network("127.128.0.0/9")
+_DEFAULT_MESH = Mesh.model_validate(
+    {"apiVersion": API_VERSION, "kind": "Mesh", "metadata": {"name": "default"}}
+)
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    revision: int = 0
+    resources: Mapping[ResourceKey, Resource] = field(default_factory=dict)
+    #: create revision of each resource: older resources win address allocation ties
+    created: Mapping[ResourceKey, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_stored(cls, stored: Iterable[StoredResource], revision: int) -> ModelSnapshot:
+        resources: dict[ResourceKey, Resource] = {}
+        created: dict[ResourceKey, int] = {}
+        for s in stored:
+            resources[s.key] = parse_manifest(s.manifest)
+            created[s.key] = s.create_revision
+        return cls(revision, resources, created)
+
+    def with_changes(
+        self, puts: Iterable[Resource] = (), deletes: Iterable[ResourceKey] = ()
+    ) -> ModelSnapshot:
+        """What the snapshot would be after an apply (new resources count as newest)."""
+        resources = dict(self.resources)
+        created = dict(self.created)
+        for key in deletes:
+            resources.pop(key, None)
+            created.pop(key, None)
+        newest = max(created.values(), default=self.revision) + 1
+        for r in puts:
+            resources[r.key] = r
+            created.setdefault(r.key, newest)
+        return replace(self, resources=resources, created=created)
+
+    # -- typed views -----------------------------------------------------------------------
+
+    def _of(self, kind: type[Resource]) -> dict[Ref, Resource]:
+        return {
+            (k.namespace, k.name): r
+            for k, r in sorted(self.resources.items())
+            if k.kind == kind.__name__
+        }
+
+    @cached_property
+    def services(self) -> dict[Ref, Service]:
+        return self._of(Service)  # type: ignore[return-value]
+
+    @cached_property
+    def workloads(self) -> dict[Ref, Workload]:
+        return self._of(Workload)  # type: ignore[return-value]
+
+    @cached_property
+    def gateways(self) -> dict[Ref, Gateway]:
+        return self._of(Gateway)  # type: ignore[return-value]
+
+    @cached_property
+    def routes(self) -> dict[Ref, Route]:
+        return self._of(Route)  # type: ignore[return-value]
+
+    @cached_property
+    def mesh(self) -> Mesh:
+        meshes = self._of(Mesh)
+        return next(iter(meshes.values()), _DEFAULT_MESH)  # type: ignore[return-value]
+
+    @cached_property
+    def _workloads_by_service(self) -> dict[Ref, list[Workload]]:
+        out: dict[Ref, list[Workload]] = defaultdict(list)
+        for (ns, _), w in self.workloads.items():
+            out[(ns, w.spec.service)].append(w)
+        return out
+
+    def workloads_of(self, service: Ref) -> list[Workload]:
+        return self._workloads_by_service.get(service, [])
+
+    @cached_property
+    def _routes_by_service(self) -> dict[Ref, list[Route]]:
+        out: dict[Ref, list[Route]] = defaultdict(list)
+        for (ns, _), r in self.routes.items():
+            if r.spec.service is not None:
+                out[(ns, r.spec.service)].append(r)
+        return out
+
+    def routes_for_service(self, service: Ref) -> list[Route]:
+        """East-west routes for a service, in name order (their rules are concatenated)."""
+        return self._routes_by_service.get(service, [])
+
+    def routes_for_gateway(self, gateway: Ref) -> list[Route]:
+        ns, name = gateway
+        return [r for (rns, _), r in self.routes.items() if rns == ns and name in r.spec.gateways]
+
+    # -- stable local addresses ------------------------------------------------------------
+
+    @cached_property
+    def local_addresses(self) -> dict[Ref, str]:
+        """Each service's stable loopback address (explicit, or hashed into 127.128.0.0/9).
+
+        Hash collisions go to the service created first; the later one probes onwards, so
+        adding a service never moves an existing one.
+        """
+        taken: dict[str, Ref] = {}
+        out: dict[Ref, str] = {}
+        for ref, svc in self.services.items():
+            if svc.spec.localAddress:
+                out[ref] = svc.spec.localAddress
+                taken.setdefault(svc.spec.localAddress, ref)
+        order = sorted(
+            (ref for ref in self.services if ref not in out),
+            key=lambda ref: (self.created.get(ResourceKey("Service", *ref), 0), ref),
+        )
+        size = _VIP_NET.num_addresses
+        for ref in order:
+            slot = int.from_bytes(hashlib.sha256(f"{ref[0]}/{ref[1]}".encode()).digest()[:4])
+            for probe in range(size):
+                addr = _VIP_NET.network_address + (slot + probe) % size
+                if addr.packed[-1] not in (0, 255) and str(addr) not in taken:
+                    taken[str(addr)] = ref
+                    out[ref] = str(addr)
+                    break
+        return out
+
+    def service_port(self, service: Ref, port: str | None) -> ServicePort | None:
+        svc = self.services.get(service)
+        return svc.port(port) if svc else None

@@ -1,0 +1,69 @@
+"""The store interface. Backends: SQLite (embedded default), in-memory (tests), etcd (later).
+
+The store is model-agnostic: it keeps manifests (plain dicts) that the model layer has
+already validated. Every write is one transaction that gets one new revision; a write
+returns only once it is durable. Re-applying an identical manifest changes nothing and
+does not bump the revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from gossamer.types import Manifest, ResourceKey
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    key: ResourceKey
+    manifest: Manifest
+    #: revision of the transaction that last changed this resource
+    revision: int
+    #: revision of the transaction that created it (stable across updates)
+    create_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    type: Literal["put", "delete"]
+    key: ResourceKey
+    #: the resource after a put; the last stored value for a delete
+    resource: StoredResource
+    revision: int
+
+
+class Store(Protocol):
+    async def revision(self) -> int:
+        """The revision of the newest committed transaction (0 for an empty store)."""
+        ...
+
+    async def apply(
+        self, puts: Sequence[Manifest] = (), deletes: Sequence[ResourceKey] = ()
+    ) -> int:
+        """Write all puts and deletes in one durable transaction; return its revision.
+
+        Puts identical to what is stored and deletes of missing keys are dropped; if nothing
+        is left, nothing is written and the current revision is returned. Raises
+        ``StoreError`` if the transaction could not be made durable (nothing was applied).
+        """
+        ...
+
+    async def get(self, key: ResourceKey) -> StoredResource | None: ...
+
+    async def list(
+        self, kind: str | None = None, namespace: str | None = None
+    ) -> tuple[list[StoredResource], int]:
+        """A consistent listing and the revision it was read at."""
+        ...
+
+    def watch(self, from_revision: int) -> AsyncIterator[list[Change]]:
+        """Yield every transaction after ``from_revision`` as a batch, oldest first, forever.
+
+        A watcher that falls behind never misses a change. If ``from_revision`` is older than
+        what the backend keeps, raises ``ConflictError`` (re-list and watch again).
+        """
+        ...
+
+    async def close(self) -> None: ...

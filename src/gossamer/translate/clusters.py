@@ -1,0 +1,81 @@
+"""Clusters: one per service port a proxy calls, and one per local app port behind a sidecar."""
+
+from __future__ import annotations
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2 as ep_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+
+from gossamer.model.mesh import Mesh
+from gossamer.model.service import ServicePort
+from gossamer.translate.common import ads_source, duration, socket_address, upstream_protocol
+
+
+def outbound_cluster(
+    name: str,
+    port: ServicePort,
+    mesh: Mesh,
+    *,
+    sidecars: bool,
+    subset_keys: tuple[tuple[str, ...], ...] = (),
+) -> cluster_pb2.Cluster:
+    """An EDS cluster of a service port.
+
+    Between sidecars the hop is multiplexed HTTP/2 whatever the apps speak (one connection
+    instead of dozens); to a workload without a sidecar the cluster speaks the app protocol.
+    ``subset_keys`` are the label sets routes select subsets by (e.g. ``("version",)``).
+    """
+    defaults = mesh.spec.defaults
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.EDS,
+        connect_timeout=duration(defaults.connectTimeout),
+        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
+        eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(
+            eds_config=ads_source(), service_name=name
+        ),
+    )
+    if port.is_http:
+        http2 = sidecars or port.protocol in ("http2", "grpc")
+        for k, v in upstream_protocol(http2=http2, idle_timeout=defaults.idleTimeout).items():
+            cluster.typed_extension_protocol_options[k].CopyFrom(v)
+    if subset_keys:
+        cluster.lb_subset_config.CopyFrom(
+            cluster_pb2.Cluster.LbSubsetConfig(
+                fallback_policy=cluster_pb2.Cluster.LbSubsetConfig.NO_FALLBACK,
+                subset_selectors=[
+                    cluster_pb2.Cluster.LbSubsetConfig.LbSubsetSelector(keys=list(keys))
+                    for keys in subset_keys
+                ],
+            )
+        )
+    return cluster
+
+
+def inbound_cluster(
+    name: str, port: ServicePort, address: str, app_port: int, mesh: Mesh
+) -> cluster_pb2.Cluster:
+    """The local app behind a sidecar, in its own protocol."""
+    defaults = mesh.spec.defaults
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.STATIC,
+        connect_timeout=duration(defaults.connectTimeout),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name,
+            endpoints=[
+                ep_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        ep_pb2.LbEndpoint(
+                            endpoint=ep_pb2.Endpoint(address=socket_address(address, app_port))
+                        )
+                    ]
+                )
+            ],
+        ),
+    )
+    if port.is_http:
+        http2 = port.protocol in ("http2", "grpc")
+        for k, v in upstream_protocol(http2=http2, idle_timeout=defaults.idleTimeout).items():
+            cluster.typed_extension_protocol_options[k].CopyFrom(v)
+    return cluster

@@ -1,0 +1,64 @@
+"""Endpoints (ClusterLoadAssignment) of a service port: its workloads, grouped by zone."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from envoy.config.core.v3 import base_pb2, health_check_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2 as ep_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from google.protobuf import wrappers_pb2
+
+from gossamer.model.workload import Workload
+from gossamer.translate.common import socket_address, struct
+
+#: endpoint metadata namespace Envoy's subset load balancer reads
+LB_METADATA = "envoy.lb"
+
+_HEALTH = {
+    "healthy": health_check_pb2.HEALTHY,
+    "unhealthy": health_check_pb2.UNHEALTHY,
+    "draining": health_check_pb2.DRAINING,
+}
+
+
+def _port_of(w: Workload, port_name: str, single: bool) -> int | None:
+    for p in w.spec.ports:
+        if p.name == port_name or (p.name is None and single):
+            return p.port
+    return None
+
+
+def load_assignment(
+    name: str, port_name: str, workloads: Sequence[Workload], *, single_port: bool
+) -> endpoint_pb2.ClusterLoadAssignment:
+    """Every workload serving ``port_name``, with health, weight, zone and labels.
+
+    Unhealthy and draining workloads stay listed with that status (Envoy sends them no new
+    requests) so a status flap does not churn the endpoint set.
+    """
+    by_zone: dict[str, list[ep_pb2.LbEndpoint]] = defaultdict(list)
+    for w in workloads:
+        port = _port_of(w, port_name, single_port)
+        if port is None:
+            continue
+        labels = dict(w.metadata.labels)
+        by_zone[w.zone or ""].append(
+            ep_pb2.LbEndpoint(
+                endpoint=ep_pb2.Endpoint(
+                    address=socket_address(w.spec.address, port),
+                    hostname=w.metadata.name,
+                ),
+                health_status=_HEALTH[w.spec.health],
+                load_balancing_weight=wrappers_pb2.UInt32Value(value=w.spec.weight),
+                metadata=base_pb2.Metadata(filter_metadata={LB_METADATA: struct(labels)}),
+            )
+        )
+    return endpoint_pb2.ClusterLoadAssignment(
+        cluster_name=name,
+        endpoints=[
+            ep_pb2.LocalityLbEndpoints(locality=base_pb2.Locality(zone=zone), lb_endpoints=eps)
+            for zone, eps in sorted(by_zone.items())
+        ],
+    )

@@ -1,0 +1,59 @@
+"""Memoisation by input identity across snapshots.
+
+The control plane updates its model snapshot incrementally, so an unchanged resource is the
+same Python object from one snapshot to the next. Results built from unchanged inputs are
+reused (and so are their serialised bytes and version hashes further down). Each entry holds
+its inputs, so an ``id`` cannot be reused while its entry lives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Memo:
+    def __init__(self) -> None:
+        self._entries: dict[tuple[Hashable, ...], tuple[tuple[object, ...], Any]] = {}
+        self._used: set[tuple[Hashable, ...]] = set()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, tag: Hashable, inputs: tuple[object, ...], build: Callable[[], T]) -> T:
+        """``build()``, or what it returned before for identical ``inputs`` under ``tag``.
+
+        Objects are compared by identity, scalars by value, and tuples or lists element by
+        element.
+        """
+        key = (tag, *(_key(i) for i in inputs))
+        self._used.add(key)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self.hits += 1
+            return entry[1]  # type: ignore[no-any-return]
+        self.misses += 1
+        value = build()
+        self._entries[key] = (inputs, value)
+        return value
+
+    def prune(self) -> int:
+        """Forget every entry not used since the last prune; return how many were dropped."""
+        stale = self._entries.keys() - self._used
+        for key in stale:
+            del self._entries[key]
+        self._used = set()
+        return len(stale)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _key(value: object) -> Hashable:
+    """Scalars by value, sequences element by element, anything else by identity."""
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if isinstance(value, tuple | list):
+        return tuple(_key(v) for v in value)
+    return id(value)

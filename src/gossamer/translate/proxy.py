@@ -1,0 +1,255 @@
+"""What one proxy should see: the Envoy resources of a sidecar or a gateway.
+
+Pure: (model snapshot, proxy) -> protobufs. A ``Translator`` memoises the pieces shared by
+many proxies (a service's cluster, endpoints and route table) across snapshots.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from google.protobuf import message
+
+from gossamer.errors import NotFoundError
+from gossamer.model.route import Destination, Rule
+from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.model.workload import Workload
+from gossamer.translate import names
+from gossamer.translate.clusters import inbound_cluster, outbound_cluster
+from gossamer.translate.endpoints import load_assignment
+from gossamer.translate.hcm import Edge, http_connection_manager
+from gossamer.translate.listeners import INBOUND, OUTBOUND, http_listener, tcp_listener
+from gossamer.translate.memo import Memo
+from gossamer.translate.routes import (
+    ClusterOf,
+    default_route,
+    route_configuration,
+    routes_for_rules,
+)
+from gossamer.types import ProxyIdentity
+
+ServicePortRef = tuple[Ref, str]  # (service, port name)
+
+
+@dataclass(frozen=True)
+class ProxyResources:
+    """Envoy resources by type, each keyed by its name."""
+
+    clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
+    endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment] = field(default_factory=dict)
+    listeners: dict[str, listener_pb2.Listener] = field(default_factory=dict)
+    routes: dict[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
+
+    def all(self) -> list[message.Message]:
+        return [
+            *self.clusters.values(),
+            *self.endpoints.values(),
+            *self.listeners.values(),
+            *self.routes.values(),
+        ]
+
+
+class Translator:
+    """Translates snapshots for proxies, reusing what unchanged inputs produced before."""
+
+    def __init__(self) -> None:
+        self.memo = Memo()
+
+    def proxy(self, snap: ModelSnapshot, proxy: ProxyIdentity) -> ProxyResources:
+        ref = (proxy.namespace, proxy.name)
+        if proxy.kind == "sidecar":
+            if ref not in snap.workloads:
+                raise NotFoundError(f"Workload {ref[0]}/{ref[1]} does not exist")
+            return self.sidecar(snap, snap.workloads[ref])
+        if ref not in snap.gateways:
+            raise NotFoundError(f"Gateway {ref[0]}/{ref[1]} does not exist")
+        return self.gateway(snap, ref)
+
+    # -- pieces shared by every proxy that calls a service port ----------------------------
+
+    def _subset_keys(self, snap: ModelSnapshot) -> dict[Ref, tuple[tuple[str, ...], ...]]:
+        def build() -> dict[Ref, tuple[tuple[str, ...], ...]]:
+            keys: dict[Ref, set[tuple[str, ...]]] = defaultdict(set)
+            for (ns, _), route in snap.routes.items():
+                for rule in route.spec.rules:
+                    for d in rule.destinations:
+                        if d.subset:
+                            keys[(d.namespace or ns, d.service)].add(tuple(sorted(d.subset)))
+            return {ref: tuple(sorted(k)) for ref, k in keys.items()}
+
+        return self.memo.get("subset-keys", (tuple(snap.routes.values()),), build)
+
+    def _resolve(
+        self, d: Destination, namespace: str, snap: ModelSnapshot, same: ServicePortRef | None
+    ) -> ServicePortRef:
+        ref = (d.namespace or namespace, d.service)
+        if d.port is None and same is not None and ref == same[0]:
+            return same
+        port = snap.service_port(ref, d.port)
+        assert port is not None, "references are checked before a snapshot is translated"
+        return (ref, port.name)
+
+    def cluster(self, snap: ModelSnapshot, sp: ServicePortRef) -> cluster_pb2.Cluster:
+        ref, port_name = sp
+        svc = snap.services[ref]
+        port = svc.port(port_name)
+        assert port is not None
+        workloads = snap.workloads_of(ref)
+        sidecars = all(w.spec.sidecar for w in workloads)
+        subsets = self._subset_keys(snap).get(ref, ())
+        return self.memo.get(
+            "cluster",
+            (svc, port_name, snap.mesh, sidecars, subsets),
+            lambda: outbound_cluster(
+                names.outbound_cluster(ref, port_name),
+                port,
+                snap.mesh,
+                sidecars=sidecars,
+                subset_keys=subsets,
+            ),
+        )
+
+    def endpoints(
+        self, snap: ModelSnapshot, sp: ServicePortRef
+    ) -> endpoint_pb2.ClusterLoadAssignment:
+        ref, port_name = sp
+        svc = snap.services[ref]
+        workloads = snap.workloads_of(ref)
+        return self.memo.get(
+            "endpoints",
+            (svc, port_name, workloads),
+            lambda: load_assignment(
+                names.outbound_cluster(ref, port_name),
+                port_name,
+                workloads,
+                single_port=len(svc.spec.ports) == 1,
+            ),
+        )
+
+    def _cluster_of(
+        self, snap: ModelSnapshot, same: ServicePortRef | None, used: set[ServicePortRef]
+    ) -> ClusterOf:
+        def cluster_of(d: Destination, namespace: str) -> tuple[str, bool]:
+            sp = self._resolve(d, namespace, snap, same)
+            used.add(sp)
+            port = snap.service_port(*sp)
+            return names.outbound_cluster(*sp), port is not None and port.protocol == "grpc"
+
+        return cluster_of
+
+    def service_routes(
+        self, snap: ModelSnapshot, sp: ServicePortRef
+    ) -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
+        """The route table callers of a service port share, and the service ports it uses."""
+        ref, port_name = sp
+        routes = snap.routes_for_service(ref)
+        port = snap.service_port(ref, port_name)
+        assert port is not None
+
+        def build() -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
+            used: set[ServicePortRef] = {sp}
+            rules: list[tuple[Rule, str]] = [
+                (rule, r.metadata.namespace) for r in routes for rule in r.spec.rules
+            ]
+            table = routes_for_rules(rules, self._cluster_of(snap, sp, used), snap.mesh)
+            grpc = port.protocol == "grpc"
+            timeout = snap.mesh.spec.defaults.requestTimeout if not grpc else None
+            table.append(default_route(names.outbound_cluster(*sp), timeout, grpc=grpc))
+            name = names.outbound_route(*sp)
+            return route_configuration(name, [(name, ["*"], table)]), frozenset(used)
+
+        targets = tuple(
+            snap.services.get((d.namespace or r.metadata.namespace, d.service))
+            for r in routes
+            for rule in r.spec.rules
+            for d in rule.destinations
+        )
+        return self.memo.get("service-routes", (routes, sp, snap.mesh, targets), build)
+
+    def _add_service_port(
+        self, snap: ModelSnapshot, sp: ServicePortRef, out: ProxyResources
+    ) -> None:
+        cluster = self.cluster(snap, sp)
+        out.clusters[cluster.name] = cluster
+        out.endpoints[cluster.name] = self.endpoints(snap, sp)
+
+    # -- proxies ---------------------------------------------------------------------------
+
+    def sidecar(self, snap: ModelSnapshot, w: Workload) -> ProxyResources:
+        out = ProxyResources()
+        mesh = snap.mesh
+        ns = w.metadata.namespace
+        svc = snap.services[(ns, w.spec.service)]
+        for p in w.spec.ports:
+            port = svc.port(p.name)
+            assert port is not None and p.appPort is not None
+            cname = names.inbound_cluster(port.name)
+            out.clusters[cname] = inbound_cluster(cname, port, w.spec.appAddress, p.appPort, mesh)
+            lname = names.inbound_listener(port.name)
+            if port.is_http:
+                inbound = route_configuration(
+                    lname, [(lname, ["*"], [default_route(cname, None, grpc=False)])]
+                )
+                hcm = http_connection_manager(lname, mesh, route_config=inbound)
+                out.listeners[lname] = http_listener(lname, w.spec.address, p.port, hcm, INBOUND)
+            else:
+                out.listeners[lname] = tcp_listener(
+                    lname, w.spec.address, p.port, cname, mesh.spec.defaults.idleTimeout, INBOUND
+                )
+        for dep in w.spec.dependencies:
+            ref = (dep.namespace or ns, dep.service)
+            port = snap.service_port(ref, dep.port)
+            assert port is not None
+            sp = (ref, port.name)
+            address = dep.localAddress or snap.local_addresses[ref]
+            bind = dep.localPort or port.port
+            lname = names.outbound_listener(address, bind)
+            if port.is_http:
+                table, used = self.service_routes(snap, sp)
+                out.routes[table.name] = table
+                for u in sorted(used):
+                    self._add_service_port(snap, u, out)
+                hcm = http_connection_manager(lname, mesh, rds=table.name)
+                out.listeners[lname] = http_listener(lname, address, bind, hcm, OUTBOUND)
+            else:
+                self._add_service_port(snap, sp, out)
+                out.listeners[lname] = tcp_listener(
+                    lname,
+                    address,
+                    bind,
+                    names.outbound_cluster(*sp),
+                    mesh.spec.defaults.idleTimeout,
+                    OUTBOUND,
+                )
+        return out
+
+    def gateway(self, snap: ModelSnapshot, ref: Ref) -> ProxyResources:
+        out = ProxyResources()
+        gw = snap.gateways[ref]
+        mesh = snap.mesh
+        used: set[ServicePortRef] = set()
+        cluster_of = self._cluster_of(snap, None, used)
+        by_domain: dict[str, list[tuple[Rule, str]]] = defaultdict(list)
+        for r in snap.routes_for_gateway(ref):
+            hosts = gw.spec.hosts if r.spec.hosts == ["*"] else r.spec.hosts
+            for host in hosts:
+                by_domain[host].extend((rule, r.metadata.namespace) for rule in r.spec.rules)
+        vhosts = [
+            (domain, [domain], routes_for_rules(rules, cluster_of, mesh))
+            for domain, rules in sorted(by_domain.items())
+        ]
+        rname = names.gateway_route(ref)
+        out.routes[rname] = route_configuration(rname, vhosts)
+        for sp in sorted(used):
+            self._add_service_port(snap, sp, out)
+        lname = names.gateway_listener(ref)
+        hcm = http_connection_manager(
+            lname, mesh, rds=rname, edge=Edge(trusted_hops=gw.spec.trustedHops)
+        )
+        out.listeners[lname] = http_listener(lname, gw.spec.address, gw.spec.port, hcm, INBOUND)
+        return out
