@@ -65,3 +65,7 @@ class EnvoyError(ProcessError):
 
 class ConfigError(GossamerError):
     """Settings given to a command or process are wrong (bad address, missing directory, ...)."""
+
+
+class WaitTimeoutError(GossamerError):
+    """A change was accepted (it is durable) but not every affected proxy ACKed it in time."""

@@ -100,7 +100,8 @@ def _default_retry_on() -> list[RetryOn]:
 class Retries(Strict):
     attempts: Annotated[int, in_range(0, 10)] = 2
     perTryTimeout: Duration | None = None
-    on: list[RetryOn] = Field(default_factory=_default_retry_on)
+    #: named retryOn, not on: YAML 1.1 reads a bare `on` key as true
+    retryOn: list[RetryOn] = Field(default_factory=_default_retry_on)
 
 
 class Rule(Strict):

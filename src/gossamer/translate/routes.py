@@ -82,7 +82,7 @@ def _action(rule: Rule, namespace: str, cluster_of: ClusterOf, mesh: Mesh) -> rc
         action.max_stream_duration.grpc_timeout_header_max.CopyFrom(duration(timedelta(0)))
     if rule.retries is not None and rule.retries.attempts > 0:
         policy = rc_pb2.RetryPolicy(
-            retry_on=",".join(rule.retries.on),
+            retry_on=",".join(rule.retries.retryOn),
             num_retries=wrappers_pb2.UInt32Value(value=rule.retries.attempts),
         )
         if rule.retries.perTryTimeout is not None:

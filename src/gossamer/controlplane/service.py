@@ -1,0 +1,76 @@
+"""The control plane's operations, as the REST API and in-process callers use them.
+
+``ControlPlaneService`` is the one surface the API layer calls; it hides the store, the
+model snapshot, the translator and the xDS cache behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gossamer.controlplane.status import ProxyStatus
+from gossamer.model.base import Resource
+from gossamer.types import Manifest, ResourceKey
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    """What an apply did (or, for a dry run, would do)."""
+
+    created: list[ResourceKey] = field(default_factory=list)
+    updated: list[ResourceKey] = field(default_factory=list)
+    unchanged: list[ResourceKey] = field(default_factory=list)
+    deleted: list[ResourceKey] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    revision: int
+    diff: Diff
+    #: with wait: the proxies whose snapshot changed and that have all ACKed it
+    acked_by: list[str] = field(default_factory=list)
+
+
+class ControlPlaneService(Protocol):
+    async def apply(
+        self,
+        resources: Sequence[Resource],
+        *,
+        dry_run: bool = False,
+        wait: bool = False,
+        wait_timeout: float = 30.0,
+    ) -> ApplyResult:
+        """Validate and store all resources atomically (nothing is applied on error).
+
+        Raises ``ValidationError`` (fields and references, naming each resource),
+        ``StoreError`` if it could not be made durable, and with ``wait``
+        ``WaitTimeoutError`` if the change is stored but proxies did not ACK in time.
+        """
+        ...
+
+    async def delete(self, keys: Sequence[ResourceKey], *, wait: bool = False) -> ApplyResult:
+        """Delete; refused with ``ValidationError`` if other resources still refer to them."""
+        ...
+
+    async def get(self, key: ResourceKey) -> Manifest:
+        """The stored manifest; ``NotFoundError`` if absent."""
+        ...
+
+    async def list(self, kind: str | None = None, namespace: str | None = None) -> list[Manifest]:
+        ...
+
+    async def validate(self, resources: Sequence[Resource]) -> list[str]:
+        """Errors (as text) applying these would cause against the current state; [] if fine."""
+        ...
+
+    def proxy_status(self) -> list[ProxyStatus]: ...
+
+    async def proxy_config(self, node_id: str) -> dict[str, object]:
+        """Envoy's own config dump of a connected proxy (via its admin address)."""
+        ...
+
+    def statistics(self) -> dict[str, object]:
+        """Counters for /metrics and introspection: proxies, pushes, push latency, NACKs."""
+        ...
