@@ -1,0 +1,40 @@
+"""Free ports and simulated hosts on loopback.
+
+On Linux every address in 127.0.0.0/8 is local without any set-up, so tests simulate
+hosts as 127.0.0.2, 127.0.0.3, ...
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from gossamer.errors import ConfigError
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago (the OS picked it for port 0).
+
+    Another process may take it before you bind it; prefer binding port 0 yourself when
+    the program allows it.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"host {host!r} is not an IP address; use e.g. '127.0.0.1'") from None
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, 0))
+        except OSError as exc:
+            raise ConfigError(f"cannot bind a port on {host}: {exc}; use a local address "
+                              "such as 127.0.0.1") from exc
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def loopback_host(n: int) -> str:
+    """The loopback address of simulated host ``n``: 0 -> 127.0.0.1, 1 -> 127.0.0.2, ..."""
+    if not 0 <= n <= 253:
+        raise ConfigError(f"loopback_host: n must be 0..253, got {n}")
+    return f"127.0.0.{n + 1}"

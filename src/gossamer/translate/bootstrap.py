@@ -1,0 +1,304 @@
+"""Envoy bootstraps, built as typed protobufs (never text templates).
+
+* ``ads_bootstrap`` — what an agent writes for a sidecar or gateway: node identity, ADS
+  (state-of-the-world or delta) to the control plane, admin on loopback.
+* ``parse_node`` — its inverse, used by the xDS server to learn who is connecting.
+* ``static_bootstrap`` — wraps generated xDS resources as static resources so that
+  ``envoy --mode validate`` can check them (routes and endpoints are inlined).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from google.protobuf import struct_pb2
+
+from gossamer.errors import FieldError, ValidationError, XdsError
+from gossamer.types import ProxyIdentity, ProxyKind
+
+XDS_CLUSTER = "gossamer-xds"
+KIND_KEY = "gossamer.kind"
+#: Node metadata keys that carry the identity; callers may not override them.
+IDENTITY_KEYS = (KIND_KEY, "namespace", "name", "service", "host", "zone")
+_HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_KINDS: tuple[ProxyKind, ...] = ("sidecar", "gateway")
+
+MetadataValue = str | int | float | bool
+
+
+def ads_bootstrap(
+    node: ProxyIdentity,
+    xds_address: tuple[str, int],
+    admin_address: tuple[str, int],
+    *,
+    delta: bool = False,
+    metadata: Mapping[str, MetadataValue] | None = None,
+    connect_timeout_s: float = 5.0,
+) -> bootstrap_pb2.Bootstrap:
+    """An Envoy bootstrap that gets all listeners and clusters over one ADS stream.
+
+    ``metadata`` adds node metadata keys beside the identity keys (``IDENTITY_KEYS``),
+    which it may not override. The admin API has no authentication, so ``admin_address``
+    must be a loopback address.
+    """
+    errors = _check_address("xds_address", xds_address, min_port=1)
+    admin_errors = _check_address("admin_address", admin_address, min_port=0)
+    errors += admin_errors
+    if not admin_errors and not _is_loopback(admin_address[0]):
+        errors.append(
+            FieldError(
+                f"{admin_address[0]!r} is not a loopback address; Envoy's admin API is "
+                "unauthenticated, use 127.0.0.1 (or another 127.x.y.z)",
+                "admin_address",
+            )
+        )
+    for key in metadata or {}:
+        if key in IDENTITY_KEYS:
+            errors.append(
+                FieldError(
+                    f"key {key!r} is reserved for the proxy identity; choose another key",
+                    f"metadata.{key}",
+                )
+            )
+    if connect_timeout_s <= 0:
+        errors.append(FieldError("must be > 0 seconds", "connect_timeout_s"))
+    if errors:
+        raise ValidationError(errors)
+
+    bootstrap = bootstrap_pb2.Bootstrap()
+    _fill_node(bootstrap.node, node, metadata or {})
+
+    ads = bootstrap.dynamic_resources.ads_config
+    ads.api_type = (
+        config_source_pb2.ApiConfigSource.DELTA_GRPC
+        if delta
+        else config_source_pb2.ApiConfigSource.GRPC
+    )
+    ads.transport_api_version = config_source_pb2.V3
+    ads.set_node_on_first_message_only = True
+    ads.grpc_services.add().envoy_grpc.cluster_name = XDS_CLUSTER
+    for source in (bootstrap.dynamic_resources.cds_config, bootstrap.dynamic_resources.lds_config):
+        source.ads.SetInParent()
+        source.resource_api_version = config_source_pb2.V3
+
+    bootstrap.static_resources.clusters.append(_xds_cluster(xds_address, connect_timeout_s))
+    _set_socket_address(bootstrap.admin.address, admin_address)
+    return bootstrap
+
+
+def parse_node(node: base_pb2.Node) -> ProxyIdentity:
+    """The identity an Envoy announced in its xDS node (inverse of ``ads_bootstrap``).
+
+    The node id must be ``sidecar~<namespace>~<name>`` or ``gateway~<namespace>~<name>``.
+    Identity metadata, when present, must agree with the id. Without Gossamer metadata
+    the service of a sidecar is taken from ``node.cluster``.
+    """
+    parts = node.id.split("~")
+    if len(parts) != 3 or parts[0] not in _KINDS or not parts[1] or not parts[2]:
+        raise XdsError(
+            f"node.id {node.id!r} is not a Gossamer proxy id; expected "
+            "'sidecar~<namespace>~<name>' or 'gateway~<namespace>~<name>' "
+            "(generate the bootstrap with gossamer.translate.bootstrap.ads_bootstrap)"
+        )
+    kind: ProxyKind = "sidecar" if parts[0] == "sidecar" else "gateway"
+    namespace, name = parts[1], parts[2]
+
+    fields = node.metadata.fields
+    if KIND_KEY not in fields:
+        service = (node.cluster or None) if kind == "sidecar" else None
+        return ProxyIdentity(kind, namespace, name, service=service)
+
+    values: dict[str, str | None] = {}
+    for key in IDENTITY_KEYS:
+        if key not in fields:
+            values[key] = None
+            continue
+        value = fields[key]
+        if value.WhichOneof("kind") != "string_value":
+            raise XdsError(
+                f"node.metadata[{key!r}] of node {node.id!r} must be a string, got "
+                f"{value.WhichOneof('kind')}; regenerate the bootstrap with ads_bootstrap"
+            )
+        values[key] = value.string_value
+    for key, expected in ((KIND_KEY, kind), ("namespace", namespace), ("name", name)):
+        if values[key] is not None and values[key] != expected:
+            raise XdsError(
+                f"node.metadata[{key!r}] is {values[key]!r} but node.id {node.id!r} says "
+                f"{expected!r}; the bootstrap was edited by hand, regenerate it"
+            )
+    return ProxyIdentity(
+        kind, namespace, name, service=values["service"], host=values["host"], zone=values["zone"]
+    )
+
+
+def static_bootstrap(
+    *,
+    listeners: Iterable[listener_pb2.Listener] = (),
+    clusters: Iterable[cluster_pb2.Cluster] = (),
+    endpoints: Iterable[endpoint_pb2.ClusterLoadAssignment] = (),
+    routes: Iterable[route_pb2.RouteConfiguration] = (),
+    admin_address: tuple[str, int] = ("127.0.0.1", 0),
+    node: ProxyIdentity | None = None,
+) -> bootstrap_pb2.Bootstrap:
+    """Generated xDS resources as one static bootstrap (the inputs are not changed).
+
+    HTTP connection managers that use RDS get their route configuration inlined; EDS
+    clusters become STATIC clusters with their ClusterLoadAssignment inlined. A reference
+    to a route configuration or an endpoint set that was not given raises
+    ``ValidationError`` naming the listener or cluster.
+    """
+    route_by_name = {r.name: r for r in routes}
+    cla_by_name = {c.cluster_name: c for c in endpoints}
+    errors: list[FieldError] = []
+    bootstrap = bootstrap_pb2.Bootstrap()
+    if node is not None:
+        _fill_node(bootstrap.node, node, {})
+    _set_socket_address(bootstrap.admin.address, admin_address)
+
+    for source in listeners:
+        listener = bootstrap.static_resources.listeners.add()
+        listener.CopyFrom(source)
+        chains = [*listener.filter_chains]
+        if listener.HasField("default_filter_chain"):
+            chains.append(listener.default_filter_chain)
+        for chain in chains:
+            for net_filter in chain.filters:
+                errors += _inline_routes(listener.name, net_filter, route_by_name)
+
+    for source in clusters:
+        cluster = bootstrap.static_resources.clusters.add()
+        cluster.CopyFrom(source)
+        if cluster.WhichOneof("cluster_discovery_type") != "type":
+            continue
+        if cluster.type != cluster_pb2.Cluster.EDS:
+            continue
+        service_name = cluster.eds_cluster_config.service_name or cluster.name
+        if service_name not in cla_by_name:
+            errors.append(
+                FieldError(
+                    f"EDS cluster needs endpoints {service_name!r}, which were not given; "
+                    "pass its ClusterLoadAssignment in endpoints",
+                    "eds_cluster_config",
+                    f"Cluster {cluster.name}",
+                )
+            )
+            continue
+        cluster.type = cluster_pb2.Cluster.STATIC
+        cluster.ClearField("eds_cluster_config")
+        cluster.load_assignment.CopyFrom(cla_by_name[service_name])
+        cluster.load_assignment.cluster_name = cluster.name
+    if errors:
+        raise ValidationError(errors)
+    return bootstrap
+
+
+def _inline_routes(
+    listener_name: str,
+    net_filter: listener_pb2.Filter,
+    route_by_name: Mapping[str, route_pb2.RouteConfiguration],
+) -> list[FieldError]:
+    hcm = hcm_pb2.HttpConnectionManager()
+    if not net_filter.typed_config.Is(hcm.DESCRIPTOR):
+        return []
+    net_filter.typed_config.Unpack(hcm)
+    if hcm.WhichOneof("route_specifier") != "rds":
+        return []
+    route_name = hcm.rds.route_config_name
+    if route_name not in route_by_name:
+        return [
+            FieldError(
+                f"uses RDS route configuration {route_name!r}, which was not given; pass it "
+                "in routes",
+                f"filters[{net_filter.name}].rds",
+                f"Listener {listener_name}",
+            )
+        ]
+    hcm.route_config.CopyFrom(route_by_name[route_name])
+    net_filter.typed_config.Pack(hcm)
+    return []
+
+
+def _fill_node(out: base_pb2.Node, node: ProxyIdentity, extra: Mapping[str, MetadataValue]) -> None:
+    out.id = node.node_id
+    out.cluster = node.service or node.name
+    identity: dict[str, str | None] = {
+        KIND_KEY: node.kind,
+        "namespace": node.namespace,
+        "name": node.name,
+        "service": node.service,
+        "host": node.host,
+        "zone": node.zone,
+    }
+    fields: dict[str, MetadataValue] = {k: v for k, v in identity.items() if v is not None}
+    fields.update(extra)
+    out.metadata.CopyFrom(_struct(fields))
+    if node.zone is not None:
+        out.locality.zone = node.zone
+
+
+def _struct(values: Mapping[str, MetadataValue]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(dict(values))
+    return out
+
+
+def _xds_cluster(address: tuple[str, int], connect_timeout_s: float) -> cluster_pb2.Cluster:
+    cluster = cluster_pb2.Cluster(name=XDS_CLUSTER)
+    cluster.type = (
+        cluster_pb2.Cluster.STATIC if _is_ip(address[0]) else cluster_pb2.Cluster.STRICT_DNS
+    )
+    cluster.connect_timeout.FromNanoseconds(int(connect_timeout_s * 1e9))
+    endpoint = cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint
+    cluster.load_assignment.cluster_name = XDS_CLUSTER
+    _set_socket_address(endpoint.address, address)
+
+    http2 = protocol_pb2.Http2ProtocolOptions()
+    http2.connection_keepalive.interval.FromSeconds(30)
+    http2.connection_keepalive.timeout.FromSeconds(5)
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    options.explicit_http_config.http2_protocol_options.CopyFrom(http2)
+    cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(options)
+
+    keepalive = cluster.upstream_connection_options.tcp_keepalive
+    keepalive.keepalive_time.value = 60
+    keepalive.keepalive_interval.value = 10
+    keepalive.keepalive_probes.value = 3
+    return cluster
+
+
+def _set_socket_address(out: address_pb2.Address, address: tuple[str, int]) -> None:
+    out.socket_address.address = address[0]
+    out.socket_address.port_value = address[1]
+
+
+def _check_address(field: str, address: tuple[str, int], *, min_port: int) -> list[FieldError]:
+    host, port = address
+    errors = []
+    if not host:
+        errors.append(FieldError("host must not be empty", f"{field}[0]"))
+    if not min_port <= port <= 65535:
+        errors.append(FieldError(f"port must be {min_port}..65535, got {port}", f"{field}[1]"))
+    return errors
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    return _is_ip(host) and ipaddress.ip_address(host).is_loopback
