@@ -1,0 +1,267 @@
+"""The policy decision point: the reference semantics with caches that survive change.
+
+Three caches, all filled lazily and kept correct by listening to the graph:
+
+* a **user view** per subject: the set of nodes the user reaches (itself and every user
+  attribute above it), the association targets it reaches with their rights (bits), and the
+  node prohibitions on those nodes;
+* a **target view** per target: every node on the target's paths to the policy classes
+  (the target, its object attributes, the policy classes), each with the bitmask of the
+  policy classes it leads to;
+* per user view, the **decisions** already made, each remembering the target view it used.
+
+A decision is the reference's procedure over the two views: for each association target
+the user reaches that lies on the target's paths, its rights go to every policy class that
+node leads to; wildcards are resolved per policy class; the intersection over the target's
+policy classes; minus the rights of satisfied prohibitions (containers are "reached" when
+they are in the target view). No graph walk happens when both views are cached.
+
+A change to an assignment of node ``c`` changes the closure of ``c`` and of everything
+above it; those are exactly the cached views whose node set contains ``c``. Changes are
+collected and applied in one pass before the next decision, so a bulk load costs one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gossamer.authz.graph import Graph, GraphChange
+from gossamer.authz.prohibitions import Prohibition, satisfied
+from gossamer.authz.reference import Subject
+
+
+@dataclass(slots=True, eq=False)
+class UserView:
+    nodes: set[int]
+    border: dict[int, int]
+    prohibitions: tuple[Prohibition, ...]
+    #: target (or (target, process)) -> (rights, target view, process prohibitions)
+    decisions: dict[object, tuple[int, TargetView, tuple[Prohibition, ...]]] = field(
+        default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class TargetView:
+    #: every node on the target's paths to its policy classes -> mask of those policy classes
+    nodes: dict[int, int]
+    #: the policy classes (mask) the target is in
+    pcs: int
+    #: True when the target is assigned directly to a policy class (its decisions also
+    #: depend on the user's rights on PM_ADMIN:policy_classes)
+    needs_admin: bool
+    alive: bool = True
+
+
+class Decider:
+    """Cached decisions over a :class:`Graph` (subscribes to it on construction)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self._users: dict[Subject, UserView] = {}
+        self._targets: dict[int, TargetView] = {}
+        self._pc_bit: dict[int, int] = {}
+        self._bit_pc: dict[int, int] = {}
+        self._dirty_users: set[int] = set()
+        self._dirty_targets: set[int] = set()
+        self._clear_all = False
+        graph.subscribe(self)
+
+    # ------------------------------------------------------------------ invalidation
+    def graph_changed(self, change: GraphChange) -> None:
+        t = change.type
+        if t in ("assign", "deassign", "delete"):
+            self._dirty_users.add(change.node)
+            self._dirty_targets.add(change.node)
+        elif t in ("associate", "dissociate"):
+            self._dirty_users.add(change.node)
+        elif t == "prohibition":
+            if change.node >= 0:
+                self._dirty_users.add(change.node)
+        elif t == "rights":
+            self._clear_all = True
+
+    def _flush(self) -> None:
+        if self._clear_all:
+            self.clear()
+            return
+        dirty = self._dirty_users
+        if dirty:
+            self._users = {s: v for s, v in self._users.items() if v.nodes.isdisjoint(dirty)}
+            dirty.clear()
+        dirty = self._dirty_targets
+        if dirty:
+            keep: dict[int, TargetView] = {}
+            admin_dropped = False
+            for target, view in self._targets.items():
+                nodes = view.nodes
+                if any(d in nodes for d in dirty):
+                    view.alive = False
+                    admin_dropped |= target == self.graph.admin_policy_classes
+                else:
+                    keep[target] = view
+            if admin_dropped:
+                for target, view in list(keep.items()):
+                    if view.needs_admin:
+                        view.alive = False
+                        del keep[target]
+            self._targets = keep
+            dirty.clear()
+
+    def clear(self) -> None:
+        """Forget every cached view and decision."""
+        for view in self._targets.values():
+            view.alive = False
+        self._users.clear()
+        self._targets.clear()
+        self._dirty_users.clear()
+        self._dirty_targets.clear()
+        self._clear_all = False
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "user_views": len(self._users),
+            "target_views": len(self._targets),
+            "decisions": sum(len(v.decisions) for v in self._users.values()),
+        }
+
+    # ------------------------------------------------------------------ views
+    def user_view(self, subject: Subject) -> UserView:
+        if self._dirty_users or self._dirty_targets or self._clear_all:
+            self._flush()
+        view = self._users.get(subject)
+        if view is None:
+            view = self._users[subject] = self._build_user(subject)
+        return view
+
+    def _build_user(self, subject: Subject) -> UserView:
+        g = self.graph
+        start = (subject,) if isinstance(subject, int) else subject
+        seen: set[int] = set(start)
+        stack = list(seen)
+        border: dict[int, int] = {}
+        prohibitions: list[Prohibition] = []
+        assoc_out = g.assoc_out
+        for_subject = g.prohibitions.for_subject
+        while stack:
+            node = stack.pop()
+            out = assoc_out.get(node)
+            if out:
+                for t, bits in out.items():
+                    border[t] = border.get(t, 0) | bits
+            ps = for_subject(node)
+            if ps:
+                prohibitions.extend(ps)
+            for p in g.parents(node):
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        return UserView(seen, border, tuple(prohibitions))
+
+    def target_view(self, target: int) -> TargetView:
+        if self._dirty_users or self._dirty_targets or self._clear_all:
+            self._flush()
+        view = self._targets.get(target)
+        if view is None:
+            view = self._targets[target] = self._build_target(target)
+        return view
+
+    def _build_target(self, target: int) -> TargetView:
+        g = self.graph
+        parents = g.parents
+        is_pc = g.is_pc
+        masks: dict[int, int] = {}
+        # iterative post-order: a node's mask is the union of its parents' masks
+        stack: list[tuple[int, bool]] = [(target, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                m = self._pc_mask(node) if is_pc(node) else 0
+                for p in parents(node):
+                    m |= masks[p]
+                masks[node] = m
+            elif node not in masks:
+                masks[node] = 0  # placeholder: in progress (the graph is a DAG)
+                stack.append((node, True))
+                stack.extend((p, False) for p in parents(node) if p not in masks)
+        needs_admin = any(is_pc(p) for p in parents(target))
+        return TargetView(masks, masks[target], needs_admin)
+
+    def _pc_mask(self, pc: int) -> int:
+        bit = self._pc_bit.get(pc)
+        if bit is None:
+            bit = self._pc_bit[pc] = 1 << len(self._pc_bit)
+            self._bit_pc[bit] = pc
+        return bit
+
+    # ------------------------------------------------------------------ decisions
+    def privileges(self, subject: Subject, target: int, process: str | None = None) -> int:
+        """The rights (bits) ``subject`` holds on ``target`` (node ids)."""
+        if self._dirty_users or self._dirty_targets or self._clear_all:
+            self._flush()
+        uv = self._users.get(subject)
+        if uv is None:
+            uv = self._users[subject] = self._build_user(subject)
+        key: object = target if process is None else (target, process)
+        procs = self.graph.prohibitions.for_process(process) if process is not None else ()
+        hit = uv.decisions.get(key)
+        if hit is not None and hit[1].alive and hit[2] is procs:
+            return hit[0]
+        if self.graph.is_pc(target):
+            target = self.graph.admin_policy_classes
+        tv = self._targets.get(target)
+        if tv is None:
+            tv = self._targets[target] = self._build_target(target)
+        bits = self._decide(subject, uv, tv, procs, process)
+        uv.decisions[key] = (bits, tv, procs)
+        return bits
+
+    def _decide(self, subject: Subject, uv: UserView, tv: TargetView,
+                procs: tuple[Prohibition, ...], process: str | None) -> int:
+        acc: dict[int, int] = {}
+        nodes = tv.nodes
+        border = uv.border
+        if len(border) <= len(nodes):
+            pairs = [(nodes.get(n, 0), bits) for n, bits in border.items()]
+        else:
+            pairs = [(m, border[n]) for n, m in nodes.items() if n in border]
+        for mask, bits in pairs:
+            while mask:
+                low = mask & -mask
+                acc[low] = acc.get(low, 0) | bits
+                mask ^= low
+        on_pcs = 0
+        if tv.needs_admin:
+            on_pcs = self.privileges(subject, self.graph.admin_policy_classes, process)
+        resolve = self.graph.rights.resolve
+        allowed = -1
+        pcs = tv.pcs
+        while pcs:
+            low = pcs & -pcs
+            allowed &= resolve(acc.get(low, 0) | on_pcs)
+            pcs ^= low
+            if not allowed:
+                return 0
+        if allowed == -1:
+            return 0
+        for p in uv.prohibitions:
+            if satisfied(p, nodes):
+                allowed &= ~p.rights
+        for p in procs:
+            if satisfied(p, nodes):
+                allowed &= ~p.rights
+        return allowed
+
+    def check(self, subject: Subject, target: int, right: str, process: str | None = None) -> bool:
+        return bool(self.privileges(subject, target, process) & self.graph.rights.bit(right))
+
+    def satisfied_prohibitions(
+        self, subject: Subject, target: int, process: str | None = None
+    ) -> list[Prohibition]:
+        uv = self.user_view(subject)
+        tv = self.target_view(self.graph.admin_policy_classes if self.graph.is_pc(target)
+                              else target)
+        procs = self.graph.prohibitions.for_process(process) if process is not None else ()
+        return [p for p in (*uv.prohibitions, *procs) if satisfied(p, tv.nodes)]
+
+    def pc_of_bit(self, bit: int) -> int:
+        return self._bit_pc[bit]

@@ -1,0 +1,444 @@
+"""The NGAC graph: nodes, assignments (a DAG), associations, prohibitions, and the rules.
+
+Every mutation is checked before anything changes, so a refused change leaves the graph
+untouched; inside :meth:`Graph.transaction` each change also records its inverse, and a
+failure anywhere in the block undoes all of it. Listeners (the decision caches) hear about
+every primitive change, including undos, so caches stay correct.
+
+Node ids are small ints; per-node data lives in parallel lists (no object per node), which
+keeps a million-node graph affordable. Names are unique across all kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import partial
+from typing import Literal, Protocol
+
+from gossamer.authz.prohibitions import Prohibition, ProhibitionIndex
+from gossamer.authz.rights import HTTP_METHODS, Rights
+from gossamer.errors import FieldError, NotFoundError, ValidationError
+
+
+class Kind(IntEnum):
+    PC = 0
+    UA = 1
+    OA = 2
+    U = 3
+    O = 4  # noqa: E741
+
+
+#: which kinds a node of each kind may be assigned to
+ALLOWED_PARENTS: dict[Kind, frozenset[Kind]] = {
+    Kind.PC: frozenset(),
+    Kind.UA: frozenset({Kind.UA, Kind.PC}),
+    Kind.OA: frozenset({Kind.OA, Kind.PC}),
+    Kind.U: frozenset({Kind.UA}),
+    Kind.O: frozenset({Kind.OA, Kind.PC}),
+}
+ASSOCIATION_TARGETS = frozenset({Kind.UA, Kind.OA, Kind.O})
+
+ADMIN_PC = "PM_ADMIN"
+ADMIN_BASE = "PM_ADMIN:base"
+ADMIN_POLICY_CLASSES = "PM_ADMIN:policy_classes"
+ADMIN_OBLIGATIONS = "PM_ADMIN:obligations"
+ADMIN_PROHIBITIONS = "PM_ADMIN:prohibitions"
+ADMIN_NODES = (ADMIN_PC, ADMIN_BASE, ADMIN_POLICY_CLASSES, ADMIN_OBLIGATIONS, ADMIN_PROHIBITIONS)
+
+ChangeType = Literal[
+    "create", "delete", "assign", "deassign", "associate", "dissociate", "prohibition", "rights"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphChange:
+    """One primitive change. ``node`` is the node whose descendant side changed (the
+    assigned child, the association's UA, the prohibition's subject, the created or deleted
+    node); ``other`` the parent or association target; ``process`` a process prohibition's."""
+
+    type: ChangeType
+    node: int = -1
+    other: int = -1
+    process: str | None = None
+
+
+class GraphListener(Protocol):
+    def graph_changed(self, change: GraphChange) -> None: ...
+
+
+def _bad(message: str, path: str = "") -> ValidationError:
+    return ValidationError([FieldError(message, path)])
+
+
+class Graph:
+    """Nodes, assignments, associations and prohibitions, with their validation rules."""
+
+    def __init__(self, resource_rights: Sequence[str] = HTTP_METHODS) -> None:
+        self.rights = Rights(resource_rights)
+        self.prohibitions = ProhibitionIndex()
+        self._ids: dict[str, int] = {}
+        self._names: list[str | None] = []
+        self._kinds = bytearray()
+        self._parents: list[tuple[int, ...]] = []
+        self._children: list[list[int] | None] = []
+        self._props: dict[int, dict[str, str]] = {}
+        self.assoc_out: dict[int, dict[int, int]] = {}
+        self.assoc_in: dict[int, dict[int, int]] = {}
+        self._pcs: set[int] = set()
+        self._listeners: list[GraphListener] = []
+        self._undo: list[Callable[[], None]] | None = None
+        self.create_node(ADMIN_PC, Kind.PC)
+        self.create_node(ADMIN_BASE, Kind.OA, [ADMIN_PC])
+        for name in ADMIN_NODES[2:]:
+            self.create_node(name, Kind.OA, [ADMIN_BASE])
+        self.admin_policy_classes = self._ids[ADMIN_POLICY_CLASSES]
+
+    # ----------------------------------------------------------------- listeners, undo
+    def subscribe(self, listener: GraphListener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, change: GraphChange) -> None:
+        for listener in self._listeners:
+            listener.graph_changed(change)
+
+    def _record(self, undo: Callable[[], None]) -> None:
+        if self._undo is not None:
+            self._undo.append(undo)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All changes in the block happen, or none (an exception undoes them, then
+        propagates). Nested blocks join the outer one."""
+        if self._undo is not None:
+            yield
+            return
+        self._undo = []
+        try:
+            yield
+        except BaseException:
+            undo, self._undo = self._undo, None
+            for step in reversed(undo):
+                step()
+            raise
+        self._undo = None
+
+    # ----------------------------------------------------------------- reading
+    def id(self, name: str, path: str = "") -> int:
+        node = self._ids.get(name)
+        if node is None:
+            where = f"{path}: " if path else ""
+            raise NotFoundError(f"{where}node {name!r} does not exist; create it first")
+        return node
+
+    def find(self, name: str) -> int | None:
+        return self._ids.get(name)
+
+    def name(self, node: int) -> str:
+        name = self._names[node]
+        assert name is not None
+        return name
+
+    def kind(self, node: int) -> Kind:
+        return Kind(self._kinds[node])
+
+    def parents(self, node: int) -> tuple[int, ...]:
+        return self._parents[node]
+
+    def children(self, node: int) -> Sequence[int]:
+        return self._children[node] or ()
+
+    def properties(self, node: int) -> dict[str, str]:
+        return dict(self._props.get(node, {}))
+
+    def policy_classes(self) -> set[int]:
+        return set(self._pcs)
+
+    def is_pc(self, node: int) -> bool:
+        return node in self._pcs
+
+    def nodes(self, kind: Kind | None = None) -> Iterator[int]:
+        for node, name in enumerate(self._names):
+            if name is not None and (kind is None or self._kinds[node] == kind):
+                yield node
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def node_limit(self) -> int:
+        """One more than the largest node id ever used (for arrays indexed by id)."""
+        return len(self._names)
+
+    def reaches(self, start: int, goal: int) -> bool:
+        """True if ``goal`` is ``start`` or one of its descendants (walks parents)."""
+        seen = {start}
+        stack = [start]
+        parents = self._parents
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            for p in parents[node]:
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        return False
+
+    # ----------------------------------------------------------------- nodes
+    def create_node(
+        self, name: str, kind: Kind, parents: Sequence[str] = (),
+        properties: dict[str, str] | None = None,
+    ) -> int:
+        """Create ``name`` assigned to ``parents`` (none for a policy class, else at least one)."""
+        if not name or not isinstance(name, str):
+            raise _bad("a node needs a non-empty name", "name")
+        if name in self._ids:
+            raise _bad(f"node {name!r} already exists; pick another name or delete it first",
+                       "name")
+        if kind == Kind.PC and parents:
+            raise _bad("a policy class is assigned to nothing; remove its parents", "parents")
+        if kind != Kind.PC and not parents:
+            raise _bad(f"{kind.name} {name!r} must be assigned to at least one of "
+                       f"{'/'.join(k.name for k in ALLOWED_PARENTS[kind])} (no dangling nodes)",
+                       "parents")
+        parent_ids = tuple(dict.fromkeys(self.id(p, "parents") for p in parents))
+        for i, p in enumerate(parent_ids):
+            self._check_assignable(kind, name, p, f"parents[{i}]")
+        node = len(self._names)
+        self._ids[name] = node
+        self._names.append(name)
+        self._kinds.append(int(kind))
+        self._parents.append(parent_ids)
+        self._children.append(None)
+        if properties:
+            self._props[node] = dict(properties)
+        for p in parent_ids:
+            kids = self._children[p]
+            if kids is None:
+                self._children[p] = [node]
+            else:
+                kids.append(node)
+        if kind == Kind.PC:
+            self._pcs.add(node)
+        self._record(lambda: self._drop_node(node))
+        self._emit(GraphChange("create", node))
+        return node
+
+    def _check_assignable(self, kind: Kind, name: str, parent: int, path: str) -> None:
+        pkind = self.kind(parent)
+        if pkind not in ALLOWED_PARENTS[kind]:
+            allowed = "/".join(k.name for k in ALLOWED_PARENTS[kind]) or "nothing"
+            raise _bad(f"{kind.name} {name!r} cannot be assigned to {pkind.name} "
+                       f"{self.name(parent)!r}; a {kind.name} may be assigned to {allowed}", path)
+
+    def delete_node(self, name: str) -> None:
+        """Delete a node that nothing is assigned to and no prohibition names; its
+        assignments and associations go with it."""
+        node = self.id(name, "name")
+        if name in ADMIN_NODES:
+            raise _bad(f"{name!r} belongs to the administrative policy and cannot be deleted",
+                       "name")
+        if self._children[node]:
+            first = self.name(self.children(node)[0])
+            raise _bad(f"cannot delete {name!r}: {len(self.children(node))} node(s) are "
+                       f"assigned to it (e.g. {first!r}); deassign or delete them first", "name")
+        used = self.prohibitions.referencing(node)
+        if used:
+            raise _bad(f"cannot delete {name!r}: prohibition {used[0]!r} names it; delete "
+                       "the prohibition first", "name")
+        with self.transaction():
+            for target in list(self.assoc_out.get(node, {})):
+                self.dissociate(name, self.name(target))
+            for ua in list(self.assoc_in.get(node, {})):
+                self.dissociate(self.name(ua), name)
+            kind, parents, props = self.kind(node), self._parents[node], self._props.get(node)
+            self._drop_node(node, reclaim=False)
+            self._record(lambda: self._restore_node(node, name, kind, parents, props))
+
+    def _drop_node(self, node: int, reclaim: bool = True) -> None:
+        name = self.name(node)
+        for p in self._parents[node]:
+            kids = self._children[p]
+            assert kids is not None
+            kids.remove(node)
+        self._emit(GraphChange("delete", node))
+        del self._ids[name]
+        self._names[node] = None
+        self._parents[node] = ()
+        self._props.pop(node, None)
+        self._pcs.discard(node)
+        if reclaim and node == len(self._names) - 1:  # undoing the newest create
+            self._names.pop()
+            self._kinds.pop()
+            self._parents.pop()
+            self._children.pop()
+
+    def _restore_node(self, node: int, name: str, kind: Kind, parents: tuple[int, ...],
+                      props: dict[str, str] | None) -> None:
+        self._ids[name] = node
+        self._names[node] = name
+        self._kinds[node] = int(kind)
+        self._parents[node] = parents
+        if props:
+            self._props[node] = props
+        for p in parents:
+            kids = self._children[p]
+            if kids is None:
+                self._children[p] = [node]
+            else:
+                kids.append(node)
+        if kind == Kind.PC:
+            self._pcs.add(node)
+        self._emit(GraphChange("create", node))
+
+    # ----------------------------------------------------------------- assignments
+    def assign(self, child: str, parents: Sequence[str]) -> None:
+        """Assign ``child`` to each of ``parents`` (already-present assignments are kept)."""
+        c = self.id(child, "child")
+        kind = self.kind(c)
+        new: list[int] = []
+        for i, name in enumerate(parents):
+            p = self.id(name, f"parents[{i}]")
+            if p in self._parents[c] or p in new:
+                continue
+            self._check_assignable(kind, child, p, f"parents[{i}]")
+            if self.reaches(p, c):
+                raise _bad(f"assigning {child!r} to {name!r} would make a cycle: {name!r} "
+                           f"already reaches {child!r}", f"parents[{i}]")
+            new.append(p)
+        for p in new:
+            self._link(c, p)
+            self._record(partial(self._unlink, c, p))
+
+    def _link(self, c: int, p: int) -> None:
+        self._parents[c] = (*self._parents[c], p)
+        kids = self._children[p]
+        if kids is None:
+            self._children[p] = [c]
+        else:
+            kids.append(c)
+        self._emit(GraphChange("assign", c, p))
+
+    def _unlink(self, c: int, p: int) -> None:
+        self._parents[c] = tuple(x for x in self._parents[c] if x != p)
+        kids = self._children[p]
+        assert kids is not None
+        kids.remove(c)
+        self._emit(GraphChange("deassign", c, p))
+
+    def deassign(self, child: str, parents: Sequence[str]) -> None:
+        """Remove assignments; refused if ``child`` would be left assigned to nothing."""
+        c = self.id(child, "child")
+        gone = [self.id(n, f"parents[{i}]") for i, n in enumerate(parents)]
+        gone = [p for p in dict.fromkeys(gone) if p in self._parents[c]]
+        for p in gone:
+            if child in ADMIN_NODES and self.name(p) in ADMIN_NODES:
+                raise _bad(f"{child!r} -> {self.name(p)!r} belongs to the administrative "
+                           "policy and cannot be removed", "parents")
+        if gone and len(gone) == len(self._parents[c]):
+            raise _bad(f"deassigning {child!r} from {', '.join(self.name(p) for p in gone)} "
+                       "would leave it assigned to nothing (dangling); assign it elsewhere "
+                       "first or delete it", "parents")
+        for p in gone:
+            self._unlink(c, p)
+            self._record(partial(self._link, c, p))
+
+    # ----------------------------------------------------------------- associations
+    def associate(self, ua: str, target: str, rights: Sequence[str]) -> None:
+        """Grant ``rights`` to ``ua`` on ``target`` (replacing an existing association)."""
+        u = self.id(ua, "userAttribute")
+        t = self.id(target, "target")
+        if self.kind(u) != Kind.UA:
+            raise _bad(f"{ua!r} is a {self.kind(u).name}; an association starts at a user "
+                       "attribute (UA)", "userAttribute")
+        if self.kind(t) not in ASSOCIATION_TARGETS:
+            raise _bad(f"{target!r} is a {self.kind(t).name}; an association targets a UA, "
+                       "OA or O", "target")
+        bits = self.rights.encode(rights)
+        old = self.assoc_out.get(u, {}).get(t)
+        self._set_assoc(u, t, bits)
+        self._record(lambda: self._set_assoc(u, t, old))
+
+    def dissociate(self, ua: str, target: str) -> None:
+        u = self.id(ua, "userAttribute")
+        t = self.id(target, "target")
+        old = self.assoc_out.get(u, {}).get(t)
+        if old is None:
+            return
+        self._set_assoc(u, t, None)
+        self._record(lambda: self._set_assoc(u, t, old))
+
+    def _set_assoc(self, u: int, t: int, bits: int | None) -> None:
+        if bits is None:
+            out = self.assoc_out[u]
+            del out[t]
+            if not out:
+                del self.assoc_out[u]
+            into = self.assoc_in[t]
+            del into[u]
+            if not into:
+                del self.assoc_in[t]
+            self._emit(GraphChange("dissociate", u, t))
+        else:
+            self.assoc_out.setdefault(u, {})[t] = bits
+            self.assoc_in.setdefault(t, {})[u] = bits
+            self._emit(GraphChange("associate", u, t))
+
+    # ----------------------------------------------------------------- prohibitions
+    def add_prohibition(self, p: Prohibition) -> None:
+        """Add a prohibition whose nodes exist and whose subject is a U, UA or process."""
+        if self.prohibitions.get(p.name) is not None:
+            raise _bad(f"prohibition {p.name!r} already exists; delete it first", "name")
+        if p.subject is not None and self.kind(p.subject) not in (Kind.U, Kind.UA):
+            raise _bad(f"prohibition subject {self.name(p.subject)!r} is a "
+                       f"{self.kind(p.subject).name}; use a user, a user attribute or a process",
+                       "subject")
+        if p.process_user is not None and self.kind(p.process_user) != Kind.U:
+            raise _bad("a process prohibition's user must be a user (U)", "subject")
+        if not p.containers:
+            raise _bad("a prohibition needs at least one container in include or exclude",
+                       "include")
+        if p.rights & self.rights.wildcard_mask:
+            raise _bad("prohibitions deny literal rights (the reference does not expand "
+                       "wildcards when denying); list the rights to deny", "rights")
+        self.prohibitions.add(p)
+        self._record(lambda: self._drop_prohibition(p))
+        self._emit(GraphChange("prohibition", p.subject if p.subject is not None else -1,
+                               process=p.process))
+
+    def remove_prohibition(self, name: str) -> None:
+        p = self.prohibitions.get(name)
+        if p is None:
+            raise NotFoundError(f"prohibition {name!r} does not exist")
+        self._drop_prohibition(p)
+        self._record(lambda: self.add_prohibition(p))
+
+    def _drop_prohibition(self, p: Prohibition) -> None:
+        self.prohibitions.remove(p.name)
+        self._emit(GraphChange("prohibition", p.subject if p.subject is not None else -1,
+                               process=p.process))
+
+    # ----------------------------------------------------------------- rights
+    def set_resource_rights(self, names: Sequence[str]) -> None:
+        """Replace the resource rights; refused while an association grants a dropped one."""
+        old = self.rights.resource_rights
+        dropped = self.rights.resource_mask & ~self.rights.mask(names)
+        for u, targets in self.assoc_out.items():
+            for t, bits in targets.items():
+                if bits & dropped:
+                    raise _bad(f"association {self.name(u)!r} -> {self.name(t)!r} grants "
+                               f"{self.rights.names(bits & dropped)}; dissociate it first",
+                               "accessRights")
+        for p in self.prohibitions.all():
+            if p.rights & dropped:
+                raise _bad(f"prohibition {p.name!r} denies {self.rights.names(p.rights & dropped)}"
+                           "; delete it first", "accessRights")
+        self.rights.set_resource_rights(names)
+        self._record(lambda: self._restore_rights(old))
+        self._emit(GraphChange("rights"))
+
+    def _restore_rights(self, names: Sequence[str]) -> None:
+        self.rights.set_resource_rights(names)
+        self._emit(GraphChange("rights"))

@@ -1,0 +1,113 @@
+"""Cached decisions after random change sequences equal a from-scratch evaluation.
+
+Each step makes a random change (some of which the graph refuses: those must leave the
+graph exactly as it was), then asks a few decisions so the caches are warm when the next
+change lands, then compares every (user, target, process) decision with the reference.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.unit.authz.randompolicy import RIGHTS, build_graph, random_policy
+
+from gossamer.authz import reference
+from gossamer.authz.decider import Decider
+from gossamer.authz.graph import Graph, Kind
+from gossamer.authz.prohibitions import Prohibition
+from gossamer.authz.snapshot import dump
+from gossamer.errors import GossamerError
+
+
+def random_change(g: Graph, rng: random.Random, step: int) -> None:
+    names = [g.name(n) for n in g.nodes() if not g.name(n).startswith("PM_ADMIN")]
+    pick = rng.choice
+    what = rng.randrange(10)
+    if what == 0:
+        g.assign(pick(names), [pick(names)])
+    elif what == 1:
+        child = pick(names)
+        parents = [g.name(p) for p in g.parents(g.id(child))]
+        g.deassign(child, rng.sample(parents, rng.randint(0, len(parents))))
+    elif what == 2:
+        g.associate(pick(names), pick(names), rng.sample([*RIGHTS, "*"], rng.randint(1, 2)))
+    elif what == 3:
+        u = pick(names)
+        targets = list(g.assoc_out.get(g.id(u), {}))
+        if targets:
+            g.dissociate(u, g.name(pick(targets)))
+    elif what == 4:
+        kind = pick(list(Kind))
+        g.create_node(f"n{step}", kind, [] if kind == Kind.PC else [pick(names)])
+    elif what == 5:
+        g.delete_node(pick(names))
+    elif what == 6:
+        containers = tuple((g.id(c), rng.random() < 0.4) for c in rng.sample(names, 2))
+        subject = g.id(pick(names))
+        if rng.random() < 0.3:
+            g.add_prohibition(Prohibition(f"x{step}", g.rights.mask(["write"]), containers,
+                                          rng.random() < 0.5, process="p1"))
+        else:
+            g.add_prohibition(Prohibition(f"x{step}", g.rights.mask([pick(RIGHTS)]), containers,
+                                          rng.random() < 0.5, subject=subject))
+    elif what == 7:
+        existing = [p.name for p in g.prohibitions.all()]
+        if existing:
+            g.remove_prohibition(pick(existing))
+    elif what == 8:
+        with g.transaction():  # a transaction that fails half-way undoes its first half
+            g.assign(pick(names), [pick(names)])
+            g.associate(pick(names), pick(names), ["read"])
+            g.delete_node(pick(names))
+    else:
+        g.set_resource_rights(rng.choice([RIGHTS, (*RIGHTS, "extra")]))
+
+
+def compare_all(g: Graph, d: Decider) -> None:
+    users = [n for n in g.nodes() if g.kind(n) == Kind.U]
+    for u in users:
+        for t in g.nodes():
+            for process in (None, "p1"):
+                assert d.privileges(u, t, process) == reference.privileges(g, u, t, process), (
+                    g.name(u), g.name(t), process)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_cached_decisions_follow_random_changes(seed: int) -> None:
+    rng = random.Random(seed)
+    g = build_graph(random_policy(rng))
+    d = Decider(g)
+    compare_all(g, d)
+    refused = 0
+    for step in range(40):
+        before = dump(g)
+        try:
+            random_change(g, rng, step)
+        except GossamerError:
+            refused += 1
+            assert dump(g) == before, "a refused change altered the graph"
+        nodes = list(g.nodes())
+        users = [n for n in nodes if g.kind(n) == Kind.U]
+        for _ in range(5):  # warm some entries before the next change
+            if users:
+                d.privileges(rng.choice(users), rng.choice(nodes), rng.choice([None, "p1"]))
+        if step % 5 == 4:
+            compare_all(g, d)
+    compare_all(g, d)
+
+
+def test_comparison_catches_a_stale_cache() -> None:
+    """If the decider missed a change, compare_all would say so."""
+    g = build_graph(random_policy(random.Random(3)))
+    d = Decider(g)
+    compare_all(g, d)
+    g._listeners.remove(d)  # simulate a cache that stops listening
+    u = next(n for n in g.nodes() if g.kind(n) == Kind.U)
+    for ua in list(g.nodes(Kind.UA)):
+        for t in list(g.assoc_out.get(ua, {})):
+            g.dissociate(g.name(ua), g.name(t))
+    stale = any(d.privileges(u, t) != reference.privileges(g, u, t) for t in g.nodes())
+    assert stale
