@@ -130,7 +130,8 @@ class _Database:
         try:
             self._init()
         except BaseException:
-            self.close()
+            with contextlib.suppress(StoreError):
+                self.close()
             raise
         return self._state
 
@@ -146,19 +147,15 @@ class _Database:
             with self._transaction():
                 (app_id,) = conn.execute("PRAGMA application_id").fetchone()
                 (version,) = conn.execute("PRAGMA user_version").fetchone()
+                (tables,) = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                if app_id != _APPLICATION_ID and (app_id != 0 or tables):
+                    raise StoreError(f"cannot open store at {self._path}: it is an SQLite "
+                                     "database of another program; use another path")
                 if app_id == 0:
-                    (tables,) = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                    if tables:
-                        raise StoreError(f"cannot open store at {self._path}: it is an "
-                                         "SQLite database of another program; use another "
-                                         "path")
                     for statement in _SCHEMA.split(";")[:-1]:
                         conn.execute(statement)
                     conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                elif app_id != _APPLICATION_ID:
-                    raise StoreError(f"cannot open store at {self._path}: it is an SQLite "
-                                     "database of another program; use another path")
                 elif version != _SCHEMA_VERSION:
                     raise StoreError(f"cannot open store at {self._path}: it has schema "
                                      f"version {version}, this Gossamer reads version "
@@ -176,11 +173,12 @@ class _Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            conn.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def _meta(self, key: str) -> int:
         (value,) = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -254,11 +252,15 @@ class _Database:
 
     def list(self, kind: str | None, namespace: str | None) -> tuple[list[StoredResource], int]:
         try:
+            # Only the filters given, so SQLite can use the key or the namespace index.
+            filters = {"kind": kind, "namespace": namespace}
+            where = " AND ".join(f"{column} = ?" for column, v in filters.items()
+                                 if v is not None)
             cursor = self.conn.execute(
                 "SELECT kind, namespace, name, manifest, revision, create_revision "
-                "FROM resources WHERE (?1 IS NULL OR kind = ?1) "
-                "AND (?2 IS NULL OR namespace = ?2) ORDER BY kind, namespace, name",
-                (kind, namespace))
+                f"FROM resources {'WHERE ' + where if where else ''} "
+                "ORDER BY kind, namespace, name",
+                [v for v in filters.values() if v is not None])
             found = [StoredResource(ResourceKey(k, ns, n), json.loads(m), rev, created)
                      for k, ns, n, m, rev, created in cursor]
             return found, self._meta("revision")
