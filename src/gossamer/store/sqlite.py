@@ -379,6 +379,9 @@ class SQLiteStore:
         return await self._call(self._db.list, kind, namespace)
 
     def watch(self, from_revision: int) -> AsyncIterator[builtins.list[Change]]:
+        """See ``Store.watch``. A bad or compacted ``from_revision`` raises here, at the
+        call; a watcher that falls more than ``history`` revisions behind gets
+        ``ConflictError`` from its next step. The watch ends when the store is closed."""
         self._check_open()
         check_watch_start(from_revision, self._state.revision, self._state.compact_revision,
                           self._history)
