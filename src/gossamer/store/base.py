@@ -34,6 +34,10 @@ class Change:
     revision: int
 
 
+#: one transaction's changes, as ``watch`` yields them
+ChangeBatch = list[Change]
+
+
 class Store(Protocol):
     async def revision(self) -> int:
         """The revision of the newest committed transaction (0 for an empty store)."""
@@ -58,7 +62,7 @@ class Store(Protocol):
         """A consistent listing and the revision it was read at."""
         ...
 
-    def watch(self, from_revision: int) -> AsyncIterator[list[Change]]:
+    def watch(self, from_revision: int) -> AsyncIterator[ChangeBatch]:
         """Yield every transaction after ``from_revision`` as a batch, oldest first, forever.
 
         A watcher that falls behind never misses a change. If ``from_revision`` is older than
