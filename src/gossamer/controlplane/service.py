@@ -6,6 +6,7 @@ model snapshot, the translator and the xDS cache behind it.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -58,14 +59,15 @@ class ControlPlaneService(Protocol):
         """The stored manifest; ``NotFoundError`` if absent."""
         ...
 
-    async def list(self, kind: str | None = None, namespace: str | None = None) -> list[Manifest]:
-        ...
+    async def list(
+        self, kind: str | None = None, namespace: str | None = None
+    ) -> list[Manifest]: ...
 
-    async def validate(self, resources: Sequence[Resource]) -> list[str]:
+    async def validate(self, resources: Sequence[Resource]) -> builtins.list[str]:
         """Errors (as text) applying these would cause against the current state; [] if fine."""
         ...
 
-    def proxy_status(self) -> list[ProxyStatus]: ...
+    def proxy_status(self) -> builtins.list[ProxyStatus]: ...
 
     async def proxy_config(self, node_id: str) -> dict[str, object]:
         """Envoy's own config dump of a connected proxy (via its admin address)."""

@@ -48,19 +48,29 @@ class ModelSnapshot:
         return cls(revision, resources, created)
 
     def with_changes(
-        self, puts: Iterable[Resource] = (), deletes: Iterable[ResourceKey] = ()
+        self,
+        puts: Iterable[Resource] = (),
+        deletes: Iterable[ResourceKey] = (),
+        *,
+        revision: int | None = None,
     ) -> ModelSnapshot:
-        """What the snapshot would be after an apply (new resources count as newest)."""
+        """The snapshot after an apply (new resources count as newest). Unchanged resources
+        stay the same objects, which is what lets translation reuse its earlier work."""
         resources = dict(self.resources)
         created = dict(self.created)
         for key in deletes:
             resources.pop(key, None)
             created.pop(key, None)
-        newest = max(created.values(), default=self.revision) + 1
+        newest = max(max(created.values(), default=0), self.revision, revision or 0) + 1
         for r in puts:
             resources[r.key] = r
             created.setdefault(r.key, newest)
-        return replace(self, resources=resources, created=created)
+        return replace(
+            self,
+            revision=self.revision if revision is None else revision,
+            resources=resources,
+            created=created,
+        )
 
     # -- typed views -----------------------------------------------------------------------
 

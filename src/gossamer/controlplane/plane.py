@@ -1,0 +1,277 @@
+"""The control plane: store -> model snapshot -> translate -> per-proxy xDS snapshots.
+
+It is the only writer of the model snapshot it translates. Applies are serialised, validated
+against the newest state, made durable, and then published; the store's watch brings in
+changes written by anyone else (a later etcd backend, several replicas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from gossamer.controlplane.service import ApplyResult, Diff
+from gossamer.controlplane.status import ProxyStatus
+from gossamer.errors import (
+    FieldError,
+    GossamerError,
+    NotFoundError,
+    ValidationError,
+    WaitTimeoutError,
+)
+from gossamer.model import ModelSnapshot, check_references, parse_manifest
+from gossamer.model.base import Resource
+from gossamer.store.base import ChangeBatch, Store
+from gossamer.translate.proxy import ProxyResources, Translator
+from gossamer.types import Manifest, ProxyIdentity, ResourceKey
+from gossamer.xds.cache import SnapshotCache
+from gossamer.xds.monitor import XdsMonitor
+from gossamer.xds.snapshot import Serializer, Snapshot
+
+log = logging.getLogger(__name__)
+
+#: a burst of changes is published at most this many debounce periods after its first change
+MAX_DEBOUNCE_FACTOR = 5
+
+
+class ControlPlane:
+    def __init__(self, store: Store, cache: SnapshotCache, monitor: XdsMonitor) -> None:
+        self.store = store
+        self.cache = cache
+        self.monitor = monitor
+        self.translator = Translator()
+        self.serializer = Serializer()
+        self.model: ModelSnapshot | None = None
+        self.ready = False
+        self._apply_lock = asyncio.Lock()
+        self._dirty = asyncio.Event()
+        self._dirty_since: float | None = None
+        self._published = asyncio.Event()
+        self.builds = 0
+        self.build_seconds = 0.0
+        cache.on_connect(self._on_connect)
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read the whole store into the model; proxies get nothing before this is done."""
+        stored, revision = await self.store.list()
+        self.model = ModelSnapshot.from_stored(stored, revision)
+        self.ready = True
+        self._mark_dirty()
+
+    async def run(self) -> None:
+        """Watch the store and publish snapshots until cancelled. ``load`` first."""
+        assert self.model is not None, "call load() before run()"
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._watch(self.model.revision))
+            tg.create_task(self._publisher())
+
+    async def _watch(self, revision: int) -> None:
+        async for batch in self.store.watch(revision):
+            self._absorb(batch)
+
+    def _absorb(self, batch: ChangeBatch) -> None:
+        assert self.model is not None
+        fresh = [c for c in batch if c.revision > self.model.revision]
+        if not fresh:
+            return
+        puts = [parse_manifest(c.resource.manifest) for c in fresh if c.type == "put"]
+        deletes = [c.key for c in fresh if c.type == "delete"]
+        self.model = self.model.with_changes(puts, deletes, revision=fresh[-1].revision)
+        self._mark_dirty()
+
+    def _mark_dirty(self) -> None:
+        if self._dirty_since is None:
+            self._dirty_since = time.monotonic()
+        self._dirty.set()
+
+    async def _publisher(self) -> None:
+        while True:
+            await self._dirty.wait()
+            assert self.model is not None
+            debounce = self.model.mesh.spec.debounceMs / 1000
+            first = self._dirty_since or time.monotonic()
+            # Wait for a quiet period, but never longer than a few debounce periods in all.
+            while debounce > 0:
+                self._dirty.clear()
+                limit = first + debounce * MAX_DEBOUNCE_FACTOR - time.monotonic()
+                try:
+                    await asyncio.wait_for(self._dirty.wait(), min(debounce, max(limit, 0)))
+                except TimeoutError:
+                    break
+                if limit <= 0:
+                    break
+            self._dirty.clear()
+            self._dirty_since = None
+            self.publish(first)
+
+    def publish(self, seen_at: float | None = None) -> list[tuple[str, Snapshot]]:
+        """Build and publish snapshots for every connected proxy; return what changed."""
+        if self.model is None:
+            return []
+        started = time.perf_counter()
+        created = seen_at or time.monotonic()
+        changed = []
+        for proxy in self.cache.connected():
+            snap = self._build(proxy, created)
+            if snap is not None and self.cache.set(proxy.node_id, snap):
+                changed.append((proxy.node_id, snap))
+        self.translator.memo.prune()
+        self.serializer.prune()
+        self.builds += 1
+        self.build_seconds += time.perf_counter() - started
+        published, self._published = self._published, asyncio.Event()
+        published.set()
+        return changed
+
+    def _build(self, proxy: ProxyIdentity, created: float) -> Snapshot | None:
+        assert self.model is not None
+        try:
+            resources = self.translator.proxy(self.model, proxy)
+        except NotFoundError:
+            resources = ProxyResources()  # its Workload/Gateway is gone: it serves nothing
+        except Exception:
+            log.exception("translating for %s failed; it keeps its last config", proxy.node_id)
+            return None
+        return Snapshot.build(resources, self.serializer, created)
+
+    def _on_connect(self, proxy: ProxyIdentity) -> None:
+        if self.model is not None:
+            snap = self._build(proxy, time.monotonic())
+            if snap is not None:
+                self.cache.set(proxy.node_id, snap)
+
+    # -- operations (ControlPlaneService) --------------------------------------------------
+
+    async def _diff(self, resources: Sequence[Resource]) -> Diff:
+        diff = Diff()
+        for r in resources:
+            stored = await self.store.get(r.key)
+            if stored is None:
+                diff.created.append(r.key)
+            elif stored.manifest == r.to_manifest():
+                diff.unchanged.append(r.key)
+            else:
+                diff.updated.append(r.key)
+        return diff
+
+    def _check(self, puts: Sequence[Resource], deletes: Sequence[ResourceKey]) -> ModelSnapshot:
+        if self.model is None:
+            raise GossamerError("the control plane is still loading; try again in a moment")
+        after = self.model.with_changes(puts, deletes)
+        errors = check_references(after)
+        if errors:
+            raise ValidationError(errors)
+        return after
+
+    async def apply(
+        self,
+        resources: Sequence[Resource],
+        *,
+        dry_run: bool = False,
+        wait: bool = False,
+        wait_timeout: float = 30.0,
+    ) -> ApplyResult:
+        async with self._apply_lock:
+            self._check(resources, ())
+            diff = await self._diff(resources)
+            if dry_run:
+                return ApplyResult(self.model.revision if self.model else 0, diff)
+            changed = [r for r in resources if r.key not in diff.unchanged]
+            revision = await self.store.apply([r.to_manifest() for r in changed])
+            return await self._after_write(revision, changed, (), diff, wait, wait_timeout)
+
+    async def delete(
+        self, keys: Sequence[ResourceKey], *, wait: bool = False, wait_timeout: float = 30.0
+    ) -> ApplyResult:
+        async with self._apply_lock:
+            missing = [k for k in keys if self.model is not None and k not in self.model.resources]
+            if missing:
+                raise NotFoundError(f"{missing[0]} does not exist")
+            try:
+                self._check((), keys)
+            except ValidationError as e:
+                raise ValidationError(
+                    [
+                        FieldError(f"cannot delete {', '.join(map(str, keys))}: {err}")
+                        for err in e.errors
+                    ]
+                ) from None
+            revision = await self.store.apply(deletes=keys)
+            diff = Diff(deleted=list(keys))
+            return await self._after_write(revision, (), keys, diff, wait, wait_timeout)
+
+    async def _after_write(
+        self,
+        revision: int,
+        puts: Sequence[Resource],
+        deletes: Sequence[ResourceKey],
+        diff: Diff,
+        wait: bool,
+        wait_timeout: float,
+    ) -> ApplyResult:
+        assert self.model is not None
+        if revision > self.model.revision:
+            self.model = self.model.with_changes(puts, deletes, revision=revision)
+        if not wait:
+            self._mark_dirty()
+            return ApplyResult(revision, diff)
+        changed = self.publish()
+        behind = await self.monitor.wait_synced(changed, wait_timeout)
+        if behind:
+            raise WaitTimeoutError(
+                f"the change is stored (revision {revision}) but {len(behind)} proxies have not "
+                f"ACKed it within {wait_timeout:g} s: {', '.join(behind[:5])}; see "
+                "`gossamer proxy-status`"
+            )
+        return ApplyResult(revision, diff, [n for n, _ in changed])
+
+    async def get(self, key: ResourceKey) -> Manifest:
+        stored = await self.store.get(key)
+        if stored is None:
+            raise NotFoundError(f"{key} does not exist")
+        return stored.manifest
+
+    async def list(self, kind: str | None = None, namespace: str | None = None) -> list[Manifest]:
+        stored, _ = await self.store.list(kind, namespace)
+        return [s.manifest for s in stored]
+
+    async def validate(self, resources: Sequence[Resource]) -> builtins.list[str]:
+        try:
+            self._check(resources, ())
+        except ValidationError as e:
+            return [str(err) for err in e.errors]
+        return []
+
+    def proxy_status(self) -> builtins.list[ProxyStatus]:
+        return self.monitor.statuses()
+
+    async def proxy_config(self, node_id: str) -> dict[str, object]:
+        admin = self.monitor.admin_address(node_id)
+        if admin is None:
+            raise NotFoundError(
+                f"proxy {node_id} is not connected or did not publish its admin address"
+            )
+        async with httpx.AsyncClient(timeout=10) as client:
+            resp = await client.get(f"http://{admin}/config_dump")
+            resp.raise_for_status()
+            data: dict[str, Any] = resp.json()
+            return data
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "ready": self.ready,
+            "revision": self.model.revision if self.model else 0,
+            "resources": len(self.model.resources) if self.model else 0,
+            "connected_proxies": len(self.cache.connected()),
+            "builds": self.builds,
+            "build_seconds": round(self.build_seconds, 6),
+            "memo_entries": len(self.translator.memo),
+        }

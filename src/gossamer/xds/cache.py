@@ -1,0 +1,74 @@
+"""What each proxy should see, kept apart from the gRPC server that delivers it.
+
+Producers (the control plane's reconciler) ``set`` snapshots per node id; the server's
+streams ``wait`` for a snapshot newer than the one they have. The cache also tells producers
+which nodes are connected (``on_connect``), so snapshots are built only for live proxies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from gossamer.types import ProxyIdentity
+from gossamer.xds.snapshot import Snapshot
+
+
+class SnapshotCache:
+    def __init__(self) -> None:
+        self._snapshots: dict[str, Snapshot] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+        self._nodes: dict[str, tuple[ProxyIdentity, int]] = {}
+        self._on_connect: list[Callable[[ProxyIdentity], None]] = []
+
+    # -- producers ---------------------------------------------------------------------------
+
+    def set(self, node_id: str, snapshot: Snapshot) -> bool:
+        """Publish a snapshot; returns False if it equals the current one (nothing to push)."""
+        old = self._snapshots.get(node_id)
+        if old is not None and old.resources == snapshot.resources:
+            return False
+        self._snapshots[node_id] = snapshot
+        event = self._changed.pop(node_id, None)
+        if event is not None:
+            event.set()
+        return True
+
+    def clear(self, node_id: str) -> None:
+        self._snapshots.pop(node_id, None)
+
+    def on_connect(self, callback: Callable[[ProxyIdentity], None]) -> None:
+        """Call ``callback`` whenever a node opens its first stream."""
+        self._on_connect.append(callback)
+
+    def connected(self) -> list[ProxyIdentity]:
+        return [ident for ident, _ in self._nodes.values()]
+
+    # -- streams -----------------------------------------------------------------------------
+
+    def get(self, node_id: str) -> Snapshot | None:
+        return self._snapshots.get(node_id)
+
+    def changed(self, node_id: str) -> asyncio.Event:
+        """An event set at the next ``set`` for this node."""
+        event = self._changed.get(node_id)
+        if event is None:
+            event = self._changed[node_id] = asyncio.Event()
+        return event
+
+    def attach(self, proxy: ProxyIdentity) -> None:
+        node_id = proxy.node_id
+        _, streams = self._nodes.get(node_id, (proxy, 0))
+        self._nodes[node_id] = (proxy, streams + 1)
+        if streams == 0:
+            for cb in self._on_connect:
+                cb(proxy)
+
+    def detach(self, proxy: ProxyIdentity) -> None:
+        node_id = proxy.node_id
+        ident, streams = self._nodes.get(node_id, (proxy, 1))
+        if streams <= 1:
+            self._nodes.pop(node_id, None)
+            self._snapshots.pop(node_id, None)
+        else:
+            self._nodes[node_id] = (ident, streams - 1)

@@ -1,0 +1,45 @@
+"""The one registry of xDS resource types: type URLs, push order, names. No type-URL string
+literal appears anywhere else."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ResourceType(Enum):
+    # value: (short name, type URL)
+    CLUSTER = ("clusters", "type.googleapis.com/envoy.config.cluster.v3.Cluster")
+    ENDPOINT = (
+        "endpoints",
+        "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+    )
+    LISTENER = ("listeners", "type.googleapis.com/envoy.config.listener.v3.Listener")
+    ROUTE = ("routes", "type.googleapis.com/envoy.config.route.v3.RouteConfiguration")
+
+    @property
+    def short(self) -> str:
+        return self.value[0]
+
+    @property
+    def url(self) -> str:
+        return self.value[1]
+
+    @property
+    def full_state(self) -> bool:
+        """In state-of-the-world, a response of this type must carry every resource."""
+        return self in (ResourceType.CLUSTER, ResourceType.LISTENER)
+
+    @classmethod
+    def from_url(cls, url: str) -> ResourceType | None:
+        return _BY_URL.get(url)
+
+
+_BY_URL = {t.url: t for t in ResourceType}
+
+#: Additions and updates go out in this order; removals in the reverse.
+PUSH_ORDER: tuple[ResourceType, ...] = (
+    ResourceType.CLUSTER,
+    ResourceType.ENDPOINT,
+    ResourceType.LISTENER,
+    ResourceType.ROUTE,
+)

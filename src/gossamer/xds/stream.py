@@ -1,0 +1,174 @@
+"""One ADS stream: feeds requests to the protocol state and sends what it plans.
+
+The I/O half of the stream; all protocol decisions are in ``gossamer.xds.state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from envoy.service.discovery.v3 import discovery_pb2
+
+from gossamer.errors import XdsError
+from gossamer.translate.bootstrap import parse_node
+from gossamer.types import ProxyIdentity
+from gossamer.xds.cache import SnapshotCache
+from gossamer.xds.monitor import XdsMonitor
+from gossamer.xds.resources import ResourceType
+from gossamer.xds.snapshot import Snapshot
+from gossamer.xds.state import Outgoing, StreamState
+
+Request = Any  # DiscoveryRequest | DeltaDiscoveryRequest
+_EOF = object()
+
+
+def _admin_address(node: Any) -> str | None:
+    field = node.metadata.fields.get("admin")
+    return field.string_value if field is not None and field.string_value else None
+
+
+class AdsStream:
+    def __init__(
+        self,
+        key: str,
+        *,
+        delta: bool,
+        cache: SnapshotCache,
+        monitor: XdsMonitor,
+        read: Callable[[], Awaitable[Request | None]],
+        write: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        self.key = key
+        self.delta = delta
+        self.cache = cache
+        self.monitor = monitor
+        self._read = read
+        self._write = write
+        self.state = StreamState(delta=delta)
+
+    async def run(self) -> None:
+        first = await self._read()
+        if first is None:
+            return
+        if not first.HasField("node"):
+            raise XdsError("the first request of a stream must carry the node")
+        proxy = parse_node(first.node)
+        self.monitor.opened(
+            self.key,
+            proxy,
+            self.state,
+            "delta" if self.delta else "sotw",
+            _admin_address(first.node),
+        )
+        self.cache.attach(proxy)
+        self._inbox: deque[object] = deque([first])
+        self._arrived = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                reader = tg.create_task(self._reader())
+                await self._loop(proxy)
+                reader.cancel()
+        finally:
+            self.cache.detach(proxy)
+            self.monitor.closed(self.key)
+
+    async def _reader(self) -> None:
+        while (req := await self._read()) is not None:
+            self._inbox.append(req)
+            self._arrived.set()
+        self._inbox.append(_EOF)
+        self._arrived.set()
+
+    async def _loop(self, proxy: ProxyIdentity) -> None:
+        node_id = proxy.node_id
+        shown: Snapshot | None = None
+        wake: float | None = None
+        while True:
+            changed = self.cache.changed(node_id)
+            snap = self.cache.get(node_id)
+            if snap is not None:
+                # Requests wait for the first snapshot: an initial request's version can then
+                # be recognised, so nothing is sent again after a control-plane restart.
+                while self._inbox:
+                    item = self._inbox.popleft()
+                    if item is _EOF:
+                        return
+                    self._on_request(item, snap)
+                if snap is not shown:
+                    shown = snap
+                    self.monitor.snapshot(self.key, snap)
+                wake = await self._flush(snap)
+            elif self._inbox and self._inbox[-1] is _EOF:
+                return
+            self._arrived.clear()
+            timeout = None if wake is None else max(0.0, wake - time.monotonic())
+            waits = [asyncio.ensure_future(changed.wait())]
+            if snap is not None:
+                waits.append(asyncio.ensure_future(self._arrived.wait()))
+            try:
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    def _on_request(self, req: Request, snap: Snapshot) -> None:
+        rtype = ResourceType.from_url(req.type_url)
+        if rtype is None:
+            return  # a type we do not serve (e.g. secrets before SDS exists): leave it pending
+        error = req.error_detail.message if req.HasField("error_detail") else None
+        now = time.time()
+        if self.delta:
+            outcome = self.state.on_request(
+                rtype,
+                nonce=req.response_nonce,
+                now=now,
+                subscribe=list(req.resource_names_subscribe),
+                unsubscribe=list(req.resource_names_unsubscribe),
+                initial_versions=dict(req.initial_resource_versions),
+                error=error,
+                snapshot=snap,
+            )
+        else:
+            outcome = self.state.on_request(
+                rtype,
+                nonce=req.response_nonce,
+                now=now,
+                version_info=req.version_info,
+                names=list(req.resource_names),
+                error=error,
+                snapshot=snap,
+            )
+        self.monitor.request(self.key, outcome)
+
+    async def _flush(self, snap: Snapshot) -> float | None:
+        """Send every response the state allows now; return the monotonic retry time."""
+        while True:
+            out, wake = self.state.plan(snap, time.time())
+            if out is None:
+                return None if wake is None else time.monotonic() + (wake - time.time())
+            out = self.state.sent(out, snap, time.time())
+            await self._write(self._response(out))
+            self.monitor.sent(self.key, out)
+
+    def _response(self, out: Outgoing) -> Any:
+        if self.delta:
+            return discovery_pb2.DeltaDiscoveryResponse(
+                system_version_info=out.version,
+                type_url=out.type.url,
+                nonce=out.nonce,
+                resources=[
+                    discovery_pb2.Resource(name=r.name, version=r.version, resource=r.resource)
+                    for r in out.resources
+                ],
+                removed_resources=list(out.removed),
+            )
+        return discovery_pb2.DiscoveryResponse(
+            version_info=out.version,
+            type_url=out.type.url,
+            nonce=out.nonce,
+            resources=[r.resource for r in out.resources],
+        )
