@@ -108,22 +108,32 @@ class Graph:
         if self._undo is not None:
             self._undo.append(undo)
 
+    def on_undo(self, undo: Callable[[], None]) -> None:
+        """Run ``undo`` if the enclosing transaction fails (for state kept beside the graph,
+        such as obligations)."""
+        self._record(undo)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All changes in the block happen, or none (an exception undoes them, then
-        propagates). Nested blocks join the outer one."""
-        if self._undo is not None:
-            yield
-            return
-        self._undo = []
+        propagates). A nested block is a savepoint: its failure undoes only its own
+        changes; the outer block's failure undoes everything."""
+        outer = self._undo is None
+        if outer:
+            self._undo = []
+        undo = self._undo
+        assert undo is not None
+        mark = len(undo)
         try:
             yield
         except BaseException:
-            undo, self._undo = self._undo, None
-            for step in reversed(undo):
-                step()
+            while len(undo) > mark:
+                undo.pop()()
+            if outer:
+                self._undo = None
             raise
-        self._undo = None
+        if outer:
+            self._undo = None
 
     # ----------------------------------------------------------------- reading
     def id(self, name: str, path: str = "") -> int:
@@ -403,8 +413,11 @@ class Graph:
         if p.rights & self.rights.wildcard_mask:
             raise _bad("prohibitions deny literal rights (the reference does not expand "
                        "wildcards when denying); list the rights to deny", "rights")
-        self.prohibitions.add(p)
+        self._restore_prohibition(p)
         self._record(lambda: self._drop_prohibition(p))
+
+    def _restore_prohibition(self, p: Prohibition) -> None:
+        self.prohibitions.add(p)
         self._emit(GraphChange("prohibition", p.subject if p.subject is not None else -1,
                                process=p.process))
 
@@ -413,7 +426,7 @@ class Graph:
         if p is None:
             raise NotFoundError(f"prohibition {name!r} does not exist")
         self._drop_prohibition(p)
-        self._record(lambda: self.add_prohibition(p))
+        self._record(lambda: self._restore_prohibition(p))
 
     def _drop_prohibition(self, p: Prohibition) -> None:
         self.prohibitions.remove(p.name)
