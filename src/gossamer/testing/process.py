@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,16 @@ from pathlib import Path
 from gossamer.errors import ProcessError
 
 _PR_SET_PDEATHSIG = 1
+
+
+def _with_pdeathsig(argv: list[str]) -> list[str]:
+    """``argv`` run under ``setpriv --pdeathsig KILL`` (util-linux) where it exists.
+
+    Python code between fork and exec (``preexec_fn``) is unsafe in a process with threads
+    (gRPC's): it crashed children here. ``setpriv`` sets the same flag after the fork, in C.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else list(argv)
 
 
 def _pdeathsig_preexec() -> Callable[[], None] | None:
@@ -103,14 +114,13 @@ class ManagedProcess:
         with self.log_path.open("ab") as log:
             try:
                 self._proc = await asyncio.create_subprocess_exec(
-                    *self.argv,
+                    *_with_pdeathsig(self.argv),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=self._env,
                     cwd=self._cwd,
                     start_new_session=True,
-                    preexec_fn=_pdeathsig_preexec(),
                 )
             except OSError as exc:
                 raise ProcessError(

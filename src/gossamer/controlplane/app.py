@@ -1,0 +1,115 @@
+"""``create_app(settings)``: the one place the control plane's parts are wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from gossamer.controlplane.plane import ControlPlane
+from gossamer.errors import ConfigError
+from gossamer.store.base import Store
+from gossamer.store.factory import open_store
+from gossamer.xds.cache import SnapshotCache
+from gossamer.xds.monitor import XdsMonitor
+from gossamer.xds.server import XdsServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    api_addr: tuple[str, int] = ("127.0.0.1", 7070)
+    xds_addr: tuple[str, int] = ("127.0.0.1", 18000)
+    #: a store location for ``open_store``; default: SQLite in data_dir
+    store: str | None = None
+
+
+def parse_addr(text: str, option: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{option}: {text!r} is not HOST:PORT (e.g. 127.0.0.1:7070)")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _listen(addr: tuple[str, int], option: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        raise ConfigError(
+            f"{option}: cannot listen on {addr[0]}:{addr[1]}: {e.strerror}; pick another address"
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass
+class ControlPlaneApp:
+    """A running control plane: its parts and the addresses it actually bound."""
+
+    settings: Settings
+    store: Store
+    plane: ControlPlane
+    xds: XdsServer
+    registry: CollectorRegistry
+    api_addr: tuple[str, int] = ("", 0)
+    xds_addr: tuple[str, int] = ("", 0)
+    _api: uvicorn.Server | None = field(default=None, repr=False)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_addr[0]}:{self.api_addr[1]}"
+
+
+@contextlib.asynccontextmanager
+async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
+    """Start everything; on exit stop the API, the xDS server, the reconciler and the store."""
+    from gossamer.api.app import create_api
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await open_store(settings.store or settings.data_dir / "gossamer.db")
+    registry = CollectorRegistry()
+    cache = SnapshotCache()
+    monitor = XdsMonitor(registry)
+    plane = ControlPlane(store, cache, monitor)
+    xds = XdsServer(cache, monitor)
+    app = ControlPlaneApp(settings, store, plane, xds, registry)
+    try:
+        await plane.load()
+        port = await xds.start(*settings.xds_addr)
+        app.xds_addr = (settings.xds_addr[0], port)
+        sock = _listen(settings.api_addr, "--api-addr")
+        app.api_addr = sock.getsockname()[:2]
+        api = uvicorn.Server(
+            uvicorn.Config(
+                create_api(plane, registry=registry),
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        app._api = api
+        async with asyncio.TaskGroup() as tg:
+            runner = tg.create_task(plane.run())
+            serving = tg.create_task(api.serve(sockets=[sock]))
+            try:
+                yield app
+            finally:
+                api.should_exit = True
+                await serving
+                runner.cancel()
+    finally:
+        await xds.stop()
+        await store.close()

@@ -1,0 +1,36 @@
+"""``gossamer control-plane``: run until SIGINT or SIGTERM, then shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from gossamer.controlplane.app import Settings, create_app, parse_addr
+
+
+async def serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with create_app(settings) as app:
+        print(
+            f"gossamer control plane: API {app.api_url}  xDS {app.xds_addr[0]}:{app.xds_addr[1]}"
+            f"  data {settings.data_dir}",
+            flush=True,
+        )
+        await stop.wait()
+
+
+def main(data_dir: Path | str, api_addr: str, xds_addr: str) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings(
+        data_dir=Path(data_dir),
+        api_addr=parse_addr(api_addr, "--api-addr"),
+        xds_addr=parse_addr(xds_addr, "--xds-addr"),
+    )
+    asyncio.run(serve(settings))
