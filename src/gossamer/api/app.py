@@ -1,0 +1,68 @@
+"""``create_api``: the control plane's REST API around one ``ControlPlaneService``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import prometheus_client
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, Response
+
+import gossamer
+from gossamer.api.errors import install_error_handlers
+from gossamer.api.proxies import proxies_router
+from gossamer.api.resources import resources_router
+from gossamer.api.schemas import StatusBody
+from gossamer.controlplane.service import ControlPlaneService
+
+
+def _ops_router(
+    service: ControlPlaneService, registry: prometheus_client.CollectorRegistry
+) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", response_model=StatusBody)
+    async def healthz() -> StatusBody:
+        """The API process is up."""
+        return StatusBody(status="ok")
+
+    @router.get("/readyz", response_model=StatusBody, responses={503: {"model": StatusBody}})
+    async def readyz() -> Any:
+        """Ready once the control plane has loaded its state and serves proxies."""
+        if bool(getattr(service, "ready", True)):
+            return StatusBody(status="ready")
+        return JSONResponse({"status": "starting"}, status_code=503)
+
+    @router.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text exposition of the control plane's registry."""
+        return Response(
+            prometheus_client.generate_latest(registry),
+            media_type=prometheus_client.CONTENT_TYPE_LATEST,
+        )
+
+    @router.get("/v1/statistics", response_model=dict[str, Any])
+    async def statistics() -> dict[str, object]:
+        """The control plane's counters (proxies, pushes, push latency, NACKs) as JSON."""
+        return service.statistics()
+
+    return router
+
+
+def create_api(
+    service: ControlPlaneService, *, registry: prometheus_client.CollectorRegistry
+) -> FastAPI:
+    """A FastAPI app serving ``service``; ``/metrics`` exposes ``registry``.
+
+    Nothing global: two apps around two services in one process do not share anything.
+    """
+    app = FastAPI(
+        title="Gossamer control plane",
+        version=gossamer.__version__,
+        description="Apply, read and delete mesh resources; see the proxies' status.",
+    )
+    install_error_handlers(app)
+    app.include_router(resources_router(service))
+    app.include_router(proxies_router(service))
+    app.include_router(_ops_router(service, registry))
+    return app

@@ -1,0 +1,39 @@
+"""Resource kinds as people type them: singular or plural, any case, or a short name."""
+
+from __future__ import annotations
+
+from gossamer.errors import FieldError, ValidationError
+from gossamer.model import KINDS
+
+#: short names, as kubectl has ``svc``; only for kinds that exist in ``KINDS``
+SHORT_NAMES: dict[str, str] = {"svc": "Service", "wl": "Workload", "gw": "Gateway", "rt": "Route"}
+
+
+class UnknownKindError(ValidationError):
+    """A kind named in a URL or on the command line is not one Gossamer knows."""
+
+
+def plural(kind: str) -> str:
+    """``Service`` -> ``services``, ``Mesh`` -> ``meshes``, ``Policy`` -> ``policies``."""
+    word = kind.lower()
+    if word.endswith(("s", "sh", "ch", "x")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in tuple("aeiou"):
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def resolve_kind(text: str) -> str:
+    """The canonical kind for ``text``; raise ``UnknownKindError`` listing the valid ones."""
+    wanted = text.strip().lower()
+    for kind in KINDS:
+        if wanted in (kind.lower(), plural(kind)):
+            return kind
+    short = SHORT_NAMES.get(wanted)
+    if short is not None and short in KINDS:
+        return short
+    valid = ", ".join(sorted(KINDS))
+    raise UnknownKindError(
+        [FieldError(f"unknown kind {text!r}: valid kinds are {valid} "
+                    "(singular or plural, any case)", "kind")]
+    )

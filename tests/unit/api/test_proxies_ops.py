@@ -1,0 +1,120 @@
+"""Proxy status and config, health, readiness, metrics, statistics, the OpenAPI schema."""
+
+from __future__ import annotations
+
+import httpx
+import prometheus_client
+import pytest
+
+from gossamer.testing.fake_controlplane import FakeControlPlane
+
+from .shop import CONFIG_DUMP, proxy
+
+
+@pytest.mark.asyncio
+async def test_proxy_status_lists_every_proxy_with_its_state(
+    client: httpx.AsyncClient, fake: FakeControlPlane
+) -> None:
+    assert (await client.get("/v1/proxies")).json() == {"items": []}
+    fake.add_proxy(proxy("a"))
+    fake.add_proxy(proxy("b", nack="port 8080 in use"))
+    fake.add_proxy(proxy("c", connected=False))
+    fake.add_proxy(proxy("d", acked="old"))
+    items = (await client.get("/v1/proxies")).json()["items"]
+    assert [(p["name"], p["state"]) for p in items] == [
+        ("a", "synced"), ("b", "rejected"), ("c", "disconnected"), ("d", "stale")
+    ]
+    b = items[1]
+    assert b["nodeId"] == "sidecar~default~b"
+    assert b["host"] == "host-a"
+    assert b["protocol"] == "delta"
+    listeners = next(t for t in b["types"] if t["type"] == "listeners")
+    assert listeners["lastNack"]["message"] == "port 8080 in use"
+    assert listeners["synced"] is False
+    assert items[3]["types"][0]["sentVersion"] == "a1b2c3d4e5f6"
+    assert items[3]["types"][0]["ackedVersion"] == "old"
+
+    one = await client.get("/v1/proxies/sidecar~default~b")
+    assert one.json() == b
+    missing = await client.get("/v1/proxies/sidecar~default~zz")
+    assert missing.status_code == 404
+
+
+@pytest.mark.asyncio
+async def test_proxy_config_whole_and_by_type(
+    client: httpx.AsyncClient, fake: FakeControlPlane
+) -> None:
+    fake.add_proxy(proxy("a"), CONFIG_DUMP)
+    fake.add_proxy(proxy("no-admin"))
+    whole = await client.get("/v1/proxies/sidecar~default~a/config")
+    assert whole.json() == CONFIG_DUMP
+    clusters = await client.get("/v1/proxies/sidecar~default~a/config", params={"type": "clusters"})
+    [section] = clusters.json()["configs"]
+    assert section["dynamic_active_clusters"][0]["cluster"]["name"] == "default/cart/http"
+
+    eds = await client.get("/v1/proxies/sidecar~default~a/config", params={"type": "endpoints"})
+    assert eds.status_code == 404
+    assert "no EndpointsConfigDump" in eds.json()["errors"][0]
+    assert "ClustersConfigDump" in eds.json()["errors"][0]
+
+    bad = await client.get("/v1/proxies/sidecar~default~a/config", params={"type": "secrets"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0].startswith("query.type: ")
+
+    assert (await client.get("/v1/proxies/sidecar~default~zz/config")).status_code == 404
+    assert (await client.get("/v1/proxies/sidecar~default~no-admin/config")).status_code == 404
+
+
+@pytest.mark.asyncio
+async def test_health_and_readiness(client: httpx.AsyncClient, fake: FakeControlPlane) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/readyz")).status_code == 200
+    fake.ready = False
+    r = await client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json() == {"status": "starting"}
+    assert (await client.get("/healthz")).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_metrics_expose_the_given_registry(
+    client: httpx.AsyncClient, registry: prometheus_client.CollectorRegistry
+) -> None:
+    pushes = prometheus_client.Counter(
+        "gossamer_xds_pushes", "pushes", ["type"], registry=registry
+    )
+    pushes.labels("clusters").inc(3)
+    r = await client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    assert 'gossamer_xds_pushes_total{type="clusters"} 3.0' in r.text
+
+
+@pytest.mark.asyncio
+async def test_statistics_are_the_service_s(client: httpx.AsyncClient) -> None:
+    r = await client.get("/v1/statistics")
+    assert r.json() == {"revision": 0, "resources": 0, "proxies": 0, "applies": 0, "deletes": 0}
+
+
+@pytest.mark.asyncio
+async def test_openapi_schema_and_docs_are_served(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    for path in (
+        "/v1/apply", "/v1/validate", "/v1/resources/{kind}",
+        "/v1/resources/{kind}/{namespace}/{name}", "/v1/proxies",
+        "/v1/proxies/{node_id}/config", "/healthz", "/readyz", "/metrics",
+    ):
+        assert path in schema["paths"], path
+    apply_body = schema["components"]["schemas"]["ApplyRequest"]["properties"]
+    assert {"manifests", "dryRun", "wait", "waitTimeout"} <= set(apply_body)
+    assert (await client.get("/docs")).status_code == 200
+
+
+def test_two_apps_share_nothing() -> None:
+    from gossamer.api.app import create_api
+
+    a, b = FakeControlPlane(), FakeControlPlane()
+    app_a = create_api(a, registry=prometheus_client.CollectorRegistry())
+    app_b = create_api(b, registry=prometheus_client.CollectorRegistry())
+    assert app_a is not app_b
+    assert app_a.routes is not app_b.routes
