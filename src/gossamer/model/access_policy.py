@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gossamer.authz.commands import Obligation, ProhibitionSpec
+from gossamer.authz.commands import Command, Obligation, ProhibitionSpec
 from gossamer.model.base import Resource, Strict
 
 
@@ -52,3 +52,20 @@ class AccessPolicySpec(Strict):
 class AccessPolicy(Resource):
     kind: Literal["AccessPolicy"] = "AccessPolicy"
     spec: AccessPolicySpec = Field(default_factory=AccessPolicySpec)
+
+
+class AccessCommandSpec(Strict):
+    """One accepted administrative batch: who, why (``admin``, ``bootstrap``,
+    ``obligation:<name>``) and the commands, in order."""
+
+    user: str | None = None
+    cause: str
+    commands: list[Command] = Field(min_length=1)
+
+
+class AccessCommand(Resource):
+    """A journal entry of the NGAC administration point (written by the control plane, in
+    namespace ``gossamer-system``, named ``c-<sequence>``); replayed in order on start."""
+
+    kind: Literal["AccessCommand"] = "AccessCommand"
+    spec: AccessCommandSpec

@@ -1,0 +1,201 @@
+"""The NGAC engine persisted in the control plane's store.
+
+**Source of truth.** The store holds two kinds of resources: ``AccessPolicy`` (declarative,
+applied like every other resource) and ``AccessCommand`` (the journal: one entry per
+accepted administrative batch, numbered, including the bootstrap and every obligation
+response). The graph is always *derived*:
+
+1. the bootstrap entry (so files may refer to ``gossamer:admins``),
+2. every AccessPolicy, merged, applied as the system,
+3. every other journal entry, in order, applied as the system (each was checked against
+   its author's rights when it was accepted).
+
+So files are the base layer and runtime changes an overlay replayed on top. Re-applying a
+file rebuilds the graph from the new files plus the journal: an obligation's grant made
+after the file was first applied survives the re-apply. A journal entry that no longer
+applies (its node was removed from the files) is skipped and listed in
+:meth:`AuthzEngine.statistics`; delete it, or restore the node, to clear it.
+
+Writes hold a lock; a batch is applied to the live graph inside a transaction that stays
+open until the store has made the journal entry durable, and is undone if the store fails.
+A rebuild (files changed) builds a new graph off to the side (in a thread) and swaps it in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gossamer.authz.commands import Command
+from gossamer.authz.decider import Decider
+from gossamer.authz.explain import Explanation, access, explain
+from gossamer.authz.graph import Graph
+from gossamer.authz.obligations import Event
+from gossamer.authz.pap import PAP, JournalEntry
+from gossamer.authz.policy import apply as apply_merged
+from gossamer.authz.policy import merge
+from gossamer.errors import GossamerError
+from gossamer.model.access_policy import AccessCommand, AccessPolicy
+from gossamer.store.base import Store
+from gossamer.types import API_VERSION, Manifest
+
+JOURNAL_NAMESPACE = "gossamer-system"
+
+
+def _journal_manifest(seq: int, entry: JournalEntry) -> Manifest:
+    return {"apiVersion": API_VERSION, "kind": "AccessCommand",
+            "metadata": {"name": f"c-{seq:010d}", "namespace": JOURNAL_NAMESPACE},
+            "spec": entry.to_data()}
+
+
+@dataclass
+class _State:
+    graph: Graph
+    decider: Decider
+    pap: PAP
+    skipped: list[str] = field(default_factory=list)
+
+
+def _build(policies: Sequence[AccessPolicy], journal: Sequence[JournalEntry]) -> _State:
+    merged = merge(policies)
+    graph = Graph(merged.rights)
+    decider = Decider(graph)
+    pap = PAP(graph, decider)
+    state = _State(graph, decider, pap)
+    boot = [e for e in journal if e.cause == "bootstrap"]
+    rest = [e for e in journal if e.cause != "bootstrap"]
+    for entry in boot:
+        pap.execute(None, entry.commands, cause=entry.cause, fire=False)
+    apply_merged(graph, merged)
+    with graph.transaction():
+        for o in merged.obligations:
+            pap.obligations.add(o)
+    for i, entry in enumerate(rest):
+        try:
+            pap.execute(None, entry.commands, cause=entry.cause, fire=False)
+        except GossamerError as e:
+            state.skipped.append(f"journal entry {i + len(boot) + 1} ({entry.cause}) no longer "
+                                 f"applies: {e}")
+    pap.take_journal()
+    return state
+
+
+class AuthzEngine:
+    """Graph, decisions and administration, kept in a :class:`Store`."""
+
+    def __init__(self, store: Store, state: _State, next_seq: int) -> None:
+        self._store = store
+        self._state = state
+        self._next_seq = next_seq
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, store: Store, admin: str = "admin") -> AuthzEngine:
+        """Load the policy from ``store``; on first start create the bootstrap admin."""
+        policies, journal, next_seq = await cls._read(store)
+        state = await asyncio.to_thread(_build, policies, journal)
+        engine = cls(store, state, next_seq)
+        if not journal:
+            async with engine._lock:
+                with state.graph.transaction():
+                    state.pap.bootstrap(admin)
+                    await engine._persist()
+        return engine
+
+    @staticmethod
+    async def _read(store: Store) -> tuple[list[AccessPolicy], list[JournalEntry], int]:
+        resources, _ = await store.list("AccessPolicy")
+        policies = [AccessPolicy.model_validate(r.manifest) for r in resources]
+        entries, _ = await store.list("AccessCommand", JOURNAL_NAMESPACE)
+        entries.sort(key=lambda r: r.key.name)
+        journal = [JournalEntry.from_data(AccessCommand.model_validate(r.manifest)
+                                          .spec.model_dump()) for r in entries]
+        last = int(entries[-1].key.name[2:]) if entries else 0
+        return policies, journal, last + 1
+
+    async def _persist(self) -> None:
+        entries = self._state.pap.take_journal()
+        if not entries:
+            return
+        puts = [_journal_manifest(self._next_seq + i, e) for i, e in enumerate(entries)]
+        await self._store.apply(puts=puts)
+        self._next_seq += len(entries)
+
+    # ------------------------------------------------------------------ administration
+    async def execute(self, user: str, commands: Sequence[Command]) -> list[Event]:
+        """Run an administrative batch as ``user``; durable before it returns."""
+        async with self._lock:
+            pap = self._state.pap
+            with self._state.graph.transaction():
+                try:
+                    events = pap.execute(user, commands)
+                    await self._persist()
+                except BaseException:
+                    pap.take_journal()
+                    raise
+            return events
+
+    async def apply_policies(self, policies: Sequence[AccessPolicy]) -> None:
+        """Store ``policies`` (new or changed) and rebuild the graph from the store."""
+        async with self._lock:
+            current, journal, _ = await self._read(self._store)
+            by_key = {p.key: p for p in current}
+            by_key.update({p.key: p for p in policies})
+            # build first: a policy set that does not make a valid graph is not stored
+            state = await asyncio.to_thread(_build, list(by_key.values()), journal)
+            await self._store.apply(puts=[p.to_manifest() for p in policies])
+            self._state = state
+
+    async def delete_policies(self, names: Sequence[tuple[str, str]]) -> None:
+        """Delete AccessPolicy resources by (namespace, name) and rebuild."""
+        async with self._lock:
+            current, journal, _ = await self._read(self._store)
+            gone = set(names)
+            keep = [p for p in current if p.ref not in gone]
+            state = await asyncio.to_thread(_build, keep, journal)
+            await self._store.apply(deletes=[p.key for p in current if p.ref in gone])
+            self._state = state
+
+    async def reload(self) -> None:
+        """Rebuild from the store (after someone else changed it)."""
+        async with self._lock:
+            policies, journal, next_seq = await self._read(self._store)
+            self._state = await asyncio.to_thread(_build, policies, journal)
+            self._next_seq = next_seq
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def graph(self) -> Graph:
+        return self._state.graph
+
+    @property
+    def decider(self) -> Decider:
+        return self._state.decider
+
+    @property
+    def pap(self) -> PAP:
+        return self._state.pap
+
+    def check(self, user: str, target: str, right: str, process: str | None = None) -> bool:
+        g = self._state.graph
+        return self._state.decider.check(g.id(user, "user"), g.id(target, "target"), right,
+                                         process)
+
+    def privileges(self, user: str, target: str, process: str | None = None) -> list[str]:
+        g = self._state.graph
+        bits = self._state.decider.privileges(g.id(user, "user"), g.id(target, "target"),
+                                              process)
+        return g.rights.names(bits)
+
+    def explain(self, user: str, target: str, process: str | None = None) -> Explanation:
+        return explain(self._state.graph, user, target, process)
+
+    def access(self, user: str, process: str | None = None) -> dict[str, list[str]]:
+        return access(self._state.decider, user, process)
+
+    def statistics(self) -> dict[str, object]:
+        return {"nodes": len(self._state.graph), **self._state.decider.statistics(),
+                "obligations": len(self._state.pap.obligations),
+                "skipped_journal_entries": list(self._state.skipped)}
+

@@ -1,0 +1,137 @@
+"""The engine in the store: persistence across restarts, files vs commands vs obligations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gossamer.authz.commands import parse_commands
+from gossamer.authz.engine import AuthzEngine
+from gossamer.authz.pap import AccessDeniedError
+from gossamer.authz.snapshot import dump
+from gossamer.errors import StoreError, ValidationError
+from gossamer.model.access_policy import AccessPolicy
+from gossamer.store.memory import MemoryStore
+from gossamer.store.sqlite import SQLiteStore
+
+
+def policy(name: str, **spec: Any) -> AccessPolicy:
+    return AccessPolicy.model_validate({"apiVersion": "gossamer.dev/v1", "kind": "AccessPolicy",
+                                        "metadata": {"name": name}, "spec": spec})
+
+
+SHOP = policy(
+    "shop", policyClasses=["mesh"],
+    userAttributes={"workloads": ["mesh"], "web": ["workloads"]},
+    objectAttributes={"services": ["mesh"], "cart": ["services"]},
+    users={"spiffe://m/ns/default/sa/web": ["web"]},
+    objects={"cart:/items": ["cart"]},
+    associations=[{"userAttribute": "web", "target": "cart", "rights": ["GET"]},
+                  {"userAttribute": "gossamer:admins", "target": "services", "rights": ["*a"]},
+                  {"userAttribute": "gossamer:admins", "target": "workloads",
+                   "rights": ["*a"]}],
+    obligations=[{
+        "name": "new-carts-readable", "author": "admin",
+        "event": {"operations": ["create_object"], "targets": ["services"]},
+        "response": [{"op": "associate", "userAttribute": "web", "target": "{target}",
+                      "rights": ["POST"]}]}])
+WEB = "spiffe://m/ns/default/sa/web"
+
+
+@pytest.mark.asyncio
+async def test_persists_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = await SQLiteStore.open(path)
+    engine = await AuthzEngine.open(store)
+    await engine.apply_policies([SHOP])
+    await engine.execute("admin", parse_commands([
+        {"op": "create_object", "name": "cart:/checkout", "parents": ["cart"]}]))
+    assert engine.check(WEB, "cart:/checkout", "POST")  # the obligation fired
+    before = dump(engine.graph)
+    await store.close()
+
+    store = await SQLiteStore.open(path)
+    again = await AuthzEngine.open(store)
+    assert dump(again.graph) == before
+    assert again.check(WEB, "cart:/checkout", "POST")
+    assert again.privileges(WEB, "cart:/items") == ["GET"]
+    assert len(again.pap.obligations) == 1
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_reapplying_a_file_keeps_what_an_obligation_did() -> None:
+    engine = await AuthzEngine.open(MemoryStore())
+    await engine.apply_policies([SHOP])
+    await engine.execute("admin", parse_commands([
+        {"op": "create_object", "name": "cart:/checkout", "parents": ["cart"]}]))
+    assert engine.check(WEB, "cart:/checkout", "POST")
+    changed = SHOP.model_copy(update={"spec": SHOP.spec.model_copy(
+        update={"objects": {"cart:/items": ["cart"], "cart:/more": ["cart"]}})})
+    await engine.apply_policies([changed])
+    assert engine.check(WEB, "cart:/checkout", "POST")  # obligation's grant survives
+    assert engine.check(WEB, "cart:/more", "GET")  # the file's change is in
+    await engine.apply_policies([changed])  # identical re-apply: nothing changes
+    assert engine.check(WEB, "cart:/checkout", "POST")
+    assert engine.statistics()["skipped_journal_entries"] == []
+
+
+@pytest.mark.asyncio
+async def test_journal_entry_that_no_longer_applies_is_reported() -> None:
+    engine = await AuthzEngine.open(MemoryStore())
+    await engine.apply_policies([SHOP])
+    await engine.execute("admin", parse_commands([
+        {"op": "create_object", "name": "cart:/checkout", "parents": ["cart"]}]))
+    spec = SHOP.spec.model_copy(update={
+        "objectAttributes": {"services": ["mesh"]}, "objects": {},
+        "associations": SHOP.spec.associations[1:]})
+    await engine.apply_policies([SHOP.model_copy(update={"spec": spec})])
+    skipped = engine.statistics()["skipped_journal_entries"]
+    assert isinstance(skipped, list) and len(skipped) == 2
+    assert "'cart'" in skipped[0]
+
+
+@pytest.mark.asyncio
+async def test_bad_policy_is_not_stored() -> None:
+    store = MemoryStore()
+    engine = await AuthzEngine.open(store)
+    bad = policy("bad", objectAttributes={"x": ["nowhere"]})
+    rev = await store.revision()
+    with pytest.raises(ValidationError, match="nowhere"):
+        await engine.apply_policies([bad])
+    assert await store.revision() == rev
+
+
+@pytest.mark.asyncio
+async def test_denied_or_unstored_batch_changes_nothing() -> None:
+    store = MemoryStore()
+    engine = await AuthzEngine.open(store)
+    await engine.apply_policies([SHOP])
+    before, rev = dump(engine.graph), await store.revision()
+    with pytest.raises(AccessDeniedError):
+        await engine.execute(WEB, parse_commands([{"op": "create_policy_class", "name": "x"}]))
+    assert dump(engine.graph) == before and await store.revision() == rev
+
+    async def broken(*args: object, **kwargs: object) -> int:
+        raise StoreError("disk full")
+
+    store.apply = broken  # type: ignore[method-assign]
+    with pytest.raises(StoreError):
+        await engine.execute("admin", parse_commands([
+            {"op": "create_object", "name": "cart:/checkout", "parents": ["cart"]}]))
+    assert dump(engine.graph) == before
+    assert engine.pap.journal == []
+
+
+@pytest.mark.asyncio
+async def test_several_policies_merge() -> None:
+    engine = await AuthzEngine.open(MemoryStore())
+    extra = policy("extra", accessRights=["GET", "POST"], userAttributes={"web": ["mesh"]},
+                   associations=[{"userAttribute": "web", "target": "cart",
+                                  "rights": ["POST"]}])
+    await engine.apply_policies([SHOP, extra])
+    assert engine.privileges(WEB, "cart:/items") == ["GET", "POST"]
+    await engine.delete_policies([("default", "extra")])
+    assert engine.privileges(WEB, "cart:/items") == ["GET"]
