@@ -50,19 +50,19 @@ def _journal_manifest(seq: int, entry: JournalEntry) -> Manifest:
 
 
 @dataclass
-class _State:
+class EngineState:
     graph: Graph
     decider: Decider
     pap: PAP
     skipped: list[str] = field(default_factory=list)
 
 
-def _build(policies: Sequence[AccessPolicy], journal: Sequence[JournalEntry]) -> _State:
+def build_state(policies: Sequence[AccessPolicy], journal: Sequence[JournalEntry]) -> EngineState:
     merged = merge(policies)
     graph = Graph(merged.rights)
     decider = Decider(graph)
     pap = PAP(graph, decider)
-    state = _State(graph, decider, pap)
+    state = EngineState(graph, decider, pap)
     boot = [e for e in journal if e.cause == "bootstrap"]
     rest = [e for e in journal if e.cause != "bootstrap"]
     for entry in boot:
@@ -84,7 +84,7 @@ def _build(policies: Sequence[AccessPolicy], journal: Sequence[JournalEntry]) ->
 class AuthzEngine:
     """Graph, decisions and administration, kept in a :class:`Store`."""
 
-    def __init__(self, store: Store, state: _State, next_seq: int) -> None:
+    def __init__(self, store: Store, state: EngineState, next_seq: int) -> None:
         self._store = store
         self._state = state
         self._next_seq = next_seq
@@ -94,7 +94,7 @@ class AuthzEngine:
     async def open(cls, store: Store, admin: str = "admin") -> AuthzEngine:
         """Load the policy from ``store``; on first start create the bootstrap admin."""
         policies, journal, next_seq = await cls._read(store)
-        state = await asyncio.to_thread(_build, policies, journal)
+        state = await asyncio.to_thread(build_state, policies, journal)
         engine = cls(store, state, next_seq)
         if not journal:
             async with engine._lock:
@@ -143,7 +143,7 @@ class AuthzEngine:
             by_key = {p.key: p for p in current}
             by_key.update({p.key: p for p in policies})
             # build first: a policy set that does not make a valid graph is not stored
-            state = await asyncio.to_thread(_build, list(by_key.values()), journal)
+            state = await asyncio.to_thread(build_state, list(by_key.values()), journal)
             await self._store.apply(puts=[p.to_manifest() for p in policies])
             self._state = state
 
@@ -153,7 +153,7 @@ class AuthzEngine:
             current, journal, _ = await self._read(self._store)
             gone = set(names)
             keep = [p for p in current if p.ref not in gone]
-            state = await asyncio.to_thread(_build, keep, journal)
+            state = await asyncio.to_thread(build_state, keep, journal)
             await self._store.apply(deletes=[p.key for p in current if p.ref in gone])
             self._state = state
 
@@ -161,7 +161,7 @@ class AuthzEngine:
         """Rebuild from the store (after someone else changed it)."""
         async with self._lock:
             policies, journal, next_seq = await self._read(self._store)
-            self._state = await asyncio.to_thread(_build, policies, journal)
+            self._state = await asyncio.to_thread(build_state, policies, journal)
             self._next_seq = next_seq
 
     # ------------------------------------------------------------------ queries

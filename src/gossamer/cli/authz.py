@@ -1,0 +1,112 @@
+"""``gossamer authz``: ask the NGAC engine from AccessPolicy files (no server needed).
+
+``check`` exits 0 when the decision is allow, 1 when it is deny, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gossamer.authz.decider import Decider
+from gossamer.authz.engine import build_state
+from gossamer.authz.explain import access, explain
+from gossamer.authz.pap import JournalEntry, bootstrap_commands
+from gossamer.authz.policy import load_policy_files
+from gossamer.errors import GossamerError
+
+app = typer.Typer(help="NGAC access decisions: check, explain, access.", no_args_is_help=True)
+
+Files = Annotated[list[Path], typer.Option(
+    "-f", "--file", help="AccessPolicy YAML file (repeat for several; they merge).")]
+Output = Annotated[str, typer.Option("-o", "--output", help="text or json")]
+Process = Annotated[str | None, typer.Option("--process", help="the process asking")]
+
+
+def _engine(files: list[Path]) -> Decider:
+    if not files:
+        raise GossamerError("give the policy with -f POLICY.yaml (asking a running control "
+                            "plane is not wired into this command yet)")
+    boot = JournalEntry(None, "bootstrap", tuple(bootstrap_commands()))
+    return build_state(load_policy_files(files), [boot]).decider
+
+
+def _fail(e: GossamerError) -> typer.Exit:
+    typer.echo(f"error: {e}", err=True)
+    return typer.Exit(2)
+
+
+def _emit(data: dict[str, Any], output: str, text: str) -> None:
+    if output == "json":
+        typer.echo(json.dumps(data, indent=2))
+    elif output == "text":
+        typer.echo(text)
+    else:
+        raise typer.BadParameter("use 'text' or 'json'", param_hint="-o")
+
+
+@app.command()
+def check(
+    user: str, target: str, right: str, file: Files = [],  # noqa: B006 (typer default)
+    process: Process = None, output: Output = "text",
+) -> None:
+    """Decide whether USER holds RIGHT on TARGET."""
+    try:
+        d = _engine(file)
+        g = d.graph
+        u, t = g.id(user, "user"), g.id(target, "target")
+        bits = d.privileges(u, t, process)
+        allowed = bool(bits & g.rights.bit(right))
+        denying = [p.name for p in d.satisfied_prohibitions(u, t, process)
+                   if p.rights & g.rights.bit(right)]
+    except GossamerError as e:
+        raise _fail(e) from None
+    decision = "allow" if allowed else "deny"
+    data = {"decision": decision, "user": user, "target": target, "right": right,
+            "process": process, "rights": g.rights.names(bits), "prohibitions": denying}
+    reason = f" (prohibited by {', '.join(denying)})" if denying else ""
+    _emit(data, output, f"{decision}{reason}")
+    raise typer.Exit(0 if allowed else 1)
+
+
+@app.command("explain")
+def explain_cmd(
+    user: str, target: str, file: Files = [],  # noqa: B006
+    process: Process = None, output: Output = "text",
+) -> None:
+    """Per policy class, the paths that grant each right and the prohibitions that deny."""
+    try:
+        d = _engine(file)
+        e = explain(d.graph, user, target, process)
+    except GossamerError as err:
+        raise _fail(err) from None
+    lines = [f"{user} on {target}: {', '.join(e.rights) or 'no rights'}"]
+    for pc in e.policyClasses:
+        lines.append(f"  policy class {pc.policyClass}: {', '.join(pc.rights) or 'nothing'}")
+        for path in pc.paths:
+            lines.append("    path " + " -> ".join(s.node for s in path))
+            for step in path:
+                for grant in step.grants:
+                    via = "; ".join(" -> ".join(p) for p in grant.userPaths)
+                    lines.append(f"      {grant.userAttribute} grants {', '.join(grant.rights)} "
+                                 f"on {step.node} (via {via})")
+    for name, rights in e.prohibitions.items():
+        lines.append(f"  prohibition {name} denies {', '.join(rights)}")
+    _emit(e.to_data(), output, "\n".join(lines))
+
+
+@app.command("access")
+def access_cmd(
+    user: str, file: Files = [],  # noqa: B006
+    process: Process = None, output: Output = "text",
+) -> None:
+    """Every target USER holds rights on, with those rights."""
+    try:
+        result = access(_engine(file), user, process)
+    except GossamerError as e:
+        raise _fail(e) from None
+    text = "\n".join(f"{t}: {', '.join(r)}" for t, r in result.items()) or "no access"
+    _emit({"user": user, "access": result}, output, text)
