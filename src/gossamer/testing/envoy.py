@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -250,10 +251,28 @@ class EnvoyProcess:
                              f"{response.status_code}: {response.text[:500]}")
         return response
 
-    async def stats(self) -> dict[str, int]:
-        """Counters and gauges by name (histograms are left out)."""
-        body = json.loads(await self.admin_get("/stats", {"format": "json"}))
-        return {s["name"]: int(s["value"]) for s in body.get("stats", ()) if "value" in s}
+    async def stats(self, filter_regex: str | None = None) -> dict[str, int]:
+        """Counters and gauges by name, optionally only names matching ``filter_regex``.
+
+        Histograms and text readouts are left out.
+        """
+        params = {"format": "json"}
+        if filter_regex is not None:
+            params["filter"] = filter_regex
+        body = json.loads(await self.admin_get("/stats", params))
+        return {s["name"]: s["value"] for s in body.get("stats", ())
+                if isinstance(s.get("value"), int)}
+
+    async def listener_addresses(self) -> dict[str, tuple[str, int]]:
+        """Where each active listener is bound, by name (listeners on port 0 included)."""
+        body = json.loads(await self.admin_get("/listeners", {"format": "json"}))
+        addresses: dict[str, tuple[str, int]] = {}
+        for status in body.get("listener_statuses", ()):
+            socket_address = status.get("local_address", {}).get("socket_address")
+            if socket_address is not None:
+                addresses[status["name"]] = (socket_address["address"],
+                                             int(socket_address.get("port_value", 0)))
+        return addresses
 
     async def config_dump(self, **params: str) -> dict[str, Any]:
         """The admin ``/config_dump`` (params e.g. ``resource="dynamic_active_clusters"``)."""
@@ -283,7 +302,7 @@ class EnvoyProcess:
         """Wait until the counter or gauge ``name`` is >= ``at_least``; its value."""
 
         async def value() -> tuple[int] | None:
-            current = (await self.stats()).get(name, 0)
+            current = (await self.stats(f"^{re.escape(name)}$")).get(name, 0)
             return (current,) if current >= at_least else None
 
         result = await self.wait_for(value, timeout, what=f"stat {name} >= {at_least}")

@@ -18,6 +18,7 @@ from gossamer.errors import EnvoyError
 from gossamer.testing.envoy import bootstrap_json, find_envoy
 
 _LOG_PREFIX = re.compile(r"^\[[^\]]*\]\[\d+\]\[(?P<level>\w+)\]\[\w+\] \[[^\]]*\] ")
+_FILE_PREFIX = re.compile(r"^error initializing configuration '[^']*': ")
 
 
 async def validate_config(
@@ -69,7 +70,8 @@ def _reason(output: str, max_chars: int = 2000) -> str:
                 if _LOG_PREFIX.match(rest):
                     break
                 entry.append(rest)
-            return " ".join(" ".join(entry).split())[:max_chars]
+            message = _FILE_PREFIX.sub("", " ".join(" ".join(entry).split()))
+            return message[:max_chars]
     nonblank = [line for line in lines if line.strip()]
     return nonblank[-1] if nonblank else "(Envoy printed nothing)"
 

@@ -2,28 +2,25 @@
 
 The child runs in its own session (so a terminal's Ctrl-C reaches only us, and we signal
 its whole process group), and on Linux gets SIGKILL if the thread that started it dies
-(``PR_SET_PDEATHSIG``). ``stop()`` sends SIGTERM, then SIGKILL after a grace period; a
-finalizer kills the group if the object is dropped or the interpreter exits while the
-child still runs. Nothing here depends on pytest: production supervisors use it too.
+(``PR_SET_PDEATHSIG``, set by util-linux ``setpriv`` where it exists). ``stop()`` sends
+SIGTERM, then SIGKILL after a grace period; a finalizer kills the group if the object is
+dropped or the interpreter exits while the child still runs. Nothing here depends on
+pytest: production supervisors use it too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gossamer.errors import ProcessError
-
-_PR_SET_PDEATHSIG = 1
 
 
 def _with_pdeathsig(argv: list[str]) -> list[str]:
@@ -34,24 +31,6 @@ def _with_pdeathsig(argv: list[str]) -> list[str]:
     """
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else list(argv)
-
-
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A preexec function that makes the child die with its parent (Linux only)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec
 
 
 def _kill_group(pid: int) -> None:
@@ -110,11 +89,15 @@ class ManagedProcess:
         """Start the process (its stdout and stderr go to ``log_path``)."""
         if self._proc is not None:
             raise ProcessError(f"{self.name} was already started (pid {self._proc.pid})")
+        program = shutil.which(self.argv[0])
+        if program is None:
+            raise ProcessError(f"cannot start {self.name}: {self.argv[0]!r} is not an "
+                               "executable file nor found on PATH; check that it is installed")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             try:
                 self._proc = await asyncio.create_subprocess_exec(
-                    *_with_pdeathsig(self.argv),
+                    *_with_pdeathsig([program, *self.argv[1:]]),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
