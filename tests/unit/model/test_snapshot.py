@@ -9,7 +9,7 @@ import pytest
 from gossamer.errors import ValidationError
 from gossamer.model import Gateway, Mesh, ModelSnapshot, Route, Service, Workload
 from gossamer.store.base import StoredResource
-from gossamer.types import ResourceKey
+from gossamer.types import Manifest, ResourceKey
 
 from .builders import gateway, manifest, parse, route, service, snapshot, workload
 
@@ -140,6 +140,24 @@ def test_new_resources_count_as_newest_and_updates_keep_their_creation() -> None
     assert s3.created == {a.key: 11, b.key: 12, c.key: 13}
 
 
+def test_with_changes_can_set_the_revision_and_counts_new_resources_after_it() -> None:
+    a, b = parse(service("a"), service("b"))
+    s1 = ModelSnapshot(revision=3).with_changes(puts=[a], revision=4)
+    assert s1.revision == 4
+    s2 = s1.with_changes(puts=[b], revision=9)
+    assert s2.revision == 9
+    assert s2.created[b.key] > 9 > s2.created[a.key]
+    assert s2.with_changes(deletes=[a.key]).revision == 9  # kept when not given
+
+
+def test_unchanged_resources_stay_the_same_objects() -> None:
+    a, b = parse(service("a"), service("b"))
+    base = ModelSnapshot().with_changes(puts=[a, b])
+    after = base.with_changes(puts=parse(service("c")), deletes=[key("Service", "x")])
+    assert after.resources[a.key] is a
+    assert after.resources[b.key] is b
+
+
 def test_a_deleted_then_re_added_resource_is_new_again() -> None:
     a, b = parse(service("a"), service("b"))
     snap = ModelSnapshot().with_changes(puts=[a]).with_changes(puts=[b])
@@ -160,8 +178,8 @@ def test_views_of_a_changed_snapshot_are_recomputed() -> None:
 # -- from_stored -------------------------------------------------------------------------
 
 
-def stored(m: dict[str, object], revision: int, created: int) -> StoredResource:
-    r = parse(m)[0]  # type: ignore[arg-type]
+def stored(m: Manifest, revision: int, created: int) -> StoredResource:
+    r = parse(m)[0]
     return StoredResource(r.key, r.to_manifest(), revision, created)
 
 

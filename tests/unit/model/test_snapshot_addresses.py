@@ -147,7 +147,7 @@ def test_a_long_chain_of_collisions(monkeypatch: pytest.MonkeyPatch) -> None:
 SMALL_POOL = ipaddress.IPv4Network("127.128.0.0/28")  # 15 usable addresses: collisions galore
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(strategies.names, min_size=1, max_size=12, unique=True),
     st.data(),
