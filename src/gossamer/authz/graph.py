@@ -146,6 +146,9 @@ class Graph:
     def find(self, name: str) -> int | None:
         return self._ids.get(name)
 
+    def exists(self, node: int) -> bool:
+        return 0 <= node < len(self._names) and self._names[node] is not None
+
     def name(self, node: int) -> str:
         name = self._names[node]
         assert name is not None

@@ -7,6 +7,7 @@ change lands, then compares every (user, target, process) decision with the refe
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from tests.unit.authz.randompolicy import RIGHTS, build_graph, random_policy
 
 from gossamer.authz import reference
+from gossamer.authz.acl import AccessLists
 from gossamer.authz.decider import Decider
 from gossamer.authz.graph import Graph, Kind
 from gossamer.authz.prohibitions import Prohibition
@@ -111,3 +113,35 @@ def test_comparison_catches_a_stale_cache() -> None:
             g.dissociate(g.name(ua), g.name(t))
     stale = any(d.privileges(u, t) != reference.privileges(g, u, t) for t in g.nodes())
     assert stale
+
+
+def compare_lists(g: Graph, d: Decider, lists: AccessLists) -> None:
+    users = [n for n in g.nodes() if g.kind(n) == Kind.U]
+    lists.refresh()
+    for t in g.nodes():
+        expected: dict[int, set[int]] = {}
+        for u in users:
+            bits = d.privileges(u, t)
+            while bits:
+                low = bits & -bits
+                bits ^= low
+                expected.setdefault(low, set()).add(u)
+        got = {r: {u for u in users if lists.users_of(u) & m}
+               for r, m in lists.access_list(t).items() if m}
+        assert got == expected, g.name(t)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_access_lists_follow_random_changes(seed: int) -> None:
+    rng = random.Random(seed)
+    g = build_graph(random_policy(rng))
+    d = Decider(g)
+    lists = AccessLists(d)
+    compare_lists(g, d, lists)
+    for step in range(30):
+        with contextlib.suppress(GossamerError):
+            random_change(g, rng, step)
+        if step % 3 == 2:
+            compare_lists(g, d, lists)
+    compare_lists(g, d, lists)

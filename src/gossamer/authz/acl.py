@@ -1,0 +1,245 @@
+"""Access lists: for a target, which users hold each right. What enforcement compiles.
+
+Computed with bitsets over users instead of one decision per (user, target): every user
+gets a bit; each user attribute knows the set of users that reach it (an int); a target's
+list is then, per policy class and per right, the union of the user sets of the
+associations on its paths, resolved for wildcards exactly as :meth:`Rights.resolve` does,
+intersected over the policy classes, minus the users of each satisfied prohibition. The
+result equals asking the decider for every user (a property test holds it to that).
+
+Lists are cached per target and dropped when a change could alter them; :meth:`refresh`
+recomputes the dropped ones, which is what "access lists correct again" costs after a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from gossamer.authz.decider import Decider, TargetView
+from gossamer.authz.graph import Graph, GraphChange, Kind
+from gossamer.authz.prohibitions import satisfied
+from gossamer.authz.rights import WC_ALL, WC_RESOURCE, WILDCARD_GROUPS
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    #: right bit -> users (bitset over user index)
+    rights: dict[int, int]
+    view: TargetView
+    #: user attributes / users whose user sets this list used
+    used: set[int]
+
+
+class AccessLists:
+    """Cached access lists over a decider's graph (subscribes to the graph)."""
+
+    def __init__(self, decider: Decider) -> None:
+        self.decider = decider
+        self.graph: Graph = decider.graph
+        self._user_bit: dict[int, int] = {}
+        self._users: list[int] = []
+        self._users_of: dict[int, int] = {}
+        self._lists: dict[int, _Entry] = {}
+        self._dropped: set[int] = set()
+        r = self.graph.rights
+        self._all = r.bit(WC_ALL)
+        self._res = r.bit(WC_RESOURCE)
+        self._groups = [(r.bit(w), r.mask(g)) for w, g in WILDCARD_GROUPS.items()]
+        self.graph.subscribe(self)
+
+    # ------------------------------------------------------------------ user sets
+    def _bit(self, user: int) -> int:
+        bit = self._user_bit.get(user)
+        if bit is None:
+            bit = self._user_bit[user] = 1 << len(self._users)
+            self._users.append(user)
+        return bit
+
+    def users_of(self, node: int) -> int:
+        """Bitset of the users that are ``node`` or reach it."""
+        found = self._users_of.get(node)
+        if found is not None:
+            return found
+        g = self.graph
+        # iterative post-order over children (users sit at the bottom)
+        stack: list[tuple[int, bool]] = [(node, False)]
+        memo = self._users_of
+        while stack:
+            n, expanded = stack.pop()
+            if expanded:
+                m = self._bit(n) if g.kind(n) == Kind.U else 0
+                for c in g.children(n):
+                    m |= memo[c]
+                memo[n] = m
+            elif n not in memo:
+                stack.append((n, True))
+                stack.extend((c, False) for c in g.children(n) if c not in memo)
+        return memo[node]
+
+    def user_names(self, users: int) -> list[str]:
+        out = []
+        i = 0
+        while users:
+            if users & 1:
+                out.append(self.graph.name(self._users[i]))
+            users >>= 1
+            i += 1
+        return sorted(out)
+
+    # ------------------------------------------------------------------ invalidation
+    def graph_changed(self, change: GraphChange) -> None:
+        g = self.graph
+        t = change.type
+        node = change.node
+        if t in ("assign", "deassign", "delete", "create"):
+            if g.kind(node) in (Kind.U, Kind.UA):
+                touched = self._up(node)
+                if change.other >= 0:
+                    touched |= self._up(change.other)
+                for n in touched:
+                    self._users_of.pop(n, None)
+                self._drop(lambda e: node in e.view.nodes or not e.used.isdisjoint(touched))
+            else:
+                self._drop(lambda e: node in e.view.nodes)
+        elif t in ("associate", "dissociate"):
+            self._drop(lambda e: change.other in e.view.nodes)
+        else:  # prohibitions, rights
+            self._drop(lambda e: True)
+
+    def _up(self, node: int) -> set[int]:
+        seen = {node}
+        stack = [node]
+        while stack:
+            for p in self.graph.parents(stack.pop()):
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        return seen
+
+    def _drop(self, pred: Callable[[_Entry], bool]) -> None:
+        gone = [t for t, e in self._lists.items() if pred(e)]
+        if self.graph.admin_policy_classes in gone:
+            gone += [t for t, e in self._lists.items() if e.view.needs_admin]
+        for target in gone:
+            if self._lists.pop(target, None) is not None:
+                self._dropped.add(target)
+
+    # ------------------------------------------------------------------ lists
+    def access_list(self, target: int) -> dict[int, int]:
+        """Right bit -> users holding it on ``target`` (no process)."""
+        entry = self._lists.get(target)
+        if entry is not None:
+            return entry.rights
+        entry = self._compute(target)
+        self._lists[target] = entry
+        self._dropped.discard(target)
+        return entry.rights
+
+    def named(self, target: int) -> dict[str, list[str]]:
+        names = self.graph.rights.names
+        return {names(r)[0]: self.user_names(u)
+                for r, u in sorted(self.access_list(target).items()) if u}
+
+    def refresh(self) -> int:
+        """Recompute every list dropped by changes; return how many."""
+        dropped = [t for t in self._dropped if self.graph.exists(t)]
+        for t in dropped:
+            self.access_list(t)
+        self._dropped.clear()
+        return len(dropped)
+
+    def compute_all(self, targets: Iterable[int]) -> None:
+        for t in targets:
+            self.access_list(t)
+
+    def _compute(self, target: int) -> _Entry:
+        g = self.graph
+        effective = g.admin_policy_classes if g.is_pc(target) else target
+        view = self.decider.target_view(effective)
+        used: set[int] = set()
+        tokens: dict[int, dict[int, int]] = {}  # pc bit -> right/wildcard bit -> users
+        for node, pcmask in view.nodes.items():
+            into = g.assoc_in.get(node)
+            if not into or not pcmask:
+                continue
+            for ua, bits in into.items():
+                users = self.users_of(ua)
+                used.add(ua)
+                if not users:
+                    continue
+                mask = pcmask
+                while mask:
+                    low = mask & -mask
+                    mask ^= low
+                    per = tokens.setdefault(low, {})
+                    b = bits
+                    while b:
+                        rb = b & -b
+                        b ^= rb
+                        per[rb] = per.get(rb, 0) | users
+        if view.needs_admin:
+            admin = self.access_list(g.admin_policy_classes)
+            used |= self._lists[g.admin_policy_classes].used
+            mask = view.pcs
+            while mask:
+                low = mask & -mask
+                mask ^= low
+                per = tokens.setdefault(low, {})
+                for rb, users in admin.items():
+                    per[rb] = per.get(rb, 0) | users
+        result = self._intersect(view.pcs, tokens)
+        for p in g.prohibitions.all():
+            if p.subject is None or not satisfied(p, view.nodes):
+                continue
+            users = self.users_of(p.subject)
+            used.add(p.subject)
+            b = p.rights
+            while b:
+                rb = b & -b
+                b ^= rb
+                if rb in result:
+                    result[rb] &= ~users
+        return _Entry(result, view, used)
+
+    def _intersect(self, pcs: int, tokens: dict[int, dict[int, int]]) -> dict[int, int]:
+        rights = self.graph.rights
+        result: dict[int, int] | None = None
+        while pcs:
+            low = pcs & -pcs
+            pcs ^= low
+            per = tokens.get(low, {})
+            every = per.get(self._all, 0)
+            res = per.get(self._res, 0)
+            resolved: dict[int, int] = {}
+            universe = 0
+            for rb in per:
+                universe |= rb
+            if every:
+                universe |= rights.admin_query_mask | rights.resource_mask
+            if res:
+                universe |= rights.resource_mask
+            for wb, expansion in self._groups:
+                if wb in per:
+                    universe |= expansion
+            universe &= ~rights.wildcard_mask
+            while universe:
+                rb = universe & -universe
+                universe ^= rb
+                if rb & rights.resource_mask:
+                    users = per.get(rb, 0) | every | res
+                else:
+                    users = per.get(rb, 0)
+                    for wb, expansion in self._groups:
+                        if rb & expansion:
+                            users |= per.get(wb, 0)
+                    users = every | (users & ~res)
+                if users:
+                    resolved[rb] = users
+            if result is None:
+                result = resolved
+            else:
+                result = {rb: u & resolved[rb] for rb, u in result.items() if rb in resolved}
+            if not result:
+                return {}
+        return result or {}
