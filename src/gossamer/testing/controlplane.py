@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from gossamer.controlplane.app import ControlPlaneApp, Settings, create_app
-from gossamer.model import parse_yaml
+from gossamer.model import parse_manifest, parse_yaml
 from gossamer.testing.envoy import EnvoyProcess
 from gossamer.testing.ports import free_port
 from gossamer.translate.bootstrap import ads_bootstrap
-from gossamer.types import ProxyIdentity
+from gossamer.types import Manifest, ProxyIdentity
 
 
 @contextlib.asynccontextmanager
@@ -20,6 +20,14 @@ async def running_control_plane(data_dir: Path) -> AsyncIterator[ControlPlaneApp
     settings = Settings(data_dir, api_addr=("127.0.0.1", 0), xds_addr=("127.0.0.1", free_port()))
     async with create_app(settings) as app:
         yield app
+
+
+async def apply_manifests(
+    app: ControlPlaneApp, manifests: list[Manifest], *, wait: bool = True
+) -> int:
+    resources = [parse_manifest(m) for m in manifests]
+    result = await app.plane.apply(resources, wait=wait, wait_timeout=60)
+    return result.revision
 
 
 async def apply_yaml(app: ControlPlaneApp, text: str, *, wait: bool = True) -> int:

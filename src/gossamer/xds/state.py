@@ -11,7 +11,7 @@ removed only once routes no longer need them, clusters once listeners and routes
 After a cluster update its endpoints are sent again (Envoy needs them but does not ask).
 
 A NACKed response is not re-sent while its content is unchanged, except on a back-off timer
-(0.5 s doubling to 30 s) so a proxy recovers when an outside cause (a port held by another
+(0.5 s doubling to 10 s) so a proxy recovers when an outside cause (a port held by another
 process) goes away.
 """
 
@@ -26,7 +26,7 @@ from gossamer.xds.snapshot import Snapshot, Versioned, content_version
 C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
 
 RETRY_FIRST = 0.5
-RETRY_MAX = 30.0
+RETRY_MAX = 10.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,118 @@
+"""A config Envoy rejects for a reason no validator can foresee: a port another process holds."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gossamer.testing.backends import HttpBackend
+from gossamer.testing.controlplane import apply_manifests, mesh_envoy, running_control_plane
+from gossamer.testing.mesh import service, workload
+from gossamer.testing.polling import wait_until
+from gossamer.testing.ports import free_port
+from gossamer.types import ProxyIdentity
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow]
+
+CLIENT = "127.0.0.2"
+
+
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
+async def test_nack_is_reported_not_looped_and_recovers(tmp_path: Path, delta: bool) -> None:
+    good, blocked = free_port(CLIENT), free_port(CLIENT)
+    holder = socket.socket()
+    holder.bind((CLIENT, blocked))
+    holder.listen(1)
+    web = ProxyIdentity("sidecar", "default", "web-1")
+    deps = [{"service": "reviews", "localAddress": CLIENT, "localPort": good}]
+    try:
+        async with (
+            HttpBackend("reviews-v1", host="127.0.0.3") as v1,
+            HttpBackend("ratings-v1", host="127.0.0.4") as ratings,
+            running_control_plane(tmp_path) as app,
+        ):
+            base = [
+                service("web"),
+                service("reviews", 9080),
+                service("ratings", 9081),
+                workload(
+                    "reviews-1", "reviews", "127.0.0.3", free_port("127.0.0.3"), v1.address[1]
+                ),
+                workload(
+                    "ratings-1", "ratings", "127.0.0.4", free_port("127.0.0.4"), ratings.address[1]
+                ),
+            ]
+            await apply_manifests(
+                app,
+                [*base, workload("web-1", "web", CLIENT, free_port(CLIENT), 1, dependencies=deps)],
+                wait=False,
+            )
+            names = ("web-1", "reviews-1", "ratings-1")
+            envoys = [
+                mesh_envoy(app, ProxyIdentity("sidecar", "default", n), delta=delta) for n in names
+            ]
+            async with envoys[0] as envoy, envoys[1], envoys[2], httpx.AsyncClient() as client:
+
+                async def ok(port: int) -> bool:
+                    try:
+                        return (await client.get(f"http://{CLIENT}:{port}/")).status_code == 200
+                    except httpx.TransportError:
+                        return False
+
+                await wait_until(lambda: ok(good), timeout=30, what="traffic to reviews")
+
+                # ratings gets a local listener on a port another process holds
+                with_blocked = [
+                    *deps,
+                    {"service": "ratings", "localAddress": CLIENT, "localPort": blocked},
+                ]
+                await apply_manifests(
+                    app,
+                    [
+                        workload(
+                            "web-1", "web", CLIENT, free_port(CLIENT), 1, dependencies=with_blocked
+                        )
+                    ],
+                    wait=False,
+                )
+
+                def status() -> object:
+                    return next(s for s in app.plane.proxy_status() if s.node_id == web.node_id)
+
+                rejected = await wait_until(
+                    lambda: status().state == "rejected",
+                    timeout=30,
+                    what="the NACK to show in proxy status",
+                )
+                assert rejected
+                listeners = next(t for t in status().types if t.type == "listeners")
+                assert listeners.last_nack is not None and listeners.last_nack.message
+                assert listeners.acked_version != listeners.sent_version
+
+                # no re-push loop: a handful of back-off retries at most
+                pushes = app.plane.monitor.pushes.labels("listeners")
+                before = pushes._value.get()
+                stats_before = await envoy.stats("listener_manager.lds.update_rejected")
+                await wait_until(lambda: ok(good), timeout=10)  # traffic keeps flowing
+                # An observation window, not a wait for readiness: a re-push loop would send
+                # hundreds of responses in it, back-off sends at most a few.
+                await asyncio.sleep(2.0)
+                assert pushes._value.get() - before <= 4
+                stats_after = await envoy.stats("listener_manager.lds.update_rejected")
+                assert sum(stats_after.values()) - sum(stats_before.values()) <= 4
+                assert await ok(good)
+
+                # the cause goes away: the proxy gets back in sync by itself
+                holder.close()
+                await wait_until(
+                    lambda: status().state == "synced",
+                    timeout=60,
+                    what="the proxy to be back in sync",
+                )
+                await wait_until(lambda: ok(blocked), timeout=30, what="the new listener")
+    finally:
+        holder.close()
