@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from xds_fakes import C, E, L, R, FakeEnvoy, handshake, mesh, names, snapshot, versions
+from xds_fakes import C, E, FakeEnvoy, L, R, handshake, mesh, names, snapshot, versions
 
 from gossamer.xds.snapshot import content_version
 
