@@ -59,17 +59,20 @@ spec:
         )
         web = ProxyIdentity("sidecar", "default", "web-1")
         reviews = ProxyIdentity("sidecar", "default", "reviews-1")
-        async with mesh_envoy(app, web, delta=delta), mesh_envoy(app, reviews, delta=delta):
-            async with httpx.AsyncClient(timeout=5) as client:
+        async with (
+            mesh_envoy(app, web, delta=delta),
+            mesh_envoy(app, reviews, delta=delta),
+            httpx.AsyncClient(timeout=5) as client,
+        ):
 
-                async def answered() -> dict[str, object] | None:
-                    try:
-                        r = await client.get(f"http://127.0.0.2:{local_port}/hello")
-                    except httpx.TransportError:
-                        return None
-                    return json.loads(r.text) if r.status_code == 200 else None
+            async def answered() -> dict[str, object] | None:
+                try:
+                    r = await client.get(f"http://127.0.0.2:{local_port}/hello")
+                except httpx.TransportError:
+                    return None
+                return json.loads(r.text) if r.status_code == 200 else None
 
-                body = await wait_until(answered, timeout=30, what="a response through the mesh")
+            body = await wait_until(answered, timeout=30, what="a response through the mesh")
         assert isinstance(body, dict)
         assert body["backend"] == "reviews-v1"
         assert body["path"] == "/hello"
