@@ -1,0 +1,27 @@
+"""``gossamer demo``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        duration: Annotated[
+            float | None,
+            typer.Option(
+                "--duration",
+                min=1,
+                help="run this many seconds, then exit "
+                "(0 only if traffic succeeded); default: until Ctrl-C",
+            ),
+        ] = None,
+    ) -> None:
+        """Run a small shop of services in a mesh on this machine: control plane, sidecars on
+        their own loopback hosts, an ingress gateway and live traffic."""
+        from gossamer.demo.run import main
+
+        raise typer.Exit(main(duration))

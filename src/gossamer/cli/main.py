@@ -1,0 +1,58 @@
+"""``gossamer``: the command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gossamer.cli import demo, proxies, resources
+from gossamer.cli.authz import app as authz_app
+from gossamer.cli.common import reporting_errors
+
+app = typer.Typer(
+    name="gossamer",
+    help="Gossamer: a service mesh for VMs, bare metal and containers, with Envoy as its "
+    "data plane.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise typer.BadParameter(f"{value!r} is not HOST:PORT: write e.g. 127.0.0.1:7070")
+    return value
+
+
+@app.command("control-plane")
+def control_plane(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="where the store keeps its data")
+    ] = Path(".gossamer"),
+    api_addr: Annotated[
+        str, typer.Option("--api-addr", callback=_host_port, help="REST API (HOST:PORT)")
+    ] = "127.0.0.1:7070",
+    xds_addr: Annotated[
+        str, typer.Option("--xds-addr", callback=_host_port, help="xDS for Envoy (HOST:PORT)")
+    ] = "127.0.0.1:18000",
+) -> None:
+    """Run the control plane (REST API + xDS) until interrupted."""
+    from gossamer.controlplane.run import main as run_control_plane
+
+    with reporting_errors():
+        run_control_plane(data_dir, api_addr, xds_addr)
+
+
+resources.register(app)
+demo.register(app)
+proxies.register(app)
+app.add_typer(authz_app, name="authz")
+
+
+def run() -> None:
+    """The ``gossamer`` console script."""
+    app()
