@@ -1,0 +1,187 @@
+"""A small synchronous client of the control plane's REST API, for the CLI.
+
+Errors come back as ``ApiError`` (one line per problem, as the server wrote them) or
+``Unreachable`` when nothing answers at the address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from gossamer.errors import GossamerError
+from gossamer.types import Manifest
+
+DEFAULT_SERVER = "http://127.0.0.1:7070"
+#: how long a request may take unless it waits for proxies (then: its wait timeout + this)
+REQUEST_TIMEOUT = 10.0
+
+
+class ApiError(GossamerError):
+    """The control plane answered with an error."""
+
+    def __init__(self, status: int, code: str, errors: list[str], *, stored: bool = False) -> None:
+        self.status = status
+        self.code = code
+        self.errors = errors
+        self.stored = stored
+        super().__init__("\n".join(errors) or f"HTTP {status}")
+
+
+class Unreachable(GossamerError):
+    """Nothing answered at the control plane's address."""
+
+
+class ApiClient:
+    """``with ApiClient(server) as api: api.apply(...)``; ``transport`` is for tests."""
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        timeout: float = REQUEST_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self._http = httpx.Client(base_url=self.server, timeout=timeout, transport=transport)
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- resources ---------------------------------------------------------------------
+
+    def apply(
+        self,
+        manifests: Sequence[Manifest],
+        sources: Sequence[str] | None = None,
+        *,
+        dry_run: bool = False,
+        wait: bool = False,
+        wait_timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        body = {
+            "manifests": list(manifests),
+            "sources": list(sources) if sources is not None else None,
+            "dryRun": dry_run,
+            "wait": wait,
+            "waitTimeout": wait_timeout,
+        }
+        timeout = wait_timeout + REQUEST_TIMEOUT if wait else None
+        return self._dict("POST", "/v1/apply", json=body, timeout=timeout)
+
+    def validate(
+        self, manifests: Sequence[Manifest], sources: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        body = {"manifests": list(manifests), "sources": list(sources) if sources else None}
+        return self._dict("POST", "/v1/validate", json=body)
+
+    def get(self, kind: str, namespace: str, name: str) -> Manifest:
+        return self._dict("GET", f"/v1/resources/{kind}/{namespace}/{name}")
+
+    def list_resources(
+        self, kind: str, namespace: str | None = None
+    ) -> tuple[str, list[Manifest]]:
+        """The canonical kind and its resources (every namespace unless one is given)."""
+        params = {"namespace": namespace} if namespace else None
+        body = self._dict("GET", f"/v1/resources/{kind}", params=params)
+        return str(body["kind"]), list(body["items"])
+
+    def delete(self, kind: str, namespace: str, name: str, *, wait: bool = False) -> dict[str, Any]:
+        params = {"wait": "true"} if wait else None
+        return self._dict("DELETE", f"/v1/resources/{kind}/{namespace}/{name}", params=params)
+
+    def delete_many(
+        self, refs: Sequence[tuple[str, str, str]], *, wait: bool = False
+    ) -> dict[str, Any]:
+        """Delete (kind, namespace, name) refs in one transaction."""
+        body = {
+            "resources": [{"kind": k, "namespace": ns, "name": n} for k, ns, n in refs],
+            "wait": wait,
+        }
+        return self._dict("POST", "/v1/delete", json=body)
+
+    # -- proxies -----------------------------------------------------------------------
+
+    def proxies(self) -> list[dict[str, Any]]:
+        return list(self._dict("GET", "/v1/proxies")["items"])
+
+    def proxy_config(self, node_id: str, type_: str | None = None) -> dict[str, Any]:
+        params = {"type": type_} if type_ else None
+        return self._dict("GET", f"/v1/proxies/{node_id}/config", params=params)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _dict(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        body = self._request(method, path, json=json, params=params, timeout=timeout)
+        if not isinstance(body, dict):
+            raise ApiError(200, "protocol", [f"{self.server}{path} answered {body!r}, not an "
+                                             "object: is --server a Gossamer control plane?"])
+        return body
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object,
+        params: dict[str, str] | None,
+        timeout: float | None,
+    ) -> object:
+        extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+        try:
+            response = self._http.request(method, path, json=json, params=params, **extra)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as e:
+            raise Unreachable(
+                f"cannot reach the control plane at {self.server}: {e or type(e).__name__}; "
+                "start it with `gossamer control-plane` or pass --server"
+            ) from None
+        except httpx.TimeoutException:
+            raise GossamerError(
+                f"the control plane at {self.server} did not answer {method} {path} in time; "
+                "it may be overloaded: check its log and retry"
+            ) from None
+        except httpx.HTTPError as e:
+            raise Unreachable(
+                f"talking to the control plane at {self.server} failed: {e}"
+            ) from None
+        try:
+            body: object = response.json()
+        except ValueError:
+            body = None
+        if response.is_success and body is not None:
+            return body
+        if isinstance(body, dict) and isinstance(body.get("errors"), list):
+            raise ApiError(
+                response.status_code,
+                str(body.get("code", "")),
+                [str(e) for e in body["errors"]],
+                stored=bool(body.get("stored", False)),
+            )
+        text = response.text.strip()[:200] or response.reason_phrase
+        raise ApiError(
+            response.status_code,
+            "http",
+            [f"{method} {self.server}{path} answered HTTP {response.status_code}: {text}"],
+        )

@@ -1,0 +1,125 @@
+"""What every command shares: exit codes, the --server option, error reporting, file loading."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from gossamer.cli.client import DEFAULT_SERVER, ApiError, Unreachable
+from gossamer.errors import FieldError, GossamerError, ValidationError
+from gossamer.model import Resource, load_files
+
+EXIT_OK = 0
+#: invalid input, a refused change, a missing resource, any error the server reported
+EXIT_ERROR = 1
+#: wrong command-line usage (Click's own code)
+EXIT_USAGE = 2
+#: nothing answers at the control plane's address
+EXIT_UNREACHABLE = 3
+
+
+def _check_server(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{url!r} is not an http(s) URL: write e.g. {DEFAULT_SERVER}")
+    return url.rstrip("/")
+
+
+Server = Annotated[
+    str,
+    typer.Option(
+        "--server",
+        envvar="GOSSAMER_SERVER",
+        callback=_check_server,
+        help="the control plane's API",
+        show_default=True,
+    ),
+]
+
+
+def stdout() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_problems(lines: Sequence[str], summary: str | None = None) -> None:
+    err = stderr()
+    for line in lines:
+        err.print(Text(line, style="red"))
+    if summary:
+        err.print(Text(summary))
+
+
+@contextmanager
+def reporting_errors() -> Iterator[None]:
+    """Turn Gossamer errors into a message on stderr and an exit code, never a traceback."""
+    try:
+        yield
+    except Unreachable as e:
+        stderr().print(Text(f"error: {e}", style="red"))
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    except ApiError as e:
+        if e.code == "validation":
+            _print_problems(e.errors, f"{_count(e.errors)}; nothing was changed")
+        else:
+            _print_problems([f"error: {line}" for line in e.errors])
+        raise typer.Exit(EXIT_ERROR) from None
+    except ValidationError as e:
+        lines = [str(x) for x in e.errors] or [str(e)]
+        _print_problems(lines, f"{_count(lines)}; nothing was changed")
+        raise typer.Exit(EXIT_ERROR) from None
+    except GossamerError as e:
+        stderr().print(Text(f"error: {e}", style="red"))
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def _count(lines: Sequence[str]) -> str:
+    return f"{len(lines)} problem" + ("" if len(lines) == 1 else "s")
+
+
+# -- files -----------------------------------------------------------------------------
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def expand_paths(paths: Sequence[Path]) -> list[Path]:
+    """Files as given; a directory stands for its ``*.yaml``/``*.yml`` files, sorted."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES))
+        else:
+            out.append(path)
+    if not out:
+        raise typer.BadParameter("give at least one file with -f FILE (or a directory)")
+    return list(dict.fromkeys(out))
+
+
+def load_with_sources(paths: Sequence[Path]) -> tuple[list[Resource], list[str]]:
+    """Every resource in ``paths`` and, for each, the file it came from (as errors name it).
+
+    An error anywhere rejects everything (``ValidationError`` listing all of them).
+    """
+    resources = load_files(paths)
+    source_of = {r.key: path.name for path in paths for r in load_files([path])}
+    return resources, [source_of[r.key] for r in resources]
+
+
+def with_sources(errors: Sequence[FieldError], resources: Sequence[Resource],
+                 sources: Sequence[str]) -> list[FieldError]:
+    """Fill in the file of each error that names a resource but no file."""
+    where = {str(r.key): s for r, s in zip(resources, sources, strict=True)}
+    return [
+        replace(e, source=where[e.resource]) if not e.source and e.resource in where else e
+        for e in errors
+    ]
+

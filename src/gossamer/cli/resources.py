@@ -1,0 +1,153 @@
+"""``apply``, ``get``, ``delete`` and ``validate``: resources from files and the server."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gossamer.cli import render
+from gossamer.cli.client import DEFAULT_SERVER, ApiClient
+from gossamer.cli.common import (
+    Server,
+    expand_paths,
+    load_with_sources,
+    reporting_errors,
+    stdout,
+    with_sources,
+)
+from gossamer.errors import ValidationError
+from gossamer.model import ModelSnapshot, check_references, load_files
+from gossamer.types import DEFAULT_NAMESPACE
+
+Files = Annotated[
+    list[Path] | None,
+    typer.Option("-f", "--file", help="a YAML file or directory (repeat -f for several)"),
+]
+MoreFiles = Annotated[list[Path] | None, typer.Argument(help="more files", show_default=False)]
+
+
+class Output(StrEnum):
+    table = "table"
+    yaml = "yaml"
+    json = "json"
+
+
+def _files(files: list[Path] | None, more: list[Path] | None) -> list[Path]:
+    return expand_paths([*(files or []), *(more or [])])
+
+
+def apply(
+    files: Files = None,
+    more: MoreFiles = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="return once every affected proxy has ACKed")
+    ] = False,
+    wait_timeout: Annotated[
+        float, typer.Option("--wait-timeout", min=0.1, max=600, help="seconds, with --wait")
+    ] = 30.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print what would change; store nothing")
+    ] = False,
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """Validate and store every resource in FILES at once (nothing is applied on error)."""
+    with reporting_errors():
+        resources, sources = load_with_sources(_files(files, more))
+        manifests = [r.to_manifest() for r in resources]
+        with ApiClient(server) as api:
+            result = api.apply(
+                manifests, sources, dry_run=dry_run, wait=wait, wait_timeout=wait_timeout
+            )
+            changes: dict[str, str] = {}
+            if dry_run:
+                applied = {str(r.key): m for r, m in zip(resources, manifests, strict=True)}
+                for key in result["diff"]["updated"]:
+                    r = next(r for r in resources if str(r.key) == key)
+                    stored = api.get(r.kind, r.metadata.namespace, r.metadata.name)
+                    changes[key] = render.manifest_diff(key, stored, applied[key])
+        render.print_result(stdout(), result, dry_run=dry_run, changes=changes)
+
+
+def get(
+    kind: Annotated[str, typer.Argument(help="service(s), workload(s), gateway(s), route(s), "
+                                             "mesh(es); any case")],
+    name: Annotated[str | None, typer.Argument(help="NAME or NAMESPACE/NAME")] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option("-n", "--namespace", help="namespace (default: all; 'default' with NAME)"),
+    ] = None,
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """Show one resource, or every resource of a kind."""
+    with reporting_errors(), ApiClient(server) as api:
+        if name is not None:
+            ns, _, bare = name.rpartition("/")
+            manifest = api.get(kind, ns or namespace or DEFAULT_NAMESPACE, bare)
+            canonical, items = str(manifest.get("kind", kind)), [manifest]
+        else:
+            canonical, items = api.list_resources(kind, namespace)
+        if output is Output.json:
+            typer.echo(render.to_json(items[0] if name is not None else items))
+        elif output is Output.yaml:
+            typer.echo(render.to_yaml_stream(items), nl=False)
+        elif not items:
+            where = f" in namespace {namespace}" if namespace else ""
+            stdout().print(f"no {canonical} resources{where}")
+        else:
+            stdout().print(render.resource_table(canonical, items))
+
+
+def delete(
+    kind: Annotated[str | None, typer.Argument(help="the kind (any case, singular or plural)")]
+    = None,
+    name: Annotated[str | None, typer.Argument(help="NAME or NAMESPACE/NAME")] = None,
+    namespace: Annotated[
+        str, typer.Option("-n", "--namespace", help="the namespace of NAME")
+    ] = DEFAULT_NAMESPACE,
+    files: Files = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="return once every affected proxy has ACKed")
+    ] = False,
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """Delete KIND NAME, or every resource in -f FILE (in one transaction)."""
+    if files and (kind or name):
+        raise typer.BadParameter("give KIND NAME or -f FILE, not both")
+    if not files and not (kind and name):
+        raise typer.BadParameter("give KIND and NAME (e.g. `delete route cart`), or -f FILE")
+    with reporting_errors(), ApiClient(server) as api:
+        if files:
+            refs = [r.key for r in load_files(expand_paths(files))]
+            result = api.delete_many([(k.kind, k.namespace, k.name) for k in refs], wait=wait)
+        else:
+            assert kind is not None and name is not None
+            ns, _, bare = name.rpartition("/")
+            result = api.delete(kind, ns or namespace, bare, wait=wait)
+        render.print_result(stdout(), result)
+
+
+def validate(files: Files = None, more: MoreFiles = None) -> None:
+    """Check FILES without a server: fields, then references among the files themselves."""
+    with reporting_errors():
+        paths = _files(files, more)
+        resources, sources = load_with_sources(paths)
+        errors = check_references(ModelSnapshot().with_changes(puts=resources))
+        if errors:
+            raise ValidationError(with_sources(errors, resources, sources))
+        count = len(resources)
+        stdout().print(
+            f"valid: {count} resource{'' if count == 1 else 's'} in {len(paths)} "
+            f"file{'' if len(paths) == 1 else 's'}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(apply)
+    app.command()(get)
+    app.command()(delete)
+    app.command()(validate)
+
