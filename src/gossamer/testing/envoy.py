@@ -24,7 +24,7 @@ import httpx
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import json_format
 
-from gossamer.errors import EnvoyError
+from gossamer.errors import ConfigError, EnvoyError
 from gossamer.testing.polling import WaitTimeout, wait_until
 from gossamer.testing.process import ManagedProcess
 
@@ -70,9 +70,10 @@ class EnvoyProcess:
         name: str = "envoy",
     ) -> None:
         if concurrency < 1:
-            raise EnvoyError(f"concurrency must be >= 1, got {concurrency}")
+            raise ConfigError(f"EnvoyProcess: concurrency must be >= 1, got {concurrency}")
         if log_level not in LOG_LEVELS:
-            raise EnvoyError(f"log_level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+            raise ConfigError(f"EnvoyProcess: log_level {log_level!r} is not one of "
+                              f"{', '.join(LOG_LEVELS)}")
         self.bootstrap = bootstrap_pb2.Bootstrap()
         self.bootstrap.CopyFrom(bootstrap)
         if not self.bootstrap.admin.HasField("address"):

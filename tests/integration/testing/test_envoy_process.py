@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 
-from gossamer.errors import EnvoyError
+from gossamer.errors import ConfigError, EnvoyError
 from gossamer.testing import resources
 from gossamer.testing.envoy import EnvoyProcess
 from gossamer.testing.polling import wait_until
@@ -172,3 +172,10 @@ async def test_envoy_dies_with_its_parent() -> None:
         if parent.returncode is None:
             parent.kill()
             await parent.wait()
+
+
+def test_bad_settings_are_rejected_before_anything_starts() -> None:
+    with pytest.raises(ConfigError, match="concurrency must be >= 1"):
+        EnvoyProcess(_bootstrap(), concurrency=0)
+    with pytest.raises(ConfigError, match="log_level 'loud' is not one of"):
+        EnvoyProcess(_bootstrap(), log_level="loud")
