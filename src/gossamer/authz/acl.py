@@ -34,14 +34,18 @@ class _Entry:
 class AccessLists:
     """Cached access lists over a decider's graph (subscribes to the graph)."""
 
-    def __init__(self, decider: Decider) -> None:
+    def __init__(self, decider: Decider, users: Iterable[int] | None = None) -> None:
+        """Lists cover every user, or only ``users`` when given."""
         self.decider = decider
+        self._members: set[int] | None = set(users) if users is not None else None
         self.graph: Graph = decider.graph
         self._user_bit: dict[int, int] = {}
         self._users: list[int] = []
         self._users_of: dict[int, int] = {}
         self._lists: dict[int, _Entry] = {}
         self._dropped: set[int] = set()
+        #: target -> users whose bit in that list must be recomputed
+        self._pending: dict[int, set[int]] = {}
         r = self.graph.rights
         self._all = r.bit(WC_ALL)
         self._res = r.bit(WC_RESOURCE)
@@ -68,7 +72,9 @@ class AccessLists:
         while stack:
             n, expanded = stack.pop()
             if expanded:
-                m = self._bit(n) if g.kind(n) == Kind.U else 0
+                members = self._members
+                m = self._bit(n) if g.kind(n) == Kind.U and (
+                    members is None or n in members) else 0
                 for c in g.children(n):
                     m |= memo[c]
                 memo[n] = m
@@ -99,7 +105,17 @@ class AccessLists:
                     touched |= self._up(change.other)
                 for n in touched:
                     self._users_of.pop(n, None)
-                self._drop(lambda e: node in e.view.nodes or not e.used.isdisjoint(touched))
+                outsider = self._members is not None and node not in self._members
+                if g.kind(node) == Kind.U and outsider:
+                    self._drop(lambda e: node in e.view.nodes)  # not in any list
+                elif g.kind(node) == Kind.U and node in self._user_bit:
+                    # one user moved: patch its bit in the lists it may appear in
+                    self._drop(lambda e: node in e.view.nodes)
+                    for target, e in self._lists.items():
+                        if not e.used.isdisjoint(touched):
+                            self._pending.setdefault(target, set()).add(node)
+                else:
+                    self._drop(lambda e: node in e.view.nodes or not e.used.isdisjoint(touched))
             else:
                 self._drop(lambda e: node in e.view.nodes)
         elif t in ("associate", "dissociate"):
@@ -122,6 +138,7 @@ class AccessLists:
         if self.graph.admin_policy_classes in gone:
             gone += [t for t, e in self._lists.items() if e.view.needs_admin]
         for target in gone:
+            self._pending.pop(target, None)
             if self._lists.pop(target, None) is not None:
                 self._dropped.add(target)
 
@@ -130,11 +147,29 @@ class AccessLists:
         """Right bit -> users holding it on ``target`` (no process)."""
         entry = self._lists.get(target)
         if entry is not None:
+            if target in self._pending:
+                self._patch(target, entry)
             return entry.rights
         entry = self._compute(target)
         self._lists[target] = entry
         self._dropped.discard(target)
         return entry.rights
+
+    def _patch(self, target: int, entry: _Entry) -> None:
+        g = self.graph
+        for user in self._pending.pop(target):
+            bit = self._user_bit[user]
+            bits = self.decider.privileges(user, target) if g.exists(user) else 0
+            rights = entry.rights
+            for rb in list(rights):
+                if not bits & rb:
+                    rights[rb] &= ~bit
+            while bits:
+                rb = bits & -bits
+                bits ^= rb
+                rights[rb] = rights.get(rb, 0) | bit
+            if g.exists(user):
+                entry.used.update(g.parents(user))
 
     def named(self, target: int) -> dict[str, list[str]]:
         names = self.graph.rights.names
@@ -147,6 +182,12 @@ class AccessLists:
         for t in dropped:
             self.access_list(t)
         self._dropped.clear()
+        for t in list(self._pending):
+            entry = self._lists.get(t)
+            if entry is None:
+                del self._pending[t]
+            else:
+                self._patch(t, entry)
         return len(dropped)
 
     def compute_all(self, targets: Iterable[int]) -> None:

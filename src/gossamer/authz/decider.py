@@ -130,61 +130,94 @@ class Decider:
             self._flush()
         view = self._users.get(subject)
         if view is None:
-            view = self._users[subject] = self._build_user(subject)
+            view = self._build_user(subject)
         return view
 
     def _build_user(self, subject: Subject) -> UserView:
+        """Build (and cache) the views of ``subject`` and of every attribute above it: a
+        view is the union of its parents' views plus the node's own associations and
+        prohibitions."""
         g = self.graph
-        start = (subject,) if isinstance(subject, int) else subject
-        seen: set[int] = set(start)
-        stack = list(seen)
-        border: dict[int, int] = {}
-        prohibitions: list[Prohibition] = []
-        assoc_out = g.assoc_out
-        for_subject = g.prohibitions.for_subject
+        views = self._users
+        starts = (subject,) if isinstance(subject, int) else subject
+        stack = [n for n in starts if n not in views]
         while stack:
-            node = stack.pop()
-            out = assoc_out.get(node)
+            node = stack[-1]
+            if node in views:
+                stack.pop()
+                continue
+            missing = [p for p in g.parents(node) if p not in views]
+            if missing:
+                stack.extend(missing)
+                continue
+            stack.pop()
+            views[node] = self._merge_user((node,), [views[p] for p in g.parents(node)])
+        if isinstance(subject, int):
+            return views[subject]
+        view = views[subject] = self._merge_user((), [views[n] for n in starts])
+        return view
+
+    def _merge_user(self, own: tuple[int, ...], parents: list[UserView]) -> UserView:
+        g = self.graph
+        nodes: set[int] = set(own)
+        prohibitions: list[Prohibition] = []
+        if len(parents) == 1 and not own:
+            only = parents[0]
+            return UserView(set(only.nodes), only.border, only.prohibitions)
+        border: dict[int, int] = dict(parents[0].border) if parents else {}
+        for i, pv in enumerate(parents):
+            nodes |= pv.nodes
+            prohibitions.extend(pv.prohibitions)
+            if i:
+                for t, bits in pv.border.items():
+                    border[t] = border.get(t, 0) | bits
+        for node in own:
+            out = g.assoc_out.get(node)
             if out:
                 for t, bits in out.items():
                     border[t] = border.get(t, 0) | bits
-            ps = for_subject(node)
-            if ps:
-                prohibitions.extend(ps)
-            for p in g.parents(node):
-                if p not in seen:
-                    seen.add(p)
-                    stack.append(p)
-        return UserView(seen, border, tuple(prohibitions))
+            prohibitions.extend(g.prohibitions.for_subject(node))
+        if len(prohibitions) > 1:
+            prohibitions = list({p.name: p for p in prohibitions}.values())
+        return UserView(nodes, border, tuple(prohibitions))
 
     def target_view(self, target: int) -> TargetView:
         if self._dirty_users or self._dirty_targets or self._clear_all:
             self._flush()
         view = self._targets.get(target)
         if view is None:
-            view = self._targets[target] = self._build_target(target)
+            view = self._build_target(target)
         return view
 
     def _build_target(self, target: int) -> TargetView:
+        """Build (and cache) the views of ``target`` and of every node above it: a view is
+        the union of its parents' views (C-speed dict merges) plus the node itself."""
         g = self.graph
         parents = g.parents
         is_pc = g.is_pc
-        masks: dict[int, int] = {}
-        # iterative post-order: a node's mask is the union of its parents' masks
-        stack: list[tuple[int, bool]] = [(target, False)]
+        views = self._targets
+        stack = [target]
         while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                m = self._pc_mask(node) if is_pc(node) else 0
-                for p in parents(node):
-                    m |= masks[p]
-                masks[node] = m
-            elif node not in masks:
-                masks[node] = 0  # placeholder: in progress (the graph is a DAG)
-                stack.append((node, True))
-                stack.extend((p, False) for p in parents(node) if p not in masks)
-        needs_admin = any(is_pc(p) for p in parents(target))
-        return TargetView(masks, masks[target], needs_admin)
+            node = stack[-1]
+            if node in views:
+                stack.pop()
+                continue
+            missing = [p for p in parents(node) if p not in views]
+            if missing:
+                stack.extend(missing)
+                continue
+            stack.pop()
+            nodes: dict[int, int] = {}
+            mask = self._pc_mask(node) if is_pc(node) else 0
+            needs_admin = False
+            for p in parents(node):
+                pv = views[p]
+                nodes.update(pv.nodes)
+                mask |= pv.pcs
+                needs_admin |= is_pc(p)
+            nodes[node] = mask
+            views[node] = TargetView(nodes, mask, needs_admin)
+        return views[target]
 
     def _pc_mask(self, pc: int) -> int:
         bit = self._pc_bit.get(pc)
@@ -200,7 +233,7 @@ class Decider:
             self._flush()
         uv = self._users.get(subject)
         if uv is None:
-            uv = self._users[subject] = self._build_user(subject)
+            uv = self._build_user(subject)
         key: object = target if process is None else (target, process)
         procs = self.graph.prohibitions.for_process(process) if process is not None else ()
         hit = uv.decisions.get(key)
@@ -210,7 +243,7 @@ class Decider:
             target = self.graph.admin_policy_classes
         tv = self._targets.get(target)
         if tv is None:
-            tv = self._targets[target] = self._build_target(target)
+            tv = self._build_target(target)
         bits = self._decide(subject, uv, tv, procs, process)
         uv.decisions[key] = (bits, tv, procs)
         return bits
