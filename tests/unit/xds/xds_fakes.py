@@ -179,7 +179,7 @@ class FakeEnvoy:
 
     def push_all(self, snap: Snapshot, limit: int = 20) -> list[Outgoing]:
         """Push and ACK until nothing is left to send."""
-        sent = []
+        sent: list[Outgoing] = []
         for _ in range(limit):
             out = self.push(snap)
             if out is None:
