@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
@@ -22,8 +23,16 @@ from gossamer.errors import (
     WaitTimeoutError,
 )
 
+log = logging.getLogger(__name__)
+
+
+class NotReadyError(GossamerError):
+    """The control plane is still loading its state; the request can be retried shortly."""
+
+
 #: most specific first; the first class the exception is an instance of wins
 STATUS: list[tuple[type[Exception], int, str]] = [
+    (NotReadyError, 503, "not_ready"),
     (UnknownKindError, 400, "unknown_kind"),
     (ValidationError, 422, "validation"),
     (NotFoundError, 404, "not_found"),
@@ -46,7 +55,7 @@ def error_response(
 def _render(exc: Exception) -> list[str]:
     if isinstance(exc, ValidationError):
         return [str(e) for e in exc.errors] or [str(exc)]
-    if isinstance(exc, WaitTimeoutError):
+    if isinstance(exc, WaitTimeoutError) and "stored" not in str(exc).lower():
         return [
             f"the change IS stored and will reach the proxies as they catch up, but the wait "
             f"ended: {exc}"
@@ -82,8 +91,17 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, [str(exc.detail)])
 
 
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error serving a request", exc_info=exc)
+    return error_response(
+        500, "internal", [f"internal error ({type(exc).__name__}: {exc}); see the control "
+                          "plane's log"]
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     handler: Callable[[Request, Exception], Awaitable[JSONResponse]] = _gossamer_error
     app.add_exception_handler(GossamerError, handler)
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(RequestValidationError, _request_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from gossamer.api.errors import NotReadyError
 from gossamer.api.kinds import resolve_kind
 from gossamer.api.manifests import parse_request, text_with_source, with_sources
 from gossamer.api.schemas import (
@@ -27,8 +28,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "unknown kind"),
         (404, "no such resource"),
         (409, "lost a race with another change; retry"),
+        (503, "still loading, or the store could not make the change durable: nothing changed"),
         (422, "invalid input: nothing was changed"),
-        (503, "the store could not make the change durable: nothing was changed"),
         (504, "stored, but not every affected proxy ACKed in time"),
     )
 }
@@ -40,10 +41,17 @@ Wait = Annotated[bool, Query(description="return once every affected proxy has A
 def resources_router(service: ControlPlaneService) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["resources"], responses=_ERRORS)
 
+    def require_ready() -> None:
+        if not bool(getattr(service, "ready", True)):
+            raise NotReadyError(
+                "the control plane is still loading its state; retry in a moment"
+            )
+
     @router.post("/apply", response_model=ApplyResponse)
     async def apply(body: ApplyRequest) -> ApplyResponse:
         """Validate and store every manifest atomically (or, with dryRun, only report the diff)."""
         resources, where = parse_request(body.manifests, body.sources)
+        require_ready()
         try:
             result = await service.apply(
                 resources, dry_run=body.dry_run, wait=body.wait, wait_timeout=body.wait_timeout
@@ -59,6 +67,7 @@ def resources_router(service: ControlPlaneService) -> APIRouter:
             resources, where = parse_request(body.manifests, body.sources)
         except ValidationError as e:
             return ValidateResponse(valid=False, errors=[str(x) for x in e.errors])
+        require_ready()
         errors = [text_with_source(t, where) for t in await service.validate(resources)]
         return ValidateResponse(valid=not errors, errors=errors)
 
@@ -82,12 +91,14 @@ def resources_router(service: ControlPlaneService) -> APIRouter:
     async def delete(kind: str, namespace: str, name: str, wait: Wait = False) -> ApplyResponse:
         """Delete one resource; refused (422) while other resources refer to it."""
         key = ResourceKey(resolve_kind(kind), namespace, name)
+        require_ready()
         return ApplyResponse.of(await service.delete([key], wait=wait))
 
     @router.post("/delete", response_model=ApplyResponse)
     async def delete_many(body: DeleteRequest) -> ApplyResponse:
         """Delete several resources in one transaction (e.g. everything in a file)."""
         keys = [ResourceKey(resolve_kind(r.kind), r.namespace, r.name) for r in body.resources]
+        require_ready()
         return ApplyResponse.of(await service.delete(keys, wait=body.wait))
 
     return router

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -43,8 +44,16 @@ Server = Annotated[
 ]
 
 
+#: width for tables when stdout is a pipe or file: as wide as their content (no truncation)
+PIPE_WIDTH = 1000
+
+
 def stdout() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    """Standard output; piped output is never cut to 80 columns (COLUMNS still wins)."""
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        console.width = PIPE_WIDTH
+    return console
 
 
 def stderr() -> Console:

@@ -115,7 +115,7 @@ def resource_table(kind: str, items: Sequence[Manifest]) -> Table:
     columns = COLUMNS.get(kind, _GENERIC)
     table = Table(box=None, pad_edge=False, header_style="bold")
     for header, _ in columns:
-        table.add_column(header)
+        table.add_column(header, overflow="fold")
     for m in items:
         table.add_row(*(Text(fn(m)) for _, fn in columns))
     return table

@@ -152,8 +152,10 @@ async def test_wait_timeout_is_504_and_says_the_change_is_stored(
     body = r.json()
     assert body["code"] == "wait_timeout"
     assert body["stored"] is True
-    assert "IS stored" in body["errors"][0]
-    assert "sidecar~default~cart-1" in body["errors"][0]
+    assert body["errors"] == [
+        "revision 1 is stored, but sidecar~default~cart-1 did not ACK within 0.01 s; see "
+        "`gossamer proxy-status`"
+    ]
     stored = await client.get("/v1/resources/Service/default/cart")
     assert stored.status_code == 200
 
@@ -200,3 +202,24 @@ async def test_validate_reports_without_changing_anything(client: httpx.AsyncCli
         "route.yaml: Route default/cart: spec.rules[0].destinations[0].weight: must be 0..100"
     ]
     assert (await client.get("/v1/resources")).json()["items"] == []
+
+
+@pytest.mark.asyncio
+async def test_changes_wait_while_the_control_plane_loads(
+    client: httpx.AsyncClient, fake: FakeControlPlane
+) -> None:
+    fake.ready = False
+    for r in (
+        await apply(client, shop()),
+        await client.post("/v1/validate", json={"manifests": shop()}),
+        await client.delete("/v1/resources/svc/default/cart"),
+        await client.post("/v1/delete", json={"resources": [{"kind": "svc", "name": "cart"}]}),
+    ):
+        assert r.status_code == 503
+        assert r.json()["code"] == "not_ready"
+        assert r.json()["errors"] == [
+            "the control plane is still loading its state; retry in a moment"
+        ]
+    assert fake.revision == 0
+    fake.ready = True
+    assert (await apply(client, shop())).status_code == 200

@@ -118,3 +118,34 @@ def test_two_apps_share_nothing() -> None:
     app_b = create_api(b, registry=prometheus_client.CollectorRegistry())
     assert app_a is not app_b
     assert app_a.routes is not app_b.routes
+
+
+class _BrokenAdmin(FakeControlPlane):
+    async def proxy_config(self, node_id: str) -> dict[str, object]:
+        raise httpx.ConnectError("connection refused")
+
+
+@pytest.mark.asyncio
+async def test_unexpected_errors_are_json_500s() -> None:
+    from gossamer.api.app import create_api
+
+    app = create_api(_BrokenAdmin(), registry=prometheus_client.CollectorRegistry())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+        r = await c.get("/v1/proxies/sidecar~default~a/config")
+    assert r.status_code == 500
+    assert r.json()["code"] == "internal"
+    assert r.json()["errors"] == [
+        "internal error (ConnectError: connection refused); see the control plane's log"
+    ]
+
+
+def test_wait_timeouts_always_say_the_change_is_stored() -> None:
+    from gossamer.api.errors import _render
+    from gossamer.errors import WaitTimeoutError
+
+    [line] = _render(WaitTimeoutError("2 proxies did not ACK within 5 s"))
+    assert line.startswith("the change IS stored")
+    assert _render(WaitTimeoutError("revision 3 is stored, but ...")) == [
+        "revision 3 is stored, but ..."
+    ]

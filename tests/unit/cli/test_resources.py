@@ -96,8 +96,10 @@ def test_wait_reports_acks_and_a_timeout_says_the_change_is_stored(
     moved = write(tmp_path, "w.yaml", WORKLOAD.replace("127.0.0.2", "127.0.0.9"))
     late = runner.invoke(app, ["apply", "-f", str(moved), "--wait", "--wait-timeout", "0.1"])
     assert late.exit_code == 1
-    assert "IS stored" in late.stderr
-    assert "sidecar~default~stuck did not ACK" in late.stderr
+    assert late.stderr == (
+        "error: revision 2 is stored, but sidecar~default~stuck did not ACK within 0.1 s; see "
+        "`gossamer proxy-status`\n"
+    )
     assert server.fake.revision == 2
 
 
@@ -201,3 +203,17 @@ def test_server_url_must_be_http(offline: CliRunner) -> None:
     result = offline.invoke(app, ["get", "svc", "--server", "127.0.0.1:7070"])
     assert result.exit_code == 2
     assert "is not an http(s) URL" in result.output
+
+
+def test_piped_tables_are_not_cut_to_80_columns(server: ApiServer, tmp_path: Path) -> None:
+    runner = CliRunner(env={"GOSSAMER_SERVER": server.url, "COLUMNS": None, "NO_COLOR": "1"})
+    long_name = "cart-" + "x" * 50
+    workload = WORKLOAD.replace("name: cart-1,", f"name: {long_name},")
+    path = write(tmp_path, "shop.yaml", SERVICES + "---\n" + workload)
+    assert runner.invoke(app, ["apply", "-f", str(path)]).exit_code == 0
+    result = runner.invoke(app, ["get", "workloads"])
+    [row] = result.stdout.splitlines()[1:]
+    assert row.split() == [
+        "default", long_name, "cart", "127.0.0.2", "15006->8080", "host-a", "-", "healthy", "-"
+    ]
+    assert max(len(line) for line in result.stdout.splitlines()) > 80
