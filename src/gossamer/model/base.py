@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictInt,
 )
 
 from gossamer.types import API_VERSION, DEFAULT_NAMESPACE, Manifest, ResourceKey
@@ -22,10 +23,11 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_MAX_SECONDS = 10_000 * 3600.0
 
 
 def _name(value: str) -> str:
-    if len(value) > 63 or not _NAME.match(value):
+    if len(value) > 63 or not _NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name: use 1-63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit"
@@ -35,7 +37,7 @@ def _name(value: str) -> str:
 
 def _labels(value: dict[str, str]) -> dict[str, str]:
     for key in value:
-        if not _LABEL_KEY.match(key) or len(key) > 253:
+        if not _LABEL_KEY.fullmatch(key) or len(key) > 253:
             raise ValueError(f"label key {key!r} is not valid: use letters, digits, '-', '_', '.'")
     return value
 
@@ -43,10 +45,17 @@ def _labels(value: dict[str, str]) -> dict[str, str]:
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
+    seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=value)
-    if isinstance(value, str) and (m := _DURATION.match(value.strip())):
-        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds is not None:
+        if not seconds < _MAX_SECONDS:
+            raise ValueError(f"{value!r} is too long: durations are at most 10000h")
+        if round(seconds * 1000, 6) != round(seconds * 1000):
+            raise ValueError(f"{value!r} is finer than a millisecond: use whole milliseconds")
+        return timedelta(milliseconds=round(seconds * 1000))
     raise ValueError(f"{value!r} is not a duration: write e.g. '250ms', '5s', '2m' or '1h'")
 
 
@@ -92,7 +101,7 @@ Duration = Annotated[
 ]
 IPAddress = Annotated[str, AfterValidator(_ip)]
 LoopbackAddress = Annotated[str, AfterValidator(_ip), AfterValidator(_loopback)]
-Port = Annotated[int, in_range(1, 65535)]
+Port = Annotated[StrictInt, in_range(1, 65535)]
 
 
 class Strict(BaseModel):

@@ -97,7 +97,7 @@ def _check_route(snap: ModelSnapshot, r: Route, out: list[FieldError]) -> None:
 def check_references(snap: ModelSnapshot) -> list[FieldError]:
     """Everything inconsistent in ``snap``, each error naming its resource and field."""
     out: list[FieldError] = []
-    meshes = [k for k in snap.resources if k.kind == "Mesh"]
+    meshes = sorted(k for k in snap.resources if k.kind == "Mesh")
     for key in meshes[1:]:
         out.append(FieldError(f"only one Mesh may exist; {meshes[0]} already does", "", str(key)))
     endpoints: dict[tuple[str, int], ResourceKey] = {}

@@ -59,6 +59,11 @@ class HeaderMatch(_OneOf):
     present: bool | None = None
     invert: bool = False
 
+    @field_validator("regex")
+    @classmethod
+    def _valid_regex(cls, v: str | None) -> str | None:
+        return None if v is None else _regex(v)
+
 
 class Match(Strict):
     path: PathMatch = Field(default_factory=lambda: PathMatch(prefix="/"))

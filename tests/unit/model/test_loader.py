@@ -126,13 +126,6 @@ spec:
     assert r.to_manifest()["spec"]["rules"][0]["retries"]["retryOn"] == ["5xx", "reset"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: loader.py uses yaml.safe_load_all, which silently keeps the last of two "
-    "equal keys in one mapping (e.g. `spec:` written twice), so half of what the user wrote "
-    "is dropped without a word; use a SafeLoader subclass whose construct_mapping rejects "
-    "duplicate keys with their line",
-)
 def test_a_key_written_twice_in_one_mapping_is_an_error() -> None:
     text = SERVICE % "a" + "spec:\n  ports: [{name: grpc, port: 81}]\n"
     yaml_errors(text)
@@ -219,13 +212,6 @@ def test_non_ascii_text_is_read_as_utf8(tmp_path: Path) -> None:
     assert mesh.metadata.annotations == {"owner": "Zoë"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: loader.py load_files catches only OSError around path.read_text(), so a "
-    "file that is not UTF-8 raises a raw UnicodeDecodeError instead of a ValidationError "
-    "naming the file; also read with encoding='utf-8' (the default is the locale's)",
-    raises=UnicodeDecodeError,
-)
 def test_a_file_that_is_not_utf8_is_a_validation_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes(

@@ -86,12 +86,6 @@ def test_only_one_mesh() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: references.py reports the extra Meshes in snapshot insertion order, but "
-    "ModelSnapshot.mesh uses the first Mesh by key: the error can say 'Mesh default/b "
-    "already does' while default/a is the one in force; iterate sorted(snap.resources)",
-)
 def test_the_mesh_in_force_is_the_one_the_error_keeps() -> None:
     snap = snapshot(manifest("Mesh", "b"), manifest("Mesh", "a"))
     assert snap.mesh.metadata.name == "a"
