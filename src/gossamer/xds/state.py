@@ -132,7 +132,11 @@ class StreamState:
                     sent.out.version, error, now, attempts, now + delay, _content(sent.out)
                 )
                 return RequestOutcome("nack", rtype, sent.out, ts.nack)
-            ts.known = sent.next_known
+            # names dropped by this very request stay dropped
+            ts.known = {
+                n: v for n, v in sent.next_known.items()
+                if ts.subscribed is None or n in ts.subscribed
+            }
             ts.acked_version = sent.out.version
             ts.nack = None
             return RequestOutcome("ack", rtype, sent.out)
@@ -214,6 +218,12 @@ class StreamState:
                 if self._may_add(t, adds_settled, ts, changed):
                     candidates.append((t, adds[0], False))
                     continue
+                fresh = [n for n in changed if n not in ts.known]
+                if t is R and fresh:
+                    # a warming listener needs its new routes now; known ones wait their turn
+                    candidates.append((t, self._out(ts, [wanted[n] for n in fresh], (), {
+                        **ts.known, **{n: wanted[n].version for n in fresh}}), False))
+                    continue
             if rem_live:
                 assert rem is not None
                 candidates.append((t, rem[0], True))
@@ -234,9 +244,6 @@ class StreamState:
             return True
         if t is L:
             return adds_settled[C]
-        # Routes for a listener being warmed are always allowed: the listener waits for them.
-        if any(n not in ts.known for n in changed):
-            return True
         return adds_settled[C] and adds_settled[L]
 
     def _may_remove(self, t: ResourceType, settled: Mapping[ResourceType, bool]) -> bool:

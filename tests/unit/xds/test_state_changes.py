@@ -278,12 +278,6 @@ def test_route_subscription_sends_only_new_names(delta: bool) -> None:
 
 
 @MODES
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an ACK that also drops a name (SotW resource_names / delta unsubscribe) "
-    "puts the dropped name back into `known` (ACK overwrites known with next_known after "
-    "_update_subscription pruned it), so re-subscribing it later sends nothing",
-)
 def test_ack_that_unsubscribes_then_resubscribe_resends(delta: bool) -> None:
     env = FakeEnvoy(delta=delta)
     handshake(env, mesh(2))
@@ -298,12 +292,6 @@ def test_ack_that_unsubscribes_then_resubscribe_resends(delta: bool) -> None:
 
 
 @MODES
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a newly subscribed route name lets every changed route through "
-    "(_may_add checks `any` new name, _build sends all changed), so an update of a known "
-    "route that points at a cluster still un-ACKed goes out early (503 'cluster not found')",
-)
 def test_new_route_name_does_not_carry_updates_of_known_routes(delta: bool) -> None:
     env = FakeEnvoy(delta=delta)
     handshake(env, mesh(1))
