@@ -7,6 +7,7 @@ from typing import Any
 import pydantic
 
 from gossamer.errors import FieldError, ValidationError
+from gossamer.model.access_policy import AccessPolicy
 from gossamer.model.base import Resource
 from gossamer.model.gateway import Gateway
 from gossamer.model.mesh import Mesh
@@ -16,7 +17,7 @@ from gossamer.model.workload import Workload
 from gossamer.types import Manifest
 
 KINDS: dict[str, type[Resource]] = {
-    cls.__name__: cls for cls in (Mesh, Service, Workload, Gateway, Route)
+    cls.__name__: cls for cls in (Mesh, Service, Workload, Gateway, Route, AccessPolicy)
 }
 
 
