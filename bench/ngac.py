@@ -4,10 +4,12 @@ Run: ``.venv/bin/python bench/ngac.py [--sizes 10000 100000] [--large] [--seed 1
 (``--large`` adds the 1M-node graph; py-ngac runs on graphs up to ``--pyngac-max`` nodes).
 
 Generated graphs: 4 policy classes; user attributes in 4 levels and object attributes in 5
-(DAG depth >= 4 on both sides), every attribute below the first level with 1-3 parents
-from the level above (so nodes have several parents and paths cross policy classes);
-users in 1-3 user attributes, objects in 1-3 object attributes; ~2 associations per user
-attribute with random HTTP methods; prohibitions on ~1 % of the users.
+(DAG depth >= 4 on both sides; few broad attributes at the top, many narrow ones below),
+every attribute below the first level with 1-3 parents from the level above (so nodes have
+several parents and paths cross policy classes); users in 1-3 of the two deepest user
+attribute levels, objects in 1-3 of the two deepest object attribute levels; 2
+associations per user attribute with random HTTP methods, mostly on upper levels;
+prohibitions on ~1 % of the users.
 
 Measured per size:
   load time (validated inserts) and the RSS growth it caused;
@@ -38,7 +40,13 @@ from gossamer.authz.graph import Graph, Kind
 from gossamer.authz.prohibitions import Prohibition
 from gossamer.authz.rights import HTTP_METHODS
 
-UA_LEVELS, OA_LEVELS, PCS = 4, 5, 4
+PCS = 4
+#: share of the attributes on each level, top (assigned to policy classes) first
+UA_SHARES = (0.02, 0.08, 0.3, 0.6)
+OA_SHARES = (0.01, 0.04, 0.15, 0.3, 0.5)
+#: how likely an association targets each object-attribute level (broad grants are common)
+ASSOC_LEVEL_WEIGHTS = (0.35, 0.3, 0.2, 0.1, 0.05)
+UA_LEVELS, OA_LEVELS = len(UA_SHARES), len(OA_SHARES)
 
 
 @dataclass
@@ -62,11 +70,11 @@ def generate(n: int, rng: random.Random) -> Spec:
     n_ua, n_oa = max(8, n // 20), max(10, n * 3 // 20)
     n_u, n_o = n * 3 // 10, n - PCS - n_ua - n_oa - n * 3 // 10
 
-    def levels(prefix: str, kind: Kind, count: int, depth: int) -> list[list[str]]:
+    def levels(prefix: str, kind: Kind, count: int, shares: tuple[float, ...]) -> list[
+            list[str]]:
         out: list[list[str]] = []
-        per = max(1, count // depth)
-        for level in range(depth):
-            names = [f"{prefix}{level}.{i}" for i in range(per)]
+        for level, share in enumerate(shares):
+            names = [f"{prefix}{level}.{i}" for i in range(max(2, int(count * share)))]
             for name in names:
                 if level == 0:
                     parents = rng.sample(pcs, rng.choice((1, 1, 2)))
@@ -76,8 +84,8 @@ def generate(n: int, rng: random.Random) -> Spec:
             out.append(names)
         return out
 
-    ua_levels = levels("ua", Kind.UA, n_ua, UA_LEVELS)
-    oa_levels = levels("oa", Kind.OA, n_oa, OA_LEVELS)
+    ua_levels = levels("ua", Kind.UA, n_ua, UA_SHARES)
+    oa_levels = levels("oa", Kind.OA, n_oa, OA_SHARES)
     s.uas = [a for lv in ua_levels for a in lv]
     s.oas = [a for lv in oa_levels for a in lv]
     deep_ua, deep_oa = ua_levels[-1] + ua_levels[-2], oa_levels[-1] + oa_levels[-2]
@@ -92,7 +100,8 @@ def generate(n: int, rng: random.Random) -> Spec:
     for ua in s.uas:
         for _ in range(2):
             rights = rng.sample(HTTP_METHODS[:5], rng.randint(1, 4))
-            s.associations.append((ua, rng.choice(s.oas), rights))
+            level = rng.choices(oa_levels, ASSOC_LEVEL_WEIGHTS)[0]
+            s.associations.append((ua, rng.choice(level), rights))
     for i, user in enumerate(rng.sample(s.users, max(1, n_u // 100))):
         containers = [(oa, rng.random() < 0.3) for oa in rng.sample(s.oas, rng.randint(1, 2))]
         s.prohibitions.append((f"deny{i}", user, [rng.choice(("POST", "DELETE", "PUT"))],

@@ -13,7 +13,7 @@ recomputes the dropped ones, which is what "access lists correct again" costs af
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from gossamer.authz.decider import Decider, TargetView
@@ -31,8 +31,19 @@ class _Entry:
     used: set[int]
 
 
+def _bits(mask: int) -> Iterator[int]:
+    while mask:
+        low = mask & -mask
+        mask ^= low
+        yield low
+
+
 class AccessLists:
     """Cached access lists over a decider's graph (subscribes to the graph)."""
+
+    #: a user attribute with at most this many users below it is handled by re-deciding
+    #: those users on the affected lists, instead of recomputing the lists
+    patch_limit = 32
 
     def __init__(self, decider: Decider, users: Iterable[int] | None = None) -> None:
         """Lists cover every user, or only ``users`` when given."""
@@ -110,10 +121,12 @@ class AccessLists:
                     self._drop(lambda e: node in e.view.nodes)  # not in any list
                 elif g.kind(node) == Kind.U and node in self._user_bit:
                     # one user moved: patch its bit in the lists it may appear in
-                    self._drop(lambda e: node in e.view.nodes)
-                    for target, e in self._lists.items():
-                        if not e.used.isdisjoint(touched):
-                            self._pending.setdefault(target, set()).add(node)
+                    self._patch_later([node], touched, node)
+                elif g.kind(node) == Kind.UA and (
+                        below := self.users_of(node)).bit_count() <= self.patch_limit:
+                    # few users below the attribute: patch their bits, keep the lists
+                    moved = [self._users[m.bit_length() - 1] for m in _bits(below)]
+                    self._patch_later(moved, touched, node)
                 else:
                     self._drop(lambda e: node in e.view.nodes or not e.used.isdisjoint(touched))
             else:
@@ -122,6 +135,14 @@ class AccessLists:
             self._drop(lambda e: change.other in e.view.nodes)
         else:  # prohibitions, rights
             self._drop(lambda e: True)
+
+    def _patch_later(self, users: list[int], touched: set[int], node: int) -> None:
+        self._drop(lambda e: node in e.view.nodes)
+        if not users:
+            return
+        for target, e in self._lists.items():
+            if not e.used.isdisjoint(touched):
+                self._pending.setdefault(target, set()).update(users)
 
     def _up(self, node: int) -> set[int]:
         seen = {node}
@@ -168,8 +189,6 @@ class AccessLists:
                 rb = bits & -bits
                 bits ^= rb
                 rights[rb] = rights.get(rb, 0) | bit
-            if g.exists(user):
-                entry.used.update(g.parents(user))
 
     def named(self, target: int) -> dict[str, list[str]]:
         names = self.graph.rights.names

@@ -24,6 +24,7 @@ collected and applied in one pass before the next decision, so a bulk load costs
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from gossamer.authz.graph import Graph, GraphChange
 from gossamer.authz.prohibitions import Prohibition, satisfied
@@ -55,9 +56,14 @@ class TargetView:
 class Decider:
     """Cached decisions over a :class:`Graph` (subscribes to it on construction)."""
 
+    #: invalidation walks at most walk_factor * cached views + walk_min nodes, then scans
+    walk_factor = 4
+    walk_min = 64
+
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self._users: dict[Subject, UserView] = {}
+        self._tuples: set[tuple[int, ...]] = set()  # keys of self._users that are tuples
         self._targets: dict[int, TargetView] = {}
         self._pc_bit: dict[int, int] = {}
         self._bit_pc: dict[int, int] = {}
@@ -84,28 +90,55 @@ class Decider:
         if self._clear_all:
             self.clear()
             return
-        dirty = self._dirty_users
-        if dirty:
-            self._users = {s: v for s, v in self._users.items() if v.nodes.isdisjoint(dirty)}
-            dirty.clear()
-        dirty = self._dirty_targets
-        if dirty:
-            keep: dict[int, TargetView] = {}
-            admin_dropped = False
-            for target, view in self._targets.items():
-                nodes = view.nodes
-                if any(d in nodes for d in dirty):
-                    view.alive = False
-                    admin_dropped |= target == self.graph.admin_policy_classes
-                else:
-                    keep[target] = view
-            if admin_dropped:
-                for target, view in list(keep.items()):
+        if self._dirty_users:
+            self._drop_views(self._dirty_users, self._users, None)
+            self._dirty_users.clear()
+        if self._dirty_targets:
+            admin = self.graph.admin_policy_classes
+            dropped = self._drop_views(self._dirty_targets, self._targets, admin)
+            if dropped:
+                for target, view in list(self._targets.items()):
                     if view.needs_admin:
                         view.alive = False
-                        del keep[target]
-            self._targets = keep
-            dirty.clear()
+                        del self._targets[target]
+            self._dirty_targets.clear()
+
+    def _drop_views(self, dirty: set[int], views: dict[Any, Any], watch: int | None) -> bool:
+        """Drop the cached views whose node set contains a dirty node; return whether the
+        view of ``watch`` was among them.
+
+        Those are the views of the dirty nodes and of every node below them (walking
+        children now finds every such view: a path from a view's node up to a dirty node
+        that a later change cut ends at a node that change made dirty). When the walk grows
+        past the number of cached views, scanning the views is cheaper and is done instead.
+        """
+        children = self.graph.children
+        limit = self.walk_factor * len(views) + self.walk_min
+        seen = set(dirty)
+        stack = list(dirty)
+        found: list[Any] = []
+        while stack:
+            node = stack.pop()
+            if node in views:
+                found.append(node)
+            for c in children(node):
+                if c not in seen:
+                    seen.add(c)
+                    stack.append(c)
+            if len(seen) > limit:
+                found = [k for k, v in views.items() if not dirty.isdisjoint(v.nodes)]
+                break
+        else:  # views of attribute tuples (end users) are not nodes: check them
+            if views is self._users:
+                self._tuples &= views.keys()
+                found.extend(k for k in self._tuples if not dirty.isdisjoint(views[k].nodes))
+        hit = False
+        for key in found:
+            view = views.pop(key, None)
+            if isinstance(view, TargetView):
+                view.alive = False
+            hit |= key == watch
+        return hit
 
     def clear(self) -> None:
         """Forget every cached view and decision."""
@@ -155,6 +188,7 @@ class Decider:
         if isinstance(subject, int):
             return views[subject]
         view = views[subject] = self._merge_user((), [views[n] for n in starts])
+        self._tuples.add(subject)
         return view
 
     def _merge_user(self, own: tuple[int, ...], parents: list[UserView]) -> UserView:

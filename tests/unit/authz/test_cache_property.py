@@ -68,7 +68,9 @@ def random_change(g: Graph, rng: random.Random, step: int) -> None:
 
 
 def compare_all(g: Graph, d: Decider) -> None:
-    users = [n for n in g.nodes() if g.kind(n) == Kind.U]
+    users: list[int | tuple[int, ...]] = [n for n in g.nodes() if g.kind(n) == Kind.U]
+    uas = [n for n in g.nodes() if g.kind(n) == Kind.UA]
+    users.append(tuple(uas[:2]))  # an end user known by its attributes
     for u in users:
         for t in g.nodes():
             for process in (None, "p1"):
@@ -77,11 +79,13 @@ def compare_all(g: Graph, d: Decider) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1))
-def test_cached_decisions_follow_random_changes(seed: int) -> None:
+@given(seed=st.integers(0, 2**32 - 1), scan=st.booleans())
+def test_cached_decisions_follow_random_changes(seed: int, scan: bool) -> None:
     rng = random.Random(seed)
     g = build_graph(random_policy(rng))
     d = Decider(g)
+    if scan:  # invalidate by scanning the views instead of walking the graph
+        d.walk_factor = d.walk_min = 0
     compare_all(g, d)
     refused = 0
     for step in range(40):
@@ -115,8 +119,9 @@ def test_comparison_catches_a_stale_cache() -> None:
     assert stale
 
 
-def compare_lists(g: Graph, d: Decider, lists: AccessLists) -> None:
-    users = [n for n in g.nodes() if g.kind(n) == Kind.U]
+def compare_lists(g: Graph, d: Decider, lists: AccessLists,
+                  members: set[int] | None = None) -> None:
+    users = [n for n in g.nodes() if g.kind(n) == Kind.U and (members is None or n in members)]
     lists.refresh()
     for t in g.nodes():
         expected: dict[int, set[int]] = {}
@@ -132,16 +137,19 @@ def compare_lists(g: Graph, d: Decider, lists: AccessLists) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1))
-def test_access_lists_follow_random_changes(seed: int) -> None:
+@given(seed=st.integers(0, 2**32 - 1), patch=st.booleans(), subset=st.booleans())
+def test_access_lists_follow_random_changes(seed: int, patch: bool, subset: bool) -> None:
     rng = random.Random(seed)
     g = build_graph(random_policy(rng))
     d = Decider(g)
-    lists = AccessLists(d)
-    compare_lists(g, d, lists)
+    members = {n for n in g.nodes() if g.kind(n) == Kind.U and rng.random() < 0.5} \
+        if subset else None
+    lists = AccessLists(d, members)
+    lists.patch_limit = 32 if patch else 0  # re-decide moved users, or recompute lists
+    compare_lists(g, d, lists, members)
     for step in range(30):
         with contextlib.suppress(GossamerError):
             random_change(g, rng, step)
         if step % 3 == 2:
-            compare_lists(g, d, lists)
-    compare_lists(g, d, lists)
+            compare_lists(g, d, lists, members)
+    compare_lists(g, d, lists, members)
