@@ -44,6 +44,9 @@ PCS = 4
 #: share of the attributes on each level, top (assigned to policy classes) first
 UA_SHARES = (0.02, 0.08, 0.3, 0.6)
 OA_SHARES = (0.01, 0.04, 0.15, 0.3, 0.5)
+#: at most this many attributes on each level (broad attributes do not grow with the graph);
+#: the deepest levels take what the capped ones leave
+LEVEL_CAPS = (16, 160, 1600, 10**12, 10**12)
 #: how likely an association targets each object-attribute level (broad grants are common)
 ASSOC_LEVEL_WEIGHTS = (0.35, 0.3, 0.2, 0.1, 0.05)
 UA_LEVELS, OA_LEVELS = len(UA_SHARES), len(OA_SHARES)
@@ -73,8 +76,15 @@ def generate(n: int, rng: random.Random) -> Spec:
     def levels(prefix: str, kind: Kind, count: int, shares: tuple[float, ...]) -> list[
             list[str]]:
         out: list[list[str]] = []
-        for level, share in enumerate(shares):
-            names = [f"{prefix}{level}.{i}" for i in range(max(2, int(count * share)))]
+        caps = LEVEL_CAPS[: len(shares)]
+        sizes = [min(cap, max(2, int(count * share)))
+                 for cap, share in zip(caps, shares, strict=True)]
+        free = [i for i, cap in enumerate(caps) if cap >= count]  # the uncapped levels
+        rest = count - sum(sizes[i] for i in range(len(shares)) if i not in free)
+        for i in free:
+            sizes[i] = max(2, int(rest * shares[i] / sum(shares[j] for j in free)))
+        for level, size in enumerate(sizes):
+            names = [f"{prefix}{level}.{i}" for i in range(size)]
             for name in names:
                 if level == 0:
                     parents = rng.sample(pcs, rng.choice((1, 1, 2)))

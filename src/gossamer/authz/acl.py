@@ -111,9 +111,7 @@ class AccessLists:
         node = change.node
         if t in ("assign", "deassign", "delete", "create"):
             if g.kind(node) in (Kind.U, Kind.UA):
-                touched = self._up(node)
-                if change.other >= 0:
-                    touched |= self._up(change.other)
+                touched = self._reach_changed(node, change.other)
                 for n in touched:
                     self._users_of.pop(n, None)
                 outsider = self._members is not None and node not in self._members
@@ -135,6 +133,18 @@ class AccessLists:
             self._drop(lambda e: change.other in e.view.nodes)
         else:  # prohibitions, rights
             self._drop(lambda e: True)
+
+    def _reach_changed(self, node: int, parent: int) -> set[int]:
+        """The nodes whose set of users below them changed when ``node`` gained or lost
+        ``parent`` (or appeared or disappeared, for ``parent`` < 0): those reachable through
+        ``parent`` and not through another parent of ``node``."""
+        if parent < 0:
+            return self._up(node)
+        others = {node}
+        for q in self.graph.parents(node):
+            if q != parent and q not in others:
+                others |= self._up(q)
+        return self._up(parent) - others
 
     def _patch_later(self, users: list[int], touched: set[int], node: int) -> None:
         self._drop(lambda e: node in e.view.nodes)

@@ -11,72 +11,37 @@ keeps a million-node graph affordable. Names are unique across all kinds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import IntEnum
+from collections.abc import Iterator, Sequence
 from functools import partial
-from typing import Literal, Protocol
 
+from gossamer.authz.journal import Journaled
+from gossamer.authz.kinds import (
+    ADMIN_BASE,
+    ADMIN_NODES,
+    ADMIN_OBLIGATIONS,
+    ADMIN_PC,
+    ADMIN_POLICY_CLASSES,
+    ADMIN_PROHIBITIONS,
+    ALLOWED_PARENTS,
+    ASSOCIATION_TARGETS,
+    GraphChange,
+    GraphListener,
+    Kind,
+)
 from gossamer.authz.prohibitions import Prohibition, ProhibitionIndex
 from gossamer.authz.rights import HTTP_METHODS, Rights
 from gossamer.errors import FieldError, NotFoundError, ValidationError
-
-
-class Kind(IntEnum):
-    PC = 0
-    UA = 1
-    OA = 2
-    U = 3
-    O = 4  # noqa: E741
-
-
-#: which kinds a node of each kind may be assigned to
-ALLOWED_PARENTS: dict[Kind, frozenset[Kind]] = {
-    Kind.PC: frozenset(),
-    Kind.UA: frozenset({Kind.UA, Kind.PC}),
-    Kind.OA: frozenset({Kind.OA, Kind.PC}),
-    Kind.U: frozenset({Kind.UA}),
-    Kind.O: frozenset({Kind.OA, Kind.PC}),
-}
-ASSOCIATION_TARGETS = frozenset({Kind.UA, Kind.OA, Kind.O})
-
-ADMIN_PC = "PM_ADMIN"
-ADMIN_BASE = "PM_ADMIN:base"
-ADMIN_POLICY_CLASSES = "PM_ADMIN:policy_classes"
-ADMIN_OBLIGATIONS = "PM_ADMIN:obligations"
-ADMIN_PROHIBITIONS = "PM_ADMIN:prohibitions"
-ADMIN_NODES = (ADMIN_PC, ADMIN_BASE, ADMIN_POLICY_CLASSES, ADMIN_OBLIGATIONS, ADMIN_PROHIBITIONS)
-
-ChangeType = Literal[
-    "create", "delete", "assign", "deassign", "associate", "dissociate", "prohibition", "rights"
-]
-
-
-@dataclass(frozen=True, slots=True)
-class GraphChange:
-    """One primitive change. ``node`` is the node whose descendant side changed (the
-    assigned child, the association's UA, the prohibition's subject, the created or deleted
-    node); ``other`` the parent or association target; ``process`` a process prohibition's."""
-
-    type: ChangeType
-    node: int = -1
-    other: int = -1
-    process: str | None = None
-
-
-class GraphListener(Protocol):
-    def graph_changed(self, change: GraphChange) -> None: ...
 
 
 def _bad(message: str, path: str = "") -> ValidationError:
     return ValidationError([FieldError(message, path)])
 
 
-class Graph:
+class Graph(Journaled):
     """Nodes, assignments, associations and prohibitions, with their validation rules."""
 
     def __init__(self, resource_rights: Sequence[str] = HTTP_METHODS) -> None:
+        super().__init__()
         self.rights = Rights(resource_rights)
         self.prohibitions = ProhibitionIndex()
         self._ids: dict[str, int] = {}
@@ -88,52 +53,11 @@ class Graph:
         self.assoc_out: dict[int, dict[int, int]] = {}
         self.assoc_in: dict[int, dict[int, int]] = {}
         self._pcs: set[int] = set()
-        self._listeners: list[GraphListener] = []
-        self._undo: list[Callable[[], None]] | None = None
         self.create_node(ADMIN_PC, Kind.PC)
         self.create_node(ADMIN_BASE, Kind.OA, [ADMIN_PC])
         for name in ADMIN_NODES[2:]:
             self.create_node(name, Kind.OA, [ADMIN_BASE])
         self.admin_policy_classes = self._ids[ADMIN_POLICY_CLASSES]
-
-    # ----------------------------------------------------------------- listeners, undo
-    def subscribe(self, listener: GraphListener) -> None:
-        self._listeners.append(listener)
-
-    def _emit(self, change: GraphChange) -> None:
-        for listener in self._listeners:
-            listener.graph_changed(change)
-
-    def _record(self, undo: Callable[[], None]) -> None:
-        if self._undo is not None:
-            self._undo.append(undo)
-
-    def on_undo(self, undo: Callable[[], None]) -> None:
-        """Run ``undo`` if the enclosing transaction fails (for state kept beside the graph,
-        such as obligations)."""
-        self._record(undo)
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All changes in the block happen, or none (an exception undoes them, then
-        propagates). A nested block is a savepoint: its failure undoes only its own
-        changes; the outer block's failure undoes everything."""
-        outer = self._undo is None
-        if outer:
-            self._undo = []
-        undo = self._undo
-        assert undo is not None
-        mark = len(undo)
-        try:
-            yield
-        except BaseException:
-            while len(undo) > mark:
-                undo.pop()()
-            if outer:
-                self._undo = None
-            raise
-        if outer:
-            self._undo = None
 
     # ----------------------------------------------------------------- reading
     def id(self, name: str, path: str = "") -> int:
@@ -458,3 +382,10 @@ class Graph:
     def _restore_rights(self, names: Sequence[str]) -> None:
         self.rights.set_resource_rights(names)
         self._emit(GraphChange("rights"))
+
+
+__all__ = [
+    "ADMIN_BASE", "ADMIN_NODES", "ADMIN_OBLIGATIONS", "ADMIN_PC", "ADMIN_POLICY_CLASSES",
+    "ADMIN_PROHIBITIONS", "ALLOWED_PARENTS", "ASSOCIATION_TARGETS", "Graph", "GraphChange",
+    "GraphListener", "Kind",
+]

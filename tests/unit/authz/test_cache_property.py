@@ -110,7 +110,7 @@ def test_comparison_catches_a_stale_cache() -> None:
     g = build_graph(random_policy(random.Random(3)))
     d = Decider(g)
     compare_all(g, d)
-    g._listeners.remove(d)  # simulate a cache that stops listening
+    g.unsubscribe(d)  # simulate a cache that stops listening
     u = next(n for n in g.nodes() if g.kind(n) == Kind.U)
     for ua in list(g.nodes(Kind.UA)):
         for t in list(g.assoc_out.get(ua, {})):

@@ -1,0 +1,54 @@
+"""Node kinds, the assignment rules between them, the administrative policy's nodes, and
+the change events the graph publishes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Literal, Protocol
+
+
+class Kind(IntEnum):
+    PC = 0
+    UA = 1
+    OA = 2
+    U = 3
+    O = 4  # noqa: E741
+
+
+#: which kinds a node of each kind may be assigned to
+ALLOWED_PARENTS: dict[Kind, frozenset[Kind]] = {
+    Kind.PC: frozenset(),
+    Kind.UA: frozenset({Kind.UA, Kind.PC}),
+    Kind.OA: frozenset({Kind.OA, Kind.PC}),
+    Kind.U: frozenset({Kind.UA}),
+    Kind.O: frozenset({Kind.OA, Kind.PC}),
+}
+ASSOCIATION_TARGETS = frozenset({Kind.UA, Kind.OA, Kind.O})
+
+ADMIN_PC = "PM_ADMIN"
+ADMIN_BASE = "PM_ADMIN:base"
+ADMIN_POLICY_CLASSES = "PM_ADMIN:policy_classes"
+ADMIN_OBLIGATIONS = "PM_ADMIN:obligations"
+ADMIN_PROHIBITIONS = "PM_ADMIN:prohibitions"
+ADMIN_NODES = (ADMIN_PC, ADMIN_BASE, ADMIN_POLICY_CLASSES, ADMIN_OBLIGATIONS, ADMIN_PROHIBITIONS)
+
+ChangeType = Literal[
+    "create", "delete", "assign", "deassign", "associate", "dissociate", "prohibition", "rights"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphChange:
+    """One primitive change. ``node`` is the node whose descendant side changed (the
+    assigned child, the association's UA, the prohibition's subject, the created or deleted
+    node); ``other`` the parent or association target; ``process`` a process prohibition's."""
+
+    type: ChangeType
+    node: int = -1
+    other: int = -1
+    process: str | None = None
+
+
+class GraphListener(Protocol):
+    def graph_changed(self, change: GraphChange) -> None: ...
