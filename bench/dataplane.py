@@ -76,7 +76,7 @@ def _latency(out: str, pct: str) -> float:
 async def wrk(url: str, connections: int, duration: float) -> tuple[int, float, float, float, int]:
     """(requests, rps, p50 ms, p99 ms, non-2xx + socket errors) from one bounded wrk run."""
     proc = await asyncio.create_subprocess_exec(
-        "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", url,
+        "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     out_b, _ = await asyncio.wait_for(proc.communicate(), duration + 30)
@@ -108,7 +108,7 @@ def static_envoy(name: str, listen: tuple[str, int], upstream: tuple[str, int]) 
 async def wait_ok(url: str, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     while True:
-        total, _, _, _, errors = await wrk(url, 1, 0.3)
+        total, _, _, _, errors = await wrk(url, 1, 1)
         if total > 0 and errors == 0:
             return
         if time.monotonic() > deadline:

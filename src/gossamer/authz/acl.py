@@ -27,8 +27,8 @@ class _Entry:
     #: right bit -> users (bitset over user index)
     rights: dict[int, int]
     view: TargetView
-    #: user attributes / users whose user sets this list used
-    used: set[int]
+    #: subjects of the prohibitions this list applied
+    subjects: set[int]
 
 
 def _bits(mask: int) -> Iterator[int]:
@@ -53,6 +53,8 @@ class AccessLists:
         self._user_bit: dict[int, int] = {}
         self._users: list[int] = []
         self._users_of: dict[int, int] = {}
+        #: node -> right bit -> users granted it by associations on that node
+        self._tables: dict[int, dict[int, int]] = {}
         self._lists: dict[int, _Entry] = {}
         self._dropped: set[int] = set()
         #: target -> users whose bit in that list must be recomputed
@@ -111,27 +113,37 @@ class AccessLists:
         node = change.node
         if t in ("assign", "deassign", "delete", "create"):
             if g.kind(node) in (Kind.U, Kind.UA):
-                touched = self._reach_changed(node, change.other)
-                for n in touched:
+                changed = self._reach_changed(node, change.other)
+                for n in changed:
                     self._users_of.pop(n, None)
-                outsider = self._members is not None and node not in self._members
-                if g.kind(node) == Kind.U and outsider:
-                    self._drop(lambda e: node in e.view.nodes)  # not in any list
+                hit = {n for ua in changed for n in g.assoc_out.get(ua, ())}
+                for n in hit:
+                    self._tables.pop(n, None)
+
+                def affected(e: _Entry) -> bool:
+                    nodes = e.view.nodes
+                    return any(n in nodes for n in hit) or not e.subjects.isdisjoint(changed)
+
+                self._drop(lambda e: node in e.view.nodes)  # lists *of* this node
+                if self._members is not None and g.kind(node) == Kind.U \
+                        and node not in self._members:
+                    pass  # not in any list
                 elif g.kind(node) == Kind.U and node in self._user_bit:
-                    # one user moved: patch its bit in the lists it may appear in
-                    self._patch_later([node], touched, node)
+                    self._patch_later([node], affected)  # one user moved: patch its bit
                 elif g.kind(node) == Kind.UA and (
                         below := self.users_of(node)).bit_count() <= self.patch_limit:
                     # few users below the attribute: patch their bits, keep the lists
-                    moved = [self._users[m.bit_length() - 1] for m in _bits(below)]
-                    self._patch_later(moved, touched, node)
+                    self._patch_later([self._users[m.bit_length() - 1] for m in _bits(below)],
+                                      affected)
                 else:
-                    self._drop(lambda e: node in e.view.nodes or not e.used.isdisjoint(touched))
+                    self._drop(affected)
             else:
                 self._drop(lambda e: node in e.view.nodes)
         elif t in ("associate", "dissociate"):
+            self._tables.pop(change.other, None)
             self._drop(lambda e: change.other in e.view.nodes)
         else:  # prohibitions, rights
+            self._tables.clear()
             self._drop(lambda e: True)
 
     def _reach_changed(self, node: int, parent: int) -> set[int]:
@@ -146,13 +158,14 @@ class AccessLists:
                 others |= self._up(q)
         return self._up(parent) - others
 
-    def _patch_later(self, users: list[int], touched: set[int], node: int) -> None:
-        self._drop(lambda e: node in e.view.nodes)
+    def _patch_later(self, users: list[int], affected: Callable[[_Entry], bool]) -> None:
         if not users:
             return
-        for target, e in self._lists.items():
-            if not e.used.isdisjoint(touched):
-                self._pending.setdefault(target, set()).update(users)
+        hit = [t for t, e in self._lists.items() if affected(e)]
+        if self.graph.admin_policy_classes in hit:
+            hit += [t for t, e in self._lists.items() if e.view.needs_admin]
+        for target in hit:
+            self._pending.setdefault(target, set()).update(users)
 
     def _up(self, node: int) -> set[int]:
         seen = {node}
@@ -227,30 +240,20 @@ class AccessLists:
         g = self.graph
         effective = g.admin_policy_classes if g.is_pc(target) else target
         view = self.decider.target_view(effective)
-        used: set[int] = set()
         tokens: dict[int, dict[int, int]] = {}  # pc bit -> right/wildcard bit -> users
+        assoc_in = g.assoc_in
         for node, pcmask in view.nodes.items():
-            into = g.assoc_in.get(node)
-            if not into or not pcmask:
+            if not pcmask or node not in assoc_in:
                 continue
-            for ua, bits in into.items():
-                users = self.users_of(ua)
-                used.add(ua)
-                if not users:
-                    continue
-                mask = pcmask
-                while mask:
-                    low = mask & -mask
-                    mask ^= low
-                    per = tokens.setdefault(low, {})
-                    b = bits
-                    while b:
-                        rb = b & -b
-                        b ^= rb
-                        per[rb] = per.get(rb, 0) | users
+            table = self._tables.get(node)
+            if table is None:
+                table = self._table(node)
+            for low in _bits(pcmask):
+                per = tokens.setdefault(low, {})
+                for rb, users in table.items():
+                    per[rb] = per.get(rb, 0) | users
         if view.needs_admin:
             admin = self.access_list(g.admin_policy_classes)
-            used |= self._lists[g.admin_policy_classes].used
             mask = view.pcs
             while mask:
                 low = mask & -mask
@@ -259,18 +262,30 @@ class AccessLists:
                 for rb, users in admin.items():
                     per[rb] = per.get(rb, 0) | users
         result = self._intersect(view.pcs, tokens)
+        subjects: set[int] = set()
         for p in g.prohibitions.all():
             if p.subject is None or not satisfied(p, view.nodes):
                 continue
             users = self.users_of(p.subject)
-            used.add(p.subject)
+            subjects.add(p.subject)
             b = p.rights
             while b:
                 rb = b & -b
                 b ^= rb
                 if rb in result:
                     result[rb] &= ~users
-        return _Entry(result, view, used)
+        return _Entry(result, view, subjects)
+
+    def _table(self, node: int) -> dict[int, int]:
+        """Right (or wildcard) bit -> users granted it by the associations on ``node``."""
+        table: dict[int, int] = {}
+        for ua, bits in self.graph.assoc_in[node].items():
+            users = self.users_of(ua)
+            if users:
+                for rb in _bits(bits):
+                    table[rb] = table.get(rb, 0) | users
+        self._tables[node] = table
+        return table
 
     def _intersect(self, pcs: int, tokens: dict[int, dict[int, int]]) -> dict[int, int]:
         rights = self.graph.rights
