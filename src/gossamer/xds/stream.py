@@ -90,6 +90,9 @@ class AdsStream:
         while True:
             changed = self.cache.changed(node_id)
             snap = self.cache.get(node_id)
+            # Cleared before the inbox is read: a request arriving while we flush sets it
+            # again, so no wake-up is lost.
+            self._arrived.clear()
             if snap is not None:
                 # Requests wait for the first snapshot: an initial request's version can then
                 # be recognised, so nothing is sent again after a control-plane restart.
@@ -104,7 +107,6 @@ class AdsStream:
                 wake = await self._flush(snap)
             elif self._inbox and self._inbox[-1] is _EOF:
                 return
-            self._arrived.clear()
             timeout = None if wake is None else max(0.0, wake - time.monotonic())
             waits = [asyncio.ensure_future(changed.wait())]
             if snap is not None:
