@@ -19,6 +19,7 @@ import httpx
 from gossamer.controlplane.service import ApplyResult, Diff
 from gossamer.controlplane.status import ProxyStatus
 from gossamer.errors import (
+    ConflictError,
     FieldError,
     GossamerError,
     NotFoundError,
@@ -27,6 +28,7 @@ from gossamer.errors import (
 )
 from gossamer.model import ModelSnapshot, check_references, parse_manifest
 from gossamer.model.base import Resource
+from gossamer.model.kinds import INTERNAL_KINDS, OWNER_LABEL
 from gossamer.store.base import ChangeBatch, Store
 from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.types import Manifest, ProxyIdentity, ResourceKey
@@ -178,20 +180,76 @@ class ControlPlane:
         dry_run: bool = False,
         wait: bool = False,
         wait_timeout: float = 30.0,
+        deletes: Sequence[ResourceKey] = (),
+        owner: str | None = None,
+        internal: bool = False,
     ) -> ApplyResult:
+        """Apply puts (and ``deletes``) in one transaction.
+
+        ``owner`` is the agent id making the change (None: a user); resources an agent
+        registered can only be changed by it. ``internal`` admits the control plane's own
+        kinds (join tokens, agents).
+        """
         async with self._apply_lock:
-            self._check(resources, ())
+            self._authorize(resources, deletes, owner, internal)
+            self._check(resources, deletes)
             diff = await self._diff(resources)
+            diff.deleted.extend(k for k in deletes if self.model and k in self.model.resources)
             if dry_run:
                 return ApplyResult(self.model.revision if self.model else 0, diff)
             changed = [r for r in resources if r.key not in diff.unchanged]
-            revision = await self.store.apply([r.to_manifest() for r in changed])
-            return await self._after_write(revision, changed, (), diff, wait, wait_timeout)
+            gone = list(diff.deleted)
+            revision = await self.store.apply([r.to_manifest() for r in changed], gone)
+            return await self._after_write(revision, changed, gone, diff, wait, wait_timeout)
+
+    def _authorize(
+        self,
+        puts: Sequence[Resource],
+        deletes: Sequence[ResourceKey],
+        owner: str | None,
+        internal: bool,
+    ) -> None:
+        errors = [
+            FieldError(
+                f"{r.kind} is kept by the control plane itself and cannot be applied",
+                "kind",
+                str(r.key),
+            )
+            for r in puts
+            if r.kind in INTERNAL_KINDS and not internal
+        ]
+        errors += [
+            FieldError(
+                f"the label {OWNER_LABEL} is set by the control plane for resources an "
+                "agent registers; remove it",
+                f"metadata.labels.{OWNER_LABEL}",
+                str(r.key),
+            )
+            for r in puts
+            if r.metadata.labels.get(OWNER_LABEL) != owner
+        ]
+        if errors:
+            raise ValidationError(errors)
+        assert self.model is not None
+        for key in [*(r.key for r in puts), *deletes]:
+            existing = self.model.resources.get(key)
+            held_by = existing.metadata.labels.get(OWNER_LABEL) if existing else None
+            if existing is not None and held_by != owner:
+                who = f"agent {held_by}" if held_by else "a user (gossamer apply)"
+                raise ConflictError(
+                    f"{key} was registered by {who}; change it there, or revoke that agent"
+                )
 
     async def delete(
-        self, keys: Sequence[ResourceKey], *, wait: bool = False, wait_timeout: float = 30.0
+        self,
+        keys: Sequence[ResourceKey],
+        *,
+        wait: bool = False,
+        wait_timeout: float = 30.0,
+        owner: str | None = None,
     ) -> ApplyResult:
         async with self._apply_lock:
+            self._authorize((), keys, owner, internal=False)
             missing = [k for k in keys if self.model is not None and k not in self.model.resources]
             if missing:
                 raise NotFoundError(f"{missing[0]} does not exist")

@@ -21,9 +21,18 @@ KINDS: dict[str, type[Resource]] = {
 }
 
 
-def register_kind(cls: type[Resource]) -> None:
-    """Add a kind owned by another part of Gossamer (e.g. authz's AccessPolicy)."""
+#: kinds the control plane keeps for itself (join tokens, agents): never applied by users
+INTERNAL_KINDS: set[str] = set()
+
+#: the label naming the agent that registered (and so owns) a resource
+OWNER_LABEL = "gossamer.dev/agent"
+
+
+def register_kind(cls: type[Resource], *, internal: bool = False) -> None:
+    """Add a kind owned by another part of Gossamer (e.g. the registry's Agent records)."""
     KINDS[cls.__name__] = cls
+    if internal:
+        INTERNAL_KINDS.add(cls.__name__)
 
 
 def _describe(manifest: Any) -> str:
