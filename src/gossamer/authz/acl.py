@@ -53,6 +53,7 @@ class AccessLists:
         self._user_bit: dict[int, int] = {}
         self._users: list[int] = []
         self._users_of: dict[int, int] = {}
+        self._seeded = False
         #: node -> right bit -> users granted it by associations on that node
         self._tables: dict[int, dict[int, int]] = {}
         self._lists: dict[int, _Entry] = {}
@@ -78,6 +79,11 @@ class AccessLists:
         found = self._users_of.get(node)
         if found is not None:
             return found
+        if not self._seeded:
+            self._seed()
+            found = self._users_of.get(node)
+            if found is not None:
+                return found
         g = self.graph
         # iterative post-order over children (users sit at the bottom)
         stack: list[tuple[int, bool]] = [(node, False)]
@@ -95,6 +101,20 @@ class AccessLists:
                 stack.append((n, True))
                 stack.extend((c, False) for c in g.children(n) if c not in memo)
         return memo[node]
+
+    def _seed(self) -> None:
+        """With a member list, fill the user sets upwards from the members: cheaper than
+        walking down from broad attributes over every user below them."""
+        self._seeded = True
+        if self._members is None:
+            return
+        memo = self._users_of
+        for user in sorted(self._members):
+            if not self.graph.exists(user):
+                continue
+            bit = self._bit(user)
+            for node in self._up(user):
+                memo[node] = memo.get(node, 0) | bit
 
     def user_names(self, users: int) -> list[str]:
         out = []
