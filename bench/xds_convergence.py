@@ -42,28 +42,11 @@ from gossamer.testing.ports import free_port
 from gossamer.translate.proxy import Translator
 from gossamer.types import ProxyIdentity
 from gossamer.xds.snapshot import Serializer, Snapshot
-from gossamer.xds.stream import AdsStream
 
 API = "gossamer.dev/v1"
 ENDPOINTS_PER_SERVICE = 3
 #: every phase gives up after this long
 PHASE_TIMEOUT = 5.0
-
-
-def patch_lost_wakeup() -> None:
-    """Work around a lost wake-up in ``AdsStream._loop`` (src/gossamer/xds/stream.py).
-
-    A request that arrives while ``_flush`` awaits a write sets ``_arrived``, which the loop
-    then clears before waiting: the ACK sits in the inbox until some later event. Here a
-    flush that leaves requests in the inbox asks to be woken at once. Only with --fix.
-    """
-    original = AdsStream._flush
-
-    async def flush(self: AdsStream, snap: Snapshot) -> float | None:
-        wake = await original(self, snap)
-        return time.monotonic() if self._inbox else wake
-
-    AdsStream._flush = flush  # type: ignore[method-assign]
 
 
 def _manifest(kind: str, name: str, spec: dict[str, Any]) -> Resource:
@@ -186,7 +169,6 @@ async def run(args: argparse.Namespace) -> None:
     gateways = [(f"gw-{p}", free_port("127.0.0.1")) for p in range(args.proxies)]
     gw_names = [g for g, _ in gateways]
     resources = mesh_resources(args.services, gateways)
-    print(f"lost wake-up patch: {'ON (--fix)' if args.fix else 'off (code as committed)'}")
     print(f"mesh: {args.services} services x {ENDPOINTS_PER_SERVICE} workloads, "
           f"{args.services} routes, {args.proxies} gateways ({len(resources)} resources); "
           f"ADS {'delta' if args.delta else 'state-of-the-world'}")
@@ -280,8 +262,6 @@ def main() -> None:
     parser.add_argument("--proxies", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--delta", action="store_true", help="delta ADS instead of SotW")
-    parser.add_argument("--fix", action="store_true",
-                        help="patch the lost wake-up in AdsStream._loop in-process first")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds before one change counts as not converged (1..120)")
     parser.add_argument("--budget", type=float, default=150.0,
@@ -293,8 +273,6 @@ def main() -> None:
     global PHASE_TIMEOUT
     PHASE_TIMEOUT = max(1.0, min(args.timeout, 120.0))
     args.budget = max(5.0, min(args.budget, 3600.0))
-    if args.fix:
-        patch_lost_wakeup()
     asyncio.run(run(args))
 
 

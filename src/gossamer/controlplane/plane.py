@@ -125,7 +125,7 @@ class ControlPlane:
             snap = self._build(proxy, created)
             if snap is not None and self.cache.set(proxy.node_id, snap):
                 changed.append((proxy.node_id, snap))
-        self.translator.memo.prune()
+        self.translator.prune()
         self.serializer.prune()
         self.builds += 1
         self.build_seconds += time.perf_counter() - started

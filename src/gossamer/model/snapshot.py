@@ -74,12 +74,15 @@ class ModelSnapshot:
 
     # -- typed views -----------------------------------------------------------------------
 
+    @cached_property
+    def _by_kind(self) -> dict[str, dict[Ref, Resource]]:
+        out: dict[str, dict[Ref, Resource]] = defaultdict(dict)
+        for k in sorted(self.resources):
+            out[k.kind][(k.namespace, k.name)] = self.resources[k]
+        return out
+
     def _of(self, kind: type[Resource]) -> dict[Ref, Resource]:
-        return {
-            (k.namespace, k.name): r
-            for k, r in sorted(self.resources.items())
-            if k.kind == kind.__name__
-        }
+        return self._by_kind.get(kind.__name__, {})
 
     @cached_property
     def services(self) -> dict[Ref, Service]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -59,6 +60,13 @@ class Translator:
 
     def __init__(self) -> None:
         self.memo = Memo()
+        self._subsets: tuple[object, dict[Ref, tuple[tuple[str, ...], ...]]] | None = None
+        self._per_snapshot: tuple[object, dict[ServicePortRef, tuple[Any, Any]]] = (None, {})
+
+    def prune(self) -> None:
+        """End of a round of translations: forget what this round did not use."""
+        self._per_snapshot = (None, {})
+        self.memo.prune()
 
     def proxy(self, snap: ModelSnapshot, proxy: ProxyIdentity) -> ProxyResources:
         ref = (proxy.namespace, proxy.name)
@@ -82,7 +90,10 @@ class Translator:
                             keys[(d.namespace or ns, d.service)].add(tuple(sorted(d.subset)))
             return {ref: tuple(sorted(k)) for ref, k in keys.items()}
 
-        return self.memo.get("subset-keys", (tuple(snap.routes.values()),), build)
+        # Once per snapshot (its routes dict is a per-snapshot object), not per cluster.
+        if self._subsets is None or self._subsets[0] is not snap.routes:
+            self._subsets = (snap.routes, build())
+        return self._subsets[1]
 
     def _resolve(
         self, d: Destination, namespace: str, snap: ModelSnapshot, same: ServicePortRef | None
@@ -174,9 +185,15 @@ class Translator:
     def _add_service_port(
         self, snap: ModelSnapshot, sp: ServicePortRef, out: ProxyResources
     ) -> None:
-        cluster = self.cluster(snap, sp)
-        out.clusters[cluster.name] = cluster
-        out.endpoints[cluster.name] = self.endpoints(snap, sp)
+        # Many proxies of one snapshot share service ports: look each up once per snapshot.
+        if self._per_snapshot[0] is not snap.resources:
+            self._per_snapshot = (snap.resources, {})
+        done = self._per_snapshot[1]
+        pair = done.get(sp)
+        if pair is None:
+            pair = done[sp] = (self.cluster(snap, sp), self.endpoints(snap, sp))
+        out.clusters[pair[0].name] = pair[0]
+        out.endpoints[pair[0].name] = pair[1]
 
     # -- proxies ---------------------------------------------------------------------------
 
@@ -228,23 +245,40 @@ class Translator:
                 )
         return out
 
+    def gateway_routes(
+        self, snap: ModelSnapshot, ref: Ref
+    ) -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
+        """A gateway's route table (virtual hosts by domain) and the service ports it uses."""
+        gw = snap.gateways[ref]
+        routes = snap.routes_for_gateway(ref)
+
+        def build() -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
+            used: set[ServicePortRef] = set()
+            cluster_of = self._cluster_of(snap, None, used)
+            by_domain: dict[str, list[tuple[Rule, str]]] = defaultdict(list)
+            for r in routes:
+                hosts = gw.spec.hosts if r.spec.hosts == ["*"] else r.spec.hosts
+                for host in hosts:
+                    by_domain[host].extend((rule, r.metadata.namespace) for rule in r.spec.rules)
+            vhosts = [
+                (domain, [domain], routes_for_rules(rules, cluster_of, snap.mesh))
+                for domain, rules in sorted(by_domain.items())
+            ]
+            return route_configuration(names.gateway_route(ref), vhosts), frozenset(used)
+
+        targets = tuple(
+            snap.services.get((d.namespace or r.metadata.namespace, d.service))
+            for r in routes for rule in r.spec.rules for d in rule.destinations
+        )
+        return self.memo.get("gateway-routes", (gw, routes, snap.mesh, targets), build)
+
     def gateway(self, snap: ModelSnapshot, ref: Ref) -> ProxyResources:
         out = ProxyResources()
         gw = snap.gateways[ref]
         mesh = snap.mesh
-        used: set[ServicePortRef] = set()
-        cluster_of = self._cluster_of(snap, None, used)
-        by_domain: dict[str, list[tuple[Rule, str]]] = defaultdict(list)
-        for r in snap.routes_for_gateway(ref):
-            hosts = gw.spec.hosts if r.spec.hosts == ["*"] else r.spec.hosts
-            for host in hosts:
-                by_domain[host].extend((rule, r.metadata.namespace) for rule in r.spec.rules)
-        vhosts = [
-            (domain, [domain], routes_for_rules(rules, cluster_of, mesh))
-            for domain, rules in sorted(by_domain.items())
-        ]
         rname = names.gateway_route(ref)
-        out.routes[rname] = route_configuration(rname, vhosts)
+        table, used = self.gateway_routes(snap, ref)
+        out.routes[rname] = table
         for sp in sorted(used):
             self._add_service_port(snap, sp, out)
         lname = names.gateway_listener(ref)

@@ -80,7 +80,7 @@ class Snapshot:
             MappingProxyType(
                 {
                     t: MappingProxyType(
-                        {n: serializer.versioned(t, n, m) for n, m in sorted(msgs.items())}
+                        {n: serializer.versioned(t, n, m) for n, m in msgs.items()}
                     )
                     for t, msgs in by_type.items()
                 }
