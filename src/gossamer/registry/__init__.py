@@ -1,0 +1,40 @@
+"""The registry: join tokens, agents and the Workloads agents register for their hosts.
+
+``Registry(plane)`` is the whole public surface; see docs/agent-protocol.md for the REST
+contract built on it (``gossamer.api.agents``).
+"""
+
+from gossamer.registry.env import DependencyAddress, WorkloadEnv
+from gossamer.registry.errors import AuthError
+from gossamer.registry.kinds import (
+    MANAGED_BY_LABEL,
+    REGISTRY_NAMESPACE,
+    Agent,
+    JoinToken,
+    install_kinds,
+)
+from gossamer.registry.records import (
+    AgentInfo,
+    Joined,
+    NewToken,
+    Revoked,
+    TokenInfo,
+)
+from gossamer.registry.registry import Registry
+
+__all__ = [
+    "MANAGED_BY_LABEL",
+    "REGISTRY_NAMESPACE",
+    "Agent",
+    "AgentInfo",
+    "AuthError",
+    "DependencyAddress",
+    "JoinToken",
+    "Joined",
+    "NewToken",
+    "Registry",
+    "Revoked",
+    "TokenInfo",
+    "WorkloadEnv",
+    "install_kinds",
+]

@@ -1,0 +1,53 @@
+"""What the registry answers with: plain values, no secrets except where created."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, NamedTuple
+
+from gossamer.types import ResourceKey
+
+
+class NewToken(NamedTuple):
+    #: the secret itself: shown once, stored only as a hash
+    token: str
+    expires_at: datetime
+
+
+class Joined(NamedTuple):
+    agent_id: str
+    #: the agent's secret: shown once, stored only as a hash
+    credential: str
+
+
+TokenState = Literal["unused", "used", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    name: str
+    agent_id: str
+    expires_at: datetime
+    used_at: datetime | None
+    used_by: str | None
+    state: TokenState
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    agent_id: str
+    host: str
+    joined_at: datetime
+    last_seen: datetime
+    revoked: bool
+    revoked_at: datetime | None
+    workloads: list[ResourceKey] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    agent_id: str
+    host: str
+    #: the Workloads deleted with it
+    deleted: list[ResourceKey]
