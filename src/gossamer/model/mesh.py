@@ -24,7 +24,10 @@ class Defaults(Strict):
 
 
 class MeshSpec(Strict):
-    trustDomain: str = "gossamer.local"
+    #: the SPIFFE trust domain: lowercase letters, digits, '.', '-', '_'
+    trustDomain: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[a-z0-9._-]+$")] = (
+        "gossamer.local"
+    )
     defaults: Defaults = Field(default_factory=Defaults)
     #: ``reject`` refuses requests with headers whose names contain '_' (CVE-2019-9900 class);
     #: ``drop`` removes those headers; ``allow`` passes them (not recommended)

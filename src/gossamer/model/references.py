@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 
 from gossamer.errors import FieldError
 from gossamer.model.route import Route
-from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.model.snapshot import VIP_NET, ModelSnapshot, Ref
 from gossamer.model.workload import Workload
 from gossamer.types import ResourceKey
 
@@ -124,9 +125,8 @@ def check_references(snap: ModelSnapshot) -> list[FieldError]:
                     f"Service {ref[0]}/{ref[1]}",
                 )
             )
-    listeners: dict[tuple[str, int], ResourceKey] = {}
     for g in snap.gateways.values():
-        other = listeners.setdefault((g.spec.address, g.spec.port), g.key)
+        other = endpoints.setdefault((g.spec.address, g.spec.port), g.key)
         if other != g.key:
             out.append(
                 FieldError(
@@ -135,6 +135,23 @@ def check_references(snap: ModelSnapshot) -> list[FieldError]:
                     str(g.key),
                 )
             )
+    explicit: dict[tuple[str, int], ResourceKey] = {}
+    for svc in snap.services.values():
+        addr = svc.spec.localAddress
+        if addr is None:
+            continue
+        if ipaddress.ip_address(addr) in VIP_NET:
+            msg = (
+                f"{addr} is in {VIP_NET}, where Gossamer allocates addresses itself: "
+                "choose one outside it (e.g. in 127.64.0.0/10)"
+            )
+            out.append(FieldError(msg, "spec.localAddress", str(svc.key)))
+            continue
+        for sp in svc.spec.ports:
+            other = explicit.setdefault((addr, sp.port), svc.key)
+            if other != svc.key:
+                msg = f"{addr}:{sp.port} is already the address of {other}"
+                out.append(FieldError(msg, "spec.localAddress", str(svc.key)))
     for r in snap.routes.values():
         _check_route(snap, r, out)
     return out

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
+import re2  # type: ignore[import-untyped]
 from pydantic import Field, field_validator, model_validator
 
 from gossamer.model.base import Duration, Labels, Name, Resource, Strict, in_range
 
 
 def _regex(value: str) -> str:
+    """Envoy matches with RE2 (no lookaround, no backreferences): check with RE2 itself."""
+    options = re2.Options()
+    options.log_errors = False
     try:
-        re.compile(value)
-    except re.error as e:
-        raise ValueError(f"{value!r} is not a valid regular expression: {e}") from None
+        re2.compile(value, options=options)
+    except re2.error as e:
+        reason = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise ValueError(
+            f"{value!r} is not a valid regular expression: {reason} (Envoy uses RE2: no "
+            "lookaround, no backreferences)"
+        ) from None
     return value
 
 

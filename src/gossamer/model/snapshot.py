@@ -25,7 +25,8 @@ from gossamer.types import API_VERSION, ResourceKey
 
 Ref = tuple[str, str]  # (namespace, name)
 
-_VIP_NET = ipaddress.IPv4Network("127.128.0.0/9")
+#: where stable local addresses are allocated
+VIP_NET = ipaddress.IPv4Network("127.128.0.0/9")
 _DEFAULT_MESH = Mesh.model_validate(
     {"apiVersion": API_VERSION, "kind": "Mesh", "metadata": {"name": "default"}}
 )
@@ -150,11 +151,11 @@ class ModelSnapshot:
             (ref for ref in self.services if ref not in out),
             key=lambda ref: (self.created.get(ResourceKey("Service", *ref), 0), ref),
         )
-        size = _VIP_NET.num_addresses
+        size = VIP_NET.num_addresses
         for ref in order:
             slot = int.from_bytes(hashlib.sha256(f"{ref[0]}/{ref[1]}".encode()).digest()[:4])
             for probe in range(size):
-                addr = _VIP_NET.network_address + (slot + probe) % size
+                addr = VIP_NET.network_address + (slot + probe) % size
                 if addr.packed[-1] not in (0, 255) and str(addr) not in taken:
                     taken[str(addr)] = ref
                     out[ref] = str(addr)

@@ -69,6 +69,22 @@ class WorkloadSpec(Strict):
             raise ValueError("dependencies need a sidecar: set sidecar: true or remove them")
         return self
 
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> WorkloadSpec:
+        listening: dict[tuple[str, int], str] = {}
+        for i, p in enumerate(self.ports):
+            claims = [((self.address, p.port), f"ports[{i}].port")]
+            if self.sidecar and p.appPort is not None:
+                claims.append(((self.appAddress, p.appPort), f"ports[{i}].appPort"))
+            for where, what in claims:
+                if where in listening:
+                    raise ValueError(
+                        f"{what} and {listening[where]} both listen on {where[0]}:{where[1]}; "
+                        "give each its own port"
+                    )
+                listening[where] = what
+        return self
+
 
 class Workload(Resource):
     kind: Literal["Workload"]

@@ -115,13 +115,15 @@ def workload_specs(draw: st.DrawFn) -> dict[str, Any]:
     app_address = draw(ips.filter(lambda a: a != address))
     n = draw(st.integers(1, 3))
     listen = draw(st.lists(ports, min_size=n, max_size=n, unique=True))
+    # each app port is distinct too (a workload may not listen twice on one address:port)
+    app_ports = draw(st.lists(ports, min_size=n, max_size=n, unique=True))
     port_list: list[dict[str, Any]] = []
-    for p in listen:
+    for p, app_port in zip(listen, app_ports, strict=True):
         entry: dict[str, Any] = {"port": p}
         if draw(st.booleans()):
             entry["name"] = draw(names)
         if sidecar:
-            entry["appPort"] = draw(ports)
+            entry["appPort"] = app_port
         port_list.append(entry)
     spec: dict[str, Any] = {
         "service": draw(names),

@@ -94,12 +94,6 @@ def test_every_bad_field_is_reported_at_once() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mesh.py trustDomain is a bare str: '' or 'a/b' is accepted and would make "
-    "SVIDs like spiffe:///ns/... that no verifier accepts; validate it as a SPIFFE trust "
-    "domain (lowercase letters, digits, '.', '-', '_'; non-empty)",
-)
 @pytest.mark.parametrize("value", ["", "a/b", "Gossamer Local"])
 def test_trust_domain_is_validated(value: str) -> None:
     errors_of(manifest("Mesh", "m", {"trustDomain": value}))

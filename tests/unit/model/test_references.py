@@ -173,7 +173,9 @@ def test_two_services_sharing_an_explicit_address_clash_in_one_workload() -> Non
         workload("w", "a", dependencies=deps),
     ) == [
         "Workload default/w: spec.dependencies[1]: listens on 127.0.0.9:80 like "
-        "dependencies[0]: set localAddress or localPort"
+        "dependencies[0]: set localAddress or localPort",
+        "Service default/b: spec.localAddress: 127.0.0.9:80 is already the address of "
+        "Service default/a",
     ]
 
 
@@ -243,12 +245,6 @@ def test_two_gateways_on_one_address_and_port() -> None:
     ) == ["Gateway default/b: spec.port: 127.0.0.1:8000 is already used by Gateway default/a"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: references.py checks workload endpoints and gateway listeners separately, "
-    "so a Gateway and a Workload on the same address:port both pass (the module promises "
-    "'no two resources claim one address'); share one endpoints map between them",
-)
 def test_a_gateway_and_a_workload_cannot_share_an_address_and_port() -> None:
     assert check(service("a"), workload("w", "a"), gateway("g", 15006, address="127.0.0.2")) != []
 

@@ -208,13 +208,6 @@ def test_zone_prefers_the_spec_over_the_label() -> None:
     assert wl().zone is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: workload.py WorkloadSpec does not check that its ports are distinct: two "
-    "entries with the same `port` (or a port equal to another entry's appPort on the same "
-    "address) pass, and references.py's endpoint check skips clashes within one workload; "
-    "the sidecar would get two inbound listeners on one address:port and Envoy rejects it",
-)
 def test_two_ports_of_one_workload_cannot_listen_on_the_same_port() -> None:
     errors_of(
         workload("w", "web", ports=[{"port": 80, "appPort": 8080}, {"port": 80, "appPort": 8081}])
