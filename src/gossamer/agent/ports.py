@@ -1,0 +1,127 @@
+"""Ports on this host: is one free, and if not, which process holds it (best effort, from
+``/proc/net/tcp*`` and ``/proc/*/fd``)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+from gossamer.errors import ConfigError
+
+_LISTEN = "0A"
+
+
+def _family(address: str) -> socket.AddressFamily:
+    try:
+        version = ipaddress.ip_address(address).version
+    except ValueError:
+        raise ConfigError(f"{address!r} is not an IP address; write e.g. 127.0.0.3") from None
+    return socket.AF_INET6 if version == 6 else socket.AF_INET
+
+
+def free_port(address: str) -> int:
+    """A port the OS reports free on ``address`` right now."""
+    with socket.socket(_family(address), socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError as e:
+            raise ConfigError(f"cannot bind a port on {address}: {e.strerror}; is {address} "
+                              "an address of this host?") from None
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def is_free(address: str, port: int) -> bool:
+    """Whether nothing listens on ``address:port`` (a port in TIME_WAIT counts as free)."""
+    with socket.socket(_family(address), socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+        return True
+
+
+def require_free(address: str, port: int, what: str) -> None:
+    """Raise ``ConfigError`` naming the process that holds ``address:port``, if any does."""
+    if is_free(address, port):
+        return
+    holder = port_holder(address, port)
+    who = f"held by {holder}" if holder else "in use by another process"
+    raise ConfigError(f"{what}: {address}:{port} is {who}; stop that process or choose "
+                      "another port in the workloads file")
+
+
+def _decode(hex_address: str) -> tuple[str, int]:
+    host_hex, port_hex = hex_address.split(":")
+    raw = bytes.fromhex(host_hex)
+    if len(raw) == 4:
+        host = socket.inet_ntop(socket.AF_INET, raw[::-1])
+    else:  # four little-endian 32-bit words
+        words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+        host = socket.inet_ntop(socket.AF_INET6, words)
+    return host, int(port_hex, 16)
+
+
+def listening_inodes(address: str, port: int, proc: Path = Path("/proc")) -> set[int]:
+    """Socket inodes listening on ``address:port`` (or on the wildcard address, same port)."""
+    wanted = ipaddress.ip_address(address)
+    inodes: set[int] = set()
+    for table in ("net/tcp", "net/tcp6"):
+        try:
+            lines = (proc / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10 or fields[3] != _LISTEN:
+                continue
+            host, local_port = _decode(fields[1])
+            if local_port != port:
+                continue
+            bound = ipaddress.ip_address(host)
+            if bound == wanted or bound.is_unspecified:
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+def port_holder(address: str, port: int, proc: Path = Path("/proc")) -> str | None:
+    """``pid N (command)`` of a process listening on ``address:port``; None if not found
+    (no procfs, or the process belongs to another user)."""
+    inodes = listening_inodes(address, port, proc)
+    if not inodes:
+        return None
+    targets = {f"socket:[{i}]" for i in inodes}
+    with contextlib.suppress(OSError):
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fds = list((entry / "fd").iterdir())
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    link = os.readlink(fd)
+                except OSError:
+                    continue
+                if link in targets:
+                    return f"pid {entry.name} ({_command(entry)})"
+    return None
+
+
+def _command(entry: Path) -> str:
+    try:
+        argv = (entry / "cmdline").read_bytes().split(b"\0")
+        line = " ".join(a.decode("utf-8", "replace") for a in argv if a)
+    except OSError:
+        line = ""
+    if not line:
+        try:
+            line = (entry / "comm").read_text().strip()
+        except OSError:
+            line = "?"
+    return line if len(line) <= 120 else line[:117] + "..."

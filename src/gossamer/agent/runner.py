@@ -1,0 +1,264 @@
+"""``Agent.run()``: the agent's whole life on a host.
+
+Start: lock the state dir, check Envoy, give each workload stable ports, adopt the Envoys a
+previous agent left running (same pid, start time, bootstrap, and a live admin API), probe
+each app once, then in one task group: register the workloads and report health changes
+(retried with back-off), supervise each Envoy, health-check each app.
+
+Stop (SIGTERM/SIGINT): mark every workload draining and wait until the proxies ACKed,
+drain the inbound listeners, wait ``drainSeconds``, stop the Envoys, exit. Detach (SIGHUP):
+exit at once leaving the Envoys running for the next agent to adopt (an agent upgrade).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from gossamer.agent.backoff import Backoff
+from gossamer.agent.bootstrap import parse_host_port, sidecar_bootstrap
+from gossamer.agent.client import Refused, RegistryClient
+from gossamer.agent.config import AgentConfig, to_manifest
+from gossamer.agent.envoy import Sidecar, check_version, find_envoy
+from gossamer.agent.health import AppHealth
+from gossamer.agent.ports import free_port, is_free
+from gossamer.agent.process import terminate
+from gossamer.agent.state import Credential, EnvoyRecord, StateDir
+from gossamer.agent.status import AgentStatus, WorkloadStatus
+from gossamer.agent.workload import WorkloadRunner
+from gossamer.errors import ConfigError, GossamerError
+
+StopMode = Literal["stop", "detach"]
+#: how long the drain POST may wait for every affected proxy to ACK
+DRAIN_ACK_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    state_dir: Path
+    config: AgentConfig
+    host: str | None = None
+    address: str | None = None
+    envoy: str | None = None
+    #: overrides the xDS address stored at join time
+    xds: tuple[str, int] | None = None
+
+
+class Agent:
+    def __init__(self, options: AgentOptions) -> None:
+        self.options = options
+        self.state = StateDir(options.state_dir)
+        self._stop = asyncio.Event()
+        self._mode: StopMode = "stop"
+        self._fatal: GossamerError | None = None
+        self._dirty = asyncio.Event()
+        self._status_dirty = asyncio.Event()
+        self._health: dict[str, str] = {}
+        self._records: dict[str, EnvoyRecord] = {}
+        self.workloads: list[WorkloadRunner] = []
+        self.status: AgentStatus | None = None
+
+    def request_stop(self, mode: StopMode = "stop") -> None:
+        self._mode = mode
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until asked to stop; raise the error that made it stop early, if any."""
+        self.state.ensure()
+        self.state.lock()
+        try:
+            await self._run()
+        finally:
+            self.state.unlock()
+
+    async def _run(self) -> None:
+        cred = self.state.credential()
+        config = self.options.config
+        host = self.options.host or config.host or cred.host
+        if host != cred.host:
+            raise ConfigError(f"host {host!r} differs from {cred.host!r}, the host this agent "
+                              "joined as; join again with --host or drop the host setting")
+        address = self.options.address or config.address
+        if address is None:
+            raise ConfigError("the host's address is missing: pass --address (e.g. "
+                              "127.0.0.3) or set address in the workloads file")
+        binary = find_envoy(self.options.envoy)
+        await check_version(binary)
+        xds = self.options.xds or _xds_of(cred)
+        self.status = AgentStatus(os.getpid(), cred.agent_id, host, cred.server)
+        self._prepare(config, host, address, xds, binary)
+        await self._adopt()
+        trackers = {w.key: w.tracker() for w in self.workloads}
+        probes = [w.probe_once(trackers[w.key]) for w in self.workloads]
+        for w, first in zip(self.workloads, await asyncio.gather(*probes), strict=True):
+            self._health[w.key] = first or "unhealthy"
+        async with RegistryClient(cred.server, cred.agent_id, cred.credential) as api:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._write_status()),
+                         tg.create_task(self._sync(api, host, address))]
+                for w in self.workloads:
+                    tasks.append(tg.create_task(w.supervise()))
+                    tasks.append(tg.create_task(w.check_health(trackers[w.key], self._report)))
+                self.status.state = "running"
+                self._changed()
+                await self._stop.wait()
+                for task in tasks:
+                    task.cancel()
+            if self._fatal is None and self._mode == "stop":
+                await self._drain(api)
+        await self._finish()
+        await self._flush_status()
+        if self._fatal is not None:
+            raise self._fatal
+
+    # -- start ---------------------------------------------------------------------------
+
+    def _prepare(self, config: AgentConfig, host: str, address: str, xds: tuple[str, int],
+                 binary: str) -> None:
+        assert self.status is not None
+        ports = self.state.ports()
+        self._records = self.state.envoys()
+        for w in config.workloads:
+            key = f"{w.namespace}/{w.name}"
+            known = ports.get(key, {})
+            inbound = w.inboundPort or known.get("inbound") or free_port(address)
+            record = self._records.get(key)
+            admin = known.get("admin")
+            if admin is None or (record is None and not is_free("127.0.0.1", admin)):
+                admin = free_port("127.0.0.1")
+            ports[key] = {"inbound": inbound, "admin": admin}
+            status = WorkloadStatus(w.service, f"{address}:{inbound}")
+            self.status.workloads[key] = status
+            self.workloads.append(WorkloadRunner(
+                w, address, inbound,
+                sidecar_bootstrap(w, host=host, xds=xds, admin_port=admin),
+                self.state.workload_dir(key), binary, config.drainSeconds, status,
+                self._changed, self._record))
+        self.state.save_ports(ports)
+
+    async def _adopt(self) -> None:
+        """Keep the Envoys a previous agent left running; stop those no longer wanted."""
+        wanted = {w.key: w for w in self.workloads}
+        for key, record in list(self._records.items()):
+            w = wanted.get(key)
+            if w is not None and record.bootstrap == w.digest:
+                sidecar = await Sidecar.adopt(key, record)
+                if sidecar is not None:
+                    w.adopted(sidecar)
+                    continue
+            await terminate(record.pid, record.start_time, 10.0)
+            del self._records[key]
+        self.state.save_envoys(self._records)
+
+    def _record(self, key: str, record: EnvoyRecord | None) -> None:
+        if record is None:
+            self._records.pop(key, None)
+        else:
+            self._records[key] = record
+        self.state.save_envoys(self._records)
+
+    # -- control plane -------------------------------------------------------------------
+
+    def _report(self, name: str, health: AppHealth) -> None:
+        self._health[name] = health
+        self._dirty.set()
+
+    async def _sync(self, api: RegistryClient, host: str, address: str) -> None:
+        """Register the workloads, then send every health change; retry with back-off."""
+        assert self.status is not None
+        backoff = Backoff(initial=0.2, maximum=15.0)
+        self._dirty.set()
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                if not self.status.registered:
+                    await api.put_workloads([
+                        to_manifest(w.config, host=host, address=address,
+                                    inbound_port=w.inbound_port,
+                                    health=self._health[w.key])
+                        for w in self.workloads])
+                    self.status.registered = True
+                else:
+                    await api.report_health(dict(self._health))
+            except Refused as e:
+                self._fatal = e
+                self.status.control_plane_error = str(e)
+                self._stop.set()
+                return
+            except GossamerError as e:
+                delay = backoff.next()
+                self.status.control_plane_error = str(e)
+                self.status.control_plane_retry_in = round(delay, 2)
+                self._changed()
+                self._dirty.set()
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            self.status.control_plane_error = None
+            self.status.control_plane_retry_in = None
+            self._changed()
+
+    # -- stop ----------------------------------------------------------------------------
+
+    async def _drain(self, api: RegistryClient) -> None:
+        assert self.status is not None
+        self.status.state = "draining"
+        self._changed()
+        draining = {w.key: "draining" for w in self.workloads}
+        if self.workloads:
+            try:
+                await api.report_health(draining, wait=True, timeout=DRAIN_ACK_TIMEOUT_S)
+            except GossamerError as e:
+                self.status.control_plane_error = f"while draining: {e}"
+                self._changed()
+        for w in self.workloads:
+            if w.sidecar is not None and w.sidecar.running:
+                with contextlib.suppress(GossamerError):
+                    await w.sidecar.drain()
+        await asyncio.sleep(self.options.config.drainSeconds)
+
+    async def _finish(self) -> None:
+        assert self.status is not None
+        if self._mode == "detach" and self._fatal is None:
+            self.status.state = "detached"
+            self._changed()
+            return
+        async with asyncio.TaskGroup() as tg:
+            for w in self.workloads:
+                tg.create_task(w.stop_envoy())
+        self.status.state = "failed" if self._fatal else "stopped"
+        self.status.error = str(self._fatal) if self._fatal else None
+        self._changed()
+
+    # -- status file ---------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self._status_dirty.set()
+
+    async def _write_status(self) -> None:
+        while True:
+            await self._status_dirty.wait()
+            await self._flush_status()
+
+    async def _flush_status(self) -> None:
+        self._status_dirty.clear()
+        if self.status is not None:
+            await asyncio.to_thread(self.state.save_status, self.status.to_json())
+
+
+def _xds_of(cred: Credential) -> tuple[str, int]:
+    return parse_host_port(cred.xds, "xds address in credential.json")
+
+
+def install_signal_handlers(agent: Agent) -> None:
+    """SIGTERM/SIGINT: drain and stop; SIGHUP: detach (leave the Envoys for the next agent)."""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, agent.request_stop, "stop")
+    loop.add_signal_handler(signal.SIGINT, agent.request_stop, "stop")
+    loop.add_signal_handler(signal.SIGHUP, agent.request_stop, "detach")

@@ -1,0 +1,166 @@
+"""The agent's state directory: its credential (0600), stable ports, the Envoys it runs
+(so a restarted agent re-adopts them), its status file and one folder per workload.
+
+Every file is JSON, replaced atomically (written beside, then renamed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gossamer.errors import ConfigError
+
+CREDENTIAL = "credential.json"
+PORTS = "ports.json"
+ENVOYS = "envoys.json"
+STATUS = "status.json"
+LOCK = "agent.lock"
+
+
+@dataclass(frozen=True)
+class Credential:
+    server: str
+    agent_id: str
+    credential: str
+    host: str
+    #: the control plane's xDS address for Envoy (HOST:PORT)
+    xds: str
+
+
+@dataclass(frozen=True)
+class EnvoyRecord:
+    """One Envoy the agent started: enough to find it again after the agent restarts."""
+
+    pid: int
+    #: the process start time (``/proc/PID/stat`` field 22): a reused pid does not match
+    start_time: int
+    admin: str
+    #: a digest of the bootstrap it runs; a different one means the Envoy must be replaced
+    bootstrap: str
+
+
+def write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
+    """Replace ``path`` atomically with ``data`` as JSON, created with ``mode``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, sort_keys=True)
+            out.write("\n")
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None when it does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}; check its permissions") from None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ConfigError(f"{path} is not valid JSON; remove it (the agent rewrites it)") from None
+
+
+class StateDir:
+    """Files under one directory (``--state-dir``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock_fd: int | None = None
+
+    def ensure(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.path, 0o700)
+        except OSError as e:
+            raise ConfigError(f"--state-dir {self.path}: {e.strerror}; choose a directory "
+                              "this user can write") from None
+
+    def workload_dir(self, key: str) -> Path:
+        path = self.path / "workloads" / key.replace("/", "-")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- one agent per state dir -------------------------------------------------------
+
+    def lock(self) -> None:
+        """Hold the state dir for this process (released when it exits)."""
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise ConfigError(f"another agent (pid {holder}) runs with --state-dir "
+                              f"{self.path}; stop it first or use another state dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- credential --------------------------------------------------------------------
+
+    def save_credential(self, cred: Credential) -> None:
+        self.ensure()
+        write_json(self.path / CREDENTIAL, asdict(cred), mode=0o600)
+
+    def credential(self) -> Credential:
+        data = read_json(self.path / CREDENTIAL)
+        if data is None:
+            raise ConfigError(f"no credential in {self.path}; run `gossamer agent join "
+                              "--server URL --token TOKEN` with this --state-dir first")
+        try:
+            return Credential(str(data["server"]), str(data["agent_id"]),
+                              str(data["credential"]), str(data["host"]), str(data["xds"]))
+        except (KeyError, TypeError):
+            raise ConfigError(f"{self.path / CREDENTIAL} is damaged; join again with "
+                              "`gossamer agent join`") from None
+
+    # -- ports and Envoys --------------------------------------------------------------
+
+    def ports(self) -> dict[str, dict[str, int]]:
+        data = read_json(self.path / PORTS)
+        return data if isinstance(data, dict) else {}
+
+    def save_ports(self, ports: dict[str, dict[str, int]]) -> None:
+        write_json(self.path / PORTS, ports)
+
+    def envoys(self) -> dict[str, EnvoyRecord]:
+        data = read_json(self.path / ENVOYS)
+        out: dict[str, EnvoyRecord] = {}
+        if isinstance(data, dict):
+            for key, value in data.items():
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    out[key] = EnvoyRecord(int(value["pid"]), int(value["start_time"]),
+                                           str(value["admin"]), str(value["bootstrap"]))
+        return out
+
+    def save_envoys(self, envoys: dict[str, EnvoyRecord]) -> None:
+        write_json(self.path / ENVOYS, {k: asdict(v) for k, v in sorted(envoys.items())})
+
+    # -- status ------------------------------------------------------------------------
+
+    def save_status(self, status: dict[str, Any]) -> None:
+        write_json(self.path / STATUS, status)
+
+    def status(self) -> dict[str, Any] | None:
+        data = read_json(self.path / STATUS)
+        return data if isinstance(data, dict) else None

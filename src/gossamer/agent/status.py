@@ -1,0 +1,47 @@
+"""What the agent is doing, as ``gossamer agent status`` shows it (the agent writes it to
+``status.json`` in its state dir on every change)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class EnvoyStatus:
+    state: str = "starting"  # starting | running | adopted | restarting | failed | stopped
+    pid: int | None = None
+    admin: str | None = None
+    restarts: int = 0
+    error: str | None = None
+    retry_in: float | None = None
+
+
+@dataclass
+class WorkloadStatus:
+    service: str
+    inbound: str
+    health: str | None = None
+    health_error: str | None = None
+    envoy: EnvoyStatus = field(default_factory=EnvoyStatus)
+
+
+@dataclass
+class AgentStatus:
+    pid: int
+    agent_id: str
+    host: str
+    server: str
+    state: str = "starting"  # starting | running | draining | stopped | detached | failed
+    #: the last failure talking to the control plane (None: the last call worked)
+    control_plane_error: str | None = None
+    control_plane_retry_in: float | None = None
+    registered: bool = False
+    error: str | None = None
+    workloads: dict[str, WorkloadStatus] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["updated"] = time.time()
+        return out
