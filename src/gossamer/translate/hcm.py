@@ -9,6 +9,15 @@ Defaults close the CVE-2019-9900/9901 class and Envoy's silent timeouts:
   alias a hyphenated header downstream;
 - invalid HTTP messages (NUL bytes, bad characters) end the stream with a 400;
 - the request-header, stream-idle and drain timeouts are explicit.
+
+A listener that faces clients outside the mesh (a gateway, ``edge``) also:
+- takes the client address from the connection (``use_remote_address``), trusting only
+  ``trusted_hops`` X-Forwarded-For entries, and treats no client address as internal;
+- removes every ``x-envoy-*`` header a client sent before Envoy looks at the request, so
+  none reaches a service or changes routing, retries or timeouts;
+- replaces the client's request id with its own;
+- adds no ``x-envoy-*`` headers of its own to responses (no internal timings leak out);
+- writes one JSON access-log line per request to stdout.
 """
 
 from __future__ import annotations
@@ -16,13 +25,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from envoy.config.core.v3 import protocol_pb2
+from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
+from envoy.config.core.v3 import extension_pb2, protocol_pb2, substitution_format_string_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.access_loggers.stream.v3 import stream_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
-from google.protobuf import wrappers_pb2
+from envoy.extensions.http.early_header_mutation.header_mutation.v3 import (
+    header_mutation_pb2,
+)
+from envoy.type.matcher.v3 import string_pb2
+from google.protobuf import struct_pb2, wrappers_pb2
 
 from gossamer.model.mesh import Mesh
 from gossamer.translate.common import ads_source, any_of, duration
@@ -30,6 +46,10 @@ from gossamer.translate.common import ads_source, any_of, duration
 HCM = hcm_pb2.HttpConnectionManager
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 ROUTER_FILTER = "envoy.filters.http.router"
+STDOUT_ACCESS_LOG = "envoy.access_loggers.stdout"
+EARLY_HEADER_MUTATION = "envoy.http.early_header_mutation.header_mutation"
+#: headers Envoy reads as instructions (retries, timeouts, tracing, ...): never from outside
+ENVOY_HEADER_PREFIX = "x-envoy-"
 
 _UNDERSCORES = {
     "reject": protocol_pb2.HttpProtocolOptions.REJECT_REQUEST,
@@ -41,11 +61,61 @@ _UNDERSCORES = {
 REQUEST_HEADERS_TIMEOUT = timedelta(seconds=10)
 
 
+#: one JSON object per request on the gateway's stdout (Envoy command operators)
+ACCESS_LOG_FORMAT: dict[str, str] = {
+    "time": "%START_TIME%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+    "method": "%REQ(:METHOD)%",
+    "authority": "%REQ(:AUTHORITY)%",
+    "path": "%REQ(:PATH)%",
+    "protocol": "%PROTOCOL%",
+    "status": "%RESPONSE_CODE%",
+    "response_flags": "%RESPONSE_FLAGS%",
+    "details": "%RESPONSE_CODE_DETAILS%",
+    "upstream_cluster": "%UPSTREAM_CLUSTER%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "duration_ms": "%DURATION%",
+    "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+    "user_agent": "%REQ(USER-AGENT)%",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Edge:
     """Settings of a listener that faces clients outside the mesh (a gateway)."""
 
     trusted_hops: int = 0
+
+
+def stdout_access_log() -> accesslog_pb2.AccessLog:
+    """Every request as one JSON line on Envoy's stdout (``ACCESS_LOG_FORMAT``)."""
+    fmt = struct_pb2.Struct()
+    fmt.update(ACCESS_LOG_FORMAT)
+    config = stream_pb2.StdoutAccessLog(
+        log_format=substitution_format_string_pb2.SubstitutionFormatString(json_format=fmt)
+    )
+    return accesslog_pb2.AccessLog(name=STDOUT_ACCESS_LOG, typed_config=any_of(config))
+
+
+def strip_envoy_headers() -> extension_pb2.TypedExtensionConfig:
+    """An early header mutation removing every ``x-envoy-*`` request header a client sent.
+
+    It runs before the connection manager reads the request (before X-Forwarded-For
+    handling, routing and the router's header-driven retries and timeouts), so the headers
+    Envoy adds itself afterwards (e.g. ``x-envoy-external-address``) are kept.
+    """
+    remove = mutation_rules_pb2.HeaderMutation(
+        remove_on_match=mutation_rules_pb2.HeaderMutation.RemoveOnMatch(
+            key_matcher=string_pb2.StringMatcher(prefix=ENVOY_HEADER_PREFIX, ignore_case=True)
+        )
+    )
+    config = header_mutation_pb2.HeaderMutation(mutations=[remove])
+    return extension_pb2.TypedExtensionConfig(
+        name=EARLY_HEADER_MUTATION, typed_config=any_of(config)
+    )
 
 
 def http_connection_manager(
@@ -58,12 +128,13 @@ def http_connection_manager(
 ) -> hcm_pb2.HttpConnectionManager:
     """An HCM routing by RDS (``rds`` names the route configuration) or an inline table."""
     defaults = mesh.spec.defaults
+    # At the edge the router adds no x-envoy-* headers (upstream timings, attempt counts)
+    # to what goes out; inside the mesh they help the next hop.
+    router = router_pb2.Router(suppress_envoy_headers=edge is not None)
     hcm = HCM(
         stat_prefix=stat_prefix,
         codec_type=HCM.AUTO,
-        http_filters=[
-            hcm_pb2.HttpFilter(name=ROUTER_FILTER, typed_config=any_of(router_pb2.Router()))
-        ],
+        http_filters=[hcm_pb2.HttpFilter(name=ROUTER_FILTER, typed_config=any_of(router))],
         normalize_path=wrappers_pb2.BoolValue(value=True),
         merge_slashes=True,
         path_with_escaped_slashes_action=HCM.UNESCAPE_AND_REDIRECT,
@@ -87,6 +158,10 @@ def http_connection_manager(
     if edge is not None:
         hcm.use_remote_address.value = True
         hcm.xff_num_trusted_hops = edge.trusted_hops
+        # No client is "internal" (Envoy would trust its x-envoy-* headers and request id).
+        hcm.internal_address_config.unix_sockets = False
+        hcm.early_header_mutation_extensions.append(strip_envoy_headers())
+        hcm.access_log.append(stdout_access_log())
     if rds is not None:
         hcm.rds.config_source.CopyFrom(ads_source())
         hcm.rds.route_config_name = rds

@@ -1,0 +1,123 @@
+"""``gossamer gateway``: run an ingress gateway Envoy for one ``Gateway`` resource."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import typer
+from rich.text import Text
+
+from gossamer.cli.client import ApiClient, ApiError, Unreachable
+from gossamer.cli.common import Server, reporting_errors, stderr
+from gossamer.errors import ConfigError
+from gossamer.types import DEFAULT_NAMESPACE
+
+#: the control plane's default xDS port (``gossamer control-plane --xds-addr``)
+DEFAULT_XDS_PORT = 18000
+
+
+def parse_host_port(text: str, option: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{option}: {text!r} is not HOST:PORT; write e.g. 127.0.0.1:18000")
+    return host.strip("[]"), int(port)
+
+
+def xds_address(server: str, xds_addr: str | None) -> tuple[str, int]:
+    """``--xds-addr`` if given, else the control plane's host on its default xDS port."""
+    if xds_addr is not None:
+        return parse_host_port(xds_addr, "--xds-addr")
+    host = urlsplit(server).hostname
+    if not host:
+        raise ConfigError(f"--server {server!r} names no host; give --xds-addr HOST:PORT")
+    return host, DEFAULT_XDS_PORT
+
+
+def preflight(server: str, namespace: str, name: str) -> None:
+    """Say what the gateway will wait for; a Gateway whose port is taken is an error."""
+    from gossamer.gateway.ports import is_free
+
+    warn = stderr()
+    try:
+        with ApiClient(server) as api:
+            gateway = api.get("Gateway", namespace, name)
+    except Unreachable:
+        warn.print(Text(f"warning: the control plane at {server} does not answer; Envoy "
+                        "keeps trying its xDS address", style="yellow"))
+        return
+    except ApiError as e:
+        if e.status != 404:
+            raise
+        warn.print(Text(f"warning: there is no Gateway {namespace}/{name} yet; Envoy waits "
+                        "for it (create it with `gossamer apply -f`)", style="yellow"))
+        return
+    spec = gateway.get("spec", {})
+    address, port = str(spec.get("address", "127.0.0.1")), int(spec.get("port", 0))
+    if port and not is_free(address, port):
+        raise ConfigError(
+            f"Gateway {namespace}/{name} listens on {address}:{port}, which is already in "
+            "use; stop the process holding it or change the Gateway's spec.port")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("gateway")
+    def gateway(
+        name: Annotated[str, typer.Option("--name", help="the Gateway resource to serve")],
+        server: Server = "http://127.0.0.1:7070",
+        namespace: Annotated[
+            str, typer.Option("--namespace", "-n", help="the Gateway's namespace")
+        ] = DEFAULT_NAMESPACE,
+        xds_addr: Annotated[
+            str | None,
+            typer.Option("--xds-addr", help="the control plane's xDS (HOST:PORT); default: "
+                         f"the --server host, port {DEFAULT_XDS_PORT}"),
+        ] = None,
+        admin_addr: Annotated[
+            str, typer.Option("--admin-addr", help="Envoy's admin API, on loopback "
+                              "(HOST:PORT; port 0 picks a free one)")
+        ] = "127.0.0.1:0",
+        workdir: Annotated[
+            Path | None,
+            typer.Option("--workdir", help="keep the bootstrap and Envoy's log here "
+                         "(default: a temporary directory removed at exit)"),
+        ] = None,
+        drain: Annotated[
+            float, typer.Option("--drain-seconds", help="how long SIGTERM lets open "
+                                "connections finish")
+        ] = 5.0,
+        concurrency: Annotated[
+            int, typer.Option("--concurrency", help="Envoy worker threads")
+        ] = 2,
+        delta: Annotated[bool, typer.Option("--delta", help="use delta xDS")] = False,
+        envoy: Annotated[
+            str | None, typer.Option("--envoy", help="the envoy binary (default: the "
+                                     "installed one)")
+        ] = None,
+        log_level: Annotated[
+            str, typer.Option("--log-level", help="Envoy's log level (its log file)")
+        ] = "info",
+    ) -> None:
+        """Run an Envoy ingress gateway configured by the Gateway NAME and its Routes.
+
+        Access logs (one JSON object per request) go to stdout; messages and Envoy's
+        warnings to stderr. SIGTERM or Ctrl-C drains open connections, then stops."""
+        from gossamer.gateway.serve import main
+        from gossamer.gateway.settings import GatewaySettings
+
+        with reporting_errors():
+            settings = GatewaySettings(
+                name=name,
+                namespace=namespace,
+                xds_addr=xds_address(server, xds_addr),
+                admin_addr=parse_host_port(admin_addr, "--admin-addr"),
+                workdir=workdir or Path("."),
+                delta=delta,
+                drain_seconds=drain,
+                concurrency=concurrency,
+                log_level=log_level,
+                envoy=envoy,
+            )
+            preflight(server, namespace, name)
+            main(settings, keep_workdir=workdir is not None)

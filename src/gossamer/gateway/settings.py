@@ -1,0 +1,120 @@
+"""What one gateway runner needs to know, checked up front, and the bootstrap it writes."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.extensions.resource_monitors.downstream_connections.v3 import (
+    downstream_connections_pb2,
+)
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from gossamer.errors import FieldError, ValidationError
+from gossamer.model.base import Name
+from gossamer.translate.bootstrap import ads_bootstrap
+from gossamer.types import DEFAULT_NAMESPACE, ProxyIdentity
+
+_NAME: TypeAdapter[str] = TypeAdapter(Name)
+CONNECTION_LIMIT_MONITOR = "envoy.resource_monitors.global_downstream_max_connections"
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Back-off between restarts of an Envoy that died: ``initial * 2**n`` up to ``maximum``
+    seconds; an Envoy that ran ``stable`` seconds starts the count over."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    stable: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        """The wait before the next start after ``failures`` (>= 1) quick deaths in a row."""
+        return float(min(self.maximum, self.initial * 2 ** min(failures - 1, 32)))
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """One gateway: which ``Gateway`` resource it serves and where its parts live.
+
+    ``admin_addr`` must be on loopback (Envoy's admin API is unauthenticated); port 0 picks
+    a free port at start. ``workdir`` holds the bootstrap and Envoy's log.
+    """
+
+    name: str
+    xds_addr: tuple[str, int]
+    workdir: Path
+    namespace: str = DEFAULT_NAMESPACE
+    admin_addr: tuple[str, int] = ("127.0.0.1", 0)
+    delta: bool = False
+    #: how long SIGTERM lets open connections finish (Envoy's --drain-time-s)
+    drain_seconds: float = 5.0
+    concurrency: int = 2
+    #: open client connections at most (Envoy's overload manager refuses more)
+    max_connections: int = 50_000
+    log_level: str = "info"
+    #: the envoy binary; default: the one installed with Gossamer, else PATH
+    envoy: str | None = None
+    restart: Restart = field(default_factory=Restart)
+
+    def __post_init__(self) -> None:
+        errors: list[FieldError] = []
+        for label, value in (("name", self.name), ("namespace", self.namespace)):
+            try:
+                _NAME.validate_python(value)
+            except PydanticValidationError as e:
+                errors.append(FieldError(e.errors()[0]["msg"], label))
+        host, port = self.admin_addr
+        if not _is_loopback(host):
+            errors.append(FieldError(
+                f"{host!r} is not a loopback address; Envoy's admin API is unauthenticated, "
+                "use 127.0.0.1 (or another 127.x.y.z)", "admin_addr"))
+        if not 0 <= port <= 65535:
+            errors.append(FieldError(f"port must be 0..65535, got {port}", "admin_addr"))
+        if not 1 <= self.xds_addr[1] <= 65535 or not self.xds_addr[0]:
+            errors.append(FieldError(
+                f"{self.xds_addr[0]}:{self.xds_addr[1]} is not HOST:PORT with a port 1..65535",
+                "xds_addr"))
+        if not 0 <= self.drain_seconds <= 600:
+            errors.append(FieldError("must be 0..600 seconds", "drain_seconds"))
+        if not 1 <= self.concurrency <= 256:
+            errors.append(FieldError("must be 1..256 worker threads", "concurrency"))
+        if not 1 <= self.max_connections <= 10_000_000:
+            errors.append(FieldError("must be 1..10000000", "max_connections"))
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def identity(self) -> ProxyIdentity:
+        return ProxyIdentity("gateway", self.namespace, self.name)
+
+
+def gateway_bootstrap(
+    settings: GatewaySettings, admin_addr: tuple[str, int]
+) -> bootstrap_pb2.Bootstrap:
+    """The ADS bootstrap of the gateway: node ``gateway~ns~name``, admin on ``admin_addr``
+    (announced in the node metadata for ``gossamer proxy-config``), and a limit on open
+    client connections so a flood cannot exhaust the host's file descriptors."""
+    bootstrap = ads_bootstrap(
+        settings.identity,
+        settings.xds_addr,
+        admin_addr,
+        delta=settings.delta,
+        metadata={"admin": f"{admin_addr[0]}:{admin_addr[1]}"},
+    )
+    limit = downstream_connections_pb2.DownstreamConnectionsConfig(
+        max_active_downstream_connections=settings.max_connections
+    )
+    monitor = bootstrap.overload_manager.resource_monitors.add(name=CONNECTION_LIMIT_MONITOR)
+    monitor.typed_config.Pack(limit)
+    return bootstrap
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
