@@ -38,6 +38,19 @@ class ModelSnapshot:
     resources: Mapping[ResourceKey, Resource] = field(default_factory=dict)
     #: create revision of each resource: older resources win address allocation ties
     created: Mapping[ResourceKey, int] = field(default_factory=dict)
+    #: per kind, a token replaced whenever a resource of that kind changes: a cheap,
+    #: identity-compared key for work that depends on every resource of a kind
+    generations: Mapping[str, object] = field(default_factory=dict)
+
+    def generation(self, kind: str) -> object:
+        token = self.generations.get(kind)
+        if token is None:
+            token = self._base_generation
+        return token
+
+    @cached_property
+    def _base_generation(self) -> object:
+        return object()
 
     @classmethod
     def from_stored(cls, stored: Iterable[StoredResource], revision: int) -> ModelSnapshot:
@@ -59,18 +72,24 @@ class ModelSnapshot:
         stay the same objects, which is what lets translation reuse its earlier work."""
         resources = dict(self.resources)
         created = dict(self.created)
+        touched: set[str] = set()
         for key in deletes:
             resources.pop(key, None)
             created.pop(key, None)
+            touched.add(key.kind)
         newest = max(max(created.values(), default=0), self.revision, revision or 0) + 1
         for r in puts:
             resources[r.key] = r
             created.setdefault(r.key, newest)
+            touched.add(r.kind)
+        kinds = {k.kind for k in self.resources} | touched
+        generations = {k: object() if k in touched else self.generation(k) for k in kinds}
         return replace(
             self,
             revision=self.revision if revision is None else revision,
             resources=resources,
             created=created,
+            generations=generations,
         )
 
     # -- typed views -----------------------------------------------------------------------

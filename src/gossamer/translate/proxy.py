@@ -13,11 +13,12 @@ from typing import Any
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc_pb2
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import message
 
 from gossamer.errors import NotFoundError
-from gossamer.model.route import Destination, Rule
+from gossamer.model.route import Destination, Route, Rule
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.model.workload import Workload
 from gossamer.translate import names
@@ -91,8 +92,8 @@ class Translator:
             return {ref: tuple(sorted(k)) for ref, k in keys.items()}
 
         # Once per snapshot (its routes dict is a per-snapshot object), not per cluster.
-        if self._subsets is None or self._subsets[0] is not snap.routes:
-            self._subsets = (snap.routes, build())
+        if self._subsets is None or self._subsets[0] is not snap.generation("Route"):
+            self._subsets = (snap.generation("Route"), build())
         return self._subsets[1]
 
     def _resolve(
@@ -250,27 +251,34 @@ class Translator:
     ) -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
         """A gateway's route table (virtual hosts by domain) and the service ports it uses."""
         gw = snap.gateways[ref]
-        routes = snap.routes_for_gateway(ref)
+
+        def rules_of(r: Route) -> tuple[list[rc_pb2.Route], frozenset[ServicePortRef]]:
+            # One Route's Envoy routes, shared by every gateway and domain it serves.
+            def build_rules() -> tuple[list[rc_pb2.Route], frozenset[ServicePortRef]]:
+                used: set[ServicePortRef] = set()
+                rules = [(rule, r.metadata.namespace) for rule in r.spec.rules]
+                built = routes_for_rules(rules, self._cluster_of(snap, None, used), snap.mesh)
+                return built, frozenset(used)
+
+            inputs = (r, snap.generation("Service"), snap.mesh)
+            return self.memo.get("gateway-route-rules", inputs, build_rules)
 
         def build() -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
             used: set[ServicePortRef] = set()
-            cluster_of = self._cluster_of(snap, None, used)
-            by_domain: dict[str, list[tuple[Rule, str]]] = defaultdict(list)
-            for r in routes:
+            by_domain: dict[str, list[rc_pb2.Route]] = defaultdict(list)
+            for r in snap.routes_for_gateway(ref):
+                built, route_used = rules_of(r)
+                used |= route_used
                 hosts = gw.spec.hosts if r.spec.hosts == ["*"] else r.spec.hosts
                 for host in hosts:
-                    by_domain[host].extend((rule, r.metadata.namespace) for rule in r.spec.rules)
-            vhosts = [
-                (domain, [domain], routes_for_rules(rules, cluster_of, snap.mesh))
-                for domain, rules in sorted(by_domain.items())
-            ]
+                    by_domain[host].extend(built)
+            vhosts = [(d, [d], routes) for d, routes in sorted(by_domain.items())]
             return route_configuration(names.gateway_route(ref), vhosts), frozenset(used)
 
-        targets = tuple(
-            snap.services.get((d.namespace or r.metadata.namespace, d.service))
-            for r in routes for rule in r.spec.rules for d in rule.destinations
-        )
-        return self.memo.get("gateway-routes", (gw, routes, snap.mesh, targets), build)
+        # Keyed by generations: any Route or Service change rebuilds gateway tables, but
+        # the key costs nothing to compute whatever the number of routes.
+        inputs = (gw, snap.generation("Route"), snap.generation("Service"), snap.mesh)
+        return self.memo.get("gateway-routes", inputs, build)
 
     def gateway(self, snap: ModelSnapshot, ref: Ref) -> ProxyResources:
         out = ProxyResources()
