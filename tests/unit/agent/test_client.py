@@ -1,0 +1,77 @@
+import json
+
+import httpx
+import pytest
+
+from gossamer.agent.client import (
+    Refused,
+    RegistryClient,
+    Rejected,
+    ServerError,
+    Unreachable,
+    env_variables,
+)
+
+
+def _client(handler: httpx.MockTransport) -> RegistryClient:
+    return RegistryClient("http://cp.test", "a-1", "cred", transport=handler)
+
+
+@pytest.mark.asyncio
+async def test_calls_follow_the_protocol() -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    async with _client(httpx.MockTransport(handle)) as api:
+        await api.put_workloads([{"kind": "Workload"}])
+        await api.report_health({"default/web-1": "draining"}, wait=True, timeout=20)
+    put, post = seen
+    assert (put.method, put.url.path) == ("PUT", "/v1/agents/a-1/workloads")
+    assert json.loads(put.content) == {"workloads": [{"kind": "Workload"}]}
+    assert put.headers["authorization"] == "Bearer cred"
+    assert (post.method, post.url.path) == ("POST", "/v1/agents/a-1/health")
+    assert dict(post.url.params) == {"wait": "true", "timeout": "20"}
+    assert json.loads(post.content) == {"workloads": {"default/web-1": "draining"}}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, Refused), (409, Rejected), (422, Rejected), (503, ServerError)],
+)
+async def test_errors_by_status(status: int, error: type[Exception]) -> None:
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(status, json={"errors": ["the token expired"], "code": "x"}))
+    async with _client(transport) as api:
+        with pytest.raises(error, match="the token expired"):
+            await api.join("tok", "vm-3")
+
+
+@pytest.mark.asyncio
+async def test_unreachable() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    async with _client(httpx.MockTransport(refuse)) as api:
+        with pytest.raises(Unreachable, match=r"cannot reach the control plane at http://cp\.test"):
+            await api.report_health({})
+
+
+@pytest.mark.asyncio
+async def test_join_answer() -> None:
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(200, json={"agentId": "a-9", "credential": "c"}))
+    async with RegistryClient("http://cp.test", transport=transport) as api:
+        assert await api.join("tok", "vm-3") == ("a-9", "c")
+
+
+def test_env_shapes() -> None:
+    assert env_variables({"env": {"A_ADDR": "1"}}) == {"A_ADDR": "1"}
+    body = {"workloads": [
+        {"name": "w", "dependencies": [{"env": {"CATALOG_ADDR": "127.1.2.3:80"}}]},
+        {"name": "v", "env": {"REVIEWS_PORT": 9080}},
+    ]}
+    assert env_variables(body) == {"CATALOG_ADDR": "127.1.2.3:80", "REVIEWS_PORT": "9080"}
