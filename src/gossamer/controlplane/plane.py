@@ -20,6 +20,7 @@ from gossamer.controlplane.service import ApplyResult, Diff
 from gossamer.controlplane.status import ProxyStatus
 from gossamer.errors import (
     ConflictError,
+    EnvoyError,
     FieldError,
     GossamerError,
     NotFoundError,
@@ -317,11 +318,17 @@ class ControlPlane:
             raise NotFoundError(
                 f"proxy {node_id} is not connected or did not publish its admin address"
             )
-        async with httpx.AsyncClient(timeout=10) as client:
-            resp = await client.get(f"http://{admin}/config_dump")
-            resp.raise_for_status()
-            data: dict[str, Any] = resp.json()
-            return data
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                resp = await client.get(f"http://{admin}/config_dump")
+                resp.raise_for_status()
+                data: dict[str, Any] = resp.json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise EnvoyError(
+                f"cannot read the config of {node_id} from its admin API at {admin}: {e}; "
+                "is that Envoy still running?"
+            ) from None
+        return data
 
     def statistics(self) -> dict[str, object]:
         return {
