@@ -9,11 +9,13 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 
 import gossamer
+from gossamer.api.agents import install_agents
 from gossamer.api.errors import install_error_handlers
 from gossamer.api.proxies import proxies_router
 from gossamer.api.resources import resources_router
 from gossamer.api.schemas import StatusBody
 from gossamer.controlplane.service import ControlPlaneService
+from gossamer.registry import Registry
 
 
 def _ops_router(
@@ -50,9 +52,13 @@ def _ops_router(
 
 
 def create_api(
-    service: ControlPlaneService, *, registry: prometheus_client.CollectorRegistry
+    service: ControlPlaneService,
+    *,
+    registry: prometheus_client.CollectorRegistry,
+    agents: Registry | None = None,
 ) -> FastAPI:
-    """A FastAPI app serving ``service``; ``/metrics`` exposes ``registry``.
+    """A FastAPI app serving ``service``; ``/metrics`` exposes ``registry``; with
+    ``agents``, the agent protocol too (docs/agent-protocol.md).
 
     Nothing global: two apps around two services in one process do not share anything.
     """
@@ -65,4 +71,6 @@ def create_api(
     app.include_router(resources_router(service))
     app.include_router(proxies_router(service))
     app.include_router(_ops_router(service, registry))
+    if agents is not None:
+        install_agents(app, agents)
     return app

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConfigError
+from gossamer.registry import Registry
 from gossamer.store.base import Store
 from gossamer.store.factory import open_store
 from gossamer.xds.cache import SnapshotCache
@@ -65,6 +66,8 @@ class ControlPlaneApp:
     plane: ControlPlane
     xds: XdsServer
     registry: CollectorRegistry
+    #: join tokens and agents (the agent protocol's side in the control plane)
+    agents: Registry
     api_addr: tuple[str, int] = ("", 0)
     xds_addr: tuple[str, int] = ("", 0)
     _api: uvicorn.Server | None = field(default=None, repr=False)
@@ -86,7 +89,8 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     monitor = XdsMonitor(registry)
     plane = ControlPlane(store, cache, monitor)
     xds = XdsServer(cache, monitor)
-    app = ControlPlaneApp(settings, store, plane, xds, registry)
+    agents = Registry(plane)  # before load: it makes the registry's kinds known
+    app = ControlPlaneApp(settings, store, plane, xds, registry, agents)
     try:
         await plane.load()
         port = await xds.start(*settings.xds_addr)
@@ -95,7 +99,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         app.api_addr = sock.getsockname()[:2]
         api = uvicorn.Server(
             uvicorn.Config(
-                create_api(plane, registry=registry),
+                create_api(plane, registry=registry, agents=agents),
                 log_level="warning",
                 lifespan="off",
             )

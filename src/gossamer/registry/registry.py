@@ -14,10 +14,13 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+import pydantic
+from pydantic import TypeAdapter
+
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.controlplane.service import ApplyResult, Diff
 from gossamer.errors import ConflictError, FieldError, GossamerError, NotFoundError, ValidationError
-from gossamer.model.base import Resource
+from gossamer.model.base import Name, Resource
 from gossamer.model.kinds import INTERNAL_KINDS, OWNER_LABEL
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.registry.credentials import digest, matches, new_secret
@@ -45,6 +48,17 @@ LAST_SEEN_INTERVAL = timedelta(seconds=30)
 #: expired, unused tokens are deleted this long after they expired (at most this many at once)
 TOKEN_RETENTION = timedelta(days=1)
 PRUNE_BATCH = 20
+
+
+_NAME: TypeAdapter[str] = TypeAdapter(Name)
+
+
+def _check_host(host: str) -> None:
+    try:
+        _NAME.validate_python(host)
+    except pydantic.ValidationError as e:
+        message = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise ValidationError([FieldError(message, "host")]) from None
 
 
 def _utc_now() -> datetime:
@@ -172,6 +186,7 @@ class Registry:
         Raises ``AuthError`` for an unknown, used or expired token and ``ConflictError`` if
         ``host`` already has an active agent (revoke it first). Nothing changes on error.
         """
+        _check_host(host)
         async with self._join_lock:
             now = self._now()
             found = self._model().resources.get(

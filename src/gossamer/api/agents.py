@@ -1,0 +1,288 @@
+"""Routes of the agent protocol (docs/agent-protocol.md): join tokens, joining, an agent's
+Workloads, health and dependency addresses (Bearer credential), and revocation.
+
+Agent calls carry ``Authorization: Bearer <credential>``; a missing, wrong or revoked
+credential, and an unknown, used or expired join token, answer 401 with one line saying why.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from gossamer.api.errors import NotReadyError, error_response
+from gossamer.api.schemas import ApplyResponse, Body, ErrorBody
+from gossamer.registry import AgentInfo, AuthError, Registry, TokenInfo, WorkloadEnv
+from gossamer.registry.records import TokenState
+from gossamer.registry.registry import DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL
+
+#: upper bound on Workloads one agent registers in one request
+MAX_WORKLOADS = 1000
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (401, "unknown, used or expired join token; missing, wrong or revoked credential"),
+        (404, "no such agent or host"),
+        (409, "a Workload is another agent's or a user's; or the host already has an agent"),
+        (422, "invalid input: nothing was changed"),
+        (503, "still loading, or the store could not make the change durable"),
+        (504, "stored, but not every affected proxy ACKed in time"),
+    )
+}
+
+Authorization = Annotated[
+    str | None, Header(description="Bearer <credential>, as the agent got it when it joined")
+]
+Wait = Annotated[bool, Query(description="return once every proxy whose config changed ACKed")]
+Timeout = Annotated[
+    float,
+    Query(alias="timeout", gt=0, le=600, description="seconds to wait for ACKs, with wait=true"),
+]
+
+
+# -- bodies ------------------------------------------------------------------------------
+
+
+class TokenRequest(Body):
+    ttl_seconds: int = Field(
+        default=int(DEFAULT_TOKEN_TTL.total_seconds()),
+        ge=1,
+        le=int(MAX_TOKEN_TTL.total_seconds()),
+    )
+
+
+class TokenResponse(Body):
+    #: the secret: shown only now
+    token: str
+    expires_at: datetime
+
+
+class TokenBody(Body):
+    name: str
+    agent_id: str
+    expires_at: datetime
+    used_at: datetime | None
+    used_by: str | None
+    state: TokenState
+
+    @classmethod
+    def of(cls, t: TokenInfo) -> TokenBody:
+        return cls(name=t.name, agent_id=t.agent_id, expires_at=t.expires_at,
+                   used_at=t.used_at, used_by=t.used_by, state=t.state)
+
+
+class TokenList(Body):
+    items: list[TokenBody]
+
+
+class JoinRequest(Body):
+    token: str = Field(max_length=200)
+    host: str = Field(max_length=63)
+
+
+class JoinResponse(Body):
+    agent_id: str
+    #: the secret: shown only now; send it as ``Authorization: Bearer <credential>``
+    credential: str
+
+
+class AgentBody(Body):
+    agent_id: str
+    host: str
+    joined_at: datetime
+    last_seen: datetime
+    revoked: bool
+    revoked_at: datetime | None = None
+    #: ``namespace/name`` of each Workload it registered
+    workloads: list[str]
+
+    @classmethod
+    def of(cls, a: AgentInfo) -> AgentBody:
+        return cls(agent_id=a.agent_id, host=a.host, joined_at=a.joined_at,
+                   last_seen=a.last_seen, revoked=a.revoked, revoked_at=a.revoked_at,
+                   workloads=[f"{k.namespace}/{k.name}" for k in a.workloads])
+
+
+class AgentList(Body):
+    items: list[AgentBody]
+
+
+class RevokedBody(Body):
+    agent_id: str
+    host: str
+    #: ``Workload namespace/name`` of each Workload deleted
+    deleted: list[str]
+
+
+class RevokeResponse(Body):
+    revoked: list[RevokedBody]
+
+
+class WorkloadsRequest(Body):
+    #: Workload manifests: the agent's whole set
+    workloads: list[Any] = Field(max_length=MAX_WORKLOADS)
+
+
+class HealthRequest(Body):
+    #: Workload ``name`` (or ``namespace/name``) -> healthy | unhealthy | draining
+    workloads: dict[str, str] = Field(max_length=MAX_WORKLOADS)
+
+
+class DependencyBody(Body):
+    service: str
+    namespace: str
+    port_name: str
+    protocol: str
+    #: the stable local address and port the app dials
+    address: str
+    port: int
+    env: dict[str, str]
+
+
+class WorkloadEnvBody(Body):
+    namespace: str
+    name: str
+    service: str
+    dependencies: list[DependencyBody]
+    #: every dependency's variables together
+    env: dict[str, str]
+
+    @classmethod
+    def of(cls, w: WorkloadEnv) -> WorkloadEnvBody:
+        deps = [
+            DependencyBody(service=d.service, namespace=d.namespace, port_name=d.port_name,
+                           protocol=d.protocol, address=d.address, port=d.port, env=d.env)
+            for d in w.dependencies
+        ]
+        return cls(namespace=w.namespace, name=w.name, service=w.service, dependencies=deps,
+                   env=w.env)
+
+
+class EnvResponse(Body):
+    workloads: list[WorkloadEnvBody]
+
+
+# -- routes ------------------------------------------------------------------------------
+
+
+def _bearer(authorization: str | None) -> str:
+    scheme, _, credential = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise AuthError(
+            "no credential: send `Authorization: Bearer <credential>` with the credential the "
+            "agent got when it joined"
+        )
+    return credential.strip()
+
+
+def agents_router(registry: Registry) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["agents"], responses=_ERRORS)
+
+    def require_ready() -> None:
+        if not registry.plane.ready:
+            raise NotReadyError("the control plane is still loading its state; retry in a moment")
+
+    async def authenticate(agent_id: str, authorization: str | None) -> None:
+        """Check the Bearer credential is ``agent_id``'s (and update its lastSeen)."""
+        require_ready()
+        await registry.authenticate(agent_id, _bearer(authorization))
+
+    @router.post("/tokens", response_model=TokenResponse)
+    async def create_token(body: TokenRequest | None = None) -> TokenResponse:
+        """A new single-use join token (operator)."""
+        require_ready()
+        ttl = timedelta(seconds=(body or TokenRequest()).ttl_seconds)
+        token, expires = await registry.create_token(ttl)
+        return TokenResponse(token=token, expires_at=expires)
+
+    @router.get("/tokens", response_model=TokenList)
+    async def list_tokens() -> TokenList:
+        """Every join token (never the secrets): unused, used or expired (operator)."""
+        require_ready()
+        return TokenList(items=[TokenBody.of(t) for t in registry.list_tokens()])
+
+    @router.post("/agents/join", response_model=JoinResponse)
+    async def join(body: JoinRequest) -> JoinResponse:
+        """Exchange a join token for an agent id and credential (the token is used up)."""
+        require_ready()
+        agent_id, credential = await registry.join(body.token, body.host)
+        return JoinResponse(agent_id=agent_id, credential=credential)
+
+    @router.get("/agents", response_model=AgentList)
+    async def list_agents() -> AgentList:
+        """Every agent that joined, revoked ones too (operator)."""
+        require_ready()
+        return AgentList(items=[AgentBody.of(a) for a in registry.list_agents()])
+
+    @router.get("/agents/{agent_id}", response_model=AgentBody)
+    async def whoami(agent_id: str, authorization: Authorization = None) -> AgentBody:
+        """The calling agent's own record (checks its credential)."""
+        await authenticate(agent_id, authorization)
+        return AgentBody.of(registry.info(agent_id))
+
+    @router.post("/agents/{agent_or_host}/revoke", response_model=RevokeResponse)
+    async def revoke(agent_or_host: str, wait: Wait = False, wait_timeout: Timeout = 30.0) -> Any:
+        """Revoke an agent, or every active agent of a host: its credential stops working
+        and its Workloads are deleted, in one transaction per agent (operator)."""
+        require_ready()
+        done = await registry.revoke(agent_or_host, wait=wait, wait_timeout=wait_timeout)
+        return RevokeResponse(
+            revoked=[RevokedBody(agent_id=r.agent_id, host=r.host,
+                                 deleted=[str(k) for k in r.deleted]) for r in done]
+        )
+
+    @router.put("/agents/{agent_id}/workloads", response_model=ApplyResponse)
+    async def set_workloads(
+        agent_id: str,
+        body: WorkloadsRequest,
+        authorization: Authorization = None,
+        wait: Wait = False,
+        wait_timeout: Timeout = 30.0,
+    ) -> ApplyResponse:
+        """Make these the agent's whole set of Workloads (others it registered are deleted)."""
+        await authenticate(agent_id, authorization)
+        result = await registry.set_workloads(
+            agent_id, body.workloads, wait=wait, wait_timeout=wait_timeout
+        )
+        return ApplyResponse.of(result)
+
+    @router.post("/agents/{agent_id}/health", response_model=ApplyResponse)
+    async def set_health(
+        agent_id: str,
+        body: HealthRequest,
+        authorization: Authorization = None,
+        wait: Wait = False,
+        wait_timeout: Timeout = 30.0,
+    ) -> ApplyResponse:
+        """Set spec.health of the agent's Workloads named in the body."""
+        await authenticate(agent_id, authorization)
+        result = await registry.set_health(
+            agent_id, body.workloads, wait=wait, wait_timeout=wait_timeout
+        )
+        return ApplyResponse.of(result)
+
+    @router.get("/agents/{agent_id}/env", response_model=EnvResponse)
+    async def env(agent_id: str, authorization: Authorization = None) -> EnvResponse:
+        """Each of the agent's Workloads with its dependencies' stable local addresses and
+        the environment variables naming them."""
+        await authenticate(agent_id, authorization)
+        return EnvResponse(workloads=[WorkloadEnvBody.of(w) for w in registry.env(agent_id)])
+
+    return router
+
+
+async def _unauthorized(_: Request, exc: Exception) -> JSONResponse:
+    response = error_response(401, "unauthorized", [str(exc)])
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def install_agents(app: FastAPI, registry: Registry) -> None:
+    """Serve the agent protocol on ``app``: its routes and 401 for ``AuthError``."""
+    app.include_router(agents_router(registry))
+    app.add_exception_handler(AuthError, _unauthorized)
