@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gossamer.cli import agent, demo, gateway, proxies, resources
+from gossamer.cli import agent, demo, gateway, proxies, resources, tokens
 from gossamer.cli.authz import app as authz_app
 from gossamer.cli.common import reporting_errors
 
@@ -51,6 +51,7 @@ resources.register(app)
 demo.register(app)
 gateway.register(app)
 proxies.register(app)
+tokens.register(app)
 app.add_typer(authz_app, name="authz")
 app.add_typer(agent.app, name="agent")
 

@@ -1,0 +1,190 @@
+"""Operator commands of the agent protocol: ``gossamer token create|list`` and
+``gossamer agents list|revoke`` (the host's own side is ``gossamer agent``)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import pydantic
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from gossamer.cli import render
+from gossamer.cli.client import DEFAULT_SERVER, ApiClient
+from gossamer.cli.common import Server, reporting_errors, stderr, stdout
+from gossamer.model.base import Duration
+
+token_app = typer.Typer(
+    help="Single-use join tokens that let a host's agent join the mesh.", no_args_is_help=True
+)
+agents_app = typer.Typer(
+    help="The agents that joined: list them, revoke one (its endpoints leave the mesh).",
+    no_args_is_help=True,
+)
+
+_DURATION: pydantic.TypeAdapter[timedelta] = pydantic.TypeAdapter(Duration)
+
+
+class Output(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class ListOutput(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class RegistryApi(ApiClient):
+    """The CLI's client, with the operator calls of the agent protocol."""
+
+    def __enter__(self) -> RegistryApi:
+        return self
+
+    def create_token(self, ttl_seconds: int) -> dict[str, Any]:
+        return self._dict("POST", "/v1/tokens", json={"ttlSeconds": ttl_seconds})
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return list(self._dict("GET", "/v1/tokens")["items"])
+
+    def agents(self) -> list[dict[str, Any]]:
+        return list(self._dict("GET", "/v1/agents")["items"])
+
+    def revoke(self, agent_or_host: str, *, wait: bool, wait_timeout: float) -> dict[str, Any]:
+        params = {"wait": "true", "timeout": f"{wait_timeout:g}"} if wait else None
+        timeout = wait_timeout + 10 if wait else None
+        return self._dict("POST", f"/v1/agents/{agent_or_host}/revoke", params=params,
+                          timeout=timeout)
+
+
+def parse_ttl(value: str) -> int:
+    """``1h``, ``30m``, ``90s`` -> whole seconds (at least 1)."""
+    try:
+        seconds = _DURATION.validate_python(value).total_seconds()
+    except pydantic.ValidationError:
+        raise typer.BadParameter(
+            f"{value!r} is not a duration: write e.g. '30m', '1h' or '24h'"
+        ) from None
+    if seconds < 1:
+        raise typer.BadParameter(f"{value!r} is too short: a token lives at least 1s")
+    return math.ceil(seconds)
+
+
+def _check_ttl(value: str) -> str:
+    parse_ttl(value)
+    return value
+
+
+def _when(value: object) -> str:
+    if not isinstance(value, str):
+        return "-"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+@token_app.command("create")
+def create_token(
+    ttl: Annotated[
+        str,
+        typer.Option("--ttl", callback=_check_ttl,
+                     help="how long the token may be used (e.g. 30m, 1h, 24h)"),
+    ] = "1h",
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.text,
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """Create a single-use join token; prints it (once: it is stored only as a hash)."""
+    seconds = parse_ttl(ttl)
+    with reporting_errors(), RegistryApi(server) as api:
+        created = api.create_token(seconds)
+    if output is Output.json:
+        typer.echo(render.to_json(created))
+        return
+    token = str(created["token"])
+    typer.echo(token)
+    err = stderr()
+    err.print(f"single use; expires {_when(created.get('expiresAt'))}. On the host, run:")
+    err.print(Text(f"  gossamer agent join --server {server} --token {token} "
+                   "--host HOST --state-dir DIR"))
+
+
+@token_app.command("list")
+def list_tokens(
+    output: Annotated[ListOutput, typer.Option("-o", "--output")] = ListOutput.table,
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """Every join token (never the secret): unused, used (by which host) or expired."""
+    with reporting_errors(), RegistryApi(server) as api:
+        tokens = api.tokens()
+    if output is ListOutput.json:
+        typer.echo(render.to_json(tokens))
+        return
+    if not tokens:
+        stdout().print("no join tokens: create one with `gossamer token create`")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("NAME", "STATE", "EXPIRES", "AGENT", "USED BY", "USED"):
+        table.add_column(column, no_wrap=True)
+    for t in tokens:
+        table.add_row(str(t["name"]), str(t["state"]), _when(t.get("expiresAt")),
+                      str(t["agentId"]), str(t.get("usedBy") or "-"), _when(t.get("usedAt")))
+    stdout().print(table)
+
+
+@agents_app.command("list")
+def list_agents(
+    output: Annotated[ListOutput, typer.Option("-o", "--output")] = ListOutput.table,
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """Every agent that joined: host, state, when it joined and was last seen, workloads."""
+    with reporting_errors(), RegistryApi(server) as api:
+        agents = api.agents()
+    if output is ListOutput.json:
+        typer.echo(render.to_json(agents))
+        return
+    if not agents:
+        stdout().print("no agents have joined: create a token with `gossamer token create`")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("AGENT", "HOST", "STATE", "JOINED", "LAST SEEN", "WORKLOADS"):
+        table.add_column(column, no_wrap=column != "WORKLOADS")
+    for a in agents:
+        table.add_row(
+            str(a["agentId"]), str(a["host"]), "revoked" if a.get("revoked") else "active",
+            _when(a.get("joinedAt")), _when(a.get("lastSeen")),
+            ", ".join(a.get("workloads") or []) or "-",
+        )
+    stdout().print(table)
+
+
+@agents_app.command("revoke")
+def revoke(
+    agent_or_host: Annotated[str, typer.Argument(help="an agent id, or a host name")],
+    wait: Annotated[
+        bool, typer.Option("--wait", help="return once every affected proxy has ACKed")
+    ] = False,
+    wait_timeout: Annotated[
+        float, typer.Option("--wait-timeout", min=0.1, max=600, help="seconds, with --wait")
+    ] = 30.0,
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """Revoke an agent (or every active agent of a host): its credential stops working and
+    its Workloads leave the mesh, in one transaction."""
+    with reporting_errors(), RegistryApi(server) as api:
+        body = api.revoke(agent_or_host, wait=wait, wait_timeout=wait_timeout)
+    out = stdout()
+    for r in body.get("revoked", []):
+        deleted = r.get("deleted") or []
+        gone = f"deleted {', '.join(deleted)}" if deleted else "no workloads to delete"
+        out.print(f"revoked agent {r['agentId']} (host {r['host']}): {gone}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(token_app, name="token")
+    app.add_typer(agents_app, name="agents")
