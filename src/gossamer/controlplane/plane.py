@@ -153,13 +153,15 @@ class ControlPlane:
 
     # -- operations (ControlPlaneService) --------------------------------------------------
 
-    async def _diff(self, resources: Sequence[Resource]) -> Diff:
+    def _diff(self, resources: Sequence[Resource]) -> Diff:
+        """Compared with the model, which mirrors the store (this is its only writer)."""
+        assert self.model is not None
         diff = Diff()
         for r in resources:
-            stored = await self.store.get(r.key)
-            if stored is None:
+            existing = self.model.resources.get(r.key)
+            if existing is None:
                 diff.created.append(r.key)
-            elif stored.manifest == r.to_manifest():
+            elif existing == r:
                 diff.unchanged.append(r.key)
             else:
                 diff.updated.append(r.key)
@@ -193,15 +195,15 @@ class ControlPlane:
         """
         async with self._apply_lock:
             self._authorize(resources, deletes, owner, internal)
-            self._check(resources, deletes)
-            diff = await self._diff(resources)
+            diff = self._diff(resources)
             diff.deleted.extend(k for k in deletes if self.model and k in self.model.resources)
-            if dry_run:
-                return ApplyResult(self.model.revision if self.model else 0, diff)
             changed = [r for r in resources if r.key not in diff.unchanged]
             gone = list(diff.deleted)
+            after = self._check(changed, gone)
+            if dry_run:
+                return ApplyResult(self.model.revision if self.model else 0, diff)
             revision = await self.store.apply([r.to_manifest() for r in changed], gone)
-            return await self._after_write(revision, changed, gone, diff, wait, wait_timeout)
+            return await self._after_write(revision, after, diff, wait, wait_timeout)
 
     def _authorize(
         self,
@@ -255,7 +257,7 @@ class ControlPlane:
             if missing:
                 raise NotFoundError(f"{missing[0]} does not exist")
             try:
-                self._check((), keys)
+                after = self._check((), keys)
             except ValidationError as e:
                 raise ValidationError(
                     [
@@ -265,20 +267,15 @@ class ControlPlane:
                 ) from None
             revision = await self.store.apply(deletes=keys)
             diff = Diff(deleted=list(keys))
-            return await self._after_write(revision, (), keys, diff, wait, wait_timeout)
+            return await self._after_write(revision, after, diff, wait, wait_timeout)
 
     async def _after_write(
-        self,
-        revision: int,
-        puts: Sequence[Resource],
-        deletes: Sequence[ResourceKey],
-        diff: Diff,
-        wait: bool,
-        wait_timeout: float,
+        self, revision: int, after: ModelSnapshot, diff: Diff, wait: bool, wait_timeout: float
     ) -> ApplyResult:
         assert self.model is not None
         if revision > self.model.revision:
-            self.model = self.model.with_changes(puts, deletes, revision=revision)
+            # the snapshot validated under the apply lock is the new model (indexes and all)
+            self.model = after.at_revision(revision)
         if not wait:
             self._mark_dirty()
             return ApplyResult(revision, diff)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import (
@@ -124,7 +125,7 @@ class Resource(Strict):
     kind: str
     metadata: Metadata
 
-    @property
+    @cached_property
     def key(self) -> ResourceKey:
         return ResourceKey(self.kind, self.metadata.namespace, self.metadata.name)
 

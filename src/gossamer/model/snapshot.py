@@ -10,7 +10,7 @@ import hashlib
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 
 from gossamer.model.base import Resource
@@ -91,6 +91,13 @@ class ModelSnapshot:
             created=created,
             generations=generations,
         )
+
+    def at_revision(self, revision: int) -> ModelSnapshot:
+        """The same content at another revision, sharing the indexes already computed."""
+        out = replace(self, revision=revision)
+        names = {f.name for f in fields(self)}
+        out.__dict__.update({k: v for k, v in self.__dict__.items() if k not in names})
+        return out
 
     # -- typed views -----------------------------------------------------------------------
 
