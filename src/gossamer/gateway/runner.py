@@ -31,6 +31,8 @@ from gossamer.testing.envoy import EnvoyProcess, find_envoy
 _POLL = 0.2
 #: Envoy failing to come up this many times in a row (never reaching its admin API) is fatal
 MAX_START_FAILURES = 5
+#: Envoy writes buffered access-log lines at least this often (its default: every 10 s)
+ACCESS_LOG_FLUSH_MS = 1000
 
 State = Literal["starting", "running", "backing-off", "draining", "stopped"]
 
@@ -149,7 +151,8 @@ class GatewayRunner:
             binary=binary,
             name=f"gateway {self.settings.namespace}/{self.settings.name}",
             extra_args=["--drain-time-s", str(math.ceil(self.settings.drain_seconds)),
-                        "--drain-strategy", "immediate"],
+                        "--drain-strategy", "immediate",
+                        "--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS)],
         )
         forwarder = LogForwarder(workdir / "envoy.log", self._on_access, self._on_message)
         done = asyncio.Event()

@@ -158,8 +158,10 @@ def http_connection_manager(
     if edge is not None:
         hcm.use_remote_address.value = True
         hcm.xff_num_trusted_hops = edge.trusted_hops
-        # No client is "internal" (Envoy would trust its x-envoy-* headers and request id).
-        hcm.internal_address_config.unix_sockets = False
+        # No client may be "internal" (Envoy would keep its request id and mark it with
+        # x-envoy-internal). Envoy 1.40 counts no address as internal while
+        # internal_address_config is unset; setting it without ranges brings back the old
+        # RFC 1918 + loopback list (measured), so it stays unset.
         hcm.early_header_mutation_extensions.append(strip_envoy_headers())
         hcm.access_log.append(stdout_access_log())
     if rds is not None:
