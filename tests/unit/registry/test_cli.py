@@ -12,8 +12,7 @@ import prometheus_client
 import pytest
 import pytest_asyncio
 import uvicorn
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from gossamer.api.app import create_api
 from gossamer.cli.main import app
@@ -44,7 +43,7 @@ async def server(registry: Registry) -> AsyncIterator[str]:
 
 async def gossamer(server: str, *args: str) -> Result:
     runner = CliRunner(env={"GOSSAMER_SERVER": server, "COLUMNS": "250", "NO_COLOR": "1"})
-    return await asyncio.to_thread(runner.invoke, app, list(args))
+    return await asyncio.to_thread(lambda: runner.invoke(app, list(args)))
 
 
 @pytest.mark.asyncio
