@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from gossamer.authz.decider import Decider, TargetView
 from gossamer.authz.graph import Graph, GraphChange, Kind
-from gossamer.authz.prohibitions import satisfied
+from gossamer.authz.prohibitions import Prohibition, satisfied
 from gossamer.authz.rights import WC_ALL, WC_RESOURCE, WILDCARD_GROUPS
 
 
@@ -54,6 +54,10 @@ class AccessLists:
         self._users: list[int] = []
         self._users_of: dict[int, int] = {}
         self._seeded = False
+        #: nodes whose user set changed since seeding (only those may be missing and nonzero)
+        self._popped: set[int] = set()
+        self._relevant: list[Prohibition] | None = None
+        self._memberless: set[int] = set()
         #: node -> right bit -> users granted it by associations on that node
         self._tables: dict[int, dict[int, int]] = {}
         self._lists: dict[int, _Entry] = {}
@@ -85,21 +89,26 @@ class AccessLists:
             if found is not None:
                 return found
         g = self.graph
-        # iterative post-order over children (users sit at the bottom)
-        stack: list[tuple[int, bool]] = [(node, False)]
+        members = self._members
+        popped = self._popped
         memo = self._users_of
+        if members is not None and node not in popped:
+            return 0  # not reached when seeding, and no change since: no member below
+        # iterative post-order over children (users sit at the bottom); with members,
+        # a child neither seeded nor changed since has no member below it
+        stack: list[tuple[int, bool]] = [(node, False)]
         while stack:
             n, expanded = stack.pop()
             if expanded:
-                members = self._members
                 m = self._bit(n) if g.kind(n) == Kind.U and (
                     members is None or n in members) else 0
                 for c in g.children(n):
-                    m |= memo[c]
+                    m |= memo.get(c, 0)
                 memo[n] = m
             elif n not in memo:
                 stack.append((n, True))
-                stack.extend((c, False) for c in g.children(n) if c not in memo)
+                stack.extend((c, False) for c in g.children(n)
+                             if c not in memo and (members is None or c in popped))
         return memo[node]
 
     def _seed(self) -> None:
@@ -136,13 +145,18 @@ class AccessLists:
                 changed = self._reach_changed(node, change.other)
                 for n in changed:
                     self._users_of.pop(n, None)
+                self._popped |= changed
                 hit = {n for ua in changed for n in g.assoc_out.get(ua, ())}
                 for n in hit:
                     self._tables.pop(n, None)
 
+                self._relevant = None
+                everything = not changed.isdisjoint(self._memberless)
+
                 def affected(e: _Entry) -> bool:
                     nodes = e.view.nodes
-                    return any(n in nodes for n in hit) or not e.subjects.isdisjoint(changed)
+                    return everything or any(n in nodes for n in hit) or not \
+                        e.subjects.isdisjoint(changed)
 
                 self._drop(lambda e: node in e.view.nodes)  # lists *of* this node
                 if self._members is not None and g.kind(node) == Kind.U \
@@ -164,7 +178,9 @@ class AccessLists:
             self._drop(lambda e: change.other in e.view.nodes)
         else:  # prohibitions, rights
             self._tables.clear()
+            self._relevant = None
             self._drop(lambda e: True)
+            self._memberless.clear()
 
     def _reach_changed(self, node: int, parent: int) -> set[int]:
         """The nodes whose set of users below them changed when ``node`` gained or lost
@@ -283,8 +299,9 @@ class AccessLists:
                     per[rb] = per.get(rb, 0) | users
         result = self._intersect(view.pcs, tokens)
         subjects: set[int] = set()
-        for p in g.prohibitions.all():
-            if p.subject is None or not satisfied(p, view.nodes):
+        for p in self._prohibitions():
+            assert p.subject is not None
+            if not satisfied(p, view.nodes):
                 continue
             users = self.users_of(p.subject)
             subjects.add(p.subject)
@@ -295,6 +312,22 @@ class AccessLists:
                 if rb in result:
                     result[rb] &= ~users
         return _Entry(result, view, subjects)
+
+    def _prohibitions(self) -> list[Prohibition]:
+        """Node prohibitions whose subject has users in the lists (the others change no
+        list; their subjects are remembered so that users arriving below them count)."""
+        if self._relevant is None:
+            relevant, memberless = [], set()
+            for p in self.graph.prohibitions.all():
+                if p.subject is None:
+                    continue
+                if self.users_of(p.subject):
+                    relevant.append(p)
+                else:
+                    memberless.add(p.subject)
+            self._relevant = relevant
+            self._memberless |= memberless
+        return self._relevant
 
     def _table(self, node: int) -> dict[int, int]:
         """Right (or wildcard) bit -> users granted it by the associations on ``node``."""
