@@ -35,7 +35,7 @@ from gossamer.authz.obligations import Event
 from gossamer.authz.pap import PAP, JournalEntry
 from gossamer.authz.policy import apply as apply_merged
 from gossamer.authz.policy import merge
-from gossamer.errors import GossamerError
+from gossamer.errors import ConflictError, GossamerError
 from gossamer.model.access_policy import AccessCommand, AccessPolicy
 from gossamer.store.base import Store
 from gossamer.types import API_VERSION, Manifest
@@ -84,8 +84,14 @@ def build_state(policies: Sequence[AccessPolicy], journal: Sequence[JournalEntry
 class AuthzEngine:
     """Graph, decisions and administration, kept in a :class:`Store`."""
 
-    def __init__(self, store: Store, state: EngineState, next_seq: int) -> None:
+    def __init__(self, store: Store, state: EngineState, next_seq: int, revision: int) -> None:
         self._store = store
+        #: the store revision the graph reflects (where :meth:`run` starts watching)
+        self._revision = revision
+        #: revisions this engine wrote (its watch skips them)
+        self._own: set[int] = set()
+        #: why the last rebuild from the store failed (the previous graph stays in force)
+        self.load_error: str | None = None
         self._state = state
         self._next_seq = next_seq
         self._lock = asyncio.Lock()
@@ -93,9 +99,10 @@ class AuthzEngine:
     @classmethod
     async def open(cls, store: Store, admin: str = "admin") -> AuthzEngine:
         """Load the policy from ``store``; on first start create the bootstrap admin."""
+        revision = await store.revision()
         policies, journal, next_seq = await cls._read(store)
         state = await asyncio.to_thread(build_state, policies, journal)
-        engine = cls(store, state, next_seq)
+        engine = cls(store, state, next_seq, revision)
         if not journal:
             async with engine._lock:
                 with state.graph.transaction():
@@ -119,7 +126,7 @@ class AuthzEngine:
         if not entries:
             return
         puts = [_journal_manifest(self._next_seq + i, e) for i, e in enumerate(entries)]
-        await self._store.apply(puts=puts)
+        self._own.add(await self._store.apply(puts=puts))
         self._next_seq += len(entries)
 
     # ------------------------------------------------------------------ administration
@@ -144,7 +151,7 @@ class AuthzEngine:
             by_key.update({p.key: p for p in policies})
             # build first: a policy set that does not make a valid graph is not stored
             state = await asyncio.to_thread(build_state, list(by_key.values()), journal)
-            await self._store.apply(puts=[p.to_manifest() for p in policies])
+            self._own.add(await self._store.apply(puts=[p.to_manifest() for p in policies]))
             self._state = state
 
     async def delete_policies(self, names: Sequence[tuple[str, str]]) -> None:
@@ -154,15 +161,41 @@ class AuthzEngine:
             gone = set(names)
             keep = [p for p in current if p.ref not in gone]
             state = await asyncio.to_thread(build_state, keep, journal)
-            await self._store.apply(deletes=[p.key for p in current if p.ref in gone])
+            self._own.add(await self._store.apply(
+                deletes=[p.key for p in current if p.ref in gone]))
             self._state = state
 
     async def reload(self) -> None:
         """Rebuild from the store (after someone else changed it)."""
         async with self._lock:
+            revision = await self._store.revision()
             policies, journal, next_seq = await self._read(self._store)
             self._state = await asyncio.to_thread(build_state, policies, journal)
             self._next_seq = next_seq
+            self._revision = revision
+
+    async def run(self) -> None:
+        """Follow the store until cancelled: rebuild when AccessPolicy or AccessCommand
+        resources change other than through this engine (e.g. ``gossamer apply``). A set of
+        policies that does not make a valid graph leaves the previous graph in force and
+        sets :attr:`load_error`. Run it in the caller's TaskGroup."""
+        while True:
+            try:
+                async for batch in self._store.watch(self._revision):
+                    revision = max(c.revision for c in batch)
+                    ours = revision in self._own
+                    self._own.discard(revision)
+                    relevant = any(c.key.kind in ("AccessPolicy", "AccessCommand")
+                                   for c in batch)
+                    if relevant and not ours:
+                        try:
+                            await self.reload()
+                            self.load_error = None
+                        except (GossamerError, ValueError) as e:  # incl. pydantic errors
+                            self.load_error = str(e)
+                    self._revision = max(self._revision, revision)
+            except ConflictError:  # fell behind the store's history: re-list, watch again
+                await self.reload()
 
     # ------------------------------------------------------------------ queries
     @property
@@ -197,5 +230,6 @@ class AuthzEngine:
     def statistics(self) -> dict[str, object]:
         return {"nodes": len(self._state.graph), **self._state.decider.statistics(),
                 "obligations": len(self._state.pap.obligations),
-                "skipped_journal_entries": list(self._state.skipped)}
+                "skipped_journal_entries": list(self._state.skipped),
+                "load_error": self.load_error, "revision": self._revision}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +137,39 @@ async def test_several_policies_merge() -> None:
     assert engine.privileges(WEB, "cart:/items") == ["GET", "POST"]
     await engine.delete_policies([("default", "extra")])
     assert engine.privileges(WEB, "cart:/items") == ["GET"]
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.asyncio
+async def test_follows_policies_written_to_the_store_by_others() -> None:
+    store = MemoryStore()
+    engine = await AuthzEngine.open(store)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(engine.run())
+        await store.apply(puts=[SHOP.to_manifest()])  # e.g. `gossamer apply`
+        await _until(lambda: engine.graph.find(WEB) is not None, "the policy to load")
+        assert engine.check(WEB, "cart:/items", "GET")
+        # a policy that does not make a graph keeps the previous one in force
+        await store.apply(puts=[policy("broken", users={"x": ["no-such-attribute"]})
+                                .to_manifest()])
+        await _until(lambda: engine.load_error is not None, "the load error")
+        assert "no-such-attribute" in (engine.load_error or "")
+        assert engine.check(WEB, "cart:/items", "GET")
+        await store.apply(deletes=[policy("broken").key])
+        await _until(lambda: engine.load_error is None, "the rebuild after the fix")
+        # the engine's own writes do not trigger rebuilds
+        before = engine.graph
+        await engine.execute("admin", parse_commands([
+            {"op": "create_object", "name": "cart:/x", "parents": ["cart"]}]))
+        marker = await store.apply(puts=[{"apiVersion": "gossamer.dev/v1", "kind": "Marker",
+                                          "metadata": {"name": "m"}, "spec": {}}])
+        await _until(lambda: engine.statistics()["revision"] == marker, "the watch to catch up")
+        assert engine.graph is before and engine.graph.find("cart:/x") is not None
+        task.cancel()
