@@ -75,17 +75,18 @@ async def check_version(binary: str) -> tuple[int, int, int]:
     return version
 
 
-def bootstrap_digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def bootstrap_digest(bootstrap: bootstrap_pb2.Bootstrap) -> str:
+    """Equal for equal bootstraps, in any process (JSON map order is not stable)."""
+    return hashlib.sha256(bootstrap.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 
 @dataclass
 class Sidecar:
-    """A running Envoy: either started by this agent (``child`` set) or adopted."""
+    """A running Envoy, started by this agent or adopted from a previous one (it is never
+    the agent's child: see ``gossamer.agent.process``)."""
 
     name: str
     record: EnvoyRecord
-    child: asyncio.subprocess.Process | None = None
 
     @property
     def admin_url(self) -> str:
@@ -93,8 +94,6 @@ class Sidecar:
 
     @property
     def running(self) -> bool:
-        if self.child is not None:
-            return self.child.returncode is None
         return process.is_running(self.record.pid, self.record.start_time)
 
     @classmethod
@@ -110,16 +109,16 @@ class Sidecar:
                 "--base-id-path", str(workdir / "base-id"), "--concurrency", "1",
                 "--drain-time-s", str(max(drain_seconds, 1)), "--drain-strategy", "immediate",
                 "--log-level", "info"]
-        child = await process.spawn(argv, workdir / "envoy.log")
-        started = process.start_time(child.pid)
-        record = EnvoyRecord(child.pid, started or 0, f"{admin.address}:{admin.port_value}",
-                             bootstrap_digest(text))
-        sidecar = cls(name, record, child)
+        pid = await process.spawn(argv, workdir / "envoy.log", workdir / "envoy.pid")
+        started = process.start_time(pid)
+        record = EnvoyRecord(pid, started or 0, f"{admin.address}:{admin.port_value}",
+                             bootstrap_digest(bootstrap))
+        sidecar = cls(name, record)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not await sidecar.admin_answers():
             if not sidecar.running:
-                raise EnvoyError(f"Envoy of {name} exited with status {child.returncode} "
+                raise EnvoyError(f"Envoy of {name} exited "
                                  f"while starting; last lines of {workdir / 'envoy.log'}:\n"
                                  f"{_tail(workdir / 'envoy.log')}")
             if loop.time() >= deadline:
@@ -156,21 +155,17 @@ class Sidecar:
             raise EnvoyError(f"Envoy of {self.name}: admin POST {path} answered "
                              f"{r.status_code}: {r.text[:200]}")
 
-    async def wait_exit(self) -> int | None:
-        """Return when Envoy exits; its status if it was our child."""
-        if self.child is not None:
-            return await self.child.wait()
-        # not our child: nothing to wait on but the process table (pidfd needs 3.12+ glue)
-        while process.is_running(self.record.pid, self.record.start_time):  # noqa: ASYNC110
-            await asyncio.sleep(0.2)
-        return None
+    async def wait_exit(self) -> None:
+        """Return when Envoy exits."""
+        if self.running:  # (a pid that is gone may since have been reused)
+            await process.wait_exit(self.record.pid)
 
     async def drain(self) -> None:
         """Drain the inbound listeners gracefully (connections are asked to close)."""
         await self.admin_post("/drain_listeners?graceful&inboundonly")
 
     async def stop(self, grace: float = 10.0) -> None:
-        await process.terminate(self.record.pid, self.record.start_time, grace, self.child)
+        await process.terminate(self.record.pid, self.record.start_time, grace)
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -1,9 +1,11 @@
 """Processes the agent starts and that must survive the agent's own restart.
 
 Unlike ``gossamer.testing.process.ManagedProcess`` (a child that dies with its parent), a
-sidecar Envoy runs in its own session with no parent-death signal, so an agent that crashes
-or is restarted finds it still serving and adopts it. The agent stops it explicitly when
-it stops (SIGTERM). A process is named by (pid, start time) so a reused pid never matches.
+sidecar Envoy runs in its own session, reparented to init, so an agent that crashes or is
+restarted finds it still serving and adopts it. (Envoy asks the kernel for SIGTERM when its
+parent thread dies; started as the agent's child it would die with the agent.) The agent
+stops it explicitly when it stops (SIGTERM). A process is named by (pid, start time) so a
+reused pid never matches.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Sequence
@@ -37,17 +40,73 @@ def is_running(pid: int, started: int) -> bool:
     return start_time(pid) == started
 
 
-async def spawn(argv: Sequence[str], log_path: Path) -> asyncio.subprocess.Process:
-    """Start ``argv`` in its own session, output appended to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        try:
-            return await asyncio.create_subprocess_exec(
-                *argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        except OSError as e:
-            raise ProcessError(f"cannot start {argv[0]}: {e.strerror}; check that it is "
-                               "installed and executable") from None
+async def spawn(argv: Sequence[str], log_path: Path, pid_path: Path,
+                timeout: float = 10.0) -> int:  # noqa: ASYNC109
+    """Start ``argv`` detached from this process: in a new session, reparented to init (so
+    no parent-death signal reaches it when the agent exits: Envoy asks for SIGTERM on its
+    parent's death), output appended to ``log_path``; its pid (also left in ``pid_path``)."""
+    setsid = shutil.which("setsid")
+    if setsid is None:
+        raise ProcessError("the setsid program (util-linux) was not found on PATH; install "
+                           "util-linux")
+    # setsid --fork: the program runs in a child of a process that exits at once
+    script = 'echo $$ > "$0"; exec "$@"'
+
+    def start() -> int:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        pid_path.unlink(missing_ok=True)
+        with log_path.open("ab") as log:
+            try:
+                launcher = subprocess.Popen(
+                    [setsid, "--fork", "/bin/sh", "-c", script, str(pid_path), *argv],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            except OSError as e:
+                raise ProcessError(f"cannot start {argv[0]}: {e.strerror}") from None
+        return launcher.wait(timeout)
+
+    code = await asyncio.to_thread(start)
+    if code != 0:
+        raise ProcessError(f"cannot start {argv[0]}: setsid exited with status {code}; see "
+                           f"{log_path}")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        pid = _read_pid(pid_path)
+        if pid is not None:
+            return pid
+        if loop.time() >= deadline:
+            raise ProcessError(f"{argv[0]} did not start within {timeout:g} s; see {log_path}")
+        await asyncio.sleep(0.01)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.endswith("\n") and text.strip().isdigit() else None
+
+
+async def wait_exit(pid: int) -> None:
+    """Return once process ``pid`` has exited (it need not be our child): its pidfd becomes
+    readable then."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, readable)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
 
 
 def send(pid: int, started: int, sig: signal.Signals) -> bool:
@@ -65,28 +124,11 @@ def send(pid: int, started: int, sig: signal.Signals) -> bool:
     return True
 
 
-async def wait_gone(pid: int, started: int, timeout: float,  # noqa: ASYNC109
-                    child: asyncio.subprocess.Process | None = None) -> bool:
-    """Wait until the process is gone (reaping it if it is our ``child``); whether it is."""
-    if child is not None:
-        try:
-            await asyncio.wait_for(child.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while is_running(pid, started):
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
-
-
-async def terminate(pid: int, started: int, grace: float,
-                    child: asyncio.subprocess.Process | None = None) -> None:
+async def terminate(pid: int, started: int, grace: float) -> None:
     """SIGTERM, then SIGKILL after ``grace`` seconds; returns once the process is gone."""
-    if send(pid, started, signal.SIGTERM) and await wait_gone(pid, started, grace, child):
-        return
-    send(pid, started, signal.SIGKILL)
-    await wait_gone(pid, started, 10.0, child)
+    if send(pid, started, signal.SIGTERM):
+        try:
+            await asyncio.wait_for(wait_exit(pid), grace)
+        except TimeoutError:
+            send(pid, started, signal.SIGKILL)
+            await asyncio.wait_for(wait_exit(pid), 10.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from gossamer.agent.state import Credential, EnvoyRecord, StateDir
 from gossamer.agent.status import AgentStatus, WorkloadStatus
 from gossamer.agent.workload import WorkloadRunner
 from gossamer.errors import ConfigError, GossamerError
+
+log = logging.getLogger(__name__)
 
 StopMode = Literal["stop", "detach"]
 #: how long the drain POST may wait for every affected proxy to ACK
@@ -64,6 +67,8 @@ class Agent:
         self.status: AgentStatus | None = None
 
     def request_stop(self, mode: StopMode = "stop") -> None:
+        log.info("asked to %s", "stop (drain)" if mode == "stop" else "detach (Envoys keep "
+                 "running)")
         self._mode = mode
         self._stop.set()
 
@@ -149,8 +154,14 @@ class Agent:
             if w is not None and record.bootstrap == w.digest:
                 sidecar = await Sidecar.adopt(key, record)
                 if sidecar is not None:
+                    log.info("%s: adopted the running Envoy (pid %d, admin %s)", key,
+                             record.pid, record.admin)
                     w.adopted(sidecar)
                     continue
+                why = "it is gone or its admin API does not answer"
+            else:
+                why = "its workload was removed" if w is None else "its bootstrap changed"
+            log.info("%s: not adopting Envoy pid %d: %s", key, record.pid, why)
             await terminate(record.pid, record.start_time, 10.0)
             del self._records[key]
         self.state.save_envoys(self._records)
@@ -193,6 +204,7 @@ class Agent:
                 return
             except GossamerError as e:
                 delay = backoff.next()
+                log.warning("control plane: %s (retrying in %.1f s)", e, delay)
                 self.status.control_plane_error = str(e)
                 self.status.control_plane_retry_in = round(delay, 2)
                 self._changed()
@@ -211,6 +223,7 @@ class Agent:
         self.status.state = "draining"
         self._changed()
         draining = {w.key: "draining" for w in self.workloads}
+        log.info("draining: marking %d workload(s) draining", len(draining))
         if self.workloads:
             try:
                 await api.report_health(draining, wait=True, timeout=DRAIN_ACK_TIMEOUT_S)
@@ -229,6 +242,7 @@ class Agent:
             self.status.state = "detached"
             self._changed()
             return
+        log.info("stopping %d Envoy(s)", len(self.workloads))
         async with asyncio.TaskGroup() as tg:
             for w in self.workloads:
                 tg.create_task(w.stop_envoy())

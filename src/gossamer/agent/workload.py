@@ -4,6 +4,7 @@ health-check its app."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,8 @@ from gossamer.agent.ports import require_free
 from gossamer.agent.state import EnvoyRecord
 from gossamer.agent.status import WorkloadStatus
 from gossamer.errors import GossamerError
-from gossamer.testing.envoy import bootstrap_json
+
+log = logging.getLogger(__name__)
 
 #: an Envoy that ran this long before dying is restarted without waiting
 STABLE_AFTER_S = 30.0
@@ -46,7 +48,7 @@ class WorkloadRunner:
 
     @property
     def digest(self) -> str:
-        return bootstrap_digest(bootstrap_json(self.bootstrap))
+        return bootstrap_digest(self.bootstrap)
 
     def adopted(self, sidecar: Sidecar) -> None:
         self.sidecar = sidecar
@@ -63,6 +65,8 @@ class WorkloadRunner:
                                       drain_seconds=self.drain_seconds)
         self.sidecar = sidecar
         self.recorded(self.key, sidecar.record)
+        log.info("%s: started Envoy pid %d (admin %s)", self.key, sidecar.record.pid,
+                 sidecar.record.admin)
         return sidecar
 
     async def supervise(self) -> None:
@@ -77,6 +81,7 @@ class WorkloadRunner:
                     sidecar = await self.start_envoy()
                 except GossamerError as e:
                     delay = backoff.next()
+                    log.warning("%s: %s (retrying in %.1f s)", self.key, e, delay)
                     envoy.state, envoy.error, envoy.retry_in = "failed", str(e), round(delay, 2)
                     self.changed()
                     await asyncio.sleep(delay)
@@ -85,15 +90,15 @@ class WorkloadRunner:
             envoy.pid, envoy.admin, envoy.retry_in = sidecar.record.pid, sidecar.record.admin, None
             self.changed()
             since = loop.time()
-            code = await sidecar.wait_exit()
+            await sidecar.wait_exit()
             if loop.time() - since >= STABLE_AFTER_S:
                 backoff.reset()
             delay = backoff.next()
             envoy.restarts += 1
             envoy.state = "restarting"
-            envoy.error = (f"Envoy (pid {sidecar.record.pid}) exited"
-                           + (f" with status {code}" if code is not None else ""))
+            envoy.error = f"Envoy (pid {sidecar.record.pid}) exited; see {self.workdir}/envoy.log"
             envoy.retry_in = round(delay, 2)
+            log.warning("%s: %s; restarting in %.1f s", self.key, envoy.error, delay)
             self.changed()
             await asyncio.sleep(delay)
 
@@ -131,5 +136,7 @@ class WorkloadRunner:
             started = loop.time()
             new = await self.probe_once(tracker)
             if new is not None:
+                log.info("%s: app is %s%s", self.key, new,
+                         f" ({tracker.last_error})" if tracker.last_error else "")
                 report(self.key, new)
             await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
