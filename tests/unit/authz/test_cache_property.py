@@ -75,7 +75,7 @@ def compare_all(g: Graph, d: Decider) -> None:
         for t in g.nodes():
             for process in (None, "p1"):
                 assert d.privileges(u, t, process) == reference.privileges(g, u, t, process), (
-                    g.name(u), g.name(t), process)
+                    u, g.name(t), process)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
