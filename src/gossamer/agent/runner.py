@@ -37,6 +37,9 @@ from gossamer.errors import ConfigError, GossamerError
 log = logging.getLogger(__name__)
 
 StopMode = Literal["stop", "detach"]
+#: with no health change, health is sent again this often (keeps lastSeen fresh, notices a
+#: revoked credential, repairs state a restored control plane lost)
+HEARTBEAT_S = 15.0
 #: how long the drain POST may wait for every affected proxy to ACK
 DRAIN_ACK_TIMEOUT_S = 30.0
 
@@ -185,7 +188,8 @@ class Agent:
         backoff = Backoff(initial=0.2, maximum=15.0)
         self._dirty.set()
         while True:
-            await self._dirty.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), HEARTBEAT_S)
             self._dirty.clear()
             try:
                 if not self.status.registered:
