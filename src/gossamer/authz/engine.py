@@ -16,8 +16,8 @@ after the file was first applied survives the re-apply. A journal entry that no 
 applies (its node was removed from the files) is skipped and listed in
 :meth:`AuthzEngine.statistics`; delete it, or restore the node, to clear it.
 
-Writes hold a lock; a batch is applied to the live graph inside a transaction that stays
-open until the store has made the journal entry durable, and is undone if the store fails.
+Writes hold a lock; a batch is checked by running it and undoing it, its journal entries are
+made durable, then replayed: decisions never see a change the store does not hold.
 A rebuild (files changed) builds a new graph off to the side (in a thread) and swaps it in.
 """
 
@@ -47,6 +47,10 @@ def _journal_manifest(seq: int, entry: JournalEntry) -> Manifest:
     return {"apiVersion": API_VERSION, "kind": "AccessCommand",
             "metadata": {"name": f"c-{seq:010d}", "namespace": JOURNAL_NAMESPACE},
             "spec": entry.to_data()}
+
+
+class _DryRun(Exception):
+    """Raised to undo the trial run of a batch."""
 
 
 @dataclass
@@ -122,7 +126,9 @@ class AuthzEngine:
         return policies, journal, last + 1
 
     async def _persist(self) -> None:
-        entries = self._state.pap.take_journal()
+        await self._write(self._state.pap.take_journal())
+
+    async def _write(self, entries: Sequence[JournalEntry]) -> None:
         if not entries:
             return
         puts = [_journal_manifest(self._next_seq + i, e) for i, e in enumerate(entries)]
@@ -131,16 +137,32 @@ class AuthzEngine:
 
     # ------------------------------------------------------------------ administration
     async def execute(self, user: str, commands: Sequence[Command]) -> list[Event]:
-        """Run an administrative batch as ``user``; durable before it returns."""
+        """Run an administrative batch as ``user``; durable before it returns.
+
+        The batch (with the obligation responses it triggers) is first run and undone, which
+        checks it and yields its journal entries; the entries are made durable; then they are
+        replayed, so decisions never see a change the store does not hold.
+        """
         async with self._lock:
             pap = self._state.pap
-            with self._state.graph.transaction():
-                try:
+            try:
+                with self._state.graph.transaction():
                     events = pap.execute(user, commands)
-                    await self._persist()
-                except BaseException:
-                    pap.take_journal()
-                    raise
+                    raise _DryRun
+            except _DryRun:
+                pass
+            entries = pap.take_journal()
+            await self._write(entries)
+            try:
+                with self._state.graph.transaction():
+                    for entry in entries:
+                        pap.execute(None, entry.commands, cause=entry.cause, fire=False)
+            except GossamerError:  # cannot happen with a deterministic replay; be safe
+                pap.take_journal()
+                self._state = await asyncio.to_thread(build_state, *(await self._read(
+                    self._store))[:2])
+                raise
+            pap.take_journal()
             return events
 
     async def apply_policies(self, policies: Sequence[AccessPolicy]) -> None:

@@ -173,3 +173,27 @@ async def test_follows_policies_written_to_the_store_by_others() -> None:
         await _until(lambda: engine.statistics()["revision"] == marker, "the watch to catch up")
         assert engine.graph is before and engine.graph.find("cart:/x") is not None
         task.cancel()
+
+
+@pytest.mark.asyncio
+async def test_decisions_do_not_see_a_change_before_it_is_durable() -> None:
+    store = MemoryStore()
+    engine = await AuthzEngine.open(store)
+    await engine.apply_policies([SHOP])
+    real_apply = store.apply
+    writing, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_apply(*args: Any, **kwargs: Any) -> int:
+        writing.set()
+        await release.wait()
+        return await real_apply(*args, **kwargs)
+
+    store.apply = slow_apply  # type: ignore[method-assign]
+    grant = parse_commands([{"op": "associate", "userAttribute": "web", "target": "cart",
+                             "rights": ["GET", "DELETE"]}])
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(engine.execute("admin", grant))
+        await writing.wait()
+        assert not engine.check(WEB, "cart:/items", "DELETE")  # not durable yet
+        release.set()
+    assert engine.check(WEB, "cart:/items", "DELETE")
