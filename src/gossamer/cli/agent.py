@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import socket
 from pathlib import Path
 from typing import Annotated, Any
@@ -110,6 +111,8 @@ def run(
     SIGTERM or Ctrl-C drains (endpoints marked draining, listeners drained, Envoys
     stopped); SIGHUP exits leaving the Envoys running for the next agent to adopt.
     """
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     async def main() -> None:
         config = load_config(file) if file is not None else AgentConfig()
