@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime
 
 from gossamer.model.base import Name, Resource, Strict
-from gossamer.model.kinds import register_kind
+from gossamer.model.kinds import OWNER_LABEL, register_kind
+from gossamer.types import API_VERSION
 
 #: the namespace registry records live in (users' resources are elsewhere)
 REGISTRY_NAMESPACE = "gossamer-system"
@@ -73,3 +74,16 @@ def install_kinds() -> None:
     """
     register_kind(JoinToken, internal=True)
     register_kind(Agent, internal=True)
+
+
+def record_manifest(
+    kind: str, name: str, agent_id: str, spec: dict[str, object]
+) -> dict[str, object]:
+    """A registry record's manifest, labelled as ``agent_id``'s."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": REGISTRY_NAMESPACE,
+                     "labels": {OWNER_LABEL: agent_id}},
+        "spec": spec,
+    }

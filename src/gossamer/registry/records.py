@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, NamedTuple
 
+from gossamer.controlplane.service import ApplyResult, Diff
+from gossamer.model.kinds import INTERNAL_KINDS
 from gossamer.types import ResourceKey
 
 
@@ -51,3 +53,13 @@ class Revoked:
     host: str
     #: the Workloads deleted with it
     deleted: list[ResourceKey]
+
+
+def without_internal(result: ApplyResult) -> ApplyResult:
+    """``result`` without the registry's own records (an agent's lastSeen, say)."""
+    def keep(keys: list[ResourceKey]) -> list[ResourceKey]:
+        return [k for k in keys if k.kind not in INTERNAL_KINDS]
+
+    d = result.diff
+    diff = Diff(keep(d.created), keep(d.updated), keep(d.unchanged), keep(d.deleted))
+    return ApplyResult(result.revision, diff, result.acked_by)

@@ -18,15 +18,20 @@ import pydantic
 from pydantic import TypeAdapter
 
 from gossamer.controlplane.plane import ControlPlane
-from gossamer.controlplane.service import ApplyResult, Diff
+from gossamer.controlplane.service import ApplyResult
 from gossamer.errors import ConflictError, FieldError, GossamerError, NotFoundError, ValidationError
 from gossamer.model.base import Name, Resource
-from gossamer.model.kinds import INTERNAL_KINDS, OWNER_LABEL
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.registry.credentials import digest, matches, new_secret
 from gossamer.registry.env import WorkloadEnv, workload_env
 from gossamer.registry.errors import AuthError
-from gossamer.registry.kinds import REGISTRY_NAMESPACE, Agent, JoinToken, install_kinds
+from gossamer.registry.kinds import (
+    REGISTRY_NAMESPACE,
+    Agent,
+    JoinToken,
+    install_kinds,
+    record_manifest,
+)
 from gossamer.registry.records import (
     AgentInfo,
     Joined,
@@ -34,9 +39,10 @@ from gossamer.registry.records import (
     Revoked,
     TokenInfo,
     TokenState,
+    without_internal,
 )
 from gossamer.registry.workloads import owned_workloads, prepare_workloads, with_health
-from gossamer.types import API_VERSION, ResourceKey
+from gossamer.types import ResourceKey
 
 Clock = Callable[[], datetime]
 
@@ -63,26 +69,6 @@ def _check_host(host: str) -> None:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _record(kind: str, name: str, agent_id: str, spec: dict[str, object]) -> dict[str, object]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": kind,
-        "metadata": {"name": name, "namespace": REGISTRY_NAMESPACE,
-                     "labels": {OWNER_LABEL: agent_id}},
-        "spec": spec,
-    }
-
-
-def _user_diff(result: ApplyResult) -> ApplyResult:
-    """``result`` without the registry's own records (an agent's lastSeen, say)."""
-    def keep(keys: list[ResourceKey]) -> list[ResourceKey]:
-        return [k for k in keys if k.kind not in INTERNAL_KINDS]
-
-    d = result.diff
-    diff = Diff(keep(d.created), keep(d.updated), keep(d.unchanged), keep(d.deleted))
-    return ApplyResult(result.revision, diff, result.acked_by)
 
 
 class Registry:
@@ -144,7 +130,7 @@ class Registry:
                 "sha256": hashed, "agentId": agent_id, "expiresAt": expires.isoformat()
             }
             record = JoinToken.model_validate(
-                _record("JoinToken", self._token_name(hashed), agent_id, spec)
+                record_manifest("JoinToken", self._token_name(hashed), agent_id, spec)
             )
             await self.plane.apply([record], owner=agent_id, internal=True)
         return NewToken(token, expires)
@@ -227,7 +213,7 @@ class Registry:
                 "lastSeen": now.isoformat(),
                 "token": found.metadata.name,
             }
-            agent = Agent.model_validate(_record("Agent", agent_id, agent_id, spec))
+            agent = Agent.model_validate(record_manifest("Agent", agent_id, agent_id, spec))
             await self.plane.apply(
                 [JoinToken.model_validate(used.to_manifest()), agent],
                 owner=agent_id,
@@ -308,7 +294,7 @@ class Registry:
                 wait=wait,
                 wait_timeout=wait_timeout,
             )
-        return _user_diff(result)
+        return without_internal(result)
 
     async def set_health(
         self,
@@ -329,7 +315,7 @@ class Registry:
                 wait=wait,
                 wait_timeout=wait_timeout,
             )
-        return _user_diff(result)
+        return without_internal(result)
 
     def env(self, agent_id: str) -> list[WorkloadEnv]:
         """Each of the agent's Workloads with its dependencies' stable local addresses."""
