@@ -105,8 +105,16 @@ class AuthzEngine:
         """Load the policy from ``store``; on first start create the bootstrap admin."""
         revision = await store.revision()
         policies, journal, next_seq = await cls._read(store)
-        state = await asyncio.to_thread(build_state, policies, journal)
+        error = None
+        try:
+            state = await asyncio.to_thread(build_state, policies, journal)
+        except GossamerError as e:  # deny by default until the stored policies are fixed
+            boot = [entry for entry in journal if entry.cause == "bootstrap"]
+            state = await asyncio.to_thread(build_state, [], boot)
+            error = (f"the stored AccessPolicy resources do not make a valid graph; nothing "
+                     f"is granted until they are fixed: {e}")
         engine = cls(store, state, next_seq, revision)
+        engine.load_error = error
         if not journal:
             async with engine._lock:
                 with state.graph.transaction():
@@ -195,6 +203,7 @@ class AuthzEngine:
             self._state = await asyncio.to_thread(build_state, policies, journal)
             self._next_seq = next_seq
             self._revision = revision
+            self.load_error = None
 
     async def run(self) -> None:
         """Follow the store until cancelled: rebuild when AccessPolicy or AccessCommand
@@ -212,7 +221,6 @@ class AuthzEngine:
                     if relevant and not ours:
                         try:
                             await self.reload()
-                            self.load_error = None
                         except (GossamerError, ValueError) as e:  # incl. pydantic errors
                             self.load_error = str(e)
                     self._revision = max(self._revision, revision)

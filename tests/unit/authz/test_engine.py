@@ -197,3 +197,18 @@ async def test_decisions_do_not_see_a_change_before_it_is_durable() -> None:
         assert not engine.check(WEB, "cart:/items", "DELETE")  # not durable yet
         release.set()
     assert engine.check(WEB, "cart:/items", "DELETE")
+
+
+@pytest.mark.asyncio
+async def test_start_with_a_broken_stored_policy_denies_everything() -> None:
+    store = MemoryStore()
+    await store.apply(puts=[SHOP.to_manifest(),
+                            policy("broken", users={"x": ["no-such-attribute"]}).to_manifest()])
+    engine = await AuthzEngine.open(store)
+    assert "no-such-attribute" in (engine.load_error or "")
+    assert engine.graph.find(WEB) is None
+    assert engine.graph.find("admin") is not None  # the administrator can still work
+    await store.apply(deletes=[policy("broken").key])
+    await engine.reload()
+    assert engine.check(WEB, "cart:/items", "GET")
+    assert engine.load_error is None
