@@ -17,6 +17,8 @@ A listener that faces clients outside the mesh (a gateway, ``edge``) also:
   none reaches a service or changes routing, retries or timeouts;
 - replaces the client's request id with its own;
 - adds no ``x-envoy-*`` headers of its own to responses (no internal timings leak out);
+- bounds what one client may make it buffer (per-connection buffer, HTTP/2 streams and
+  windows);
 - writes one JSON access-log line per request to stdout.
 """
 
@@ -59,6 +61,12 @@ _UNDERSCORES = {
 
 #: how long a client may take to send its request headers (slowloris guard)
 REQUEST_HEADERS_TIMEOUT = timedelta(seconds=10)
+#: at the edge, what one client connection may make Envoy buffer (Envoy's edge guidance)
+EDGE_CONNECTION_BUFFER_BYTES = 32 * 1024
+#: at the edge, HTTP/2 streams per client connection and flow-control windows
+EDGE_H2_MAX_STREAMS = 100
+EDGE_H2_STREAM_WINDOW = 64 * 1024
+EDGE_H2_CONNECTION_WINDOW = 1024 * 1024
 
 
 #: one JSON object per request on the gateway's stdout (Envoy command operators)
@@ -163,6 +171,11 @@ def http_connection_manager(
         # internal_address_config is unset; setting it without ranges brings back the old
         # RFC 1918 + loopback list (measured), so it stays unset.
         hcm.early_header_mutation_extensions.append(strip_envoy_headers())
+        # One client cannot open many streams or make Envoy buffer much per stream.
+        h2 = hcm.http2_protocol_options
+        h2.max_concurrent_streams.value = EDGE_H2_MAX_STREAMS
+        h2.initial_stream_window_size.value = EDGE_H2_STREAM_WINDOW
+        h2.initial_connection_window_size.value = EDGE_H2_CONNECTION_WINDOW
         hcm.access_log.append(stdout_access_log())
     if rds is not None:
         hcm.rds.config_source.CopyFrom(ads_source())

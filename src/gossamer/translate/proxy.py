@@ -24,7 +24,11 @@ from gossamer.model.workload import Workload
 from gossamer.translate import names
 from gossamer.translate.clusters import inbound_cluster, outbound_cluster
 from gossamer.translate.endpoints import load_assignment
-from gossamer.translate.hcm import Edge, http_connection_manager
+from gossamer.translate.hcm import (
+    EDGE_CONNECTION_BUFFER_BYTES,
+    Edge,
+    http_connection_manager,
+)
 from gossamer.translate.listeners import INBOUND, OUTBOUND, http_listener, tcp_listener
 from gossamer.translate.memo import Memo
 from gossamer.translate.routes import (
@@ -293,5 +297,8 @@ class Translator:
         hcm = http_connection_manager(
             lname, mesh, rds=rname, edge=Edge(trusted_hops=gw.spec.trustedHops)
         )
-        out.listeners[lname] = http_listener(lname, gw.spec.address, gw.spec.port, hcm, INBOUND)
+        listener = http_listener(lname, gw.spec.address, gw.spec.port, hcm, INBOUND)
+        # Envoy's edge guidance: bound what one client connection may make Envoy buffer.
+        listener.per_connection_buffer_limit_bytes.value = EDGE_CONNECTION_BUFFER_BYTES
+        out.listeners[lname] = listener
         return out

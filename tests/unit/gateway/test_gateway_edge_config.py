@@ -14,7 +14,7 @@ from envoy.extensions.http.early_header_mutation.header_mutation.v3 import (
 from google.protobuf import json_format
 
 from gossamer.model import ModelSnapshot, parse_yaml
-from gossamer.translate.hcm import ACCESS_LOG_FORMAT
+from gossamer.translate.hcm import ACCESS_LOG_FORMAT, EDGE_CONNECTION_BUFFER_BYTES
 from gossamer.translate.proxy import Translator
 from gossamer.types import ProxyIdentity
 
@@ -124,3 +124,20 @@ def test_sidecars_keep_their_settings() -> None:
         assert not hcm.use_remote_address.value
         assert hcm.preserve_external_request_id is True
         assert _router(hcm).suppress_envoy_headers is False
+
+
+def test_gateway_bounds_what_one_client_can_make_it_buffer() -> None:
+    res = Translator().proxy(_snapshot(), ProxyIdentity("gateway", "default", "edge"))
+    (listener,) = res.listeners.values()
+    assert listener.per_connection_buffer_limit_bytes.value == EDGE_CONNECTION_BUFFER_BYTES
+    (hcm,) = _hcms("gateway", "edge")
+    h2 = hcm.http2_protocol_options
+    assert h2.max_concurrent_streams.value == 100
+    assert h2.initial_stream_window_size.value == 64 * 1024
+    assert h2.initial_connection_window_size.value == 1024 * 1024
+    sidecar = Translator().proxy(_snapshot(), ProxyIdentity("sidecar", "default", "web-1"))
+    for lst in sidecar.listeners.values():
+        assert not lst.HasField("per_connection_buffer_limit_bytes")
+    for hcm in _hcms("sidecar", "web-1"):
+        assert hcm.http2_protocol_options.max_concurrent_streams.value == 1024
+        assert not hcm.http2_protocol_options.HasField("initial_stream_window_size")
