@@ -273,9 +273,10 @@ class ControlPlane:
         self, revision: int, after: ModelSnapshot, diff: Diff, wait: bool, wait_timeout: float
     ) -> ApplyResult:
         assert self.model is not None
-        if revision > self.model.revision:
-            # the snapshot validated under the apply lock is the new model (indexes and all)
-            self.model = after.at_revision(revision)
+        if revision <= self.model.revision:
+            return ApplyResult(revision, diff)  # nothing changed: nothing to publish or wait for
+        # the snapshot validated under the apply lock is the new model (indexes and all)
+        self.model = after.at_revision(revision)
         if not wait:
             self._mark_dirty()
             return ApplyResult(revision, diff)
