@@ -34,6 +34,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_check_explain_access_from_files(tmp_path: Path) -> None:
     if not GOSSAMER.exists():
         pytest.skip("the gossamer console script is not installed in this environment")

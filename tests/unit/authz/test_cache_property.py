@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.unit.authz.randompolicy import RIGHTS, build_graph, random_policy
@@ -78,9 +79,7 @@ def compare_all(g: Graph, d: Decider) -> None:
                     u, g.name(t), process)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), scan=st.booleans())
-def test_cached_decisions_follow_random_changes(seed: int, scan: bool) -> None:
+def check_random_changes(seed: int, scan: bool) -> None:
     rng = random.Random(seed)
     g = build_graph(random_policy(rng))
     d = Decider(g)
@@ -103,6 +102,19 @@ def test_cached_decisions_follow_random_changes(seed: int, scan: bool) -> None:
         if step % 5 == 4:
             compare_all(g, d)
     compare_all(g, d)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), scan=st.booleans())
+def test_cached_decisions_follow_random_changes(seed: int, scan: bool) -> None:
+    check_random_changes(seed, scan)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), scan=st.booleans())
+def test_cached_decisions_follow_random_changes_long(seed: int, scan: bool) -> None:
+    check_random_changes(seed, scan)
 
 
 def test_comparison_catches_a_stale_cache() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from py_ngac.core.impl.memory.pap.memory_pap import MemoryPAP
@@ -71,9 +72,17 @@ def differences(pol: Policy, ours: Graph) -> list[tuple[str, str | None, str]]:
     return diffs
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_decisions_equal_py_ngac(seed: int) -> None:
+    pol = random_policy(random.Random(seed))
+    assert differences(pol, build_graph(pol)) == [], pol.ops
+
+
+@pytest.mark.slow
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_decisions_equal_py_ngac_long(seed: int) -> None:
     pol = random_policy(random.Random(seed))
     assert differences(pol, build_graph(pol)) == [], pol.ops
 
