@@ -60,8 +60,12 @@ class Decider:
     walk_factor = 4
     walk_min = 64
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, max_entries: int = 4_000_000) -> None:
+        """``max_entries`` bounds the cached views plus decisions; past it, the caches are
+        emptied and refill from the traffic (a memory bound, not an eviction policy)."""
         self.graph = graph
+        self.max_entries = max_entries
+        self._entries = 0
         self._users: dict[Subject, UserView] = {}
         self._tuples: set[tuple[int, ...]] = set()  # keys of self._users that are tuples
         self._targets: dict[int, TargetView] = {}
@@ -145,7 +149,9 @@ class Decider:
         for view in self._targets.values():
             view.alive = False
         self._users.clear()
+        self._tuples.clear()
         self._targets.clear()
+        self._entries = 0
         self._dirty_users.clear()
         self._dirty_targets.clear()
         self._clear_all = False
@@ -185,6 +191,7 @@ class Decider:
                 continue
             stack.pop()
             views[node] = self._merge_user((node,), [views[p] for p in g.parents(node)])
+            self._entries += 1
         if isinstance(subject, int):
             return views[subject]
         view = views[subject] = self._merge_user((), [views[n] for n in starts])
@@ -251,6 +258,7 @@ class Decider:
                 needs_admin |= is_pc(p)
             nodes[node] = mask
             views[node] = TargetView(nodes, mask, needs_admin)
+            self._entries += 1
         return views[target]
 
     def _pc_mask(self, pc: int) -> int:
@@ -280,6 +288,9 @@ class Decider:
             tv = self._build_target(target)
         bits = self._decide(subject, uv, tv, procs, process)
         uv.decisions[key] = (bits, tv, procs)
+        self._entries += 1
+        if self._entries > self.max_entries:
+            self.clear()
         return bits
 
     def _decide(self, subject: Subject, uv: UserView, tv: TargetView,
