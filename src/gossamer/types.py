@@ -11,6 +11,9 @@ from typing import Any, Literal, NamedTuple
 API_VERSION = "gossamer.dev/v1"
 DEFAULT_NAMESPACE = "default"
 
+#: the label naming the agent that registered (and so owns) a resource
+OWNER_LABEL = "gossamer.dev/agent"
+
 #: A resource as the user wrote it and the store keeps it: apiVersion, kind, metadata, spec.
 Manifest = dict[str, Any]
 
@@ -49,5 +52,6 @@ class ProxyIdentity:
 
     @property
     def resource_key(self) -> ResourceKey:
-        return ResourceKey("Workload" if self.kind == "sidecar" else "Gateway",
-                           self.namespace, self.name)
+        return ResourceKey(
+            "Workload" if self.kind == "sidecar" else "Gateway", self.namespace, self.name
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gossamer.errors import FieldError, ValidationError
-from gossamer.model import KINDS
+from gossamer.model.kinds import PUBLIC_KINDS as KINDS
 
 #: short names, as kubectl has ``svc``; only for kinds that exist in ``KINDS``
 SHORT_NAMES: dict[str, str] = {"svc": "Service", "wl": "Workload", "gw": "Gateway", "rt": "Route"}
@@ -34,6 +34,10 @@ def resolve_kind(text: str) -> str:
         return short
     valid = ", ".join(sorted(KINDS))
     raise UnknownKindError(
-        [FieldError(f"unknown kind {text!r}: valid kinds are {valid} "
-                    "(singular or plural, any case)", "kind")]
+        [
+            FieldError(
+                f"unknown kind {text!r}: valid kinds are {valid} (singular or plural, any case)",
+                "kind",
+            )
+        ]
     )

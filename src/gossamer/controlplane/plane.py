@@ -29,10 +29,10 @@ from gossamer.errors import (
 )
 from gossamer.model import ModelSnapshot, check_references, parse_manifest
 from gossamer.model.base import Resource
-from gossamer.model.kinds import INTERNAL_KINDS, OWNER_LABEL
+from gossamer.model.kinds import INTERNAL_KINDS
 from gossamer.store.base import ChangeBatch, Store
 from gossamer.translate.proxy import ProxyResources, Translator
-from gossamer.types import Manifest, ProxyIdentity, ResourceKey
+from gossamer.types import OWNER_LABEL, Manifest, ProxyIdentity, ResourceKey
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.snapshot import Serializer, Snapshot

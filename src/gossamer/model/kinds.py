@@ -10,29 +10,27 @@ from gossamer.errors import FieldError, ValidationError
 from gossamer.model.access_policy import AccessPolicy
 from gossamer.model.base import Resource
 from gossamer.model.gateway import Gateway
+from gossamer.model.internal import Agent, JoinToken
 from gossamer.model.mesh import Mesh
 from gossamer.model.route import Route
 from gossamer.model.service import Service
 from gossamer.model.workload import Workload
 from gossamer.types import Manifest
 
+#: every kind, public and internal, by name (fixed at import: no runtime registration)
 KINDS: dict[str, type[Resource]] = {
-    cls.__name__: cls for cls in (Mesh, Service, Workload, Gateway, Route, AccessPolicy)
+    cls.__name__: cls
+    for cls in (Mesh, Service, Workload, Gateway, Route, AccessPolicy, JoinToken, Agent)
 }
 
+#: kinds the control plane keeps for itself (join tokens, agents): never applied by users,
+#: never offered as valid kinds
+INTERNAL_KINDS: frozenset[str] = frozenset({"JoinToken", "Agent"})
 
-#: kinds the control plane keeps for itself (join tokens, agents): never applied by users
-INTERNAL_KINDS: set[str] = set()
-
-#: the label naming the agent that registered (and so owns) a resource
-OWNER_LABEL = "gossamer.dev/agent"
-
-
-def register_kind(cls: type[Resource], *, internal: bool = False) -> None:
-    """Add a kind owned by another part of Gossamer (e.g. the registry's Agent records)."""
-    KINDS[cls.__name__] = cls
-    if internal:
-        INTERNAL_KINDS.add(cls.__name__)
+#: the kinds users apply, get and delete
+PUBLIC_KINDS: dict[str, type[Resource]] = {
+    k: v for k, v in KINDS.items() if k not in INTERNAL_KINDS
+}
 
 
 def _describe(manifest: Any) -> str:
@@ -82,7 +80,7 @@ def parse_manifest(manifest: Any, source: str = "") -> Resource:
     kind = manifest.get("kind")
     cls = KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        valid = ", ".join(sorted(KINDS))
+        valid = ", ".join(sorted(PUBLIC_KINDS))
         raise ValidationError(
             [FieldError(f"unknown kind {kind!r}: valid kinds are {valid}", "kind", what, source)]
         )

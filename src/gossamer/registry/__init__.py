@@ -11,7 +11,6 @@ from gossamer.registry.kinds import (
     REGISTRY_NAMESPACE,
     Agent,
     JoinToken,
-    install_kinds,
 )
 from gossamer.registry.records import (
     AgentInfo,
@@ -36,5 +35,4 @@ __all__ = [
     "Revoked",
     "TokenInfo",
     "WorkloadEnv",
-    "install_kinds",
 ]

@@ -1,79 +1,17 @@
-"""The registry's internal kinds, ``JoinToken`` and ``Agent``: stored like any resource,
-never applied by users.
-
-Both carry the owner label (``gossamer.dev/agent``) of the agent they are about. A join
-token names its future agent when it is created, so that joining (token used + agent
-created) and revoking (agent revoked + its Workloads deleted) are each one
-``ControlPlane.apply`` by that one owner.
-"""
+"""Helpers for the registry's records (kinds ``JoinToken`` and ``Agent`` are defined in
+gossamer.model.internal, with every other kind)."""
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
-
-from pydantic import AfterValidator, AwareDatetime
-
-from gossamer.model.base import Name, Resource, Strict
-from gossamer.model.kinds import OWNER_LABEL, register_kind
-from gossamer.types import API_VERSION
+from gossamer.model.internal import Agent, AgentSpec, JoinToken, JoinTokenSpec, Sha256
+from gossamer.types import API_VERSION, OWNER_LABEL
 
 #: the namespace registry records live in (users' resources are elsewhere)
 REGISTRY_NAMESPACE = "gossamer-system"
 #: set on every Workload an agent registers, next to ``OWNER_LABEL`` (the agent's id)
 MANAGED_BY_LABEL = "gossamer.dev/managed-by"
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _sha256(value: str) -> str:
-    if not _SHA256.fullmatch(value):
-        raise ValueError("must be a SHA-256 digest: 64 lowercase hex digits")
-    return value
-
-
-Sha256 = Annotated[str, AfterValidator(_sha256)]
-
-
-class JoinTokenSpec(Strict):
-    sha256: Sha256
-    #: the id the agent that joins with this token gets
-    agentId: Name
-    expiresAt: AwareDatetime
-    usedAt: AwareDatetime | None = None
-    #: the host that used it
-    usedBy: Name | None = None
-
-
-class JoinToken(Resource):
-    kind: Literal["JoinToken"]
-    spec: JoinTokenSpec
-
-
-class AgentSpec(Strict):
-    host: Name
-    credentialSha256: Sha256
-    joinedAt: AwareDatetime
-    #: updated at most every ``Registry.last_seen_interval``
-    lastSeen: AwareDatetime
-    revoked: bool = False
-    revokedAt: AwareDatetime | None = None
-    #: the join token it joined with
-    token: Name
-
-
-class Agent(Resource):
-    kind: Literal["Agent"]
-    spec: AgentSpec
-
-
-def install_kinds() -> None:
-    """Make ``JoinToken`` and ``Agent`` known (internal) kinds; idempotent.
-
-    Call before the control plane loads a store that may hold them (``Registry`` does).
-    """
-    register_kind(JoinToken, internal=True)
-    register_kind(Agent, internal=True)
+__all__ = ["Agent", "AgentSpec", "JoinToken", "JoinTokenSpec", "Sha256", "record_manifest"]
 
 
 def record_manifest(
@@ -83,7 +21,10 @@ def record_manifest(
     return {
         "apiVersion": API_VERSION,
         "kind": kind,
-        "metadata": {"name": name, "namespace": REGISTRY_NAMESPACE,
-                     "labels": {OWNER_LABEL: agent_id}},
+        "metadata": {
+            "name": name,
+            "namespace": REGISTRY_NAMESPACE,
+            "labels": {OWNER_LABEL: agent_id},
+        },
         "spec": spec,
     }

@@ -57,6 +57,7 @@ class Revoked:
 
 def without_internal(result: ApplyResult) -> ApplyResult:
     """``result`` without the registry's own records (an agent's lastSeen, say)."""
+
     def keep(keys: list[ResourceKey]) -> list[ResourceKey]:
         return [k for k in keys if k.kind not in INTERNAL_KINDS]
 

@@ -29,7 +29,6 @@ from gossamer.registry.kinds import (
     REGISTRY_NAMESPACE,
     Agent,
     JoinToken,
-    install_kinds,
     record_manifest,
 )
 from gossamer.registry.records import (
@@ -84,7 +83,6 @@ class Registry:
         clock: Clock = _utc_now,
         last_seen_interval: timedelta = LAST_SEEN_INTERVAL,
     ) -> None:
-        install_kinds()
         self.plane = plane
         self.clock = clock
         self.last_seen_interval = last_seen_interval
@@ -117,8 +115,13 @@ class Registry:
         """A new single-use join token, valid for ``ttl``."""
         if not timedelta(seconds=1) <= ttl <= MAX_TOKEN_TTL:
             raise ValidationError(
-                [FieldError(f"{ttl.total_seconds():g} s is out of range: a token lives from "
-                            f"1 s to {MAX_TOKEN_TTL.days} days", "ttlSeconds")]
+                [
+                    FieldError(
+                        f"{ttl.total_seconds():g} s is out of range: a token lives from "
+                        f"1 s to {MAX_TOKEN_TTL.days} days",
+                        "ttlSeconds",
+                    )
+                ]
             )
         await self._prune_tokens()
         async with self._join_lock:
@@ -127,7 +130,9 @@ class Registry:
             agent_id = f"agent-{secrets.token_hex(5)}"
             expires = self._now() + ttl
             spec: dict[str, object] = {
-                "sha256": hashed, "agentId": agent_id, "expiresAt": expires.isoformat()
+                "sha256": hashed,
+                "agentId": agent_id,
+                "expiresAt": expires.isoformat(),
             }
             record = JoinToken.model_validate(
                 record_manifest("JoinToken", self._token_name(hashed), agent_id, spec)
@@ -149,15 +154,24 @@ class Registry:
         out = []
         for t in self._of_kind(JoinToken):
             assert isinstance(t, JoinToken)
-            out.append(TokenInfo(t.metadata.name, t.spec.agentId, t.spec.expiresAt,
-                                 t.spec.usedAt, t.spec.usedBy, self._state(t, now)))
+            out.append(
+                TokenInfo(
+                    t.metadata.name,
+                    t.spec.agentId,
+                    t.spec.expiresAt,
+                    t.spec.usedAt,
+                    t.spec.usedBy,
+                    self._state(t, now),
+                )
+            )
         return out
 
     async def _prune_tokens(self) -> None:
         """Delete a few tokens nobody used that expired more than TOKEN_RETENTION ago."""
         cutoff = self._now() - TOKEN_RETENTION
         stale = [
-            t for t in self._of_kind(JoinToken)
+            t
+            for t in self._of_kind(JoinToken)
             if isinstance(t, JoinToken) and t.spec.usedAt is None and t.spec.expiresAt < cutoff
         ]
         for t in stale[:PRUNE_BATCH]:
@@ -332,8 +346,9 @@ class Registry:
     def _info(self, a: Agent) -> AgentInfo:
         s = a.spec
         owned = sorted(owned_workloads(self._model(), a.metadata.name))
-        return AgentInfo(a.metadata.name, s.host, s.joinedAt, s.lastSeen, s.revoked,
-                         s.revokedAt, owned)
+        return AgentInfo(
+            a.metadata.name, s.host, s.joinedAt, s.lastSeen, s.revoked, s.revokedAt, owned
+        )
 
     def list_agents(self) -> list[AgentInfo]:
         """Every agent that joined (revoked ones too), by host then join time."""
@@ -377,13 +392,16 @@ class Registry:
                 gone = sorted(owned_workloads(self._model(), agent_id))
                 puts: list[Resource] = []
                 if not agent.spec.revoked:
-                    spec = agent.spec.model_copy(update={"revoked": True,
-                                                         "revokedAt": self._now()})
+                    spec = agent.spec.model_copy(update={"revoked": True, "revokedAt": self._now()})
                     puts.append(
                         Agent.model_validate(agent.model_copy(update={"spec": spec}).to_manifest())
                     )
                 await self.plane.apply(
-                    puts, deletes=gone, owner=agent_id, internal=True, wait=wait,
+                    puts,
+                    deletes=gone,
+                    owner=agent_id,
+                    internal=True,
+                    wait=wait,
                     wait_timeout=wait_timeout,
                 )
             out.append(Revoked(agent_id, agent.spec.host, gone))

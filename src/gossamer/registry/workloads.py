@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 from gossamer.errors import FieldError, ValidationError
-from gossamer.model.kinds import OWNER_LABEL, parse_manifest
+from gossamer.model.kinds import parse_manifest
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.model.workload import Health, Workload
 from gossamer.registry.kinds import MANAGED_BY_LABEL
-from gossamer.types import ResourceKey
+from gossamer.types import OWNER_LABEL, ResourceKey
 
 HEALTH_VALUES: tuple[str, ...] = get_args(Health)
 
@@ -19,9 +19,7 @@ HEALTH_VALUES: tuple[str, ...] = get_args(Health)
 def owned_workloads(snap: ModelSnapshot, agent_id: str) -> dict[ResourceKey, Workload]:
     """The Workloads ``agent_id`` registered, by key."""
     return {
-        w.key: w
-        for w in snap.workloads.values()
-        if w.metadata.labels.get(OWNER_LABEL) == agent_id
+        w.key: w for w in snap.workloads.values() if w.metadata.labels.get(OWNER_LABEL) == agent_id
     }
 
 
@@ -39,9 +37,7 @@ def _labelled(manifest: dict[str, Any], agent_id: str, host: str) -> dict[str, A
     return out
 
 
-def prepare_workloads(
-    manifests: Sequence[object], agent_id: str, host: str
-) -> list[Workload]:
+def prepare_workloads(manifests: Sequence[object], agent_id: str, host: str) -> list[Workload]:
     """The Workloads an agent's manifests describe, labelled as the agent's.
 
     ``spec.host`` defaults to the agent's host and must be it. Raises ``ValidationError``
@@ -81,8 +77,12 @@ def prepare_workloads(
             )
         elif parsed.key in seen:
             errors.append(
-                FieldError("is listed twice: give each Workload its own name", "metadata.name",
-                           str(parsed.key), where)
+                FieldError(
+                    "is listed twice: give each Workload its own name",
+                    "metadata.name",
+                    str(parsed.key),
+                    where,
+                )
             )
         else:
             seen.add(parsed.key)
@@ -105,8 +105,9 @@ def with_health(
         matches = [w for k, w in owned.items() if k.name == short and (not ns or k.namespace == ns)]
         if value not in HEALTH_VALUES:
             errors.append(
-                FieldError(f"{value!r} is not a health: use one of {', '.join(HEALTH_VALUES)}",
-                           path)
+                FieldError(
+                    f"{value!r} is not a health: use one of {', '.join(HEALTH_VALUES)}", path
+                )
             )
         elif not matches:
             known = ", ".join(f"{k.namespace}/{k.name}" for k in sorted(owned)) or "none"
@@ -117,8 +118,9 @@ def with_health(
             )
         elif len(matches) > 1:
             errors.append(
-                FieldError(f"{name!r} names Workloads in several namespaces: write NAMESPACE/NAME",
-                           path)
+                FieldError(
+                    f"{name!r} names Workloads in several namespaces: write NAMESPACE/NAME", path
+                )
             )
         else:
             w = matches[0]

@@ -6,7 +6,7 @@ import pytest
 
 from gossamer.api.kinds import UnknownKindError, plural, resolve_kind
 from gossamer.errors import ValidationError
-from gossamer.model import KINDS
+from gossamer.model.kinds import PUBLIC_KINDS as KINDS
 
 
 @pytest.mark.parametrize(

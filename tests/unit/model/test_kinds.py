@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 import pytest
@@ -20,8 +20,7 @@ from gossamer.model import (
     Workload,
     parse_manifest,
 )
-from gossamer.model.base import Strict
-from gossamer.model.kinds import register_kind, to_manifests
+from gossamer.model.kinds import to_manifests
 from gossamer.types import Manifest
 
 from . import strategies
@@ -65,7 +64,7 @@ def test_a_resource_must_be_a_mapping(value: Any) -> None:
 def test_unknown_kind_lists_the_valid_ones(kind: Any, shown: str) -> None:
     m = manifest("x", "n")
     m["kind"] = kind
-    valid = ", ".join(sorted(KINDS))
+    valid = ", ".join(sorted(kinds.PUBLIC_KINDS))
     assert errors_of(m, "x.yaml") == [
         f"x.yaml: {kind} default/n: kind: unknown kind {shown}: valid kinds are {valid}"
     ]
@@ -121,22 +120,11 @@ def test_each_model_accepts_only_its_own_kind() -> None:
         Mesh.model_validate(service("s"))
 
 
-def test_register_kind_adds_a_kind(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kinds, "KINDS", dict(kinds.KINDS))
-
-    class ProbeSpec(Strict):
-        level: int = 1
-
-    class Probe(Resource):
-        kind: Literal["Probe"]
-        spec: ProbeSpec
-
-    register_kind(Probe)
-    parsed = parse_manifest(manifest("Probe", "p", {"level": 3}))
-    assert isinstance(parsed, Probe)
-    assert parsed.spec.level == 3
+def test_internal_kinds_parse_but_are_not_offered() -> None:
     (error,) = errors_of(manifest("Nope", "p"))
-    assert "Probe" in error
+    assert "Workload" in error
+    assert "JoinToken" not in error and "Agent" not in error
+    assert set(kinds.KINDS) >= kinds.INTERNAL_KINDS
 
 
 def test_to_manifests() -> None:

@@ -11,9 +11,8 @@ import pytest
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConflictError, ValidationError
 from gossamer.model import parse_manifest
-from gossamer.model.kinds import OWNER_LABEL
 from gossamer.registry import REGISTRY_NAMESPACE, Agent, AuthError, JoinToken, Registry
-from gossamer.types import ResourceKey
+from gossamer.types import OWNER_LABEL, ResourceKey
 
 from .mesh import Clock
 

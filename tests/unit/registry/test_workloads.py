@@ -10,9 +10,8 @@ import pytest
 
 from gossamer.errors import ConflictError, NotFoundError, ValidationError
 from gossamer.model import ModelSnapshot, Workload, parse_manifest
-from gossamer.model.kinds import OWNER_LABEL
 from gossamer.registry import MANAGED_BY_LABEL, AuthError, Registry
-from gossamer.types import ResourceKey
+from gossamer.types import OWNER_LABEL, ResourceKey
 
 from .mesh import Clock, workload
 
