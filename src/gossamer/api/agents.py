@@ -72,8 +72,14 @@ class TokenBody(Body):
 
     @classmethod
     def of(cls, t: TokenInfo) -> TokenBody:
-        return cls(name=t.name, agent_id=t.agent_id, expires_at=t.expires_at,
-                   used_at=t.used_at, used_by=t.used_by, state=t.state)
+        return cls(
+            name=t.name,
+            agent_id=t.agent_id,
+            expires_at=t.expires_at,
+            used_at=t.used_at,
+            used_by=t.used_by,
+            state=t.state,
+        )
 
 
 class TokenList(Body):
@@ -103,9 +109,15 @@ class AgentBody(Body):
 
     @classmethod
     def of(cls, a: AgentInfo) -> AgentBody:
-        return cls(agent_id=a.agent_id, host=a.host, joined_at=a.joined_at,
-                   last_seen=a.last_seen, revoked=a.revoked, revoked_at=a.revoked_at,
-                   workloads=[f"{k.namespace}/{k.name}" for k in a.workloads])
+        return cls(
+            agent_id=a.agent_id,
+            host=a.host,
+            joined_at=a.joined_at,
+            last_seen=a.last_seen,
+            revoked=a.revoked,
+            revoked_at=a.revoked_at,
+            workloads=[f"{k.namespace}/{k.name}" for k in a.workloads],
+        )
 
 
 class AgentList(Body):
@@ -155,12 +167,20 @@ class WorkloadEnvBody(Body):
     @classmethod
     def of(cls, w: WorkloadEnv) -> WorkloadEnvBody:
         deps = [
-            DependencyBody(service=d.service, namespace=d.namespace, port_name=d.port_name,
-                           protocol=d.protocol, address=d.address, port=d.port, env=d.env)
+            DependencyBody(
+                service=d.service,
+                namespace=d.namespace,
+                port_name=d.port_name,
+                protocol=d.protocol,
+                address=d.address,
+                port=d.port,
+                env=d.env,
+            )
             for d in w.dependencies
         ]
-        return cls(namespace=w.namespace, name=w.name, service=w.service, dependencies=deps,
-                   env=w.env)
+        return cls(
+            namespace=w.namespace, name=w.name, service=w.service, dependencies=deps, env=w.env
+        )
 
 
 class EnvResponse(Body):
@@ -232,8 +252,10 @@ def agents_router(registry: Registry) -> APIRouter:
         require_ready()
         done = await registry.revoke(agent_or_host, wait=wait, wait_timeout=wait_timeout)
         return RevokeResponse(
-            revoked=[RevokedBody(agent_id=r.agent_id, host=r.host,
-                                 deleted=[str(k) for k in r.deleted]) for r in done]
+            revoked=[
+                RevokedBody(agent_id=r.agent_id, host=r.host, deleted=[str(k) for k in r.deleted])
+                for r in done
+            ]
         )
 
     @router.put("/agents/{agent_id}/workloads", response_model=ApplyResponse)

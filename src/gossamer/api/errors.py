@@ -94,8 +94,9 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error serving a request", exc_info=exc)
     return error_response(
-        500, "internal", [f"internal error ({type(exc).__name__}: {exc}); see the control "
-                          "plane's log"]
+        500,
+        "internal",
+        [f"internal error ({type(exc).__name__}: {exc}); see the control plane's log"],
     )
 
 

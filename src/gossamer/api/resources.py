@@ -43,9 +43,7 @@ def resources_router(service: ControlPlaneService) -> APIRouter:
 
     def require_ready() -> None:
         if not bool(getattr(service, "ready", True)):
-            raise NotReadyError(
-                "the control plane is still loading its state; retry in a moment"
-            )
+            raise NotReadyError("the control plane is still loading its state; retry in a moment")
 
     @router.post("/apply", response_model=ApplyResponse)
     async def apply(body: ApplyRequest) -> ApplyResponse:

@@ -92,9 +92,7 @@ class ApiClient:
     def get(self, kind: str, namespace: str, name: str) -> Manifest:
         return self._dict("GET", f"/v1/resources/{kind}/{namespace}/{name}")
 
-    def list_resources(
-        self, kind: str, namespace: str | None = None
-    ) -> tuple[str, list[Manifest]]:
+    def list_resources(self, kind: str, namespace: str | None = None) -> tuple[str, list[Manifest]]:
         """The canonical kind and its resources (every namespace unless one is given)."""
         params = {"namespace": namespace} if namespace else None
         body = self._dict("GET", f"/v1/resources/{kind}", params=params)
@@ -136,8 +134,14 @@ class ApiClient:
     ) -> dict[str, Any]:
         body = self._request(method, path, json=json, params=params, timeout=timeout)
         if not isinstance(body, dict):
-            raise ApiError(200, "protocol", [f"{self.server}{path} answered {body!r}, not an "
-                                             "object: is --server a Gossamer control plane?"])
+            raise ApiError(
+                200,
+                "protocol",
+                [
+                    f"{self.server}{path} answered {body!r}, not an "
+                    "object: is --server a Gossamer control plane?"
+                ],
+            )
         return body
 
     def _request(

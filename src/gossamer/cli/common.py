@@ -123,12 +123,12 @@ def load_with_sources(paths: Sequence[Path]) -> tuple[list[Resource], list[str]]
     return resources, [source_of[r.key] for r in resources]
 
 
-def with_sources(errors: Sequence[FieldError], resources: Sequence[Resource],
-                 sources: Sequence[str]) -> list[FieldError]:
+def with_sources(
+    errors: Sequence[FieldError], resources: Sequence[Resource], sources: Sequence[str]
+) -> list[FieldError]:
     """Fill in the file of each error that names a resource but no file."""
     where = {str(r.key): s for r, s in zip(resources, sources, strict=True)}
     return [
         replace(e, source=where[e.resource]) if not e.source and e.resource in where else e
         for e in errors
     ]
-

@@ -44,21 +44,32 @@ def preflight(server: str, namespace: str, name: str) -> None:
         with ApiClient(server) as api:
             gateway = api.get("Gateway", namespace, name)
     except Unreachable:
-        warn.print(Text(f"warning: the control plane at {server} does not answer; Envoy "
-                        "keeps trying its xDS address", style="yellow"))
+        warn.print(
+            Text(
+                f"warning: the control plane at {server} does not answer; Envoy "
+                "keeps trying its xDS address",
+                style="yellow",
+            )
+        )
         return
     except ApiError as e:
         if e.status != 404:
             raise
-        warn.print(Text(f"warning: there is no Gateway {namespace}/{name} yet; Envoy waits "
-                        "for it (create it with `gossamer apply -f`)", style="yellow"))
+        warn.print(
+            Text(
+                f"warning: there is no Gateway {namespace}/{name} yet; Envoy waits "
+                "for it (create it with `gossamer apply -f`)",
+                style="yellow",
+            )
+        )
         return
     spec = gateway.get("spec", {})
     address, port = str(spec.get("address", "127.0.0.1")), int(spec.get("port", 0))
     if port and not is_free(address, port):
         raise ConfigError(
             f"Gateway {namespace}/{name} listens on {address}:{port}, which is already in "
-            "use; stop the process holding it or change the Gateway's spec.port")
+            "use; stop the process holding it or change the Gateway's spec.port"
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -71,29 +82,36 @@ def register(app: typer.Typer) -> None:
         ] = DEFAULT_NAMESPACE,
         xds_addr: Annotated[
             str | None,
-            typer.Option("--xds-addr", help="the control plane's xDS (HOST:PORT); default: "
-                         f"the --server host, port {DEFAULT_XDS_PORT}"),
+            typer.Option(
+                "--xds-addr",
+                help="the control plane's xDS (HOST:PORT); default: "
+                f"the --server host, port {DEFAULT_XDS_PORT}",
+            ),
         ] = None,
         admin_addr: Annotated[
-            str, typer.Option("--admin-addr", help="Envoy's admin API, on loopback "
-                              "(HOST:PORT; port 0 picks a free one)")
+            str,
+            typer.Option(
+                "--admin-addr",
+                help="Envoy's admin API, on loopback (HOST:PORT; port 0 picks a free one)",
+            ),
         ] = "127.0.0.1:0",
         workdir: Annotated[
             Path | None,
-            typer.Option("--workdir", help="keep the bootstrap and Envoy's log here "
-                         "(default: a temporary directory removed at exit)"),
+            typer.Option(
+                "--workdir",
+                help="keep the bootstrap and Envoy's log here "
+                "(default: a temporary directory removed at exit)",
+            ),
         ] = None,
         drain: Annotated[
-            float, typer.Option("--drain-seconds", help="how long SIGTERM lets open "
-                                "connections finish")
+            float,
+            typer.Option("--drain-seconds", help="how long SIGTERM lets open connections finish"),
         ] = 5.0,
-        concurrency: Annotated[
-            int, typer.Option("--concurrency", help="Envoy worker threads")
-        ] = 2,
+        concurrency: Annotated[int, typer.Option("--concurrency", help="Envoy worker threads")] = 2,
         delta: Annotated[bool, typer.Option("--delta", help="use delta xDS")] = False,
         envoy: Annotated[
-            str | None, typer.Option("--envoy", help="the envoy binary (default: the "
-                                     "installed one)")
+            str | None,
+            typer.Option("--envoy", help="the envoy binary (default: the installed one)"),
         ] = None,
         log_level: Annotated[
             str, typer.Option("--log-level", help="Envoy's log level (its log file)")

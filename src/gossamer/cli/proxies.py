@@ -50,17 +50,16 @@ def find_proxy(proxies: list[dict[str, Any]], wanted: str) -> str:
     if "~" in wanted:
         return wanted
     ns, _, name = wanted.rpartition("/")
-    matches = [
-        p for p in proxies if p.get("name") == name and (not ns or p.get("namespace") == ns)
-    ]
+    matches = [p for p in proxies if p.get("name") == name and (not ns or p.get("namespace") == ns)]
     if len(matches) == 1:
         return str(matches[0]["nodeId"])
     if not matches:
         known = ", ".join(f"{p.get('namespace')}/{p.get('name')}" for p in proxies) or "none"
         raise NotFoundError(f"no proxy is named {wanted!r}; known proxies: {known}")
     ids = ", ".join(str(p["nodeId"]) for p in matches)
-    raise NotFoundError(f"{wanted!r} names several proxies ({ids}): give NAMESPACE/NAME or "
-                        "the node id")
+    raise NotFoundError(
+        f"{wanted!r} names several proxies ({ids}): give NAMESPACE/NAME or the node id"
+    )
 
 
 def proxy_config(

@@ -34,23 +34,31 @@ def _join(items: Sequence[object]) -> str:
 
 def _service_ports(m: Manifest) -> str:
     return _join(
-        [f"{p.get('name')}:{p.get('port')}/{p.get('protocol', 'http')}"
-         for p in _spec(m).get("ports", [])]
+        [
+            f"{p.get('name')}:{p.get('port')}/{p.get('protocol', 'http')}"
+            for p in _spec(m).get("ports", [])
+        ]
     )
 
 
 def _workload_ports(m: Manifest) -> str:
     return _join(
-        [f"{p['port']}->{p['appPort']}" if p.get("appPort") else str(p.get("port"))
-         for p in _spec(m).get("ports", [])]
+        [
+            f"{p['port']}->{p['appPort']}" if p.get("appPort") else str(p.get("port"))
+            for p in _spec(m).get("ports", [])
+        ]
     )
 
 
 def _dependencies(m: Manifest) -> str:
     ns = _meta(m, "namespace", "default")
     deps = _spec(m).get("dependencies", [])
-    return _join([d["service"] if d.get("namespace", ns) == ns
-                  else f"{d['namespace']}/{d['service']}" for d in deps])
+    return _join(
+        [
+            d["service"] if d.get("namespace", ns) == ns else f"{d['namespace']}/{d['service']}"
+            for d in deps
+        ]
+    )
 
 
 def _route_target(m: Manifest) -> str:
@@ -65,8 +73,9 @@ def _destinations(m: Manifest) -> str:
     for rule in _spec(m).get("rules", []):
         for d in rule.get("destinations", []):
             subset = ",".join(f"{k}={v}" for k, v in d.get("subset", {}).items())
-            out.append(f"{d.get('service')}{'{' + subset + '}' if subset else ''}"
-                       f":{d.get('weight', 100)}")
+            out.append(
+                f"{d.get('service')}{'{' + subset + '}' if subset else ''}:{d.get('weight', 100)}"
+            )
     return _join(out)
 
 
@@ -75,11 +84,14 @@ _NAME: Column = ("NAME", lambda m: _meta(m, "name"))
 
 COLUMNS: dict[str, list[Column]] = {
     "Service": [
-        _NS, _NAME, ("PORTS", _service_ports),
+        _NS,
+        _NAME,
+        ("PORTS", _service_ports),
         ("LOCAL ADDRESS", lambda m: str(_spec(m).get("localAddress", "(allocated)"))),
     ],
     "Workload": [
-        _NS, _NAME,
+        _NS,
+        _NAME,
         ("SERVICE", lambda m: str(_spec(m).get("service", ""))),
         ("ADDRESS", lambda m: str(_spec(m).get("address", ""))),
         ("PORTS", _workload_ports),
@@ -89,12 +101,15 @@ COLUMNS: dict[str, list[Column]] = {
         ("DEPENDS ON", _dependencies),
     ],
     "Gateway": [
-        _NS, _NAME,
+        _NS,
+        _NAME,
         ("LISTEN", lambda m: f"{_spec(m).get('address', '127.0.0.1')}:{_spec(m).get('port')}"),
         ("HOSTS", lambda m: _join(_spec(m).get("hosts", ["*"]))),
     ],
     "Route": [
-        _NS, _NAME, ("FOR", _route_target),
+        _NS,
+        _NAME,
+        ("FOR", _route_target),
         ("RULES", lambda m: str(len(_spec(m).get("rules", [])))),
         ("DESTINATIONS:WEIGHT", _destinations),
     ],
@@ -105,9 +120,14 @@ COLUMNS: dict[str, list[Column]] = {
     ],
 }
 _GENERIC: list[Column] = [
-    _NS, _NAME,
-    ("LABELS", lambda m: _join([f"{k}={v}" for k, v in
-                               (m.get("metadata", {}).get("labels") or {}).items()])),
+    _NS,
+    _NAME,
+    (
+        "LABELS",
+        lambda m: _join(
+            [f"{k}={v}" for k, v in (m.get("metadata", {}).get("labels") or {}).items()]
+        ),
+    ),
 ]
 
 
@@ -151,14 +171,22 @@ def proxy_table(proxies: Sequence[dict[str, Any]], now: float | None = None) -> 
     """One row per proxy; each type shows ``sent/acked`` versions (short)."""
     now = time.time() if now is None else now
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for header in ("PROXY", "KIND", "HOST", "STATE", *(t.upper() for t in TYPES),
-                   "LAST NACK", "LAST SEEN"):
+    for header in (
+        "PROXY",
+        "KIND",
+        "HOST",
+        "STATE",
+        *(t.upper() for t in TYPES),
+        "LAST NACK",
+        "LAST SEEN",
+    ):
         table.add_column(header, overflow="fold")
     for p in proxies:
         by_type = {t["type"]: t for t in p.get("types", [])}
         versions = [
             f"{short(by_type[t]['sentVersion'])}/{short(by_type[t]['ackedVersion'])}"
-            if t in by_type else "-"
+            if t in by_type
+            else "-"
             for t in TYPES
         ]
         state = str(p.get("state", ""))
@@ -177,8 +205,12 @@ def proxy_table(proxies: Sequence[dict[str, Any]], now: float | None = None) -> 
 # -- apply results -----------------------------------------------------------------------
 
 _DIFF_STYLE = {"+": "green", "-": "red", "@": "cyan"}
-_VERBS = (("created", "created"), ("updated", "updated"), ("unchanged", "unchanged"),
-          ("deleted", "deleted"))
+_VERBS = (
+    ("created", "created"),
+    ("updated", "updated"),
+    ("unchanged", "unchanged"),
+    ("deleted", "deleted"),
+)
 
 
 def print_result(
@@ -199,8 +231,11 @@ def print_result(
             console.print(Text(f"{key} {word}"), soft_wrap=True)
             if changes and key in changes:
                 for line in changes[key].splitlines():
-                    style = _DIFF_STYLE.get(line[:1], "") if not line.startswith(("+++", "---")) \
+                    style = (
+                        _DIFF_STYLE.get(line[:1], "")
+                        if not line.startswith(("+++", "---"))
                         else "bold"
+                    )
                     console.print(Text(line, style=style), soft_wrap=True)
     if dry_run:
         console.print(Text("dry run: nothing was stored"))

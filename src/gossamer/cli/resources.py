@@ -72,8 +72,10 @@ def apply(
 
 
 def get(
-    kind: Annotated[str, typer.Argument(help="service(s), workload(s), gateway(s), route(s), "
-                                             "mesh(es); any case")],
+    kind: Annotated[
+        str,
+        typer.Argument(help="service(s), workload(s), gateway(s), route(s), mesh(es); any case"),
+    ],
     name: Annotated[str | None, typer.Argument(help="NAME or NAMESPACE/NAME")] = None,
     namespace: Annotated[
         str | None,
@@ -102,8 +104,9 @@ def get(
 
 
 def delete(
-    kind: Annotated[str | None, typer.Argument(help="the kind (any case, singular or plural)")]
-    = None,
+    kind: Annotated[
+        str | None, typer.Argument(help="the kind (any case, singular or plural)")
+    ] = None,
     name: Annotated[str | None, typer.Argument(help="NAME or NAMESPACE/NAME")] = None,
     namespace: Annotated[
         str, typer.Option("-n", "--namespace", help="the namespace of NAME")
@@ -150,4 +153,3 @@ def register(app: typer.Typer) -> None:
     app.command()(get)
     app.command()(delete)
     app.command()(validate)
-

@@ -57,8 +57,9 @@ class RegistryApi(ApiClient):
     def revoke(self, agent_or_host: str, *, wait: bool, wait_timeout: float) -> dict[str, Any]:
         params = {"wait": "true", "timeout": f"{wait_timeout:g}"} if wait else None
         timeout = wait_timeout + 10 if wait else None
-        return self._dict("POST", f"/v1/agents/{agent_or_host}/revoke", params=params,
-                          timeout=timeout)
+        return self._dict(
+            "POST", f"/v1/agents/{agent_or_host}/revoke", params=params, timeout=timeout
+        )
 
 
 def parse_ttl(value: str) -> int:
@@ -93,8 +94,9 @@ def _when(value: object) -> str:
 def create_token(
     ttl: Annotated[
         str,
-        typer.Option("--ttl", callback=_check_ttl,
-                     help="how long the token may be used (e.g. 30m, 1h, 24h)"),
+        typer.Option(
+            "--ttl", callback=_check_ttl, help="how long the token may be used (e.g. 30m, 1h, 24h)"
+        ),
     ] = "1h",
     output: Annotated[Output, typer.Option("-o", "--output")] = Output.text,
     server: Server = DEFAULT_SERVER,
@@ -110,8 +112,9 @@ def create_token(
     typer.echo(token)
     err = stderr()
     err.print(f"single use; expires {_when(created.get('expiresAt'))}. On the host, run:")
-    err.print(Text(f"  gossamer agent join --server {server} --token {token} "
-                   "--host HOST --state-dir DIR"))
+    err.print(
+        Text(f"  gossamer agent join --server {server} --token {token} --host HOST --state-dir DIR")
+    )
 
 
 @token_app.command("list")
@@ -132,8 +135,14 @@ def list_tokens(
     for column in ("NAME", "STATE", "EXPIRES", "AGENT", "USED BY", "USED"):
         table.add_column(column, no_wrap=True)
     for t in tokens:
-        table.add_row(str(t["name"]), str(t["state"]), _when(t.get("expiresAt")),
-                      str(t["agentId"]), str(t.get("usedBy") or "-"), _when(t.get("usedAt")))
+        table.add_row(
+            str(t["name"]),
+            str(t["state"]),
+            _when(t.get("expiresAt")),
+            str(t["agentId"]),
+            str(t.get("usedBy") or "-"),
+            _when(t.get("usedAt")),
+        )
     stdout().print(table)
 
 
@@ -156,8 +165,11 @@ def list_agents(
         table.add_column(column, no_wrap=column != "WORKLOADS")
     for a in agents:
         table.add_row(
-            str(a["agentId"]), str(a["host"]), "revoked" if a.get("revoked") else "active",
-            _when(a.get("joinedAt")), _when(a.get("lastSeen")),
+            str(a["agentId"]),
+            str(a["host"]),
+            "revoked" if a.get("revoked") else "active",
+            _when(a.get("joinedAt")),
+            _when(a.get("lastSeen")),
             ", ".join(a.get("workloads") or []) or "-",
         )
     stdout().print(table)

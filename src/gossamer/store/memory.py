@@ -40,14 +40,20 @@ def manifest_key(manifest: Manifest) -> ResourceKey:
     if errors:
         raise ValidationError(errors)
     metadata = manifest["metadata"]
-    return ResourceKey(manifest["kind"], metadata.get("namespace", DEFAULT_NAMESPACE),
-                       metadata["name"])
+    return ResourceKey(
+        manifest["kind"], metadata.get("namespace", DEFAULT_NAMESPACE), metadata["name"]
+    )
 
 
 def _key_errors(manifest: Any, where: str) -> list[FieldError]:
     if not isinstance(manifest, dict):
-        return [FieldError(f"must be a mapping (apiVersion, kind, metadata, spec), "
-                           f"got {type(manifest).__name__}", resource=where)]
+        return [
+            FieldError(
+                f"must be a mapping (apiVersion, kind, metadata, spec), "
+                f"got {type(manifest).__name__}",
+                resource=where,
+            )
+        ]
     errors: list[FieldError] = []
     kind = manifest.get("kind")
     if not isinstance(kind, str) or not kind:
@@ -61,9 +67,13 @@ def _key_errors(manifest: Any, where: str) -> list[FieldError]:
         errors.append(FieldError("required: a non-empty string", "metadata.name", where))
     namespace = metadata.get("namespace", DEFAULT_NAMESPACE)
     if not isinstance(namespace, str) or not namespace:
-        errors.append(FieldError(
-            f"must be a non-empty string (or left out for {DEFAULT_NAMESPACE!r})",
-            "metadata.namespace", where))
+        errors.append(
+            FieldError(
+                f"must be a non-empty string (or left out for {DEFAULT_NAMESPACE!r})",
+                "metadata.namespace",
+                where,
+            )
+        )
     return errors
 
 
@@ -88,9 +98,13 @@ def prepare_apply(puts: Sequence[Manifest], deletes: Sequence[ResourceKey]) -> P
 
     def once(key: ResourceKey, where: str) -> None:
         if key in seen:
-            errors.append(FieldError(
-                "the same resource appears more than once in one apply; "
-                "keep one put or one delete per resource", resource=f"{where} ({key})"))
+            errors.append(
+                FieldError(
+                    "the same resource appears more than once in one apply; "
+                    "keep one put or one delete per resource",
+                    resource=f"{where} ({key})",
+                )
+            )
         seen.add(key)
 
     for i, manifest in enumerate(puts):
@@ -103,18 +117,30 @@ def prepare_apply(puts: Sequence[Manifest], deletes: Sequence[ResourceKey]) -> P
         try:
             text = canonical_json(manifest)
         except (TypeError, ValueError) as e:
-            errors.append(FieldError(f"cannot be stored as JSON ({e}); use only mappings, "
-                                     "lists, strings, finite numbers, booleans and null",
-                                     resource=f"{where} ({key})"))
+            errors.append(
+                FieldError(
+                    f"cannot be stored as JSON ({e}); use only mappings, "
+                    "lists, strings, finite numbers, booleans and null",
+                    resource=f"{where} ({key})",
+                )
+            )
             continue
         once(key, where)
         prepared_puts.append((key, text))
     for i, raw in enumerate(deletes):
         where = f"deletes[{i}]"
-        if (not isinstance(raw, tuple) or len(raw) != 3
-                or not all(isinstance(part, str) and part for part in raw)):
-            errors.append(FieldError("must be a ResourceKey(kind, namespace, name) of "
-                                     f"non-empty strings, got {raw!r}", resource=where))
+        if (
+            not isinstance(raw, tuple)
+            or len(raw) != 3
+            or not all(isinstance(part, str) and part for part in raw)
+        ):
+            errors.append(
+                FieldError(
+                    "must be a ResourceKey(kind, namespace, name) of "
+                    f"non-empty strings, got {raw!r}",
+                    resource=where,
+                )
+            )
             continue
         key = ResourceKey(*raw)
         once(key, where)
@@ -124,18 +150,25 @@ def prepare_apply(puts: Sequence[Manifest], deletes: Sequence[ResourceKey]) -> P
     return PreparedApply(tuple(prepared_puts), tuple(prepared_deletes))
 
 
-def check_watch_start(from_revision: int, revision: int, compact_revision: int,
-                      history: int) -> None:
+def check_watch_start(
+    from_revision: int, revision: int, compact_revision: int, history: int
+) -> None:
     """Raise if a watch cannot replay every transaction after ``from_revision``."""
     if isinstance(from_revision, bool) or not isinstance(from_revision, int) or from_revision < 0:
-        raise ValidationError([FieldError(
-            f"must be an integer >= 0 (0 replays everything kept), got {from_revision!r}",
-            "from_revision")])
+        raise ValidationError(
+            [
+                FieldError(
+                    f"must be an integer >= 0 (0 replays everything kept), got {from_revision!r}",
+                    "from_revision",
+                )
+            ]
+        )
     if from_revision > revision:
         raise ConflictError(
             f"cannot watch from revision {from_revision}: the store is only at revision "
             f"{revision}; the revision came from another or a reset store; list again and "
-            "watch from the listing's revision")
+            "watch from the listing's revision"
+        )
     check_not_compacted(from_revision, compact_revision, history)
 
 
@@ -144,7 +177,8 @@ def check_not_compacted(after: int, compact_revision: int, history: int) -> None
         raise ConflictError(
             f"cannot replay changes after revision {after}: the store keeps only the last "
             f"{history} revisions (changes up to revision {compact_revision} were compacted); "
-            "list again and watch from the listing's revision")
+            "list again and watch from the listing's revision"
+        )
 
 
 # --- the in-memory store ------------------------------------------------------------------
@@ -181,8 +215,10 @@ class MemoryStore:
 
     def __init__(self, *, history: int = DEFAULT_HISTORY) -> None:
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            raise ConfigError(f"store history must be an integer >= 1 (revisions of changes "
-                              f"kept for watchers), got {history!r}")
+            raise ConfigError(
+                f"store history must be an integer >= 1 (revisions of changes "
+                f"kept for watchers), got {history!r}"
+            )
         self._history = history
         self._resources: dict[ResourceKey, _Stored] = {}
         self._log: dict[int, tuple[_Logged, ...]] = {}
@@ -196,16 +232,21 @@ class MemoryStore:
     async def __aenter__(self) -> MemoryStore:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     async def revision(self) -> int:
         await self._checkpoint()
         return self._revision
 
-    async def apply(self, puts: Sequence[Manifest] = (),
-                    deletes: Sequence[ResourceKey] = ()) -> int:
+    async def apply(
+        self, puts: Sequence[Manifest] = (), deletes: Sequence[ResourceKey] = ()
+    ) -> int:
         prepared = prepare_apply(puts, deletes)
         # Yield once, like a backend doing I/O would, so tests see realistic interleavings.
         await self._checkpoint()
@@ -220,15 +261,15 @@ class MemoryStore:
         for key in prepared.deletes:
             old = self._resources.get(key)
             if old is not None:
-                logged.append(_Logged("delete", key, old.text, old.revision,
-                                      old.create_revision))
+                logged.append(_Logged("delete", key, old.text, old.revision, old.create_revision))
         if not logged:
             return self._revision
         # Nothing below can fail: the transaction is applied all at once.
         for entry in logged:
             if entry.type == "put":
-                self._resources[entry.key] = _Stored(entry.text, entry.revision,
-                                                     entry.create_revision)
+                self._resources[entry.key] = _Stored(
+                    entry.text, entry.revision, entry.create_revision
+                )
             else:
                 del self._resources[entry.key]
         self._log[new_revision] = tuple(logged)
@@ -245,12 +286,16 @@ class MemoryStore:
         stored = self._resources.get(key)
         return None if stored is None else _resource(key, stored)
 
-    async def list(self, kind: str | None = None,
-                   namespace: str | None = None) -> tuple[list[StoredResource], int]:
+    async def list(
+        self, kind: str | None = None, namespace: str | None = None
+    ) -> tuple[list[StoredResource], int]:
         await self._checkpoint()
-        found = [_resource(key, stored) for key, stored in sorted(self._resources.items())
-                 if (kind is None or key.kind == kind)
-                 and (namespace is None or key.namespace == namespace)]
+        found = [
+            _resource(key, stored)
+            for key, stored in sorted(self._resources.items())
+            if (kind is None or key.kind == kind)
+            and (namespace is None or key.namespace == namespace)
+        ]
         return found, self._revision
 
     def watch(self, from_revision: int) -> AsyncIterator[builtins.list[Change]]:
@@ -258,8 +303,7 @@ class MemoryStore:
         call; a watcher that falls more than ``history`` revisions behind gets
         ``ConflictError`` from its next step. The watch ends when the store is closed."""
         self._check_open()
-        check_watch_start(from_revision, self._revision, self._compact_revision,
-                          self._history)
+        check_watch_start(from_revision, self._revision, self._compact_revision, self._history)
         return self._watch(from_revision)
 
     async def _watch(self, cursor: int) -> AsyncIterator[builtins.list[Change]]:
@@ -281,9 +325,12 @@ class MemoryStore:
 
     def statistics(self) -> MemoryStoreStatistics:
         return MemoryStoreStatistics(
-            revision=self._revision, resources=len(self._resources),
-            log_entries=self._log_entries, compact_revision=self._compact_revision,
-            watchers=self._watchers)
+            revision=self._revision,
+            resources=len(self._resources),
+            log_entries=self._log_entries,
+            compact_revision=self._compact_revision,
+            watchers=self._watchers,
+        )
 
     def _wake_watchers(self) -> None:
         self._changed.set()
@@ -304,7 +351,7 @@ def _resource(key: ResourceKey, stored: _Stored) -> StoredResource:
 
 
 def _change(entry: _Logged, revision: int) -> Change:
-    resource = StoredResource(entry.key, json.loads(entry.text), entry.revision,
-                              entry.create_revision)
+    resource = StoredResource(
+        entry.key, json.loads(entry.text), entry.revision, entry.create_revision
+    )
     return Change(entry.type, entry.key, resource, revision)
-

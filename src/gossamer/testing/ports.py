@@ -27,8 +27,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         try:
             sock.bind((host, 0))
         except OSError as exc:
-            raise ConfigError(f"cannot bind a port on {host}: {exc}; use a local address "
-                              "such as 127.0.0.1") from exc
+            raise ConfigError(
+                f"cannot bind a port on {host}: {exc}; use a local address such as 127.0.0.1"
+            ) from exc
         port: int = sock.getsockname()[1]
         return port
 

@@ -83,7 +83,8 @@ class ManagedProcess:
         self._cwd = cwd
         self._proc: asyncio.subprocess.Process | None = None
         self._finalizer: weakref.finalize[[asyncio.subprocess.Process], ManagedProcess] | None = (
-            None)
+            None
+        )
 
     async def start(self) -> None:
         """Start the process (its stdout and stderr go to ``log_path``)."""
@@ -91,8 +92,10 @@ class ManagedProcess:
             raise ProcessError(f"{self.name} was already started (pid {self._proc.pid})")
         program = shutil.which(self.argv[0])
         if program is None:
-            raise ProcessError(f"cannot start {self.name}: {self.argv[0]!r} is not an "
-                               "executable file nor found on PATH; check that it is installed")
+            raise ProcessError(
+                f"cannot start {self.name}: {self.argv[0]!r} is not an "
+                "executable file nor found on PATH; check that it is installed"
+            )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             try:
@@ -108,7 +111,8 @@ class ManagedProcess:
             except OSError as exc:
                 raise ProcessError(
                     f"cannot start {self.name} ({self.argv[0]}): {exc}; check that the "
-                    "program is installed and executable") from exc
+                    "program is installed and executable"
+                ) from exc
         self._finalizer = weakref.finalize(self, _kill_if_running, self._proc)
 
     @property

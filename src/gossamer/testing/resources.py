@@ -43,7 +43,10 @@ def load_assignment(
 
 
 def static_cluster(
-    name: str, addresses: Iterable[Address], *, http2: bool = False,
+    name: str,
+    addresses: Iterable[Address],
+    *,
+    http2: bool = False,
     connect_timeout_s: float = 2.0,
 ) -> cluster_pb2.Cluster:
     """A STATIC cluster; ``http2`` makes Envoy speak cleartext HTTP/2 to it (gRPC)."""
@@ -83,8 +86,9 @@ def http_listener(
     name: str, address: Address, routes: route_pb2.RouteConfiguration | str
 ) -> listener_pb2.Listener:
     """An HTTP/1.1 + HTTP/2 (codec AUTO) listener; ``routes`` inline or an RDS name."""
-    hcm = hcm_pb2.HttpConnectionManager(stat_prefix=name,
-                                        codec_type=hcm_pb2.HttpConnectionManager.AUTO)
+    hcm = hcm_pb2.HttpConnectionManager(
+        stat_prefix=name, codec_type=hcm_pb2.HttpConnectionManager.AUTO
+    )
     if isinstance(routes, str):
         hcm.rds.route_config_name = routes
         hcm.rds.config_source.ads.SetInParent()
@@ -102,7 +106,9 @@ def tcp_listener(name: str, address: Address, cluster: str) -> listener_pb2.List
 
 
 def _listener(
-    name: str, address: Address, filter_name: str,
+    name: str,
+    address: Address,
+    filter_name: str,
     config: hcm_pb2.HttpConnectionManager | tcp_proxy_pb2.TcpProxy,
 ) -> listener_pb2.Listener:
     listener = listener_pb2.Listener(name=name, address=socket_address(address))

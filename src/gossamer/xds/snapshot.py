@@ -79,9 +79,7 @@ class Snapshot:
         return cls(
             MappingProxyType(
                 {
-                    t: MappingProxyType(
-                        {n: serializer.versioned(t, n, m) for n, m in msgs.items()}
-                    )
+                    t: MappingProxyType({n: serializer.versioned(t, n, m) for n, m in msgs.items()})
                     for t, msgs in by_type.items()
                 }
             ),

@@ -134,7 +134,8 @@ class StreamState:
                 return RequestOutcome("nack", rtype, sent.out, ts.nack)
             # names dropped by this very request stay dropped
             ts.known = {
-                n: v for n, v in sent.next_known.items()
+                n: v
+                for n, v in sent.next_known.items()
                 if ts.subscribed is None or n in ts.subscribed
             }
             ts.acked_version = sent.out.version
@@ -221,8 +222,18 @@ class StreamState:
                 fresh = [n for n in changed if n not in ts.known]
                 if t is R and fresh:
                     # a warming listener needs its new routes now; known ones wait their turn
-                    candidates.append((t, self._out(ts, [wanted[n] for n in fresh], (), {
-                        **ts.known, **{n: wanted[n].version for n in fresh}}), False))
+                    candidates.append(
+                        (
+                            t,
+                            self._out(
+                                ts,
+                                [wanted[n] for n in fresh],
+                                (),
+                                {**ts.known, **{n: wanted[n].version for n in fresh}},
+                            ),
+                            False,
+                        )
+                    )
                     continue
             if rem_live:
                 assert rem is not None

@@ -47,16 +47,24 @@ class GrpcBackend:
 
     async def __aenter__(self) -> Self:
         server = grpc.aio.server()
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
-            "Unary": grpc.unary_unary_rpc_method_handler(self._unary),
-            "Stream": grpc.unary_stream_rpc_method_handler(self._stream),
-            "Bidi": grpc.stream_stream_rpc_method_handler(self._bidi),
-        }),))
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    SERVICE,
+                    {
+                        "Unary": grpc.unary_unary_rpc_method_handler(self._unary),
+                        "Stream": grpc.unary_stream_rpc_method_handler(self._stream),
+                        "Bidi": grpc.stream_stream_rpc_method_handler(self._bidi),
+                    },
+                ),
+            )
+        )
         try:
             port = server.add_insecure_port(_target(self._bind))
         except RuntimeError as exc:
-            raise ProcessError(f"GrpcBackend {self.name}: cannot listen on "
-                               f"{_target(self._bind)}: {exc}") from exc
+            raise ProcessError(
+                f"GrpcBackend {self.name}: cannot listen on {_target(self._bind)}: {exc}"
+            ) from exc
         self.address = (self._bind[0], port)
         await server.start()
         self._server = server
@@ -88,8 +96,10 @@ class GrpcBackend:
         except (UnicodeDecodeError, ValueError):
             count = -1
         if not 0 <= count <= MAX_STREAM:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"Stream wants a count 0..{MAX_STREAM} in ASCII, got {request!r}")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Stream wants a count 0..{MAX_STREAM} in ASCII, got {request!r}",
+            )
         for i in range(count):
             yield f"{self.name}:{i}".encode()
 
@@ -119,28 +129,37 @@ class EchoClient:
     ) -> None:
         await self._channel.close()
 
-    async def unary(self, data: bytes, *, timeout_s: float = 10.0,
-                    metadata: Metadata = ()) -> bytes:
+    async def unary(
+        self, data: bytes, *, timeout_s: float = 10.0, metadata: Metadata = ()
+    ) -> bytes:
         call = self._channel.unary_unary(UNARY)
         reply: bytes = await call(data, timeout=timeout_s, metadata=tuple(metadata) or None)
         return reply
 
-    async def stream(self, count: int, *, timeout_s: float = 10.0,
-                     metadata: Metadata = ()) -> list[bytes]:
+    async def stream(
+        self, count: int, *, timeout_s: float = 10.0, metadata: Metadata = ()
+    ) -> list[bytes]:
         call = self._channel.unary_stream(STREAM)
-        return [reply async for reply in call(str(count).encode(), timeout=timeout_s,
-                                              metadata=tuple(metadata) or None)]
+        return [
+            reply
+            async for reply in call(
+                str(count).encode(), timeout=timeout_s, metadata=tuple(metadata) or None
+            )
+        ]
 
-    async def bidi(self, messages: Iterable[bytes], *, timeout_s: float = 10.0,
-                   metadata: Metadata = ()) -> list[bytes]:
+    async def bidi(
+        self, messages: Iterable[bytes], *, timeout_s: float = 10.0, metadata: Metadata = ()
+    ) -> list[bytes]:
         call = self._channel.stream_stream(BIDI)
 
         async def requests() -> AsyncIterator[bytes]:
             for message in messages:
                 yield message
 
-        return [reply async for reply in call(requests(), timeout=timeout_s,
-                                              metadata=tuple(metadata) or None)]
+        return [
+            reply
+            async for reply in call(requests(), timeout=timeout_s, metadata=tuple(metadata) or None)
+        ]
 
 
 def _target(address: tuple[str, int]) -> str:

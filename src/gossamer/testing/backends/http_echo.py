@@ -49,8 +49,9 @@ class SeenRequest:
 class HttpBackend:
     """``async with HttpBackend("cart-v1", host="127.0.0.2") as backend:``."""
 
-    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0,
-                 *, keep_last: int = 1000) -> None:
+    def __init__(
+        self, name: str, host: str = "127.0.0.1", port: int = 0, *, keep_last: int = 1000
+    ) -> None:
         self.name = name
         self._bind = (host, port)
         self.address: tuple[str, int] = (host, port)
@@ -75,8 +76,9 @@ class HttpBackend:
             sock.listen(128)  # connections queue until Hypercorn accepts them
         except OSError as exc:
             sock.close()
-            raise ProcessError(f"HttpBackend {self.name}: cannot listen on "
-                               f"{self._bind[0]}:{self._bind[1]}: {exc}") from exc
+            raise ProcessError(
+                f"HttpBackend {self.name}: cannot listen on {self._bind[0]}:{self._bind[1]}: {exc}"
+            ) from exc
         self.address = sock.getsockname()[:2]
         config = Config()
         config.bind = [f"fd://{sock.detach()}"]  # Hypercorn now owns the socket
@@ -87,7 +89,8 @@ class HttpBackend:
         self._stop.clear()
         self._task = asyncio.create_task(
             serve(self._app, config, shutdown_trigger=self._stop.wait),  # type: ignore[arg-type]
-            name=f"HttpBackend {self.name}")
+            name=f"HttpBackend {self.name}",
+        )
         return self
 
     async def __aexit__(
@@ -134,17 +137,28 @@ class HttpBackend:
             status = int(match[1]) if 200 <= int(match[1]) <= 599 else 400
         elif match := _DELAY.fullmatch(path):
             await asyncio.sleep(min(int(match[1]), _MAX_DELAY_MS) / 1000)
-        payload = json.dumps({
-            "backend": self.name, "method": scope["method"], "path": path,
-            "query": scope["query_string"].decode("latin-1"),
-            "http_version": scope["http_version"], "headers": headers,
-            "body_bytes": body_bytes,
-        }).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"x-backend", self.name.encode()),
-        ]})
+        payload = json.dumps(
+            {
+                "backend": self.name,
+                "method": scope["method"],
+                "path": path,
+                "query": scope["query_string"].decode("latin-1"),
+                "http_version": scope["http_version"],
+                "headers": headers,
+                "body_bytes": body_bytes,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"x-backend", self.name.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
 

@@ -31,8 +31,10 @@ class TcpEchoBackend:
         try:
             self._server = await asyncio.start_server(self._handle, *self._bind)
         except OSError as exc:
-            raise ProcessError(f"TcpEchoBackend {self.name}: cannot listen on "
-                               f"{self._bind[0]}:{self._bind[1]}: {exc}") from exc
+            raise ProcessError(
+                f"TcpEchoBackend {self.name}: cannot listen on "
+                f"{self._bind[0]}:{self._bind[1]}: {exc}"
+            ) from exc
         self.address = self._server.sockets[0].getsockname()[:2]
         return self
 
