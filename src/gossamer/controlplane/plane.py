@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from gossamer.controlplane.incremental import endpoint_change, patch_endpoints
 from gossamer.controlplane.service import ApplyResult, Diff
 from gossamer.controlplane.status import ProxyStatus
 from gossamer.errors import (
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: a burst of changes is published at most this many debounce periods after its first change
 MAX_DEBOUNCE_FACTOR = 5
+#: after this many endpoint-only rounds a full rebuild prunes the translation caches
+FULL_EVERY = 100
 
 
 class ControlPlane:
@@ -56,6 +59,10 @@ class ControlPlane:
         self._dirty = asyncio.Event()
         self._dirty_since: float | None = None
         self._published = asyncio.Event()
+        #: the model the last publish translated, and how many endpoint-only rounds since the
+        #: last full one
+        self._published_model: ModelSnapshot | None = None
+        self._incremental_rounds = 0
         self.builds = 0
         self.build_seconds = 0.0
         cache.on_connect(self._on_connect)
@@ -121,13 +128,33 @@ class ControlPlane:
             return []
         started = time.perf_counter()
         created = seen_at or time.monotonic()
+        model = self.model
+        change = None
+        if self._published_model is not None and self._incremental_rounds < FULL_EVERY:
+            change = endpoint_change(self._published_model, model)
         changed = []
         for proxy in self.cache.connected():
-            snap = self._build(proxy, created)
+            last = self.cache.get(proxy.node_id)
+            own = proxy.kind == "sidecar" and (proxy.namespace, proxy.name) in (
+                change.workloads if change else ()
+            )
+            if change is not None and last is not None and not own:
+                snap: Snapshot | None = patch_endpoints(
+                    last, model, change.services, self.translator, self.serializer, created
+                )
+            else:
+                snap = self._build(proxy, created)
             if snap is not None and self.cache.set(proxy.node_id, snap):
                 changed.append((proxy.node_id, snap))
-        self.translator.prune()
-        self.serializer.prune()
+        if change is None:
+            # Only full rounds prune: an incremental round touches a few entries, and pruning
+            # after it would throw away what every proxy's next full build reuses.
+            self.translator.prune()
+            self.serializer.prune()
+            self._incremental_rounds = 0
+        else:
+            self._incremental_rounds += 1
+        self._published_model = model
         self.builds += 1
         self.build_seconds += time.perf_counter() - started
         published, self._published = self._published, asyncio.Event()

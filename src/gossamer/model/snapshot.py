@@ -25,6 +25,9 @@ from gossamer.types import API_VERSION, ResourceKey
 
 Ref = tuple[str, str]  # (namespace, name)
 
+#: the generation of a kind no snapshot has resources of
+_NO_RESOURCES = object()
+
 #: where stable local addresses are allocated
 VIP_NET = ipaddress.IPv4Network("127.128.0.0/9")
 _DEFAULT_MESH = Mesh.model_validate(
@@ -45,7 +48,9 @@ class ModelSnapshot:
     def generation(self, kind: str) -> object:
         token = self.generations.get(kind)
         if token is None:
-            token = self._base_generation
+            # no resource of this kind was ever put here: every such snapshot is alike
+            has_kind = kind in self._by_kind
+            token = self._base_generation if has_kind else _NO_RESOURCES
         return token
 
     @cached_property

@@ -86,6 +86,14 @@ class Snapshot:
             created,
         )
 
+    def with_resources(
+        self, rtype: ResourceType, updates: Mapping[str, Versioned], created: float
+    ) -> Snapshot:
+        """This snapshot with some resources of one type replaced (or added)."""
+        resources = dict(self.resources)
+        resources[rtype] = MappingProxyType({**self.resources[rtype], **updates})
+        return Snapshot(MappingProxyType(resources), created)
+
     def of(self, rtype: ResourceType) -> Mapping[str, Versioned]:
         return self.resources[rtype]
 

@@ -1,0 +1,74 @@
+"""Endpoint-only changes: the common case (health flaps, scaling, weights) patched into the
+snapshots proxies already have instead of rebuilding every proxy.
+
+A change qualifies when only Workloads changed and no service's clusters change with them
+(the set of services and their sidecar-ness stay). Then each proxy that calls an affected
+service gets that service's new endpoint sets; the changed workloads' own sidecars are
+rebuilt in full; every other proxy keeps its snapshot object. The result is the same as a
+full rebuild (a property test checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.translate import names
+from gossamer.translate.proxy import Translator
+from gossamer.xds.resources import ResourceType
+from gossamer.xds.snapshot import Serializer, Snapshot
+
+#: kinds whose changes can reshape clusters, listeners or routes (anything but Workload)
+_STRUCTURAL = ("Mesh", "Service", "Gateway", "Route")
+
+
+@dataclass(frozen=True)
+class EndpointChange:
+    #: services whose endpoint sets changed
+    services: frozenset[Ref]
+    #: workloads that changed (their own sidecars are rebuilt in full)
+    workloads: frozenset[Ref]
+
+
+def endpoint_change(old: ModelSnapshot, new: ModelSnapshot) -> EndpointChange | None:
+    """What ``old -> new`` changed, if it is endpoint-only; None if a full rebuild is needed."""
+    if any(old.generation(k) is not new.generation(k) for k in _STRUCTURAL):
+        return None
+    if old.generation("Workload") is new.generation("Workload"):
+        return EndpointChange(frozenset(), frozenset())
+    before, after = old.workloads, new.workloads
+    changed = {ref for ref in before.keys() | after.keys() if before.get(ref) is not after.get(ref)}
+    services: set[Ref] = set()
+    for ref in changed:
+        for w in (before.get(ref), after.get(ref)):
+            if w is not None:
+                services.add((w.metadata.namespace, w.spec.service))
+    for svc in services:
+        was = all(w.spec.sidecar for w in old.workloads_of(svc))
+        now = all(w.spec.sidecar for w in new.workloads_of(svc))
+        if was != now:
+            return None  # the service's clusters change protocol
+    return EndpointChange(frozenset(services), frozenset(changed))
+
+
+def patch_endpoints(
+    last: Snapshot,
+    model: ModelSnapshot,
+    services: frozenset[Ref],
+    translator: Translator,
+    serializer: Serializer,
+    created: float,
+) -> Snapshot:
+    """``last`` with the endpoint sets of ``services`` it holds rebuilt from ``model``."""
+    held = last.of(ResourceType.ENDPOINT)
+    updates = {}
+    for ref in services:
+        svc = model.services.get(ref)
+        if svc is None:
+            continue
+        for port in svc.spec.ports:
+            name = names.outbound_cluster(ref, port.name)
+            if name in held:
+                cla = translator.endpoints(model, (ref, port.name))
+                updates[name] = serializer.versioned(ResourceType.ENDPOINT, name, cla)
+    return last.with_resources(ResourceType.ENDPOINT, updates, created) if updates else last
