@@ -23,8 +23,9 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if not 0 < self.initial <= self.maximum:
-            raise ConfigError(f"Backoff: need 0 < initial <= maximum, got {self.initial}, "
-                              f"{self.maximum}")
+            raise ConfigError(
+                f"Backoff: need 0 < initial <= maximum, got {self.initial}, {self.maximum}"
+            )
         if self.factor < 1:
             raise ConfigError(f"Backoff: factor must be >= 1, got {self.factor}")
         if not 0 <= self.jitter < 1:

@@ -12,10 +12,10 @@ from gossamer.types import ProxyIdentity
 ADMIN_ADDRESS = "127.0.0.1"
 
 
-def sidecar_bootstrap(w: WorkloadConfig, *, host: str, xds: tuple[str, int],
-                      admin_port: int) -> bootstrap_pb2.Bootstrap:
-    node = ProxyIdentity("sidecar", w.namespace, w.name, service=w.service, host=host,
-                         zone=w.zone)
+def sidecar_bootstrap(
+    w: WorkloadConfig, *, host: str, xds: tuple[str, int], admin_port: int
+) -> bootstrap_pb2.Bootstrap:
+    node = ProxyIdentity("sidecar", w.namespace, w.name, service=w.service, host=host, zone=w.zone)
     admin = (ADMIN_ADDRESS, admin_port)
     return ads_bootstrap(node, xds, admin, metadata={"admin": f"{admin[0]}:{admin[1]}"})
 

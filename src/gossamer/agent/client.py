@@ -56,42 +56,80 @@ def _reason(response: httpx.Response) -> str:
 class RegistryClient:
     """``async with RegistryClient(server, agent_id, credential) as api:``."""
 
-    def __init__(self, server: str, agent_id: str = "", credential: str = "", *,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        server: str,
+        agent_id: str = "",
+        credential: str = "",
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.server = server.rstrip("/")
         self.agent_id = agent_id
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        self._http = httpx.AsyncClient(base_url=self.server, timeout=REQUEST_TIMEOUT,
-                                       headers=headers, transport=transport, trust_env=False)
+        self._http = httpx.AsyncClient(
+            base_url=self.server,
+            timeout=REQUEST_TIMEOUT,
+            headers=headers,
+            transport=transport,
+            trust_env=False,
+        )
 
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self._http.aclose()
 
     async def join(self, token: str, host: str) -> tuple[str, str]:
         """Exchange a join token for ``(agent_id, credential)``."""
-        body = await self._call("POST", "/v1/agents/join", json={"token": token, "host": host},
-                                refused="the join token was refused")
+        body = await self._call(
+            "POST",
+            "/v1/agents/join",
+            json={"token": token, "host": host},
+            refused="the join token was refused",
+        )
         try:
             return str(body["agentId"]), str(body["credential"])
         except (KeyError, TypeError):
-            raise ServerError(f"{self.server}/v1/agents/join answered {body!r} without "
-                              "agentId and credential: is --server a Gossamer control "
-                              "plane of a matching version?") from None
+            raise ServerError(
+                f"{self.server}/v1/agents/join answered {body!r} without "
+                "agentId and credential: is --server a Gossamer control "
+                "plane of a matching version?"
+            ) from None
 
-    async def put_workloads(self, manifests: Sequence[Manifest], *, wait: bool = False,
-                            timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109
-        return await self._call("PUT", f"/v1/agents/{self.agent_id}/workloads",
-                                json={"workloads": list(manifests)},
-                                params=_wait(wait, timeout))
+    async def put_workloads(
+        self,
+        manifests: Sequence[Manifest],
+        *,
+        wait: bool = False,
+        timeout: float = 30.0,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        return await self._call(
+            "PUT",
+            f"/v1/agents/{self.agent_id}/workloads",
+            json={"workloads": list(manifests)},
+            params=_wait(wait, timeout),
+        )
 
-    async def report_health(self, health: Mapping[str, str], *, wait: bool = False,
-                            timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109
-        return await self._call("POST", f"/v1/agents/{self.agent_id}/health",
-                                json={"workloads": dict(health)}, params=_wait(wait, timeout))
+    async def report_health(
+        self,
+        health: Mapping[str, str],
+        *,
+        wait: bool = False,
+        timeout: float = 30.0,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            f"/v1/agents/{self.agent_id}/health",
+            json={"workloads": dict(health)},
+            params=_wait(wait, timeout),
+        )
 
     async def env(self) -> dict[str, str]:
         """Each dependency's stable local address, as environment variables (merged over
@@ -99,27 +137,40 @@ class RegistryClient:
         body = await self._call("GET", f"/v1/agents/{self.agent_id}/env")
         return env_variables(body)
 
-    async def _call(self, method: str, path: str, *, json: object = None,
-                    params: dict[str, str] | None = None,
-                    refused: str = "the control plane refused this agent's credential"
-                    ) -> dict[str, Any]:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: dict[str, str] | None = None,
+        refused: str = "the control plane refused this agent's credential",
+    ) -> dict[str, Any]:
         timeout = REQUEST_TIMEOUT + float(params["timeout"]) if params else REQUEST_TIMEOUT
         try:
-            response = await self._http.request(method, path, json=json, params=params,
-                                                timeout=timeout)
+            response = await self._http.request(
+                method, path, json=json, params=params, timeout=timeout
+            )
         except httpx.TimeoutException:
-            raise Unreachable(f"the control plane at {self.server} did not answer {method} "
-                              f"{path} within {timeout:g} s") from None
+            raise Unreachable(
+                f"the control plane at {self.server} did not answer {method} "
+                f"{path} within {timeout:g} s"
+            ) from None
         except httpx.TransportError as e:
-            raise Unreachable(f"cannot reach the control plane at {self.server}: "
-                              f"{e or type(e).__name__}; is it running? (check --server)"
-                              ) from None
+            raise Unreachable(
+                f"cannot reach the control plane at {self.server}: "
+                f"{e or type(e).__name__}; is it running? (check --server)"
+            ) from None
         if response.status_code == 401:
-            raise Refused(f"{refused}: {_reason(response)}; create a new token with "
-                          "`gossamer token create` and run `gossamer agent join` again")
+            raise Refused(
+                f"{refused}: {_reason(response)}; create a new token with "
+                "`gossamer token create` and run `gossamer agent join` again"
+            )
         if response.status_code >= 500:
-            raise ServerError(f"the control plane answered {method} {path} with "
-                              f"{response.status_code}: {_reason(response)}")
+            raise ServerError(
+                f"the control plane answered {method} {path} with "
+                f"{response.status_code}: {_reason(response)}"
+            )
         if response.is_error:
             raise Rejected(response.status_code, f"{method} {path}: {_reason(response)}")
         try:
@@ -127,8 +178,10 @@ class RegistryClient:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise ServerError(f"{self.server}{path} answered {response.text[:200]!r}, not a "
-                              "JSON object: is --server a Gossamer control plane?")
+            raise ServerError(
+                f"{self.server}{path} answered {response.text[:200]!r}, not a "
+                "JSON object: is --server a Gossamer control plane?"
+            )
         return body
 
 

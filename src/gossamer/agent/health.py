@@ -75,7 +75,10 @@ async def _tcp(address: str, port: int, timeout: float) -> str | None:  # noqa: 
 
 
 async def _http(
-    address: str, port: int, path: str, timeout: float  # noqa: ASYNC109
+    address: str,
+    port: int,
+    path: str,
+    timeout: float,  # noqa: ASYNC109
 ) -> str | None:
     host = f"[{address}]" if ":" in address else address
     async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
@@ -94,21 +97,22 @@ async def _http(
 def _health_messages() -> tuple[Any, Any]:
     """HealthCheckRequest/Response of grpc.health.v1, built in a private descriptor pool."""
     proto = descriptor_pb2.FileDescriptorProto(
-        name="gossamer/agent/grpc_health.proto", package="grpc.health.v1", syntax="proto3")
+        name="gossamer/agent/grpc_health.proto", package="grpc.health.v1", syntax="proto3"
+    )
     field = descriptor_pb2.FieldDescriptorProto
     request = proto.message_type.add(name="HealthCheckRequest")
-    request.field.add(name="service", number=1, type=field.TYPE_STRING,
-                      label=field.LABEL_OPTIONAL)
+    request.field.add(name="service", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
     response = proto.message_type.add(name="HealthCheckResponse")
-    response.field.add(name="status", number=1, type=field.TYPE_INT32,
-                       label=field.LABEL_OPTIONAL)
+    response.field.add(name="status", number=1, type=field.TYPE_INT32, label=field.LABEL_OPTIONAL)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
     return (
-        message_factory.GetMessageClass(pool.FindMessageTypeByName(
-            "grpc.health.v1.HealthCheckRequest")),
-        message_factory.GetMessageClass(pool.FindMessageTypeByName(
-            "grpc.health.v1.HealthCheckResponse")),
+        message_factory.GetMessageClass(
+            pool.FindMessageTypeByName("grpc.health.v1.HealthCheckRequest")
+        ),
+        message_factory.GetMessageClass(
+            pool.FindMessageTypeByName("grpc.health.v1.HealthCheckResponse")
+        ),
     )
 
 
@@ -118,7 +122,10 @@ def health_check_messages() -> tuple[Any, Any]:
 
 
 async def _grpc(
-    address: str, port: int, service: str, timeout: float  # noqa: ASYNC109
+    address: str,
+    port: int,
+    service: str,
+    timeout: float,  # noqa: ASYNC109
 ) -> str | None:
     request_cls, response_cls = _health_messages()
     host = f"[{address}]" if ":" in address else address

@@ -28,8 +28,10 @@ def free_port(address: str) -> int:
         try:
             sock.bind((address, 0))
         except OSError as e:
-            raise ConfigError(f"cannot bind a port on {address}: {e.strerror}; is {address} "
-                              "an address of this host?") from None
+            raise ConfigError(
+                f"cannot bind a port on {address}: {e.strerror}; is {address} "
+                "an address of this host?"
+            ) from None
         port: int = sock.getsockname()[1]
         return port
 
@@ -51,8 +53,10 @@ def require_free(address: str, port: int, what: str) -> None:
         return
     holder = port_holder(address, port)
     who = f"held by {holder}" if holder else "in use by another process"
-    raise ConfigError(f"{what}: {address}:{port} is {who}; stop that process or choose "
-                      "another port in the workloads file")
+    raise ConfigError(
+        f"{what}: {address}:{port} is {who}; stop that process or choose "
+        "another port in the workloads file"
+    )
 
 
 def _decode(hex_address: str) -> tuple[str, int]:
@@ -61,7 +65,7 @@ def _decode(hex_address: str) -> tuple[str, int]:
     if len(raw) == 4:
         host = socket.inet_ntop(socket.AF_INET, raw[::-1])
     else:  # four little-endian 32-bit words
-        words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+        words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
         host = socket.inet_ntop(socket.AF_INET6, words)
     return host, int(port_hex, 16)
 

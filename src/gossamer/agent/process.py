@@ -40,15 +40,15 @@ def is_running(pid: int, started: int) -> bool:
     return start_time(pid) == started
 
 
-async def spawn(argv: Sequence[str], log_path: Path, pid_path: Path,
-                timeout: float = 10.0) -> int:  # noqa: ASYNC109
+async def spawn(argv: Sequence[str], log_path: Path, pid_path: Path, timeout: float = 10.0) -> int:  # noqa: ASYNC109
     """Start ``argv`` detached from this process: in a new session, reparented to init (so
     no parent-death signal reaches it when the agent exits: Envoy asks for SIGTERM on its
     parent's death), output appended to ``log_path``; its pid (also left in ``pid_path``)."""
     setsid = shutil.which("setsid")
     if setsid is None:
-        raise ProcessError("the setsid program (util-linux) was not found on PATH; install "
-                           "util-linux")
+        raise ProcessError(
+            "the setsid program (util-linux) was not found on PATH; install util-linux"
+        )
     # setsid --fork: the program runs in a child of a process that exits at once
     script = 'echo $$ > "$0"; exec "$@"'
 
@@ -59,15 +59,19 @@ async def spawn(argv: Sequence[str], log_path: Path, pid_path: Path,
             try:
                 launcher = subprocess.Popen(
                     [setsid, "--fork", "/bin/sh", "-c", script, str(pid_path), *argv],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             except OSError as e:
                 raise ProcessError(f"cannot start {argv[0]}: {e.strerror}") from None
         return launcher.wait(timeout)
 
     code = await asyncio.to_thread(start)
     if code != 0:
-        raise ProcessError(f"cannot start {argv[0]}: setsid exited with status {code}; see "
-                           f"{log_path}")
+        raise ProcessError(
+            f"cannot start {argv[0]}: setsid exited with status {code}; see {log_path}"
+        )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

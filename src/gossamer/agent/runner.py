@@ -70,8 +70,9 @@ class Agent:
         self.status: AgentStatus | None = None
 
     def request_stop(self, mode: StopMode = "stop") -> None:
-        log.info("asked to %s", "stop (drain)" if mode == "stop" else "detach (Envoys keep "
-                 "running)")
+        log.info(
+            "asked to %s", "stop (drain)" if mode == "stop" else "detach (Envoys keep running)"
+        )
         self._mode = mode
         self._stop.set()
 
@@ -89,12 +90,16 @@ class Agent:
         config = self.options.config
         host = self.options.host or config.host or cred.host
         if host != cred.host:
-            raise ConfigError(f"host {host!r} differs from {cred.host!r}, the host this agent "
-                              "joined as; join again with --host or drop the host setting")
+            raise ConfigError(
+                f"host {host!r} differs from {cred.host!r}, the host this agent "
+                "joined as; join again with --host or drop the host setting"
+            )
         address = self.options.address or config.address
         if address is None:
-            raise ConfigError("the host's address is missing: pass --address (e.g. "
-                              "127.0.0.3) or set address in the workloads file")
+            raise ConfigError(
+                "the host's address is missing: pass --address (e.g. "
+                "127.0.0.3) or set address in the workloads file"
+            )
         binary = find_envoy(self.options.envoy)
         await check_version(binary)
         xds = self.options.xds or _xds_of(cred)
@@ -107,8 +112,10 @@ class Agent:
             self._health[w.key] = first or "unhealthy"
         async with RegistryClient(cred.server, cred.agent_id, cred.credential) as api:
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(self._write_status()),
-                         tg.create_task(self._sync(api, host, address))]
+                tasks = [
+                    tg.create_task(self._write_status()),
+                    tg.create_task(self._sync(api, host, address)),
+                ]
                 for w in self.workloads:
                     tasks.append(tg.create_task(w.supervise()))
                     tasks.append(tg.create_task(w.check_health(trackers[w.key], self._report)))
@@ -126,8 +133,9 @@ class Agent:
 
     # -- start ---------------------------------------------------------------------------
 
-    def _prepare(self, config: AgentConfig, host: str, address: str, xds: tuple[str, int],
-                 binary: str) -> None:
+    def _prepare(
+        self, config: AgentConfig, host: str, address: str, xds: tuple[str, int], binary: str
+    ) -> None:
         assert self.status is not None
         ports = self.state.ports()
         self._records = self.state.envoys()
@@ -142,11 +150,20 @@ class Agent:
             ports[key] = {"inbound": inbound, "admin": admin}
             status = WorkloadStatus(w.service, f"{address}:{inbound}")
             self.status.workloads[key] = status
-            self.workloads.append(WorkloadRunner(
-                w, address, inbound,
-                sidecar_bootstrap(w, host=host, xds=xds, admin_port=admin),
-                self.state.workload_dir(key), binary, config.drainSeconds, status,
-                self._changed, self._record))
+            self.workloads.append(
+                WorkloadRunner(
+                    w,
+                    address,
+                    inbound,
+                    sidecar_bootstrap(w, host=host, xds=xds, admin_port=admin),
+                    self.state.workload_dir(key),
+                    binary,
+                    config.drainSeconds,
+                    status,
+                    self._changed,
+                    self._record,
+                )
+            )
         self.state.save_ports(ports)
 
     async def _adopt(self) -> None:
@@ -157,8 +174,12 @@ class Agent:
             if w is not None and record.bootstrap == w.digest:
                 sidecar = await Sidecar.adopt(key, record)
                 if sidecar is not None:
-                    log.info("%s: adopted the running Envoy (pid %d, admin %s)", key,
-                             record.pid, record.admin)
+                    log.info(
+                        "%s: adopted the running Envoy (pid %d, admin %s)",
+                        key,
+                        record.pid,
+                        record.admin,
+                    )
                     w.adopted(sidecar)
                     continue
                 why = "it is gone or its admin API does not answer"
@@ -193,11 +214,18 @@ class Agent:
             self._dirty.clear()
             try:
                 if not self.status.registered:
-                    await api.put_workloads([
-                        to_manifest(w.config, host=host, address=address,
-                                    inbound_port=w.inbound_port,
-                                    health=self._health[w.key])
-                        for w in self.workloads])
+                    await api.put_workloads(
+                        [
+                            to_manifest(
+                                w.config,
+                                host=host,
+                                address=address,
+                                inbound_port=w.inbound_port,
+                                health=self._health[w.key],
+                            )
+                            for w in self.workloads
+                        ]
+                    )
                     self.status.registered = True
                 else:
                     await api.report_health(dict(self._health))

@@ -87,8 +87,9 @@ class StateDir:
             self.path.mkdir(parents=True, exist_ok=True)
             os.chmod(self.path, 0o700)
         except OSError as e:
-            raise ConfigError(f"--state-dir {self.path}: {e.strerror}; choose a directory "
-                              "this user can write") from None
+            raise ConfigError(
+                f"--state-dir {self.path}: {e.strerror}; choose a directory this user can write"
+            ) from None
 
     def workload_dir(self, key: str) -> Path:
         path = self.path / "workloads" / key.replace("/", "-")
@@ -105,8 +106,10 @@ class StateDir:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise ConfigError(f"another agent (pid {holder}) runs with --state-dir "
-                              f"{self.path}; stop it first or use another state dir") from None
+            raise ConfigError(
+                f"another agent (pid {holder}) runs with --state-dir "
+                f"{self.path}; stop it first or use another state dir"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
@@ -125,14 +128,22 @@ class StateDir:
     def credential(self) -> Credential:
         data = read_json(self.path / CREDENTIAL)
         if data is None:
-            raise ConfigError(f"no credential in {self.path}; run `gossamer agent join "
-                              "--server URL --token TOKEN` with this --state-dir first")
+            raise ConfigError(
+                f"no credential in {self.path}; run `gossamer agent join "
+                "--server URL --token TOKEN` with this --state-dir first"
+            )
         try:
-            return Credential(str(data["server"]), str(data["agent_id"]),
-                              str(data["credential"]), str(data["host"]), str(data["xds"]))
+            return Credential(
+                str(data["server"]),
+                str(data["agent_id"]),
+                str(data["credential"]),
+                str(data["host"]),
+                str(data["xds"]),
+            )
         except (KeyError, TypeError):
-            raise ConfigError(f"{self.path / CREDENTIAL} is damaged; join again with "
-                              "`gossamer agent join`") from None
+            raise ConfigError(
+                f"{self.path / CREDENTIAL} is damaged; join again with `gossamer agent join`"
+            ) from None
 
     # -- ports and Envoys --------------------------------------------------------------
 
@@ -149,8 +160,12 @@ class StateDir:
         if isinstance(data, dict):
             for key, value in data.items():
                 with contextlib.suppress(KeyError, TypeError, ValueError):
-                    out[key] = EnvoyRecord(int(value["pid"]), int(value["start_time"]),
-                                           str(value["admin"]), str(value["bootstrap"]))
+                    out[key] = EnvoyRecord(
+                        int(value["pid"]),
+                        int(value["start_time"]),
+                        str(value["admin"]),
+                        str(value["bootstrap"]),
+                    )
         return out
 
     def save_envoys(self, envoys: dict[str, EnvoyRecord]) -> None:

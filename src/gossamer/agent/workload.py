@@ -61,12 +61,21 @@ class WorkloadRunner:
 
     async def start_envoy(self) -> Sidecar:
         require_free(self.address, self.inbound_port, f"inbound port of workload {self.key}")
-        sidecar = await Sidecar.start(self.key, self.envoy_binary, self.bootstrap, self.workdir,
-                                      drain_seconds=self.drain_seconds)
+        sidecar = await Sidecar.start(
+            self.key,
+            self.envoy_binary,
+            self.bootstrap,
+            self.workdir,
+            drain_seconds=self.drain_seconds,
+        )
         self.sidecar = sidecar
         self.recorded(self.key, sidecar.record)
-        log.info("%s: started Envoy pid %d (admin %s)", self.key, sidecar.record.pid,
-                 sidecar.record.admin)
+        log.info(
+            "%s: started Envoy pid %d (admin %s)",
+            self.key,
+            sidecar.record.pid,
+            sidecar.record.admin,
+        )
         return sidecar
 
     async def supervise(self) -> None:
@@ -119,16 +128,16 @@ class WorkloadRunner:
 
     async def probe_once(self, tracker: HealthTracker) -> AppHealth | None:
         """Probe the app once; the new health if it changed."""
-        error = await probe(self.config.healthCheck, self.config.appAddress,
-                            self.config.appPort)
+        error = await probe(self.config.healthCheck, self.config.appAddress, self.config.appPort)
         new = tracker.observe(error)
         self.status.health = tracker.state
         self.status.health_error = error
         self.changed()
         return new
 
-    async def check_health(self, tracker: HealthTracker,
-                           report: Callable[[str, AppHealth], None]) -> None:
+    async def check_health(
+        self, tracker: HealthTracker, report: Callable[[str, AppHealth], None]
+    ) -> None:
         """Probe every interval until cancelled; ``report`` each change of health."""
         interval = self.config.healthCheck.interval.total_seconds()
         loop = asyncio.get_running_loop()
@@ -136,7 +145,11 @@ class WorkloadRunner:
             started = loop.time()
             new = await self.probe_once(tracker)
             if new is not None:
-                log.info("%s: app is %s%s", self.key, new,
-                         f" ({tracker.last_error})" if tracker.last_error else "")
+                log.info(
+                    "%s: app is %s%s",
+                    self.key,
+                    new,
+                    f" ({tracker.last_error})" if tracker.last_error else "",
+                )
                 report(self.key, new)
             await asyncio.sleep(max(0.0, interval - (loop.time() - started)))

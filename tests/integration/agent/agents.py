@@ -29,8 +29,12 @@ GOSSAMER = str(Path(sys.executable).parent / "gossamer")
 async def run_cli(*args: str, timeout: float = 60.0) -> tuple[int, str]:  # noqa: ASYNC109
     """Run ``gossamer ARGS``; (exit status, stdout + stderr)."""
     proc = await asyncio.create_subprocess_exec(
-        GOSSAMER, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"})
+        GOSSAMER,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"},
+    )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
@@ -63,17 +67,34 @@ class AgentHandle:
 
     def write_config(self) -> Path:
         path = self.state_dir.parent / f"{self.host}.yaml"
-        path.write_text(yaml.safe_dump({"host": self.host, "address": self.address,
-                                        "drainSeconds": self.drain_seconds,
-                                        "workloads": self.workloads}))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "host": self.host,
+                    "address": self.address,
+                    "drainSeconds": self.drain_seconds,
+                    "workloads": self.workloads,
+                }
+            )
+        )
         return path
 
     async def join(self) -> None:
         token = await new_token(self.app)
         code, out = await run_cli(
-            "agent", "join", "--server", self.app.api_url, "--token", token,
-            "--state-dir", str(self.state_dir), "--host", self.host,
-            "--xds", f"{self.app.xds_addr[0]}:{self.app.xds_addr[1]}")
+            "agent",
+            "join",
+            "--server",
+            self.app.api_url,
+            "--token",
+            token,
+            "--state-dir",
+            str(self.state_dir),
+            "--host",
+            self.host,
+            "--xds",
+            f"{self.app.xds_addr[0]}:{self.app.xds_addr[1]}",
+        )
         assert code == 0, out
 
     async def start(self) -> None:
@@ -82,7 +103,8 @@ class AgentHandle:
         self.process = ManagedProcess(
             [GOSSAMER, "agent", "run", "--state-dir", str(self.state_dir), "-f", str(config)],
             log_path=self.state_dir.parent / f"{self.host}-agent-{self.runs}.log",
-            name=f"agent {self.host}")
+            name=f"agent {self.host}",
+        )
         await self.process.start()
 
     def status(self) -> dict[str, Any]:
@@ -101,8 +123,9 @@ class AgentHandle:
             envoys = [w["envoy"]["state"] for w in s["workloads"].values()]
             return s if all(e in ("running", "adopted") for e in envoys) else None
 
-        result = await wait_until(ready, timeout=timeout, interval=0.05,
-                                  what=f"agent {self.host} running")
+        result = await wait_until(
+            ready, timeout=timeout, interval=0.05, what=f"agent {self.host} running"
+        )
         assert isinstance(result, dict)
         return result
 

@@ -25,17 +25,31 @@ from .agents import AgentHandle, Load, agents, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio]
 
-HEALTH = {"type": "http", "path": "/healthz", "interval": "200ms", "timeout": "200ms",
-          "healthyThreshold": 1, "unhealthyThreshold": 2}
+HEALTH = {
+    "type": "http",
+    "path": "/healthz",
+    "interval": "200ms",
+    "timeout": "200ms",
+    "healthyThreshold": 1,
+    "unhealthyThreshold": 2,
+}
 
 
 def _workload(name: str, service: str, app: HttpBackend, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "service": service, "appAddress": app.address[0],
-            "appPort": app.address[1], "healthCheck": HEALTH, **extra}
+    return {
+        "name": name,
+        "service": service,
+        "appAddress": app.address[0],
+        "appPort": app.address[1],
+        "healthCheck": HEALTH,
+        **extra,
+    }
 
 
 async def _services(app: Any) -> None:
-    await apply_yaml(app, f"""
+    await apply_yaml(
+        app,
+        f"""
 apiVersion: gossamer.dev/v1
 kind: Service
 metadata: {{name: web}}
@@ -45,7 +59,9 @@ apiVersion: gossamer.dev/v1
 kind: Service
 metadata: {{name: catalog}}
 spec: {{ports: [{{name: http, port: {free_port()}}}]}}
-""", wait=False)
+""",
+        wait=False,
+    )
 
 
 async def _catalog_url(web: AgentHandle) -> str:
@@ -78,12 +94,20 @@ async def test_traffic_envoy_crash_unhealthy_app_and_agent_restart(tmp_path: Pat
     ):
         catalog_app = await apps.enter_async_context(HttpBackend("catalog-app", "127.0.0.4"))
         await _services(app)
-        web = AgentHandle(app, "host-a", "127.0.0.3", tmp_path / "a",
-                          [_workload("web-1", "web", web_app,
-                                     dependencies=[{"service": "catalog"}])])
-        catalog = AgentHandle(app, "host-b", "127.0.0.4", tmp_path / "b",
-                              [_workload("catalog-1", "catalog", catalog_app,
-                                         labels={"version": "v1"})])
+        web = AgentHandle(
+            app,
+            "host-a",
+            "127.0.0.3",
+            tmp_path / "a",
+            [_workload("web-1", "web", web_app, dependencies=[{"service": "catalog"}])],
+        )
+        catalog = AgentHandle(
+            app,
+            "host-b",
+            "127.0.0.4",
+            tmp_path / "b",
+            [_workload("catalog-1", "catalog", catalog_app, labels={"version": "v1"})],
+        )
         async with agents(web, catalog):
             for h in (web, catalog):
                 await h.join()
@@ -91,31 +115,48 @@ async def test_traffic_envoy_crash_unhealthy_app_and_agent_restart(tmp_path: Pat
             await web.wait_running()
             await catalog.wait_running()
             url = await _catalog_url(web)
-            await wait_until(lambda: _answered_by(url, "catalog-app"), timeout=30,
-                             what="web's sidecar reaching catalog through the mesh")
+            await wait_until(
+                lambda: _answered_by(url, "catalog-app"),
+                timeout=30,
+                what="web's sidecar reaching catalog through the mesh",
+            )
 
             # an Envoy dies -> the agent starts a new one, traffic comes back
             first = catalog.envoy_pids()["default/catalog-1"]
             os.kill(first, signal.SIGKILL)
-            await wait_until(lambda: catalog.envoy_pids().get("default/catalog-1") not in
-                             (None, first), timeout=30, what="a new catalog Envoy")
-            await wait_until(lambda: _answered_by(url, "catalog-app"), timeout=30,
-                             what="traffic through the restarted Envoy")
+            await wait_until(
+                lambda: catalog.envoy_pids().get("default/catalog-1") not in (None, first),
+                timeout=30,
+                what="a new catalog Envoy",
+            )
+            await wait_until(
+                lambda: _answered_by(url, "catalog-app"),
+                timeout=30,
+                what="traffic through the restarted Envoy",
+            )
             assert catalog.status()["workloads"]["default/catalog-1"]["envoy"]["restarts"] >= 1
 
             # the app goes down -> fails its health check -> its endpoint leaves; it comes
             # back up -> healthy again
             host, port = catalog_app.address
             await apps.aclose()
-            await wait_until(lambda: _is(app, "catalog-1", "unhealthy"), timeout=30,
-                             what="catalog-1 unhealthy in the store")
-            await wait_until(lambda: _not_answered(url), timeout=30,
-                             what="no healthy catalog endpoint left")
+            await wait_until(
+                lambda: _is(app, "catalog-1", "unhealthy"),
+                timeout=30,
+                what="catalog-1 unhealthy in the store",
+            )
+            await wait_until(
+                lambda: _not_answered(url), timeout=30, what="no healthy catalog endpoint left"
+            )
             await apps.enter_async_context(HttpBackend("catalog-app", host=host, port=port))
-            await wait_until(lambda: _is(app, "catalog-1", "healthy"), timeout=30,
-                             what="catalog-1 healthy in the store")
-            await wait_until(lambda: _answered_by(url, "catalog-app"), timeout=30,
-                             what="catalog healthy again")
+            await wait_until(
+                lambda: _is(app, "catalog-1", "healthy"),
+                timeout=30,
+                what="catalog-1 healthy in the store",
+            )
+            await wait_until(
+                lambda: _answered_by(url, "catalog-app"), timeout=30, what="catalog healthy again"
+            )
 
             # restarting the agent (detach + start) keeps traffic: zero failed requests
             pid = catalog.envoy_pids()["default/catalog-1"]
@@ -127,8 +168,9 @@ async def test_traffic_envoy_crash_unhealthy_app_and_agent_restart(tmp_path: Pat
                 await catalog.start()
                 status = await catalog.wait_running()
                 seen = load.ok
-                await wait_until(lambda: load.ok >= seen + 50, timeout=30,
-                                 what="load after the restart")
+                await wait_until(
+                    lambda: load.ok >= seen + 50, timeout=30, what="load after the restart"
+                )
             finally:
                 load.stop()
                 await loop
@@ -171,13 +213,24 @@ async def test_sigterm_drains_without_failed_requests(tmp_path: Path) -> None:
         HttpBackend("catalog-c", host="127.0.0.5") as app_c,
     ):
         await _services(app)
-        web = AgentHandle(app, "host-a", "127.0.0.3", tmp_path / "a",
-                          [_workload("web-1", "web", web_app,
-                                     dependencies=[{"service": "catalog"}])])
-        b = AgentHandle(app, "host-b", "127.0.0.4", tmp_path / "b",
-                        [_workload("catalog-b", "catalog", app_b)])
-        c = AgentHandle(app, "host-c", "127.0.0.5", tmp_path / "c",
-                        [_workload("catalog-c", "catalog", app_c)], drain_seconds=2)
+        web = AgentHandle(
+            app,
+            "host-a",
+            "127.0.0.3",
+            tmp_path / "a",
+            [_workload("web-1", "web", web_app, dependencies=[{"service": "catalog"}])],
+        )
+        b = AgentHandle(
+            app, "host-b", "127.0.0.4", tmp_path / "b", [_workload("catalog-b", "catalog", app_b)]
+        )
+        c = AgentHandle(
+            app,
+            "host-c",
+            "127.0.0.5",
+            tmp_path / "c",
+            [_workload("catalog-c", "catalog", app_c)],
+            drain_seconds=2,
+        )
         async with agents(web, b, c):
             for h in (web, b, c):
                 await h.join()
@@ -186,20 +239,27 @@ async def test_sigterm_drains_without_failed_requests(tmp_path: Path) -> None:
                 await h.wait_running()
             url = await _catalog_url(web)
             for backend in ("catalog-b", "catalog-c"):
-                await wait_until(lambda b=backend: _answered_by(url, b), timeout=30,
-                                 what=f"traffic reaching {backend}")
+                await wait_until(
+                    lambda b=backend: _answered_by(url, b),
+                    timeout=30,
+                    what=f"traffic reaching {backend}",
+                )
             envoy_c = c.state.envoys()["default/catalog-c"]
 
             load = Load(url)
             loop = asyncio.create_task(load.run())
             try:
-                await wait_until(lambda: load.backends.get("catalog-c", 0) >= 5, timeout=30,
-                                 what="load reaching catalog-c")
+                await wait_until(
+                    lambda: load.backends.get("catalog-c", 0) >= 5,
+                    timeout=30,
+                    what="load reaching catalog-c",
+                )
                 code = await c.signal(signal.SIGTERM)
                 health_at_exit = await _health(app, "catalog-c")
                 after = load.ok
-                await wait_until(lambda: load.ok >= after + 50, timeout=30,
-                                 what="load after catalog-c stopped")
+                await wait_until(
+                    lambda: load.ok >= after + 50, timeout=30, what="load after catalog-c stopped"
+                )
             finally:
                 load.stop()
                 await loop

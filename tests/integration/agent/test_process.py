@@ -55,5 +55,4 @@ async def test_missing_program_exits_and_is_logged(tmp_path: Path) -> None:
     await asyncio.wait_for(wait_exit(pid), 10)
     assert "nope" in (tmp_path / "log").read_text()
     with pytest.raises(ProcessError, match="did not start"):
-        await spawn(["true"], tmp_path / "log", tmp_path / "missing-dir" / "x" / "pid",
-                    timeout=0.5)
+        await spawn(["true"], tmp_path / "log", tmp_path / "missing-dir" / "x" / "pid", timeout=0.5)

@@ -20,8 +20,9 @@ def test_jitter_stays_below_the_base() -> None:
     assert len(set(delays)) > 100
 
 
-@pytest.mark.parametrize("kwargs", [{"initial": 0}, {"initial": 5, "maximum": 1},
-                                    {"factor": 0.5}, {"jitter": 1.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"initial": 0}, {"initial": 5, "maximum": 1}, {"factor": 0.5}, {"jitter": 1.0}]
+)
 def test_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         Backoff(**kwargs)  # type: ignore[arg-type]

@@ -44,7 +44,8 @@ async def test_calls_follow_the_protocol() -> None:
 )
 async def test_errors_by_status(status: int, error: type[Exception]) -> None:
     transport = httpx.MockTransport(
-        lambda r: httpx.Response(status, json={"errors": ["the token expired"], "code": "x"}))
+        lambda r: httpx.Response(status, json={"errors": ["the token expired"], "code": "x"})
+    )
     async with _client(transport) as api:
         with pytest.raises(error, match="the token expired"):
             await api.join("tok", "vm-3")
@@ -63,15 +64,18 @@ async def test_unreachable() -> None:
 @pytest.mark.asyncio
 async def test_join_answer() -> None:
     transport = httpx.MockTransport(
-        lambda r: httpx.Response(200, json={"agentId": "a-9", "credential": "c"}))
+        lambda r: httpx.Response(200, json={"agentId": "a-9", "credential": "c"})
+    )
     async with RegistryClient("http://cp.test", transport=transport) as api:
         assert await api.join("tok", "vm-3") == ("a-9", "c")
 
 
 def test_env_shapes() -> None:
     assert env_variables({"env": {"A_ADDR": "1"}}) == {"A_ADDR": "1"}
-    body = {"workloads": [
-        {"name": "w", "dependencies": [{"env": {"CATALOG_ADDR": "127.1.2.3:80"}}]},
-        {"name": "v", "env": {"REVIEWS_PORT": 9080}},
-    ]}
+    body = {
+        "workloads": [
+            {"name": "w", "dependencies": [{"env": {"CATALOG_ADDR": "127.1.2.3:80"}}]},
+            {"name": "v", "env": {"REVIEWS_PORT": 9080}},
+        ]
+    }
     assert env_variables(body) == {"CATALOG_ADDR": "127.1.2.3:80", "REVIEWS_PORT": "9080"}

@@ -46,8 +46,13 @@ def test_load_file_with_defaults(tmp_path: Path) -> None:
 
 def test_manifest_is_a_valid_workload(tmp_path: Path) -> None:
     config = parse_config(yaml.safe_load(GOOD))
-    manifest = to_manifest(config.workloads[0], host="vm-3", address="127.0.0.3",
-                           inbound_port=15000, health="unhealthy")
+    manifest = to_manifest(
+        config.workloads[0],
+        host="vm-3",
+        address="127.0.0.3",
+        inbound_port=15000,
+        health="unhealthy",
+    )
     workload = parse_manifest(manifest)
     assert isinstance(workload, Workload)
     assert workload.spec.address == "127.0.0.3"
@@ -62,22 +67,63 @@ def test_manifest_is_a_valid_workload(tmp_path: Path) -> None:
     ("data", "path", "words"),
     [
         ({"workloads": [{"name": "a", "service": "s"}]}, "workloads[0].appPort", "required"),
-        ({"workloads": [{"name": "A!", "service": "s", "appPort": 1}]},
-         "workloads[0].name", "not a valid name"),
-        ({"workloads": [{"name": "a", "service": "s", "appPort": 70000}]},
-         "workloads[0].appPort", "1..65535"),
-        ({"workloads": [{"name": "a", "service": "s", "appPort": 1,
-                         "healthCheck": {"type": "udp"}}]},
-         "workloads[0].healthCheck.type", "'http'"),
-        ({"workloads": [{"name": "a", "service": "s", "appPort": 1,
-                         "healthCheck": {"interval": "1s", "timeout": "2s"}}]},
-         "workloads[0].healthCheck", "timeout must not be longer"),
-        ({"workloads": [{"name": "a", "service": "s", "appPort": 1,
-                         "labels": {"gossamer.dev/agent": "x"}}]},
-         "workloads[0]", "set by the control plane"),
-        ({"workloads": [{"name": "a", "service": "s", "appPort": 1},
-                        {"name": "a", "service": "t", "appPort": 2}]},
-         "", "listed twice"),
+        (
+            {"workloads": [{"name": "A!", "service": "s", "appPort": 1}]},
+            "workloads[0].name",
+            "not a valid name",
+        ),
+        (
+            {"workloads": [{"name": "a", "service": "s", "appPort": 70000}]},
+            "workloads[0].appPort",
+            "1..65535",
+        ),
+        (
+            {
+                "workloads": [
+                    {"name": "a", "service": "s", "appPort": 1, "healthCheck": {"type": "udp"}}
+                ]
+            },
+            "workloads[0].healthCheck.type",
+            "'http'",
+        ),
+        (
+            {
+                "workloads": [
+                    {
+                        "name": "a",
+                        "service": "s",
+                        "appPort": 1,
+                        "healthCheck": {"interval": "1s", "timeout": "2s"},
+                    }
+                ]
+            },
+            "workloads[0].healthCheck",
+            "timeout must not be longer",
+        ),
+        (
+            {
+                "workloads": [
+                    {
+                        "name": "a",
+                        "service": "s",
+                        "appPort": 1,
+                        "labels": {"gossamer.dev/agent": "x"},
+                    }
+                ]
+            },
+            "workloads[0]",
+            "set by the control plane",
+        ),
+        (
+            {
+                "workloads": [
+                    {"name": "a", "service": "s", "appPort": 1},
+                    {"name": "a", "service": "t", "appPort": 2},
+                ]
+            },
+            "",
+            "listed twice",
+        ),
         ({"adress": "127.0.0.3"}, "adress", "unknown field"),
         ({"address": "localhost"}, "address", "not an IP address"),
     ],

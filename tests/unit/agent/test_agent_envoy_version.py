@@ -29,8 +29,11 @@ async def test_real_envoy_is_supported() -> None:
 @pytest.mark.asyncio
 async def test_other_version_is_refused(tmp_path: Path) -> None:
     binary = _fake_envoy(tmp_path, REAL.replace("/1.40.0/", "/1.31.2/"))
-    with pytest.raises(EnvoyError, match=r"is Envoy 1\.31\.2 but this control plane supports "
-                                         r"1\.40\.x only"):
+    with pytest.raises(
+        EnvoyError,
+        match=r"is Envoy 1\.31\.2 but this control plane supports "
+        r"1\.40\.x only",
+    ):
         await check_version(binary)
 
 

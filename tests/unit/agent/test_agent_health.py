@@ -49,8 +49,12 @@ async def test_http_probe_against_a_real_server() -> None:
 @pytest.mark.asyncio
 async def test_http_probe_times_out() -> None:
     async with HttpBackend("slow") as app:
-        check = HealthCheck(type="http", path="/delay/2000", timeout=timedelta(milliseconds=100),
-                            interval=timedelta(seconds=1))
+        check = HealthCheck(
+            type="http",
+            path="/delay/2000",
+            timeout=timedelta(milliseconds=100),
+            interval=timedelta(seconds=1),
+        )
         error = await probe(check, *app.address)
     assert error is not None and "0.1 s" in error
 
@@ -77,9 +81,13 @@ async def _grpc_health_server(statuses: dict[str, int]) -> AsyncIterator[int]:
 
     handler = grpc.method_handlers_generic_handler(
         "grpc.health.v1.Health",
-        {"Check": grpc.unary_unary_rpc_method_handler(
-            check, request_deserializer=request_cls.FromString,
-            response_serializer=lambda m: m.SerializeToString())},
+        {
+            "Check": grpc.unary_unary_rpc_method_handler(
+                check,
+                request_deserializer=request_cls.FromString,
+                response_serializer=lambda m: m.SerializeToString(),
+            )
+        },
     )
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((handler,))
