@@ -100,15 +100,17 @@ class AccessLists:
         while stack:
             n, expanded = stack.pop()
             if expanded:
-                m = self._bit(n) if g.kind(n) == Kind.U and (
-                    members is None or n in members) else 0
+                m = self._bit(n) if g.kind(n) == Kind.U and (members is None or n in members) else 0
                 for c in g.children(n):
                     m |= memo.get(c, 0)
                 memo[n] = m
             elif n not in memo:
                 stack.append((n, True))
-                stack.extend((c, False) for c in g.children(n)
-                             if c not in memo and (members is None or c in popped))
+                stack.extend(
+                    (c, False)
+                    for c in g.children(n)
+                    if c not in memo and (members is None or c in popped)
+                )
         return memo[node]
 
     def _seed(self) -> None:
@@ -155,20 +157,29 @@ class AccessLists:
 
                 def affected(e: _Entry) -> bool:
                     nodes = e.view.nodes
-                    return everything or any(n in nodes for n in hit) or not \
-                        e.subjects.isdisjoint(changed)
+                    return (
+                        everything
+                        or any(n in nodes for n in hit)
+                        or not e.subjects.isdisjoint(changed)
+                    )
 
                 self._drop(lambda e: node in e.view.nodes)  # lists *of* this node
-                if self._members is not None and g.kind(node) == Kind.U \
-                        and node not in self._members:
+                if (
+                    self._members is not None
+                    and g.kind(node) == Kind.U
+                    and node not in self._members
+                ):
                     pass  # not in any list
                 elif g.kind(node) == Kind.U and node in self._user_bit:
                     self._patch_later([node], affected)  # one user moved: patch its bit
-                elif g.kind(node) == Kind.UA and (
-                        below := self.users_of(node)).bit_count() <= self.patch_limit:
+                elif (
+                    g.kind(node) == Kind.UA
+                    and (below := self.users_of(node)).bit_count() <= self.patch_limit
+                ):
                     # few users below the attribute: patch their bits, keep the lists
-                    self._patch_later([self._users[m.bit_length() - 1] for m in _bits(below)],
-                                      affected)
+                    self._patch_later(
+                        [self._users[m.bit_length() - 1] for m in _bits(below)], affected
+                    )
                 else:
                     self._drop(affected)
             else:
@@ -251,8 +262,11 @@ class AccessLists:
 
     def named(self, target: int) -> dict[str, list[str]]:
         names = self.graph.rights.names
-        return {names(r)[0]: self.user_names(u)
-                for r, u in sorted(self.access_list(target).items()) if u}
+        return {
+            names(r)[0]: self.user_names(u)
+            for r, u in sorted(self.access_list(target).items())
+            if u
+        }
 
     def refresh(self) -> int:
         """Recompute every list dropped by changes; return how many."""

@@ -26,8 +26,7 @@ class CreatePolicyClass(_Cmd):
 
 
 class CreateNode(_Cmd):
-    op: Literal["create_user_attribute", "create_object_attribute", "create_user",
-                "create_object"]
+    op: Literal["create_user_attribute", "create_object_attribute", "create_user", "create_object"]
     name: str = Field(min_length=1)
     parents: NonEmpty
     properties: dict[str, str] = Field(default_factory=dict)
@@ -126,8 +125,16 @@ class SetResourceRights(_Cmd):
 
 
 Command = Annotated[
-    CreatePolicyClass | CreateNode | DeleteNode | Assign | Associate | Dissociate
-    | CreateProhibition | DeleteProhibition | CreateObligation | DeleteObligation
+    CreatePolicyClass
+    | CreateNode
+    | DeleteNode
+    | Assign
+    | Associate
+    | Dissociate
+    | CreateProhibition
+    | DeleteProhibition
+    | CreateObligation
+    | DeleteObligation
     | SetResourceRights,
     Field(discriminator="op"),
 ]

@@ -38,7 +38,8 @@ class UserView:
     prohibitions: tuple[Prohibition, ...]
     #: target (or (target, process)) -> (rights, target view, process prohibitions)
     decisions: dict[object, tuple[int, TargetView, tuple[Prohibition, ...]]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
 
 
 @dataclass(slots=True, eq=False)
@@ -293,8 +294,14 @@ class Decider:
             self.clear()
         return bits
 
-    def _decide(self, subject: Subject, uv: UserView, tv: TargetView,
-                procs: tuple[Prohibition, ...], process: str | None) -> int:
+    def _decide(
+        self,
+        subject: Subject,
+        uv: UserView,
+        tv: TargetView,
+        procs: tuple[Prohibition, ...],
+        process: str | None,
+    ) -> int:
         acc: dict[int, int] = {}
         nodes = tv.nodes
         border = uv.border
@@ -336,8 +343,9 @@ class Decider:
         self, subject: Subject, target: int, process: str | None = None
     ) -> list[Prohibition]:
         uv = self.user_view(subject)
-        tv = self.target_view(self.graph.admin_policy_classes if self.graph.is_pc(target)
-                              else target)
+        tv = self.target_view(
+            self.graph.admin_policy_classes if self.graph.is_pc(target) else target
+        )
         procs = self.graph.prohibitions.for_process(process) if process is not None else ()
         return [p for p in (*uv.prohibitions, *procs) if satisfied(p, tv.nodes)]
 

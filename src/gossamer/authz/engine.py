@@ -44,9 +44,12 @@ JOURNAL_NAMESPACE = "gossamer-system"
 
 
 def _journal_manifest(seq: int, entry: JournalEntry) -> Manifest:
-    return {"apiVersion": API_VERSION, "kind": "AccessCommand",
-            "metadata": {"name": f"c-{seq:010d}", "namespace": JOURNAL_NAMESPACE},
-            "spec": entry.to_data()}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AccessCommand",
+        "metadata": {"name": f"c-{seq:010d}", "namespace": JOURNAL_NAMESPACE},
+        "spec": entry.to_data(),
+    }
 
 
 class _DryRun(Exception):
@@ -79,8 +82,9 @@ def build_state(policies: Sequence[AccessPolicy], journal: Sequence[JournalEntry
         try:
             pap.execute(None, entry.commands, cause=entry.cause, fire=False)
         except GossamerError as e:
-            state.skipped.append(f"journal entry {i + len(boot) + 1} ({entry.cause}) no longer "
-                                 f"applies: {e}")
+            state.skipped.append(
+                f"journal entry {i + len(boot) + 1} ({entry.cause}) no longer applies: {e}"
+            )
     pap.take_journal()
     return state
 
@@ -111,8 +115,10 @@ class AuthzEngine:
         except GossamerError as e:  # deny by default until the stored policies are fixed
             boot = [entry for entry in journal if entry.cause == "bootstrap"]
             state = await asyncio.to_thread(build_state, [], boot)
-            error = (f"the stored AccessPolicy resources do not make a valid graph; nothing "
-                     f"is granted until they are fixed: {e}")
+            error = (
+                f"the stored AccessPolicy resources do not make a valid graph; nothing "
+                f"is granted until they are fixed: {e}"
+            )
         engine = cls(store, state, next_seq, revision)
         engine.load_error = error
         if not journal:
@@ -128,8 +134,10 @@ class AuthzEngine:
         policies = [AccessPolicy.model_validate(r.manifest) for r in resources]
         entries, _ = await store.list("AccessCommand", JOURNAL_NAMESPACE)
         entries.sort(key=lambda r: r.key.name)
-        journal = [JournalEntry.from_data(AccessCommand.model_validate(r.manifest)
-                                          .spec.model_dump()) for r in entries]
+        journal = [
+            JournalEntry.from_data(AccessCommand.model_validate(r.manifest).spec.model_dump())
+            for r in entries
+        ]
         last = int(entries[-1].key.name[2:]) if entries else 0
         return policies, journal, last + 1
 
@@ -167,8 +175,9 @@ class AuthzEngine:
                         pap.execute(None, entry.commands, cause=entry.cause, fire=False)
             except GossamerError:  # cannot happen with a deterministic replay; be safe
                 pap.take_journal()
-                self._state = await asyncio.to_thread(build_state, *(await self._read(
-                    self._store))[:2])
+                self._state = await asyncio.to_thread(
+                    build_state, *(await self._read(self._store))[:2]
+                )
                 raise
             pap.take_journal()
             return events
@@ -191,8 +200,9 @@ class AuthzEngine:
             gone = set(names)
             keep = [p for p in current if p.ref not in gone]
             state = await asyncio.to_thread(build_state, keep, journal)
-            self._own.add(await self._store.apply(
-                deletes=[p.key for p in current if p.ref in gone]))
+            self._own.add(
+                await self._store.apply(deletes=[p.key for p in current if p.ref in gone])
+            )
             self._state = state
 
     async def reload(self) -> None:
@@ -216,8 +226,7 @@ class AuthzEngine:
                     revision = max(c.revision for c in batch)
                     ours = revision in self._own
                     self._own.discard(revision)
-                    relevant = any(c.key.kind in ("AccessPolicy", "AccessCommand")
-                                   for c in batch)
+                    relevant = any(c.key.kind in ("AccessPolicy", "AccessCommand") for c in batch)
                     if relevant and not ours:
                         try:
                             await self.reload()
@@ -242,13 +251,11 @@ class AuthzEngine:
 
     def check(self, user: str, target: str, right: str, process: str | None = None) -> bool:
         g = self._state.graph
-        return self._state.decider.check(g.id(user, "user"), g.id(target, "target"), right,
-                                         process)
+        return self._state.decider.check(g.id(user, "user"), g.id(target, "target"), right, process)
 
     def privileges(self, user: str, target: str, process: str | None = None) -> list[str]:
         g = self._state.graph
-        bits = self._state.decider.privileges(g.id(user, "user"), g.id(target, "target"),
-                                              process)
+        bits = self._state.decider.privileges(g.id(user, "user"), g.id(target, "target"), process)
         return g.rights.names(bits)
 
     def explain(self, user: str, target: str, process: str | None = None) -> Explanation:
@@ -258,8 +265,11 @@ class AuthzEngine:
         return access(self._state.decider, user, process)
 
     def statistics(self) -> dict[str, object]:
-        return {"nodes": len(self._state.graph), **self._state.decider.statistics(),
-                "obligations": len(self._state.pap.obligations),
-                "skipped_journal_entries": list(self._state.skipped),
-                "load_error": self.load_error, "revision": self._revision}
-
+        return {
+            "nodes": len(self._state.graph),
+            **self._state.decider.statistics(),
+            "obligations": len(self._state.pap.obligations),
+            "skipped_journal_entries": list(self._state.skipped),
+            "load_error": self.load_error,
+            "revision": self._revision,
+        }

@@ -56,15 +56,29 @@ class Explanation:
 
     def to_data(self) -> dict[str, Any]:
         def step(s: Step) -> dict[str, Any]:
-            return {"node": s.node, "grants": [
-                {"userAttribute": g.userAttribute, "rights": g.rights,
-                 "userPaths": g.userPaths} for g in s.grants]}
+            return {
+                "node": s.node,
+                "grants": [
+                    {"userAttribute": g.userAttribute, "rights": g.rights, "userPaths": g.userPaths}
+                    for g in s.grants
+                ],
+            }
+
         return {
-            "user": self.user, "target": self.target, "process": self.process,
-            "rights": self.rights, "denied": self.denied, "prohibitions": self.prohibitions,
-            "policyClasses": [{"policyClass": pc.policyClass, "rights": pc.rights,
-                               "paths": [[step(s) for s in p] for p in pc.paths]}
-                              for pc in self.policyClasses],
+            "user": self.user,
+            "target": self.target,
+            "process": self.process,
+            "rights": self.rights,
+            "denied": self.denied,
+            "prohibitions": self.prohibitions,
+            "policyClasses": [
+                {
+                    "policyClass": pc.policyClass,
+                    "rights": pc.rights,
+                    "paths": [[step(s) for s in p] for p in pc.paths],
+                }
+                for pc in self.policyClasses
+            ],
         }
 
 
@@ -97,8 +111,11 @@ def explain(g: Graph, user: str, target: str, process: str | None = None) -> Exp
             steps = []
             for node in path:
                 grants = [
-                    Grant(g.name(ua), names(r),
-                          [[g.name(n) for n in p] for p in _paths_up(g, u, ua, 8)])
+                    Grant(
+                        g.name(ua),
+                        names(r),
+                        [[g.name(n) for n in p] for p in _paths_up(g, u, ua, 8)],
+                    )
                     for ua, r in sorted(g.assoc_in.get(node, {}).items())
                     if g.reaches(u, ua)
                 ]

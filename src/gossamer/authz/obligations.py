@@ -33,8 +33,12 @@ class Event:
     args: tuple[tuple[str, str], ...] = ()
 
     def values(self) -> dict[str, str]:
-        return {**dict(self.args), "user": self.user, "operation": self.operation,
-                "target": self.target}
+        return {
+            **dict(self.args),
+            "user": self.user,
+            "operation": self.operation,
+            "target": self.target,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +70,13 @@ class ObligationSet:
     def add(self, obligation: Obligation) -> None:
         g = self._graph
         if obligation.name in self._by_name:
-            raise ValidationError([FieldError(
-                f"obligation {obligation.name!r} already exists; delete it first", "name")])
+            raise ValidationError(
+                [
+                    FieldError(
+                        f"obligation {obligation.name!r} already exists; delete it first", "name"
+                    )
+                ]
+            )
         g.id(obligation.author, "author")
         for i, n in enumerate(obligation.event.users):
             g.id(n, f"event.users[{i}]")
@@ -95,12 +104,15 @@ class ObligationSet:
             pat = o.event
             if pat.operations and event.operation not in pat.operations:
                 continue
-            if pat.users and not (user is not None and any(
-                    (n := g.find(u)) is not None and g.reaches(user, n) for u in pat.users)):
+            if pat.users and not (
+                user is not None
+                and any((n := g.find(u)) is not None and g.reaches(user, n) for u in pat.users)
+            ):
                 continue
-            if pat.targets and not (target is not None and any(
-                    (n := g.find(t)) is not None and g.reaches(target, n)
-                    for t in pat.targets)):
+            if pat.targets and not (
+                target is not None
+                and any((n := g.find(t)) is not None and g.reaches(target, n) for t in pat.targets)
+            ):
                 continue
             out.append(o)
         return out
@@ -123,8 +135,9 @@ class EventProcessor:
             for o in self.pap.obligations.matching(event):
                 try:
                     cmds = [substitute(c, event.values()) for c in o.response]
-                    new_events = self.pap.execute(o.author, cmds, cause=f"obligation:{o.name}",
-                                                  fire=False)
+                    new_events = self.pap.execute(
+                        o.author, cmds, cause=f"obligation:{o.name}", fire=False
+                    )
                 except GossamerError as e:
                     firing = Firing(o.name, event, error=str(e))
                 except Exception as e:  # pydantic errors from substitution
@@ -135,8 +148,11 @@ class EventProcessor:
                 fired.append(firing)
                 self.history.append(firing)
         if queue:
-            stop = Firing("", queue[0], error=f"stopped after {MAX_EVENTS} events: "
-                          "obligations keep triggering each other")
+            stop = Firing(
+                "",
+                queue[0],
+                error=f"stopped after {MAX_EVENTS} events: obligations keep triggering each other",
+            )
             fired.append(stop)
             self.history.append(stop)
         return fired

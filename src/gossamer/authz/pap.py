@@ -46,10 +46,19 @@ from gossamer.authz.obligations import Event, EventProcessor, Firing, Obligation
 from gossamer.authz.policy import prohibition_from_spec
 from gossamer.errors import FieldError, GossamerError, ValidationError
 
-_CREATE = {"create_user_attribute": Kind.UA, "create_object_attribute": Kind.OA,
-           "create_user": Kind.U, "create_object": Kind.O}
-_KIND_WORD = {Kind.PC: "policy_class", Kind.UA: "user_attribute",
-              Kind.OA: "object_attribute", Kind.U: "user", Kind.O: "object"}
+_CREATE = {
+    "create_user_attribute": Kind.UA,
+    "create_object_attribute": Kind.OA,
+    "create_user": Kind.U,
+    "create_object": Kind.O,
+}
+_KIND_WORD = {
+    Kind.PC: "policy_class",
+    Kind.UA: "user_attribute",
+    Kind.OA: "object_attribute",
+    Kind.U: "user",
+    Kind.O: "object",
+}
 
 
 class AccessDeniedError(GossamerError):
@@ -65,25 +74,35 @@ class JournalEntry:
     commands: tuple[Command, ...]
 
     def to_data(self) -> dict[str, object]:
-        return {"user": self.user, "cause": self.cause,
-                "commands": [c.model_dump(exclude_defaults=False) for c in self.commands]}
+        return {
+            "user": self.user,
+            "cause": self.cause,
+            "commands": [c.model_dump(exclude_defaults=False) for c in self.commands],
+        }
 
     @staticmethod
     def from_data(data: dict[str, object]) -> JournalEntry:
         raw = data["commands"]
         assert isinstance(raw, list)
         user = data.get("user")
-        return JournalEntry(user if isinstance(user, str) else None, str(data["cause"]),
-                            tuple(parse_commands(raw)))
+        return JournalEntry(
+            user if isinstance(user, str) else None, str(data["cause"]), tuple(parse_commands(raw))
+        )
 
 
 def bootstrap_commands(admin: str = "admin") -> list[Command]:
-    return parse_commands([
-        {"op": "create_user_attribute", "name": "gossamer:admins", "parents": [ADMIN_PC]},
-        {"op": "create_user", "name": admin, "parents": ["gossamer:admins"]},
-        {"op": "associate", "userAttribute": "gossamer:admins", "target": ADMIN_BASE,
-         "rights": ["*"]},
-    ])
+    return parse_commands(
+        [
+            {"op": "create_user_attribute", "name": "gossamer:admins", "parents": [ADMIN_PC]},
+            {"op": "create_user", "name": admin, "parents": ["gossamer:admins"]},
+            {
+                "op": "associate",
+                "userAttribute": "gossamer:admins",
+                "target": ADMIN_BASE,
+                "rights": ["*"],
+            },
+        ]
+    )
 
 
 @dataclass
@@ -108,8 +127,14 @@ class PAP:
         out, self.journal = self.journal, []
         return out
 
-    def execute(self, user: str | None, commands: Sequence[Command], *, cause: str = "admin",
-                fire: bool = True) -> list[Event]:
+    def execute(
+        self,
+        user: str | None,
+        commands: Sequence[Command],
+        *,
+        cause: str = "admin",
+        fire: bool = True,
+    ) -> list[Event]:
         """Check and apply ``commands`` as ``user`` (``None``: the system, unchecked), all or
         nothing; then (if ``fire``) run the obligations their events match."""
         events: list[Event] = []
@@ -122,9 +147,17 @@ class PAP:
                             self._check(user, cmd)
                         events.extend(self._apply(user or "system", cmd))
                     except ValidationError as e:
-                        raise ValidationError([FieldError(x.message, f"commands[{i}]."
-                                                          f"{x.path}".rstrip("."), x.resource,
-                                                          x.source) for x in e.errors]) from None
+                        raise ValidationError(
+                            [
+                                FieldError(
+                                    x.message,
+                                    f"commands[{i}].{x.path}".rstrip("."),
+                                    x.resource,
+                                    x.source,
+                                )
+                                for x in e.errors
+                            ]
+                        ) from None
                 self.journal.append(JournalEntry(user, cause, tuple(commands)))
                 if fire:
                     self.fire(events)
@@ -147,7 +180,8 @@ class PAP:
             raise AccessDeniedError(
                 f"{user!r} may not do this: it needs {right!r} on {target!r}; ask an "
                 f"administrator to associate one of its attributes with {target!r} granting "
-                f"{right!r}")
+                f"{right!r}"
+            )
 
     def _check(self, user: str, cmd: Command) -> None:
         g = self.graph
@@ -195,8 +229,11 @@ class PAP:
             if p is None:
                 return
             g = self.graph
-            subject = g.name(p.subject) if p.subject is not None else (
-                g.name(p.process_user) if p.process_user is not None else None)
+            subject = (
+                g.name(p.subject)
+                if p.subject is not None
+                else (g.name(p.process_user) if p.process_user is not None else None)
+            )
             process = p.process
             include = [g.name(c) for c, comp in p.containers if not comp]
             exclude = [g.name(c) for c, comp in p.containers if comp]

@@ -56,27 +56,43 @@ def merge(policies: Sequence[AccessPolicy]) -> MergedPolicy:
                 if old is None:
                     merged.nodes[name] = (kind, list(parents), where)
                 elif old[0] != kind:
-                    errors.append(FieldError(
-                        f"{name!r} is a {kind.name} here but a {old[0].name} in {old[2]}; "
-                        "a node has one kind", f"spec.{section}.{name}", where))
+                    errors.append(
+                        FieldError(
+                            f"{name!r} is a {kind.name} here but a {old[0].name} in {old[2]}; "
+                            "a node has one kind",
+                            f"spec.{section}.{name}",
+                            where,
+                        )
+                    )
                 else:
                     merged.nodes[name] = (kind, list(dict.fromkeys([*old[1], *parents])), old[2])
         for a in spec.associations:
             key = (a.userAttribute, a.target)
-            merged.associations[key] = list(dict.fromkeys(
-                [*merged.associations.get(key, []), *a.rights]))
+            merged.associations[key] = list(
+                dict.fromkeys([*merged.associations.get(key, []), *a.rights])
+            )
         for i, p in enumerate(spec.prohibitions):
             if p.name in seen_prohibitions:
-                errors.append(FieldError(f"prohibition {p.name!r} is also defined in "
-                                         f"{seen_prohibitions[p.name]}; names must be unique",
-                                         f"spec.prohibitions[{i}].name", where))
+                errors.append(
+                    FieldError(
+                        f"prohibition {p.name!r} is also defined in "
+                        f"{seen_prohibitions[p.name]}; names must be unique",
+                        f"spec.prohibitions[{i}].name",
+                        where,
+                    )
+                )
             seen_prohibitions[p.name] = where
             merged.prohibitions.append((p, where))
         for i, o in enumerate(spec.obligations):
             if o.name in seen_obligations:
-                errors.append(FieldError(f"obligation {o.name!r} is also defined in "
-                                         f"{seen_obligations[o.name]}; names must be unique",
-                                         f"spec.obligations[{i}].name", where))
+                errors.append(
+                    FieldError(
+                        f"obligation {o.name!r} is also defined in "
+                        f"{seen_obligations[o.name]}; names must be unique",
+                        f"spec.obligations[{i}].name",
+                        where,
+                    )
+                )
             seen_obligations[o.name] = where
             merged.obligations.append(o)
     if errors:
@@ -86,7 +102,8 @@ def merge(policies: Sequence[AccessPolicy]) -> MergedPolicy:
 
 def prohibition_from_spec(graph: Graph, spec: ProhibitionSpec) -> Prohibition:
     containers = tuple((graph.id(c, "include"), False) for c in spec.include) + tuple(
-        (graph.id(c, "exclude"), True) for c in spec.exclude)
+        (graph.id(c, "exclude"), True) for c in spec.exclude
+    )
     subject = graph.id(spec.subject, "subject") if spec.subject is not None else None
     return Prohibition(
         name=spec.name,
@@ -106,11 +123,15 @@ def apply(graph: Graph, merged: MergedPolicy) -> None:
         graph.set_resource_rights(list(dict.fromkeys([*current, *merged.rights])))
         pending = dict(merged.nodes)
         while pending:
-            ready = [n for n, (_, parents, _) in pending.items()
-                     if all(p not in pending for p in parents)]
+            ready = [
+                n
+                for n, (_, parents, _) in pending.items()
+                if all(p not in pending for p in parents)
+            ]
             if not ready:
-                raise ValidationError([FieldError(
-                    f"assignments form a cycle among {sorted(pending)[:5]}", "spec")])
+                raise ValidationError(
+                    [FieldError(f"assignments form a cycle among {sorted(pending)[:5]}", "spec")]
+                )
             for name in ready:
                 kind, parents, where = pending.pop(name)
                 with _at(where):
@@ -129,8 +150,13 @@ def _ensure(graph: Graph, name: str, kind: Kind, parents: list[str]) -> None:
         graph.create_node(name, kind, parents)
         return
     if graph.kind(node) != kind:
-        raise ValidationError([FieldError(
-            f"{name!r} already exists as a {graph.kind(node).name}, not a {kind.name}", name)])
+        raise ValidationError(
+            [
+                FieldError(
+                    f"{name!r} already exists as a {graph.kind(node).name}, not a {kind.name}", name
+                )
+            ]
+        )
     graph.assign(name, parents)
 
 
@@ -140,14 +166,16 @@ def _at(where: str) -> Iterator[None]:
     try:
         yield
     except ValidationError as e:
-        raise ValidationError([FieldError(x.message, x.path, x.resource or where, x.source)
-                               for x in e.errors]) from None
+        raise ValidationError(
+            [FieldError(x.message, x.path, x.resource or where, x.source) for x in e.errors]
+        ) from None
     except GossamerError as e:
         raise ValidationError([FieldError(str(e), "", where)]) from None
 
 
-def build(policies: Sequence[AccessPolicy], graph: Graph | None = None) -> tuple[
-        Graph, list[Obligation]]:
+def build(
+    policies: Sequence[AccessPolicy], graph: Graph | None = None
+) -> tuple[Graph, list[Obligation]]:
     """A graph holding ``policies`` (a new one unless given) and their obligations."""
     merged = merge(policies)
     g = graph if graph is not None else Graph(merged.rights)

@@ -75,7 +75,8 @@ class ProhibitionIndex:
     def referencing(self, node: int) -> list[str]:
         """Names of prohibitions whose subject, user or containers include ``node``."""
         return [
-            p.name for p in self._by_name.values()
+            p.name
+            for p in self._by_name.values()
             if node in (p.subject, p.process_user) or any(c == node for c, _ in p.containers)
         ]
 

@@ -19,30 +19,62 @@ from collections.abc import Iterable
 from gossamer.errors import FieldError, ValidationError
 
 HTTP_METHODS: tuple[str, ...] = (
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "PATCH",
 )
 
 ADMIN_GRAPH: tuple[str, ...] = (
-    "create_policy_class", "create_object", "create_object_attribute",
-    "create_user_attribute", "create_user", "set_node_properties",
-    "delete_policy_class", "delete_object", "delete_object_attribute",
-    "delete_user_attribute", "delete_user", "delete_object_from",
-    "delete_object_attribute_from", "delete_user_attribute_from", "delete_user_from",
-    "assign", "assign_to", "deassign", "deassign_from",
-    "associate", "associate_to", "dissociate", "dissociate_from",
+    "create_policy_class",
+    "create_object",
+    "create_object_attribute",
+    "create_user_attribute",
+    "create_user",
+    "set_node_properties",
+    "delete_policy_class",
+    "delete_object",
+    "delete_object_attribute",
+    "delete_user_attribute",
+    "delete_user",
+    "delete_object_from",
+    "delete_object_attribute_from",
+    "delete_user_attribute_from",
+    "delete_user_from",
+    "assign",
+    "assign_to",
+    "deassign",
+    "deassign_from",
+    "associate",
+    "associate_to",
+    "dissociate",
+    "dissociate_from",
 )
 ADMIN_PROHIBITION: tuple[str, ...] = (
-    "create_prohibition", "create_process_prohibition",
-    "create_prohibition_with_complement_container", "delete_process_prohibition",
-    "delete_prohibition", "delete_prohibition_with_complement_container",
+    "create_prohibition",
+    "create_process_prohibition",
+    "create_prohibition_with_complement_container",
+    "delete_process_prohibition",
+    "delete_prohibition",
+    "delete_prohibition_with_complement_container",
 )
 ADMIN_OBLIGATION: tuple[str, ...] = ("create_obligation", "delete_obligation")
 ADMIN_OPERATION: tuple[str, ...] = (
-    "set_resource_access_rights", "create_operation", "delete_operation",
+    "set_resource_access_rights",
+    "create_operation",
+    "delete_operation",
 )
 ADMIN_GENERAL: tuple[str, ...] = ("reset", "serialize_policy", "deserialize_policy")
 QUERY_GRAPH: tuple[str, ...] = (
-    "query_policy_classes", "query_assignments", "query_subgraph", "query_associations",
+    "query_policy_classes",
+    "query_assignments",
+    "query_subgraph",
+    "query_associations",
 )
 QUERY_PROHIBITION: tuple[str, ...] = ("query_prohibitions", "query_process_prohibitions")
 QUERY_OBLIGATION: tuple[str, ...] = ("query_obligations",)
@@ -50,10 +82,17 @@ QUERY_OPERATION: tuple[str, ...] = ("query_resource_access_rights", "query_opera
 QUERY_ACCESS = "query_access"
 
 ADMIN_RIGHTS: tuple[str, ...] = (
-    *ADMIN_GRAPH, *ADMIN_PROHIBITION, *ADMIN_OBLIGATION, *ADMIN_OPERATION, *ADMIN_GENERAL,
+    *ADMIN_GRAPH,
+    *ADMIN_PROHIBITION,
+    *ADMIN_OBLIGATION,
+    *ADMIN_OPERATION,
+    *ADMIN_GENERAL,
 )
 QUERY_RIGHTS: tuple[str, ...] = (
-    *QUERY_GRAPH, *QUERY_PROHIBITION, *QUERY_OBLIGATION, *QUERY_OPERATION,
+    *QUERY_GRAPH,
+    *QUERY_PROHIBITION,
+    *QUERY_OBLIGATION,
+    *QUERY_OPERATION,
 )
 
 WC_ALL = "*"
@@ -104,17 +143,27 @@ class Rights:
         bad = [n for n in names if n in self._bit and not self._is_resource_name(n)]
         bad += [n for n in names if not n or n.startswith("*")]
         if bad:
-            raise ValidationError([FieldError(
-                f"{bad[0]!r} cannot be a resource access right: it is empty, a wildcard or an "
-                "administrative right; use another name", "accessRights")])
+            raise ValidationError(
+                [
+                    FieldError(
+                        f"{bad[0]!r} cannot be a resource access right: it is empty, a "
+                        "wildcard or an administrative right; use another name",
+                        "accessRights",
+                    )
+                ]
+            )
         self.resource_rights = names
         self.resource_mask = 0
         for n in names:
             self.resource_mask |= self._add(n)
 
     def _is_resource_name(self, name: str) -> bool:
-        return name not in WILDCARDS and name not in ADMIN_RIGHTS and name not in QUERY_RIGHTS \
+        return (
+            name not in WILDCARDS
+            and name not in ADMIN_RIGHTS
+            and name not in QUERY_RIGHTS
             and name != QUERY_ACCESS
+        )
 
     def is_known(self, name: str) -> bool:
         """A right an association may grant: resource, admin, query or wildcard."""
@@ -126,9 +175,15 @@ class Rights:
     def bit(self, name: str) -> int:
         bit = self._bit.get(name)
         if bit is None or not self.is_known(name):
-            raise ValidationError([FieldError(
-                f"unknown access right {name!r}; valid: {', '.join(self.resource_rights)}, "
-                "an administrative right or a wildcard (*, *r, *a, ...)", "rights")])
+            raise ValidationError(
+                [
+                    FieldError(
+                        f"unknown access right {name!r}; valid: {', '.join(self.resource_rights)}, "
+                        "an administrative right or a wildcard (*, *r, *a, ...)",
+                        "rights",
+                    )
+                ]
+            )
         return bit
 
     def mask(self, names: Iterable[str]) -> int:
@@ -143,9 +198,16 @@ class Rights:
         out = 0
         bad = [n for n in names if not self.is_known(n)]
         if bad:
-            raise ValidationError([FieldError(
-                f"unknown access right {bad[0]!r}; valid: {', '.join(self.resource_rights)}, "
-                "an administrative right or a wildcard (*, *r, *a, ...)", field)])
+            raise ValidationError(
+                [
+                    FieldError(
+                        f"unknown access right {bad[0]!r}; valid: "
+                        f"{', '.join(self.resource_rights)}, "
+                        "an administrative right or a wildcard (*, *r, *a, ...)",
+                        field,
+                    )
+                ]
+            )
         for n in names:
             out |= self._bit[n]
         return out

@@ -30,20 +30,23 @@ def dump(graph: Graph) -> dict[str, Any]:
         nodes.append(entry)
     associations = [
         {"userAttribute": g.name(u), "target": g.name(t), "rights": sorted(g.rights.names(bits))}
-        for u, targets in g.assoc_out.items() for t, bits in targets.items()
+        for u, targets in g.assoc_out.items()
+        for t, bits in targets.items()
     ]
     prohibitions = []
     for p in g.prohibitions.all():
-        prohibitions.append({
-            "name": p.name,
-            "subject": g.name(p.subject) if p.subject is not None else None,
-            "process": p.process,
-            "user": g.name(p.process_user) if p.process_user is not None else None,
-            "rights": sorted(g.rights.names(p.rights)),
-            "include": sorted(g.name(c) for c, comp in p.containers if not comp),
-            "exclude": sorted(g.name(c) for c, comp in p.containers if comp),
-            "conjunctive": p.conjunctive,
-        })
+        prohibitions.append(
+            {
+                "name": p.name,
+                "subject": g.name(p.subject) if p.subject is not None else None,
+                "process": p.process,
+                "user": g.name(p.process_user) if p.process_user is not None else None,
+                "rights": sorted(g.rights.names(p.rights)),
+                "include": sorted(g.name(c) for c, comp in p.containers if not comp),
+                "exclude": sorted(g.name(c) for c, comp in p.containers if comp),
+                "conjunctive": p.conjunctive,
+            }
+        )
     return {
         "resourceRights": list(g.rights.resource_rights),
         "nodes": sorted(nodes, key=lambda n: n["name"]),
@@ -61,8 +64,7 @@ def load(data: dict[str, Any], graph: Graph | None = None) -> Graph:
         pending = {n["name"]: n for n in data.get("nodes", [])}
         # create in topological order: a node after all of its parents
         while pending:
-            ready = [n for n in pending.values()
-                     if all(p not in pending for p in n["parents"])]
+            ready = [n for n in pending.values() if all(p not in pending for p in n["parents"])]
             if not ready:
                 raise ValueError(f"assignments form a cycle among {sorted(pending)[:5]}")
             for n in sorted(ready, key=lambda n: n["name"]):
@@ -72,14 +74,17 @@ def load(data: dict[str, Any], graph: Graph | None = None) -> Graph:
             g.associate(a["userAttribute"], a["target"], a["rights"])
         for p in data.get("prohibitions", []):
             containers = tuple((g.id(c), False) for c in p["include"]) + tuple(
-                (g.id(c), True) for c in p["exclude"])
-            g.add_prohibition(Prohibition(
-                name=p["name"],
-                rights=g.rights.encode(p["rights"]),
-                containers=containers,
-                conjunctive=p["conjunctive"],
-                subject=g.id(p["subject"]) if p.get("subject") else None,
-                process=p.get("process"),
-                process_user=g.id(p["user"]) if p.get("user") else None,
-            ))
+                (g.id(c), True) for c in p["exclude"]
+            )
+            g.add_prohibition(
+                Prohibition(
+                    name=p["name"],
+                    rights=g.rights.encode(p["rights"]),
+                    containers=containers,
+                    conjunctive=p["conjunctive"],
+                    subject=g.id(p["subject"]) if p.get("subject") else None,
+                    process=p.get("process"),
+                    process_user=g.id(p["user"]) if p.get("user") else None,
+                )
+            )
     return g

@@ -20,16 +20,20 @@ from gossamer.errors import GossamerError
 
 app = typer.Typer(help="NGAC access decisions: check, explain, access.", no_args_is_help=True)
 
-Files = Annotated[list[Path], typer.Option(
-    "-f", "--file", help="AccessPolicy YAML file (repeat for several; they merge).")]
+Files = Annotated[
+    list[Path],
+    typer.Option("-f", "--file", help="AccessPolicy YAML file (repeat for several; they merge)."),
+]
 Output = Annotated[str, typer.Option("-o", "--output", help="text or json")]
 Process = Annotated[str | None, typer.Option("--process", help="the process asking")]
 
 
 def _engine(files: list[Path]) -> Decider:
     if not files:
-        raise GossamerError("give the policy with -f POLICY.yaml (asking a running control "
-                            "plane is not wired into this command yet)")
+        raise GossamerError(
+            "give the policy with -f POLICY.yaml (asking a running control "
+            "plane is not wired into this command yet)"
+        )
     boot = JournalEntry(None, "bootstrap", tuple(bootstrap_commands()))
     return build_state(load_policy_files(files), [boot]).decider
 
@@ -50,8 +54,12 @@ def _emit(data: dict[str, Any], output: str, text: str) -> None:
 
 @app.command()
 def check(
-    user: str, target: str, right: str, file: Files = [],  # noqa: B006 (typer default)
-    process: Process = None, output: Output = "text",
+    user: str,
+    target: str,
+    right: str,
+    file: Files = [],  # noqa: B006 (typer default)
+    process: Process = None,
+    output: Output = "text",
 ) -> None:
     """Decide whether USER holds RIGHT on TARGET."""
     try:
@@ -60,13 +68,23 @@ def check(
         u, t = g.id(user, "user"), g.id(target, "target")
         bits = d.privileges(u, t, process)
         allowed = bool(bits & g.rights.bit(right))
-        denying = [p.name for p in d.satisfied_prohibitions(u, t, process)
-                   if p.rights & g.rights.bit(right)]
+        denying = [
+            p.name
+            for p in d.satisfied_prohibitions(u, t, process)
+            if p.rights & g.rights.bit(right)
+        ]
     except GossamerError as e:
         raise _fail(e) from None
     decision = "allow" if allowed else "deny"
-    data = {"decision": decision, "user": user, "target": target, "right": right,
-            "process": process, "rights": g.rights.names(bits), "prohibitions": denying}
+    data = {
+        "decision": decision,
+        "user": user,
+        "target": target,
+        "right": right,
+        "process": process,
+        "rights": g.rights.names(bits),
+        "prohibitions": denying,
+    }
     reason = f" (prohibited by {', '.join(denying)})" if denying else ""
     _emit(data, output, f"{decision}{reason}")
     raise typer.Exit(0 if allowed else 1)
@@ -74,8 +92,11 @@ def check(
 
 @app.command("explain")
 def explain_cmd(
-    user: str, target: str, file: Files = [],  # noqa: B006
-    process: Process = None, output: Output = "text",
+    user: str,
+    target: str,
+    file: Files = [],  # noqa: B006
+    process: Process = None,
+    output: Output = "text",
 ) -> None:
     """Per policy class, the paths that grant each right and the prohibitions that deny."""
     try:
@@ -91,8 +112,10 @@ def explain_cmd(
             for step in path:
                 for grant in step.grants:
                     via = "; ".join(" -> ".join(p) for p in grant.userPaths)
-                    lines.append(f"      {grant.userAttribute} grants {', '.join(grant.rights)} "
-                                 f"on {step.node} (via {via})")
+                    lines.append(
+                        f"      {grant.userAttribute} grants {', '.join(grant.rights)} "
+                        f"on {step.node} (via {via})"
+                    )
     for name, rights in e.prohibitions.items():
         lines.append(f"  prohibition {name} denies {', '.join(rights)}")
     _emit(e.to_data(), output, "\n".join(lines))
@@ -100,8 +123,10 @@ def explain_cmd(
 
 @app.command("access")
 def access_cmd(
-    user: str, file: Files = [],  # noqa: B006
-    process: Process = None, output: Output = "text",
+    user: str,
+    file: Files = [],  # noqa: B006
+    process: Process = None,
+    output: Output = "text",
 ) -> None:
     """Every target USER holds rights on, with those rights."""
     try:
