@@ -226,6 +226,8 @@ class ControlPlane:
             diff.deleted.extend(k for k in deletes if self.model and k in self.model.resources)
             changed = [r for r in resources if r.key not in diff.unchanged]
             gone = list(diff.deleted)
+            if not changed and not gone:
+                return ApplyResult(self.model.revision if self.model else 0, diff)
             after = self._check(changed, gone)
             if dry_run:
                 return ApplyResult(self.model.revision if self.model else 0, diff)
