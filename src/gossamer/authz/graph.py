@@ -5,16 +5,15 @@ untouched; inside :meth:`Graph.transaction` each change also records its inverse
 failure anywhere in the block undoes all of it. Listeners (the decision caches) hear about
 every primitive change, including undos, so caches stay correct.
 
-Node ids are small ints; per-node data lives in parallel lists (no object per node), which
-keeps a million-node graph affordable. Names are unique across all kinds.
+Storage and reads live in :class:`gossamer.authz.nodes.NodeTable`; this module holds the
+rules and the public changes. Names are unique across all kinds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import partial
 
-from gossamer.authz.journal import Journaled
 from gossamer.authz.kinds import (
     ADMIN_BASE,
     ADMIN_NODES,
@@ -28,6 +27,7 @@ from gossamer.authz.kinds import (
     GraphListener,
     Kind,
 )
+from gossamer.authz.nodes import NodeTable
 from gossamer.authz.prohibitions import Prohibition, ProhibitionIndex
 from gossamer.authz.rights import HTTP_METHODS, Rights
 from gossamer.errors import FieldError, NotFoundError, ValidationError
@@ -37,91 +37,18 @@ def _bad(message: str, path: str = "") -> ValidationError:
     return ValidationError([FieldError(message, path)])
 
 
-class Graph(Journaled):
+class Graph(NodeTable):
     """Nodes, assignments, associations and prohibitions, with their validation rules."""
 
     def __init__(self, resource_rights: Sequence[str] = HTTP_METHODS) -> None:
         super().__init__()
         self.rights = Rights(resource_rights)
         self.prohibitions = ProhibitionIndex()
-        self._ids: dict[str, int] = {}
-        self._names: list[str | None] = []
-        self._kinds = bytearray()
-        self._parents: list[tuple[int, ...]] = []
-        self._children: list[list[int] | None] = []
-        self._props: dict[int, dict[str, str]] = {}
-        self.assoc_out: dict[int, dict[int, int]] = {}
-        self.assoc_in: dict[int, dict[int, int]] = {}
-        self._pcs: set[int] = set()
         self.create_node(ADMIN_PC, Kind.PC)
         self.create_node(ADMIN_BASE, Kind.OA, [ADMIN_PC])
         for name in ADMIN_NODES[2:]:
             self.create_node(name, Kind.OA, [ADMIN_BASE])
         self.admin_policy_classes = self._ids[ADMIN_POLICY_CLASSES]
-
-    # ----------------------------------------------------------------- reading
-    def id(self, name: str, path: str = "") -> int:
-        node = self._ids.get(name)
-        if node is None:
-            where = f"{path}: " if path else ""
-            raise NotFoundError(f"{where}node {name!r} does not exist; create it first")
-        return node
-
-    def find(self, name: str) -> int | None:
-        return self._ids.get(name)
-
-    def exists(self, node: int) -> bool:
-        return 0 <= node < len(self._names) and self._names[node] is not None
-
-    def name(self, node: int) -> str:
-        name = self._names[node]
-        assert name is not None
-        return name
-
-    def kind(self, node: int) -> Kind:
-        return Kind(self._kinds[node])
-
-    def parents(self, node: int) -> tuple[int, ...]:
-        return self._parents[node]
-
-    def children(self, node: int) -> Sequence[int]:
-        return self._children[node] or ()
-
-    def properties(self, node: int) -> dict[str, str]:
-        return dict(self._props.get(node, {}))
-
-    def policy_classes(self) -> set[int]:
-        return set(self._pcs)
-
-    def is_pc(self, node: int) -> bool:
-        return node in self._pcs
-
-    def nodes(self, kind: Kind | None = None) -> Iterator[int]:
-        for node, name in enumerate(self._names):
-            if name is not None and (kind is None or self._kinds[node] == kind):
-                yield node
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def node_limit(self) -> int:
-        """One more than the largest node id ever used (for arrays indexed by id)."""
-        return len(self._names)
-
-    def reaches(self, start: int, goal: int) -> bool:
-        """True if ``goal`` is ``start`` or one of its descendants (walks parents)."""
-        seen = {start}
-        stack = [start]
-        parents = self._parents
-        while stack:
-            node = stack.pop()
-            if node == goal:
-                return True
-            for p in parents[node]:
-                if p not in seen:
-                    seen.add(p)
-                    stack.append(p)
-        return False
 
     # ----------------------------------------------------------------- nodes
     def create_node(
@@ -149,22 +76,7 @@ class Graph(Journaled):
         parent_ids = tuple(dict.fromkeys(self.id(p, "parents") for p in parents))
         for i, p in enumerate(parent_ids):
             self._check_assignable(kind, name, p, f"parents[{i}]")
-        node = len(self._names)
-        self._ids[name] = node
-        self._names.append(name)
-        self._kinds.append(int(kind))
-        self._parents.append(parent_ids)
-        self._children.append(None)
-        if properties:
-            self._props[node] = dict(properties)
-        for p in parent_ids:
-            kids = self._children[p]
-            if kids is None:
-                self._children[p] = [node]
-            else:
-                kids.append(node)
-        if kind == Kind.PC:
-            self._pcs.add(node)
+        node = self._append_node(name, kind, parent_ids, properties)
         self._record(lambda: self._drop_node(node))
         self._emit(GraphChange("create", node))
         return node
@@ -210,48 +122,6 @@ class Graph(Journaled):
             self._drop_node(node, reclaim=False)
             self._record(lambda: self._restore_node(node, name, kind, parents, props))
 
-    def _drop_node(self, node: int, reclaim: bool = True) -> None:
-        name = self.name(node)
-        for p in self._parents[node]:
-            kids = self._children[p]
-            assert kids is not None
-            kids.remove(node)
-        self._emit(GraphChange("delete", node))
-        del self._ids[name]
-        self._names[node] = None
-        self._parents[node] = ()
-        self._props.pop(node, None)
-        self._pcs.discard(node)
-        if reclaim and node == len(self._names) - 1:  # undoing the newest create
-            self._names.pop()
-            self._kinds.pop()
-            self._parents.pop()
-            self._children.pop()
-
-    def _restore_node(
-        self,
-        node: int,
-        name: str,
-        kind: Kind,
-        parents: tuple[int, ...],
-        props: dict[str, str] | None,
-    ) -> None:
-        self._ids[name] = node
-        self._names[node] = name
-        self._kinds[node] = int(kind)
-        self._parents[node] = parents
-        if props:
-            self._props[node] = props
-        for p in parents:
-            kids = self._children[p]
-            if kids is None:
-                self._children[p] = [node]
-            else:
-                kids.append(node)
-        if kind == Kind.PC:
-            self._pcs.add(node)
-        self._emit(GraphChange("create", node))
-
     # ----------------------------------------------------------------- assignments
     def assign(self, child: str, parents: Sequence[str]) -> None:
         """Assign ``child`` to each of ``parents`` (already-present assignments are kept)."""
@@ -273,22 +143,6 @@ class Graph(Journaled):
         for p in new:
             self._link(c, p)
             self._record(partial(self._unlink, c, p))
-
-    def _link(self, c: int, p: int) -> None:
-        self._parents[c] = (*self._parents[c], p)
-        kids = self._children[p]
-        if kids is None:
-            self._children[p] = [c]
-        else:
-            kids.append(c)
-        self._emit(GraphChange("assign", c, p))
-
-    def _unlink(self, c: int, p: int) -> None:
-        self._parents[c] = tuple(x for x in self._parents[c] if x != p)
-        kids = self._children[p]
-        assert kids is not None
-        kids.remove(c)
-        self._emit(GraphChange("deassign", c, p))
 
     def deassign(self, child: str, parents: Sequence[str]) -> None:
         """Remove assignments; refused if ``child`` would be left assigned to nothing."""
@@ -341,22 +195,6 @@ class Graph(Journaled):
             return
         self._set_assoc(u, t, None)
         self._record(lambda: self._set_assoc(u, t, old))
-
-    def _set_assoc(self, u: int, t: int, bits: int | None) -> None:
-        if bits is None:
-            out = self.assoc_out[u]
-            del out[t]
-            if not out:
-                del self.assoc_out[u]
-            into = self.assoc_in[t]
-            del into[u]
-            if not into:
-                del self.assoc_in[t]
-            self._emit(GraphChange("dissociate", u, t))
-        else:
-            self.assoc_out.setdefault(u, {})[t] = bits
-            self.assoc_in.setdefault(t, {})[u] = bits
-            self._emit(GraphChange("associate", u, t))
 
     # ----------------------------------------------------------------- prohibitions
     def add_prohibition(self, p: Prohibition) -> None:
