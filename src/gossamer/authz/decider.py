@@ -271,9 +271,13 @@ class Decider:
 
     # ------------------------------------------------------------------ decisions
     def privileges(self, subject: Subject, target: int, process: str | None = None) -> int:
-        """The rights (bits) ``subject`` holds on ``target`` (node ids)."""
+        """The rights (bits) ``subject`` holds on ``target`` (node ids). ``subject`` is a
+        user, or a tuple of user attributes (an end user known by its claims; order and
+        repeats do not matter)."""
         if self._dirty_users or self._dirty_targets or self._clear_all:
             self._flush()
+        if type(subject) is tuple:
+            subject = tuple(sorted(set(subject)))
         uv = self._users.get(subject)
         if uv is None:
             uv = self._build_user(subject)
