@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from gossamer.model.base import Duration, Resource, Strict, in_range
+from gossamer.model.route import Retries
 
 
 class Defaults(Strict):
@@ -21,6 +22,21 @@ class Defaults(Strict):
     streamIdleTimeout: Duration = timedelta(seconds=300)
     #: time given to open connections when a listener drains
     drainTimeout: Duration = timedelta(seconds=5)
+    #: retries of a route that sets none: safe ones only (the request never reached an app,
+    #: or the callee's sidecar answered 503 because its app is gone), each on another host
+    retries: Retries = Field(
+        default_factory=lambda: Retries(
+            attempts=2,
+            retryOn=[
+                "connect-failure",
+                "refused-stream",
+                "unavailable",
+                "cancelled",
+                "retriable-status-codes",
+            ],
+            statusCodes=[503],
+        )
+    )
 
 
 class MeshSpec(Strict):

@@ -114,6 +114,8 @@ class Retries(Strict):
     perTryTimeout: Duration | None = None
     #: named retryOn, not on: YAML 1.1 reads a bare `on` key as true
     retryOn: list[RetryOn] = Field(default_factory=_default_retry_on)
+    #: HTTP statuses retried when retryOn has retriable-status-codes (e.g. [503])
+    statusCodes: list[Annotated[int, in_range(100, 599)]] = Field(default_factory=list)
 
 
 class Rule(Strict):

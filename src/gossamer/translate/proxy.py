@@ -175,7 +175,14 @@ class Translator:
             table = routes_for_rules(rules, self._cluster_of(snap, sp, used), snap.mesh)
             grpc = port.protocol == "grpc"
             timeout = snap.mesh.spec.defaults.requestTimeout if not grpc else None
-            table.append(default_route(names.outbound_cluster(*sp), timeout, grpc=grpc))
+            table.append(
+                default_route(
+                    names.outbound_cluster(*sp),
+                    timeout,
+                    grpc=grpc,
+                    retries=snap.mesh.spec.defaults.retries,
+                )
+            )
             name = names.outbound_route(*sp)
             return route_configuration(name, [(name, ["*"], table)]), frozenset(used)
 

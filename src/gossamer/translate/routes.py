@@ -8,12 +8,13 @@ from datetime import timedelta
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import wrappers_pb2
 
 from gossamer.model.mesh import Mesh
-from gossamer.model.route import Destination, HeaderMatch, Match, Rule
-from gossamer.translate.common import duration, struct
+from gossamer.model.route import Destination, HeaderMatch, Match, Retries, Rule
+from gossamer.translate.common import any_of, duration, struct
 from gossamer.translate.endpoints import LB_METADATA
 
 #: (destination, rule's namespace) -> (cluster name, is the destination port gRPC)
@@ -80,14 +81,9 @@ def _action(rule: Rule, namespace: str, cluster_of: ClusterOf, mesh: Mesh) -> rc
     if grpc:
         # gRPC deadlines travel in the grpc-timeout header; honour it (0: no cap).
         action.max_stream_duration.grpc_timeout_header_max.CopyFrom(duration(timedelta(0)))
-    if rule.retries is not None and rule.retries.attempts > 0:
-        policy = rc_pb2.RetryPolicy(
-            retry_on=",".join(rule.retries.retryOn),
-            num_retries=wrappers_pb2.UInt32Value(value=rule.retries.attempts),
-        )
-        if rule.retries.perTryTimeout is not None:
-            policy.per_try_timeout.CopyFrom(duration(rule.retries.perTryTimeout))
-        action.retry_policy.CopyFrom(policy)
+    retries = rule.retries if rule.retries is not None else mesh.spec.defaults.retries
+    if retries.attempts > 0:
+        action.retry_policy.CopyFrom(retry_policy(retries))
     return action
 
 
@@ -110,9 +106,30 @@ def routes_for_rules(
     return out
 
 
-def default_route(cluster: str, timeout: timedelta | None, *, grpc: bool) -> rc_pb2.Route:
+def retry_policy(retries: Retries) -> rc_pb2.RetryPolicy:
+    """Retries that try another host each time (never the one that just failed)."""
+    policy = rc_pb2.RetryPolicy(
+        retry_on=",".join(retries.retryOn),
+        num_retries=wrappers_pb2.UInt32Value(value=retries.attempts),
+        retriable_status_codes=retries.statusCodes,
+        host_selection_retry_max_attempts=5,
+    )
+    policy.retry_host_predicate.add(
+        name="envoy.retry_host_predicates.previous_hosts",
+        typed_config=any_of(previous_hosts_pb2.PreviousHostsPredicate()),
+    )
+    if retries.perTryTimeout is not None:
+        policy.per_try_timeout.CopyFrom(duration(retries.perTryTimeout))
+    return policy
+
+
+def default_route(
+    cluster: str, timeout: timedelta | None, *, grpc: bool, retries: Retries | None = None
+) -> rc_pb2.Route:
     """Everything not matched by a rule goes to ``cluster``; a ``None`` timeout is none."""
     action = rc_pb2.RouteAction(cluster=cluster, timeout=duration(timeout or timedelta(0)))
+    if retries is not None and retries.attempts > 0:
+        action.retry_policy.CopyFrom(retry_policy(retries))
     if grpc:
         action.max_stream_duration.grpc_timeout_header_max.CopyFrom(duration(timedelta(0)))
     return rc_pb2.Route(match=rc_pb2.RouteMatch(prefix="/"), route=action)

@@ -37,6 +37,17 @@ def test_default_durations_are_stored_as_text() -> None:
             "connectTimeout": "5s",
             "streamIdleTimeout": "300s",
             "drainTimeout": "5s",
+            "retries": {
+                "attempts": 2,
+                "retryOn": [
+                    "connect-failure",
+                    "refused-stream",
+                    "unavailable",
+                    "cancelled",
+                    "retriable-status-codes",
+                ],
+                "statusCodes": [503],
+            },
         },
         "underscoreHeaders": "reject",
         "debounceMs": 50,

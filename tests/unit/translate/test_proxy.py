@@ -125,7 +125,14 @@ def test_reviews_route_table_has_the_route_rules() -> None:
     assert canary.route.cluster == REVIEWS
     assert _metadata(canary.route.metadata_match) == _lb({"version": "v2"})
     assert canary.route.timeout.ToTimedelta() == snap.mesh.spec.defaults.requestTimeout
-    assert not canary.route.HasField("retry_policy")
+    # a rule without retries gets the mesh's safe default: another host, 503 and resets only
+    default = canary.route.retry_policy
+    assert default.num_retries.value == 2
+    assert "connect-failure" in default.retry_on and "retriable-status-codes" in default.retry_on
+    assert list(default.retriable_status_codes) == [503]
+    assert [p.name for p in default.retry_host_predicate] == [
+        "envoy.retry_host_predicates.previous_hosts"
+    ]
 
     assert split.match.prefix == "/"
     weighted = split.route.weighted_clusters.clusters
