@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from gossamer.authz.graph import Graph, Kind
+from gossamer.authz.graph import ADMIN_POLICY_CLASSES, Graph, Kind
 from gossamer.authz.prohibitions import Prohibition
 
 RIGHTS = ("read", "write", "exec")
@@ -51,6 +51,9 @@ def random_policy(rng: random.Random, size: int = 6) -> Policy:
     for _ in range(rng.randint(1, size + 4)):
         rights = rng.sample([*RIGHTS, "*"], rng.randint(1, 3))
         pol.ops.append(("assoc", rng.choice(uas), rng.choice(uas + oas + objs), rights))
+    if rng.random() < 0.3:  # rights on policy classes, which also reach nodes assigned to one
+        rights = rng.sample([*RIGHTS, "*"], rng.randint(1, 2))
+        pol.ops.append(("assoc", rng.choice(uas), ADMIN_POLICY_CLASSES, rights))
     for i in range(rng.randint(0, 4)):
         containers = [(c, rng.random() < 0.4) for c in rng.sample(oas + objs, rng.randint(1, 3))]
         rights = rng.sample(RIGHTS, rng.randint(1, 2))

@@ -28,7 +28,7 @@ def build_pyngac(pol: Policy) -> tuple[Any, dict[str, int]]:
     mod = pap.modify()
     mod.operations().set_resource_access_rights(AccessRightSet(list(RIGHTS)))
     g = mod.graph()
-    ids: dict[str, int] = {}
+    ids: dict[str, int] = {"PM_ADMIN:policy_classes": -3}  # py-ngac's admin node ids
     create = {"UA": g.create_user_attribute, "OA": g.create_object_attribute,
               "U": g.create_user, "O": g.create_object}
     for op in pol.ops:
