@@ -29,8 +29,8 @@ from pathlib import Path
 from _common import cpu_seconds
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 
+from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.testing.controlplane import apply_yaml, mesh_envoy, running_control_plane
-from gossamer.testing.envoy import EnvoyProcess
 from gossamer.testing.ports import free_port
 from gossamer.testing.resources import http_listener, route_configuration, static_cluster
 from gossamer.types import ProxyIdentity

@@ -17,8 +17,8 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 
 from gossamer.agent import process
 from gossamer.agent.state import EnvoyRecord
+from gossamer.envoy.proxy import bootstrap_json
 from gossamer.errors import EnvoyError
-from gossamer.testing.envoy import bootstrap_json
 
 #: the Envoy release the control plane generates configuration for (major, minor)
 SUPPORTED_VERSION = (1, 40)

@@ -24,9 +24,9 @@ import httpx
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import json_format
 
+from gossamer.envoy.process import ManagedProcess
 from gossamer.errors import ConfigError, EnvoyError
-from gossamer.testing.polling import WaitTimeout, wait_until
-from gossamer.testing.process import ManagedProcess
+from gossamer.polling import WaitTimeout, wait_until
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "warn", "error", "critical", "off")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 
+from gossamer.envoy.proxy import bootstrap_json, find_envoy
 from gossamer.errors import EnvoyError
-from gossamer.testing.envoy import bootstrap_json, find_envoy
 
 _LOG_PREFIX = re.compile(r"^\[[^\]]*\]\[\d+\]\[(?P<level>\w+)\]\[\w+\] \[[^\]]*\] ")
 _FILE_PREFIX = re.compile(r"^error initializing configuration '[^']*': ")

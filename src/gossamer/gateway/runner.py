@@ -19,13 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+# The Envoy process core lives in gossamer.testing for now (it depends on nothing test-only).
+from gossamer.envoy.proxy import EnvoyProcess, find_envoy
 from gossamer.errors import ConfigError, EnvoyError, ProcessError
 from gossamer.gateway.logs import LogForwarder
 from gossamer.gateway.ports import free_port, is_free
 from gossamer.gateway.settings import GatewaySettings, gateway_bootstrap
-
-# The Envoy process core lives in gossamer.testing for now (it depends on nothing test-only).
-from gossamer.testing.envoy import EnvoyProcess, find_envoy
 
 #: how often a running Envoy is checked for having exited, and a drain for being done
 _POLL = 0.2

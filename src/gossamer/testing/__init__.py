@@ -1,6 +1,9 @@
 """Helpers for testing with real processes: Envoy on free loopback ports, small backends, a
 real control plane, and an in-memory fake of the control-plane service."""
 
+from gossamer.envoy.proxy import EnvoyProcess
+from gossamer.envoy.validate import validate_config, validate_config_sync
+from gossamer.polling import WaitTimeout, wait_until
 from gossamer.testing.backends import EchoClient, GrpcBackend, HttpBackend, TcpEchoBackend
 from gossamer.testing.controlplane import (
     apply_manifests,
@@ -8,10 +11,7 @@ from gossamer.testing.controlplane import (
     mesh_envoy,
     running_control_plane,
 )
-from gossamer.testing.envoy import EnvoyProcess
-from gossamer.testing.envoy_validate import validate_config, validate_config_sync
 from gossamer.testing.fake_controlplane import FakeControlPlane
-from gossamer.testing.polling import WaitTimeout, wait_until
 from gossamer.testing.ports import free_port, loopback_host
 
 __all__ = [

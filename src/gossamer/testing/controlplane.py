@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from gossamer.controlplane.app import ControlPlaneApp, Settings, create_app
+from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.model import parse_manifest, parse_yaml
-from gossamer.testing.envoy import EnvoyProcess
 from gossamer.testing.ports import free_port
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import Manifest, ProxyIdentity

@@ -20,8 +20,8 @@ import yaml
 from gossamer.agent.process import is_running
 from gossamer.agent.state import StateDir
 from gossamer.controlplane.app import ControlPlaneApp
-from gossamer.testing.polling import wait_until
-from gossamer.testing.process import ManagedProcess
+from gossamer.envoy.process import ManagedProcess
+from gossamer.polling import wait_until
 
 GOSSAMER = str(Path(sys.executable).parent / "gossamer")
 

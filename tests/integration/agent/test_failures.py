@@ -14,9 +14,9 @@ import pytest
 
 from gossamer.agent.process import is_running
 from gossamer.agent.state import Credential, StateDir
+from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
-from gossamer.testing.polling import wait_until
 from gossamer.testing.ports import free_port
 
 from .agents import AgentHandle, agents, new_token, run_cli

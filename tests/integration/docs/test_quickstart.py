@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gossamer.testing.polling import wait_until
+from gossamer.polling import wait_until
 from gossamer.testing.ports import free_port
 
 pytestmark = [pytest.mark.integration]

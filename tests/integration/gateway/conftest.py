@@ -12,7 +12,7 @@ import httpx
 
 from gossamer.controlplane.app import ControlPlaneApp
 from gossamer.gateway import GatewayRunner, GatewaySettings
-from gossamer.testing.polling import wait_until
+from gossamer.polling import wait_until
 
 
 @dataclass

@@ -21,11 +21,11 @@ import httpx
 import pytest
 from conftest import wait_served
 
+from gossamer.envoy.process import pid_alive
+from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
-from gossamer.testing.polling import wait_until
 from gossamer.testing.ports import free_port
-from gossamer.testing.process import pid_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

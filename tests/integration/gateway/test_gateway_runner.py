@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from gossamer.envoy.process import pid_alive
 from gossamer.errors import EnvoyError
 from gossamer.gateway import GatewayRunner, GatewaySettings
 from gossamer.gateway.runner import MAX_START_FAILURES
 from gossamer.gateway.settings import Restart
-from gossamer.testing.polling import wait_until
-from gossamer.testing.process import pid_alive
+from gossamer.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -16,9 +16,9 @@ from typer.testing import CliRunner, Result
 from gossamer.cli.main import app as cli
 from gossamer.controlplane.app import ControlPlaneApp
 from gossamer.model import Workload
+from gossamer.polling import wait_until
 from gossamer.testing.controlplane import apply_manifests, running_control_plane
 from gossamer.testing.mesh import service, workload
-from gossamer.testing.polling import wait_until
 from gossamer.types import ResourceKey
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

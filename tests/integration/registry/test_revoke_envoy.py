@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_manifests, mesh_envoy, running_control_plane
 from gossamer.testing.mesh import service, workload
-from gossamer.testing.polling import wait_until
 from gossamer.testing.ports import free_port
 from gossamer.types import ProxyIdentity
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.testing import resources
 from gossamer.testing.backends import EchoClient, GrpcBackend, HttpBackend, TcpEchoBackend
-from gossamer.testing.envoy import EnvoyProcess
 from gossamer.testing.ports import loopback_host
 from gossamer.translate.bootstrap import static_bootstrap
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_yaml, mesh_envoy, running_control_plane
-from gossamer.testing.polling import wait_until
 from gossamer.testing.ports import free_port
 from gossamer.types import ProxyIdentity
 

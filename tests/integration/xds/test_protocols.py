@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from gossamer.polling import wait_until
 from gossamer.testing.backends import EchoClient, GrpcBackend, TcpEchoBackend
 from gossamer.testing.controlplane import apply_manifests, mesh_envoy, running_control_plane
 from gossamer.testing.mesh import service, workload
-from gossamer.testing.polling import wait_until
 from gossamer.testing.ports import free_port
 from gossamer.types import ProxyIdentity
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gossamer.envoy.process import ManagedProcess
+from gossamer.envoy.proxy import EnvoyProcess
+from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
-from gossamer.testing.envoy import EnvoyProcess
 from gossamer.testing.mesh import service, workload
-from gossamer.testing.polling import wait_until
 from gossamer.testing.ports import free_port
-from gossamer.testing.process import ManagedProcess
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import ProxyIdentity
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner, Result
 
 from gossamer.api.app import create_api
 from gossamer.cli.main import app
+from gossamer.polling import wait_until
 from gossamer.registry import Registry
-from gossamer.testing.polling import wait_until
 
 from .mesh import workload
 

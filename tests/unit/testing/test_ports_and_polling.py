@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from gossamer.errors import ConfigError
-from gossamer.testing.polling import WaitTimeout, wait_until
+from gossamer.polling import WaitTimeout, wait_until
 from gossamer.testing.ports import free_port, loopback_host
 
 

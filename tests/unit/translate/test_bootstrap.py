@@ -12,9 +12,9 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gossamer.envoy.validate import validate_config_sync
 from gossamer.errors import ValidationError, XdsError
 from gossamer.testing import resources
-from gossamer.testing.envoy_validate import validate_config_sync
 from gossamer.translate.bootstrap import (
     XDS_CLUSTER,
     ads_bootstrap,

@@ -10,8 +10,8 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 from shop import shop
 from translate_helpers import proxies, shop_with_legacy
 
+from gossamer.envoy.validate import validate_config_sync
 from gossamer.model import ModelSnapshot
-from gossamer.testing.envoy_validate import validate_config_sync
 from gossamer.translate.bootstrap import static_bootstrap
 from gossamer.translate.proxy import Translator
 

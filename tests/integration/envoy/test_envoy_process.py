@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 
+from gossamer.envoy.process import pid_alive
+from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.errors import ConfigError, EnvoyError
+from gossamer.polling import wait_until
 from gossamer.testing import resources
-from gossamer.testing.envoy import EnvoyProcess
-from gossamer.testing.polling import wait_until
-from gossamer.testing.process import pid_alive
 from gossamer.translate.bootstrap import ads_bootstrap, static_bootstrap
 from gossamer.types import ProxyIdentity
 
@@ -141,7 +141,7 @@ async def test_a_never_ready_envoy_times_out_with_its_log() -> None:
 _ORPHAN_SCRIPT = """
 import asyncio, sys
 from gossamer.testing import resources
-from gossamer.testing.envoy import EnvoyProcess
+from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.translate.bootstrap import ads_bootstrap, static_bootstrap
 from gossamer.types import ProxyIdentity
 

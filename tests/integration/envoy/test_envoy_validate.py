@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from gossamer.envoy.validate import validate_config, validate_config_sync
 from gossamer.errors import EnvoyError
 from gossamer.testing import resources
-from gossamer.testing.envoy_validate import validate_config, validate_config_sync
 from gossamer.translate.bootstrap import static_bootstrap
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from gossamer.envoy.process import ManagedProcess, pid_alive
 from gossamer.errors import ProcessError
-from gossamer.testing.polling import wait_until
-from gossamer.testing.process import ManagedProcess, pid_alive
+from gossamer.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
