@@ -1,6 +1,6 @@
 """Processes the agent starts and that must survive the agent's own restart.
 
-Unlike ``gossamer.testing.process.ManagedProcess`` (a child that dies with its parent), a
+Unlike ``gossamer.envoy.process.ManagedProcess`` (a child that dies with its parent), a
 sidecar Envoy runs in its own session, reparented to init, so an agent that crashes or is
 restarted finds it still serving and adopts it. (Envoy asks the kernel for SIGTERM when its
 parent thread dies; started as the agent's child it would die with the agent.) The agent
