@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-# The Envoy process core lives in gossamer.testing for now (it depends on nothing test-only).
 from gossamer.envoy.proxy import EnvoyProcess, find_envoy
 from gossamer.errors import ConfigError, EnvoyError, ProcessError
 from gossamer.gateway.logs import LogForwarder
