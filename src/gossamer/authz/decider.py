@@ -211,8 +211,10 @@ class Decider:
             nodes |= pv.nodes
             prohibitions.extend(pv.prohibitions)
             if i:
-                for t, bits in pv.border.items():
-                    border[t] = border.get(t, 0) | bits
+                other = pv.border
+                both = {t: border[t] | other[t] for t in border.keys() & other.keys()}
+                border.update(other)  # at C speed; then the targets both grant get the union
+                border.update(both)
         for node in own:
             out = g.assoc_out.get(node)
             if out:
@@ -309,11 +311,9 @@ class Decider:
         acc: dict[int, int] = {}
         nodes = tv.nodes
         border = uv.border
-        if len(border) <= len(nodes):
-            pairs = [(nodes.get(n, 0), bits) for n, bits in border.items()]
-        else:
-            pairs = [(m, border[n]) for n, m in nodes.items() if n in border]
-        for mask, bits in pairs:
+        for n in border.keys() & nodes.keys():  # the intersection runs in C
+            mask = nodes[n]
+            bits = border[n]
             while mask:
                 low = mask & -mask
                 acc[low] = acc.get(low, 0) | bits
