@@ -27,12 +27,12 @@ from gossamer.agent.client import Refused, RegistryClient
 from gossamer.agent.config import AgentConfig, to_manifest
 from gossamer.agent.envoy import Sidecar, check_version, find_envoy
 from gossamer.agent.health import AppHealth
-from gossamer.agent.ports import free_port, is_free
 from gossamer.agent.process import terminate
 from gossamer.agent.state import Credential, EnvoyRecord, StateDir
 from gossamer.agent.status import AgentStatus, WorkloadStatus
 from gossamer.agent.workload import WorkloadRunner
 from gossamer.errors import ConfigError, GossamerError
+from gossamer.ports import free_port, is_free
 
 log = logging.getLogger(__name__)
 

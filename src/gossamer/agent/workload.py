@@ -15,10 +15,10 @@ from gossamer.agent.backoff import Backoff
 from gossamer.agent.config import WorkloadConfig
 from gossamer.agent.envoy import Sidecar, bootstrap_digest
 from gossamer.agent.health import AppHealth, HealthTracker, probe
-from gossamer.agent.ports import require_free
 from gossamer.agent.state import EnvoyRecord
 from gossamer.agent.status import WorkloadStatus
 from gossamer.errors import GossamerError
+from gossamer.ports import require_free
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ def xds_address(server: str, xds_addr: str | None) -> tuple[str, int]:
 
 def preflight(server: str, namespace: str, name: str) -> None:
     """Say what the gateway will wait for; a Gateway whose port is taken is an error."""
-    from gossamer.gateway.ports import is_free
+    from gossamer.ports import is_free
 
     warn = stderr()
     try:

@@ -22,8 +22,8 @@ from typing import Literal
 from gossamer.envoy.proxy import EnvoyProcess, find_envoy
 from gossamer.errors import ConfigError, EnvoyError, ProcessError
 from gossamer.gateway.logs import LogForwarder
-from gossamer.gateway.ports import free_port, is_free
 from gossamer.gateway.settings import GatewaySettings, gateway_bootstrap
+from gossamer.ports import free_port, is_free
 
 #: how often a running Envoy is checked for having exited, and a drain for being done
 _POLL = 0.2

@@ -7,8 +7,8 @@ hosts as 127.0.0.2, 127.0.0.3, ...
 from __future__ import annotations
 
 import ipaddress
-import socket
 
+from gossamer import ports
 from gossamer.errors import ConfigError
 
 
@@ -19,19 +19,10 @@ def free_port(host: str = "127.0.0.1") -> int:
     the program allows it.
     """
     try:
-        address = ipaddress.ip_address(host)
+        ipaddress.ip_address(host)
     except ValueError:
         raise ConfigError(f"host {host!r} is not an IP address; use e.g. '127.0.0.1'") from None
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, 0))
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot bind a port on {host}: {exc}; use a local address such as 127.0.0.1"
-            ) from exc
-        port: int = sock.getsockname()[1]
-        return port
+    return ports.free_port(host)
 
 
 def loopback_host(n: int) -> str:

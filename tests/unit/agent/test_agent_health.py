@@ -9,7 +9,7 @@ import pytest
 
 from gossamer.agent.config import HealthCheck
 from gossamer.agent.health import HealthTracker, health_check_messages, probe
-from gossamer.agent.ports import free_port
+from gossamer.ports import free_port
 from gossamer.testing.backends import HttpBackend
 
 

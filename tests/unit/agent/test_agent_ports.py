@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gossamer.agent.ports import free_port, is_free, port_holder, require_free
 from gossamer.errors import ConfigError
+from gossamer.ports import free_port, is_free, port_holder, require_free
 
 
 @pytest.fixture

@@ -54,8 +54,7 @@ def require_free(address: str, port: int, what: str) -> None:
     holder = port_holder(address, port)
     who = f"held by {holder}" if holder else "in use by another process"
     raise ConfigError(
-        f"{what}: {address}:{port} is {who}; stop that process or choose "
-        "another port in the workloads file"
+        f"{what}: {address}:{port} is {who}; stop that process or choose another port"
     )
 
 
