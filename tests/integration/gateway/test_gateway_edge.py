@@ -56,6 +56,7 @@ spec:
   - matches: [{{path: {{prefix: /public/}}}}, {{path: {{prefix: /status/}}}},
               {{path: {{prefix: /delay/}}}}]
     destinations: [{{service: public}}]
+    retries: {{attempts: 0}}  # so a retry could only come from the client's x-envoy headers
 """
 
 

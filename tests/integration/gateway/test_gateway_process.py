@@ -166,7 +166,7 @@ async def test_admin_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
         line = await _fails(tmp_path, "--name", "edge", *UNREACHABLE,
                             "--admin-addr", f"127.0.0.1:{port}")
-    assert f"127.0.0.1:{port} is already in use" in line
+    assert f"--admin-addr (omit it to pick a free port): 127.0.0.1:{port} is held by pid" in line
 
 
 async def test_bad_name_names_the_field(tmp_path: Path) -> None:
@@ -184,4 +184,4 @@ async def test_gateway_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
             await apply_yaml(app, mesh(("127.0.0.3", 1), port), wait=False)
             line = await _fails(tmp_path, "--name", "edge", "--server", app.api_url,
                                 "--xds-addr", f"{app.xds_addr[0]}:{app.xds_addr[1]}")
-    assert f"listens on 127.0.0.1:{port}, which is already in use" in line
+    assert f"Gateway default/edge (its spec.port): 127.0.0.1:{port} is held by pid" in line
