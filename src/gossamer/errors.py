@@ -69,3 +69,7 @@ class ConfigError(GossamerError):
 
 class WaitTimeoutError(GossamerError):
     """A change was accepted (it is durable) but not every affected proxy ACKed it in time."""
+
+
+class PermissionDeniedError(GossamerError):
+    """The caller may not do this (e.g. an NGAC administrative command without the right)."""

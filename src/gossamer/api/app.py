@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse, Response
 
 import gossamer
 from gossamer.api.agents import install_agents
+from gossamer.api.authz import install_authz
 from gossamer.api.errors import install_error_handlers
 from gossamer.api.proxies import proxies_router
 from gossamer.api.resources import resources_router
 from gossamer.api.schemas import StatusBody
+from gossamer.authz.service import AuthzService
 from gossamer.controlplane.service import ControlPlaneService
 from gossamer.registry import Registry
 
@@ -56,6 +58,7 @@ def create_api(
     *,
     registry: prometheus_client.CollectorRegistry,
     agents: Registry | None = None,
+    authz: AuthzService | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``service``; ``/metrics`` exposes ``registry``; with
     ``agents``, the agent protocol too (docs/agent-protocol.md).
@@ -73,4 +76,6 @@ def create_api(
     app.include_router(_ops_router(service, registry))
     if agents is not None:
         install_agents(app, agents)
+    if authz is not None:
+        install_authz(app, authz)
     return app

@@ -44,7 +44,7 @@ from gossamer.authz.graph import (
 )
 from gossamer.authz.obligations import Event, EventProcessor, Firing, ObligationSet
 from gossamer.authz.policy import prohibition_from_spec
-from gossamer.errors import FieldError, GossamerError, ValidationError
+from gossamer.errors import FieldError, PermissionDeniedError, ValidationError
 
 _CREATE = {
     "create_user_attribute": Kind.UA,
@@ -61,7 +61,7 @@ _KIND_WORD = {
 }
 
 
-class AccessDeniedError(GossamerError):
+class AccessDeniedError(PermissionDeniedError):
     """The caller lacks the administrative right a command needs; nothing was changed."""
 
 

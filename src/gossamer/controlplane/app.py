@@ -13,6 +13,9 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from gossamer.authz.audit import AuditLog
+from gossamer.authz.engine import AuthzEngine
+from gossamer.authz.service import AuthzService
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConfigError
 from gossamer.registry import Registry
@@ -70,6 +73,8 @@ class ControlPlaneApp:
     agents: Registry
     api_addr: tuple[str, int] = ("", 0)
     xds_addr: tuple[str, int] = ("", 0)
+    #: NGAC decisions, administration and the audit trail (set once the engine is open)
+    authz: AuthzService | None = None
     _api: uvicorn.Server | None = field(default=None, repr=False)
 
     @property
@@ -89,9 +94,13 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     monitor = XdsMonitor(registry)
     plane = ControlPlane(store, cache, monitor)
     xds = XdsServer(cache, monitor)
-    agents = Registry(plane)  # before load: it makes the registry's kinds known
+    agents = Registry(plane)
     app = ControlPlaneApp(settings, store, plane, xds, registry, agents)
     try:
+        engine = await AuthzEngine.open(store)
+        authz = AuthzService(engine, AuditLog(settings.data_dir / "authz-audit.jsonl"))
+        app.authz = authz
+        plane.add_validator({"AccessPolicy"}, authz.validate_policies)
         await plane.load()
         port = await xds.start(*settings.xds_addr)
         app.xds_addr = (settings.xds_addr[0], port)
@@ -99,7 +108,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         app.api_addr = sock.getsockname()[:2]
         api = uvicorn.Server(
             uvicorn.Config(
-                create_api(plane, registry=registry, agents=agents),
+                create_api(plane, registry=registry, agents=agents, authz=authz),
                 log_level="warning",
                 lifespan="off",
             )
@@ -107,6 +116,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         app._api = api
         async with asyncio.TaskGroup() as tg:
             runner = tg.create_task(plane.run())
+            followers = [tg.create_task(engine.run()), tg.create_task(authz.audit.run())]
             serving = tg.create_task(api.serve(sockets=[sock]))
             try:
                 yield app
@@ -114,6 +124,8 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
                 api.should_exit = True
                 await serving
                 runner.cancel()
+                for task in followers:
+                    task.cancel()
     finally:
         await xds.stop()
         await store.close()

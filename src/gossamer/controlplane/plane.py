@@ -11,7 +11,7 @@ import asyncio
 import builtins
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -40,6 +40,9 @@ from gossamer.xds.snapshot import Serializer, Snapshot
 
 log = logging.getLogger(__name__)
 
+#: checks a prospective model beyond references; returns the errors (empty: fine)
+Validator = Callable[[ModelSnapshot], Awaitable[list[FieldError]]]
+
 #: a burst of changes is published at most this many debounce periods after its first change
 MAX_DEBOUNCE_FACTOR = 5
 #: after this many endpoint-only rounds a full rebuild prunes the translation caches
@@ -62,6 +65,7 @@ class ControlPlane:
         #: the model the last publish translated, and how many endpoint-only rounds since the
         #: last full one
         self._published_model: ModelSnapshot | None = None
+        self._validators: list[tuple[frozenset[str], Validator]] = []
         self._incremental_rounds = 0
         self.builds = 0
         self.build_seconds = 0.0
@@ -194,14 +198,25 @@ class ControlPlane:
                 diff.updated.append(r.key)
         return diff
 
-    def _check(self, puts: Sequence[Resource], deletes: Sequence[ResourceKey]) -> ModelSnapshot:
+    async def _check(
+        self, puts: Sequence[Resource], deletes: Sequence[ResourceKey]
+    ) -> ModelSnapshot:
         if self.model is None:
             raise GossamerError("the control plane is still loading; try again in a moment")
         after = self.model.with_changes(puts, deletes)
         errors = check_references(after)
+        touched = {r.kind for r in puts} | {k.kind for k in deletes}
+        for kinds, validate in self._validators:
+            if not errors and touched & kinds:
+                errors += await validate(after)
         if errors:
             raise ValidationError(errors)
         return after
+
+    def add_validator(self, kinds: set[str], validate: Validator) -> None:
+        """Also check applies touching ``kinds`` with ``validate(new model) -> errors``
+        (e.g. the NGAC engine: do the AccessPolicy resources still make a valid graph?)."""
+        self._validators.append((frozenset(kinds), validate))
 
     async def apply(
         self,
@@ -228,7 +243,7 @@ class ControlPlane:
             gone = list(diff.deleted)
             if not changed and not gone:
                 return ApplyResult(self.model.revision if self.model else 0, diff)
-            after = self._check(changed, gone)
+            after = await self._check(changed, gone)
             if dry_run:
                 return ApplyResult(self.model.revision if self.model else 0, diff)
             revision = await self.store.apply([r.to_manifest() for r in changed], gone)
@@ -286,7 +301,7 @@ class ControlPlane:
             if missing:
                 raise NotFoundError(f"{missing[0]} does not exist")
             try:
-                after = self._check((), keys)
+                after = await self._check((), keys)
             except ValidationError as e:
                 raise ValidationError(
                     [
@@ -331,7 +346,7 @@ class ControlPlane:
 
     async def validate(self, resources: Sequence[Resource]) -> builtins.list[str]:
         try:
-            self._check(resources, ())
+            await self._check(resources, ())
         except ValidationError as e:
             return [str(err) for err in e.errors]
         return []

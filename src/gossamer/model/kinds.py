@@ -7,7 +7,7 @@ from typing import Any
 import pydantic
 
 from gossamer.errors import FieldError, ValidationError
-from gossamer.model.access_policy import AccessPolicy
+from gossamer.model.access_policy import AccessCommand, AccessPolicy
 from gossamer.model.base import Resource
 from gossamer.model.gateway import Gateway
 from gossamer.model.internal import Agent, JoinToken
@@ -20,12 +20,22 @@ from gossamer.types import Manifest
 #: every kind, public and internal, by name (fixed at import: no runtime registration)
 KINDS: dict[str, type[Resource]] = {
     cls.__name__: cls
-    for cls in (Mesh, Service, Workload, Gateway, Route, AccessPolicy, JoinToken, Agent)
+    for cls in (
+        Mesh,
+        Service,
+        Workload,
+        Gateway,
+        Route,
+        AccessPolicy,
+        AccessCommand,
+        JoinToken,
+        Agent,
+    )
 }
 
 #: kinds the control plane keeps for itself (join tokens, agents): never applied by users,
 #: never offered as valid kinds
-INTERNAL_KINDS: frozenset[str] = frozenset({"JoinToken", "Agent"})
+INTERNAL_KINDS: frozenset[str] = frozenset({"JoinToken", "Agent", "AccessCommand"})
 
 #: the kinds users apply, get and delete
 PUBLIC_KINDS: dict[str, type[Resource]] = {
@@ -42,7 +52,7 @@ def _describe(manifest: Any) -> str:
     return f"{manifest.get('kind', '?')} {ns}/{name}"
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -54,7 +64,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _message(err: Any) -> str:
+def field_message(err: Any) -> str:
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
@@ -88,7 +98,10 @@ def parse_manifest(manifest: Any, source: str = "") -> Resource:
         return cls.model_validate(manifest)
     except pydantic.ValidationError as e:
         raise ValidationError(
-            [FieldError(_message(err), _path(err["loc"]), what, source) for err in e.errors()]
+            [
+                FieldError(field_message(err), field_path(err["loc"]), what, source)
+                for err in e.errors()
+            ]
         ) from None
 
 
