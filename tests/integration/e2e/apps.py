@@ -42,7 +42,8 @@ class AppProcess:
         await self.process.start()
 
         async def up() -> bool:
-            assert self.process is not None and self.process.running, self.process.log_tail()
+            assert self.process is not None
+            assert self.process.running, self.process.log_tail()
             async with httpx.AsyncClient(timeout=2, trust_env=False) as client:
                 try:
                     r = await client.get(f"http://{self.host}:{self.port}/healthz")

@@ -173,6 +173,7 @@ async def test_vm_mesh_under_load(tmp_path: Path) -> None:
         await a_app.start()
         gateway = await stack.enter_async_context(_gateway(app, tmp_path / "gw"))
 
+        failures: dict[str, int] = {}  # failed requests by step, printed at the end
         load = ConcurrentLoad(f"http://127.0.0.1:{gateway_port}/", concurrency=CONCURRENCY)
         loop = asyncio.create_task(load.run())
         stack.push_async_callback(lambda: loop)
@@ -205,6 +206,7 @@ async def test_vm_mesh_under_load(tmp_path: Path) -> None:
         restarted = load.mark()
         await wait_until(lambda: served(restarted, "b-1"), timeout=60, what="b-1 served again")
         assert b1.status()["workloads"]["default/b-1"]["envoy"]["restarts"] >= 1
+        failures["(c) Envoy SIGKILL"] = len(load.failed(mark))
         assert len(load.failed(mark)) <= CONCURRENCY, load.failed(mark)
 
         # (d) restarting A's agent (SIGHUP, then `agent run` again): zero failed requests
@@ -216,6 +218,7 @@ async def test_vm_mesh_under_load(tmp_path: Path) -> None:
         await settle(mark, "the agent restart")
         assert status["workloads"]["default/a-1"]["envoy"]["state"] == "adopted"
         assert a.envoy_pids()["default/a-1"] == a_envoy
+        failures["(d) agent restart"] = len(load.failed(mark))
         assert load.failed(mark) == []
 
         # (b) one of B's two app instances is killed: at most the requests in flight fail,
@@ -228,6 +231,7 @@ async def test_vm_mesh_under_load(tmp_path: Path) -> None:
         after = load.mark()
         await settle(after, "b-1's app died")
         assert set(load.served_by(after)) == {"b-2"}, load.served_by(after)
+        failures["(b) app SIGKILL"] = len(load.failed(mark))
         assert len(load.failed(mark)) <= CONCURRENCY, load.failed(mark)
         await b1_app.start()  # back on its port: healthy again, back in rotation
         back = load.mark()
@@ -255,15 +259,16 @@ async def test_vm_mesh_under_load(tmp_path: Path) -> None:
 
         mark = load.mark()
         watcher = asyncio.create_task(watch_gone())
-        code = await b2.signal(signal.SIGTERM)
+        exit_code = await b2.signal(signal.SIGTERM)
         await watcher
         after = load.mark()
         await settle(after, "b-2's agent stopped")
-        assert code == 0, b2.log()
+        assert exit_code == 0, b2.log()
         assert gone_before_exit, "b-2's endpoint was still in the mesh when its agent exited"
         assert not is_running(b2_envoy.pid, b2_envoy.start_time), "orphaned Envoy"
         assert b2.status()["state"] == "stopped"
         assert set(load.served_by(after)) == {"b-1"}, load.served_by(after)
+        failures["(e) agent SIGTERM"] = len(load.failed(mark))
         assert load.failed(mark) == []
 
         await b2.start()  # the same host comes back (still joined)
@@ -283,6 +288,7 @@ async def test_vm_mesh_under_load(tmp_path: Path) -> None:
         after = load.mark()
         await settle(after, "revoking host-b1")
         assert set(load.served_by(after)) == {"b-2"}, load.served_by(after)
+        failures["(g) revoke"] = len(load.failed(mark))
         assert len(load.failed(mark)) <= CONCURRENCY, load.failed(mark)
         assert b1.process is not None
         assert await b1.process.wait(60) == 1, b1.log()
@@ -291,6 +297,7 @@ async def test_vm_mesh_under_load(tmp_path: Path) -> None:
 
         load.stop()
         await loop
+        print(f"{len(load.outcomes)} requests, failed by step: {failures}")
         assert len(load.outcomes) < load.max_requests, "the load hit its bound: raise it"
 
 
