@@ -82,6 +82,30 @@ class Explanation:
         }
 
 
+def explanation_from_data(data: dict[str, Any]) -> Explanation:
+    """The inverse of ``Explanation.to_data`` (e.g. for an explanation read over the API)."""
+
+    def step(s: dict[str, Any]) -> Step:
+        return Step(
+            s["node"], [Grant(g["userAttribute"], g["rights"], g["userPaths"]) for g in s["grants"]]
+        )
+
+    return Explanation(
+        data["user"],
+        data["target"],
+        data.get("process"),
+        data["rights"],
+        [
+            PolicyClassExplanation(
+                pc["policyClass"], pc["rights"], [[step(s) for s in p] for p in pc["paths"]]
+            )
+            for pc in data["policyClasses"]
+        ],
+        data["denied"],
+        data["prohibitions"],
+    )
+
+
 def _paths_up(g: Graph, start: int, goal: int, limit: int) -> list[list[int]]:
     """Paths start -> ... -> goal following parents (at most ``limit``)."""
     out: list[list[int]] = []

@@ -1,4 +1,6 @@
-"""``gossamer authz``: ask the NGAC engine from AccessPolicy files (no server needed).
+"""``gossamer authz``: ask the NGAC engine, from AccessPolicy files (``-f``, no server
+needed) or from the running control plane (no ``-f``: ``--server``; decisions made there
+are recorded in its audit trail, which ``gossamer authz audit`` reads).
 
 ``check`` exits 0 when the decision is allow, 1 when it is deny, 2 on bad input.
 """
@@ -6,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,12 +16,18 @@ import typer
 
 from gossamer.authz.decider import Decider
 from gossamer.authz.engine import build_state
-from gossamer.authz.explain import access, explain
+from gossamer.authz.explain import access, explain, explanation_from_data
 from gossamer.authz.pap import JournalEntry, bootstrap_commands
 from gossamer.authz.policy import load_policy_files
+from gossamer.cli.client import DEFAULT_SERVER, ApiClient
+from gossamer.cli.common import Server, reporting_errors
 from gossamer.errors import GossamerError
 
-app = typer.Typer(help="NGAC access decisions: check, explain, access.", no_args_is_help=True)
+app = typer.Typer(
+    help="NGAC access decisions: check, explain, access (from files or the control plane), "
+    "and the control plane's audit trail.",
+    no_args_is_help=True,
+)
 
 Files = Annotated[
     list[Path],
@@ -29,11 +38,6 @@ Process = Annotated[str | None, typer.Option("--process", help="the process aski
 
 
 def _engine(files: list[Path]) -> Decider:
-    if not files:
-        raise GossamerError(
-            "give the policy with -f POLICY.yaml (asking a running control "
-            "plane is not wired into this command yet)"
-        )
     boot = JournalEntry(None, "bootstrap", tuple(bootstrap_commands()))
     return build_state(load_policy_files(files), [boot]).decider
 
@@ -60,8 +64,14 @@ def check(
     file: Files = [],  # noqa: B006 (typer default)
     process: Process = None,
     output: Output = "text",
+    server: Server = DEFAULT_SERVER,
 ) -> None:
     """Decide whether USER holds RIGHT on TARGET."""
+    if not file:
+        data = _remote(server, "check", user=user, target=target, right=right, process=process)
+        allowed = data["decision"] == "allow"
+        _emit(data, output, f"{data['decision']} ({data['rule']})")
+        raise typer.Exit(0 if allowed else 1)
     try:
         d = _engine(file)
         g = d.graph
@@ -97,11 +107,16 @@ def explain_cmd(
     file: Files = [],  # noqa: B006
     process: Process = None,
     output: Output = "text",
+    server: Server = DEFAULT_SERVER,
 ) -> None:
     """Per policy class, the paths that grant each right and the prohibitions that deny."""
     try:
-        d = _engine(file)
-        e = explain(d.graph, user, target, process)
+        if file:
+            e = explain(_engine(file).graph, user, target, process)
+        else:
+            e = explanation_from_data(
+                _remote(server, "explain", user=user, target=target, process=process)
+            )
     except GossamerError as err:
         raise _fail(err) from None
     lines = [f"{user} on {target}: {', '.join(e.rights) or 'no rights'}"]
@@ -127,11 +142,40 @@ def access_cmd(
     file: Files = [],  # noqa: B006
     process: Process = None,
     output: Output = "text",
+    server: Server = DEFAULT_SERVER,
 ) -> None:
     """Every target USER holds rights on, with those rights."""
     try:
-        result = access(_engine(file), user, process)
+        if file:
+            result = access(_engine(file), user, process)
+        else:
+            result = _remote(server, "access", user=user, process=process)["access"]
     except GossamerError as e:
         raise _fail(e) from None
     text = "\n".join(f"{t}: {', '.join(r)}" for t, r in result.items()) or "no access"
     _emit({"user": user, "access": result}, output, text)
+
+
+@app.command("audit")
+def audit_cmd(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 20,
+    user: Annotated[str | None, typer.Option("--user", help="only decisions about USER")] = None,
+    output: Output = "text",
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """The control plane's newest access decisions: who asked, about what, and why."""
+    items = _remote(server, "audit", limit=str(limit), user=user)["items"]
+    lines = [
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(i['at']))}  {i['decision']:5}  "
+        f"{i['user']} {i['right']} {i['target']}  ({i['rule']})"
+        + (f"  asked by {i['caller']}" if i["caller"] else "")
+        for i in items
+    ]
+    _emit({"items": items}, output, "\n".join(lines) or "no decisions recorded")
+
+
+def _remote(server: str, what: str, **params: str | None) -> dict[str, Any]:
+    """Ask the running control plane; errors leave as CLI errors (exit 1, or 3 unreachable)."""
+    with reporting_errors(), ApiClient(server) as api:
+        return api.authz(what, **params)
+    raise AssertionError("unreachable")  # reporting_errors exits on any error

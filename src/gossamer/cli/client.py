@@ -121,6 +121,15 @@ class ApiClient:
         params = {"type": type_} if type_ else None
         return self._dict("GET", f"/v1/proxies/{node_id}/config", params=params)
 
+    # -- access control (NGAC) ---------------------------------------------------------
+
+    def authz(self, what: str, **params: str | None) -> dict[str, Any]:
+        """``check`` (POST), ``explain``, ``access``, ``audit`` (GET) under /v1/authz."""
+        given = {k: v for k, v in params.items() if v is not None}
+        if what == "check":
+            return self._dict("POST", "/v1/authz/check", json=given)
+        return self._dict("GET", f"/v1/authz/{what}", params=given)
+
     # -- plumbing ----------------------------------------------------------------------
 
     def _dict(

@@ -3,7 +3,9 @@ audited, administration checked against the graph, everything surviving a restar
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from pathlib import Path
 
 import httpx
@@ -117,3 +119,37 @@ async def test_policies_decisions_audit_admin_and_restart(tmp_path: Path) -> Non
         assert (await check(c, base, WEB, "POST"))["decision"] == "allow"
         stats = (await c.get(f"{base}/v1/authz/statistics")).json()
         assert stats["nodes"] == nodes_before
+
+
+async def gossamer(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("gossamer")),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_authz_cli_against_the_running_control_plane(tmp_path: Path) -> None:
+    async with running_control_plane(tmp_path / "cp") as app:
+        await apply_yaml(app, POLICY, wait=False)
+        server = ("--server", app.api_url)
+
+        async def loaded() -> bool:
+            code, _ = await gossamer("authz", "check", WEB, "cart:/items", "GET", *server)
+            return code == 0
+
+        await wait_until(loaded, timeout=30, what="the engine to load the applied policy")
+        code, out = await gossamer("authz", "check", CRON, "cart:/items", "POST", *server)
+        assert code == 1 and out.strip() == "deny (prohibited by batch-read-only)"
+        code, out = await gossamer("authz", "explain", CRON, "cart:/items", *server)
+        assert code == 0 and "prohibition batch-read-only denies POST" in out
+        code, out = await gossamer("authz", "access", WEB, "-o", "json", *server)
+        assert code == 0 and sorted(json.loads(out)["access"]["cart:/items"]) == ["GET", "POST"]
+        code, out = await gossamer("authz", "audit", "--limit", "1", *server)
+        assert code == 0 and "deny" in out and "batch-read-only" in out
+        code, out = await gossamer("authz", "check", "nobody", "cart:/items", "GET", *server)
+        assert code == 1 and "nobody" in out  # a clear error naming the unknown user
