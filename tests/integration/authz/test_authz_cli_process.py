@@ -36,8 +36,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_check_explain_access_from_files(tmp_path: Path) -> None:
-    if not GOSSAMER.exists():
-        pytest.skip("the gossamer console script is not installed in this environment")
+    assert GOSSAMER.exists(), "the gossamer console script is missing: run scripts/install"
     policy = tmp_path / "shop.yaml"
     policy.write_text(POLICY)
     allow = run("check", "-f", str(policy), WEB, "cart:/items", "GET", "-o", "json")
