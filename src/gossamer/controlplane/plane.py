@@ -31,6 +31,7 @@ from gossamer.errors import (
 from gossamer.model import ModelSnapshot, check_references, parse_manifest
 from gossamer.model.base import Resource
 from gossamer.model.kinds import INTERNAL_KINDS
+from gossamer.model.workload import Workload
 from gossamer.store.base import ChangeBatch, Store
 from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.types import OWNER_LABEL, Manifest, ProxyIdentity, ResourceKey
@@ -204,6 +205,8 @@ class ControlPlane:
         if self.model is None:
             raise GossamerError("the control plane is still loading; try again in a moment")
         after = self.model.with_changes(puts, deletes)
+        if not deletes and all(_status_only(self.model.resources.get(r.key), r) for r in puts):
+            return after  # health, weight or labels of existing workloads: nothing to recheck
         errors = check_references(after)
         touched = {r.kind for r in puts} | {k.kind for k in deletes}
         for kinds, validate in self._validators:
@@ -382,3 +385,17 @@ class ControlPlane:
             "build_seconds": round(self.build_seconds, 6),
             "memo_entries": len(self.translator.memo),
         }
+
+
+#: Workload fields that references, addresses and ports do not depend on
+_STATUS_FIELDS = frozenset({"health", "weight", "zone"})
+
+
+def _status_only(old: Resource | None, new: Resource) -> bool:
+    """Whether ``new`` changes only status-like fields of the existing workload ``old``."""
+    if not isinstance(old, Workload) or not isinstance(new, Workload):
+        return False
+    if old.metadata.name != new.metadata.name or old.metadata.namespace != new.metadata.namespace:
+        return False
+    keep = set(type(new.spec).model_fields) - _STATUS_FIELDS
+    return all(getattr(old.spec, f) == getattr(new.spec, f) for f in keep)
