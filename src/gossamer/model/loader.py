@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def load_files(paths: Iterable[Path]) -> list[Resource]:
             errors.extend(e.errors)
     if not errors:
         keys = [r.key for r in resources]
-        dupes = {k for k in keys if keys.count(k) > 1}
+        dupes = {k for k, n in Counter(keys).items() if n > 1}
         errors = [FieldError("defined in more than one file", "", str(k)) for k in sorted(dupes)]
     if errors:
         raise ValidationError(errors)
