@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 
+from gossamer.controlplane.admission import authorize, diff_against, status_only
 from gossamer.controlplane.incremental import endpoint_change, patch_endpoints
 from gossamer.controlplane.service import ApplyResult, Diff
 from gossamer.controlplane.status import ProxyStatus
 from gossamer.errors import (
-    ConflictError,
     EnvoyError,
     FieldError,
     GossamerError,
@@ -30,11 +30,9 @@ from gossamer.errors import (
 )
 from gossamer.model import ModelSnapshot, check_references, parse_manifest
 from gossamer.model.base import Resource
-from gossamer.model.kinds import INTERNAL_KINDS
-from gossamer.model.workload import Workload
 from gossamer.store.base import ChangeBatch, Store
 from gossamer.translate.proxy import ProxyResources, Translator
-from gossamer.types import OWNER_LABEL, Manifest, ProxyIdentity, ResourceKey
+from gossamer.types import Manifest, ProxyIdentity, ResourceKey
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.snapshot import Serializer, Snapshot
@@ -185,27 +183,13 @@ class ControlPlane:
 
     # -- operations (ControlPlaneService) --------------------------------------------------
 
-    def _diff(self, resources: Sequence[Resource]) -> Diff:
-        """Compared with the model, which mirrors the store (this is its only writer)."""
-        assert self.model is not None
-        diff = Diff()
-        for r in resources:
-            existing = self.model.resources.get(r.key)
-            if existing is None:
-                diff.created.append(r.key)
-            elif existing == r:
-                diff.unchanged.append(r.key)
-            else:
-                diff.updated.append(r.key)
-        return diff
-
     async def _check(
         self, puts: Sequence[Resource], deletes: Sequence[ResourceKey]
     ) -> ModelSnapshot:
         if self.model is None:
             raise GossamerError("the control plane is still loading; try again in a moment")
         after = self.model.with_changes(puts, deletes)
-        if not deletes and all(_status_only(self.model.resources.get(r.key), r) for r in puts):
+        if not deletes and all(status_only(self.model.resources.get(r.key), r) for r in puts):
             return after  # health, weight or labels of existing workloads: nothing to recheck
         errors = check_references(after)
         touched = {r.kind for r in puts} | {k.kind for k in deletes}
@@ -239,8 +223,9 @@ class ControlPlane:
         kinds (join tokens, agents).
         """
         async with self._apply_lock:
-            self._authorize(resources, deletes, owner, internal)
-            diff = self._diff(resources)
+            assert self.model is not None
+            authorize(self.model, resources, deletes, owner, internal)
+            diff = diff_against(self.model, resources)
             diff.deleted.extend(k for k in deletes if self.model and k in self.model.resources)
             changed = [r for r in resources if r.key not in diff.unchanged]
             gone = list(diff.deleted)
@@ -252,44 +237,6 @@ class ControlPlane:
             revision = await self.store.apply([r.to_manifest() for r in changed], gone)
             return await self._after_write(revision, after, diff, wait, wait_timeout)
 
-    def _authorize(
-        self,
-        puts: Sequence[Resource],
-        deletes: Sequence[ResourceKey],
-        owner: str | None,
-        internal: bool,
-    ) -> None:
-        errors = [
-            FieldError(
-                f"{r.kind} is kept by the control plane itself and cannot be applied",
-                "kind",
-                str(r.key),
-            )
-            for r in puts
-            if r.kind in INTERNAL_KINDS and not internal
-        ]
-        errors += [
-            FieldError(
-                f"the label {OWNER_LABEL} is set by the control plane for resources an "
-                "agent registers; remove it",
-                f"metadata.labels.{OWNER_LABEL}",
-                str(r.key),
-            )
-            for r in puts
-            if r.metadata.labels.get(OWNER_LABEL) != owner
-        ]
-        if errors:
-            raise ValidationError(errors)
-        assert self.model is not None
-        for key in [*(r.key for r in puts), *deletes]:
-            existing = self.model.resources.get(key)
-            held_by = existing.metadata.labels.get(OWNER_LABEL) if existing else None
-            if existing is not None and held_by != owner:
-                who = f"agent {held_by}" if held_by else "a user (gossamer apply)"
-                raise ConflictError(
-                    f"{key} was registered by {who}; change it there, or revoke that agent"
-                )
-
     async def delete(
         self,
         keys: Sequence[ResourceKey],
@@ -299,7 +246,8 @@ class ControlPlane:
         owner: str | None = None,
     ) -> ApplyResult:
         async with self._apply_lock:
-            self._authorize((), keys, owner, internal=False)
+            assert self.model is not None
+            authorize(self.model, (), keys, owner, internal=False)
             missing = [k for k in keys if self.model is not None and k not in self.model.resources]
             if missing:
                 raise NotFoundError(f"{missing[0]} does not exist")
@@ -385,17 +333,3 @@ class ControlPlane:
             "build_seconds": round(self.build_seconds, 6),
             "memo_entries": len(self.translator.memo),
         }
-
-
-#: Workload fields that references, addresses and ports do not depend on
-_STATUS_FIELDS = frozenset({"health", "weight", "zone"})
-
-
-def _status_only(old: Resource | None, new: Resource) -> bool:
-    """Whether ``new`` changes only status-like fields of the existing workload ``old``."""
-    if not isinstance(old, Workload) or not isinstance(new, Workload):
-        return False
-    if old.metadata.name != new.metadata.name or old.metadata.namespace != new.metadata.namespace:
-        return False
-    keep = set(type(new.spec).model_fields) - _STATUS_FIELDS
-    return all(getattr(old.spec, f) == getattr(new.spec, f) for f in keep)
