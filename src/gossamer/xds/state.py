@@ -75,6 +75,9 @@ class TypeState:
     #: names to send again even if the proxy has them (endpoints after a cluster update)
     force: set[str] = field(default_factory=set)
     responses: int = 0
+    #: bumped whenever ``subscribed`` changes (keys ``wanted_cache``)
+    sub_version: int = 0
+    wanted_cache: tuple[object, int, dict[str, Versioned]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,7 @@ class StreamState:
         subscribe: list[str] | None,
         unsubscribe: list[str] | None,
     ) -> None:
+        ts.sub_version += 1
         if ts.type.full_state:
             if self.delta and first and subscribe and "*" not in subscribe:
                 ts.subscribed = set(subscribe)
@@ -171,11 +175,17 @@ class StreamState:
 
     # -- responses ---------------------------------------------------------------------------
 
-    def _wanted(self, ts: TypeState, snap: Snapshot) -> dict[str, Versioned]:
+    def _wanted(self, ts: TypeState, snap: Snapshot) -> Mapping[str, Versioned]:
         resources = snap.of(ts.type)
         if ts.subscribed is None:
-            return dict(resources)
-        return {n: resources[n] for n in sorted(ts.subscribed) if n in resources}
+            return resources
+        # asked for on every request and flush: computed once per (snapshot, subscription)
+        cached = ts.wanted_cache
+        if cached is not None and cached[0] is resources and cached[1] == ts.sub_version:
+            return cached[2]
+        wanted = {n: resources[n] for n in sorted(ts.subscribed) if n in resources}
+        ts.wanted_cache = (resources, ts.sub_version, wanted)
+        return wanted
 
     def _changed(self, ts: TypeState, wanted: Mapping[str, Versioned]) -> list[str]:
         return [n for n, v in wanted.items() if ts.known.get(n) != v.version or n in ts.force]
