@@ -128,7 +128,11 @@ async def run(args: argparse.Namespace) -> list[Sample]:
             await asyncio.wait_for(backend.stdout.readline(), 10)
             async with running_control_plane(Path(tmp) / "cp") as app:
                 local = ("127.0.0.2", free_port("127.0.0.2"))
-                await apply_yaml(app, f"""
+                mesh = "" if args.retries else (
+                    "apiVersion: gossamer.dev/v1\nkind: Mesh\nmetadata: {name: default}\n"
+                    "spec: {defaults: {retries: {attempts: 0}}}\n---\n"
+                )
+                await apply_yaml(app, mesh + f"""
 apiVersion: gossamer.dev/v1
 kind: Service
 metadata: {{name: client}}
@@ -225,6 +229,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-retries", dest="retries", action="store_false",
+                        help="turn off the mesh's default retry policy (to measure its cost)")
     args = parser.parse_args()
     args.duration = max(1.0, min(args.duration, 30.0))
     args.rounds = max(1, min(args.rounds, 10))
