@@ -226,23 +226,15 @@ class StreamState:
                 continue
             if adds_live:
                 assert adds is not None
-                if self._may_add(t, adds_settled, ts, changed):
+                if self._may_add(t, adds_settled):
                     candidates.append((t, adds[0], False))
                     continue
                 fresh = [n for n in changed if n not in ts.known]
                 if t is R and fresh:
                     # a warming listener needs its new routes now; known ones wait their turn
+                    known = {**ts.known, **{n: wanted[n].version for n in fresh}}
                     candidates.append(
-                        (
-                            t,
-                            self._out(
-                                ts,
-                                [wanted[n] for n in fresh],
-                                (),
-                                {**ts.known, **{n: wanted[n].version for n in fresh}},
-                            ),
-                            False,
-                        )
+                        (t, self._out(ts, [wanted[n] for n in fresh], (), known), False)
                     )
                     continue
             if rem_live:
@@ -254,13 +246,7 @@ class StreamState:
             return out, wake
         return None, wake
 
-    def _may_add(
-        self,
-        t: ResourceType,
-        adds_settled: Mapping[ResourceType, bool],
-        ts: TypeState,
-        changed: list[str],
-    ) -> bool:
+    def _may_add(self, t: ResourceType, adds_settled: Mapping[ResourceType, bool]) -> bool:
         if t in (C, E):
             return True
         if t is L:
