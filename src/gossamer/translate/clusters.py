@@ -5,6 +5,7 @@ from __future__ import annotations
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2 as ep_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.type.v3 import percent_pb2
 
 from gossamer.model.mesh import Mesh
 from gossamer.model.service import ServicePort
@@ -33,6 +34,11 @@ def outbound_cluster(
         lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
         eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(
             eds_config=ads_source(), service_name=name
+        ),
+        # No panic mode: an unhealthy or draining instance gets no traffic even when it is
+        # the only one (a 503 "no healthy upstream" beats requests to an app that is gone).
+        common_lb_config=cluster_pb2.Cluster.CommonLbConfig(
+            healthy_panic_threshold=percent_pb2.Percent(value=0)
         ),
     )
     if port.is_http:
