@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from gossamer.polling import wait_until
+from gossamer.testing.leftovers import kill_envoys_under
 from gossamer.testing.ports import free_port
 
 pytestmark = [pytest.mark.integration]
@@ -192,6 +193,8 @@ async def shell(tmp_path: Path) -> AsyncIterator[Shell]:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
+        # sidecars are detached from their agent by design: none may outlive the test
+        kill_envoys_under(tmp_path)
 
 
 def section(doc: str, title: str) -> str:
