@@ -275,16 +275,27 @@ class Translator:
             return self.memo.get("gateway-route-rules", inputs, build_rules)
 
         def build() -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
-            used: set[ServicePortRef] = set()
-            by_domain: dict[str, list[rc_pb2.Route]] = defaultdict(list)
-            for r in snap.routes_for_gateway(ref):
-                built, route_used = rules_of(r)
-                used |= route_used
-                hosts = gw.spec.hosts if r.spec.hosts == ["*"] else r.spec.hosts
-                for host in hosts:
-                    by_domain[host].extend(built)
-            vhosts = [(d, [d], routes) for d, routes in sorted(by_domain.items())]
-            return route_configuration(names.gateway_route(ref), vhosts), frozenset(used)
+            routes = snap.routes_for_gateway(ref)
+
+            def build_vhosts() -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
+                # Gateways serving the same routes share this table, copied under their names.
+                used: set[ServicePortRef] = set()
+                by_domain: dict[str, list[rc_pb2.Route]] = defaultdict(list)
+                for r in routes:
+                    built, route_used = rules_of(r)
+                    used |= route_used
+                    hosts = gw.spec.hosts if r.spec.hosts == ["*"] else r.spec.hosts
+                    for host in hosts:
+                        by_domain[host].extend(built)
+                vhosts = [(d, [d], table) for d, table in sorted(by_domain.items())]
+                return route_configuration("", vhosts), frozenset(used)
+
+            inputs = (tuple(gw.spec.hosts), routes, snap.generation("Service"), snap.mesh)
+            shared, used = self.memo.get("gateway-vhosts", inputs, build_vhosts)
+            table = route_pb2.RouteConfiguration()
+            table.CopyFrom(shared)
+            table.name = names.gateway_route(ref)
+            return table, used
 
         # Keyed by generations: any Route or Service change rebuilds gateway tables, but
         # the key costs nothing to compute whatever the number of routes.
