@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+import gossamer
 from gossamer.cli import agent, demo, gateway, proxies, resources, tokens
 from gossamer.cli.authz import app as authz_app
 from gossamer.cli.common import reporting_errors
@@ -19,6 +20,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gossamer {gossamer.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Gossamer: a service mesh for VMs, bare metal and containers, with Envoy as its data
+    plane."""
 
 
 def _host_port(value: str) -> str:
