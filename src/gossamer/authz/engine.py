@@ -182,6 +182,12 @@ class AuthzEngine:
             pap.take_journal()
             return events
 
+    async def check_policies(self, policies: Sequence[AccessPolicy]) -> None:
+        """Raise ``GossamerError`` if exactly ``policies`` (with the stored journal) would not
+        make a valid graph; changes nothing. The control plane asks before it stores."""
+        _, journal, _ = await self._read(self._store)
+        await asyncio.to_thread(build_state, policies, journal)
+
     async def apply_policies(self, policies: Sequence[AccessPolicy]) -> None:
         """Store ``policies`` (new or changed) and rebuild the graph from the store."""
         async with self._lock:

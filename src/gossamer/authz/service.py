@@ -3,14 +3,13 @@ each decision recorded in the audit trail with the rule behind it."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pydantic
 
 from gossamer.authz.audit import AuditEntry, AuditLog, now
 from gossamer.authz.commands import parse_commands
-from gossamer.authz.engine import AuthzEngine, build_state
+from gossamer.authz.engine import AuthzEngine
 from gossamer.errors import FieldError, GossamerError, ValidationError
 from gossamer.model.access_policy import AccessPolicy
 from gossamer.model.kinds import field_message, field_path
@@ -79,10 +78,8 @@ class AuthzService:
         """Would the AccessPolicy resources of ``model`` (with the journal) make a valid
         graph? Used by the control plane before it stores an apply."""
         policies = [r for r in model.resources.values() if isinstance(r, AccessPolicy)]
-        # the journal as stored: administrative batches and obligation responses
-        _, journal, _ = await AuthzEngine._read(self.engine._store)
         try:
-            await asyncio.to_thread(build_state, policies, journal)
+            await self.engine.check_policies(policies)
         except GossamerError as e:
             return [FieldError(f"the access policies would not make a valid graph: {e}")]
         return []
