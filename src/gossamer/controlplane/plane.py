@@ -173,6 +173,14 @@ class ControlPlane:
         except Exception:
             log.exception("translating for %s failed; it keeps its last config", proxy.node_id)
             return None
+        if missing := resources.missing_references():
+            # A translator bug, never the user's input (references are checked on apply).
+            log.error(
+                "config for %s is inconsistent (%s); it keeps its last config",
+                proxy.node_id,
+                "; ".join(missing[:5]),
+            )
+            return None
         return Snapshot.build(resources, self.serializer, created)
 
     def _on_connect(self, proxy: ProxyIdentity) -> None:

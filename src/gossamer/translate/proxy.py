@@ -15,7 +15,6 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc_pb2
 from envoy.config.route.v3 import route_pb2
-from google.protobuf import message
 
 from gossamer.errors import NotFoundError
 from gossamer.model.route import Destination, Route, Rule
@@ -51,13 +50,26 @@ class ProxyResources:
     listeners: dict[str, listener_pb2.Listener] = field(default_factory=dict)
     routes: dict[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
 
-    def all(self) -> list[message.Message]:
-        return [
-            *self.clusters.values(),
-            *self.endpoints.values(),
-            *self.listeners.values(),
-            *self.routes.values(),
-        ]
+    def missing_references(self) -> list[str]:
+        """Names referenced but absent (cf. go-control-plane's ``Consistent``)."""
+        out: list[str] = []
+        for name, cluster in self.clusters.items():
+            if cluster.HasField("eds_cluster_config"):
+                eds = cluster.eds_cluster_config.service_name or name
+                if eds not in self.endpoints:
+                    out.append(f"cluster {name} needs endpoints {eds}")
+        for table in self.routes.values():
+            for vh in table.virtual_hosts:
+                for route in vh.routes:
+                    action = route.route
+                    refs = [action.cluster] if action.cluster else []
+                    refs += [c.name for c in action.weighted_clusters.clusters]
+                    out += [
+                        f"route {table.name} needs cluster {c}"
+                        for c in refs
+                        if c not in self.clusters
+                    ]
+        return out
 
 
 class Translator:

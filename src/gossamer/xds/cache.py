@@ -34,9 +34,6 @@ class SnapshotCache:
             event.set()
         return True
 
-    def clear(self, node_id: str) -> None:
-        self._snapshots.pop(node_id, None)
-
     def on_connect(self, callback: Callable[[ProxyIdentity], None]) -> None:
         """Call ``callback`` whenever a node opens its first stream."""
         self._on_connect.append(callback)

@@ -99,24 +99,3 @@ class Snapshot:
 
     def version(self, rtype: ResourceType) -> str:
         return content_version((n, v.version) for n, v in self.of(rtype).items())
-
-    def missing_references(self, proxy: ProxyResources) -> list[str]:
-        """Names referenced but absent (cf. go-control-plane's ``Consistent``)."""
-        out: list[str] = []
-        for name, cluster in proxy.clusters.items():
-            if cluster.HasField("eds_cluster_config"):
-                eds = cluster.eds_cluster_config.service_name or name
-                if eds not in proxy.endpoints:
-                    out.append(f"cluster {name} needs endpoints {eds}")
-        for table in proxy.routes.values():
-            for vh in table.virtual_hosts:
-                for route in vh.routes:
-                    action = route.route
-                    refs = [action.cluster] if action.cluster else []
-                    refs += [c.name for c in action.weighted_clusters.clusters]
-                    out += [
-                        f"route {table.name} needs cluster {c}"
-                        for c in refs
-                        if c not in proxy.clusters
-                    ]
-        return out
