@@ -12,7 +12,10 @@ After a cluster update its endpoints are sent again (Envoy needs them but does n
 
 A NACKed response is not re-sent while its content is unchanged, except on a back-off timer
 (0.5 s doubling to 10 s) so a proxy recovers when an outside cause (a port held by another
-process) goes away.
+process) goes away. Envoy applies the valid resources of a response it rejects, so every
+name a NACKed response carried is in doubt until a response carrying it is ACKed: when the
+wanted config goes back to what Envoy last accepted, those names are sent again (a NACKed
+new resource is removed again) and Envoy's ACK clears the NACK.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ class TypeState:
     subscribed: set[str] | None = None
     #: what the proxy has ACKed, name -> version
     known: dict[str, str] = field(default_factory=dict)
-    #: what we last sent of full-state types (kept while a removal waits for its turn)
+    #: what the proxy last ACKed of full-state types in SotW (kept while a removal waits)
     last_sent: dict[str, Versioned] = field(default_factory=dict)
     inflight: _Inflight | None = None
     requested: bool = False
@@ -74,6 +77,9 @@ class TypeState:
     nack: NackInfo | None = None
     #: names to send again even if the proxy has them (endpoints after a cluster update)
     force: set[str] = field(default_factory=set)
+    #: names a NACKed response carried: Envoy may have applied them, so what it runs for
+    #: them is unknown until an ACKed response carries them (or, SotW full sets, any ACK)
+    doubt: set[str] = field(default_factory=set)
     responses: int = 0
     #: bumped whenever ``subscribed`` changes (keys ``wanted_cache``)
     sub_version: int = 0
@@ -134,6 +140,7 @@ class StreamState:
                 ts.nack = NackInfo(
                     sent.out.version, error, now, attempts, now + delay, _content(sent.out)
                 )
+                ts.doubt |= self._carried(ts, sent.out)
                 return RequestOutcome("nack", rtype, sent.out, ts.nack)
             # names dropped by this very request stay dropped
             ts.known = {
@@ -143,6 +150,11 @@ class StreamState:
             }
             ts.acked_version = sent.out.version
             ts.nack = None
+            if self._full_sets(ts):
+                ts.last_sent = {r.name: r for r in sent.out.resources}
+                ts.doubt.clear()
+            else:
+                ts.doubt -= self._carried(ts, sent.out)
             return RequestOutcome("ack", rtype, sent.out)
         if nonce and nonce != ts.last_nonce:
             return RequestOutcome("stale", rtype)
@@ -172,6 +184,18 @@ class StreamState:
             for name in list(ts.known):
                 if name not in ts.subscribed:
                     del ts.known[name]
+            ts.doubt &= ts.subscribed
+
+    def _full_sets(self, ts: TypeState) -> bool:
+        """Every response of this type carries the whole set (SotW clusters and listeners)."""
+        return not self.delta and ts.type.full_state
+
+    def _carried(self, ts: TypeState, out: Outgoing) -> set[str]:
+        """The names ``out`` adds, updates or removes (a full set removes what it lacks)."""
+        carried = {r.name for r in out.resources} | set(out.removed)
+        if self._full_sets(ts):
+            carried |= ts.known.keys()
+        return carried
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -188,12 +212,29 @@ class StreamState:
         return wanted
 
     def _changed(self, ts: TypeState, wanted: Mapping[str, Versioned]) -> list[str]:
-        return [n for n, v in wanted.items() if ts.known.get(n) != v.version or n in ts.force]
+        # (a full set in doubt is sent again as a whole: see ``_build``)
+        doubt = set() if self._full_sets(ts) else ts.doubt
+        return [
+            n
+            for n, v in wanted.items()
+            if ts.known.get(n) != v.version or n in ts.force or n in doubt
+        ]
 
     def _removed(self, ts: TypeState, wanted: Mapping[str, Versioned]) -> list[str]:
         if not ts.type.full_state:
             return []  # endpoints and routes go away with the clusters and listeners using them
-        return [n for n in ts.known if n not in wanted]
+        gone = [n for n in ts.known if n not in wanted]
+        if self.delta:  # a NACKed new resource Envoy may have added anyway
+            gone += sorted(n for n in ts.doubt if n not in wanted and n not in ts.known)
+        return gone
+
+    def _pending(self, ts: TypeState, wanted: Mapping[str, Versioned]) -> bool:
+        """Something of this type is still to be sent (or confirmed) for ``wanted``."""
+        return bool(
+            self._changed(ts, wanted)
+            or self._removed(ts, wanted)
+            or (self._full_sets(ts) and ts.doubt)
+        )
 
     def _version_of(self, known: Mapping[str, str]) -> str:
         return content_version(known.items())
@@ -286,6 +327,11 @@ class StreamState:
             elif removed:
                 nk = {n: v.version for n, v in wanted.items()}
                 rem = (self._out(ts, list(wanted.values()), (), nk), nk)
+            elif ts.doubt:
+                # after a NACK, the set Envoy accepted again: it may have applied part of
+                # the rejected one
+                nk = {n: v.version for n, v in wanted.items()}
+                adds = (self._out(ts, list(wanted.values()), (), nk), nk)
             return adds, rem
         if changed:
             nk = {**ts.known, **{n: wanted[n].version for n in changed}}
@@ -313,14 +359,14 @@ class StreamState:
                 nk.pop(n, None)
         elif out.type.full_state:
             nk = {r.name: r.version for r in out.resources}
-            ts.last_sent = {r.name: r for r in out.resources}
         else:
             nk = {**ts.known, **{r.name: r.version for r in out.resources}}
         if out.type is C:
+            # (a cluster in doubt may have been updated by the response Envoy rejected)
             updated = {
                 r.name
                 for r in out.resources
-                if r.name in ts.known and ts.known[r.name] != r.version
+                if r.name in ts.known and (ts.known[r.name] != r.version or r.name in ts.doubt)
             }
             self.types[E].force |= updated
         ts.force -= {r.name for r in out.resources}
@@ -337,8 +383,7 @@ class StreamState:
                 continue
             if ts.inflight is not None:
                 return False
-            wanted = self._wanted(ts, snap)
-            if self._changed(ts, wanted) or self._removed(ts, wanted):
+            if self._pending(ts, self._wanted(ts, snap)):
                 return False
         return True
 

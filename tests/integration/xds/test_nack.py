@@ -9,9 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gossamer.controlplane.status import ProxyStatus
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
-from gossamer.testing.controlplane import apply_manifests, mesh_envoy, running_control_plane
+from gossamer.testing.controlplane import (
+    apply_manifests,
+    apply_yaml,
+    mesh_envoy,
+    running_control_plane,
+)
 from gossamer.testing.mesh import service, workload
 from gossamer.testing.ports import free_port
 from gossamer.types import ProxyIdentity
@@ -114,5 +120,88 @@ async def test_nack_is_reported_not_looped_and_recovers(tmp_path: Path, delta: b
                     what="the proxy to be back in sync",
                 )
                 await wait_until(lambda: ok(blocked), timeout=30, what="the new listener")
+    finally:
+        holder.close()
+
+
+def _edge(backend: tuple[str, int], port: int) -> str:
+    return f"""
+apiVersion: gossamer.dev/v1
+kind: Service
+metadata: {{name: shop}}
+spec: {{ports: [{{name: http, port: 8080}}]}}
+---
+apiVersion: gossamer.dev/v1
+kind: Workload
+metadata: {{name: shop-1}}
+spec: {{service: shop, address: {backend[0]}, sidecar: false, ports: [{{port: {backend[1]}}}]}}
+---
+apiVersion: gossamer.dev/v1
+kind: Gateway
+metadata: {{name: edge}}
+spec: {{address: {CLIENT}, port: {port}}}
+---
+apiVersion: gossamer.dev/v1
+kind: Route
+metadata: {{name: edge}}
+spec:
+  gateways: [edge]
+  rules: [{{destinations: [{{service: shop}}]}}]
+"""
+
+
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
+async def test_reverting_a_rejected_change_clears_the_nack(tmp_path: Path, delta: bool) -> None:
+    """A Gateway moved to a held port (NACK) and moved back: the status follows Envoy."""
+    good, blocked = free_port(CLIENT), free_port(CLIENT)
+    holder = socket.socket()
+    holder.bind((CLIENT, blocked))
+    holder.listen(1)
+    edge = ProxyIdentity("gateway", "default", "edge")
+    try:
+        async with (
+            HttpBackend("shop-1", host="127.0.0.3") as shop,
+            running_control_plane(tmp_path) as app,
+        ):
+            await apply_yaml(app, _edge(shop.address, good), wait=False)
+            async with mesh_envoy(app, edge, delta=delta) as envoy, httpx.AsyncClient() as client:
+
+                async def ok() -> bool:
+                    try:
+                        return (await client.get(f"http://{CLIENT}:{good}/")).status_code == 200
+                    except httpx.TransportError:
+                        return False
+
+                def status() -> ProxyStatus:
+                    return next(s for s in app.plane.proxy_status() if s.node_id == edge.node_id)
+
+                await wait_until(ok, timeout=30, what="traffic through the gateway")
+                await wait_until(lambda: status().state == "synced", timeout=30, what="sync")
+
+                await apply_yaml(app, _edge(shop.address, blocked), wait=False)
+                await wait_until(
+                    lambda: status().state == "rejected", timeout=30, what="the NACK"
+                )
+                rejected = await envoy.stats("listener_manager.lds.update_rejected")
+
+                # the original again: Envoy confirms it runs it, and the status says so
+                await apply_yaml(app, _edge(shop.address, good), wait=True)
+                assert status().state == "synced", status()
+                listeners = next(t for t in status().types if t.type == "listeners")
+                assert listeners.last_nack is None
+                assert listeners.sent_version == listeners.acked_version
+                assert await ok()
+                after = await envoy.stats("listener_manager.lds.update_rejected")
+                assert sum(after.values()) == sum(rejected.values())  # nothing rejected since
+
+                # and stays so across a later change
+                shop_2 = _edge(shop.address, good).replace(
+                    "rules: [{destinations: [{service: shop}]}]",
+                    "rules: [{matches: [{path: {prefix: /x}}], destinations: [{service: shop}]},"
+                    " {destinations: [{service: shop}]}]",
+                )
+                await apply_yaml(app, shop_2, wait=True)
+                assert status().state == "synced", status()
+                assert await ok()
     finally:
         holder.close()
