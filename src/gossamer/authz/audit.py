@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -61,7 +62,10 @@ class AuditLog:
 
     def _append(self, lines: str) -> None:
         assert self.path is not None
-        with self.path.open("a", encoding="utf-8") as f:
+        # 0600 whatever the umask: who may do what is no one else's business (issue 7, R6)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            os.fchmod(fd, 0o600)
             f.write(lines)
 
 

@@ -10,20 +10,23 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import uvicorn
 from prometheus_client import CollectorRegistry
 
 from gossamer.authz.audit import AuditLog
 from gossamer.authz.engine import AuthzEngine
 from gossamer.authz.service import AuthzService
+from gossamer.controlplane.http_server import ApiServer, ApiServerLimits, fd_limit
+from gossamer.controlplane.listen import check_listen_addresses
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConfigError
+from gossamer.files import private_dir
 from gossamer.registry import Registry
+from gossamer.registry.liveness import LivenessSettings
 from gossamer.store.base import Store
 from gossamer.store.factory import open_store
 from gossamer.xds.cache import SnapshotCache
-from gossamer.xds.monitor import XdsMonitor
-from gossamer.xds.server import XdsServer
+from gossamer.xds.monitor import FORGET_AFTER, XdsMonitor
+from gossamer.xds.server import Keepalive, XdsServer
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,16 @@ class Settings:
     xds_addr: tuple[str, int] = ("127.0.0.1", 18000)
     #: a store location for ``open_store``; default: SQLite in data_dir
     store: str | None = None
+    #: when a host is dead (docs/agent-protocol.md, "The liveness rule")
+    liveness: LivenessSettings = field(default_factory=LivenessSettings)
+    #: pings from the xDS server, so a dead or frozen proxy's stream ends
+    xds_keepalive: Keepalive = field(default_factory=Keepalive)
+    #: seconds a disconnected proxy with no Workload/Gateway stays in proxy-status
+    forget_proxies_after: float = FORGET_AFTER
+    #: the REST API's deadlines and connection cap (--api-header-timeout ...)
+    api_limits: ApiServerLimits = field(default_factory=ApiServerLimits)
+    #: allow non-loopback --api-addr/--xds-addr while both are unauthenticated plaintext
+    insecure_listen: bool = False
 
 
 def parse_addr(text: str, option: str) -> tuple[str, int]:
@@ -75,7 +88,7 @@ class ControlPlaneApp:
     xds_addr: tuple[str, int] = ("", 0)
     #: NGAC decisions, administration and the audit trail (set once the engine is open)
     authz: AuthzService | None = None
-    _api: uvicorn.Server | None = field(default=None, repr=False)
+    _api: ApiServer | None = field(default=None, repr=False)
 
     @property
     def api_url(self) -> str:
@@ -87,14 +100,18 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     """Start everything; on exit stop the API, the xDS server, the reconciler and the store."""
     from gossamer.api.app import create_api
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_listen_addresses(
+        {"--api-addr": settings.api_addr, "--xds-addr": settings.xds_addr},
+        insecure_listen=settings.insecure_listen,
+    )
+    private_dir(settings.data_dir, "--data-dir")  # 0700: store, audit trail (issue 7, R6)
     store = await open_store(settings.store or settings.data_dir / "gossamer.db")
     registry = CollectorRegistry()
     cache = SnapshotCache()
-    monitor = XdsMonitor(registry)
+    monitor = XdsMonitor(registry, forget_after=settings.forget_proxies_after)
     plane = ControlPlane(store, cache, monitor)
-    xds = XdsServer(cache, monitor)
-    agents = Registry(plane)
+    xds = XdsServer(cache, monitor, settings.xds_keepalive)
+    agents = Registry(plane, liveness=settings.liveness)
     app = ControlPlaneApp(settings, store, plane, xds, registry, agents)
     try:
         engine = await AuthzEngine.open(store)
@@ -106,26 +123,31 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         app.xds_addr = (settings.xds_addr[0], port)
         sock = _listen(settings.api_addr, "--api-addr")
         app.api_addr = sock.getsockname()[:2]
-        api = uvicorn.Server(
-            uvicorn.Config(
-                create_api(plane, registry=registry, agents=agents, authz=authz),
-                log_level="warning",
-                lifespan="off",
-            )
+        api = ApiServer(
+            create_api(plane, registry=registry, agents=agents, authz=authz),
+            sock,
+            settings.api_limits,
+            fd_limit=fd_limit(),
         )
         app._api = api
         async with asyncio.TaskGroup() as tg:
             runner = tg.create_task(plane.run())
-            followers = [tg.create_task(engine.run()), tg.create_task(authz.audit.run())]
-            serving = tg.create_task(api.serve(sockets=[sock]))
+            followers = [
+                tg.create_task(engine.run()),
+                tg.create_task(authz.audit.run()),
+                # loaded and serving xDS: the liveness clocks start now
+                tg.create_task(agents.presence.run()),
+            ]
+            serving = tg.create_task(api.serve())
             try:
                 yield app
             finally:
-                api.should_exit = True
+                api.stop()
                 await serving
                 runner.cancel()
                 for task in followers:
                     task.cancel()
     finally:
         await xds.stop()
+        monitor.close()
         await store.close()

@@ -7,7 +7,8 @@ woken in-process instead of polling the file.
 
 Tables: ``resources`` (the current manifests), ``changes`` (one row per changed resource per
 transaction, replayed by ``watch``; rows older than ``history`` revisions are compacted in
-the same transaction that writes new ones) and ``meta`` (revision, compact_revision).
+the same transaction that writes new ones) and ``meta`` (revision, compact_revision,
+store_id: see ``identity.py``).
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ class SQLiteStore:
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def store_id(self) -> str:
+        """This store's identity (16 hex digits), also kept beside it in ``<file>.id``."""
+        return self._db.store_id
 
     async def revision(self) -> int:
         self._check_open()

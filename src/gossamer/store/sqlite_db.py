@@ -14,6 +14,14 @@ from typing import Literal, TypedDict, cast
 
 from gossamer.errors import StoreError
 from gossamer.store.base import Change, StoredResource
+from gossamer.store.identity import (
+    Marker,
+    check_file,
+    make_files_private,
+    read_marker,
+    settle,
+    write_marker,
+)
 from gossamer.store.memory import PreparedApply, check_not_compacted
 from gossamer.types import ResourceKey
 
@@ -86,6 +94,8 @@ class Database:
         self._lock_timeout = lock_timeout
         self._conn: sqlite3.Connection | None = None
         self._state = DbState(0, 0, 0, 0)
+        #: this store's identity (``identity.py``), known once open
+        self.store_id = ""
 
     def error(self, action: str, e: sqlite3.Error, consequence: str = "") -> StoreError:
         code = getattr(e, "sqlite_errorname", "")
@@ -102,6 +112,15 @@ class Database:
         return self._conn
 
     def open(self) -> DbState:
+        marker = read_marker(self._path)
+        check_file(self._path, marker)
+        try:
+            make_files_private(self._path)
+        except OSError as e:
+            raise StoreError(
+                f"cannot open store at {self._path}: {e.strerror}; check the directory "
+                "exists and is writable"
+            ) from None
         try:
             self._conn = sqlite3.connect(
                 self._path, timeout=self._lock_timeout, isolation_level=None
@@ -109,14 +128,16 @@ class Database:
         except sqlite3.Error as e:
             raise self.error("open", e) from e
         try:
-            self._init()
+            self._init(marker)
+            if marker is None or marker.store_id != self.store_id:
+                write_marker(self._path, self.store_id)
         except BaseException:
             with contextlib.suppress(StoreError):
                 self.close()
             raise
         return self._state
 
-    def _init(self) -> None:
+    def _init(self, marker: Marker | None) -> None:
         conn = self.conn
         try:
             conn.execute("PRAGMA locking_mode = EXCLUSIVE")
@@ -136,7 +157,8 @@ class Database:
                         f"cannot open store at {self._path}: it is an SQLite "
                         "database of another program; use another path"
                     )
-                if app_id == 0:
+                created = app_id == 0
+                if created:
                     for statement in _SCHEMA.split(";")[:-1]:
                         conn.execute(statement)
                     conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
@@ -147,6 +169,7 @@ class Database:
                         f"version {version}, this Gossamer reads version "
                         f"{_SCHEMA_VERSION}; use the matching Gossamer release"
                     )
+                self.store_id = settle(conn, self._path, marker, created=created)
                 (resources,) = conn.execute("SELECT count(*) FROM resources").fetchone()
                 (log_entries,) = conn.execute("SELECT count(*) FROM changes").fetchone()
                 self._state = DbState(
