@@ -321,7 +321,8 @@ class ControlPlane:
             )
         try:
             async with httpx.AsyncClient(timeout=10) as client:
-                resp = await client.get(f"http://{admin}/config_dump")
+                # endpoints are in the dump only when asked for
+                resp = await client.get(f"http://{admin}/config_dump", params={"include_eds": ""})
                 resp.raise_for_status()
                 data: dict[str, Any] = resp.json()
         except (httpx.HTTPError, ValueError) as e:

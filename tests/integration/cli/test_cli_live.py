@@ -81,6 +81,21 @@ async def test_apply_wait_get_proxy_status_and_config(tmp_path: Path) -> None:
             )
             assert code == 0, out
             assert "inbound|http" in json.dumps(json.loads(out))
+            # endpoints are in Envoy's config dump only when asked for (include_eds)
+            code, out = await cli(
+                "proxy-config", "reviews-1", "--type", "endpoints", "-o", "json", *server
+            )
+            assert code == 0, out
+            (section,) = json.loads(out)["configs"]
+            assert section["@type"].endswith("EndpointsConfigDump")
+            served = {
+                (a["address"], a["port_value"])
+                for c in section["dynamic_endpoint_configs"]
+                for group in c["endpoint_config"]["endpoints"]
+                for lb in group["lb_endpoints"]
+                for a in [lb["endpoint"]["address"]["socket_address"]]
+            }
+            assert ("127.0.0.3", v1.address[1]) in served, section
 
             # a bad file: exit 1, the field named, nothing applied
             bad = tmp_path / "bad.yaml"
