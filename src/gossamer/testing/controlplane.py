@@ -3,16 +3,21 @@ Envoys attached to it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from gossamer.controlplane.app import ControlPlaneApp, Settings, create_app
+from gossamer.controlplane.plane import ControlPlane
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.model import parse_manifest, parse_yaml
+from gossamer.store.memory import MemoryStore
 from gossamer.testing.ports import free_port
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import Manifest, ProxyIdentity
+from gossamer.xds.cache import SnapshotCache
+from gossamer.xds.monitor import XdsMonitor
 
 
 @contextlib.asynccontextmanager
@@ -20,6 +25,27 @@ async def running_control_plane(data_dir: Path) -> AsyncIterator[ControlPlaneApp
     settings = Settings(data_dir, api_addr=("127.0.0.1", 0), xds_addr=("127.0.0.1", free_port()))
     async with create_app(settings) as app:
         yield app
+
+
+@contextlib.asynccontextmanager
+async def memory_control_plane() -> AsyncIterator[ControlPlane]:
+    """A real, running ``ControlPlane`` over the memory store, with no sockets: its
+    ``cache`` and ``monitor`` serve in-process streams (``ads_client.in_process``)."""
+    store = MemoryStore()
+    plane = ControlPlane(store, SnapshotCache(), XdsMonitor())
+    await plane.load()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            runner = tg.create_task(plane.run())
+            try:
+                yield plane
+            finally:
+                runner.cancel()
+    except BaseExceptionGroup as group:
+        # a failure in the body (a test's assert) comes out as itself, not wrapped
+        raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
+    finally:
+        await store.close()
 
 
 async def apply_manifests(

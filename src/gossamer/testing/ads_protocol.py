@@ -1,0 +1,432 @@
+"""The proxy side of ADS, without I/O: what an Envoy sends, decodes, ACKs and NACKs.
+
+``AdsProtocol`` is fed each response (``receive``) and returns the requests Envoy would send
+in reply, in Envoy's order (see /work/shared/envoy-notes.md and docs/xds.md):
+
+* the first request of a stream carries the node (``set_node_on_first_message_only``);
+* start-up is CDS (wildcard) -> EDS for the EDS clusters received -> ACK CDS -> LDS
+  (wildcard, once the first clusters have their endpoints) -> ACK EDS -> RDS for the route
+  configs the listeners' HTTP connection managers name -> ACK LDS -> ACK RDS;
+* every resource is unpacked from its ``Any`` to its typed message; a response is NACKed,
+  as a whole and changing nothing, if one resource does not decode, a name repeats, an EDS
+  cluster has no ADS source, endpoints or routes arrive that were never asked for, a
+  listener has no address, shares one with another listener, or names its routes in a way
+  this proxy cannot fetch, or a route table with ``validate_clusters`` names a missing
+  cluster — and whenever a test's ``reject`` hook matches;
+* state-of-the-world ACKs carry the response's ``version_info`` and nonce, NACKs the last
+  accepted version, the nonce and ``error_detail``; delta ACKs and NACKs carry the nonce
+  (and ``error_detail``), subscription changes no nonce.
+
+Like Envoy, endpoints or routes arriving for names this stream unsubscribed from are
+ignored (a response may cross the unsubscribe); ones never subscribed are NACKed, which is
+stricter than Envoy and catches a control plane sending what nobody asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import message
+from google.rpc import status_pb2
+
+from gossamer.xds.resources import PUSH_ORDER, ResourceType
+
+C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
+
+#: the typed message each resource type decodes to
+MESSAGES: dict[ResourceType, type[Any]] = {
+    C: cluster_pb2.Cluster,
+    E: endpoint_pb2.ClusterLoadAssignment,
+    L: listener_pb2.Listener,
+    R: route_pb2.RouteConfiguration,
+}
+HCM_URL = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+    "HttpConnectionManager"
+)
+_INTERNAL = 13  # google.rpc.Code.INTERNAL, what Envoy puts in a NACK's error_detail
+
+Request = Any  # DiscoveryRequest | DeltaDiscoveryRequest
+Response = Any  # DiscoveryResponse | DeltaDiscoveryResponse
+#: ``predicate(name, message)``: True rejects the response holding that resource
+RejectPredicate = Callable[[str, Any], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """One accepted resource: its decoded message and version (SotW: the response's)."""
+
+    message: Any
+    version: str
+
+
+@dataclass(slots=True)
+class TypeView:
+    """What the proxy holds and has asked for of one type."""
+
+    type: ResourceType
+    resources: dict[str, Held] = field(default_factory=dict)
+    #: None: wildcard (clusters, listeners)
+    names: set[str] | None = None
+    requested: bool = False
+    #: SotW: the last accepted version_info; delta: the last accepted system_version_info
+    version: str = ""
+    nonce: str = ""
+    #: names unsubscribed on this stream: late resources for them are ignored, as Envoy does
+    dropped: set[str] = field(default_factory=set)
+    #: delta: every name the server removed, in order
+    removed: list[str] = field(default_factory=list)
+    last_error: str | None = None
+    responses: int = 0
+    acks: int = 0
+    nacks: int = 0
+
+
+@dataclass(slots=True)
+class Counters:
+    responses: int = 0
+    bytes_received: int = 0
+    requests: int = 0
+    acks: int = 0
+    nacks: int = 0
+    #: resources ignored because their names were unsubscribed
+    ignored: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A test's order to NACK responses holding a matching resource (see ``reject``)."""
+
+    type: ResourceType
+    predicate: RejectPredicate
+    reason: str
+
+
+class _Nack(Exception):
+    pass
+
+
+def resource_type(type_or_url: ResourceType | str) -> ResourceType:
+    if isinstance(type_or_url, ResourceType):
+        return type_or_url
+    rtype = ResourceType.from_url(type_or_url)
+    if rtype is None:
+        known = ", ".join(t.url for t in ResourceType)
+        raise ValueError(f"unknown xDS type URL {type_or_url!r}; use one of {known}")
+    return rtype
+
+
+class AdsProtocol:
+    def __init__(self, node: base_pb2.Node, *, delta: bool) -> None:
+        self.node = node
+        self.delta = delta
+        self.types = {t: TypeView(t) for t in ResourceType}
+        self.counters = Counters()
+        #: clusters waiting for their endpoints (after being added or changed)
+        self.warming: set[str] = set()
+        self.rejections: list[Rejection] = []
+        #: when a list: every request sent, as (kind, type) with kind "subscribe" | "ack" |
+        #: "nack" (off by default: simulating many proxies allocates nothing per message)
+        self.trace: list[tuple[str, ResourceType]] | None = None
+        self._node_sent = False
+
+    # -- test controls -------------------------------------------------------------------
+
+    def reject(
+        self, type_or_url: ResourceType | str, predicate: RejectPredicate, reason: str
+    ) -> Rejection:
+        rejection = Rejection(resource_type(type_or_url), predicate, reason)
+        self.rejections.append(rejection)
+        return rejection
+
+    def lift(self, rejection: Rejection) -> None:
+        if rejection in self.rejections:
+            self.rejections.remove(rejection)
+
+    # -- the stream ----------------------------------------------------------------------
+
+    def start(self) -> list[Request]:
+        """The requests opening a (new) stream: CDS at first; after a reconnect every type
+        asked for before, with the versions held (SotW version_info, delta initial versions)."""
+        self._node_sent = False
+        for view in self.types.values():
+            view.nonce = ""
+        if not self.types[C].requested:
+            self.types[C].requested = True
+            return [self._subscribe(C, set(), set())]
+        out = []
+        for t in PUSH_ORDER:
+            view = self.types[t]
+            if view.requested:
+                names = set() if view.names is None else view.names
+                out.append(self._subscribe(t, names, set(), resume=True))
+        return out
+
+    def receive(self, response: Response, size: int | None = None) -> list[Request]:
+        """Process one response; return the requests to send, in Envoy's order."""
+        self.counters.responses += 1
+        self.counters.bytes_received += response.ByteSize() if size is None else size
+        rtype = ResourceType.from_url(response.type_url)
+        if rtype is None:
+            return []  # like Envoy: a type nobody watches is ignored
+        view = self.types[rtype]
+        view.responses += 1
+        view.nonce = response.nonce
+        try:
+            decoded = self._decode(rtype, response)
+            removed = list(response.removed_resources) if self.delta else []
+            self._check(rtype, decoded, removed)
+        except _Nack as e:
+            return [self._nack(view, str(e))]
+        follow = self._accept(view, response, decoded, removed)
+        return [*follow, self._ack(view, response)]
+
+    # -- decoding and checks -------------------------------------------------------------
+
+    def _decode(self, rtype: ResourceType, response: Response) -> dict[str, Held]:
+        cls = MESSAGES[rtype]
+        items = (
+            [(r.name, r.version, r.resource) for r in response.resources]
+            if self.delta
+            else [(None, response.version_info, a) for a in response.resources]
+        )
+        view = self.types[rtype]
+        out: dict[str, Held] = {}
+        for wrapper_name, version, packed in items:
+            if packed.type_url != rtype.url:
+                raise _Nack(f"resource of type {packed.type_url!r} in a {rtype.url} response")
+            try:
+                msg = cls.FromString(packed.value)
+            except message.DecodeError as e:
+                raise _Nack(f"cannot decode a {rtype.short} resource: {e}") from None
+            name = msg.cluster_name if rtype is E else msg.name
+            if not name or (wrapper_name is not None and wrapper_name != name):
+                raise _Nack(f"{rtype.short} resource named {wrapper_name!r} holds {name!r}")
+            if name in out:
+                raise _Nack(f"duplicate {rtype.short} {name!r} in one response")
+            if view.names is not None and name not in view.names:
+                if name in view.dropped:
+                    self.counters.ignored += 1
+                    continue
+                raise _Nack(f"{rtype.short} {name!r} was never subscribed on this stream")
+            out[name] = Held(msg, version)
+        return out
+
+    def _check(self, rtype: ResourceType, decoded: dict[str, Held], removed: list[str]) -> None:
+        for rejection in self.rejections:
+            if rejection.type is rtype:
+                for name, held in decoded.items():
+                    if rejection.predicate(name, held.message):
+                        raise _Nack(f"{rejection.reason} ({rtype.short} {name})")
+        if rtype is C:
+            for name, held in decoded.items():
+                c = held.message
+                eds = c.eds_cluster_config.eds_config
+                if c.type == cluster_pb2.Cluster.EDS and not eds.HasField("ads"):
+                    raise _Nack(f"cluster {name!r}: EDS config source is not ADS")
+        elif rtype is L:
+            self._check_listeners(self._after(L, decoded, removed))
+        elif rtype is R:
+            clusters = self.types[C].resources
+            for name, held in decoded.items():
+                if held.message.validate_clusters.value:
+                    missing = sorted(_route_clusters(held.message) - clusters.keys())
+                    if missing:
+                        raise _Nack(f"route config {name!r}: unknown cluster {missing[0]!r}")
+
+    def _after(self, rtype: ResourceType, decoded: dict[str, Held], removed: list[str]) -> Any:
+        """The resources of ``rtype`` held if this response is accepted."""
+        if rtype.full_state and not self.delta:
+            return decoded
+        held = {n: h for n, h in self.types[rtype].resources.items() if n not in removed}
+        return {**held, **decoded}
+
+    def _check_listeners(self, listeners: dict[str, Held]) -> None:
+        addresses: dict[str, str] = {}
+        for name, held in listeners.items():
+            lst = held.message
+            if not lst.HasField("address") and not lst.HasField("internal_listener"):
+                raise _Nack(f"listener {name!r}: address is necessary")
+            if lst.HasField("address"):
+                key = lst.address.SerializeToString(deterministic=True)
+                other = addresses.setdefault(key, name)
+                if other != name:
+                    raise _Nack(f"listener {name!r} has the same address as listener {other!r}")
+            _route_names(name, lst)  # raises on an HCM it cannot use
+
+    # -- accepting -----------------------------------------------------------------------
+
+    def _accept(
+        self, view: TypeView, response: Response, decoded: dict[str, Held], removed: list[str]
+    ) -> list[Request]:
+        rtype = view.type
+        before = view.resources
+        view.resources = self._after(rtype, decoded, removed)
+        view.version = response.system_version_info if self.delta else response.version_info
+        view.last_error = None
+        if self.delta:
+            view.removed.extend(n for n in removed if n in before)
+        out: list[Request] = []
+        if rtype is C:
+            for name, held in decoded.items():
+                old = before.get(name)
+                if held.message.type == cluster_pb2.Cluster.EDS and (
+                    old is None
+                    or (old.version != held.version if self.delta else old.message != held.message)
+                ):
+                    self.warming.add(_eds_name(held.message))
+            wanted = {
+                _eds_name(h.message)
+                for h in view.resources.values()
+                if h.message.type == cluster_pb2.Cluster.EDS
+            }
+            self.warming &= wanted
+            out += self._resubscribe(E, wanted)
+        elif rtype is E:
+            self.warming -= decoded.keys()
+        elif rtype is L:
+            wanted = set()
+            for name, held in view.resources.items():
+                wanted |= _route_names(name, held.message)
+            out += self._resubscribe(R, wanted)
+        lds = self.types[L]
+        if not lds.requested and rtype in (C, E) and not self.warming:
+            lds.requested = True  # the cluster manager is initialised: listeners next
+            out.append(self._subscribe(L, set(), set()))
+        return out
+
+    def _resubscribe(self, rtype: ResourceType, wanted: set[str]) -> list[Request]:
+        view = self.types[rtype]
+        current = view.names or set()
+        if view.requested and wanted == current:
+            return []
+        if not view.requested and not wanted:
+            return []
+        added, gone = wanted - current, current - wanted
+        view.requested = True
+        view.names = set(wanted)
+        view.dropped = (view.dropped | gone) - wanted
+        for name in gone:
+            view.resources.pop(name, None)
+        return [self._subscribe(rtype, added, gone)]
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _subscribe(
+        self, rtype: ResourceType, added: set[str], gone: set[str], *, resume: bool = False
+    ) -> Request:
+        view = self.types[rtype]
+        if self.delta:
+            req = discovery_pb2.DeltaDiscoveryRequest(
+                type_url=rtype.url,
+                resource_names_subscribe=sorted(added),
+                resource_names_unsubscribe=sorted(gone),
+            )
+            if resume:
+                for name, held in view.resources.items():
+                    req.initial_resource_versions[name] = held.version
+        else:
+            req = discovery_pb2.DiscoveryRequest(
+                type_url=rtype.url,
+                version_info=view.version,
+                response_nonce=view.nonce,
+                resource_names=sorted(view.names or ()),
+            )
+        return self._sending(req, "subscribe", rtype)
+
+    def _ack(self, view: TypeView, response: Response) -> Request:
+        view.acks += 1
+        self.counters.acks += 1
+        if self.delta:
+            req = discovery_pb2.DeltaDiscoveryRequest(
+                type_url=view.type.url, response_nonce=response.nonce
+            )
+        else:
+            req = discovery_pb2.DiscoveryRequest(
+                type_url=view.type.url,
+                version_info=response.version_info,
+                response_nonce=response.nonce,
+                resource_names=sorted(view.names or ()),
+            )
+        return self._sending(req, "ack", view.type)
+
+    def _nack(self, view: TypeView, error: str) -> Request:
+        view.nacks += 1
+        view.last_error = error
+        self.counters.nacks += 1
+        detail = status_pb2.Status(code=_INTERNAL, message=error)
+        if self.delta:
+            req = discovery_pb2.DeltaDiscoveryRequest(
+                type_url=view.type.url, response_nonce=view.nonce, error_detail=detail
+            )
+        else:
+            req = discovery_pb2.DiscoveryRequest(
+                type_url=view.type.url,
+                version_info=view.version,
+                response_nonce=view.nonce,
+                resource_names=sorted(view.names or ()),
+                error_detail=detail,
+            )
+        return self._sending(req, "nack", view.type)
+
+    def _sending(self, req: Request, kind: str, rtype: ResourceType) -> Request:
+        if not self._node_sent:
+            req.node.CopyFrom(self.node)
+            self._node_sent = True
+        self.counters.requests += 1
+        if self.trace is not None:
+            self.trace.append((kind, rtype))
+        return req
+
+
+def _eds_name(cluster: Any) -> str:
+    return cluster.eds_cluster_config.service_name or cluster.name  # type: ignore[no-any-return]
+
+
+def _route_names(listener_name: str, listener: Any) -> set[str]:
+    """The RDS route configs a listener's HTTP connection managers name (NACK if unusable)."""
+    names: set[str] = set()
+    chains: Iterable[Any] = list(listener.filter_chains)
+    if listener.HasField("default_filter_chain"):
+        chains = [*chains, listener.default_filter_chain]
+    for chain in chains:
+        for f in chain.filters:
+            if f.typed_config.type_url != HCM_URL:
+                continue
+            try:
+                hcm = hcm_pb2.HttpConnectionManager.FromString(f.typed_config.value)
+            except message.DecodeError as e:
+                raise _Nack(f"listener {listener_name!r}: cannot decode {f.name}: {e}") from None
+            which = hcm.WhichOneof("route_specifier")
+            if which is None:
+                raise _Nack(f"listener {listener_name!r}: {f.name} has no route specifier")
+            if which == "rds":
+                if not hcm.rds.route_config_name or not hcm.rds.config_source.HasField("ads"):
+                    raise _Nack(
+                        f"listener {listener_name!r}: {f.name} names its routes without an "
+                        "ADS config source and a route_config_name"
+                    )
+                names.add(hcm.rds.route_config_name)
+    return names
+
+
+def _route_clusters(config: Any) -> set[str]:
+    out: set[str] = set()
+    for vhost in config.virtual_hosts:
+        for route in vhost.routes:
+            action = route.route
+            if action.cluster:
+                out.add(action.cluster)
+            out.update(w.name for w in action.weighted_clusters.clusters)
+    return out
