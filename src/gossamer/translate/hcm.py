@@ -16,7 +16,9 @@ A listener that faces clients outside the mesh (a gateway, ``edge``) also:
 - removes every ``x-envoy-*`` header a client sent before Envoy looks at the request, so
   none reaches a service or changes routing, retries or timeouts;
 - replaces the client's request id with its own;
-- adds no ``x-envoy-*`` headers of its own to responses (no internal timings leak out);
+- lets no ``x-envoy-*`` response header out, whichever Envoy added it (the callee sidecar's
+  router adds ``x-envoy-upstream-service-time``): no internal timings leak out. Between
+  sidecars they stay (a caller's Envoy reads ``x-envoy-overloaded`` not to retry);
 - bounds what one client may make it buffer (per-connection buffer, HTTP/2 streams and
   windows);
 - writes one JSON access-log line per request to stdout.
@@ -32,6 +34,9 @@ from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
 from envoy.config.core.v3 import extension_pb2, protocol_pb2, substitution_format_string_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2
+from envoy.extensions.filters.http.header_mutation.v3 import (
+    header_mutation_pb2 as http_header_mutation_pb2,
+)
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -50,6 +55,7 @@ HCM_FILTER = "envoy.filters.network.http_connection_manager"
 ROUTER_FILTER = "envoy.filters.http.router"
 STDOUT_ACCESS_LOG = "envoy.access_loggers.stdout"
 EARLY_HEADER_MUTATION = "envoy.http.early_header_mutation.header_mutation"
+HEADER_MUTATION_FILTER = "envoy.filters.http.header_mutation"
 #: headers Envoy reads as instructions (retries, timeouts, tracing, ...): never from outside
 ENVOY_HEADER_PREFIX = "x-envoy-"
 
@@ -108,6 +114,26 @@ def stdout_access_log() -> accesslog_pb2.AccessLog:
     return accesslog_pb2.AccessLog(name=STDOUT_ACCESS_LOG, typed_config=any_of(config))
 
 
+def _remove_envoy_headers() -> mutation_rules_pb2.HeaderMutation:
+    return mutation_rules_pb2.HeaderMutation(
+        remove_on_match=mutation_rules_pb2.HeaderMutation.RemoveOnMatch(
+            key_matcher=string_pb2.StringMatcher(prefix=ENVOY_HEADER_PREFIX, ignore_case=True)
+        )
+    )
+
+
+def strip_envoy_response_headers() -> hcm_pb2.HttpFilter:
+    """An HTTP filter removing every ``x-envoy-*`` response header on its way to the client.
+
+    Placed before the router, it sees every response: from upstream (where the next Envoy
+    may have added some) and Envoy's own local replies.
+    """
+    config = http_header_mutation_pb2.HeaderMutation(
+        mutations=http_header_mutation_pb2.Mutations(response_mutations=[_remove_envoy_headers()])
+    )
+    return hcm_pb2.HttpFilter(name=HEADER_MUTATION_FILTER, typed_config=any_of(config))
+
+
 def strip_envoy_headers() -> extension_pb2.TypedExtensionConfig:
     """An early header mutation removing every ``x-envoy-*`` request header a client sent.
 
@@ -115,12 +141,7 @@ def strip_envoy_headers() -> extension_pb2.TypedExtensionConfig:
     handling, routing and the router's header-driven retries and timeouts), so the headers
     Envoy adds itself afterwards (e.g. ``x-envoy-external-address``) are kept.
     """
-    remove = mutation_rules_pb2.HeaderMutation(
-        remove_on_match=mutation_rules_pb2.HeaderMutation.RemoveOnMatch(
-            key_matcher=string_pb2.StringMatcher(prefix=ENVOY_HEADER_PREFIX, ignore_case=True)
-        )
-    )
-    config = header_mutation_pb2.HeaderMutation(mutations=[remove])
+    config = header_mutation_pb2.HeaderMutation(mutations=[_remove_envoy_headers()])
     return extension_pb2.TypedExtensionConfig(
         name=EARLY_HEADER_MUTATION, typed_config=any_of(config)
     )
@@ -171,6 +192,7 @@ def http_connection_manager(
         # internal_address_config is unset; setting it without ranges brings back the old
         # RFC 1918 + loopback list (measured), so it stays unset.
         hcm.early_header_mutation_extensions.append(strip_envoy_headers())
+        hcm.http_filters.insert(0, strip_envoy_response_headers())
         # One client cannot open many streams or make Envoy buffer much per stream.
         h2 = hcm.http2_protocol_options
         h2.max_concurrent_streams.value = EDGE_H2_MAX_STREAMS
