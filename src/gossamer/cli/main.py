@@ -57,12 +57,36 @@ def control_plane(
     xds_addr: Annotated[
         str, typer.Option("--xds-addr", callback=_host_port, help="xDS for Envoy (HOST:PORT)")
     ] = "127.0.0.1:18000",
+    insecure_listen: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-listen",
+            help="allow a non-loopback --api-addr/--xds-addr although both are "
+            "unauthenticated and plaintext (anyone who reaches them can change the mesh)",
+        ),
+    ] = False,
+    api_header_timeout: Annotated[
+        float,
+        typer.Option(help="seconds for an API request's headers to arrive, then 408 and close"),
+    ] = 10.0,
+    api_body_timeout: Annotated[
+        float,
+        typer.Option(help="seconds for an API request's body to arrive after its headers"),
+    ] = 60.0,
+    api_max_connections: Annotated[
+        int,
+        typer.Option(help="open API connections at most (never above half the fd limit)"),
+    ] = 1024,
 ) -> None:
     """Run the control plane (REST API + xDS) until interrupted."""
+    from gossamer.controlplane.http_server import ApiServerLimits
     from gossamer.controlplane.run import main as run_control_plane
 
     with reporting_errors():
-        run_control_plane(data_dir, api_addr, xds_addr)
+        limits = ApiServerLimits(api_header_timeout, api_body_timeout, api_max_connections)
+        run_control_plane(
+            data_dir, api_addr, xds_addr, insecure_listen=insecure_listen, api_limits=limits
+        )
 
 
 resources.register(app)

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 from gossamer.controlplane.app import Settings, create_app, parse_addr
+from gossamer.controlplane.http_server import ApiServerLimits, raise_fd_limit
 
 
 async def serve(settings: Settings) -> None:
@@ -24,7 +25,14 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
 
 
-def main(data_dir: Path | str, api_addr: str, xds_addr: str) -> None:
+def main(
+    data_dir: Path | str,
+    api_addr: str,
+    xds_addr: str,
+    *,
+    insecure_listen: bool = False,
+    api_limits: ApiServerLimits | None = None,
+) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -32,5 +40,8 @@ def main(data_dir: Path | str, api_addr: str, xds_addr: str) -> None:
         data_dir=Path(data_dir),
         api_addr=parse_addr(api_addr, "--api-addr"),
         xds_addr=parse_addr(xds_addr, "--xds-addr"),
+        api_limits=api_limits or ApiServerLimits(),
+        insecure_listen=insecure_listen,
     )
+    raise_fd_limit()
     asyncio.run(serve(settings))
