@@ -1,13 +1,17 @@
 """Helpers for testing with real processes: Envoy on free loopback ports, small backends, a
-real control plane, and an in-memory fake of the control-plane service."""
+real control plane, an in-memory fake of the control-plane service, and a fake Envoy on an
+ADS stream (``AdsClient``: in-process or over gRPC)."""
 
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.envoy.validate import validate_config, validate_config_sync
 from gossamer.polling import WaitTimeout, wait_until
+from gossamer.testing import ads_client
+from gossamer.testing.ads_client import AdsClient, envoy_node
 from gossamer.testing.backends import EchoClient, GrpcBackend, HttpBackend, TcpEchoBackend
 from gossamer.testing.controlplane import (
     apply_manifests,
     apply_yaml,
+    memory_control_plane,
     mesh_envoy,
     running_control_plane,
 )
@@ -15,6 +19,7 @@ from gossamer.testing.fake_controlplane import FakeControlPlane
 from gossamer.testing.ports import free_port, loopback_host
 
 __all__ = [
+    "AdsClient",
     "EchoClient",
     "EnvoyProcess",
     "FakeControlPlane",
@@ -22,10 +27,13 @@ __all__ = [
     "HttpBackend",
     "TcpEchoBackend",
     "WaitTimeout",
+    "ads_client",
     "apply_manifests",
     "apply_yaml",
+    "envoy_node",
     "free_port",
     "loopback_host",
+    "memory_control_plane",
     "mesh_envoy",
     "running_control_plane",
     "validate_config",

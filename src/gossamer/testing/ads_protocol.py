@@ -281,9 +281,9 @@ class AdsProtocol:
         if rtype is C:
             for name, held in decoded.items():
                 old = before.get(name)
+                # like Envoy's cluster manager: an update with the same content is no update
                 if held.message.type == cluster_pb2.Cluster.EDS and (
-                    old is None
-                    or (old.version != held.version if self.delta else old.message != held.message)
+                    old is None or old.message != held.message
                 ):
                     self.warming.add(_eds_name(held.message))
             wanted = {
