@@ -1,4 +1,10 @@
-"""Reading resources from YAML files (several per file, separated by ``---``)."""
+"""Reading resources from YAML files (several per file, separated by ``---``).
+
+Hostile YAML is refused while it is composed, before anything is built from it: more than
+``max_nodes`` nodes (an alias counts as every node it repeats, so an alias bomb fails
+after reading a few kilobytes) or collections nested more than ``MAX_DEPTH`` deep (which
+would otherwise end in Python's ``RecursionError``).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,68 @@ import yaml
 from gossamer.errors import FieldError, ValidationError
 from gossamer.model.base import Resource
 from gossamer.model.kinds import parse_manifest
+from gossamer.model.text import lone_surrogates
+
+#: composed YAML nodes one load may hold, counting an alias as every node it repeats
+#: (``gossamer apply --max-yaml-nodes``); 10,000 services are about 150,000
+DEFAULT_MAX_NODES = 1_000_000
+#: how deep collections may nest; resources nest about 8 levels
+MAX_DEPTH = 100
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a mapping with the same key twice (YAML keeps the last)."""
+class LimitError(yaml.MarkedYAMLError):
+    """The YAML is well-formed but over a limit; ``problem`` says which."""
+
+
+class _Loader(yaml.SafeLoader):
+    """A safe loader with the limits above that refuses a mapping with the same key twice
+    (YAML would keep the last)."""
+
+    def __init__(self, stream: str, max_nodes: int) -> None:
+        super().__init__(stream)
+        self.max_nodes = max_nodes
+        self._depth = 0
+        #: id(node) -> how many nodes it stands for once aliases are expanded (this document)
+        self._sizes: dict[int, int] = {}
+        self._total = 0
+
+    def _refuse(self, problem: str) -> LimitError:
+        return LimitError(problem=problem, problem_mark=self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            self._total += self._sizes[id(node)]
+        self._sizes.clear()
+        return node
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            target = self.anchors.get(self.peek_event().anchor)  # type: ignore[no-untyped-call]
+            if target is not None and id(target) not in self._sizes:
+                raise self._refuse("an alias refers to a node that contains it: remove the loop")
+            node = super().compose_node(parent, index)
+            size = self._sizes[id(node)]
+        else:
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise self._refuse(
+                    f"nested more than {MAX_DEPTH} levels deep: no resource nests like that; "
+                    "check the brackets and indentation"
+                )
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+            size = 1 + sum(self._sizes[id(child)] for child in _children(node))
+            self._sizes[id(node)] = size
+        if size + self._total > self.max_nodes:
+            raise self._refuse(
+                f"more than {self.max_nodes} YAML nodes (an alias counts as every node it "
+                "repeats): if this is not an alias bomb, split the file or raise the limit "
+                "with --max-yaml-nodes"
+            )
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
         seen: set[object] = set()
@@ -28,21 +92,49 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def parse_yaml(text: str, source: str = "") -> list[Resource]:
-    """Parse every document in ``text``; collect all errors, then raise them together."""
+def _children(node: yaml.Node | None) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _documents(text: str, source: str, max_nodes: int) -> list[object]:
+    loader = _Loader(text, max_nodes)
     try:
-        docs = [d for d in yaml.load_all(text, Loader=_UniqueKeyLoader) if d is not None]
+        docs = []
+        while loader.check_data():  # type: ignore[no-untyped-call]
+            doc = loader.get_data()
+            if doc is not None:
+                docs.append(doc)
+        return docs
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ValidationError([FieldError(f"{where}not valid YAML: {e}", source=source)]) from None
+        what = e.problem if isinstance(e, LimitError) else f"not valid YAML: {e}"
+        raise ValidationError([FieldError(f"{where}{what}", source=source)]) from None
+    finally:
+        loader.dispose()
+
+
+def parse_yaml(
+    text: str, source: str = "", *, max_nodes: int = DEFAULT_MAX_NODES
+) -> list[Resource]:
+    """Parse every document in ``text``; collect all errors, then raise them together."""
+    docs = _documents(text, source, max_nodes)
     resources: list[Resource] = []
     errors: list[FieldError] = []
     for doc in docs:
         try:
-            resources.append(parse_manifest(doc, source))
+            resource = parse_manifest(doc, source)
         except ValidationError as e:
             errors.extend(e.errors)
+            continue
+        bad = lone_surrogates(doc)
+        errors.extend(FieldError(m, path, str(resource.key), source) for path, m in bad)
+        if not bad:
+            resources.append(resource)
     seen: dict[object, int] = {}
     for r in resources:
         if r.key in seen:
@@ -53,7 +145,7 @@ def parse_yaml(text: str, source: str = "") -> list[Resource]:
     return resources
 
 
-def load_files(paths: Iterable[Path]) -> list[Resource]:
+def load_files(paths: Iterable[Path], *, max_nodes: int = DEFAULT_MAX_NODES) -> list[Resource]:
     """Load every file; an error in any file rejects them all (nothing is half-read)."""
     resources: list[Resource] = []
     errors: list[FieldError] = []
@@ -69,7 +161,7 @@ def load_files(paths: Iterable[Path]) -> list[Resource]:
             )
             continue
         try:
-            resources.extend(parse_yaml(text, path.name))
+            resources.extend(parse_yaml(text, path.name, max_nodes=max_nodes))
         except ValidationError as e:
             errors.extend(e.errors)
     if not errors:
