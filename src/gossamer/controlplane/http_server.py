@@ -321,16 +321,21 @@ class ApiServer:
             app_state={},
         )
 
+    async def _room(self) -> None:
+        """Return once a connection can be let in (at the cap with every connection busy
+        with a request, wait: new clients queue in the kernel's backlog meanwhile)."""
+        if not self.slots.can_admit():
+            log.warning(
+                "API: all %d connections are busy with requests; new clients wait "
+                "(--api-max-connections)", self.slots.cap,
+            )  # fmt: skip
+            await self.slots.wait_for_room()
+
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                if not self.slots.can_admit():
-                    log.warning(
-                        "API: all %d connections are busy with requests; new clients wait "
-                        "(--api-max-connections)", self.slots.cap,
-                    )  # fmt: skip
-                    await self.slots.wait_for_room()
+                await self._room()
                 try:
                     conn, _ = await loop.sock_accept(self._sock)
                 except OSError as e:
@@ -345,12 +350,15 @@ class ApiServer:
                     )  # fmt: skip
                     await asyncio.sleep(ACCEPT_PAUSE_S)
                     continue
-                # at the cap, close the connection that waited longest for a request (if
-                # all became busy since can_admit(), this one is let in over the cap)
-                self.slots.make_room()
                 try:
+                    await self._room()  # connections may have become busy meanwhile
+                    # at the cap, close the connection that waited longest for a request
+                    self.slots.make_room()
                     await loop.connect_accepted_socket(self._protocol, conn)
                 except OSError:
                     conn.close()
+                except BaseException:
+                    conn.close()
+                    raise
         finally:
             self._sock.close()

@@ -1,0 +1,104 @@
+"""The control plane refuses to listen beyond loopback without --insecure-listen (issue 7, R10).
+
+Nothing here binds a non-loopback address: binding is made to fail the test, so each
+refusal is shown to happen before any socket is bound.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gossamer.cli.main import app as cli
+from gossamer.controlplane.app import Settings, create_app
+from gossamer.controlplane.listen import check_listen_addresses, is_loopback
+from gossamer.errors import ConfigError
+
+
+@pytest.fixture
+def no_binding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bind(self: socket.socket, address: object) -> None:
+        raise AssertionError(f"bound {address!r} before refusing")
+
+    monkeypatch.setattr(socket.socket, "bind", bind)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.5", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("::ffff:127.0.0.1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.12", False),
+        ("::ffff:10.0.0.1", False),
+        ("cp.example", False),  # names are never resolved: write an IP address
+    ],
+)
+def test_what_counts_as_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_insecure_listen_allows_any_address() -> None:
+    check_listen_addresses({"--api-addr": ("0.0.0.0", 7070)}, insecure_listen=True)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("api", "xds", "flag"),
+    [
+        (("0.0.0.0", 0), ("127.0.0.1", 0), "--api-addr"),
+        (("127.0.0.1", 0), ("::", 0), "--xds-addr"),
+        (("10.1.2.3", 0), ("127.0.0.1", 0), "--api-addr"),
+    ],
+)
+async def test_create_app_refuses_before_binding(
+    tmp_path: Path,
+    no_binding: None,
+    api: tuple[str, int],
+    xds: tuple[str, int],
+    flag: str,
+) -> None:
+    settings = Settings(tmp_path / "data", api_addr=api, xds_addr=xds)
+    with pytest.raises(ConfigError) as refused:
+        async with create_app(settings):
+            pass
+    message = str(refused.value)
+    assert message.startswith(f"{flag}: ")
+    assert "not a loopback address" in message and "--insecure-listen" in message
+    assert not (tmp_path / "data").exists(), "the refusal came after opening the store"
+
+
+def test_the_command_refuses_a_non_loopback_address(tmp_path: Path, no_binding: None) -> None:
+    result = CliRunner().invoke(
+        cli, ["control-plane", "--data-dir", str(tmp_path / "d"), "--api-addr", "0.0.0.0:7070"]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: --api-addr: 0.0.0.0:7070 is not a loopback address")
+    assert "--insecure-listen" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_the_command_passes_insecure_listen_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gossamer.controlplane.run
+
+    seen: list[dict[str, object]] = []
+    monkeypatch.setattr(gossamer.controlplane.run, "main", lambda *a, **kw: seen.append(kw))
+    result = CliRunner().invoke(
+        cli,
+        ["control-plane", "--api-addr", "0.0.0.0:7070", "--insecure-listen",
+         "--api-header-timeout", "2.5", "--api-max-connections", "50"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert seen[0]["insecure_listen"] is True
+    limits = seen[0]["api_limits"]
+    assert (limits.header_timeout, limits.max_connections) == (2.5, 50)  # type: ignore[attr-defined]
