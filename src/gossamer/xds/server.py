@@ -64,7 +64,8 @@ class XdsServer:
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
             _Servicer(self.cache, self.monitor), server
         )
-        bound: int = server.add_insecure_port(f"{host}:{port}")
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
+        bound: int = server.add_insecure_port(target)
         if bound == 0:
             raise ConfigError(
                 f"cannot listen for xDS on {host}:{port}: the port is in use or the address "

@@ -102,3 +102,23 @@ def test_the_command_passes_insecure_listen_on(
     assert seen[0]["insecure_listen"] is True
     limits = seen[0]["api_limits"]
     assert (limits.header_timeout, limits.max_connections) == (2.5, 50)  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_xds_listens_on_an_ipv6_loopback_address() -> None:
+    """``--xds-addr [::1]:PORT`` (brackets stripped by parse_addr) reaches gRPC bracketed."""
+    from prometheus_client import CollectorRegistry
+
+    from gossamer.xds.cache import SnapshotCache
+    from gossamer.xds.monitor import XdsMonitor
+    from gossamer.xds.server import XdsServer
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    server = XdsServer(SnapshotCache(), XdsMonitor(CollectorRegistry()))
+    port = await server.start("::1", 0)
+    try:
+        with socket.create_connection(("::1", port), timeout=5):
+            pass
+    finally:
+        await server.stop()
