@@ -4,8 +4,10 @@ snapshots proxies already have instead of rebuilding every proxy.
 A change qualifies when only Workloads changed and no service's clusters change with them
 (the set of services and their sidecar-ness stay). Then each proxy that calls an affected
 service gets that service's new endpoint sets; the changed workloads' own sidecars are
-rebuilt in full; every other proxy keeps its snapshot object. The result is the same as a
-full rebuild (a property test checks it).
+rebuilt in full; every other proxy keeps its snapshot object. Subset clusters are among
+a service's clusters: the Routes, and so which subsets exist, are unchanged, while a
+workload may move between subsets. The result is the same as a full rebuild (a property
+test checks it).
 """
 
 from __future__ import annotations
@@ -59,16 +61,22 @@ def patch_endpoints(
     serializer: Serializer,
     created: float,
 ) -> Snapshot:
-    """``last`` with the endpoint sets of ``services`` it holds rebuilt from ``model``."""
+    """``last`` with the endpoint sets of ``services`` it holds rebuilt from ``model``.
+
+    A service's endpoint sets are its plain clusters' and those of the subsets Routes send
+    to (a workload's health, weight or labels may change which subset it is in).
+    """
     held = last.of(ResourceType.ENDPOINT)
     updates = {}
     for ref in services:
         svc = model.services.get(ref)
         if svc is None:
             continue
+        subsets = ((), *translator.subsets(model, ref))
         for port in svc.spec.ports:
-            name = names.outbound_cluster(ref, port.name)
-            if name in held:
-                cla = translator.endpoints(model, (ref, port.name))
-                updates[name] = serializer.versioned(ResourceType.ENDPOINT, name, cla)
+            for subset in subsets:
+                name = names.outbound_cluster(ref, port.name, subset)
+                if name in held:
+                    cla = translator.endpoints(model, (ref, port.name, subset))
+                    updates[name] = serializer.versioned(ResourceType.ENDPOINT, name, cla)
     return last.with_resources(ResourceType.ENDPOINT, updates, created) if updates else last

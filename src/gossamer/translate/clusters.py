@@ -1,4 +1,5 @@
-"""Clusters: one per service port a proxy calls, and one per local app port behind a sidecar."""
+"""Clusters: one per service port (and per subset of it) a proxy calls, and one per local app
+port behind a sidecar."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ def outbound_cluster(
     mesh: Mesh,
     *,
     sidecars: bool,
-    subset_keys: tuple[tuple[str, ...], ...] = (),
 ) -> cluster_pb2.Cluster:
-    """An EDS cluster of a service port.
+    """An EDS cluster of a service port, or of one subset of it (its own endpoint set).
 
     Between sidecars the hop is multiplexed HTTP/2 whatever the apps speak (one connection
     instead of dozens); to a workload without a sidecar the cluster speaks the app protocol.
-    ``subset_keys`` are the label sets routes select subsets by (e.g. ``("version",)``).
+    A subset is a cluster of its own rather than Envoy's subset load balancer, so a route
+    without a subset always reaches every instance and each subset can get its own policies.
     """
     defaults = mesh.spec.defaults
     cluster = cluster_pb2.Cluster(
@@ -45,16 +46,6 @@ def outbound_cluster(
         http2 = sidecars or port.protocol in ("http2", "grpc")
         for k, v in upstream_protocol(http2=http2, idle_timeout=defaults.idleTimeout).items():
             cluster.typed_extension_protocol_options[k].CopyFrom(v)
-    if subset_keys:
-        cluster.lb_subset_config.CopyFrom(
-            cluster_pb2.Cluster.LbSubsetConfig(
-                fallback_policy=cluster_pb2.Cluster.LbSubsetConfig.NO_FALLBACK,
-                subset_selectors=[
-                    cluster_pb2.Cluster.LbSubsetConfig.LbSubsetSelector(keys=list(keys))
-                    for keys in subset_keys
-                ],
-            )
-        )
     return cluster
 
 

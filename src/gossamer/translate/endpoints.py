@@ -1,4 +1,5 @@
-"""Endpoints (ClusterLoadAssignment) of a service port: its workloads, grouped by zone."""
+"""Endpoints (ClusterLoadAssignment) of a service port or of one subset of it: its
+workloads, grouped by zone."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import wrappers_pb2
 
 from gossamer.model.workload import Workload
-from gossamer.translate.common import socket_address, struct
-
-#: endpoint metadata namespace Envoy's subset load balancer reads
-LB_METADATA = "envoy.lb"
+from gossamer.translate.common import socket_address
+from gossamer.translate.names import Subset
 
 _HEALTH = {
     "healthy": health_check_pb2.HEALTHY,
@@ -30,20 +29,31 @@ def _port_of(w: Workload, port_name: str, single: bool) -> int | None:
     return None
 
 
+def in_subset(w: Workload, subset: Subset) -> bool:
+    """Whether ``w`` carries every label of ``subset`` (everyone is in the empty subset)."""
+    labels = w.metadata.labels
+    return all(labels.get(k) == v for k, v in subset)
+
+
 def load_assignment(
-    name: str, port_name: str, workloads: Sequence[Workload], *, single_port: bool
+    name: str,
+    port_name: str,
+    workloads: Sequence[Workload],
+    *,
+    single_port: bool,
+    subset: Subset = (),
 ) -> endpoint_pb2.ClusterLoadAssignment:
-    """Every workload serving ``port_name``, with health, weight, zone and labels.
+    """Every workload of ``subset`` serving ``port_name``, with health, weight and zone.
 
     Unhealthy and draining workloads stay listed with that status (Envoy sends them no new
-    requests) so a status flap does not churn the endpoint set.
+    requests) so a status flap does not churn the endpoint set. Labels are not sent: subsets
+    are clusters of their own, so Envoy never selects endpoints by metadata.
     """
     by_zone: dict[str, list[ep_pb2.LbEndpoint]] = defaultdict(list)
     for w in workloads:
         port = _port_of(w, port_name, single_port)
-        if port is None:
+        if port is None or not in_subset(w, subset):
             continue
-        labels = dict(w.metadata.labels)
         by_zone[w.zone or ""].append(
             ep_pb2.LbEndpoint(
                 endpoint=ep_pb2.Endpoint(
@@ -52,7 +62,6 @@ def load_assignment(
                 ),
                 health_status=_HEALTH[w.spec.health],
                 load_balancing_weight=wrappers_pb2.UInt32Value(value=w.spec.weight),
-                metadata=base_pb2.Metadata(filter_metadata={LB_METADATA: struct(labels)}),
             )
         )
     return endpoint_pb2.ClusterLoadAssignment(

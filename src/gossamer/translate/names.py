@@ -5,18 +5,50 @@ Names contain no dots, so Envoy's default stat-tag extraction leaves them whole.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from urllib.parse import quote
+
 from gossamer.model.snapshot import Ref
 
 XDS_CLUSTER = "gossamer-xds"
+
+#: the labels a subset selects by, sorted by key; ``()`` is the whole service
+Subset = tuple[tuple[str, str], ...]
+
+
+def subset_of(labels: Mapping[str, str]) -> Subset:
+    """The canonical form of a Route destination's ``subset`` labels."""
+    return tuple(sorted(labels.items()))
 
 
 def _svc(ref: Ref) -> str:
     return f"{ref[0]}/{ref[1]}"
 
 
-def outbound_cluster(service: Ref, port: str) -> str:
-    """The cluster of one service port, e.g. ``outbound|default/cart|http``."""
-    return f"outbound|{_svc(service)}|{port}"
+def _escape(text: str) -> str:
+    """Percent-encode (UTF-8) all but letters, digits, ``-``, ``_`` and ``~``.
+
+    ``%``, ``|``, ``,``, ``=``, ``/`` and ``.`` are always escaped, so the separators
+    around an escaped text stay unambiguous and no dot reaches a name.
+    """
+    return quote(text, safe="").replace(".", "%2E")
+
+
+def subset_suffix(subset: Subset) -> str:
+    """``k=v`` pairs sorted by key and joined with ``,``, keys and values escaped."""
+    return ",".join(f"{_escape(k)}={_escape(v)}" for k, v in subset)
+
+
+def outbound_cluster(service: Ref, port: str, subset: Subset = ()) -> str:
+    """The cluster (and endpoint set) of one service port or of one subset of it.
+
+    ``outbound|default/cart|http`` holds every instance; a subset's cluster appends its
+    labels: ``outbound|default/cart|http|version=v2``,
+    ``outbound|default/cart|http|app%2Ekubernetes%2Eio%2Fversion=1%2E2,tier=gold``.
+    Distinct (service, port, subset) triples give distinct names.
+    """
+    name = f"outbound|{_svc(service)}|{port}"
+    return f"{name}|{subset_suffix(subset)}" if subset else name
 
 
 def outbound_route(service: Ref, port: str) -> str:

@@ -22,7 +22,7 @@ from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.model.workload import Workload
 from gossamer.translate import names
 from gossamer.translate.clusters import inbound_cluster, outbound_cluster
-from gossamer.translate.endpoints import load_assignment
+from gossamer.translate.endpoints import in_subset, load_assignment
 from gossamer.translate.hcm import (
     EDGE_CONNECTION_BUFFER_BYTES,
     Edge,
@@ -30,6 +30,7 @@ from gossamer.translate.hcm import (
 )
 from gossamer.translate.listeners import INBOUND, OUTBOUND, http_listener, tcp_listener
 from gossamer.translate.memo import Memo
+from gossamer.translate.names import Subset, subset_of
 from gossamer.translate.routes import (
     ClusterOf,
     default_route,
@@ -39,6 +40,8 @@ from gossamer.translate.routes import (
 from gossamer.types import ProxyIdentity
 
 ServicePortRef = tuple[Ref, str]  # (service, port name)
+#: (service, port name, subset): one outbound cluster and its endpoint set
+ClusterRef = tuple[Ref, str, Subset]
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,8 @@ class Translator:
 
     def __init__(self) -> None:
         self.memo = Memo()
-        self._subsets: tuple[object, dict[Ref, tuple[tuple[str, ...], ...]]] | None = None
-        self._per_snapshot: tuple[object, dict[ServicePortRef, tuple[Any, Any]]] = (None, {})
+        self._subsets: tuple[object, dict[Ref, tuple[Subset, ...]]] | None = None
+        self._per_snapshot: tuple[object, dict[ClusterRef, tuple[Any, Any]]] = (None, {})
 
     def prune(self) -> None:
         """End of a round of translations: forget what this round did not use."""
@@ -97,20 +100,22 @@ class Translator:
 
     # -- pieces shared by every proxy that calls a service port ----------------------------
 
-    def _subset_keys(self, snap: ModelSnapshot) -> dict[Ref, tuple[tuple[str, ...], ...]]:
-        def build() -> dict[Ref, tuple[tuple[str, ...], ...]]:
-            keys: dict[Ref, set[tuple[str, ...]]] = defaultdict(set)
+    def subsets(self, snap: ModelSnapshot, service: Ref) -> tuple[Subset, ...]:
+        """The subsets of ``service`` some Route (east-west or gateway) sends to."""
+
+        def build() -> dict[Ref, tuple[Subset, ...]]:
+            found: dict[Ref, set[Subset]] = defaultdict(set)
             for (ns, _), route in snap.routes.items():
                 for rule in route.spec.rules:
                     for d in rule.destinations:
                         if d.subset:
-                            keys[(d.namespace or ns, d.service)].add(tuple(sorted(d.subset)))
-            return {ref: tuple(sorted(k)) for ref, k in keys.items()}
+                            found[(d.namespace or ns, d.service)].add(subset_of(d.subset))
+            return {ref: tuple(sorted(k)) for ref, k in found.items()}
 
-        # Once per snapshot (its routes dict is a per-snapshot object), not per cluster.
+        # Once per Route generation, not per service.
         if self._subsets is None or self._subsets[0] is not snap.generation("Route"):
             self._subsets = (snap.generation("Route"), build())
-        return self._subsets[1]
+        return self._subsets[1].get(service, ())
 
     def _resolve(
         self, d: Destination, namespace: str, snap: ModelSnapshot, same: ServicePortRef | None
@@ -122,65 +127,61 @@ class Translator:
         assert port is not None, "references are checked before a snapshot is translated"
         return (ref, port.name)
 
-    def cluster(self, snap: ModelSnapshot, sp: ServicePortRef) -> cluster_pb2.Cluster:
-        ref, port_name = sp
+    def cluster(self, snap: ModelSnapshot, cr: ClusterRef) -> cluster_pb2.Cluster:
+        ref, port_name, subset = cr
         svc = snap.services[ref]
         port = svc.port(port_name)
         assert port is not None
-        workloads = snap.workloads_of(ref)
-        sidecars = all(w.spec.sidecar for w in workloads)
-        subsets = self._subset_keys(snap).get(ref, ())
+        # Protocol follows the whole service (all sidecars or none), subsets included.
+        sidecars = all(w.spec.sidecar for w in snap.workloads_of(ref))
         return self.memo.get(
             "cluster",
-            (svc, port_name, snap.mesh, sidecars, subsets),
+            (svc, port_name, subset, snap.mesh, sidecars),
             lambda: outbound_cluster(
-                names.outbound_cluster(ref, port_name),
-                port,
-                snap.mesh,
-                sidecars=sidecars,
-                subset_keys=subsets,
+                names.outbound_cluster(ref, port_name, subset), port, snap.mesh, sidecars=sidecars
             ),
         )
 
     def endpoints(
-        self, snap: ModelSnapshot, sp: ServicePortRef
+        self, snap: ModelSnapshot, cr: ClusterRef
     ) -> endpoint_pb2.ClusterLoadAssignment:
-        ref, port_name = sp
+        ref, port_name, subset = cr
         svc = snap.services[ref]
         workloads = snap.workloads_of(ref)
-        return self.memo.get(
-            "endpoints",
-            (svc, port_name, workloads),
-            lambda: load_assignment(
-                names.outbound_cluster(ref, port_name),
+
+        def build() -> endpoint_pb2.ClusterLoadAssignment:
+            return load_assignment(
+                names.outbound_cluster(ref, port_name, subset),
                 port_name,
-                workloads,
+                [w for w in workloads if in_subset(w, subset)],
                 single_port=len(svc.spec.ports) == 1,
-            ),
-        )
+            )
+
+        return self.memo.get("endpoints", (svc, port_name, subset, workloads), build)
 
     def _cluster_of(
-        self, snap: ModelSnapshot, same: ServicePortRef | None, used: set[ServicePortRef]
+        self, snap: ModelSnapshot, same: ServicePortRef | None, used: set[ClusterRef]
     ) -> ClusterOf:
         def cluster_of(d: Destination, namespace: str) -> tuple[str, bool]:
-            sp = self._resolve(d, namespace, snap, same)
-            used.add(sp)
-            port = snap.service_port(*sp)
-            return names.outbound_cluster(*sp), port is not None and port.protocol == "grpc"
+            ref, port_name = self._resolve(d, namespace, snap, same)
+            cr = (ref, port_name, subset_of(d.subset))
+            used.add(cr)
+            port = snap.service_port(ref, port_name)
+            return names.outbound_cluster(*cr), port is not None and port.protocol == "grpc"
 
         return cluster_of
 
     def service_routes(
         self, snap: ModelSnapshot, sp: ServicePortRef
-    ) -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
-        """The route table callers of a service port share, and the service ports it uses."""
+    ) -> tuple[route_pb2.RouteConfiguration, frozenset[ClusterRef]]:
+        """The route table callers of a service port share, and the clusters it uses."""
         ref, port_name = sp
         routes = snap.routes_for_service(ref)
         port = snap.service_port(ref, port_name)
         assert port is not None
 
-        def build() -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
-            used: set[ServicePortRef] = {sp}
+        def build() -> tuple[route_pb2.RouteConfiguration, frozenset[ClusterRef]]:
+            used: set[ClusterRef] = {(sp[0], sp[1], ())}
             rules: list[tuple[Rule, str]] = [
                 (rule, r.metadata.namespace) for r in routes for rule in r.spec.rules
             ]
@@ -206,16 +207,14 @@ class Translator:
         )
         return self.memo.get("service-routes", (routes, sp, snap.mesh, targets), build)
 
-    def _add_service_port(
-        self, snap: ModelSnapshot, sp: ServicePortRef, out: ProxyResources
-    ) -> None:
-        # Many proxies of one snapshot share service ports: look each up once per snapshot.
+    def _add_cluster(self, snap: ModelSnapshot, cr: ClusterRef, out: ProxyResources) -> None:
+        # Many proxies of one snapshot share clusters: look each up once per snapshot.
         if self._per_snapshot[0] is not snap.resources:
             self._per_snapshot = (snap.resources, {})
         done = self._per_snapshot[1]
-        pair = done.get(sp)
+        pair = done.get(cr)
         if pair is None:
-            pair = done[sp] = (self.cluster(snap, sp), self.endpoints(snap, sp))
+            pair = done[cr] = (self.cluster(snap, cr), self.endpoints(snap, cr))
         out.clusters[pair[0].name] = pair[0]
         out.endpoints[pair[0].name] = pair[1]
 
@@ -254,11 +253,11 @@ class Translator:
                 table, used = self.service_routes(snap, sp)
                 out.routes[table.name] = table
                 for u in sorted(used):
-                    self._add_service_port(snap, u, out)
+                    self._add_cluster(snap, u, out)
                 hcm = http_connection_manager(lname, mesh, rds=table.name)
                 out.listeners[lname] = http_listener(lname, address, bind, hcm, OUTBOUND)
             else:
-                self._add_service_port(snap, sp, out)
+                self._add_cluster(snap, (ref, port.name, ()), out)
                 out.listeners[lname] = tcp_listener(
                     lname,
                     address,
@@ -271,14 +270,14 @@ class Translator:
 
     def gateway_routes(
         self, snap: ModelSnapshot, ref: Ref
-    ) -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
-        """A gateway's route table (virtual hosts by domain) and the service ports it uses."""
+    ) -> tuple[route_pb2.RouteConfiguration, frozenset[ClusterRef]]:
+        """A gateway's route table (virtual hosts by domain) and the clusters it uses."""
         gw = snap.gateways[ref]
 
-        def rules_of(r: Route) -> tuple[list[rc_pb2.Route], frozenset[ServicePortRef]]:
+        def rules_of(r: Route) -> tuple[list[rc_pb2.Route], frozenset[ClusterRef]]:
             # One Route's Envoy routes, shared by every gateway and domain it serves.
-            def build_rules() -> tuple[list[rc_pb2.Route], frozenset[ServicePortRef]]:
-                used: set[ServicePortRef] = set()
+            def build_rules() -> tuple[list[rc_pb2.Route], frozenset[ClusterRef]]:
+                used: set[ClusterRef] = set()
                 rules = [(rule, r.metadata.namespace) for rule in r.spec.rules]
                 built = routes_for_rules(rules, self._cluster_of(snap, None, used), snap.mesh)
                 return built, frozenset(used)
@@ -286,12 +285,12 @@ class Translator:
             inputs = (r, snap.generation("Service"), snap.mesh)
             return self.memo.get("gateway-route-rules", inputs, build_rules)
 
-        def build() -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
+        def build() -> tuple[route_pb2.RouteConfiguration, frozenset[ClusterRef]]:
             routes = snap.routes_for_gateway(ref)
 
-            def build_vhosts() -> tuple[route_pb2.RouteConfiguration, frozenset[ServicePortRef]]:
+            def build_vhosts() -> tuple[route_pb2.RouteConfiguration, frozenset[ClusterRef]]:
                 # Gateways serving the same routes share this table, copied under their names.
-                used: set[ServicePortRef] = set()
+                used: set[ClusterRef] = set()
                 by_domain: dict[str, list[rc_pb2.Route]] = defaultdict(list)
                 for r in routes:
                     built, route_used = rules_of(r)
@@ -321,8 +320,8 @@ class Translator:
         rname = names.gateway_route(ref)
         table, used = self.gateway_routes(snap, ref)
         out.routes[rname] = table
-        for sp in sorted(used):
-            self._add_service_port(snap, sp, out)
+        for cr in sorted(used):
+            self._add_cluster(snap, cr, out)
         lname = names.gateway_listener(ref)
         hcm = http_connection_manager(
             lname, mesh, rds=rname, edge=Edge(trusted_hops=gw.spec.trustedHops)

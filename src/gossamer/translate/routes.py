@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 
-from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
@@ -14,15 +13,16 @@ from google.protobuf import wrappers_pb2
 
 from gossamer.model.mesh import Mesh
 from gossamer.model.route import Destination, HeaderMatch, Match, Retries, Rule
-from gossamer.translate.common import any_of, duration, struct
-from gossamer.translate.endpoints import LB_METADATA
+from gossamer.translate.common import any_of, duration
 
-#: (destination, rule's namespace) -> (cluster name, is the destination port gRPC)
+#: (destination, rule's namespace) -> (cluster name, is the destination port gRPC); a
+#: destination with a subset has a cluster of its own (``names.outbound_cluster``)
 ClusterOf = Callable[[Destination, str], tuple[str, bool]]
 
 
 def _regex(pattern: str) -> regex_pb2.RegexMatcher:
-    return regex_pb2.RegexMatcher(google_re2=regex_pb2.RegexMatcher.GoogleRE2(), regex=pattern)
+    # RE2 is the only (default) engine; the ``google_re2`` field is deprecated.
+    return regex_pb2.RegexMatcher(regex=pattern)
 
 
 def _header(h: HeaderMatch) -> rc_pb2.HeaderMatcher:
@@ -55,10 +55,6 @@ def _match(m: Match) -> rc_pb2.RouteMatch:
     return out
 
 
-def _subset(labels: dict[str, str]) -> base_pb2.Metadata | None:
-    return base_pb2.Metadata(filter_metadata={LB_METADATA: struct(labels)}) if labels else None
-
-
 def _action(rule: Rule, namespace: str, cluster_of: ClusterOf, mesh: Mesh) -> rc_pb2.RouteAction:
     action = rc_pb2.RouteAction()
     live = [d for d in rule.destinations if d.weight > 0]
@@ -66,17 +62,13 @@ def _action(rule: Rule, namespace: str, cluster_of: ClusterOf, mesh: Mesh) -> rc
     if len(live) == 1:
         name, grpc = cluster_of(live[0], namespace)
         action.cluster = name
-        if (md := _subset(live[0].subset)) is not None:
-            action.metadata_match.CopyFrom(md)
     else:
         for d in live:
             name, is_grpc = cluster_of(d, namespace)
             grpc = grpc or is_grpc
-            cw = action.weighted_clusters.clusters.add(
+            action.weighted_clusters.clusters.add(
                 name=name, weight=wrappers_pb2.UInt32Value(value=d.weight)
             )
-            if (md := _subset(d.subset)) is not None:
-                cw.metadata_match.CopyFrom(md)
     action.timeout.CopyFrom(duration(_timeout(rule, grpc, mesh)))
     if grpc:
         # gRPC deadlines travel in the grpc-timeout header; honour it (0: no cap).

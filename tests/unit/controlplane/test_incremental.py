@@ -75,6 +75,10 @@ def base() -> list[dict[str, Any]]:
                 "gateways": ["edge"],
                 "rules": [
                     {"matches": [{"path": {"prefix": "/c"}}], "destinations": [{"service": "c"}]},
+                    {
+                        "matches": [{"path": {"prefix": "/b2"}}],
+                        "destinations": [{"service": "b", "subset": {"version": "v2"}}],
+                    },
                     {"destinations": [{"service": "b"}]},
                 ],
             },
@@ -182,4 +186,10 @@ def test_incremental_publishes_equal_full_rebuilds(steps: list[tuple[Any, ...]])
 
 def test_endpoint_changes_take_the_incremental_path() -> None:
     steps = [("put", "b", 0, 3, "unhealthy", "v1"), ("put", "c", 3, 1, "healthy", "v2")]
+    assert asyncio.run(scenario(steps)) == 2
+
+
+def test_a_workload_moving_between_subsets_updates_both_subset_clusters() -> None:
+    # a-1 and b-1 go from subset v1 to v2 (both held: a by the client, b's v2 by the gateway)
+    steps = [("put", "a", 1, 1, "healthy", "v2"), ("put", "b", 1, 1, "healthy", "v2")]
     assert asyncio.run(scenario(steps)) == 2

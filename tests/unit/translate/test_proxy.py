@@ -24,21 +24,12 @@ from gossamer.model import parse_yaml
 from gossamer.translate.proxy import ProxyResources, Translator
 
 REVIEWS = "outbound|default/reviews|http"
+REVIEWS_V1 = "outbound|default/reviews|http|version=v1"
+REVIEWS_V2 = "outbound|default/reviews|http|version=v2"
 RATINGS = "outbound|default/ratings|grpc"
 DB = "outbound|default/db|tcp"
 WEB = "outbound|default/web|http"
 HCM = hcm_pb2.HttpConnectionManager
-
-
-def _lb(labels: dict[str, str]) -> dict[str, dict[str, str]]:
-    return {"envoy.lb": labels}
-
-
-def _metadata(md: base_pb2.Metadata) -> dict[str, dict[str, str]]:
-    return {
-        key: {f: v.string_value for f, v in fields.fields.items()}
-        for key, fields in md.filter_metadata.items()
-    }
 
 
 def _all_route_tables(res: ProxyResources) -> list[route_pb2.RouteConfiguration]:
@@ -62,8 +53,10 @@ def test_sidecar_has_exactly_its_inbound_and_dependencies() -> None:
         f"outbound|{vip[('default', 'ratings')]}:9090",
         f"outbound|{vip[('default', 'db')]}:5432",
     }
-    assert set(res.clusters) == {"inbound|http", REVIEWS, RATINGS, DB}
-    assert set(res.endpoints) == {REVIEWS, RATINGS, DB}
+    # reviews: the whole service (the catch-all) and the two subsets its Route sends to
+    outbound = {REVIEWS, REVIEWS_V1, REVIEWS_V2, RATINGS, DB}
+    assert set(res.clusters) == {"inbound|http"} | outbound
+    assert set(res.endpoints) == outbound
     assert set(res.routes) == {REVIEWS, RATINGS}
     for name, cla in res.endpoints.items():
         assert cla.cluster_name == name
@@ -122,8 +115,8 @@ def test_reviews_route_table_has_the_route_rules() -> None:
 
     [header] = canary.match.headers
     assert header.name == "x-canary" and header.string_match.exact == "1"
-    assert canary.route.cluster == REVIEWS
-    assert _metadata(canary.route.metadata_match) == _lb({"version": "v2"})
+    assert canary.route.cluster == REVIEWS_V2
+    assert not canary.route.HasField("metadata_match")
     assert canary.route.timeout.ToTimedelta() == snap.mesh.spec.defaults.requestTimeout
     # a rule without retries gets the mesh's safe default: another host, 503 and resets only
     default = canary.route.retry_policy
@@ -136,11 +129,8 @@ def test_reviews_route_table_has_the_route_rules() -> None:
 
     assert split.match.prefix == "/"
     weighted = split.route.weighted_clusters.clusters
-    assert [(c.name, c.weight.value) for c in weighted] == [(REVIEWS, 80), (REVIEWS, 20)]
-    assert [_metadata(c.metadata_match) for c in weighted] == [
-        _lb({"version": "v1"}),
-        _lb({"version": "v2"}),
-    ]
+    assert [(c.name, c.weight.value) for c in weighted] == [(REVIEWS_V1, 80), (REVIEWS_V2, 20)]
+    assert not any(c.HasField("metadata_match") for c in weighted)
     assert split.route.timeout.ToTimedelta() == timedelta(seconds=2)
     retry = split.route.retry_policy
     assert retry.retry_on == "5xx,reset"
@@ -151,10 +141,9 @@ def test_reviews_route_table_has_the_route_rules() -> None:
     assert fallback.route.cluster == REVIEWS
     assert not fallback.route.HasField("metadata_match")
 
-    # The subsets routes select by are declared on the cluster.
-    subsets = res.clusters[REVIEWS].lb_subset_config
-    assert [list(s.keys) for s in subsets.subset_selectors] == [["version"]]
-    assert subsets.fallback_policy == cluster_pb2.Cluster.LbSubsetConfig.NO_FALLBACK
+    # Subsets are clusters of their own: no cluster uses Envoy's subset load balancer.
+    for cluster in res.clusters.values():
+        assert not cluster.HasField("lb_subset_config"), cluster.name
 
 
 def test_grpc_dependency_has_no_timeout_and_honours_grpc_timeout() -> None:
@@ -278,7 +267,7 @@ def test_cluster_protocol_between_sidecars_and_to_plain_processes() -> None:
     assert not legacy.HasField("lb_subset_config")
 
 
-def test_endpoints_carry_health_weight_zone_and_labels() -> None:
+def test_endpoints_carry_health_weight_and_zone() -> None:
     snap = shop_with_legacy()
     res = translate(snap, "sidecar", "web-2")
     reviews = res.endpoints[REVIEWS]
@@ -291,8 +280,9 @@ def test_endpoints_carry_health_weight_zone_and_labels() -> None:
     assert v1.endpoint.address.socket_address.port_value == 15001  # the sidecar, not the app
     assert v1.health_status == health_check_pb2.HEALTHY
     assert v1.load_balancing_weight.value == 1
-    assert _metadata(v1.metadata) == _lb({"version": "v1"})
-    assert _metadata(v2.metadata) == _lb({"version": "v2", "zone": "b"})
+    assert v2.endpoint.hostname == "reviews-2"
+    # Labels select subsets by cluster, so endpoints carry no metadata.
+    assert not v1.HasField("metadata") and not v2.HasField("metadata")
 
     [legacy_loc] = res.endpoints["outbound|default/legacy|http"].endpoints
     assert legacy_loc.locality.zone == "z9"
