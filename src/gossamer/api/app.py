@@ -12,10 +12,12 @@ import gossamer
 from gossamer.api.agents import install_agents
 from gossamer.api.authz import install_authz
 from gossamer.api.errors import install_error_handlers
+from gossamer.api.limits import RequestLimits
 from gossamer.api.proxies import proxies_router
 from gossamer.api.resources import resources_router
 from gossamer.api.schemas import StatusBody
 from gossamer.authz.service import AuthzService
+from gossamer.controlplane.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.controlplane.service import ControlPlaneService
 from gossamer.registry import Registry
 
@@ -59,9 +61,13 @@ def create_api(
     registry: prometheus_client.CollectorRegistry,
     agents: Registry | None = None,
     authz: AuthzService | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES,
 ) -> FastAPI:
     """A FastAPI app serving ``service``; ``/metrics`` exposes ``registry``; with
-    ``agents``, the agent protocol too (docs/agent-protocol.md).
+    ``agents``, the agent protocol too (docs/agent-protocol.md). A request body over
+    ``max_request_bytes`` is refused before it is parsed, a resource over
+    ``max_resource_bytes`` (as JSON) before it is validated.
 
     Nothing global: two apps around two services in one process do not share anything.
     """
@@ -71,7 +77,8 @@ def create_api(
         description="Apply, read and delete mesh resources; see the proxies' status.",
     )
     install_error_handlers(app)
-    app.include_router(resources_router(service))
+    app.add_middleware(RequestLimits, max_bytes=max_request_bytes)
+    app.include_router(resources_router(service, max_resource_bytes))
     app.include_router(proxies_router(service))
     app.include_router(_ops_router(service, registry))
     if agents is not None:

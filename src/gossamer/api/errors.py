@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -81,14 +82,36 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _request_message(error: Any) -> str:
+    msg = str(error["msg"])
+    msg = msg[:1].lower() + msg[1:]
+    given = error.get("input")
+    if str(error["type"]).endswith("_type") and isinstance(given, str | int | float | bool):
+        msg += f", not {given!r}"[:80]  # strict types: say what was sent
+    return f"{_location(tuple(error['loc']))}: {msg}"
+
+
 async def _request_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [f"{_location(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
-    return error_response(422, "request", errors)
+    return error_response(422, "request", [_request_message(e) for e in exc.errors()])
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, RecursionError):
+        # FastAPI's answer to a body json.loads cannot read: say why
+        return error_response(
+            422,
+            "request",
+            [
+                "body: nested too deeply to read (objects and arrays about 1,000 levels "
+                "deep); no request nests like that: check the document"
+            ],
+        )
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        return error_response(
+            422, "request", [f"body: not UTF-8 (byte {exc.__cause__.start}): send UTF-8 JSON"]
+        )
     code = "not_found" if exc.status_code == 404 else "http"
     return error_response(exc.status_code, code, [str(exc.detail)])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from gossamer.api.errors import NotReadyError
 from gossamer.api.kinds import resolve_kind
-from gossamer.api.manifests import parse_request, text_with_source, with_sources
+from gossamer.api.manifests import parse_request, showable, text_with_source, with_sources
 from gossamer.api.schemas import (
     ApplyRequest,
     ApplyResponse,
@@ -38,7 +38,8 @@ Namespace = Annotated[str | None, Query(description="only this namespace (defaul
 Wait = Annotated[bool, Query(description="return once every affected proxy has ACKed")]
 
 
-def resources_router(service: ControlPlaneService) -> APIRouter:
+def resources_router(service: ControlPlaneService, max_resource_bytes: int) -> APIRouter:
+    """The routes; a manifest over ``max_resource_bytes`` as JSON is refused."""
     router = APIRouter(prefix="/v1", tags=["resources"], responses=_ERRORS)
 
     def require_ready() -> None:
@@ -48,7 +49,7 @@ def resources_router(service: ControlPlaneService) -> APIRouter:
     @router.post("/apply", response_model=ApplyResponse)
     async def apply(body: ApplyRequest) -> ApplyResponse:
         """Validate and store every manifest atomically (or, with dryRun, only report the diff)."""
-        resources, where = parse_request(body.manifests, body.sources)
+        resources, where = parse_request(body.manifests, body.sources, max_resource_bytes)
         require_ready()
         try:
             result = await service.apply(
@@ -62,7 +63,7 @@ def resources_router(service: ControlPlaneService) -> APIRouter:
     async def validate(body: ManifestsRequest) -> ValidateResponse:
         """The errors applying these manifests would cause now; nothing is changed."""
         try:
-            resources, where = parse_request(body.manifests, body.sources)
+            resources, where = parse_request(body.manifests, body.sources, max_resource_bytes)
         except ValidationError as e:
             return ValidateResponse(valid=False, errors=[str(x) for x in e.errors])
         require_ready()
@@ -72,18 +73,19 @@ def resources_router(service: ControlPlaneService) -> APIRouter:
     @router.get("/resources", response_model=ResourceList)
     async def list_all(namespace: Namespace = None) -> ResourceList:
         """Every resource of every kind."""
-        return ResourceList(kind=None, items=await service.list(None, namespace))
+        return ResourceList(kind=None, items=showable(await service.list(None, namespace)))
 
     @router.get("/resources/{kind}", response_model=ResourceList)
     async def list_kind(kind: str, namespace: Namespace = None) -> ResourceList:
         """Every resource of one kind (singular or plural, any case: ``services``, ``svc``)."""
         canonical = resolve_kind(kind)
-        return ResourceList(kind=canonical, items=await service.list(canonical, namespace))
+        items = showable(await service.list(canonical, namespace))
+        return ResourceList(kind=canonical, items=items)
 
     @router.get("/resources/{kind}/{namespace}/{name}", response_model=dict[str, Any])
     async def get(kind: str, namespace: str, name: str) -> dict[str, Any]:
         """One stored manifest."""
-        return await service.get(ResourceKey(resolve_kind(kind), namespace, name))
+        return showable([await service.get(ResourceKey(resolve_kind(kind), namespace, name))])[0]
 
     @router.delete("/resources/{kind}/{namespace}/{name}", response_model=ApplyResponse)
     async def delete(kind: str, namespace: str, name: str, wait: Wait = False) -> ApplyResponse:

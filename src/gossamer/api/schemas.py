@@ -16,8 +16,16 @@ MAX_MANIFESTS = 10_000
 
 
 class Body(BaseModel):
+    """Every request and response body. Strict: a request with ``"dryRun": "yes"`` or
+    ``"ttlSeconds": "600"`` is refused naming the field, never coerced (an int is still a
+    valid float)."""
+
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", serialize_by_alias=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        serialize_by_alias=True,
+        strict=True,
     )
 
 

@@ -1,0 +1,11 @@
+"""Default size limits of the control plane's API (``gossamer control-plane`` flags).
+
+``--max-request-bytes`` bounds a request body before it is parsed: 16 MiB is about 100,000
+services in one apply. ``--max-resource-bytes`` bounds one resource as canonical JSON:
+1 MiB, as etcd (a later store) takes in one request, is far above any real resource.
+"""
+
+from __future__ import annotations
+
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_RESOURCE_BYTES = 1024 * 1024
