@@ -17,7 +17,7 @@ from pydantic import Field
 from gossamer.api.errors import NotReadyError, error_response
 from gossamer.api.schemas import ApplyResponse, Body, ErrorBody
 from gossamer.registry import AgentInfo, AuthError, Registry, TokenInfo, WorkloadEnv
-from gossamer.registry.records import TokenState
+from gossamer.registry.records import AgentState, TokenState
 from gossamer.registry.registry import DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL
 
 #: upper bound on Workloads one agent registers in one request
@@ -106,6 +106,8 @@ class AgentBody(Body):
     revoked_at: datetime | None = None
     #: ``namespace/name`` of each Workload it registered
     workloads: list[str]
+    #: active | unreachable (its host is dead by the liveness rule) | revoked
+    state: AgentState = "active"
 
     @classmethod
     def of(cls, a: AgentInfo) -> AgentBody:
@@ -117,6 +119,7 @@ class AgentBody(Body):
             revoked=a.revoked,
             revoked_at=a.revoked_at,
             workloads=[f"{k.namespace}/{k.name}" for k in a.workloads],
+            state=a.state,
         )
 
 

@@ -167,7 +167,7 @@ def list_agents(
         table.add_row(
             str(a["agentId"]),
             str(a["host"]),
-            "revoked" if a.get("revoked") else "active",
+            str(a.get("state") or ("revoked" if a.get("revoked") else "active")),
             _when(a.get("joinedAt")),
             _when(a.get("lastSeen")),
             ", ".join(a.get("workloads") or []) or "-",

@@ -30,6 +30,7 @@ from gossamer.errors import (
 )
 from gossamer.model import ModelSnapshot, check_references, parse_manifest
 from gossamer.model.base import Resource
+from gossamer.model.workload import Workload
 from gossamer.store.base import ChangeBatch, Store
 from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.types import Manifest, ProxyIdentity, ResourceKey
@@ -68,7 +69,12 @@ class ControlPlane:
         self._incremental_rounds = 0
         self.builds = 0
         self.build_seconds = 0.0
+        #: hosts the liveness rule declared dead: their workloads are published unhealthy
+        self.unreachable: frozenset[str] = frozenset()
+        self._view: tuple[ModelSnapshot, frozenset[str], ModelSnapshot] | None = None
+        self._marked: dict[int, tuple[Workload, Workload]] = {}
         cache.on_connect(self._on_connect)
+        monitor.set_registered(self._registered)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -125,13 +131,54 @@ class ControlPlane:
             self._dirty_since = None
             self.publish(first)
 
+    # -- liveness ----------------------------------------------------------------------------
+
+    def set_unreachable(self, hosts: frozenset[str]) -> None:
+        """Publish the workloads of ``hosts`` unhealthy (in memory only: the store keeps
+        what their agents reported, which holds again once a host is back)."""
+        if hosts != self.unreachable:
+            self.unreachable = hosts
+            self._mark_dirty()
+
+    def _translated(self) -> ModelSnapshot:
+        """The model proxies see: ``self.model`` with unreachable hosts' workloads unhealthy.
+
+        Marked copies are reused while their workload is unchanged, so a later round sees
+        them as unchanged (endpoint-only patches stay small)."""
+        model = self.model
+        assert model is not None
+        hosts = self.unreachable
+        if not hosts:
+            self._marked.clear()
+            return model
+        if self._view is not None and self._view[0] is model and self._view[1] == hosts:
+            return self._view[2]
+        marked: dict[int, tuple[Workload, Workload]] = {}
+        for w in model.workloads.values():
+            if w.spec.host in hosts and w.spec.health == "healthy":
+                old = self._marked.get(id(w))
+                if old is None or old[0] is not w:
+                    spec = w.spec.model_copy(update={"health": "unhealthy"})
+                    old = (w, w.model_copy(update={"spec": spec}))
+                marked[id(w)] = old
+        self._marked = marked
+        view = model.with_changes([m for _, m in marked.values()]) if marked else model
+        self._view = (model, hosts, view)
+        return view
+
+    def _registered(self, proxy: ProxyIdentity) -> bool:
+        """Does ``proxy``'s Workload or Gateway exist? (a disconnected one is remembered)"""
+        return self.model is not None and proxy.resource_key in self.model.resources
+
+    # -- publishing --------------------------------------------------------------------------
+
     def publish(self, seen_at: float | None = None) -> list[tuple[str, Snapshot]]:
         """Build and publish snapshots for every connected proxy; return what changed."""
         if self.model is None:
             return []
         started = time.perf_counter()
         created = seen_at or time.monotonic()
-        model = self.model
+        model = self._translated()
         change = None
         if self._published_model is not None and self._incremental_rounds < FULL_EVERY:
             change = endpoint_change(self._published_model, model)
@@ -146,7 +193,7 @@ class ControlPlane:
                     last, model, change.services, self.translator, self.serializer, created
                 )
             else:
-                snap = self._build(proxy, created)
+                snap = self._build(proxy, created, model)
             if snap is not None and self.cache.set(proxy.node_id, snap):
                 changed.append((proxy.node_id, snap))
         if change is None:
@@ -164,10 +211,11 @@ class ControlPlane:
         published.set()
         return changed
 
-    def _build(self, proxy: ProxyIdentity, created: float) -> Snapshot | None:
-        assert self.model is not None
+    def _build(
+        self, proxy: ProxyIdentity, created: float, model: ModelSnapshot | None = None
+    ) -> Snapshot | None:
         try:
-            resources = self.translator.proxy(self.model, proxy)
+            resources = self.translator.proxy(model or self._translated(), proxy)
         except NotFoundError:
             resources = ProxyResources()  # its Workload/Gateway is gone: it serves nothing
         except Exception:

@@ -47,7 +47,7 @@ class AgentSpec(Strict):
     host: Name
     credentialSha256: Sha256
     joinedAt: AwareDatetime
-    #: updated at most every ``Registry.last_seen_interval``
+    #: written at join; later calls are kept in memory (docs/agent-protocol.md, liveness)
     lastSeen: AwareDatetime
     revoked: bool = False
     revokedAt: AwareDatetime | None = None

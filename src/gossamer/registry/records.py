@@ -24,6 +24,8 @@ class Joined(NamedTuple):
 
 
 TokenState = Literal["unused", "used", "expired"]
+#: ``unreachable``: its host is dead by the liveness rule (docs/agent-protocol.md)
+AgentState = Literal["active", "unreachable", "revoked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +43,13 @@ class AgentInfo:
     agent_id: str
     host: str
     joined_at: datetime
+    #: its last call to the control plane (kept in memory: after a control-plane restart,
+    #: the last time it was written, at join)
     last_seen: datetime
     revoked: bool
     revoked_at: datetime | None
     workloads: list[ResourceKey] = field(default_factory=list)
+    state: AgentState = "active"
 
 
 @dataclass(frozen=True, slots=True)

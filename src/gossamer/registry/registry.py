@@ -2,9 +2,10 @@
 
 Every change is one ``ControlPlane.apply`` (``internal=True``, ``owner=`` the agent's id), so
 registry records are durable and revisioned like every other resource and an agent's
-Workloads change together with its record. Read-modify-write of one agent's records is
-serialised by a per-agent lock (one control-plane process; several replicas would need the
-store to compare revisions).
+Workloads change together with its record. Heartbeats are not changes: when an agent was
+last seen, and whether its host is alive (``HostPresence``), live in memory.
+Read-modify-write of one agent's records is serialised by a per-agent lock (one
+control-plane process; several replicas would need the store to compare revisions).
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ from gossamer.registry.kinds import (
     JoinToken,
     record_manifest,
 )
+from gossamer.registry.liveness import LivenessSettings
+from gossamer.registry.presence import HostPresence
 from gossamer.registry.records import (
     AgentInfo,
+    AgentState,
     Joined,
     NewToken,
     Revoked,
@@ -48,8 +52,6 @@ Clock = Callable[[], datetime]
 #: how long a token lives unless told, and the longest it may
 DEFAULT_TOKEN_TTL = timedelta(hours=1)
 MAX_TOKEN_TTL = timedelta(days=30)
-#: lastSeen is written at most this often per agent (each write is a store revision)
-LAST_SEEN_INTERVAL = timedelta(seconds=30)
 #: expired, unused tokens are deleted this long after they expired (at most this many at once)
 TOKEN_RETENTION = timedelta(days=1)
 PRUNE_BATCH = 20
@@ -81,11 +83,14 @@ class Registry:
         plane: ControlPlane,
         *,
         clock: Clock = _utc_now,
-        last_seen_interval: timedelta = LAST_SEEN_INTERVAL,
+        liveness: LivenessSettings | None = None,
     ) -> None:
         self.plane = plane
         self.clock = clock
-        self.last_seen_interval = last_seen_interval
+        #: the liveness rule over agents' hosts; its ``run`` task belongs to the app
+        self.presence = HostPresence(plane, self._active_hosts, liveness)
+        #: when each agent last called (in memory: a heartbeat is not a store write)
+        self._last_seen: dict[str, datetime] = {}
         self._join_lock = asyncio.Lock()
         self._agent_locks: dict[str, asyncio.Lock] = {}
 
@@ -233,6 +238,7 @@ class Registry:
                 owner=agent_id,
                 internal=True,
             )
+            self._seen(agent)
         return Joined(agent_id, credential)
 
     # -- agents ------------------------------------------------------------------------------
@@ -255,18 +261,21 @@ class Registry:
             )
         return agent
 
-    def _touched(self, agent: Agent) -> list[Agent]:
-        """``[agent with lastSeen now]`` when the last write is old enough, else ``[]``."""
-        now = self._now()
-        if now - agent.spec.lastSeen < self.last_seen_interval:
+    def _active_hosts(self) -> list[str]:
+        """Hosts with an active agent: those the liveness rule judges."""
+        if self.plane.model is None:
             return []
-        spec = agent.spec.model_copy(update={"lastSeen": now})
-        return [Agent.model_validate(agent.model_copy(update={"spec": spec}).to_manifest())]
+        return [a.spec.host for a in self._agents() if not a.spec.revoked]
+
+    def _seen(self, agent: Agent) -> None:
+        """A heartbeat: remember when (in memory) and tell the liveness rule."""
+        self._last_seen[agent.metadata.name] = self._now()
+        self.presence.heartbeat(agent.spec.host)
 
     async def authenticate(self, agent_id: str, credential: str) -> Agent:
         """The agent whose credential this is; ``AuthError`` if unknown, wrong or revoked.
 
-        Updates lastSeen (at most every ``last_seen_interval``).
+        Counts as the agent's heartbeat (in memory; nothing is written).
         """
         async with self._lock(agent_id):
             agent = self._agent(agent_id)
@@ -276,10 +285,7 @@ class Registry:
                     "directory, or join again with a new token"
                 )
             agent = self._active(agent_id)
-            touch = self._touched(agent)
-            if touch:
-                await self.plane.apply(touch, owner=agent_id, internal=True)
-                agent = touch[0]
+            self._seen(agent)
             return agent
 
     async def set_workloads(
@@ -301,7 +307,7 @@ class Registry:
             listed = {w.key for w in puts}
             gone = [k for k in owned_workloads(self._model(), agent_id) if k not in listed]
             result = await self.plane.apply(
-                [*puts, *self._touched(agent)],
+                puts,
                 deletes=gone,
                 owner=agent_id,
                 internal=True,
@@ -320,10 +326,10 @@ class Registry:
     ) -> ApplyResult:
         """Set ``spec.health`` of the agent's Workloads named in ``health``."""
         async with self._lock(agent_id):
-            agent = self._active(agent_id)
+            self._active(agent_id)
             updated = with_health(owned_workloads(self._model(), agent_id), health, agent_id)
             result = await self.plane.apply(
-                [*updated, *self._touched(agent)],
+                updated,
                 owner=agent_id,
                 internal=True,
                 wait=wait,
@@ -346,8 +352,10 @@ class Registry:
     def _info(self, a: Agent) -> AgentInfo:
         s = a.spec
         owned = sorted(owned_workloads(self._model(), a.metadata.name))
+        last_seen = self._last_seen.get(a.metadata.name, s.lastSeen)
+        state: AgentState = "revoked" if s.revoked else self.presence.status(s.host)
         return AgentInfo(
-            a.metadata.name, s.host, s.joinedAt, s.lastSeen, s.revoked, s.revokedAt, owned
+            a.metadata.name, s.host, s.joinedAt, last_seen, s.revoked, s.revokedAt, owned, state
         )
 
     def list_agents(self) -> list[AgentInfo]:
@@ -404,5 +412,7 @@ class Registry:
                     wait=wait,
                     wait_timeout=wait_timeout,
                 )
+            self._last_seen.pop(agent_id, None)
             out.append(Revoked(agent_id, agent.spec.host, gone))
+        self.presence.changed()
         return out

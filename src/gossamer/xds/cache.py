@@ -41,6 +41,14 @@ class SnapshotCache:
     def connected(self) -> list[ProxyIdentity]:
         return [ident for ident, _ in self._nodes.values()]
 
+    def size(self) -> dict[str, int]:
+        """Entries held per table (nodes, snapshots, change events): for memory checks."""
+        return {
+            "nodes": len(self._nodes),
+            "snapshots": len(self._snapshots),
+            "events": len(self._changed),
+        }
+
     # -- streams -----------------------------------------------------------------------------
 
     def get(self, node_id: str) -> Snapshot | None:
@@ -65,7 +73,10 @@ class SnapshotCache:
         node_id = proxy.node_id
         ident, streams = self._nodes.get(node_id, (proxy, 1))
         if streams <= 1:
+            # nothing of a node outlives its last stream (a flood of made-up node ids must
+            # not grow the cache)
             self._nodes.pop(node_id, None)
             self._snapshots.pop(node_id, None)
+            self._changed.pop(node_id, None)
         else:
             self._nodes[node_id] = (ident, streams - 1)

@@ -1,13 +1,17 @@
 """Introspection of xDS streams: proxy status, metrics, and waiting for ACKs.
 
 The server reports stream events here; the API, CLI and ``apply --wait`` read from here.
+Streams opening and closing are passed on per host (the liveness rule listens). A proxy
+that disconnected keeps its status entry while its Workload or Gateway exists; one nobody
+registered is forgotten ``forget_after`` seconds after it left, so a flood of made-up node
+ids cannot grow the control plane's memory for good.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -17,6 +21,14 @@ from gossamer.types import ProxyIdentity
 from gossamer.xds.resources import PUSH_ORDER
 from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import Outgoing, RequestOutcome, StreamState
+
+#: a disconnected proxy with no Workload/Gateway of its own is forgotten after this long (s)
+FORGET_AFTER = 600.0
+
+#: is there a Workload (sidecar) or Gateway (gateway) for this proxy?
+Registered = Callable[[ProxyIdentity], bool]
+#: told (host, True) when a proxy of ``host`` opens a stream and (host, False) when it closes
+HostListener = Callable[[str, bool], None]
 
 
 @dataclass
@@ -30,10 +42,31 @@ class _Stream:
     synced_at_created: float | None = None
 
 
+@dataclass
+class _Gone:
+    proxy: ProxyIdentity
+    status: ProxyStatus
+    #: monotonic time it disconnected
+    at: float
+
+
 class XdsMonitor:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        forget_after: float = FORGET_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not forget_after >= 0:
+            raise ValueError(f"forget_after must be >= 0 s, got {forget_after:g}")
         self._streams: dict[str, _Stream] = {}
-        self._gone: dict[str, ProxyStatus] = {}
+        self._gone: dict[str, _Gone] = {}
+        self.forget_after = forget_after
+        self._clock = clock
+        self._registered: Registered = lambda _: False
+        self._host_listeners: list[HostListener] = []
+        self._sweep: asyncio.TimerHandle | None = None
         #: set (and replaced) whenever any stream makes progress
         self._progress = asyncio.Event()
         reg = registry or CollectorRegistry()
@@ -51,6 +84,16 @@ class XdsMonitor:
             registry=reg,
         )
 
+    # -- wiring ------------------------------------------------------------------------------
+
+    def set_registered(self, registered: Registered) -> None:
+        """How to tell a registered proxy (kept when gone) from an unknown one (forgotten)."""
+        self._registered = registered
+
+    def on_host_streams(self, listener: HostListener) -> None:
+        """Tell ``listener`` of every stream of a proxy with a host opening and closing."""
+        self._host_listeners.append(listener)
+
     # -- events from streams ----------------------------------------------------------------
 
     def opened(
@@ -59,13 +102,63 @@ class XdsMonitor:
         self._streams[key] = _Stream(proxy, state, protocol, admin, time.time())
         self._gone.pop(proxy.node_id, None)
         self.connected.set(len({s.proxy.node_id for s in self._streams.values()}))
+        self._tell_host(proxy, True)
 
     def closed(self, key: str) -> None:
         stream = self._streams.pop(key, None)
         if stream is not None:
-            self._gone[stream.proxy.node_id] = _disconnected(self._status(stream))
+            status = _disconnected(self._status(stream))
+            self._gone[stream.proxy.node_id] = _Gone(stream.proxy, status, self._clock())
+            self._schedule_forget()
+            self._tell_host(stream.proxy, False)
         self.connected.set(len({s.proxy.node_id for s in self._streams.values()}))
         self._notify()
+
+    def _tell_host(self, proxy: ProxyIdentity, opened: bool) -> None:
+        if proxy.host is not None:
+            for listener in self._host_listeners:
+                listener(proxy.host, opened)
+
+    # -- forgetting unknown proxies ------------------------------------------------------------
+
+    def forget_gone(self) -> float | None:
+        """Forget disconnected, unregistered proxies gone ``forget_after`` or longer; return
+        when the next of those still remembered is due (monotonic), None if none is."""
+        now = self._clock()
+        due: float | None = None
+        for node_id, gone in list(self._gone.items()):
+            if self._registered(gone.proxy):
+                continue
+            expires = gone.at + self.forget_after
+            if expires <= now:
+                del self._gone[node_id]
+            elif due is None or expires < due:
+                due = expires
+        return due
+
+    def _schedule_forget(self, delay: float | None = None) -> None:
+        """One timer at a time, none when nothing waits to be forgotten."""
+        if self._sweep is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a synchronous caller): ``statuses`` still forgets
+        self._sweep = loop.call_later(self.forget_after if delay is None else delay, self._swept)
+
+    def _swept(self) -> None:
+        self._sweep = None
+        due = self.forget_gone()
+        if due is not None:
+            self._schedule_forget(max(0.0, due - self._clock()))
+
+    def close(self) -> None:
+        """Cancel the pending sweep (at shutdown)."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+
+    # -- more events from streams -------------------------------------------------------------
 
     def request(self, key: str, outcome: RequestOutcome) -> None:
         stream = self._streams[key]
@@ -125,7 +218,8 @@ class XdsMonitor:
 
     def statuses(self) -> list[ProxyStatus]:
         live = {s.proxy.node_id: self._status(s) for s in self._streams.values()}
-        gone = {k: v for k, v in self._gone.items() if k not in live}
+        self.forget_gone()
+        gone = {k: v.status for k, v in self._gone.items() if k not in live}
         return sorted([*live.values(), *gone.values()], key=lambda p: p.node_id)
 
     def admin_address(self, node_id: str) -> str | None:

@@ -1,8 +1,14 @@
-"""The ADS gRPC server (state-of-the-world and delta). It knows only the snapshot cache."""
+"""The ADS gRPC server (state-of-the-world and delta). It knows only the snapshot cache.
+
+It pings every proxy (HTTP/2 keepalive) so a dead or frozen Envoy's stream ends within
+``keepalive.time + keepalive.timeout`` instead of staying open for good: the liveness rule
+counts streams.
+"""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -12,6 +18,36 @@ from gossamer.errors import ConfigError, GossamerError
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.stream import AdsStream
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    """HTTP/2 pings from the xDS server to each proxy (seconds)."""
+
+    #: ping a proxy's connection this often
+    time: float = 10.0
+    #: close it (ending its streams) when a ping is not answered within this
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name, value in (("time", self.time), ("timeout", self.timeout)):
+            if not value > 0:
+                raise ConfigError(
+                    f"xDS keepalive {name} must be > 0 s (e.g. 10 and 5), got {value:g}"
+                )
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        return [
+            ("grpc.keepalive_time_ms", int(self.time * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.timeout * 1000)),
+            # keep pinging an idle stream (no config to send for hours is normal)
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.http2.min_time_between_pings_ms", int(self.time * 1000)),
+            ("grpc.http2.ping_timeout_ms", int(self.timeout * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            # what proxies may send: Envoy pings every 30 s (translate/bootstrap.py)
+            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+        ]
 
 
 class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
@@ -46,9 +82,12 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
 
 
 class XdsServer:
-    def __init__(self, cache: SnapshotCache, monitor: XdsMonitor) -> None:
+    def __init__(
+        self, cache: SnapshotCache, monitor: XdsMonitor, keepalive: Keepalive | None = None
+    ) -> None:
         self.cache = cache
         self.monitor = monitor
+        self.keepalive = keepalive or Keepalive()
         self._server: grpc.aio.Server | None = None
         self.port = 0
 
@@ -57,8 +96,7 @@ class XdsServer:
             options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", 256 * 1024 * 1024),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+                *self.keepalive.grpc_options(),
             ]
         )
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(

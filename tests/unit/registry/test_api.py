@@ -95,7 +95,7 @@ async def test_token_join_register_health_env_and_list(
     assert listed == {
         "agentId": agent_id, "host": "vm-1", "joinedAt": "2030-01-01T12:00:00Z",
         "lastSeen": "2030-01-01T12:00:00Z", "revoked": False, "revokedAt": None,
-        "workloads": ["default/cart-1"],
+        "workloads": ["default/cart-1"], "state": "active",
     }
     tokens = (await client.get("/v1/tokens")).json()["items"]
     assert sorted((t["state"], t["usedBy"]) for t in tokens) == [("unused", None), ("used", "vm-1")]
