@@ -11,6 +11,7 @@ import gossamer
 from gossamer.cli import agent, demo, gateway, proxies, resources, tokens
 from gossamer.cli.authz import app as authz_app
 from gossamer.cli.common import reporting_errors
+from gossamer.controlplane.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 
 app = typer.Typer(
     name="gossamer",
@@ -77,6 +78,14 @@ def control_plane(
         int,
         typer.Option(help="open API connections at most (never above half the fd limit)"),
     ] = 1024,
+    max_request_bytes: Annotated[
+        int,
+        typer.Option(min=1, help="refuse an API request body larger than this, before parsing it"),
+    ] = DEFAULT_MAX_REQUEST_BYTES,
+    max_resource_bytes: Annotated[
+        int,
+        typer.Option(min=1, help="refuse a resource larger than this as JSON"),
+    ] = DEFAULT_MAX_RESOURCE_BYTES,
 ) -> None:
     """Run the control plane (REST API + xDS) until interrupted."""
     from gossamer.controlplane.http_server import ApiServerLimits
@@ -85,7 +94,13 @@ def control_plane(
     with reporting_errors():
         limits = ApiServerLimits(api_header_timeout, api_body_timeout, api_max_connections)
         run_control_plane(
-            data_dir, api_addr, xds_addr, insecure_listen=insecure_listen, api_limits=limits
+            data_dir,
+            api_addr,
+            xds_addr,
+            insecure_listen=insecure_listen,
+            api_limits=limits,
+            max_request_bytes=max_request_bytes,
+            max_resource_bytes=max_resource_bytes,
         )
 
 

@@ -16,6 +16,7 @@ from gossamer.authz.audit import AuditLog
 from gossamer.authz.engine import AuthzEngine
 from gossamer.authz.service import AuthzService
 from gossamer.controlplane.http_server import ApiServer, ApiServerLimits, fd_limit
+from gossamer.controlplane.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.controlplane.listen import check_listen_addresses
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConfigError
@@ -48,6 +49,10 @@ class Settings:
     api_limits: ApiServerLimits = field(default_factory=ApiServerLimits)
     #: allow non-loopback --api-addr/--xds-addr while both are unauthenticated plaintext
     insecure_listen: bool = False
+    #: a request body larger than this is refused before it is parsed (--max-request-bytes)
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    #: a resource larger than this as JSON is refused (--max-resource-bytes)
+    max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES
 
 
 def parse_addr(text: str, option: str) -> tuple[str, int]:
@@ -124,7 +129,14 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         sock = _listen(settings.api_addr, "--api-addr")
         app.api_addr = sock.getsockname()[:2]
         api = ApiServer(
-            create_api(plane, registry=registry, agents=agents, authz=authz),
+            create_api(
+                plane,
+                registry=registry,
+                agents=agents,
+                authz=authz,
+                max_request_bytes=settings.max_request_bytes,
+                max_resource_bytes=settings.max_resource_bytes,
+            ),
             sock,
             settings.api_limits,
             fd_limit=fd_limit(),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gossamer.controlplane.app import Settings, create_app, parse_addr
 from gossamer.controlplane.http_server import ApiServerLimits, raise_fd_limit
+from gossamer.controlplane.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 
 
 async def serve(settings: Settings) -> None:
@@ -32,6 +33,8 @@ def main(
     *,
     insecure_listen: bool = False,
     api_limits: ApiServerLimits | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES,
 ) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -42,6 +45,8 @@ def main(
         xds_addr=parse_addr(xds_addr, "--xds-addr"),
         api_limits=api_limits or ApiServerLimits(),
         insecure_listen=insecure_listen,
+        max_request_bytes=max_request_bytes,
+        max_resource_bytes=max_resource_bytes,
     )
     raise_fd_limit()
     asyncio.run(serve(settings))
