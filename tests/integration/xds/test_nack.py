@@ -205,3 +205,65 @@ async def test_reverting_a_rejected_change_clears_the_nack(tmp_path: Path, delta
                 assert await ok()
     finally:
         holder.close()
+
+
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
+async def test_revert_undoes_what_envoy_applied_of_a_rejected_response(
+    tmp_path: Path, delta: bool
+) -> None:
+    """Envoy applies the valid listeners of a response it rejects: after the revert it runs
+    exactly the original again, not the original plus the rejected change's good half."""
+    good, moved, blocked = free_port(CLIENT), free_port(CLIENT), free_port(CLIENT)
+    holder = socket.socket()
+    holder.bind((CLIENT, blocked))
+    holder.listen(1)
+    web = ProxyIdentity("sidecar", "default", "web-1")
+    inbound = free_port(CLIENT)
+
+    def web_1(*deps: tuple[str, int]) -> dict[str, object]:
+        return workload(
+            "web-1", "web", CLIENT, inbound, 1,
+            dependencies=[{"service": s, "localAddress": CLIENT, "localPort": p} for s, p in deps],
+        )
+
+    try:
+        async with (
+            HttpBackend("reviews-v1", host="127.0.0.3") as v1,
+            running_control_plane(tmp_path) as app,
+        ):
+            original = [
+                service("web"),
+                service("reviews", 9080),
+                service("ratings", 9081),
+                workload(
+                    "reviews-1", "reviews", "127.0.0.3", free_port("127.0.0.3"), v1.address[1]
+                ),
+                web_1(("reviews", good)),
+            ]
+            await apply_manifests(app, original, wait=False)
+            async with (
+                mesh_envoy(app, web, delta=delta) as envoy,
+                mesh_envoy(app, ProxyIdentity("sidecar", "default", "reviews-1"), delta=delta),
+            ):
+
+                def status() -> ProxyStatus:
+                    return next(s for s in app.plane.proxy_status() if s.node_id == web.node_id)
+
+                async def ports() -> set[int]:
+                    return {p for _, p in (await envoy.listener_addresses()).values()}
+
+                await wait_until(lambda: status().state == "synced", timeout=30, what="sync")
+                assert await ports() == {inbound, good}
+
+                # reviews moves (valid) and ratings asks for a held port (refused), at once
+                await apply_manifests(
+                    app, [web_1(("reviews", moved), ("ratings", blocked))], wait=False
+                )
+                await wait_until(lambda: status().state == "rejected", timeout=30, what="NACK")
+                assert moved in await ports()  # Envoy applied the valid half
+
+                await apply_manifests(app, original, wait=True)
+                assert status().state == "synced", status()
+                assert await ports() == {inbound, good}
+    finally:
+        holder.close()
