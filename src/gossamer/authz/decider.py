@@ -83,6 +83,11 @@ class Decider:
         if t in ("assign", "deassign", "delete"):
             self._dirty_users.add(change.node)
             self._dirty_targets.add(change.node)
+            if t == "delete" and self.graph.is_pc(change.node):
+                # decisions on a policy class are made with the view of
+                # PM_ADMIN:policy_classes and cached under the class's id, which an undo
+                # frees for the next node created: retire them with that view
+                self._dirty_targets.add(self.graph.admin_policy_classes)
         elif t in ("associate", "dissociate"):
             self._dirty_users.add(change.node)
         elif t == "prohibition":
@@ -114,10 +119,14 @@ class Decider:
 
         Those are the views of the dirty nodes and of every node below them (walking
         children now finds every such view: a path from a view's node up to a dirty node
-        that a later change cut ends at a node that change made dirty). When the walk grows
+        that a later change cut ends at a node that change made dirty). A dirty node that
+        no longer exists was deleted, which needs it childless (or undone, after its
+        children were): its own views are dropped and there is nothing below it to walk; its
+        id may even be gone (undoing the newest creation reclaims it). When the walk grows
         past the number of cached views, scanning the views is cheaper and is done instead.
         """
         children = self.graph.children
+        exists = self.graph.exists
         limit = self.walk_factor * len(views) + self.walk_min
         seen = set(dirty)
         stack = list(dirty)
@@ -126,6 +135,8 @@ class Decider:
             node = stack.pop()
             if node in views:
                 found.append(node)
+            if not exists(node):
+                continue
             for c in children(node):
                 if c not in seen:
                     seen.add(c)

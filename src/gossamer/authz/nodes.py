@@ -122,6 +122,10 @@ class NodeTable(Journaled):
         return node
 
     def _drop_node(self, node: int, reclaim: bool = True) -> None:
+        """Remove a childless node. ``reclaim`` (undoing a creation) frees the newest id
+        for the next node created: listeners hear ``delete`` while the node is still
+        readable, and must not ask about it afterwards (nor trust what they cached under
+        its id)."""
         name = self.name(node)
         for p in self._parents[node]:
             kids = self._children[p]

@@ -153,3 +153,63 @@ async def test_authz_cli_against_the_running_control_plane(tmp_path: Path) -> No
         assert code == 0 and "deny" in out and "batch-read-only" in out
         code, out = await gossamer("authz", "check", "nobody", "cart:/items", "GET", *server)
         assert code == 1 and "nobody" in out  # a clear error naming the unknown user
+
+
+async def test_a_refused_batch_leaves_decisions_working(tmp_path: Path) -> None:
+    """Issue 7 D2: a batch refused after its first command created a node (403, then a 422
+    for an invalid command) changes nothing; check, access and explain keep answering, and
+    the accepted part can be sent again."""
+    async with running_control_plane(tmp_path / "cp") as app, httpx.AsyncClient(timeout=10) as c:
+        base = app.api_url
+        await apply_yaml(app, POLICY, wait=False)
+
+        async def applied() -> bool:
+            r = await c.post(
+                f"{base}/v1/authz/check",
+                json={"user": WEB, "target": "cart:/items", "right": "GET"},
+            )
+            return r.status_code == 200 and r.json()["decision"] == "allow"
+
+        await wait_until(applied, timeout=30, what="the engine to load the applied policy")
+        nodes = (await c.get(f"{base}/v1/authz/statistics")).json()["nodes"]
+        # the administrator may create under cart-api (assigned directly to the policy class
+        # rbac) but not below that: the second command is refused after the first ran
+        create_reports = {
+            "op": "create_object_attribute",
+            "name": "reports",
+            "parents": ["cart-api"],
+        }
+        refusals = [
+            (403, {"op": "create_object", "name": "reports:/daily", "parents": ["reports"]}),
+            # an invalid command: the name is taken
+            (422, {"op": "create_object", "name": "cart:/items", "parents": ["cart-api"]}),
+        ]
+        for status, second in refusals:
+            r = await c.post(
+                f"{base}/v1/authz/commands",
+                json={"user": "admin", "commands": [create_reports, second]},
+            )
+            assert r.status_code == status, r.text
+            assert (await check(c, base, WEB, "POST"))["decision"] == "allow"
+            assert (await check(c, base, CRON, "POST"))["decision"] == "deny"
+            r = await c.get(f"{base}/v1/authz/access", params={"user": WEB})
+            assert r.status_code == 200, r.text
+            assert sorted(r.json()["access"]["cart:/items"]) == ["GET", "POST"]
+            assert "reports" not in r.json()["access"]
+            r = await c.get(
+                f"{base}/v1/authz/explain", params={"user": CRON, "target": "cart:/items"}
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["prohibitions"] == {"batch-read-only": ["POST"]}
+            assert (await c.get(f"{base}/v1/authz/statistics")).json()["nodes"] == nodes
+
+        # the node the refused batches created and undid can be created for real (staff's
+        # grant on cart-api reaches it)
+        r = await c.post(
+            f"{base}/v1/authz/commands", json={"user": "admin", "commands": [create_reports]}
+        )
+        assert r.status_code == 200, r.text
+        r = await c.get(f"{base}/v1/authz/access", params={"user": WEB})
+        assert r.status_code == 200, r.text
+        assert sorted(r.json()["access"]["reports"]) == ["GET", "POST"]
+        assert (await check(c, base, WEB, "POST"))["decision"] == "allow"

@@ -6,8 +6,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from gossamer.authz.graph import ADMIN_POLICY_CLASSES, Graph, Kind
+from gossamer.authz.graph import ADMIN_POLICY_CLASSES, ALLOWED_PARENTS, Graph, Kind
 from gossamer.authz.prohibitions import Prohibition
+from gossamer.model.access_policy import AccessPolicy
 
 RIGHTS = ("read", "write", "exec")
 
@@ -92,3 +93,84 @@ def build_graph(pol: Policy) -> Graph:
     for op in pol.ops:
         apply_to_graph(g, op)
     return g
+
+
+def to_access_policy(pol: Policy, admins: str | None = None) -> AccessPolicy:
+    """``pol`` as an ``AccessPolicy`` resource (what the engine keeps in the store); with
+    ``admins`` (a user attribute), that attribute holds ``*`` on every attribute."""
+    spec: dict[str, Any] = {"accessRights": list(RIGHTS), "policyClasses": [],
+                            "userAttributes": {}, "objectAttributes": {}, "users": {},
+                            "objects": {}, "associations": [], "prohibitions": []}
+    section = {"UA": "userAttributes", "OA": "objectAttributes", "U": "users", "O": "objects"}
+    for op in pol.ops:
+        if op[0] == "node":
+            _, name, kind, parents = op
+            if kind == "PC":
+                spec["policyClasses"].append(name)
+            else:
+                spec[section[kind]][name] = parents
+        elif op[0] == "assoc":
+            spec["associations"].append({"userAttribute": op[1], "target": op[2],
+                                         "rights": op[3]})
+        else:
+            name, subject = op[1], op[2]
+            process = op[3] if op[0] == "pproc" else None
+            rights, containers, conj = op[-3:]
+            spec["prohibitions"].append({
+                "name": name, "subject": subject, "process": process, "rights": rights,
+                "include": [c for c, comp in containers if not comp],
+                "exclude": [c for c, comp in containers if comp], "conjunctive": conj})
+    if admins is not None:
+        attributes = [*spec["userAttributes"], *spec["objectAttributes"]]
+        spec["associations"] += [{"userAttribute": admins, "target": a, "rights": ["*"]}
+                                 for a in attributes]
+    return AccessPolicy.model_validate({"apiVersion": "gossamer.dev/v1", "kind": "AccessPolicy",
+                                        "metadata": {"name": "random"}, "spec": spec})
+
+
+CREATE_OPS = {"create_user_attribute": Kind.UA, "create_object_attribute": Kind.OA,
+              "create_user": Kind.U, "create_object": Kind.O}
+
+
+def random_batch(rng: random.Random, g: Graph, step: int) -> list[dict[str, Any]]:
+    """An administrative batch of 1-4 commands over the nodes of ``g`` and those it creates
+    (creations weigh most: undoing them frees node ids that later creations reuse). Commands
+    mostly follow the graph's rules (the caller's rights may still refuse them); now and
+    then one does not."""
+    kinds = {g.name(n): g.kind(n) for n in g.nodes() if not g.name(n).startswith("PM_ADMIN")}
+
+    def of(*wanted: Kind) -> list[str]:
+        fits = [n for n, k in kinds.items() if k in wanted]
+        return fits if fits and rng.random() < 0.9 else list(kinds)
+
+    cmds: list[dict[str, Any]] = []
+    for i in range(rng.randint(1, 4)):
+        what = rng.randrange(9)
+        name = f"b{step}-{i}"
+        if what <= 2 and rng.random() < 0.1:
+            cmds.append({"op": "create_policy_class", "name": name})
+            kinds[name] = Kind.PC
+        elif what <= 2:
+            op, kind = rng.choice(list(CREATE_OPS.items()))
+            pool = of(*ALLOWED_PARENTS[kind])
+            cmds.append({"op": op, "name": name,
+                         "parents": rng.sample(pool, rng.randint(1, min(2, len(pool))))})
+            kinds[name] = kind
+        elif what in (3, 4):
+            child = rng.choice(list(kinds))
+            cmds.append({"op": "assign" if what == 3 else "deassign", "child": child,
+                         "parents": [rng.choice(of(*ALLOWED_PARENTS[kinds[child]]))]})
+        elif what == 5:
+            cmds.append({"op": "associate", "userAttribute": rng.choice(of(Kind.UA)),
+                         "target": rng.choice(of(Kind.UA, Kind.OA, Kind.O)),
+                         "rights": rng.sample([*RIGHTS, "*", "*a", "*r"], rng.randint(1, 2))})
+        elif what == 6:
+            cmds.append({"op": "dissociate", "userAttribute": rng.choice(of(Kind.UA)),
+                         "target": rng.choice(of(Kind.UA, Kind.OA, Kind.O))})
+        elif what == 7:
+            cmds.append({"op": "delete_node", "name": rng.choice(list(kinds))})
+        else:
+            cmds.append({"op": "create_prohibition", "prohibition": {
+                "name": f"x{step}-{i}", "subject": rng.choice(of(Kind.UA, Kind.U)),
+                "rights": [rng.choice(RIGHTS)], "include": [rng.choice(of(Kind.OA, Kind.O))]}})
+    return cmds

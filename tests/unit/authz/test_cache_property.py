@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,10 +25,14 @@ from gossamer.authz.snapshot import dump
 from gossamer.errors import GossamerError
 
 
-def random_change(g: Graph, rng: random.Random, step: int) -> None:
+def random_change(
+    g: Graph, rng: random.Random, step: int, warm: Callable[[], None] = lambda: None
+) -> None:
+    """One random change; ``warm`` runs inside transactions, before they fail, so the caches
+    hold views of what the undo removes."""
     names = [g.name(n) for n in g.nodes() if not g.name(n).startswith("PM_ADMIN")]
     pick = rng.choice
-    what = rng.randrange(10)
+    what = rng.randrange(11)
     if what == 0:
         g.assign(pick(names), [pick(names)])
     elif what == 1:
@@ -64,6 +69,19 @@ def random_change(g: Graph, rng: random.Random, step: int) -> None:
             g.assign(pick(names), [pick(names)])
             g.associate(pick(names), pick(names), ["read"])
             g.delete_node(pick(names))
+    elif what == 9:
+        with g.transaction():  # new nodes (ids reused after the undo), then a refusal
+            for i in range(rng.randint(1, 3)):
+                kind = pick(list(Kind))
+                made = [g.name(n) for n in g.nodes() if not g.name(n).startswith("PM_ADMIN")]
+                g.create_node(f"t{step}-{i}", kind, [] if kind == Kind.PC else [pick(made)])
+                if rng.random() < 0.5:
+                    g.assign(pick(made), [pick(made)])
+                if rng.random() < 0.5:
+                    g.associate(pick(made), pick(made), ["read"])
+                warm()
+            if rng.random() < 0.8:
+                g.create_node(f"t{step}-0", Kind.PC)  # a duplicate name: refused
     else:
         g.set_resource_rights(rng.choice([RIGHTS, (*RIGHTS, "extra")]))
 
@@ -87,18 +105,28 @@ def check_random_changes(seed: int, scan: bool) -> None:
         d.walk_factor = d.walk_min = 0
     compare_all(g, d)
     refused = 0
+    def warm(count: int = 5) -> None:
+        nodes = list(g.nodes())
+        users = [n for n in nodes if g.kind(n) == Kind.U]
+        uas = [n for n in nodes if g.kind(n) == Kind.UA]
+        for _ in range(count):
+            target = nodes[-1] if rng.random() < 0.3 else rng.choice(nodes)  # often the newest
+            if users:
+                d.privileges(rng.choice(users), target, rng.choice([None, "p1"]))
+            if uas:
+                d.privileges(tuple(rng.sample(uas, min(2, len(uas)))), target)
+
     for step in range(40):
         before = dump(g)
         try:
-            random_change(g, rng, step)
+            random_change(g, rng, step, warm)
         except GossamerError:
             refused += 1
             assert dump(g) == before, "a refused change altered the graph"
-        nodes = list(g.nodes())
-        users = [n for n in nodes if g.kind(n) == Kind.U]
-        for _ in range(5):  # warm some entries before the next change
-            if users:
-                d.privileges(rng.choice(users), rng.choice(nodes), rng.choice([None, "p1"]))
+            if rng.random() < 0.5:  # a new node takes the id an undo may have freed
+                parent = rng.choice([n for n in g.nodes() if g.kind(n) == Kind.OA])
+                g.create_node(f"r{step}", Kind.OA, [g.name(parent)])
+        warm()  # warm some entries before the next change
         if step % 5 == 4:
             compare_all(g, d)
     compare_all(g, d)

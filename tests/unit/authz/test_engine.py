@@ -110,10 +110,29 @@ async def test_bad_policy_is_not_stored() -> None:
 async def test_denied_or_unstored_batch_changes_nothing() -> None:
     store = MemoryStore()
     engine = await AuthzEngine.open(store)
-    await engine.apply_policies([SHOP])
+    vault = policy("vault", objectAttributes={"vault": ["mesh"], "secrets": ["vault"]})
+    await engine.apply_policies([SHOP, vault])
     before, rev = dump(engine.graph), await store.revision()
     with pytest.raises(AccessDeniedError):
         await engine.execute(WEB, parse_commands([{"op": "create_policy_class", "name": "x"}]))
+    assert dump(engine.graph) == before and await store.revision() == rev
+
+    def decisions_work() -> None:  # the caches hold nothing about the undone nodes
+        assert engine.privileges(WEB, "cart:/items") == ["GET"]
+        assert engine.access(WEB) == {"cart": ["GET"], "cart:/items": ["GET"]}
+        assert engine.explain(WEB, "cart:/items").policyClasses[0].rights == ["GET"]
+
+    # refused part-way (issue 7 D2): the first command created a node, the second is
+    # denied (the administrator holds no right on "secrets") or invalid
+    create = {"op": "create_object", "name": "cart:/reports", "parents": ["cart"]}
+    with pytest.raises(AccessDeniedError):
+        await engine.execute("admin", parse_commands([
+            create, {"op": "create_object", "name": "s", "parents": ["secrets"]}]))
+    decisions_work()
+    with pytest.raises(ValidationError):
+        await engine.execute("admin", parse_commands([
+            create, {"op": "assign", "child": "cart:/reports", "parents": ["web"]}]))
+    decisions_work()
     assert dump(engine.graph) == before and await store.revision() == rev
 
     async def broken(*args: object, **kwargs: object) -> int:
@@ -125,6 +144,7 @@ async def test_denied_or_unstored_batch_changes_nothing() -> None:
             {"op": "create_object", "name": "cart:/checkout", "parents": ["cart"]}]))
     assert dump(engine.graph) == before
     assert engine.pap.journal == []
+    decisions_work()
 
 
 @pytest.mark.asyncio
