@@ -8,6 +8,7 @@ changes (health, a label moving a workload between subsets) reach the subset clu
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from pathlib import Path
@@ -178,10 +179,24 @@ async def test_subset_routes_leave_the_rest_of_the_service_reachable(tmp_path: P
 
             await wait_until(lambda: served(url), timeout=30, what="reviews, no subsets yet")
             await wait_until(lambda: served(edge + "/"), timeout=30, what="the gateway")
-            # Now Routes to subsets, once both Envoys ACKed them.
-            await apply_manifests(app, routes())
+            # Now Routes to subsets, once both Envoys ACKed them. Requests keep flowing
+            # meanwhile: a new subset cluster is warm before a route names it (no 503 NC).
+            applied = asyncio.Event()
+            during: Counter[int] = Counter()
+
+            async def meanwhile() -> None:
+                for _ in range(2000):  # bounded; the apply takes far fewer round trips
+                    if applied.is_set():
+                        return
+                    r = await client.get(url, headers={"x-canary": "1"})
+                    during[r.status_code] += 1
+
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(meanwhile())
+                await apply_manifests(app, routes())
+                applied.set()
+            assert set(during) == {200}, during
             # A subset route works (it did before the fix too).
-            await wait_until(lambda: served(url, x_canary="1"), timeout=10, what="canary")
             assert await backends_reached(client, url, 10, x_canary="1") == {"reviews-v2": 10}
 
             # (a) No subset: every healthy version answers, east-west and through the gateway.

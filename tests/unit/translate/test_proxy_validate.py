@@ -1,4 +1,5 @@
-"""Every proxy of the shop mesh, wrapped as a static bootstrap, passes `envoy --mode validate`."""
+"""Every proxy of the shop mesh, wrapped as a static bootstrap, passes `envoy --mode validate`
+(which fails on any deprecated field)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from shop import shop
-from translate_helpers import proxies, shop_with_legacy
+from translate_helpers import proxies, shop_with_legacy, shop_with_odd_subsets
 
 from gossamer.envoy.validate import validate_config_sync
 from gossamer.model import ModelSnapshot
@@ -40,7 +41,11 @@ def _error(bootstrap: bootstrap_pb2.Bootstrap) -> str | None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("mesh", [shop, shop_with_legacy], ids=["shop", "shop+legacy"])
+@pytest.mark.parametrize(
+    "mesh",
+    [shop, shop_with_legacy, shop_with_odd_subsets],
+    ids=["shop", "shop+legacy", "shop+regex+odd-subsets"],
+)
 def test_every_generated_proxy_config_passes_envoy_validate(
     mesh: Callable[[], ModelSnapshot],
 ) -> None:

@@ -50,6 +50,34 @@ def shop_with_legacy() -> ModelSnapshot:
     return shop().with_changes(parse_yaml(LEGACY, "legacy.yaml"))
 
 
+#: gateway rules with regex matches, and subsets whose label values need escaping in names
+ODD_SUBSETS = """
+apiVersion: gossamer.dev/v1
+kind: Workload
+metadata: {name: reviews-3, labels: {app.kubernetes.io/version: "1.2|x=y,z%/é", tier: gold}}
+spec:
+  service: reviews
+  address: 127.0.0.9
+  ports: [{port: 15001, appPort: 19080}]
+---
+apiVersion: gossamer.dev/v1
+kind: Route
+metadata: {name: edge}
+spec:
+  gateways: [edge]
+  rules:
+  - matches: [{path: {regex: "/items/[0-9]+"}, headers: [{name: x-user, regex: "^[a-z]+$"}]}]
+    destinations:
+    - {service: reviews, subset: {app.kubernetes.io/version: "1.2|x=y,z%/é"}, weight: 50}
+    - {service: reviews, subset: {app.kubernetes.io/version: "1.2|x=y,z%/é", tier: gold}}
+  - destinations: [{service: web}]
+"""
+
+
+def shop_with_odd_subsets() -> ModelSnapshot:
+    return shop().with_changes(parse_yaml(ODD_SUBSETS, "odd.yaml"))
+
+
 def proxies(snap: ModelSnapshot) -> list[ProxyIdentity]:
     """Every sidecar and gateway of ``snap``."""
     out = [
