@@ -16,8 +16,11 @@ from gossamer.errors import GossamerError
 from gossamer.types import Manifest
 
 DEFAULT_SERVER = "http://127.0.0.1:7070"
-#: how long a request may take unless it waits for proxies (then: its wait timeout + this)
+#: how long a read may take
 REQUEST_TIMEOUT = 10.0
+#: how long an apply or delete may take (``--timeout``; with ``--wait``, plus its wait):
+#: validating and storing 10,000 resources takes seconds, more on a loaded machine
+CHANGE_TIMEOUT = 300.0
 
 
 class ApiError(GossamerError):
@@ -33,6 +36,10 @@ class ApiError(GossamerError):
 
 class Unreachable(GossamerError):
     """Nothing answered at the control plane's address."""
+
+
+class FateUnknown(GossamerError):
+    """A change was sent but no answer came: it may or may not have been stored."""
 
 
 class ApiClient:
@@ -72,7 +79,9 @@ class ApiClient:
         dry_run: bool = False,
         wait: bool = False,
         wait_timeout: float = 30.0,
+        timeout: float = CHANGE_TIMEOUT,
     ) -> dict[str, Any]:
+        """Apply; ``FateUnknown`` if no answer comes within ``timeout`` (plus the wait)."""
         body = {
             "manifests": list(manifests),
             "sources": list(sources) if sources is not None else None,
@@ -80,8 +89,8 @@ class ApiClient:
             "wait": wait,
             "waitTimeout": wait_timeout,
         }
-        timeout = wait_timeout + REQUEST_TIMEOUT if wait else None
-        return self._dict("POST", "/v1/apply", json=body, timeout=timeout)
+        timeout += wait_timeout if wait else 0
+        return self._dict("POST", "/v1/apply", json=body, timeout=timeout, change=not dry_run)
 
     def validate(
         self, manifests: Sequence[Manifest], sources: Sequence[str] | None = None
@@ -98,19 +107,32 @@ class ApiClient:
         body = self._dict("GET", f"/v1/resources/{kind}", params=params)
         return str(body["kind"]), list(body["items"])
 
-    def delete(self, kind: str, namespace: str, name: str, *, wait: bool = False) -> dict[str, Any]:
+    def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        wait: bool = False,
+        timeout: float = CHANGE_TIMEOUT,
+    ) -> dict[str, Any]:
         params = {"wait": "true"} if wait else None
-        return self._dict("DELETE", f"/v1/resources/{kind}/{namespace}/{name}", params=params)
+        path = f"/v1/resources/{kind}/{namespace}/{name}"
+        return self._dict("DELETE", path, params=params, timeout=timeout, change=True)
 
     def delete_many(
-        self, refs: Sequence[tuple[str, str, str]], *, wait: bool = False
+        self,
+        refs: Sequence[tuple[str, str, str]],
+        *,
+        wait: bool = False,
+        timeout: float = CHANGE_TIMEOUT,
     ) -> dict[str, Any]:
         """Delete (kind, namespace, name) refs in one transaction."""
         body = {
             "resources": [{"kind": k, "namespace": ns, "name": n} for k, ns, n in refs],
             "wait": wait,
         }
-        return self._dict("POST", "/v1/delete", json=body)
+        return self._dict("POST", "/v1/delete", json=body, timeout=timeout, change=True)
 
     # -- proxies -----------------------------------------------------------------------
 
@@ -140,8 +162,9 @@ class ApiClient:
         json: object = None,
         params: dict[str, str] | None = None,
         timeout: float | None = None,
+        change: bool = False,
     ) -> dict[str, Any]:
-        body = self._request(method, path, json=json, params=params, timeout=timeout)
+        body = self._request(method, path, json=json, params=params, timeout=timeout, change=change)
         if not isinstance(body, dict):
             raise ApiError(
                 200,
@@ -161,16 +184,33 @@ class ApiClient:
         json: object,
         params: dict[str, str] | None,
         timeout: float | None,
+        change: bool,
     ) -> object:
+        """The decoded answer. A ``change`` (apply, delete) that got no answer raises
+        ``FateUnknown``, never advice to retry: it may have been stored."""
         extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         try:
             response = self._http.request(method, path, json=json, params=params, **extra)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as e:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             raise Unreachable(
                 f"cannot reach the control plane at {self.server}: {e or type(e).__name__}; "
                 "start it with `gossamer control-plane` or pass --server"
             ) from None
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as e:
+            if change:
+                # The request went out: the server may have committed it, or not.
+                waited = f"within {timeout:g} s" if timeout is not None else "in time"
+                if not isinstance(e, httpx.TimeoutException):
+                    waited = f"({e or type(e).__name__})"
+                raise FateUnknown(
+                    f"the control plane at {self.server} did not answer {method} {path} "
+                    f"{waited}: it may or may not have been stored"
+                ) from None
+            if not isinstance(e, httpx.TimeoutException):
+                raise Unreachable(
+                    f"the control plane at {self.server} closed the connection: {e}; "
+                    "check that it is running and its log"
+                ) from None
             raise GossamerError(
                 f"the control plane at {self.server} did not answer {method} {path} in time; "
                 "it may be overloaded: check its log and retry"

@@ -16,6 +16,7 @@ from rich.text import Text
 from gossamer.cli.client import DEFAULT_SERVER, ApiError, Unreachable
 from gossamer.errors import FieldError, GossamerError, ValidationError
 from gossamer.model import Resource, load_files
+from gossamer.model.loader import DEFAULT_MAX_NODES
 
 EXIT_OK = 0
 #: invalid input, a refused change, a missing resource, any error the server reported
@@ -40,6 +41,18 @@ Server = Annotated[
         callback=_check_server,
         help="the control plane's API",
         show_default=True,
+    ),
+]
+
+
+MaxYamlNodes = Annotated[
+    int,
+    typer.Option(
+        "--max-yaml-nodes",
+        envvar="GOSSAMER_MAX_YAML_NODES",
+        min=1,
+        help="refuse YAML that composes to more nodes (an alias counts as every node it "
+        "repeats, so an alias bomb fails fast)",
     ),
 ]
 
@@ -113,13 +126,17 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def load_with_sources(paths: Sequence[Path]) -> tuple[list[Resource], list[str]]:
+def load_with_sources(
+    paths: Sequence[Path], max_nodes: int = DEFAULT_MAX_NODES
+) -> tuple[list[Resource], list[str]]:
     """Every resource in ``paths`` and, for each, the file it came from (as errors name it).
 
     An error anywhere rejects everything (``ValidationError`` listing all of them).
     """
-    resources = load_files(paths)
-    source_of = {r.key: path.name for path in paths for r in load_files([path])}
+    resources = load_files(paths, max_nodes=max_nodes)
+    source_of = {
+        r.key: path.name for path in paths for r in load_files([path], max_nodes=max_nodes)
+    }
     return resources, [source_of[r.key] for r in resources]
 
 

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from gossamer.cli import render
-from gossamer.cli.client import DEFAULT_SERVER, ApiClient
+from gossamer.cli.client import CHANGE_TIMEOUT, DEFAULT_SERVER, ApiClient, FateUnknown
 from gossamer.cli.common import (
+    MaxYamlNodes,
     Server,
     expand_paths,
     load_with_sources,
@@ -20,6 +21,7 @@ from gossamer.cli.common import (
 )
 from gossamer.errors import ValidationError
 from gossamer.model import ModelSnapshot, check_references, load_files
+from gossamer.model.loader import DEFAULT_MAX_NODES
 from gossamer.types import DEFAULT_NAMESPACE
 
 Files = Annotated[
@@ -27,6 +29,15 @@ Files = Annotated[
     typer.Option("-f", "--file", help="a YAML file or directory (repeat -f for several)"),
 ]
 MoreFiles = Annotated[list[Path] | None, typer.Argument(help="more files", show_default=False)]
+Timeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        help="seconds to wait for the control plane's answer (with --wait: plus "
+        "--wait-timeout); if none comes, the change's fate is unknown",
+    ),
+]
 
 
 class Output(StrEnum):
@@ -51,16 +62,32 @@ def apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print what would change; store nothing")
     ] = False,
+    timeout: Timeout = CHANGE_TIMEOUT,
+    max_yaml_nodes: MaxYamlNodes = DEFAULT_MAX_NODES,
     server: Server = DEFAULT_SERVER,
 ) -> None:
     """Validate and store every resource in FILES at once (nothing is applied on error)."""
     with reporting_errors():
-        resources, sources = load_with_sources(_files(files, more))
+        paths = _files(files, more)
+        resources, sources = load_with_sources(paths, max_yaml_nodes)
         manifests = [r.to_manifest() for r in resources]
         with ApiClient(server) as api:
-            result = api.apply(
-                manifests, sources, dry_run=dry_run, wait=wait, wait_timeout=wait_timeout
-            )
+            try:
+                result = api.apply(
+                    manifests,
+                    sources,
+                    dry_run=dry_run,
+                    wait=wait,
+                    wait_timeout=wait_timeout,
+                    timeout=timeout,
+                )
+            except FateUnknown as e:
+                files_given = " ".join(f"-f {p}" for p in paths)
+                raise FateUnknown(
+                    f"{e}. Check before applying again: `gossamer apply --dry-run "
+                    f"{files_given}` lists what is not stored (nothing, if it was), or see "
+                    "`gossamer get KIND`; for large applies raise --timeout"
+                ) from None
             changes: dict[str, str] = {}
             if dry_run:
                 applied = {str(r.key): m for r, m in zip(resources, manifests, strict=True)}
@@ -115,6 +142,8 @@ def delete(
     wait: Annotated[
         bool, typer.Option("--wait", help="return once every affected proxy has ACKed")
     ] = False,
+    timeout: Timeout = CHANGE_TIMEOUT,
+    max_yaml_nodes: MaxYamlNodes = DEFAULT_MAX_NODES,
     server: Server = DEFAULT_SERVER,
 ) -> None:
     """Delete KIND NAME, or every resource in -f FILE (in one transaction)."""
@@ -123,21 +152,29 @@ def delete(
     if not files and not (kind and name):
         raise typer.BadParameter("give KIND and NAME (e.g. `delete route cart`), or -f FILE")
     with reporting_errors(), ApiClient(server) as api:
-        if files:
-            refs = [r.key for r in load_files(expand_paths(files))]
-            result = api.delete_many([(k.kind, k.namespace, k.name) for k in refs], wait=wait)
-        else:
-            assert kind is not None and name is not None
-            ns, _, bare = name.rpartition("/")
-            result = api.delete(kind, ns or namespace, bare, wait=wait)
+        try:
+            if files:
+                refs = [r.key for r in load_files(expand_paths(files), max_nodes=max_yaml_nodes)]
+                triples = [(k.kind, k.namespace, k.name) for k in refs]
+                result = api.delete_many(triples, wait=wait, timeout=timeout)
+            else:
+                assert kind is not None and name is not None
+                ns, _, bare = name.rpartition("/")
+                result = api.delete(kind, ns or namespace, bare, wait=wait, timeout=timeout)
+        except FateUnknown as e:
+            raise FateUnknown(
+                f"{e}. See what is still stored with `gossamer get KIND` before deleting again"
+            ) from None
         render.print_result(stdout(), result)
 
 
-def validate(files: Files = None, more: MoreFiles = None) -> None:
+def validate(
+    files: Files = None, more: MoreFiles = None, max_yaml_nodes: MaxYamlNodes = DEFAULT_MAX_NODES
+) -> None:
     """Check FILES without a server: fields, then references among the files themselves."""
     with reporting_errors():
         paths = _files(files, more)
-        resources, sources = load_with_sources(paths)
+        resources, sources = load_with_sources(paths, max_yaml_nodes)
         errors = check_references(ModelSnapshot().with_changes(puts=resources))
         if errors:
             raise ValidationError(with_sources(errors, resources, sources))

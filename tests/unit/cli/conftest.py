@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -26,9 +27,9 @@ class ApiServer:
     fake: FakeControlPlane
 
 
-@pytest.fixture
-def server() -> Iterator[ApiServer]:
-    fake = FakeControlPlane()
+@contextlib.contextmanager
+def serving(fake: FakeControlPlane) -> Iterator[ApiServer]:
+    """A real API server around ``fake`` until the block ends."""
     app = create_api(fake, registry=prometheus_client.CollectorRegistry())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -48,6 +49,12 @@ def server() -> Iterator[ApiServer]:
         thread.join(timeout=20)
         sock.close()
     assert not thread.is_alive(), "the API server thread did not stop"
+
+
+@pytest.fixture
+def server() -> Iterator[ApiServer]:
+    with serving(FakeControlPlane()) as api:
+        yield api
 
 
 @pytest.fixture
