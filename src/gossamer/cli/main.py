@@ -86,10 +86,40 @@ def control_plane(
         int,
         typer.Option(min=1, help="refuse a resource larger than this as JSON"),
     ] = DEFAULT_MAX_RESOURCE_BYTES,
+    heartbeat_interval: Annotated[
+        float,
+        typer.Option(help="seconds between an agent's heartbeats (agents send every 15 s)"),
+    ] = 15.0,
+    missed_heartbeats: Annotated[
+        int,
+        typer.Option(help="heartbeats an agent may miss before its host may be declared dead"),
+    ] = 3,
+    stream_grace: Annotated[
+        float,
+        typer.Option(
+            help="seconds a host's proxies may have no xDS stream before it may be declared "
+            "dead (this and --missed-heartbeats must both hold; docs/agent-protocol.md)"
+        ),
+    ] = 30.0,
+    xds_keepalive: Annotated[
+        float, typer.Option(help="seconds between the xDS server's pings to each proxy")
+    ] = 10.0,
+    xds_keepalive_timeout: Annotated[
+        float,
+        typer.Option(help="seconds a proxy has to answer a ping before its streams are closed"),
+    ] = 5.0,
+    forget_proxies_after: Annotated[
+        float,
+        typer.Option(
+            help="seconds a disconnected proxy with no Workload/Gateway stays in proxy-status"
+        ),
+    ] = 600.0,
 ) -> None:
     """Run the control plane (REST API + xDS) until interrupted."""
     from gossamer.controlplane.http_server import ApiServerLimits
     from gossamer.controlplane.run import main as run_control_plane
+    from gossamer.registry.liveness import LivenessSettings
+    from gossamer.xds.server import Keepalive
 
     with reporting_errors():
         limits = ApiServerLimits(api_header_timeout, api_body_timeout, api_max_connections)
@@ -101,6 +131,9 @@ def control_plane(
             api_limits=limits,
             max_request_bytes=max_request_bytes,
             max_resource_bytes=max_resource_bytes,
+            liveness=LivenessSettings(heartbeat_interval, missed_heartbeats, stream_grace),
+            xds_keepalive=Keepalive(xds_keepalive, xds_keepalive_timeout),
+            forget_proxies_after=forget_proxies_after,
         )
 
 

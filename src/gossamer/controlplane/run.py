@@ -10,6 +10,9 @@ from pathlib import Path
 from gossamer.controlplane.app import Settings, create_app, parse_addr
 from gossamer.controlplane.http_server import ApiServerLimits, raise_fd_limit
 from gossamer.controlplane.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
+from gossamer.registry.liveness import LivenessSettings
+from gossamer.xds.monitor import FORGET_AFTER
+from gossamer.xds.server import Keepalive
 
 
 async def serve(settings: Settings) -> None:
@@ -35,6 +38,9 @@ def main(
     api_limits: ApiServerLimits | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES,
+    liveness: LivenessSettings | None = None,
+    xds_keepalive: Keepalive | None = None,
+    forget_proxies_after: float = FORGET_AFTER,
 ) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -47,6 +53,9 @@ def main(
         insecure_listen=insecure_listen,
         max_request_bytes=max_request_bytes,
         max_resource_bytes=max_resource_bytes,
+        liveness=liveness or LivenessSettings(),
+        xds_keepalive=xds_keepalive or Keepalive(),
+        forget_proxies_after=forget_proxies_after,
     )
     raise_fd_limit()
     asyncio.run(serve(settings))

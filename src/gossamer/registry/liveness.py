@@ -39,14 +39,14 @@ class LivenessSettings:
     def __post_init__(self) -> None:
         if not self.heartbeat_interval > 0:
             raise ConfigError(
-                f"heartbeat interval must be > 0 s (e.g. 15), got {self.heartbeat_interval:g}"
+                f"--heartbeat-interval must be > 0 s (e.g. 15), got {self.heartbeat_interval:g}"
             )
         if self.missed_heartbeats < 1:
             raise ConfigError(
-                f"missed heartbeats must be >= 1 (e.g. 3), got {self.missed_heartbeats}"
+                f"--missed-heartbeats must be >= 1 (e.g. 3), got {self.missed_heartbeats}"
             )
         if not self.stream_grace >= 0:
-            raise ConfigError(f"stream grace must be >= 0 s (e.g. 30), got {self.stream_grace:g}")
+            raise ConfigError(f"--stream-grace must be >= 0 s (e.g. 30), got {self.stream_grace:g}")
 
     @property
     def agent_deadline(self) -> float:

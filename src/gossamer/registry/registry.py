@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -84,11 +85,12 @@ class Registry:
         *,
         clock: Clock = _utc_now,
         liveness: LivenessSettings | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.plane = plane
         self.clock = clock
         #: the liveness rule over agents' hosts; its ``run`` task belongs to the app
-        self.presence = HostPresence(plane, self._active_hosts, liveness)
+        self.presence = HostPresence(plane, self._active_hosts, liveness, clock=monotonic)
         #: when each agent last called (in memory: a heartbeat is not a store write)
         self._last_seen: dict[str, datetime] = {}
         self._join_lock = asyncio.Lock()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gossamer.controlplane.status import Nack, ProxyStatus, TypeStatus
+from gossamer.errors import ConfigError
 from gossamer.types import ProxyIdentity
 from gossamer.xds.resources import PUSH_ORDER
 from gossamer.xds.snapshot import Snapshot
@@ -59,7 +60,9 @@ class XdsMonitor:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not forget_after >= 0:
-            raise ValueError(f"forget_after must be >= 0 s, got {forget_after:g}")
+            raise ConfigError(
+                f"--forget-proxies-after must be >= 0 s (e.g. 600), got {forget_after:g}"
+            )
         self._streams: dict[str, _Stream] = {}
         self._gone: dict[str, _Gone] = {}
         self.forget_after = forget_after

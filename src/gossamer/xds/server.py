@@ -30,11 +30,12 @@ class Keepalive:
     timeout: float = 5.0
 
     def __post_init__(self) -> None:
-        for name, value in (("time", self.time), ("timeout", self.timeout)):
+        for flag, value in (
+            ("--xds-keepalive", self.time),
+            ("--xds-keepalive-timeout", self.timeout),
+        ):
             if not value > 0:
-                raise ConfigError(
-                    f"xDS keepalive {name} must be > 0 s (e.g. 10 and 5), got {value:g}"
-                )
+                raise ConfigError(f"{flag} must be > 0 s (defaults: 10 and 5), got {value:g}")
 
     def grpc_options(self) -> list[tuple[str, int]]:
         return [

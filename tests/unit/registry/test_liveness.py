@@ -120,9 +120,9 @@ def test_start_is_once_and_forget_drops_a_host() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"heartbeat_interval": 0}, "heartbeat interval"),
-        ({"missed_heartbeats": 0}, "missed heartbeats"),
-        ({"stream_grace": -1}, "stream grace"),
+        ({"heartbeat_interval": 0}, "--heartbeat-interval"),
+        ({"missed_heartbeats": 0}, "--missed-heartbeats"),
+        ({"stream_grace": -1}, "--stream-grace"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_setting(kwargs: dict[str, float], field: str) -> None:

@@ -13,6 +13,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from prometheus_client import CollectorRegistry
 
 from gossamer.controlplane.plane import ControlPlane
+from gossamer.errors import ConfigError
 from gossamer.model import parse_manifest
 from gossamer.polling import wait_until
 from gossamer.store.memory import MemoryStore
@@ -85,7 +86,7 @@ async def test_streams_opening_and_closing_are_told_per_host() -> None:
 
 
 def test_a_negative_grace_period_is_refused() -> None:
-    with pytest.raises(ValueError, match="forget_after"):
+    with pytest.raises(ConfigError, match="--forget-proxies-after"):
         XdsMonitor(CollectorRegistry(), forget_after=-1)
 
 
