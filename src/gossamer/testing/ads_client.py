@@ -29,7 +29,6 @@ from gossamer.polling import WaitTimeout
 from gossamer.testing.ads_protocol import (
     AdsProtocol,
     Counters,
-    Held,
     Rejection,
     RejectPredicate,
     Request,
@@ -37,6 +36,7 @@ from gossamer.testing.ads_protocol import (
     TypeView,
     resource_type,
 )
+from gossamer.testing.ads_resources import Held
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCache

@@ -7,12 +7,14 @@ in reply, in Envoy's order (see /work/shared/envoy-notes.md and docs/xds.md):
 * start-up is CDS (wildcard) -> EDS for the EDS clusters received -> ACK CDS -> LDS
   (wildcard, once the first clusters have their endpoints) -> ACK EDS -> RDS for the route
   configs the listeners' HTTP connection managers name -> ACK LDS -> ACK RDS;
-* every resource is unpacked from its ``Any`` to its typed message; a response is NACKed,
-  as a whole and changing nothing, if one resource does not decode, a name repeats, an EDS
-  cluster has no ADS source, endpoints or routes arrive that were never asked for, a
-  listener has no address, shares one with another listener, or names its routes in a way
-  this proxy cannot fetch, or a route table with ``validate_clusters`` names a missing
-  cluster — and whenever a test's ``reject`` hook matches;
+* every resource is unpacked from its ``Any`` to its typed message; if one does not decode
+  (or a name is missing or repeats) the whole response is NACKed and nothing of it applied;
+* each resource is then checked on its own, and like Envoy's cluster and listener managers
+  the good ones are applied and the response NACKed naming the bad ones (a rejected update
+  leaves the old resource in place): an EDS cluster without an ADS source, endpoints or
+  routes never asked for, a listener without an address, sharing one with another
+  listener, or naming its routes in a way this proxy cannot fetch, a route table with
+  ``validate_clusters`` naming a missing cluster, and whatever a test's ``reject`` matches;
 * state-of-the-world ACKs carry the response's ``version_info`` and nonce, NACKs the last
   accepted version, the nonce and ``error_detail``; delta ACKs and NACKs carry the nonce
   (and ``error_detail``), subscription changes no nonce.
@@ -30,45 +32,29 @@ from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
-from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import message
 from google.rpc import status_pb2
 
+from gossamer.testing.ads_resources import (
+    MESSAGES,
+    Held,
+    ResourceError,
+    eds_name,
+    listener_error,
+    route_clusters,
+    route_names,
+)
 from gossamer.xds.resources import PUSH_ORDER, ResourceType
 
 C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
 
-#: the typed message each resource type decodes to
-MESSAGES: dict[ResourceType, type[Any]] = {
-    C: cluster_pb2.Cluster,
-    E: endpoint_pb2.ClusterLoadAssignment,
-    L: listener_pb2.Listener,
-    R: route_pb2.RouteConfiguration,
-}
-HCM_URL = (
-    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
-    "HttpConnectionManager"
-)
 _INTERNAL = 13  # google.rpc.Code.INTERNAL, what Envoy puts in a NACK's error_detail
 
 Request = Any  # DiscoveryRequest | DeltaDiscoveryRequest
 Response = Any  # DiscoveryResponse | DeltaDiscoveryResponse
 #: ``predicate(name, message)``: True rejects the response holding that resource
 RejectPredicate = Callable[[str, Any], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class Held:
-    """One accepted resource: its decoded message and version (SotW: the response's)."""
-
-    message: Any
-    version: str
 
 
 @dataclass(slots=True)
@@ -111,10 +97,6 @@ class Rejection:
     type: ResourceType
     predicate: RejectPredicate
     reason: str
-
-
-class _Nack(Exception):
-    pass
 
 
 def resource_type(type_or_url: ResourceType | str) -> ResourceType:
@@ -185,16 +167,20 @@ class AdsProtocol:
         view.nonce = response.nonce
         try:
             decoded = self._decode(rtype, response)
-            removed = list(response.removed_resources) if self.delta else []
-            self._check(rtype, decoded, removed)
-        except _Nack as e:
-            return [self._nack(view, str(e))]
-        follow = self._accept(view, response, decoded, removed)
+        except ResourceError as e:
+            return [self._nack(view, str(e))]  # nothing of it is applied
+        removed = list(response.removed_resources) if self.delta else []
+        errors = self._check(rtype, decoded, removed)
+        good = {n: h for n, h in decoded.items() if n not in errors}
+        follow = self._accept(view, response, good, removed, rejected=errors.keys())
+        if errors:
+            return [*follow, self._nack(view, "; ".join(errors.values()))]
         return [*follow, self._ack(view, response)]
 
     # -- decoding and checks -------------------------------------------------------------
 
     def _decode(self, rtype: ResourceType, response: Response) -> dict[str, Held]:
+        """Unpack every resource; a failure rejects the whole response."""
         cls = MESSAGES[rtype]
         items = (
             [(r.name, r.version, r.resource) for r in response.resources]
@@ -205,76 +191,90 @@ class AdsProtocol:
         out: dict[str, Held] = {}
         for wrapper_name, version, packed in items:
             if packed.type_url != rtype.url:
-                raise _Nack(f"resource of type {packed.type_url!r} in a {rtype.url} response")
+                raise ResourceError(
+                    f"resource of type {packed.type_url!r} in a {rtype.url} response"
+                )
             try:
                 msg = cls.FromString(packed.value)
             except message.DecodeError as e:
-                raise _Nack(f"cannot decode a {rtype.short} resource: {e}") from None
+                raise ResourceError(f"cannot decode a {rtype.short} resource: {e}") from None
             name = msg.cluster_name if rtype is E else msg.name
             if not name or (wrapper_name is not None and wrapper_name != name):
-                raise _Nack(f"{rtype.short} resource named {wrapper_name!r} holds {name!r}")
+                raise ResourceError(f"{rtype.short} resource named {wrapper_name!r} holds {name!r}")
             if name in out:
-                raise _Nack(f"duplicate {rtype.short} {name!r} in one response")
-            if view.names is not None and name not in view.names:
-                if name in view.dropped:
-                    self.counters.ignored += 1
-                    continue
-                raise _Nack(f"{rtype.short} {name!r} was never subscribed on this stream")
+                raise ResourceError(f"duplicate {rtype.short} {name!r} in one response")
+            if view.names is not None and name not in view.names and name in view.dropped:
+                self.counters.ignored += 1
+                continue
             out[name] = Held(msg, version)
         return out
 
-    def _check(self, rtype: ResourceType, decoded: dict[str, Held], removed: list[str]) -> None:
-        for rejection in self.rejections:
-            if rejection.type is rtype:
-                for name, held in decoded.items():
-                    if rejection.predicate(name, held.message):
-                        raise _Nack(f"{rejection.reason} ({rtype.short} {name})")
+    def _check(
+        self, rtype: ResourceType, decoded: dict[str, Held], removed: list[str]
+    ) -> dict[str, str]:
+        """Errors of single resources, by name: like Envoy, the others are applied."""
+        errors: dict[str, str] = {}
+        view = self.types[rtype]
+        for name, held in decoded.items():
+            if view.names is not None and name not in view.names:
+                errors[name] = f"{rtype.short} {name!r} was never subscribed on this stream"
+            for rejection in self.rejections:
+                if rejection.type is rtype and rejection.predicate(name, held.message):
+                    errors[name] = f"{rejection.reason} ({rtype.short} {name})"
         if rtype is C:
             for name, held in decoded.items():
                 c = held.message
                 eds = c.eds_cluster_config.eds_config
                 if c.type == cluster_pb2.Cluster.EDS and not eds.HasField("ads"):
-                    raise _Nack(f"cluster {name!r}: EDS config source is not ADS")
+                    errors[name] = f"cluster {name!r}: EDS config source is not ADS"
         elif rtype is L:
-            self._check_listeners(self._after(L, decoded, removed))
+            base = self._after(L, {}, removed)
+            for name, held in decoded.items():
+                if name not in errors and (error := listener_error(name, held, base)):
+                    errors[name] = error
+                if name not in errors:
+                    base[name] = held
         elif rtype is R:
             clusters = self.types[C].resources
             for name, held in decoded.items():
                 if held.message.validate_clusters.value:
-                    missing = sorted(_route_clusters(held.message) - clusters.keys())
+                    missing = sorted(route_clusters(held.message) - clusters.keys())
                     if missing:
-                        raise _Nack(f"route config {name!r}: unknown cluster {missing[0]!r}")
+                        errors[name] = f"route config {name!r}: unknown cluster {missing[0]!r}"
+        return errors
 
-    def _after(self, rtype: ResourceType, decoded: dict[str, Held], removed: list[str]) -> Any:
-        """The resources of ``rtype`` held if this response is accepted."""
+    def _after(
+        self,
+        rtype: ResourceType,
+        good: dict[str, Held],
+        removed: list[str],
+        rejected: Iterable[str] = (),
+    ) -> dict[str, Held]:
+        """The resources of ``rtype`` held once ``good`` is applied; a ``rejected`` update
+        leaves the old resource in place (SotW: absent names are removed)."""
+        held = self.types[rtype].resources
         if rtype.full_state and not self.delta:
-            return decoded
-        held = {n: h for n, h in self.types[rtype].resources.items() if n not in removed}
-        return {**held, **decoded}
-
-    def _check_listeners(self, listeners: dict[str, Held]) -> None:
-        addresses: dict[str, str] = {}
-        for name, held in listeners.items():
-            lst = held.message
-            if not lst.HasField("address") and not lst.HasField("internal_listener"):
-                raise _Nack(f"listener {name!r}: address is necessary")
-            if lst.HasField("address"):
-                key = lst.address.SerializeToString(deterministic=True)
-                other = addresses.setdefault(key, name)
-                if other != name:
-                    raise _Nack(f"listener {name!r} has the same address as listener {other!r}")
-            _route_names(name, lst)  # raises on an HCM it cannot use
+            return {**{n: held[n] for n in rejected if n in held}, **good}
+        return {**{n: h for n, h in held.items() if n not in removed}, **good}
 
     # -- accepting -----------------------------------------------------------------------
 
     def _accept(
-        self, view: TypeView, response: Response, decoded: dict[str, Held], removed: list[str]
+        self,
+        view: TypeView,
+        response: Response,
+        decoded: dict[str, Held],
+        removed: list[str],
+        rejected: Iterable[str],
     ) -> list[Request]:
+        """Apply the good resources (all of them, or what Envoy keeps of a NACKed response);
+        return the subscription changes that follow."""
         rtype = view.type
         before = view.resources
-        view.resources = self._after(rtype, decoded, removed)
-        view.version = response.system_version_info if self.delta else response.version_info
-        view.last_error = None
+        view.resources = self._after(rtype, decoded, removed, rejected)
+        if not rejected:
+            view.version = response.system_version_info if self.delta else response.version_info
+            view.last_error = None
         if self.delta:
             view.removed.extend(n for n in removed if n in before)
         out: list[Request] = []
@@ -285,9 +285,9 @@ class AdsProtocol:
                 if held.message.type == cluster_pb2.Cluster.EDS and (
                     old is None or old.message != held.message
                 ):
-                    self.warming.add(_eds_name(held.message))
+                    self.warming.add(eds_name(held.message))
             wanted = {
-                _eds_name(h.message)
+                eds_name(h.message)
                 for h in view.resources.values()
                 if h.message.type == cluster_pb2.Cluster.EDS
             }
@@ -298,7 +298,7 @@ class AdsProtocol:
         elif rtype is L:
             wanted = set()
             for name, held in view.resources.items():
-                wanted |= _route_names(name, held.message)
+                wanted |= route_names(name, held.message)
             out += self._resubscribe(R, wanted)
         lds = self.types[L]
         if not lds.requested and rtype in (C, E) and not self.warming:
@@ -388,45 +388,3 @@ class AdsProtocol:
         if self.trace is not None:
             self.trace.append((kind, rtype))
         return req
-
-
-def _eds_name(cluster: Any) -> str:
-    return cluster.eds_cluster_config.service_name or cluster.name  # type: ignore[no-any-return]
-
-
-def _route_names(listener_name: str, listener: Any) -> set[str]:
-    """The RDS route configs a listener's HTTP connection managers name (NACK if unusable)."""
-    names: set[str] = set()
-    chains: Iterable[Any] = list(listener.filter_chains)
-    if listener.HasField("default_filter_chain"):
-        chains = [*chains, listener.default_filter_chain]
-    for chain in chains:
-        for f in chain.filters:
-            if f.typed_config.type_url != HCM_URL:
-                continue
-            try:
-                hcm = hcm_pb2.HttpConnectionManager.FromString(f.typed_config.value)
-            except message.DecodeError as e:
-                raise _Nack(f"listener {listener_name!r}: cannot decode {f.name}: {e}") from None
-            which = hcm.WhichOneof("route_specifier")
-            if which is None:
-                raise _Nack(f"listener {listener_name!r}: {f.name} has no route specifier")
-            if which == "rds":
-                if not hcm.rds.route_config_name or not hcm.rds.config_source.HasField("ads"):
-                    raise _Nack(
-                        f"listener {listener_name!r}: {f.name} names its routes without an "
-                        "ADS config source and a route_config_name"
-                    )
-                names.add(hcm.rds.route_config_name)
-    return names
-
-
-def _route_clusters(config: Any) -> set[str]:
-    out: set[str] = set()
-    for vhost in config.virtual_hosts:
-        for route in vhost.routes:
-            action = route.route
-            if action.cluster:
-                out.add(action.cluster)
-            out.update(w.name for w in action.weighted_clusters.clusters)
-    return out

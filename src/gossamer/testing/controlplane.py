@@ -12,6 +12,7 @@ from gossamer.controlplane.app import ControlPlaneApp, Settings, create_app
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.model import parse_manifest, parse_yaml
+from gossamer.store.base import Store
 from gossamer.store.memory import MemoryStore
 from gossamer.testing.ports import free_port
 from gossamer.translate.bootstrap import ads_bootstrap
@@ -28,10 +29,11 @@ async def running_control_plane(data_dir: Path) -> AsyncIterator[ControlPlaneApp
 
 
 @contextlib.asynccontextmanager
-async def memory_control_plane() -> AsyncIterator[ControlPlane]:
-    """A real, running ``ControlPlane`` over the memory store, with no sockets: its
-    ``cache`` and ``monitor`` serve in-process streams (``ads_client.in_process``)."""
-    store = MemoryStore()
+async def memory_control_plane(store: Store | None = None) -> AsyncIterator[ControlPlane]:
+    """A real, running ``ControlPlane`` over the memory store (or ``store``), with no
+    sockets: its ``cache`` and ``monitor`` serve in-process streams
+    (``ads_client.in_process``)."""
+    store = store or MemoryStore()
     plane = ControlPlane(store, SnapshotCache(), XdsMonitor())
     await plane.load()
     try:

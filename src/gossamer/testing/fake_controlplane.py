@@ -1,12 +1,16 @@
 """``FakeControlPlane``: an in-memory ``ControlPlaneService`` for tests of its callers.
 
-It validates exactly as the real control plane does (pydantic models, then
-``check_references`` on the snapshot the change would produce) and keeps resources in a
-dict with store-like revisions: every change that does something gets a new revision,
-re-applying identical resources does not. It has no xDS server: the proxies it reports are
-the ones a test adds with ``add_proxy``, and ``wait`` means "every connected proxy that
-the test said ACKs has ACKed" — instantly, or after ``wait_timeout`` with
-``WaitTimeoutError`` if one of them was added with ``acks=False``.
+It admits and validates exactly as the real control plane does (the same admission rules,
+pydantic models, ``check_references`` on the snapshot the change would produce, the store's
+batch checks) and keeps resources in a dict with store-like revisions: every change that
+does something gets a new revision, re-applying identical resources does not. It has no xDS
+server: the proxies it reports are the ones a test adds with ``add_proxy``. Like the real
+one, ``wait`` waits for the connected proxies whose config the change altered (it
+translates their config before and after with the real translator) and returns them in the
+order they connected — instantly, or after ``wait_timeout`` with ``WaitTimeoutError`` if one
+of them was added with ``acks=False``.
+
+tests/unit/api/test_fake_controlplane.py runs the same contract against both.
 
 Failure injection: ``fail_next(error)`` makes the next apply or delete raise ``error``
 without changing anything (e.g. ``StoreError`` or ``ConflictError``).
@@ -18,8 +22,9 @@ import asyncio
 import builtins
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from gossamer.controlplane.admission import authorize
 from gossamer.controlplane.service import ApplyResult, Diff
 from gossamer.controlplane.status import ProxyStatus
 from gossamer.errors import (
@@ -30,7 +35,9 @@ from gossamer.errors import (
     WaitTimeoutError,
 )
 from gossamer.model import ModelSnapshot, Resource, check_references
-from gossamer.types import Manifest, ResourceKey
+from gossamer.store.memory import prepare_apply
+from gossamer.translate.proxy import ProxyResources, Translator
+from gossamer.types import Manifest, ProxyIdentity, ResourceKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,13 @@ class _FakeProxy:
     status: ProxyStatus
     config_dump: dict[str, object] | None
     acks: bool
+    #: its config as last "pushed" (translated from the model)
+    config: ProxyResources | None = None
+
+    @property
+    def identity(self) -> ProxyIdentity:
+        s = self.status
+        return ProxyIdentity("gateway" if s.kind == "gateway" else "sidecar", s.namespace, s.name)
 
 
 def _canonical(manifest: Manifest) -> str:
@@ -64,6 +78,7 @@ class FakeControlPlane:
         self._fail_next: GossamerError | None = None
         self._applies = 0
         self._deletes = 0
+        self._translator = Translator()
 
     # -- test controls -----------------------------------------------------------------
 
@@ -74,8 +89,11 @@ class FakeControlPlane:
         *,
         acks: bool = True,
     ) -> None:
-        """Report ``status`` as a proxy; ``acks=False`` makes every ``wait`` time out."""
-        self._proxies[status.node_id] = _FakeProxy(status, config_dump, acks)
+        """Report ``status`` as a proxy; ``acks=False``: every ``wait`` for it times out."""
+        self._proxies.pop(status.node_id, None)  # a reconnect: last in the connection order
+        proxy = _FakeProxy(status, config_dump, acks)
+        proxy.config = self._translate(proxy)
+        self._proxies[status.node_id] = proxy
 
     def remove_proxy(self, node_id: str) -> None:
         if self._proxies.pop(node_id, None) is None:
@@ -111,15 +129,8 @@ class FakeControlPlane:
         wait: bool = False,
         wait_timeout: float = 30.0,
     ) -> ApplyResult:
-        keys = [r.key for r in resources]
-        twice = sorted({k for k in keys if keys.count(k) > 1})
-        if twice:
-            raise ValidationError(
-                [FieldError("given twice in the same apply", resource=str(k)) for k in twice]
-            )
-        errors = check_references(self._snapshot().with_changes(puts=resources))
-        if errors:
-            raise ValidationError(errors)
+        model = self._snapshot()
+        authorize(model, resources, (), None, False)
         diff = Diff()
         changed: list[tuple[Resource, Manifest]] = []
         for r in resources:
@@ -133,61 +144,72 @@ class FakeControlPlane:
             else:
                 diff.updated.append(r.key)
             changed.append((r, manifest))
+        if not changed:
+            return ApplyResult(self._revision, diff)
+        errors = check_references(model.with_changes(puts=[r for r, _ in changed]))
+        if errors:
+            raise ValidationError(errors)
         if dry_run:
             return ApplyResult(self._revision, diff)
+        prepare_apply([m for _, m in changed], ())  # the store's batch checks
         self._take_failure()
-        if changed:
-            self._revision += 1
-            for r, manifest in changed:
-                old = self._entries.get(r.key)
-                created = old.create_revision if old else self._revision
-                self._entries[r.key] = _Entry(r, manifest, self._revision, created)
+        self._revision += 1
+        for r, manifest in changed:
+            old = self._entries.get(r.key)
+            created = old.create_revision if old else self._revision
+            self._entries[r.key] = _Entry(r, manifest, self._revision, created)
         self._applies += 1
-        acked = await self._wait(wait, wait_timeout) if changed else []
-        return ApplyResult(self._revision, diff, acked)
+        return await self._after_write(diff, wait, wait_timeout)
 
-    async def delete(self, keys: Sequence[ResourceKey], *, wait: bool = False) -> ApplyResult:
+    async def delete(
+        self, keys: Sequence[ResourceKey], *, wait: bool = False, wait_timeout: float = 30.0
+    ) -> ApplyResult:
+        model = self._snapshot()
+        authorize(model, (), keys, None, False)
         missing = [k for k in keys if k not in self._entries]
         if missing:
             raise NotFoundError(
-                ", ".join(str(k) for k in missing)
-                + " does not exist: list what does with `gossamer get KIND`"
+                f"{missing[0]} does not exist: list what does with `gossamer get {missing[0].kind}`"
             )
-        before = {str(e) for e in check_references(self._snapshot())}
-        after = check_references(self._snapshot().with_changes(deletes=keys))
-        broken = [e for e in after if str(e) not in before]
-        if broken:
+        errors = check_references(model.with_changes(deletes=keys))
+        if errors:
             raise ValidationError(
-                [
-                    replace(
-                        e,
-                        message=f"{e.message} (after this delete: delete or change "
-                        f"{e.resource} in the same request)",
-                    )
-                    for e in broken
-                ]
+                [FieldError(f"cannot delete {', '.join(map(str, keys))}: {e}") for e in errors]
             )
+        prepare_apply((), keys)  # the store's batch checks
         self._take_failure()
-        unique = list(dict.fromkeys(keys))
         self._revision += 1
-        for k in unique:
+        for k in keys:
             del self._entries[k]
         self._deletes += 1
-        acked = await self._wait(wait, 30.0)
-        return ApplyResult(self._revision, Diff(deleted=unique), acked)
+        return await self._after_write(Diff(deleted=list(keys)), wait, wait_timeout)
 
-    async def _wait(self, wait: bool, timeout: float) -> list[str]:  # noqa: ASYNC109
+    def _translate(self, proxy: _FakeProxy) -> ProxyResources:
+        try:
+            return self._translator.proxy(self._snapshot(), proxy.identity)
+        except NotFoundError:
+            return ProxyResources()  # its Workload/Gateway is gone: it serves nothing
+
+    async def _after_write(self, diff: Diff, wait: bool, timeout: float) -> ApplyResult:  # noqa: ASYNC109
+        """Push to the connected proxies; with ``wait`` wait for those whose config changed."""
+        changed = []
+        for p in self._proxies.values():
+            if p.status.connected:
+                config = self._translate(p)
+                if config != p.config:
+                    p.config = config
+                    changed.append(p)
         if not wait:
-            return []
-        connected = [p for p in self._proxies.values() if p.status.connected]
-        stuck = sorted(p.status.node_id for p in connected if not p.acks)
-        if stuck:
+            return ApplyResult(self._revision, diff)
+        behind = [p.status.node_id for p in changed if not p.acks]
+        if behind:
             await asyncio.sleep(timeout)
             raise WaitTimeoutError(
-                f"revision {self._revision} is stored, but {', '.join(stuck)} did not ACK "
-                f"within {timeout:g} s; see `gossamer proxy-status`"
+                f"the change is stored (revision {self._revision}) but {len(behind)} proxies "
+                f"have not ACKed it within {timeout:g} s: {', '.join(behind[:5])}; see "
+                "`gossamer proxy-status`"
             )
-        return sorted(p.status.node_id for p in connected)
+        return ApplyResult(self._revision, diff, [p.status.node_id for p in changed])
 
     async def get(self, key: ResourceKey) -> Manifest:
         entry = self._entries.get(key)

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from gossamer.polling import wait_until
 from gossamer.testing.ads_client import AdsClient, connect, open_channel
-from gossamer.testing.ads_protocol import MESSAGES
+from gossamer.testing.ads_resources import MESSAGES
 from gossamer.testing.controlplane import apply_manifests, mesh_envoy, running_control_plane
 from gossamer.testing.mesh import route, service, split, workload
 from gossamer.testing.ports import free_port

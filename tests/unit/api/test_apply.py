@@ -153,8 +153,8 @@ async def test_wait_timeout_is_504_and_says_the_change_is_stored(
     assert body["code"] == "wait_timeout"
     assert body["stored"] is True
     assert body["errors"] == [
-        "revision 1 is stored, but sidecar~default~cart-1 did not ACK within 0.01 s; see "
-        "`gossamer proxy-status`"
+        "the change is stored (revision 1) but 1 proxies have not ACKed it within 0.01 s: "
+        "sidecar~default~cart-1; see `gossamer proxy-status`"
     ]
     stored = await client.get("/v1/resources/Service/default/cart")
     assert stored.status_code == 200

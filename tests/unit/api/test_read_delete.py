@@ -95,8 +95,8 @@ async def test_delete_of_a_referenced_resource_is_refused(client: httpx.AsyncCli
     r = await client.delete("/v1/resources/svc/default/cart")
     assert r.status_code == 422
     errors = r.json()["errors"]
-    assert any(e.startswith("Workload default/cart-1: spec.service: ") for e in errors)
-    assert any(e.startswith("Route default/cart: spec.service: ") for e in errors)
+    assert any("Workload default/cart-1: spec.service: " in e for e in errors)
+    assert any("Route default/cart: spec.service: " in e for e in errors)
     assert (await client.get("/v1/resources/svc/default/cart")).status_code == 200
 
 
@@ -126,6 +126,6 @@ async def test_batch_delete_is_atomic_and_wait_reports_acks(
     ]
     assert r.json()["ackedBy"] == ["sidecar~default~cart-1"]
     single = await client.delete("/v1/resources/svc/default/web", params={"wait": "true"})
-    assert single.json()["ackedBy"] == ["sidecar~default~cart-1"]
+    assert single.json()["ackedBy"] == []  # no proxy's config used the web service
     empty = await client.post("/v1/delete", json={"resources": []})
     assert empty.status_code == 422

@@ -92,13 +92,13 @@ def test_wait_reports_acks_and_a_timeout_says_the_change_is_stored(
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.splitlines()[-1] == "revision 1; acked by 1 proxy: sidecar~default~cart-1"
 
-    server.fake.add_proxy(status("stuck"), acks=False)
+    server.fake.add_proxy(status("cart-1"), acks=False)  # moving it changes its config
     moved = write(tmp_path, "w.yaml", WORKLOAD.replace("127.0.0.2", "127.0.0.9"))
     late = runner.invoke(app, ["apply", "-f", str(moved), "--wait", "--wait-timeout", "0.1"])
     assert late.exit_code == 1
     assert late.stderr == (
-        "error: revision 2 is stored, but sidecar~default~stuck did not ACK within 0.1 s; see "
-        "`gossamer proxy-status`\n"
+        "error: the change is stored (revision 2) but 1 proxies have not ACKed it within 0.1 s: "
+        "sidecar~default~cart-1; see `gossamer proxy-status`\n"
     )
     assert server.fake.revision == 2
 

@@ -168,10 +168,35 @@ def test_listeners_sharing_an_address_or_without_one_are_nacked(is_delta: bool) 
     [nack] = p.receive(resp)
     assert "same address" in nack.error_detail.message
     bare = listener_pb2.Listener(name="l3")
-    resp = delta(L, "10", ("l3", bare)) if is_delta else sotw(L, "vl3", "10", bare)
+    resp = (
+        delta(L, "10", ("l3", bare))
+        if is_delta
+        else sotw(L, "vl3", "10", listener("l1", 9001), bare)
+    )
     [nack] = p.receive(resp)
     assert "address is necessary" in nack.error_detail.message
     assert sorted(p.types[L].resources) == ["l1"]
+    if not is_delta:
+        assert nack.version_info == "vl1"
+
+
+@pytest.mark.parametrize("is_delta", [False, True], ids=["sotw", "delta"])
+def test_the_good_resources_of_a_nacked_response_are_applied(is_delta: bool) -> None:
+    """Envoy's listener and cluster managers apply each resource on its own: a NACK names
+    the bad ones and the others take effect (the control plane must not assume otherwise)."""
+    p = started(is_delta=is_delta)
+    good, bad = listener("l4", 9004, routes="r4"), listener("l5", 9001)
+    if is_delta:
+        resp = delta(L, "9", ("l4", good), ("l5", bad))
+    else:
+        resp = sotw(L, "vl9", "9", listener("l1", 9001), good, bad)
+    rds, nack = p.receive(resp)
+    assert "'l5' has the same address as listener 'l1'" in nack.error_detail.message
+    assert sorted(p.types[L].resources) == ["l1", "l4"]
+    assert list(rds.resource_names_subscribe if is_delta else rds.resource_names) == (
+        ["r4"] if is_delta else ["r1", "r4"]
+    )
+    assert p.types[L].version == ("" if is_delta else "vl1")  # not accepted as a whole
 
 
 def test_route_tables_that_validate_clusters_must_name_known_ones() -> None:
