@@ -27,28 +27,49 @@ from gossamer.types import ResourceKey
 
 #: Stamped into the file header so we never mistake another program's database for ours.
 _APPLICATION_ID = 0x47534D52  # "GSMR"
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 #: How many revisions a watcher reads from the log per round trip when it is behind.
 WATCH_BATCH = 256
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE resources (
+# Manifests live in rowid tables: in a WITHOUT ROWID table a row is its own key, and a seek
+# reads in full every large row it compares with (schema version 1 did that: after one 5 MB
+# resource every apply of 2,000 resources took 14 s instead of 0.3 s).
+_TABLES = {
+    "resources": """CREATE TABLE resources (
     kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
     manifest TEXT NOT NULL, revision INTEGER NOT NULL, create_revision INTEGER NOT NULL,
     PRIMARY KEY (kind, namespace, name)
-) WITHOUT ROWID;
-CREATE INDEX resources_by_namespace ON resources (namespace, kind, name);
-CREATE TABLE changes (
+)""",
+    "changes": """CREATE TABLE changes (
     revision INTEGER NOT NULL, seq INTEGER NOT NULL,
     type TEXT NOT NULL CHECK (type IN ('put', 'delete')),
     kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
     manifest TEXT NOT NULL, resource_revision INTEGER NOT NULL,
     create_revision INTEGER NOT NULL,
     PRIMARY KEY (revision, seq)
-) WITHOUT ROWID;
+)""",
+}
+_INDEX = "CREATE INDEX resources_by_namespace ON resources (namespace, kind, name)"
+
+_SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+{_TABLES["resources"]};
+{_INDEX};
+{_TABLES["changes"]};
 INSERT INTO meta (key, value) VALUES ('revision', 0), ('compact_revision', 0);
 """
+
+
+def _migrate_from_1(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2: the same rows, moved into rowid tables (inside the open transaction)."""
+    for table, ddl in _TABLES.items():
+        conn.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
+        conn.execute(ddl)
+        conn.execute(f"INSERT INTO {table} SELECT * FROM {table}_v1")
+        conn.execute(f"DROP TABLE {table}_v1")
+    conn.execute(_INDEX)
+    conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
 
 _HINTS = {
     "SQLITE_CANTOPEN": "check the directory exists and is writable",
@@ -163,6 +184,8 @@ class Database:
                         conn.execute(statement)
                     conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                elif version == 1:
+                    _migrate_from_1(conn)
                 elif version != _SCHEMA_VERSION:
                     raise StoreError(
                         f"cannot open store at {self._path}: it has schema "
