@@ -174,6 +174,7 @@ class AdsClient:
     async def run(self, conn: _Connection) -> None:
         """Speak ADS on ``conn`` until either side closes it. Errors end up in ``error``."""
         self._conn = conn
+        self.closed, self.error = False, None  # a reconnect (``run`` called again)
         try:
             for req in self.protocol.start():
                 await conn.send(req)
@@ -280,6 +281,7 @@ class _Grpc:
 
 @contextlib.asynccontextmanager
 async def _running(client: AdsClient, conn: _Connection, *extra: Any) -> AsyncIterator[AdsClient]:
+    client.closed = False  # already open to waiters, before the task starts
     try:
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(coro) for coro in extra]
@@ -312,13 +314,16 @@ async def in_process(
     delta: bool = False,
     node: base_pb2.Node | None = None,
     key: str | None = None,
+    client: AdsClient | None = None,
 ) -> AsyncIterator[AdsClient]:
-    """A client on a server-side ``AdsStream`` over ``cache``, with no sockets."""
-    client = AdsClient(proxy, delta=delta, node=node)
+    """A client on a server-side ``AdsStream`` over ``cache``, with no sockets.
+
+    Pass the ``client`` of an ended stream to reconnect it with what it holds."""
+    client = client or AdsClient(proxy, delta=delta, node=node)
     conn = _InProcess(
         lambda io: AdsStream(
             key or f"fake-{proxy.node_id}",
-            delta=delta,
+            delta=client.delta,
             cache=cache,
             monitor=monitor,
             read=io.read,
@@ -345,16 +350,19 @@ async def connect(
     channel: grpc.aio.Channel | None = None,
     delta: bool = False,
     node: base_pb2.Node | None = None,
+    client: AdsClient | None = None,
 ) -> AsyncIterator[AdsClient]:
-    """A client on a real ADS call to ``address`` (or on a shared ``channel``)."""
+    """A client on a real ADS call to ``address`` (or on a shared ``channel``).
+
+    Pass the ``client`` of an ended stream to reconnect it with what it holds."""
     if (address is None) == (channel is None):
         raise ValueError("connect: give exactly one of address or channel")
     own = open_channel(address) if address is not None else None
     chan = own or channel
     assert chan is not None
-    client = AdsClient(proxy, delta=delta, node=node)
+    client = client or AdsClient(proxy, delta=delta, node=node)
     try:
-        async with _running(client, _Grpc(chan, delta)) as running:
+        async with _running(client, _Grpc(chan, client.delta)) as running:
             yield running
     finally:
         if own is not None:

@@ -47,6 +47,11 @@ def snap(plane: ControlPlane) -> Snapshot:
     return got
 
 
+def synced(plane: ControlPlane) -> bool:
+    current = plane.cache.get(WEB.node_id)
+    return current is not None and plane.monitor.synced(WEB.node_id, current)
+
+
 def holds_snapshot(client: AdsClient, expected: Snapshot | None) -> bool:
     """The client holds exactly the snapshot's resources, decoded, at its versions."""
     if expected is None:
@@ -192,3 +197,21 @@ async def test_a_stream_the_server_refuses_ends_with_its_error() -> None:
             with pytest.raises(XdsError, match="not a Gossamer proxy id"):
                 await client.wait_for(lambda _: False, timeout=5)
             assert client.closed
+
+
+@MODES
+async def test_a_reconnect_resumes_and_nothing_is_sent_again(delta: bool) -> None:
+    async with memory_control_plane() as plane:
+        await apply(plane, mesh())
+        async with in_process(WEB, plane.cache, plane.monitor, delta=delta) as client:
+            await client.wait_for(lambda c: holds_snapshot(c, plane.cache.get(WEB.node_id)))
+            held = {t: client.versions(t) for t in ResourceType}
+        assert client.closed
+        responses = client.counters.responses
+        client.protocol.trace = []
+        async with in_process(WEB, plane.cache, plane.monitor, client=client) as again:
+            assert again is client
+            await client.wait_for(lambda c: synced(plane), what="resynced")
+            assert [kind for kind, _ in client.protocol.trace] == ["subscribe"] * 4
+            assert client.counters.responses == responses  # versions recognised: no resend
+            assert {t: client.versions(t) for t in ResourceType} == held
