@@ -1,8 +1,10 @@
 """The agent's side of docs/agent-protocol.md: async calls to the control plane's registry.
 
 ``Unreachable`` and ``ServerError`` are transient (retry with back-off); ``Refused`` (401:
-bad, used, expired or revoked token/credential) is not; ``Rejected`` is the control plane
-refusing the request itself (409, 422, ...), which retrying alone will not fix.
+bad, used, expired or revoked token/credential, unknown agent) carries the control plane's
+``reason``, which decides what the agent does (only ``revoked`` stops it); ``Rejected`` is
+the control plane refusing the request itself (409, 422, ...), which retrying alone will not
+fix.
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ class ServerError(GossamerError):
 
 
 class Refused(ConfigError):
-    """The token or credential was refused (401)."""
+    """The token or credential was refused (401); ``reason`` as the control plane gave it
+    (``revoked``, ``unknown_agent``, ... in docs/agent-protocol.md; None if it gave none)."""
+
+    def __init__(self, message: str, reason: str | None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def revoked(self) -> bool:
+        """The operator revoked this agent: the one refusal that stops it."""
+        return self.reason == "revoked"
 
 
 class Rejected(GossamerError):
@@ -51,6 +63,16 @@ def _reason(response: httpx.Response) -> str:
         if "detail" in body:
             return str(body["detail"])
     return response.text.strip()[:200] or response.reason_phrase
+
+
+def _refusal(response: httpx.Response) -> str | None:
+    """The ``reason`` of a 401 body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return reason if isinstance(reason, str) else None
 
 
 class RegistryClient:
@@ -162,9 +184,13 @@ class RegistryClient:
                 f"{e or type(e).__name__}; is it running? (check --server)"
             ) from None
         if response.status_code == 401:
+            reason = _refusal(response)
+            if reason == "unknown_agent":
+                raise Refused(f"{refused}: {_reason(response)}", reason)
             raise Refused(
                 f"{refused}: {_reason(response)}; create a new token with "
-                "`gossamer token create` and run `gossamer agent join` again"
+                "`gossamer token create` and run `gossamer agent join` again",
+                reason,
             )
         if response.status_code >= 500:
             raise ServerError(

@@ -231,10 +231,14 @@ class Agent:
                 else:
                     await api.report_health(dict(self._health))
             except Refused as e:
-                self._fatal = e
-                self.status.control_plane_error = str(e)
-                self._stop.set()
-                return
+                if e.revoked:  # the operator's kill switch: stop the Envoys and exit
+                    self._fatal = e
+                    self.status.control_plane_error = str(e)
+                    self.status.control_plane_refused = e.reason
+                    self._stop.set()
+                    return
+                await self._fail_static(e, backoff.next())
+                continue
             except GossamerError as e:
                 delay = backoff.next()
                 log.warning("control plane: %s (retrying in %.1f s)", e, delay)
@@ -245,9 +249,36 @@ class Agent:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            if self.status.control_plane_refused is not None:
+                log.info("control plane: this agent is known again; its workloads are registered")
             self.status.control_plane_error = None
+            self.status.control_plane_refused = None
             self.status.control_plane_retry_in = None
             self._changed()
+
+    async def _fail_static(self, e: Refused, delay: float) -> None:
+        """Refused for a reason other than revocation (most often ``unknown_agent``: the
+        control plane lost or replaced its store, or runs with another ``--data-dir``).
+
+        The data plane never goes down because the control plane is wrong: the Envoys keep
+        serving their last configuration (as Envoy itself does when xDS fails), the refusal
+        is shown in the status and the log, and the agent retries with back-off. Once it is
+        known again it registers its whole set of workloads again (``registered`` is reset),
+        repairing what the control plane lost.
+        """
+        assert self.status is not None
+        message = (
+            f"{e}; its Envoys keep serving their last configuration until the control plane "
+            "knows this agent again"
+        )
+        log.error("control plane: %s (retrying in %.1f s)", message, delay)
+        self.status.registered = False
+        self.status.control_plane_error = message
+        self.status.control_plane_refused = e.reason or "unauthorized"
+        self.status.control_plane_retry_in = round(delay, 2)
+        self._changed()
+        self._dirty.set()
+        await asyncio.sleep(delay)
 
     # -- stop ----------------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ class AgentStatus:
     #: the last failure talking to the control plane (None: the last call worked)
     control_plane_error: str | None = None
     control_plane_retry_in: float | None = None
+    #: the ``reason`` of the control plane's last 401 while it still refuses this agent
+    #: (``unknown_agent``: its Envoys keep serving; ``revoked``: the agent stopped)
+    control_plane_refused: str | None = None
     registered: bool = False
     error: str | None = None
     workloads: dict[str, WorkloadStatus] = field(default_factory=dict)

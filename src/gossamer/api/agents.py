@@ -2,7 +2,8 @@
 Workloads, health and dependency addresses (Bearer credential), and revocation.
 
 Agent calls carry ``Authorization: Bearer <credential>``; a missing, wrong or revoked
-credential, and an unknown, used or expired join token, answer 401 with one line saying why.
+credential, an unknown agent, and an unknown, used or expired join token, answer 401 with one
+line saying why and a ``reason`` an agent acts on (only ``revoked`` stops it).
 """
 
 from __future__ import annotations
@@ -14,19 +15,31 @@ from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from gossamer.api.errors import NotReadyError, error_response
+from gossamer.api.errors import NotReadyError
 from gossamer.api.schemas import ApplyResponse, Body, ErrorBody
 from gossamer.registry import AgentInfo, AuthError, Registry, TokenInfo, WorkloadEnv
+from gossamer.registry.errors import AuthReason
 from gossamer.registry.records import AgentState, TokenState
 from gossamer.registry.registry import DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL
 
 #: upper bound on Workloads one agent registers in one request
 MAX_WORKLOADS = 1000
 
+
+class UnauthorizedBody(ErrorBody):
+    """A 401: ``code`` is ``unauthorized``; ``reason`` says which refusal it is."""
+
+    reason: AuthReason
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
+    code: {"model": UnauthorizedBody if code == 401 else ErrorBody, "description": text}
     for code, text in (
-        (401, "unknown, used or expired join token; missing, wrong or revoked credential"),
+        (
+            401,
+            "unknown, used or expired join token; missing or wrong credential, unknown "
+            "agent (e.g. the control plane's store was lost), or revoked agent",
+        ),
         (404, "no such agent or host"),
         (409, "a Workload is another agent's or a user's; or the host already has an agent"),
         (422, "invalid input: nothing was changed"),
@@ -198,7 +211,8 @@ def _bearer(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not credential.strip():
         raise AuthError(
             "no credential: send `Authorization: Bearer <credential>` with the credential the "
-            "agent got when it joined"
+            "agent got when it joined",
+            "no_credential",
         )
     return credential.strip()
 
@@ -302,9 +316,13 @@ def agents_router(registry: Registry) -> APIRouter:
 
 
 async def _unauthorized(_: Request, exc: Exception) -> JSONResponse:
-    response = error_response(401, "unauthorized", [str(exc)])
-    response.headers["WWW-Authenticate"] = "Bearer"
-    return response
+    assert isinstance(exc, AuthError)
+    body = UnauthorizedBody(errors=[str(exc)], code="unauthorized", reason=exc.reason)
+    return JSONResponse(
+        body.model_dump(mode="json", by_alias=True),
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def install_agents(app: FastAPI, registry: Registry) -> None:

@@ -217,6 +217,11 @@ class ControlPlane:
         try:
             resources = self.translator.proxy(model or self._translated(), proxy)
         except NotFoundError:
+            if self.cache.get(proxy.node_id) is None:
+                # Never configured by this control plane: its store was lost or replaced, or
+                # it runs with a mistyped --data-dir. Send nothing: it keeps its last config
+                # (fail static; issue 7, R1). One deleted while we serve it serves nothing.
+                return None
             resources = ProxyResources()  # its Workload/Gateway is gone: it serves nothing
         except Exception:
             log.exception("translating for %s failed; it keeps its last config", proxy.node_id)

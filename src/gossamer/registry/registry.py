@@ -202,18 +202,21 @@ class Registry:
             if not isinstance(found, JoinToken) or not matches(token, found.spec.sha256):
                 raise AuthError(
                     "the join token is not known to this control plane: check it was copied "
-                    "whole, or create one with `gossamer token create`"
+                    "whole, or create one with `gossamer token create`",
+                    "token_unknown",
                 )
             if found.spec.usedAt is not None:
                 raise AuthError(
                     f"the join token was already used (by host {found.spec.usedBy} at "
                     f"{found.spec.usedAt.isoformat()}); tokens are single use: create a new "
-                    "one with `gossamer token create`"
+                    "one with `gossamer token create`",
+                    "token_used",
                 )
             if now >= found.spec.expiresAt:
                 raise AuthError(
                     f"the join token expired at {found.spec.expiresAt.isoformat()}; create a "
-                    "new one with `gossamer token create [--ttl 1h]`"
+                    "new one with `gossamer token create [--ttl 1h]`",
+                    "token_expired",
                 )
             active = [a for a in self._agents() if a.spec.host == host and not a.spec.revoked]
             if active:
@@ -252,14 +255,18 @@ class Registry:
         agent = self._agent(agent_id)
         if agent is None:
             raise AuthError(
-                f"no agent {agent_id!r} has joined this control plane; join with a token from "
-                "`gossamer token create`"
+                f"unknown agent: no agent {agent_id!r} has joined this control plane (its "
+                "store was lost or replaced, or it runs with another --data-dir?); restore "
+                "its store (docs/store.md), or join again with a token from "
+                "`gossamer token create`",
+                "unknown_agent",
             )
         if agent.spec.revoked:
             when = agent.spec.revokedAt.isoformat() if agent.spec.revokedAt else "earlier"
             raise AuthError(
                 f"agent {agent_id} (host {agent.spec.host}) was revoked at {when}; join again "
-                "with a new token from `gossamer token create`"
+                "with a new token from `gossamer token create`",
+                "revoked",
             )
         return agent
 
@@ -284,7 +291,8 @@ class Registry:
             if agent is not None and not matches(credential, agent.spec.credentialSha256):
                 raise AuthError(
                     f"the credential is not agent {agent_id}'s: check the agent's state "
-                    "directory, or join again with a new token"
+                    "directory, or join again with a new token",
+                    "wrong_credential",
                 )
             agent = self._active(agent_id)
             self._seen(agent)

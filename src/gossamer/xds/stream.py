@@ -108,9 +108,12 @@ class AdsStream:
             elif self._inbox and self._inbox[-1] is _EOF:
                 return
             timeout = None if wake is None else max(0.0, wake - time.monotonic())
-            waits = [asyncio.ensure_future(changed.wait())]
-            if snap is not None:
-                waits.append(asyncio.ensure_future(self._arrived.wait()))
+            # Requests wake us even before the first snapshot: a proxy that no Workload or
+            # Gateway names may wait for good, and its hanging up must end the stream.
+            waits = [
+                asyncio.ensure_future(changed.wait()),
+                asyncio.ensure_future(self._arrived.wait()),
+            ]
             try:
                 await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:

@@ -178,3 +178,32 @@ async def test_conflicts_are_409(client: httpx.AsyncClient) -> None:
                  "expiresAt": "2031-01-01T00:00:00Z"}}]})
     assert "kept by the control plane itself" in one_error(internal, 422, "validation")
     del auth_b
+
+
+def reason(response: httpx.Response) -> str:
+    assert response.status_code == 401, response.text
+    return str(response.json()["reason"])
+
+
+@pytest.mark.asyncio
+async def test_every_401_says_why_and_only_a_revoked_agent_is_told_revoked(
+    client: httpx.AsyncClient,
+) -> None:
+    """An agent acts on ``reason``: it stops only for ``revoked`` (issue 7, R1)."""
+    a, auth_a = await join(client, "vm-1")
+    _, auth_b = await join(client, "vm-2")
+    token = (await client.post("/v1/tokens", json={"ttlSeconds": 60})).json()["token"]
+    assert (await client.post("/v1/agents/join", json={"token": token, "host": "vm-3"})).is_success
+    used = await client.post("/v1/agents/join", json={"token": token, "host": "vm-4"})
+    assert reason(used) == "token_used"
+    unknown_token = await client.post("/v1/agents/join", json={"token": "x" * 43, "host": "vm-4"})
+    assert reason(unknown_token) == "token_unknown"
+    url = f"/v1/agents/{a}"
+    assert reason(await client.get(url)) == "no_credential"
+    assert reason(await client.get(url, headers=auth_b)) == "wrong_credential"
+    # a control plane that never heard of the agent: its store was lost, or another one
+    forgotten = await client.get("/v1/agents/agent-0123456789", headers=auth_a)
+    assert reason(forgotten) == "unknown_agent"
+    assert one_error(forgotten, 401, "unauthorized").startswith("unknown agent: ")
+    assert (await client.post("/v1/agents/vm-1/revoke")).is_success
+    assert reason(await client.get(url, headers=auth_a)) == "revoked"

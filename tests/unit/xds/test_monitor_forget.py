@@ -3,6 +3,8 @@ ones keep their status entry (R7: 6,001 entries were kept after a flood of fake 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -113,16 +115,24 @@ async def served() -> AsyncIterator[tuple[ControlPlane, XdsServer]]:
         await store.close()
 
 
-async def _connect_once(channel: grpc.aio.Channel, node_id: str) -> None:
-    """Open an ADS stream as ``node_id``, read the first response, and hang up."""
+async def _connect_once(channel: grpc.aio.Channel, node_id: str, monitor: XdsMonitor) -> None:
+    """Open an ADS stream as ``node_id``, wait until the server saw it, and hang up (a node
+    no Workload or Gateway names gets no response: issue 7 R1)."""
     stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
     request = discovery_pb2.DiscoveryRequest(
         node=base_pb2.Node(id=node_id, cluster="web"), type_url=ResourceType.CLUSTER.url
     )
     call = stub.StreamAggregatedResources(iter([request]))
-    async for _ in call:
-        break
+    reading = asyncio.ensure_future(call.read())  # drives the call
+    await wait_until(
+        lambda: any(s.node_id == node_id for s in monitor.statuses()),
+        timeout=10,
+        interval=0.002,
+        what=f"the server seeing {node_id}'s stream",
+    )
     call.cancel()
+    with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+        await reading
 
 
 FLOOD = 300
@@ -135,9 +145,9 @@ async def test_a_flood_of_fake_node_ids_leaves_nothing_behind(
     plane, server = served
     monitor, cache = plane.monitor, plane.cache
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        await _connect_once(channel, "sidecar~default~web-1")  # registered: kept
+        await _connect_once(channel, "sidecar~default~web-1", monitor)  # registered: kept
         for i in range(FLOOD):
-            await _connect_once(channel, f"sidecar~default~fake-{i}")
+            await _connect_once(channel, f"sidecar~default~fake-{i}", monitor)
 
     def gone() -> int:
         return len([s for s in monitor.statuses() if not s.connected])
