@@ -1,7 +1,8 @@
-"""The agent's state directory: its credential (0600), stable ports, the Envoys it runs
-(so a restarted agent re-adopts them), its status file and one folder per workload.
+"""The agent's state directory: its credential, stable ports, the Envoys it runs (so a
+restarted agent re-adopts them), its status file and one folder per workload.
 
-Every file is JSON, replaced atomically (written beside, then renamed).
+Every file is JSON, replaced atomically (written beside, then renamed), mode 0600 in a 0700
+directory whatever the umask.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gossamer.errors import ConfigError
+from gossamer.files import PRIVATE_DIR, PRIVATE_FILE, private_dir
 
 CREDENTIAL = "credential.json"
 PORTS = "ports.json"
@@ -45,7 +47,7 @@ class EnvoyRecord:
     bootstrap: str
 
 
-def write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
+def write_json(path: Path, data: Any, *, mode: int = PRIVATE_FILE) -> None:
     """Replace ``path`` atomically with ``data`` as JSON, created with ``mode``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -83,17 +85,14 @@ class StateDir:
         self._lock_fd: int | None = None
 
     def ensure(self) -> None:
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.path, 0o700)
-        except OSError as e:
-            raise ConfigError(
-                f"--state-dir {self.path}: {e.strerror}; choose a directory this user can write"
-            ) from None
+        """The state dir, 0700 whatever the umask (it holds the credential)."""
+        private_dir(self.path, "--state-dir")
 
     def workload_dir(self, key: str) -> Path:
-        path = self.path / "workloads" / key.replace("/", "-")
-        path.mkdir(parents=True, exist_ok=True)
+        parent = self.path / "workloads"
+        parent.mkdir(exist_ok=True, mode=PRIVATE_DIR)
+        path = parent / key.replace("/", "-")
+        path.mkdir(exist_ok=True, mode=PRIVATE_DIR)
         return path
 
     # -- one agent per state dir -------------------------------------------------------
