@@ -52,6 +52,20 @@ async def test_errors_by_status(status: int, error: type[Exception]) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("reason", "revoked"), [("revoked", True), ("unknown_agent", False), (None, False)]
+)
+async def test_a_refusal_carries_its_reason(reason: str | None, revoked: bool) -> None:
+    """Only ``revoked`` makes the agent stop (issue 7, R1); a 401 without a reason does not."""
+    body = {"errors": ["no"], "code": "unauthorized", **({"reason": reason} if reason else {})}
+    transport = httpx.MockTransport(lambda r: httpx.Response(401, json=body))
+    async with _client(transport) as api:
+        with pytest.raises(Refused) as refused:
+            await api.report_health({})
+    assert (refused.value.reason, refused.value.revoked) == (reason, revoked)
+
+
+@pytest.mark.asyncio
 async def test_unreachable() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
