@@ -6,6 +6,7 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 
 from gossamer.agent.config import WorkloadConfig
 from gossamer.errors import ConfigError
+from gossamer.node import ADMIN_KEY
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import ProxyIdentity
 
@@ -17,7 +18,7 @@ def sidecar_bootstrap(
 ) -> bootstrap_pb2.Bootstrap:
     node = ProxyIdentity("sidecar", w.namespace, w.name, service=w.service, host=host, zone=w.zone)
     admin = (ADMIN_ADDRESS, admin_port)
-    return ads_bootstrap(node, xds, admin, metadata={"admin": f"{admin[0]}:{admin[1]}"})
+    return ads_bootstrap(node, xds, admin, metadata={ADMIN_KEY: f"{admin[0]}:{admin[1]}"})
 
 
 def parse_host_port(text: str, option: str) -> tuple[str, int]:

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from gossamer.controlplane.service import ApplyResult
-from gossamer.controlplane.status import Nack, ProxyStatus, TypeStatus
 from gossamer.types import DEFAULT_NAMESPACE
+from gossamer.xds.status import Nack, ProxyStatus, TypeStatus
 
 #: upper bound on resources in one request (each is validated and stored in one transaction)
 MAX_MANIFESTS = 10_000

@@ -19,7 +19,7 @@ import httpx
 from gossamer.controlplane.admission import authorize, diff_against, status_only
 from gossamer.controlplane.incremental import endpoint_change, patch_endpoints
 from gossamer.controlplane.service import ApplyResult, Diff
-from gossamer.controlplane.status import ProxyStatus
+from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.errors import (
     EnvoyError,
     FieldError,
@@ -37,6 +37,7 @@ from gossamer.types import Manifest, ProxyIdentity, ResourceKey
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.status import ProxyStatus
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ class ControlPlane:
                 "; ".join(missing[:5]),
             )
             return None
-        return Snapshot.build(resources, self.serializer, created)
+        return proxy_snapshot(resources, self.serializer, created)
 
     def _on_connect(self, proxy: ProxyIdentity) -> None:
         if self.model is not None:

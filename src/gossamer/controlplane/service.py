@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gossamer.controlplane.status import ProxyStatus
 from gossamer.model.base import Resource
 from gossamer.types import Manifest, ResourceKey
+from gossamer.xds.status import ProxyStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from gossamer.errors import FieldError, ValidationError
 from gossamer.model.base import Name
+from gossamer.node import ADMIN_KEY
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import DEFAULT_NAMESPACE, ProxyIdentity
 
@@ -110,7 +111,7 @@ def gateway_bootstrap(
         settings.xds_addr,
         admin_addr,
         delta=settings.delta,
-        metadata={"admin": f"{admin_addr[0]}:{admin_addr[1]}"},
+        metadata={ADMIN_KEY: f"{admin_addr[0]}:{admin_addr[1]}"},
     )
     limit = downstream_connections_pb2.DownstreamConnectionsConfig(
         max_active_downstream_connections=settings.max_connections

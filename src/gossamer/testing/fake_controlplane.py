@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from gossamer.controlplane.admission import authorize
 from gossamer.controlplane.service import ApplyResult, Diff
-from gossamer.controlplane.status import ProxyStatus
 from gossamer.errors import (
     FieldError,
     GossamerError,
@@ -38,6 +37,7 @@ from gossamer.model import ModelSnapshot, Resource, check_references
 from gossamer.store.memory import prepare_apply
 from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.types import Manifest, ProxyIdentity, ResourceKey
+from gossamer.xds.status import ProxyStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 * ``ads_bootstrap`` — what an agent writes for a sidecar or gateway: node identity, ADS
   (state-of-the-world or delta) to the control plane, admin on loopback.
-* ``parse_node`` — its inverse, used by the xDS server to learn who is connecting.
+  The node itself is written by ``gossamer.node.fill_node`` (read back by ``parse_node``
+  there, which the xDS server uses to learn who is connecting).
 * ``static_bootstrap`` — wraps generated xDS resources as static resources so that
   ``envoy --mode validate`` can check them (routes and endpoints are inlined).
 """
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, protocol_pb2
+from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
@@ -22,19 +23,13 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
-from google.protobuf import struct_pb2
 
-from gossamer.errors import FieldError, ValidationError, XdsError
-from gossamer.types import ProxyIdentity, ProxyKind
+from gossamer.errors import FieldError, ValidationError
+from gossamer.node import IDENTITY_KEYS, MetadataValue, fill_node
+from gossamer.types import ProxyIdentity
 
 XDS_CLUSTER = "gossamer-xds"
-KIND_KEY = "gossamer.kind"
-#: Node metadata keys that carry the identity; callers may not override them.
-IDENTITY_KEYS = (KIND_KEY, "namespace", "name", "service", "host", "zone")
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-_KINDS: tuple[ProxyKind, ...] = ("sidecar", "gateway")
-
-MetadataValue = str | int | float | bool
 
 
 def ads_bootstrap(
@@ -77,7 +72,7 @@ def ads_bootstrap(
         raise ValidationError(errors)
 
     bootstrap = bootstrap_pb2.Bootstrap()
-    _fill_node(bootstrap.node, node, metadata or {})
+    fill_node(bootstrap.node, node, metadata or {})
 
     ads = bootstrap.dynamic_resources.ads_config
     ads.api_type = (
@@ -95,51 +90,6 @@ def ads_bootstrap(
     bootstrap.static_resources.clusters.append(_xds_cluster(xds_address, connect_timeout_s))
     _set_socket_address(bootstrap.admin.address, admin_address)
     return bootstrap
-
-
-def parse_node(node: base_pb2.Node) -> ProxyIdentity:
-    """The identity an Envoy announced in its xDS node (inverse of ``ads_bootstrap``).
-
-    The node id must be ``sidecar~<namespace>~<name>`` or ``gateway~<namespace>~<name>``.
-    Identity metadata, when present, must agree with the id. Without Gossamer metadata
-    the service of a sidecar is taken from ``node.cluster``.
-    """
-    parts = node.id.split("~")
-    if len(parts) != 3 or parts[0] not in _KINDS or not parts[1] or not parts[2]:
-        raise XdsError(
-            f"node.id {node.id!r} is not a Gossamer proxy id; expected "
-            "'sidecar~<namespace>~<name>' or 'gateway~<namespace>~<name>' "
-            "(generate the bootstrap with gossamer.translate.bootstrap.ads_bootstrap)"
-        )
-    kind: ProxyKind = "sidecar" if parts[0] == "sidecar" else "gateway"
-    namespace, name = parts[1], parts[2]
-
-    fields = node.metadata.fields
-    if KIND_KEY not in fields:
-        service = (node.cluster or None) if kind == "sidecar" else None
-        return ProxyIdentity(kind, namespace, name, service=service)
-
-    values: dict[str, str | None] = {}
-    for key in IDENTITY_KEYS:
-        if key not in fields:
-            values[key] = None
-            continue
-        value = fields[key]
-        if value.WhichOneof("kind") != "string_value":
-            raise XdsError(
-                f"node.metadata[{key!r}] of node {node.id!r} must be a string, got "
-                f"{value.WhichOneof('kind')}; regenerate the bootstrap with ads_bootstrap"
-            )
-        values[key] = value.string_value
-    for key, expected in ((KIND_KEY, kind), ("namespace", namespace), ("name", name)):
-        if values[key] is not None and values[key] != expected:
-            raise XdsError(
-                f"node.metadata[{key!r}] is {values[key]!r} but node.id {node.id!r} says "
-                f"{expected!r}; the bootstrap was edited by hand, regenerate it"
-            )
-    return ProxyIdentity(
-        kind, namespace, name, service=values["service"], host=values["host"], zone=values["zone"]
-    )
 
 
 def static_bootstrap(
@@ -163,7 +113,7 @@ def static_bootstrap(
     errors: list[FieldError] = []
     bootstrap = bootstrap_pb2.Bootstrap()
     if node is not None:
-        _fill_node(bootstrap.node, node, {})
+        fill_node(bootstrap.node, node, {})
     _set_socket_address(bootstrap.admin.address, admin_address)
 
     for source in listeners:
@@ -227,30 +177,6 @@ def _inline_routes(
     hcm.route_config.CopyFrom(route_by_name[route_name])
     net_filter.typed_config.Pack(hcm)
     return []
-
-
-def _fill_node(out: base_pb2.Node, node: ProxyIdentity, extra: Mapping[str, MetadataValue]) -> None:
-    out.id = node.node_id
-    out.cluster = node.service or node.name
-    identity: dict[str, str | None] = {
-        KIND_KEY: node.kind,
-        "namespace": node.namespace,
-        "name": node.name,
-        "service": node.service,
-        "host": node.host,
-        "zone": node.zone,
-    }
-    fields: dict[str, MetadataValue] = {k: v for k, v in identity.items() if v is not None}
-    fields.update(extra)
-    out.metadata.CopyFrom(_struct(fields))
-    if node.zone is not None:
-        out.locality.zone = node.zone
-
-
-def _struct(values: Mapping[str, MetadataValue]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(dict(values))
-    return out
 
 
 def _xds_cluster(address: tuple[str, int], connect_timeout_s: float) -> cluster_pb2.Cluster:

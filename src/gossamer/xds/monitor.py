@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gossamer.controlplane.status import Nack, ProxyStatus, TypeStatus
 from gossamer.errors import ConfigError
 from gossamer.types import ProxyIdentity
 from gossamer.xds.resources import PUSH_ORDER
 from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import Outgoing, RequestOutcome, StreamState
+from gossamer.xds.status import Nack, ProxyStatus, TypeStatus
 
 #: a disconnected proxy with no Workload/Gateway of its own is forgotten after this long (s)
 FORGET_AFTER = 600.0

@@ -1,7 +1,9 @@
 """An immutable, versioned set of resources for one proxy: the unit of change.
 
 Each resource is serialised once (deterministically) and versioned by a hash of its bytes,
-so a restarted control plane computes the same versions and Envoy rebuilds nothing.
+so a restarted control plane computes the same versions and Envoy rebuilds nothing. A
+snapshot is built from plain protobufs per resource type; what produced them (the
+control plane's translator, a future SDS or telemetry server) is no concern of ``xds``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from types import MappingProxyType
 
 from google.protobuf import any_pb2, message
 
-from gossamer.translate.proxy import ProxyResources
 from gossamer.xds.resources import ResourceType
 
 
@@ -69,18 +70,20 @@ class Snapshot:
     created: float = field(default=0.0, compare=False)
 
     @classmethod
-    def build(cls, proxy: ProxyResources, serializer: Serializer, created: float = 0.0) -> Snapshot:
-        by_type: dict[ResourceType, Mapping[str, message.Message]] = {
-            ResourceType.CLUSTER: proxy.clusters,
-            ResourceType.ENDPOINT: proxy.endpoints,
-            ResourceType.LISTENER: proxy.listeners,
-            ResourceType.ROUTE: proxy.routes,
-        }
+    def build(
+        cls,
+        resources: Mapping[ResourceType, Mapping[str, message.Message]],
+        serializer: Serializer,
+        created: float = 0.0,
+    ) -> Snapshot:
+        """A snapshot of ``resources`` (type -> name -> protobuf); absent types are empty."""
         return cls(
             MappingProxyType(
                 {
-                    t: MappingProxyType({n: serializer.versioned(t, n, m) for n, m in msgs.items()})
-                    for t, msgs in by_type.items()
+                    t: MappingProxyType(
+                        {n: serializer.versioned(t, n, m) for n, m in resources.get(t, {}).items()}
+                    )
+                    for t in ResourceType
                 }
             ),
             created,

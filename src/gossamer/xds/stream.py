@@ -14,7 +14,7 @@ from typing import Any
 from envoy.service.discovery.v3 import discovery_pb2
 
 from gossamer.errors import XdsError
-from gossamer.translate.bootstrap import parse_node
+from gossamer.node import admin_address, parse_node
 from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
@@ -24,11 +24,6 @@ from gossamer.xds.state import Outgoing, StreamState
 
 Request = Any  # DiscoveryRequest | DeltaDiscoveryRequest
 _EOF = object()
-
-
-def _admin_address(node: Any) -> str | None:
-    field = node.metadata.fields.get("admin")
-    return field.string_value if field is not None and field.string_value else None
 
 
 class AdsStream:
@@ -62,7 +57,7 @@ class AdsStream:
             proxy,
             self.state,
             "delta" if self.delta else "sotw",
-            _admin_address(first.node),
+            admin_address(first.node),
         )
         self.cache.attach(proxy)
         self._inbox: deque[object] = deque([first])

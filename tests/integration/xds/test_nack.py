@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gossamer.controlplane.status import ProxyStatus
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import (
@@ -21,6 +20,7 @@ from gossamer.testing.controlplane import (
 from gossamer.testing.mesh import service, workload
 from gossamer.testing.ports import free_port
 from gossamer.types import ProxyIdentity
+from gossamer.xds.status import ProxyStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from gossamer.controlplane.status import Nack, ProxyStatus, TypeStatus
 from gossamer.types import API_VERSION, Manifest
+from gossamer.xds.status import Nack, ProxyStatus, TypeStatus
 
 
 def manifest(kind: str, name: str, spec: dict[str, Any], namespace: str = "default") -> Manifest:

@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from gossamer.cli.main import app
-from gossamer.controlplane.status import Nack, ProxyStatus, TypeStatus
+from gossamer.xds.status import Nack, ProxyStatus, TypeStatus
 
 from .conftest import ApiServer
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from gossamer.controlplane.plane import ControlPlane
+from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.model import parse_manifest
 from gossamer.store.memory import MemoryStore
 from gossamer.testing.mesh import route, service, workload
@@ -170,7 +171,7 @@ async def scenario(steps: list[tuple[Any, ...]]) -> int:
         assert plane.model is not None
         fresh_t, fresh_s = Translator(), Serializer()
         for p in PROXIES:
-            expected = Snapshot.build(fresh_t.proxy(plane.model, p), fresh_s)
+            expected = proxy_snapshot(fresh_t.proxy(plane.model, p), fresh_s)
             got = cache.get(p.node_id)
             assert got is not None
             assert versions(got) == versions(expected), (p.node_id, op)

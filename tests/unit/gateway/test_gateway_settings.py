@@ -16,7 +16,7 @@ from gossamer.gateway.settings import (
     Restart,
     gateway_bootstrap,
 )
-from gossamer.translate.bootstrap import parse_node
+from gossamer.node import parse_node
 
 
 def _settings(**kw: object) -> GatewaySettings:

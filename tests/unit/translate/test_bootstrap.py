@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from gossamer.envoy.validate import validate_config_sync
 from gossamer.errors import ValidationError, XdsError
+from gossamer.node import parse_node
 from gossamer.testing import resources
 from gossamer.translate.bootstrap import (
     XDS_CLUSTER,
     ads_bootstrap,
-    parse_node,
     static_bootstrap,
 )
 from gossamer.types import ProxyIdentity

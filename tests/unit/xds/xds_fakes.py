@@ -15,9 +15,8 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc_pb2
 from envoy.config.route.v3 import route_pb2
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, message
 
-from gossamer.translate.proxy import ProxyResources
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Serializer, Snapshot
 from gossamer.xds.state import Outgoing, RequestOutcome, StreamState
@@ -75,13 +74,13 @@ def route(name: str, rev: int = 1) -> route_pb2.RouteConfiguration:
 
 def resources(
     c: Mapping[str, int], e: Mapping[str, int], l: Mapping[str, int], r: Mapping[str, int]  # noqa: E741
-) -> ProxyResources:
-    return ProxyResources(
-        clusters={n: cluster(n, v) for n, v in c.items()},
-        endpoints={n: cla(n, v) for n, v in e.items()},
-        listeners={n: listener(n, v) for n, v in l.items()},
-        routes={n: route(n, v) for n, v in r.items()},
-    )
+) -> dict[ResourceType, Mapping[str, message.Message]]:
+    return {
+        ResourceType.CLUSTER: {n: cluster(n, v) for n, v in c.items()},
+        ResourceType.ENDPOINT: {n: cla(n, v) for n, v in e.items()},
+        ResourceType.LISTENER: {n: listener(n, v) for n, v in l.items()},
+        ResourceType.ROUTE: {n: route(n, v) for n, v in r.items()},
+    }
 
 
 def snapshot(

@@ -1,4 +1,4 @@
-"""What the control plane tells about the proxies it serves (read by the API, CLI and UI)."""
+"""What the xDS server tells about the proxies it serves (read by the API, CLI and UI)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,29 @@
+"""From a translated proxy to the xDS snapshot it is served as (the seam between
+``translate`` and ``xds``, which know nothing of each other)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from google.protobuf import message
+
+from gossamer.translate.proxy import ProxyResources
+from gossamer.xds.resources import ResourceType
+from gossamer.xds.snapshot import Serializer, Snapshot
+
+
+def by_type(resources: ProxyResources) -> dict[ResourceType, Mapping[str, message.Message]]:
+    """``resources`` as the per-type mappings an xDS snapshot is built from."""
+    return {
+        ResourceType.CLUSTER: resources.clusters,
+        ResourceType.ENDPOINT: resources.endpoints,
+        ResourceType.LISTENER: resources.listeners,
+        ResourceType.ROUTE: resources.routes,
+    }
+
+
+def proxy_snapshot(
+    resources: ProxyResources, serializer: Serializer, created: float = 0.0
+) -> Snapshot:
+    """The snapshot serving ``resources`` to one proxy."""
+    return Snapshot.build(by_type(resources), serializer, created)
