@@ -27,7 +27,6 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gossamer.authz.commands import Command
 from gossamer.authz.decider import Decider
 from gossamer.authz.explain import Explanation, access, explain
 from gossamer.authz.graph import Graph
@@ -36,6 +35,7 @@ from gossamer.authz.pap import PAP, JournalEntry
 from gossamer.authz.policy import apply as apply_merged
 from gossamer.authz.policy import merge
 from gossamer.errors import ConflictError, GossamerError
+from gossamer.model.access_commands import Command
 from gossamer.model.access_policy import AccessCommand, AccessPolicy
 from gossamer.store.base import Store
 from gossamer.types import API_VERSION, Manifest

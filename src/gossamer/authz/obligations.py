@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gossamer.authz.commands import Command, Obligation, substitute
 from gossamer.authz.graph import Graph
 from gossamer.errors import FieldError, GossamerError, ValidationError
+from gossamer.model.access_commands import Command, Obligation, substitute
 
 if TYPE_CHECKING:
     from gossamer.authz.pap import PAP

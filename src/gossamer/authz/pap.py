@@ -17,7 +17,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gossamer.authz.commands import (
+from gossamer.authz.decider import Decider
+from gossamer.authz.graph import (
+    ADMIN_BASE,
+    ADMIN_OBLIGATIONS,
+    ADMIN_PC,
+    ADMIN_POLICY_CLASSES,
+    ADMIN_PROHIBITIONS,
+    Graph,
+    Kind,
+)
+from gossamer.authz.obligations import Event, EventProcessor, Firing, ObligationSet
+from gossamer.authz.policy import prohibition_from_spec
+from gossamer.errors import FieldError, PermissionDeniedError, ValidationError
+from gossamer.model.access_commands import (
     Assign,
     Associate,
     Command,
@@ -32,19 +45,6 @@ from gossamer.authz.commands import (
     SetResourceRights,
     parse_commands,
 )
-from gossamer.authz.decider import Decider
-from gossamer.authz.graph import (
-    ADMIN_BASE,
-    ADMIN_OBLIGATIONS,
-    ADMIN_PC,
-    ADMIN_POLICY_CLASSES,
-    ADMIN_PROHIBITIONS,
-    Graph,
-    Kind,
-)
-from gossamer.authz.obligations import Event, EventProcessor, Firing, ObligationSet
-from gossamer.authz.policy import prohibition_from_spec
-from gossamer.errors import FieldError, PermissionDeniedError, ValidationError
 
 _CREATE = {
     "create_user_attribute": Kind.UA,

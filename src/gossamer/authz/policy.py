@@ -16,11 +16,11 @@ from pathlib import Path
 
 import yaml
 
-from gossamer.authz.commands import Obligation, ProhibitionSpec
 from gossamer.authz.graph import Graph, Kind
 from gossamer.authz.prohibitions import Prohibition
 from gossamer.authz.rights import HTTP_METHODS
 from gossamer.errors import FieldError, GossamerError, ValidationError
+from gossamer.model.access_commands import Obligation, ProhibitionSpec
 from gossamer.model.access_policy import AccessPolicy
 
 

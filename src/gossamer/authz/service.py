@@ -8,9 +8,9 @@ from typing import Any
 import pydantic
 
 from gossamer.authz.audit import AuditEntry, AuditLog, now
-from gossamer.authz.commands import parse_commands
 from gossamer.authz.engine import AuthzEngine
 from gossamer.errors import FieldError, GossamerError, ValidationError
+from gossamer.model.access_commands import parse_commands
 from gossamer.model.access_policy import AccessPolicy
 from gossamer.model.kinds import field_message, field_path
 from gossamer.model.snapshot import ModelSnapshot

@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gossamer.authz.commands import Command, Obligation, ProhibitionSpec
+from gossamer.model.access_commands import Command, Obligation, ProhibitionSpec
 from gossamer.model.base import Resource, Strict
 
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
+from typing import Protocol
 
 from gossamer.model.base import Resource
 from gossamer.model.gateway import Gateway
@@ -20,10 +21,25 @@ from gossamer.model.mesh import Mesh
 from gossamer.model.route import Route
 from gossamer.model.service import Service, ServicePort
 from gossamer.model.workload import Workload
-from gossamer.store.base import StoredResource
-from gossamer.types import API_VERSION, ResourceKey
+from gossamer.types import API_VERSION, Manifest, ResourceKey
 
 Ref = tuple[str, str]  # (namespace, name)
+
+
+class StoredRecord(Protocol):
+    """What a snapshot reads of one stored resource. Any store's records fit (e.g.
+    ``gossamer.store.base.StoredResource``): the model knows nothing of the store."""
+
+    @property
+    def key(self) -> ResourceKey: ...
+
+    @property
+    def manifest(self) -> Manifest: ...
+
+    @property
+    def create_revision(self) -> int:
+        """The revision that created the resource (older resources win address ties)."""
+        ...
 
 #: the generation of a kind no snapshot has resources of
 _NO_RESOURCES = object()
@@ -58,7 +74,7 @@ class ModelSnapshot:
         return object()
 
     @classmethod
-    def from_stored(cls, stored: Iterable[StoredResource], revision: int) -> ModelSnapshot:
+    def from_stored(cls, stored: Iterable[StoredRecord], revision: int) -> ModelSnapshot:
         resources: dict[ResourceKey, Resource] = {}
         created: dict[ResourceKey, int] = {}
         for s in stored:

@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 from tests.unit.authz.randompolicy import random_batch, random_policy, to_access_policy
 
 from gossamer.authz import reference
-from gossamer.authz.commands import parse_commands
 from gossamer.authz.engine import AuthzEngine
 from gossamer.authz.graph import Graph, GraphChange, Kind
 from gossamer.authz.pap import AccessDeniedError
 from gossamer.authz.snapshot import dump
 from gossamer.errors import GossamerError, StoreError
+from gossamer.model.access_commands import parse_commands
 from gossamer.store.memory import MemoryStore
 
 PROCESSES = (None, "p1")

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from gossamer.authz.commands import parse_commands
 from gossamer.authz.decider import Decider
 from gossamer.authz.graph import Graph
 from gossamer.authz.pap import PAP, AccessDeniedError
 from gossamer.authz.snapshot import dump
 from gossamer.errors import ValidationError
+from gossamer.model.access_commands import parse_commands
 
 
 def cmds(*raw: dict[str, Any]) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import pytest
 
@@ -205,6 +206,20 @@ def test_from_stored_keeps_older_resources_first_for_addresses() -> None:
     rows = [stored(service("a"), 3, 3), stored(service("b"), 3, 1)]
     snap = ModelSnapshot.from_stored(rows, revision=3)
     assert snap.created[key("Service", "b")] < snap.created[key("Service", "a")]
+
+
+def test_from_stored_takes_any_record_with_key_manifest_and_create_revision() -> None:
+    """The model reads stored records structurally: it does not know the store."""
+
+    class Row(NamedTuple):
+        key: ResourceKey
+        manifest: Manifest
+        create_revision: int
+
+    r = parse(service("a"))[0]
+    snap = ModelSnapshot.from_stored([Row(r.key, r.to_manifest(), 6)], revision=7)
+    assert snap.services[("default", "a")] == r
+    assert snap.created == {r.key: 6}
 
 
 def test_from_stored_rejects_an_invalid_manifest() -> None:

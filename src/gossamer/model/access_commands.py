@@ -4,6 +4,9 @@ One vocabulary for everything that changes the graph at run time: the administra
 the CLI and obligation responses all speak these commands. Obligation responses may use
 ``{user}``, ``{target}``, ``{operation}`` and the event's own fields (e.g. ``{parent}``)
 as placeholders in any string.
+
+Plain data with no behaviour of the graph, so it lives in the model: ``AccessPolicy`` and
+``AccessCommand`` resources hold these, and ``gossamer.authz`` carries them out.
 """
 
 from __future__ import annotations
