@@ -81,6 +81,9 @@ class TypeState:
     #: them is unknown until an ACKed response carries them (or, SotW full sets, any ACK)
     doubt: set[str] = field(default_factory=set)
     responses: int = 0
+    #: a response of this type was sent on this stream (or SotW: the proxy already holds
+    #: what we would send); an unanswered wildcard type gets one even when it is empty
+    answered: bool = False
     #: bumped whenever ``subscribed`` changes (keys ``wanted_cache``)
     sub_version: int = 0
     wanted_cache: tuple[object, int, dict[str, Versioned]] | None = None
@@ -130,6 +133,7 @@ class StreamState:
                     ts.known = {n: v.version for n, v in wanted.items()}
                     ts.last_sent = dict(wanted) if rtype.full_state else {}
                     ts.acked_version = ts.sent_version = version_info
+                    ts.answered = True
             return RequestOutcome("initial", rtype)
         if ts.inflight is not None and nonce == ts.inflight.out.nonce:
             sent = ts.inflight
@@ -234,6 +238,21 @@ class StreamState:
             self._changed(ts, wanted)
             or self._removed(ts, wanted)
             or (self._full_sets(ts) and ts.doubt)
+            or self._unanswered_empty(ts, wanted)
+        )
+
+    def _unanswered_empty(self, ts: TypeState, wanted: Mapping[str, Versioned]) -> bool:
+        """A wildcard type the proxy asked for, of which it holds and should hold nothing,
+        and was never answered: Envoy waits for a first answer (its initial fetch timeout,
+        15 s) before it is ready, so an empty one is sent (a Gateway with no Routes has no
+        clusters). Only proxies with a snapshot get here: one nobody registered gets
+        nothing (fail static)."""
+        return (
+            ts.type.full_state
+            and ts.subscribed is None
+            and not ts.answered
+            and not wanted
+            and not ts.known
         )
 
     def _version_of(self, known: Mapping[str, str]) -> str:
@@ -310,6 +329,8 @@ class StreamState:
     ) -> tuple[tuple[Outgoing, dict[str, str]] | None, tuple[Outgoing, dict[str, str]] | None]:
         """(additions/updates response, removals response), either None if nothing to do."""
         adds = rem = None
+        if self._unanswered_empty(ts, wanted):
+            return (self._out(ts, [], (), {}), {}), None
         if self.delta:
             if changed:
                 nk = {**ts.known, **{n: wanted[n].version for n in changed}}
@@ -374,6 +395,7 @@ class StreamState:
         ts.sent_version = out.version
         ts.last_nonce = out.nonce
         ts.responses += 1
+        ts.answered = True
         return out
 
     def in_sync(self, snap: Snapshot) -> bool:

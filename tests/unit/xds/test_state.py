@@ -287,3 +287,34 @@ def test_in_sync(delta: bool) -> None:
     env.push_all(new)
     assert env.state.in_sync(new)
     assert not env.state.in_sync(snap)
+
+
+@MODES
+def test_an_empty_wildcard_type_is_answered_once(delta: bool) -> None:
+    """A gateway with no Routes has a listener and no clusters: Envoy waits for a first CDS
+    answer (15 s) unless an empty one is sent; after its ACK nothing more is sent."""
+    snap = snapshot({}, {}, {"l1": 1})
+    env = FakeEnvoy(delta=delta)
+    env.request(C, snap=snap)
+    env.request(L, snap=snap)
+    cds = env.push(snap)
+    assert cds is not None and cds.type is C and cds.resources == () and cds.removed == ()
+    assert env.push(snap) is None  # listeners wait for that (empty) answer to be ACKed
+    assert not env.state.in_sync(snap)
+    env.ack(cds)
+    lds = env.push(snap)
+    assert lds is not None and lds.type is L and names(lds) == ["l1"]
+    env.ack(lds)
+    assert env.push(snap) is None
+    assert env.state.in_sync(snap)
+
+
+def test_a_sotw_reconnect_holding_the_empty_set_is_sent_nothing() -> None:
+    snap = snapshot({}, {}, {"l1": 1})
+    first = FakeEnvoy(delta=False)
+    handshake(first, snap)
+    again = FakeEnvoy(delta=False)
+    again.request(C, snap=snap, version=first.accepted[C])
+    again.request(L, snap=snap, version=first.accepted[L])
+    assert again.push(snap) is None
+    assert again.state.in_sync(snap)
