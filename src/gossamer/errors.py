@@ -1,16 +1,52 @@
 """The one exception tree. Every message says what happened and how to fix it.
 
 Foreign exceptions (sqlite, grpc, pydantic, OS errors) are mapped to these at the boundary
-of the module that sees them.
+of the module that sees them; a pydantic error becomes ``FieldError``s through
+``field_errors``. The REST API answers each server-side error with the status and code of
+its row in ``gossamer.api.errors.HTTP_ERRORS``; a client (the CLI, the agent) turns an
+error answer back into an ``ApiError`` of the branch that says what to do about it.
+
+::
+
+    GossamerError                       (API: 500 internal)
+    ├── ValidationError                 input refused, nothing changed      422 validation
+    │   └── UnknownKindError            a kind nobody knows                 400 unknown_kind
+    ├── NotFoundError                                                       404 not_found
+    ├── ConflictError                   lost a race (a revision moved)      409 conflict
+    ├── PermissionDeniedError                                               403 forbidden
+    │   └── AccessDeniedError           an NGAC command without the right   403 forbidden
+    ├── AuthError                       token or credential refused;        401 unauthorized
+    │                                   ``reason`` (an ``AuthReason``)
+    ├── NotReadyError                   still loading its state: retry      503 not_ready
+    ├── StoreError                      could not read or durably write     503 store
+    ├── WaitTimeoutError                stored, but not every proxy ACKed   504 wait_timeout
+    ├── PollTimeoutError                a polled condition stayed false     504 timeout
+    │                                   (also a ``TimeoutError``)
+    ├── ConfigError                     settings of a command or process    400 config
+    ├── ProcessError                    a process we run failed or died     502 proxy
+    │   └── EnvoyError
+    ├── XdsError                        a protocol error on an xDS stream   502 xds
+    └── ClientError                     a call to the control plane's API failed (CLI, agent)
+        ├── UnreachableError            nothing answered, or the connection broke: retry
+        ├── FateUnknownError            a change went out, no answer came: it may be stored
+        └── ApiError                    it answered an error: ``status``, ``code``, ``errors``
+            ├── ServerError             5xx, or not the protocol: retry later
+            ├── RefusedError            401: ``reason`` decides (only ``revoked`` stops an agent)
+            └── RejectedError           other 4xx: retrying alone will not fix it
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 
 class GossamerError(Exception):
     """Base of every error Gossamer raises on purpose."""
+
+
+# -- input ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +75,71 @@ class ValidationError(GossamerError):
         super().__init__("\n".join(str(e) for e in self.errors) or "invalid input")
 
 
+class UnknownKindError(ValidationError):
+    """A kind named in a URL or on the command line is not one Gossamer knows."""
+
+
+class PydanticErrors(Protocol):
+    """A pydantic ``ValidationError`` (or FastAPI's ``RequestValidationError``)."""
+
+    def errors(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+def field_errors(
+    error: PydanticErrors,
+    *,
+    resource: str = "",
+    source: str = "",
+    root: Sequence[int | str] = (),
+    skip: int = 0,
+) -> list[FieldError]:
+    """Each problem pydantic found, as a ``FieldError`` naming its field (the one way).
+
+    ``root`` replaces the first ``skip`` parts of every location (a request body's
+    ``body``, a batch validated item by item).
+    """
+    return [
+        FieldError(
+            _message(detail),
+            _path((*root, *tuple(detail["loc"])[skip:])),
+            resource,
+            source,
+        )
+        for detail in error.errors()
+    ]
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    """``("spec", "ports", 0, "port")`` -> ``spec.ports[0].port``, without the validator
+    and union tags pydantic puts in."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.startswith(("function-", "tagged-union")):
+            out += f".{part}" if out else part
+    return out
+
+
+def _message(detail: Mapping[str, Any]) -> str:
+    kind = str(detail["type"])
+    if kind == "extra_forbidden":
+        return "unknown field: remove it or check its spelling"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(detail["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    msg = msg[:1].lower() + msg[1:]
+    given = detail.get("input")
+    if kind.endswith("_type") and isinstance(given, str | int | float | bool):
+        msg += f", not {given!r}"[:80]  # strict types: say what was sent
+    return msg
+
+
+# -- the control plane's state and its callers --------------------------------------------
+
+
 class NotFoundError(GossamerError):
     """A named thing does not exist."""
 
@@ -47,12 +148,60 @@ class ConflictError(GossamerError):
     """A change lost a race with another change (e.g. a revision precondition failed)."""
 
 
+class PermissionDeniedError(GossamerError):
+    """The caller may not do this (e.g. an NGAC administrative command without the right)."""
+
+
+class AccessDeniedError(PermissionDeniedError):
+    """An administrative command was refused: the user lacks a right on a target."""
+
+
+#: Why a 401 was answered (the ``reason`` of its body, docs/agent-protocol.md). An agent
+#: stops only for ``revoked``, the operator's kill switch; for every other reason it keeps
+#: its Envoys serving their last configuration and retries (issue 7, R1).
+AuthReason = Literal[
+    "no_credential",
+    "wrong_credential",
+    "unknown_agent",
+    "revoked",
+    "token_unknown",
+    "token_used",
+    "token_expired",
+]
+
+
+class AuthError(GossamerError):
+    """A join token or agent credential was refused (unknown, used, expired or revoked).
+
+    The REST API answers 401 with the message as its one line and ``reason`` beside it.
+    """
+
+    def __init__(self, message: str, reason: AuthReason) -> None:
+        super().__init__(message)
+        self.reason: AuthReason = reason
+
+
+class NotReadyError(GossamerError):
+    """The control plane is still loading its state; the request can be retried shortly."""
+
+
 class StoreError(GossamerError):
     """The store could not read or durably write; the change was not accepted."""
 
 
-class XdsError(GossamerError):
-    """A protocol error on an xDS stream."""
+class WaitTimeoutError(GossamerError):
+    """A change was accepted (it is durable) but not every affected proxy ACKed it in time."""
+
+
+class PollTimeoutError(GossamerError, TimeoutError):
+    """A polled condition did not become true before its deadline (``polling.wait_until``)."""
+
+
+# -- processes and protocols ------------------------------------------------------------
+
+
+class ConfigError(GossamerError):
+    """Settings given to a command or process are wrong (bad address, missing directory, ...)."""
 
 
 class ProcessError(GossamerError):
@@ -63,13 +212,83 @@ class EnvoyError(ProcessError):
     """Envoy failed to start, rejected its bootstrap, or its admin API misbehaved."""
 
 
-class ConfigError(GossamerError):
-    """Settings given to a command or process are wrong (bad address, missing directory, ...)."""
+class XdsError(GossamerError):
+    """A protocol error on an xDS stream."""
 
 
-class WaitTimeoutError(GossamerError):
-    """A change was accepted (it is durable) but not every affected proxy ACKed it in time."""
+# -- clients of the control plane's API (the CLI, the agent) ----------------------------
 
 
-class PermissionDeniedError(GossamerError):
-    """The caller may not do this (e.g. an NGAC administrative command without the right)."""
+class ClientError(GossamerError):
+    """A call to the control plane's REST API did not succeed."""
+
+
+class UnreachableError(ClientError):
+    """Nothing answered at the control plane's address (or it broke the connection)."""
+
+
+class FateUnknownError(ClientError):
+    """A change was sent but no answer came: it may or may not have been stored."""
+
+
+class ApiError(ClientError):
+    """The control plane answered with an error: one line per problem as it wrote them,
+    its ``code`` (a row of the API's table), and whether the change is ``stored`` anyway."""
+
+    def __init__(
+        self, status: int, code: str, errors: list[str], *, stored: bool = False
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.errors = errors
+        self.stored = stored
+        super().__init__("\n".join(errors) or f"HTTP {status}")
+
+    @staticmethod
+    def answered(
+        status: int,
+        code: str,
+        errors: list[str],
+        *,
+        stored: bool = False,
+        reason: str | None = None,
+    ) -> ApiError:
+        """The error for an answer: ``RefusedError`` for 401, ``RejectedError`` for another
+        4xx, ``ServerError`` for the rest (5xx, or an answer outside the protocol)."""
+        if status == 401:
+            return RefusedError(status, code, errors, stored=stored, reason=reason)
+        if 400 <= status < 500:
+            return RejectedError(status, code, errors, stored=stored)
+        return ServerError(status, code, errors, stored=stored)
+
+
+class ServerError(ApiError):
+    """The control plane answered 5xx (e.g. still loading) or outside the protocol: retry
+    later."""
+
+
+class RefusedError(ApiError):
+    """The token or credential was refused (401); ``reason`` as the control plane gave it
+    (an ``AuthReason`` such as ``revoked`` or ``unknown_agent``; None if it gave none)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        errors: list[str],
+        *,
+        stored: bool = False,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(status, code, errors, stored=stored)
+        self.reason = reason
+
+    @property
+    def revoked(self) -> bool:
+        """The operator revoked this agent: the one refusal that stops it."""
+        return self.reason == "revoked"
+
+
+class RejectedError(ApiError):
+    """The control plane refused the request itself (4xx other than 401): retrying alone
+    will not fix it."""

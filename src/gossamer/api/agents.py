@@ -11,14 +11,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Header, Query
 from pydantic import Field
 
-from gossamer.api.errors import NotReadyError
 from gossamer.api.schemas import ApplyResponse, Body, ErrorBody
-from gossamer.registry import AgentInfo, AuthError, Registry, TokenInfo, WorkloadEnv
-from gossamer.registry.errors import AuthReason
+from gossamer.errors import AuthError, AuthReason, NotReadyError
+from gossamer.registry import AgentInfo, Registry, TokenInfo, WorkloadEnv
 from gossamer.registry.records import AgentState, TokenState
 from gossamer.registry.registry import DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL
 
@@ -315,17 +313,7 @@ def agents_router(registry: Registry) -> APIRouter:
     return router
 
 
-async def _unauthorized(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AuthError)
-    body = UnauthorizedBody(errors=[str(exc)], code="unauthorized", reason=exc.reason)
-    return JSONResponse(
-        body.model_dump(mode="json", by_alias=True),
-        status_code=401,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
 def install_agents(app: FastAPI, registry: Registry) -> None:
-    """Serve the agent protocol on ``app``: its routes and 401 for ``AuthError``."""
+    """Serve the agent protocol on ``app`` (``AuthError`` answers 401 with its ``reason``:
+    ``gossamer.api.errors``)."""
     app.include_router(agents_router(registry))
-    app.add_exception_handler(AuthError, _unauthorized)

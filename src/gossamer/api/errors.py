@@ -4,48 +4,61 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gossamer.api.kinds import UnknownKindError
 from gossamer.api.schemas import ErrorBody
 from gossamer.errors import (
+    AuthError,
     ConfigError,
     ConflictError,
     GossamerError,
     NotFoundError,
+    NotReadyError,
     PermissionDeniedError,
+    PollTimeoutError,
     ProcessError,
     StoreError,
+    UnknownKindError,
     ValidationError,
     WaitTimeoutError,
+    XdsError,
+    field_errors,
 )
 
 log = logging.getLogger(__name__)
 
 
-class NotReadyError(GossamerError):
-    """The control plane is still loading its state; the request can be retried shortly."""
-
-
-#: most specific first; the first class the exception is an instance of wins
-STATUS: list[tuple[type[Exception], int, str]] = [
+#: The one map of the exception tree to HTTP: class -> status and ``code`` of the body.
+#: Most specific first; the first class the exception is an instance of wins. Clients
+#: turn an answer back into an error by its status (``ApiError.answered``).
+HTTP_ERRORS: list[tuple[type[GossamerError], int, str]] = [
     (NotReadyError, 503, "not_ready"),
     (UnknownKindError, 400, "unknown_kind"),
     (ValidationError, 422, "validation"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
+    (AuthError, 401, "unauthorized"),
     (PermissionDeniedError, 403, "forbidden"),
     (WaitTimeoutError, 504, "wait_timeout"),
+    (PollTimeoutError, 504, "timeout"),
     (StoreError, 503, "store"),
     (ConfigError, 400, "config"),
     (ProcessError, 502, "proxy"),
+    (XdsError, 502, "xds"),
     (GossamerError, 500, "internal"),
 ]
+
+
+def http_error(cls: type[BaseException]) -> tuple[int, str]:
+    """The status and code an exception of ``cls`` is answered with."""
+    for base, status, code in HTTP_ERRORS:
+        if issubclass(cls, base):
+            return status, code
+    return 500, "internal"
 
 
 def error_response(
@@ -67,33 +80,20 @@ def _render(exc: Exception) -> list[str]:
 
 
 async def _gossamer_error(_: Request, exc: Exception) -> JSONResponse:
-    for cls, status, code in STATUS:
-        if isinstance(exc, cls):
-            return error_response(
-                status, code, _render(exc), stored=isinstance(exc, WaitTimeoutError)
-            )
-    raise exc  # unreachable: GossamerError is last in STATUS
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _request_message(error: Any) -> str:
-    msg = str(error["msg"])
-    msg = msg[:1].lower() + msg[1:]
-    given = error.get("input")
-    if str(error["type"]).endswith("_type") and isinstance(given, str | int | float | bool):
-        msg += f", not {given!r}"[:80]  # strict types: say what was sent
-    return f"{_location(tuple(error['loc']))}: {msg}"
+    status, code = http_error(type(exc))
+    stored = isinstance(exc, WaitTimeoutError)
+    body = ErrorBody(errors=_render(exc), code=code, stored=stored)
+    data = body.model_dump(mode="json", by_alias=True)
+    if isinstance(exc, AuthError):
+        # the reason an agent acts on (only ``revoked`` stops it), docs/agent-protocol.md
+        data["reason"] = exc.reason
+        return JSONResponse(data, status_code=status, headers={"WWW-Authenticate": "Bearer"})
+    return JSONResponse(data, status_code=status)
 
 
 async def _request_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, "request", [_request_message(e) for e in exc.errors()])
+    return error_response(422, "request", [str(e) for e in field_errors(exc)])
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

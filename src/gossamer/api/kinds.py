@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from gossamer.errors import FieldError, ValidationError
+from gossamer.errors import FieldError, UnknownKindError
 from gossamer.model.kinds import PUBLIC_KINDS as KINDS
 
 #: short names, as kubectl has ``svc``; only for kinds that exist in ``KINDS``
 SHORT_NAMES: dict[str, str] = {"svc": "Service", "wl": "Workload", "gw": "Gateway", "rt": "Route"}
-
-
-class UnknownKindError(ValidationError):
-    """A kind named in a URL or on the command line is not one Gossamer knows."""
 
 
 def plural(kind: str) -> str:

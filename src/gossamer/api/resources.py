@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from gossamer.api.errors import NotReadyError
 from gossamer.api.kinds import resolve_kind
 from gossamer.api.manifests import parse_request, showable, text_with_source, with_sources
 from gossamer.api.schemas import (
@@ -19,7 +18,7 @@ from gossamer.api.schemas import (
     ValidateResponse,
 )
 from gossamer.controlplane.service import ControlPlaneService
-from gossamer.errors import ValidationError
+from gossamer.errors import NotReadyError, ValidationError
 from gossamer.types import ResourceKey
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

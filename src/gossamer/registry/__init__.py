@@ -5,7 +5,6 @@ contract built on it (``gossamer.api.agents``).
 """
 
 from gossamer.registry.env import DependencyAddress, WorkloadEnv
-from gossamer.registry.errors import AuthError
 from gossamer.registry.kinds import (
     MANAGED_BY_LABEL,
     REGISTRY_NAMESPACE,
@@ -26,7 +25,6 @@ __all__ = [
     "REGISTRY_NAMESPACE",
     "Agent",
     "AgentInfo",
-    "AuthError",
     "DependencyAddress",
     "JoinToken",
     "Joined",

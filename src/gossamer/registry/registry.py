@@ -21,12 +21,18 @@ from pydantic import TypeAdapter
 
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.controlplane.service import ApplyResult
-from gossamer.errors import ConflictError, FieldError, GossamerError, NotFoundError, ValidationError
+from gossamer.errors import (
+    AuthError,
+    ConflictError,
+    FieldError,
+    GossamerError,
+    NotFoundError,
+    ValidationError,
+)
 from gossamer.model.base import Name, Resource
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.registry.credentials import digest, matches, new_secret
 from gossamer.registry.env import WorkloadEnv, workload_env
-from gossamer.registry.errors import AuthError
 from gossamer.registry.kinds import (
     REGISTRY_NAMESPACE,
     Agent,

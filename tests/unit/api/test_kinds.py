@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gossamer.api.kinds import UnknownKindError, plural, resolve_kind
-from gossamer.errors import ValidationError
+from gossamer.api.kinds import plural, resolve_kind
+from gossamer.errors import UnknownKindError, ValidationError
 from gossamer.model.kinds import PUBLIC_KINDS as KINDS
 
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from gossamer.controlplane.plane import ControlPlane
-from gossamer.errors import ConflictError, ValidationError
+from gossamer.errors import AuthError, ConflictError, ValidationError
 from gossamer.model import parse_manifest
-from gossamer.registry import REGISTRY_NAMESPACE, Agent, AuthError, JoinToken, Registry
+from gossamer.registry import REGISTRY_NAMESPACE, Agent, JoinToken, Registry
 from gossamer.types import OWNER_LABEL, ResourceKey
 
 from .mesh import Clock

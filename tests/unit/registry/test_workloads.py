@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from gossamer.errors import ConflictError, NotFoundError, ValidationError
+from gossamer.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from gossamer.model import ModelSnapshot, Workload, parse_manifest
-from gossamer.registry import MANAGED_BY_LABEL, AuthError, Registry
+from gossamer.registry import MANAGED_BY_LABEL, Registry
 from gossamer.types import OWNER_LABEL, ResourceKey
 
 from .mesh import Clock, workload
