@@ -33,10 +33,10 @@ from typing import Any
 
 from _common import percentile, rss_mb, summary_ms
 
-from gossamer.controlplane.app import ControlPlaneApp
 from gossamer.errors import WaitTimeoutError
 from gossamer.model import ModelSnapshot, parse_manifest
 from gossamer.model.base import Resource
+from gossamer.server.app import ControlPlaneApp
 from gossamer.testing.controlplane import mesh_envoy, running_control_plane
 from gossamer.testing.ports import free_port
 from gossamer.translate.proxy import Translator

@@ -12,12 +12,15 @@ import gossamer
 from gossamer.api.agents import install_agents
 from gossamer.api.authz import install_authz
 from gossamer.api.errors import install_error_handlers
-from gossamer.api.limits import RequestLimits
+from gossamer.api.limits import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_RESOURCE_BYTES,
+    RequestLimits,
+)
 from gossamer.api.proxies import proxies_router
 from gossamer.api.resources import resources_router
 from gossamer.api.schemas import StatusBody
 from gossamer.authz.service import AuthzService
-from gossamer.controlplane.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.controlplane.service import ControlPlaneService
 from gossamer.registry import Registry
 

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 import gossamer
+from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.cli import agent, demo, gateway, proxies, resources, tokens
 from gossamer.cli.authz import app as authz_app
 from gossamer.cli.common import reporting_errors
-from gossamer.controlplane.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 
 app = typer.Typer(
     name="gossamer",
@@ -116,9 +116,9 @@ def control_plane(
     ] = 600.0,
 ) -> None:
     """Run the control plane (REST API + xDS) until interrupted."""
-    from gossamer.controlplane.http_server import ApiServerLimits
-    from gossamer.controlplane.run import main as run_control_plane
     from gossamer.registry.liveness import LivenessSettings
+    from gossamer.server.http_server import ApiServerLimits
+    from gossamer.server.run import main as run_control_plane
     from gossamer.xds.server import Keepalive
 
     with reporting_errors():

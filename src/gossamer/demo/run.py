@@ -20,9 +20,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from gossamer.controlplane.app import ControlPlaneApp, Settings, create_app
 from gossamer.demo.web import WebApp
 from gossamer.model import parse_manifest
+from gossamer.server.app import ControlPlaneApp, Settings, create_app
 from gossamer.testing.backends import GrpcBackend, HttpBackend
 from gossamer.testing.controlplane import mesh_envoy
 from gossamer.testing.mesh import route, service, split, workload

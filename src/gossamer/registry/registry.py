@@ -82,7 +82,9 @@ def _utc_now() -> datetime:
 class Registry:
     """Join tokens and agents over one ``ControlPlane``.
 
-    Create it before ``plane.load()``: it makes ``JoinToken`` and ``Agent`` known kinds.
+    ``JoinToken`` and ``Agent`` are kinds of the model like any other (``model.internal``),
+    so it may be created before or after ``plane.load()``; run ``presence.run()`` only once
+    the plane has loaded and serves xDS (the liveness clocks start then).
     """
 
     def __init__(

@@ -8,10 +8,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from gossamer.controlplane.app import ControlPlaneApp, Settings, create_app
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.model import parse_manifest, parse_yaml
+from gossamer.server.app import ControlPlaneApp, Settings, create_app
 from gossamer.store.base import Store
 from gossamer.store.memory import MemoryStore
 from gossamer.testing.ports import free_port

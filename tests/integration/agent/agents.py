@@ -19,9 +19,9 @@ import yaml
 
 from gossamer.agent.process import is_running
 from gossamer.agent.state import StateDir
-from gossamer.controlplane.app import ControlPlaneApp
 from gossamer.envoy.process import ManagedProcess
 from gossamer.polling import wait_until
+from gossamer.server.app import ControlPlaneApp
 
 GOSSAMER = str(Path(sys.executable).parent / "gossamer")
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from gossamer.agent.process import is_running
-from gossamer.controlplane.app import ControlPlaneApp, Settings, create_app
 from gossamer.polling import WaitTimeout, wait_until
+from gossamer.server.app import ControlPlaneApp, Settings, create_app
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.ports import free_port
 

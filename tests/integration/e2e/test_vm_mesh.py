@@ -25,9 +25,9 @@ from agent.agents import GOSSAMER, AgentHandle, agents, run_cli
 from agent.test_agent import HEALTH, _health
 
 from gossamer.agent.process import is_running
-from gossamer.controlplane.app import ControlPlaneApp
 from gossamer.envoy.process import ManagedProcess
 from gossamer.polling import wait_until
+from gossamer.server.app import ControlPlaneApp
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from gossamer.controlplane.app import ControlPlaneApp
 from gossamer.gateway import GatewayRunner, GatewaySettings
 from gossamer.polling import wait_until
+from gossamer.server.app import ControlPlaneApp
 
 
 @dataclass

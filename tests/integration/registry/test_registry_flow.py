@@ -14,9 +14,9 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from gossamer.cli.main import app as cli
-from gossamer.controlplane.app import ControlPlaneApp
 from gossamer.model import Workload
 from gossamer.polling import wait_until
+from gossamer.server.app import ControlPlaneApp
 from gossamer.testing.controlplane import apply_manifests, running_control_plane
 from gossamer.testing.mesh import service, workload
 from gossamer.types import ResourceKey

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gossamer.controlplane.app import ControlPlaneApp, Settings, create_app
 from gossamer.polling import wait_until
+from gossamer.server.app import ControlPlaneApp, Settings, create_app
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_manifests, mesh_envoy
 from gossamer.testing.mesh import service, workload

@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 import pytest
 
-from gossamer.controlplane.app import ControlPlaneApp, Settings, create_app
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
 from gossamer.registry.liveness import LivenessSettings
+from gossamer.server.app import ControlPlaneApp, Settings, create_app
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_manifests, mesh_envoy
 from gossamer.testing.mesh import service, workload

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gossamer.controlplane.app import ControlPlaneApp
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
+from gossamer.server.app import ControlPlaneApp
 from gossamer.testing import HttpBackend, apply_manifests, free_port, mesh_envoy
 from gossamer.testing.controlplane import running_control_plane
 from gossamer.testing.mesh import service, workload

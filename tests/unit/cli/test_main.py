@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import gossamer.controlplane.run
+import gossamer.server.run
 from gossamer.cli.main import app
 from gossamer.errors import ConfigError
 
@@ -18,7 +18,7 @@ def test_control_plane_calls_the_run_hook_with_its_options(
     offline: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     calls: list[tuple[object, ...]] = []
-    monkeypatch.setattr(gossamer.controlplane.run, "main", lambda *a, **_: calls.append(a))
+    monkeypatch.setattr(gossamer.server.run, "main", lambda *a, **_: calls.append(a))
     result = offline.invoke(app, ["control-plane", "--data-dir", str(tmp_path),
                                   "--api-addr", "127.0.0.5:7071", "--xds-addr", "127.0.0.5:18001"])
     assert result.exit_code == 0, result.output
@@ -33,7 +33,7 @@ def test_control_plane_errors_are_one_line(
     def refuse(*_: object, **__: object) -> None:
         raise ConfigError("--api-addr: cannot listen on 127.0.0.1:7070: in use; pick another")
 
-    monkeypatch.setattr(gossamer.controlplane.run, "main", refuse)
+    monkeypatch.setattr(gossamer.server.run, "main", refuse)
     result = offline.invoke(app, ["control-plane"])
     assert result.exit_code == 1
     assert result.stderr == (

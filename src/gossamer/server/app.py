@@ -1,4 +1,9 @@
-"""``create_app(settings)``: the one place the control plane's parts are wired together."""
+"""``create_app(settings)``: the one place the control plane's parts are wired together.
+
+The composition root: store, reconciler (``controlplane``), xDS server, agent registry,
+NGAC engine and the REST API are built and connected here and nowhere else, so each of
+those packages knows only the ones below it.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +17,18 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from gossamer.api.app import create_api
+from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.authz.audit import AuditLog
 from gossamer.authz.engine import AuthzEngine
 from gossamer.authz.service import AuthzService
-from gossamer.controlplane.http_server import ApiServer, ApiServerLimits, fd_limit
-from gossamer.controlplane.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
-from gossamer.controlplane.listen import check_listen_addresses
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConfigError
 from gossamer.files import private_dir
 from gossamer.registry import Registry
 from gossamer.registry.liveness import LivenessSettings
+from gossamer.server.http_server import ApiServer, ApiServerLimits, fd_limit
+from gossamer.server.listen import check_listen_addresses
 from gossamer.store.base import Store
 from gossamer.store.factory import open_store
 from gossamer.xds.cache import SnapshotCache
@@ -103,8 +109,6 @@ class ControlPlaneApp:
 @contextlib.asynccontextmanager
 async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     """Start everything; on exit stop the API, the xDS server, the reconciler and the store."""
-    from gossamer.api.app import create_api
-
     check_listen_addresses(
         {"--api-addr": settings.api_addr, "--xds-addr": settings.xds_addr},
         insecure_listen=settings.insecure_listen,

@@ -7,10 +7,10 @@ import logging
 import signal
 from pathlib import Path
 
-from gossamer.controlplane.app import Settings, create_app, parse_addr
-from gossamer.controlplane.http_server import ApiServerLimits, raise_fd_limit
-from gossamer.controlplane.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
+from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.registry.liveness import LivenessSettings
+from gossamer.server.app import Settings, create_app, parse_addr
+from gossamer.server.http_server import ApiServerLimits, raise_fd_limit
 from gossamer.xds.monitor import FORGET_AFTER
 from gossamer.xds.server import Keepalive
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gossamer.controlplane.app import Settings, create_app
+from gossamer.server.app import Settings, create_app
 from gossamer.testing.ports import free_port
 from gossamer.types import API_VERSION
 

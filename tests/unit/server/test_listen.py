@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from gossamer.cli.main import app as cli
-from gossamer.controlplane.app import Settings, create_app
-from gossamer.controlplane.listen import check_listen_addresses, is_loopback
 from gossamer.errors import ConfigError
+from gossamer.server.app import Settings, create_app
+from gossamer.server.listen import check_listen_addresses, is_loopback
 
 
 @pytest.fixture
@@ -89,10 +89,10 @@ def test_the_command_refuses_a_non_loopback_address(tmp_path: Path, no_binding: 
 def test_the_command_passes_insecure_listen_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gossamer.controlplane.run
+    import gossamer.server.run
 
     seen: list[dict[str, object]] = []
-    monkeypatch.setattr(gossamer.controlplane.run, "main", lambda *a, **kw: seen.append(kw))
+    monkeypatch.setattr(gossamer.server.run, "main", lambda *a, **kw: seen.append(kw))
     result = CliRunner().invoke(
         cli,
         ["control-plane", "--api-addr", "0.0.0.0:7070", "--insecure-listen",

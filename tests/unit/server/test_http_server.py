@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from gossamer.controlplane.http_server import ApiServer, ApiServerLimits, RepeatFilter
 from gossamer.errors import ConfigError
 from gossamer.polling import wait_until
+from gossamer.server.http_server import ApiServer, ApiServerLimits, RepeatFilter
 
 FAST = ApiServerLimits(header_timeout=0.5, body_timeout=0.5, max_connections=100)
 
