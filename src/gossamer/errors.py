@@ -153,7 +153,7 @@ class PermissionDeniedError(GossamerError):
 
 
 class AccessDeniedError(PermissionDeniedError):
-    """An administrative command was refused: the user lacks a right on a target."""
+    """The caller lacks the administrative right a command needs; nothing was changed."""
 
 
 #: Why a 401 was answered (the ``reason`` of its body, docs/agent-protocol.md). An agent

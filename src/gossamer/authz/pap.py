@@ -29,7 +29,7 @@ from gossamer.authz.graph import (
 )
 from gossamer.authz.obligations import Event, EventProcessor, Firing, ObligationSet
 from gossamer.authz.policy import prohibition_from_spec
-from gossamer.errors import FieldError, PermissionDeniedError, ValidationError
+from gossamer.errors import AccessDeniedError, FieldError, ValidationError
 from gossamer.model.access_commands import (
     Assign,
     Associate,
@@ -59,10 +59,6 @@ _KIND_WORD = {
     Kind.U: "user",
     Kind.O: "object",
 }
-
-
-class AccessDeniedError(PermissionDeniedError):
-    """The caller lacks the administrative right a command needs; nothing was changed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,8 @@ from tests.unit.authz.randompolicy import random_batch, random_policy, to_access
 from gossamer.authz import reference
 from gossamer.authz.engine import AuthzEngine
 from gossamer.authz.graph import Graph, GraphChange, Kind
-from gossamer.authz.pap import AccessDeniedError
 from gossamer.authz.snapshot import dump
-from gossamer.errors import GossamerError, StoreError
+from gossamer.errors import AccessDeniedError, GossamerError, StoreError
 from gossamer.model.access_commands import parse_commands
 from gossamer.store.memory import MemoryStore
 

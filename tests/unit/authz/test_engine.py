@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from gossamer.authz.engine import AuthzEngine
-from gossamer.authz.pap import AccessDeniedError
 from gossamer.authz.snapshot import dump
-from gossamer.errors import StoreError, ValidationError
+from gossamer.errors import AccessDeniedError, StoreError, ValidationError
 from gossamer.model.access_commands import parse_commands
 from gossamer.model.access_policy import AccessPolicy
 from gossamer.store.memory import MemoryStore

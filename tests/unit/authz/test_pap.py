@@ -8,9 +8,9 @@ import pytest
 
 from gossamer.authz.decider import Decider
 from gossamer.authz.graph import Graph
-from gossamer.authz.pap import PAP, AccessDeniedError
+from gossamer.authz.pap import PAP
 from gossamer.authz.snapshot import dump
-from gossamer.errors import ValidationError
+from gossamer.errors import AccessDeniedError, ValidationError
 from gossamer.model.access_commands import parse_commands
 
 
