@@ -12,9 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
 
 from gossamer.authz.graph import Graph, Kind
 from gossamer.authz.prohibitions import Prohibition
@@ -181,31 +178,3 @@ def build(
     g = graph if graph is not None else Graph(merged.rights)
     apply(g, merged)
     return g, merged.obligations
-
-
-def load_policy_files(paths: Sequence[Path]) -> list[AccessPolicy]:
-    """Read AccessPolicy resources from YAML files (other kinds are skipped)."""
-    out: list[AccessPolicy] = []
-    errors: list[FieldError] = []
-    for path in paths:
-        try:
-            docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-        except (OSError, yaml.YAMLError) as e:
-            errors.append(FieldError(f"cannot read AccessPolicy file: {e}", source=str(path)))
-            continue
-        for doc in docs:
-            if not isinstance(doc, dict) or doc.get("kind") != "AccessPolicy":
-                continue
-            try:
-                out.append(AccessPolicy.model_validate(doc))
-            except Exception as e:  # pydantic.ValidationError
-                errs = getattr(e, "errors", None)
-                if callable(errs):
-                    for item in errs():
-                        loc = ".".join(str(x) for x in item["loc"])
-                        errors.append(FieldError(item["msg"], loc, "AccessPolicy", path.name))
-                else:
-                    raise
-    if errors:
-        raise ValidationError(errors)
-    return out

@@ -18,9 +18,9 @@ from gossamer.authz.decider import Decider
 from gossamer.authz.engine import build_state
 from gossamer.authz.explain import access, explain, explanation_from_data
 from gossamer.authz.pap import JournalEntry, bootstrap_commands
-from gossamer.authz.policy import load_policy_files
 from gossamer.cli.client import DEFAULT_SERVER, ApiClient
 from gossamer.cli.common import Server, reporting_errors
+from gossamer.cli.yaml_files import load_policies
 from gossamer.errors import GossamerError
 
 app = typer.Typer(
@@ -39,7 +39,7 @@ Process = Annotated[str | None, typer.Option("--process", help="the process aski
 
 def _engine(files: list[Path]) -> Decider:
     boot = JournalEntry(None, "bootstrap", tuple(bootstrap_commands()))
-    return build_state(load_policy_files(files), [boot]).decider
+    return build_state(load_policies(files), [boot]).decider
 
 
 def _fail(e: GossamerError) -> typer.Exit:

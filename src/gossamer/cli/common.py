@@ -1,12 +1,11 @@
-"""What every command shares: exit codes, the --server option, error reporting, file loading."""
+"""What every command shares: exit codes, the --server option, error reporting (files are
+read in ``gossamer.cli.yaml_files``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,9 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from gossamer.cli.client import DEFAULT_SERVER, ApiError, Unreachable
-from gossamer.errors import FieldError, GossamerError, ValidationError
-from gossamer.model import Resource, load_files
-from gossamer.model.loader import DEFAULT_MAX_NODES
+from gossamer.errors import GossamerError, ValidationError
 
 EXIT_OK = 0
 #: invalid input, a refused change, a missing resource, any error the server reported
@@ -106,46 +103,3 @@ def reporting_errors() -> Iterator[None]:
 
 def _count(lines: Sequence[str]) -> str:
     return f"{len(lines)} problem" + ("" if len(lines) == 1 else "s")
-
-
-# -- files -----------------------------------------------------------------------------
-
-YAML_SUFFIXES = (".yaml", ".yml")
-
-
-def expand_paths(paths: Sequence[Path]) -> list[Path]:
-    """Files as given; a directory stands for its ``*.yaml``/``*.yml`` files, sorted."""
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES))
-        else:
-            out.append(path)
-    if not out:
-        raise typer.BadParameter("give at least one file with -f FILE (or a directory)")
-    return list(dict.fromkeys(out))
-
-
-def load_with_sources(
-    paths: Sequence[Path], max_nodes: int = DEFAULT_MAX_NODES
-) -> tuple[list[Resource], list[str]]:
-    """Every resource in ``paths`` and, for each, the file it came from (as errors name it).
-
-    An error anywhere rejects everything (``ValidationError`` listing all of them).
-    """
-    resources = load_files(paths, max_nodes=max_nodes)
-    source_of = {
-        r.key: path.name for path in paths for r in load_files([path], max_nodes=max_nodes)
-    }
-    return resources, [source_of[r.key] for r in resources]
-
-
-def with_sources(
-    errors: Sequence[FieldError], resources: Sequence[Resource], sources: Sequence[str]
-) -> list[FieldError]:
-    """Fill in the file of each error that names a resource but no file."""
-    where = {str(r.key): s for r, s in zip(resources, sources, strict=True)}
-    return [
-        replace(e, source=where[e.resource]) if not e.source and e.resource in where else e
-        for e in errors
-    ]

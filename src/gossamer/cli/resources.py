@@ -10,17 +10,10 @@ import typer
 
 from gossamer.cli import render
 from gossamer.cli.client import CHANGE_TIMEOUT, DEFAULT_SERVER, ApiClient, FateUnknown
-from gossamer.cli.common import (
-    MaxYamlNodes,
-    Server,
-    expand_paths,
-    load_with_sources,
-    reporting_errors,
-    stdout,
-    with_sources,
-)
+from gossamer.cli.common import MaxYamlNodes, Server, reporting_errors, stdout
+from gossamer.cli.yaml_files import expand_paths, load_files
 from gossamer.errors import ValidationError
-from gossamer.model import ModelSnapshot, check_references, load_files
+from gossamer.model import ModelSnapshot, check_references
 from gossamer.model.loader import DEFAULT_MAX_NODES
 from gossamer.types import DEFAULT_NAMESPACE
 
@@ -69,13 +62,14 @@ def apply(
     """Validate and store every resource in FILES at once (nothing is applied on error)."""
     with reporting_errors():
         paths = _files(files, more)
-        resources, sources = load_with_sources(paths, max_yaml_nodes)
+        loaded = load_files(paths, max_nodes=max_yaml_nodes)
+        resources = loaded.resources
         manifests = [r.to_manifest() for r in resources]
         with ApiClient(server) as api:
             try:
                 result = api.apply(
                     manifests,
-                    sources,
+                    loaded.sources,
                     dry_run=dry_run,
                     wait=wait,
                     wait_timeout=wait_timeout,
@@ -154,7 +148,8 @@ def delete(
     with reporting_errors(), ApiClient(server) as api:
         try:
             if files:
-                refs = [r.key for r in load_files(expand_paths(files), max_nodes=max_yaml_nodes)]
+                loaded = load_files(expand_paths(files), max_nodes=max_yaml_nodes)
+                refs = [r.key for r in loaded.resources]
                 triples = [(k.kind, k.namespace, k.name) for k in refs]
                 result = api.delete_many(triples, wait=wait, timeout=timeout)
             else:
@@ -174,11 +169,11 @@ def validate(
     """Check FILES without a server: fields, then references among the files themselves."""
     with reporting_errors():
         paths = _files(files, more)
-        resources, sources = load_with_sources(paths, max_yaml_nodes)
-        errors = check_references(ModelSnapshot().with_changes(puts=resources))
+        loaded = load_files(paths, max_nodes=max_yaml_nodes)
+        errors = check_references(ModelSnapshot().with_changes(puts=loaded.resources))
         if errors:
-            raise ValidationError(with_sources(errors, resources, sources))
-        count = len(resources)
+            raise ValidationError(loaded.naming_files(errors))
+        count = len(loaded.resources)
         stdout().print(
             f"valid: {count} resource{'' if count == 1 else 's'} in {len(paths)} "
             f"file{'' if len(paths) == 1 else 's'}"

@@ -3,7 +3,7 @@
 from gossamer.model.base import Resource
 from gossamer.model.gateway import Gateway
 from gossamer.model.kinds import KINDS, parse_manifest
-from gossamer.model.loader import load_files, parse_yaml
+from gossamer.model.loader import parse_yaml
 from gossamer.model.mesh import Mesh
 from gossamer.model.references import check_references
 from gossamer.model.route import Route
@@ -22,7 +22,6 @@ __all__ = [
     "Service",
     "Workload",
     "check_references",
-    "load_files",
     "parse_manifest",
     "parse_yaml",
 ]

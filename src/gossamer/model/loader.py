@@ -1,4 +1,5 @@
-"""Reading resources from YAML files (several per file, separated by ``---``).
+"""Resources from YAML text (several documents, separated by ``---``). No file I/O: the
+CLI reads files (``gossamer.cli.yaml_files``) and hands their text in.
 
 Hostile YAML is refused while it is composed, before anything is built from it: more than
 ``max_nodes`` nodes (an alias counts as every node it repeats, so an alias bomb fails
@@ -7,10 +8,6 @@ would otherwise end in Python's ``RecursionError``).
 """
 
 from __future__ import annotations
-
-from collections import Counter
-from collections.abc import Iterable
-from pathlib import Path
 
 import yaml
 
@@ -100,7 +97,11 @@ def _children(node: yaml.Node | None) -> list[yaml.Node]:
     return []
 
 
-def _documents(text: str, source: str, max_nodes: int) -> list[object]:
+def parse_documents(
+    text: str, source: str = "", *, max_nodes: int = DEFAULT_MAX_NODES
+) -> list[object]:
+    """Every non-empty document in ``text`` as plain data, under the limits above; a YAML
+    error raises ``ValidationError`` naming ``source`` and the line."""
     loader = _Loader(text, max_nodes)
     try:
         docs = []
@@ -122,7 +123,7 @@ def parse_yaml(
     text: str, source: str = "", *, max_nodes: int = DEFAULT_MAX_NODES
 ) -> list[Resource]:
     """Parse every document in ``text``; collect all errors, then raise them together."""
-    docs = _documents(text, source, max_nodes)
+    docs = parse_documents(text, source, max_nodes=max_nodes)
     resources: list[Resource] = []
     errors: list[FieldError] = []
     for doc in docs:
@@ -140,34 +141,6 @@ def parse_yaml(
         if r.key in seen:
             errors.append(FieldError("defined twice in the same input", "", str(r.key), source))
         seen[r.key] = 1
-    if errors:
-        raise ValidationError(errors)
-    return resources
-
-
-def load_files(paths: Iterable[Path], *, max_nodes: int = DEFAULT_MAX_NODES) -> list[Resource]:
-    """Load every file; an error in any file rejects them all (nothing is half-read)."""
-    resources: list[Resource] = []
-    errors: list[FieldError] = []
-    for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            errors.append(FieldError(f"cannot read file: {e.strerror}", source=str(path)))
-            continue
-        except UnicodeDecodeError as e:
-            errors.append(
-                FieldError(f"not UTF-8 text (byte {e.start}): save it as UTF-8", source=path.name)
-            )
-            continue
-        try:
-            resources.extend(parse_yaml(text, path.name, max_nodes=max_nodes))
-        except ValidationError as e:
-            errors.extend(e.errors)
-    if not errors:
-        keys = [r.key for r in resources]
-        dupes = {k for k, n in Counter(keys).items() if n > 1}
-        errors = [FieldError("defined in more than one file", "", str(k)) for k in sorted(dupes)]
     if errors:
         raise ValidationError(errors)
     return resources

@@ -41,6 +41,7 @@ class StoredRecord(Protocol):
         """The revision that created the resource (older resources win address ties)."""
         ...
 
+
 #: the generation of a kind no snapshot has resources of
 _NO_RESOURCES = object()
 

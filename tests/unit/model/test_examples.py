@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from gossamer.model import ModelSnapshot, check_references, load_files
+from gossamer.model import ModelSnapshot, check_references, parse_yaml
 from gossamer.store.base import StoredResource
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def load(path: Path) -> ModelSnapshot:
-    resources = load_files([path])
+    resources = parse_yaml(path.read_text(encoding="utf-8"), path.name)
     rows = [StoredResource(r.key, r.to_manifest(), i, i) for i, r in enumerate(resources, 1)]
     return ModelSnapshot.from_stored(rows, revision=len(rows))
 

@@ -1,9 +1,7 @@
-"""Reading resources from YAML text and files: several per file, every error at once,
-nothing half-read."""
+"""Reading resources from YAML text: several documents, every error at once, nothing
+half-read (files: tests/unit/cli/test_yaml_files.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 import yaml
@@ -11,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gossamer.errors import ValidationError
-from gossamer.model import Mesh, Service, Workload, load_files, parse_manifest, parse_yaml
+from gossamer.model import Mesh, Service, Workload, parse_manifest, parse_yaml
 from gossamer.types import Manifest, ResourceKey
 
 from . import strategies
@@ -29,12 +27,6 @@ MESH = "apiVersion: gossamer.dev/v1\nkind: Mesh\nmetadata: {name: default}\n"
 def yaml_errors(text: str, source: str = "in.yaml") -> list[str]:
     with pytest.raises(ValidationError) as info:
         parse_yaml(text, source)
-    return [str(e) for e in info.value.errors]
-
-
-def file_errors(paths: list[Path]) -> list[str]:
-    with pytest.raises(ValidationError) as info:
-        load_files(paths)
     return [str(e) for e in info.value.errors]
 
 
@@ -137,85 +129,3 @@ def test_dumped_yaml_loads_back_to_equal_models(ms: list[Manifest]) -> None:
     parsed = {parse_manifest(m).key: parse_manifest(m) for m in ms}  # last one wins
     text = yaml.safe_dump_all([r.to_manifest() for r in parsed.values()])
     assert parse_yaml(text) == list(parsed.values())
-
-
-# -- load_files --------------------------------------------------------------------------
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def test_files_load_in_order(tmp_path: Path) -> None:
-    a = write(tmp_path, "a.yaml", SERVICE % "a" + "---\n" + SERVICE % "b")
-    b = write(tmp_path, "b.yaml", MESH)
-    assert [r.metadata.name for r in load_files([a, b])] == ["a", "b", "default"]
-
-
-def test_no_files_is_no_resources() -> None:
-    assert load_files([]) == []
-
-
-def test_errors_name_the_file(tmp_path: Path) -> None:
-    a = write(tmp_path, "good.yaml", SERVICE % "a")
-    b = write(tmp_path, "bad.yaml", SERVICE % "B")
-    (error,) = file_errors([a, b])
-    assert error.startswith("bad.yaml: Service default/B: metadata.name: ")
-
-
-def test_errors_from_every_file_are_collected(tmp_path: Path) -> None:
-    a = write(tmp_path, "one.yaml", SERVICE % "A")
-    b = write(tmp_path, "two.yaml", "a: [\n")
-    errors = file_errors([a, b])
-    assert [e.split(":")[0] for e in errors] == ["one.yaml", "two.yaml"]
-
-
-def test_a_missing_file_is_an_error_and_rejects_the_others(tmp_path: Path) -> None:
-    good = write(tmp_path, "good.yaml", SERVICE % "a")
-    missing = tmp_path / "missing.yaml"
-    assert file_errors([good, missing]) == [
-        f"{missing}: cannot read file: No such file or directory"
-    ]
-
-
-def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
-    (error,) = file_errors([tmp_path])
-    assert error.startswith(f"{tmp_path}: cannot read file: ")
-
-
-def test_a_resource_in_two_files(tmp_path: Path) -> None:
-    a = write(tmp_path, "a.yaml", SERVICE % "x")
-    b = write(tmp_path, "b.yaml", SERVICE % "x" + "---\n" + SERVICE % "y")
-    assert file_errors([a, b]) == ["Service default/x: defined in more than one file"]
-
-
-def test_cross_file_duplicates_are_listed_once_each_in_key_order(tmp_path: Path) -> None:
-    a = write(tmp_path, "a.yaml", SERVICE % "z" + "---\n" + SERVICE % "y")
-    b = write(tmp_path, "b.yaml", SERVICE % "y" + "---\n" + SERVICE % "z")
-    c = write(tmp_path, "c.yaml", SERVICE % "z")
-    assert file_errors([a, b, c]) == [
-        "Service default/y: defined in more than one file",
-        "Service default/z: defined in more than one file",
-    ]
-
-
-def test_the_same_file_twice_duplicates_everything_in_it(tmp_path: Path) -> None:
-    a = write(tmp_path, "a.yaml", SERVICE % "x")
-    assert file_errors([a, a]) == ["Service default/x: defined in more than one file"]
-
-
-def test_non_ascii_text_is_read_as_utf8(tmp_path: Path) -> None:
-    text = MESH.replace("{name: default}", "{name: default, annotations: {owner: Zoë}}")
-    (mesh,) = load_files([write(tmp_path, "m.yaml", text)])
-    assert mesh.metadata.annotations == {"owner": "Zoë"}
-
-
-def test_a_file_that_is_not_utf8_is_a_validation_error(tmp_path: Path) -> None:
-    path = tmp_path / "latin1.yaml"
-    path.write_bytes(
-        MESH.replace("{name: default}", "{name: m, annotations: {a: Zoë}}").encode("latin-1")
-    )
-    (error,) = file_errors([path])
-    assert error.startswith("latin1.yaml")

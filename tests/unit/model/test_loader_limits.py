@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 
 from gossamer.errors import ValidationError
-from gossamer.model import load_files, parse_yaml
+from gossamer.model import parse_yaml
 
 SERVICE = """\
 apiVersion: gossamer.dev/v1
@@ -97,12 +97,3 @@ def test_a_lone_surrogate_is_refused_naming_the_field() -> None:
 def test_a_surrogate_pair_written_as_two_escapes_is_one_character() -> None:
     (service,) = parse_yaml(SERVICE % '"\\U0001F600"')
     assert service.metadata.annotations["note"] == "\U0001f600"
-
-
-def test_load_files_takes_the_node_limit(tmp_path: pytest.TempPathFactory) -> None:
-    path = tmp_path / "bomb.yaml"  # type: ignore[operator]
-    path.write_text(alias_bomb(levels=4))
-    with pytest.raises(ValidationError) as info:
-        load_files([path], max_nodes=5000)
-    assert "bomb.yaml: " in str(info.value)
-    assert "more than 5000 YAML nodes" in str(info.value)
