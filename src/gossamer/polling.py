@@ -6,13 +6,9 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 
-from gossamer.errors import ConfigError, GossamerError
+from gossamer.errors import ConfigError, PollTimeoutError
 
 Predicate = Callable[[], object] | Callable[[], Awaitable[object]]
-
-
-class WaitTimeout(GossamerError, TimeoutError):
-    """A polled condition did not become true before its deadline."""
 
 
 async def wait_until(
@@ -24,7 +20,7 @@ async def wait_until(
 ) -> object:
     """Poll ``predicate`` (sync or async) until it returns a truthy value; return that value.
 
-    Exceptions raised by the predicate propagate at once. Raises ``WaitTimeout`` naming
+    Exceptions raised by the predicate propagate at once. Raises ``PollTimeoutError`` naming
     ``what`` and the last value seen if the deadline passes.
     """
     if timeout <= 0:
@@ -38,7 +34,7 @@ async def wait_until(
         if value:
             return value
         if loop.time() >= deadline:
-            raise WaitTimeout(
+            raise PollTimeoutError(
                 f"{what} was still not true after {timeout:g} s (last value: {value!r}); "
                 "check the log of the process under test or raise the timeout"
             )

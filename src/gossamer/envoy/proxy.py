@@ -25,8 +25,8 @@ from google.protobuf import json_format
 
 from gossamer.envoy.binary import find_envoy as find_envoy  # (validate.py imports it here)
 from gossamer.envoy.process import ManagedProcess
-from gossamer.errors import ConfigError, EnvoyError
-from gossamer.polling import WaitTimeout, wait_until
+from gossamer.errors import ConfigError, EnvoyError, PollTimeoutError
+from gossamer.polling import wait_until
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "warn", "error", "critical", "off")
 
@@ -155,7 +155,7 @@ class EnvoyProcess:
                 await wait_until(
                     self._is_ready, timeout=self._start_timeout, what=f"{self.name} /ready"
                 )
-        except WaitTimeout as exc:
+        except PollTimeoutError as exc:
             raise EnvoyError(
                 f"{self.name} did not become ready: {exc}\n"
                 f"--- last lines of {self.log_path} ---\n{self.log_tail()}"

@@ -4,7 +4,8 @@ ADS stream (``AdsClient``: in-process or over gRPC)."""
 
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.envoy.validate import validate_config, validate_config_sync
-from gossamer.polling import WaitTimeout, wait_until
+from gossamer.errors import PollTimeoutError
+from gossamer.polling import wait_until
 from gossamer.testing import ads_client
 from gossamer.testing.ads_client import AdsClient, envoy_node
 from gossamer.testing.backends import EchoClient, GrpcBackend, HttpBackend, TcpEchoBackend
@@ -25,8 +26,8 @@ __all__ = [
     "FakeControlPlane",
     "GrpcBackend",
     "HttpBackend",
+    "PollTimeoutError",
     "TcpEchoBackend",
-    "WaitTimeout",
     "ads_client",
     "apply_manifests",
     "apply_yaml",

@@ -24,8 +24,7 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from gossamer.errors import XdsError
-from gossamer.polling import WaitTimeout
+from gossamer.errors import PollTimeoutError, XdsError
 from gossamer.testing.ads_protocol import (
     AdsProtocol,
     Counters,
@@ -128,7 +127,7 @@ class AdsClient:
 
         It is checked after every response, and every ``interval`` seconds for what the
         client cannot see change (e.g. the control plane's view of this proxy). Raises
-        ``WaitTimeout`` after ``timeout`` seconds, or ``XdsError`` at once if the stream
+        ``PollTimeoutError`` after ``timeout`` seconds, or ``XdsError`` at once if the stream
         ended first.
         """
         loop = asyncio.get_running_loop()
@@ -140,7 +139,7 @@ class AdsClient:
                 ) from self.error
             rest = deadline - loop.time()
             if rest <= 0:
-                raise WaitTimeout(
+                raise PollTimeoutError(
                     f"{self.proxy.node_id}: {what} was still not true after {timeout:g} s; "
                     f"holding {self.summary()}"
                 )

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from gossamer.agent.process import is_running
-from gossamer.polling import WaitTimeout, wait_until
+from gossamer.errors import PollTimeoutError
+from gossamer.polling import wait_until
 from gossamer.server.app import ControlPlaneApp, Settings, create_app
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.ports import free_port
@@ -120,7 +121,7 @@ async def test_envoys_keep_serving_when_the_control_plane_forgets_the_agent(
                     lambda: _refused(handle), timeout=60, what="the agent's credential refused"
                 )
                 seen = load.ok
-                with contextlib.suppress(WaitTimeout):  # the assertion below says why
+                with contextlib.suppress(PollTimeoutError):  # the assertion below says why
                     await wait_until(
                         lambda: load.ok >= seen + 100, timeout=30, what="traffic after it"
                     )

@@ -4,8 +4,8 @@ import socket
 
 import pytest
 
-from gossamer.errors import ConfigError
-from gossamer.polling import WaitTimeout, wait_until
+from gossamer.errors import ConfigError, PollTimeoutError
+from gossamer.polling import wait_until
 from gossamer.testing.ports import free_port, loopback_host
 
 
@@ -44,7 +44,7 @@ async def test_wait_until_returns_the_first_truthy_value() -> None:
 
 @pytest.mark.asyncio
 async def test_wait_until_times_out_naming_what_it_waited_for() -> None:
-    with pytest.raises(WaitTimeout, match=r"the moon.*last value: 0"):
+    with pytest.raises(PollTimeoutError, match=r"the moon.*last value: 0"):
         await wait_until(lambda: 0, timeout=0.05, interval=0.01, what="the moon")
 
 
