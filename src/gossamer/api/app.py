@@ -26,7 +26,7 @@ from gossamer.registry import Registry
 
 
 def _ops_router(
-    service: ControlPlaneService, registry: prometheus_client.CollectorRegistry
+    service: ControlPlaneService, metrics: prometheus_client.CollectorRegistry
 ) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -43,10 +43,10 @@ def _ops_router(
         return JSONResponse({"status": "starting"}, status_code=503)
 
     @router.get("/metrics", response_class=Response)
-    async def metrics() -> Response:
-        """Prometheus text exposition of the control plane's registry."""
+    async def metrics_text() -> Response:
+        """Prometheus text exposition of the control plane's metrics."""
         return Response(
-            prometheus_client.generate_latest(registry),
+            prometheus_client.generate_latest(metrics),
             media_type=prometheus_client.CONTENT_TYPE_LATEST,
         )
 
@@ -61,16 +61,16 @@ def _ops_router(
 def create_api(
     service: ControlPlaneService,
     *,
-    registry: prometheus_client.CollectorRegistry,
+    metrics: prometheus_client.CollectorRegistry,
     agents: Registry | None = None,
     authz: AuthzService | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES,
 ) -> FastAPI:
-    """A FastAPI app serving ``service``; ``/metrics`` exposes ``registry``; with
-    ``agents``, the agent protocol too (docs/agent-protocol.md). A request body over
-    ``max_request_bytes`` is refused before it is parsed, a resource over
-    ``max_resource_bytes`` (as JSON) before it is validated.
+    """A FastAPI app serving ``service``; ``/metrics`` exposes ``metrics`` (Prometheus);
+    with ``agents`` (the agent registry), the agent protocol too (docs/agent-protocol.md).
+    A request body over ``max_request_bytes`` is refused before it is parsed, a resource
+    over ``max_resource_bytes`` (as JSON) before it is validated.
 
     Nothing global: two apps around two services in one process do not share anything.
     """
@@ -83,7 +83,7 @@ def create_api(
     app.add_middleware(RequestLimits, max_bytes=max_request_bytes)
     app.include_router(resources_router(service, max_resource_bytes))
     app.include_router(proxies_router(service))
-    app.include_router(_ops_router(service, registry))
+    app.include_router(_ops_router(service, metrics))
     if agents is not None:
         install_agents(app, agents)
     if authz is not None:

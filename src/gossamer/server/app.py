@@ -92,7 +92,8 @@ class ControlPlaneApp:
     store: Store
     plane: ControlPlane
     xds: XdsServer
-    registry: CollectorRegistry
+    #: the Prometheus metrics served at /metrics
+    metrics: CollectorRegistry
     #: join tokens and agents (the agent protocol's side in the control plane)
     agents: Registry
     api_addr: tuple[str, int] = ("", 0)
@@ -115,13 +116,13 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     )
     private_dir(settings.data_dir, "--data-dir")  # 0700: store, audit trail (issue 7, R6)
     store = await open_store(settings.store or settings.data_dir / "gossamer.db")
-    registry = CollectorRegistry()
+    metrics = CollectorRegistry()
     cache = SnapshotCache()
-    monitor = XdsMonitor(registry, forget_after=settings.forget_proxies_after)
+    monitor = XdsMonitor(metrics, forget_after=settings.forget_proxies_after)
     plane = ControlPlane(store, cache, monitor)
     xds = XdsServer(cache, monitor, settings.xds_keepalive)
     agents = Registry(plane, liveness=settings.liveness)
-    app = ControlPlaneApp(settings, store, plane, xds, registry, agents)
+    app = ControlPlaneApp(settings, store, plane, xds, metrics, agents)
     try:
         engine = await AuthzEngine.open(store)
         authz = AuthzService(engine, AuditLog(settings.data_dir / "authz-audit.jsonl"))
@@ -135,7 +136,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         api = ApiServer(
             create_api(
                 plane,
-                registry=registry,
+                metrics=metrics,
                 agents=agents,
                 authz=authz,
                 max_request_bytes=settings.max_request_bytes,

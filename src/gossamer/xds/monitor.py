@@ -54,7 +54,7 @@ class _Gone:
 class XdsMonitor:
     def __init__(
         self,
-        registry: CollectorRegistry | None = None,
+        metrics: CollectorRegistry | None = None,
         *,
         forget_after: float = FORGET_AFTER,
         clock: Callable[[], float] = time.monotonic,
@@ -72,7 +72,7 @@ class XdsMonitor:
         self._sweep: asyncio.TimerHandle | None = None
         #: set (and replaced) whenever any stream makes progress
         self._progress = asyncio.Event()
-        reg = registry or CollectorRegistry()
+        reg = metrics or CollectorRegistry()
         self.connected = Gauge(
             "gossamer_xds_connected_proxies", "Proxies with an open ADS stream", registry=reg
         )

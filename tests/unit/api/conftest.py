@@ -28,15 +28,15 @@ def fake() -> FakeControlPlane:
 
 
 @pytest.fixture
-def registry() -> prometheus_client.CollectorRegistry:
+def metrics() -> prometheus_client.CollectorRegistry:
     return prometheus_client.CollectorRegistry()
 
 
 @pytest_asyncio.fixture
 async def client(
-    fake: FakeControlPlane, registry: prometheus_client.CollectorRegistry
+    fake: FakeControlPlane, metrics: prometheus_client.CollectorRegistry
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_api(fake, registry=registry)
+    app = create_api(fake, metrics=metrics)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
         yield c

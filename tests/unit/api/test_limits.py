@@ -29,7 +29,7 @@ async def small(fake: FakeControlPlane) -> AsyncIterator[httpx.AsyncClient]:
     """An API that takes bodies up to 4000 bytes and resources up to 1000 bytes."""
     app = create_api(
         fake,
-        registry=prometheus_client.CollectorRegistry(),
+        metrics=prometheus_client.CollectorRegistry(),
         max_request_bytes=4000,
         max_resource_bytes=1000,
     )

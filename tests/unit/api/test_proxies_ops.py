@@ -78,10 +78,10 @@ async def test_health_and_readiness(client: httpx.AsyncClient, fake: FakeControl
 
 @pytest.mark.asyncio
 async def test_metrics_expose_the_given_registry(
-    client: httpx.AsyncClient, registry: prometheus_client.CollectorRegistry
+    client: httpx.AsyncClient, metrics: prometheus_client.CollectorRegistry
 ) -> None:
     pushes = prometheus_client.Counter(
-        "gossamer_xds_pushes", "pushes", ["type"], registry=registry
+        "gossamer_xds_pushes", "pushes", ["type"], registry=metrics
     )
     pushes.labels("clusters").inc(3)
     r = await client.get("/metrics")
@@ -114,8 +114,8 @@ def test_two_apps_share_nothing() -> None:
     from gossamer.api.app import create_api
 
     a, b = FakeControlPlane(), FakeControlPlane()
-    app_a = create_api(a, registry=prometheus_client.CollectorRegistry())
-    app_b = create_api(b, registry=prometheus_client.CollectorRegistry())
+    app_a = create_api(a, metrics=prometheus_client.CollectorRegistry())
+    app_b = create_api(b, metrics=prometheus_client.CollectorRegistry())
     assert app_a is not app_b
     assert app_a.routes is not app_b.routes
 
@@ -129,7 +129,7 @@ class _BrokenAdmin(FakeControlPlane):
 async def test_unexpected_errors_are_json_500s() -> None:
     from gossamer.api.app import create_api
 
-    app = create_api(_BrokenAdmin(), registry=prometheus_client.CollectorRegistry())
+    app = create_api(_BrokenAdmin(), metrics=prometheus_client.CollectorRegistry())
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
         r = await c.get("/v1/proxies/sidecar~default~a/config")

@@ -30,7 +30,7 @@ class ApiServer:
 @contextlib.contextmanager
 def serving(fake: FakeControlPlane) -> Iterator[ApiServer]:
     """A real API server around ``fake`` until the block ends."""
-    app = create_api(fake, registry=prometheus_client.CollectorRegistry())
+    app = create_api(fake, metrics=prometheus_client.CollectorRegistry())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

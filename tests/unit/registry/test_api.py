@@ -19,7 +19,7 @@ from .mesh import Clock, workload
 @pytest_asyncio.fixture
 async def client(registry: Registry) -> AsyncIterator[httpx.AsyncClient]:
     api = create_api(
-        registry.plane, registry=prometheus_client.CollectorRegistry(), agents=registry
+        registry.plane, metrics=prometheus_client.CollectorRegistry(), agents=registry
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=api), base_url="http://api"

@@ -25,7 +25,7 @@ from .mesh import workload
 @pytest_asyncio.fixture
 async def server(registry: Registry) -> AsyncIterator[str]:
     api = create_api(
-        registry.plane, registry=prometheus_client.CollectorRegistry(), agents=registry
+        registry.plane, metrics=prometheus_client.CollectorRegistry(), agents=registry
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
