@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gossamer.errors import FieldError, UnknownKindError
-from gossamer.model.kinds import PUBLIC_KINDS as KINDS
+from gossamer.model.catalog import PUBLIC_KINDS as KINDS
 
 #: short names, as kubectl has ``svc``; only for kinds that exist in ``KINDS``
 SHORT_NAMES: dict[str, str] = {"svc": "Service", "wl": "Workload", "gw": "Gateway", "rt": "Route"}

@@ -12,7 +12,7 @@ from gossamer.authz.engine import AuthzEngine
 from gossamer.errors import FieldError, GossamerError, ValidationError
 from gossamer.model.access_commands import parse_commands
 from gossamer.model.access_policy import AccessPolicy
-from gossamer.model.kinds import field_message, field_path
+from gossamer.model.catalog import field_message, field_path
 from gossamer.model.snapshot import ModelSnapshot
 
 

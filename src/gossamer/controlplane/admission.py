@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from gossamer.controlplane.service import Diff
 from gossamer.errors import ConflictError, FieldError, ValidationError
 from gossamer.model.base import Resource
-from gossamer.model.kinds import INTERNAL_KINDS
+from gossamer.model.catalog import INTERNAL_KINDS
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.model.workload import Workload
 from gossamer.types import OWNER_LABEL, ResourceKey

@@ -1,8 +1,8 @@
 """Declarative resources (Kubernetes style), their validation and consistent snapshots."""
 
 from gossamer.model.base import Resource
+from gossamer.model.catalog import KINDS, parse_manifest
 from gossamer.model.gateway import Gateway
-from gossamer.model.kinds import KINDS, parse_manifest
 from gossamer.model.loader import parse_yaml
 from gossamer.model.mesh import Mesh
 from gossamer.model.references import check_references

@@ -13,7 +13,7 @@ import yaml
 
 from gossamer.errors import FieldError, ValidationError
 from gossamer.model.base import Resource
-from gossamer.model.kinds import parse_manifest
+from gossamer.model.catalog import parse_manifest
 from gossamer.model.text import lone_surrogates
 
 #: composed YAML nodes one load may hold, counting an alias as every node it repeats

@@ -15,8 +15,8 @@ from functools import cached_property
 from typing import Protocol
 
 from gossamer.model.base import Resource
+from gossamer.model.catalog import parse_manifest
 from gossamer.model.gateway import Gateway
-from gossamer.model.kinds import parse_manifest
 from gossamer.model.mesh import Mesh
 from gossamer.model.route import Route
 from gossamer.model.service import Service, ServicePort

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal, NamedTuple
 
 from gossamer.controlplane.service import ApplyResult, Diff
-from gossamer.model.kinds import INTERNAL_KINDS
+from gossamer.model.catalog import INTERNAL_KINDS
 from gossamer.types import ResourceKey
 
 

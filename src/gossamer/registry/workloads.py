@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 from gossamer.errors import FieldError, ValidationError
-from gossamer.model.kinds import parse_manifest
+from gossamer.model.catalog import parse_manifest
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.model.workload import Health, Workload
 from gossamer.registry.kinds import MANAGED_BY_LABEL

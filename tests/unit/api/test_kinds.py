@@ -6,7 +6,7 @@ import pytest
 
 from gossamer.api.kinds import plural, resolve_kind
 from gossamer.errors import UnknownKindError, ValidationError
-from gossamer.model.kinds import PUBLIC_KINDS as KINDS
+from gossamer.model.catalog import PUBLIC_KINDS as KINDS
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The kind registry and parse_manifest: dispatch, error rendering, and the round trip."""
+"""The kind catalog and parse_manifest: dispatch, error rendering, and the round trip."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pydantic
 import pytest
 from hypothesis import given, settings
 
-import gossamer.model.kinds as kinds
+import gossamer.model.catalog as catalog
 from gossamer.errors import ValidationError
 from gossamer.model import (
     KINDS,
@@ -20,7 +20,7 @@ from gossamer.model import (
     Workload,
     parse_manifest,
 )
-from gossamer.model.kinds import to_manifests
+from gossamer.model.catalog import to_manifests
 from gossamer.types import Manifest
 
 from . import strategies
@@ -64,7 +64,7 @@ def test_a_resource_must_be_a_mapping(value: Any) -> None:
 def test_unknown_kind_lists_the_valid_ones(kind: Any, shown: str) -> None:
     m = manifest("x", "n")
     m["kind"] = kind
-    valid = ", ".join(sorted(kinds.PUBLIC_KINDS))
+    valid = ", ".join(sorted(catalog.PUBLIC_KINDS))
     assert errors_of(m, "x.yaml") == [
         f"x.yaml: {kind} default/n: kind: unknown kind {shown}: valid kinds are {valid}"
     ]
@@ -124,7 +124,7 @@ def test_internal_kinds_parse_but_are_not_offered() -> None:
     (error,) = errors_of(manifest("Nope", "p"))
     assert "Workload" in error
     assert "JoinToken" not in error and "Agent" not in error
-    assert set(kinds.KINDS) >= kinds.INTERNAL_KINDS
+    assert set(catalog.KINDS) >= catalog.INTERNAL_KINDS
 
 
 def test_to_manifests() -> None:

@@ -1,4 +1,5 @@
-"""The one registry of resource kinds: name -> pydantic model, and manifest parsing."""
+"""The catalog of resource kinds (name -> pydantic model, public or internal) and manifest
+parsing."""
 
 from __future__ import annotations
 
