@@ -1,10 +1,11 @@
 """The agent's side of docs/agent-protocol.md: async calls to the control plane's registry.
 
-``Unreachable`` and ``ServerError`` are transient (retry with back-off); ``Refused`` (401:
-bad, used, expired or revoked token/credential, unknown agent) carries the control plane's
-``reason``, which decides what the agent does (only ``revoked`` stops it); ``Rejected`` is
-the control plane refusing the request itself (409, 422, ...), which retrying alone will not
-fix.
+The errors are the client branch of ``gossamer.errors``, shared with the CLI:
+``UnreachableError`` and ``ServerError`` are transient (retry with back-off);
+``RefusedError`` (401: bad, used, expired or revoked token/credential, unknown agent) carries
+the control plane's ``reason``, which decides what the agent does (only ``revoked`` stops
+it); ``RejectedError`` is the control plane refusing the request itself (409, 422, ...),
+which retrying alone will not fix.
 """
 
 from __future__ import annotations
@@ -15,40 +16,10 @@ from typing import Any, Self
 
 import httpx
 
-from gossamer.errors import ConfigError, GossamerError
+from gossamer.errors import ApiError, ServerError, UnreachableError
 from gossamer.types import Manifest
 
 REQUEST_TIMEOUT = 10.0
-
-
-class Unreachable(GossamerError):
-    """Nothing answered at the control plane's address."""
-
-
-class ServerError(GossamerError):
-    """The control plane answered 5xx (e.g. still loading): retry later."""
-
-
-class Refused(ConfigError):
-    """The token or credential was refused (401); ``reason`` as the control plane gave it
-    (``revoked``, ``unknown_agent``, ... in docs/agent-protocol.md; None if it gave none)."""
-
-    def __init__(self, message: str, reason: str | None) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    @property
-    def revoked(self) -> bool:
-        """The operator revoked this agent: the one refusal that stops it."""
-        return self.reason == "revoked"
-
-
-class Rejected(GossamerError):
-    """The control plane refused the request (4xx other than 401)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        super().__init__(message)
 
 
 def _reason(response: httpx.Response) -> str:
@@ -63,6 +34,16 @@ def _reason(response: httpx.Response) -> str:
         if "detail" in body:
             return str(body["detail"])
     return response.text.strip()[:200] or response.reason_phrase
+
+
+def _code(response: httpx.Response) -> str:
+    """The ``code`` of an error body (a row of the API's table), else ``http``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "http"
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else "http"
 
 
 def _refusal(response: httpx.Response) -> str | None:
@@ -120,9 +101,13 @@ class RegistryClient:
             return str(body["agentId"]), str(body["credential"])
         except (KeyError, TypeError):
             raise ServerError(
-                f"{self.server}/v1/agents/join answered {body!r} without "
-                "agentId and credential: is --server a Gossamer control "
-                "plane of a matching version?"
+                200,
+                "protocol",
+                [
+                    f"{self.server}/v1/agents/join answered {body!r} without "
+                    "agentId and credential: is --server a Gossamer control "
+                    "plane of a matching version?"
+                ],
             ) from None
 
     async def put_workloads(
@@ -174,41 +159,49 @@ class RegistryClient:
                 method, path, json=json, params=params, timeout=timeout
             )
         except httpx.TimeoutException:
-            raise Unreachable(
+            raise UnreachableError(
                 f"the control plane at {self.server} did not answer {method} "
                 f"{path} within {timeout:g} s"
             ) from None
         except httpx.TransportError as e:
-            raise Unreachable(
+            raise UnreachableError(
                 f"cannot reach the control plane at {self.server}: "
                 f"{e or type(e).__name__}; is it running? (check --server)"
             ) from None
-        if response.status_code == 401:
-            reason = _refusal(response)
-            if reason == "unknown_agent":
-                raise Refused(f"{refused}: {_reason(response)}", reason)
-            raise Refused(
-                f"{refused}: {_reason(response)}; create a new token with "
-                "`gossamer token create` and run `gossamer agent join` again",
-                reason,
-            )
-        if response.status_code >= 500:
-            raise ServerError(
-                f"the control plane answered {method} {path} with "
-                f"{response.status_code}: {_reason(response)}"
-            )
         if response.is_error:
-            raise Rejected(response.status_code, f"{method} {path}: {_reason(response)}")
+            raise _error(response, method, path, refused)
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
             raise ServerError(
-                f"{self.server}{path} answered {response.text[:200]!r}, not a "
-                "JSON object: is --server a Gossamer control plane?"
+                response.status_code,
+                "protocol",
+                [
+                    f"{self.server}{path} answered {response.text[:200]!r}, not a "
+                    "JSON object: is --server a Gossamer control plane?"
+                ],
             )
         return body
+
+
+def _error(response: httpx.Response, method: str, path: str, refused: str) -> ApiError:
+    """The error answer as the client branch's ``ApiError`` of its status, with one line
+    saying what to do."""
+    status, reason = response.status_code, _refusal(response)
+    if status == 401 and reason == "unknown_agent":
+        message = f"{refused}: {_reason(response)}"
+    elif status == 401:
+        message = (
+            f"{refused}: {_reason(response)}; create a new token with "
+            "`gossamer token create` and run `gossamer agent join` again"
+        )
+    elif status >= 500:
+        message = f"the control plane answered {method} {path} with {status}: {_reason(response)}"
+    else:
+        message = f"{method} {path}: {_reason(response)}"
+    return ApiError.answered(status, _code(response), [message], reason=reason)
 
 
 def _wait(wait: bool, timeout: float) -> dict[str, str] | None:

@@ -23,7 +23,7 @@ from typing import Literal
 
 from gossamer.agent.backoff import Backoff
 from gossamer.agent.bootstrap import parse_host_port, sidecar_bootstrap
-from gossamer.agent.client import Refused, RegistryClient
+from gossamer.agent.client import RegistryClient
 from gossamer.agent.config import AgentConfig, to_manifest
 from gossamer.agent.envoy import Sidecar
 from gossamer.agent.health import AppHealth
@@ -32,7 +32,7 @@ from gossamer.agent.state import Credential, EnvoyRecord, StateDir
 from gossamer.agent.status import AgentStatus, WorkloadStatus
 from gossamer.agent.workload import WorkloadRunner
 from gossamer.envoy.binary import check_version, find_envoy
-from gossamer.errors import ConfigError, GossamerError
+from gossamer.errors import ConfigError, GossamerError, RefusedError
 from gossamer.ports import free_port, is_free
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ class Agent:
                     self.status.registered = True
                 else:
                     await api.report_health(dict(self._health))
-            except Refused as e:
+            except RefusedError as e:
                 if e.revoked:  # the operator's kill switch: stop the Envoys and exit
                     self._fatal = e
                     self.status.control_plane_error = str(e)
@@ -256,7 +256,7 @@ class Agent:
             self.status.control_plane_retry_in = None
             self._changed()
 
-    async def _fail_static(self, e: Refused, delay: float) -> None:
+    async def _fail_static(self, e: RefusedError, delay: float) -> None:
         """Refused for a reason other than revocation (most often ``unknown_agent``: the
         control plane lost or replaced its store, or runs with another ``--data-dir``).
 

@@ -15,12 +15,12 @@ import typer
 from rich.table import Table
 
 from gossamer.agent.bootstrap import parse_host_port
-from gossamer.agent.client import RegistryClient, Unreachable
+from gossamer.agent.client import RegistryClient
 from gossamer.agent.config import AgentConfig, load_config
 from gossamer.agent.process import start_time
 from gossamer.agent.runner import Agent, AgentOptions, install_signal_handlers
 from gossamer.agent.state import Credential, StateDir
-from gossamer.cli.common import EXIT_ERROR, EXIT_UNREACHABLE, reporting_errors, stderr, stdout
+from gossamer.cli.common import EXIT_ERROR, reporting_errors, stdout
 from gossamer.errors import ConfigError, FieldError, ValidationError
 from gossamer.model.base import Metadata
 
@@ -41,13 +41,9 @@ DEFAULT_XDS_PORT = 18000
 
 
 def _run_async(main: Any) -> Any:
-    """Run a coroutine with the CLI's error reporting; unreachable control plane -> exit 3."""
+    """Run a coroutine with the CLI's error reporting (unreachable control plane: exit 3)."""
     with reporting_errors():
-        try:
-            return asyncio.run(main)
-        except Unreachable as e:
-            stderr().print(f"[red]error: {e}[/red]")
-            raise typer.Exit(EXIT_UNREACHABLE) from None
+        return asyncio.run(main)
 
 
 def _default_host() -> str:

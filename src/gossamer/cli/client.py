@@ -1,7 +1,8 @@
 """A small synchronous client of the control plane's REST API, for the CLI.
 
-Errors come back as ``ApiError`` (one line per problem, as the server wrote them) or
-``Unreachable`` when nothing answers at the address.
+Errors come back as an ``ApiError`` (one line per problem, as the server wrote them; its
+subclass by status), ``UnreachableError`` when nothing answers at the address, or
+``FateUnknownError`` when a change went out and no answer came.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from gossamer.errors import GossamerError
+from gossamer.errors import ApiError, ClientError, FateUnknownError, UnreachableError
 from gossamer.types import Manifest
 
 DEFAULT_SERVER = "http://127.0.0.1:7070"
@@ -21,25 +22,6 @@ REQUEST_TIMEOUT = 10.0
 #: how long an apply or delete may take (``--timeout``; with ``--wait``, plus its wait):
 #: validating and storing 10,000 resources takes seconds, more on a loaded machine
 CHANGE_TIMEOUT = 300.0
-
-
-class ApiError(GossamerError):
-    """The control plane answered with an error."""
-
-    def __init__(self, status: int, code: str, errors: list[str], *, stored: bool = False) -> None:
-        self.status = status
-        self.code = code
-        self.errors = errors
-        self.stored = stored
-        super().__init__("\n".join(errors) or f"HTTP {status}")
-
-
-class Unreachable(GossamerError):
-    """Nothing answered at the control plane's address."""
-
-
-class FateUnknown(GossamerError):
-    """A change was sent but no answer came: it may or may not have been stored."""
 
 
 class ApiClient:
@@ -81,7 +63,7 @@ class ApiClient:
         wait_timeout: float = 30.0,
         timeout: float = CHANGE_TIMEOUT,
     ) -> dict[str, Any]:
-        """Apply; ``FateUnknown`` if no answer comes within ``timeout`` (plus the wait)."""
+        """Apply; ``FateUnknownError`` if no answer comes within ``timeout`` (plus the wait)."""
         body = {
             "manifests": list(manifests),
             "sources": list(sources) if sources is not None else None,
@@ -166,7 +148,7 @@ class ApiClient:
     ) -> dict[str, Any]:
         body = self._request(method, path, json=json, params=params, timeout=timeout, change=change)
         if not isinstance(body, dict):
-            raise ApiError(
+            raise ApiError.answered(
                 200,
                 "protocol",
                 [
@@ -187,12 +169,12 @@ class ApiClient:
         change: bool,
     ) -> object:
         """The decoded answer. A ``change`` (apply, delete) that got no answer raises
-        ``FateUnknown``, never advice to retry: it may have been stored."""
+        ``FateUnknownError``, never advice to retry: it may have been stored."""
         extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         try:
             response = self._http.request(method, path, json=json, params=params, **extra)
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-            raise Unreachable(
+            raise UnreachableError(
                 f"cannot reach the control plane at {self.server}: {e or type(e).__name__}; "
                 "start it with `gossamer control-plane` or pass --server"
             ) from None
@@ -202,21 +184,21 @@ class ApiClient:
                 waited = f"within {timeout:g} s" if timeout is not None else "in time"
                 if not isinstance(e, httpx.TimeoutException):
                     waited = f"({e or type(e).__name__})"
-                raise FateUnknown(
+                raise FateUnknownError(
                     f"the control plane at {self.server} did not answer {method} {path} "
                     f"{waited}: it may or may not have been stored"
                 ) from None
             if not isinstance(e, httpx.TimeoutException):
-                raise Unreachable(
+                raise UnreachableError(
                     f"the control plane at {self.server} closed the connection: {e}; "
                     "check that it is running and its log"
                 ) from None
-            raise GossamerError(
+            raise ClientError(
                 f"the control plane at {self.server} did not answer {method} {path} in time; "
                 "it may be overloaded: check its log and retry"
             ) from None
         except httpx.HTTPError as e:
-            raise Unreachable(
+            raise UnreachableError(
                 f"talking to the control plane at {self.server} failed: {e}"
             ) from None
         try:
@@ -226,14 +208,16 @@ class ApiClient:
         if response.is_success and body is not None:
             return body
         if isinstance(body, dict) and isinstance(body.get("errors"), list):
-            raise ApiError(
+            reason = body.get("reason")
+            raise ApiError.answered(
                 response.status_code,
                 str(body.get("code", "")),
                 [str(e) for e in body["errors"]],
                 stored=bool(body.get("stored", False)),
+                reason=reason if isinstance(reason, str) else None,
             )
         text = response.text.strip()[:200] or response.reason_phrase
-        raise ApiError(
+        raise ApiError.answered(
             response.status_code,
             "http",
             [f"{method} {self.server}{path} answered HTTP {response.status_code}: {text}"],

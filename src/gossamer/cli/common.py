@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from gossamer.cli.client import DEFAULT_SERVER, ApiError, Unreachable
-from gossamer.errors import GossamerError, ValidationError
+from gossamer.cli.client import DEFAULT_SERVER
+from gossamer.errors import ApiError, GossamerError, UnreachableError, ValidationError
 
 EXIT_OK = 0
 #: invalid input, a refused change, a missing resource, any error the server reported
@@ -83,7 +83,7 @@ def reporting_errors() -> Iterator[None]:
     """Turn Gossamer errors into a message on stderr and an exit code, never a traceback."""
     try:
         yield
-    except Unreachable as e:
+    except UnreachableError as e:
         stderr().print(Text(f"error: {e}", style="red"))
         raise typer.Exit(EXIT_UNREACHABLE) from None
     except ApiError as e:

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import typer
 from rich.text import Text
 
-from gossamer.cli.client import ApiClient, ApiError, Unreachable
+from gossamer.cli.client import ApiClient
 from gossamer.cli.common import Server, reporting_errors, stderr
-from gossamer.errors import ConfigError
+from gossamer.errors import ApiError, ConfigError, UnreachableError
 from gossamer.types import DEFAULT_NAMESPACE
 
 #: the control plane's default xDS port (``gossamer control-plane --xds-addr``)
@@ -43,7 +43,7 @@ def preflight(server: str, namespace: str, name: str) -> None:
     try:
         with ApiClient(server) as api:
             gateway = api.get("Gateway", namespace, name)
-    except Unreachable:
+    except UnreachableError:
         warn.print(
             Text(
                 f"warning: the control plane at {server} does not answer; Envoy "

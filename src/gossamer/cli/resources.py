@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from gossamer.cli import render
-from gossamer.cli.client import CHANGE_TIMEOUT, DEFAULT_SERVER, ApiClient, FateUnknown
+from gossamer.cli.client import CHANGE_TIMEOUT, DEFAULT_SERVER, ApiClient
 from gossamer.cli.common import MaxYamlNodes, Server, reporting_errors, stdout
 from gossamer.cli.yaml_files import expand_paths, load_files
-from gossamer.errors import ValidationError
+from gossamer.errors import FateUnknownError, ValidationError
 from gossamer.model import ModelSnapshot, check_references
 from gossamer.model.loader import DEFAULT_MAX_NODES
 from gossamer.types import DEFAULT_NAMESPACE
@@ -75,9 +75,9 @@ def apply(
                     wait_timeout=wait_timeout,
                     timeout=timeout,
                 )
-            except FateUnknown as e:
+            except FateUnknownError as e:
                 files_given = " ".join(f"-f {p}" for p in paths)
-                raise FateUnknown(
+                raise FateUnknownError(
                     f"{e}. Check before applying again: `gossamer apply --dry-run "
                     f"{files_given}` lists what is not stored (nothing, if it was), or see "
                     "`gossamer get KIND`; for large applies raise --timeout"
@@ -156,8 +156,8 @@ def delete(
                 assert kind is not None and name is not None
                 ns, _, bare = name.rpartition("/")
                 result = api.delete(kind, ns or namespace, bare, wait=wait, timeout=timeout)
-        except FateUnknown as e:
-            raise FateUnknown(
+        except FateUnknownError as e:
+            raise FateUnknownError(
                 f"{e}. See what is still stored with `gossamer get KIND` before deleting again"
             ) from None
         render.print_result(stdout(), result)

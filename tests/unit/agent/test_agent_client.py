@@ -3,14 +3,8 @@ import json
 import httpx
 import pytest
 
-from gossamer.agent.client import (
-    Refused,
-    RegistryClient,
-    Rejected,
-    ServerError,
-    Unreachable,
-    env_variables,
-)
+from gossamer.agent.client import RegistryClient, env_variables
+from gossamer.errors import RefusedError, RejectedError, ServerError, UnreachableError
 
 
 def _client(handler: httpx.MockTransport) -> RegistryClient:
@@ -40,7 +34,7 @@ async def test_calls_follow_the_protocol() -> None:
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(401, Refused), (409, Rejected), (422, Rejected), (503, ServerError)],
+    [(401, RefusedError), (409, RejectedError), (422, RejectedError), (503, ServerError)],
 )
 async def test_errors_by_status(status: int, error: type[Exception]) -> None:
     transport = httpx.MockTransport(
@@ -60,7 +54,7 @@ async def test_a_refusal_carries_its_reason(reason: str | None, revoked: bool) -
     body = {"errors": ["no"], "code": "unauthorized", **({"reason": reason} if reason else {})}
     transport = httpx.MockTransport(lambda r: httpx.Response(401, json=body))
     async with _client(transport) as api:
-        with pytest.raises(Refused) as refused:
+        with pytest.raises(RefusedError) as refused:
             await api.report_health({})
     assert (refused.value.reason, refused.value.revoked) == (reason, revoked)
 
@@ -71,7 +65,7 @@ async def test_unreachable() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     async with _client(httpx.MockTransport(refuse)) as api:
-        with pytest.raises(Unreachable, match=r"cannot reach the control plane at http://cp\.test"):
+        with pytest.raises(UnreachableError, match=r"cannot reach the control plane at http://cp\.test"):
             await api.report_health({})
 
 
