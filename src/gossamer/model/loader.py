@@ -23,7 +23,7 @@ DEFAULT_MAX_NODES = 1_000_000
 MAX_DEPTH = 100
 
 
-class LimitError(yaml.MarkedYAMLError):
+class _LimitError(yaml.MarkedYAMLError):
     """The YAML is well-formed but over a limit; ``problem`` says which."""
 
 
@@ -39,8 +39,8 @@ class _Loader(yaml.SafeLoader):
         self._sizes: dict[int, int] = {}
         self._total = 0
 
-    def _refuse(self, problem: str) -> LimitError:
-        return LimitError(problem=problem, problem_mark=self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+    def _refuse(self, problem: str) -> _LimitError:
+        return _LimitError(problem=problem, problem_mark=self.peek_event().start_mark)  # type: ignore[no-untyped-call]
 
     def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
@@ -113,7 +113,7 @@ def parse_documents(
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        what = e.problem if isinstance(e, LimitError) else f"not valid YAML: {e}"
+        what = e.problem if isinstance(e, _LimitError) else f"not valid YAML: {e}"
         raise ValidationError([FieldError(f"{where}{what}", source=source)]) from None
     finally:
         loader.dispose()

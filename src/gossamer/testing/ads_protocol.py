@@ -39,7 +39,7 @@ from google.rpc import status_pb2
 from gossamer.testing.ads_resources import (
     MESSAGES,
     Held,
-    ResourceError,
+    _ResourceError,
     eds_name,
     listener_error,
     route_clusters,
@@ -167,7 +167,7 @@ class AdsProtocol:
         view.nonce = response.nonce
         try:
             decoded = self._decode(rtype, response)
-        except ResourceError as e:
+        except _ResourceError as e:
             return [self._nack(view, str(e))]  # nothing of it is applied
         removed = list(response.removed_resources) if self.delta else []
         errors = self._check(rtype, decoded, removed)
@@ -191,18 +191,20 @@ class AdsProtocol:
         out: dict[str, Held] = {}
         for wrapper_name, version, packed in items:
             if packed.type_url != rtype.url:
-                raise ResourceError(
+                raise _ResourceError(
                     f"resource of type {packed.type_url!r} in a {rtype.url} response"
                 )
             try:
                 msg = cls.FromString(packed.value)
             except message.DecodeError as e:
-                raise ResourceError(f"cannot decode a {rtype.short} resource: {e}") from None
+                raise _ResourceError(f"cannot decode a {rtype.short} resource: {e}") from None
             name = msg.cluster_name if rtype is E else msg.name
             if not name or (wrapper_name is not None and wrapper_name != name):
-                raise ResourceError(f"{rtype.short} resource named {wrapper_name!r} holds {name!r}")
+                raise _ResourceError(
+                    f"{rtype.short} resource named {wrapper_name!r} holds {name!r}"
+                )
             if name in out:
-                raise ResourceError(f"duplicate {rtype.short} {name!r} in one response")
+                raise _ResourceError(f"duplicate {rtype.short} {name!r} in one response")
             if view.names is not None and name not in view.names and name in view.dropped:
                 self.counters.ignored += 1
                 continue

@@ -32,8 +32,9 @@ HCM_URL = (
 )
 
 
-class ResourceError(Exception):
-    """A resource Envoy would refuse; its text goes into the NACK's ``error_detail``."""
+class _ResourceError(Exception):
+    """A resource Envoy would refuse; its text goes into the NACK's ``error_detail``
+    (internal to the fake ADS client: always caught there, never raised to its user)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ def listener_error(name: str, held: Held, others: dict[str, Held]) -> str | None
                 return f"listener {name!r} has the same address as listener {other!r}"
     try:
         route_names(name, lst)
-    except ResourceError as e:
+    except _ResourceError as e:
         return str(e)
     return None
 
@@ -77,15 +78,15 @@ def route_names(listener_name: str, listener: Any) -> set[str]:
             try:
                 hcm = hcm_pb2.HttpConnectionManager.FromString(f.typed_config.value)
             except message.DecodeError as e:
-                raise ResourceError(
+                raise _ResourceError(
                     f"listener {listener_name!r}: cannot decode {f.name}: {e}"
                 ) from None
             which = hcm.WhichOneof("route_specifier")
             if which is None:
-                raise ResourceError(f"listener {listener_name!r}: {f.name} has no route specifier")
+                raise _ResourceError(f"listener {listener_name!r}: {f.name} has no route specifier")
             if which == "rds":
                 if not hcm.rds.route_config_name or not hcm.rds.config_source.HasField("ads"):
-                    raise ResourceError(
+                    raise _ResourceError(
                         f"listener {listener_name!r}: {f.name} names its routes without an "
                         "ADS config source and a route_config_name"
                     )
