@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
-from gossamer.authz.kinds import (
+from gossamer.authz.changes import GraphChange, GraphListener
+from gossamer.authz.elements import (
     ADMIN_BASE,
     ADMIN_NODES,
     ADMIN_OBLIGATIONS,
@@ -23,8 +24,6 @@ from gossamer.authz.kinds import (
     ADMIN_PROHIBITIONS,
     ALLOWED_PARENTS,
     ASSOCIATION_TARGETS,
-    GraphChange,
-    GraphListener,
     Kind,
 )
 from gossamer.authz.nodes import NodeTable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from gossamer.authz.kinds import GraphChange, GraphListener
+from gossamer.authz.changes import GraphChange, GraphListener
 
 
 class Journaled:

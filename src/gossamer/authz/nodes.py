@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from gossamer.authz.changes import GraphChange
+from gossamer.authz.elements import Kind
 from gossamer.authz.journal import Journaled
-from gossamer.authz.kinds import GraphChange, Kind
 from gossamer.errors import NotFoundError
 
 
