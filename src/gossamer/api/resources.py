@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from gossamer.api.kinds import resolve_kind
+from gossamer.api.kind_names import resolve_kind
 from gossamer.api.manifests import parse_request, showable, text_with_source, with_sources
 from gossamer.api.schemas import (
     ApplyRequest,

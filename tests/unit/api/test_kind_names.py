@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gossamer.api.kinds import plural, resolve_kind
+from gossamer.api.kind_names import plural, resolve_kind
 from gossamer.errors import UnknownKindError, ValidationError
 from gossamer.model.catalog import PUBLIC_KINDS as KINDS
 
