@@ -5,7 +5,7 @@ contract built on it (``gossamer.api.agents``).
 """
 
 from gossamer.registry.env import DependencyAddress, WorkloadEnv
-from gossamer.registry.kinds import (
+from gossamer.registry.record_manifests import (
     MANAGED_BY_LABEL,
     REGISTRY_NAMESPACE,
     Agent,

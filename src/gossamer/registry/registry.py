@@ -33,14 +33,14 @@ from gossamer.model.base import Name, Resource
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.registry.credentials import digest, matches, new_secret
 from gossamer.registry.env import WorkloadEnv, workload_env
-from gossamer.registry.kinds import (
+from gossamer.registry.liveness import LivenessSettings
+from gossamer.registry.presence import HostPresence
+from gossamer.registry.record_manifests import (
     REGISTRY_NAMESPACE,
     Agent,
     JoinToken,
     record_manifest,
 )
-from gossamer.registry.liveness import LivenessSettings
-from gossamer.registry.presence import HostPresence
 from gossamer.registry.records import (
     AgentInfo,
     AgentState,

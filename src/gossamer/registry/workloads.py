@@ -10,7 +10,7 @@ from gossamer.errors import FieldError, ValidationError
 from gossamer.model.catalog import parse_manifest
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.model.workload import Health, Workload
-from gossamer.registry.kinds import MANAGED_BY_LABEL
+from gossamer.registry.record_manifests import MANAGED_BY_LABEL
 from gossamer.types import OWNER_LABEL, ResourceKey
 
 HEALTH_VALUES: tuple[str, ...] = get_args(Health)

@@ -1,5 +1,5 @@
-"""Helpers for the registry's records (kinds ``JoinToken`` and ``Agent`` are defined in
-gossamer.model.internal, with every other kind)."""
+"""How the registry's records are stored: their namespace, labels and manifests (the kinds
+``JoinToken`` and ``Agent`` are defined in gossamer.model.internal, with every other kind)."""
 
 from __future__ import annotations
 
