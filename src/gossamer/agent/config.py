@@ -31,7 +31,7 @@ import pydantic
 import yaml
 from pydantic import Field, model_validator
 
-from gossamer.errors import FieldError, ValidationError
+from gossamer.errors import FieldError, ValidationError, field_errors
 from gossamer.model.base import Duration, IPAddress, Labels, Name, Port, Strict, in_range
 from gossamer.model.workload import Dependency
 from gossamer.types import API_VERSION, DEFAULT_NAMESPACE, Manifest
@@ -122,9 +122,7 @@ def parse_config(data: Any, source: str = "") -> AgentConfig:
     try:
         return AgentConfig.model_validate(data)
     except pydantic.ValidationError as e:
-        raise ValidationError(
-            [FieldError(_message(err), _path(err["loc"]), "", source) for err in e.errors()]
-        ) from None
+        raise ValidationError(field_errors(e, source=source)) from None
 
 
 def load_config(path: Path) -> AgentConfig:
@@ -182,23 +180,3 @@ def to_manifest(
         metadata["labels"] = dict(w.labels)
     return {"apiVersion": API_VERSION, "kind": "Workload", "metadata": metadata, "spec": spec}
 
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith(("function-", "tagged-union")):
-            continue
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
-def _message(err: Any) -> str:
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        return "unknown field: remove it or check its spelling"
-    if err["type"] == "missing":
-        return "required field is missing"
-    return msg[0].lower() + msg[1:] if msg else msg

@@ -9,10 +9,9 @@ import pydantic
 
 from gossamer.authz.audit import AuditEntry, AuditLog, now
 from gossamer.authz.engine import AuthzEngine
-from gossamer.errors import FieldError, GossamerError, ValidationError
+from gossamer.errors import FieldError, GossamerError, ValidationError, field_errors
 from gossamer.model.access_commands import parse_commands
 from gossamer.model.access_policy import AccessPolicy
-from gossamer.model.catalog import field_message, field_path
 from gossamer.model.snapshot import ModelSnapshot
 
 
@@ -65,12 +64,7 @@ class AuthzService:
         try:
             parsed = parse_commands(commands)
         except pydantic.ValidationError as e:
-            raise ValidationError(
-                [
-                    FieldError(field_message(err), field_path(("commands", *err["loc"][1:])))
-                    for err in e.errors()
-                ]
-            ) from None
+            raise ValidationError(field_errors(e, root=("commands",), skip=1)) from None
         events = await self.engine.execute(user, parsed)
         return len(events)
 

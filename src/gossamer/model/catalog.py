@@ -7,7 +7,7 @@ from typing import Any
 
 import pydantic
 
-from gossamer.errors import FieldError, ValidationError
+from gossamer.errors import FieldError, ValidationError, field_errors
 from gossamer.model.access_policy import AccessCommand, AccessPolicy
 from gossamer.model.base import Resource
 from gossamer.model.gateway import Gateway
@@ -53,29 +53,6 @@ def _describe(manifest: Any) -> str:
     return f"{manifest.get('kind', '?')} {ns}/{name}"
 
 
-def field_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith(("function-", "tagged-union")):
-            continue
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
-def field_message(err: Any) -> str:
-    msg = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    if err["type"] == "extra_forbidden":
-        return "unknown field: remove it or check its spelling"
-    if err["type"] == "missing":
-        return "required field is missing"
-    return msg[0].lower() + msg[1:] if msg else msg
-
-
 def parse_manifest(manifest: Any, source: str = "") -> Resource:
     """Validate one manifest into its model; raise ValidationError naming every bad field."""
     what = _describe(manifest)
@@ -98,12 +75,7 @@ def parse_manifest(manifest: Any, source: str = "") -> Resource:
     try:
         return cls.model_validate(manifest)
     except pydantic.ValidationError as e:
-        raise ValidationError(
-            [
-                FieldError(field_message(err), field_path(err["loc"]), what, source)
-                for err in e.errors()
-            ]
-        ) from None
+        raise ValidationError(field_errors(e, resource=what, source=source)) from None
 
 
 def to_manifests(resources: list[Resource]) -> list[Manifest]:

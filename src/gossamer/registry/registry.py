@@ -28,6 +28,7 @@ from gossamer.errors import (
     GossamerError,
     NotFoundError,
     ValidationError,
+    field_errors,
 )
 from gossamer.model.base import Name, Resource
 from gossamer.model.snapshot import ModelSnapshot
@@ -71,8 +72,7 @@ def _check_host(host: str) -> None:
     try:
         _NAME.validate_python(host)
     except pydantic.ValidationError as e:
-        message = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
-        raise ValidationError([FieldError(message, "host")]) from None
+        raise ValidationError(field_errors(e, root=("host",))) from None
 
 
 def _utc_now() -> datetime:

@@ -76,7 +76,9 @@ def test_invalid_label_keys_are_rejected(key: str) -> None:
 
 def test_label_values_must_be_strings() -> None:
     errors = errors_of(manifest("Mesh", "m", labels={"version": 2}))
-    assert errors == ["Mesh default/m: metadata.labels.version: input should be a valid string"]
+    assert errors == [
+        "Mesh default/m: metadata.labels.version: input should be a valid string, not 2"
+    ]
 
 
 def test_label_key_with_trailing_newline_is_rejected() -> None:
@@ -211,7 +213,7 @@ def test_ports_out_of_range(value: int) -> None:
 def test_port_must_be_an_integer() -> None:
     errors = errors_of(service("s", ("http", "eighty", "http")))  # type: ignore[arg-type]
     assert errors == [
-        "Service default/s: spec.ports[0].port: input should be a valid integer"
+        "Service default/s: spec.ports[0].port: input should be a valid integer, not 'eighty'"
     ]
 
 

@@ -79,7 +79,8 @@ def test_missing_kind() -> None:
 
 def test_the_resource_is_named_even_when_metadata_is_broken() -> None:
     assert errors_of({"apiVersion": "gossamer.dev/v1", "kind": "Mesh", "metadata": "m"}) == [
-        "Mesh default/?: metadata: input should be a valid dictionary or instance of Metadata"
+        "Mesh default/?: metadata: input should be a valid dictionary or instance of "
+        "Metadata, not 'm'"
     ]
 
 
