@@ -1,21 +1,21 @@
 """One sidecar Envoy of the agent: start it, find it again after an agent restart, wait
-for it to die, drain it, stop it. (The checks made before any Envoy starts, binary present
-and supported version, are shared with the gateway: ``gossamer.envoy.binary``.)"""
+for it to die, stop it (``gossamer.envoy.supervisor`` keeps it running and drains it). The
+checks made before any Envoy starts, binary present and supported version, are shared with
+the gateway: ``gossamer.envoy.binary``."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 
 from gossamer.agent import process
 from gossamer.agent.state import EnvoyRecord
+from gossamer.envoy.admin import EnvoyAdmin
 from gossamer.envoy.proxy import bootstrap_json
-from gossamer.errors import EnvoyError
+from gossamer.errors import EnvoyError, PollTimeoutError
+from gossamer.polling import wait_until
 
 
 def bootstrap_digest(bootstrap: bootstrap_pb2.Bootstrap) -> str:
@@ -23,17 +23,19 @@ def bootstrap_digest(bootstrap: bootstrap_pb2.Bootstrap) -> str:
     return hashlib.sha256(bootstrap.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 
-@dataclass
 class Sidecar:
     """A running Envoy, started by this agent or adopted from a previous one (it is never
-    the agent's child: see ``gossamer.agent.process``)."""
+    the agent's child: see ``gossamer.agent.process``). A ``Supervised`` for
+    ``gossamer.envoy.supervisor``."""
 
-    name: str
-    record: EnvoyRecord
+    def __init__(self, name: str, record: EnvoyRecord) -> None:
+        self.name = name
+        self.record = record
+        self.admin = EnvoyAdmin(record.admin, name=f"Envoy of {name}")
 
     @property
-    def admin_url(self) -> str:
-        return f"http://{self.record.admin}"
+    def pid(self) -> int:
+        return self.record.pid
 
     @property
     def running(self) -> bool:
@@ -50,10 +52,13 @@ class Sidecar:
         drain_seconds: int,
         timeout: float = 30.0,  # noqa: ASYNC109
     ) -> Sidecar:
-        """Write the bootstrap, start Envoy, wait until its admin API answers."""
+        """Write the bootstrap, start Envoy, wait until its admin API answers (not until it
+        is ready: it may wait for the control plane). An Envoy that does not come up is
+        stopped, also if this is cancelled: none is left behind unrecorded."""
         text = bootstrap_json(bootstrap)
         config = workdir / "bootstrap.json"
         config.write_text(text)
+        log_path = workdir / "envoy.log"
         admin = bootstrap.admin.address.socket_address
         argv = [
             binary,
@@ -71,29 +76,34 @@ class Sidecar:
             "--log-level",
             "info",
         ]
-        pid = await process.spawn(argv, workdir / "envoy.log", workdir / "envoy.pid")
+        pid = await process.spawn(argv, log_path, workdir / "envoy.pid")
         started = process.start_time(pid)
         record = EnvoyRecord(
             pid, started or 0, f"{admin.address}:{admin.port_value}", bootstrap_digest(bootstrap)
         )
         sidecar = cls(name, record)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not await sidecar.admin_answers():
+
+        async def admin_answers() -> bool:
             if not sidecar.running:
                 raise EnvoyError(
-                    f"Envoy of {name} exited "
-                    f"while starting; last lines of {workdir / 'envoy.log'}:\n"
-                    f"{_tail(workdir / 'envoy.log')}"
+                    f"Envoy of {name} exited while starting; last lines of {log_path}:\n"
+                    f"{_tail(log_path)}"
                 )
-            if loop.time() >= deadline:
-                await sidecar.stop(1.0)
-                raise EnvoyError(
-                    f"Envoy of {name} did not open its admin API on "
-                    f"{record.admin} within {timeout:g} s; see "
-                    f"{workdir / 'envoy.log'}"
-                )
-            await asyncio.sleep(0.05)
+            return await sidecar.admin.answers()
+
+        try:
+            await wait_until(
+                admin_answers, timeout=timeout, interval=0.05, what=f"Envoy of {name} admin API"
+            )
+        except PollTimeoutError:
+            await sidecar.stop(1.0)
+            raise EnvoyError(
+                f"Envoy of {name} did not open its admin API on {record.admin} within "
+                f"{timeout:g} s; see {log_path}"
+            ) from None
+        except BaseException:
+            await sidecar.stop(1.0)
+            raise
         return sidecar
 
     @classmethod
@@ -102,38 +112,22 @@ class Sidecar:
         if not process.is_running(record.pid, record.start_time):
             return None
         sidecar = cls(name, record)
-        return sidecar if await sidecar.admin_answers() else None
-
-    async def admin_answers(self) -> bool:
-        try:
-            async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
-                r = await client.get(f"{self.admin_url}/server_info")
-        except httpx.HTTPError:
-            return False
-        return r.status_code == 200
-
-    async def admin_post(self, path: str) -> None:
-        try:
-            async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
-                r = await client.post(f"{self.admin_url}{path}")
-        except httpx.HTTPError as e:
-            raise EnvoyError(f"Envoy of {self.name}: admin POST {path} failed: {e!r}") from None
-        if r.is_error:
-            raise EnvoyError(
-                f"Envoy of {self.name}: admin POST {path} answered {r.status_code}: {r.text[:200]}"
-            )
+        if await sidecar.admin.answers():
+            return sidecar
+        await sidecar.admin.aclose()
+        return None
 
     async def wait_exit(self) -> None:
-        """Return when Envoy exits."""
+        """Return when Envoy exits (its status is its parent's, init's, to know)."""
         if self.running:  # (a pid that is gone may since have been reused)
             await process.wait_exit(self.record.pid)
 
-    async def drain(self) -> None:
-        """Drain the inbound listeners gracefully (connections are asked to close)."""
-        await self.admin_post("/drain_listeners?graceful&inboundonly")
-
     async def stop(self, grace: float = 10.0) -> None:
-        await process.terminate(self.record.pid, self.record.start_time, grace)
+        """SIGTERM, SIGKILL after ``grace`` seconds; returns once it is gone."""
+        try:
+            await process.terminate(self.record.pid, self.record.start_time, grace)
+        finally:
+            await self.admin.aclose()
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -19,7 +19,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from gossamer.errors import ProcessError
+from gossamer.errors import PollTimeoutError, ProcessError
+from gossamer.polling import wait_until
 
 
 def start_time(pid: int) -> int | None:
@@ -72,15 +73,16 @@ async def spawn(argv: Sequence[str], log_path: Path, pid_path: Path, timeout: fl
         raise ProcessError(
             f"cannot start {argv[0]}: setsid exited with status {code}; see {log_path}"
         )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        pid = _read_pid(pid_path)
-        if pid is not None:
-            return pid
-        if loop.time() >= deadline:
-            raise ProcessError(f"{argv[0]} did not start within {timeout:g} s; see {log_path}")
-        await asyncio.sleep(0.01)
+    try:
+        pid = await wait_until(
+            lambda: _read_pid(pid_path), timeout=timeout, interval=0.01, what=f"{pid_path}"
+        )
+    except PollTimeoutError:
+        raise ProcessError(
+            f"{argv[0]} did not start within {timeout:g} s; see {log_path}"
+        ) from None
+    assert isinstance(pid, int)
+    return pid
 
 
 def _read_pid(path: Path) -> int | None:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gossamer.agent.backoff import Backoff
 from gossamer.agent.bootstrap import parse_host_port, sidecar_bootstrap
 from gossamer.agent.client import RegistryClient
 from gossamer.agent.config import AgentConfig, to_manifest
@@ -33,6 +32,7 @@ from gossamer.agent.status import AgentStatus, WorkloadStatus
 from gossamer.agent.workload import WorkloadRunner
 from gossamer.envoy.binary import check_version, find_envoy
 from gossamer.errors import ConfigError, GossamerError, RefusedError
+from gossamer.polling import Backoff
 from gossamer.ports import free_port, is_free
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ StopMode = Literal["stop", "detach"]
 HEARTBEAT_S = 15.0
 #: how long the drain POST may wait for every affected proxy to ACK
 DRAIN_ACK_TIMEOUT_S = 30.0
+#: the wait before calling the control plane again after a failure
+CONTROL_PLANE_RETRY = Backoff(initial=0.2, maximum=15.0)
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,10 @@ class Agent:
                 await self._stop.wait()
                 for task in tasks:
                     task.cancel()
-            if self._fatal is None and self._mode == "stop":
+            drain = self._fatal is None and self._mode == "stop"
+            if drain:
                 await self._drain(api)
-        await self._finish()
+        await self._finish(drain=drain)
         await self._flush_status()
         if self._fatal is not None:
             raise self._fatal
@@ -207,7 +210,7 @@ class Agent:
     async def _sync(self, api: RegistryClient, host: str, address: str) -> None:
         """Register the workloads, then send every health change; retry with back-off."""
         assert self.status is not None
-        backoff = Backoff(initial=0.2, maximum=15.0)
+        backoff = CONTROL_PLANE_RETRY.retries()
         self._dirty.set()
         while True:
             with contextlib.suppress(TimeoutError):
@@ -283,6 +286,8 @@ class Agent:
     # -- stop ----------------------------------------------------------------------------
 
     async def _drain(self, api: RegistryClient) -> None:
+        """Tell the control plane every workload is draining and wait until the proxies
+        ACKed (so none sends new requests here); the Envoys drain next, in ``_finish``."""
         assert self.status is not None
         self.status.state = "draining"
         self._changed()
@@ -294,13 +299,10 @@ class Agent:
             except GossamerError as e:
                 self.status.control_plane_error = f"while draining: {e}"
                 self._changed()
-        for w in self.workloads:
-            if w.sidecar is not None and w.sidecar.running:
-                with contextlib.suppress(GossamerError):
-                    await w.sidecar.drain()
-        await asyncio.sleep(self.options.config.drainSeconds)
 
-    async def _finish(self) -> None:
+    async def _finish(self, *, drain: bool) -> None:
+        """Stop the Envoys (with ``drain``: drain each, wait ``drainSeconds``, then stop),
+        or, detaching, leave them running for the next agent."""
         assert self.status is not None
         if self._mode == "detach" and self._fatal is None:
             self.status.state = "detached"
@@ -309,7 +311,7 @@ class Agent:
         log.info("stopping %d Envoy(s)", len(self.workloads))
         async with asyncio.TaskGroup() as tg:
             for w in self.workloads:
-                tg.create_task(w.stop_envoy())
+                tg.create_task(w.stop_envoy(drain=drain))
         self.status.state = "failed" if self._fatal else "stopped"
         self.status.error = str(self._fatal) if self._fatal else None
         self._changed()

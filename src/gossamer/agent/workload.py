@@ -6,24 +6,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 
-from gossamer.agent.backoff import Backoff
 from gossamer.agent.config import WorkloadConfig
 from gossamer.agent.envoy import Sidecar, bootstrap_digest
 from gossamer.agent.health import AppHealth, HealthTracker, probe
 from gossamer.agent.state import EnvoyRecord
 from gossamer.agent.status import WorkloadStatus
-from gossamer.errors import GossamerError
+from gossamer.envoy.supervisor import (
+    Drain,
+    DrainFailed,
+    EnvoySupervisor,
+    Event,
+    Exited,
+    Running,
+    StartFailed,
+)
+from gossamer.polling import Backoff
 from gossamer.ports import require_free
 
 log = logging.getLogger(__name__)
 
-#: an Envoy that ran this long before dying is restarted without waiting
+#: an Envoy that ran this long before dying starts the restart back-off over
 STABLE_AFTER_S = 30.0
+#: the wait before restarting an Envoy that died or failed to start
+ENVOY_RESTART = Backoff(initial=0.2, maximum=30.0)
 
 
 @dataclass
@@ -40,7 +50,16 @@ class WorkloadRunner:
     changed: Callable[[], None]
     #: called with the Envoy record after a (re)start; None once it is stopped
     recorded: Callable[[str, EnvoyRecord | None], None]
-    sidecar: Sidecar | None = None
+    supervisor: EnvoySupervisor[Sidecar] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = EnvoySupervisor(
+            self.start_envoy,
+            name=f"Envoy of {self.key}",
+            backoff=ENVOY_RESTART,
+            stable_after=STABLE_AFTER_S,
+            on_event=self._envoy_event,
+        )
 
     @property
     def key(self) -> str:
@@ -50,8 +69,12 @@ class WorkloadRunner:
     def digest(self) -> str:
         return bootstrap_digest(self.bootstrap)
 
+    @property
+    def sidecar(self) -> Sidecar | None:
+        return self.supervisor.current
+
     def adopted(self, sidecar: Sidecar) -> None:
-        self.sidecar = sidecar
+        self.supervisor.adopt(sidecar)
         self.status.envoy.state = "adopted"
         self.status.envoy.pid = sidecar.record.pid
         self.status.envoy.admin = sidecar.record.admin
@@ -68,7 +91,6 @@ class WorkloadRunner:
             self.workdir,
             drain_seconds=self.drain_seconds,
         )
-        self.sidecar = sidecar
         self.recorded(self.key, sidecar.record)
         log.info(
             "%s: started Envoy pid %d (admin %s)",
@@ -79,42 +101,42 @@ class WorkloadRunner:
         return sidecar
 
     async def supervise(self) -> None:
-        """Keep the Envoy running until cancelled; restarts a dead one with back-off."""
-        backoff = Backoff(initial=0.2, maximum=30.0)
-        loop = asyncio.get_running_loop()
-        envoy = self.status.envoy
-        while True:
-            sidecar = self.sidecar
-            if sidecar is None or not sidecar.running:
-                try:
-                    sidecar = await self.start_envoy()
-                except GossamerError as e:
-                    delay = backoff.next()
-                    log.warning("%s: %s (retrying in %.1f s)", self.key, e, delay)
-                    envoy.state, envoy.error, envoy.retry_in = "failed", str(e), round(delay, 2)
-                    self.changed()
-                    await asyncio.sleep(delay)
-                    continue
-                envoy.state = "running"
-            envoy.pid, envoy.admin, envoy.retry_in = sidecar.record.pid, sidecar.record.admin, None
-            self.changed()
-            since = loop.time()
-            await sidecar.wait_exit()
-            if loop.time() - since >= STABLE_AFTER_S:
-                backoff.reset()
-            delay = backoff.next()
-            envoy.restarts += 1
-            envoy.state = "restarting"
-            envoy.error = f"Envoy (pid {sidecar.record.pid}) exited; see {self.workdir}/envoy.log"
-            envoy.retry_in = round(delay, 2)
-            log.warning("%s: %s; restarting in %.1f s", self.key, envoy.error, delay)
-            self.changed()
-            await asyncio.sleep(delay)
+        """Keep the Envoy running until cancelled (restarting a dead one with back-off, for
+        ever: the agent never gives up on a workload); it is left running."""
+        await self.supervisor.run()
 
-    async def stop_envoy(self, grace: float = 10.0) -> None:
-        if self.sidecar is not None:
-            await self.sidecar.stop(grace)
-            self.sidecar = None
+    def _envoy_event(self, event: Event[Sidecar]) -> None:
+        envoy = self.status.envoy
+        match event:
+            case Running(sidecar, adopted):
+                if not adopted:
+                    envoy.state = "running"
+                envoy.pid, envoy.admin = sidecar.record.pid, sidecar.record.admin
+                envoy.retry_in = None
+            case StartFailed(error, _, retry_in):
+                log.warning("%s: %s (retrying in %.1f s)", self.key, error, retry_in or 0.0)
+                envoy.state, envoy.error = "failed", str(error)
+                envoy.retry_in = None if retry_in is None else round(retry_in, 2)
+            case Exited(sidecar, _, retry_in):
+                envoy.restarts += 1
+                envoy.state = "restarting"
+                envoy.error = (
+                    f"Envoy (pid {sidecar.record.pid}) exited; see {self.workdir}/envoy.log"
+                )
+                envoy.retry_in = round(retry_in, 2)
+                log.warning("%s: %s; restarting in %.1f s", self.key, envoy.error, retry_in)
+            case DrainFailed(error):
+                log.warning("%s: could not drain its Envoy: %s", self.key, error)
+            case _:
+                return
+        self.changed()
+
+    async def stop_envoy(self, *, drain: bool = False, grace: float = 10.0) -> None:
+        """Stop the Envoy; with ``drain``, first drain its inbound listeners and let
+        ``drain_seconds`` pass (callers were told this workload is draining)."""
+        plan = Drain(self.drain_seconds, inbound_only=True, until_idle=False) if drain else None
+        if self.supervisor.current is not None:
+            await self.supervisor.shutdown(plan, grace=grace)
             self.recorded(self.key, None)
         self.status.envoy.state = "stopped"
         self.status.envoy.pid = None

@@ -12,16 +12,13 @@ import builtins
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-
-import httpx
 
 from gossamer.controlplane.admission import authorize, diff_against, status_only
 from gossamer.controlplane.incremental import endpoint_change, patch_endpoints
 from gossamer.controlplane.service import ApplyResult, Diff
 from gossamer.controlplane.snapshots import proxy_snapshot
+from gossamer.envoy.admin import EnvoyAdmin
 from gossamer.errors import (
-    EnvoyError,
     FieldError,
     GossamerError,
     NotFoundError,
@@ -373,18 +370,8 @@ class ControlPlane:
             raise NotFoundError(
                 f"proxy {node_id} is not connected or did not publish its admin address"
             )
-        try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                # endpoints are in the dump only when asked for
-                resp = await client.get(f"http://{admin}/config_dump", params={"include_eds": ""})
-                resp.raise_for_status()
-                data: dict[str, Any] = resp.json()
-        except (httpx.HTTPError, ValueError) as e:
-            raise EnvoyError(
-                f"cannot read the config of {node_id} from its admin API at {admin}: {e}; "
-                "is that Envoy still running?"
-            ) from None
-        return data
+        async with EnvoyAdmin(admin, name=f"proxy {node_id}") as envoy:
+            return await envoy.config_dump(include_eds=True)
 
     def statistics(self) -> dict[str, object]:
         return {

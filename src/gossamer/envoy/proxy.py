@@ -1,7 +1,8 @@
-"""Run a real Envoy: write its bootstrap, start it, wait until it is ready, talk to its admin.
+"""Run a real Envoy as our child: write its bootstrap, start it, wait until it is ready.
 
-``EnvoyProcess`` is an async context manager for tests and the core of the agent's Envoy
-supervisor (it does not depend on pytest). Each Envoy gets a dynamic base id (so many can
+``EnvoyProcess`` is an async context manager for tests and the Envoy the gateway keeps
+running (``gossamer.envoy.supervisor``); it does not depend on pytest. Its admin API is an
+``EnvoyAdmin`` (``envoy.admin``). Each Envoy gets a dynamic base id (so many can
 run on one host) and an admin port picked by Envoy itself on loopback, read back from
 ``--admin-address-path`` (no race for a free port).
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import re
 import shutil
 import tempfile
@@ -19,10 +19,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import httpx
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import json_format
 
+from gossamer.envoy.admin import EnvoyAdmin
 from gossamer.envoy.binary import find_envoy as find_envoy  # (validate.py imports it here)
 from gossamer.envoy.process import ManagedProcess
 from gossamer.errors import ConfigError, EnvoyError, PollTimeoutError
@@ -82,7 +82,7 @@ class EnvoyProcess:
         self._binary = binary
         self._env = env
         self._process: ManagedProcess | None = None
-        self._admin: httpx.AsyncClient | None = None
+        self._admin: EnvoyAdmin | None = None
         self.admin_address: tuple[str, int] | None = None
 
     async def __aenter__(self) -> Self:
@@ -143,14 +143,16 @@ class EnvoyProcess:
             return address_file.read_text().strip() if address_file.exists() else ""
 
         try:
-            text = await wait_until(
-                admin_address, timeout=self._start_timeout, what=f"{self.name} admin address file"
+            text = str(
+                await wait_until(
+                    admin_address,
+                    timeout=self._start_timeout,
+                    what=f"{self.name} admin address file",
+                )
             )
-            host, _, port = str(text).rpartition(":")
+            host, _, port = text.rpartition(":")
             self.admin_address = (host.strip("[]"), int(port))
-            self._admin = httpx.AsyncClient(
-                base_url=f"http://{text}", timeout=10.0, trust_env=False
-            )
+            self._admin = EnvoyAdmin(text, name=self.name, diagnose=self._exit_report)
             if self._wait_ready:
                 await wait_until(
                     self._is_ready, timeout=self._start_timeout, what=f"{self.name} /ready"
@@ -163,23 +165,28 @@ class EnvoyProcess:
 
     async def _is_ready(self) -> bool:
         self._check_running("while starting")
-        try:
-            response = await self.admin_client.get("/ready")
-        except httpx.TransportError:
-            return False
-        return response.status_code == 200
+        return await self.admin.ready()
 
     async def terminate(self) -> int | None:
         """SIGTERM, then SIGKILL after ``stop_timeout``; removes a temporary workdir."""
+        return await self.stop(self._stop_timeout)
+
+    async def stop(self, grace: float) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; removes a temporary workdir. The
+        exit status (None if it never started)."""
         try:
             if self._admin is not None:
                 await self._admin.aclose()
                 self._admin = None
             if self._process is not None:
-                return await self._process.stop(self._stop_timeout)
+                return await self._process.stop(grace)
             return None
         finally:
             self._remove_workdir()
+
+    async def wait_exit(self) -> int | None:
+        """Return once Envoy has exited; its exit status."""
+        return None if self._process is None else await self._process.wait()
 
     async def kill(self) -> int | None:
         """SIGKILL Envoy now (a crash, for tests of what happens next); the exit status."""
@@ -233,64 +240,39 @@ class EnvoyProcess:
     # ---- admin API ---------------------------------------------------------------------
 
     @property
-    def admin_client(self) -> httpx.AsyncClient:
+    def admin(self) -> EnvoyAdmin:
+        """The admin API client (its errors name this Envoy; if it died, with its log)."""
         if self._admin is None:
             raise EnvoyError(f"{self.name} admin API is not available (not started or stopped)")
         return self._admin
 
+    def _exit_report(self) -> str | None:
+        process = self._process
+        if process is None or process.running:
+            return None
+        return (
+            f"{self.name} exited with status {process.returncode}\n"
+            f"--- last lines of {process.log_path} ---\n{process.log_tail()}"
+        )
+
+    # shorthands for tests: ``await envoy.stats()`` rather than ``await envoy.admin.stats()``
+
     async def admin_get(self, path: str, params: Mapping[str, str] | None = None) -> str:
-        """GET an admin path (e.g. ``/clusters``); the body. Non-2xx raises EnvoyError."""
-        return (await self._admin_request("GET", path, params)).text
+        return await self.admin.get(path, params)
 
     async def admin_post(self, path: str, params: Mapping[str, str] | None = None) -> str:
-        """POST an admin path (e.g. ``/healthcheck/fail``, ``/logging``); the body."""
-        return (await self._admin_request("POST", path, params)).text
-
-    async def _admin_request(
-        self, method: str, path: str, params: Mapping[str, str] | None
-    ) -> httpx.Response:
-        try:
-            response = await self.admin_client.request(method, path, params=params)
-        except httpx.TransportError as exc:
-            self._check_running(f"before admin {method} {path}")
-            raise EnvoyError(f"{self.name} admin {method} {path} failed: {exc!r}") from exc
-        if response.is_error:
-            raise EnvoyError(
-                f"{self.name} admin {method} {path} answered "
-                f"{response.status_code}: {response.text[:500]}"
-            )
-        return response
+        return await self.admin.post(path, params)
 
     async def stats(self, filter_regex: str | None = None) -> dict[str, int]:
-        """Counters and gauges by name, optionally only names matching ``filter_regex``.
-
-        Histograms and text readouts are left out.
-        """
-        params = {"format": "json"}
-        if filter_regex is not None:
-            params["filter"] = filter_regex
-        body = json.loads(await self.admin_get("/stats", params))
-        return {
-            s["name"]: s["value"] for s in body.get("stats", ()) if isinstance(s.get("value"), int)
-        }
+        return await self.admin.stats(filter_regex)
 
     async def listener_addresses(self) -> dict[str, tuple[str, int]]:
-        """Where each active listener is bound, by name (listeners on port 0 included)."""
-        body = json.loads(await self.admin_get("/listeners", {"format": "json"}))
-        addresses: dict[str, tuple[str, int]] = {}
-        for status in body.get("listener_statuses", ()):
-            socket_address = status.get("local_address", {}).get("socket_address")
-            if socket_address is not None:
-                addresses[status["name"]] = (
-                    socket_address["address"],
-                    int(socket_address.get("port_value", 0)),
-                )
-        return addresses
+        return await self.admin.listener_addresses()
 
-    async def config_dump(self, **params: str) -> dict[str, Any]:
-        """The admin ``/config_dump`` (params e.g. ``resource="dynamic_active_clusters"``)."""
-        dump: dict[str, Any] = json.loads(await self.admin_get("/config_dump", params))
-        return dump
+    async def config_dump(
+        self, *, include_eds: bool = False, resource: str | None = None
+    ) -> dict[str, Any]:
+        return await self.admin.config_dump(include_eds=include_eds, resource=resource)
 
     async def wait_for(
         self,

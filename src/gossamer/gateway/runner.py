@@ -1,8 +1,9 @@
 """Run one gateway Envoy and keep it running.
 
 ``GatewayRunner.run(stop)`` writes the bootstrap, starts Envoy, forwards its access log,
-restarts it with back-off when it dies, and once ``stop`` is set drains it: the admin
-health check fails (load balancers in front stop sending), listeners drain gracefully
+and keeps it running with ``gossamer.envoy.supervisor`` (restarts with back-off, gives up
+after ``MAX_START_FAILURES`` failed starts in a row). Once ``stop`` is set it drains it: the
+admin health check fails (load balancers in front stop sending), listeners drain gracefully
 (HTTP/1 responses say ``Connection: close``, HTTP/2 gets GOAWAY) until no client
 connection is open or ``drain_seconds`` passed; then Envoy is stopped.
 """
@@ -10,29 +11,34 @@ connection is open or ``drain_seconds`` passed; then Envoy is stopped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
 
 from gossamer.envoy.binary import check_version, find_envoy
 from gossamer.envoy.proxy import EnvoyProcess
-from gossamer.errors import EnvoyError, ProcessError
+from gossamer.envoy.supervisor import (
+    Drain,
+    DrainFailed,
+    EnvoySupervisor,
+    Event,
+    Exited,
+    Running,
+    StartFailed,
+    State,
+)
 from gossamer.gateway.logs import LogForwarder
 from gossamer.gateway.settings import GatewaySettings, gateway_bootstrap
 from gossamer.ports import free_port, require_free
 
-#: how often a running Envoy is checked for having exited, and a drain for being done
-_POLL = 0.2
 #: Envoy failing to come up this many times in a row (never reaching its admin API) is fatal
 MAX_START_FAILURES = 5
+#: an Envoy that ran this long before dying starts the restart back-off over
+STABLE_AFTER_S = 60.0
 #: Envoy writes buffered access-log lines at least this often (its default: every 10 s)
 ACCESS_LOG_FLUSH_MS = 1000
-
-State = Literal["starting", "running", "backing-off", "draining", "stopped"]
 
 
 def _stdout(line: str) -> None:
@@ -67,26 +73,53 @@ class GatewayRunner:
         self.settings = settings
         self._on_access = on_access
         self._on_message = on_message
-        self._state: State = "starting"
-        self._envoy: EnvoyProcess | None = None
+        self._binary = ""
         self._admin: tuple[str, int] | None = None
-        self._starts = 0
+        self._supervisor = EnvoySupervisor(
+            self._start,
+            name=f"gateway {settings.namespace}/{settings.name}",
+            backoff=settings.restart,
+            stable_after=STABLE_AFTER_S,
+            give_up_after=MAX_START_FAILURES,
+            hint=f"see {self._workdir / 'envoy.log'} (last error above)",
+            on_event=self._event,
+        )
 
     # ---- introspection -----------------------------------------------------------------
 
     def statistics(self) -> RunnerStatistics:
-        envoy = self._envoy
+        sup = self._supervisor
+        envoy = sup.current
+        running = envoy is not None and envoy.running
         return RunnerStatistics(
-            state=self._state,
-            pid=envoy.pid if envoy is not None and envoy.running else None,
+            state=sup.state,
+            pid=envoy.pid if envoy is not None and running else None,
             admin=None if self._admin is None else f"{self._admin[0]}:{self._admin[1]}",
-            starts=self._starts,
-            restarts=max(0, self._starts - 1),
+            starts=sup.starts,
+            restarts=max(0, sup.starts - 1),
         )
 
     def _say(self, text: str) -> None:
         s = self.settings
         self._on_message(f"gateway {s.namespace}/{s.name}: {text}")
+
+    def _event(self, event: Event[EnvoyProcess]) -> None:
+        match event:
+            case StartFailed(error, _, retry_in):
+                self._say(f"Envoy did not start: {str(error).splitlines()[0]}")
+                if retry_in is not None:
+                    self._say(f"restarting Envoy in {retry_in:.1f} s")
+            case Running(envoy, _):
+                admin, xds = self._admin or ("?", 0), self.settings.xds_addr
+                self._say(
+                    f"Envoy running (pid {envoy.pid}, admin http://{admin[0]}:{admin[1]}"
+                    f", xDS {xds[0]}:{xds[1]})"
+                )
+            case Exited(_, status, retry_in):
+                self._say(f"Envoy exited with status {status}")
+                self._say(f"restarting Envoy in {retry_in:.1f} s")
+            case DrainFailed(error):
+                self._say(f"could not start a graceful drain: {str(error).splitlines()[0]}")
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -104,48 +137,53 @@ class GatewayRunner:
         """Serve until ``stop`` is set, then drain and stop Envoy. Raises ``ConfigError``
         or ``EnvoyError`` at once for what restarting cannot fix (the binary, a held admin
         port), ``EnvoyError`` if Envoy never comes up."""
-        binary = await self.check()
-        self.settings.workdir.mkdir(parents=True, exist_ok=True)
-        quick_deaths = 0
-        start_failures = 0
+        self._binary = await self.check()
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        forwarder = LogForwarder(self._workdir / "envoy.log", self._on_access, self._on_message)
+        forwarded = asyncio.Event()
         try:
-            while not stop.is_set():
-                started = time.monotonic()
-                came_up = await self._run_once(binary, stop)
-                if stop.is_set():
-                    break
-                start_failures = 0 if came_up else start_failures + 1
-                if start_failures >= MAX_START_FAILURES:
-                    raise EnvoyError(
-                        f"Envoy failed to start {start_failures} times in a row; see "
-                        f"{self._log_path()} (last error above)"
-                    )
-                stable = time.monotonic() - started >= self.settings.restart.stable
-                quick_deaths = 1 if stable else quick_deaths + 1
-                delay = self.settings.restart.delay(quick_deaths)
-                self._state = "backing-off"
-                self._say(f"restarting Envoy in {delay:.1f} s")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-        finally:
-            self._state = "stopped"
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(forwarder.run(forwarded))
+                try:
+                    await self._supervisor.run(stop)
+                finally:
+                    try:
+                        await self._shutdown(drain=stop.is_set())
+                    finally:
+                        forwarded.set()
+        except BaseExceptionGroup as group:
+            # the supervisor's error (Envoy never came up) comes out as itself
+            raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
 
-    def _log_path(self) -> str:
-        return str(self.settings.workdir / "envoy" / "envoy.log")
+    async def _shutdown(self, *, drain: bool) -> None:
+        """Drain a running Envoy (when asked to stop, not when failing), then stop it."""
+        envoy = self._supervisor.current
+        seconds = self.settings.drain_seconds
+        plan = None
+        if drain and envoy is not None and envoy.running:
+            self._say(f"draining (up to {seconds:g} s)")
+            plan = Drain(seconds, fail_health_checks=True)
+        await self._supervisor.shutdown(plan)
+        if plan is not None:
+            self._say("stopped")
 
-    async def _run_once(self, binary: str, stop: asyncio.Event) -> bool:
-        """One life of Envoy; whether it came up (its admin API answered)."""
+    @property
+    def _workdir(self) -> Path:
+        return self.settings.workdir / "envoy"
+
+    async def _start(self) -> EnvoyProcess:
+        """Start one life of Envoy; it is up once its admin API answers (it may wait for its
+        Gateway resource or the control plane before it is ready)."""
         host, port = self.settings.admin_addr
         admin = (host, port or free_port(host))
-        workdir = self.settings.workdir / "envoy"
-        workdir.mkdir(parents=True, exist_ok=True)
+        self._workdir.mkdir(parents=True, exist_ok=True)
         envoy = EnvoyProcess(
             gateway_bootstrap(self.settings, admin),
             concurrency=self.settings.concurrency,
             log_level=self.settings.log_level,
-            wait_ready=False,  # it may wait for its Gateway resource or the control plane
-            workdir=workdir,
-            binary=binary,
+            wait_ready=False,
+            workdir=self._workdir,
+            binary=self._binary,
             name=f"gateway {self.settings.namespace}/{self.settings.name}",
             extra_args=[
                 "--drain-time-s",
@@ -156,57 +194,6 @@ class GatewayRunner:
                 str(ACCESS_LOG_FLUSH_MS),
             ],
         )
-        forwarder = LogForwarder(workdir / "envoy.log", self._on_access, self._on_message)
-        done = asyncio.Event()
-        self._state = "starting"
-        self._starts += 1
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(forwarder.run(done))
-            try:
-                try:
-                    await envoy.start()
-                except (EnvoyError, ProcessError) as e:
-                    self._say(f"Envoy did not start: {str(e).splitlines()[0]}")
-                    return False
-                self._envoy, self._admin = envoy, admin
-                self._state = "running"
-                self._say(
-                    f"Envoy running (pid {envoy.pid}, admin http://{admin[0]}:{admin[1]}"
-                    f", xDS {self.settings.xds_addr[0]}:{self.settings.xds_addr[1]})"
-                )
-                while envoy.running and not stop.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), _POLL)
-                if envoy.running:
-                    await self._drain(envoy)
-                    self._say("stopped")
-                else:
-                    self._say(f"Envoy exited with status {envoy.returncode}")
-                return True
-            finally:
-                await envoy.terminate()
-                done.set()
-
-    async def _drain(self, envoy: EnvoyProcess) -> None:
-        seconds = self.settings.drain_seconds
-        self._state = "draining"
-        self._say(f"draining (up to {seconds:g} s)")
-        try:
-            await envoy.admin_post("/healthcheck/fail")
-            await envoy.admin_post("/drain_listeners", {"graceful": ""})
-        except EnvoyError as e:
-            self._say(f"could not start a graceful drain: {str(e).splitlines()[0]}")
-            return
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and envoy.running:
-            if await self._open_connections(envoy) == 0:
-                return
-            await asyncio.sleep(_POLL)
-
-    @staticmethod
-    async def _open_connections(envoy: EnvoyProcess) -> int | None:
-        try:
-            stats = await envoy.stats(r"^listener\..*\.downstream_cx_active$")
-        except EnvoyError:
-            return None
-        return sum(v for k, v in stats.items() if not k.startswith("listener.admin."))
+        await envoy.start()
+        self._admin = admin
+        return envoy

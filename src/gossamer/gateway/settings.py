@@ -13,28 +13,15 @@ from envoy.extensions.resource_monitors.downstream_connections.v3 import (
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from gossamer.errors import FieldError, ValidationError, field_errors
+from gossamer.errors import FieldError, ValidationError
 from gossamer.model.base import Name
 from gossamer.node import ADMIN_KEY
+from gossamer.polling import Backoff
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import DEFAULT_NAMESPACE, ProxyIdentity
 
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
 CONNECTION_LIMIT_MONITOR = "envoy.resource_monitors.global_downstream_max_connections"
-
-
-@dataclass(frozen=True)
-class Restart:
-    """Back-off between restarts of an Envoy that died: ``initial * 2**n`` up to ``maximum``
-    seconds; an Envoy that ran ``stable`` seconds starts the count over."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    stable: float = 60.0
-
-    def delay(self, failures: int) -> float:
-        """The wait before the next start after ``failures`` (>= 1) quick deaths in a row."""
-        return float(min(self.maximum, self.initial * 2 ** min(failures - 1, 32)))
 
 
 @dataclass(frozen=True)
@@ -59,7 +46,8 @@ class GatewaySettings:
     log_level: str = "info"
     #: the envoy binary; default: the one installed with Gossamer, else PATH
     envoy: str | None = None
-    restart: Restart = field(default_factory=Restart)
+    #: the wait before restarting an Envoy that died or failed to start
+    restart: Backoff = field(default_factory=lambda: Backoff(initial=0.5, maximum=30.0))
 
     def __post_init__(self) -> None:
         errors: list[FieldError] = []
@@ -67,7 +55,7 @@ class GatewaySettings:
             try:
                 _NAME.validate_python(value)
             except PydanticValidationError as e:
-                errors.extend(field_errors(e, root=(label,)))
+                errors.append(FieldError(e.errors()[0]["msg"], label))
         host, port = self.admin_addr
         if not _is_loopback(host):
             errors.append(

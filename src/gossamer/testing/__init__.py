@@ -2,6 +2,7 @@
 real control plane, an in-memory fake of the control-plane service, and a fake Envoy on an
 ADS stream (``AdsClient``: in-process or over gRPC)."""
 
+from gossamer.envoy.admin import EnvoyAdmin
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.envoy.validate import validate_config, validate_config_sync
 from gossamer.errors import PollTimeoutError
@@ -22,6 +23,7 @@ from gossamer.testing.ports import free_port, loopback_host
 __all__ = [
     "AdsClient",
     "EchoClient",
+    "EnvoyAdmin",
     "EnvoyProcess",
     "FakeControlPlane",
     "GrpcBackend",

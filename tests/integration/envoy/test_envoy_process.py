@@ -39,9 +39,22 @@ async def test_start_admin_and_clean_exit(tmp_path: Path) -> None:
         assert stats["cluster_manager.active_clusters"] == 1
         dump = await envoy.config_dump(resource="static_clusters")
         assert [c["cluster"]["name"] for c in dump["configs"]] == ["web"]
+        assert (await envoy.admin.server_info())["state"] == "LIVE"
+        clusters = (await envoy.admin.clusters())["cluster_statuses"]
+        assert [c["name"] for c in clusters] == ["web"]
+        assert await envoy.admin.open_connections() == 0
     assert envoy.returncode == 0
     assert not pid_alive(pid)
     assert (tmp_path / "envoy.log").exists()  # a given workdir is kept
+
+
+@pytest.mark.asyncio
+async def test_quitquitquit_exits_cleanly() -> None:
+    async with EnvoyProcess(_bootstrap()) as envoy:
+        await envoy.admin.quitquitquit()
+        assert await asyncio.wait_for(envoy.wait_exit(), 30) == 0
+        with pytest.raises(EnvoyError, match="exited with status 0\n--- last lines of"):
+            await envoy.admin.stats()
 
 
 @pytest.mark.asyncio
@@ -129,10 +142,9 @@ async def test_a_never_ready_envoy_times_out_with_its_log() -> None:
         assert not pid_alive(envoy.pid)
 
         async with EnvoyProcess(bootstrap, wait_ready=False) as waiting:
-            ready = await waiting.admin_client.get("/ready")
-            assert ready.status_code == 503
-            assert ready.text.strip() in ("PRE_INITIALIZING", "INITIALIZING")
-            with pytest.raises(EnvoyError, match="answered 503"):
+            assert not await waiting.admin.ready()
+            assert await waiting.admin.answers()
+            with pytest.raises(EnvoyError, match=r"answered 503: (PRE_)?INITIALIZING"):
                 await waiting.admin_get("/ready")
     finally:
         silent.close()

@@ -11,8 +11,7 @@ from gossamer.envoy.process import pid_alive
 from gossamer.errors import EnvoyError
 from gossamer.gateway import GatewayRunner, GatewaySettings
 from gossamer.gateway.runner import MAX_START_FAILURES
-from gossamer.gateway.settings import Restart
-from gossamer.polling import wait_until
+from gossamer.polling import Backoff, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -30,7 +29,7 @@ async def test_an_envoy_that_never_starts_is_retried_with_backoff_then_reported(
     messages: list[str] = []
     settings = GatewaySettings(
         name="edge", xds_addr=("127.0.0.1", 9), workdir=tmp_path, envoy=str(broken),
-        restart=Restart(initial=0.01, maximum=0.05),
+        restart=Backoff(initial=0.01, maximum=0.05),
     )
     runner = GatewayRunner(settings, on_access=lambda _: None, on_message=messages.append)
     with pytest.raises(EnvoyError, match=f"failed to start {MAX_START_FAILURES} times"):

@@ -110,10 +110,10 @@ async def test_fake_client_holds_what_envoy_holds(tmp_path: Path, delta: bool) -
                 return all(names(dump, t) == set(client.resources(t)) for t in DUMP)
 
             async def envoy_in_sync() -> bool:
-                return same_names(await envoy.config_dump(include_eds="true"))
+                return same_names(await envoy.config_dump(include_eds=True))
 
             await envoy.wait_for(envoy_in_sync, timeout=30, what="Envoy holding the same names")
-            dump = await envoy.config_dump(include_eds="true")
+            dump = await envoy.config_dump(include_eds=True)
             for t in (C, L, R):  # as received: the same versions and the same messages
                 theirs = envoy_holds(dump, t)
                 ours = client.resources(t)

@@ -13,7 +13,6 @@ from gossamer.errors import ValidationError
 from gossamer.gateway.settings import (
     CONNECTION_LIMIT_MONITOR,
     GatewaySettings,
-    Restart,
     gateway_bootstrap,
 )
 from gossamer.node import parse_node
@@ -58,9 +57,3 @@ def test_bad_settings_name_the_field(kw: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as e:
         _settings(**kw)
     assert [err.path for err in e.value.errors] == [field]
-
-
-def test_restart_backoff_doubles_up_to_the_maximum() -> None:
-    r = Restart(initial=0.5, maximum=4.0)
-    assert [r.delay(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    assert r.delay(10_000) == 4.0
