@@ -9,20 +9,25 @@ import inspect
 import pkgutil
 from typing import Any
 
+import httpx
 import pydantic
 import pytest
+from fastapi import FastAPI
 
 import gossamer
 from gossamer import errors
-from gossamer.api.errors import HTTP_ERRORS, http_error
+from gossamer.api.errors import HTTP_ERRORS, http_error, install_error_handlers
 from gossamer.errors import (
     ApiError,
+    AuthError,
     ClientError,
     FieldError,
     GossamerError,
     RefusedError,
     RejectedError,
     ServerError,
+    ValidationError,
+    WaitTimeoutError,
     field_errors,
 )
 
@@ -150,3 +155,43 @@ def test_field_errors_under_another_root() -> None:
     ``commands`` validated one by one)."""
     got = _errors({"ports": [{"port": 1, "extra": 2}]}, root=("commands",), skip=1)
     assert [e.path for e in got] == ["commands[0].extra"]
+
+
+# -- the table, as the API answers -------------------------------------------------------
+
+
+def _instance(cls: type[GossamerError]) -> GossamerError:
+    if issubclass(cls, ValidationError):
+        return cls([FieldError("must be 1..65535", "spec.port")])
+    if issubclass(cls, AuthError):
+        return cls("agent a-1 was revoked", "revoked")
+    return cls("it went wrong")
+
+
+def _server_side() -> list[type[GossamerError]]:
+    return [cls for cls in _tree() if not issubclass(cls, ClientError)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("cls", _server_side(), ids=lambda c: c.__name__)
+async def test_the_api_answers_each_error_with_its_row(cls: type[GossamerError]) -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/fail")
+    async def fail() -> None:
+        raise _instance(cls)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        response = await client.get("/fail")
+    status, code = http_error(cls)
+    body = response.json()
+    assert (response.status_code, body["code"]) == (status, code)
+    assert body["errors"] and all(isinstance(line, str) for line in body["errors"])
+    assert body["stored"] is issubclass(cls, WaitTimeoutError)
+    if issubclass(cls, AuthError):  # the agent acts on the reason (docs/agent-protocol.md)
+        assert body["reason"] == "revoked"
+        assert response.headers["www-authenticate"] == "Bearer"
+    back = ApiError.answered(status, body["code"], body["errors"], reason=body.get("reason"))
+    assert str(back) == "\n".join(body["errors"])
