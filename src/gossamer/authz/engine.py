@@ -1,4 +1,4 @@
-"""The NGAC engine persisted in the control plane's store.
+"""The NGAC engine, kept as resources in the control plane's store.
 
 **Source of truth.** The store holds two kinds of resources: ``AccessPolicy`` (declarative,
 applied like every other resource) and ``AccessCommand`` (the journal: one entry per
@@ -16,17 +16,32 @@ after the file was first applied survives the re-apply. A journal entry that no 
 applies (its node was removed from the files) is skipped and listed in
 :meth:`AuthzEngine.statistics`; delete it, or restore the node, to clear it.
 
+**One writer, one watcher.** The engine holds no store: it starts from the listed
+resources, writes its journal through a :class:`CommandJournal` (the control plane's
+admission) and is told of every stored change to its two kinds by the control plane
+(:meth:`AuthzEngine.changed`, fed by the plane's one watch and its own applies).
+
 Writes hold a lock; a batch is checked by running it and undoing it, its journal entries are
-made durable, then replayed: decisions never see a change the store does not hold.
-A rebuild (files changed) builds a new graph off to the side (in a thread) and swaps it in.
+made durable, then replayed: decisions never see a change the store does not hold, and a
+store failure changes nothing. A rebuild (policies or journal changed by other hands) builds
+a new graph off to the side (in a thread) and swaps it in.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from gossamer.authz.command_journal import (
+    JOURNAL_NAMESPACE,
+    CommandJournal,
+    entry_name,
+    entry_seq,
+    from_command,
+    to_command,
+)
 from gossamer.authz.decider import Decider
 from gossamer.authz.explain import Explanation, access, explain
 from gossamer.authz.graph import Graph
@@ -34,22 +49,16 @@ from gossamer.authz.obligations import Event
 from gossamer.authz.pap import PAP, JournalEntry
 from gossamer.authz.policy import apply as apply_merged
 from gossamer.authz.policy import merge
-from gossamer.errors import ConflictError, GossamerError
+from gossamer.errors import GossamerError
 from gossamer.model.access_commands import Command
 from gossamer.model.access_policy import AccessCommand, AccessPolicy
-from gossamer.store.base import Store
-from gossamer.types import API_VERSION, Manifest
+from gossamer.model.base import Resource
+from gossamer.types import ResourceKey
 
-JOURNAL_NAMESPACE = "gossamer-system"
+log = logging.getLogger(__name__)
 
-
-def _journal_manifest(seq: int, entry: JournalEntry) -> Manifest:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AccessCommand",
-        "metadata": {"name": f"c-{seq:010d}", "namespace": JOURNAL_NAMESPACE},
-        "spec": entry.to_data(),
-    }
+#: the kinds the engine is built from (and is told of changes to)
+AUTHZ_KINDS = frozenset({"AccessPolicy", "AccessCommand"})
 
 
 class _DryRun(Exception):
@@ -90,66 +99,90 @@ def build_state(policies: Sequence[AccessPolicy], journal: Sequence[JournalEntry
 
 
 class AuthzEngine:
-    """Graph, decisions and administration, kept in a :class:`Store`."""
+    """Graph, decisions and administration, built from the listed resources and kept
+    durable through a :class:`CommandJournal`."""
 
-    def __init__(self, store: Store, state: EngineState, next_seq: int, revision: int) -> None:
-        self._store = store
-        #: the store revision the graph reflects (where :meth:`run` starts watching)
-        self._revision = revision
-        #: revisions this engine wrote (its watch skips them)
-        self._own: set[int] = set()
-        #: why the last rebuild from the store failed (the previous graph stays in force)
-        self.load_error: str | None = None
+    def __init__(
+        self,
+        journal: CommandJournal,
+        state: EngineState,
+        policies: Mapping[ResourceKey, AccessPolicy],
+        entries: Mapping[str, JournalEntry],
+        revision: int,
+    ) -> None:
+        self._journal = journal
         self._state = state
-        self._next_seq = next_seq
+        #: what the graph is built from: AccessPolicy by key, journal entries by name
+        self._policies = dict(policies)
+        self._entries = dict(entries)
+        #: the entries of the batch being made durable (told back to us: not a rebuild)
+        self._writing: dict[str, JournalEntry] = {}
+        #: the store revision of the newest change the engine was told of
+        self._revision = revision
+        #: why the last rebuild failed (the previous graph stays in force)
+        self.load_error: str | None = None
+        #: rebuilds after changes by other hands (an apply of AccessPolicy, another replica)
+        self.rebuilds = 0
+        self._stale = False
+        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, store: Store, admin: str = "admin") -> AuthzEngine:
-        """Load the policy from ``store``; on first start create the bootstrap admin."""
-        revision = await store.revision()
-        policies, journal, next_seq = await cls._read(store)
+    async def open(
+        cls,
+        journal: CommandJournal,
+        resources: Iterable[Resource],
+        revision: int,
+        admin: str = "admin",
+    ) -> AuthzEngine:
+        """Build from ``resources`` as listed at ``revision`` (AccessPolicy, and
+        AccessCommand in the journal's namespace; other kinds are ignored). On first start
+        (no journal yet) the bootstrap administrator's entry is written through ``journal``.
+        """
+        policies: dict[ResourceKey, AccessPolicy] = {}
+        entries: dict[str, JournalEntry] = {}
+        for r in resources:
+            if isinstance(r, AccessPolicy):
+                policies[r.key] = r
+            elif isinstance(r, AccessCommand) and r.metadata.namespace == JOURNAL_NAMESPACE:
+                entries[r.metadata.name] = from_command(r)
+        ordered = [entries[name] for name in sorted(entries)]
         error = None
         try:
-            state = await asyncio.to_thread(build_state, policies, journal)
+            state = await asyncio.to_thread(build_state, list(policies.values()), ordered)
         except GossamerError as e:  # deny by default until the stored policies are fixed
-            boot = [entry for entry in journal if entry.cause == "bootstrap"]
+            boot = [entry for entry in ordered if entry.cause == "bootstrap"]
             state = await asyncio.to_thread(build_state, [], boot)
             error = (
                 f"the stored AccessPolicy resources do not make a valid graph; nothing "
                 f"is granted until they are fixed: {e}"
             )
-        engine = cls(store, state, next_seq, revision)
+        engine = cls(journal, state, policies, entries, revision)
         engine.load_error = error
-        if not journal:
+        if not entries:
             async with engine._lock:
                 with state.graph.transaction():
                     state.pap.bootstrap(admin)
-                    await engine._persist()
+                    await engine._write(state.pap.take_journal())
         return engine
 
-    @staticmethod
-    async def _read(store: Store) -> tuple[list[AccessPolicy], list[JournalEntry], int]:
-        resources, _ = await store.list("AccessPolicy")
-        policies = [AccessPolicy.model_validate(r.manifest) for r in resources]
-        entries, _ = await store.list("AccessCommand", JOURNAL_NAMESPACE)
-        entries.sort(key=lambda r: r.key.name)
-        journal = [
-            JournalEntry.from_data(AccessCommand.model_validate(r.manifest).spec.model_dump())
-            for r in entries
-        ]
-        last = int(entries[-1].key.name[2:]) if entries else 0
-        return policies, journal, last + 1
-
-    async def _persist(self) -> None:
-        await self._write(self._state.pap.take_journal())
+    def _ordered(self) -> list[JournalEntry]:
+        return [self._entries[name] for name in sorted(self._entries)]
 
     async def _write(self, entries: Sequence[JournalEntry]) -> None:
+        """Make ``entries`` durable through the journal; raises (and records nothing) if
+        they could not be stored."""
         if not entries:
             return
-        puts = [_journal_manifest(self._next_seq + i, e) for i, e in enumerate(entries)]
-        self._own.add(await self._store.apply(puts=puts))
-        self._next_seq += len(entries)
+        first = max((entry_seq(name) for name in self._entries), default=0) + 1
+        named = {entry_name(first + i): e for i, e in enumerate(entries)}
+        self._writing = named
+        try:
+            revision = await self._journal.append([to_command(n, e) for n, e in named.items()])
+        finally:
+            self._writing = {}
+        self._entries.update(named)
+        self._revision = max(self._revision, revision)
 
     # ------------------------------------------------------------------ administration
     async def execute(self, user: str, commands: Sequence[Command]) -> list[Event]:
@@ -176,71 +209,77 @@ class AuthzEngine:
             except GossamerError:  # cannot happen with a deterministic replay; be safe
                 pap.take_journal()
                 self._state = await asyncio.to_thread(
-                    build_state, *(await self._read(self._store))[:2]
+                    build_state, list(self._policies.values()), self._ordered()
                 )
                 raise
             pap.take_journal()
             return events
 
     async def check_policies(self, policies: Sequence[AccessPolicy]) -> None:
-        """Raise ``GossamerError`` if exactly ``policies`` (with the stored journal) would not
+        """Raise ``GossamerError`` if exactly ``policies`` (with the journal) would not
         make a valid graph; changes nothing. The control plane asks before it stores."""
-        _, journal, _ = await self._read(self._store)
-        await asyncio.to_thread(build_state, policies, journal)
+        await asyncio.to_thread(build_state, policies, self._ordered())
 
-    async def apply_policies(self, policies: Sequence[AccessPolicy]) -> None:
-        """Store ``policies`` (new or changed) and rebuild the graph from the store."""
-        async with self._lock:
-            current, journal, _ = await self._read(self._store)
-            by_key = {p.key: p for p in current}
-            by_key.update({p.key: p for p in policies})
-            # build first: a policy set that does not make a valid graph is not stored
-            state = await asyncio.to_thread(build_state, list(by_key.values()), journal)
-            self._own.add(await self._store.apply(puts=[p.to_manifest() for p in policies]))
-            self._state = state
+    # ------------------------------------------------------------------ following the store
+    def changed(self, changes: Mapping[ResourceKey, Resource | None], revision: int) -> None:
+        """Told by the control plane of stored changes to AccessPolicy and AccessCommand
+        resources (each key with its resource now, None if deleted), in revision order.
 
-    async def delete_policies(self, names: Sequence[tuple[str, str]]) -> None:
-        """Delete AccessPolicy resources by (namespace, name) and rebuild."""
-        async with self._lock:
-            current, journal, _ = await self._read(self._store)
-            gone = set(names)
-            keep = [p for p in current if p.ref not in gone]
-            state = await asyncio.to_thread(build_state, keep, journal)
-            self._own.add(
-                await self._store.apply(deletes=[p.key for p in current if p.ref in gone])
-            )
-            self._state = state
+        The engine's own journal entries come back here too and change nothing; anything
+        else marks the graph stale, and :meth:`run` rebuilds it.
+        """
+        stale = False
+        for key, resource in changes.items():
+            if key.kind == "AccessPolicy":
+                if resource is None:
+                    stale |= self._policies.pop(key, None) is not None
+                elif isinstance(resource, AccessPolicy) and self._policies.get(key) != resource:
+                    self._policies[key] = resource
+                    stale = True
+            elif key.kind == "AccessCommand" and key.namespace == JOURNAL_NAMESPACE:
+                if resource is None:
+                    stale |= self._entries.pop(key.name, None) is not None
+                elif isinstance(resource, AccessCommand):
+                    entry = from_command(resource)
+                    if self._writing.get(key.name) == entry:
+                        self._entries[key.name] = entry  # ours, being made durable
+                    elif self._entries.get(key.name) != entry:
+                        self._entries[key.name] = entry
+                        stale = True
+        self._revision = max(self._revision, revision)
+        if stale:
+            self._stale = True
+            self._wake.set()
 
-    async def reload(self) -> None:
-        """Rebuild from the store (after someone else changed it)."""
+    @property
+    def rebuild_pending(self) -> bool:
+        """Whether policies or journal entries changed by other hands wait for a rebuild."""
+        return self._stale
+
+    async def rebuild(self) -> None:
+        """Rebuild the graph from the policies and journal if they changed by other hands.
+        A set that does not make a valid graph leaves the previous graph in force and sets
+        :attr:`load_error`."""
         async with self._lock:
-            revision = await self._store.revision()
-            policies, journal, next_seq = await self._read(self._store)
-            self._state = await asyncio.to_thread(build_state, policies, journal)
-            self._next_seq = next_seq
-            self._revision = revision
-            self.load_error = None
+            if not self._stale:
+                return
+            self._stale = False
+            policies, entries = list(self._policies.values()), self._ordered()
+            try:
+                self._state = await asyncio.to_thread(build_state, policies, entries)
+                self.load_error = None
+            except (GossamerError, ValueError) as e:  # incl. pydantic errors
+                self.load_error = str(e)
+                log.warning("the access policies no longer make a valid graph: %s", e)
+            self.rebuilds += 1
 
     async def run(self) -> None:
-        """Follow the store until cancelled: rebuild when AccessPolicy or AccessCommand
-        resources change other than through this engine (e.g. ``gossamer apply``). A set of
-        policies that does not make a valid graph leaves the previous graph in force and
-        sets :attr:`load_error`. Run it in the caller's TaskGroup."""
+        """Rebuild whenever :meth:`changed` marks the graph stale, until cancelled. Run it
+        in the caller's TaskGroup."""
         while True:
-            try:
-                async for batch in self._store.watch(self._revision):
-                    revision = max(c.revision for c in batch)
-                    ours = revision in self._own
-                    self._own.discard(revision)
-                    relevant = any(c.key.kind in ("AccessPolicy", "AccessCommand") for c in batch)
-                    if relevant and not ours:
-                        try:
-                            await self.reload()
-                        except (GossamerError, ValueError) as e:  # incl. pydantic errors
-                            self.load_error = str(e)
-                    self._revision = max(self._revision, revision)
-            except ConflictError:  # fell behind the store's history: re-list, watch again
-                await self.reload()
+            await self._wake.wait()
+            self._wake.clear()
+            await self.rebuild()
 
     # ------------------------------------------------------------------ queries
     @property

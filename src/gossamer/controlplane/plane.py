@@ -11,14 +11,17 @@ import asyncio
 import builtins
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import httpx
 
 from gossamer.controlplane.admission import authorize, diff_against, status_only
 from gossamer.controlplane.incremental import endpoint_change, patch_endpoints
 from gossamer.controlplane.service import ApplyResult, Diff
 from gossamer.controlplane.snapshots import proxy_snapshot
-from gossamer.envoy.admin import EnvoyAdmin
 from gossamer.errors import (
+    EnvoyError,
     FieldError,
     GossamerError,
     NotFoundError,
@@ -40,6 +43,9 @@ log = logging.getLogger(__name__)
 
 #: checks a prospective model beyond references; returns the errors (empty: fine)
 Validator = Callable[[ModelSnapshot], Awaitable[list[FieldError]]]
+#: told of stored changes: each changed key with its resource now (None: deleted), and the
+#: revision that holds them
+ChangeListener = Callable[[Mapping[ResourceKey, Resource | None], int], None]
 
 #: a burst of changes is published at most this many debounce periods after its first change
 MAX_DEBOUNCE_FACTOR = 5
@@ -64,6 +70,7 @@ class ControlPlane:
         #: last full one
         self._published_model: ModelSnapshot | None = None
         self._validators: list[tuple[frozenset[str], Validator]] = []
+        self._listeners: list[tuple[frozenset[str], ChangeListener]] = []
         self._incremental_rounds = 0
         self.builds = 0
         self.build_seconds = 0.0
@@ -103,6 +110,27 @@ class ControlPlane:
         deletes = [c.key for c in fresh if c.type == "delete"]
         self.model = self.model.with_changes(puts, deletes, revision=fresh[-1].revision)
         self._mark_dirty()
+        self._tell({c.key for c in fresh})
+
+    def add_listener(self, kinds: set[str], listener: ChangeListener) -> None:
+        """Tell ``listener`` of every stored change to resources of ``kinds``, whoever wrote
+        it: this plane's applies and deletes once durable, anyone else's as the watch brings
+        them in; in revision order, each change once. This is how the NGAC engine follows
+        AccessPolicy and AccessCommand resources without a watch of its own."""
+        self._listeners.append((frozenset(kinds), listener))
+
+    def _tell(self, keys: Iterable[ResourceKey]) -> None:
+        """Tell the listeners what became of ``keys`` in the current model."""
+        model = self.model
+        assert model is not None
+        for kinds, listener in self._listeners:
+            changes = {k: model.resources.get(k) for k in keys if k.kind in kinds}
+            if not changes:
+                continue
+            try:
+                listener(changes, model.revision)
+            except Exception:  # the change is stored: a listener's bug must not undo that
+                log.exception("a change listener failed on revision %d", model.revision)
 
     def _mark_dirty(self) -> None:
         if self._dirty_since is None:
@@ -331,6 +359,7 @@ class ControlPlane:
             return ApplyResult(revision, diff)  # nothing changed: nothing to publish or wait for
         # the snapshot validated under the apply lock is the new model (indexes and all)
         self.model = after.at_revision(revision)
+        self._tell([*diff.created, *diff.updated, *diff.deleted])
         if not wait:
             self._mark_dirty()
             return ApplyResult(revision, diff)
@@ -370,8 +399,18 @@ class ControlPlane:
             raise NotFoundError(
                 f"proxy {node_id} is not connected or did not publish its admin address"
             )
-        async with EnvoyAdmin(admin, name=f"proxy {node_id}") as envoy:
-            return await envoy.config_dump(include_eds=True)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                # endpoints are in the dump only when asked for
+                resp = await client.get(f"http://{admin}/config_dump", params={"include_eds": ""})
+                resp.raise_for_status()
+                data: dict[str, Any] = resp.json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise EnvoyError(
+                f"cannot read the config of {node_id} from its admin API at {admin}: {e}; "
+                "is that Envoy still running?"
+            ) from None
+        return data
 
     def statistics(self) -> dict[str, object]:
         return {

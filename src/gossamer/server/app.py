@@ -20,13 +20,13 @@ from prometheus_client import CollectorRegistry
 from gossamer.api.app import create_api
 from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.authz.audit import AuditLog
-from gossamer.authz.engine import AuthzEngine
 from gossamer.authz.service import AuthzService
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConfigError
 from gossamer.files import private_dir
 from gossamer.registry import Registry
 from gossamer.registry.liveness import LivenessSettings
+from gossamer.server.authz import open_authz
 from gossamer.server.http_server import ApiServer, ApiServerLimits, fd_limit
 from gossamer.server.listen import check_listen_addresses
 from gossamer.store.base import Store
@@ -124,11 +124,9 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     agents = Registry(plane, liveness=settings.liveness)
     app = ControlPlaneApp(settings, store, plane, xds, metrics, agents)
     try:
-        engine = await AuthzEngine.open(store)
-        authz = AuthzService(engine, AuditLog(settings.data_dir / "authz-audit.jsonl"))
-        app.authz = authz
-        plane.add_validator({"AccessPolicy"}, authz.validate_policies)
         await plane.load()
+        authz = await open_authz(plane, AuditLog(settings.data_dir / "authz-audit.jsonl"))
+        app.authz = authz
         port = await xds.start(*settings.xds_addr)
         app.xds_addr = (settings.xds_addr[0], port)
         sock = _listen(settings.api_addr, "--api-addr")
@@ -150,7 +148,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         async with asyncio.TaskGroup() as tg:
             runner = tg.create_task(plane.run())
             followers = [
-                tg.create_task(engine.run()),
+                tg.create_task(authz.engine.run()),
                 tg.create_task(authz.audit.run()),
                 # loaded and serving xDS: the liveness clocks start now
                 tg.create_task(agents.presence.run()),

@@ -1,10 +1,11 @@
 """Administrative batches, accepted or refused part-way, leave the engine equal to one built
 from scratch from what the store holds (the accepted batches only).
 
-Each step runs a random batch through :meth:`AuthzEngine.execute` as the bootstrap
-administrator or a policy user. Some batches are refused in the middle (a command the
-caller lacks the right for, or an invalid one, inserted after commands that already ran,
-typically creations) and some fail to be stored. A refused batch must leave the graph, the
+Each step runs a random batch through :meth:`AuthzEngine.execute` (its journal written
+through a real ``ControlPlane``) as the bootstrap administrator or a policy user. Some
+batches are refused in the middle (a command the caller lacks the right for, or an invalid
+one, inserted after commands that already ran, typically creations) and some fail to be
+stored. A refused batch must leave the graph, the
 journal and the store exactly as they were, and the warm caches (holding views built while
 the batch ran, of nodes its undo removed) must keep answering like a fresh engine opened on
 the same store, decided from scratch by :mod:`gossamer.authz.reference`.
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.unit.authz.planes import authz_plane, fresh_engine
 from tests.unit.authz.randompolicy import random_batch, random_policy, to_access_policy
 
 from gossamer.authz import reference
@@ -28,6 +30,7 @@ from gossamer.authz.graph import Graph, GraphChange, Kind
 from gossamer.authz.snapshot import dump
 from gossamer.errors import AccessDeniedError, GossamerError, StoreError
 from gossamer.model.access_commands import parse_commands
+from gossamer.polling import wait_until
 from gossamer.store.memory import MemoryStore
 
 PROCESSES = (None, "p1")
@@ -82,7 +85,7 @@ def warm(engine: AuthzEngine, rng: random.Random) -> None:
 
 
 async def compare_with_fresh(engine: AuthzEngine, store: MemoryStore) -> None:
-    fresh = await AuthzEngine.open(store)
+    fresh = await fresh_engine(store)
     assert fresh.load_error is None
     assert fresh.statistics()["skipped_journal_entries"] == []
     g, f = engine.graph, fresh.graph
@@ -107,47 +110,54 @@ async def run_batches(seed: int, steps: int = 12) -> Counter[str]:
     rng = random.Random(seed)
     pol = random_policy(rng)
     store = MemoryStore()
-    engine = await AuthzEngine.open(store)
-    await engine.apply_policies([to_access_policy(pol, admins="gossamer:admins")])
-    outcomes: Counter[str] = Counter()
-    for step in range(steps):
-        g = engine.graph
-        users = _names(g, Kind.U)
-        user = "admin" if "admin" in users and rng.random() < 0.7 else rng.choice(users)
-        cmds = random_batch(rng, g, step)
-        if rng.random() < 0.5:
-            refuse_part_way(engine, rng, user, cmds, step)
-        broken = rng.random() < 0.15
-        before, revision = dump(g), await store.revision()
-        deletions = _Deletions()
-        g.subscribe(deletions)
-        if broken:
-            store.apply = _disk_full  # type: ignore[method-assign]
-        try:
-            await engine.execute(user, parse_commands(cmds))
-            outcome = "accepted"
-        except AccessDeniedError:
-            outcome = "denied"
-        except StoreError:
-            outcome = "store"
-        except GossamerError:
-            outcome = "invalid"
-        finally:
-            g.unsubscribe(deletions)
-            if broken:
-                del store.apply  # type: ignore[method-assign]
-        if outcome != "accepted":
-            assert dump(g) == before, f"a refused batch ({outcome}) altered the graph: {cmds}"
-            assert await store.revision() == revision
-            assert engine.pap.journal == []
-            if deletions.count:
-                outcome += " after creating"
-        outcomes[outcome] += 1
-        warm(engine, rng)
-        if step % 3 == 2:
-            await compare_with_fresh(engine, store)
-    await compare_with_fresh(engine, store)
+    async with authz_plane(store) as (plane, engine):
+        await plane.apply([to_access_policy(pol, admins="gossamer:admins")])
+        await wait_until(lambda: engine.rebuilds > 0, what="the engine to load the policy")
+        outcomes: Counter[str] = Counter()
+        for step in range(steps):
+            outcomes[await run_batch(engine, store, rng, step)] += 1
+            warm(engine, rng)
+            if step % 3 == 2:
+                await compare_with_fresh(engine, store)
+        await compare_with_fresh(engine, store)
     return outcomes
+
+
+async def run_batch(engine: AuthzEngine, store: MemoryStore, rng: random.Random, step: int) -> str:
+    """One random batch through the engine (journal through the control plane into
+    ``store``); how it ended."""
+    g = engine.graph
+    users = _names(g, Kind.U)
+    user = "admin" if "admin" in users and rng.random() < 0.7 else rng.choice(users)
+    cmds = random_batch(rng, g, step)
+    if rng.random() < 0.5:
+        refuse_part_way(engine, rng, user, cmds, step)
+    broken = rng.random() < 0.15
+    before, revision = dump(g), await store.revision()
+    deletions = _Deletions()
+    g.subscribe(deletions)
+    if broken:
+        store.apply = _disk_full  # type: ignore[method-assign]
+    try:
+        await engine.execute(user, parse_commands(cmds))
+        outcome = "accepted"
+    except AccessDeniedError:
+        outcome = "denied"
+    except StoreError:
+        outcome = "store"
+    except GossamerError:
+        outcome = "invalid"
+    finally:
+        g.unsubscribe(deletions)
+        if broken:
+            del store.apply  # type: ignore[method-assign]
+    if outcome != "accepted":
+        assert dump(g) == before, f"a refused batch ({outcome}) altered the graph: {cmds}"
+        assert await store.revision() == revision
+        assert engine.pap.journal == []
+        if deletions.count:
+            outcome += " after creating"
+    return outcome
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
