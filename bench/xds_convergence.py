@@ -1,7 +1,7 @@
 """xDS convergence at scale: N services x 3 endpoints, P real Envoy gateways.
 
 Run: ``.venv/bin/python bench/xds_convergence.py [--services 1000] [--proxies 10]
-[--repeats 30] [--delta]``.
+[--repeats 30] [--delta] [--lag-only]``.
 
 The control plane runs in this process (SQLite store in a temporary directory, gRPC ADS on
 loopback); the Envoys are real processes. Each Envoy is a *gateway* whose routes reach every
@@ -13,8 +13,13 @@ Measured:
       (published at once) and ``apply(wait=False)`` + polling the ACKs (default debounce);
   (b) the same for one route change (a Route's timeout);
   (c) RSS of this process (control plane + benchmark driver) from /proc/self/status;
-  (d) Translator + Snapshot.build (with serialisation) of one gateway's snapshot, cold
-      (fresh memo) and warm (same memo, unchanged model; and after one endpoint change).
+  (d) Translator + proxy_snapshot (with serialisation) of one gateway's snapshot, cold
+      (fresh memo) and warm (same memo, unchanged model; and after one endpoint change);
+  (e) event-loop lag: the longest stall of the loop (a probe task asking to run every
+      1 ms) during a route-change publish, before (``slice_s=inf``: the whole publish in
+      one go, as it used to be) and after (yielding every ``PUBLISH_SLICE``), alternating
+      in the same run; also the longest stall until every proxy ACKed. ``--lag-only``
+      measures only this.
 A baseline measured in the same run (the same build for a 10-service model, cold) gives
 ratios that survive the machine's drift.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import sys
 import tempfile
 import time
@@ -33,6 +39,8 @@ from typing import Any
 
 from _common import percentile, rss_mb, summary_ms
 
+from gossamer.controlplane.publisher import PUBLISH_SLICE
+from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.errors import WaitTimeoutError
 from gossamer.model import ModelSnapshot, parse_manifest
 from gossamer.model.base import Resource
@@ -41,7 +49,7 @@ from gossamer.testing.controlplane import mesh_envoy, running_control_plane
 from gossamer.testing.ports import free_port
 from gossamer.translate.proxy import Translator
 from gossamer.types import ProxyIdentity
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.snapshot import Serializer
 
 API = "gossamer.dev/v1"
 ENDPOINTS_PER_SERVICE = 3
@@ -96,7 +104,7 @@ def mesh_resources(services: int, gateways: list[tuple[str, int]]) -> list[Resou
 def build_seconds(model: ModelSnapshot, proxy: ProxyIdentity, t: Translator,
                   s: Serializer) -> float:
     started = time.perf_counter()
-    Snapshot.build(t.proxy(model, proxy), s)
+    proxy_snapshot(t.proxy(model, proxy), s)
     return time.perf_counter() - started
 
 
@@ -154,10 +162,75 @@ async def converge(app: ControlPlaneApp, nodes: list[str], resource: Resource,
     return time.perf_counter() - started
 
 
-def _one_publish(app: ControlPlaneApp) -> float:
+async def _one_publish(app: ControlPlaneApp) -> float:
     started = time.perf_counter()
-    app.plane.publish()
+    await app.plane.publish()
     return time.perf_counter() - started
+
+
+class LoopLag:
+    """The longest the event loop kept a 1 ms timer of ours waiting beyond its due time."""
+
+    INTERVAL = 0.001
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._ran = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(self.INTERVAL)
+            now = loop.time()
+            self.worst = max(self.worst, now - last - self.INTERVAL)
+            last = now
+            self._ran.set()
+
+    async def next_turn(self) -> None:
+        """Wait until the probe ran again (a stall is seen only once it is over)."""
+        self._ran.clear()
+        await self._ran.wait()
+
+    def reset(self) -> None:
+        self.worst = 0.0
+
+
+async def loop_lag(app: ControlPlaneApp, nodes: list[str], gw_names: list[str],
+                   repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Route changes published in one go (before) and a slice at a time (after), in turns:
+    per mode, the worst loop stall during the publish, until every proxy ACKed, and the
+    publish's wall time."""
+    modes = {"before (one go)": math.inf, f"after ({PUBLISH_SLICE * 1e3:g} ms slices)":
+             PUBLISH_SLICE}
+    out: dict[str, dict[str, list[float]]] = {
+        m: {"publish": [], "until ACKed": [], "wall": []} for m in ["idle (no publish)", *modes]}
+    lag = LoopLag()
+    timeout = 10
+    async with asyncio.TaskGroup() as tg:
+        probe = tg.create_task(lag.run())
+        for _ in range(repeats):
+            # the noise floor: the same probe over a quiet 300 ms (other processes, GC)
+            lag.reset()
+            await asyncio.sleep(0.3)
+            out["idle (no publish)"]["publish"].append(lag.worst)
+            for mode, slice_s in modes.items():
+                timeout += 1  # a new route timeout each time: every gateway rebuilds its table
+                await app.plane.apply([route(0, gw_names, timeout)], wait=False)
+                await asyncio.sleep(0.01)  # the probe runs; the debounced round is not due yet
+                lag.reset()
+                started = time.perf_counter()
+                changed = await app.plane.publish(slice_s=slice_s)
+                out[mode]["wall"].append(time.perf_counter() - started)
+                await lag.next_turn()
+                out[mode]["publish"].append(lag.worst)
+                if sorted(n for n, _ in changed) != sorted(nodes):
+                    raise RuntimeError(f"only {len(changed)} of {len(nodes)} proxies changed")
+                await poll(lambda: all_synced(app, nodes), PHASE_TIMEOUT, "every proxy ACKing")
+                out[mode]["until ACKed"].append(lag.worst)
+                await asyncio.sleep(0.2)  # let the debounced round (nothing to do) pass
+        probe.cancel()
+    return out
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -190,8 +263,22 @@ async def run(args: argparse.Namespace) -> None:
                            "every gateway ACKing its first snapshot", interval=0.05)
                 print(f"{args.proxies} Envoys started and in sync: "
                       f"{time.perf_counter() - t:.1f} s; RSS {rss_mb():.0f} MB", flush=True)
+                lag = await loop_lag(app, nodes, gw_names, args.lag_repeats)
+                print(f"event-loop lag during a route-change publish to {args.proxies} "
+                      f"gateways ({args.services} services), worst stall per publish:")
+                for mode, figures in lag.items():
+                    if not figures["wall"]:
+                        print(f"  {mode:22s} over 300 ms:         {summary_ms(figures['publish'])}")
+                        continue
+                    print(f"  {mode:22s} during the publish: {summary_ms(figures['publish'])}"
+                          f"\n  {'':22s} until all ACKed:     {summary_ms(figures['until ACKed'])}"
+                          f"\n  {'':22s} publish wall time:  {summary_ms(figures['wall'])}",
+                          flush=True)
+                if args.lag_only:
+                    return
                 stats0 = app.plane.statistics()
-                print(f"  one publish (all proxies): {_one_publish(app) * 1e3:.0f} ms", flush=True)
+                print(f"  one publish (all proxies): {await _one_publish(app) * 1e3:.0f} ms",
+                      flush=True)
 
                 # a no-op apply round trip: store write + rebuild for every proxy, no push
                 phase_budget = args.budget / 5
@@ -262,6 +349,10 @@ def main() -> None:
     parser.add_argument("--proxies", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--delta", action="store_true", help="delta ADS instead of SotW")
+    parser.add_argument("--lag-repeats", type=int, default=10,
+                        help="route-change publishes per mode for the loop-lag probe (1..100)")
+    parser.add_argument("--lag-only", action="store_true",
+                        help="measure only the event-loop lag (e), then stop")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds before one change counts as not converged (1..120)")
     parser.add_argument("--budget", type=float, default=150.0,
@@ -270,6 +361,7 @@ def main() -> None:
     if not 1 <= args.services <= 10_000 or not 1 <= args.proxies <= 50:
         sys.exit("--services must be 1..10000 and --proxies 1..50")
     args.repeats = max(1, min(args.repeats, 200))
+    args.lag_repeats = max(1, min(args.lag_repeats, 100))
     global PHASE_TIMEOUT
     PHASE_TIMEOUT = max(1.0, min(args.timeout, 120.0))
     args.budget = max(5.0, min(args.budget, 3600.0))

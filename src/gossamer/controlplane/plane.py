@@ -12,16 +12,12 @@ import builtins
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
-
-import httpx
 
 from gossamer.controlplane.admission import authorize, diff_against, status_only
-from gossamer.controlplane.incremental import endpoint_change, patch_endpoints
+from gossamer.controlplane.publisher import PUBLISH_SLICE, Publisher
 from gossamer.controlplane.service import ApplyResult, Diff
-from gossamer.controlplane.snapshots import proxy_snapshot
+from gossamer.envoy.admin import EnvoyAdmin
 from gossamer.errors import (
-    EnvoyError,
     FieldError,
     GossamerError,
     NotFoundError,
@@ -32,11 +28,11 @@ from gossamer.model import ModelSnapshot, check_references, parse_manifest
 from gossamer.model.base import Resource
 from gossamer.model.workload import Workload
 from gossamer.store.base import ChangeBatch, Store
-from gossamer.translate.proxy import ProxyResources, Translator
+from gossamer.translate.proxy import Translator
 from gossamer.types import Manifest, ProxyIdentity, ResourceKey
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.status import ProxyStatus
 
 log = logging.getLogger(__name__)
@@ -49,8 +45,6 @@ ChangeListener = Callable[[Mapping[ResourceKey, Resource | None], int], None]
 
 #: a burst of changes is published at most this many debounce periods after its first change
 MAX_DEBOUNCE_FACTOR = 5
-#: after this many endpoint-only rounds a full rebuild prunes the translation caches
-FULL_EVERY = 100
 
 
 class ControlPlane:
@@ -58,27 +52,19 @@ class ControlPlane:
         self.store = store
         self.cache = cache
         self.monitor = monitor
-        self.translator = Translator()
-        self.serializer = Serializer()
         self.model: ModelSnapshot | None = None
         self.ready = False
         self._apply_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._dirty_since: float | None = None
-        self._published = asyncio.Event()
-        #: the model the last publish translated, and how many endpoint-only rounds since the
-        #: last full one
-        self._published_model: ModelSnapshot | None = None
         self._validators: list[tuple[frozenset[str], Validator]] = []
         self._listeners: list[tuple[frozenset[str], ChangeListener]] = []
-        self._incremental_rounds = 0
-        self.builds = 0
-        self.build_seconds = 0.0
         #: hosts the liveness rule declared dead: their workloads are published unhealthy
         self.unreachable: frozenset[str] = frozenset()
         self._view: tuple[ModelSnapshot, frozenset[str], ModelSnapshot] | None = None
         self._marked: dict[int, tuple[Workload, Workload]] = {}
-        cache.on_connect(self._on_connect)
+        #: builds snapshots (a new proxy's at once, the rest in debounced rounds)
+        self.publisher = Publisher(cache, self._loaded_view)
         monitor.set_registered(self._registered)
 
     # -- running -----------------------------------------------------------------------------
@@ -96,6 +82,7 @@ class ControlPlane:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._watch(self.model.revision))
             tg.create_task(self._publisher())
+            tg.create_task(self.publisher.greet())
 
     async def _watch(self, revision: int) -> None:
         async for batch in self.store.watch(revision):
@@ -155,7 +142,7 @@ class ControlPlane:
                     break
             self._dirty.clear()
             self._dirty_since = None
-            self.publish(first)
+            await self.publish(first)
 
     # -- liveness ----------------------------------------------------------------------------
 
@@ -192,81 +179,26 @@ class ControlPlane:
         self._view = (model, hosts, view)
         return view
 
+    def _loaded_view(self) -> ModelSnapshot | None:
+        return None if self.model is None else self._translated()
+
     def _registered(self, proxy: ProxyIdentity) -> bool:
         """Does ``proxy``'s Workload or Gateway exist? (a disconnected one is remembered)"""
         return self.model is not None and proxy.resource_key in self.model.resources
 
     # -- publishing --------------------------------------------------------------------------
 
-    def publish(self, seen_at: float | None = None) -> list[tuple[str, Snapshot]]:
-        """Build and publish snapshots for every connected proxy; return what changed."""
-        if self.model is None:
-            return []
-        started = time.perf_counter()
-        created = seen_at or time.monotonic()
-        model = self._translated()
-        change = None
-        if self._published_model is not None and self._incremental_rounds < FULL_EVERY:
-            change = endpoint_change(self._published_model, model)
-        changed = []
-        for proxy in self.cache.connected():
-            last = self.cache.get(proxy.node_id)
-            own = proxy.kind == "sidecar" and (proxy.namespace, proxy.name) in (
-                change.workloads if change else ()
-            )
-            if change is not None and last is not None and not own:
-                snap: Snapshot | None = patch_endpoints(
-                    last, model, change.services, self.translator, self.serializer, created
-                )
-            else:
-                snap = self._build(proxy, created, model)
-            if snap is not None and self.cache.set(proxy.node_id, snap):
-                changed.append((proxy.node_id, snap))
-        if change is None:
-            # Only full rounds prune: an incremental round touches a few entries, and pruning
-            # after it would throw away what every proxy's next full build reuses.
-            self.translator.prune()
-            self.serializer.prune()
-            self._incremental_rounds = 0
-        else:
-            self._incremental_rounds += 1
-        self._published_model = model
-        self.builds += 1
-        self.build_seconds += time.perf_counter() - started
-        published, self._published = self._published, asyncio.Event()
-        published.set()
-        return changed
+    async def publish(
+        self, seen_at: float | None = None, *, slice_s: float = PUBLISH_SLICE
+    ) -> list[tuple[str, Snapshot]]:
+        """Build and publish snapshots for every connected proxy from the model as it is
+        now; return what changed. Yields to the loop after each ``slice_s`` of work
+        (``math.inf``: never, as before; see ``Publisher``)."""
+        return await self.publisher.publish(seen_at, slice_s)
 
-    def _build(
-        self, proxy: ProxyIdentity, created: float, model: ModelSnapshot | None = None
-    ) -> Snapshot | None:
-        try:
-            resources = self.translator.proxy(model or self._translated(), proxy)
-        except NotFoundError:
-            if self.cache.get(proxy.node_id) is None:
-                # Never configured by this control plane: its store was lost or replaced, or
-                # it runs with a mistyped --data-dir. Send nothing: it keeps its last config
-                # (fail static; issue 7, R1). One deleted while we serve it serves nothing.
-                return None
-            resources = ProxyResources()  # its Workload/Gateway is gone: it serves nothing
-        except Exception:
-            log.exception("translating for %s failed; it keeps its last config", proxy.node_id)
-            return None
-        if missing := resources.missing_references():
-            # A translator bug, never the user's input (references are checked on apply).
-            log.error(
-                "config for %s is inconsistent (%s); it keeps its last config",
-                proxy.node_id,
-                "; ".join(missing[:5]),
-            )
-            return None
-        return proxy_snapshot(resources, self.serializer, created)
-
-    def _on_connect(self, proxy: ProxyIdentity) -> None:
-        if self.model is not None:
-            snap = self._build(proxy, time.monotonic())
-            if snap is not None:
-                self.cache.set(proxy.node_id, snap)
+    @property
+    def translator(self) -> Translator:
+        return self.publisher.translator
 
     # -- operations (ControlPlaneService) --------------------------------------------------
 
@@ -363,7 +295,7 @@ class ControlPlane:
         if not wait:
             self._mark_dirty()
             return ApplyResult(revision, diff)
-        changed = self.publish()
+        changed = await self.publish()
         behind = await self.monitor.wait_synced(changed, wait_timeout)
         if behind:
             raise WaitTimeoutError(
@@ -399,18 +331,8 @@ class ControlPlane:
             raise NotFoundError(
                 f"proxy {node_id} is not connected or did not publish its admin address"
             )
-        try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                # endpoints are in the dump only when asked for
-                resp = await client.get(f"http://{admin}/config_dump", params={"include_eds": ""})
-                resp.raise_for_status()
-                data: dict[str, Any] = resp.json()
-        except (httpx.HTTPError, ValueError) as e:
-            raise EnvoyError(
-                f"cannot read the config of {node_id} from its admin API at {admin}: {e}; "
-                "is that Envoy still running?"
-            ) from None
-        return data
+        async with EnvoyAdmin(admin, name=f"proxy {node_id}") as envoy:
+            return await envoy.config_dump(include_eds=True)
 
     def statistics(self) -> dict[str, object]:
         return {
@@ -418,7 +340,7 @@ class ControlPlane:
             "revision": self.model.revision if self.model else 0,
             "resources": len(self.model.resources) if self.model else 0,
             "connected_proxies": len(self.cache.connected()),
-            "builds": self.builds,
-            "build_seconds": round(self.build_seconds, 6),
+            "builds": self.publisher.builds,
+            "build_seconds": round(self.publisher.build_seconds, 6),
             "memo_entries": len(self.translator.memo),
         }

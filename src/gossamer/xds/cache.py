@@ -3,6 +3,8 @@
 Producers (the control plane's reconciler) ``set`` snapshots per node id; the server's
 streams ``wait`` for a snapshot newer than the one they have. The cache also tells producers
 which nodes are connected (``on_connect``), so snapshots are built only for live proxies.
+``on_connect`` callbacks run inside a stream's handler: they should note the node and
+return (building a snapshot there would hold the event loop for that stream's sake).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class SnapshotCache:
 
     def connected(self) -> list[ProxyIdentity]:
         return [ident for ident, _ in self._nodes.values()]
+
+    def attached(self, node_id: str) -> bool:
+        """Has this node an open stream? (a producer that yielded checks before ``set``)"""
+        return node_id in self._nodes
 
     def size(self) -> dict[str, int]:
         """Entries held per table (nodes, snapshots, change events): for memory checks."""

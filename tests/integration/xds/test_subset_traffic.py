@@ -247,7 +247,7 @@ async def test_subset_routes_leave_the_rest_of_the_service_reachable(tmp_path: P
                 "reviews-v2",
                 "reviews-v3",
             }
-            assert app.plane._incremental_rounds > 0  # the endpoint-only publish path
+            assert app.plane.publisher.incremental_rounds > 0  # the endpoint-only publish path
             for envoy in (web, gw):  # Envoy saw no deprecated field (RegexMatcher.google_re2)
                 stats = await envoy.stats("deprecated_feature")
                 assert stats["runtime.deprecated_feature_use"] == 0, envoy.name

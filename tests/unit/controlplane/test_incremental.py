@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from gossamer.controlplane.plane import ControlPlane
+from gossamer.controlplane.publisher import PUBLISH_SLICE
 from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.model import parse_manifest
 from gossamer.store.memory import MemoryStore
@@ -120,7 +121,10 @@ def versions(snap: Snapshot) -> dict[str, dict[str, str]]:
     return {t.short: {n: v.version for n, v in snap.of(t).items()} for t in ResourceType}
 
 
-async def scenario(steps: list[tuple[Any, ...]]) -> int:
+async def scenario(steps: list[tuple[Any, ...]], *, interleave: bool = False) -> int:
+    """Apply ``steps``, publishing after each; with ``interleave`` each change lands while
+    a publish that yields after every proxy is half-way through (it keeps the model it
+    started with; the publish after it catches up)."""
     store = MemoryStore()
     cache = SnapshotCache()
     plane = ControlPlane(store, cache, XdsMonitor(CollectorRegistry()))
@@ -128,9 +132,13 @@ async def scenario(steps: list[tuple[Any, ...]]) -> int:
     await plane.apply([parse_manifest(m) for m in base()])
     for p in PROXIES:
         cache.attach(p)
-    plane.publish()
+    await plane.publish()
     incremental = 0
     for op in steps:
+        pending = None
+        if interleave:
+            pending = asyncio.create_task(plane.publish(slice_s=0))
+            await asyncio.sleep(0)  # it takes the model, builds one proxy and yields
         if op[0] == "put":
             _, svc, i, weight, health, version = op
             await plane.apply([parse_manifest(worker(svc, i, weight, health, version))])
@@ -166,8 +174,10 @@ async def scenario(steps: list[tuple[Any, ...]]) -> int:
                     )
                 ]
             )
-        plane.publish()
-        incremental += plane._incremental_rounds > 0
+        if pending is not None:
+            await pending
+        await plane.publish(slice_s=0 if interleave else PUBLISH_SLICE)
+        incremental += plane.publisher.incremental_rounds > 0
         assert plane.model is not None
         fresh_t, fresh_s = Translator(), Serializer()
         for p in PROXIES:
@@ -183,6 +193,14 @@ async def scenario(steps: list[tuple[Any, ...]]) -> int:
 @given(st.lists(ops, min_size=1, max_size=12))
 def test_incremental_publishes_equal_full_rebuilds(steps: list[tuple[Any, ...]]) -> None:
     asyncio.run(scenario(steps))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ops, min_size=1, max_size=8))
+def test_publishes_overtaken_by_changes_still_equal_full_rebuilds(
+    steps: list[tuple[Any, ...]],
+) -> None:
+    asyncio.run(scenario(steps, interleave=True))
 
 
 def test_endpoint_changes_take_the_incremental_path() -> None:

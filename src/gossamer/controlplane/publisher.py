@@ -1,0 +1,224 @@
+"""Building and publishing per-proxy snapshots without holding the event loop.
+
+A publish translates the model for every connected proxy: ~160 ms of CPU at 1000 services
+and 10 gateways, of which one proxy alone may take 100 ms (the first to see a changed Route
+re-checks every cluster). On the event loop that would stop every ADS stream (ACKs), API
+call and the store watch for that long. So translation runs in a worker thread, in batches
+of about ``PUBLISH_SLICE`` of work; the loop takes each batch's snapshots and publishes them.
+Under the GIL the thread buys responsiveness (the loop gets the interpreter back within the
+switch interval, 5 ms), not throughput (docs/xds.md says why not a process).
+
+A round works on the model it took at its start (a change arriving meanwhile marks the plane
+dirty: the next round publishes it); rounds never overlap (one asyncio lock), and the
+translator and serializer are touched by one batch at a time (one thread lock). A proxy
+that opens its first stream is only noted (``SnapshotCache.attach`` runs in the stream's
+handler); ``greet`` builds its first snapshot at once, without the debounce of a round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+from gossamer.controlplane.incremental import EndpointChange, endpoint_change, patch_endpoints
+from gossamer.controlplane.snapshots import proxy_snapshot
+from gossamer.errors import NotFoundError
+from gossamer.model import ModelSnapshot
+from gossamer.translate.proxy import ProxyResources, Translator
+from gossamer.types import ProxyIdentity
+from gossamer.xds.cache import SnapshotCache
+from gossamer.xds.snapshot import Serializer, Snapshot
+
+log = logging.getLogger(__name__)
+
+#: work at most this long (s) before letting the event loop run other tasks
+PUBLISH_SLICE = 0.005
+#: after this many endpoint-only rounds a full rebuild prunes the translation caches
+FULL_EVERY = 100
+
+_T = TypeVar("_T")
+
+
+#: one proxy's job: build it in full (None) or patch this snapshot's endpoints
+_Job = tuple[ProxyIdentity, Snapshot | None]
+_Built = list[tuple[str, Snapshot | None]]
+
+
+class Publisher:
+    def __init__(
+        self, cache: SnapshotCache, model: Callable[[], ModelSnapshot | None]
+    ) -> None:
+        self.cache = cache
+        #: the model proxies see now (None: not loaded yet)
+        self._model = model
+        self.translator = Translator()
+        self.serializer = Serializer()
+        #: held while the translator and serializer work (in a worker thread or inline)
+        self._translating = threading.Lock()
+        self.builds = 0
+        self.build_seconds = 0.0
+        self.incremental_rounds = 0
+        #: the model the last round translated
+        self._published_model: ModelSnapshot | None = None
+        self._lock = asyncio.Lock()
+        #: attached proxies not built yet, and an event set when one arrives
+        self._fresh: dict[str, ProxyIdentity] = {}
+        self._arrived = asyncio.Event()
+        #: proxies built outside a round (from another model than ``_published_model``):
+        #: the next round rebuilds them in full rather than patching them
+        self._off_round: set[str] = set()
+        cache.on_connect(self._on_connect)
+
+    def _on_connect(self, proxy: ProxyIdentity) -> None:
+        self._fresh[proxy.node_id] = proxy
+        self._arrived.set()
+
+    async def greet(self, slice_s: float = PUBLISH_SLICE) -> None:
+        """Build the first snapshot of each newly connected proxy, until cancelled."""
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            model = self._model()
+            if model is None:
+                continue  # loading: the first round builds every connected proxy
+            jobs: list[_Job] = [(p, None) for p in self._fresh.values()]
+            self._fresh.clear()
+            async for built in self._work(jobs, model, None, time.monotonic(), slice_s):
+                for node_id, snap in built:
+                    fresh = self.cache.attached(node_id) and self.cache.get(node_id) is None
+                    if snap is not None and fresh:
+                        self.cache.set(node_id, snap)
+                        self._off_round.add(node_id)
+
+    async def publish(
+        self, seen_at: float | None = None, slice_s: float = PUBLISH_SLICE
+    ) -> list[tuple[str, Snapshot]]:
+        """Build and publish snapshots for every connected proxy from the model as it is
+        now; return what changed. ``slice_s=math.inf`` does it all on the event loop in
+        one go (the old behaviour, for comparison in bench/xds_convergence.py)."""
+        async with self._lock:
+            model = self._model()
+            if model is None:
+                return []
+            created = seen_at or time.monotonic()
+            change = None
+            if self._published_model is not None and self.incremental_rounds < FULL_EVERY:
+                change = endpoint_change(self._published_model, model)
+            jobs: list[_Job] = []
+            for proxy in self.cache.connected():
+                node_id = proxy.node_id
+                last = self.cache.get(node_id)
+                own = proxy.kind == "sidecar" and (proxy.namespace, proxy.name) in (
+                    change.workloads if change else ()
+                )
+                patch = change is not None and not own and node_id not in self._off_round
+                jobs.append((proxy, last if patch else None))
+                self._fresh.pop(node_id, None)
+                self._off_round.discard(node_id)
+            changed = []
+            async for built in self._work(jobs, model, change, created, slice_s):
+                for node_id, snap in built:
+                    if snap is None or not self.cache.attached(node_id):
+                        continue  # nothing new for it, or it left meanwhile
+                    if self.cache.set(node_id, snap):
+                        changed.append((node_id, snap))
+            if change is None:
+                # Only full rounds prune: an incremental round touches a few entries, and
+                # pruning after it would throw away what every proxy's next full build reuses.
+                await self._call(self._prune, slice_s)
+                self.incremental_rounds = 0
+            else:
+                self.incremental_rounds += 1
+            self._published_model = model
+            self.builds += 1
+            return changed
+
+    async def _work(
+        self,
+        jobs: list[_Job],
+        model: ModelSnapshot,
+        change: EndpointChange | None,
+        created: float,
+        slice_s: float,
+    ) -> AsyncIterator[_Built]:
+        """Run ``jobs`` in batches of about ``slice_s`` of work each, in a worker thread
+        (inline, in one batch, when ``slice_s`` is infinite); yield each batch's results
+        on the event loop."""
+        done = 0
+        while done < len(jobs):
+            built, done = await self._call(
+                functools.partial(self._batch, jobs, done, slice_s, model, change, created),
+                slice_s,
+            )
+            yield built
+
+    async def _call(self, work: Callable[[], _T], slice_s: float) -> _T:
+        if math.isinf(slice_s):
+            return work()
+        return await asyncio.to_thread(work)
+
+    def _batch(
+        self,
+        jobs: list[_Job],
+        start: int,
+        slice_s: float,
+        model: ModelSnapshot,
+        change: EndpointChange | None,
+        created: float,
+    ) -> tuple[_Built, int]:
+        """Build from ``jobs[start]`` on until ``slice_s`` is used; return the results and
+        where the next batch starts. Runs in a worker thread: it touches only the
+        translator and serializer (under their lock) and reads the cache."""
+        out: _Built = []
+        with self._translating:
+            began = time.perf_counter()
+            i = start
+            while i < len(jobs):
+                proxy, last = jobs[i]
+                i += 1
+                if last is not None and change is not None:
+                    snap: Snapshot | None = patch_endpoints(
+                        last, model, change.services, self.translator, self.serializer, created
+                    )
+                else:
+                    snap = self.build(proxy, created, model)
+                out.append((proxy.node_id, snap))
+                if time.perf_counter() - began >= slice_s:
+                    break
+            self.build_seconds += time.perf_counter() - began
+        return out, i
+
+    def _prune(self) -> None:
+        with self._translating:
+            self.translator.prune()
+            self.serializer.prune()
+
+    def build(self, proxy: ProxyIdentity, created: float, model: ModelSnapshot) -> Snapshot | None:
+        """``proxy``'s snapshot from ``model``; None: send it nothing new."""
+        try:
+            resources = self.translator.proxy(model, proxy)
+        except NotFoundError:
+            if self.cache.get(proxy.node_id) is None:
+                # Never configured by this control plane: its store was lost or replaced, or
+                # it runs with a mistyped --data-dir. Send nothing: it keeps its last config
+                # (fail static; issue 7, R1). One deleted while we serve it serves nothing.
+                return None
+            resources = ProxyResources()  # its Workload/Gateway is gone: it serves nothing
+        except Exception:
+            log.exception("translating for %s failed; it keeps its last config", proxy.node_id)
+            return None
+        if missing := resources.missing_references():
+            # A translator bug, never the user's input (references are checked on apply).
+            log.error(
+                "config for %s is inconsistent (%s); it keeps its last config",
+                proxy.node_id,
+                "; ".join(missing[:5]),
+            )
+            return None
+        return proxy_snapshot(resources, self.serializer, created)
