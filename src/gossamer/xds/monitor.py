@@ -10,18 +10,21 @@ ids cannot grow the control plane's memory for good.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gossamer.errors import ConfigError
 from gossamer.types import ProxyIdentity
-from gossamer.xds.resources import PUSH_ORDER
+from gossamer.xds.resources import PUSH_ORDER, ResourceType
 from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import Outgoing, RequestOutcome, StreamState
 from gossamer.xds.status import Nack, ProxyStatus, TypeStatus
+
+log = logging.getLogger(__name__)
 
 #: a disconnected proxy with no Workload/Gateway of its own is forgotten after this long (s)
 FORGET_AFTER = 600.0
@@ -41,6 +44,8 @@ class _Stream:
     last_seen: float
     snapshot: Snapshot | None = None
     synced_at_created: float | None = None
+    #: per type, the content of the last NACKed response logged (a retry is not logged again)
+    nacked: dict[ResourceType, frozenset[tuple[str, str]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +108,7 @@ class XdsMonitor:
         self, key: str, proxy: ProxyIdentity, state: StreamState, protocol: str, admin: str | None
     ) -> None:
         self._streams[key] = _Stream(proxy, state, protocol, admin, time.time())
+        log.info("xDS stream opened: %s (%s)", proxy.node_id, protocol)
         self._gone.pop(proxy.node_id, None)
         self.connected.set(len({s.proxy.node_id for s in self._streams.values()}))
         self._tell_host(proxy, True)
@@ -110,6 +116,7 @@ class XdsMonitor:
     def closed(self, key: str) -> None:
         stream = self._streams.pop(key, None)
         if stream is not None:
+            log.info("xDS stream closed: %s (%s)", stream.proxy.node_id, stream.protocol)
             status = _disconnected(self._status(stream))
             self._gone[stream.proxy.node_id] = _Gone(stream.proxy, status, self._clock())
             self._schedule_forget()
@@ -168,9 +175,26 @@ class XdsMonitor:
         stream.last_seen = time.time()
         if outcome.kind == "nack":
             self.nacks.labels(outcome.type.short).inc()
+            self._log_nack(stream, outcome)
+        elif outcome.kind == "ack":
+            stream.nacked.pop(outcome.type, None)
         if outcome.kind in ("ack", "nack", "initial"):
             self._check_synced(stream)
             self._notify()
+
+    def _log_nack(self, stream: _Stream, outcome: RequestOutcome) -> None:
+        """Log a NACK once per rejected content (not each back-off retry of it)."""
+        nack = outcome.nack
+        if nack is None or stream.nacked.get(outcome.type) == nack.content:
+            return
+        stream.nacked[outcome.type] = nack.content
+        log.warning(
+            "%s rejected %s version %s: %s",
+            stream.proxy.node_id,
+            outcome.type.short,
+            nack.version,
+            nack.message,
+        )
 
     def sent(self, key: str, out: Outgoing) -> None:
         self.pushes.labels(out.type.short).inc()
