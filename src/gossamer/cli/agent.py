@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import logging
 import socket
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ from gossamer.agent.process import start_time
 from gossamer.agent.runner import Agent, AgentOptions, install_signal_handlers
 from gossamer.agent.state import Credential, StateDir
 from gossamer.cli.common import EXIT_ERROR, reporting_errors, stdout
+from gossamer.cli.logs import setup_logging
 from gossamer.errors import ConfigError, FieldError, ValidationError
 from gossamer.model.base import Metadata
 
@@ -143,7 +143,7 @@ def run(
     stopped); SIGHUP exits leaving the Envoys running for the next agent to adopt.
     """
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging()
 
     async def main() -> None:
         config = load_config(file) if file is not None else AgentConfig()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
+
+from gossamer.cli.logs import setup_logging
 
 
 def register(app: typer.Typer) -> None:
@@ -24,4 +27,5 @@ def register(app: typer.Typer) -> None:
         their own loopback hosts, an ingress gateway and live traffic."""
         from gossamer.demo.run import main
 
+        setup_logging(logging.WARNING)  # the demo's console shows what happens
         raise typer.Exit(main(duration))

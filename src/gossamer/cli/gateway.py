@@ -11,6 +11,7 @@ from rich.text import Text
 
 from gossamer.cli.client import ApiClient
 from gossamer.cli.common import Server, reporting_errors, stderr
+from gossamer.cli.logs import setup_logging
 from gossamer.errors import ApiError, ConfigError, UnreachableError
 from gossamer.types import DEFAULT_NAMESPACE
 
@@ -121,6 +122,7 @@ def register(app: typer.Typer) -> None:
         from gossamer.gateway.serve import main
         from gossamer.gateway.settings import GatewaySettings
 
+        setup_logging()
         with reporting_errors():
             settings = GatewaySettings(
                 name=name,

@@ -12,6 +12,7 @@ from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_
 from gossamer.cli import agent, demo, gateway, proxies, resources, tokens
 from gossamer.cli.authz import app as authz_app
 from gossamer.cli.common import reporting_errors
+from gossamer.cli.logs import setup_logging
 
 app = typer.Typer(
     name="gossamer",
@@ -121,6 +122,7 @@ def control_plane(
     from gossamer.server.run import main as run_control_plane
     from gossamer.xds.server import Keepalive
 
+    setup_logging()
     with reporting_errors():
         limits = ApiServerLimits(api_header_timeout, api_body_timeout, api_max_connections)
         run_control_plane(

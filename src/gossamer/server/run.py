@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from pathlib import Path
 
@@ -42,9 +41,6 @@ def main(
     xds_keepalive: Keepalive | None = None,
     forget_proxies_after: float = FORGET_AFTER,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = Settings(
         data_dir=Path(data_dir),
         api_addr=parse_addr(api_addr, "--api-addr"),

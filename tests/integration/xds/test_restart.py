@@ -28,6 +28,7 @@ CLIENT = "127.0.0.2"
 @asynccontextmanager
 async def control_plane(data: Path, api: int, xds: int) -> AsyncIterator[ManagedProcess]:
     code = (
+        f"from gossamer.cli.logs import setup_logging; setup_logging(); "
         f"from gossamer.server.run import main; "
         f"main({str(data)!r}, '127.0.0.1:{api}', '127.0.0.1:{xds}')"
     )
