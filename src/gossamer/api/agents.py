@@ -14,8 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Header, Query
 from pydantic import Field
 
+from gossamer.api.readiness import require_ready
 from gossamer.api.schemas import ApplyResponse, Body, ErrorBody
-from gossamer.errors import AuthError, AuthReason, NotReadyError
+from gossamer.errors import AuthError, AuthReason
 from gossamer.registry import AgentInfo, Registry, TokenInfo, WorkloadEnv
 from gossamer.registry.records import AgentState, TokenState
 from gossamer.registry.registry import DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL
@@ -216,21 +217,21 @@ def _bearer(authorization: str | None) -> str:
 
 
 def agents_router(registry: Registry) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["agents"], responses=_ERRORS)
-
-    def require_ready() -> None:
-        if not registry.plane.ready:
-            raise NotReadyError("the control plane is still loading its state; retry in a moment")
+    """Every route waits for the control plane to be ready (the registry reads its model)."""
+    router = APIRouter(
+        prefix="/v1",
+        tags=["agents"],
+        responses=_ERRORS,
+        dependencies=[require_ready(registry.plane)],
+    )
 
     async def authenticate(agent_id: str, authorization: str | None) -> None:
         """Check the Bearer credential is ``agent_id``'s (and update its lastSeen)."""
-        require_ready()
         await registry.authenticate(agent_id, _bearer(authorization))
 
     @router.post("/tokens", response_model=TokenResponse)
     async def create_token(body: TokenRequest | None = None) -> TokenResponse:
         """A new single-use join token (operator)."""
-        require_ready()
         ttl = timedelta(seconds=(body or TokenRequest()).ttl_seconds)
         token, expires = await registry.create_token(ttl)
         return TokenResponse(token=token, expires_at=expires)
@@ -238,20 +239,17 @@ def agents_router(registry: Registry) -> APIRouter:
     @router.get("/tokens", response_model=TokenList)
     async def list_tokens() -> TokenList:
         """Every join token (never the secrets): unused, used or expired (operator)."""
-        require_ready()
         return TokenList(items=[TokenBody.of(t) for t in registry.list_tokens()])
 
     @router.post("/agents/join", response_model=JoinResponse)
     async def join(body: JoinRequest) -> JoinResponse:
         """Exchange a join token for an agent id and credential (the token is used up)."""
-        require_ready()
         agent_id, credential = await registry.join(body.token, body.host)
         return JoinResponse(agent_id=agent_id, credential=credential)
 
     @router.get("/agents", response_model=AgentList)
     async def list_agents() -> AgentList:
         """Every agent that joined, revoked ones too (operator)."""
-        require_ready()
         return AgentList(items=[AgentBody.of(a) for a in registry.list_agents()])
 
     @router.get("/agents/{agent_id}", response_model=AgentBody)
@@ -264,7 +262,6 @@ def agents_router(registry: Registry) -> APIRouter:
     async def revoke(agent_or_host: str, wait: Wait = False, wait_timeout: Timeout = 30.0) -> Any:
         """Revoke an agent, or every active agent of a host: its credential stops working
         and its Workloads are deleted, in one transaction per agent (operator)."""
-        require_ready()
         done = await registry.revoke(agent_or_host, wait=wait, wait_timeout=wait_timeout)
         return RevokeResponse(
             revoked=[

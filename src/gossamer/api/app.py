@@ -38,7 +38,7 @@ def _ops_router(
     @router.get("/readyz", response_model=StatusBody, responses={503: {"model": StatusBody}})
     async def readyz() -> Any:
         """Ready once the control plane has loaded its state and serves proxies."""
-        if bool(getattr(service, "ready", True)):
+        if service.ready:
             return StatusBody(status="ready")
         return JSONResponse({"status": "starting"}, status_code=503)
 

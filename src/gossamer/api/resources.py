@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from gossamer.api.kind_names import resolve_kind
 from gossamer.api.manifests import parse_request, showable, text_with_source, with_sources
+from gossamer.api.readiness import require_ready
 from gossamer.api.schemas import (
     ApplyRequest,
     ApplyResponse,
@@ -18,7 +19,7 @@ from gossamer.api.schemas import (
     ValidateResponse,
 )
 from gossamer.controlplane.service import ControlPlaneService
-from gossamer.errors import NotReadyError, ValidationError
+from gossamer.errors import ValidationError
 from gossamer.types import ResourceKey
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -38,18 +39,21 @@ Wait = Annotated[bool, Query(description="return once every affected proxy has A
 
 
 def resources_router(service: ControlPlaneService, max_resource_bytes: int) -> APIRouter:
-    """The routes; a manifest over ``max_resource_bytes`` as JSON is refused."""
+    """The routes; a manifest over ``max_resource_bytes`` as JSON is refused. Changes
+    wait for the control plane to be ready; reads (from the store) do not."""
     router = APIRouter(prefix="/v1", tags=["resources"], responses=_ERRORS)
+    router.include_router(_changes_router(service, max_resource_bytes))
+    router.include_router(_reads_router(service))
+    return router
 
-    def require_ready() -> None:
-        if not bool(getattr(service, "ready", True)):
-            raise NotReadyError("the control plane is still loading its state; retry in a moment")
+
+def _changes_router(service: ControlPlaneService, max_resource_bytes: int) -> APIRouter:
+    router = APIRouter(dependencies=[require_ready(service)])
 
     @router.post("/apply", response_model=ApplyResponse)
     async def apply(body: ApplyRequest) -> ApplyResponse:
         """Validate and store every manifest atomically (or, with dryRun, only report the diff)."""
         resources, where = parse_request(body.manifests, body.sources, max_resource_bytes)
-        require_ready()
         try:
             result = await service.apply(
                 resources, dry_run=body.dry_run, wait=body.wait, wait_timeout=body.wait_timeout
@@ -65,9 +69,26 @@ def resources_router(service: ControlPlaneService, max_resource_bytes: int) -> A
             resources, where = parse_request(body.manifests, body.sources, max_resource_bytes)
         except ValidationError as e:
             return ValidateResponse(valid=False, errors=[str(x) for x in e.errors])
-        require_ready()
         errors = [text_with_source(t, where) for t in await service.validate(resources)]
         return ValidateResponse(valid=not errors, errors=errors)
+
+    @router.delete("/resources/{kind}/{namespace}/{name}", response_model=ApplyResponse)
+    async def delete(kind: str, namespace: str, name: str, wait: Wait = False) -> ApplyResponse:
+        """Delete one resource; refused (422) while other resources refer to it."""
+        key = ResourceKey(resolve_kind(kind), namespace, name)
+        return ApplyResponse.of(await service.delete([key], wait=wait))
+
+    @router.post("/delete", response_model=ApplyResponse)
+    async def delete_many(body: DeleteRequest) -> ApplyResponse:
+        """Delete several resources in one transaction (e.g. everything in a file)."""
+        keys = [ResourceKey(resolve_kind(r.kind), r.namespace, r.name) for r in body.resources]
+        return ApplyResponse.of(await service.delete(keys, wait=body.wait))
+
+    return router
+
+
+def _reads_router(service: ControlPlaneService) -> APIRouter:
+    router = APIRouter()
 
     @router.get("/resources", response_model=ResourceList)
     async def list_all(namespace: Namespace = None) -> ResourceList:
@@ -85,19 +106,5 @@ def resources_router(service: ControlPlaneService, max_resource_bytes: int) -> A
     async def get(kind: str, namespace: str, name: str) -> dict[str, Any]:
         """One stored manifest."""
         return showable([await service.get(ResourceKey(resolve_kind(kind), namespace, name))])[0]
-
-    @router.delete("/resources/{kind}/{namespace}/{name}", response_model=ApplyResponse)
-    async def delete(kind: str, namespace: str, name: str, wait: Wait = False) -> ApplyResponse:
-        """Delete one resource; refused (422) while other resources refer to it."""
-        key = ResourceKey(resolve_kind(kind), namespace, name)
-        require_ready()
-        return ApplyResponse.of(await service.delete([key], wait=wait))
-
-    @router.post("/delete", response_model=ApplyResponse)
-    async def delete_many(body: DeleteRequest) -> ApplyResponse:
-        """Delete several resources in one transaction (e.g. everything in a file)."""
-        keys = [ResourceKey(resolve_kind(r.kind), r.namespace, r.name) for r in body.resources]
-        require_ready()
-        return ApplyResponse.of(await service.delete(keys, wait=body.wait))
 
     return router

@@ -35,6 +35,12 @@ class ApplyResult:
 
 
 class ControlPlaneService(Protocol):
+    @property
+    def ready(self) -> bool:
+        """True once the state is loaded and proxies are served; until then changes are
+        refused (``NotReadyError``) and ``/readyz`` answers 503."""
+        ...
+
     async def apply(
         self,
         resources: Sequence[Resource],

@@ -221,5 +221,8 @@ async def test_changes_wait_while_the_control_plane_loads(
             "the control plane is still loading its state; retry in a moment"
         ]
     assert fake.revision == 0
+    # reads come from the store: they are answered while loading
+    assert (await client.get("/v1/resources")).status_code == 200
+    assert (await client.get("/v1/resources/svc")).status_code == 200
     fake.ready = True
     assert (await apply(client, shop())).status_code == 200

@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from gossamer.api.app import create_api
+from gossamer.controlplane.plane import ControlPlane
 from gossamer.registry import Registry
 
 from .mesh import Clock, workload
@@ -207,3 +208,27 @@ async def test_every_401_says_why_and_only_a_revoked_agent_is_told_revoked(
     assert one_error(forgotten, 401, "unauthorized").startswith("unknown agent: ")
     assert (await client.post("/v1/agents/vm-1/revoke")).is_success
     assert reason(await client.get(url, headers=auth_a)) == "revoked"
+
+
+@pytest.mark.asyncio
+async def test_the_agent_protocol_waits_while_the_control_plane_loads(
+    plane: ControlPlane, clock: Clock
+) -> None:
+    """Every route of the agents router answers 503 not_ready until the plane has loaded
+    (checked before the credential: a restarting control plane does not answer 401)."""
+    registry = Registry(plane, clock=clock)
+    api = create_api(plane, metrics=prometheus_client.CollectorRegistry(), agents=registry)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api), base_url="http://api"
+    ) as client:
+        for response in (
+            await client.post("/v1/tokens", json={}),
+            await client.get("/v1/agents"),
+            await client.get("/v1/agents/a-1", headers={"Authorization": "Bearer wrong"}),
+        ):
+            line = one_error(response, 503, "not_ready")
+            assert line == "the control plane is still loading its state; retry in a moment"
+        assert (await client.get("/readyz")).status_code == 503
+        await plane.load()
+        assert (await client.get("/readyz")).status_code == 200
+        await join(client)
