@@ -39,7 +39,7 @@ async def test_a_gateway_with_no_routes_is_ready_at_once(tmp_path: Path, delta: 
         bootstrap = ads_bootstrap(EDGE, app.xds_addr, admin, delta=delta)
         started = time.monotonic()
         async with (
-            EnvoyProcess(bootstrap, wait_ready=False, name="edge") as envoy,
+            EnvoyProcess(bootstrap, wait_ready=False, name="edge"),
             httpx.AsyncClient(timeout=2, trust_env=False) as client,
         ):
             async def ready() -> bool:
