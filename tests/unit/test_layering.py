@@ -3,7 +3,7 @@
 Floors, top to bottom (a package may import packages on its own floor or below, never above):
 
     cli → demo → testing → server → api → registry → controlplane → xds/agent/gateway
-        → envoy/authz/translate → store/model → node/errors/types (+ polling, ports, files)
+        → envoy/authz/translate/ca → store/model → node/errors/types (+ polling, ports, files)
 
 and, more narrowly: ``model`` knows only the core; ``translate`` does no I/O; ``xds`` knows
 only the core (and ``model`` for nothing); the agent never touches the store; no cycles.
@@ -31,7 +31,7 @@ FLOORS: list[set[str]] = [
     {"registry"},
     {"controlplane"},
     {"xds", "agent", "gateway"},
-    {"envoy", "authz", "translate"},
+    {"envoy", "authz", "translate", "ca"},
     {"store", "model"},
     {"node", "errors", "types", "polling", "ports", "files"},
 ]
