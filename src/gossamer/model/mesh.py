@@ -9,6 +9,7 @@ from pydantic import Field
 
 from gossamer.model.base import Duration, Resource, Strict, in_range
 from gossamer.model.route import Retries
+from gossamer.model.tls import MtlsMode, duration_between
 
 
 class Defaults(Strict):
@@ -39,12 +40,26 @@ class Defaults(Strict):
     )
 
 
+class MeshMtls(Strict):
+    """Mutual TLS between the mesh's Envoys (docs/security.md, "mTLS modes")."""
+
+    #: ``strict``: inbound sidecars take only mTLS from the mesh; ``permissive``: mTLS and
+    #: plaintext (the default, so a mesh from before mTLS keeps working: every hop between
+    #: two Envoys is still mTLS); ``off``: plaintext
+    mode: MtlsMode = "permissive"
+    #: lifetime of the workload certificates the CA issues (rotated well before expiry)
+    certificateTTL: Annotated[
+        Duration, duration_between(timedelta(minutes=1), timedelta(hours=24), "1m..24h")
+    ] = timedelta(hours=1)
+
+
 class MeshSpec(Strict):
     #: the SPIFFE trust domain: lowercase letters, digits, '.', '-', '_'
     trustDomain: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[a-z0-9._-]+$")] = (
         "gossamer.local"
     )
     defaults: Defaults = Field(default_factory=Defaults)
+    mtls: MeshMtls = Field(default_factory=MeshMtls)
     #: ``reject`` refuses requests with headers whose names contain '_' (CVE-2019-9900 class);
     #: ``drop`` removes those headers; ``allow`` passes them (not recommended)
     underscoreHeaders: Literal["reject", "drop", "allow"] = "reject"

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from gossamer.model.base import LoopbackAddress, Name, Port, Resource, Strict
+from gossamer.model.tls import MtlsMode
 
 Protocol = Literal["http", "http2", "grpc", "tcp"]
 HTTP_PROTOCOLS: frozenset[str] = frozenset({"http", "http2", "grpc"})
@@ -23,10 +24,18 @@ class ServicePort(Strict):
         return self.protocol in HTTP_PROTOCOLS
 
 
+class ServiceMtls(Strict):
+    """This service's own mTLS mode, overriding the Mesh's ``mtls.mode``."""
+
+    mode: MtlsMode
+
+
 class ServiceSpec(Strict):
     ports: list[ServicePort] = Field(min_length=1)
     #: the stable local address apps dial; allocated from 127.128.0.0/9 when omitted
     localAddress: LoopbackAddress | None = None
+    #: overrides ``Mesh.spec.mtls.mode`` for this service's sidecars (None: the mesh's)
+    mtls: ServiceMtls | None = None
 
     @field_validator("ports")
     @classmethod
@@ -50,3 +59,7 @@ class Service(Resource):
         if name is None:
             return self.spec.ports[0] if len(self.spec.ports) == 1 else None
         return next((p for p in self.spec.ports if p.name == name), None)
+
+    def mtls_mode(self, mesh_mode: MtlsMode) -> MtlsMode:
+        """The mode this service's sidecars run: its own, or else the mesh's."""
+        return self.spec.mtls.mode if self.spec.mtls is not None else mesh_mode

@@ -49,6 +49,7 @@ def test_default_durations_are_stored_as_text() -> None:
                 "statusCodes": [503],
             },
         },
+        "mtls": {"mode": "permissive", "certificateTTL": "3600s"},
         "underscoreHeaders": "reject",
         "debounceMs": 50,
     }
@@ -108,3 +109,53 @@ def test_every_bad_field_is_reported_at_once() -> None:
 @pytest.mark.parametrize("value", ["", "a/b", "Gossamer Local"])
 def test_trust_domain_is_validated(value: str) -> None:
     errors_of(manifest("Mesh", "m", {"trustDomain": value}))
+
+
+def test_mtls_defaults_to_permissive_with_hour_long_certificates() -> None:
+    mesh = parse_manifest(manifest("Mesh", "m"))
+    assert isinstance(mesh, Mesh)
+    assert mesh.spec.mtls.mode == "permissive"
+    assert mesh.spec.mtls.certificateTTL == timedelta(hours=1)
+
+
+@pytest.mark.parametrize("mode", ["strict", "permissive", "off"])
+def test_mtls_modes(mode: str) -> None:
+    mesh = parse_manifest(manifest("Mesh", "m", {"mtls": {"mode": mode}}))
+    assert isinstance(mesh, Mesh)
+    assert mesh.spec.mtls.mode == mode
+
+
+def test_bad_mtls_mode_lists_the_valid_ones() -> None:
+    assert errors_of(manifest("Mesh", "m", {"mtls": {"mode": "on"}})) == [
+        "Mesh default/m: spec.mtls.mode: input should be 'strict', 'permissive' or 'off'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1m", timedelta(minutes=1)), ("90s", timedelta(seconds=90)), ("24h", timedelta(hours=24))],
+)
+def test_certificate_ttl_in_range(text: str, value: timedelta) -> None:
+    mesh = parse_manifest(manifest("Mesh", "m", {"mtls": {"certificateTTL": text}}))
+    assert isinstance(mesh, Mesh)
+    assert mesh.spec.mtls.certificateTTL == value
+
+
+@pytest.mark.parametrize("text", ["59s", "25h", "0s"])
+def test_certificate_ttl_out_of_range_names_the_range(text: str) -> None:
+    assert errors_of(manifest("Mesh", "m", {"mtls": {"certificateTTL": text}})) == [
+        "Mesh default/m: spec.mtls.certificateTTL: must be 1m..24h"
+    ]
+
+
+def test_certificate_ttl_must_be_a_duration() -> None:
+    assert errors_of(manifest("Mesh", "m", {"mtls": {"certificateTTL": "1d"}})) == [
+        "Mesh default/m: spec.mtls.certificateTTL: '1d' is not a duration: "
+        "write e.g. '250ms', '5s', '2m' or '1h'"
+    ]
+
+
+def test_unknown_mtls_field_is_an_error() -> None:
+    assert errors_of(manifest("Mesh", "m", {"mtls": {"ttl": "1h"}})) == [
+        "Mesh default/m: spec.mtls.ttl: unknown field: remove it or check its spelling"
+    ]

@@ -81,3 +81,25 @@ def test_port_lookup_without_a_name_needs_a_single_port() -> None:
     single = svc(("http", 80, "http"))
     assert single.port(None) is single.spec.ports[0]
     assert svc(("http", 80, "http"), ("admin", 9000, "tcp")).port(None) is None
+
+
+def test_mtls_mode_follows_the_mesh_unless_the_service_overrides_it() -> None:
+    plain = parse_manifest(service("s"))
+    own = parse_manifest(service("s", mtls={"mode": "strict"}))
+    assert isinstance(plain, Service) and isinstance(own, Service)
+    assert plain.spec.mtls is None
+    assert plain.mtls_mode("permissive") == "permissive"
+    assert own.mtls_mode("off") == "strict"
+    assert own.to_manifest()["spec"]["mtls"] == {"mode": "strict"}
+
+
+def test_bad_service_mtls_mode_lists_the_valid_ones() -> None:
+    assert errors_of(service("s", mtls={"mode": "STRICT"})) == [
+        "Service default/s: spec.mtls.mode: input should be 'strict', 'permissive' or 'off'"
+    ]
+
+
+def test_service_mtls_needs_a_mode() -> None:
+    assert errors_of(service("s", mtls={})) == [
+        "Service default/s: spec.mtls.mode: required field is missing"
+    ]

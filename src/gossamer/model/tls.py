@@ -1,0 +1,22 @@
+"""Field types of the mTLS settings shared by ``Mesh`` and ``Service``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import AfterValidator
+
+#: ``strict`` | ``permissive`` | ``off`` (docs/security.md, "mTLS modes")
+MtlsMode = Literal["strict", "permissive", "off"]
+
+
+def duration_between(lo: timedelta, hi: timedelta, text: str) -> AfterValidator:
+    """A duration check whose error reads ``must be <text>`` (e.g. ``1m..24h``)."""
+
+    def check(value: timedelta) -> timedelta:
+        if not lo <= value <= hi:
+            raise ValueError(f"must be {text}")
+        return value
+
+    return AfterValidator(check)
