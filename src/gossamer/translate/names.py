@@ -11,6 +11,11 @@ from urllib.parse import quote
 from gossamer.model.snapshot import Ref
 
 XDS_CLUSTER = "gossamer-xds"
+#: the static cluster to the local agent's SDS server (a Unix socket; issue 9 contract)
+SDS_CLUSTER = "gossamer-sds"
+#: SDS secret names: the workload's certificate chain + key, and the mesh's trusted CAs
+IDENTITY_SECRET = "identity"
+TRUST_BUNDLE_SECRET = "trust-bundle"
 
 #: the labels a subset selects by, sorted by key; ``()`` is the whole service
 Subset = tuple[tuple[str, str], ...]
