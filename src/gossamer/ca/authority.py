@@ -1,0 +1,195 @@
+"""``CertificateAuthority``: signs short-lived workload certificates (X.509 SVIDs).
+
+The server decides the identity (``spiffe://<td>/ns/<namespace>/sa/<service>``, from what the
+host registered); the CSR only proves the host holds the key. The CA writes every field
+itself: no subject, the SPIFFE id as the one URI SAN, a leaf usable for both ends of mTLS.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from gossamer.ca.csr import checked_key
+from gossamer.ca.material import CLOCK_SKEW, Material, load_or_generate
+from gossamer.errors import FieldError, GossamerError, ValidationError
+from gossamer.types import parse_spiffe_id
+
+#: how long a workload certificate may live (the Mesh's ``mtls.certificateTTL`` range)
+MIN_TTL = timedelta(minutes=1)
+MAX_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A signed workload certificate: the leaf first, then the intermediates (no root)."""
+
+    chain_pem: bytes
+    not_after: datetime
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaCertificate:
+    """One certificate of the CA, as ``gossamer ca status`` shows it (never a key)."""
+
+    role: Literal["root", "intermediate"]
+    subject: str
+    serial: int
+    not_before: datetime
+    not_after: datetime
+    #: SHA-256 of the DER certificate, hex
+    fingerprint: str
+    #: whether the CA signs with this certificate's key
+    signing: bool
+
+
+class CertificateAuthority:
+    """The mesh's CA over one directory (``<data-dir>/ca``).
+
+    ``trust_domain`` is the one it signs identities in; the server keeps it equal to the
+    Mesh's ``spec.trustDomain`` (``retarget``). The roots are not bound to it, so changing
+    the trust domain needs no new root.
+    """
+
+    def __init__(self, material: Material, trust_domain: str, directory: Path) -> None:
+        self._material = material
+        self.trust_domain = trust_domain
+        self.directory = directory
+
+    @classmethod
+    def load_or_create(cls, directory: Path, trust_domain: str) -> CertificateAuthority:
+        """Open the CA in ``directory``; generate a root there on first start.
+
+        Blocking (files, key generation): call it from a worker thread in a coroutine.
+        ``ConfigError`` says what is wrong with the directory and how to fix it.
+        """
+        parse_spiffe_id(f"spiffe://{trust_domain}/ns/x/sa/x")  # a valid trust domain
+        return cls(load_or_generate(directory, trust_domain), trust_domain, directory)
+
+    @property
+    def plugged(self) -> bool:
+        """Whether an operator's intermediate signs (the root's key is offline)."""
+        return self._material.plugged
+
+    def retarget(self, trust_domain: str) -> None:
+        """Sign identities of ``trust_domain`` from now on (the Mesh changed it)."""
+        parse_spiffe_id(f"spiffe://{trust_domain}/ns/x/sa/x")
+        self.trust_domain = trust_domain
+
+    def sign(self, csr_pem: bytes, *, spiffe_id: str, ttl: timedelta) -> Issued:
+        """A certificate for ``spiffe_id`` over the CSR's key, valid for ``ttl``.
+
+        ``ValidationError`` (nothing issued): an id outside the CA's trust domain, a TTL
+        outside 1m..24h, or a CSR ``checked_key`` refuses.
+        """
+        domain, _, _ = parse_spiffe_id(spiffe_id)
+        if domain != self.trust_domain:
+            raise ValidationError(
+                [
+                    FieldError(
+                        f"{spiffe_id} is outside the mesh's trust domain {self.trust_domain}",
+                        "spiffeId",
+                    )
+                ]
+            )
+        if not MIN_TTL <= ttl <= MAX_TTL:
+            raise ValidationError(
+                [FieldError(f"{ttl} is out of range: from {MIN_TTL} to {MAX_TTL}", "ttl")]
+            )
+        key = checked_key(csr_pem, spiffe_id)
+        m = self._material
+        now = datetime.now(UTC)
+        # never outlive the certificates above it: the chain would stop verifying first
+        not_after = min([now + ttl, *(c.not_valid_after_utc for c in (*m.chain, *m.roots))])
+        if not_after <= now:
+            raise GossamerError(
+                "the CA's signing certificate has expired: plug a new intermediate or rotate "
+                "the root (docs/security.md, 'The CA')"
+            )
+        serial = (1 << 127) | secrets.randbits(127)  # 128 bits, positive, unguessable
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(m.signer.subject)
+            .public_key(key)
+            .serial_number(serial)
+            .not_valid_before(now - CLOCK_SKEW)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_LEAF_KEY_USAGE, critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            # critical: the subject is empty (RFC 5280 4.2.1.6, SPIFFE X509-SVID)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(m.key.public_key()),
+                critical=False,
+            )
+            .sign(m.key, _hash_for(m.key))
+        )
+        chain = b"".join(_pem(c) for c in (leaf, *m.chain))
+        return Issued(chain, leaf.not_valid_after_utc, serial)
+
+    def trust_bundle_pem(self) -> bytes:
+        """Every root currently trusted, PEM."""
+        return b"".join(_pem(c) for c in self._material.roots)
+
+    def certificates(self) -> list[CaCertificate]:
+        """The roots, then the intermediates the CA hands out (never keys)."""
+        m = self._material
+        out = [_describe(c, "root", c == m.signer) for c in m.roots]
+        return out + [_describe(c, "intermediate", c == m.signer) for c in m.chain]
+
+
+_LEAF_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=True,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
+def _hash_for(key: object) -> hashes.SHA256 | hashes.SHA384:
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _describe(
+    cert: x509.Certificate, role: Literal["root", "intermediate"], signing: bool
+) -> CaCertificate:
+    return CaCertificate(
+        role=role,
+        subject=cert.subject.rfc4514_string(),
+        serial=cert.serial_number,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+        signing=signing,
+    )
