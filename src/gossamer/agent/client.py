@@ -11,6 +11,8 @@ which retrying alone will not fix.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -20,6 +22,17 @@ from gossamer.errors import ApiError, ServerError, UnreachableError
 from gossamer.types import Manifest
 
 REQUEST_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """The answer to a CSR: the certificate chain (leaf first), the mesh's trust bundle,
+    when the leaf expires and its serial (hex)."""
+
+    chain_pem: bytes
+    trust_bundle_pem: bytes
+    not_after: datetime
+    serial: str
 
 
 def _reason(response: httpx.Response) -> str:
@@ -137,6 +150,36 @@ class RegistryClient:
             json={"workloads": dict(health)},
             params=_wait(wait, timeout),
         )
+
+    async def request_certificate(self, service: str, csr_pem: bytes) -> IssuedCertificate:
+        """Ask the control plane's CA to sign ``csr_pem`` for ``service`` (``NS/NAME``, a
+        service this agent registered a workload of). A control plane without a CA answers
+        404 (``RejectedError`` with ``status`` 404)."""
+        path = f"/v1/agents/{self.agent_id}/certificates"
+        body = await self._call(
+            "POST", path, json={"service": service, "csr": csr_pem.decode("ascii")}
+        )
+        try:
+            not_after = datetime.fromisoformat(str(body["notAfter"]).replace("Z", "+00:00"))
+            if not_after.tzinfo is None:
+                raise ValueError("notAfter has no time zone")
+            int(str(body["serial"]), 16)
+            return IssuedCertificate(
+                str(body["certificateChain"]).encode("ascii"),
+                str(body["trustBundle"]).encode("ascii"),
+                not_after,
+                str(body["serial"]).lower(),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ServerError(
+                200,
+                "protocol",
+                [
+                    f"{self.server}{path} answered without a usable certificateChain, "
+                    f"trustBundle, notAfter (RFC 3339) and serial (hex) ({e}): is the "
+                    "control plane of a matching version?"
+                ],
+            ) from None
 
     async def env(self) -> dict[str, str]:
         """Each dependency's stable local address, as environment variables (merged over

@@ -14,6 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from gossamer.errors import ConfigError
 from gossamer.files import PRIVATE_DIR, PRIVATE_FILE, private_dir
@@ -23,6 +24,10 @@ PORTS = "ports.json"
 ENVOYS = "envoys.json"
 STATUS = "status.json"
 LOCK = "agent.lock"
+#: the SDS server's Unix socket (stable: it is in every sidecar's bootstrap)
+SDS_SOCKET = "sds.sock"
+#: one file per service: its key, certificate chain and trust bundle
+IDENTITY_DIR = "identity"
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,16 @@ class StateDir:
     def ensure(self) -> None:
         """The state dir, 0700 whatever the umask (it holds the credential)."""
         private_dir(self.path, "--state-dir")
+
+    @property
+    def sds_socket(self) -> Path:
+        return self.path.absolute() / SDS_SOCKET
+
+    def identity_file(self, service: str) -> Path:
+        """Where the key and certificate of ``service`` (``NS/NAME``) are kept (0600)."""
+        parent = self.path / IDENTITY_DIR
+        parent.mkdir(exist_ok=True, mode=PRIVATE_DIR)
+        return parent / f"{quote(service, safe='')}.json"
 
     def workload_dir(self, key: str) -> Path:
         parent = self.path / "workloads"

@@ -19,12 +19,31 @@ class EnvoyStatus:
 
 
 @dataclass
+class IdentityStatus:
+    """One service's certificate on this host (``agent/identity/rotation.py``)."""
+
+    #: waiting (for the first certificate) | issued | failing | expired | no-ca
+    state: str = "waiting"
+    spiffe_id: str | None = None
+    #: the serial (hex) of the certificate served now, and when it expires (RFC 3339)
+    serial: str | None = None
+    not_after: str | None = None
+    #: when the agent renews it
+    renew_at: str | None = None
+    error: str | None = None
+    retry_in: float | None = None
+
+
+@dataclass
 class WorkloadStatus:
     service: str
     inbound: str
     health: str | None = None
     health_error: str | None = None
     envoy: EnvoyStatus = field(default_factory=EnvoyStatus)
+    #: what this Envoy ACKed over SDS: {"acked": {secret: version}, "error", "streams"}
+    #: (``identity`` is versioned by the certificate's serial, ``trust-bundle`` by a digest)
+    sds: dict[str, Any] | None = None
 
 
 @dataclass
@@ -43,6 +62,10 @@ class AgentStatus:
     registered: bool = False
     error: str | None = None
     workloads: dict[str, WorkloadStatus] = field(default_factory=dict)
+    #: per service (``NS/NAME``): its certificate
+    identities: dict[str, IdentityStatus] = field(default_factory=dict)
+    #: the SDS server's Unix socket
+    sds_socket: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -1,7 +1,8 @@
 """Envoy bootstraps, built as typed protobufs (never text templates).
 
 * ``ads_bootstrap`` — what an agent writes for a sidecar or gateway: node identity, ADS
-  (state-of-the-world or delta) to the control plane, admin on loopback.
+  (state-of-the-world or delta) to the control plane, admin on loopback, and with
+  ``sds_socket`` the static ``gossamer-sds`` cluster to the agent's SDS server.
   The node itself is written by ``gossamer.node.fill_node`` (read back by ``parse_node``
   there, which the xDS server uses to learn who is connecting).
 * ``static_bootstrap`` — wraps generated xDS resources as static resources so that
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
@@ -26,6 +28,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from gossamer.errors import FieldError, ValidationError
 from gossamer.node import IDENTITY_KEYS, MetadataValue, fill_node
+from gossamer.translate.names import SDS_CLUSTER
 from gossamer.types import ProxyIdentity
 
 XDS_CLUSTER = "gossamer-xds"
@@ -40,12 +43,15 @@ def ads_bootstrap(
     delta: bool = False,
     metadata: Mapping[str, MetadataValue] | None = None,
     connect_timeout_s: float = 5.0,
+    sds_socket: Path | None = None,
 ) -> bootstrap_pb2.Bootstrap:
     """An Envoy bootstrap that gets all listeners and clusters over one ADS stream.
 
     ``metadata`` adds node metadata keys beside the identity keys (``IDENTITY_KEYS``),
     which it may not override. The admin API has no authentication, so ``admin_address``
-    must be a loopback address.
+    must be a loopback address. ``sds_socket`` (an absolute path) adds the static cluster
+    ``gossamer-sds`` (HTTP/2 over that Unix socket) through which TLS contexts get the
+    ``identity`` and ``trust-bundle`` secrets from the local agent.
     """
     errors = _check_address("xds_address", xds_address, min_port=1)
     admin_errors = _check_address("admin_address", admin_address, min_port=0)
@@ -68,6 +74,14 @@ def ads_bootstrap(
             )
     if connect_timeout_s <= 0:
         errors.append(FieldError("must be > 0 seconds", "connect_timeout_s"))
+    if sds_socket is not None and not sds_socket.is_absolute():
+        errors.append(
+            FieldError(
+                f"{str(sds_socket)!r} is relative; Envoy resolves it from its own working "
+                "directory: pass an absolute path",
+                "sds_socket",
+            )
+        )
     if errors:
         raise ValidationError(errors)
 
@@ -88,6 +102,8 @@ def ads_bootstrap(
         source.resource_api_version = config_source_pb2.V3
 
     bootstrap.static_resources.clusters.append(_xds_cluster(xds_address, connect_timeout_s))
+    if sds_socket is not None:
+        bootstrap.static_resources.clusters.append(_sds_cluster(sds_socket))
     _set_socket_address(bootstrap.admin.address, admin_address)
     return bootstrap
 
@@ -200,6 +216,19 @@ def _xds_cluster(address: tuple[str, int], connect_timeout_s: float) -> cluster_
     keepalive.keepalive_time.value = 60
     keepalive.keepalive_interval.value = 10
     keepalive.keepalive_probes.value = 3
+    return cluster
+
+
+def _sds_cluster(path: Path) -> cluster_pb2.Cluster:
+    """HTTP/2 (gRPC) to the agent's SDS server on a Unix socket (``pipe`` address)."""
+    cluster = cluster_pb2.Cluster(name=SDS_CLUSTER, type=cluster_pb2.Cluster.STATIC)
+    cluster.connect_timeout.FromSeconds(1)
+    cluster.load_assignment.cluster_name = SDS_CLUSTER
+    endpoint = cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint
+    endpoint.address.pipe.path = str(path)
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    options.explicit_http_config.http2_protocol_options.SetInParent()
+    cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(options)
     return cluster
 
 
