@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 
 from gossamer.agent.config import WorkloadConfig
@@ -14,11 +16,24 @@ ADMIN_ADDRESS = "127.0.0.1"
 
 
 def sidecar_bootstrap(
-    w: WorkloadConfig, *, host: str, xds: tuple[str, int], admin_port: int
+    w: WorkloadConfig,
+    *,
+    host: str,
+    xds: tuple[str, int],
+    admin_port: int,
+    sds_socket: Path | None = None,
 ) -> bootstrap_pb2.Bootstrap:
+    """``sds_socket``: the agent's SDS server (stable across agent restarts: the bootstrap's
+    digest decides whether a restarted agent adopts the running Envoy)."""
     node = ProxyIdentity("sidecar", w.namespace, w.name, service=w.service, host=host, zone=w.zone)
     admin = (ADMIN_ADDRESS, admin_port)
-    return ads_bootstrap(node, xds, admin, metadata={ADMIN_KEY: f"{admin[0]}:{admin[1]}"})
+    return ads_bootstrap(
+        node,
+        xds,
+        admin,
+        metadata={ADMIN_KEY: f"{admin[0]}:{admin[1]}"},
+        sds_socket=sds_socket,
+    )
 
 
 def parse_host_port(text: str, option: str) -> tuple[str, int]:

@@ -1,9 +1,10 @@
 """``Agent.run()``: the agent's whole life on a host.
 
-Start: lock the state dir, check Envoy, give each workload stable ports, adopt the Envoys a
-previous agent left running (same pid, start time, bootstrap, and a live admin API), probe
-each app once, then in one task group: register the workloads and report health changes
-(retried with back-off), supervise each Envoy, health-check each app.
+Start: lock the state dir, check Envoy, give each workload stable ports, serve SDS on
+``<state dir>/sds.sock``, adopt the Envoys a previous agent left running (same pid, start
+time, bootstrap, and a live admin API), probe each app once, then in one task group:
+register the workloads and report health changes (retried with back-off), keep each
+service's certificate fresh (``agent/identity``), supervise each Envoy, health-check each app.
 
 Stop (SIGTERM/SIGINT): mark every workload draining and wait until the proxies ACKed,
 drain the inbound listeners, wait ``drainSeconds``, stop the Envoys, exit. Detach (SIGHUP):
@@ -26,9 +27,12 @@ from gossamer.agent.client import RegistryClient
 from gossamer.agent.config import AgentConfig, to_manifest
 from gossamer.agent.envoy import Sidecar
 from gossamer.agent.health import AppHealth
+from gossamer.agent.identity.rotation import Identity, ServiceIdentity
+from gossamer.agent.identity.secrets import SecretCache, identity_secret, trust_bundle_secret
+from gossamer.agent.identity.server import SdsServer
 from gossamer.agent.process import terminate
 from gossamer.agent.state import Credential, EnvoyRecord, StateDir
-from gossamer.agent.status import AgentStatus, WorkloadStatus
+from gossamer.agent.status import AgentStatus, IdentityStatus, WorkloadStatus
 from gossamer.agent.workload import WorkloadRunner
 from gossamer.envoy.binary import check_version, find_envoy
 from gossamer.errors import ConfigError, GossamerError, RefusedError
@@ -71,6 +75,9 @@ class Agent:
         self._records: dict[str, EnvoyRecord] = {}
         self.workloads: list[WorkloadRunner] = []
         self.status: AgentStatus | None = None
+        self.secrets = SecretCache()
+        self.sds = SdsServer(self.secrets, changed=self._sds_changed)
+        self._registered = asyncio.Event()
 
     def request_stop(self, mode: StopMode = "stop") -> None:
         log.info(
@@ -86,6 +93,7 @@ class Agent:
         try:
             await self._run()
         finally:
+            await self.sds.stop()
             self.state.unlock()
 
     async def _run(self) -> None:
@@ -108,6 +116,8 @@ class Agent:
         xds = self.options.xds or _xds_of(cred)
         self.status = AgentStatus(os.getpid(), cred.agent_id, host, cred.server)
         self._prepare(config, host, address, xds, binary)
+        await self.sds.start(self.state.sds_socket)  # (stopped in ``run``)
+        self.status.sds_socket = str(self.state.sds_socket)
         await self._adopt()
         trackers = {w.key: w.tracker() for w in self.workloads}
         probes = [w.probe_once(trackers[w.key]) for w in self.workloads]
@@ -119,6 +129,8 @@ class Agent:
                     tg.create_task(self._write_status()),
                     tg.create_task(self._sync(api, host, address)),
                 ]
+                for service in sorted({w.service_key for w in self.workloads}):
+                    tasks.append(tg.create_task(self._identity(api, service).run()))
                 for w in self.workloads:
                     tasks.append(tg.create_task(w.supervise()))
                     tasks.append(tg.create_task(w.check_health(trackers[w.key], self._report)))
@@ -159,7 +171,9 @@ class Agent:
                     w,
                     address,
                     inbound,
-                    sidecar_bootstrap(w, host=host, xds=xds, admin_port=admin),
+                    sidecar_bootstrap(
+                        w, host=host, xds=xds, admin_port=admin, sds_socket=self.state.sds_socket
+                    ),
                     self.state.workload_dir(key),
                     binary,
                     config.drainSeconds,
@@ -169,6 +183,8 @@ class Agent:
                 )
             )
         self.state.save_ports(ports)
+        for runner in self.workloads:
+            self.secrets.assign(runner.bootstrap.node.id, runner.service_key)
 
     async def _adopt(self) -> None:
         """Keep the Envoys a previous agent left running; stop those no longer wanted."""
@@ -231,6 +247,7 @@ class Agent:
                         ]
                     )
                     self.status.registered = True
+                    self._registered.set()
                 else:
                     await api.report_health(dict(self._health))
             except RefusedError as e:
@@ -282,6 +299,40 @@ class Agent:
         self._changed()
         self._dirty.set()
         await asyncio.sleep(delay)
+
+    # -- identity ------------------------------------------------------------------------
+
+    def _identity(self, api: RegistryClient, service: str) -> ServiceIdentity:
+        """The loop that keeps ``service``'s certificate fresh and serves it over SDS."""
+        assert self.status is not None
+        status = self.status.identities.setdefault(service, IdentityStatus())
+
+        def publish(identity: Identity) -> None:
+            self.secrets.put(
+                service,
+                identity_secret(identity.chain_pem, identity.key_pem, identity.serial),
+                trust_bundle_secret(identity.trust_bundle_pem),
+            )
+
+        return ServiceIdentity(
+            service,
+            request=api.request_certificate,
+            publish=publish,
+            status=status,
+            changed=self._changed,
+            keep=self.state.identity_file(service),
+            registered=self._registered,
+        )
+
+    def _sds_changed(self) -> None:
+        """An Envoy ACKed or NACKed a secret: show it in its workload's status."""
+        if self.status is None:
+            return
+        for w in self.workloads:
+            record = self.sds.proxies.get(w.bootstrap.node.id)
+            if record is not None:
+                self.status.workloads[w.key].sds = record.to_json()
+        self._changed()
 
     # -- stop ----------------------------------------------------------------------------
 

@@ -66,6 +66,11 @@ class WorkloadRunner:
         return f"{self.config.namespace}/{self.config.name}"
 
     @property
+    def service_key(self) -> str:
+        """``NS/SERVICE``: the identity its Envoy serves (one per service on a host)."""
+        return f"{self.config.namespace}/{self.config.service}"
+
+    @property
     def digest(self) -> str:
         return bootstrap_digest(self.bootstrap)
 
