@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 import gossamer
 from gossamer.api.agents import install_agents
 from gossamer.api.authz import install_authz
+from gossamer.api.certificates import install_certificates
 from gossamer.api.errors import install_error_handlers
 from gossamer.api.limits import (
     DEFAULT_MAX_REQUEST_BYTES,
@@ -21,6 +22,7 @@ from gossamer.api.proxies import proxies_router
 from gossamer.api.resources import resources_router
 from gossamer.api.schemas import StatusBody
 from gossamer.authz.service import AuthzService
+from gossamer.ca.authority import CertificateAuthority
 from gossamer.controlplane.service import ControlPlaneService
 from gossamer.registry import Registry
 
@@ -64,11 +66,13 @@ def create_api(
     metrics: prometheus_client.CollectorRegistry,
     agents: Registry | None = None,
     authz: AuthzService | None = None,
+    ca: CertificateAuthority | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES,
 ) -> FastAPI:
     """A FastAPI app serving ``service``; ``/metrics`` exposes ``metrics`` (Prometheus);
-    with ``agents`` (the agent registry), the agent protocol too (docs/agent-protocol.md).
+    with ``agents`` (the agent registry), the agent protocol too (docs/agent-protocol.md),
+    and with ``ca`` as well, the CA's routes (workload certificates, ``/v1/ca``).
     A request body over ``max_request_bytes`` is refused before it is parsed, a resource
     over ``max_resource_bytes`` (as JSON) before it is validated.
 
@@ -88,4 +92,6 @@ def create_api(
         install_agents(app, agents)
     if authz is not None:
         install_authz(app, authz)
+    if agents is not None and ca is not None:
+        install_certificates(app, agents, ca)
     return app

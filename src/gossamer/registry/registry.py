@@ -361,6 +361,15 @@ class Registry:
         snap = self._model()
         return [workload_env(snap, w) for w in owned_workloads(snap, agent_id).values()]
 
+    def serves(self, agent_id: str, namespace: str, service: str) -> bool:
+        """Whether ``agent_id`` (active) registered a Workload of ``namespace/service``:
+        the only identities its host may get certificates for."""
+        self._active(agent_id)
+        return any(
+            w.metadata.namespace == namespace and w.spec.service == service
+            for w in owned_workloads(self._model(), agent_id).values()
+        )
+
     def info(self, agent_id: str) -> AgentInfo:
         agent = self._agent(agent_id)
         if agent is None:

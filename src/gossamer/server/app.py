@@ -21,12 +21,14 @@ from gossamer.api.app import create_api
 from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.authz.audit import AuditLog
 from gossamer.authz.service import AuthzService
+from gossamer.ca.authority import CertificateAuthority
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConfigError
 from gossamer.files import private_dir
 from gossamer.registry import Registry
 from gossamer.registry.liveness import LivenessSettings
 from gossamer.server.authz import open_authz
+from gossamer.server.ca import open_ca
 from gossamer.server.http_server import ApiServer, ApiServerLimits, fd_limit
 from gossamer.server.listen import check_listen_addresses
 from gossamer.store.base import Store
@@ -100,6 +102,8 @@ class ControlPlaneApp:
     xds_addr: tuple[str, int] = ("", 0)
     #: NGAC decisions, administration and the audit trail (set once the engine is open)
     authz: AuthzService | None = None
+    #: the mesh CA (``<data-dir>/ca``; set once the plane has loaded the Mesh)
+    ca: CertificateAuthority | None = None
     _api: ApiServer | None = field(default=None, repr=False)
 
     @property
@@ -127,6 +131,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         await plane.load()
         authz = await open_authz(plane, AuditLog(settings.data_dir / "authz-audit.jsonl"))
         app.authz = authz
+        app.ca = await open_ca(plane, settings.data_dir / "ca")
         port = await xds.start(*settings.xds_addr)
         app.xds_addr = (settings.xds_addr[0], port)
         sock = _listen(settings.api_addr, "--api-addr")
@@ -137,6 +142,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
                 metrics=metrics,
                 agents=agents,
                 authz=authz,
+                ca=app.ca,
                 max_request_bytes=settings.max_request_bytes,
                 max_resource_bytes=settings.max_resource_bytes,
             ),
