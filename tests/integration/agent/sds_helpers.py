@@ -1,18 +1,15 @@
-"""Helpers for the SDS tests: a test CA (``cryptography``), a static Envoy bootstrap whose
+"""Helpers for the SDS tests: the mesh CA, a static Envoy bootstrap whose
 listener takes its certificate and trust bundle from the agent's SDS server, and a TLS
 client that reports the certificate it was shown."""
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.core.v3 import config_source_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
@@ -21,6 +18,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 
+from gossamer.ca.authority import CertificateAuthority
+from gossamer.ca.keys import csr_for, key_pem, new_key
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.translate.names import IDENTITY_SECRET, SDS_CLUSTER, TRUST_BUNDLE_SECRET
 from gossamer.types import ProxyIdentity
@@ -28,64 +27,25 @@ from gossamer.types import ProxyIdentity
 PROXY = ProxyIdentity("sidecar", "default", "web-1", service="web", host="h1")
 
 
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 @dataclass
-class LocalCa:
-    """A self-signed root that issues leaf certificates with one URI SAN."""
+class MeshCa:
+    """The mesh CA (``gossamer.ca``) and the host side of a request: key, CSR, signature."""
 
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
+    ca: CertificateAuthority
 
     @classmethod
-    def create(cls, name: str = "test root") -> LocalCa:
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        return cls(key, cert)
+    def create(cls, directory: Path) -> MeshCa:
+        return cls(CertificateAuthority.load_or_create(directory, "shop.local"))
 
     @property
     def pem(self) -> bytes:
-        return _pem(self.cert)
+        return self.ca.trust_bundle_pem()
 
-    def issue(
-        self, uri: str, ttl: dt.timedelta = dt.timedelta(hours=1)
-    ) -> tuple[bytes, bytes, int]:
-        """(chain PEM, key PEM, serial) of a new leaf for ``uri``."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + ttl)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=True
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return _pem(cert), key_pem, cert.serial_number
+    def issue(self, uri: str) -> tuple[bytes, bytes, int]:
+        """(chain PEM, key PEM, serial) of a new certificate for ``uri``."""
+        key = new_key()
+        issued = self.ca.sign(csr_for(key, None), spiffe_id=uri, ttl=timedelta(hours=1))
+        return issued.chain_pem, key_pem(key), issued.serial
 
 
 def sds_config() -> config_source_pb2.ConfigSource:
@@ -137,7 +97,7 @@ def tls_bootstrap(sds_socket: Path, port: int) -> bootstrap_pb2.Bootstrap:
     return bootstrap
 
 
-def client_context(ca: LocalCa, chain_pem: bytes, key_pem: bytes, tmp: Path) -> ssl.SSLContext:
+def client_context(ca: MeshCa, chain_pem: bytes, key_pem: bytes, tmp: Path) -> ssl.SSLContext:
     """A TLS client context presenting a mesh certificate and trusting ``ca`` (the server's
     certificate names a SPIFFE id, no host name: the test checks the URI SAN itself)."""
     ctx = ssl.create_default_context(cadata=ca.pem.decode())

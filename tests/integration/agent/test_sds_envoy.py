@@ -15,7 +15,7 @@ import httpx
 import pytest
 from tests.integration.agent.sds_helpers import (
     PROXY,
-    LocalCa,
+    MeshCa,
     client_context,
     peer_certificate,
     tls_bootstrap,
@@ -62,7 +62,7 @@ async def _served_serials(envoy: EnvoyProcess) -> set[int]:
 async def test_envoy_serves_the_sds_certificate_and_rotates_it_under_traffic(
     tmp_path: Path,
 ) -> None:
-    ca = LocalCa.create()
+    ca = MeshCa.create(tmp_path / "ca")
     cache = SecretCache()
     cache.assign(PROXY.node_id, OWNER)
     chain, key, first = ca.issue(WEB)
