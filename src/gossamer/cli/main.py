@@ -9,7 +9,7 @@ import typer
 
 import gossamer
 from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
-from gossamer.cli import agent, demo, gateway, proxies, resources, tokens
+from gossamer.cli import agent, ca, demo, gateway, proxies, resources, tokens
 from gossamer.cli.authz import app as authz_app
 from gossamer.cli.common import reporting_errors
 from gossamer.cli.logs import setup_logging
@@ -146,6 +146,7 @@ proxies.register(app)
 tokens.register(app)
 app.add_typer(authz_app, name="authz")
 app.add_typer(agent.app, name="agent")
+app.add_typer(ca.app, name="ca")
 
 
 def run() -> None:
