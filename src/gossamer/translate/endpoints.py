@@ -11,9 +11,11 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2 as ep_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import wrappers_pb2
 
+from gossamer.model.snapshot import Ref
 from gossamer.model.workload import Workload
 from gossamer.translate.common import socket_address
 from gossamer.translate.names import Subset
+from gossamer.translate.tls import mark_endpoint
 
 _HEALTH = {
     "healthy": health_check_pb2.HEALTHY,
@@ -42,28 +44,31 @@ def load_assignment(
     *,
     single_port: bool,
     subset: Subset = (),
+    marked: frozenset[Ref] = frozenset(),
 ) -> endpoint_pb2.ClusterLoadAssignment:
     """Every workload of ``subset`` serving ``port_name``, with health, weight and zone.
 
     Unhealthy and draining workloads stay listed with that status (Envoy sends them no new
     requests) so a status flap does not churn the endpoint set. Labels are not sent: subsets
-    are clusters of their own, so Envoy never selects endpoints by metadata.
+    are clusters of their own, so Envoy never selects endpoints by metadata. Workloads in
+    ``marked`` carry the mTLS mark (``tls.TLS_MARK``): callers send them mTLS.
     """
     by_zone: dict[str, list[ep_pb2.LbEndpoint]] = defaultdict(list)
     for w in workloads:
         port = _port_of(w, port_name, single_port)
         if port is None or not in_subset(w, subset):
             continue
-        by_zone[w.zone or ""].append(
-            ep_pb2.LbEndpoint(
-                endpoint=ep_pb2.Endpoint(
-                    address=socket_address(w.spec.address, port),
-                    hostname=w.metadata.name,
-                ),
-                health_status=_HEALTH[w.spec.health],
-                load_balancing_weight=wrappers_pb2.UInt32Value(value=w.spec.weight),
-            )
+        lb = ep_pb2.LbEndpoint(
+            endpoint=ep_pb2.Endpoint(
+                address=socket_address(w.spec.address, port),
+                hostname=w.metadata.name,
+            ),
+            health_status=_HEALTH[w.spec.health],
+            load_balancing_weight=wrappers_pb2.UInt32Value(value=w.spec.weight),
         )
+        if w.ref in marked:
+            mark_endpoint(lb.metadata)
+        by_zone[w.zone or ""].append(lb)
     return endpoint_pb2.ClusterLoadAssignment(
         cluster_name=name,
         endpoints=[

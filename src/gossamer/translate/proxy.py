@@ -37,6 +37,7 @@ from gossamer.translate.routes import (
     route_configuration,
     routes_for_rules,
 )
+from gossamer.translate.tls import NO_TLS, TlsState, add_mtls_match, mode_of, secure_inbound
 from gossamer.types import ProxyIdentity
 
 ServicePortRef = tuple[Ref, str]  # (service, port name)
@@ -81,22 +82,29 @@ class Translator:
     def __init__(self) -> None:
         self.memo = Memo()
         self._subsets: tuple[object, dict[Ref, tuple[Subset, ...]]] | None = None
-        self._per_snapshot: tuple[object, dict[ClusterRef, tuple[Any, Any]]] = (None, {})
+        self._per_snapshot: tuple[object, object, dict[tuple[Any, ...], tuple[Any, Any]]] = (
+            None,
+            None,
+            {},
+        )
 
     def prune(self) -> None:
         """End of a round of translations: forget what this round did not use."""
-        self._per_snapshot = (None, {})
+        self._per_snapshot = (None, None, {})
         self.memo.prune()
 
-    def proxy(self, snap: ModelSnapshot, proxy: ProxyIdentity) -> ProxyResources:
+    def proxy(
+        self, snap: ModelSnapshot, proxy: ProxyIdentity, tls: TlsState = NO_TLS
+    ) -> ProxyResources:
+        """``proxy``'s resources; ``tls`` says which sidecars take mTLS already."""
         ref = (proxy.namespace, proxy.name)
         if proxy.kind == "sidecar":
             if ref not in snap.workloads:
                 raise NotFoundError(f"Workload {ref[0]}/{ref[1]} does not exist")
-            return self.sidecar(snap, snap.workloads[ref])
+            return self.sidecar(snap, snap.workloads[ref], tls)
         if ref not in snap.gateways:
             raise NotFoundError(f"Gateway {ref[0]}/{ref[1]} does not exist")
-        return self.gateway(snap, ref)
+        return self.gateway(snap, ref, tls)
 
     # -- pieces shared by every proxy that calls a service port ----------------------------
 
@@ -127,27 +135,55 @@ class Translator:
         assert port is not None, "references are checked before a snapshot is translated"
         return (ref, port.name)
 
-    def cluster(self, snap: ModelSnapshot, cr: ClusterRef) -> cluster_pb2.Cluster:
+    def cluster(
+        self, snap: ModelSnapshot, cr: ClusterRef, tls_on: bool = False
+    ) -> cluster_pb2.Cluster:
+        """A service port's (or subset's) cluster; ``tls_on``: for a proxy that can send
+        mTLS (it sends it to the endpoints EDS marks)."""
         ref, port_name, subset = cr
         svc = snap.services[ref]
         port = svc.port(port_name)
         assert port is not None
         # Protocol follows the whole service (all sidecars or none), subsets included.
         sidecars = all(w.spec.sidecar for w in snap.workloads_of(ref))
-        return self.memo.get(
-            "cluster",
-            (svc, port_name, subset, snap.mesh, sidecars),
-            lambda: outbound_cluster(
-                names.outbound_cluster(ref, port_name, subset), port, snap.mesh, sidecars=sidecars
-            ),
-        )
+
+        def build() -> cluster_pb2.Cluster:
+            name = names.outbound_cluster(ref, port_name, subset)
+            cluster = outbound_cluster(name, port, snap.mesh, sidecars=sidecars)
+            # Sidecars of a service not ``off`` may be sent mTLS (once EDS marks them).
+            if sidecars and mode_of(snap, ref) != "off":
+                add_mtls_match(cluster, snap, ref, http2=port.is_http)
+            return cluster
+
+        if not tls_on:
+            return self.memo.get(
+                "cluster",
+                (svc, port_name, subset, snap.mesh, sidecars),
+                lambda: outbound_cluster(
+                    names.outbound_cluster(ref, port_name, subset),
+                    port,
+                    snap.mesh,
+                    sidecars=sidecars,
+                ),
+            )
+        return self.memo.get("mtls-cluster", (svc, port_name, subset, snap.mesh, sidecars), build)
 
     def endpoints(
-        self, snap: ModelSnapshot, cr: ClusterRef
+        self, snap: ModelSnapshot, cr: ClusterRef, tls: TlsState = NO_TLS
     ) -> endpoint_pb2.ClusterLoadAssignment:
         ref, port_name, subset = cr
         svc = snap.services[ref]
         workloads = snap.workloads_of(ref)
+        # Marked for mTLS: sidecars known to take it, unless the service is ``off``.
+        marked = (
+            frozenset(
+                w.ref
+                for w in workloads
+                if w.spec.sidecar and w.ref in tls.ready and mode_of(snap, ref) != "off"
+            )
+            if tls.ready
+            else frozenset()
+        )
 
         def build() -> endpoint_pb2.ClusterLoadAssignment:
             return load_assignment(
@@ -155,9 +191,11 @@ class Translator:
                 port_name,
                 [w for w in workloads if in_subset(w, subset)],
                 single_port=len(svc.spec.ports) == 1,
+                marked=marked,
             )
 
-        return self.memo.get("endpoints", (svc, port_name, subset, workloads), build)
+        inputs = (svc, port_name, subset, workloads, tuple(sorted(marked)))
+        return self.memo.get("endpoints", inputs, build)
 
     def _cluster_of(
         self, snap: ModelSnapshot, same: ServicePortRef | None, used: set[ClusterRef]
@@ -207,24 +245,35 @@ class Translator:
         )
         return self.memo.get("service-routes", (routes, sp, snap.mesh, targets), build)
 
-    def _add_cluster(self, snap: ModelSnapshot, cr: ClusterRef, out: ProxyResources) -> None:
+    def _add_cluster(
+        self,
+        snap: ModelSnapshot,
+        cr: ClusterRef,
+        out: ProxyResources,
+        tls: TlsState,
+        tls_on: bool,
+    ) -> None:
         # Many proxies of one snapshot share clusters: look each up once per snapshot.
-        if self._per_snapshot[0] is not snap.resources:
-            self._per_snapshot = (snap.resources, {})
-        done = self._per_snapshot[1]
-        pair = done.get(cr)
+        if self._per_snapshot[0] is not snap.resources or self._per_snapshot[1] is not tls:
+            self._per_snapshot = (snap.resources, tls, {})
+        done = self._per_snapshot[2]
+        key = (*cr, tls_on)
+        pair = done.get(key)
         if pair is None:
-            pair = done[cr] = (self.cluster(snap, cr), self.endpoints(snap, cr))
+            pair = done[key] = (self.cluster(snap, cr, tls_on), self.endpoints(snap, cr, tls))
         out.clusters[pair[0].name] = pair[0]
         out.endpoints[pair[0].name] = pair[1]
 
     # -- proxies ---------------------------------------------------------------------------
 
-    def sidecar(self, snap: ModelSnapshot, w: Workload) -> ProxyResources:
+    def sidecar(self, snap: ModelSnapshot, w: Workload, tls: TlsState = NO_TLS) -> ProxyResources:
         out = ProxyResources()
         mesh = snap.mesh
         ns = w.metadata.namespace
         svc = snap.services[(ns, w.spec.service)]
+        # An Envoy that cannot get secrets gets no TLS at all: it would keep warming.
+        tls_on = ProxyIdentity("sidecar", *w.ref).node_id in tls.capable
+        mode = mode_of(snap, svc.ref) if tls_on else "off"
         for p in w.spec.ports:
             port = svc.port(p.name)
             assert port is not None and p.appPort is not None
@@ -236,11 +285,14 @@ class Translator:
                     lname, [(lname, ["*"], [default_route(cname, None, grpc=False)])]
                 )
                 hcm = http_connection_manager(lname, mesh, route_config=inbound)
-                out.listeners[lname] = http_listener(lname, w.spec.address, p.port, hcm, INBOUND)
+                listener = http_listener(lname, w.spec.address, p.port, hcm, INBOUND)
             else:
-                out.listeners[lname] = tcp_listener(
+                listener = tcp_listener(
                     lname, w.spec.address, p.port, cname, mesh.spec.defaults.idleTimeout, INBOUND
                 )
+            enforced = w.ref in tls.enforced
+            secure_inbound(listener, mode, mesh.spec.trustDomain, enforced=enforced)
+            out.listeners[lname] = listener
         for dep in w.spec.dependencies:
             ref = (dep.namespace or ns, dep.service)
             port = snap.service_port(ref, dep.port)
@@ -253,11 +305,11 @@ class Translator:
                 table, used = self.service_routes(snap, sp)
                 out.routes[table.name] = table
                 for u in sorted(used):
-                    self._add_cluster(snap, u, out)
+                    self._add_cluster(snap, u, out, tls, tls_on)
                 hcm = http_connection_manager(lname, mesh, rds=table.name)
                 out.listeners[lname] = http_listener(lname, address, bind, hcm, OUTBOUND)
             else:
-                self._add_cluster(snap, (ref, port.name, ()), out)
+                self._add_cluster(snap, (ref, port.name, ()), out, tls, tls_on)
                 out.listeners[lname] = tcp_listener(
                     lname,
                     address,
@@ -313,15 +365,16 @@ class Translator:
         inputs = (gw, snap.generation("Route"), snap.generation("Service"), snap.mesh)
         return self.memo.get("gateway-routes", inputs, build)
 
-    def gateway(self, snap: ModelSnapshot, ref: Ref) -> ProxyResources:
+    def gateway(self, snap: ModelSnapshot, ref: Ref, tls: TlsState = NO_TLS) -> ProxyResources:
         out = ProxyResources()
         gw = snap.gateways[ref]
+        tls_on = ProxyIdentity("gateway", *ref).node_id in tls.capable
         mesh = snap.mesh
         rname = names.gateway_route(ref)
         table, used = self.gateway_routes(snap, ref)
         out.routes[rname] = table
         for cr in sorted(used):
-            self._add_cluster(snap, cr, out)
+            self._add_cluster(snap, cr, out, tls, tls_on)
         lname = names.gateway_listener(ref)
         hcm = http_connection_manager(
             lname, mesh, rds=rname, edge=Edge(trusted_hops=gw.spec.trustedHops)

@@ -8,13 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from shop import shop
 from translate_helpers import proxies, shop_with_legacy, shop_with_odd_subsets
 
 from gossamer.envoy.validate import validate_config_sync
-from gossamer.model import ModelSnapshot
+from gossamer.model import ModelSnapshot, parse_manifest
 from gossamer.translate.bootstrap import static_bootstrap
+from gossamer.translate.common import HTTP_PROTOCOL_OPTIONS
+from gossamer.translate.names import SDS_CLUSTER
 from gossamer.translate.proxy import Translator
+from gossamer.translate.tls import TlsState
+from gossamer.types import API_VERSION
 
 
 def _bootstraps(snap: ModelSnapshot) -> dict[str, bootstrap_pb2.Bootstrap]:
@@ -53,6 +59,54 @@ def test_every_generated_proxy_config_passes_envoy_validate(
     # bootstrap: one `envoy --mode validate` per proxy, a few at a time.
     bootstraps = _bootstraps(mesh())
     assert "gateway~default~edge" in bootstraps and len(bootstraps) >= 6
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        errors = dict(zip(bootstraps, pool.map(_error, bootstraps.values()), strict=True))
+    assert {node: e for node, e in errors.items() if e is not None} == {}
+
+
+def _sds_cluster() -> cluster_pb2.Cluster:
+    """The agent's SDS cluster as the contract has it (a ``pipe`` to a Unix socket)."""
+    cluster = cluster_pb2.Cluster(name=SDS_CLUSTER, type=cluster_pb2.Cluster.STATIC)
+    cluster.connect_timeout.FromSeconds(1)
+    cluster.load_assignment.cluster_name = SDS_CLUSTER
+    endpoint = cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint
+    endpoint.address.pipe.path = "/tmp/gossamer-validate-sds.sock"
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    options.explicit_http_config.http2_protocol_options.SetInParent()
+    cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(options)
+    return cluster
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", ["strict", "permissive", "off"])
+def test_mtls_config_of_every_proxy_passes_envoy_validate(mode: str) -> None:
+    mesh = parse_manifest(
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Mesh",
+            "metadata": {"name": "default"},
+            "spec": {"trustDomain": "shop.local", "mtls": {"mode": mode}},
+        }
+    )
+    snap = shop().with_changes([mesh])
+    idents = proxies(snap)
+    refs = frozenset((p.namespace, p.name) for p in idents if p.kind == "sidecar")
+    # Half the sidecars enforce (strict: TLS only), the others are ready (both chains).
+    enforced = frozenset(sorted(refs)[::2])
+    tls = TlsState(frozenset(p.node_id for p in idents), refs, enforced)
+    translator = Translator()
+    bootstraps = {}
+    for ident in idents:
+        res = translator.proxy(snap, ident, tls)
+        bootstrap = static_bootstrap(
+            listeners=res.listeners.values(),
+            clusters=res.clusters.values(),
+            endpoints=res.endpoints.values(),
+            routes=res.routes.values(),
+            node=ident,
+        )
+        bootstrap.static_resources.clusters.append(_sds_cluster())
+        bootstraps[ident.node_id] = bootstrap
     with ThreadPoolExecutor(max_workers=3) as pool:
         errors = dict(zip(bootstraps, pool.map(_error, bootstraps.values()), strict=True))
     assert {node: e for node, e in errors.items() if e is not None} == {}

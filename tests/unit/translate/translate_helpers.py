@@ -95,7 +95,8 @@ def translate(snap: ModelSnapshot, kind: str, name: str) -> ProxyResources:
 
 
 def network_filter(listener: listener_pb2.Listener) -> tuple[str, any_pb2.Any]:
-    [chain] = listener.filter_chains
+    """The one network filter of ``listener``'s plaintext filter chain."""
+    [chain] = [c for c in listener.filter_chains if not c.HasField("transport_socket")]
     [f] = chain.filters
     return f.name, f.typed_config
 

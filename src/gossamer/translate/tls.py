@@ -1,0 +1,216 @@
+"""Mutual TLS between the mesh's Envoys: the pieces listeners, clusters and endpoints use.
+
+Certificates never appear here: Envoy gets its own (``identity``) and the mesh's trusted CAs
+(``trust-bundle``) from its local agent over SDS (the bootstrap's ``gossamer-sds`` cluster).
+
+A caller sends mTLS to an endpoint only when EDS marks it (``TLS_MARK``); the control plane
+marks an endpoint once its sidecar ACKed an inbound listener that accepts TLS (``TlsState``),
+so turning mTLS on fails no request. A ``strict`` sidecar refuses plaintext only once every
+caller reaches it over mTLS (``TlsState.enforced``); until then it accepts both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.type.matcher.v3 import string_pb2
+
+from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.model.tls import MtlsMode
+from gossamer.translate.common import any_of, struct
+from gossamer.translate.names import IDENTITY_SECRET, SDS_CLUSTER, TRUST_BUNDLE_SECRET
+from gossamer.types import spiffe_id
+
+TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+#: the endpoint metadata filter Envoy matches ``transport_socket_matches`` against
+TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
+#: an endpoint whose sidecar accepts mTLS carries this under ``TRANSPORT_SOCKET_MATCH``
+TLS_MARK: Mapping[str, str] = {"tls": "mtls"}
+#: the name of the clusters' transport socket match that sends mTLS
+MTLS_MATCH = "mtls"
+#: what a sidecar's inbound offers in ALPN: HTTP/2 between sidecars, HTTP/1.1 for others
+INBOUND_ALPN = ("h2", "http/1.1")
+
+
+@dataclass(frozen=True)
+class TlsState:
+    """What the control plane knows of proxies' TLS: plain data, passed in like the model.
+
+    ``capable``: node ids of proxies whose Envoy gets secrets over SDS (its bootstrap has
+    ``gossamer-sds``); only they are given TLS (anything referring to SDS would keep an
+    Envoy without it warming). ``ready``: workloads whose sidecar ACKed an inbound listener
+    accepting mTLS; their endpoints carry ``TLS_MARK``. ``enforced`` (a subset of
+    ``ready``): those every capable proxy holding their endpoints has ACKed with the mark;
+    a ``strict`` one may now refuse plaintext.
+    """
+
+    capable: frozenset[str] = frozenset()
+    ready: frozenset[Ref] = frozenset()
+    enforced: frozenset[Ref] = frozenset()
+
+
+NO_TLS = TlsState()
+
+
+def mode_of(snap: ModelSnapshot, service: Ref) -> MtlsMode:
+    """The mTLS mode of ``service``'s sidecars: its own, or else the Mesh's."""
+    return snap.services[service].mtls_mode(snap.mesh.spec.mtls.mode)
+
+
+def _sds(name: str) -> secret_pb2.SdsSecretConfig:
+    source = config_source_pb2.ConfigSource(
+        api_config_source=config_source_pb2.ApiConfigSource(
+            api_type=config_source_pb2.ApiConfigSource.GRPC,
+            transport_api_version=config_source_pb2.V3,
+            grpc_services=[
+                grpc_service_pb2.GrpcService(
+                    envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=SDS_CLUSTER)
+                )
+            ],
+        ),
+        resource_api_version=config_source_pb2.V3,
+    )
+    return secret_pb2.SdsSecretConfig(name=name, sds_config=source)
+
+
+def _common(peer: string_pb2.StringMatcher, alpn: tuple[str, ...]) -> tls_pb2.CommonTlsContext:
+    """Our certificate, and a peer checked against the trust bundle and ``peer`` (URI SAN)."""
+    san = common_pb2.SubjectAltNameMatcher(
+        san_type=common_pb2.SubjectAltNameMatcher.URI, matcher=peer
+    )
+    return tls_pb2.CommonTlsContext(
+        tls_params=common_pb2.TlsParameters(
+            tls_minimum_protocol_version=common_pb2.TlsParameters.TLSv1_2
+        ),
+        tls_certificate_sds_secret_configs=[_sds(IDENTITY_SECRET)],
+        combined_validation_context=tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
+            default_validation_context=common_pb2.CertificateValidationContext(
+                match_typed_subject_alt_names=[san]
+            ),
+            validation_context_sds_secret_config=_sds(TRUST_BUNDLE_SECRET),
+        ),
+        alpn_protocols=list(alpn),
+    )
+
+
+def downstream_socket(trust_domain: str, *, http: bool) -> base_pb2.TransportSocket:
+    """A sidecar's inbound TLS: a client certificate is required, issued by the mesh's
+    trust bundle for a SPIFFE id of this trust domain."""
+    prefix = string_pb2.StringMatcher(prefix=f"spiffe://{trust_domain}/")
+    context = tls_pb2.DownstreamTlsContext(
+        common_tls_context=_common(prefix, INBOUND_ALPN if http else ()),
+    )
+    context.require_client_certificate.value = True
+    return base_pb2.TransportSocket(name=TLS_TRANSPORT_SOCKET, typed_config=any_of(context))
+
+
+def upstream_socket(peer_id: str, *, http2: bool) -> base_pb2.TransportSocket:
+    """A caller's TLS to one service: our identity, and the callee must be ``peer_id``."""
+    exact = string_pb2.StringMatcher(exact=peer_id)
+    context = tls_pb2.UpstreamTlsContext(
+        common_tls_context=_common(exact, ("h2",) if http2 else ())
+    )
+    return base_pb2.TransportSocket(name=TLS_TRANSPORT_SOCKET, typed_config=any_of(context))
+
+
+def add_mtls_match(
+    cluster: cluster_pb2.Cluster, snap: ModelSnapshot, service: Ref, *, http2: bool
+) -> None:
+    """Let ``cluster`` send mTLS to endpoints marked ``TLS_MARK`` (plaintext stays the
+    default transport socket, for endpoints not marked yet)."""
+    peer = spiffe_id(snap.mesh.spec.trustDomain, *service)
+    cluster.transport_socket_matches.append(
+        cluster_pb2.Cluster.TransportSocketMatch(
+            name=MTLS_MATCH,
+            match=struct(dict(TLS_MARK)),
+            transport_socket=upstream_socket(peer, http2=http2),
+        )
+    )
+
+
+def mark_endpoint(metadata: base_pb2.Metadata) -> None:
+    metadata.filter_metadata[TRANSPORT_SOCKET_MATCH].CopyFrom(struct(dict(TLS_MARK)))
+
+
+def accept_tls(
+    listener: listener_pb2.Listener,
+    socket: base_pb2.TransportSocket,
+    tls_filter: lc_pb2.Filter,
+    *,
+    plaintext: bool,
+) -> None:
+    """Make ``listener``'s one (plaintext) filter chain take TLS with ``socket`` and run
+    ``tls_filter``; with ``plaintext`` the old chain stays for clients without TLS (a
+    ``tls_inspector`` tells the two apart)."""
+    [plain] = listener.filter_chains
+    tls_chain = lc_pb2.FilterChain(filters=[tls_filter], transport_socket=socket)
+    if not plaintext:
+        listener.ClearField("filter_chains")
+        listener.filter_chains.append(tls_chain)
+        return
+    tls_chain.filter_chain_match.transport_protocol = "tls"
+    plain.filter_chain_match.transport_protocol = "raw_buffer"
+    listener.filter_chains.insert(0, tls_chain)
+    listener.listener_filters.append(
+        lc_pb2.ListenerFilter(
+            name=TLS_INSPECTOR, typed_config=any_of(tls_inspector_pb2.TlsInspector())
+        )
+    )
+    # A protocol whose server speaks first (SMTP, MySQL) sends the inspector nothing to
+    # look at: after the timeout it is served as plaintext rather than closed.
+    listener.continue_on_listener_filters_timeout = True
+
+
+def accepts_tls(listeners: Mapping[str, listener_pb2.Listener]) -> bool:
+    """Does every inbound listener of a sidecar take TLS? (what readiness waits for)"""
+    inbound = [lst for lst in listeners.values() if lst.traffic_direction == base_pb2.INBOUND]
+    return bool(inbound) and all(
+        any(chain.HasField("transport_socket") for chain in lst.filter_chains) for lst in inbound
+    )
+
+
+def _client_cert_details(hcm: hcm_pb2.HttpConnectionManager) -> hcm_pb2.HttpConnectionManager:
+    """``hcm`` for the TLS chain: the app gets the verified caller's SPIFFE id in
+    ``x-forwarded-client-cert``, and whatever a client sent in that header is replaced."""
+    out = hcm_pb2.HttpConnectionManager()
+    out.CopyFrom(hcm)
+    out.forward_client_cert_details = hcm_pb2.HttpConnectionManager.SANITIZE_SET
+    out.set_current_client_cert_details.uri = True
+    return out
+
+
+def secure_inbound(
+    listener: listener_pb2.Listener, mode: MtlsMode, trust_domain: str, *, enforced: bool
+) -> None:
+    """Give a sidecar's plaintext inbound ``listener`` what ``mode`` asks: ``off`` keeps it;
+    ``permissive`` adds a TLS chain beside the plaintext one; ``strict`` keeps only the TLS
+    chain once ``enforced`` (every caller sends mTLS), and both until then.
+
+    On plaintext an HTTP listener strips any ``x-forwarded-client-cert`` a client sent.
+    """
+    if mode == "off":
+        return
+    [plain] = listener.filter_chains
+    [f] = plain.filters
+    hcm = hcm_pb2.HttpConnectionManager()
+    http = f.typed_config.Is(hcm.DESCRIPTOR)
+    tls_filter = lc_pb2.Filter()
+    tls_filter.CopyFrom(f)
+    if http:
+        f.typed_config.Unpack(hcm)
+        hcm.forward_client_cert_details = hcm_pb2.HttpConnectionManager.SANITIZE
+        f.typed_config.Pack(hcm)
+        tls_filter.typed_config.Pack(_client_cert_details(hcm))
+    socket = downstream_socket(trust_domain, http=http)
+    accept_tls(listener, socket, tls_filter, plaintext=mode == "permissive" or not enforced)
