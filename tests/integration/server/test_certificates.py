@@ -222,3 +222,14 @@ async def test_no_private_key_is_stored_or_answered(
 def _body_lines(pem: bytes) -> list[bytes]:
     """The PEM's base64 lines (64 characters each; a short last one is left out)."""
     return [line for line in pem.splitlines()[1:-1] if len(line) >= 16]
+
+
+async def test_a_restart_keeps_the_root_and_the_trust_domain(tmp_path: Path) -> None:
+    async with running_control_plane(tmp_path / "cp") as first:
+        await apply_manifests(first, [mesh(trustDomain="shop.local")], wait=False)
+        assert first.ca is not None
+        bundle = first.ca.trust_bundle_pem()
+    async with running_control_plane(tmp_path / "cp") as again:
+        assert again.ca is not None
+        assert again.ca.trust_bundle_pem() == bundle
+        assert again.ca.trust_domain == "shop.local"
