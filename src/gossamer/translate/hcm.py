@@ -14,7 +14,14 @@ A listener that faces clients outside the mesh (a gateway, ``edge``) also:
 - takes the client address from the connection (``use_remote_address``), trusting only
   ``trusted_hops`` X-Forwarded-For entries, and treats no client address as internal;
 - removes every ``x-envoy-*`` header a client sent before Envoy looks at the request, so
-  none reaches a service or changes routing, retries or timeouts;
+  none reaches a service or changes routing, retries or timeouts (CVE-2023-27487);
+- removes any ``x-forwarded-client-cert`` a client sent (``SANITIZE``): only a sidecar that
+  verified the caller's certificate may say who called;
+- routes ``Host`` in its canonical form: without a trailing dot or a port (Envoy itself
+  ignores case and trailing whitespace), so ``admin.example.`` or ``admin.example:80``
+  cannot land on another virtual host than ``admin.example`` (CVE-2019-18802 class);
+- refuses with 400 ``Host`` sent twice and any non-list header sent twice
+  (``edge_guard``: CVE-2021-32777 / CVE-2020-25017 class);
 - replaces the client's request id with its own;
 - lets no ``x-envoy-*`` response header out, whichever Envoy added it (the callee sidecar's
   router adds ``x-envoy-upstream-service-time``): no internal timings leak out. Between
@@ -49,6 +56,7 @@ from google.protobuf import struct_pb2, wrappers_pb2
 
 from gossamer.model.mesh import Mesh
 from gossamer.translate.common import ads_source, any_of, duration
+from gossamer.translate.edge_guard import edge_guard
 
 HCM = hcm_pb2.HttpConnectionManager
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
@@ -192,6 +200,10 @@ def http_connection_manager(
         # internal_address_config is unset; setting it without ranges brings back the old
         # RFC 1918 + loopback list (measured), so it stays unset.
         hcm.early_header_mutation_extensions.append(strip_envoy_headers())
+        hcm.forward_client_cert_details = HCM.SANITIZE
+        hcm.strip_trailing_host_dot = True
+        hcm.strip_any_host_port = True
+        hcm.http_filters.insert(0, edge_guard())
         hcm.http_filters.insert(0, strip_envoy_response_headers())
         # One client cannot open many streams or make Envoy buffer much per stream.
         h2 = hcm.http2_protocol_options
