@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.translate import names
 from gossamer.translate.proxy import Translator
+from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Serializer, Snapshot
 
@@ -53,6 +54,24 @@ def endpoint_change(old: ModelSnapshot, new: ModelSnapshot) -> EndpointChange | 
     return EndpointChange(frozenset(services), frozenset(changed))
 
 
+def with_tls_change(
+    change: EndpointChange, old: TlsState, new: TlsState, model: ModelSnapshot
+) -> EndpointChange | None:
+    """``change`` plus what ``old -> new`` TLS state changes; None if a full rebuild is
+    needed (which proxies are TLS-capable changed: their clusters change).
+
+    A workload becoming ready (or not) changes its service's endpoint sets (the mark); one
+    becoming enforced (or not) changes its own sidecar's listeners: it is rebuilt in full.
+    """
+    if old.capable != new.capable:
+        return None
+    flipped = (old.ready ^ new.ready) | (old.enforced ^ new.enforced)
+    if not flipped:
+        return change
+    services = {(ref[0], w.spec.service) for ref in flipped if (w := model.workloads.get(ref))}
+    return EndpointChange(change.services | services, change.workloads | flipped)
+
+
 def patch_endpoints(
     last: Snapshot,
     model: ModelSnapshot,
@@ -60,6 +79,7 @@ def patch_endpoints(
     translator: Translator,
     serializer: Serializer,
     created: float,
+    tls: TlsState = NO_TLS,
 ) -> Snapshot:
     """``last`` with the endpoint sets of ``services`` it holds rebuilt from ``model``.
 
@@ -77,6 +97,6 @@ def patch_endpoints(
             for subset in subsets:
                 name = names.outbound_cluster(ref, port.name, subset)
                 if name in held:
-                    cla = translator.endpoints(model, (ref, port.name, subset))
+                    cla = translator.endpoints(model, (ref, port.name, subset), tls)
                     updates[name] = serializer.versioned(ResourceType.ENDPOINT, name, cla)
     return last.with_resources(ResourceType.ENDPOINT, updates, created) if updates else last

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from gossamer.controlplane.admission import authorize, diff_against, status_only
 from gossamer.controlplane.publisher import PUBLISH_SLICE, Publisher
 from gossamer.controlplane.service import ApplyResult, Diff
+from gossamer.controlplane.tls_readiness import TlsReadiness
 from gossamer.envoy.admin import EnvoyAdmin
 from gossamer.errors import (
     FieldError,
@@ -63,8 +64,10 @@ class ControlPlane:
         self.unreachable: frozenset[str] = frozenset()
         self._view: tuple[ModelSnapshot, frozenset[str], ModelSnapshot] | None = None
         self._marked: dict[int, tuple[Workload, Workload]] = {}
+        #: which sidecars take mTLS, from their ACKs (docs/security.md, "mTLS modes")
+        self.tls = TlsReadiness(cache, monitor)
         #: builds snapshots (a new proxy's at once, the rest in debounced rounds)
-        self.publisher = Publisher(cache, self._loaded_view)
+        self.publisher = Publisher(cache, self._loaded_view, self.tls.state)
         monitor.set_registered(self._registered)
 
     # -- running -----------------------------------------------------------------------------
@@ -83,6 +86,7 @@ class ControlPlane:
             tg.create_task(self._watch(self.model.revision))
             tg.create_task(self._publisher())
             tg.create_task(self.publisher.greet())
+            tg.create_task(self._follow_tls())
 
     async def _watch(self, revision: int) -> None:
         async for batch in self.store.watch(revision):
@@ -143,6 +147,23 @@ class ControlPlane:
             self._dirty.clear()
             self._dirty_since = None
             await self.publish(first)
+
+    # -- mTLS readiness -----------------------------------------------------------------------
+
+    def set_tls_capable(self, node_ids: frozenset[str]) -> None:
+        """Proxies whose Envoy gets secrets over SDS (the others are given no TLS)."""
+        if self.tls.set_capable(node_ids):
+            self._mark_dirty()
+
+    async def _follow_tls(self) -> None:
+        """After every ACK, see whether a sidecar became ready for mTLS or may now refuse
+        plaintext; publish that (``controlplane.tls_readiness``)."""
+        while True:
+            progress = self.monitor.progress_event()
+            model = self.model
+            if model is not None and self.tls.refresh(model, self.publisher.published_tls):
+                self._mark_dirty()
+            await progress.wait()
 
     # -- liveness ----------------------------------------------------------------------------
 

@@ -26,11 +26,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
-from gossamer.controlplane.incremental import EndpointChange, endpoint_change, patch_endpoints
+from gossamer.controlplane.incremental import (
+    EndpointChange,
+    endpoint_change,
+    patch_endpoints,
+    with_tls_change,
+)
 from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.errors import NotFoundError
 from gossamer.model import ModelSnapshot
 from gossamer.translate.proxy import ProxyResources, Translator
+from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.snapshot import Serializer, Snapshot
@@ -52,11 +58,18 @@ _Built = list[tuple[str, Snapshot | None]]
 
 class Publisher:
     def __init__(
-        self, cache: SnapshotCache, model: Callable[[], ModelSnapshot | None]
+        self,
+        cache: SnapshotCache,
+        model: Callable[[], ModelSnapshot | None],
+        tls: Callable[[], TlsState] = lambda: NO_TLS,
     ) -> None:
         self.cache = cache
         #: the model proxies see now (None: not loaded yet)
         self._model = model
+        #: which proxies take mTLS now (``controlplane.tls_readiness``), and what the last
+        #: round translated with
+        self.tls_state = tls
+        self.published_tls: TlsState = NO_TLS
         self.translator = Translator()
         self.serializer = Serializer()
         #: held while the translator and serializer work (in a worker thread or inline)
@@ -89,7 +102,8 @@ class Publisher:
                 continue  # loading: the first round builds every connected proxy
             jobs: list[_Job] = [(p, None) for p in self._fresh.values()]
             self._fresh.clear()
-            async for built in self._work(jobs, model, None, time.monotonic(), slice_s):
+            tls = self.tls_state()
+            async for built in self._work(jobs, model, None, time.monotonic(), slice_s, tls):
                 for node_id, snap in built:
                     fresh = self.cache.attached(node_id) and self.cache.get(node_id) is None
                     if snap is not None and fresh:
@@ -107,9 +121,12 @@ class Publisher:
             if model is None:
                 return []
             created = seen_at or time.monotonic()
+            tls = self.tls_state()
             change = None
             if self._published_model is not None and self.incremental_rounds < FULL_EVERY:
                 change = endpoint_change(self._published_model, model)
+                if change is not None:
+                    change = with_tls_change(change, self.published_tls, tls, model)
             jobs: list[_Job] = []
             for proxy in self.cache.connected():
                 node_id = proxy.node_id
@@ -122,7 +139,7 @@ class Publisher:
                 self._fresh.pop(node_id, None)
                 self._off_round.discard(node_id)
             changed = []
-            async for built in self._work(jobs, model, change, created, slice_s):
+            async for built in self._work(jobs, model, change, created, slice_s, tls):
                 for node_id, snap in built:
                     if snap is None or not self.cache.attached(node_id):
                         continue  # nothing new for it, or it left meanwhile
@@ -136,6 +153,7 @@ class Publisher:
             else:
                 self.incremental_rounds += 1
             self._published_model = model
+            self.published_tls = tls
             self.builds += 1
             return changed
 
@@ -146,6 +164,7 @@ class Publisher:
         change: EndpointChange | None,
         created: float,
         slice_s: float,
+        tls: TlsState,
     ) -> AsyncIterator[_Built]:
         """Run ``jobs`` in batches of about ``slice_s`` of work each, in a worker thread
         (inline, in one batch, when ``slice_s`` is infinite); yield each batch's results
@@ -153,7 +172,7 @@ class Publisher:
         done = 0
         while done < len(jobs):
             built, done = await self._call(
-                functools.partial(self._batch, jobs, done, slice_s, model, change, created),
+                functools.partial(self._batch, jobs, done, slice_s, model, change, created, tls),
                 slice_s,
             )
             yield built
@@ -171,6 +190,7 @@ class Publisher:
         model: ModelSnapshot,
         change: EndpointChange | None,
         created: float,
+        tls: TlsState,
     ) -> tuple[_Built, int]:
         """Build from ``jobs[start]`` on until ``slice_s`` is used; return the results and
         where the next batch starts. Runs in a worker thread: it touches only the
@@ -184,10 +204,16 @@ class Publisher:
                 i += 1
                 if last is not None and change is not None:
                     snap: Snapshot | None = patch_endpoints(
-                        last, model, change.services, self.translator, self.serializer, created
+                        last,
+                        model,
+                        change.services,
+                        self.translator,
+                        self.serializer,
+                        created,
+                        tls,
                     )
                 else:
-                    snap = self.build(proxy, created, model)
+                    snap = self.build(proxy, created, model, tls)
                 out.append((proxy.node_id, snap))
                 if time.perf_counter() - began >= slice_s:
                     break
@@ -199,10 +225,12 @@ class Publisher:
             self.translator.prune()
             self.serializer.prune()
 
-    def build(self, proxy: ProxyIdentity, created: float, model: ModelSnapshot) -> Snapshot | None:
-        """``proxy``'s snapshot from ``model``; None: send it nothing new."""
+    def build(
+        self, proxy: ProxyIdentity, created: float, model: ModelSnapshot, tls: TlsState = NO_TLS
+    ) -> Snapshot | None:
+        """``proxy``'s snapshot from ``model`` and ``tls``; None: send it nothing new."""
         try:
-            resources = self.translator.proxy(model, proxy)
+            resources = self.translator.proxy(model, proxy, tls)
         except NotFoundError:
             if self.cache.get(proxy.node_id) is None:
                 # Never configured by this control plane: its store was lost or replaced, or

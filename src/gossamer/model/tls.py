@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
+
+
+def _yaml_off(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted ``off`` as false: ``mode: off`` means ``"off"``."""
+    return "off" if value is False else value
+
 
 #: ``strict`` | ``permissive`` | ``off`` (docs/security.md, "mTLS modes")
-MtlsMode = Literal["strict", "permissive", "off"]
+MtlsMode = Annotated[Literal["strict", "permissive", "off"], BeforeValidator(_yaml_off)]
 
 
 def duration_between(lo: timedelta, hi: timedelta, text: str) -> AfterValidator:

@@ -56,6 +56,11 @@ def outbound_cluster(service: Ref, port: str, subset: Subset = ()) -> str:
     return f"{name}|{subset_suffix(subset)}" if subset else name
 
 
+def outbound_prefix(service: Ref) -> str:
+    """What the names of every cluster (and endpoint set) of ``service`` start with."""
+    return f"outbound|{_svc(service)}|"
+
+
 def outbound_route(service: Ref, port: str) -> str:
     """The route configuration every caller of one service port shares."""
     return f"outbound|{_svc(service)}|{port}"

@@ -219,6 +219,12 @@ class XdsMonitor:
 
     # -- readers -------------------------------------------------------------------------------
 
+    def progress_event(self) -> asyncio.Event:
+        """An event set at the next progress of any stream (an ACK or NACK, a new snapshot,
+        a close). Take it *before* checking what you wait for, then wait on it: nothing
+        that happens in between is missed."""
+        return self._progress
+
     def synced(self, node_id: str, snap: Snapshot) -> bool:
         return any(
             s.proxy.node_id == node_id and s.snapshot is snap and s.state.in_sync(snap)

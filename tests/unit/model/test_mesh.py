@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gossamer.model import Mesh, parse_manifest
+from gossamer.model import Mesh, parse_manifest, parse_yaml
 
 from .builders import errors_of, manifest
 
@@ -158,4 +158,18 @@ def test_certificate_ttl_must_be_a_duration() -> None:
 def test_unknown_mtls_field_is_an_error() -> None:
     assert errors_of(manifest("Mesh", "m", {"mtls": {"ttl": "1h"}})) == [
         "Mesh default/m: spec.mtls.ttl: unknown field: remove it or check its spelling"
+    ]
+
+
+def test_an_unquoted_off_in_yaml_is_the_off_mode() -> None:
+    """YAML 1.1 reads ``off`` as false; users write ``mode: off`` as the docs do."""
+    [mesh] = parse_yaml(
+        "apiVersion: gossamer.dev/v1\nkind: Mesh\nmetadata: {name: m}\nspec: {mtls: {mode: off}}\n",
+        "mesh.yaml",
+    )
+    assert isinstance(mesh, Mesh)
+    assert mesh.spec.mtls.mode == "off"
+    assert mesh.to_manifest()["spec"]["mtls"]["mode"] == "off"
+    assert errors_of(manifest("Mesh", "m", {"mtls": {"mode": True}})) == [
+        "Mesh default/m: spec.mtls.mode: input should be 'strict', 'permissive' or 'off'"
     ]

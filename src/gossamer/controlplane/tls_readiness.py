@@ -1,0 +1,116 @@
+"""Which sidecars take mTLS, learned from what their Envoys ACKed (the ``TlsState`` that
+translation takes as plain data; docs/security.md, "mTLS modes").
+
+Turning mTLS on must fail no request, so nothing is switched before the other side can
+take it:
+
+1. a TLS-capable sidecar whose service is not ``off`` is given an inbound listener that
+   takes mTLS *and* plaintext;
+2. once it has ACKed a snapshot with that listener it is **ready**: the next round marks its
+   endpoints in EDS, and callers send it mTLS;
+3. a ``strict`` one is **enforced** once every capable proxy holding its endpoints has
+   ACKed them with the mark: only then does its listener refuse plaintext.
+
+A sidecar that disconnects or is given a listener without TLS (its service moved to
+``off``) stops being ready and so enforced; it starts again from step 1. Which proxies are
+TLS-capable (their Envoy gets secrets over SDS) is told by ``set_capable``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from envoy.config.listener.v3 import listener_pb2
+
+from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.translate import names
+from gossamer.translate.tls import NO_TLS, TlsState, accepts_tls, mode_of
+from gossamer.xds.cache import SnapshotCache
+from gossamer.xds.resources import ResourceType
+from gossamer.xds.snapshot import Snapshot
+
+#: listener-set versions remembered (whether they take TLS) before the memo starts over
+_MAX_REMEMBERED = 4096
+
+
+class Acks(Protocol):
+    """What readiness reads of the xDS monitor (``gossamer.xds.monitor.XdsMonitor``)."""
+
+    def synced(self, node_id: str, snap: Snapshot) -> bool:
+        """Has ``node_id`` ACKed all of ``snap`` (its newest snapshot)?"""
+        ...
+
+
+class TlsReadiness:
+    def __init__(self, cache: SnapshotCache, monitor: Acks) -> None:
+        self._cache = cache
+        self._monitor = monitor
+        self.capable: frozenset[str] = frozenset()
+        self._ready: frozenset[Ref] = frozenset()
+        self._enforced: frozenset[Ref] = frozenset()
+        #: listener-set version -> does every inbound listener in it take TLS?
+        self._takes_tls: dict[str, bool] = {}
+
+    def state(self) -> TlsState:
+        """What the next round should translate with."""
+        return TlsState(self.capable, self._ready, self._enforced)
+
+    def set_capable(self, node_ids: frozenset[str]) -> bool:
+        """Proxies whose Envoy can get secrets over SDS; True if that changed."""
+        changed = node_ids != self.capable
+        self.capable = node_ids
+        return changed
+
+    def refresh(self, model: ModelSnapshot, published: TlsState = NO_TLS) -> bool:
+        """Recompute readiness from the proxies' ACKs; ``published``: the state the last
+        round translated with. True if the next round must publish a new state."""
+        ready: set[Ref] = set()
+        holders: list[tuple[str, Snapshot]] = []
+        for proxy in self._cache.connected():
+            node_id = proxy.node_id
+            snap = self._cache.get(node_id)
+            if snap is None or node_id not in self.capable:
+                continue
+            holders.append((node_id, snap))
+            ref = (proxy.namespace, proxy.name)
+            if proxy.kind != "sidecar" or ref not in model.workloads:
+                continue
+            if not self._offers_tls(snap):
+                continue
+            if ref in self._ready or self._monitor.synced(node_id, snap):
+                ready.add(ref)
+        enforced = {ref for ref in self._enforced if ref in ready}
+        for ref in published.ready - enforced:
+            w = model.workloads.get(ref)
+            if w is None or ref not in ready:
+                continue
+            service = (ref[0], w.spec.service)
+            if mode_of(model, service) == "strict" and self._callers_synced(service, holders):
+                enforced.add(ref)
+        self._ready, self._enforced = frozenset(ready), frozenset(enforced)
+        return self.state() != published
+
+    def _offers_tls(self, snap: Snapshot) -> bool:
+        version = snap.version(ResourceType.LISTENER)
+        known = self._takes_tls.get(version)
+        if known is None:
+            if len(self._takes_tls) >= _MAX_REMEMBERED:
+                self._takes_tls.clear()
+            listeners = {}
+            for name, v in snap.of(ResourceType.LISTENER).items():
+                msg = listener_pb2.Listener()
+                v.resource.Unpack(msg)
+                listeners[name] = msg
+            known = self._takes_tls[version] = accepts_tls(listeners)
+        return known
+
+    def _callers_synced(self, service: Ref, holders: list[tuple[str, Snapshot]]) -> bool:
+        """Has every capable proxy holding ``service``'s endpoints ACKed what it was given
+        (built with the mark, as the last round published it)?"""
+        prefix = names.outbound_prefix(service)
+        for node_id, snap in holders:
+            held = snap.of(ResourceType.ENDPOINT)
+            holds = any(name.startswith(prefix) for name in held)
+            if holds and not self._monitor.synced(node_id, snap):
+                return False
+        return True
