@@ -249,4 +249,7 @@ class Publisher:
                 "; ".join(missing[:5]),
             )
             return None
-        return proxy_snapshot(resources, self.serializer, created)
+        # (diffed against what the proxy was last given: its streams then read only the
+        # changed names of a changed type, and skip an unchanged type in O(1))
+        previous = self.cache.get(proxy.node_id)
+        return proxy_snapshot(resources, self.serializer, created, previous)

@@ -23,7 +23,11 @@ def by_type(resources: ProxyResources) -> dict[ResourceType, Mapping[str, messag
 
 
 def proxy_snapshot(
-    resources: ProxyResources, serializer: Serializer, created: float = 0.0
+    resources: ProxyResources,
+    serializer: Serializer,
+    created: float = 0.0,
+    previous: Snapshot | None = None,
 ) -> Snapshot:
-    """The snapshot serving ``resources`` to one proxy."""
-    return Snapshot.build(by_type(resources), serializer, created)
+    """The snapshot serving ``resources`` to one proxy (diffed against ``previous``, the
+    one it replaces, so each stream reads only what changed)."""
+    return Snapshot.build(by_type(resources), serializer, created, previous)

@@ -21,72 +21,28 @@ new resource is removed again) and Envoy's ACK clears the NACK.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gossamer.xds.resources import PUSH_ORDER, ResourceType
 from gossamer.xds.snapshot import Snapshot, Versioned, content_version
+from gossamer.xds.typestate import (
+    Inflight,
+    NackInfo,
+    Needs,
+    Outgoing,
+    TypeState,
+    full_sets,
+    needs,
+    unanswered_empty,
+    wanted,
+)
+
+__all__ = ["NackInfo", "Outgoing", "RequestOutcome", "StreamState", "TypeState"]
 
 C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
 
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One response to send."""
-
-    type: ResourceType
-    nonce: str
-    version: str
-    resources: tuple[Versioned, ...]
-    removed: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class NackInfo:
-    version: str
-    message: str
-    at: float
-    attempts: int
-    retry_at: float
-    content: frozenset[tuple[str, str]]
-
-
-@dataclass(slots=True)
-class _Inflight:
-    out: Outgoing
-    next_known: dict[str, str]
-    at: float
-
-
-@dataclass(slots=True)
-class TypeState:
-    type: ResourceType
-    #: None: wildcard (every resource of the type)
-    subscribed: set[str] | None = None
-    #: what the proxy has ACKed, name -> version
-    known: dict[str, str] = field(default_factory=dict)
-    #: what the proxy last ACKed of full-state types in SotW (kept while a removal waits)
-    last_sent: dict[str, Versioned] = field(default_factory=dict)
-    inflight: _Inflight | None = None
-    requested: bool = False
-    sent_version: str = ""
-    acked_version: str = ""
-    last_nonce: str = ""
-    nack: NackInfo | None = None
-    #: names to send again even if the proxy has them (endpoints after a cluster update)
-    force: set[str] = field(default_factory=set)
-    #: names a NACKed response carried: Envoy may have applied them, so what it runs for
-    #: them is unknown until an ACKed response carries them (or, SotW full sets, any ACK)
-    doubt: set[str] = field(default_factory=set)
-    responses: int = 0
-    #: a response of this type was sent on this stream (or SotW: the proxy already holds
-    #: what we would send); an unanswered wildcard type gets one even when it is empty
-    answered: bool = False
-    #: bumped whenever ``subscribed`` changes (keys ``wanted_cache``)
-    sub_version: int = 0
-    wanted_cache: tuple[object, int, dict[str, Versioned]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +58,9 @@ class StreamState:
         self.delta = delta
         self.types: dict[ResourceType, TypeState] = {t: TypeState(t) for t in ResourceType}
         self._nonce = 0
+        #: the last response ``plan`` returned and the known set it was planned on: if
+        #: ``sent`` gets that very response, its version is that of what the proxy will hold
+        self._planned: tuple[Outgoing, dict[str, str]] | None = None
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -127,11 +86,15 @@ class StreamState:
         if first:
             if self.delta:
                 ts.known = dict(initial_versions or {})
+                sub = ts.subscribed
+                covered = sub is None or all(n in sub for n in ts.known)
+                ts.known_version = _version_of(ts.known) if covered else None
             elif version_info and snapshot is not None:
-                wanted = self._wanted(ts, snapshot)
-                if version_info == self._version_of({n: v.version for n, v in wanted.items()}):
-                    ts.known = {n: v.version for n, v in wanted.items()}
-                    ts.last_sent = dict(wanted) if rtype.full_state else {}
+                want = wanted(ts, snapshot)
+                if version_info == _version_of({n: v.version for n, v in want.items()}):
+                    ts.known = {n: v.version for n, v in want.items()}
+                    ts.known_version = version_info
+                    ts.last_sent = dict(want) if rtype.full_state else {}
                     ts.acked_version = ts.sent_version = version_info
                     ts.answered = True
             return RequestOutcome("initial", rtype)
@@ -146,23 +109,27 @@ class StreamState:
                 )
                 ts.doubt |= self._carried(ts, sent.out)
                 return RequestOutcome("nack", rtype, sent.out, ts.nack)
-            # names dropped by this very request stay dropped
-            ts.known = {
-                n: v
-                for n, v in sent.next_known.items()
-                if ts.subscribed is None or n in ts.subscribed
-            }
-            ts.acked_version = sent.out.version
-            ts.nack = None
-            if self._full_sets(ts):
-                ts.last_sent = {r.name: r for r in sent.out.resources}
-                ts.doubt.clear()
-            else:
-                ts.doubt -= self._carried(ts, sent.out)
+            self._acked(ts, sent)
             return RequestOutcome("ack", rtype, sent.out)
         if nonce and nonce != ts.last_nonce:
             return RequestOutcome("stale", rtype)
         return RequestOutcome("subscribe", rtype)
+
+    def _acked(self, ts: TypeState, sent: Inflight) -> None:
+        # names dropped by this very request stay dropped
+        sub = ts.subscribed
+        nk = sent.next_known
+        known = nk if sub is None else {n: v for n, v in nk.items() if n in sub}
+        ts.known = known
+        whole = len(known) == len(nk) and sent.next_version is not None
+        ts.known_version = sent.next_version if whole else _version_of(known)
+        ts.acked_version = sent.out.version
+        ts.nack = None
+        if full_sets(ts, self.delta):
+            ts.last_sent = {r.name: r for r in sent.out.resources}
+            ts.doubt.clear()
+        elif ts.doubt:
+            ts.doubt -= self._carried(ts, sent.out)
 
     def _update_subscription(
         self,
@@ -172,91 +139,49 @@ class StreamState:
         subscribe: list[str] | None,
         unsubscribe: list[str] | None,
     ) -> None:
-        ts.sub_version += 1
         if ts.type.full_state:
             if self.delta and first and subscribe and "*" not in subscribe:
                 ts.subscribed = set(subscribe)
+                ts.sub_version += 1
             return
+        new: set[str] | None
         if self.delta:
             current = set() if ts.subscribed is None else ts.subscribed
-            current |= set(subscribe or ())
-            current -= set(unsubscribe or ())
-            ts.subscribed = current
+            new = (current | set(subscribe or ())) - set(unsubscribe or ())
         elif names is not None:
-            ts.subscribed = set(names)
-        if ts.subscribed is not None:
-            for name in list(ts.known):
-                if name not in ts.subscribed:
-                    del ts.known[name]
-            ts.doubt &= ts.subscribed
-
-    def _full_sets(self, ts: TypeState) -> bool:
-        """Every response of this type carries the whole set (SotW clusters and listeners)."""
-        return not self.delta and ts.type.full_state
+            new = set(names)  # SotW: every request repeats the whole list
+        else:
+            new = ts.subscribed
+        if new is None:
+            return
+        if new != ts.subscribed or ts.known_version is None:
+            # (unknown: ``known`` may hold names never subscribed, e.g. delta's initial ones)
+            if new != ts.subscribed:
+                ts.subscribed = new
+                ts.sub_version += 1
+            if ts.known_version is None or not ts.known.keys() <= new:
+                ts.known = {n: v for n, v in ts.known.items() if n in new}
+                ts.known_version = _version_of(ts.known)
+        if ts.doubt:
+            ts.doubt &= new
 
     def _carried(self, ts: TypeState, out: Outgoing) -> set[str]:
         """The names ``out`` adds, updates or removes (a full set removes what it lacks)."""
         carried = {r.name for r in out.resources} | set(out.removed)
-        if self._full_sets(ts):
+        if full_sets(ts, self.delta):
             carried |= ts.known.keys()
         return carried
 
     # -- responses ---------------------------------------------------------------------------
 
-    def _wanted(self, ts: TypeState, snap: Snapshot) -> Mapping[str, Versioned]:
-        resources = snap.of(ts.type)
-        if ts.subscribed is None:
-            return resources
-        # asked for on every request and flush: computed once per (snapshot, subscription)
-        cached = ts.wanted_cache
-        if cached is not None and cached[0] is resources and cached[1] == ts.sub_version:
-            return cached[2]
-        wanted = {n: resources[n] for n in sorted(ts.subscribed) if n in resources}
-        ts.wanted_cache = (resources, ts.sub_version, wanted)
-        return wanted
-
-    def _changed(self, ts: TypeState, wanted: Mapping[str, Versioned]) -> list[str]:
-        # (a full set in doubt is sent again as a whole: see ``_build``)
-        doubt = set() if self._full_sets(ts) else ts.doubt
-        return [
-            n
-            for n, v in wanted.items()
-            if ts.known.get(n) != v.version or n in ts.force or n in doubt
-        ]
-
-    def _removed(self, ts: TypeState, wanted: Mapping[str, Versioned]) -> list[str]:
-        if not ts.type.full_state:
-            return []  # endpoints and routes go away with the clusters and listeners using them
-        gone = [n for n in ts.known if n not in wanted]
-        if self.delta:  # a NACKed new resource Envoy may have added anyway
-            gone += sorted(n for n in ts.doubt if n not in wanted and n not in ts.known)
-        return gone
-
-    def _pending(self, ts: TypeState, wanted: Mapping[str, Versioned]) -> bool:
-        """Something of this type is still to be sent (or confirmed) for ``wanted``."""
+    def _pending(self, ts: TypeState, need: Needs) -> bool:
+        """Something of this type is still to be sent (or confirmed) for ``need``."""
         return bool(
-            self._changed(ts, wanted)
-            or self._removed(ts, wanted)
-            or (self._full_sets(ts) and ts.doubt)
-            or self._unanswered_empty(ts, wanted)
+            need.changed
+            or need.removed
+            or (full_sets(ts, self.delta) and ts.doubt)
+            or unanswered_empty(ts, need.wanted)
         )
-
-    def _unanswered_empty(self, ts: TypeState, wanted: Mapping[str, Versioned]) -> bool:
-        """A wildcard type the proxy asked for, of which it holds and should hold nothing,
-        and was never answered: Envoy waits for a first answer (its initial fetch timeout,
-        15 s) before it is ready, so an empty one is sent (a Gateway with no Routes has no
-        clusters). Only proxies with a snapshot get here: one nobody registered gets
-        nothing (fail static)."""
-        return (
-            ts.type.full_state
-            and ts.subscribed is None
-            and not ts.answered
-            and not wanted
-            and not ts.known
-        )
-
-    def _version_of(self, known: Mapping[str, str]) -> str:
-        return content_version(known.items())
 
     def _suppressed(self, ts: TypeState, out: Outgoing, now: float) -> bool:
         return ts.nack is not None and ts.nack.content == _content(out) and now < ts.nack.retry_at
@@ -269,40 +194,40 @@ class StreamState:
         candidates: list[tuple[ResourceType, Outgoing, bool]] = []  # (type, response, removal)
         for t in PUSH_ORDER:
             ts = self.types[t]
-            wanted = self._wanted(ts, snap)
-            changed = self._changed(ts, wanted)
-            removed = self._removed(ts, wanted)
-            built = self._build(ts, wanted, changed, removed) if ts.requested else None
-            adds = built[0] if built else None
-            rem = built[1] if built else None
+            if not ts.requested:
+                settled[t] = adds_settled[t] = ts.inflight is None
+                continue
+            need = needs(ts, snap, self.delta)
+            adds, rem = self._build(ts, need)
             for o in (adds, rem):
-                if o is not None and self._suppressed(ts, o[0], now):
+                if o is not None and self._suppressed(ts, o, now):
                     wake = min(wake, ts.nack.retry_at) if wake else ts.nack.retry_at  # type: ignore[union-attr]
-            adds_live = adds is not None and not self._suppressed(ts, adds[0], now)
-            rem_live = rem is not None and not self._suppressed(ts, rem[0], now)
+            adds_live = adds is not None and not self._suppressed(ts, adds, now)
+            rem_live = rem is not None and not self._suppressed(ts, rem, now)
             adds_settled[t] = ts.inflight is None and not adds_live
             settled[t] = adds_settled[t] and not rem_live
-            if ts.inflight is not None or not ts.requested:
+            if ts.inflight is not None:
                 continue
             if adds_live:
                 assert adds is not None
                 if self._may_add(t, adds_settled):
-                    candidates.append((t, adds[0], False))
+                    candidates.append((t, adds, False))
                     continue
-                fresh = [n for n in changed if n not in ts.known]
+                fresh = [n for n in need.changed if n not in ts.known]
                 if t is R and fresh:
                     # a warming listener needs its new routes now; known ones wait their turn
-                    known = {**ts.known, **{n: wanted[n].version for n in fresh}}
+                    known = {**ts.known, **{n: need.wanted[n].version for n in fresh}}
                     candidates.append(
-                        (t, self._out(ts, [wanted[n] for n in fresh], (), known), False)
+                        (t, self._out(ts, [need.wanted[n] for n in fresh], (), known), False)
                     )
                     continue
             if rem_live:
                 assert rem is not None
-                candidates.append((t, rem[0], True))
+                candidates.append((t, rem, True))
         for t, out, removal in candidates:
             if removal and not self._may_remove(t, settled):
                 continue
+            self._planned = (out, self.types[t].known)
             return out, wake
         return None, wake
 
@@ -320,43 +245,38 @@ class StreamState:
             return settled[L] and settled[R]
         return True
 
-    def _build(
-        self,
-        ts: TypeState,
-        wanted: Mapping[str, Versioned],
-        changed: list[str],
-        removed: list[str],
-    ) -> tuple[tuple[Outgoing, dict[str, str]] | None, tuple[Outgoing, dict[str, str]] | None]:
+    def _build(self, ts: TypeState, need: Needs) -> tuple[Outgoing | None, Outgoing | None]:
         """(additions/updates response, removals response), either None if nothing to do."""
+        want, changed, removed, version = need.wanted, need.changed, need.removed, need.version
         adds = rem = None
-        if self._unanswered_empty(ts, wanted):
-            return (self._out(ts, [], (), {}), {}), None
+        if unanswered_empty(ts, want):
+            return self._out(ts, [], (), {}), None
         if self.delta:
             if changed:
-                nk = {**ts.known, **{n: wanted[n].version for n in changed}}
-                adds = (self._out(ts, [wanted[n] for n in changed], (), nk), nk)
+                nk = {**ts.known, **{n: want[n].version for n in changed}}
+                adds = self._out(ts, [want[n] for n in changed], (), nk, version)
             if removed:
                 nk = {n: v for n, v in ts.known.items() if n not in removed}
-                rem = (self._out(ts, [], removed, nk), nk)
+                rem = self._out(ts, [], removed, nk)
             return adds, rem
-        if ts.type.full_state:
+        if ts.type.full_state:  # (SotW full-state types are wildcards: ``want`` is all)
             if changed:
                 keep = {n: ts.last_sent[n] for n in removed if n in ts.last_sent}
-                content = {**keep, **wanted}
+                content = {**keep, **want}
                 nk = {n: v.version for n, v in content.items()}
-                adds = (self._out(ts, list(content.values()), (), nk), nk)
+                adds = self._out(ts, list(content.values()), (), nk, version)
             elif removed:
-                nk = {n: v.version for n, v in wanted.items()}
-                rem = (self._out(ts, list(wanted.values()), (), nk), nk)
+                nk = {n: v.version for n, v in want.items()}
+                rem = self._out(ts, list(want.values()), (), nk)
             elif ts.doubt:
                 # after a NACK, the set Envoy accepted again: it may have applied part of
                 # the rejected one
-                nk = {n: v.version for n, v in wanted.items()}
-                adds = (self._out(ts, list(wanted.values()), (), nk), nk)
+                nk = {n: v.version for n, v in want.items()}
+                adds = self._out(ts, list(want.values()), (), nk)
             return adds, rem
         if changed:
-            nk = {**ts.known, **{n: wanted[n].version for n in changed}}
-            adds = (self._out(ts, [wanted[n] for n in changed], (), nk), nk)
+            nk = {**ts.known, **{n: want[n].version for n in changed}}
+            adds = self._out(ts, [want[n] for n in changed], (), nk, version)
         return adds, None
 
     def _out(
@@ -365,15 +285,24 @@ class StreamState:
         resources: list[Versioned],
         removed: tuple[str, ...] | list[str],
         next_known: Mapping[str, str],
+        version: str | None = None,
     ) -> Outgoing:
-        # The nonce is assigned in ``sent``; planning stays free of side effects.
-        return Outgoing(ts.type, "", self._version_of(next_known), tuple(resources), tuple(removed))
+        """A response that leaves the proxy holding ``next_known`` (whose content version is
+        ``version`` when the caller knows it). The nonce is assigned in ``sent``; planning
+        stays free of side effects."""
+        if version is None:
+            version = _version_of(next_known)
+        return Outgoing(ts.type, "", version, tuple(resources), tuple(removed))
 
     def sent(self, out: Outgoing, snap: Snapshot, now: float) -> Outgoing:
         """Record that ``out`` is being sent; returns it with its nonce."""
+        ts = self.types[out.type]
+        planned = self._planned
+        # ``out`` as planned, on the same known set: its version is that of ``nk`` below
+        trusted = planned is not None and planned[0] is out and planned[1] is ts.known
+        self._planned = None
         self._nonce += 1
         out = Outgoing(out.type, str(self._nonce), out.version, out.resources, out.removed)
-        ts = self.types[out.type]
         if self.delta:
             nk = {**ts.known, **{r.name: r.version for r in out.resources}}
             for n in out.removed:
@@ -390,8 +319,9 @@ class StreamState:
                 if r.name in ts.known and (ts.known[r.name] != r.version or r.name in ts.doubt)
             }
             self.types[E].force |= updated
-        ts.force -= {r.name for r in out.resources}
-        ts.inflight = _Inflight(out, nk, now)
+        if ts.force:
+            ts.force -= {r.name for r in out.resources}
+        ts.inflight = Inflight(out, nk, now, out.version if trusted else None)
         ts.sent_version = out.version
         ts.last_nonce = out.nonce
         ts.responses += 1
@@ -405,9 +335,13 @@ class StreamState:
                 continue
             if ts.inflight is not None:
                 return False
-            if self._pending(ts, self._wanted(ts, snap)):
+            if self._pending(ts, needs(ts, snap, self.delta)):
                 return False
         return True
+
+
+def _version_of(known: Mapping[str, str]) -> str:
+    return content_version(known.items())
 
 
 def _content(out: Outgoing) -> frozenset[tuple[str, str]]:

@@ -1,0 +1,74 @@
+"""Snapshots: content versions, per-type digests and the diff from the snapshot before."""
+
+from __future__ import annotations
+
+import hashlib
+
+from xds_fakes import C, E, L, R, cla, resources
+
+from gossamer.xds.snapshot import Serializer, Snapshot, TypeDiff, content_version
+
+
+def test_content_versions_are_those_of_earlier_releases() -> None:
+    """A restarted (or upgraded) control plane must compute the versions Envoy holds, or
+    every proxy is sent everything again."""
+    items = [("b", "2"), ("a", "1"), ("outbound|ns/svc|http", "0f3c")]
+    h = hashlib.sha256()
+    for name, version in sorted(items):
+        h.update(name.encode() + b"\0" + version.encode() + b"\n")
+    assert content_version(items) == h.hexdigest()[:16]
+    assert content_version(reversed(items)) == content_version(items)
+
+
+def _from_scratch(snap: Snapshot) -> dict[object, str]:
+    return {t: content_version((n, v.version) for n, v in snap.of(t).items()) for t in (C, E, L, R)}
+
+
+def test_digests_are_the_content_versions_of_each_type() -> None:
+    serializer = Serializer()
+    first = Snapshot.build(resources({"c1": 1}, {"c1": 1}, {"l1": 1}, {"r1": 1}), serializer)
+    assert first.digests == _from_scratch(first)
+    assert first.diffs == {}
+    plain = Snapshot(first.resources)
+    assert plain.digests is None
+    assert {t: plain.version(t) for t in (C, E, L, R)} == first.digests
+
+
+def test_a_rebuild_is_diffed_against_the_snapshot_it_replaces() -> None:
+    serializer = Serializer()
+    first = Snapshot.build(
+        resources({"c1": 1, "c2": 1}, {"c1": 1, "c2": 1}, {"l1": 1}, {"r1": 1}), serializer
+    )
+    then = Snapshot.build(
+        resources({"c1": 1, "c3": 1}, {"c1": 2, "c2": 1}, {"l1": 1}, {"r1": 1}),
+        serializer,
+        previous=first,
+    )
+    assert then.digests == _from_scratch(then)
+    assert dict(then.diffs) == {
+        C: TypeDiff(first.version(C), ("c3",), frozenset({"c2"})),
+        E: TypeDiff(first.version(E), ("c1",), frozenset()),
+    }
+    # the same content again: no diff, the same digests
+    again = Snapshot.build(
+        resources({"c1": 1, "c3": 1}, {"c1": 2, "c2": 1}, {"l1": 1}, {"r1": 1}),
+        Serializer(),
+        previous=then,
+    )
+    assert again.diffs == {} and again.digests == then.digests and again == then
+
+
+def test_with_resources_is_diffed_against_the_snapshot_it_patches() -> None:
+    serializer = Serializer()
+    first = Snapshot.build(resources({"c1": 1}, {"c1": 1, "c2": 1}, {}, {}), serializer)
+    update = {
+        "c2": serializer.versioned(E, "c2", cla("c2", 2)),
+        "c1": serializer.versioned(E, "c1", cla("c1", 1)),  # the same content
+        "c9": serializer.versioned(E, "c9", cla("c9", 1)),
+    }
+    then = first.with_resources(E, update, 5.0)
+    assert then.created == 5.0
+    assert then.digests == _from_scratch(then)
+    assert dict(then.diffs) == {E: TypeDiff(first.version(E), ("c2", "c9"), frozenset())}
+    # a digest-less snapshot stays digest-less: its streams walk it
+    assert Snapshot(first.resources).with_resources(E, update, 0.0).digests is None
