@@ -134,7 +134,9 @@ async def terminate(pid: int, started: int, grace: float) -> None:
     """SIGTERM, then SIGKILL after ``grace`` seconds; returns once the process is gone."""
     if send(pid, started, signal.SIGTERM):
         try:
-            await asyncio.wait_for(wait_exit(pid), grace)
+            async with asyncio.timeout(grace):
+                await wait_exit(pid)
         except TimeoutError:
             send(pid, started, signal.SIGKILL)
-            await asyncio.wait_for(wait_exit(pid), 10.0)
+            async with asyncio.timeout(10.0):
+                await wait_exit(pid)

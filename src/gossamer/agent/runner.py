@@ -230,7 +230,8 @@ class Agent:
         self._dirty.set()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), HEARTBEAT_S)
+                async with asyncio.timeout(HEARTBEAT_S):
+                    await self._dirty.wait()
             self._dirty.clear()
             try:
                 if not self.status.registered:

@@ -139,7 +139,8 @@ class ControlPlane:
                 self._dirty.clear()
                 limit = first + debounce * MAX_DEBOUNCE_FACTOR - time.monotonic()
                 try:
-                    await asyncio.wait_for(self._dirty.wait(), min(debounce, max(limit, 0)))
+                    async with asyncio.timeout(min(debounce, max(limit, 0))):
+                        await self._dirty.wait()
                 except TimeoutError:
                     break
                 if limit <= 0:

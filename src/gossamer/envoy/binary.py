@@ -57,7 +57,8 @@ async def check_version(binary: str) -> tuple[int, int, int]:
             f"cannot run {binary} --version: {e.strerror}; check the Envoy installation"
         ) from None
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), VERSION_TIMEOUT)
+        async with asyncio.timeout(VERSION_TIMEOUT):
+            out, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

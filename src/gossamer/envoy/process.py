@@ -135,7 +135,8 @@ class ManagedProcess:
         if self._proc is None:
             return None
         try:
-            code = await asyncio.wait_for(self._proc.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                code = await self._proc.wait()
         except TimeoutError:
             return None
         self._reaped()

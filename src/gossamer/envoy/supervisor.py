@@ -193,7 +193,8 @@ class EnvoySupervisor(Generic[P]):
         """Wait ``delay`` seconds, or less if asked to stop."""
         self.state = "backing-off"
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+            async with asyncio.timeout(delay):
+                await stop.wait()
 
     async def shutdown(self, drain: Drain | None = None, *, grace: float = 10.0) -> None:
         """Stop the current Envoy: drain it (if ``drain`` and it runs), then SIGTERM, then

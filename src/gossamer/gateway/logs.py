@@ -64,7 +64,8 @@ class LogForwarder:
         while not stop.is_set():
             if not await self.step():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._interval)
+                    async with asyncio.timeout(self._interval):
+                        await stop.wait()
         while await self.step():
             pass
 

@@ -111,4 +111,5 @@ class HostPresence:
             wake = self.evaluate()
             timeout = None if wake is None else max(0.0, wake - self._clock()) + _MARGIN
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._news.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._news.wait()

@@ -145,7 +145,8 @@ class AdsClient:
                 )
             changed = self._changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(rest, interval))
+                async with asyncio.timeout(min(rest, interval)):
+                    await changed.wait()
 
     async def wait_for_resources(
         self,

@@ -244,7 +244,8 @@ class XdsMonitor:
         loop = asyncio.get_running_loop()
         while behind() and (rest := deadline - loop.time()) > 0:
             try:
-                await asyncio.wait_for(self._progress.wait(), rest)
+                async with asyncio.timeout(rest):
+                    await self._progress.wait()
             except TimeoutError:
                 break
         return behind()

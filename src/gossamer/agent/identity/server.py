@@ -183,7 +183,8 @@ class SdsServer:
                 continue
             timeout = None if retry_at is None else max(0.0, retry_at - time.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
 
     def _on_request(self, node_id: str, state: SdsStreamState, req: Any) -> None:
         if req.type_url and req.type_url != SECRET_TYPE_URL:

@@ -108,7 +108,8 @@ class HttpBackend:
         self._stop.set()
         task, self._task = self._task, None
         try:
-            await asyncio.wait_for(task, 10.0)
+            async with asyncio.timeout(10.0):
+                await task
         except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
