@@ -13,7 +13,7 @@ from envoy.extensions.resource_monitors.downstream_connections.v3 import (
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from gossamer.errors import FieldError, ValidationError
+from gossamer.errors import FieldError, ValidationError, field_errors
 from gossamer.model.base import Name
 from gossamer.node import ADMIN_KEY
 from gossamer.polling import Backoff
@@ -55,7 +55,7 @@ class GatewaySettings:
             try:
                 _NAME.validate_python(value)
             except PydanticValidationError as e:
-                errors.append(FieldError(e.errors()[0]["msg"], label))
+                errors.extend(field_errors(e, root=(label,)))
         host, port = self.admin_addr
         if not _is_loopback(host):
             errors.append(
