@@ -330,8 +330,8 @@ async def run(args: argparse.Namespace) -> None:
         print(f"{name:38s} {summary_ms(values)}  not converged in {PHASE_TIMEOUT:g} s: {misses}"
               f"\n{'':38s}  p50/no-op {p50 / noop_p50:.2f}x"
               f"  p99/baseline {p99 / base:.0f}x")
-    builds = int(stats1["builds"]) - int(stats0["builds"])  # type: ignore[call-overload]
-    build_s = float(stats1["build_seconds"]) - float(stats0["build_seconds"])  # type: ignore[arg-type]
+    builds = stats1.builds - stats0.builds
+    build_s = stats1.build_seconds - stats0.build_seconds
     print(f"publishes during the runs: {builds}, {build_s / max(builds, 1) * 1e3:.1f} ms each "
           f"(translate + serialise for all {args.proxies} proxies)")
     print(f"control-plane process RSS (in-process; includes the benchmark driver): "

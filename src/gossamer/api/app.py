@@ -21,6 +21,7 @@ from gossamer.api.limits import (
 from gossamer.api.proxies import proxies_router
 from gossamer.api.resources import resources_router
 from gossamer.api.schemas import StatusBody
+from gossamer.api.statistics import statistics_body
 from gossamer.authz.service import AuthzService
 from gossamer.ca.authority import CertificateAuthority
 from gossamer.controlplane.service import ControlPlaneService
@@ -28,7 +29,10 @@ from gossamer.registry import Registry
 
 
 def _ops_router(
-    service: ControlPlaneService, metrics: prometheus_client.CollectorRegistry
+    service: ControlPlaneService,
+    metrics: prometheus_client.CollectorRegistry,
+    agents: Registry | None,
+    authz: AuthzService | None,
 ) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -53,9 +57,9 @@ def _ops_router(
         )
 
     @router.get("/v1/statistics", response_model=dict[str, Any])
-    async def statistics() -> dict[str, object]:
-        """The control plane's counters (proxies, pushes, push latency, NACKs) as JSON."""
-        return service.statistics()
+    async def statistics() -> dict[str, Any]:
+        """Each component's counters: plane, store, xds, authz, registry (docs/resources.md)."""
+        return statistics_body(service, authz, agents)
 
     return router
 
@@ -87,7 +91,7 @@ def create_api(
     app.add_middleware(RequestLimits, max_bytes=max_request_bytes)
     app.include_router(resources_router(service, max_resource_bytes))
     app.include_router(proxies_router(service))
-    app.include_router(_ops_router(service, metrics))
+    app.include_router(_ops_router(service, metrics, agents, authz))
     if agents is not None:
         install_agents(app, agents)
     if authz is not None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
 from gossamer.api.schemas import Body
+from gossamer.api.statistics import as_json
 from gossamer.authz.service import AuthzService
 
 
@@ -105,6 +106,6 @@ def install_authz(app: FastAPI, service: AuthzService) -> None:
 
     @router.get("/statistics", response_model=dict[str, Any])
     async def statistics() -> dict[str, Any]:
-        return service.engine.statistics()
+        return as_json(service.engine.statistics())
 
     app.include_router(router)

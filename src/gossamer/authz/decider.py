@@ -54,6 +54,16 @@ class TargetView:
     alive: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class DeciderStatistics:
+    """What the decider's caches hold (each is bounded; see ``Decider``)."""
+
+    user_views: int
+    target_views: int
+    #: cached decisions over all user views
+    decisions: int
+
+
 class Decider:
     """Cached decisions over a :class:`Graph` (subscribes to it on construction)."""
 
@@ -168,12 +178,12 @@ class Decider:
         self._dirty_targets.clear()
         self._clear_all = False
 
-    def statistics(self) -> dict[str, int]:
-        return {
-            "user_views": len(self._users),
-            "target_views": len(self._targets),
-            "decisions": sum(len(v.decisions) for v in self._users.values()),
-        }
+    def statistics(self) -> DeciderStatistics:
+        return DeciderStatistics(
+            user_views=len(self._users),
+            target_views=len(self._targets),
+            decisions=sum(len(v.decisions) for v in self._users.values()),
+        )
 
     # ------------------------------------------------------------------ views
     def user_view(self, subject: Subject) -> UserView:

@@ -65,6 +65,24 @@ class _DryRun(Exception):
     """Raised to undo the trial run of a batch."""
 
 
+@dataclass(frozen=True, slots=True)
+class AuthzEngineStatistics:
+    """The graph's size, the decider's caches (``DeciderStatistics``, flattened) and what
+    the last rebuild could not do; ``/v1/authz/statistics`` answers it."""
+
+    nodes: int
+    user_views: int
+    target_views: int
+    decisions: int
+    obligations: int
+    #: journal entries that no longer apply (see the module docstring)
+    skipped_journal_entries: tuple[str, ...]
+    #: why the last rebuild failed (the previous graph stays), or None
+    load_error: str | None
+    #: the newest store revision the engine has seen
+    revision: int
+
+
 @dataclass
 class EngineState:
     graph: Graph
@@ -309,12 +327,15 @@ class AuthzEngine:
     def access(self, user: str, process: str | None = None) -> dict[str, list[str]]:
         return access(self._state.decider, user, process)
 
-    def statistics(self) -> dict[str, object]:
-        return {
-            "nodes": len(self._state.graph),
-            **self._state.decider.statistics(),
-            "obligations": len(self._state.pap.obligations),
-            "skipped_journal_entries": list(self._state.skipped),
-            "load_error": self.load_error,
-            "revision": self._revision,
-        }
+    def statistics(self) -> AuthzEngineStatistics:
+        decider = self._state.decider.statistics()
+        return AuthzEngineStatistics(
+            nodes=len(self._state.graph),
+            user_views=decider.user_views,
+            target_views=decider.target_views,
+            decisions=decider.decisions,
+            obligations=len(self._state.pap.obligations),
+            skipped_journal_entries=tuple(self._state.skipped),
+            load_error=self.load_error,
+            revision=self._revision,
+        )

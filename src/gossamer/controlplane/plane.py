@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from gossamer.controlplane.admission import authorize, diff_against, status_only
 from gossamer.controlplane.publisher import PUBLISH_SLICE, Publisher
-from gossamer.controlplane.service import ApplyResult, Diff
+from gossamer.controlplane.service import ApplyResult, ControlPlaneStatistics, Diff
 from gossamer.controlplane.tls_readiness import TlsReadiness
 from gossamer.envoy.admin import EnvoyAdmin
 from gossamer.errors import (
@@ -356,13 +356,15 @@ class ControlPlane:
         async with EnvoyAdmin(admin, name=f"proxy {node_id}") as envoy:
             return await envoy.config_dump(include_eds=True)
 
-    def statistics(self) -> dict[str, object]:
-        return {
-            "ready": self.ready,
-            "revision": self.model.revision if self.model else 0,
-            "resources": len(self.model.resources) if self.model else 0,
-            "connected_proxies": len(self.cache.connected()),
-            "builds": self.publisher.builds,
-            "build_seconds": round(self.publisher.build_seconds, 6),
-            "memo_entries": len(self.translator.memo),
-        }
+    def statistics(self) -> ControlPlaneStatistics:
+        return ControlPlaneStatistics(
+            ready=self.ready,
+            revision=self.model.revision if self.model else 0,
+            resources=len(self.model.resources) if self.model else 0,
+            connected_proxies=len(self.cache.connected()),
+            builds=self.publisher.builds,
+            build_seconds=round(self.publisher.build_seconds, 6),
+            memo_entries=len(self.translator.memo),
+            store=self.store.statistics(),
+            xds=self.cache.statistics(),
+        )

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gossamer.model.base import Resource
+from gossamer.store.base import StoreStatistics
 from gossamer.types import Manifest, ResourceKey
+from gossamer.xds.cache import SnapshotCacheStatistics
 from gossamer.xds.status import ProxyStatus
 
 
@@ -32,6 +34,25 @@ class ApplyResult:
     diff: Diff
     #: with wait: the proxies whose snapshot changed and that have all ACKed it
     acked_by: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPlaneStatistics:
+    """The reconciler's counters, and those of the parts it owns (store, xDS cache):
+    ``/v1/statistics`` answers them as ``plane``, ``store`` and ``xds``."""
+
+    ready: bool
+    #: the store revision the model was built from (0 while loading)
+    revision: int
+    resources: int
+    connected_proxies: int
+    #: publish rounds and the seconds they took in all
+    builds: int
+    build_seconds: float
+    #: translations the translator keeps for reuse
+    memo_entries: int
+    store: StoreStatistics
+    xds: SnapshotCacheStatistics
 
 
 class ControlPlaneService(Protocol):
@@ -79,6 +100,6 @@ class ControlPlaneService(Protocol):
         """Envoy's own config dump of a connected proxy (via its admin address)."""
         ...
 
-    def statistics(self) -> dict[str, object]:
-        """Counters for /metrics and introspection: proxies, pushes, push latency, NACKs."""
+    def statistics(self) -> ControlPlaneStatistics:
+        """Counters for introspection (``/v1/statistics``); Prometheus metrics are apart."""
         ...

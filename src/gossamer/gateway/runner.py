@@ -49,8 +49,8 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-@dataclass(frozen=True)
-class RunnerStatistics:
+@dataclass(frozen=True, slots=True)
+class GatewayRunnerStatistics:
     state: State
     pid: int | None
     admin: str | None
@@ -87,11 +87,11 @@ class GatewayRunner:
 
     # ---- introspection -----------------------------------------------------------------
 
-    def statistics(self) -> RunnerStatistics:
+    def statistics(self) -> GatewayRunnerStatistics:
         sup = self._supervisor
         envoy = sup.current
         running = envoy is not None and envoy.running
-        return RunnerStatistics(
+        return GatewayRunnerStatistics(
             state=sup.state,
             pid=envoy.pid if envoy is not None and running else None,
             admin=None if self._admin is None else f"{self._admin[0]}:{self._admin[1]}",

@@ -15,6 +15,7 @@ from gossamer.registry.records import (
     AgentInfo,
     Joined,
     NewToken,
+    RegistryStatistics,
     Revoked,
     TokenInfo,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "Joined",
     "NewToken",
     "Registry",
+    "RegistryStatistics",
     "Revoked",
     "TokenInfo",
     "WorkloadEnv",

@@ -53,6 +53,18 @@ class AgentInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistryStatistics:
+    """Agents by state and join tokens still usable (``/v1/statistics`` ``registry``)."""
+
+    active_agents: int
+    #: dead by the liveness rule
+    unreachable_agents: int
+    revoked_agents: int
+    #: created, not used yet and not expired
+    unused_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class Revoked:
     agent_id: str
     host: str

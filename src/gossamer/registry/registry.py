@@ -47,6 +47,7 @@ from gossamer.registry.records import (
     AgentState,
     Joined,
     NewToken,
+    RegistryStatistics,
     Revoked,
     TokenInfo,
     TokenState,
@@ -389,6 +390,26 @@ class Registry:
         """Every agent that joined (revoked ones too), by host then join time."""
         agents = sorted(self._agents(), key=lambda a: (a.spec.host, a.spec.joinedAt))
         return [self._info(a) for a in agents]
+
+    def statistics(self) -> RegistryStatistics:
+        """Agents by state and unused join tokens (all zero while the plane loads)."""
+        if self.plane.model is None:
+            return RegistryStatistics(0, 0, 0, 0)
+        states = [
+            "revoked" if a.spec.revoked else self.presence.status(a.spec.host)
+            for a in self._agents()
+        ]
+        now = self._now()
+        return RegistryStatistics(
+            active_agents=states.count("active"),
+            unreachable_agents=states.count("unreachable"),
+            revoked_agents=states.count("revoked"),
+            unused_tokens=sum(
+                1
+                for t in self._of_kind(JoinToken)
+                if isinstance(t, JoinToken) and self._state(t, now) == "unused"
+            ),
+        )
 
     # -- revoking ----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Durable, revisioned storage of manifests with a watch stream."""
 
-from gossamer.store.base import Change, ChangeBatch, Store, StoredResource
+from gossamer.store.base import Change, ChangeBatch, Store, StoredResource, StoreStatistics
 from gossamer.store.factory import open_store
 from gossamer.store.memory import MemoryStore
 from gossamer.store.sqlite import SQLiteStore
@@ -11,6 +11,7 @@ __all__ = [
     "MemoryStore",
     "SQLiteStore",
     "Store",
+    "StoreStatistics",
     "StoredResource",
     "open_store",
 ]

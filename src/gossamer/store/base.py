@@ -38,6 +38,26 @@ class Change:
 ChangeBatch = list[Change]
 
 
+@dataclass(frozen=True, slots=True)
+class StoreStatistics:
+    """What a store holds and keeps for watchers; every backend fills the same shape."""
+
+    #: which backend: ``"sqlite"``, ``"memory"`` (``"fake"``: ``FakeControlPlane``)
+    backend: str
+    revision: int
+    resources: int
+    #: changes (not transactions) kept for watchers
+    log_entries: int
+    #: watchers can start from this revision or later
+    compact_revision: int
+    #: how many revisions of changes are kept for watchers
+    history: int
+    #: running ``watch`` iterators
+    watchers: int
+    #: the file of a backend that has one (SQLite), else None
+    path: str | None = None
+
+
 class Store(Protocol):
     async def revision(self) -> int:
         """The revision of the newest committed transaction (0 for an empty store)."""
@@ -68,6 +88,10 @@ class Store(Protocol):
         A watcher that falls behind never misses a change. If ``from_revision`` is older than
         what the backend keeps, raises ``ConflictError`` (re-list and watch again).
         """
+        ...
+
+    def statistics(self) -> StoreStatistics:
+        """Counters for introspection (``/v1/statistics``); cheap, never blocks."""
         ...
 
     async def close(self) -> None: ...

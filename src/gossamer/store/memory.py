@@ -13,10 +13,10 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, TypedDict
+from typing import Any, Literal, NamedTuple
 
 from gossamer.errors import ConfigError, ConflictError, FieldError, StoreError, ValidationError
-from gossamer.store.base import Change, StoredResource
+from gossamer.store.base import Change, StoredResource, StoreStatistics
 from gossamer.types import DEFAULT_NAMESPACE, Manifest, ResourceKey
 
 #: How many revisions of changes a store keeps for watchers that start in the past.
@@ -198,16 +198,6 @@ class _Stored(NamedTuple):
     create_revision: int
 
 
-class MemoryStoreStatistics(TypedDict):
-    revision: int
-    resources: int
-    #: changes (not transactions) kept for watchers
-    log_entries: int
-    #: watchers can start from this revision or later
-    compact_revision: int
-    watchers: int
-
-
 class MemoryStore:
     """A ``Store`` kept in a dict. Same validation, revisions, no-op rules, history and
     watch behaviour as ``SQLiteStore``; manifests are copied in and out, so callers can
@@ -323,12 +313,14 @@ class MemoryStore:
         self._closed = True
         self._wake_watchers()
 
-    def statistics(self) -> MemoryStoreStatistics:
-        return MemoryStoreStatistics(
+    def statistics(self) -> StoreStatistics:
+        return StoreStatistics(
+            backend="memory",
             revision=self._revision,
             resources=len(self._resources),
             log_entries=self._log_entries,
             compact_revision=self._compact_revision,
+            history=self._history,
             watchers=self._watchers,
         )
 

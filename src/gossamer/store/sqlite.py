@@ -24,13 +24,13 @@ from types import TracebackType
 from typing import TypeVar
 
 from gossamer.errors import ConfigError, StoreError
-from gossamer.store.base import Change, StoredResource
+from gossamer.store.base import Change, StoredResource, StoreStatistics
 from gossamer.store.memory import (
     DEFAULT_HISTORY,
     check_watch_start,
     prepare_apply,
 )
-from gossamer.store.sqlite_db import WATCH_BATCH, Database, DbState, SQLiteStoreStatistics
+from gossamer.store.sqlite_db import WATCH_BATCH, Database, DbState
 from gossamer.types import Manifest, ResourceKey
 
 _T = TypeVar("_T")
@@ -168,9 +168,10 @@ class SQLiteStore:
         finally:
             await asyncio.to_thread(self._executor.shutdown)
 
-    def statistics(self) -> SQLiteStoreStatistics:
+    def statistics(self) -> StoreStatistics:
         state = self._state
-        return SQLiteStoreStatistics(
+        return StoreStatistics(
+            backend="sqlite",
             path=str(self._path),
             revision=state.revision,
             resources=state.resources,

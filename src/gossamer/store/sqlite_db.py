@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict, cast
+from typing import Literal, cast
 
 from gossamer.errors import StoreError
 from gossamer.store.base import Change, StoredResource
@@ -92,18 +92,6 @@ class DbState:
     compact_revision: int
     resources: int
     log_entries: int
-
-
-class SQLiteStoreStatistics(TypedDict):
-    path: str
-    revision: int
-    resources: int
-    #: changes (not transactions) kept for watchers
-    log_entries: int
-    #: watchers can start from this revision or later
-    compact_revision: int
-    history: int
-    watchers: int
 
 
 class Database:

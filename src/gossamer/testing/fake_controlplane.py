@@ -14,6 +14,10 @@ tests/unit/api/test_fake_controlplane.py runs the same contract against both.
 
 Failure injection: ``fail_next(error)`` makes the next apply or delete raise ``error``
 without changing anything (e.g. ``StoreError`` or ``ConflictError``).
+
+``statistics`` answers the real plane's ``ControlPlaneStatistics`` from the fake's own state:
+its store is the ``"fake"`` backend (a dict keeping no history for watchers), its xDS cache
+holds the connected proxies added with ``add_proxy``, and it never runs a publish round.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gossamer.controlplane.admission import authorize
-from gossamer.controlplane.service import ApplyResult, Diff
+from gossamer.controlplane.service import ApplyResult, ControlPlaneStatistics, Diff
 from gossamer.errors import (
     FieldError,
     GossamerError,
@@ -34,9 +38,11 @@ from gossamer.errors import (
     WaitTimeoutError,
 )
 from gossamer.model import ModelSnapshot, Resource, check_references
+from gossamer.store.base import StoreStatistics
 from gossamer.store.memory import prepare_apply
 from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.types import Manifest, ProxyIdentity, ResourceKey
+from gossamer.xds.cache import SnapshotCacheStatistics
 from gossamer.xds.status import ProxyStatus
 
 
@@ -76,8 +82,6 @@ class FakeControlPlane:
         self._revision = 0
         self._proxies: dict[str, _FakeProxy] = {}
         self._fail_next: GossamerError | None = None
-        self._applies = 0
-        self._deletes = 0
         self._translator = Translator()
 
     # -- test controls -----------------------------------------------------------------
@@ -158,7 +162,6 @@ class FakeControlPlane:
             old = self._entries.get(r.key)
             created = old.create_revision if old else self._revision
             self._entries[r.key] = _Entry(r, manifest, self._revision, created)
-        self._applies += 1
         return await self._after_write(diff, wait, wait_timeout)
 
     async def delete(
@@ -181,7 +184,6 @@ class FakeControlPlane:
         self._revision += 1
         for k in keys:
             del self._entries[k]
-        self._deletes += 1
         return await self._after_write(Diff(deleted=list(keys)), wait, wait_timeout)
 
     def _translate(self, proxy: _FakeProxy) -> ProxyResources:
@@ -242,11 +244,28 @@ class FakeControlPlane:
             raise NotFoundError(f"proxy {node_id!r} published no admin address to read from")
         return proxy.config_dump
 
-    def statistics(self) -> dict[str, object]:
-        return {
-            "revision": self._revision,
-            "resources": len(self._entries),
-            "proxies": sum(1 for p in self._proxies.values() if p.status.connected),
-            "applies": self._applies,
-            "deletes": self._deletes,
-        }
+    def statistics(self) -> ControlPlaneStatistics:
+        connected = [p for p in self._proxies.values() if p.status.connected]
+        return ControlPlaneStatistics(
+            ready=self.ready,
+            revision=self._revision,
+            resources=len(self._entries),
+            connected_proxies=len(connected),
+            builds=0,
+            build_seconds=0.0,
+            memo_entries=len(self._translator.memo),
+            store=StoreStatistics(
+                backend="fake",
+                revision=self._revision,
+                resources=len(self._entries),
+                log_entries=0,
+                compact_revision=self._revision,
+                history=0,
+                watchers=0,
+            ),
+            xds=SnapshotCacheStatistics(
+                nodes=len(connected),
+                snapshots=sum(1 for p in connected if p.config is not None),
+                events=0,
+            ),
+        )

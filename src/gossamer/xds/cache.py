@@ -11,9 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gossamer.types import ProxyIdentity
 from gossamer.xds.snapshot import Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotCacheStatistics:
+    """Entries the cache holds per table: each is bounded by the connected nodes."""
+
+    #: nodes with an open stream
+    nodes: int
+    snapshots: int
+    #: change events streams are waiting on
+    events: int
 
 
 class SnapshotCache:
@@ -47,13 +59,11 @@ class SnapshotCache:
         """Has this node an open stream? (a producer that yielded checks before ``set``)"""
         return node_id in self._nodes
 
-    def size(self) -> dict[str, int]:
+    def statistics(self) -> SnapshotCacheStatistics:
         """Entries held per table (nodes, snapshots, change events): for memory checks."""
-        return {
-            "nodes": len(self._nodes),
-            "snapshots": len(self._snapshots),
-            "events": len(self._changed),
-        }
+        return SnapshotCacheStatistics(
+            nodes=len(self._nodes), snapshots=len(self._snapshots), events=len(self._changed)
+        )
 
     # -- streams -----------------------------------------------------------------------------
 

@@ -81,13 +81,13 @@ async def _check_store(path: Path) -> int:
         else:
             assert counters == []
         stats = store.statistics()
-        assert stats["resources"] == len(items) + len(counters)
+        assert stats.resources == len(items) + len(counters)
         # The change log replays every transaction, in order.
         watch = store.watch(0)
         async with asyncio.timeout(DEADLINE):
             for expected in range(1, revision + 1):
                 _check_batch(await anext(watch), expected)
-        assert stats["log_entries"] == sum(3 if r > KEEP else 2 for r in range(1, revision + 1))
+        assert stats.log_entries == sum(3 if r > KEEP else 2 for r in range(1, revision + 1))
         return revision
 
 

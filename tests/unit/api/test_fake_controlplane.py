@@ -4,9 +4,11 @@ against both), so tests written against the fake hold for the real thing."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from gossamer.controlplane.service import ControlPlaneService
+from gossamer.controlplane.service import ControlPlaneService, ControlPlaneStatistics
 from gossamer.errors import NotFoundError, StoreError, ValidationError, WaitTimeoutError
 from gossamer.model import Resource, parse_manifest
 from gossamer.testing.fake_controlplane import FakeControlPlane
@@ -155,3 +157,21 @@ async def test_users_cannot_forge_agent_ownership(contract: Contract) -> None:
     with pytest.raises(ValidationError, match=f"metadata.labels.{OWNER_LABEL}"):
         await contract.service.apply(parsed(cart_service(), forged))
     assert contract.revision == 0
+
+
+@pytest.mark.asyncio
+async def test_statistics_are_one_frozen_dataclass(contract: Contract) -> None:
+    fake = contract.service
+    await fake.apply(parsed(*shop()))
+    await contract.add_proxy("cart-1")
+    await contract.add_proxy("other-1")  # connected, then gone: not counted
+    await contract.remove_proxy("sidecar~default~other-1")
+    stats = fake.statistics()
+    assert type(stats) is ControlPlaneStatistics
+    assert (stats.ready, stats.revision, stats.resources) == (True, contract.revision, 4)
+    assert stats.connected_proxies == 1
+    assert (stats.store.revision, stats.store.resources) == (stats.revision, stats.resources)
+    assert stats.store.watchers == (0 if isinstance(fake, FakeControlPlane) else 1)
+    assert (stats.xds.nodes, stats.xds.snapshots) == (1, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.revision = 0  # type: ignore[misc]

@@ -91,9 +91,25 @@ async def test_metrics_expose_the_given_registry(
 
 
 @pytest.mark.asyncio
-async def test_statistics_are_the_service_s(client: httpx.AsyncClient) -> None:
+async def test_statistics_are_the_service_s(
+    client: httpx.AsyncClient, fake: FakeControlPlane
+) -> None:
+    fake.add_proxy(proxy("cart-1"))
     r = await client.get("/v1/statistics")
-    assert r.json() == {"revision": 0, "resources": 0, "proxies": 0, "applies": 0, "deletes": 0}
+    assert r.json() == {
+        "plane": {
+            "ready": True, "revision": 0, "resources": 0, "connected_proxies": 1, "builds": 0,
+            "build_seconds": 0.0, "memo_entries": 0,
+        },
+        "store": {
+            "backend": "fake", "revision": 0, "resources": 0, "log_entries": 0,
+            "compact_revision": 0, "history": 0, "watchers": 0, "path": None,
+        },
+        "xds": {"nodes": 1, "snapshots": 1, "events": 0},
+        # this app serves no NGAC engine and no agent registry
+        "authz": None,
+        "registry": None,
+    }
 
 
 @pytest.mark.asyncio

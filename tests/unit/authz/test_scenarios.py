@@ -217,4 +217,4 @@ def test_end_user_by_attributes() -> None:
     assert set(g.rights.names(d.privileges(subject, g.id("o1")))) == {"read", "write"}
     both = (g.id("ua1"), g.id("ua1"))  # order and repeats do not matter
     assert d.privileges(both, g.id("o1")) == d.privileges(subject, g.id("o1"))
-    assert d.statistics()["user_views"] == 3  # pc1, ua1 and one view for the tuple
+    assert d.statistics().user_views == 3  # pc1, ua1 and one view for the tuple

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from gossamer.store.base import Change, Store
 from gossamer.store.memory import DEFAULT_HISTORY, MemoryStore
@@ -78,4 +78,4 @@ def revisions(batches: list[list[Change]]) -> list[int]:
 
 def watchers(store: Store) -> int:
     """How many watches of ``store`` are running, from its statistics."""
-    return cast(MemoryStore | SQLiteStore, store).statistics()["watchers"]
+    return store.statistics().watchers

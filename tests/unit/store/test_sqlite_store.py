@@ -10,6 +10,7 @@ import pytest
 from store_helpers import manifest, revisions, take
 
 from gossamer.errors import ConfigError, StoreError
+from gossamer.store.base import StoreStatistics
 from gossamer.store.sqlite import SQLiteStore
 from gossamer.types import ResourceKey
 
@@ -43,9 +44,9 @@ async def test_compaction_is_remembered_across_reopen(tmp_path: Path) -> None:
         for i in range(5):
             await store.apply([manifest("Item", f"i{i}")])
         stats = store.statistics()
-        assert (stats["revision"], stats["compact_revision"], stats["log_entries"]) == (5, 3, 2)
+        assert (stats.revision, stats.compact_revision, stats.log_entries) == (5, 3, 2)
     async with await SQLiteStore.open(path, history=2) as store:
-        assert store.statistics()["compact_revision"] == 3
+        assert store.statistics().compact_revision == 3
         assert revisions(await take(store.watch(3), 2)) == [4, 5]
 
 
@@ -58,12 +59,12 @@ async def test_statistics(tmp_path: Path) -> None:
                                                                          "b")])
         watch = store.watch(0)
         await take(watch, 1)
-        assert store.statistics() == {
-            "path": str(path), "revision": 2, "resources": 1, "log_entries": 4,
-            "compact_revision": 0, "history": 50, "watchers": 1}
+        assert store.statistics() == StoreStatistics(
+            backend="sqlite", path=str(path), revision=2, resources=1, log_entries=4,
+            compact_revision=0, history=50, watchers=1)
     async with await SQLiteStore.open(path, history=50) as store:
-        assert store.statistics()["resources"] == 1
-        assert store.statistics()["log_entries"] == 4
+        assert store.statistics().resources == 1
+        assert store.statistics().log_entries == 4
 
 
 @pytest.mark.asyncio
@@ -149,7 +150,7 @@ async def test_a_failure_inside_the_transaction_applies_nothing(tmp_path: Path) 
         assert await store.get(ResourceKey("Service", "default", "a")) is None
         cart = await store.get(CART)
         assert cart is not None and cart.manifest["spec"] == {"port": 1}
-        assert store.statistics()["log_entries"] == 1
+        assert store.statistics().log_entries == 1
         # The store goes on working; watchers never saw the failed transaction.
         assert await store.apply([manifest("Service", "a")]) == 2
         [batch] = await take(watch, 1)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from store_helpers import DEADLINE, StoreMaker, manifest, take
 
 from gossamer.errors import StoreError, ValidationError
+from gossamer.store.base import StoreStatistics
 from gossamer.types import ResourceKey
 
 CART = ResourceKey("Service", "default", "cart")
@@ -220,3 +222,27 @@ async def test_closed_store_refuses_calls(make_store: StoreMaker) -> None:
             await call
     with pytest.raises(StoreError, match="closed"):
         store.watch(0)
+
+
+@pytest.mark.asyncio
+async def test_statistics_have_one_shape_for_every_backend(make_store: StoreMaker) -> None:
+    store = await make_store(history=2)
+    for i in range(3):
+        await store.apply([manifest("Item", f"i{i}")])
+    await store.apply(deletes=[ResourceKey("Item", "default", "i0")])
+    stats = store.statistics()
+    assert isinstance(stats, StoreStatistics)
+    expected = StoreStatistics(
+        backend=make_store.backend,
+        revision=4,
+        resources=2,
+        log_entries=2,
+        compact_revision=2,
+        history=2,
+        watchers=0,
+        path=stats.path,
+    )
+    assert stats == expected
+    assert (stats.path is None) == (make_store.backend == "memory")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.revision = 5  # type: ignore[misc]

@@ -43,7 +43,7 @@ def test_bad_locations(location: str, message: str) -> None:
 async def test_open_store(tmp_path: Path) -> None:
     memory = await open_store("memory:", history=5)
     assert isinstance(memory, MemoryStore)
-    assert memory.statistics()["revision"] == 0
+    assert memory.statistics().revision == 0
     await memory.close()
 
     path = tmp_path / "store.db"
@@ -51,7 +51,7 @@ async def test_open_store(tmp_path: Path) -> None:
         store = await open_store(location, history=5)
         try:
             assert isinstance(store, SQLiteStore)
-            assert store.statistics()["history"] == 5
+            assert store.statistics().history == 5
             assert store.path == path
             await store.apply([manifest("Service", f"s-{type(location).__name__}")])
         finally:

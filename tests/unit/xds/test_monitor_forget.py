@@ -21,7 +21,7 @@ from gossamer.polling import wait_until
 from gossamer.store.memory import MemoryStore
 from gossamer.testing.mesh import service, workload
 from gossamer.types import ProxyIdentity
-from gossamer.xds.cache import SnapshotCache
+from gossamer.xds.cache import SnapshotCache, SnapshotCacheStatistics
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.server import XdsServer
@@ -162,5 +162,5 @@ async def test_a_flood_of_fake_node_ids_leaves_nothing_behind(
     assert [(s.node_id, s.state) for s in monitor.statuses()] == [
         ("sidecar~default~web-1", "disconnected")
     ]
-    assert cache.size() == {"nodes": 0, "snapshots": 0, "events": 0}
+    assert cache.statistics() == SnapshotCacheStatistics(nodes=0, snapshots=0, events=0)
     assert len(monitor._streams) == 0
