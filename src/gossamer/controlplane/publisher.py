@@ -6,7 +6,8 @@ re-checks every cluster). On the event loop that would stop every ADS stream (AC
 call and the store watch for that long. So translation runs in a worker thread, in batches
 of about ``PUBLISH_SLICE`` of work; the loop takes each batch's snapshots and publishes them.
 Under the GIL the thread buys responsiveness (the loop gets the interpreter back within the
-switch interval, 5 ms), not throughput (docs/xds.md says why not a process).
+switch interval: 1 ms while serving, see ``server.app``), not throughput (docs/xds.md says
+why not a process).
 
 A round works on the model it took at its start (a change arriving meanwhile marks the plane
 dirty: the next round publishes it); rounds never overlap (one asyncio lock), and the
@@ -145,6 +146,9 @@ class Publisher:
                         continue  # nothing new for it, or it left meanwhile
                     if self.cache.set(node_id, snap):
                         changed.append((node_id, snap))
+                        # its streams take their turn before the next proxy's are woken:
+                        # the loop never runs all of a batch's streams in one go
+                        await asyncio.sleep(0)
             if change is None:
                 # Only full rounds prune: an incremental round touches a few entries, and
                 # pruning after it would throw away what every proxy's next full build reuses.
