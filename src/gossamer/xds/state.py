@@ -16,6 +16,10 @@ process) goes away. Envoy applies the valid resources of a response it rejects, 
 name a NACKed response carried is in doubt until a response carrying it is ACKed: when the
 wanted config goes back to what Envoy last accepted, those names are sent again (a NACKed
 new resource is removed again) and Envoy's ACK clears the NACK.
+
+Every request and every new snapshot asks ``plan``/``in_sync`` on the event loop: what one
+type still needs is answered by ``gossamer.xds.typestate.needs`` at the cost of what
+changed (the snapshot's per-type digests and diffs), not of the snapshot's size.
 """
 
 from __future__ import annotations
