@@ -5,7 +5,9 @@ the first request of a stream (``parse_node``). Both sides import this core modu
 xDS server needs nothing of translation to know who connects (docs/conventions.md).
 
 Node id: ``sidecar~<namespace>~<name>`` or ``gateway~<namespace>~<name>``
-(``ProxyIdentity.node_id``); node metadata carries the identity keys below.
+(``ProxyIdentity.node_id``); node metadata carries the identity keys below, and
+``SDS_KEY`` when the proxy's Envoy gets secrets from its host over SDS (a capability, never
+an identity: a proxy that claims it wrongly only gets TLS config it cannot serve).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ KIND_KEY = "gossamer.kind"
 IDENTITY_KEYS = (KIND_KEY, "namespace", "name", "service", "host", "zone")
 #: Node metadata key of the proxy's admin address (``IP:PORT`` on loopback), if it has one.
 ADMIN_KEY = "admin"
+#: Node metadata key (``true``) of a proxy whose bootstrap has the ``gossamer-sds`` cluster:
+#: its Envoy can get certificates from its agent, so it may be given mTLS.
+SDS_KEY = "gossamer.sds"
 _KINDS: tuple[ProxyKind, ...] = ("sidecar", "gateway")
 
 MetadataValue = str | int | float | bool
@@ -101,3 +106,9 @@ def admin_address(node: base_pb2.Node) -> str | None:
     """The admin address a proxy published in its node metadata, if any."""
     field = node.metadata.fields.get(ADMIN_KEY)
     return field.string_value if field is not None and field.string_value else None
+
+
+def sds_capable(node: base_pb2.Node) -> bool:
+    """Did the proxy's bootstrap say its Envoy gets secrets over SDS (``SDS_KEY``)?"""
+    field = node.metadata.fields.get(SDS_KEY)
+    return field is not None and field.WhichOneof("kind") == "bool_value" and field.bool_value

@@ -141,13 +141,20 @@ class RegistryClient:
         self,
         health: Mapping[str, str],
         *,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
         wait: bool = False,
         timeout: float = 30.0,  # noqa: ASYNC109
     ) -> dict[str, Any]:
+        """``secrets``: per workload (``NS/NAME``), the secrets its Envoy ACKed over SDS
+        (name -> version); the control plane marks a sidecar ready for mTLS only once it
+        holds its ``identity`` and ``trust-bundle``."""
+        body: dict[str, Any] = {"workloads": dict(health)}
+        if secrets is not None:
+            body["secrets"] = {k: dict(v) for k, v in secrets.items()}
         return await self._call(
             "POST",
             f"/v1/agents/{self.agent_id}/health",
-            json={"workloads": dict(health)},
+            json=body,
             params=_wait(wait, timeout),
         )
 

@@ -78,6 +78,7 @@ class Agent:
         self.secrets = SecretCache()
         self.sds = SdsServer(self.secrets, changed=self._sds_changed)
         self._registered = asyncio.Event()
+        self._reported_secrets: dict[str, dict[str, str]] = {}
 
     def request_stop(self, mode: StopMode = "stop") -> None:
         log.info(
@@ -250,7 +251,7 @@ class Agent:
                     self.status.registered = True
                     self._registered.set()
                 else:
-                    await api.report_health(dict(self._health))
+                    await api.report_health(dict(self._health), secrets=self._held_secrets())
             except RefusedError as e:
                 if e.revoked:  # the operator's kill switch: stop the Envoys and exit
                     self._fatal = e
@@ -326,7 +327,8 @@ class Agent:
         )
 
     def _sds_changed(self) -> None:
-        """An Envoy ACKed or NACKed a secret: show it in its workload's status."""
+        """An Envoy ACKed or NACKed a secret: show it in its workload's status, and tell
+        the control plane (with the next heartbeat, at once: mTLS readiness waits on it)."""
         if self.status is None:
             return
         for w in self.workloads:
@@ -334,6 +336,20 @@ class Agent:
             if record is not None:
                 self.status.workloads[w.key].sds = record.to_json()
         self._changed()
+        held = self._held_secrets()
+        if held != self._reported_secrets:
+            self._reported_secrets = held
+            self._dirty.set()
+
+    def _held_secrets(self) -> dict[str, dict[str, str]]:
+        """Per workload, the secrets its Envoy ACKed over SDS and holds now (it has a
+        stream open: an Envoy that went away holds nothing)."""
+        held = {}
+        for w in self.workloads:
+            record = self.sds.proxies.get(w.bootstrap.node.id)
+            if record is not None and record.streams > 0 and record.acked:
+                held[w.key] = dict(record.acked)
+        return held
 
     # -- stop ----------------------------------------------------------------------------
 

@@ -158,6 +158,9 @@ class WorkloadsRequest(Body):
 class HealthRequest(Body):
     #: Workload ``name`` (or ``namespace/name``) -> healthy | unhealthy | draining
     workloads: dict[str, str] = Field(max_length=MAX_WORKLOADS)
+    #: Workload -> secret name -> version its Envoy ACKed over SDS (absent: unchanged);
+    #: mTLS readiness waits on ``identity`` and ``trust-bundle`` (docs/security.md)
+    secrets: dict[str, dict[str, str]] | None = Field(default=None, max_length=MAX_WORKLOADS)
 
 
 class DependencyBody(Body):
@@ -293,8 +296,11 @@ def agents_router(registry: Registry) -> APIRouter:
         wait: Wait = False,
         wait_timeout: Timeout = 30.0,
     ) -> ApplyResponse:
-        """Set spec.health of the agent's Workloads named in the body."""
+        """Set spec.health of the agent's Workloads named in the body (and take its report
+        of the secrets their Envoys hold)."""
         await authenticate(agent_id, authorization)
+        if body.secrets is not None:
+            registry.report_secrets(agent_id, body.secrets)
         result = await registry.set_health(
             agent_id, body.workloads, wait=wait, wait_timeout=wait_timeout
         )

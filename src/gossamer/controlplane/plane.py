@@ -68,7 +68,10 @@ class ControlPlane:
         self.tls = TlsReadiness(cache, monitor)
         #: builds snapshots (a new proxy's at once, the rest in debounced rounds)
         self.publisher = Publisher(cache, self._loaded_view, self.tls.state)
+        #: agent id -> its proxies whose Envoy holds its secrets (the agent's last report)
+        self._holding: dict[str, frozenset[str]] = {}
         monitor.set_registered(self._registered)
+        monitor.on_sds_capable(self.set_tls_capable)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -152,8 +155,26 @@ class ControlPlane:
     # -- mTLS readiness -----------------------------------------------------------------------
 
     def set_tls_capable(self, node_ids: frozenset[str]) -> None:
-        """Proxies whose Envoy gets secrets over SDS (the others are given no TLS)."""
+        """Proxies whose Envoy gets secrets over SDS (the others are given no TLS): the
+        connected proxies whose node metadata says so (``XdsMonitor.on_sds_capable``). Told
+        before a new proxy's first snapshot is built, so that one already takes TLS."""
         if self.tls.set_capable(node_ids):
+            self._mark_dirty()
+
+    def set_secrets_held(self, agent_id: str, node_ids: frozenset[str]) -> None:
+        """``agent_id``'s report (with its heartbeat) of its proxies whose Envoy ACKed its
+        ``identity`` and ``trust-bundle`` over SDS; replaces its last report. The caller
+        checked that the agent registered those proxies' Workloads. Only such a sidecar
+        counts as ready for mTLS (``controlplane.tls_readiness``)."""
+        if node_ids:
+            self._holding[agent_id] = node_ids
+        else:
+            self._holding.pop(agent_id, None)
+        holding = frozenset[str]().union(*self._holding.values())
+        model = self.model
+        if not self.tls.set_holding(holding) or model is None:
+            return
+        if self.tls.refresh(model, self.publisher.published_tls):
             self._mark_dirty()
 
     async def _follow_tls(self) -> None:

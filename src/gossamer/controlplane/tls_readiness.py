@@ -6,14 +6,21 @@ take it:
 
 1. a TLS-capable sidecar whose service is not ``off`` is given an inbound listener that
    takes mTLS *and* plaintext;
-2. once it has ACKed a snapshot with that listener it is **ready**: the next round marks its
-   endpoints in EDS, and callers send it mTLS;
+2. once it has ACKed a snapshot with that listener *and* its Envoy holds its secrets it is
+   **ready**: the next round marks its endpoints in EDS, and callers send it mTLS;
 3. a ``strict`` one is **enforced** once every capable proxy holding its endpoints has
    ACKed them with the mark: only then does its listener refuse plaintext.
 
 A sidecar that disconnects or is given a listener without TLS (its service moved to
 ``off``) stops being ready and so enforced; it starts again from step 1. Which proxies are
 TLS-capable (their Envoy gets secrets over SDS) is told by ``set_capable``.
+
+Why step 2 needs the secrets as well (measured with Envoy 1.40): Envoy ACKs a listener as
+soon as it accepted it, while the listener is still *warming* until SDS delivered its
+certificate; meanwhile the old (plaintext) listener keeps serving, and mTLS sent to it
+fails. Which proxies' Envoys hold the ``identity`` and ``trust-bundle`` secrets is what
+their agents report with their heartbeat (``set_holding``); Envoy warms a listener whose
+secrets it already holds at once.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ class TlsReadiness:
         self._cache = cache
         self._monitor = monitor
         self.capable: frozenset[str] = frozenset()
+        #: proxies whose Envoy holds its identity and trust bundle (their agents said so)
+        self.holding: frozenset[str] = frozenset()
         self._ready: frozenset[Ref] = frozenset()
         self._enforced: frozenset[Ref] = frozenset()
         #: listener-set version -> does every inbound listener in it take TLS?
@@ -59,6 +68,13 @@ class TlsReadiness:
         """Proxies whose Envoy can get secrets over SDS; True if that changed."""
         changed = node_ids != self.capable
         self.capable = node_ids
+        return changed
+
+    def set_holding(self, node_ids: frozenset[str]) -> bool:
+        """Proxies whose Envoy ACKed its ``identity`` and ``trust-bundle`` secrets over SDS;
+        True if that changed."""
+        changed = node_ids != self.holding
+        self.holding = node_ids
         return changed
 
     def refresh(self, model: ModelSnapshot, published: TlsState = NO_TLS) -> bool:
@@ -75,7 +91,7 @@ class TlsReadiness:
             ref = (proxy.namespace, proxy.name)
             if proxy.kind != "sidecar" or ref not in model.workloads:
                 continue
-            if not self._offers_tls(snap):
+            if node_id not in self.holding or not self._offers_tls(snap):
                 continue
             if ref in self._ready or self._monitor.synced(node_id, snap):
                 ready.add(ref)

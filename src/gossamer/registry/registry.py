@@ -53,7 +53,13 @@ from gossamer.registry.records import (
     TokenState,
     without_internal,
 )
-from gossamer.registry.workloads import owned_workloads, prepare_workloads, with_health
+from gossamer.registry.workloads import (
+    holding_secrets,
+    owned_workloads,
+    prepare_workloads,
+    with_health,
+)
+from gossamer.translate.names import IDENTITY_SECRET, TRUST_BUNDLE_SECRET
 from gossamer.types import ResourceKey
 
 Clock = Callable[[], datetime]
@@ -355,6 +361,17 @@ class Registry:
                 wait_timeout=wait_timeout,
             )
         return without_internal(result)
+
+    def report_secrets(self, agent_id: str, secrets: Mapping[str, Mapping[str, str]]) -> None:
+        """The agent's report (with its heartbeat) of what each of its Envoys ACKed over SDS
+        (Workload -> secret name -> version): a sidecar holding its ``identity`` and
+        ``trust-bundle`` may be marked ready for mTLS. In memory (a restarted control plane
+        hears it again within a heartbeat); ``ValidationError`` for a Workload the agent did
+        not register, and nothing changes."""
+        self._active(agent_id)
+        owned = owned_workloads(self._model(), agent_id)
+        needed = (IDENTITY_SECRET, TRUST_BUNDLE_SECRET)
+        self.plane.set_secrets_held(agent_id, holding_secrets(owned, secrets, agent_id, needed))
 
     def env(self, agent_id: str) -> list[WorkloadEnv]:
         """Each of the agent's Workloads with its dependencies' stable local addresses."""

@@ -11,7 +11,7 @@ from gossamer.model.catalog import parse_manifest
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.model.workload import Health, Workload
 from gossamer.registry.record_manifests import MANAGED_BY_LABEL
-from gossamer.types import OWNER_LABEL, ResourceKey
+from gossamer.types import OWNER_LABEL, ProxyIdentity, ResourceKey
 
 HEALTH_VALUES: tuple[str, ...] = get_args(Health)
 
@@ -101,29 +101,15 @@ def with_health(
     out: list[Workload] = []
     for name, value in health.items():
         path = f"workloads.{name}"
-        ns, _, short = name.rpartition("/")
-        matches = [w for k, w in owned.items() if k.name == short and (not ns or k.namespace == ns)]
         if value not in HEALTH_VALUES:
             errors.append(
                 FieldError(
                     f"{value!r} is not a health: use one of {', '.join(HEALTH_VALUES)}", path
                 )
             )
-        elif not matches:
-            known = ", ".join(f"{k.namespace}/{k.name}" for k in sorted(owned)) or "none"
-            errors.append(
-                FieldError(
-                    f"agent {agent_id} has no Workload {name!r}; its workloads are: {known}", path
-                )
-            )
-        elif len(matches) > 1:
-            errors.append(
-                FieldError(
-                    f"{name!r} names Workloads in several namespaces: write NAMESPACE/NAME", path
-                )
-            )
-        else:
-            w = matches[0]
+            continue
+        w = _named(owned, name, agent_id, path, errors)
+        if w is not None:
             manifest = w.to_manifest()
             manifest["spec"]["health"] = value
             updated = parse_manifest(manifest)
@@ -132,3 +118,53 @@ def with_health(
     if errors:
         raise ValidationError(errors)
     return out
+
+
+def _named(
+    owned: Mapping[ResourceKey, Workload],
+    name: str,
+    agent_id: str,
+    path: str,
+    errors: list[FieldError],
+) -> Workload | None:
+    """The agent's Workload ``name`` (``NAME`` or ``NAMESPACE/NAME``); None, with the
+    reason added to ``errors``, if it has none or several."""
+    ns, _, short = name.rpartition("/")
+    matches = [w for k, w in owned.items() if k.name == short and (not ns or k.namespace == ns)]
+    if not matches:
+        known = ", ".join(f"{k.namespace}/{k.name}" for k in sorted(owned)) or "none"
+        errors.append(
+            FieldError(
+                f"agent {agent_id} has no Workload {name!r}; its workloads are: {known}", path
+            )
+        )
+        return None
+    if len(matches) > 1:
+        errors.append(
+            FieldError(
+                f"{name!r} names Workloads in several namespaces: write NAMESPACE/NAME", path
+            )
+        )
+        return None
+    return matches[0]
+
+
+def holding_secrets(
+    owned: Mapping[ResourceKey, Workload],
+    secrets: Mapping[str, Mapping[str, str]],
+    agent_id: str,
+    needed: Sequence[str],
+) -> frozenset[str]:
+    """Node ids of the agent's sidecars whose Envoy holds every secret in ``needed``, from
+    its report ``secrets`` (Workload ``NAME`` or ``NAMESPACE/NAME`` -> secret name ->
+    version ACKed over SDS). Raises ``ValidationError`` for a Workload it did not register.
+    """
+    errors: list[FieldError] = []
+    out: set[str] = set()
+    for name, held in secrets.items():
+        w = _named(owned, name, agent_id, f"secrets.{name}", errors)
+        if w is not None and all(held.get(n) for n in needed):
+            out.add(ProxyIdentity("sidecar", w.metadata.namespace, w.metadata.name).node_id)
+    if errors:
+        raise ValidationError(errors)
+    return frozenset(out)

@@ -27,7 +27,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from gossamer.errors import FieldError, ValidationError
-from gossamer.node import IDENTITY_KEYS, MetadataValue, fill_node
+from gossamer.node import IDENTITY_KEYS, SDS_KEY, MetadataValue, fill_node
 from gossamer.translate.names import SDS_CLUSTER
 from gossamer.types import ProxyIdentity
 
@@ -51,7 +51,9 @@ def ads_bootstrap(
     which it may not override. The admin API has no authentication, so ``admin_address``
     must be a loopback address. ``sds_socket`` (an absolute path) adds the static cluster
     ``gossamer-sds`` (HTTP/2 over that Unix socket) through which TLS contexts get the
-    ``identity`` and ``trust-bundle`` secrets from the local agent.
+    ``identity`` and ``trust-bundle`` secrets from the local agent, and says so in the
+    node metadata (``SDS_KEY: true``), which is how the control plane learns that this
+    proxy may be given mTLS.
     """
     errors = _check_address("xds_address", xds_address, min_port=1)
     admin_errors = _check_address("admin_address", admin_address, min_port=0)
@@ -72,6 +74,13 @@ def ads_bootstrap(
                     f"metadata.{key}",
                 )
             )
+        elif key == SDS_KEY:
+            errors.append(
+                FieldError(
+                    f"key {key!r} is set from sds_socket; pass sds_socket instead",
+                    f"metadata.{key}",
+                )
+            )
     if connect_timeout_s <= 0:
         errors.append(FieldError("must be > 0 seconds", "connect_timeout_s"))
     if sds_socket is not None and not sds_socket.is_absolute():
@@ -86,7 +95,10 @@ def ads_bootstrap(
         raise ValidationError(errors)
 
     bootstrap = bootstrap_pb2.Bootstrap()
-    fill_node(bootstrap.node, node, metadata or {})
+    extra: dict[str, MetadataValue] = dict(metadata or {})
+    if sds_socket is not None:
+        extra[SDS_KEY] = True
+    fill_node(bootstrap.node, node, extra)
 
     ads = bootstrap.dynamic_resources.ads_config
     ads.api_type = (

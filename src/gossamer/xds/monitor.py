@@ -33,6 +33,8 @@ FORGET_AFTER = 600.0
 Registered = Callable[[ProxyIdentity], bool]
 #: told (host, True) when a proxy of ``host`` opens a stream and (host, False) when it closes
 HostListener = Callable[[str, bool], None]
+#: told the node ids of connected proxies that get secrets over SDS, whenever that changes
+SdsListener = Callable[[frozenset[str]], None]
 
 
 @dataclass
@@ -42,6 +44,8 @@ class _Stream:
     protocol: str
     admin: str | None
     last_seen: float
+    #: its node metadata says its Envoy gets secrets over SDS (``gossamer.node.SDS_KEY``)
+    sds: bool = False
     snapshot: Snapshot | None = None
     synced_at_created: float | None = None
     #: per type, the content of the last NACKed response logged (a retry is not logged again)
@@ -74,6 +78,7 @@ class XdsMonitor:
         self._clock = clock
         self._registered: Registered = lambda _: False
         self._host_listeners: list[HostListener] = []
+        self._sds_listeners: list[SdsListener] = []
         self._sweep: asyncio.TimerHandle | None = None
         #: set (and replaced) whenever any stream makes progress
         self._progress = asyncio.Event()
@@ -102,18 +107,34 @@ class XdsMonitor:
         """Tell ``listener`` of every stream of a proxy with a host opening and closing."""
         self._host_listeners.append(listener)
 
+    def on_sds_capable(self, listener: SdsListener) -> None:
+        """Tell ``listener`` the connected proxies that get secrets over SDS whenever that
+        set changes (synchronously, before the stream is attached to the cache)."""
+        self._sds_listeners.append(listener)
+
     # -- events from streams ----------------------------------------------------------------
 
     def opened(
-        self, key: str, proxy: ProxyIdentity, state: StreamState, protocol: str, admin: str | None
+        self,
+        key: str,
+        proxy: ProxyIdentity,
+        state: StreamState,
+        protocol: str,
+        admin: str | None,
+        *,
+        sds: bool = False,
     ) -> None:
-        self._streams[key] = _Stream(proxy, state, protocol, admin, time.time())
+        """``sds``: the proxy's node metadata says its Envoy gets secrets over SDS."""
+        before = self.sds_capable() if self._sds_listeners else frozenset()
+        self._streams[key] = _Stream(proxy, state, protocol, admin, time.time(), sds)
         log.info("xDS stream opened: %s (%s)", proxy.node_id, protocol)
         self._gone.pop(proxy.node_id, None)
         self.connected.set(len({s.proxy.node_id for s in self._streams.values()}))
         self._tell_host(proxy, True)
+        self._tell_sds(before)
 
     def closed(self, key: str) -> None:
+        before = self.sds_capable() if self._sds_listeners else frozenset()
         stream = self._streams.pop(key, None)
         if stream is not None:
             log.info("xDS stream closed: %s (%s)", stream.proxy.node_id, stream.protocol)
@@ -122,7 +143,13 @@ class XdsMonitor:
             self._schedule_forget()
             self._tell_host(stream.proxy, False)
         self.connected.set(len({s.proxy.node_id for s in self._streams.values()}))
+        self._tell_sds(before)
         self._notify()
+
+    def _tell_sds(self, before: frozenset[str]) -> None:
+        if self._sds_listeners and (now := self.sds_capable()) != before:
+            for listener in self._sds_listeners:
+                listener(now)
 
     def _tell_host(self, proxy: ProxyIdentity, opened: bool) -> None:
         if proxy.host is not None:
@@ -255,6 +282,11 @@ class XdsMonitor:
         self.forget_gone()
         gone = {k: v.status for k, v in self._gone.items() if k not in live}
         return sorted([*live.values(), *gone.values()], key=lambda p: p.node_id)
+
+    def sds_capable(self) -> frozenset[str]:
+        """Connected proxies whose newest stream says their Envoy gets secrets over SDS."""
+        newest = {s.proxy.node_id: s.sds for s in self._streams.values()}
+        return frozenset(n for n, sds in newest.items() if sds)
 
     def admin_address(self, node_id: str) -> str | None:
         return next((s.admin for s in self._streams.values() if s.proxy.node_id == node_id), None)

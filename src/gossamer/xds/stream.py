@@ -14,7 +14,7 @@ from typing import Any
 from envoy.service.discovery.v3 import discovery_pb2
 
 from gossamer.errors import XdsError
-from gossamer.node import admin_address, parse_node
+from gossamer.node import admin_address, parse_node, sds_capable
 from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
@@ -58,6 +58,7 @@ class AdsStream:
             self.state,
             "delta" if self.delta else "sotw",
             admin_address(first.node),
+            sds=sds_capable(first.node),
         )
         self.cache.attach(proxy)
         self._inbox: deque[object] = deque([first])

@@ -102,6 +102,7 @@ class World:
         self.acks = Acks(self.cache)
         self.tls = TlsReadiness(self.cache, self.acks)
         self.tls.set_capable(frozenset(p.node_id for p in capable))
+        self.tls.set_holding(frozenset(p.node_id for p in capable))
         self.publisher = Publisher(self.cache, lambda: self.model, self.tls.state)
         for p in PROXIES:
             self.cache.attach(p)
@@ -187,6 +188,32 @@ def test_strict_marks_after_the_listener_ack_and_refuses_plaintext_after_the_cal
     assert w.marked(WEB, ALL) == set()
     state = w.tls.state()
     assert ("default", "reviews-1") not in state.ready | state.enforced
+
+
+def test_a_sidecar_is_ready_only_once_its_envoy_holds_its_secrets() -> None:
+    """Envoy ACKs a listener while it still warms, waiting for its certificate over SDS (the
+    old plaintext listener serves meanwhile): its endpoints are marked only once its agent
+    reports that the Envoy holds its identity and trust bundle."""
+    w = World("permissive")
+    w.tls.set_holding(frozenset({WEB.node_id, EDGE.node_id}))
+    w.publish()
+    w.acks.ack(*PROXIES)
+    w.refresh()
+    assert ("default", "reviews-1") not in w.tls.state().ready
+    w.publish()
+    assert w.marked(WEB, ALL) == set()
+
+    assert w.tls.set_holding(frozenset(p.node_id for p in PROXIES))
+    assert w.refresh()
+    assert ("default", "reviews-1") in w.tls.state().ready
+    w.publish()
+    assert w.marked(WEB, ALL) == {"reviews-1", "reviews-2"}
+
+    # its Envoy was replaced (the new one holds nothing yet): the mark goes
+    w.tls.set_holding(frozenset({WEB.node_id, EDGE.node_id, REVIEWS_2.node_id}))
+    assert w.refresh()
+    w.publish()
+    assert w.marked(WEB, ALL) == {"reviews-2"}
 
 
 def test_permissive_marks_but_never_refuses_plaintext() -> None:

@@ -198,9 +198,15 @@ class SdsServer:
             now=time.time(),
         )
         record = self.proxy(node_id)
-        if outcome.kind == "initial" and state.held:
-            record.acked.update(state.held)  # what it still holds from before we restarted
-            self._changed()
+        if outcome.kind == "initial":
+            # What it holds from before we restarted; a name it asks for but holds nothing
+            # of is a new Envoy (or one that lost it): what an earlier one ACKed is void.
+            stale = [n for n in state.subscribed if n in record.acked and n not in state.held]
+            for name in stale:
+                del record.acked[name]
+            record.acked.update(state.held)
+            if stale or state.held:
+                self._changed()
         elif outcome.kind == "ack" and outcome.answered is not None:
             record.acked.update(outcome.answered.next_held)
             record.error = None
