@@ -1,7 +1,8 @@
 """Routes of the agent protocol (docs/agent-protocol.md): join tokens, joining, an agent's
 Workloads, health and dependency addresses (Bearer credential), and revocation.
 
-Agent calls carry ``Authorization: Bearer <credential>``; a missing, wrong or revoked
+Operators' calls carry an operator token (``gossamer.api.auth``); agent calls carry
+``Authorization: Bearer <credential>``; a missing, wrong or revoked
 credential, an unknown agent, and an unknown, used or expired join token, answer 401 with one
 line saying why and a ``reason`` an agent acts on (only ``revoked`` stops it).
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Query
+from fastapi import APIRouter, Depends, FastAPI, Header, Query
 from pydantic import Field
 
+from gossamer.api.auth import Authenticator, bearer, require_operator
 from gossamer.api.readiness import require_ready
 from gossamer.api.schemas import ApplyResponse, Body, ErrorBody
-from gossamer.errors import AuthError, AuthReason
+from gossamer.errors import AuthReason
 from gossamer.registry import AgentInfo, Registry, TokenInfo, WorkloadEnv
 from gossamer.registry.records import AgentState, TokenState
 from gossamer.registry.registry import DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL
@@ -208,38 +210,45 @@ class EnvResponse(Body):
 # -- routes ------------------------------------------------------------------------------
 
 
-def _bearer(authorization: str | None) -> str:
-    scheme, _, credential = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not credential.strip():
-        raise AuthError(
-            "no credential: send `Authorization: Bearer <credential>` with the credential the "
-            "agent got when it joined",
-            "no_credential",
-        )
-    return credential.strip()
+#: the 401 of an agent call without a credential
+NO_AGENT_CREDENTIAL = (
+    "no credential: send `Authorization: Bearer <credential>` with the credential the agent "
+    "got when it joined"
+)
 
 
-def agents_router(registry: Registry) -> APIRouter:
-    """Every route waits for the control plane to be ready (the registry reads its model)."""
+def require_agent(registry: Registry) -> Any:
+    """A FastAPI dependency of a route under ``/agents/{agent_id}``: the Bearer credential
+    must be ``agent_id``'s (its lastSeen is updated); checked before the body is."""
+
+    async def agent(agent_id: str, authorization: Authorization = None) -> str:
+        await registry.authenticate(agent_id, bearer(authorization, NO_AGENT_CREDENTIAL))
+        return agent_id
+
+    return Depends(agent)
+
+
+def agents_router(registry: Registry, auth: Authenticator | None = None) -> APIRouter:
+    """Every route waits for the control plane to be ready (the registry reads its model).
+    Operators' routes need an operator token, an agent's its own credential; joining needs
+    only the join token in the body."""
     router = APIRouter(
         prefix="/v1",
         tags=["agents"],
         responses=_ERRORS,
         dependencies=[require_ready(registry.plane)],
     )
+    operator = [require_operator(auth)]
+    agent = [require_agent(registry)]
 
-    async def authenticate(agent_id: str, authorization: str | None) -> None:
-        """Check the Bearer credential is ``agent_id``'s (and update its lastSeen)."""
-        await registry.authenticate(agent_id, _bearer(authorization))
-
-    @router.post("/tokens", response_model=TokenResponse)
+    @router.post("/tokens", response_model=TokenResponse, dependencies=operator)
     async def create_token(body: TokenRequest | None = None) -> TokenResponse:
         """A new single-use join token (operator)."""
         ttl = timedelta(seconds=(body or TokenRequest()).ttl_seconds)
         token, expires = await registry.create_token(ttl)
         return TokenResponse(token=token, expires_at=expires)
 
-    @router.get("/tokens", response_model=TokenList)
+    @router.get("/tokens", response_model=TokenList, dependencies=operator)
     async def list_tokens() -> TokenList:
         """Every join token (never the secrets): unused, used or expired (operator)."""
         return TokenList(items=[TokenBody.of(t) for t in registry.list_tokens()])
@@ -250,18 +259,19 @@ def agents_router(registry: Registry) -> APIRouter:
         agent_id, credential = await registry.join(body.token, body.host)
         return JoinResponse(agent_id=agent_id, credential=credential)
 
-    @router.get("/agents", response_model=AgentList)
+    @router.get("/agents", response_model=AgentList, dependencies=operator)
     async def list_agents() -> AgentList:
         """Every agent that joined, revoked ones too (operator)."""
         return AgentList(items=[AgentBody.of(a) for a in registry.list_agents()])
 
-    @router.get("/agents/{agent_id}", response_model=AgentBody)
-    async def whoami(agent_id: str, authorization: Authorization = None) -> AgentBody:
+    @router.get("/agents/{agent_id}", response_model=AgentBody, dependencies=agent)
+    async def whoami(agent_id: str) -> AgentBody:
         """The calling agent's own record (checks its credential)."""
-        await authenticate(agent_id, authorization)
         return AgentBody.of(registry.info(agent_id))
 
-    @router.post("/agents/{agent_or_host}/revoke", response_model=RevokeResponse)
+    @router.post(
+        "/agents/{agent_or_host}/revoke", response_model=RevokeResponse, dependencies=operator
+    )
     async def revoke(agent_or_host: str, wait: Wait = False, wait_timeout: Timeout = 30.0) -> Any:
         """Revoke an agent, or every active agent of a host: its credential stops working
         and its Workloads are deleted, in one transaction per agent (operator)."""
@@ -273,32 +283,28 @@ def agents_router(registry: Registry) -> APIRouter:
             ]
         )
 
-    @router.put("/agents/{agent_id}/workloads", response_model=ApplyResponse)
+    @router.put("/agents/{agent_id}/workloads", response_model=ApplyResponse, dependencies=agent)
     async def set_workloads(
         agent_id: str,
         body: WorkloadsRequest,
-        authorization: Authorization = None,
         wait: Wait = False,
         wait_timeout: Timeout = 30.0,
     ) -> ApplyResponse:
         """Make these the agent's whole set of Workloads (others it registered are deleted)."""
-        await authenticate(agent_id, authorization)
         result = await registry.set_workloads(
             agent_id, body.workloads, wait=wait, wait_timeout=wait_timeout
         )
         return ApplyResponse.of(result)
 
-    @router.post("/agents/{agent_id}/health", response_model=ApplyResponse)
+    @router.post("/agents/{agent_id}/health", response_model=ApplyResponse, dependencies=agent)
     async def set_health(
         agent_id: str,
         body: HealthRequest,
-        authorization: Authorization = None,
         wait: Wait = False,
         wait_timeout: Timeout = 30.0,
     ) -> ApplyResponse:
         """Set spec.health of the agent's Workloads named in the body (and take its report
         of the secrets their Envoys hold)."""
-        await authenticate(agent_id, authorization)
         if body.secrets is not None:
             registry.report_secrets(agent_id, body.secrets)
         result = await registry.set_health(
@@ -306,17 +312,16 @@ def agents_router(registry: Registry) -> APIRouter:
         )
         return ApplyResponse.of(result)
 
-    @router.get("/agents/{agent_id}/env", response_model=EnvResponse)
-    async def env(agent_id: str, authorization: Authorization = None) -> EnvResponse:
+    @router.get("/agents/{agent_id}/env", response_model=EnvResponse, dependencies=agent)
+    async def env(agent_id: str) -> EnvResponse:
         """Each of the agent's Workloads with its dependencies' stable local addresses and
         the environment variables naming them."""
-        await authenticate(agent_id, authorization)
         return EnvResponse(workloads=[WorkloadEnvBody.of(w) for w in registry.env(agent_id)])
 
     return router
 
 
-def install_agents(app: FastAPI, registry: Registry) -> None:
+def install_agents(app: FastAPI, registry: Registry, auth: Authenticator | None = None) -> None:
     """Serve the agent protocol on ``app`` (``AuthError`` answers 401 with its ``reason``:
     ``gossamer.api.errors``)."""
-    app.include_router(agents_router(registry))
+    app.include_router(agents_router(registry, auth))

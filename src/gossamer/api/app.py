@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import prometheus_client
@@ -10,14 +11,17 @@ from fastapi.responses import JSONResponse, Response
 
 import gossamer
 from gossamer.api.agents import install_agents
+from gossamer.api.auth import Authenticator, require_operator
 from gossamer.api.authz import install_authz
 from gossamer.api.certificates import install_certificates
 from gossamer.api.errors import install_error_handlers
+from gossamer.api.forgery import RequestOrigin
 from gossamer.api.limits import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_RESOURCE_BYTES,
     RequestLimits,
 )
+from gossamer.api.operator_tokens import install_operator_tokens
 from gossamer.api.proxies import proxies_router
 from gossamer.api.resources import resources_router
 from gossamer.api.schemas import StatusBody
@@ -26,6 +30,7 @@ from gossamer.authz.service import AuthzService
 from gossamer.ca.authority import CertificateAuthority
 from gossamer.controlplane.service import ControlPlaneService
 from gossamer.registry import Registry
+from gossamer.registry.operators import OperatorTokens
 
 
 def _ops_router(
@@ -33,8 +38,10 @@ def _ops_router(
     metrics: prometheus_client.CollectorRegistry,
     agents: Registry | None,
     authz: AuthzService | None,
+    auth: Authenticator | None,
 ) -> APIRouter:
     router = APIRouter(tags=["operations"])
+    operator = [require_operator(auth)]
 
     @router.get("/healthz", response_model=StatusBody)
     async def healthz() -> StatusBody:
@@ -48,7 +55,7 @@ def _ops_router(
             return StatusBody(status="ready")
         return JSONResponse({"status": "starting"}, status_code=503)
 
-    @router.get("/metrics", response_class=Response)
+    @router.get("/metrics", response_class=Response, dependencies=operator)
     async def metrics_text() -> Response:
         """Prometheus text exposition of the control plane's metrics."""
         return Response(
@@ -56,7 +63,7 @@ def _ops_router(
             media_type=prometheus_client.CONTENT_TYPE_LATEST,
         )
 
-    @router.get("/v1/statistics", response_model=dict[str, Any])
+    @router.get("/v1/statistics", response_model=dict[str, Any], dependencies=operator)
     async def statistics() -> dict[str, Any]:
         """Each component's counters: plane, store, xds, authz, registry (docs/resources.md)."""
         return statistics_body(service, authz, agents)
@@ -71,6 +78,9 @@ def create_api(
     agents: Registry | None = None,
     authz: AuthzService | None = None,
     ca: CertificateAuthority | None = None,
+    operators: OperatorTokens | None = None,
+    admin_token_file: str = "<data-dir>/admin.token",
+    api_hosts: Sequence[str] | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES,
 ) -> FastAPI:
@@ -80,6 +90,12 @@ def create_api(
     A request body over ``max_request_bytes`` is refused before it is parsed, a resource
     over ``max_resource_bytes`` (as JSON) before it is validated.
 
+    With ``operators`` every operator route needs an operator token (``api.auth``; the 401
+    names ``admin_token_file``), and its routes are served; without, anyone is let in (for
+    tests of the routes only: the server always passes them). A write whose body is not
+    JSON is refused; with ``api_hosts``, so is a ``Host`` not among them, IP addresses and
+    localhost (``api.forgery``).
+
     Nothing global: two apps around two services in one process do not share anything.
     """
     app = FastAPI(
@@ -87,15 +103,19 @@ def create_api(
         version=gossamer.__version__,
         description="Apply, read and delete mesh resources; see the proxies' status.",
     )
+    auth = Authenticator(operators, admin_token_file) if operators is not None else None
     install_error_handlers(app)
     app.add_middleware(RequestLimits, max_bytes=max_request_bytes)
-    app.include_router(resources_router(service, max_resource_bytes))
-    app.include_router(proxies_router(service))
-    app.include_router(_ops_router(service, metrics, agents, authz))
+    app.add_middleware(RequestOrigin, names=api_hosts)  # outermost: before the body is read
+    app.include_router(resources_router(service, max_resource_bytes, auth))
+    app.include_router(proxies_router(service, auth))
+    app.include_router(_ops_router(service, metrics, agents, authz, auth))
     if agents is not None:
-        install_agents(app, agents)
+        install_agents(app, agents, auth)
     if authz is not None:
-        install_authz(app, authz)
+        install_authz(app, authz, auth)
     if agents is not None and ca is not None:
-        install_certificates(app, agents, ca)
+        install_certificates(app, agents, ca, auth)
+    if operators is not None:
+        install_operator_tokens(app, operators, auth)
     return app

@@ -1,16 +1,22 @@
 """NGAC access control over the REST API: decisions (audited), explanations, access lists,
-administrative commands and the audit trail."""
+administrative commands and the audit trail (operators only, ``gossamer.api.auth``).
+
+An administrative batch runs as the NGAC user of the request's operator token, never as a
+user the body names: a body with ``user`` is refused (once, anyone could name ``admin``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import Field
 
+from gossamer.api.auth import READ_RIGHT, Authenticator, acting_user, needs, require_operator
 from gossamer.api.schemas import Body
 from gossamer.api.statistics import as_json
 from gossamer.authz.service import AuthzService
+from gossamer.errors import FieldError, ValidationError
+from gossamer.registry.operators import ADMIN_USER
 
 
 class CheckRequest(Body):
@@ -33,8 +39,8 @@ class Decision(Body):
 
 
 class CommandsRequest(Body):
-    #: the administrator running the batch (its rights are checked in the graph)
-    user: str = Field(min_length=1)
+    #: refused when given: the batch runs as the credential's NGAC user
+    user: str | None = None
     commands: list[dict[str, Any]] = Field(min_length=1)
 
 
@@ -57,12 +63,17 @@ class AuditList(Body):
     items: list[AuditItem]
 
 
-def install_authz(app: FastAPI, service: AuthzService) -> None:
-    router = APIRouter(prefix="/v1/authz", tags=["authz"])
+def install_authz(app: FastAPI, service: AuthzService, auth: Authenticator | None = None) -> None:
+    router = APIRouter(prefix="/v1/authz", tags=["authz"], dependencies=[require_operator(auth)])
 
-    @router.post("/check", response_model=Decision)
-    async def check(body: CheckRequest) -> Decision:
-        e = service.check(body.user, body.target, body.right, body.process, body.caller)
+    @router.post("/check", response_model=Decision, openapi_extra=needs(READ_RIGHT))
+    async def check(body: CheckRequest, request: Request) -> Decision:
+        """Decide and record; the audit trail's caller is the credential's NGAC user (with
+        the body's ``caller`` after it)."""
+        caller = acting_user(request, body.caller)
+        if body.caller and caller != body.caller:
+            caller = f"{caller} ({body.caller})"
+        e = service.check(body.user, body.target, body.right, body.process, caller)
         return Decision(
             decision=e.decision,
             user=e.user,
@@ -82,8 +93,22 @@ def install_authz(app: FastAPI, service: AuthzService) -> None:
         return {"user": user, "process": process, "access": service.access(user, process)}
 
     @router.post("/commands", response_model=CommandsResult)
-    async def commands(body: CommandsRequest) -> CommandsResult:
-        return CommandsResult(obligationsFired=await service.execute(body.user, body.commands))
+    async def commands(body: CommandsRequest, request: Request) -> CommandsResult:
+        """Run an administrative batch as the credential's NGAC user (the engine checks its
+        rights on every command)."""
+        if body.user is not None:
+            raise ValidationError(
+                [
+                    FieldError(
+                        "is not accepted: a batch runs as the NGAC user of the token you "
+                        "send (Authorization: Bearer), never as a user the body names; "
+                        "remove the field",
+                        "user",
+                    )
+                ]
+            )
+        user = acting_user(request, ADMIN_USER)
+        return CommandsResult(obligationsFired=await service.execute(user, body.commands))
 
     @router.get("/audit", response_model=AuditList)
     async def audit(limit: int = 100, user: str | None = None) -> AuditList:

@@ -14,7 +14,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
-from gossamer.api.agents import Authorization, UnauthorizedBody, _bearer
+from gossamer.api.agents import UnauthorizedBody, require_agent
+from gossamer.api.auth import Authenticator, require_operator
 from gossamer.api.readiness import require_ready
 from gossamer.api.schemas import Body, ErrorBody
 from gossamer.ca.authority import CaCertificate, CertificateAuthority
@@ -87,17 +88,20 @@ def _service(text: str) -> tuple[str, str]:
     return namespace or DEFAULT_NAMESPACE, name
 
 
-def certificates_router(registry: Registry, ca: CertificateAuthority) -> APIRouter:
+def certificates_router(
+    registry: Registry, ca: CertificateAuthority, auth: Authenticator | None = None
+) -> APIRouter:
     router = APIRouter(
         prefix="/v1", tags=["ca"], responses=_ERRORS, dependencies=[require_ready(registry.plane)]
     )
 
-    @router.post("/agents/{agent_id}/certificates", response_model=CertificateResponse)
-    async def issue(
-        agent_id: str, body: CertificateRequest, authorization: Authorization = None
-    ) -> CertificateResponse:
+    @router.post(
+        "/agents/{agent_id}/certificates",
+        response_model=CertificateResponse,
+        dependencies=[require_agent(registry)],
+    )
+    async def issue(agent_id: str, body: CertificateRequest) -> CertificateResponse:
         """A workload certificate for a service this agent registered a Workload of."""
-        await registry.authenticate(agent_id, _bearer(authorization))
         namespace, name = _service(body.service)
         try:
             identity = spiffe_id(ca.trust_domain, namespace, name)
@@ -121,7 +125,7 @@ def certificates_router(registry: Registry, ca: CertificateAuthority) -> APIRout
             spiffe_id=identity,
         )
 
-    @router.get("/ca", response_model=CaBody)
+    @router.get("/ca", response_model=CaBody, dependencies=[require_operator(auth)])
     async def status() -> CaBody:
         """The CA's roots and intermediates: subject, serial, validity (never a key)."""
         certs = [CaCertificateBody.of(c) for c in ca.certificates()]
@@ -135,6 +139,8 @@ def certificates_router(registry: Registry, ca: CertificateAuthority) -> APIRout
     return router
 
 
-def install_certificates(app: FastAPI, registry: Registry, ca: CertificateAuthority) -> None:
+def install_certificates(
+    app: FastAPI, registry: Registry, ca: CertificateAuthority, auth: Authenticator | None = None
+) -> None:
     """Serve the CA's routes on ``app``."""
-    app.include_router(certificates_router(registry, ca))
+    app.include_router(certificates_router(registry, ca, auth))

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from gossamer.api.auth import Authenticator, require_operator
 from gossamer.api.schemas import ErrorBody, ProxyList, ProxyStatusBody
 from gossamer.controlplane.service import ControlPlaneService
 from gossamer.errors import NotFoundError
@@ -40,11 +41,12 @@ def select_section(dump: dict[str, object], node_id: str, type_: str) -> dict[st
     return {"configs": chosen}
 
 
-def proxies_router(service: ControlPlaneService) -> APIRouter:
+def proxies_router(service: ControlPlaneService, auth: Authenticator | None = None) -> APIRouter:
     router = APIRouter(
         prefix="/v1/proxies",
         tags=["proxies"],
         responses={404: {"model": ErrorBody, "description": "no such proxy"}},
+        dependencies=[require_operator(auth)],
     )
 
     @router.get("", response_model=ProxyList)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from gossamer.api.auth import READ_RIGHT, Authenticator, needs, require_operator
 from gossamer.api.kind_names import resolve_kind
 from gossamer.api.manifests import parse_request, showable, text_with_source, with_sources
 from gossamer.api.readiness import require_ready
@@ -38,10 +39,17 @@ Namespace = Annotated[str | None, Query(description="only this namespace (defaul
 Wait = Annotated[bool, Query(description="return once every affected proxy has ACKed")]
 
 
-def resources_router(service: ControlPlaneService, max_resource_bytes: int) -> APIRouter:
-    """The routes; a manifest over ``max_resource_bytes`` as JSON is refused. Changes
-    wait for the control plane to be ready; reads (from the store) do not."""
-    router = APIRouter(prefix="/v1", tags=["resources"], responses=_ERRORS)
+def resources_router(
+    service: ControlPlaneService, max_resource_bytes: int, auth: Authenticator | None = None
+) -> APIRouter:
+    """The routes (operators only); a manifest over ``max_resource_bytes`` as JSON is
+    refused. Changes wait for the control plane to be ready; reads (from the store) do not."""
+    router = APIRouter(
+        prefix="/v1",
+        tags=["resources"],
+        responses=_ERRORS,
+        dependencies=[require_operator(auth)],
+    )
     router.include_router(_changes_router(service, max_resource_bytes))
     router.include_router(_reads_router(service))
     return router
@@ -62,7 +70,7 @@ def _changes_router(service: ControlPlaneService, max_resource_bytes: int) -> AP
             raise with_sources(e, where) from None
         return ApplyResponse.of(result)
 
-    @router.post("/validate", response_model=ValidateResponse)
+    @router.post("/validate", response_model=ValidateResponse, openapi_extra=needs(READ_RIGHT))
     async def validate(body: ManifestsRequest) -> ValidateResponse:
         """The errors applying these manifests would cause now; nothing is changed."""
         try:

@@ -19,7 +19,7 @@ from gossamer.authz.engine import build_state
 from gossamer.authz.explain import access, explain, explanation_from_data
 from gossamer.authz.pap import JournalEntry, bootstrap_commands
 from gossamer.cli.client import DEFAULT_SERVER, ApiClient
-from gossamer.cli.common import Server, reporting_errors
+from gossamer.cli.common import Server, Token, reporting_errors
 from gossamer.cli.yaml_files import load_policies
 from gossamer.errors import GossamerError
 
@@ -65,10 +65,13 @@ def check(
     process: Process = None,
     output: Output = "text",
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Decide whether USER holds RIGHT on TARGET."""
     if not file:
-        data = _remote(server, "check", user=user, target=target, right=right, process=process)
+        data = _remote(
+            server, token, "check", user=user, target=target, right=right, process=process
+        )
         allowed = data["decision"] == "allow"
         _emit(data, output, f"{data['decision']} ({data['rule']})")
         raise typer.Exit(0 if allowed else 1)
@@ -108,6 +111,7 @@ def explain_cmd(
     process: Process = None,
     output: Output = "text",
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Per policy class, the paths that grant each right and the prohibitions that deny."""
     try:
@@ -115,7 +119,7 @@ def explain_cmd(
             e = explain(_engine(file).graph, user, target, process)
         else:
             e = explanation_from_data(
-                _remote(server, "explain", user=user, target=target, process=process)
+                _remote(server, token, "explain", user=user, target=target, process=process)
             )
     except GossamerError as err:
         raise _fail(err) from None
@@ -143,13 +147,14 @@ def access_cmd(
     process: Process = None,
     output: Output = "text",
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Every target USER holds rights on, with those rights."""
     try:
         if file:
             result = access(_engine(file), user, process)
         else:
-            result = _remote(server, "access", user=user, process=process)["access"]
+            result = _remote(server, token, "access", user=user, process=process)["access"]
     except GossamerError as e:
         raise _fail(e) from None
     text = "\n".join(f"{t}: {', '.join(r)}" for t, r in result.items()) or "no access"
@@ -162,9 +167,10 @@ def audit_cmd(
     user: Annotated[str | None, typer.Option("--user", help="only decisions about USER")] = None,
     output: Output = "text",
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """The control plane's newest access decisions: who asked, about what, and why."""
-    items = _remote(server, "audit", limit=str(limit), user=user)["items"]
+    items = _remote(server, token, "audit", limit=str(limit), user=user)["items"]
     lines = [
         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(i['at']))}  {i['decision']:5}  "
         f"{i['user']} {i['right']} {i['target']}  ({i['rule']})"
@@ -174,8 +180,8 @@ def audit_cmd(
     _emit({"items": items}, output, "\n".join(lines) or "no decisions recorded")
 
 
-def _remote(server: str, what: str, **params: str | None) -> dict[str, Any]:
+def _remote(server: str, token: str | None, what: str, **params: str | None) -> dict[str, Any]:
     """Ask the running control plane; errors leave as CLI errors (exit 1, or 3 unreachable)."""
-    with reporting_errors(), ApiClient(server) as api:
+    with reporting_errors(), ApiClient(server, token=token) as api:
         return api.authz(what, **params)
     raise AssertionError("unreachable")  # reporting_errors exits on any error

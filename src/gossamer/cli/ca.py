@@ -13,7 +13,7 @@ from rich.text import Text
 
 from gossamer.cli import render
 from gossamer.cli.client import DEFAULT_SERVER, ApiClient
-from gossamer.cli.common import EXIT_ERROR, Server, reporting_errors, stderr, stdout
+from gossamer.cli.common import EXIT_ERROR, Server, Token, reporting_errors, stderr, stdout
 
 #: warn when a CA certificate expires sooner than this
 WARN_BEFORE = timedelta(days=30)
@@ -60,10 +60,11 @@ def expiry_warnings(body: dict[str, Any], now: datetime) -> tuple[list[str], boo
 def status(
     output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Each root and intermediate: subject, serial and expiry; warns within 30 days of
     expiry (exit 1 once one has expired)."""
-    with reporting_errors(), CaApi(server) as api:
+    with reporting_errors(), CaApi(server, token=token) as api:
         body = api.status()
     if output is Output.json:
         typer.echo(render.to_json(body))

@@ -3,11 +3,18 @@
 Errors come back as an ``ApiError`` (one line per problem, as the server wrote them; its
 subclass by status), ``UnreachableError`` when nothing answers at the address, or
 ``FateUnknownError`` when a change went out and no answer came.
+
+Every request carries the operator token (``Authorization: Bearer``), the first found of:
+``--token``, ``GOSSAMER_TOKEN``, the file ``$XDG_CONFIG_HOME/gossamer/token`` (default
+``~/.config/gossamer/token``). The control plane writes its first token to
+``<data-dir>/admin.token`` (docs/security.md, "Credentials").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -17,6 +24,8 @@ from gossamer.errors import ApiError, ClientError, FateUnknownError, Unreachable
 from gossamer.types import Manifest
 
 DEFAULT_SERVER = "http://127.0.0.1:7070"
+#: the environment variable holding the operator token
+TOKEN_ENV = "GOSSAMER_TOKEN"
 #: how long a read may take
 REQUEST_TIMEOUT = 10.0
 #: how long an apply or delete may take (``--timeout``; with ``--wait``, plus its wait):
@@ -24,18 +33,45 @@ REQUEST_TIMEOUT = 10.0
 CHANGE_TIMEOUT = 300.0
 
 
+def token_file(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the CLI looks for the operator token when neither --token nor
+    ``GOSSAMER_TOKEN`` gives one."""
+    config = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "~")) / ".config")
+    return Path(config).expanduser() / "gossamer" / "token"
+
+
+def operator_token(given: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The token to send: ``given`` (--token), else ``GOSSAMER_TOKEN``, else the first line
+    of ``token_file()``; None if there is none (the control plane then answers 401 saying
+    where its first token is)."""
+    for candidate in (given, environ.get(TOKEN_ENV)):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    try:
+        text = token_file(environ).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text.splitlines()[0].strip() if text else None
+
+
 class ApiClient:
-    """``with ApiClient(server) as api: api.apply(...)``; ``transport`` is for tests."""
+    """``with ApiClient(server) as api: api.apply(...)``; ``token`` is the operator token
+    (None: ``operator_token`` finds it); ``transport`` is for tests."""
 
     def __init__(
         self,
         server: str,
         *,
+        token: str | None = None,
         timeout: float = REQUEST_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.server = server.rstrip("/")
-        self._http = httpx.Client(base_url=self.server, timeout=timeout, transport=transport)
+        secret = operator_token(token)
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self._http = httpx.Client(
+            base_url=self.server, timeout=timeout, transport=transport, headers=headers
+        )
 
     def __enter__(self) -> ApiClient:
         return self

@@ -1,5 +1,5 @@
-"""What every command shares: exit codes, the --server option, error reporting (files are
-read in ``gossamer.cli.yaml_files``)."""
+"""What every command shares: exit codes, the --server and --token options, error
+reporting (files are read in ``gossamer.cli.yaml_files``)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,18 @@ Server = Annotated[
         callback=_check_server,
         help="the control plane's API",
         show_default=True,
+    ),
+]
+
+
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="GOSSAMER_TOKEN",
+        help="an operator token (default: GOSSAMER_TOKEN, else ~/.config/gossamer/token; the "
+        "control plane writes its first one to <data-dir>/admin.token)",
+        show_default=False,
     ),
 ]
 

@@ -115,6 +115,15 @@ def control_plane(
             help="seconds a disconnected proxy with no Workload/Gateway stays in proxy-status"
         ),
     ] = 600.0,
+    api_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-host",
+            help="a host name the REST API answers to (repeatable); besides these, IP "
+            "addresses, localhost and the --api-addr host; any other Host header is refused "
+            "(DNS rebinding)",
+        ),
+    ] = None,
 ) -> None:
     """Run the control plane (REST API + xDS) until interrupted."""
     from gossamer.registry.liveness import LivenessSettings
@@ -136,6 +145,7 @@ def control_plane(
             liveness=LivenessSettings(heartbeat_interval, missed_heartbeats, stream_grace),
             xds_keepalive=Keepalive(xds_keepalive, xds_keepalive_timeout),
             forget_proxies_after=forget_proxies_after,
+            api_hosts=tuple(api_host or ()),
         )
 
 

@@ -9,7 +9,7 @@ import typer
 
 from gossamer.cli import render
 from gossamer.cli.client import DEFAULT_SERVER, ApiClient
-from gossamer.cli.common import Server, reporting_errors, stdout
+from gossamer.cli.common import Server, Token, reporting_errors, stdout
 from gossamer.errors import NotFoundError
 
 
@@ -33,9 +33,10 @@ class ConfigType(StrEnum):
 def proxy_status(
     output: Annotated[StatusOutput, typer.Option("-o", "--output")] = StatusOutput.table,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Every proxy: kind, host, state, versions sent/acked per type, last NACK, last seen."""
-    with reporting_errors(), ApiClient(server) as api:
+    with reporting_errors(), ApiClient(server, token=token) as api:
         proxies = api.proxies()
         if output is StatusOutput.json:
             typer.echo(render.to_json(proxies))
@@ -69,9 +70,10 @@ def proxy_config(
     ] = None,
     output: Annotated[ConfigOutput, typer.Option("-o", "--output")] = ConfigOutput.json,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Envoy's own config dump of one proxy (read through its admin API)."""
-    with reporting_errors(), ApiClient(server) as api:
+    with reporting_errors(), ApiClient(server, token=token) as api:
         node_id = proxy if "~" in proxy else find_proxy(api.proxies(), proxy)
         dump = api.proxy_config(node_id, type_.value if type_ else None)
         if output is ConfigOutput.yaml:

@@ -10,7 +10,7 @@ import typer
 
 from gossamer.cli import render
 from gossamer.cli.client import CHANGE_TIMEOUT, DEFAULT_SERVER, ApiClient
-from gossamer.cli.common import MaxYamlNodes, Server, reporting_errors, stdout
+from gossamer.cli.common import MaxYamlNodes, Server, Token, reporting_errors, stdout
 from gossamer.cli.yaml_files import expand_paths, load_files
 from gossamer.errors import FateUnknownError, ValidationError
 from gossamer.model import ModelSnapshot, check_references
@@ -58,6 +58,7 @@ def apply(
     timeout: Timeout = CHANGE_TIMEOUT,
     max_yaml_nodes: MaxYamlNodes = DEFAULT_MAX_NODES,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Validate and store every resource in FILES at once (nothing is applied on error)."""
     with reporting_errors():
@@ -65,7 +66,7 @@ def apply(
         loaded = load_files(paths, max_nodes=max_yaml_nodes)
         resources = loaded.resources
         manifests = [r.to_manifest() for r in resources]
-        with ApiClient(server) as api:
+        with ApiClient(server, token=token) as api:
             try:
                 result = api.apply(
                     manifests,
@@ -104,9 +105,10 @@ def get(
     ] = None,
     output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Show one resource, or every resource of a kind."""
-    with reporting_errors(), ApiClient(server) as api:
+    with reporting_errors(), ApiClient(server, token=token) as api:
         if name is not None:
             ns, _, bare = name.rpartition("/")
             manifest = api.get(kind, ns or namespace or DEFAULT_NAMESPACE, bare)
@@ -139,13 +141,14 @@ def delete(
     timeout: Timeout = CHANGE_TIMEOUT,
     max_yaml_nodes: MaxYamlNodes = DEFAULT_MAX_NODES,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Delete KIND NAME, or every resource in -f FILE (in one transaction)."""
     if files and (kind or name):
         raise typer.BadParameter("give KIND NAME or -f FILE, not both")
     if not files and not (kind and name):
         raise typer.BadParameter("give KIND and NAME (e.g. `delete route cart`), or -f FILE")
-    with reporting_errors(), ApiClient(server) as api:
+    with reporting_errors(), ApiClient(server, token=token) as api:
         try:
             if files:
                 loaded = load_files(expand_paths(files), max_nodes=max_yaml_nodes)

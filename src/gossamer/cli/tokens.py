@@ -1,5 +1,6 @@
-"""Operator commands of the agent protocol: ``gossamer token create|list`` and
-``gossamer agents list|revoke`` (the host's own side is ``gossamer agent``)."""
+"""Tokens and agents: ``gossamer token create|list|revoke`` (join tokens for hosts, and
+``--operator`` tokens for the REST API) and ``gossamer agents list|revoke`` (the host's own
+side is ``gossamer agent``)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from rich.text import Text
 
 from gossamer.cli import render
 from gossamer.cli.client import DEFAULT_SERVER, ApiClient
-from gossamer.cli.common import Server, reporting_errors, stderr, stdout
+from gossamer.cli.common import Server, Token, reporting_errors, stderr, stdout
 from gossamer.model.base import Duration
 
 token_app = typer.Typer(
-    help="Single-use join tokens that let a host's agent join the mesh.", no_args_is_help=True
+    help="Single-use join tokens that let a host's agent join the mesh, and operator "
+    "tokens for the REST API (--operator).",
+    no_args_is_help=True,
 )
 agents_app = typer.Typer(
     help="The agents that joined: list them, revoke one (its endpoints leave the mesh).",
@@ -50,6 +53,16 @@ class RegistryApi(ApiClient):
 
     def tokens(self) -> list[dict[str, Any]]:
         return list(self._dict("GET", "/v1/tokens")["items"])
+
+    def create_operator_token(self, name: str | None, read_only: bool) -> dict[str, Any]:
+        body = {"name": name, "readOnly": read_only}
+        return self._dict("POST", "/v1/operator-tokens", json=body, change=True)
+
+    def operator_tokens(self) -> list[dict[str, Any]]:
+        return list(self._dict("GET", "/v1/operator-tokens")["items"])
+
+    def revoke_operator_token(self, name: str) -> dict[str, Any]:
+        return self._dict("DELETE", f"/v1/operator-tokens/{name}", change=True)
 
     def agents(self) -> list[dict[str, Any]]:
         return list(self._dict("GET", "/v1/agents")["items"])
@@ -90,6 +103,12 @@ def _when(value: object) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
+OperatorFlag = Annotated[
+    bool,
+    typer.Option("--operator", help="an operator token for the REST API, not a join token"),
+]
+
+
 @token_app.command("create")
 def create_token(
     ttl: Annotated[
@@ -98,12 +117,27 @@ def create_token(
             "--ttl", callback=_check_ttl, help="how long the token may be used (e.g. 30m, 1h, 24h)"
         ),
     ] = "1h",
+    operator: OperatorFlag = False,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="with --operator: may read (GET), never change")
+    ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="with --operator: the token's name (default: generated)"),
+    ] = None,
     output: Annotated[Output, typer.Option("-o", "--output")] = Output.text,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
-    """Create a single-use join token; prints it (once: it is stored only as a hash)."""
+    """Create a single-use join token (or, with --operator, an API token); prints it once:
+    it is stored only as a hash."""
+    if not operator and (read_only or name is not None):
+        raise typer.BadParameter("--read-only and --name go with --operator")
+    if operator:
+        _create_operator_token(name, read_only, output, server, token)
+        return
     seconds = parse_ttl(ttl)
-    with reporting_errors(), RegistryApi(server) as api:
+    with reporting_errors(), RegistryApi(server, token=token) as api:
         created = api.create_token(seconds)
     if output is Output.json:
         typer.echo(render.to_json(created))
@@ -117,13 +151,69 @@ def create_token(
     )
 
 
+def _create_operator_token(
+    name: str | None, read_only: bool, output: Output, server: str, token: str | None
+) -> None:
+    with reporting_errors(), RegistryApi(server, token=token) as api:
+        created = api.create_operator_token(name, read_only)
+    if output is Output.json:
+        typer.echo(render.to_json(created))
+        return
+    typer.echo(str(created["token"]))
+    stderr().print(
+        f"{created['kind']} token {created['name']!r} (NGAC user {created['user']}); shown "
+        "only now. Use it with: export GOSSAMER_TOKEN=<token>, or --token, or put it in "
+        "~/.config/gossamer/token"
+    )
+
+
+@token_app.command("revoke")
+def revoke_token(
+    name: Annotated[
+        str, typer.Argument(help="the operator token's name (`token list --operator`)")
+    ],
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+) -> None:
+    """Revoke an operator token: it is refused (401) from now on."""
+    with reporting_errors(), RegistryApi(server, token=token) as api:
+        revoked = api.revoke_operator_token(name)
+    stdout().print(f"revoked {revoked['kind']} token {revoked['name']!r}")
+
+
+def _list_operator_tokens(output: ListOutput, server: str, token: str | None) -> None:
+    with reporting_errors(), RegistryApi(server, token=token) as api:
+        items = api.operator_tokens()
+    if output is ListOutput.json:
+        typer.echo(render.to_json(items))
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("NAME", "KIND", "NGAC USER", "CREATED", "REVOKED"):
+        table.add_column(column, no_wrap=True)
+    for t in items:
+        table.add_row(
+            str(t["name"]),
+            str(t["kind"]),
+            str(t["user"]),
+            _when(t.get("createdAt")),
+            _when(t.get("revokedAt")),
+        )
+    stdout().print(table)
+
+
 @token_app.command("list")
 def list_tokens(
+    operator: OperatorFlag = False,
     output: Annotated[ListOutput, typer.Option("-o", "--output")] = ListOutput.table,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
-    """Every join token (never the secret): unused, used (by which host) or expired."""
-    with reporting_errors(), RegistryApi(server) as api:
+    """Every join token (never the secret): unused, used (by which host) or expired; with
+    --operator, every operator token: name, kind (operator, read-only), NGAC user."""
+    if operator:
+        _list_operator_tokens(output, server, token)
+        return
+    with reporting_errors(), RegistryApi(server, token=token) as api:
         tokens = api.tokens()
     if output is ListOutput.json:
         typer.echo(render.to_json(tokens))
@@ -150,9 +240,10 @@ def list_tokens(
 def list_agents(
     output: Annotated[ListOutput, typer.Option("-o", "--output")] = ListOutput.table,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Every agent that joined: host, state, when it joined and was last seen, workloads."""
-    with reporting_errors(), RegistryApi(server) as api:
+    with reporting_errors(), RegistryApi(server, token=token) as api:
         agents = api.agents()
     if output is ListOutput.json:
         typer.echo(render.to_json(agents))
@@ -185,10 +276,11 @@ def revoke(
         float, typer.Option("--wait-timeout", min=0.1, max=600, help="seconds, with --wait")
     ] = 30.0,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Revoke an agent (or every active agent of a host): its credential stops working and
     its Workloads leave the mesh, in one transaction."""
-    with reporting_errors(), RegistryApi(server) as api:
+    with reporting_errors(), RegistryApi(server, token=token) as api:
         body = api.revoke(agent_or_host, wait=wait, wait_timeout=wait_timeout)
     out = stdout()
     for r in body.get("revoked", []):

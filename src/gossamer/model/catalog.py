@@ -11,7 +11,7 @@ from gossamer.errors import FieldError, ValidationError, field_errors
 from gossamer.model.access_policy import AccessCommand, AccessPolicy
 from gossamer.model.base import Resource
 from gossamer.model.gateway import Gateway
-from gossamer.model.internal import Agent, JoinToken
+from gossamer.model.internal import Agent, JoinToken, OperatorToken
 from gossamer.model.mesh import Mesh
 from gossamer.model.route import Route
 from gossamer.model.service import Service
@@ -31,12 +31,15 @@ KINDS: dict[str, type[Resource]] = {
         AccessCommand,
         JoinToken,
         Agent,
+        OperatorToken,
     )
 }
 
-#: kinds the control plane keeps for itself (join tokens, agents): never applied by users,
+#: kinds the control plane keeps for itself (tokens, agents): never applied by users,
 #: never offered as valid kinds
-INTERNAL_KINDS: frozenset[str] = frozenset({"JoinToken", "Agent", "AccessCommand"})
+INTERNAL_KINDS: frozenset[str] = frozenset(
+    {"JoinToken", "Agent", "AccessCommand", "OperatorToken"}
+)
 
 #: the kinds users apply, get and delete
 PUBLIC_KINDS: dict[str, type[Resource]] = {

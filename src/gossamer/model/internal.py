@@ -1,9 +1,9 @@
-"""The control plane's internal kinds, ``JoinToken`` and ``Agent`` (see gossamer.registry):
-stored and revisioned like any resource, never applied by users.
+"""The control plane's internal kinds, ``JoinToken``, ``Agent`` and ``OperatorToken`` (see
+gossamer.registry): stored and revisioned like any resource, never applied by users.
 
-Both carry the owner label (``gossamer.dev/agent``) of the agent they are about. A join
-token names its future agent when it is created, so that joining (token used + agent
-created) and revoking (agent revoked + its Workloads deleted) are each one
+``JoinToken`` and ``Agent`` carry the owner label (``gossamer.dev/agent``) of the agent they
+are about. A join token names its future agent when it is created, so that joining (token
+used + agent created) and revoking (agent revoked + its Workloads deleted) are each one
 ``ControlPlane.apply`` by that one owner.
 """
 
@@ -58,3 +58,19 @@ class AgentSpec(Strict):
 class Agent(Resource):
     kind: Literal["Agent"]
     spec: AgentSpec
+
+
+class OperatorTokenSpec(Strict):
+    """An operator's API token (``gossamer.registry.operators``): only its hash is kept."""
+
+    sha256: Sha256
+    #: the NGAC user the token acts as (``admin`` for the first token, else ``token:<name>``)
+    user: str
+    readOnly: bool = False
+    createdAt: AwareDatetime
+    revokedAt: AwareDatetime | None = None
+
+
+class OperatorToken(Resource):
+    kind: Literal["OperatorToken"]
+    spec: OperatorTokenSpec

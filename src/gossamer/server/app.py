@@ -29,6 +29,7 @@ from gossamer.errors import ConfigError
 from gossamer.files import private_dir
 from gossamer.registry import Registry
 from gossamer.registry.liveness import LivenessSettings
+from gossamer.registry.operators import ADMIN_TOKEN_FILE, OperatorTokens
 from gossamer.server.authz import open_authz
 from gossamer.server.ca import open_ca
 from gossamer.server.http_server import ApiServer, ApiServerLimits, fd_limit
@@ -63,6 +64,9 @@ class Settings:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     #: a resource larger than this as JSON is refused (--max-resource-bytes)
     max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES
+    #: host names the REST API answers to besides IP addresses, localhost and the
+    #: --api-addr host (--api-host; any other Host is refused: DNS rebinding)
+    api_hosts: tuple[str, ...] = ()
 
 
 def parse_addr(text: str, option: str) -> tuple[str, int]:
@@ -106,6 +110,10 @@ class ControlPlaneApp:
     authz: AuthzService | None = None
     #: the mesh CA (``<data-dir>/ca``; set once the plane has loaded the Mesh)
     ca: CertificateAuthority | None = None
+    #: operator tokens, as NGAC users (set once the engine is open)
+    operators: OperatorTokens | None = None
+    #: ``<data-dir>/admin.token`` if this start wrote the first operator token there
+    admin_token_written: Path | None = None
     _api: ApiServer | None = field(default=None, repr=False)
 
     @property
@@ -163,6 +171,10 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         authz = await open_authz(plane, AuditLog(settings.data_dir / "authz-audit.jsonl"))
         app.authz = authz
         app.ca = await open_ca(plane, settings.data_dir / "ca")
+        app.operators = OperatorTokens(plane, authz.engine)
+        app.admin_token_written = await app.operators.bootstrap(settings.data_dir)
+        if app.admin_token_written is not None:
+            log.info("wrote the first operator token to %s (0600)", app.admin_token_written)
         interpreter.enter_context(serving_interpreter())
         port = await xds.start(*settings.xds_addr)
         app.xds_addr = (settings.xds_addr[0], port)
@@ -175,6 +187,9 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
                 agents=agents,
                 authz=authz,
                 ca=app.ca,
+                operators=app.operators,
+                admin_token_file=str(settings.data_dir / ADMIN_TOKEN_FILE),
+                api_hosts=(settings.api_addr[0], *settings.api_hosts),
                 max_request_bytes=settings.max_request_bytes,
                 max_resource_bytes=settings.max_resource_bytes,
             ),

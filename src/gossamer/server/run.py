@@ -25,6 +25,12 @@ async def serve(settings: Settings) -> None:
             f"  data {settings.data_dir}",
             flush=True,
         )
+        if app.admin_token_written is not None:
+            print(
+                f"wrote the first operator token to {app.admin_token_written} (0600): "
+                f"export GOSSAMER_TOKEN=$(cat {app.admin_token_written})",
+                flush=True,
+            )
         await stop.wait()
 
 
@@ -40,6 +46,7 @@ def main(
     liveness: LivenessSettings | None = None,
     xds_keepalive: Keepalive | None = None,
     forget_proxies_after: float = FORGET_AFTER,
+    api_hosts: tuple[str, ...] = (),
 ) -> None:
     settings = Settings(
         data_dir=Path(data_dir),
@@ -52,6 +59,7 @@ def main(
         liveness=liveness or LivenessSettings(),
         xds_keepalive=xds_keepalive or Keepalive(),
         forget_proxies_after=forget_proxies_after,
+        api_hosts=api_hosts,
     )
     raise_fd_limit()
     asyncio.run(serve(settings))

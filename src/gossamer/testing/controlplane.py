@@ -1,16 +1,27 @@
 """Start a real control plane (SQLite store, xDS and API on free loopback ports) and real
-Envoys attached to it."""
+Envoys attached to it.
+
+Its REST API wants an operator token: tests read it as a user does, from
+``<data-dir>/admin.token`` (``admin_token``), and send it (``api_client``, ``operator_env``);
+``running_control_plane`` also exports it as ``GOSSAMER_TOKEN`` while it runs, as
+docs/quickstart.md tells users to, so CLI commands a test runs find it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.model import parse_manifest, parse_yaml
+from gossamer.registry.operators import ADMIN_TOKEN_FILE
 from gossamer.server.app import ControlPlaneApp, Settings, create_app
 from gossamer.store.base import Store
 from gossamer.store.memory import MemoryStore
@@ -20,12 +31,58 @@ from gossamer.types import Manifest, ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 
+#: the environment variable the CLI reads the operator token from
+TOKEN_ENV = "GOSSAMER_TOKEN"
+
+
+def admin_token(data_dir: Path) -> str:
+    """The first operator token, as the control plane wrote it to ``<data_dir>/admin.token``."""
+    return (data_dir / ADMIN_TOKEN_FILE).read_text(encoding="utf-8").strip()
+
+
+def operator_headers(app: ControlPlaneApp) -> dict[str, str]:
+    """``Authorization`` with ``app``'s admin token."""
+    return {"Authorization": f"Bearer {admin_token(app.settings.data_dir)}"}
+
+
+def operator_env(app: ControlPlaneApp) -> dict[str, str]:
+    """This process's environment with ``GOSSAMER_TOKEN`` set to ``app``'s admin token (for
+    a CLI subprocess)."""
+    return {**os.environ, TOKEN_ENV: admin_token(app.settings.data_dir)}
+
+
+def api_client(app: ControlPlaneApp, **options: Any) -> httpx.AsyncClient:
+    """An HTTP client of ``app``'s REST API sending its admin token."""
+    options.setdefault("timeout", 30)
+    options.setdefault("trust_env", False)
+    headers = {**operator_headers(app), **options.pop("headers", {})}
+    return httpx.AsyncClient(base_url=app.api_url, headers=headers, **options)
+
+
+@contextlib.contextmanager
+def exported_token(data_dir: Path) -> Iterator[None]:
+    """``GOSSAMER_TOKEN`` set to the admin token of ``data_dir`` inside, as before after."""
+    before = os.environ.get(TOKEN_ENV)
+    os.environ[TOKEN_ENV] = admin_token(data_dir)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TOKEN_ENV, None)
+        else:
+            os.environ[TOKEN_ENV] = before
+
 
 @contextlib.asynccontextmanager
-async def running_control_plane(data_dir: Path) -> AsyncIterator[ControlPlaneApp]:
-    settings = Settings(data_dir, api_addr=("127.0.0.1", 0), xds_addr=("127.0.0.1", free_port()))
-    async with create_app(settings) as app:
-        yield app
+async def running_control_plane(data_dir: Path, **settings: Any) -> AsyncIterator[ControlPlaneApp]:
+    """A control plane on free loopback ports (``settings``: more ``Settings`` fields),
+    with its admin token exported as ``GOSSAMER_TOKEN`` while it runs."""
+    config = Settings(
+        data_dir, api_addr=("127.0.0.1", 0), xds_addr=("127.0.0.1", free_port()), **settings
+    )
+    async with create_app(config) as app:
+        with exported_token(data_dir):
+            yield app
 
 
 @contextlib.asynccontextmanager

@@ -22,6 +22,7 @@ from gossamer.agent.state import StateDir
 from gossamer.envoy.process import ManagedProcess
 from gossamer.polling import wait_until
 from gossamer.server.app import ControlPlaneApp
+from gossamer.testing.controlplane import api_client
 
 GOSSAMER = str(Path(sys.executable).parent / "gossamer")
 
@@ -41,7 +42,7 @@ async def run_cli(*args: str, timeout: float = 60.0) -> tuple[int, str]:  # noqa
 
 
 async def new_token(app: ControlPlaneApp) -> str:
-    async with httpx.AsyncClient(base_url=app.api_url, trust_env=False) as client:
+    async with api_client(app, trust_env=False) as client:
         r = await client.post("/v1/tokens", json={"ttlSeconds": 600})
     assert r.status_code == 200, r.text
     return str(r.json()["token"])

@@ -18,7 +18,7 @@ import pytest
 from gossamer.agent.process import is_running
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
-from gossamer.testing.controlplane import apply_yaml, running_control_plane
+from gossamer.testing.controlplane import api_client, apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port
 
 from .agents import AgentHandle, Load, agents, run_cli
@@ -81,7 +81,7 @@ async def _answered_by(url: str, backend: str) -> bool:
 
 
 async def _health(app: Any, name: str) -> str | None:
-    async with httpx.AsyncClient(base_url=app.api_url, trust_env=False) as client:
+    async with api_client(app, trust_env=False) as client:
         r = await client.get(f"/v1/resources/Workload/default/{name}")
     return str(r.json()["spec"]["health"]) if r.status_code == 200 else None
 

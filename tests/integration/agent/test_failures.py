@@ -9,14 +9,13 @@ import signal
 import socket
 from pathlib import Path
 
-import httpx
 import pytest
 
 from gossamer.agent.process import is_running
 from gossamer.agent.state import Credential, StateDir
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
-from gossamer.testing.controlplane import apply_yaml, running_control_plane
+from gossamer.testing.controlplane import api_client, apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port
 
 from .agents import AgentHandle, agents, new_token, run_cli
@@ -199,7 +198,7 @@ async def test_missing_envoy_and_revoked_credential(tmp_path: Path) -> None:
             await handle.wait_running()
             envoy = handle.state.envoys()["default/catalog-1"]
             agent_id = handle.state.credential().agent_id
-            async with httpx.AsyncClient(base_url=app.api_url, trust_env=False) as client:
+            async with api_client(app, trust_env=False) as client:
                 r = await client.post(f"/v1/agents/{agent_id}/revoke")
                 assert r.status_code == 200, r.text
                 r = await client.get("/v1/resources/Workload/default/catalog-1")

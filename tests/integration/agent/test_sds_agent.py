@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 from cryptography import x509
 from envoy.config.core.v3 import base_pb2
@@ -21,7 +20,7 @@ from envoy.service.secret.v3 import sds_pb2_grpc
 
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
-from gossamer.testing.controlplane import apply_yaml, running_control_plane
+from gossamer.testing.controlplane import api_client, apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port
 from gossamer.translate.names import IDENTITY_SECRET, TRUST_BUNDLE_SECRET
 
@@ -114,7 +113,7 @@ spec: {{ports: [{{name: http, port: {free_port()}}}]}}
                 status["spiffe_id"]
             ]
             bundle = secrets[TRUST_BUNDLE_SECRET].validation_context.trusted_ca.inline_bytes
-            async with httpx.AsyncClient(base_url=app.api_url, trust_env=False) as api:
+            async with api_client(app, trust_env=False) as api:
                 ca = (await api.get("/v1/ca")).json()
             roots = {format(c.serial_number, "x") for c in x509.load_pem_x509_certificates(bundle)}
             assert {c["serial"] for c in ca["roots"]} <= roots

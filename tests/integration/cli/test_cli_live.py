@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from gossamer.testing import (
     running_control_plane,
     wait_until,
 )
+from gossamer.testing.controlplane import TOKEN_ENV
 from gossamer.testing.mesh import service, workload
 from gossamer.types import ProxyIdentity
 
@@ -32,7 +34,8 @@ async def cli(*args: str) -> tuple[int, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        # the operator token running_control_plane exported, as a user exports it
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "GOSSAMER_TOKEN": os.environ[TOKEN_ENV]},
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None

@@ -4,7 +4,8 @@ real control plane, a real gateway Envoy, a real agent with its sidecar and a re
 The page shows fixed ports; here each is replaced by a free one (the app's 9000, the
 gateway's 8080, and the control plane's API and xDS through ``--api-addr``/``--xds-addr``
 and ``GOSSAMER_SERVER``). Lines ending in ``&`` run in the background until the end;
-``VAR=$(command)`` keeps the command's output; ``curl`` is a request retried until it gets a
+``[export] VAR=$(command)`` keeps the command's output (exported: in the environment of
+what runs next); ``curl`` is a request retried until it gets a
 200; every other line must exit 0.
 """
 
@@ -34,7 +35,7 @@ pytestmark = [pytest.mark.integration]
 DOC = Path(__file__).resolve().parents[3] / "docs" / "quickstart.md"
 BIN = Path(sys.executable).parent
 _FENCE = re.compile(r"^```(\w+)(?:[ \t]+(\S+))?[ \t]*\n(.*?)^```", re.S | re.M)
-_ASSIGN = re.compile(r"^([A-Z_]+)=\$\((.*)\)$")
+_ASSIGN = re.compile(r"^(export )?([A-Z_]+)=\$\((.*)\)$")
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,9 @@ class Shell:
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             self.background.append((line, proc))
             return
-        target = None
+        target, export = None, False
         if match := _ASSIGN.match(line):
-            target, line = match[1], match[2]
+            export, target, line = bool(match[1]), match[2], match[3]
         argv = self.argv(line)
         await self.wait_ready(argv)
         proc = await asyncio.create_subprocess_exec(
@@ -116,11 +117,13 @@ class Shell:
         assert proc.returncode == 0, f"{line!r} exited {proc.returncode}:\n{err.decode()}"
         if target is not None:
             self.variables[target] = out.decode().strip()
+            if export:
+                self.env[target] = self.variables[target]
 
     async def wait_ready(self, argv: list[str]) -> None:
-        """A command talking to the control plane waits until the background one is up
-        (a user reads its start-up line first)."""
-        if not argv[0].endswith("gossamer") or not self.background:
+        """A command after the control plane was started waits until it is up (a user
+        reads its start-up line first, which says where its token is)."""
+        if not self.background:
             return
 
         async def ready() -> bool:
@@ -181,7 +184,8 @@ class Shell:
 @contextlib.asynccontextmanager
 async def shell(tmp_path: Path) -> AsyncIterator[Shell]:
     api = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "GOSSAMER_SERVER": f"http://{api}", "NO_COLOR": "1",
+    user = {k: v for k, v in os.environ.items() if k != "GOSSAMER_TOKEN"}  # only the page's
+    env = {**user, "GOSSAMER_SERVER": f"http://{api}", "NO_COLOR": "1",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     sh = Shell(tmp_path, env, {"9000": str(free_port()), "8080": str(free_port())},
                xds=f"127.0.0.1:{free_port()}", api=api)
@@ -223,8 +227,14 @@ async def test_quickstart_runs_as_written(tmp_path: Path) -> None:
         assert "Directory listing" in sh.last_body  # the app answered through the gateway
 
         await run_section(sh, doc, "Step 2")
+        token = sh.env["GOSSAMER_TOKEN"]  # as step 0 exported it
+        assert token == (tmp_path / "gossamer-data" / "admin.token").read_text().strip()
         async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
-            r = await client.get(f"http://{sh.api}/v1/resources/Workload/default/shop-1")
+            r = await client.get(
+                f"http://{sh.api}/v1/resources/Workload/default/shop-1",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.status_code == 200, r.text
             spec = r.json()["spec"]
             assert spec["sidecar"] is True and spec["address"] == "127.0.0.2"
             gateway = f"http://127.0.0.1:{sh.ports['8080']}/"

@@ -17,7 +17,7 @@ from gossamer.cli.main import app as cli
 from gossamer.model import Workload
 from gossamer.polling import wait_until
 from gossamer.server.app import ControlPlaneApp
-from gossamer.testing.controlplane import apply_manifests, running_control_plane
+from gossamer.testing.controlplane import api_client, apply_manifests, running_control_plane
 from gossamer.testing.mesh import service, workload
 from gossamer.types import ResourceKey
 
@@ -48,9 +48,7 @@ async def join(c: httpx.AsyncClient, host: str, ttl: int = 600) -> tuple[str, st
 
 
 async def test_join_register_refusals_and_revoke(tmp_path: Path) -> None:
-    async with running_control_plane(tmp_path / "cp") as app, httpx.AsyncClient(
-        base_url=app.api_url, timeout=10
-    ) as c:
+    async with running_control_plane(tmp_path / "cp") as app, api_client(app, timeout=10) as c:
         await apply_manifests(app, [service("cart")], wait=False)
         token, agent_id, credential = await join(c, "vm-a")
         auth = {"Authorization": f"Bearer {credential}"}
@@ -94,9 +92,7 @@ async def test_join_register_refusals_and_revoke(tmp_path: Path) -> None:
 
 async def test_tokens_and_agents_survive_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "cp"
-    async with running_control_plane(data) as app, httpx.AsyncClient(
-        base_url=app.api_url, timeout=10
-    ) as c:
+    async with running_control_plane(data) as app, api_client(app, timeout=10) as c:
         await apply_manifests(app, [service("cart")], wait=False)
         used, agent_id, credential = await join(c, "vm-a")
         spare = (await c.post("/v1/tokens", json={"ttlSeconds": 600})).json()["token"]
@@ -107,9 +103,7 @@ async def test_tokens_and_agents_survive_a_restart(tmp_path: Path) -> None:
         agents_before = (await c.get("/v1/agents")).json()["items"]
         tokens_before = (await c.get("/v1/tokens")).json()["items"]
 
-    async with running_control_plane(data) as app, httpx.AsyncClient(
-        base_url=app.api_url, timeout=10
-    ) as c:
+    async with running_control_plane(data) as app, api_client(app, timeout=10) as c:
         assert (await c.get("/v1/agents")).json()["items"] == agents_before
         assert (await c.get("/v1/tokens")).json()["items"] == tokens_before
         me = await c.get(f"/v1/agents/{agent_id}", headers=auth)

@@ -11,7 +11,12 @@ import pytest
 
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
-from gossamer.testing.controlplane import apply_manifests, mesh_envoy, running_control_plane
+from gossamer.testing.controlplane import (
+    api_client,
+    apply_manifests,
+    mesh_envoy,
+    running_control_plane,
+)
 from gossamer.testing.mesh import service, workload
 from gossamer.testing.ports import free_port
 from gossamer.types import ProxyIdentity
@@ -29,7 +34,7 @@ async def test_health_and_revoke_reach_the_client_sidecar(tmp_path: Path) -> Non
         HttpBackend("reviews-1", host=SERVER) as one,
         HttpBackend("reviews-2", host=SERVER) as two,
         running_control_plane(tmp_path / "cp") as app,
-        httpx.AsyncClient(base_url=app.api_url, timeout=60) as api,
+        api_client(app, timeout=60) as api,
         httpx.AsyncClient(timeout=5) as client,
     ):
         await apply_manifests(app, [

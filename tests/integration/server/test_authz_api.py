@@ -14,6 +14,7 @@ import yaml
 
 from gossamer.polling import wait_until
 from gossamer.testing import apply_yaml, running_control_plane
+from gossamer.testing.controlplane import api_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -49,7 +50,7 @@ async def check(c: httpx.AsyncClient, base: str, user: str, right: str) -> dict[
 
 async def test_policies_decisions_audit_admin_and_restart(tmp_path: Path) -> None:
     data = tmp_path / "cp"
-    async with running_control_plane(data) as app, httpx.AsyncClient(timeout=10) as c:
+    async with running_control_plane(data) as app, api_client(app, timeout=10) as c:
         base = app.api_url
         await apply_yaml(app, POLICY, wait=False)
 
@@ -71,9 +72,10 @@ async def test_policies_decisions_audit_admin_and_restart(tmp_path: Path) -> Non
 
         # the audit trail: newest first, who asked, the decision and its rule
         audit = (await c.get(f"{base}/v1/authz/audit", params={"limit": 2})).json()["items"]
+        # (who asked: the credential's NGAC user, then what the body said)
         assert [(a["user"], a["decision"], a["caller"]) for a in audit] == [
-            (CRON, "deny", "test"),
-            (WEB, "allow", "test"),
+            (CRON, "deny", "admin (test)"),
+            (WEB, "allow", "admin (test)"),
         ]
         assert audit[0]["rule"] == "prohibited by batch-read-only"
 
@@ -92,16 +94,17 @@ async def test_policies_decisions_audit_admin_and_restart(tmp_path: Path) -> Non
         assert "would not make a valid graph" in r.text
         assert (await check(c, base, WEB, "GET"))["decision"] == "allow"
 
-        # administration: a user without administrative rights is refused (403) ...
+        # administration runs as the credential's NGAC user, never one the body names
+        # (tests/integration/server/test_auth.py: a token without the right is refused) ...
         r = await c.post(
             f"{base}/v1/authz/commands",
             json={"user": WEB, "commands": [{"op": "create_policy_class", "name": "audit"}]},
         )
-        assert r.status_code == 403, r.text
-        # ... the bootstrap administrator is not
+        assert r.status_code == 422, r.text
+        # ... the admin token's user is the bootstrap administrator
         r = await c.post(
             f"{base}/v1/authz/commands",
-            json={"user": "admin", "commands": [{"op": "create_policy_class", "name": "audit"}]},
+            json={"commands": [{"op": "create_policy_class", "name": "audit"}]},
         )
         assert r.status_code == 200, r.text
         stats = (await c.get(f"{base}/v1/authz/statistics")).json()
@@ -113,7 +116,7 @@ async def test_policies_decisions_audit_admin_and_restart(tmp_path: Path) -> Non
     assert json.loads(lines[-1])["user"] in (WEB, CRON)
 
     # restart: policies, the administrative journal and decisions are intact
-    async with running_control_plane(data) as app, httpx.AsyncClient(timeout=10) as c:
+    async with running_control_plane(data) as app, api_client(app, timeout=10) as c:
         base = app.api_url
         assert (await check(c, base, CRON, "POST"))["decision"] == "deny"
         assert (await check(c, base, WEB, "POST"))["decision"] == "allow"
@@ -159,7 +162,7 @@ async def test_a_refused_batch_leaves_decisions_working(tmp_path: Path) -> None:
     """Issue 7 D2: a batch refused after its first command created a node (403, then a 422
     for an invalid command) changes nothing; check, access and explain keep answering, and
     the accepted part can be sent again."""
-    async with running_control_plane(tmp_path / "cp") as app, httpx.AsyncClient(timeout=10) as c:
+    async with running_control_plane(tmp_path / "cp") as app, api_client(app, timeout=10) as c:
         base = app.api_url
         await apply_yaml(app, POLICY, wait=False)
 
@@ -187,7 +190,7 @@ async def test_a_refused_batch_leaves_decisions_working(tmp_path: Path) -> None:
         for status, second in refusals:
             r = await c.post(
                 f"{base}/v1/authz/commands",
-                json={"user": "admin", "commands": [create_reports, second]},
+                json={"commands": [create_reports, second]},
             )
             assert r.status_code == status, r.text
             assert (await check(c, base, WEB, "POST"))["decision"] == "allow"
@@ -205,9 +208,7 @@ async def test_a_refused_batch_leaves_decisions_working(tmp_path: Path) -> None:
 
         # the node the refused batches created and undid can be created for real (staff's
         # grant on cart-api reaches it)
-        r = await c.post(
-            f"{base}/v1/authz/commands", json={"user": "admin", "commands": [create_reports]}
-        )
+        r = await c.post(f"{base}/v1/authz/commands", json={"commands": [create_reports]})
         assert r.status_code == 200, r.text
         r = await c.get(f"{base}/v1/authz/access", params={"user": WEB})
         assert r.status_code == 200, r.text

@@ -19,7 +19,11 @@ from tests.unit.ca.certs import verify_client
 
 from gossamer.ca import keys
 from gossamer.server.app import ControlPlaneApp
-from gossamer.testing.controlplane import apply_manifests, running_control_plane
+from gossamer.testing.controlplane import (
+    apply_manifests,
+    operator_headers,
+    running_control_plane,
+)
 from gossamer.testing.mesh import service, workload
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -41,6 +45,8 @@ class Host:
     c: httpx.AsyncClient
     agent_id: str
     credential: str
+    #: the operator's token, for operators' reads
+    operator: dict[str, str] = field(default_factory=dict)
     answers: list[str] = field(default_factory=list)
 
     async def register(self, *workloads: dict[str, Any]) -> None:
@@ -79,10 +85,11 @@ async def app(tmp_path: Path) -> AsyncIterator[ControlPlaneApp]:
 
 
 async def _join(app: ControlPlaneApp, c: httpx.AsyncClient, host: str) -> Host:
-    token = (await c.post("/v1/tokens", json={"ttlSeconds": 600})).json()["token"]
-    joined = await c.post("/v1/agents/join", json={"token": token, "host": host})
+    operator = operator_headers(app)
+    created = await c.post("/v1/tokens", json={"ttlSeconds": 600}, headers=operator)
+    joined = await c.post("/v1/agents/join", json={"token": created.json()["token"], "host": host})
     assert joined.status_code == 200, joined.text
-    return Host(c, joined.json()["agentId"], joined.json()["credential"])
+    return Host(c, joined.json()["agentId"], joined.json()["credential"], operator)
 
 
 @pytest_asyncio.fixture
@@ -177,12 +184,12 @@ async def test_ttl_and_trust_domain_follow_the_mesh(app: ControlPlaneApp, host: 
     assert answer.json()["spiffeId"] == bank
     lifetime = datetime.fromisoformat(answer.json()["notAfter"]) - datetime.now(UTC)
     assert timedelta(seconds=110) < lifetime <= timedelta(minutes=2)
-    status = (await host.c.get("/v1/ca")).json()
+    status = (await host.c.get("/v1/ca", headers=host.operator)).json()
     assert status["trustDomain"] == "bank.local"
 
 
 async def test_ca_status_lists_the_root_and_no_key(app: ControlPlaneApp, host: Host) -> None:
-    answer = await host.c.get("/v1/ca")
+    answer = await host.c.get("/v1/ca", headers=host.operator)
     assert answer.status_code == 200
     body = answer.json()
     (root,) = body["roots"]
@@ -202,7 +209,7 @@ async def test_no_private_key_is_stored_or_answered(
     issued = await host.certificate("default/cart", keys.csr_for(key, CART))
     assert issued.status_code == 200
     for path in ("/v1/ca", "/v1/agents", "/v1/resources"):
-        host.answers.append((await host.c.get(path)).text)
+        host.answers.append((await host.c.get(path, headers=host.operator)).text)
     answers = "".join(host.answers)
     # the database with its write-ahead log and shared memory, whatever is on disk now
     stored = b"".join(p.read_bytes() for p in (tmp_path / "cp").glob("gossamer.db*"))

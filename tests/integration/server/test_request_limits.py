@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from gossamer.server.app import Settings, create_app
+from gossamer.testing.controlplane import api_client
 from gossamer.testing.ports import free_port
 from gossamer.types import API_VERSION
 
@@ -43,7 +43,7 @@ def service(name: str, note: str = "") -> dict[str, Any]:
 
 async def test_limits_and_a_stored_surrogate_through_the_real_server(tmp_path: Path) -> None:
     async with create_app(settings(tmp_path)) as app:
-        async with httpx.AsyncClient(base_url=app.api_url, timeout=30) as api:
+        async with api_client(app, timeout=30) as api:
             huge = await api.post("/v1/apply", json={"manifests": [service("a", "x" * 200_000)]})
             assert huge.status_code == 413, huge.text
             assert "larger than 100000 bytes" in huge.json()["errors"][0]
@@ -61,7 +61,7 @@ async def test_limits_and_a_stored_surrogate_through_the_real_server(tmp_path: P
         await app.store.apply([service("cart", "bad \ud800"), service("web")])
     async with (
         create_app(settings(tmp_path)) as app,
-        httpx.AsyncClient(base_url=app.api_url, timeout=30) as api,
+        api_client(app, timeout=30) as api,
     ):
         everything = await api.get("/v1/resources")
         assert everything.status_code == 200, everything.text

@@ -23,6 +23,7 @@ import pytest
 
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
+from gossamer.testing.controlplane import admin_token
 from gossamer.testing.mesh import service, workload
 from gossamer.testing.ports import free_port
 from gossamer.translate.bootstrap import ads_bootstrap
@@ -123,7 +124,9 @@ async def test_xds_and_readyz_serve_while_slow_clients_flood_the_api(
     try:
         api, xds = await addresses(proc)
         base = f"http://{api[0]}:{api[1]}"
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        token = admin_token(tmp_path / "data")  # as the operator reads it
+        auth = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base, timeout=10, headers=auth) as client:
             reply = await client.post(
                 "/v1/apply",
                 json={"manifests": [service("web"), workload("web-1", "web", "127.0.0.2",

@@ -7,7 +7,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from gossamer.authz.engine import AuthzEngineStatistics
@@ -17,6 +16,7 @@ from gossamer.registry import RegistryStatistics
 from gossamer.store import StoreStatistics
 from gossamer.testing import apply_manifests, running_control_plane
 from gossamer.testing.ads_client import connect
+from gossamer.testing.controlplane import api_client
 from gossamer.testing.mesh import service, workload
 from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCacheStatistics
@@ -29,9 +29,7 @@ def names(cls: type[Any], *without: str) -> set[str]:
 
 
 async def test_statistics_answer_one_object_per_component(tmp_path: Path) -> None:
-    async with running_control_plane(tmp_path / "cp") as app, httpx.AsyncClient(
-        timeout=10
-    ) as c:
+    async with running_control_plane(tmp_path / "cp") as app, api_client(app, timeout=10) as c:
         await apply_manifests(
             app, [service("web"), workload("web-1", "web", "127.0.0.2", 15006, 8080)]
         )

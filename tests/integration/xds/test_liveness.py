@@ -32,7 +32,7 @@ from gossamer.polling import wait_until
 from gossamer.registry.liveness import LivenessSettings
 from gossamer.server.app import ControlPlaneApp, Settings, create_app
 from gossamer.testing.backends import HttpBackend
-from gossamer.testing.controlplane import apply_manifests, mesh_envoy
+from gossamer.testing.controlplane import api_client, apply_manifests, mesh_envoy
 from gossamer.testing.mesh import service, workload
 from gossamer.testing.ports import free_port
 from gossamer.types import ProxyIdentity
@@ -128,7 +128,7 @@ async def test_a_dead_host_leaves_the_rotation_and_an_agent_upgrade_changes_noth
         HttpBackend("reviews-a", host=HOSTS["vm-a"]) as backend_a,
         HttpBackend("reviews-b", host=HOSTS["vm-b"]) as backend_b,
         control_plane(tmp_path) as app,
-        httpx.AsyncClient(base_url=app.api_url, timeout=30) as api,
+        api_client(app, timeout=30) as api,
         httpx.AsyncClient(timeout=2) as client,
     ):
         await apply_manifests(
