@@ -59,11 +59,20 @@ async def test_refuses_a_zero_byte_store_and_keeps_files_private(tmp_path: Path)
     proc = await _start(data)
     assert proc.stdout is not None
     try:
-        async with asyncio.timeout(60):
-            line = (await proc.stdout.readline()).decode()
-        api = re.search(r"API (http://\S+)", line)
-        assert api, line
-        async with httpx.AsyncClient(base_url=api.group(1), trust_env=False) as client:
+        seen: list[str] = []
+        api = None
+        async with asyncio.timeout(60):  # log lines (stderr) may come before the address
+            while api is None:
+                line = (await proc.stdout.readline()).decode()
+                assert line, f"the control plane exited: {seen}"
+                seen.append(line)
+                api = re.search(r"API (http://\S+)", line)
+        token = (data / "admin.token").read_text().strip()
+        async with httpx.AsyncClient(
+            base_url=api.group(1),
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
             r = await client.post("/v1/apply", json={"manifests": [POLICY]})
             assert r.status_code == 200, r.text
 
@@ -77,8 +86,13 @@ async def test_refuses_a_zero_byte_store_and_keeps_files_private(tmp_path: Path)
         assert _mode(data) == 0o700
         files = {n: _mode(data / n) for n in sorted(os.listdir(data))}
         assert files == {
-            "authz-audit.jsonl": 0o600, "gossamer.db": 0o600, "gossamer.db-wal": 0o600,
-            "gossamer.db.id": 0o600}
+            "admin.token": 0o600,
+            "authz-audit.jsonl": 0o600,
+            "ca": 0o700,
+            "gossamer.db": 0o600,
+            "gossamer.db-wal": 0o600,
+            "gossamer.db.id": 0o600,
+        }
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

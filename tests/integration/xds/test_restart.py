@@ -15,6 +15,7 @@ from gossamer.envoy.process import ManagedProcess
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
+from gossamer.testing.controlplane import admin_token
 from gossamer.testing.mesh import service, workload
 from gossamer.testing.ports import free_port
 from gossamer.translate.bootstrap import ads_bootstrap
@@ -100,6 +101,7 @@ async def test_sigkill_and_restart(tmp_path: Path, delta: bool) -> None:
 
         cp = control_plane(data, api, xds)
         proc = await cp.__aenter__()
+        c.headers["Authorization"] = f"Bearer {admin_token(data)}"
         try:
             r = await c.post(f"{base}/v1/apply", json={"manifests": manifests})
             assert r.status_code == 200, r.text
