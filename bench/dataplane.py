@@ -76,8 +76,14 @@ def _latency(out: str, pct: str) -> float:
 async def wrk(url: str, connections: int, duration: float) -> tuple[int, float, float, float, int]:
     """(requests, rps, p50 ms, p99 ms, non-2xx + socket errors) from one bounded wrk run."""
     proc = await asyncio.create_subprocess_exec(
-        "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out_b, _ = await asyncio.wait_for(proc.communicate(), duration + 30)
     out = out_b.decode()
@@ -120,7 +126,10 @@ async def run(args: argparse.Namespace) -> list[Sample]:
     with tempfile.TemporaryDirectory(prefix="gossamer-dp-") as tmp:
         backend_addr = ("127.0.0.3", free_port("127.0.0.3"))
         backend = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", BACKEND, *map(str, backend_addr),
+            sys.executable,
+            "-c",
+            BACKEND,
+            *map(str, backend_addr),
             stdout=asyncio.subprocess.PIPE,
         )
         try:
@@ -128,11 +137,18 @@ async def run(args: argparse.Namespace) -> list[Sample]:
             await asyncio.wait_for(backend.stdout.readline(), 10)
             async with running_control_plane(Path(tmp) / "cp") as app:
                 local = ("127.0.0.2", free_port("127.0.0.2"))
-                mesh = "" if args.retries else (
-                    "apiVersion: gossamer.dev/v1\nkind: Mesh\nmetadata: {name: default}\n"
-                    "spec: {defaults: {retries: {attempts: 0}}}\n---\n"
+                mesh = (
+                    ""
+                    if args.retries
+                    else (
+                        "apiVersion: gossamer.dev/v1\nkind: Mesh\nmetadata: {name: default}\n"
+                        "spec: {defaults: {retries: {attempts: 0}}}\n---\n"
+                    )
                 )
-                await apply_yaml(app, mesh + f"""
+                await apply_yaml(
+                    app,
+                    mesh
+                    + f"""
 apiVersion: gossamer.dev/v1
 kind: Service
 metadata: {{name: client}}
@@ -160,18 +176,24 @@ spec:
   address: 127.0.0.3
   appAddress: {backend_addr[0]}
   ports: [{{port: {free_port("127.0.0.3")}, appPort: {backend_addr[1]}}}]
-""", wait=False)
+""",
+                    wait=False,
+                )
                 hand_front = ("127.0.0.4", free_port("127.0.0.4"))
                 hand_back = ("127.0.0.5", free_port("127.0.0.5"))
                 async with contextlib.AsyncExitStack() as stack:
                     g1 = await stack.enter_async_context(
-                        mesh_envoy(app, ProxyIdentity("sidecar", "default", "client-1")))
+                        mesh_envoy(app, ProxyIdentity("sidecar", "default", "client-1"))
+                    )
                     g2 = await stack.enter_async_context(
-                        mesh_envoy(app, ProxyIdentity("sidecar", "default", "backend-1")))
+                        mesh_envoy(app, ProxyIdentity("sidecar", "default", "backend-1"))
+                    )
                     h2 = await stack.enter_async_context(
-                        static_envoy("hand-back", hand_back, backend_addr))
+                        static_envoy("hand-back", hand_back, backend_addr)
+                    )
                     h1 = await stack.enter_async_context(
-                        static_envoy("hand-front", hand_front, hand_back))
+                        static_envoy("hand-front", hand_front, hand_back)
+                    )
                     chains = {
                         "gossamer": (f"http://{local[0]}:{local[1]}/", (g1.pid, g2.pid)),
                         "hand": (f"http://{hand_front[0]}:{hand_front[1]}/", (h1.pid, h2.pid)),
@@ -188,12 +210,16 @@ spec:
                                 cpu0 = sum(cpu_seconds(p) for p in pids)
                                 total, rps, p50, p99, errors = await wrk(url, conns, args.duration)
                                 cpu = sum(cpu_seconds(p) for p in pids) - cpu0
-                                s = Sample(name, conns, rps, p50, p99,
-                                           cpu / max(total, 1) * 1e6, errors)
-                                print(f"round {r} {name:8s} c={conns:2d}: {rps:8.0f} rps  "
-                                      f"p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  "
-                                      f"{s.cpu_us_per_request:6.1f} us CPU/req  "
-                                      f"errors {errors}", flush=True)
+                                s = Sample(
+                                    name, conns, rps, p50, p99, cpu / max(total, 1) * 1e6, errors
+                                )
+                                print(
+                                    f"round {r} {name:8s} c={conns:2d}: {rps:8.0f} rps  "
+                                    f"p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  "
+                                    f"{s.cpu_us_per_request:6.1f} us CPU/req  "
+                                    f"errors {errors}",
+                                    flush=True,
+                                )
                                 samples.append(s)
                     return samples
         finally:
@@ -215,22 +241,30 @@ def report(samples: list[Sample]) -> None:
                 "cpu": statistics.median(s.cpu_us_per_request for s in ss),
             }
             m = med[chain]
-            print(f"{conns:5d} {chain:>9} {m['rps']:8.0f} {m['p50']:7.3f} {m['p99']:7.3f} "
-                  f"{m['cpu']:10.1f}")
+            print(
+                f"{conns:5d} {chain:>9} {m['rps']:8.0f} {m['p50']:7.3f} {m['p99']:7.3f} "
+                f"{m['cpu']:10.1f}"
+            )
         g, h = med["gossamer"], med["hand"]
         target = 0.8 if conns == 16 else 1.05
         ratio = g["cpu"] / h["cpu"]
-        print(f"      gossamer/hand: CPU/req {ratio:.2f}x (target <= {target}x: "
-              f"{'met' if ratio <= target else 'MISSED'}), rps {g['rps'] / h['rps']:.2f}x, "
-              f"p50 {g['p50'] / h['p50']:.2f}x")
+        print(
+            f"      gossamer/hand: CPU/req {ratio:.2f}x (target <= {target}x: "
+            f"{'met' if ratio <= target else 'MISSED'}), rps {g['rps'] / h['rps']:.2f}x, "
+            f"p50 {g['p50'] / h['p50']:.2f}x"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--no-retries", dest="retries", action="store_false",
-                        help="turn off the mesh's default retry policy (to measure its cost)")
+    parser.add_argument(
+        "--no-retries",
+        dest="retries",
+        action="store_false",
+        help="turn off the mesh's default retry policy (to measure its cost)",
+    )
     args = parser.parse_args()
     args.duration = max(1.0, min(args.duration, 30.0))
     args.rounds = max(1, min(args.rounds, 10))

@@ -59,7 +59,8 @@ class Spec:
     nodes: list[tuple[str, Kind, list[str]]] = field(default_factory=list)
     associations: list[tuple[str, str, list[str]]] = field(default_factory=list)
     prohibitions: list[tuple[str, str, list[str], list[tuple[str, bool]], bool]] = field(
-        default_factory=list)
+        default_factory=list
+    )
     users: list[str] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)
     oas: list[str] = field(default_factory=list)
@@ -73,12 +74,12 @@ def generate(n: int, rng: random.Random) -> Spec:
     n_ua, n_oa = max(8, n // 20), max(10, n * 3 // 20)
     n_u, n_o = n * 3 // 10, n - PCS - n_ua - n_oa - n * 3 // 10
 
-    def levels(prefix: str, kind: Kind, count: int, shares: tuple[float, ...]) -> list[
-            list[str]]:
+    def levels(prefix: str, kind: Kind, count: int, shares: tuple[float, ...]) -> list[list[str]]:
         out: list[list[str]] = []
         caps = LEVEL_CAPS[: len(shares)]
-        sizes = [min(cap, max(2, int(count * share)))
-                 for cap, share in zip(caps, shares, strict=True)]
+        sizes = [
+            min(cap, max(2, int(count * share))) for cap, share in zip(caps, shares, strict=True)
+        ]
         free = [i for i, cap in enumerate(caps) if cap >= count]  # the uncapped levels
         rest = count - sum(sizes[i] for i in range(len(shares)) if i not in free)
         for i in free:
@@ -114,8 +115,15 @@ def generate(n: int, rng: random.Random) -> Spec:
             s.associations.append((ua, rng.choice(level), rights))
     for i, user in enumerate(rng.sample(s.users, max(1, n_u // 100))):
         containers = [(oa, rng.random() < 0.3) for oa in rng.sample(s.oas, rng.randint(1, 2))]
-        s.prohibitions.append((f"deny{i}", user, [rng.choice(("POST", "DELETE", "PUT"))],
-                               containers, rng.random() < 0.5))
+        s.prohibitions.append(
+            (
+                f"deny{i}",
+                user,
+                [rng.choice(("POST", "DELETE", "PUT"))],
+                containers,
+                rng.random() < 0.5,
+            )
+        )
     return s
 
 
@@ -127,9 +135,15 @@ def build_ours(s: Spec) -> Graph:
     for ua, target, rights in s.associations:
         g.associate(ua, target, rights)
     for name, subject, rights, containers, conj in s.prohibitions:
-        g.add_prohibition(Prohibition(name, g.rights.encode(rights),
-                                      tuple((g.id(c), comp) for c, comp in containers), conj,
-                                      subject=g.id(subject)))
+        g.add_prohibition(
+            Prohibition(
+                name,
+                g.rights.encode(rights),
+                tuple((g.id(c), comp) for c, comp in containers),
+                conj,
+                subject=g.id(subject),
+            )
+        )
     return g
 
 
@@ -142,8 +156,12 @@ def build_pyngac(s: Spec) -> tuple[Any, dict[str, int]]:
     mod.operations().set_resource_access_rights(AccessRightSet(list(HTTP_METHODS)))
     gm = mod.graph()
     ids: dict[str, int] = {}
-    create = {Kind.UA: gm.create_user_attribute, Kind.OA: gm.create_object_attribute,
-              Kind.U: gm.create_user, Kind.O: gm.create_object}
+    create = {
+        Kind.UA: gm.create_user_attribute,
+        Kind.OA: gm.create_object_attribute,
+        Kind.U: gm.create_user,
+        Kind.O: gm.create_object,
+    }
     for name, kind, parents in s.nodes:
         if kind == Kind.PC:
             ids[name] = gm.create_policy_class(name)
@@ -153,9 +171,13 @@ def build_pyngac(s: Spec) -> tuple[Any, dict[str, int]]:
         gm.associate(ids[ua], ids[target], AccessRightSet(rights))
     for name, subject, rights, containers, conj in s.prohibitions:
         mod.prohibitions().create_node_prohibition(
-            name, ids[subject], AccessRightSet(rights),
+            name,
+            ids[subject],
+            AccessRightSet(rights),
             {ids[c] for c, comp in containers if not comp},
-            {ids[c] for c, comp in containers if comp}, conj)
+            {ids[c] for c, comp in containers if comp},
+            conj,
+        )
     return pap, ids
 
 
@@ -174,13 +196,17 @@ def bench_size(n: int, args: argparse.Namespace) -> dict[str, float]:
     gc.collect()
     mem_mb = rss_mb() - rss0
     d = Decider(g)
-    print(f"\n== {len(g):,} nodes ({len(spec.users):,} users, {len(spec.objects):,} objects, "
-          f"{len(spec.uas) + len(spec.oas):,} attributes, {len(spec.associations):,} "
-          f"associations, {len(spec.prohibitions):,} prohibitions)")
+    print(
+        f"\n== {len(g):,} nodes ({len(spec.users):,} users, {len(spec.objects):,} objects, "
+        f"{len(spec.uas) + len(spec.oas):,} attributes, {len(spec.associations):,} "
+        f"associations, {len(spec.prohibitions):,} prohibitions)"
+    )
     print(f"load (ours)            {load_s:8.2f} s   RSS +{mem_mb:,.0f} MB")
 
-    pairs = [(g.id(rng.choice(spec.users)), g.id(rng.choice(spec.objects)))
-             for _ in range(args.decisions)]
+    pairs = [
+        (g.id(rng.choice(spec.users)), g.id(rng.choice(spec.objects)))
+        for _ in range(args.decisions)
+    ]
     clock = time.perf_counter_ns
     fully_cold: list[float] = []
     for u, t in pairs[: args.decisions // 4]:
@@ -194,7 +220,7 @@ def bench_size(n: int, args: argparse.Namespace) -> dict[str, float]:
     fresh: list[float] = []
     seen_u = {u for u, _ in pairs[: args.decisions // 2]}
     seen_t = {t for _, t in pairs[: args.decisions // 2]}
-    for u, t in pairs[args.decisions // 2:]:
+    for u, t in pairs[args.decisions // 2 :]:
         if u in seen_u or t in seen_t:
             continue
         t0 = clock()
@@ -216,13 +242,18 @@ def bench_size(n: int, args: argparse.Namespace) -> dict[str, float]:
         t0 = clock()
         d.privileges(u, t)
         warm.append((clock() - t0) / 1e9)
-    answers = {pair: sorted(g.rights.names(d.privileges(*pair)))
-               for pair in pairs[: args.pyngac_decisions]}  # for py-ngac, before any change
+    answers = {
+        pair: sorted(g.rights.names(d.privileges(*pair))) for pair in pairs[: args.pyngac_decisions]
+    }  # for py-ngac, before any change
     print(f"decision fully cold    p50 {us(fully_cold, 50)}  p99 {us(fully_cold, 99)}")
-    print(f"decision cold, new user and object (after other traffic)  p50 {us(fresh, 50)}  "
-          f"p99 {us(fresh, 99)}  (n={len(fresh)})")
-    print(f"decision cold pair     p50 {us(cold, 50)}  p99 {us(cold, 99)}  "
-          f"({allowed * 100 // len(pairs)} % of pairs hold some right)")
+    print(
+        f"decision cold, new user and object (after other traffic)  p50 {us(fresh, 50)}  "
+        f"p99 {us(fresh, 99)}  (n={len(fresh)})"
+    )
+    print(
+        f"decision cold pair     p50 {us(cold, 50)}  p99 {us(cold, 99)}  "
+        f"({allowed * 100 // len(pairs)} % of pairs hold some right)"
+    )
     print(f"decision warm          p50 {us(warm, 50)}  p99 {us(warm, 99)}")
 
     members = rng.sample(spec.users, min(10_000, len(spec.users)))
@@ -231,20 +262,34 @@ def bench_size(n: int, args: argparse.Namespace) -> dict[str, float]:
     t0 = time.perf_counter()
     lists.compute_all(targets)
     acl_s = time.perf_counter() - t0
-    print(f"access lists           {acl_s:8.2f} s   for {len(targets)} object attributes x "
-          f"{len(members):,} users")
+    print(
+        f"access lists           {acl_s:8.2f} s   for {len(targets)} object attributes x "
+        f"{len(members):,} users"
+    )
 
     times: dict[str, list[float]] = {"user": [], "user attribute": [], "object attribute": []}
-    level = {k: [a for a in spec.uas + spec.oas if a.startswith(k)] for k in (
-        f"ua{UA_LEVELS - 1}.", f"ua{UA_LEVELS - 2}.", f"oa{OA_LEVELS - 2}.",
-        f"oa{OA_LEVELS - 3}.")}
+    level = {
+        k: [a for a in spec.uas + spec.oas if a.startswith(k)]
+        for k in (
+            f"ua{UA_LEVELS - 1}.",
+            f"ua{UA_LEVELS - 2}.",
+            f"oa{OA_LEVELS - 2}.",
+            f"oa{OA_LEVELS - 3}.",
+        )
+    }
     for i in range(args.changes):
         moves = [
             ("user", rng.choice(members), rng.choice(level[f"ua{UA_LEVELS - 1}."])),
-            ("user attribute", rng.choice(level[f"ua{UA_LEVELS - 1}."]),
-             rng.choice(level[f"ua{UA_LEVELS - 2}."])),
-            ("object attribute", rng.choice(level[f"oa{OA_LEVELS - 2}."]),
-             rng.choice(level[f"oa{OA_LEVELS - 3}."])),
+            (
+                "user attribute",
+                rng.choice(level[f"ua{UA_LEVELS - 1}."]),
+                rng.choice(level[f"ua{UA_LEVELS - 2}."]),
+            ),
+            (
+                "object attribute",
+                rng.choice(level[f"oa{OA_LEVELS - 2}."]),
+                rng.choice(level[f"oa{OA_LEVELS - 3}."]),
+            ),
         ]
         probe_u, probe_t = g.id(rng.choice(members)), targets[i % len(targets)]
         for side, child, parent in moves:
@@ -256,11 +301,19 @@ def bench_size(n: int, args: argparse.Namespace) -> dict[str, float]:
             d.privileges(probe_u, probe_t)  # caches flushed and the decision correct again
             lists.refresh()  # and the access lists
             times[side].append(time.perf_counter() - t0)
-    print("one change -> correct  " + "  ".join(
-        f"{side} p50 {percentile(v, 50) * 1e3:.2f} ms (max {max(v) * 1e3:.1f})"
-        for side, v in times.items()) + f"  n={args.changes} each")
-    result = {"warm_p50_us": percentile(warm, 50) * 1e6, "cold_p50_us": percentile(cold, 50) * 1e6,
-              "fully_cold_p50_us": percentile(fully_cold, 50) * 1e6}
+    print(
+        "one change -> correct  "
+        + "  ".join(
+            f"{side} p50 {percentile(v, 50) * 1e3:.2f} ms (max {max(v) * 1e3:.1f})"
+            for side, v in times.items()
+        )
+        + f"  n={args.changes} each"
+    )
+    result = {
+        "warm_p50_us": percentile(warm, 50) * 1e6,
+        "cold_p50_us": percentile(cold, 50) * 1e6,
+        "fully_cold_p50_us": percentile(fully_cold, 50) * 1e6,
+    }
 
     if n <= args.pyngac_max:
         from py_ngac.core.pap.query.model.context.node_target_context import NodeTargetContext
@@ -285,17 +338,25 @@ def bench_size(n: int, args: argparse.Namespace) -> dict[str, float]:
             theirs.append((clock() - t0) / 1e9)
             mismatches += sorted(got) != answers[(u, t)]
         p50 = percentile(theirs, 50)
-        print(f"py-ngac load           {p_load:8.2f} s   RSS +{p_mem:,.0f} MB  "
-              f"(ours {p_load / load_s:.1f}x faster)")
-        print(f"py-ngac decision       p50 {us(theirs, 50)}  p99 {us(theirs, 99)}  "
-              f"(n={len(theirs)}, {mismatches} answers differ from ours)")
-        print(f"ratio py-ngac / ours   warm {p50 / percentile(warm, 50):,.0f}x   cold pair "
-              f"{p50 / percentile(cold, 50):,.0f}x   fully cold "
-              f"{p50 / percentile(fully_cold, 50):,.1f}x")
+        print(
+            f"py-ngac load           {p_load:8.2f} s   RSS +{p_mem:,.0f} MB  "
+            f"(ours {p_load / load_s:.1f}x faster)"
+        )
+        print(
+            f"py-ngac decision       p50 {us(theirs, 50)}  p99 {us(theirs, 99)}  "
+            f"(n={len(theirs)}, {mismatches} answers differ from ours)"
+        )
+        print(
+            f"ratio py-ngac / ours   warm {p50 / percentile(warm, 50):,.0f}x   cold pair "
+            f"{p50 / percentile(cold, 50):,.0f}x   fully cold "
+            f"{p50 / percentile(fully_cold, 50):,.1f}x"
+        )
         result["pyngac_p50_us"] = p50 * 1e6
     else:
-        print(f"py-ngac                skipped above {args.pyngac_max:,} nodes "
-              "(raise --pyngac-max to run it)")
+        print(
+            f"py-ngac                skipped above {args.pyngac_max:,} nodes "
+            "(raise --pyngac-max to run it)"
+        )
     return result
 
 

@@ -41,22 +41,39 @@ from gossamer.xds.state import Outgoing, StreamState
 C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
 
 
-def gateway(services: int, cluster_rev: int, route_rev: int) -> dict[
-        ResourceType, dict[str, message.Message]]:
+def gateway(
+    services: int, cluster_rev: int, route_rev: int
+) -> dict[ResourceType, dict[str, message.Message]]:
     """A gateway's resources: N clusters and endpoint sets, a listener, one route table."""
     names = [f"outbound|default/svc-{i}|http" for i in range(services)]
     timeout = duration_pb2.Duration(seconds=route_rev)
     return {
-        C: {n: cluster_pb2.Cluster(
-            name=n, connect_timeout=duration_pb2.Duration(seconds=cluster_rev if i == 0 else 1))
-            for i, n in enumerate(names)},
+        C: {
+            n: cluster_pb2.Cluster(
+                name=n, connect_timeout=duration_pb2.Duration(seconds=cluster_rev if i == 0 else 1)
+            )
+            for i, n in enumerate(names)
+        },
         E: {n: endpoint_pb2.ClusterLoadAssignment(cluster_name=n) for n in names},
         L: {"gw": listener_pb2.Listener(name="gw", stat_prefix="gw")},
-        R: {"gw": route_pb2.RouteConfiguration(name="gw", virtual_hosts=[
-            rc_pb2.VirtualHost(name=n, domains=[n], routes=[rc_pb2.Route(
-                match=rc_pb2.RouteMatch(prefix="/"),
-                route=rc_pb2.RouteAction(cluster=n, timeout=timeout))])
-            for n in names])},
+        R: {
+            "gw": route_pb2.RouteConfiguration(
+                name="gw",
+                virtual_hosts=[
+                    rc_pb2.VirtualHost(
+                        name=n,
+                        domains=[n],
+                        routes=[
+                            rc_pb2.Route(
+                                match=rc_pb2.RouteMatch(prefix="/"),
+                                route=rc_pb2.RouteAction(cluster=n, timeout=timeout),
+                            )
+                        ],
+                    )
+                    for n in names
+                ],
+            )
+        },
     }
 
 
@@ -81,11 +98,18 @@ class Envoy:
     def _request(self, t: ResourceType, nonce: str, snap: Snapshot) -> None:
         names = self.names[t]
         if self.delta:
-            self.state.on_request(t, nonce=nonce, now=0.0, subscribe=names if not nonce else [],
-                                  snapshot=snap)
+            self.state.on_request(
+                t, nonce=nonce, now=0.0, subscribe=names if not nonce else [], snapshot=snap
+            )
         else:
-            self.state.on_request(t, nonce=nonce, now=0.0, version_info=self.acked.get(t, ""),
-                                  names=names, snapshot=snap)
+            self.state.on_request(
+                t,
+                nonce=nonce,
+                now=0.0,
+                version_info=self.acked.get(t, ""),
+                names=names,
+                snapshot=snap,
+            )
 
     def change(self, snap: Snapshot) -> int:
         """What the loop does for ``snap``: the monitor's check, then send/ACK until done."""
@@ -120,17 +144,33 @@ def run(services: int, repeats: int, delta: bool) -> None:
     first = Snapshot.build(gateway(services, 1, 1), serializer)
     changes: dict[str, Callable[[Snapshot, int], Snapshot]] = {
         "route change": lambda prev, k: Snapshot.build(
-            gateway(services, 1, 2 + k), serializer, previous=prev),
+            gateway(services, 1, 2 + k), serializer, previous=prev
+        ),
         "endpoint change": lambda prev, k: prev.with_resources(
-            E, {n: serializer.versioned(E, n, endpoint_pb2.ClusterLoadAssignment(
-                cluster_name=n, policy=endpoint_pb2.ClusterLoadAssignment.Policy(
-                    overprovisioning_factor={"value": 100 + k})))
-                for n in list(prev.of(E))[:1]}, 0.0),
+            E,
+            {
+                n: serializer.versioned(
+                    E,
+                    n,
+                    endpoint_pb2.ClusterLoadAssignment(
+                        cluster_name=n,
+                        policy=endpoint_pb2.ClusterLoadAssignment.Policy(
+                            overprovisioning_factor={"value": 100 + k}
+                        ),
+                    ),
+                )
+                for n in list(prev.of(E))[:1]
+            },
+            0.0,
+        ),
         "cluster change": lambda prev, k: Snapshot.build(
-            gateway(services, 2 + k, 1), serializer, previous=prev),
+            gateway(services, 2 + k, 1), serializer, previous=prev
+        ),
     }
-    print(f"one gateway stream ({'delta' if delta else 'SotW'}): {services} clusters, "
-          f"{services} endpoint sets, 1 listener, 1 route table of {services} vhosts")
+    print(
+        f"one gateway stream ({'delta' if delta else 'SotW'}): {services} clusters, "
+        f"{services} endpoint sets, 1 listener, 1 route table of {services} vhosts"
+    )
     for name, make in changes.items():
         # separate streams, so each path sees the same sequence of snapshots
         new, old = Envoy(delta, first), Envoy(delta, digestless(first))

@@ -103,8 +103,9 @@ def mesh_resources(services: int, gateways: list[tuple[str, int]]) -> list[Resou
     return out
 
 
-def build_seconds(model: ModelSnapshot, proxy: ProxyIdentity, t: Translator,
-                  s: Serializer) -> float:
+def build_seconds(
+    model: ModelSnapshot, proxy: ProxyIdentity, t: Translator, s: Serializer
+) -> float:
     started = time.perf_counter()
     proxy_snapshot(t.proxy(model, proxy), s)
     return time.perf_counter() - started
@@ -127,8 +128,9 @@ async def all_synced(app: ControlPlaneApp, nodes: list[str]) -> bool:
     return True
 
 
-async def poll(check: Callable[[], Awaitable[bool]], within: float, what: str,
-               interval: float = 0.0005) -> None:
+async def poll(
+    check: Callable[[], Awaitable[bool]], within: float, what: str, interval: float = 0.0005
+) -> None:
     deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
@@ -136,8 +138,7 @@ async def poll(check: Callable[[], Awaitable[bool]], within: float, what: str,
         await asyncio.sleep(interval)
 
 
-async def converge(app: ControlPlaneApp, nodes: list[str], resource: Resource,
-                   wait: bool) -> float:
+async def converge(app: ControlPlaneApp, nodes: list[str], resource: Resource, wait: bool) -> float:
     """Apply one resource; return the seconds until every proxy ACKed the result."""
     before = {n: app.plane.cache.get(n) for n in nodes}
     started = time.perf_counter()
@@ -198,15 +199,19 @@ class LoopLag:
         self.worst = 0.0
 
 
-async def loop_lag(app: ControlPlaneApp, nodes: list[str], gw_names: list[str],
-                   repeats: int) -> dict[str, dict[str, list[float]]]:
+async def loop_lag(
+    app: ControlPlaneApp, nodes: list[str], gw_names: list[str], repeats: int
+) -> dict[str, dict[str, list[float]]]:
     """Route changes published in one go (before) and a slice at a time (after), in turns:
     per mode, the worst loop stall during the publish, until every proxy ACKed, and the
     publish's wall time."""
-    modes = {"before (one go)": math.inf, f"after ({PUBLISH_SLICE * 1e3:g} ms slices)":
-             PUBLISH_SLICE}
+    modes = {
+        "before (one go)": math.inf,
+        f"after ({PUBLISH_SLICE * 1e3:g} ms slices)": PUBLISH_SLICE,
+    }
     out: dict[str, dict[str, list[float]]] = {
-        m: {"publish": [], "until ACKed": [], "wall": []} for m in ["idle (no publish)", *modes]}
+        m: {"publish": [], "until ACKed": [], "wall": []} for m in ["idle (no publish)", *modes]
+    }
     lag = LoopLag()
     timeout = 10
     async with asyncio.TaskGroup() as tg:
@@ -239,22 +244,28 @@ async def run(args: argparse.Namespace) -> None:
     wall = time.perf_counter()
     base0 = baseline_build()
     print(f"baseline: cold build of a 10-service gateway snapshot: {base0 * 1e3:.2f} ms")
-    print(f"budget {args.budget:g} s for the measured phases; a change not ACKed within "
-          f"{PHASE_TIMEOUT:g} s counts as {PHASE_TIMEOUT:g} s")
+    print(
+        f"budget {args.budget:g} s for the measured phases; a change not ACKed within "
+        f"{PHASE_TIMEOUT:g} s counts as {PHASE_TIMEOUT:g} s"
+    )
     gateways = [(f"gw-{p}", free_port("127.0.0.1")) for p in range(args.proxies)]
     gw_names = [g for g, _ in gateways]
     resources = mesh_resources(args.services, gateways)
-    print(f"mesh: {args.services} services x {ENDPOINTS_PER_SERVICE} workloads, "
-          f"{args.services} routes, {args.proxies} gateways ({len(resources)} resources); "
-          f"ADS {'delta' if args.delta else 'state-of-the-world'}")
+    print(
+        f"mesh: {args.services} services x {ENDPOINTS_PER_SERVICE} workloads, "
+        f"{args.services} routes, {args.proxies} gateways ({len(resources)} resources); "
+        f"ADS {'delta' if args.delta else 'state-of-the-world'}"
+    )
     with tempfile.TemporaryDirectory(prefix="gossamer-bench-") as tmp:
         if not args.apply_live:
             # as a control plane normally runs: serving the mesh it loaded from its store
             async with running_control_plane(Path(tmp) / "cp") as app:
                 t = time.perf_counter()
                 await app.plane.apply(resources, wait=False)
-                print(f"initial apply (validate + SQLite write): "
-                      f"{time.perf_counter() - t:.2f} s", flush=True)
+                print(
+                    f"initial apply (validate + SQLite write): {time.perf_counter() - t:.2f} s",
+                    flush=True,
+                )
         t = time.perf_counter()
         async with running_control_plane(Path(tmp) / "cp") as app:
             if args.apply_live:
@@ -272,26 +283,39 @@ async def run(args: argparse.Namespace) -> None:
                     await stack.enter_async_context(
                         mesh_envoy(app, p, delta=args.delta, workdir=Path(tmp) / p.name)
                     )
-                await poll(lambda: all_synced(app, nodes), 180.0,
-                           "every gateway ACKing its first snapshot", interval=0.05)
-                print(f"{args.proxies} Envoys started and in sync: "
-                      f"{time.perf_counter() - t:.1f} s; RSS {rss_mb():.0f} MB", flush=True)
+                await poll(
+                    lambda: all_synced(app, nodes),
+                    180.0,
+                    "every gateway ACKing its first snapshot",
+                    interval=0.05,
+                )
+                print(
+                    f"{args.proxies} Envoys started and in sync: "
+                    f"{time.perf_counter() - t:.1f} s; RSS {rss_mb():.0f} MB",
+                    flush=True,
+                )
                 lag = await loop_lag(app, nodes, gw_names, args.lag_repeats)
-                print(f"event-loop lag during a route-change publish to {args.proxies} "
-                      f"gateways ({args.services} services), worst stall per publish:")
+                print(
+                    f"event-loop lag during a route-change publish to {args.proxies} "
+                    f"gateways ({args.services} services), worst stall per publish:"
+                )
                 for mode, figures in lag.items():
                     if not figures["wall"]:
                         print(f"  {mode:22s} over 300 ms:         {summary_ms(figures['publish'])}")
                         continue
-                    print(f"  {mode:22s} during the publish: {summary_ms(figures['publish'])}"
-                          f"\n  {'':22s} until all ACKed:     {summary_ms(figures['until ACKed'])}"
-                          f"\n  {'':22s} publish wall time:  {summary_ms(figures['wall'])}",
-                          flush=True)
+                    print(
+                        f"  {mode:22s} during the publish: {summary_ms(figures['publish'])}"
+                        f"\n  {'':22s} until all ACKed:     {summary_ms(figures['until ACKed'])}"
+                        f"\n  {'':22s} publish wall time:  {summary_ms(figures['wall'])}",
+                        flush=True,
+                    )
                 if args.lag_only:
                     return
                 stats0 = app.plane.statistics()
-                print(f"  one publish (all proxies): {await _one_publish(app) * 1e3:.0f} ms",
-                      flush=True)
+                print(
+                    f"  one publish (all proxies): {await _one_publish(app) * 1e3:.0f} ms",
+                    flush=True,
+                )
 
                 # a no-op apply round trip: store write + rebuild for every proxy, no push
                 phase_budget = args.budget / 5
@@ -340,18 +364,26 @@ async def run(args: argparse.Namespace) -> None:
     for name, values in results.items():
         p50, p99 = percentile(values, 50), percentile(values, 99)
         misses = sum(v >= PHASE_TIMEOUT for v in values)
-        print(f"{name:38s} {summary_ms(values)}  not converged in {PHASE_TIMEOUT:g} s: {misses}"
-              f"\n{'':38s}  p50/no-op {p50 / noop_p50:.2f}x"
-              f"  p99/baseline {p99 / base:.0f}x")
+        print(
+            f"{name:38s} {summary_ms(values)}  not converged in {PHASE_TIMEOUT:g} s: {misses}"
+            f"\n{'':38s}  p50/no-op {p50 / noop_p50:.2f}x"
+            f"  p99/baseline {p99 / base:.0f}x"
+        )
     builds = stats1.builds - stats0.builds
     build_s = stats1.build_seconds - stats0.build_seconds
-    print(f"publishes during the runs: {builds}, {build_s / max(builds, 1) * 1e3:.1f} ms each "
-          f"(translate + serialise for all {args.proxies} proxies)")
-    print(f"control-plane process RSS (in-process; includes the benchmark driver): "
-          f"{rss:.0f} MB now, peak {hwm:.0f} MB")
-    print(f"build+serialize one gateway ({args.services} services): cold {cold * 1e3:.1f} ms, "
-          f"warm {percentile(warm, 50) * 1e3:.2f} ms, after one endpoint change "
-          f"{warm_changed * 1e3:.2f} ms; cold / baseline {cold / base:.0f}x")
+    print(
+        f"publishes during the runs: {builds}, {build_s / max(builds, 1) * 1e3:.1f} ms each "
+        f"(translate + serialise for all {args.proxies} proxies)"
+    )
+    print(
+        f"control-plane process RSS (in-process; includes the benchmark driver): "
+        f"{rss:.0f} MB now, peak {hwm:.0f} MB"
+    )
+    print(
+        f"build+serialize one gateway ({args.services} services): cold {cold * 1e3:.1f} ms, "
+        f"warm {percentile(warm, 50) * 1e3:.2f} ms, after one endpoint change "
+        f"{warm_changed * 1e3:.2f} ms; cold / baseline {cold / base:.0f}x"
+    )
     print(f"baseline drift: {base0 * 1e3:.2f} ms at start, {base1 * 1e3:.2f} ms at end")
     print(f"total wall time {time.perf_counter() - wall:.0f} s")
 
@@ -362,18 +394,34 @@ def main() -> None:
     parser.add_argument("--proxies", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--delta", action="store_true", help="delta ADS instead of SotW")
-    parser.add_argument("--lag-repeats", type=int, default=10,
-                        help="route-change publishes per mode for the loop-lag probe (1..100)")
-    parser.add_argument("--lag-only", action="store_true",
-                        help="measure only the event-loop lag (e), then stop")
-    parser.add_argument("--apply-live", action="store_true",
-                        help="apply the mesh to the running control plane instead of "
-                             "restarting it on the stored mesh (what it loads at start is "
-                             "frozen out of GC collections; what is applied later is not)")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds before one change counts as not converged (1..120)")
-    parser.add_argument("--budget", type=float, default=150.0,
-                        help="seconds for all measurement phases together (stops repeating)")
+    parser.add_argument(
+        "--lag-repeats",
+        type=int,
+        default=10,
+        help="route-change publishes per mode for the loop-lag probe (1..100)",
+    )
+    parser.add_argument(
+        "--lag-only", action="store_true", help="measure only the event-loop lag (e), then stop"
+    )
+    parser.add_argument(
+        "--apply-live",
+        action="store_true",
+        help="apply the mesh to the running control plane instead of "
+        "restarting it on the stored mesh (what it loads at start is "
+        "frozen out of GC collections; what is applied later is not)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds before one change counts as not converged (1..120)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=150.0,
+        help="seconds for all measurement phases together (stops repeating)",
+    )
     args = parser.parse_args()
     if not 1 <= args.services <= 10_000 or not 1 <= args.proxies <= 50:
         sys.exit("--services must be 1..10000 and --proxies 1..50")

@@ -235,9 +235,7 @@ class ApiError(ClientError):
     """The control plane answered with an error: one line per problem as it wrote them,
     its ``code`` (a row of the API's table), and whether the change is ``stored`` anyway."""
 
-    def __init__(
-        self, status: int, code: str, errors: list[str], *, stored: bool = False
-    ) -> None:
+    def __init__(self, status: int, code: str, errors: list[str], *, stored: bool = False) -> None:
         self.status = status
         self.code = code
         self.errors = errors

@@ -141,8 +141,7 @@ def test_field_errors_name_the_field_and_say_what_is_valid() -> None:
         source="cart.yaml",
     )
     assert [str(e) for e in got] == [
-        "cart.yaml: Service default/cart: ports[0].port: input should be a valid integer, "
-        "not '80'",
+        "cart.yaml: Service default/cart: ports[0].port: input should be a valid integer, not '80'",
         "cart.yaml: Service default/cart: ports[1].name: must be lowercase, got 'A'",
         "cart.yaml: Service default/cart: ports[2].colour: unknown field: remove it or "
         "check its spelling",

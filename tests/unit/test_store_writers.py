@@ -83,7 +83,7 @@ def test_only_the_reconciler_and_the_root_write_or_watch_the_store() -> None:
 
 def test_the_check_sees_the_ways_a_store_is_reached() -> None:
     """The rule above is only as good as this detector."""
-    source = '''
+    source = """
 from gossamer.store.base import Store
 
 class Engine:
@@ -102,9 +102,12 @@ class Engine:
         await self.plane.apply([])          # the control plane: fine
         await service.apply([])             # an API service: fine
         engine.watch()                      # unrelated: fine
-'''
+"""
     hits = [h.split(": ", 1)[1] for h in store_calls(source)]
     assert hits == [
-        "self._store.apply", "self._store.watch", "db.apply", "self.backend.apply",
+        "self._store.apply",
+        "self._store.watch",
+        "db.apply",
+        "self.backend.apply",
         "app.store.watch",
     ], hits

@@ -179,4 +179,3 @@ def to_manifest(
     if w.labels:
         metadata["labels"] = dict(w.labels)
     return {"apiVersion": API_VERSION, "kind": "Workload", "metadata": metadata, "spec": spec}
-

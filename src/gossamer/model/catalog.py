@@ -37,9 +37,7 @@ KINDS: dict[str, type[Resource]] = {
 
 #: kinds the control plane keeps for itself (tokens, agents): never applied by users,
 #: never offered as valid kinds
-INTERNAL_KINDS: frozenset[str] = frozenset(
-    {"JoinToken", "Agent", "AccessCommand", "OperatorToken"}
-)
+INTERNAL_KINDS: frozenset[str] = frozenset({"JoinToken", "Agent", "AccessCommand", "OperatorToken"})
 
 #: the kinds users apply, get and delete
 PUBLIC_KINDS: dict[str, type[Resource]] = {

@@ -188,9 +188,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):  # type: ignore[misc]
     false once its body is in) and ``on_response_complete``, common to both its protocols.
     """
 
-    def __init__(
-        self, *, slots: ConnectionSlots, limits: ApiServerLimits, **kwargs: Any
-    ) -> None:
+    def __init__(self, *, slots: ConnectionSlots, limits: ApiServerLimits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._slots = slots
         self._limits = limits

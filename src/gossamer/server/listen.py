@@ -28,9 +28,7 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
-def check_listen_addresses(
-    addresses: dict[str, tuple[str, int]], *, insecure_listen: bool
-) -> None:
+def check_listen_addresses(addresses: dict[str, tuple[str, int]], *, insecure_listen: bool) -> None:
     """Refuse (before anything is bound) a non-loopback address for any ``{flag: (host, port)}``
     unless ``insecure_listen``."""
     if insecure_listen:

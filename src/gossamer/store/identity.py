@@ -147,9 +147,7 @@ def make_files_private(store: Path) -> None:
     make_private(marker_path(store))
 
 
-def settle(
-    conn: sqlite3.Connection, store: Path, marker: Marker | None, *, created: bool
-) -> str:
+def settle(conn: sqlite3.Connection, store: Path, marker: Marker | None, *, created: bool) -> str:
     """Inside the opening transaction: this store's id (given one if it has none); refuses
     a store that is not the one the marker records. Returns the id as rendered."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()

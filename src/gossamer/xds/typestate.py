@@ -159,9 +159,7 @@ def _walk(ts: TypeState, snap: Snapshot, delta: bool) -> Needs:
     # (a full set in doubt is sent again as a whole: see ``StreamState._build``)
     doubt = set() if full_sets(ts, delta) else ts.doubt
     changed = [
-        n
-        for n, v in want.items()
-        if ts.known.get(n) != v.version or n in ts.force or n in doubt
+        n for n, v in want.items() if ts.known.get(n) != v.version or n in ts.force or n in doubt
     ]
     return Needs(want, changed, _removed(ts, want, delta))
 

@@ -47,8 +47,13 @@ async def test_a_start_cancelled_while_waiting_for_the_admin_api_leaves_nothing(
     try:
         port = admin.sockets[0].getsockname()[1]
         start = asyncio.create_task(
-            Sidecar.start("default/web-1", _silent_envoy(tmp_path), _bootstrap(port), tmp_path,
-                          drain_seconds=1)
+            Sidecar.start(
+                "default/web-1",
+                _silent_envoy(tmp_path),
+                _bootstrap(port),
+                tmp_path,
+                drain_seconds=1,
+            )
         )
         await asyncio.wait_for(probed.wait(), 30)
         pid = int((tmp_path / "envoy.pid").read_text())
@@ -57,8 +62,11 @@ async def test_a_start_cancelled_while_waiting_for_the_admin_api_leaves_nothing(
         start.cancel()
         with pytest.raises(asyncio.CancelledError):
             await start
-        await wait_until(lambda: not is_running(pid, started), timeout=15,
-                         what=f"the cancelled sidecar's process {pid} to be gone")
+        await wait_until(
+            lambda: not is_running(pid, started),
+            timeout=15,
+            what=f"the cancelled sidecar's process {pid} to be gone",
+        )
     finally:
         admin.close()
 
@@ -66,7 +74,13 @@ async def test_a_start_cancelled_while_waiting_for_the_admin_api_leaves_nothing(
 async def test_a_start_that_times_out_leaves_nothing(tmp_path: Path) -> None:
     port = free_port()  # nobody answers there
     with pytest.raises(EnvoyError, match="did not open its admin API"):
-        await Sidecar.start("default/web-1", _silent_envoy(tmp_path), _bootstrap(port), tmp_path,
-                            drain_seconds=1, timeout=1.0)
+        await Sidecar.start(
+            "default/web-1",
+            _silent_envoy(tmp_path),
+            _bootstrap(port),
+            tmp_path,
+            drain_seconds=1,
+            timeout=1.0,
+        )
     pid = int((tmp_path / "envoy.pid").read_text())
     assert start_time(pid) is None

@@ -112,8 +112,10 @@ async def test_envoys_keep_serving_when_the_control_plane_forgets_the_agent(
                 second_dir = tmp_path / "cp-typo"
             async with _control_plane(second_dir, api, xds) as second:
                 await wait_until(
-                    lambda: {p.node_id for p in second.xds.cache.connected()}
-                    >= {"sidecar~default~web-1", "sidecar~default~catalog-1"},
+                    lambda: (
+                        {p.node_id for p in second.xds.cache.connected()}
+                        >= {"sidecar~default~web-1", "sidecar~default~catalog-1"}
+                    ),
                     timeout=60,
                     what="both sidecars connected to the new control plane's xDS",
                 )

@@ -29,8 +29,9 @@ WEB = "spiffe://mesh/ns/default/sa/web"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(GOSSAMER), "authz", *args], capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [str(GOSSAMER), "authz", *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 @pytest.mark.integration
@@ -46,8 +47,14 @@ def test_check_explain_access_from_files(tmp_path: Path) -> None:
     deny = run("check", "-f", str(policy), WEB, "cart:/items", "POST", "-o", "json")
     assert deny.returncode == 1
     assert json.loads(deny.stdout) | {"rights": None} == {
-        "decision": "deny", "user": WEB, "target": "cart:/items", "right": "POST",
-        "process": None, "rights": None, "prohibitions": []}
+        "decision": "deny",
+        "user": WEB,
+        "target": "cart:/items",
+        "right": "POST",
+        "process": None,
+        "rights": None,
+        "prohibitions": [],
+    }
     explain = run("explain", "-f", str(policy), WEB, "cart:/items")
     assert "policy class zones: GET" in explain.stdout
     access = run("access", "-f", str(policy), WEB, "-o", "json")

@@ -101,8 +101,14 @@ class Shell:
             log = (self.cwd / f"bg-{len(self.background)}-{Path(name).name}.log").open("wb")
             with log:
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                    *argv,
+                    cwd=self.cwd,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             self.background.append((line, proc))
             return
         target, export = None, False
@@ -111,8 +117,13 @@ class Shell:
         argv = self.argv(line)
         await self.wait_ready(argv)
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            *argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 120)
         assert proc.returncode == 0, f"{line!r} exited {proc.returncode}:\n{err.decode()}"
         if target is not None:
@@ -161,8 +172,9 @@ class Shell:
         for line, proc in self.background:
             if proc.returncode is not None:
                 log = next(self.cwd.glob(f"bg-{self.background.index((line, proc))}-*.log"))
-                raise AssertionError(f"{line!r} exited with {proc.returncode}:\n"
-                                     f"{log.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"{line!r} exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+                )
 
     async def stop(self) -> dict[str, int | None]:
         """SIGTERM every background job, newest first (as `kill %4 %3 %2 %1`)."""
@@ -185,10 +197,19 @@ class Shell:
 async def shell(tmp_path: Path) -> AsyncIterator[Shell]:
     api = f"127.0.0.1:{free_port()}"
     user = {k: v for k, v in os.environ.items() if k != "GOSSAMER_TOKEN"}  # only the page's
-    env = {**user, "GOSSAMER_SERVER": f"http://{api}", "NO_COLOR": "1",
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    sh = Shell(tmp_path, env, {"9000": str(free_port()), "8080": str(free_port())},
-               xds=f"127.0.0.1:{free_port()}", api=api)
+    env = {
+        **user,
+        "GOSSAMER_SERVER": f"http://{api}",
+        "NO_COLOR": "1",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    sh = Shell(
+        tmp_path,
+        env,
+        {"9000": str(free_port()), "8080": str(free_port())},
+        xds=f"127.0.0.1:{free_port()}",
+        api=api,
+    )
     try:
         yield sh
     finally:

@@ -170,7 +170,8 @@ asyncio.run(main())
 @pytest.mark.asyncio
 async def test_envoy_dies_with_its_parent() -> None:
     parent = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _ORPHAN_SCRIPT, stdout=asyncio.subprocess.PIPE)
+        sys.executable, "-c", _ORPHAN_SCRIPT, stdout=asyncio.subprocess.PIPE
+    )
     try:
         assert parent.stdout is not None
         line = await asyncio.wait_for(parent.stdout.readline(), 60)
@@ -178,8 +179,9 @@ async def test_envoy_dies_with_its_parent() -> None:
         assert pid_alive(envoy_pid)
         os.kill(parent.pid, signal.SIGKILL)  # no chance to clean up
         await parent.wait()
-        await wait_until(lambda: not pid_alive(envoy_pid), timeout=30,
-                         what=f"orphaned envoy {envoy_pid} to die")
+        await wait_until(
+            lambda: not pid_alive(envoy_pid), timeout=30, what=f"orphaned envoy {envoy_pid} to die"
+        )
     finally:
         if parent.returncode is None:
             parent.kill()

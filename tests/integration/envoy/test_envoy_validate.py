@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 WEB = resources.static_cluster("web", [("127.0.0.2", 8080)])
 LISTENER = resources.http_listener(
-    "in", ("127.0.0.1", 10000), resources.route_configuration("r", {"web": "web"}))
+    "in", ("127.0.0.1", 10000), resources.route_configuration("r", {"web": "web"})
+)
 
 
 @pytest.mark.asyncio
@@ -68,8 +69,9 @@ def test_the_translators_regex_routes_use_no_deprecated_field() -> None:
             "destinations": [{"service": "web"}],
         }
     )
-    [route] = routes_for_rules([(rule, "default")], lambda d, ns: ("web", False),
-                               ModelSnapshot().mesh)
+    [route] = routes_for_rules(
+        [(rule, "default")], lambda d, ns: ("web", False), ModelSnapshot().mesh
+    )
     assert route.match.HasField("safe_regex")
     validate_config_sync(_with_route_match(route.match))
 

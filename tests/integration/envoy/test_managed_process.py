@@ -23,8 +23,9 @@ _STUBBORN = (
 
 @pytest.mark.asyncio
 async def test_stop_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) -> None:
-    process = ManagedProcess([sys.executable, "-c", _STUBBORN], log_path=tmp_path / "log",
-                             name="stubborn")
+    process = ManagedProcess(
+        [sys.executable, "-c", _STUBBORN], log_path=tmp_path / "log", name="stubborn"
+    )
     await process.start()
     await wait_until(lambda: "ready" in process.log_tail(), timeout=30, what="stubborn ready")
     assert process.running
@@ -43,8 +44,9 @@ async def test_stop_returns_the_exit_status_of_a_cooperative_process(tmp_path: P
 @pytest.mark.asyncio
 async def test_output_goes_to_the_log(tmp_path: Path) -> None:
     script = "import sys\nfor i in range(100): print(i)\nprint('oops', file=sys.stderr)"
-    process = ManagedProcess([sys.executable, "-c", script], log_path=tmp_path / "log",
-                             name="printer")
+    process = ManagedProcess(
+        [sys.executable, "-c", script], log_path=tmp_path / "log", name="printer"
+    )
     await process.start()
     assert await process.wait(30) == 0
     assert process.log_tail(3).splitlines() == ["98", "99", "oops"]

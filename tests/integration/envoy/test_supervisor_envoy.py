@@ -27,7 +27,10 @@ def _supervisor(tmp_path: Path, events: list[Event[EnvoyProcess]]) -> EnvoySuper
         return envoy
 
     return EnvoySupervisor(
-        start, name="test envoy", backoff=Backoff(initial=0.05, maximum=0.1), stable_after=60,
+        start,
+        name="test envoy",
+        backoff=Backoff(initial=0.05, maximum=0.1),
+        stable_after=60,
         on_event=events.append,
     )
 
@@ -46,8 +49,12 @@ async def test_restarts_a_dead_envoy_then_drains_and_stops_it(tmp_path: Path) ->
         first = await wait_until(running_pid, timeout=30, what="Envoy running")
         assert supervisor.current is not None
         assert await supervisor.current.kill() == -9
-        second = await wait_until(lambda: running_pid() not in (None, first), timeout=30,
-                                  what="Envoy restarted") and running_pid()
+        second = (
+            await wait_until(
+                lambda: running_pid() not in (None, first), timeout=30, what="Envoy restarted"
+            )
+            and running_pid()
+        )
         stop.set()
     # run() returned and left the Envoy running for the caller to stop
     envoy = supervisor.current
@@ -72,7 +79,8 @@ async def test_cancelled_run_then_shutdown_leaves_no_envoy(tmp_path: Path) -> No
     task = asyncio.create_task(supervisor.run())
     pid = await wait_until(
         lambda: supervisor.current.pid if supervisor.current is not None else None,
-        timeout=30, what="Envoy running",
+        timeout=30,
+        what="Envoy running",
     )
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

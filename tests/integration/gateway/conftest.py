@@ -32,8 +32,7 @@ async def running_gateway(
         name=name, xds_addr=app.xds_addr, workdir=workdir, drain_seconds=drain, concurrency=1
     )
     gw = RunningGateway(GatewayRunner(settings), f"http://127.0.0.1:{port}")
-    gw.runner = GatewayRunner(settings, on_access=gw.access.append,
-                              on_message=gw.messages.append)
+    gw.runner = GatewayRunner(settings, on_access=gw.access.append, on_message=gw.messages.append)
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tg:
         tg.create_task(gw.runner.run(stop))

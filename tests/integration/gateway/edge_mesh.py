@@ -86,7 +86,9 @@ kind: Workload
 metadata: {{name: {name}-1}}
 spec: {{service: {name}, address: {address}, sidecar: false, ports: [{{port: {port}}}]}}
 """)
-    return "---".join(out) + f"""---
+    return (
+        "---".join(out)
+        + f"""---
 apiVersion: gossamer.dev/v1
 kind: Gateway
 metadata: {{name: edge}}
@@ -110,6 +112,7 @@ spec:
   rules:
   - destinations: [{{service: public}}]
 """
+    )
 
 
 @dataclass

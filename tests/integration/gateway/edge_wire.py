@@ -57,9 +57,12 @@ class RawBackend:
                     await reader.readexactly(length)
                 body = f"{self.name}\n".encode() + head
                 writer.write(
-                    b"HTTP/1.1 200 OK\r\nx-backend: " + self.name.encode()
+                    b"HTTP/1.1 200 OK\r\nx-backend: "
+                    + self.name.encode()
                     + b"\r\ncontent-type: text/plain\r\ncontent-length: "
-                    + str(len(body)).encode() + b"\r\n\r\n" + body
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):

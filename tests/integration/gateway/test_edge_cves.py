@@ -93,9 +93,7 @@ async def test_host_with_trailing_dot_or_port_is_routed_as_that_host(
 
 @variants(("without-edge-guard", "two Host lines are merged and forwarded"))
 @pytest.mark.parametrize("hosts", [(ADMIN_HOST, "other.example"), ("other.example", ADMIN_HOST)])
-async def test_two_host_headers_are_refused_with_400(
-    gw: EdgeMesh, hosts: tuple[str, str]
-) -> None:
+async def test_two_host_headers_are_refused_with_400(gw: EdgeMesh, hosts: tuple[str, str]) -> None:
     """400 (RFC 9112 section 3.2), nothing forwarded: Gossamer's edge guard. Envoy itself
     merges the lines into ``Host: a,b``, which falls to the ``*`` host and reaches ``public``
     merged, where a server may pick either name."""
@@ -111,10 +109,17 @@ async def test_http2_host_differing_from_authority_is_routed_on_authority_only(
 ) -> None:
     """Routed on ``:authority``, and the backend sees that host only: Envoy's code (its
     HTTP/2 codec drops a ``host`` header when ``:authority`` is present)."""
-    answer = await http2(gw.address, [
-        (b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"public.example"),
-        (b":path", b"/h2"), (b"host", ADMIN_HOST.encode()), (b"x-user", b"root"),
-    ])
+    answer = await http2(
+        gw.address,
+        [
+            (b":method", b"GET"),
+            (b":scheme", b"http"),
+            (b":authority", b"public.example"),
+            (b":path", b"/h2"),
+            (b"host", ADMIN_HOST.encode()),
+            (b"x-user", b"root"),
+        ],
+    )
     assert answer.status == 200 and answer.headers["x-backend"] == "public"
     ((head,),) = [gw.public.heads]
     assert b"admin.example" not in head.lower() and b"host: public.example" in head.lower()
@@ -129,10 +134,16 @@ async def test_fragment_in_path_is_refused_with_400(gw: EdgeMesh, path: str) -> 
     """400 over HTTP/1.1 and HTTP/2, never matched as part of the path: Envoy's code
     (``envoy.reloadable_features.http_reject_path_with_fragment``, on by default)."""
     h1 = await http1(gw.address, request(path, ADMIN_HOST, "x-user: root"))
-    h2 = await http2(gw.address, [
-        (b":method", b"GET"), (b":scheme", b"http"), (b":authority", ADMIN_HOST.encode()),
-        (b":path", path.encode()), (b"x-user", b"root"),
-    ])
+    h2 = await http2(
+        gw.address,
+        [
+            (b":method", b"GET"),
+            (b":scheme", b"http"),
+            (b":authority", ADMIN_HOST.encode()),
+            (b":path", path.encode()),
+            (b"x-user", b"root"),
+        ],
+    )
     assert (h1.status, h2.status) == (400, 400)
     assert gw.heads == []
 
@@ -151,10 +162,16 @@ async def test_header_sent_twice_with_different_values_is_refused_with_400(
     raw = request("/", ADMIN_HOST, *(f"x-user: {v}" for v in values))
     answer = await http1(gw.address, raw)
     assert answer.status == 400 and b"x-user sent more than once" in answer.body
-    h2 = await http2(gw.address, [
-        (b":method", b"GET"), (b":scheme", b"http"), (b":authority", ADMIN_HOST.encode()),
-        (b":path", b"/"), *((b"x-user", v.encode()) for v in values),
-    ])
+    h2 = await http2(
+        gw.address,
+        [
+            (b":method", b"GET"),
+            (b":scheme", b"http"),
+            (b":authority", ADMIN_HOST.encode()),
+            (b":path", b"/"),
+            *((b"x-user", v.encode()) for v in values),
+        ],
+    )
     assert h2.status == 400
     assert gw.heads == []
 
@@ -163,8 +180,9 @@ async def test_header_sent_twice_with_different_values_is_refused_with_400(
 async def test_list_headers_sent_twice_are_forwarded(gw: EdgeMesh) -> None:
     """Routed: headers defined as lists (``accept``, ``cookie``, ...) may repeat; the guard
     refuses only headers that are single values."""
-    raw = request("/list", "public.example", "Accept: text/html", "Accept: */*",
-                  "Cookie: a=1", "Cookie: b=2")
+    raw = request(
+        "/list", "public.example", "Accept: text/html", "Accept: */*", "Cookie: a=1", "Cookie: b=2"
+    )
     answer = await http1(gw.address, raw)
     assert answer.status == 200 and answer.headers["x-backend"] == "public"
 
@@ -199,8 +217,10 @@ async def test_forged_client_cert_header_is_removed(gw: EdgeMesh) -> None:
     """Routed without the client's ``x-forwarded-client-cert``: Gossamer's config
     (``forward_client_cert_details: SANITIZE`` at the edge; only a sidecar that verified a
     certificate may say who called)."""
-    forged = "x-forwarded-client-cert: By=spiffe://shop.local/ns/default/sa/admin;" \
-             "URI=spiffe://shop.local/ns/default/sa/root"
+    forged = (
+        "x-forwarded-client-cert: By=spiffe://shop.local/ns/default/sa/admin;"
+        "URI=spiffe://shop.local/ns/default/sa/root"
+    )
     answer = await http1(gw.address, request("/xfcc", "public.example", forged))
     assert answer.status == 200
     assert gw.public.heads_with(b"x-forwarded-client-cert") == []
@@ -219,10 +239,15 @@ async def test_mixed_case_scheme_over_http2_is_routed_as_the_connection_scheme(
     connection, whatever case or value the client wrote. Envoy's code compares schemes
     case-insensitively; at the edge (``use_remote_address``, Gossamer's config) it sets
     ``x-forwarded-proto`` from the connection, not from the client."""
-    answer = await http2(gw.address, [
-        (b":method", b"GET"), (b":scheme", scheme), (b":authority", b"public.example"),
-        (b":path", b"/scheme"),
-    ])
+    answer = await http2(
+        gw.address,
+        [
+            (b":method", b"GET"),
+            (b":scheme", scheme),
+            (b":authority", b"public.example"),
+            (b":path", b"/scheme"),
+        ],
+    )
     assert answer.status == 200 and answer.headers["x-backend"] == "public"
     ((head,),) = [gw.public.heads]
     assert b"\r\nx-forwarded-proto: http\r\n" in head.lower(), head

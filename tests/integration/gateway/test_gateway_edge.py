@@ -38,7 +38,9 @@ kind: Workload
 metadata: {{name: {name}-1}}
 spec: {{service: {name}, address: {address}, sidecar: false, ports: [{{port: {port}}}]}}
 """)
-    return "---".join(services) + f"""---
+    return (
+        "---".join(services)
+        + f"""---
 apiVersion: gossamer.dev/v1
 kind: Gateway
 metadata: {{name: edge}}
@@ -58,6 +60,7 @@ spec:
     destinations: [{{service: public}}]
     retries: {{attempts: 0}}  # so a retry could only come from the client's x-envoy headers
 """
+    )
 
 
 @dataclass
@@ -104,8 +107,7 @@ async def test_x_envoy_headers_from_outside_never_reach_a_service_nor_steer_envo
     tmp_path: Path,
 ) -> None:
     async with edge(tmp_path) as e:
-        r = await e.client.get(e.gw.url + "/public/hello",
-                               headers={"host": HOST, **FROM_OUTSIDE})
+        r = await e.client.get(e.gw.url + "/public/hello", headers={"host": HOST, **FROM_OUTSIDE})
         assert r.status_code == 200
         seen = r.json()["headers"]
         envoy_headers = {k: v for k, v in seen.items() if k.startswith("x-envoy-")}
@@ -114,14 +116,12 @@ async def test_x_envoy_headers_from_outside_never_reach_a_service_nor_steer_envo
         assert not any(k.startswith("x-envoy-") for k in r.headers)  # nothing leaks out
 
         # A forced retry did not happen: the failing backend was asked exactly once.
-        r = await e.client.get(e.gw.url + "/status/503",
-                               headers={"host": HOST, **FROM_OUTSIDE})
+        r = await e.client.get(e.gw.url + "/status/503", headers={"host": HOST, **FROM_OUTSIDE})
         assert r.status_code == 503
         assert e.public.requests_by_path["/status/503"] == 1
 
         # A 1 ms timeout asked for by the client was not applied.
-        r = await e.client.get(e.gw.url + "/delay/200",
-                               headers={"host": HOST, **FROM_OUTSIDE})
+        r = await e.client.get(e.gw.url + "/delay/200", headers={"host": HOST, **FROM_OUTSIDE})
         assert r.status_code == 200
 
         # x-envoy-original-path did not route to the restricted rule.
@@ -149,8 +149,9 @@ async def _raw(url: str, request: bytes) -> bytes:
 async def test_invalid_headers_are_rejected_with_400(tmp_path: Path, header: bytes) -> None:
     async with edge(tmp_path) as e:
         before = e.public.requests
-        request = (b"GET /public/x HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n"
-                   + header + b"\r\n\r\n")
+        request = (
+            b"GET /public/x HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n" + header + b"\r\n\r\n"
+        )
         status_line = await _raw(e.gw.url, request)
         assert status_line.startswith(b"HTTP/1.1 400"), status_line
         assert e.public.requests == before
@@ -158,8 +159,7 @@ async def test_invalid_headers_are_rejected_with_400(tmp_path: Path, header: byt
 
 async def test_a_bare_cr_in_a_header_never_reaches_a_service(tmp_path: Path) -> None:
     async with edge(tmp_path) as e:
-        request = (b"GET /public/cr HTTP/1.1\r\nHost: " + HOST.encode()
-                   + b"\r\nX-Bad: a\rb\r\n\r\n")
+        request = b"GET /public/cr HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\nX-Bad: a\rb\r\n\r\n"
         status_line = await _raw(e.gw.url, request)
         # Envoy 1.40 drops the CR (RFC 9112 allows rejecting it or replacing it)
         if not status_line.startswith(b"HTTP/1.1 400"):
@@ -186,8 +186,9 @@ TRICKY = [
 ]
 
 
-@pytest.mark.parametrize(("path", "with_token", "without_token"), TRICKY,
-                         ids=[p for p, _, _ in TRICKY])
+@pytest.mark.parametrize(
+    ("path", "with_token", "without_token"), TRICKY, ids=[p for p, _, _ in TRICKY]
+)
 async def test_a_path_is_routed_and_forwarded_only_in_its_normalised_form(
     tmp_path: Path, path: str, with_token: dict[str, str] | None, without_token: str
 ) -> None:

@@ -78,8 +78,15 @@ async def gateway_cli(tmp_path: Path, *args: str) -> AsyncIterator[GatewayCli]:
     out, err = tmp_path / "gateway.out", tmp_path / "gateway.err"
     with out.open("wb") as o, err.open("wb") as e:
         proc = await asyncio.create_subprocess_exec(
-            GOSSAMER, "gateway", *args, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
-            start_new_session=True, env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"})
+            GOSSAMER,
+            "gateway",
+            *args,
+            stdin=subprocess.DEVNULL,
+            stdout=o,
+            stderr=e,
+            start_new_session=True,
+            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
+        )
     try:
         yield GatewayCli(proc, out, err)
     finally:
@@ -101,8 +108,19 @@ async def test_waits_for_its_gateway_serves_restarts_envoy_and_drains_on_sigterm
         url = f"http://127.0.0.1:{gw_port}"
         xds = f"{app.xds_addr[0]}:{app.xds_addr[1]}"
         async with (
-            gateway_cli(tmp_path, "--name", "edge", "--server", app.api_url, "--xds-addr", xds,
-                        "--workdir", str(tmp_path / "gw"), "--drain-seconds", "10") as gw,
+            gateway_cli(
+                tmp_path,
+                "--name",
+                "edge",
+                "--server",
+                app.api_url,
+                "--xds-addr",
+                xds,
+                "--workdir",
+                str(tmp_path / "gw"),
+                "--drain-seconds",
+                "10",
+            ) as gw,
             httpx.AsyncClient(timeout=20, trust_env=False) as client,
         ):
             # No Gateway yet: said once, and Envoy runs and waits for it.
@@ -115,21 +133,25 @@ async def test_waits_for_its_gateway_serves_restarts_envoy_and_drains_on_sigterm
             request_id = r.json()["headers"]["x-request-id"]
             await wait_until(
                 lambda: any(e["request_id"] == request_id for e in gw.access_log()),
-                timeout=20, what="the request's access-log line on stdout")
+                timeout=20,
+                what="the request's access-log line on stdout",
+            )
 
             # Envoy dies: the runner starts a new one, which gets its config again.
             (first,) = gw.envoy_pids()
             os.kill(first, signal.SIGKILL)
-            await wait_until(lambda: len(gw.envoy_pids()) == 2, timeout=30,
-                             what="Envoy restarted")
+            await wait_until(lambda: len(gw.envoy_pids()) == 2, timeout=30, what="Envoy restarted")
             second = gw.envoy_pids()[1]
             assert second != first
             await wait_served(client, url + "/")
 
             # SIGTERM while a request is in flight: it completes, then everything stops.
             slow = asyncio.create_task(client.get(url + "/delay/1500"))
-            await wait_until(lambda: shop.requests_by_path["/delay/1500"] == 1, timeout=20,
-                             what="the slow request reached the backend")
+            await wait_until(
+                lambda: shop.requests_by_path["/delay/1500"] == 1,
+                timeout=20,
+                what="the slow request reached the backend",
+            )
             gw.proc.send_signal(signal.SIGTERM)
             r = await slow
             assert r.status_code == 200 and r.json()["path"] == "/delay/1500"
@@ -154,8 +176,9 @@ UNREACHABLE = ["--server", "http://127.0.0.1:9", "--xds-addr", "127.0.0.1:9"]
 
 
 async def test_missing_envoy_binary_is_one_clear_line(tmp_path: Path) -> None:
-    line = await _fails(tmp_path, "--name", "edge", *UNREACHABLE,
-                        "--envoy", str(tmp_path / "no-such-envoy"))
+    line = await _fails(
+        tmp_path, "--name", "edge", *UNREACHABLE, "--envoy", str(tmp_path / "no-such-envoy")
+    )
     assert "no-such-envoy" in line and "--envoy" in line
 
 
@@ -178,8 +201,9 @@ async def test_admin_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        line = await _fails(tmp_path, "--name", "edge", *UNREACHABLE,
-                            "--admin-addr", f"127.0.0.1:{port}")
+        line = await _fails(
+            tmp_path, "--name", "edge", *UNREACHABLE, "--admin-addr", f"127.0.0.1:{port}"
+        )
     assert f"--admin-addr (omit it to pick a free port): 127.0.0.1:{port} is held by pid" in line
 
 
@@ -196,6 +220,13 @@ async def test_gateway_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
             sock.listen()
             port = sock.getsockname()[1]
             await apply_yaml(app, mesh(("127.0.0.3", 1), port), wait=False)
-            line = await _fails(tmp_path, "--name", "edge", "--server", app.api_url,
-                                "--xds-addr", f"{app.xds_addr[0]}:{app.xds_addr[1]}")
+            line = await _fails(
+                tmp_path,
+                "--name",
+                "edge",
+                "--server",
+                app.api_url,
+                "--xds-addr",
+                f"{app.xds_addr[0]}:{app.xds_addr[1]}",
+            )
     assert f"Gateway default/edge (its spec.port): 127.0.0.1:{port} is held by pid" in line

@@ -82,8 +82,9 @@ async def test_host_and_path_routing_request_ids_and_access_log(tmp_path: Path) 
         running_control_plane(tmp_path / "cp") as app,
     ):
         gw_port = free_port()
-        await apply_yaml(app, mesh(shop.address, api.address, free_port("127.0.0.4"), gw_port),
-                         wait=False)
+        await apply_yaml(
+            app, mesh(shop.address, api.address, free_port("127.0.0.4"), gw_port), wait=False
+        )
         async with (
             mesh_envoy(app, ProxyIdentity("sidecar", "default", "api-1")),
             running_gateway(app, tmp_path / "gw", gw_port) as gw,
@@ -100,8 +101,9 @@ async def test_host_and_path_routing_request_ids_and_access_log(tmp_path: Path) 
 
             # host + path routing: a service behind its sidecar
             mine = "client-chosen-id"
-            r = await client.get(gw.url + "/v1/items",
-                                 headers={"host": "api.example.com", "x-request-id": mine})
+            r = await client.get(
+                gw.url + "/v1/items", headers={"host": "api.example.com", "x-request-id": mine}
+            )
             assert r.status_code == 200
             body = r.json()
             assert (body["backend"], body["path"]) == ("api", "/v1/items")
@@ -133,7 +135,9 @@ async def test_host_and_path_routing_request_ids_and_access_log(tmp_path: Path) 
             assert entry["response_flags"] == "-"
             no_route = await wait_until(
                 lambda: [e for e in map(json.loads, gw.access) if e["path"] == "/admin"],
-                timeout=20, what="the access-log line of the unrouted request")
+                timeout=20,
+                what="the access-log line of the unrouted request",
+            )
             assert isinstance(no_route, list)
             assert no_route[0]["status"] == 404 and no_route[0]["response_flags"] == "NR"
         assert any("Envoy running" in m for m in gw.messages)

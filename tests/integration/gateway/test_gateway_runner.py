@@ -28,7 +28,10 @@ async def test_an_envoy_that_never_starts_is_retried_with_backoff_then_reported(
     broken.chmod(0o755)
     messages: list[str] = []
     settings = GatewaySettings(
-        name="edge", xds_addr=("127.0.0.1", 9), workdir=tmp_path, envoy=str(broken),
+        name="edge",
+        xds_addr=("127.0.0.1", 9),
+        workdir=tmp_path,
+        envoy=str(broken),
         restart=Backoff(initial=0.01, maximum=0.05),
     )
     runner = GatewayRunner(settings, on_access=lambda _: None, on_message=messages.append)
@@ -43,14 +46,14 @@ async def test_an_envoy_that_never_starts_is_retried_with_backoff_then_reported(
 async def test_stop_before_envoy_is_up_stops_cleanly(tmp_path: Path) -> None:
     # the xDS address answers nothing: Envoy runs and waits; stop must still be prompt
     messages: list[str] = []
-    settings = GatewaySettings(name="edge", xds_addr=("127.0.0.1", 9), workdir=tmp_path,
-                               drain_seconds=0)
+    settings = GatewaySettings(
+        name="edge", xds_addr=("127.0.0.1", 9), workdir=tmp_path, drain_seconds=0
+    )
     runner = GatewayRunner(settings, on_access=lambda _: None, on_message=messages.append)
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tg:
         tg.create_task(runner.run(stop))
-        pid = await wait_until(lambda: runner.statistics().pid, timeout=30,
-                               what="Envoy running")
+        pid = await wait_until(lambda: runner.statistics().pid, timeout=30, what="Envoy running")
         assert runner.statistics().state == "running"
         stop.set()
     assert runner.statistics().state == "stopped"

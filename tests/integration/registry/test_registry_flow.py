@@ -53,12 +53,15 @@ async def test_join_register_refusals_and_revoke(tmp_path: Path) -> None:
         token, agent_id, credential = await join(c, "vm-a")
         auth = {"Authorization": f"Bearer {credential}"}
 
-        put = await c.put(f"/v1/agents/{agent_id}/workloads",
-                          json={"workloads": [cart()]}, headers=auth)
+        put = await c.put(
+            f"/v1/agents/{agent_id}/workloads", json={"workloads": [cart()]}, headers=auth
+        )
         assert put.status_code == 200, put.text
         registered = workloads_of(app)["default/cart-1"]
         assert registered.metadata.labels == {
-            "gossamer.dev/managed-by": "agent", "gossamer.dev/agent": agent_id}
+            "gossamer.dev/managed-by": "agent",
+            "gossamer.dev/agent": agent_id,
+        }
 
         reused = await c.post("/v1/agents/join", json={"token": token, "host": "vm-b"})
         assert reused.status_code == 401
@@ -97,8 +100,9 @@ async def test_tokens_and_agents_survive_a_restart(tmp_path: Path) -> None:
         used, agent_id, credential = await join(c, "vm-a")
         spare = (await c.post("/v1/tokens", json={"ttlSeconds": 600})).json()["token"]
         auth = {"Authorization": f"Bearer {credential}"}
-        put = await c.put(f"/v1/agents/{agent_id}/workloads", json={"workloads": [cart()]},
-                          headers=auth)
+        put = await c.put(
+            f"/v1/agents/{agent_id}/workloads", json={"workloads": [cart()]}, headers=auth
+        )
         assert put.status_code == 200, put.text
         agents_before = (await c.get("/v1/agents")).json()["items"]
         tokens_before = (await c.get("/v1/tokens")).json()["items"]

@@ -37,23 +37,35 @@ async def test_health_and_revoke_reach_the_client_sidecar(tmp_path: Path) -> Non
         api_client(app, timeout=60) as api,
         httpx.AsyncClient(timeout=5) as client,
     ):
-        await apply_manifests(app, [
-            service("web"),
-            service("reviews", 9080),
-            workload("web-1", "web", CLIENT, free_port(CLIENT), 1, dependencies=[
-                {"service": "reviews", "localAddress": CLIENT, "localPort": local}]),
-        ], wait=False)
+        await apply_manifests(
+            app,
+            [
+                service("web"),
+                service("reviews", 9080),
+                workload(
+                    "web-1",
+                    "web",
+                    CLIENT,
+                    free_port(CLIENT),
+                    1,
+                    dependencies=[
+                        {"service": "reviews", "localAddress": CLIENT, "localPort": local}
+                    ],
+                ),
+            ],
+            wait=False,
+        )
         token = (await api.post("/v1/tokens", json={})).json()["token"]
         joined = await api.post("/v1/agents/join", json={"token": token, "host": "vm-b"})
         agent_id = joined.json()["agentId"]
         auth = {"Authorization": f"Bearer {joined.json()['credential']}"}
         mine = [
-            workload(b.name, "reviews", SERVER, free_port(SERVER), b.address[1],
-                     app_address=SERVER)
+            workload(b.name, "reviews", SERVER, free_port(SERVER), b.address[1], app_address=SERVER)
             for b in (one, two)
         ]
-        put = await api.put(f"/v1/agents/{agent_id}/workloads", json={"workloads": mine},
-                            headers=auth)
+        put = await api.put(
+            f"/v1/agents/{agent_id}/workloads", json={"workloads": mine}, headers=auth
+        )
         assert put.status_code == 200, put.text
 
         async def answers() -> set[str]:
@@ -65,8 +77,9 @@ async def test_health_and_revoke_reach_the_client_sidecar(tmp_path: Path) -> Non
                 except httpx.TransportError:
                     seen.add("unreachable")
                     continue
-                seen.add(json.loads(r.text)["backend"] if r.status_code == 200
-                         else str(r.status_code))
+                seen.add(
+                    json.loads(r.text)["backend"] if r.status_code == 200 else str(r.status_code)
+                )
             return seen
 
         async def both() -> bool:
@@ -79,14 +92,20 @@ async def test_health_and_revoke_reach_the_client_sidecar(tmp_path: Path) -> Non
         ):
             await wait_until(both, timeout=30, what="traffic to both reviews instances")
 
-            down = await api.post(f"/v1/agents/{agent_id}/health?wait=true&timeout=30",
-                                  json={"workloads": {"reviews-1": "unhealthy"}}, headers=auth)
+            down = await api.post(
+                f"/v1/agents/{agent_id}/health?wait=true&timeout=30",
+                json={"workloads": {"reviews-1": "unhealthy"}},
+                headers=auth,
+            )
             assert down.status_code == 200, down.text
             assert "sidecar~default~web-1" in down.json()["ackedBy"]
             assert await answers() == {"reviews-2"}
 
-            up = await api.post(f"/v1/agents/{agent_id}/health?wait=true&timeout=30",
-                                json={"workloads": {"reviews-1": "healthy"}}, headers=auth)
+            up = await api.post(
+                f"/v1/agents/{agent_id}/health?wait=true&timeout=30",
+                json={"workloads": {"reviews-1": "healthy"}},
+                headers=auth,
+            )
             assert up.status_code == 200, up.text
             await wait_until(both, timeout=10, what="reviews-1 back in rotation")
 

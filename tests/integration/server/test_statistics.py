@@ -64,5 +64,8 @@ async def test_statistics_answer_one_object_per_component(tmp_path: Path) -> Non
     assert stats["authz"]["skipped_journal_entries"] == []
     assert stats["authz"]["nodes"] > 0
     assert stats["registry"] == {
-        "active_agents": 0, "unreachable_agents": 0, "revoked_agents": 0, "unused_tokens": 1
+        "active_agents": 0,
+        "unreachable_agents": 0,
+        "revoked_agents": 0,
+        "unused_tokens": 1,
     }

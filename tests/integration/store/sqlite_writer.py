@@ -21,11 +21,17 @@ KEEP = 3
 
 def transaction(i: int) -> tuple[list[dict[str, object]], list[ResourceKey]]:
     def resource(kind: str, name: str, **spec: object) -> dict[str, object]:
-        return {"apiVersion": "gossamer.dev/v1", "kind": kind, "metadata": {"name": name},
-                "spec": spec}
+        return {
+            "apiVersion": "gossamer.dev/v1",
+            "kind": kind,
+            "metadata": {"name": name},
+            "spec": spec,
+        }
 
-    puts = [resource("Item", f"item-{i}", n=i, padding="x" * 200),
-            resource("Counter", "c", value=i)]
+    puts = [
+        resource("Item", f"item-{i}", n=i, padding="x" * 200),
+        resource("Counter", "c", value=i),
+    ]
     deletes = [ResourceKey("Item", "default", f"item-{i - KEEP}")] if i >= KEEP else []
     return puts, deletes
 

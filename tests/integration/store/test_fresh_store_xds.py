@@ -56,22 +56,42 @@ async def test_envoys_keep_their_config_from_a_control_plane_that_never_knew_the
         contextlib.AsyncExitStack() as envoys,
     ):
         async with _control_plane(tmp_path / "cp", api, xds) as first:
-            await apply_manifests(first, [
-                service("web"),
-                service("reviews", 9080),
-                workload("web-1", "web", CLIENT, free_port(CLIENT), 1, dependencies=[
-                    {"service": "reviews", "localAddress": CLIENT, "localPort": local}]),
-                workload("reviews-1", "reviews", SERVER, free_port(SERVER), backend.address[1],
-                         app_address=SERVER),
-            ], wait=False)
+            await apply_manifests(
+                first,
+                [
+                    service("web"),
+                    service("reviews", 9080),
+                    workload(
+                        "web-1",
+                        "web",
+                        CLIENT,
+                        free_port(CLIENT),
+                        1,
+                        dependencies=[
+                            {"service": "reviews", "localAddress": CLIENT, "localPort": local}
+                        ],
+                    ),
+                    workload(
+                        "reviews-1",
+                        "reviews",
+                        SERVER,
+                        free_port(SERVER),
+                        backend.address[1],
+                        app_address=SERVER,
+                    ),
+                ],
+                wait=False,
+            )
             for proxy in (WEB, REVIEWS):
                 await envoys.enter_async_context(mesh_envoy(first, proxy, delta=delta))
             await wait_until(lambda: _ok(client, url), timeout=30, what="traffic through both")
         # the same addresses, another (empty) data dir: it knows neither proxy
         async with _control_plane(tmp_path / "typo", api, xds) as second:
             await wait_until(
-                lambda: {p.node_id for p in second.xds.cache.connected()}
-                >= {WEB.node_id, REVIEWS.node_id},
+                lambda: (
+                    {p.node_id for p in second.xds.cache.connected()}
+                    >= {WEB.node_id, REVIEWS.node_id}
+                ),
                 timeout=60,
                 what="both Envoys connected to the new control plane",
             )

@@ -24,8 +24,13 @@ async def _run_and_kill(path: Path, lines: int | None) -> list[int]:
     Returns the revisions it printed.
     """
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(WRITER), str(path), "100000",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        str(WRITER),
+        str(path),
+        "100000",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     printed: list[int] = []
     try:
@@ -40,8 +45,9 @@ async def _run_and_kill(path: Path, lines: int | None) -> list[int]:
             proc.kill()
             await proc.wait()
             # Revisions printed between our last read and the kill count too.
-            printed.extend(int(line) for line in (await proc.stdout.read()).split()
-                           if line != b"ready")
+            printed.extend(
+                int(line) for line in (await proc.stdout.read()).split() if line != b"ready"
+            )
     finally:
         if proc.returncode is None:
             proc.kill()

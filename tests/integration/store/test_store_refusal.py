@@ -43,8 +43,11 @@ def _start(data: Path) -> asyncio.Future[asyncio.subprocess.Process]:
     )
     return asyncio.ensure_future(
         asyncio.create_subprocess_exec(
-            "sh", "-c", command,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            "sh",
+            "-c",
+            command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"},
         )
     )

@@ -41,21 +41,28 @@ class Mesh:
 @pytest_asyncio.fixture
 async def mesh() -> AsyncIterator[Mesh]:
     host_a, host_b = loopback_host(1), loopback_host(2)
-    async with HttpBackend("web", host=host_a) as web, \
-            HttpBackend("web-h2", host=host_b) as web_h2, \
-            GrpcBackend("echo", host=host_b) as echo, \
-            TcpEchoBackend("db", host=host_a) as db:
+    async with (
+        HttpBackend("web", host=host_a) as web,
+        HttpBackend("web-h2", host=host_b) as web_h2,
+        GrpcBackend("echo", host=host_b) as echo,
+        TcpEchoBackend("db", host=host_a) as db,
+    ):
         # Port 0: Envoy picks free ports, read back from its admin API (no race).
         http_address = tcp_address = ("127.0.0.1", 0)
         routes = resources.route_configuration(
-            "routes", {"web": "web", "web-h2": "web-h2", "echo": "echo"})
+            "routes", {"web": "web", "web-h2": "web-h2", "echo": "echo"}
+        )
         bootstrap = static_bootstrap(
-            listeners=[resources.http_listener("http", http_address, routes),
-                       resources.tcp_listener("tcp", tcp_address, "db")],
-            clusters=[resources.static_cluster("web", [web.address]),
-                      resources.static_cluster("web-h2", [web_h2.address], http2=True),
-                      resources.static_cluster("echo", [echo.address], http2=True),
-                      resources.static_cluster("db", [db.address])],
+            listeners=[
+                resources.http_listener("http", http_address, routes),
+                resources.tcp_listener("tcp", tcp_address, "db"),
+            ],
+            clusters=[
+                resources.static_cluster("web", [web.address]),
+                resources.static_cluster("web-h2", [web_h2.address], http2=True),
+                resources.static_cluster("echo", [echo.address], http2=True),
+                resources.static_cluster("db", [db.address]),
+            ],
         )
         async with EnvoyProcess(bootstrap) as envoy:
             bound = await envoy.listener_addresses()
@@ -94,10 +101,12 @@ async def test_http_through_envoy_to_http1_and_http2_upstreams(mesh: Mesh) -> No
 
 @pytest.mark.asyncio
 async def test_http2_downstream_prior_knowledge(mesh: Mesh) -> None:
-    async with httpx.AsyncClient(base_url=mesh.http_url, http1=False, http2=True,
-                                 trust_env=False) as client:
+    async with httpx.AsyncClient(
+        base_url=mesh.http_url, http1=False, http2=True, trust_env=False
+    ) as client:
         responses = await asyncio.gather(
-            *(client.get(f"/{i}", headers={"host": "web"}) for i in range(5)))
+            *(client.get(f"/{i}", headers={"host": "web"}) for i in range(5))
+        )
     assert [r.http_version for r in responses] == ["HTTP/2"] * 5
     assert sorted(r.json()["path"] for r in responses) == [f"/{i}" for i in range(5)]
 

@@ -29,12 +29,18 @@ READY_WITHIN = 5.0
 async def test_a_gateway_with_no_routes_is_ready_at_once(tmp_path: Path, delta: bool) -> None:
     port = free_port()
     async with running_control_plane(tmp_path / "cp") as app:
-        await apply_manifests(app, [{
-            "apiVersion": API_VERSION,
-            "kind": "Gateway",
-            "metadata": {"name": "edge"},
-            "spec": {"address": "127.0.0.1", "port": port},
-        }], wait=False)
+        await apply_manifests(
+            app,
+            [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "Gateway",
+                    "metadata": {"name": "edge"},
+                    "spec": {"address": "127.0.0.1", "port": port},
+                }
+            ],
+            wait=False,
+        )
         admin = ("127.0.0.1", free_port())
         bootstrap = ads_bootstrap(EDGE, app.xds_addr, admin, delta=delta)
         started = time.monotonic()
@@ -42,6 +48,7 @@ async def test_a_gateway_with_no_routes_is_ready_at_once(tmp_path: Path, delta: 
             EnvoyProcess(bootstrap, wait_ready=False, name="edge"),
             httpx.AsyncClient(timeout=2, trust_env=False) as client,
         ):
+
             async def ready() -> bool:
                 try:
                     ready = await client.get(f"http://127.0.0.1:{admin[1]}/ready")

@@ -179,9 +179,7 @@ async def test_reverting_a_rejected_change_clears_the_nack(tmp_path: Path, delta
                 await wait_until(lambda: status().state == "synced", timeout=30, what="sync")
 
                 await apply_yaml(app, _edge(shop.address, blocked), wait=False)
-                await wait_until(
-                    lambda: status().state == "rejected", timeout=30, what="the NACK"
-                )
+                await wait_until(lambda: status().state == "rejected", timeout=30, what="the NACK")
                 rejected = await envoy.stats("listener_manager.lds.update_rejected")
 
                 # the original again: Envoy confirms it runs it, and the status says so
@@ -222,7 +220,11 @@ async def test_revert_undoes_what_envoy_applied_of_a_rejected_response(
 
     def web_1(*deps: tuple[str, int]) -> dict[str, object]:
         return workload(
-            "web-1", "web", CLIENT, inbound, 1,
+            "web-1",
+            "web",
+            CLIENT,
+            inbound,
+            1,
             dependencies=[{"service": s, "localAddress": CLIENT, "localPort": p} for s, p in deps],
         )
 

@@ -65,7 +65,9 @@ async def test_unreachable() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     async with _client(httpx.MockTransport(refuse)) as api:
-        with pytest.raises(UnreachableError, match=r"cannot reach the control plane at http://cp\.test"):
+        with pytest.raises(
+            UnreachableError, match=r"cannot reach the control plane at http://cp\.test"
+        ):
             await api.report_health({})
 
 

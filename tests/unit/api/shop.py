@@ -62,8 +62,9 @@ def proxy(
     last_seen: float = 1_700_000_000.0,
 ) -> ProxyStatus:
     types = [
-        TypeStatus(t, sent, acked, 1, Nack(sent, nack, last_seen) if nack and t == "listeners"
-                   else None)
+        TypeStatus(
+            t, sent, acked, 1, Nack(sent, nack, last_seen) if nack and t == "listeners" else None
+        )
         for t in ("clusters", "endpoints", "listeners", "routes")
     ]
     return ProxyStatus(

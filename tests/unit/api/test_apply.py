@@ -26,7 +26,9 @@ async def test_apply_creates_then_reports_unchanged_and_updated(
     body = first.json()
     assert body["revision"] == 1
     assert body["diff"]["created"] == [
-        "Service default/cart", "Service default/web", "Workload default/cart-1",
+        "Service default/cart",
+        "Service default/web",
+        "Workload default/cart-1",
         "Route default/cart",
     ]
     assert body["ackedBy"] == []

@@ -12,10 +12,19 @@ from gossamer.model.catalog import PUBLIC_KINDS as KINDS
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        ("Service", "Service"), ("services", "Service"), ("SVC", "Service"),
-        ("workload", "Workload"), ("Workloads", "Workload"), ("wl", "Workload"),
-        ("gateways", "Gateway"), ("gw", "Gateway"), ("route", "Route"), ("rt", "Route"),
-        ("mesh", "Mesh"), ("meshes", "Mesh"), (" Mesh ", "Mesh"),
+        ("Service", "Service"),
+        ("services", "Service"),
+        ("SVC", "Service"),
+        ("workload", "Workload"),
+        ("Workloads", "Workload"),
+        ("wl", "Workload"),
+        ("gateways", "Gateway"),
+        ("gw", "Gateway"),
+        ("route", "Route"),
+        ("rt", "Route"),
+        ("mesh", "Mesh"),
+        ("meshes", "Mesh"),
+        (" Mesh ", "Mesh"),
     ],
 )
 def test_resolve(text: str, kind: str) -> None:
@@ -24,7 +33,11 @@ def test_resolve(text: str, kind: str) -> None:
 
 def test_plural() -> None:
     assert [plural(k) for k in ("Service", "Mesh", "AccessPolicy", "Gateway", "Box")] == [
-        "services", "meshes", "accesspolicies", "gateways", "boxes"
+        "services",
+        "meshes",
+        "accesspolicies",
+        "gateways",
+        "boxes",
     ]
 
 

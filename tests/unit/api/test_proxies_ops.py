@@ -22,7 +22,10 @@ async def test_proxy_status_lists_every_proxy_with_its_state(
     fake.add_proxy(proxy("d", acked="old"))
     items = (await client.get("/v1/proxies")).json()["items"]
     assert [(p["name"], p["state"]) for p in items] == [
-        ("a", "synced"), ("b", "rejected"), ("c", "disconnected"), ("d", "stale")
+        ("a", "synced"),
+        ("b", "rejected"),
+        ("c", "disconnected"),
+        ("d", "stale"),
     ]
     b = items[1]
     assert b["nodeId"] == "sidecar~default~b"
@@ -80,9 +83,7 @@ async def test_health_and_readiness(client: httpx.AsyncClient, fake: FakeControl
 async def test_metrics_expose_the_given_registry(
     client: httpx.AsyncClient, metrics: prometheus_client.CollectorRegistry
 ) -> None:
-    pushes = prometheus_client.Counter(
-        "gossamer_xds_pushes", "pushes", ["type"], registry=metrics
-    )
+    pushes = prometheus_client.Counter("gossamer_xds_pushes", "pushes", ["type"], registry=metrics)
     pushes.labels("clusters").inc(3)
     r = await client.get("/metrics")
     assert r.status_code == 200
@@ -98,12 +99,23 @@ async def test_statistics_are_the_service_s(
     r = await client.get("/v1/statistics")
     assert r.json() == {
         "plane": {
-            "ready": True, "revision": 0, "resources": 0, "connected_proxies": 1, "builds": 0,
-            "build_seconds": 0.0, "memo_entries": 0,
+            "ready": True,
+            "revision": 0,
+            "resources": 0,
+            "connected_proxies": 1,
+            "builds": 0,
+            "build_seconds": 0.0,
+            "memo_entries": 0,
         },
         "store": {
-            "backend": "fake", "revision": 0, "resources": 0, "log_entries": 0,
-            "compact_revision": 0, "history": 0, "watchers": 0, "path": None,
+            "backend": "fake",
+            "revision": 0,
+            "resources": 0,
+            "log_entries": 0,
+            "compact_revision": 0,
+            "history": 0,
+            "watchers": 0,
+            "path": None,
         },
         "xds": {"nodes": 1, "snapshots": 1, "events": 0},
         # this app serves no NGAC engine and no agent registry
@@ -116,9 +128,15 @@ async def test_statistics_are_the_service_s(
 async def test_openapi_schema_and_docs_are_served(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     for path in (
-        "/v1/apply", "/v1/validate", "/v1/resources/{kind}",
-        "/v1/resources/{kind}/{namespace}/{name}", "/v1/proxies",
-        "/v1/proxies/{node_id}/config", "/healthz", "/readyz", "/metrics",
+        "/v1/apply",
+        "/v1/validate",
+        "/v1/resources/{kind}",
+        "/v1/resources/{kind}/{namespace}/{name}",
+        "/v1/proxies",
+        "/v1/proxies/{node_id}/config",
+        "/healthz",
+        "/readyz",
+        "/metrics",
     ):
         assert path in schema["paths"], path
     apply_body = schema["components"]["schemas"]["ApplyRequest"]["properties"]

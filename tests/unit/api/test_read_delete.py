@@ -39,7 +39,9 @@ async def test_list_filters_by_namespace_and_lists_all_kinds(client: httpx.Async
     everything = await client.get("/v1/resources")
     assert everything.json()["kind"] is None
     assert sorted({m["kind"] for m in everything.json()["items"]}) == [
-        "Route", "Service", "Workload"
+        "Route",
+        "Service",
+        "Workload",
     ]
 
 
@@ -122,7 +124,9 @@ async def test_batch_delete_is_atomic_and_wait_reports_acks(
     r = await client.post("/v1/delete", json={"resources": keys, "wait": True})
     assert r.status_code == 200, r.text
     assert r.json()["diff"]["deleted"] == [
-        "Route default/cart", "Workload default/cart-1", "Service default/cart"
+        "Route default/cart",
+        "Workload default/cart-1",
+        "Service default/cart",
     ]
     assert r.json()["ackedBy"] == ["sidecar~default~cart-1"]
     single = await client.delete("/v1/resources/svc/default/web", params={"wait": "true"})

@@ -60,11 +60,21 @@ def random_policy(rng: random.Random, size: int = 6) -> Policy:
         rights = rng.sample(RIGHTS, rng.randint(1, 2))
         conj = rng.random() < 0.5
         if rng.random() < 0.25:
-            pol.ops.append(("pproc", f"pr{i}", rng.choice(pol.users),
-                            rng.choice(pol.processes), rights, containers, conj))
+            pol.ops.append(
+                (
+                    "pproc",
+                    f"pr{i}",
+                    rng.choice(pol.users),
+                    rng.choice(pol.processes),
+                    rights,
+                    containers,
+                    conj,
+                )
+            )
         else:
-            pol.ops.append(("prohib", f"pr{i}", rng.choice(uas + pol.users), rights,
-                            containers, conj))
+            pol.ops.append(
+                ("prohib", f"pr{i}", rng.choice(uas + pol.users), rights, containers, conj)
+            )
     pol.targets = oas + objs + uas + pcs
     return pol
 
@@ -76,14 +86,27 @@ def apply_to_graph(g: Graph, op: tuple[Any, ...]) -> None:
         g.associate(op[1], op[2], op[3])
     elif op[0] == "prohib":
         _, name, subject, rights, containers, conj = op
-        g.add_prohibition(Prohibition(
-            name, g.rights.encode(rights), tuple((g.id(c), comp) for c, comp in containers),
-            conj, subject=g.id(subject)))
+        g.add_prohibition(
+            Prohibition(
+                name,
+                g.rights.encode(rights),
+                tuple((g.id(c), comp) for c, comp in containers),
+                conj,
+                subject=g.id(subject),
+            )
+        )
     elif op[0] == "pproc":
         _, name, user, process, rights, containers, conj = op
-        g.add_prohibition(Prohibition(
-            name, g.rights.encode(rights), tuple((g.id(c), comp) for c, comp in containers),
-            conj, process=process, process_user=g.id(user)))
+        g.add_prohibition(
+            Prohibition(
+                name,
+                g.rights.encode(rights),
+                tuple((g.id(c), comp) for c, comp in containers),
+                conj,
+                process=process,
+                process_user=g.id(user),
+            )
+        )
     else:  # pragma: no cover - a typo in a test
         raise AssertionError(op)
 
@@ -98,9 +121,16 @@ def build_graph(pol: Policy) -> Graph:
 def to_access_policy(pol: Policy, admins: str | None = None) -> AccessPolicy:
     """``pol`` as an ``AccessPolicy`` resource (what the engine keeps in the store); with
     ``admins`` (a user attribute), that attribute holds ``*`` on every attribute."""
-    spec: dict[str, Any] = {"accessRights": list(RIGHTS), "policyClasses": [],
-                            "userAttributes": {}, "objectAttributes": {}, "users": {},
-                            "objects": {}, "associations": [], "prohibitions": []}
+    spec: dict[str, Any] = {
+        "accessRights": list(RIGHTS),
+        "policyClasses": [],
+        "userAttributes": {},
+        "objectAttributes": {},
+        "users": {},
+        "objects": {},
+        "associations": [],
+        "prohibitions": [],
+    }
     section = {"UA": "userAttributes", "OA": "objectAttributes", "U": "users", "O": "objects"}
     for op in pol.ops:
         if op[0] == "node":
@@ -110,26 +140,43 @@ def to_access_policy(pol: Policy, admins: str | None = None) -> AccessPolicy:
             else:
                 spec[section[kind]][name] = parents
         elif op[0] == "assoc":
-            spec["associations"].append({"userAttribute": op[1], "target": op[2],
-                                         "rights": op[3]})
+            spec["associations"].append({"userAttribute": op[1], "target": op[2], "rights": op[3]})
         else:
             name, subject = op[1], op[2]
             process = op[3] if op[0] == "pproc" else None
             rights, containers, conj = op[-3:]
-            spec["prohibitions"].append({
-                "name": name, "subject": subject, "process": process, "rights": rights,
-                "include": [c for c, comp in containers if not comp],
-                "exclude": [c for c, comp in containers if comp], "conjunctive": conj})
+            spec["prohibitions"].append(
+                {
+                    "name": name,
+                    "subject": subject,
+                    "process": process,
+                    "rights": rights,
+                    "include": [c for c, comp in containers if not comp],
+                    "exclude": [c for c, comp in containers if comp],
+                    "conjunctive": conj,
+                }
+            )
     if admins is not None:
         attributes = [*spec["userAttributes"], *spec["objectAttributes"]]
-        spec["associations"] += [{"userAttribute": admins, "target": a, "rights": ["*"]}
-                                 for a in attributes]
-    return AccessPolicy.model_validate({"apiVersion": "gossamer.dev/v1", "kind": "AccessPolicy",
-                                        "metadata": {"name": "random"}, "spec": spec})
+        spec["associations"] += [
+            {"userAttribute": admins, "target": a, "rights": ["*"]} for a in attributes
+        ]
+    return AccessPolicy.model_validate(
+        {
+            "apiVersion": "gossamer.dev/v1",
+            "kind": "AccessPolicy",
+            "metadata": {"name": "random"},
+            "spec": spec,
+        }
+    )
 
 
-CREATE_OPS = {"create_user_attribute": Kind.UA, "create_object_attribute": Kind.OA,
-              "create_user": Kind.U, "create_object": Kind.O}
+CREATE_OPS = {
+    "create_user_attribute": Kind.UA,
+    "create_object_attribute": Kind.OA,
+    "create_user": Kind.U,
+    "create_object": Kind.O,
+}
 
 
 def random_batch(rng: random.Random, g: Graph, step: int) -> list[dict[str, Any]]:
@@ -153,24 +200,52 @@ def random_batch(rng: random.Random, g: Graph, step: int) -> list[dict[str, Any]
         elif what <= 2:
             op, kind = rng.choice(list(CREATE_OPS.items()))
             pool = of(*ALLOWED_PARENTS[kind])
-            cmds.append({"op": op, "name": name,
-                         "parents": rng.sample(pool, rng.randint(1, min(2, len(pool))))})
+            cmds.append(
+                {
+                    "op": op,
+                    "name": name,
+                    "parents": rng.sample(pool, rng.randint(1, min(2, len(pool)))),
+                }
+            )
             kinds[name] = kind
         elif what in (3, 4):
             child = rng.choice(list(kinds))
-            cmds.append({"op": "assign" if what == 3 else "deassign", "child": child,
-                         "parents": [rng.choice(of(*ALLOWED_PARENTS[kinds[child]]))]})
+            cmds.append(
+                {
+                    "op": "assign" if what == 3 else "deassign",
+                    "child": child,
+                    "parents": [rng.choice(of(*ALLOWED_PARENTS[kinds[child]]))],
+                }
+            )
         elif what == 5:
-            cmds.append({"op": "associate", "userAttribute": rng.choice(of(Kind.UA)),
-                         "target": rng.choice(of(Kind.UA, Kind.OA, Kind.O)),
-                         "rights": rng.sample([*RIGHTS, "*", "*a", "*r"], rng.randint(1, 2))})
+            cmds.append(
+                {
+                    "op": "associate",
+                    "userAttribute": rng.choice(of(Kind.UA)),
+                    "target": rng.choice(of(Kind.UA, Kind.OA, Kind.O)),
+                    "rights": rng.sample([*RIGHTS, "*", "*a", "*r"], rng.randint(1, 2)),
+                }
+            )
         elif what == 6:
-            cmds.append({"op": "dissociate", "userAttribute": rng.choice(of(Kind.UA)),
-                         "target": rng.choice(of(Kind.UA, Kind.OA, Kind.O))})
+            cmds.append(
+                {
+                    "op": "dissociate",
+                    "userAttribute": rng.choice(of(Kind.UA)),
+                    "target": rng.choice(of(Kind.UA, Kind.OA, Kind.O)),
+                }
+            )
         elif what == 7:
             cmds.append({"op": "delete_node", "name": rng.choice(list(kinds))})
         else:
-            cmds.append({"op": "create_prohibition", "prohibition": {
-                "name": f"x{step}-{i}", "subject": rng.choice(of(Kind.UA, Kind.U)),
-                "rights": [rng.choice(RIGHTS)], "include": [rng.choice(of(Kind.OA, Kind.O))]}})
+            cmds.append(
+                {
+                    "op": "create_prohibition",
+                    "prohibition": {
+                        "name": f"x{step}-{i}",
+                        "subject": rng.choice(of(Kind.UA, Kind.U)),
+                        "rights": [rng.choice(RIGHTS)],
+                        "include": [rng.choice(of(Kind.OA, Kind.O))],
+                    },
+                }
+            )
     return cmds

@@ -64,8 +64,10 @@ def refuse_part_way(
     if rng.random() < 0.5:
         denied = [t for t in _names(g) if "create_object" not in engine.privileges(user, t)]
         if denied:
-            cmds.insert(at, {"op": "create_object", "name": f"denied{step}",
-                             "parents": [rng.choice(denied)]})
+            cmds.insert(
+                at,
+                {"op": "create_object", "name": f"denied{step}", "parents": [rng.choice(denied)]},
+            )
             return
     cmds.insert(at, {"op": "assign", "child": rng.choice(_names(g)), "parents": ["no-such-node"]})
 
@@ -179,6 +181,10 @@ def test_the_batches_cover_every_kind_of_refusal_after_a_creation() -> None:
     total: Counter[str] = Counter()
     for seed in range(8):
         total += asyncio.run(run_batches(seed))
-    for outcome in ("accepted", "denied after creating", "invalid after creating",
-                    "store after creating"):
+    for outcome in (
+        "accepted",
+        "denied after creating",
+        "invalid after creating",
+        "store after creating",
+    ):
         assert total[outcome] > 0, total

@@ -55,11 +55,25 @@ def random_change(
         containers = tuple((g.id(c), rng.random() < 0.4) for c in rng.sample(names, 2))
         subject = g.id(pick(names))
         if rng.random() < 0.3:
-            g.add_prohibition(Prohibition(f"x{step}", g.rights.mask(["write"]), containers,
-                                          rng.random() < 0.5, process="p1"))
+            g.add_prohibition(
+                Prohibition(
+                    f"x{step}",
+                    g.rights.mask(["write"]),
+                    containers,
+                    rng.random() < 0.5,
+                    process="p1",
+                )
+            )
         else:
-            g.add_prohibition(Prohibition(f"x{step}", g.rights.mask([pick(RIGHTS)]), containers,
-                                          rng.random() < 0.5, subject=subject))
+            g.add_prohibition(
+                Prohibition(
+                    f"x{step}",
+                    g.rights.mask([pick(RIGHTS)]),
+                    containers,
+                    rng.random() < 0.5,
+                    subject=subject,
+                )
+            )
     elif what == 7:
         existing = [p.name for p in g.prohibitions.all()]
         if existing:
@@ -94,7 +108,10 @@ def compare_all(g: Graph, d: Decider) -> None:
         for t in g.nodes():
             for process in (None, "p1"):
                 assert d.privileges(u, t, process) == reference.privileges(g, u, t, process), (
-                    u, g.name(t), process)
+                    u,
+                    g.name(t),
+                    process,
+                )
 
 
 def check_random_changes(seed: int, scan: bool) -> None:
@@ -105,6 +122,7 @@ def check_random_changes(seed: int, scan: bool) -> None:
         d.walk_factor = d.walk_min = 0
     compare_all(g, d)
     refused = 0
+
     def warm(count: int = 5) -> None:
         nodes = list(g.nodes())
         users = [n for n in nodes if g.kind(n) == Kind.U]
@@ -159,8 +177,9 @@ def test_comparison_catches_a_stale_cache() -> None:
     assert stale
 
 
-def compare_lists(g: Graph, d: Decider, lists: AccessLists,
-                  members: set[int] | None = None) -> None:
+def compare_lists(
+    g: Graph, d: Decider, lists: AccessLists, members: set[int] | None = None
+) -> None:
     users = [n for n in g.nodes() if g.kind(n) == Kind.U and (members is None or n in members)]
     lists.refresh()
     for t in g.nodes():
@@ -171,8 +190,11 @@ def compare_lists(g: Graph, d: Decider, lists: AccessLists,
                 low = bits & -bits
                 bits ^= low
                 expected.setdefault(low, set()).add(u)
-        got = {r: {u for u in users if lists.users_of(u) & m}
-               for r, m in lists.access_list(t).items() if m}
+        got = {
+            r: {u for u in users if lists.users_of(u) & m}
+            for r, m in lists.access_list(t).items()
+            if m
+        }
         assert got == expected, g.name(t)
 
 
@@ -182,8 +204,9 @@ def test_access_lists_follow_random_changes(seed: int, patch: bool, subset: bool
     rng = random.Random(seed)
     g = build_graph(random_policy(rng))
     d = Decider(g)
-    members = {n for n in g.nodes() if g.kind(n) == Kind.U and rng.random() < 0.5} \
-        if subset else None
+    members = (
+        {n for n in g.nodes() if g.kind(n) == Kind.U and rng.random() < 0.5} if subset else None
+    )
     lists = AccessLists(d, members)
     lists.patch_limit = 32 if patch else 0  # re-decide moved users, or recompute lists
     compare_lists(g, d, lists, members)

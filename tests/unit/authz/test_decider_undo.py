@@ -35,8 +35,9 @@ def test_decisions_after_a_refused_transaction_that_created_nodes() -> None:
     assert d.privileges(alice, g.id("docs")) == g.rights.mask(["read"])
     # the freed ids go to new nodes: nothing cached about the old ones may answer for them
     g.create_node("secret", Kind.OA, ["rbac"])
-    assert d.privileges(alice, g.id("secret")) == 0 == reference.privileges(
-        g, alice, g.id("secret"))
+    assert (
+        d.privileges(alice, g.id("secret")) == 0 == reference.privileges(g, alice, g.id("secret"))
+    )
 
 
 def test_a_decision_on_an_undone_policy_class_does_not_answer_for_its_id() -> None:

@@ -29,25 +29,44 @@ from gossamer.types import ResourceKey
 
 
 def policy(name: str, **spec: Any) -> AccessPolicy:
-    return AccessPolicy.model_validate({"apiVersion": "gossamer.dev/v1", "kind": "AccessPolicy",
-                                        "metadata": {"name": name}, "spec": spec})
+    return AccessPolicy.model_validate(
+        {
+            "apiVersion": "gossamer.dev/v1",
+            "kind": "AccessPolicy",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
 
 
 SHOP = policy(
-    "shop", policyClasses=["mesh"],
+    "shop",
+    policyClasses=["mesh"],
     userAttributes={"workloads": ["mesh"], "web": ["workloads"]},
     objectAttributes={"services": ["mesh"], "cart": ["services"]},
     users={"spiffe://m/ns/default/sa/web": ["web"]},
     objects={"cart:/items": ["cart"]},
-    associations=[{"userAttribute": "web", "target": "cart", "rights": ["GET"]},
-                  {"userAttribute": "gossamer:admins", "target": "services", "rights": ["*a"]},
-                  {"userAttribute": "gossamer:admins", "target": "workloads",
-                   "rights": ["*a"]}],
-    obligations=[{
-        "name": "new-carts-readable", "author": "admin",
-        "event": {"operations": ["create_object"], "targets": ["services"]},
-        "response": [{"op": "associate", "userAttribute": "web", "target": "{target}",
-                      "rights": ["POST"]}]}])
+    associations=[
+        {"userAttribute": "web", "target": "cart", "rights": ["GET"]},
+        {"userAttribute": "gossamer:admins", "target": "services", "rights": ["*a"]},
+        {"userAttribute": "gossamer:admins", "target": "workloads", "rights": ["*a"]},
+    ],
+    obligations=[
+        {
+            "name": "new-carts-readable",
+            "author": "admin",
+            "event": {"operations": ["create_object"], "targets": ["services"]},
+            "response": [
+                {
+                    "op": "associate",
+                    "userAttribute": "web",
+                    "target": "{target}",
+                    "rights": ["POST"],
+                }
+            ],
+        }
+    ],
+)
 WEB = "spiffe://m/ns/default/sa/web"
 
 
@@ -90,7 +109,10 @@ async def test_the_engine_needs_no_store() -> None:
     await engine.execute("admin", create("cart:/checkout"))
     assert engine.check(WEB, "cart:/checkout", "POST")  # the obligation fired
     assert [c.spec.cause for c in journal.entries] == [
-        "bootstrap", "admin", "obligation:new-carts-readable"]
+        "bootstrap",
+        "admin",
+        "obligation:new-carts-readable",
+    ]
     again = await AuthzEngine.open(journal, [SHOP, *journal.entries], revision=3)
     assert dump(again.graph) == dump(engine.graph)
     assert len(journal.entries) == 3  # a journal exists: no second bootstrap
@@ -133,8 +155,13 @@ async def test_reapplying_a_file_keeps_what_an_obligation_did() -> None:
         await apply(plane, engine, [SHOP])
         await engine.execute("admin", create("cart:/checkout"))
         assert engine.check(WEB, "cart:/checkout", "POST")
-        changed = SHOP.model_copy(update={"spec": SHOP.spec.model_copy(
-            update={"objects": {"cart:/items": ["cart"], "cart:/more": ["cart"]}})})
+        changed = SHOP.model_copy(
+            update={
+                "spec": SHOP.spec.model_copy(
+                    update={"objects": {"cart:/items": ["cart"], "cart:/more": ["cart"]}}
+                )
+            }
+        )
         await apply(plane, engine, [changed])
         assert engine.check(WEB, "cart:/checkout", "POST")  # obligation's grant survives
         assert engine.check(WEB, "cart:/more", "GET")  # the file's change is in
@@ -150,9 +177,13 @@ async def test_journal_entry_that_no_longer_applies_is_reported() -> None:
     async with authz_plane() as (plane, engine):
         await apply(plane, engine, [SHOP])
         await engine.execute("admin", create("cart:/checkout"))
-        spec = SHOP.spec.model_copy(update={
-            "objectAttributes": {"services": ["mesh"]}, "objects": {},
-            "associations": SHOP.spec.associations[1:]})
+        spec = SHOP.spec.model_copy(
+            update={
+                "objectAttributes": {"services": ["mesh"]},
+                "objects": {},
+                "associations": SHOP.spec.associations[1:],
+            }
+        )
         await apply(plane, engine, [SHOP.model_copy(update={"spec": spec})])
         skipped = engine.statistics().skipped_journal_entries
         assert len(skipped) == 2
@@ -178,8 +209,7 @@ async def test_denied_or_unstored_batch_changes_nothing() -> None:
         await apply(plane, engine, [SHOP, vault])
         before, rev = dump(engine.graph), await store.revision()
         with pytest.raises(AccessDeniedError):
-            await engine.execute(WEB, parse_commands([
-                {"op": "create_policy_class", "name": "x"}]))
+            await engine.execute(WEB, parse_commands([{"op": "create_policy_class", "name": "x"}]))
         assert dump(engine.graph) == before and await store.revision() == rev
 
         def decisions_work() -> None:  # the caches hold nothing about the undone nodes
@@ -191,12 +221,20 @@ async def test_denied_or_unstored_batch_changes_nothing() -> None:
         # denied (the administrator holds no right on "secrets") or invalid
         first = {"op": "create_object", "name": "cart:/reports", "parents": ["cart"]}
         with pytest.raises(AccessDeniedError):
-            await engine.execute("admin", parse_commands([
-                first, {"op": "create_object", "name": "s", "parents": ["secrets"]}]))
+            await engine.execute(
+                "admin",
+                parse_commands(
+                    [first, {"op": "create_object", "name": "s", "parents": ["secrets"]}]
+                ),
+            )
         decisions_work()
         with pytest.raises(ValidationError):
-            await engine.execute("admin", parse_commands([
-                first, {"op": "assign", "child": "cart:/reports", "parents": ["web"]}]))
+            await engine.execute(
+                "admin",
+                parse_commands(
+                    [first, {"op": "assign", "child": "cart:/reports", "parents": ["web"]}]
+                ),
+            )
         decisions_work()
         assert dump(engine.graph) == before and await store.revision() == rev
 
@@ -266,9 +304,12 @@ async def test_a_full_disk_changes_nothing(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_several_policies_merge() -> None:
     async with authz_plane() as (plane, engine):
-        extra = policy("extra", accessRights=["GET", "POST"], userAttributes={"web": ["mesh"]},
-                       associations=[{"userAttribute": "web", "target": "cart",
-                                      "rights": ["POST"]}])
+        extra = policy(
+            "extra",
+            accessRights=["GET", "POST"],
+            userAttributes={"web": ["mesh"]},
+            associations=[{"userAttribute": "web", "target": "cart", "rights": ["POST"]}],
+        )
         await apply(plane, engine, [SHOP, extra])
         assert engine.privileges(WEB, "cart:/items") == ["GET", "POST"]
         await apply(plane, engine, [], deletes=[extra.key])
@@ -285,8 +326,7 @@ async def test_follows_changes_others_write_to_the_store() -> None:
         await wait_until(lambda: engine.graph.find(WEB) is not None, what="the policy to load")
         assert engine.check(WEB, "cart:/items", "GET")
         # a policy that does not make a graph keeps the previous one in force
-        await store.apply(puts=[policy("broken", users={"x": ["no-such-attribute"]})
-                                .to_manifest()])
+        await store.apply(puts=[policy("broken", users={"x": ["no-such-attribute"]}).to_manifest()])
         await wait_until(lambda: engine.load_error is not None, what="the load error")
         assert "no-such-attribute" in (engine.load_error or "")
         assert engine.check(WEB, "cart:/items", "GET")
@@ -323,8 +363,16 @@ async def test_decisions_do_not_see_a_change_before_it_is_durable() -> None:
             return await real_apply(*args, **kwargs)
 
         store.apply = slow_apply  # type: ignore[method-assign]
-        grant = parse_commands([{"op": "associate", "userAttribute": "web", "target": "cart",
-                                 "rights": ["GET", "DELETE"]}])
+        grant = parse_commands(
+            [
+                {
+                    "op": "associate",
+                    "userAttribute": "web",
+                    "target": "cart",
+                    "rights": ["GET", "DELETE"],
+                }
+            ]
+        )
         async with asyncio.TaskGroup() as tg:
             tg.create_task(engine.execute("admin", grant))
             await writing.wait()
@@ -336,8 +384,12 @@ async def test_decisions_do_not_see_a_change_before_it_is_durable() -> None:
 @pytest.mark.asyncio
 async def test_start_with_a_broken_stored_policy_denies_everything() -> None:
     store = MemoryStore()
-    await store.apply(puts=[SHOP.to_manifest(),
-                            policy("broken", users={"x": ["no-such-attribute"]}).to_manifest()])
+    await store.apply(
+        puts=[
+            SHOP.to_manifest(),
+            policy("broken", users={"x": ["no-such-attribute"]}).to_manifest(),
+        ]
+    )
     async with authz_plane(store) as (plane, engine):
         assert "no-such-attribute" in (engine.load_error or "")
         assert engine.graph.find(WEB) is None

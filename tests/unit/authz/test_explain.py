@@ -11,16 +11,32 @@ from gossamer.authz.graph import Graph
 
 def example() -> Graph:
     return graph_of(
-        policyClasses=["pc1", "pc2"], userAttributes={"ua1": ["pc1"], "ua2": ["pc2"]},
+        policyClasses=["pc1", "pc2"],
+        userAttributes={"ua1": ["pc1"], "ua2": ["pc2"]},
         objectAttributes={"oa1": ["pc1"], "oa2": ["pc2"], "oa3": ["oa2"]},
-        users={"u1": ["ua1", "ua2"]}, objects={"o1": ["oa1", "oa3"]},
-        associations=[{"userAttribute": "ua1", "target": "oa1", "rights": ["read", "write"]},
-                      {"userAttribute": "ua2", "target": "oa2", "rights": ["read", "write"]}],
+        users={"u1": ["ua1", "ua2"]},
+        objects={"o1": ["oa1", "oa3"]},
+        associations=[
+            {"userAttribute": "ua1", "target": "oa1", "rights": ["read", "write"]},
+            {"userAttribute": "ua2", "target": "oa2", "rights": ["read", "write"]},
+        ],
         prohibitions=[
-            {"name": "p1", "subject": "u1", "rights": ["write"], "include": ["oa1"],
-             "conjunctive": True},
-            {"name": "p2", "subject": "u1", "rights": ["write"], "exclude": ["oa1"],
-             "conjunctive": True}])
+            {
+                "name": "p1",
+                "subject": "u1",
+                "rights": ["write"],
+                "include": ["oa1"],
+                "conjunctive": True,
+            },
+            {
+                "name": "p2",
+                "subject": "u1",
+                "rights": ["write"],
+                "exclude": ["oa1"],
+                "conjunctive": True,
+            },
+        ],
+    )
 
 
 def test_explain_lists_paths_grants_and_prohibitions() -> None:
@@ -34,7 +50,8 @@ def test_explain_lists_paths_grants_and_prohibitions() -> None:
     [path1] = by_pc["pc1"].paths
     assert [s.node for s in path1] == ["o1", "oa1", "pc1"]
     assert [(g.userAttribute, g.rights, g.userPaths) for g in path1[1].grants] == [
-        ("ua1", ["read", "write"], [["u1", "ua1"]])]
+        ("ua1", ["read", "write"], [["u1", "ua1"]])
+    ]
     [path2] = by_pc["pc2"].paths
     assert [s.node for s in path2] == ["o1", "oa3", "oa2", "pc2"]
     assert path2[1].grants == []
@@ -42,11 +59,14 @@ def test_explain_lists_paths_grants_and_prohibitions() -> None:
 
 
 def test_explain_shows_every_user_path_to_a_granting_attribute() -> None:
-    g = graph_of(policyClasses=["pc1"],
-                 userAttributes={"ua1": ["pc1"], "ua2": ["ua1"], "ua3": ["ua1"]},
-                 objectAttributes={"oa1": ["pc1"]}, users={"u1": ["ua2", "ua3"]},
-                 objects={"o1": ["oa1"]},
-                 associations=[{"userAttribute": "ua1", "target": "oa1", "rights": ["read"]}])
+    g = graph_of(
+        policyClasses=["pc1"],
+        userAttributes={"ua1": ["pc1"], "ua2": ["ua1"], "ua3": ["ua1"]},
+        objectAttributes={"oa1": ["pc1"]},
+        users={"u1": ["ua2", "ua3"]},
+        objects={"o1": ["oa1"]},
+        associations=[{"userAttribute": "ua1", "target": "oa1", "rights": ["read"]}],
+    )
     e = explain(g, "u1", "o1")
     grant = e.policyClasses[0].paths[0][1].grants[0]
     assert sorted(grant.userPaths) == [["u1", "ua2", "ua1"], ["u1", "ua3", "ua1"]]
@@ -55,7 +75,15 @@ def test_explain_shows_every_user_path_to_a_granting_attribute() -> None:
 def test_access_lists_every_target_with_rights() -> None:
     g = example()
     assert access(Decider(g), "u1") == {
-        "o1": ["read"], "oa1": ["read"], "oa2": ["read"], "oa3": ["read"]}
+        "o1": ["read"],
+        "oa1": ["read"],
+        "oa2": ["read"],
+        "oa3": ["read"],
+    }
     g.remove_prohibition("p2")
     assert access(Decider(g), "u1") == {
-        "o1": ["read"], "oa1": ["read"], "oa2": ["read", "write"], "oa3": ["read", "write"]}
+        "o1": ["read"],
+        "oa1": ["read"],
+        "oa2": ["read", "write"],
+        "oa3": ["read", "write"],
+    }

@@ -29,8 +29,12 @@ def build_pyngac(pol: Policy) -> tuple[Any, dict[str, int]]:
     mod.operations().set_resource_access_rights(AccessRightSet(list(RIGHTS)))
     g = mod.graph()
     ids: dict[str, int] = {"PM_ADMIN:policy_classes": -3}  # py-ngac's admin node ids
-    create = {"UA": g.create_user_attribute, "OA": g.create_object_attribute,
-              "U": g.create_user, "O": g.create_object}
+    create = {
+        "UA": g.create_user_attribute,
+        "OA": g.create_object_attribute,
+        "U": g.create_user,
+        "O": g.create_object,
+    }
     for op in pol.ops:
         if op[0] == "node":
             _, name, kind, parents = op
@@ -43,15 +47,24 @@ def build_pyngac(pol: Policy) -> tuple[Any, dict[str, int]]:
         elif op[0] == "prohib":
             _, name, subject, rights, containers, conj = op
             mod.prohibitions().create_node_prohibition(
-                name, ids[subject], AccessRightSet(rights),
+                name,
+                ids[subject],
+                AccessRightSet(rights),
                 {ids[c] for c, comp in containers if not comp},
-                {ids[c] for c, comp in containers if comp}, conj)
+                {ids[c] for c, comp in containers if comp},
+                conj,
+            )
         elif op[0] == "pproc":
             _, name, user, process, rights, containers, conj = op
             mod.prohibitions().create_process_prohibition(
-                name, ids[user], process, AccessRightSet(rights),
+                name,
+                ids[user],
+                process,
+                AccessRightSet(rights),
                 {ids[c] for c, comp in containers if not comp},
-                {ids[c] for c, comp in containers if comp}, conj)
+                {ids[c] for c, comp in containers if comp},
+                conj,
+            )
     return pap, ids
 
 
@@ -64,7 +77,8 @@ def differences(pol: Policy, ours: Graph) -> list[tuple[str, str | None, str]]:
         for process in (None, *pol.processes):
             for target in pol.targets:
                 theirs = access.compute_privileges(
-                    NodeUserContext.of(ids[user], process or ""), NodeTargetContext.of(ids[target]))
+                    NodeUserContext.of(ids[user], process or ""), NodeTargetContext.of(ids[target])
+                )
                 expected = sorted(r for r in theirs if r in RIGHTS)
                 got = decider.privileges(ours.id(user), ours.id(target), process)
                 if sorted(r for r in ours.rights.names(got) if r in RIGHTS) != expected:
@@ -94,12 +108,22 @@ def test_the_comparison_sees_a_difference() -> None:
         pol = random_policy(rng)
         ours = build_graph(pol)
         decider = Decider(ours)
-        granted = [(u, t) for u in pol.users for t in pol.targets
-                   if decider.privileges(ours.id(u), ours.id(t)) & ours.rights.mask(["read"])]
+        granted = [
+            (u, t)
+            for u in pol.users
+            for t in pol.targets
+            if decider.privileges(ours.id(u), ours.id(t)) & ours.rights.mask(["read"])
+        ]
         if granted:
             break
     user, target = granted[0]
-    ours.add_prohibition(Prohibition(
-        "extra", ours.rights.mask(["read"]), ((ours.id(target), False),), True,
-        subject=ours.id(user)))
+    ours.add_prohibition(
+        Prohibition(
+            "extra",
+            ours.rights.mask(["read"]),
+            ((ours.id(target), False),),
+            True,
+            subject=ours.id(user),
+        )
+    )
     assert (user, None, target) in differences(pol, ours)

@@ -19,8 +19,18 @@ def test_control_plane_calls_the_run_hook_with_its_options(
 ) -> None:
     calls: list[tuple[object, ...]] = []
     monkeypatch.setattr(gossamer.server.run, "main", lambda *a, **_: calls.append(a))
-    result = offline.invoke(app, ["control-plane", "--data-dir", str(tmp_path),
-                                  "--api-addr", "127.0.0.5:7071", "--xds-addr", "127.0.0.5:18001"])
+    result = offline.invoke(
+        app,
+        [
+            "control-plane",
+            "--data-dir",
+            str(tmp_path),
+            "--api-addr",
+            "127.0.0.5:7071",
+            "--xds-addr",
+            "127.0.0.5:18001",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert calls == [(tmp_path, "127.0.0.5:7071", "127.0.0.5:18001")]
     assert offline.invoke(app, ["control-plane"]).exit_code == 0
@@ -56,8 +66,16 @@ def test_authz_is_mounted(offline: CliRunner) -> None:
 
 def test_every_command_is_there(offline: CliRunner) -> None:
     result = offline.invoke(app, ["--help"])
-    for command in ("control-plane", "apply", "get", "delete", "validate", "proxy-status",
-                    "proxy-config", "authz"):
+    for command in (
+        "control-plane",
+        "apply",
+        "get",
+        "delete",
+        "validate",
+        "proxy-status",
+        "proxy-config",
+        "authz",
+    ):
         assert command in result.stdout
     assert offline.invoke(app, ["frobnicate"]).exit_code == 2
 
@@ -66,6 +84,11 @@ def test_the_console_script_runs(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "gossamer"
     path = tmp_path / "empty.yaml"
     path.write_text("apiVersion: gossamer.dev/v1\nkind: Mesh\nmetadata: {name: default}\n")
-    done = subprocess.run([str(script), "validate", str(path)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [str(script), "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert (done.returncode, done.stdout) == (0, "valid: 1 resource in 1 file\n"), done.stderr

@@ -39,14 +39,27 @@ def status(
     sent = "0123456789abcdef"
     now = time.time()
     types = [
-        TypeStatus(t, sent, acked if t != "routes" else sent, 2,
-                   Nack("fedcba9876543210", nack, now) if nack and t == "listeners" else None)
+        TypeStatus(
+            t,
+            sent,
+            acked if t != "routes" else sent,
+            2,
+            Nack("fedcba9876543210", nack, now) if nack and t == "listeners" else None,
+        )
         for t in ("clusters", "endpoints", "listeners", "routes")
     ]
     return ProxyStatus(
-        node_id=f"sidecar~{namespace}~{name}", kind="sidecar", namespace=namespace, name=name,
-        host="host-a", connected=connected, protocol="sotw", last_seen=now - seen_ago,
-        synced=acked == sent and nack is None, admin_address="127.0.0.2:19000", types=types,
+        node_id=f"sidecar~{namespace}~{name}",
+        kind="sidecar",
+        namespace=namespace,
+        name=name,
+        host="host-a",
+        connected=connected,
+        protocol="sotw",
+        last_seen=now - seen_ago,
+        synced=acked == sent and nack is None,
+        admin_address="127.0.0.2:19000",
+        types=types,
     )
 
 
@@ -63,13 +76,29 @@ def test_proxy_status_table(runner: CliRunner, server: ApiServer) -> None:
     assert result.exit_code == 0, result.output
     header, *rows = result.stdout.splitlines()
     assert header.split() == [
-        "PROXY", "KIND", "HOST", "STATE", "CLUSTERS", "ENDPOINTS", "LISTENERS", "ROUTES",
-        "LAST", "NACK", "LAST", "SEEN",
+        "PROXY",
+        "KIND",
+        "HOST",
+        "STATE",
+        "CLUSTERS",
+        "ENDPOINTS",
+        "LISTENERS",
+        "ROUTES",
+        "LAST",
+        "NACK",
+        "LAST",
+        "SEEN",
     ]
     by_name = {row.split()[0]: row.rstrip() for row in rows}
     assert by_name["default/cart-1"].split()[:8] == [
-        "default/cart-1", "sidecar", "host-a", "synced",
-        "0123456/0123456", "0123456/0123456", "0123456/0123456", "0123456/0123456",
+        "default/cart-1",
+        "sidecar",
+        "host-a",
+        "synced",
+        "0123456/0123456",
+        "0123456/0123456",
+        "0123456/0123456",
+        "0123456/0123456",
     ]
     assert by_name["default/cart-1"].split()[-3] == "-"
     assert by_name["default/cart-1"].endswith("s ago")

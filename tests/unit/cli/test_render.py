@@ -18,7 +18,13 @@ def text(table: object) -> str:
 
 def test_ago() -> None:
     assert [render.ago(s) for s in (-1, 0, 59.9, 60, 3599, 3600, 86400 * 3 + 5)] == [
-        "0s ago", "0s ago", "59s ago", "1m ago", "59m ago", "1h ago", "3d ago"
+        "0s ago",
+        "0s ago",
+        "59s ago",
+        "1m ago",
+        "59m ago",
+        "1h ago",
+        "3d ago",
     ]
 
 
@@ -34,7 +40,8 @@ def test_manifest_diff_shows_changed_fields_only() -> None:
     diff = render.manifest_diff("Service default/x", a, b).splitlines()
     assert diff[:2] == ["--- Service default/x (stored)", "+++ Service default/x (applied)"]
     assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("---", "+++")] == [
-        "-    port: 80", "+    port: 81"
+        "-    port: 80",
+        "+    port: 81",
     ]
     assert render.manifest_diff("k", a, a) == ""
 
@@ -45,24 +52,51 @@ def test_yaml_stream_round_trips() -> None:
 
 
 def test_unknown_kinds_get_a_generic_table() -> None:
-    m = {"kind": "AccessPolicy", "metadata": {"name": "shop", "namespace": "default",
-                                              "labels": {"team": "a"}}}
+    m = {
+        "kind": "AccessPolicy",
+        "metadata": {"name": "shop", "namespace": "default", "labels": {"team": "a"}},
+    }
     out = text(render.resource_table("AccessPolicy", [m]))
     assert out.split() == ["NAMESPACE", "NAME", "LABELS", "default", "shop", "team=a"]
 
 
 def test_user_text_is_not_rich_markup() -> None:
-    m = {"kind": "Route", "metadata": {"name": "r[bold]x"},
-         "spec": {"service": "cart", "rules": [{"destinations": [
-             {"service": "cart", "subset": {"version": "v2"}, "weight": 10}]}]}}
+    m = {
+        "kind": "Route",
+        "metadata": {"name": "r[bold]x"},
+        "spec": {
+            "service": "cart",
+            "rules": [
+                {"destinations": [{"service": "cart", "subset": {"version": "v2"}, "weight": 10}]}
+            ],
+        },
+    }
     out = text(render.resource_table("Route", [m]))
     assert "r[bold]x" in out
     assert "cart{version=v2}:10" in out
 
 
 def test_proxy_table_without_types_or_nacks() -> None:
-    p: dict[str, object] = {"namespace": "default", "name": "gw", "kind": "gateway", "host": None,
-         "state": "disconnected", "lastSeen": 100.0, "types": []}
+    p: dict[str, object] = {
+        "namespace": "default",
+        "name": "gw",
+        "kind": "gateway",
+        "host": None,
+        "state": "disconnected",
+        "lastSeen": 100.0,
+        "types": [],
+    }
     out = text(render.proxy_table([p], now=160.0)).splitlines()[1].split()
-    assert out == ["default/gw", "gateway", "-", "disconnected", "-", "-", "-", "-", "-", "1m",
-                   "ago"]
+    assert out == [
+        "default/gw",
+        "gateway",
+        "-",
+        "disconnected",
+        "-",
+        "-",
+        "-",
+        "-",
+        "-",
+        "1m",
+        "ago",
+    ]

@@ -43,8 +43,13 @@ def test_dry_run_prints_the_diff_and_stores_nothing(
     runner: CliRunner, server: ApiServer, shop_file: Path, tmp_path: Path
 ) -> None:
     assert runner.invoke(app, ["apply", "-f", str(shop_file)]).exit_code == 0
-    moved = write(tmp_path, "moved.yaml", WORKLOAD.replace("127.0.0.2", "127.0.0.3") + "---\n"
-                  + ROUTE.replace("name: cart}", "name: cart-canary}"))
+    moved = write(
+        tmp_path,
+        "moved.yaml",
+        WORKLOAD.replace("127.0.0.2", "127.0.0.3")
+        + "---\n"
+        + ROUTE.replace("name: cart}", "name: cart-canary}"),
+    )
     result = runner.invoke(app, ["apply", "--dry-run", "-f", str(moved)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -136,7 +141,8 @@ def test_get_yaml_output_applies_back(
     result = runner.invoke(app, ["apply", "-f", str(write(tmp_path, "back.yaml", dumped))])
     assert result.exit_code == 0
     assert result.stdout.splitlines()[:2] == [
-        "Service default/cart unchanged", "Service default/web unchanged"
+        "Service default/cart unchanged",
+        "Service default/web unchanged",
     ]
 
 
@@ -173,8 +179,10 @@ def test_delete_by_name_and_from_files(
     files = runner.invoke(app, ["delete", "-f", str(rest)])
     assert files.exit_code == 0, files.output
     assert files.stdout.splitlines() == [
-        "Service default/cart deleted", "Service default/web deleted",
-        "Workload default/cart-1 deleted", "revision 3",
+        "Service default/cart deleted",
+        "Service default/web deleted",
+        "Workload default/cart-1 deleted",
+        "revision 3",
     ]
     again = runner.invoke(app, ["delete", "route", "default/cart"])
     assert again.exit_code == 1
@@ -193,9 +201,7 @@ def test_unreachable_server_is_exit_3_with_one_line(offline: CliRunner, shop_fil
         result = offline.invoke(app, [*args, "--server", url])
         assert result.exit_code == 3, result.output
         assert result.stderr.startswith(f"error: cannot reach the control plane at {url}: ")
-        assert result.stderr.endswith(
-            "; start it with `gossamer control-plane` or pass --server\n"
-        )
+        assert result.stderr.endswith("; start it with `gossamer control-plane` or pass --server\n")
         assert result.stderr.count("\n") == 1
 
 
@@ -214,6 +220,14 @@ def test_piped_tables_are_not_cut_to_80_columns(server: ApiServer, tmp_path: Pat
     result = runner.invoke(app, ["get", "workloads"])
     [row] = result.stdout.splitlines()[1:]
     assert row.split() == [
-        "default", long_name, "cart", "127.0.0.2", "15006->8080", "host-a", "-", "healthy", "-"
+        "default",
+        long_name,
+        "cart",
+        "127.0.0.2",
+        "15006->8080",
+        "host-a",
+        "-",
+        "healthy",
+        "-",
     ]
     assert max(len(line) for line in result.stdout.splitlines()) > 80

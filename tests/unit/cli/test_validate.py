@@ -48,8 +48,9 @@ def test_a_field_error_names_file_resource_and_field(offline: CliRunner, tmp_pat
 
 
 def test_missing_references_among_the_files_are_errors(offline: CliRunner, tmp_path: Path) -> None:
-    result = offline.invoke(app, ["validate", str(write(tmp_path, "cart.yaml", WORKLOAD + "---\n"
-                                                         + ROUTE))])
+    result = offline.invoke(
+        app, ["validate", str(write(tmp_path, "cart.yaml", WORKLOAD + "---\n" + ROUTE))]
+    )
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert lines[0] == (

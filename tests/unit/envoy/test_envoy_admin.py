@@ -24,8 +24,9 @@ async def answering(status: str, body: bytes) -> AsyncIterator[str]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(
-            f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
-            .encode() + body
+            f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\n".encode()
+            + b"connection: close\r\n\r\n"
+            + body
         )
         await writer.drain()
         writer.close()
@@ -65,8 +66,11 @@ async def test_an_error_status_is_quoted() -> None:
         EnvoyAdmin(address) as admin,
     ):
         assert not await admin.ready()
-        with pytest.raises(EnvoyError, match=r"admin POST /drain_listeners at .* answered "
-                                             r"503: PRE_INITIALIZING$"):
+        with pytest.raises(
+            EnvoyError,
+            match=r"admin POST /drain_listeners at .* answered "
+            r"503: PRE_INITIALIZING$",
+        ):
             await admin.drain_listeners(inbound_only=True)
 
 
@@ -75,6 +79,9 @@ async def test_not_an_admin_api() -> None:
         answering("200 OK", b"<html>hello</html>") as address,
         EnvoyAdmin(address) as admin,
     ):
-        with pytest.raises(EnvoyError, match=r"did not answer JSON .*is that address an "
-                                             r"Envoy admin API"):
+        with pytest.raises(
+            EnvoyError,
+            match=r"did not answer JSON .*is that address an "
+            r"Envoy admin API",
+        ):
             await admin.server_info()

@@ -24,8 +24,13 @@ async def _never_starts() -> EnvoyProcess:
 async def test_gives_up_after_n_failed_starts_in_a_row() -> None:
     events: list[Event[EnvoyProcess]] = []
     supervisor = EnvoySupervisor(
-        _never_starts, name="test envoy", backoff=QUICK, stable_after=60, give_up_after=3,
-        hint="see envoy.log", on_event=events.append,
+        _never_starts,
+        name="test envoy",
+        backoff=QUICK,
+        stable_after=60,
+        give_up_after=3,
+        hint="see envoy.log",
+        on_event=events.append,
     )
     with pytest.raises(EnvoyError) as info:
         await asyncio.wait_for(supervisor.run(asyncio.Event()), 30)
@@ -49,8 +54,9 @@ async def test_without_a_limit_it_retries_until_stopped() -> None:
             if event.failures == 20:
                 stop.set()
 
-    supervisor = EnvoySupervisor(_never_starts, name="test envoy", backoff=QUICK,
-                                 stable_after=60, on_event=seen)
+    supervisor = EnvoySupervisor(
+        _never_starts, name="test envoy", backoff=QUICK, stable_after=60, on_event=seen
+    )
     await asyncio.wait_for(supervisor.run(stop), 30)
     assert failures == list(range(1, 21))
     assert supervisor.current is None

@@ -20,7 +20,10 @@ from gossamer.node import parse_node
 
 def _settings(**kw: object) -> GatewaySettings:
     args: dict[str, object] = {
-        "name": "edge", "xds_addr": ("127.0.0.1", 18000), "workdir": Path("/tmp/x")}
+        "name": "edge",
+        "xds_addr": ("127.0.0.1", 18000),
+        "workdir": Path("/tmp/x"),
+    }
     args.update(kw)
     return GatewaySettings(**args)  # type: ignore[arg-type]
 

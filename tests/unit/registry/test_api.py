@@ -19,9 +19,7 @@ from .mesh import Clock, workload
 
 @pytest_asyncio.fixture
 async def client(registry: Registry) -> AsyncIterator[httpx.AsyncClient]:
-    api = create_api(
-        registry.plane, metrics=prometheus_client.CollectorRegistry(), agents=registry
-    )
+    api = create_api(registry.plane, metrics=prometheus_client.CollectorRegistry(), agents=registry)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=api), base_url="http://api"
     ) as c:
@@ -82,7 +80,11 @@ async def test_token_join_register_health_env_and_list(
     (w,) = env.json()["workloads"]
     (dep,) = w["dependencies"]
     assert (w["name"], dep["service"], dep["portName"], dep["port"]) == (
-        "cart-1", "catalog", "http", 9090)
+        "cart-1",
+        "catalog",
+        "http",
+        9090,
+    )
     assert dep["address"].startswith("127.")
     assert w["env"] == {
         "CATALOG_HOST": dep["address"],
@@ -94,9 +96,14 @@ async def test_token_join_register_health_env_and_list(
     assert me.json()["host"] == "vm-1"
     (listed,) = (await client.get("/v1/agents")).json()["items"]
     assert listed == {
-        "agentId": agent_id, "host": "vm-1", "joinedAt": "2030-01-01T12:00:00Z",
-        "lastSeen": "2030-01-01T12:00:00Z", "revoked": False, "revokedAt": None,
-        "workloads": ["default/cart-1"], "state": "active",
+        "agentId": agent_id,
+        "host": "vm-1",
+        "joinedAt": "2030-01-01T12:00:00Z",
+        "lastSeen": "2030-01-01T12:00:00Z",
+        "revoked": False,
+        "revokedAt": None,
+        "workloads": ["default/cart-1"],
+        "state": "active",
     }
     tokens = (await client.get("/v1/tokens")).json()["items"]
     assert sorted((t["state"], t["usedBy"]) for t in tokens) == [("unused", None), ("used", "vm-1")]
@@ -135,9 +142,11 @@ async def test_agent_calls_need_their_own_live_credential(client: httpx.AsyncCli
     assert "no credential" in one_error(await client.put(url, json=body), 401, "unauthorized")
     basic = {"Authorization": "Basic abc"}
     assert "no credential" in one_error(
-        await client.put(url, json=body, headers=basic), 401, "unauthorized")
+        await client.put(url, json=body, headers=basic), 401, "unauthorized"
+    )
     assert f"not agent {a}'s" in one_error(
-        await client.put(url, json=body, headers=auth_b), 401, "unauthorized")
+        await client.put(url, json=body, headers=auth_b), 401, "unauthorized"
+    )
     assert (await client.put(url, json=body, headers=auth_a)).is_success
 
     revoked = await client.post("/v1/agents/vm-1/revoke")
@@ -146,8 +155,11 @@ async def test_agent_calls_need_their_own_live_credential(client: httpx.AsyncCli
         "revoked": [{"agentId": a, "host": "vm-1", "deleted": ["Workload default/cart-1"]}]
     }
     assert (await client.get("/v1/resources/Workload/default/cart-1")).status_code == 404
-    for method, path in (("GET", f"/v1/agents/{a}/env"), ("GET", f"/v1/agents/{a}"),
-                         ("POST", f"/v1/agents/{a}/health")):
+    for method, path in (
+        ("GET", f"/v1/agents/{a}/env"),
+        ("GET", f"/v1/agents/{a}"),
+        ("POST", f"/v1/agents/{a}/health"),
+    ):
         r = await client.request(method, path, headers=auth_a, json={"workloads": {}})
         assert "was revoked at" in one_error(r, 401, "unauthorized")
     assert (await client.get(f"/v1/agents/{b}", headers=auth_b)).is_success
@@ -169,14 +181,28 @@ async def test_conflicts_are_409(client: httpx.AsyncClient) -> None:
     taken = await client.post("/v1/agents/join", json={"token": token, "host": "vm-1"})
     assert "already has an active agent" in one_error(taken, 409, "conflict")
     wrong_host = await client.put(
-        f"/v1/agents/{a}/workloads", json={"workloads": [workload("c", host="vm-2")]},
+        f"/v1/agents/{a}/workloads",
+        json={"workloads": [workload("c", host="vm-2")]},
         headers=auth_a,
     )
     assert "this agent joined as host 'vm-1'" in one_error(wrong_host, 422, "validation")
-    internal = await client.post("/v1/apply", json={"manifests": [{
-        "apiVersion": "gossamer.dev/v1", "kind": "JoinToken", "metadata": {"name": "t"},
-        "spec": {"sha256": "0" * 64, "agentId": "agent-x",
-                 "expiresAt": "2031-01-01T00:00:00Z"}}]})
+    internal = await client.post(
+        "/v1/apply",
+        json={
+            "manifests": [
+                {
+                    "apiVersion": "gossamer.dev/v1",
+                    "kind": "JoinToken",
+                    "metadata": {"name": "t"},
+                    "spec": {
+                        "sha256": "0" * 64,
+                        "agentId": "agent-x",
+                        "expiresAt": "2031-01-01T00:00:00Z",
+                    },
+                }
+            ]
+        },
+    )
     assert "kept by the control plane itself" in one_error(internal, 422, "validation")
     del auth_b
 

@@ -24,9 +24,7 @@ from .mesh import workload
 
 @pytest_asyncio.fixture
 async def server(registry: Registry) -> AsyncIterator[str]:
-    api = create_api(
-        registry.plane, metrics=prometheus_client.CollectorRegistry(), agents=registry
-    )
+    api = create_api(registry.plane, metrics=prometheus_client.CollectorRegistry(), agents=registry)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     uv = uvicorn.Server(uvicorn.Config(api, log_level="warning", lifespan="off"))
@@ -103,9 +101,7 @@ async def test_agents_list_and_revoke(server: str, registry: Registry) -> None:
         f"revoked agent {agent_id} (host vm-1): deleted Workload default/cart-1\n"
     )
     as_json = json.loads((await gossamer(server, "agents", "list", "-o", "json")).stdout)
-    assert [(a["agentId"], a["revoked"], a["workloads"]) for a in as_json] == [
-        (agent_id, True, [])
-    ]
+    assert [(a["agentId"], a["revoked"], a["workloads"]) for a in as_json] == [(agent_id, True, [])]
     missing = await gossamer(server, "agents", "revoke", "vm-9")
     assert missing.exit_code == 1
     assert missing.stderr == (

@@ -218,6 +218,7 @@ async def test_revoke_racing_a_registration_leaves_no_workloads(registry: Regist
             registry.revoke(agent_id),
             return_exceptions=True,
         )
-        assert all(r is None or not isinstance(r, Exception) or isinstance(r, AuthError)
-                   for r in results)
+        assert all(
+            r is None or not isinstance(r, Exception) or isinstance(r, AuthError) for r in results
+        )
         assert wl(f"w-{i}") not in model(registry).resources

@@ -28,8 +28,7 @@ async def test_reopen_keeps_resources_revisions_and_history(tmp_path: Path) -> N
         assert await store.revision() == 3
         cart = await store.get(CART)
         assert cart is not None
-        assert (cart.manifest["spec"], cart.revision, cart.create_revision) == (
-            {"port": 81}, 2, 1)
+        assert (cart.manifest["spec"], cart.revision, cart.create_revision) == ({"port": 81}, 2, 1)
         assert (await store.list())[1] == 3
         batches = await take(store.watch(0), 3)
         assert revisions(batches) == [1, 2, 3]
@@ -55,13 +54,19 @@ async def test_statistics(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     async with await SQLiteStore.open(path, history=50) as store:
         await store.apply([manifest("Service", "a"), manifest("Service", "b")])
-        await store.apply([manifest("Service", "a", x=1)], [ResourceKey("Service", "default",
-                                                                         "b")])
+        await store.apply([manifest("Service", "a", x=1)], [ResourceKey("Service", "default", "b")])
         watch = store.watch(0)
         await take(watch, 1)
         assert store.statistics() == StoreStatistics(
-            backend="sqlite", path=str(path), revision=2, resources=1, log_entries=4,
-            compact_revision=0, history=50, watchers=1)
+            backend="sqlite",
+            path=str(path),
+            revision=2,
+            resources=1,
+            log_entries=4,
+            compact_revision=0,
+            history=50,
+            watchers=1,
+        )
     async with await SQLiteStore.open(path, history=50) as store:
         assert store.statistics().resources == 1
         assert store.statistics().log_entries == 4
@@ -128,8 +133,10 @@ def _add_failing_trigger(path: Path) -> None:
     """Make SQLite abort any transaction that writes a resource named 'boom'."""
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("CREATE TRIGGER boom BEFORE INSERT ON resources WHEN NEW.name = 'boom' "
-                     "BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
+        conn.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON resources WHEN NEW.name = 'boom' "
+            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )
     conn.close()
 
 
@@ -144,8 +151,13 @@ async def test_a_failure_inside_the_transaction_applies_nothing(tmp_path: Path) 
         watch = store.watch(1)
         # 'a' and the update of 'cart' are written before 'boom' fails.
         with pytest.raises(StoreError, match=r"injected failure.*nothing was applied"):
-            await store.apply([manifest("Service", "a"), manifest("Service", "cart", port=2),
-                               manifest("Service", "boom")])
+            await store.apply(
+                [
+                    manifest("Service", "a"),
+                    manifest("Service", "cart", port=2),
+                    manifest("Service", "boom"),
+                ]
+            )
         assert await store.revision() == 1
         assert await store.get(ResourceKey("Service", "default", "a")) is None
         cart = await store.get(CART)

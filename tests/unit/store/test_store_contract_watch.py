@@ -29,8 +29,7 @@ def _check(batch: list[Change], revision: int) -> None:
     assert (put.resource.revision, put.resource.create_revision) == (revision, revision)
     if i >= 2:
         gone = batch[1]
-        assert (gone.type, gone.key.name, gone.revision) == ("delete", f"item-{i - 2}",
-                                                             revision)
+        assert (gone.type, gone.key.name, gone.revision) == ("delete", f"item-{i - 2}", revision)
         # A delete carries the last stored value, with the revision that stored it.
         assert gone.resource.manifest["spec"] == {"n": i - 2}
         assert gone.resource.revision == gone.resource.create_revision == revision - 2

@@ -27,8 +27,12 @@ async def test_empty_store(make_store: StoreMaker) -> None:
 async def test_each_transaction_gets_the_next_revision(make_store: StoreMaker) -> None:
     store = await make_store()
     assert await store.apply([manifest("Service", "cart", port=80)]) == 1
-    assert await store.apply([manifest("Service", "shop", "prod", port=81),
-                              manifest("Route", "cart", port=82)]) == 2
+    assert (
+        await store.apply(
+            [manifest("Service", "shop", "prod", port=81), manifest("Route", "cart", port=82)]
+        )
+        == 2
+    )
     assert await store.revision() == 2
 
     cart = await store.get(CART)
@@ -69,16 +73,23 @@ async def test_identical_reapply_and_missing_delete_are_no_ops(make_store: Store
     cart = manifest("Service", "cart", port=80, labels={"a": "1", "b": "2"})
     assert await store.apply([cart]) == 1
     # Same content, other key order: canonical comparison finds no change.
-    reordered = {"spec": {"labels": {"b": "2", "a": "1"}, "port": 80},
-                 "metadata": {"name": "cart"}, "kind": "Service",
-                 "apiVersion": "gossamer.dev/v1"}
+    reordered = {
+        "spec": {"labels": {"b": "2", "a": "1"}, "port": 80},
+        "metadata": {"name": "cart"},
+        "kind": "Service",
+        "apiVersion": "gossamer.dev/v1",
+    }
     assert await store.apply([reordered]) == 1
     assert await store.apply(deletes=[ResourceKey("Service", "default", "nope")]) == 1
     assert await store.apply() == 1
     assert await store.revision() == 1
     # A batch with one real change among no-ops gets one revision, logging only the change.
-    assert await store.apply([cart, manifest("Service", "shop")],
-                             [ResourceKey("Service", "default", "nope")]) == 2
+    assert (
+        await store.apply(
+            [cart, manifest("Service", "shop")], [ResourceKey("Service", "default", "nope")]
+        )
+        == 2
+    )
     [batch] = await take(store.watch(1), 1)
     assert [(c.type, c.key.name) for c in batch] == [("put", "shop")]
 
@@ -100,8 +111,14 @@ async def test_delete(make_store: StoreMaker) -> None:
 @pytest.mark.asyncio
 async def test_list_filters_and_sorts(make_store: StoreMaker) -> None:
     store = await make_store()
-    await store.apply([manifest("Service", "b", "prod"), manifest("Service", "a", "prod"),
-                       manifest("Service", "z"), manifest("Route", "a", "prod")])
+    await store.apply(
+        [
+            manifest("Service", "b", "prod"),
+            manifest("Service", "a", "prod"),
+            manifest("Service", "z"),
+            manifest("Route", "a", "prod"),
+        ]
+    )
     await store.apply([manifest("Route", "r")])
 
     def names(items: list) -> list[str]:  # type: ignore[type-arg]
@@ -109,27 +126,40 @@ async def test_list_filters_and_sorts(make_store: StoreMaker) -> None:
 
     everything, revision = await store.list()
     assert revision == 2
-    assert names(everything) == ["Route default/r", "Route prod/a", "Service default/z",
-                                 "Service prod/a", "Service prod/b"]
+    assert names(everything) == [
+        "Route default/r",
+        "Route prod/a",
+        "Service default/z",
+        "Service prod/a",
+        "Service prod/b",
+    ]
     assert names((await store.list(kind="Service"))[0]) == [
-        "Service default/z", "Service prod/a", "Service prod/b"]
+        "Service default/z",
+        "Service prod/a",
+        "Service prod/b",
+    ]
     assert names((await store.list(namespace="prod"))[0]) == [
-        "Route prod/a", "Service prod/a", "Service prod/b"]
+        "Route prod/a",
+        "Service prod/a",
+        "Service prod/b",
+    ]
     assert names((await store.list("Route", "default"))[0]) == ["Route default/r"]
     assert (await store.list(kind="Nothing")) == ([], 2)
 
 
 @pytest.mark.asyncio
 async def test_list_is_consistent_with_its_revision_under_concurrent_writes(
-        make_store: StoreMaker) -> None:
+    make_store: StoreMaker,
+) -> None:
     store = await make_store()
     transactions = 40
 
     async def write() -> None:
         # Transaction i (revision i + 1) adds item-i and sets the counter to i.
         for i in range(transactions):
-            await store.apply([manifest("Item", f"item-{i}", n=i),
-                               manifest("Counter", "c", value=i)])
+            await store.apply(
+                [manifest("Item", f"item-{i}", n=i), manifest("Counter", "c", value=i)]
+            )
 
     item_listings: list[tuple[int, int]] = []
     counter_listings: list[tuple[int, int | None]] = []
@@ -141,7 +171,8 @@ async def test_list_is_consistent_with_its_revision_under_concurrent_writes(
             item_listings.append((revision, len(items)))
             counters, revision = await store.list(kind="Counter")
             counter_listings.append(
-                (revision, counters[0].manifest["spec"]["value"] if counters else None))
+                (revision, counters[0].manifest["spec"]["value"] if counters else None)
+            )
 
     async with asyncio.timeout(DEADLINE), asyncio.TaskGroup() as tasks:
         writer = tasks.create_task(write())
@@ -149,8 +180,9 @@ async def test_list_is_consistent_with_its_revision_under_concurrent_writes(
 
     # At revision r, exactly transactions 0..r-1 are visible.
     assert all(count == revision for revision, count in item_listings)
-    assert all(value == (revision - 1 if revision else None)
-               for revision, value in counter_listings)
+    assert all(
+        value == (revision - 1 if revision else None) for revision, value in counter_listings
+    )
     # The reader really ran between writes.
     assert len({revision for revision, _ in item_listings}) > 1
 
@@ -163,8 +195,7 @@ async def test_a_failing_batch_changes_nothing(make_store: StoreMaker) -> None:
     bad_batches = [
         # The second put cannot be stored: the first one must not be applied either.
         ([manifest("Service", "cart", port=2), manifest("Service", "x", bad={1, 2})], []),
-        ([manifest("Service", "cart", port=2), manifest("Service", "nan", v=float("nan"))],
-         []),
+        ([manifest("Service", "cart", port=2), manifest("Service", "nan", v=float("nan"))], []),
         ([manifest("Service", "cart", port=2), {"kind": "Service", "metadata": {}}], []),
         ([manifest("Service", "cart", port=2), manifest("Service", "cart", port=3)], []),
         ([manifest("Service", "cart", port=2)], [CART]),
@@ -188,8 +219,9 @@ async def test_a_failing_batch_changes_nothing(make_store: StoreMaker) -> None:
 async def test_validation_errors_name_the_field(make_store: StoreMaker) -> None:
     store = await make_store()
     with pytest.raises(ValidationError) as info:
-        await store.apply([manifest("Service", "ok"),
-                           {"kind": "Service", "metadata": {"namespace": "prod"}}])
+        await store.apply(
+            [manifest("Service", "ok"), {"kind": "Service", "metadata": {"namespace": "prod"}}]
+        )
     [error] = info.value.errors
     assert error.path == "metadata.name" and error.resource == "puts[1]"
     assert "non-empty string" in error.message
@@ -216,8 +248,12 @@ async def test_closed_store_refuses_calls(make_store: StoreMaker) -> None:
     await store.apply([manifest("Service", "cart")])
     await store.close()
     await store.close()  # idempotent
-    for call in (store.revision(), store.get(CART), store.list(),
-                 store.apply([manifest("Service", "x")])):
+    for call in (
+        store.revision(),
+        store.get(CART),
+        store.list(),
+        store.apply([manifest("Service", "x")]),
+    ):
         with pytest.raises(StoreError, match="closed"):
             await call
     with pytest.raises(StoreError, match="closed"):

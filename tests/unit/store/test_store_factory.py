@@ -11,29 +11,35 @@ from gossamer.store.memory import MemoryStore
 from gossamer.store.sqlite import SQLiteStore
 
 
-@pytest.mark.parametrize(("location", "expected"), [
-    ("memory:", None),
-    ("memory://", None),
-    ("MEMORY:", None),
-    ("sqlite:///var/lib/gossamer/store.db", Path("/var/lib/gossamer/store.db")),
-    ("sqlite:store.db", Path("store.db")),
-    ("sqlite:data/store.db", Path("data/store.db")),
-    ("/var/lib/gossamer/store.db", Path("/var/lib/gossamer/store.db")),
-    ("./store.db", Path("store.db")),
-    ("data/a:b.db", Path("data/a:b.db")),
-    ("  store.db ", Path("store.db")),
-])
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("memory:", None),
+        ("memory://", None),
+        ("MEMORY:", None),
+        ("sqlite:///var/lib/gossamer/store.db", Path("/var/lib/gossamer/store.db")),
+        ("sqlite:store.db", Path("store.db")),
+        ("sqlite:data/store.db", Path("data/store.db")),
+        ("/var/lib/gossamer/store.db", Path("/var/lib/gossamer/store.db")),
+        ("./store.db", Path("store.db")),
+        ("data/a:b.db", Path("data/a:b.db")),
+        ("  store.db ", Path("store.db")),
+    ],
+)
 def test_locations(location: str, expected: Path | None) -> None:
     assert sqlite_path(location) == expected
 
 
-@pytest.mark.parametrize(("location", "message"), [
-    ("", "empty"),
-    ("etcd://127.0.0.1:2379", "unknown scheme 'etcd'"),
-    ("memory:/tmp/x", "takes no path"),
-    ("sqlite://relative.db", "absolute path"),
-    ("sqlite:", "names no file"),
-])
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("", "empty"),
+        ("etcd://127.0.0.1:2379", "unknown scheme 'etcd'"),
+        ("memory:/tmp/x", "takes no path"),
+        ("sqlite://relative.db", "absolute path"),
+        ("sqlite:", "names no file"),
+    ],
+)
 def test_bad_locations(location: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         sqlite_path(location)

@@ -142,7 +142,10 @@ async def test_store_files_are_private_whatever_the_umask(tmp_path: Path) -> Non
         wal = path.with_name("gossamer.db-wal")
         assert wal.exists()
         assert {n: _mode(tmp_path / n) for n in _names(tmp_path)} == {
-            "gossamer.db": 0o600, "gossamer.db-wal": 0o600, "gossamer.db.id": 0o600}
+            "gossamer.db": 0o600,
+            "gossamer.db-wal": 0o600,
+            "gossamer.db.id": 0o600,
+        }
 
 
 async def test_an_existing_readable_store_is_made_private(tmp_path: Path) -> None:

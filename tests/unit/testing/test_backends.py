@@ -18,8 +18,9 @@ async def test_http_backend_answers_http1_and_h2c(http2: bool) -> None:
     async with HttpBackend("web-1", host="127.0.0.2") as backend:
         assert backend.address[0] == "127.0.0.2"
         async with httpx.AsyncClient(http1=not http2, http2=http2, trust_env=False) as client:
-            response = await client.post(f"{backend.url}/hello?x=1", content=b"abc",
-                                         headers={"x-test": "yes"})
+            response = await client.post(
+                f"{backend.url}/hello?x=1", content=b"abc", headers={"x-test": "yes"}
+            )
     assert response.status_code == 200
     assert response.headers["x-backend"] == "web-1"
     body = response.json()
@@ -53,8 +54,10 @@ async def test_http_backend_stops_listening_on_exit() -> None:
 
 @pytest.mark.asyncio
 async def test_grpc_backend_unary_stream_and_bidi() -> None:
-    async with GrpcBackend("echo-1", host="127.0.0.3") as backend, \
-            EchoClient(backend.address) as client:
+    async with (
+        GrpcBackend("echo-1", host="127.0.0.3") as backend,
+        EchoClient(backend.address) as client,
+    ):
         assert backend.address[0] == "127.0.0.3"
         assert await client.unary(b"ping") == b"echo-1:ping"
         assert await client.stream(3) == [b"echo-1:0", b"echo-1:1", b"echo-1:2"]

@@ -24,7 +24,11 @@ def test_free_port_rejects_a_non_ip_host() -> None:
 
 def test_loopback_hosts() -> None:
     assert [loopback_host(n) for n in (0, 1, 2, 253)] == [
-        "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.254"]
+        "127.0.0.1",
+        "127.0.0.2",
+        "127.0.0.3",
+        "127.0.0.254",
+    ]
     for bad in (-1, 254):
         with pytest.raises(ConfigError, match=r"0\.\.253"):
             loopback_host(bad)

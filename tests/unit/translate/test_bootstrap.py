@@ -34,8 +34,12 @@ def test_ads_bootstrap_node_identity() -> None:
     assert node.cluster == "cart"
     assert node.locality.zone == "z1"
     assert dict(node.metadata) == {
-        "gossamer.kind": "sidecar", "namespace": "shop", "name": "cart-1",
-        "service": "cart", "host": "vm-1", "zone": "z1",
+        "gossamer.kind": "sidecar",
+        "namespace": "shop",
+        "name": "cart-1",
+        "service": "cart",
+        "host": "vm-1",
+        "zone": "z1",
     }
 
 
@@ -47,10 +51,13 @@ def test_ads_bootstrap_omits_absent_identity_fields() -> None:
     assert not node.HasField("locality")
 
 
-@pytest.mark.parametrize(("delta", "api_type"), [
-    (False, config_source_pb2.ApiConfigSource.GRPC),
-    (True, config_source_pb2.ApiConfigSource.DELTA_GRPC),
-])
+@pytest.mark.parametrize(
+    ("delta", "api_type"),
+    [
+        (False, config_source_pb2.ApiConfigSource.GRPC),
+        (True, config_source_pb2.ApiConfigSource.DELTA_GRPC),
+    ],
+)
 def test_ads_bootstrap_dynamic_resources(delta: bool, api_type: int) -> None:
     dynamic = ads_bootstrap(CART, XDS, ADMIN, delta=delta).dynamic_resources
     ads = dynamic.ads_config
@@ -70,10 +77,13 @@ def test_ads_bootstrap_xds_cluster_speaks_http2_to_the_control_plane() -> None:
     assert cluster.type == cluster_pb2.Cluster.STATIC
     address = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address
     assert (address.socket_address.address, address.socket_address.port_value) == (
-        "127.0.0.9", 18001)
+        "127.0.0.9",
+        18001,
+    )
     options = http_protocol_options_pb2.HttpProtocolOptions()
     packed = cluster.typed_extension_protocol_options[
-        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ]
     assert packed.Unpack(options)
     assert options.explicit_http_config.HasField("http2_protocol_options")
     assert options.explicit_http_config.http2_protocol_options.HasField("connection_keepalive")
@@ -110,11 +120,21 @@ def test_ads_bootstrap_rejects_bad_input_naming_fields() -> None:
     zone=st.none() | st.text(min_size=1, max_size=20),
 )
 def test_parse_node_inverts_ads_bootstrap(
-    kind: str, namespace: str, name: str, service: str | None, host: str | None,
+    kind: str,
+    namespace: str,
+    name: str,
+    service: str | None,
+    host: str | None,
     zone: str | None,
 ) -> None:
-    identity = ProxyIdentity(kind, namespace, name, service=service, host=host,  # type: ignore[arg-type]
-                             zone=zone)
+    identity = ProxyIdentity(
+        kind,
+        namespace,
+        name,
+        service=service,
+        host=host,  # type: ignore[arg-type]
+        zone=zone,
+    )
     node = base_pb2.Node()
     node.ParseFromString(ads_bootstrap(identity, XDS, ADMIN).node.SerializeToString())
     assert parse_node(node) == identity
@@ -127,10 +147,18 @@ def test_parse_node_without_metadata_takes_the_service_from_the_cluster() -> Non
     assert parse_node(gateway) == ProxyIdentity("gateway", "edge", "public")
 
 
-@pytest.mark.parametrize("node_id", [
-    "", "cart-1", "sidecar~shop", "router~shop~cart", "sidecar~~cart", "sidecar~shop~",
-    "sidecar~shop~cart~x",
-])
+@pytest.mark.parametrize(
+    "node_id",
+    [
+        "",
+        "cart-1",
+        "sidecar~shop",
+        "router~shop~cart",
+        "sidecar~~cart",
+        "sidecar~shop~",
+        "sidecar~shop~cart~x",
+    ],
+)
 def test_parse_node_rejects_malformed_ids(node_id: str) -> None:
     with pytest.raises(XdsError, match=r"node\.id"):
         parse_node(base_pb2.Node(id=node_id))
@@ -153,8 +181,10 @@ def test_parse_node_rejects_non_string_identity_metadata() -> None:
 def _generated() -> dict[str, list[Any]]:
     return {
         "listeners": [resources.http_listener("in", ("127.0.0.1", 15001), "routes-in")],
-        "clusters": [resources.eds_cluster("cart"),
-                     resources.static_cluster("fixed", [("127.0.0.2", 80)])],
+        "clusters": [
+            resources.eds_cluster("cart"),
+            resources.static_cluster("fixed", [("127.0.0.2", 80)]),
+        ],
         "endpoints": [resources.load_assignment("cart", [("127.0.0.3", 8080)])],
         "routes": [resources.route_configuration("routes-in", {"cart": "cart"})],
     }

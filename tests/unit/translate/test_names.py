@@ -43,8 +43,9 @@ def _decode(name: str) -> tuple[str, str, dict[str, str]]:
 
 
 _text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
-_labels = st.dictionaries(st.text(min_size=1, max_size=8) | st.sampled_from([".", "a/b"]), _text,
-                          min_size=1, max_size=3)
+_labels = st.dictionaries(
+    st.text(min_size=1, max_size=8) | st.sampled_from([".", "a/b"]), _text, min_size=1, max_size=3
+)
 
 
 @given(_labels)

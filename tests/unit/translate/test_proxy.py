@@ -232,9 +232,7 @@ def test_gateway_edge_settings() -> None:
     for vh in table.virtual_hosts:
         post, rest = vh.routes
         assert post.match.prefix == "/api/ratings"
-        assert [(h.name, h.string_match.exact) for h in post.match.headers] == [
-            (":method", "POST")
-        ]
+        assert [(h.name, h.string_match.exact) for h in post.match.headers] == [(":method", "POST")]
         assert post.route.cluster == RATINGS
         assert post.route.max_stream_duration.HasField("grpc_timeout_header_max")
         assert rest.route.cluster == WEB

@@ -46,8 +46,9 @@ def test_a_nack_is_logged_once_with_node_type_and_message(
     assert again is not None
     monitor.request("s1", env.nack(again, "bad cluster c1 (again)"))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"gateway~edge~public rejected clusters version {out.version}: "
-                        "bad cluster c1"]
+    assert warnings == [
+        f"gateway~edge~public rejected clusters version {out.version}: bad cluster c1"
+    ]
 
     fixed = snapshot({"c1": 2})
     accepted = env.push(fixed)

@@ -102,8 +102,9 @@ def test_a_new_cluster_reads_what_is_sent(delta: bool) -> None:
     first = big()
     handshake(env, first)
     cs = {f"c{i}": 1 for i in range(N + 1)}
-    grown = Snapshot.build(resources(cs, dict(cs), {"l0": 1}, {"r0": 1}), Serializer(),
-                           previous=first)
+    grown = Snapshot.build(
+        resources(cs, dict(cs), {"l0": 1}, {"r0": 1}), Serializer(), previous=first
+    )
     snap, views = counted(grown)
     env.request(E, sorted(cs), snap=snap)  # Envoy asks for the new cluster's endpoints
     assert sorted(settle(env, snap)) == ["clusters", "endpoints"]

@@ -44,11 +44,13 @@ ops = st.one_of(
 )
 
 
-def _build(spec: dict[str, dict[str, int | None]], serializer: Serializer,
-           previous: Snapshot | None) -> Snapshot:
+def _build(
+    spec: dict[str, dict[str, int | None]], serializer: Serializer, previous: Snapshot | None
+) -> Snapshot:
     live = {t: {n: r for n, r in spec[t.short].items() if r is not None} for t in TYPES}
-    return Snapshot.build(resources(live[C], live[E], live[L], live[R]), serializer,
-                          previous=previous)
+    return Snapshot.build(
+        resources(live[C], live[E], live[L], live[R]), serializer, previous=previous
+    )
 
 
 def _plain(snap: Snapshot) -> Snapshot:
@@ -58,14 +60,29 @@ def _plain(snap: Snapshot) -> Snapshot:
 def _response(out: Outgoing | None) -> Any:
     if out is None:
         return None
-    return out.type, out.nonce, out.version, [(r.name, r.version) for r in out.resources], \
-        out.removed
+    return (
+        out.type,
+        out.nonce,
+        out.version,
+        [(r.name, r.version) for r in out.resources],
+        out.removed,
+    )
 
 
 def _bookkeeping(env: FakeEnvoy) -> Any:
     return [
-        (ts.subscribed, ts.known, ts.doubt, ts.force, ts.acked_version, ts.sent_version,
-         ts.last_nonce, ts.nack, ts.answered, ts.last_sent.keys())
+        (
+            ts.subscribed,
+            ts.known,
+            ts.doubt,
+            ts.force,
+            ts.acked_version,
+            ts.sent_version,
+            ts.last_nonce,
+            ts.nack,
+            ts.answered,
+            ts.last_sent.keys(),
+        )
         for ts in env.state.types.values()
     ]
 
@@ -145,8 +162,10 @@ def test_an_updated_clusters_endpoints_go_out_with_other_changed_ones(delta: boo
         resources({**cs, "c1": 2}, {**cs, "c2": 2}, {}, {}), serializer, previous=first
     )
     sent = []
-    for env, (a, b) in ((FakeEnvoy(delta=delta), (first, then)),
-                        (FakeEnvoy(delta=delta), (_plain(first), _plain(then)))):
+    for env, (a, b) in (
+        (FakeEnvoy(delta=delta), (first, then)),
+        (FakeEnvoy(delta=delta), (_plain(first), _plain(then))),
+    ):
         handshake(env, a)
         sent.append([_response(out) for out in env.push_all(b)])
         assert env.state.in_sync(b)

@@ -57,9 +57,7 @@ def listener(name: str, rev: int = 1) -> listener_pb2.Listener:
 
 
 def route(name: str, rev: int = 1) -> route_pb2.RouteConfiguration:
-    action = rc_pb2.RouteAction(
-        cluster="c" + name[1:], timeout=duration_pb2.Duration(seconds=rev)
-    )
+    action = rc_pb2.RouteAction(cluster="c" + name[1:], timeout=duration_pb2.Duration(seconds=rev))
     return route_pb2.RouteConfiguration(
         name=name,
         virtual_hosts=[
@@ -73,7 +71,10 @@ def route(name: str, rev: int = 1) -> route_pb2.RouteConfiguration:
 
 
 def resources(
-    c: Mapping[str, int], e: Mapping[str, int], l: Mapping[str, int], r: Mapping[str, int]  # noqa: E741
+    c: Mapping[str, int],
+    e: Mapping[str, int],
+    l: Mapping[str, int],  # noqa: E741
+    r: Mapping[str, int],
 ) -> dict[ResourceType, Mapping[str, message.Message]]:
     return {
         ResourceType.CLUSTER: {n: cluster(n, v) for n, v in c.items()},
