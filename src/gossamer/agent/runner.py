@@ -28,13 +28,13 @@ from gossamer.agent.config import AgentConfig, to_manifest
 from gossamer.agent.envoy import Sidecar
 from gossamer.agent.health import AppHealth
 from gossamer.agent.identity.rotation import Identity, ServiceIdentity
-from gossamer.agent.identity.secrets import SecretCache, identity_secret, trust_bundle_secret
-from gossamer.agent.identity.server import SdsServer
 from gossamer.agent.process import terminate
 from gossamer.agent.state import Credential, EnvoyRecord, StateDir
 from gossamer.agent.status import AgentStatus, IdentityStatus, WorkloadStatus
 from gossamer.agent.workload import WorkloadRunner
 from gossamer.envoy.binary import check_version, find_envoy
+from gossamer.envoy.sds.secrets import SecretCache, identity_secret, trust_bundle_secret
+from gossamer.envoy.sds.server import SdsServer
 from gossamer.errors import ConfigError, GossamerError, RefusedError
 from gossamer.polling import Backoff
 from gossamer.ports import free_port, is_free

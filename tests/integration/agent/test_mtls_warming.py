@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gossamer.agent.identity.secrets import SecretCache, identity_secret, trust_bundle_secret
-from gossamer.agent.identity.server import SdsServer
 from gossamer.envoy.proxy import EnvoyProcess
+from gossamer.envoy.sds.secrets import SecretCache, identity_secret, trust_bundle_secret
+from gossamer.envoy.sds.server import SdsServer
 from gossamer.polling import wait_until
 from gossamer.server.app import ControlPlaneApp
 from gossamer.testing.backends import HttpBackend

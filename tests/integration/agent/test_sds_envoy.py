@@ -21,14 +21,14 @@ from tests.integration.agent.sds_helpers import (
     tls_bootstrap,
 )
 
-from gossamer.agent.identity.secrets import (
+from gossamer.envoy.proxy import EnvoyProcess
+from gossamer.envoy.sds.secrets import (
     SecretCache,
     bundle_version,
     identity_secret,
     trust_bundle_secret,
 )
-from gossamer.agent.identity.server import SdsServer
-from gossamer.envoy.proxy import EnvoyProcess
+from gossamer.envoy.sds.server import SdsServer
 from gossamer.polling import wait_until
 from gossamer.testing.ports import free_port
 from gossamer.translate.names import IDENTITY_SECRET, TRUST_BUNDLE_SECRET

@@ -1,9 +1,10 @@
-"""The secrets the agent's SDS server hands out, and who gets which.
+"""The secrets an SDS server hands out (the agent's, a gateway runner's), and who gets which.
 
-Secrets belong to an *owner* (a service, ``NS/NAME``: every workload of a service on this
-host shares its key and certificate); a proxy (node id) is assigned to one owner by the
-agent, which knows what it runs. A proxy nobody assigned gets nothing (its TLS listeners
-keep warming), whatever it claims in its node metadata.
+Secrets belong to an *owner* (for the agent a service, ``NS/NAME``: every workload of a
+service on this host shares its key and certificate; for a gateway runner its gateway); a
+proxy (node id) is assigned to one owner by the process that runs it. A proxy nobody
+assigned gets nothing (its TLS listeners keep warming), whatever it claims in its node
+metadata.
 
 Versions name the content: ``identity`` is versioned by the certificate's serial (hex), the
 trust bundle by a digest of its PEM, so what Envoy ACKed can be compared with what the CA
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf import any_pb2
 
-from gossamer.agent.identity.protocol import SecretResource
+from gossamer.envoy.sds.protocol import SecretResource
 from gossamer.translate.names import IDENTITY_SECRET, TRUST_BUNDLE_SECRET
 
 SECRET_TYPE_URL = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"

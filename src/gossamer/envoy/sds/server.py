@@ -1,5 +1,6 @@
-"""The agent's SDS server: ``envoy.service.secret.v3.SecretDiscoveryService`` on a Unix
-socket that only this user can open (0600, in the 0700 state dir).
+"""An SDS server (the agent's, a gateway runner's): ``envoy.service.secret.v3.
+SecretDiscoveryService`` on a Unix socket that only this user can open (0600, in a 0700
+directory).
 
 Envoy reaches it through the static ``gossamer-sds`` cluster of its bootstrap (HTTP/2 over
 a ``pipe`` address). With ``api_config_source: GRPC`` Envoy opens one state-of-the-world
@@ -30,12 +31,12 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 
-from gossamer.agent.identity.protocol import (
+from gossamer.envoy.sds.protocol import (
     SdsResponse,
     SdsStreamState,
     encode_versions,
 )
-from gossamer.agent.identity.secrets import SECRET_TYPE_URL, SecretCache
+from gossamer.envoy.sds.secrets import SECRET_TYPE_URL, SecretCache
 from gossamer.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class SdsServer:
             self._warn_once(
                 node_id,
                 "unknown",
-                "SDS: %s is not a proxy this agent runs; it gets no secrets",
+                "SDS: %s is not a proxy run here; it gets no secrets",
                 node_id,
             )
         try:
@@ -240,13 +241,13 @@ def _message(response: SdsResponse) -> discovery_pb2.DiscoveryResponse:
 
 
 def _remove_stale(path: Path) -> None:
-    """Remove a socket a previous agent left (the state dir's lock says none runs now)."""
+    """Remove a socket a previous run left (the caller holds its directory's lock)."""
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
         raise ConfigError(
-            f"{path} exists and is not a socket; remove it (the agent serves SDS there)"
+            f"{path} exists and is not a socket; remove it (an SDS server listens there)"
         )
     path.unlink()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.protobuf import any_pb2
 
-from gossamer.agent.identity.protocol import (
+from gossamer.envoy.sds.protocol import (
     RETRY_FIRST,
     SdsStreamState,
     SecretResource,
