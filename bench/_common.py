@@ -1,9 +1,15 @@
-"""Small helpers shared by the benchmarks: percentiles, process CPU and memory from /proc."""
+"""Small helpers shared by the benchmarks: percentiles, process CPU and memory from /proc,
+and a bounded HTTP load generator."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -44,3 +50,141 @@ def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"/proc/{pid}/status has no {field} line")
+
+
+# -- a closed-loop HTTP/1.1 load generator in its own process -----------------------------
+
+#: Run as ``python -c LOADER HOST PORT CONNECTIONS MAX_REQUESTS MAX_SECONDS PID...``: keeps
+#: CONNECTIONS keep-alive connections each with one request in flight until MAX_REQUESTS were
+#: sent or MAX_SECONDS passed, and prints one JSON line: latencies (ms), errors, elapsed
+#: seconds, and the CPU seconds the PIDs used between the first request and the last answer
+#: (read here, so the loader's own start-up is not counted). Plain asyncio protocols (uvloop
+#: when installed): no HTTP library between the clock and the socket.
+LOADER = r"""
+import asyncio, json, os, sys, time
+host, port, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+max_requests, max_seconds = int(sys.argv[4]), float(sys.argv[5])
+pids = [int(p) for p in sys.argv[6:]]
+TICKS = os.sysconf("SC_CLK_TCK")
+REQUEST = f"GET /bench HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+def cpu():
+    total = 0
+    for pid in pids:
+        raw = open(f"/proc/{pid}/stat").read()
+        fields = raw[raw.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+class Run:
+    sent = 0; errors = 0; latencies = []; open = 0; deadline = 0.0
+class Client(asyncio.Protocol):
+    def __init__(self, run, done):
+        self.run, self.done, self.buf, self.t0, self.waiting = run, done, b"", 0, False
+    def connection_made(self, transport):
+        self.transport = transport; self.run.open += 1; self.send()
+    def send(self):
+        run = self.run
+        if run.sent >= max_requests or time.monotonic() >= run.deadline:
+            self.transport.close(); return
+        run.sent += 1
+        self.waiting = True
+        self.t0 = time.perf_counter_ns()
+        self.transport.write(REQUEST)
+    def data_received(self, data):
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0: return
+            head = self.buf[:end].decode("latin-1").split("\r\n")
+            length = 0
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length": length = int(value)
+            if len(self.buf) < end + 4 + length: return
+            self.buf = self.buf[end + 4 + length:]
+            self.waiting = False
+            if head[0].split()[1] == "200":
+                self.run.latencies.append((time.perf_counter_ns() - self.t0) / 1e6)
+            else:
+                self.run.errors += 1
+            self.send()
+    def connection_lost(self, exc):
+        if self.waiting: self.run.errors += 1
+        self.run.open -= 1
+        if self.run.open == 0 and not self.done.done(): self.done.set_result(None)
+async def main():
+    loop = asyncio.get_running_loop()
+    run, done = Run(), loop.create_future()
+    run.deadline = time.monotonic() + max_seconds
+    cpu0, start = cpu(), time.monotonic()
+    for _ in range(conns):
+        await loop.create_connection(lambda: Client(run, done), host, port)
+    try:
+        await asyncio.wait_for(done, max_seconds + 30)
+    except asyncio.TimeoutError:
+        run.errors += run.open
+    elapsed, cpu1 = time.monotonic() - start, cpu()
+    print(json.dumps({"latencies_ms": run.latencies, "errors": run.errors, "sent": run.sent,
+                      "elapsed": elapsed, "cpu_s": cpu1 - cpu0}))
+try:
+    import uvloop
+    uvloop.run(main())
+except ImportError:
+    asyncio.run(main())
+"""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """One bounded load run: answers, latency percentiles (ms) and the watched PIDs' CPU."""
+
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    cpu_s: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_s / max(self.requests, 1) * 1e6
+
+
+async def http_load(
+    address: tuple[str, int],
+    connections: int,
+    *,
+    max_requests: int,
+    max_seconds: float,
+    pids: Sequence[int] = (),
+) -> LoadResult:
+    """Run ``LOADER`` against ``address`` (bounded by count and time) in its own process."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LOADER, address[0], str(address[1]), str(connections),
+        str(max_requests), str(max_seconds), *map(str, pids),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(max_seconds + 60):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator exited {proc.returncode}: {err.decode()[-2000:]}")
+    data = json.loads(out)
+    latencies: list[float] = data["latencies_ms"]
+    return LoadResult(
+        requests=len(latencies),
+        errors=int(data["errors"]),
+        seconds=float(data["elapsed"]),
+        p50_ms=percentile(latencies, 50),
+        p90_ms=percentile(latencies, 90),
+        p99_ms=percentile(latencies, 99),
+        cpu_s=float(data["cpu_s"]),
+    )
