@@ -9,7 +9,7 @@ import os
 import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -135,15 +135,31 @@ except ImportError:
 
 @dataclass(frozen=True)
 class LoadResult:
-    """One bounded load run: answers, latency percentiles (ms) and the watched PIDs' CPU."""
+    """One bounded load run (or several pooled): latencies of the answered requests (ms),
+    failures, and the CPU the watched PIDs used."""
 
-    requests: int
+    latencies_ms: list[float] = field(repr=False)
     errors: int
     seconds: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
     cpu_s: float
+
+    @classmethod
+    def pooled(cls, results: Sequence[LoadResult]) -> LoadResult:
+        """All of ``results`` as one run (percentiles over every request, CPU summed)."""
+        return cls(
+            [x for r in results for x in r.latencies_ms],
+            sum(r.errors for r in results),
+            sum(r.seconds for r in results),
+            sum(r.cpu_s for r in results),
+        )
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_ms)
+
+    def ms(self, p: float) -> float:
+        """The ``p``-th percentile latency in milliseconds."""
+        return percentile(self.latencies_ms, p)
 
     @property
     def rps(self) -> float:
@@ -178,13 +194,9 @@ async def http_load(
     if proc.returncode != 0:
         raise RuntimeError(f"load generator exited {proc.returncode}: {err.decode()[-2000:]}")
     data = json.loads(out)
-    latencies: list[float] = data["latencies_ms"]
     return LoadResult(
-        requests=len(latencies),
+        latencies_ms=[float(x) for x in data["latencies_ms"]],
         errors=int(data["errors"]),
         seconds=float(data["elapsed"]),
-        p50_ms=percentile(latencies, 50),
-        p90_ms=percentile(latencies, 90),
-        p99_ms=percentile(latencies, 99),
         cpu_s=float(data["cpu_s"]),
     )

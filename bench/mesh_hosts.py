@@ -64,8 +64,12 @@ class HostAgent:
         return StateDir(self.directory / "state")
 
     async def start(self) -> None:
-        """Join with a fresh join token (the operator's token is in GOSSAMER_TOKEN) and run."""
-        token = json.loads(await cli("token", "create", "--server", self.app.api_url, "-o", "json"))
+        """Join with a fresh join token for exactly the services of ``workloads`` (the
+        operator's token is in GOSSAMER_TOKEN), then run."""
+        scope = [a for w in self.workloads for a in ("--service", str(w["service"]))]
+        token = json.loads(
+            await cli("token", "create", "--server", self.app.api_url, "-o", "json", *scope)
+        )
         await cli(
             "agent", "join", "--server", self.app.api_url, "--token", str(token["token"]),
             "--state-dir", str(self.state.path), "--host", self.host,

@@ -1,6 +1,6 @@
 """The mTLS chain's cost: CPU per request and added latency, four chains in one run.
 
-Run: ``.venv/bin/python bench/mtls_chain.py [--duration 5] [--requests 50000] [--rounds 2]``
+Run: ``.venv/bin/python bench/mtls_chain.py [--duration 3] [--requests 50000] [--rounds 6]``
 
 Chains, all up at once, measured interleaved (order flipped each round) at 1 and 16
 connections; every Envoy runs with ``--concurrency 1``; all on loopback:
@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import math
-import statistics
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -193,11 +192,19 @@ async def measure(chains: dict[str, Chain], args: argparse.Namespace) -> list[Sa
                 samples.append(Sample(name, conns, res, hs))
                 print(
                     f"round {r} {name:6s} c={conns:2d}: {res.requests:6d} req {res.rps:7.0f} rps  "
-                    f"p50 {res.p50_ms:6.3f}  p90 {res.p90_ms:6.3f}  p99 {res.p99_ms:6.3f} ms  "
+                    f"p50 {res.ms(50):6.3f}  p90 {res.ms(90):6.3f}  p99 {res.ms(99):6.3f} ms  "
                     f"{res.cpu_us_per_request:6.1f} us CPU/req  errors {res.errors}"
                     + (f"  handshakes {hs}" if hs is not None else ""),
                     flush=True,
                 )
+    for name in ("mtls", "static"):
+        count = chains[name].handshakes
+        assert count is not None
+        answered = sum(s.result.requests for s in samples if s.chain == name)
+        print(
+            f"{name}: {await count()} TLS handshakes over the whole run (warm-up included) "
+            f"for {answered} measured requests"
+        )
     return samples
 
 
@@ -257,35 +264,41 @@ async def run(args: argparse.Namespace) -> list[Sample]:
     raise AssertionError("unreachable")
 
 
-def _median(samples: list[Sample], key: Callable[[Sample], float]) -> float:
-    return statistics.median(key(s) for s in samples) if samples else float("nan")
+def _row(ss: list[Sample]) -> dict[str, float]:
+    """One chain at one connection count, pooled over the rounds: percentiles over every
+    request, CPU summed over requests summed, handshakes likewise."""
+    pooled = LoadResult.pooled([s.result for s in ss])
+    hs = [s.handshakes for s in ss if s.handshakes is not None]
+    return {
+        "rps": pooled.rps,
+        "p50": pooled.ms(50),
+        "p90": pooled.ms(90),
+        "p99": pooled.ms(99),
+        "cpu": pooled.cpu_us_per_request,
+        "hs": sum(hs) / max(pooled.requests, 1) if hs else math.nan,
+        "errors": pooled.errors,
+    }
+
+
+def _spread(ss: dict[str, list[Sample]], key: Callable[[LoadResult], float]) -> str:
+    """mtls/static of ``key`` round by round (the runs of one round are back to back)."""
+    pairs = zip(ss["mtls"], ss["static"], strict=True)
+    return " ".join(f"{key(g.result) / key(s.result):.2f}" for g, s in pairs)
 
 
 def report(samples: list[Sample]) -> bool:
-    """Print the medians over rounds and the ratios; whether the targets were met."""
+    """Print the table (pooled over rounds) and the ratios; whether the targets were met."""
     met = True
-    print("\nmedians over rounds (CPU = both Envoys of the chain; added = p50/p90/p99 - direct's)")
+    print("\npooled over rounds (CPU = both Envoys of the chain; added = chain - direct)")
     print(
         f"{'conns':>5} {'chain':>7} {'rps':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
         f"{'added p50/p90/p99 ms':>22} {'us CPU/req':>10} {'hs/req':>7} {'errors':>6}"
     )
     for conns in CONNECTIONS:
-        med: dict[str, dict[str, float]] = {}
-        for chain in CHAINS:
-            ss = [s for s in samples if s.chain == chain and s.connections == conns]
-            hs = [s.handshakes / max(s.result.requests, 1) for s in ss if s.handshakes is not None]
-            med[chain] = {
-                "rps": _median(ss, lambda s: s.result.rps),
-                "p50": _median(ss, lambda s: s.result.p50_ms),
-                "p90": _median(ss, lambda s: s.result.p90_ms),
-                "p99": _median(ss, lambda s: s.result.p99_ms),
-                "cpu": _median(ss, lambda s: s.result.cpu_us_per_request),
-                "hs": statistics.median(hs) if hs else float("nan"),
-                "errors": sum(s.result.errors for s in ss),
-            }
-        d = med["direct"]
-        for chain in CHAINS:
-            m = med[chain]
+        by = {c: [s for s in samples if s.chain == c and s.connections == conns] for c in CHAINS}
+        rows = {c: _row(by[c]) for c in CHAINS}
+        d = rows["direct"]
+        for chain, m in rows.items():
             added = "/".join(f"{m[p] - d[p]:+.3f}" for p in ("p50", "p90", "p99"))
             cpu = "-" if chain == "direct" else f"{m['cpu']:.1f}"
             per = "-" if math.isnan(m["hs"]) else f"{m['hs']:.5f}"
@@ -293,14 +306,19 @@ def report(samples: list[Sample]) -> bool:
                 f"{conns:5d} {chain:>7} {m['rps']:7.0f} {m['p50']:7.3f} {m['p90']:7.3f} "
                 f"{m['p99']:7.3f} {added:>22} {cpu:>10} {per:>7} {m['errors']:6.0f}"
             )
-        g, s, p = med["mtls"], med["static"], med["plain"]
+        g, s, p = rows["mtls"], rows["static"], rows["plain"]
         cpu_ratio, p99_ratio = g["cpu"] / s["cpu"], g["p99"] / s["p99"]
         met = met and cpu_ratio <= CPU_TARGET and p99_ratio <= P99_TARGET
         print(
             f"      mtls/static: CPU/req {cpu_ratio:.2f}x (target <= {CPU_TARGET}x: "
             f"{'met' if cpu_ratio <= CPU_TARGET else 'MISSED'}), p99 {p99_ratio:.2f}x "
             f"(target <= {P99_TARGET}x: {'met' if p99_ratio <= P99_TARGET else 'MISSED'}), "
-            f"p50 {g['p50'] / s['p50']:.2f}x, rps {g['rps'] / s['rps']:.2f}x"
+            f"p90 {g['p90'] / s['p90']:.2f}x, p50 {g['p50'] / s['p50']:.2f}x, "
+            f"rps {g['rps'] / s['rps']:.2f}x"
+        )
+        print(
+            f"      by round, mtls/static: CPU/req {_spread(by, lambda r: r.cpu_us_per_request)}"
+            f";  p99 {_spread(by, lambda r: r.ms(99))}"
         )
         print(
             f"      plain/static: CPU/req {p['cpu'] / s['cpu']:.2f}x, p99 "
@@ -312,9 +330,9 @@ def report(samples: list[Sample]) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=float, default=5.0, help="max seconds per run")
+    parser.add_argument("--duration", type=float, default=3.0, help="max seconds per run")
     parser.add_argument("--requests", type=int, default=50_000, help="max requests per run")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     args.duration = max(0.2, min(args.duration, 60.0))
     args.requests = max(1, min(args.requests, 1_000_000))
