@@ -110,7 +110,9 @@ async def agent_runs(repeats: int, tmp: Path) -> list[tuple[float, float]]:
             wait=False,
         )
         state = tmp / "agent"
-        token = json.loads(await _cli("token", "create", "--server", app.api_url, "-o", "json"))
+        token = json.loads(
+            await _cli("token", "create", "--server", app.api_url, "-o", "json", "--any-service")
+        )
         await _cli(
             "agent", "join", "--server", app.api_url, "--token", str(token["token"]),
             "--state-dir", str(state), "--host", "host-b",

@@ -19,9 +19,11 @@ from gossamer.api.auth import Authenticator, bearer, require_operator
 from gossamer.api.readiness import require_ready
 from gossamer.api.schemas import ApplyResponse, Body, ErrorBody
 from gossamer.errors import AuthReason
+from gossamer.model.internal import HostScope
 from gossamer.registry import AgentInfo, Registry, TokenInfo, WorkloadEnv
 from gossamer.registry.records import AgentState, TokenState
 from gossamer.registry.registry import DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL
+from gossamer.registry.scope import parse_scope
 
 #: upper bound on Workloads one agent registers in one request
 MAX_WORKLOADS = 1000
@@ -40,6 +42,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             401,
             "unknown, used or expired join token; missing or wrong credential, unknown "
             "agent (e.g. the control plane's store was lost), or revoked agent",
+        ),
+        (
+            403,
+            "a Workload outside what the agent's join token allows (service, namespace or "
+            "address): nothing was changed",
         ),
         (404, "no such agent or host"),
         (409, "a Workload is another agent's or a user's; or the host already has an agent"),
@@ -62,18 +69,48 @@ Timeout = Annotated[
 # -- bodies ------------------------------------------------------------------------------
 
 
+class ScopeBody(Body):
+    """What the host that joins with a token may serve (docs/agent.md): ``services`` or
+    ``anyService: true`` (one is required), in ``namespace`` (default ``default``) or
+    ``anyNamespace``; ``addresses`` (IPs or CIDRs) pins its Workloads' addresses, else its
+    first registration fixes them."""
+
+    services: list[str] = Field(default_factory=list, max_length=100)
+    any_service: bool = False
+    namespace: str | None = None
+    any_namespace: bool = False
+    addresses: list[str] = Field(default_factory=list, max_length=100)
+
+    @classmethod
+    def maybe(cls, s: HostScope | None) -> ScopeBody | None:
+        return None if s is None else cls.of(s)
+
+    @classmethod
+    def of(cls, s: HostScope) -> ScopeBody:
+        return cls(
+            services=list(s.services),
+            any_service=s.anyService,
+            namespace=s.namespace,
+            any_namespace=s.anyNamespace,
+            addresses=list(s.addresses),
+        )
+
+
 class TokenRequest(Body):
     ttl_seconds: int = Field(
         default=int(DEFAULT_TOKEN_TTL.total_seconds()),
         ge=1,
         le=int(MAX_TOKEN_TTL.total_seconds()),
     )
+    #: required in substance: an empty scope is refused, naming services and anyService
+    scope: ScopeBody = Field(default_factory=ScopeBody)
 
 
 class TokenResponse(Body):
     #: the secret: shown only now
     token: str
     expires_at: datetime
+    scope: ScopeBody
 
 
 class TokenBody(Body):
@@ -83,6 +120,8 @@ class TokenBody(Body):
     used_at: datetime | None
     used_by: str | None
     state: TokenState
+    #: null: created before tokens had a scope (refused at join)
+    scope: ScopeBody | None = None
 
     @classmethod
     def of(cls, t: TokenInfo) -> TokenBody:
@@ -93,6 +132,7 @@ class TokenBody(Body):
             used_at=t.used_at,
             used_by=t.used_by,
             state=t.state,
+            scope=ScopeBody.maybe(t.scope),
         )
 
 
@@ -122,6 +162,11 @@ class AgentBody(Body):
     workloads: list[str]
     #: active | unreachable (its host is dead by the liveness rule) | revoked
     state: AgentState = "active"
+    #: what it may register (null: it joined before tokens had a scope: anything)
+    scope: ScopeBody | None = None
+    #: the addresses/CIDRs its Workloads may use: the token's pin, else fixed by its first
+    #: registration (empty until then)
+    addresses: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, a: AgentInfo) -> AgentBody:
@@ -134,6 +179,8 @@ class AgentBody(Body):
             revoked_at=a.revoked_at,
             workloads=[f"{k.namespace}/{k.name}" for k in a.workloads],
             state=a.state,
+            scope=ScopeBody.maybe(a.scope),
+            addresses=list(a.addresses),
         )
 
 
@@ -243,10 +290,13 @@ def agents_router(registry: Registry, auth: Authenticator | None = None) -> APIR
 
     @router.post("/tokens", response_model=TokenResponse, dependencies=operator)
     async def create_token(body: TokenRequest | None = None) -> TokenResponse:
-        """A new single-use join token (operator)."""
-        ttl = timedelta(seconds=(body or TokenRequest()).ttl_seconds)
-        token, expires = await registry.create_token(ttl)
-        return TokenResponse(token=token, expires_at=expires)
+        """A new single-use join token (operator) for a host that may serve what its
+        ``scope`` says (services or anyService is required)."""
+        request = body or TokenRequest()
+        scope = parse_scope(request.scope.model_dump(by_alias=True))
+        ttl = timedelta(seconds=request.ttl_seconds)
+        token, expires = await registry.create_token(ttl, scope=scope)
+        return TokenResponse(token=token, expires_at=expires, scope=ScopeBody.of(scope))
 
     @router.get("/tokens", response_model=TokenList, dependencies=operator)
     async def list_tokens() -> TokenList:
@@ -290,7 +340,8 @@ def agents_router(registry: Registry, auth: Authenticator | None = None) -> APIR
         wait: Wait = False,
         wait_timeout: Timeout = 30.0,
     ) -> ApplyResponse:
-        """Make these the agent's whole set of Workloads (others it registered are deleted)."""
+        """Make these the agent's whole set of Workloads (others it registered are deleted);
+        403 for one outside its join token's scope (service, namespace, address)."""
         result = await registry.set_workloads(
             agent_id, body.workloads, wait=wait, wait_timeout=wait_timeout
         )

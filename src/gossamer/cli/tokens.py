@@ -48,8 +48,8 @@ class RegistryApi(ApiClient):
     def __enter__(self) -> RegistryApi:
         return self
 
-    def create_token(self, ttl_seconds: int) -> dict[str, Any]:
-        return self._dict("POST", "/v1/tokens", json={"ttlSeconds": ttl_seconds})
+    def create_token(self, ttl_seconds: int, scope: dict[str, Any]) -> dict[str, Any]:
+        return self._dict("POST", "/v1/tokens", json={"ttlSeconds": ttl_seconds, "scope": scope})
 
     def tokens(self) -> list[dict[str, Any]]:
         return list(self._dict("GET", "/v1/tokens")["items"])
@@ -103,6 +103,39 @@ def _when(value: object) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
+def describe_scope(scope: object) -> str:
+    """A token's or agent's scope in one cell: ``reviews, web in default @ 127.0.0.5``."""
+    if not isinstance(scope, dict):
+        return "any (before scopes)"
+    services = "any service" if scope.get("anyService") else ", ".join(scope.get("services", []))
+    where = "any namespace" if scope.get("anyNamespace") else scope.get("namespace") or "default"
+    pinned = scope.get("addresses") or []
+    return f"{services} in {where}" + (f" @ {', '.join(pinned)}" if pinned else "")
+
+
+def _scope(
+    services: list[str],
+    any_service: bool,
+    namespace: str | None,
+    any_namespace: bool,
+    addresses: list[str],
+) -> dict[str, Any]:
+    """The scope of a join token from the flags (the control plane checks the values)."""
+    if not services and not any_service:
+        raise typer.BadParameter(
+            "say what the host may serve: --service NAME (repeatable), or --any-service "
+            "for a host that may serve any service"
+        )
+    scope: dict[str, Any] = {"services": services, "anyService": any_service}
+    if namespace is not None:
+        scope["namespace"] = namespace
+    if any_namespace:
+        scope["anyNamespace"] = True
+    if addresses:
+        scope["addresses"] = addresses
+    return scope
+
+
 OperatorFlag = Annotated[
     bool,
     typer.Option("--operator", help="an operator token for the REST API, not a join token"),
@@ -117,6 +150,32 @@ def create_token(
             "--ttl", callback=_check_ttl, help="how long the token may be used (e.g. 30m, 1h, 24h)"
         ),
     ] = "1h",
+    service: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--service",
+            help="a service the host may serve (repeatable); a join token needs this or "
+            "--any-service",
+        ),
+    ] = None,
+    any_service: Annotated[
+        bool, typer.Option("--any-service", help="the host may serve any service")
+    ] = False,
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help="the namespace of its services (default: default)"),
+    ] = None,
+    any_namespace: Annotated[
+        bool, typer.Option("--any-namespace", help="its services may be in any namespace")
+    ] = False,
+    address: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--address",
+            help="pin the host's address or CIDR (repeatable; e.g. 127.0.0.5, 10.0.0.0/24); "
+            "without it the host's first registration fixes its address",
+        ),
+    ] = None,
     operator: OperatorFlag = False,
     read_only: Annotated[
         bool, typer.Option("--read-only", help="with --operator: may read (GET), never change")
@@ -129,23 +188,33 @@ def create_token(
     server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
-    """Create a single-use join token (or, with --operator, an API token); prints it once:
-    it is stored only as a hash."""
+    """Create a single-use join token for a host that may serve only the given services
+    (or, with --operator, an API token); prints it once: it is stored only as a hash."""
     if not operator and (read_only or name is not None):
         raise typer.BadParameter("--read-only and --name go with --operator")
+    scoped = service or any_service or namespace or any_namespace or address
+    if operator and scoped:
+        raise typer.BadParameter(
+            "--service, --any-service, --namespace, --any-namespace and --address go with "
+            "a join token, not --operator"
+        )
     if operator:
         _create_operator_token(name, read_only, output, server, token)
         return
+    scope = _scope(service or [], any_service, namespace, any_namespace, address or [])
     seconds = parse_ttl(ttl)
     with reporting_errors(), RegistryApi(server, token=token) as api:
-        created = api.create_token(seconds)
+        created = api.create_token(seconds, scope)
     if output is Output.json:
         typer.echo(render.to_json(created))
         return
     token = str(created["token"])
     typer.echo(token)
     err = stderr()
-    err.print(f"single use; expires {_when(created.get('expiresAt'))}. On the host, run:")
+    err.print(
+        f"single use; expires {_when(created.get('expiresAt'))}; the host may serve "
+        f"{describe_scope(created.get('scope'))}. On the host, run:"
+    )
     err.print(
         Text(f"  gossamer agent join --server {server} --token {token} --host HOST --state-dir DIR")
     )
@@ -222,8 +291,8 @@ def list_tokens(
         stdout().print("no join tokens: create one with `gossamer token create`")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("NAME", "STATE", "EXPIRES", "AGENT", "USED BY", "USED"):
-        table.add_column(column, no_wrap=True)
+    for column in ("NAME", "STATE", "EXPIRES", "AGENT", "USED BY", "USED", "MAY SERVE"):
+        table.add_column(column, no_wrap=column != "MAY SERVE")
     for t in tokens:
         table.add_row(
             str(t["name"]),
@@ -232,8 +301,19 @@ def list_tokens(
             str(t["agentId"]),
             str(t.get("usedBy") or "-"),
             _when(t.get("usedAt")),
+            describe_scope(t.get("scope")),
         )
     stdout().print(table)
+
+
+def _agent_scope(agent: dict[str, Any]) -> str:
+    """The agent's scope with its fixed addresses (``@ ?`` before its first registration)."""
+    scope = agent.get("scope")
+    if not isinstance(scope, dict):
+        return describe_scope(scope)
+    addresses = agent.get("addresses") or []
+    fixed = {**scope, "addresses": addresses or ["?"]}
+    return describe_scope(fixed)
 
 
 @agents_app.command("list")
@@ -252,8 +332,8 @@ def list_agents(
         stdout().print("no agents have joined: create a token with `gossamer token create`")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("AGENT", "HOST", "STATE", "JOINED", "LAST SEEN", "WORKLOADS"):
-        table.add_column(column, no_wrap=column != "WORKLOADS")
+    for column in ("AGENT", "HOST", "STATE", "JOINED", "LAST SEEN", "MAY SERVE", "WORKLOADS"):
+        table.add_column(column, no_wrap=column not in ("WORKLOADS", "MAY SERVE"))
     for a in agents:
         table.add_row(
             str(a["agentId"]),
@@ -261,6 +341,7 @@ def list_agents(
             str(a.get("state") or ("revoked" if a.get("revoked") else "active")),
             _when(a.get("joinedAt")),
             _when(a.get("lastSeen")),
+            _agent_scope(a),
             ", ".join(a.get("workloads") or []) or "-",
         )
     stdout().print(table)

@@ -9,12 +9,14 @@ used + agent created) and revoking (agent revoked + its Workloads deleted) are e
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
 
 from gossamer.model.base import Name, Resource, Strict
+from gossamer.types import DEFAULT_NAMESPACE
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -28,6 +30,78 @@ def _sha256(value: str) -> str:
 Sha256 = Annotated[str, AfterValidator(_sha256)]
 
 
+def _network(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an address or CIDR: write e.g. '127.0.0.5' or '10.0.0.0/24' "
+            "(no host bits set after the prefix)"
+        ) from None
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+#: an IP address (``127.0.0.5``) or a CIDR (``10.0.0.0/24``), normalised
+Network = Annotated[str, AfterValidator(_network)]
+
+
+def in_networks(address: str, networks: list[str]) -> bool:
+    """Whether ``address`` (an IP) lies in one of ``networks`` (addresses or CIDRs)."""
+    ip = ipaddress.ip_address(address)
+    return any(ip in ipaddress.ip_network(n) for n in networks)
+
+
+class HostScope(Strict):
+    """What a host may serve: set by the operator on its join token, then its agent's.
+
+    Services are named in one namespace (``default`` unless told) or in any
+    (``anyNamespace``); "any service" must be said (``anyService``), never implied by an
+    empty list. ``addresses`` pins where the host's Workloads may say they are reached
+    (addresses or CIDRs); empty: the host's first registration fixes them.
+    """
+
+    services: list[Name] = Field(default_factory=list)
+    anyService: bool = False
+    #: the one namespace its services are in (``default`` when neither this nor anyNamespace)
+    namespace: Name | None = None
+    anyNamespace: bool = False
+    addresses: list[Network] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _said(self) -> HostScope:
+        if self.anyService and self.services:
+            raise ValueError(
+                "give services (--service NAME) or anyService (--any-service), not both"
+            )
+        if not self.anyService and not self.services:
+            raise ValueError(
+                "a join token says what its host may serve: give services (--service NAME, "
+                "repeatable) or, for a host that may serve any service, anyService: true "
+                "(--any-service)"
+            )
+        if self.anyNamespace and self.namespace is not None:
+            raise ValueError(
+                "give namespace (--namespace NS) or anyNamespace (--any-namespace), not both"
+            )
+        return self
+
+    def allows(self, namespace: str, service: str) -> bool:
+        """Whether the host may serve ``namespace/service``."""
+        in_namespace = self.anyNamespace or namespace == (self.namespace or DEFAULT_NAMESPACE)
+        return in_namespace and (self.anyService or service in self.services)
+
+    def describe(self) -> str:
+        """One line: what it allows (for errors and listings)."""
+        services = "any service" if self.anyService else "service " + ", ".join(self.services)
+        where = (
+            "any namespace"
+            if self.anyNamespace
+            else f"namespace {self.namespace or DEFAULT_NAMESPACE}"
+        )
+        pinned = f", addresses {', '.join(self.addresses)}" if self.addresses else ""
+        return f"{services} in {where}{pinned}"
+
+
 class JoinTokenSpec(Strict):
     sha256: Sha256
     #: the id the agent that joins with this token gets
@@ -36,6 +110,9 @@ class JoinTokenSpec(Strict):
     usedAt: AwareDatetime | None = None
     #: the host that used it
     usedBy: Name | None = None
+    #: what the host that joins with it may serve (None: created before tokens had a
+    #: scope; such a token is refused at join)
+    scope: HostScope | None = None
 
 
 class JoinToken(Resource):
@@ -53,6 +130,12 @@ class AgentSpec(Strict):
     revokedAt: AwareDatetime | None = None
     #: the join token it joined with
     token: Name
+    #: what it may register, from its join token (None: it joined before tokens had a
+    #: scope, and may register any service, namespace and address until revoked)
+    scope: HostScope | None = None
+    #: the addresses and CIDRs its Workloads may be reached at: the token's pin, else
+    #: fixed by its first registration (empty until then); changed only by revoking it
+    addresses: list[Network] = Field(default_factory=list)
 
 
 class Agent(Resource):

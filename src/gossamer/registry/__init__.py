@@ -4,6 +4,7 @@
 contract built on it (``gossamer.api.agents``).
 """
 
+from gossamer.model.internal import HostScope
 from gossamer.registry.env import DependencyAddress, WorkloadEnv
 from gossamer.registry.record_manifests import (
     MANAGED_BY_LABEL,
@@ -27,6 +28,7 @@ __all__ = [
     "Agent",
     "AgentInfo",
     "DependencyAddress",
+    "HostScope",
     "JoinToken",
     "Joined",
     "NewToken",

@@ -8,6 +8,7 @@ from typing import Literal, NamedTuple
 
 from gossamer.controlplane.service import ApplyResult, Diff
 from gossamer.model.catalog import INTERNAL_KINDS
+from gossamer.model.internal import HostScope
 from gossamer.types import ResourceKey
 
 
@@ -36,6 +37,8 @@ class TokenInfo:
     used_at: datetime | None
     used_by: str | None
     state: TokenState
+    #: what the host that joins with it may serve (None: created before tokens had one)
+    scope: HostScope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,10 @@ class AgentInfo:
     revoked_at: datetime | None
     workloads: list[ResourceKey] = field(default_factory=list)
     state: AgentState = "active"
+    #: what it may register (None: joined before tokens had a scope: anything)
+    scope: HostScope | None = None
+    #: the addresses/CIDRs its Workloads may use (empty: not fixed yet)
+    addresses: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

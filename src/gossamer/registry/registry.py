@@ -31,6 +31,7 @@ from gossamer.errors import (
     field_errors,
 )
 from gossamer.model.base import Name, Resource
+from gossamer.model.internal import HostScope
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.registry.credentials import digest, matches, new_secret
 from gossamer.registry.env import WorkloadEnv, workload_env
@@ -53,6 +54,7 @@ from gossamer.registry.records import (
     TokenState,
     without_internal,
 )
+from gossamer.registry.scope import check_scope, fixed_addresses
 from gossamer.registry.workloads import (
     holding_secrets,
     owned_workloads,
@@ -133,8 +135,11 @@ class Registry:
 
     # -- tokens ------------------------------------------------------------------------------
 
-    async def create_token(self, ttl: timedelta = DEFAULT_TOKEN_TTL) -> NewToken:
-        """A new single-use join token, valid for ``ttl``."""
+    async def create_token(
+        self, ttl: timedelta = DEFAULT_TOKEN_TTL, *, scope: HostScope
+    ) -> NewToken:
+        """A new single-use join token, valid for ``ttl``, for a host that may serve only
+        what ``scope`` allows (docs/agent.md)."""
         if not timedelta(seconds=1) <= ttl <= MAX_TOKEN_TTL:
             raise ValidationError(
                 [
@@ -155,6 +160,7 @@ class Registry:
                 "sha256": hashed,
                 "agentId": agent_id,
                 "expiresAt": expires.isoformat(),
+                "scope": scope.model_dump(exclude_defaults=True),
             }
             record = JoinToken.model_validate(
                 record_manifest("JoinToken", self._token_name(hashed), agent_id, spec)
@@ -184,6 +190,7 @@ class Registry:
                     t.spec.usedAt,
                     t.spec.usedBy,
                     self._state(t, now),
+                    t.spec.scope,
                 )
             )
         return out
@@ -233,6 +240,13 @@ class Registry:
                     "new one with `gossamer token create [--ttl 1h]`",
                     "token_expired",
                 )
+            if found.spec.scope is None:
+                raise AuthError(
+                    "the join token was created before join tokens said what a host may "
+                    "serve; create a new one with `gossamer token create --service NAME` "
+                    "(or --any-service)",
+                    "token_unknown",
+                )
             active = [a for a in self._agents() if a.spec.host == host and not a.spec.revoked]
             if active:
                 raise ConflictError(
@@ -251,6 +265,8 @@ class Registry:
                 "joinedAt": now.isoformat(),
                 "lastSeen": now.isoformat(),
                 "token": found.metadata.name,
+                "scope": found.spec.scope.model_dump(exclude_defaults=True),
+                "addresses": list(found.spec.scope.addresses),
             }
             agent = Agent.model_validate(record_manifest("Agent", agent_id, agent_id, spec))
             await self.plane.apply(
@@ -323,14 +339,25 @@ class Registry:
     ) -> ApplyResult:
         """Make ``manifests`` the agent's whole set of Workloads, in one transaction.
 
-        Each must be a Workload for the agent's host; Workloads it registered before and
-        does not list now are deleted. ``ValidationError``/``ConflictError`` change nothing.
+        Each must be a Workload for the agent's host, within its scope (service, namespace,
+        address: ``PermissionDeniedError``); Workloads it registered before and does not
+        list now are deleted. The first registration of a host whose token pinned no
+        address fixes its addresses, in the same transaction. ``ValidationError``,
+        ``PermissionDeniedError`` and ``ConflictError`` change nothing.
         """
         async with self._lock(agent_id):
             agent = self._active(agent_id)
-            puts = prepare_workloads(manifests, agent_id, agent.spec.host)
-            listed = {w.key for w in puts}
+            workloads = prepare_workloads(manifests, agent_id, agent.spec.host)
+            check_scope(workloads, agent.spec)
+            listed = {w.key for w in workloads}
             gone = [k for k in owned_workloads(self._model(), agent_id) if k not in listed]
+            puts: list[Resource] = list(workloads)
+            addresses = fixed_addresses(workloads, agent.spec)
+            if addresses != agent.spec.addresses:
+                spec = agent.spec.model_copy(update={"addresses": addresses})
+                puts.append(
+                    Agent.model_validate(agent.model_copy(update={"spec": spec}).to_manifest())
+                )
             result = await self.plane.apply(
                 puts,
                 deletes=gone,
@@ -400,7 +427,16 @@ class Registry:
         last_seen = self._last_seen.get(a.metadata.name, s.lastSeen)
         state: AgentState = "revoked" if s.revoked else self.presence.status(s.host)
         return AgentInfo(
-            a.metadata.name, s.host, s.joinedAt, last_seen, s.revoked, s.revokedAt, owned, state
+            a.metadata.name,
+            s.host,
+            s.joinedAt,
+            last_seen,
+            s.revoked,
+            s.revokedAt,
+            owned,
+            state,
+            s.scope,
+            list(s.addresses),
         )
 
     def list_agents(self) -> list[AgentInfo]:

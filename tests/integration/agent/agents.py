@@ -43,7 +43,10 @@ async def run_cli(*args: str, timeout: float = 60.0) -> tuple[int, str]:  # noqa
 
 async def new_token(app: ControlPlaneApp) -> str:
     async with api_client(app, trust_env=False) as client:
-        r = await client.post("/v1/tokens", json={"ttlSeconds": 600})
+        r = await client.post(
+            "/v1/tokens",
+            json={"ttlSeconds": 600, "scope": {"anyService": True, "anyNamespace": True}},
+        )
     assert r.status_code == 200, r.text
     return str(r.json()["token"])
 

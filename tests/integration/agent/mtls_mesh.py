@@ -116,7 +116,11 @@ async def _join(h: AgentHandle) -> None:
     written = getattr(h.app, "admin_token_written", None)
     headers = {"Authorization": f"Bearer {written.read_text().strip()}"} if written else {}
     async with httpx.AsyncClient(base_url=h.app.api_url, trust_env=False) as client:
-        r = await client.post("/v1/tokens", json={"ttlSeconds": 600}, headers=headers)
+        r = await client.post(
+            "/v1/tokens",
+            json={"ttlSeconds": 600, "scope": {"anyService": True, "anyNamespace": True}},
+            headers=headers,
+        )
     assert r.status_code == 200, r.text
     xds = f"{h.app.xds_addr[0]}:{h.app.xds_addr[1]}"
     code, out = await run_cli(

@@ -152,7 +152,9 @@ async def test_vm_mesh_under_load(tmp_path: Path) -> None:
 
         # (f) a join token is single-use: host-a joins with one from `gossamer token create`;
         # the same token is then refused and nothing is written
-        code, out = await run_cli("token", "create", "--server", app.api_url, "-o", "json")
+        code, out = await run_cli(
+            "token", "create", "--server", app.api_url, "-o", "json", "--service", "a"
+        )
         assert code == 0, out
         token = str(json.loads(out)["token"])
         joined = await _join_with(app, token, a.state_dir, "host-a")

@@ -41,7 +41,12 @@ async def gossamer(server: str, *args: str) -> Result:
 
 
 async def join(c: httpx.AsyncClient, host: str, ttl: int = 600) -> tuple[str, str, str]:
-    token = (await c.post("/v1/tokens", json={"ttlSeconds": ttl})).json()["token"]
+    token = (
+        await c.post(
+            "/v1/tokens",
+            json={"ttlSeconds": ttl, "scope": {"anyService": True, "anyNamespace": True}},
+        )
+    ).json()["token"]
     joined = await c.post("/v1/agents/join", json={"token": token, "host": host})
     assert joined.status_code == 200, joined.text
     return token, joined.json()["agentId"], joined.json()["credential"]
@@ -67,7 +72,12 @@ async def test_join_register_refusals_and_revoke(tmp_path: Path) -> None:
         assert reused.status_code == 401
         assert "already used" in reused.json()["errors"][0]
 
-        short = (await c.post("/v1/tokens", json={"ttlSeconds": 1})).json()["token"]
+        short = (
+            await c.post(
+                "/v1/tokens",
+                json={"ttlSeconds": 1, "scope": {"anyService": True, "anyNamespace": True}},
+            )
+        ).json()["token"]
 
         async def expired() -> bool:
             tokens = (await c.get("/v1/tokens")).json()["items"]
@@ -98,7 +108,12 @@ async def test_tokens_and_agents_survive_a_restart(tmp_path: Path) -> None:
     async with running_control_plane(data) as app, api_client(app, timeout=10) as c:
         await apply_manifests(app, [service("cart")], wait=False)
         used, agent_id, credential = await join(c, "vm-a")
-        spare = (await c.post("/v1/tokens", json={"ttlSeconds": 600})).json()["token"]
+        spare = (
+            await c.post(
+                "/v1/tokens",
+                json={"ttlSeconds": 600, "scope": {"anyService": True, "anyNamespace": True}},
+            )
+        ).json()["token"]
         auth = {"Authorization": f"Bearer {credential}"}
         put = await c.put(
             f"/v1/agents/{agent_id}/workloads", json={"workloads": [cart()]}, headers=auth

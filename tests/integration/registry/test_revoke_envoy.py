@@ -55,7 +55,9 @@ async def test_health_and_revoke_reach_the_client_sidecar(tmp_path: Path) -> Non
             ],
             wait=False,
         )
-        token = (await api.post("/v1/tokens", json={})).json()["token"]
+        token = (
+            await api.post("/v1/tokens", json={"scope": {"anyService": True, "anyNamespace": True}})
+        ).json()["token"]
         joined = await api.post("/v1/agents/join", json={"token": token, "host": "vm-b"})
         agent_id = joined.json()["agentId"]
         auth = {"Authorization": f"Bearer {joined.json()['credential']}"}

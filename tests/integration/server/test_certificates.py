@@ -86,7 +86,11 @@ async def app(tmp_path: Path) -> AsyncIterator[ControlPlaneApp]:
 
 async def _join(app: ControlPlaneApp, c: httpx.AsyncClient, host: str) -> Host:
     operator = operator_headers(app)
-    created = await c.post("/v1/tokens", json={"ttlSeconds": 600}, headers=operator)
+    created = await c.post(
+        "/v1/tokens",
+        json={"ttlSeconds": 600, "scope": {"anyService": True, "anyNamespace": True}},
+        headers=operator,
+    )
     joined = await c.post("/v1/agents/join", json={"token": created.json()["token"], "host": host})
     assert joined.status_code == 200, joined.text
     return Host(c, joined.json()["agentId"], joined.json()["credential"], operator)

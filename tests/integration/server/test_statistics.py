@@ -12,7 +12,7 @@ import pytest
 from gossamer.authz.engine import AuthzEngineStatistics
 from gossamer.controlplane.service import ControlPlaneStatistics
 from gossamer.polling import wait_until
-from gossamer.registry import RegistryStatistics
+from gossamer.registry import HostScope, RegistryStatistics
 from gossamer.store import StoreStatistics
 from gossamer.testing import apply_manifests, running_control_plane
 from gossamer.testing.ads_client import connect
@@ -33,7 +33,7 @@ async def test_statistics_answer_one_object_per_component(tmp_path: Path) -> Non
         await apply_manifests(
             app, [service("web"), workload("web-1", "web", "127.0.0.2", 15006, 8080)]
         )
-        await app.agents.create_token()
+        await app.agents.create_token(scope=HostScope(services=["web"]))
         web = ProxyIdentity("sidecar", "default", "web-1")
         async with connect(web, app.xds_addr):
 

@@ -62,7 +62,11 @@ class Agent:
         self._beat: asyncio.Task[None] | None = None
 
     async def join(self) -> None:
-        token = (await self.api.post("/v1/tokens", json={})).json()["token"]
+        token = (
+            await self.api.post(
+                "/v1/tokens", json={"scope": {"anyService": True, "anyNamespace": True}}
+            )
+        ).json()["token"]
         joined = await self.api.post("/v1/agents/join", json={"token": token, "host": self.host})
         self.agent_id = joined.json()["agentId"]
         self.auth = {"Authorization": f"Bearer {joined.json()['credential']}"}

@@ -6,7 +6,11 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gossamer.model.internal import HostScope
 from gossamer.types import API_VERSION, Manifest
+
+#: a join token's scope for tests about something else: any service, any namespace
+ANY = HostScope(anyService=True, anyNamespace=True)
 
 
 def manifest(kind: str, name: str, spec: dict[str, Any], namespace: str = "default") -> Manifest:

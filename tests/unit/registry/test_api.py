@@ -27,7 +27,9 @@ async def client(registry: Registry) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def join(client: httpx.AsyncClient, host: str = "vm-1") -> tuple[str, dict[str, str]]:
-    created = await client.post("/v1/tokens", json={"ttlSeconds": 600})
+    created = await client.post(
+        "/v1/tokens", json={"ttlSeconds": 600, "scope": {"anyService": True, "anyNamespace": True}}
+    )
     assert created.status_code == 200, created.text
     joined = await client.post(
         "/v1/agents/join", json={"token": created.json()["token"], "host": host}
@@ -50,9 +52,11 @@ def one_error(response: httpx.Response, status: int, code: str) -> str:
 async def test_token_join_register_health_env_and_list(
     client: httpx.AsyncClient, clock: Clock
 ) -> None:
-    created = await client.post("/v1/tokens", json={})
+    created = await client.post(
+        "/v1/tokens", json={"scope": {"anyService": True, "anyNamespace": True}}
+    )
     assert created.status_code == 200
-    assert set(created.json()) == {"token", "expiresAt"}
+    assert set(created.json()) == {"token", "expiresAt", "scope"}
     assert created.json()["expiresAt"] == "2030-01-01T13:00:00Z"
 
     agent_id, auth = await join(client)
@@ -104,6 +108,14 @@ async def test_token_join_register_health_env_and_list(
         "revokedAt": None,
         "workloads": ["default/cart-1"],
         "state": "active",
+        "scope": {
+            "services": [],
+            "anyService": True,
+            "namespace": None,
+            "anyNamespace": True,
+            "addresses": [],
+        },
+        "addresses": ["127.0.0.2"],  # fixed by its first registration
     }
     tokens = (await client.get("/v1/tokens")).json()["items"]
     assert sorted((t["state"], t["usedBy"]) for t in tokens) == [("unused", None), ("used", "vm-1")]
@@ -113,7 +125,12 @@ async def test_token_join_register_health_env_and_list(
 
 @pytest.mark.asyncio
 async def test_join_refusals_are_401_with_one_line(client: httpx.AsyncClient) -> None:
-    token = (await client.post("/v1/tokens", json={"ttlSeconds": 60})).json()["token"]
+    token = (
+        await client.post(
+            "/v1/tokens",
+            json={"ttlSeconds": 60, "scope": {"anyService": True, "anyNamespace": True}},
+        )
+    ).json()["token"]
     assert (await client.post("/v1/agents/join", json={"token": token, "host": "vm-1"})).is_success
     again = await client.post("/v1/agents/join", json={"token": token, "host": "vm-2"})
     assert "already used" in one_error(again, 401, "unauthorized")
@@ -124,10 +141,14 @@ async def test_join_refusals_are_401_with_one_line(client: httpx.AsyncClient) ->
 
 @pytest.mark.asyncio
 async def test_bad_input_is_422_naming_the_field(client: httpx.AsyncClient) -> None:
-    token = (await client.post("/v1/tokens")).json()["token"]
+    token = (
+        await client.post("/v1/tokens", json={"scope": {"anyService": True, "anyNamespace": True}})
+    ).json()["token"]
     bad_host = await client.post("/v1/agents/join", json={"token": token, "host": "VM_1"})
     assert one_error(bad_host, 422, "validation").startswith("host: 'VM_1' is not a valid name")
-    ttl = await client.post("/v1/tokens", json={"ttlSeconds": 0})
+    ttl = await client.post(
+        "/v1/tokens", json={"ttlSeconds": 0, "scope": {"anyService": True, "anyNamespace": True}}
+    )
     assert one_error(ttl, 422, "request").startswith("body.ttlSeconds:")
     tokens = (await client.get("/v1/tokens")).json()["items"]
     assert [t["state"] for t in tokens] == ["unused"]
@@ -177,7 +198,9 @@ async def test_conflicts_are_409(client: httpx.AsyncClient) -> None:
     assert put.is_success
     user = await client.post("/v1/apply", json={"manifests": [workload("cart-1")]})
     assert f"registered by agent {a}" in one_error(user, 409, "conflict")
-    token = (await client.post("/v1/tokens")).json()["token"]
+    token = (
+        await client.post("/v1/tokens", json={"scope": {"anyService": True, "anyNamespace": True}})
+    ).json()["token"]
     taken = await client.post("/v1/agents/join", json={"token": token, "host": "vm-1"})
     assert "already has an active agent" in one_error(taken, 409, "conflict")
     wrong_host = await client.put(
@@ -219,7 +242,12 @@ async def test_every_401_says_why_and_only_a_revoked_agent_is_told_revoked(
     """An agent acts on ``reason``: it stops only for ``revoked`` (issue 7, R1)."""
     a, auth_a = await join(client, "vm-1")
     _, auth_b = await join(client, "vm-2")
-    token = (await client.post("/v1/tokens", json={"ttlSeconds": 60})).json()["token"]
+    token = (
+        await client.post(
+            "/v1/tokens",
+            json={"ttlSeconds": 60, "scope": {"anyService": True, "anyNamespace": True}},
+        )
+    ).json()["token"]
     assert (await client.post("/v1/agents/join", json={"token": token, "host": "vm-3"})).is_success
     used = await client.post("/v1/agents/join", json={"token": token, "host": "vm-4"})
     assert reason(used) == "token_used"
@@ -248,7 +276,9 @@ async def test_the_agent_protocol_waits_while_the_control_plane_loads(
         transport=httpx.ASGITransport(app=api), base_url="http://api"
     ) as client:
         for response in (
-            await client.post("/v1/tokens", json={}),
+            await client.post(
+                "/v1/tokens", json={"scope": {"anyService": True, "anyNamespace": True}}
+            ),
             await client.get("/v1/agents"),
             await client.get("/v1/agents/a-1", headers={"Authorization": "Bearer wrong"}),
         ):

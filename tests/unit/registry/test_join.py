@@ -14,7 +14,7 @@ from gossamer.model import parse_manifest
 from gossamer.registry import REGISTRY_NAMESPACE, Agent, JoinToken, Registry
 from gossamer.types import OWNER_LABEL, ResourceKey
 
-from .mesh import Clock
+from .mesh import ANY, Clock
 
 
 async def stored_text(plane: ControlPlane) -> str:
@@ -24,7 +24,7 @@ async def stored_text(plane: ControlPlane) -> str:
 
 @pytest.mark.asyncio
 async def test_token_is_stored_only_as_a_hash(registry: Registry, clock: Clock) -> None:
-    token, expires = await registry.create_token(timedelta(minutes=10))
+    token, expires = await registry.create_token(timedelta(minutes=10), scope=ANY)
     assert len(token) >= 43
     assert expires == clock.now + timedelta(minutes=10)
     assert token not in await stored_text(registry.plane)
@@ -38,7 +38,7 @@ async def test_token_is_stored_only_as_a_hash(registry: Registry, clock: Clock) 
 async def test_join_uses_the_token_and_creates_the_agent_in_one_transaction(
     registry: Registry, clock: Clock
 ) -> None:
-    token, _ = await registry.create_token()
+    token, _ = await registry.create_token(scope=ANY)
     before = await registry.plane.store.revision()
     agent_id, credential = await registry.join(token, "vm-1")
     assert await registry.plane.store.revision() == before + 1
@@ -60,7 +60,7 @@ async def test_join_uses_the_token_and_creates_the_agent_in_one_transaction(
 
 @pytest.mark.asyncio
 async def test_a_used_token_is_refused_and_nothing_changes(registry: Registry) -> None:
-    token, _ = await registry.create_token()
+    token, _ = await registry.create_token(scope=ANY)
     await registry.join(token, "vm-1")
     before = await registry.plane.store.revision()
     with pytest.raises(AuthError, match=r"already used \(by host vm-1"):
@@ -71,7 +71,7 @@ async def test_a_used_token_is_refused_and_nothing_changes(registry: Registry) -
 
 @pytest.mark.asyncio
 async def test_an_expired_token_is_refused(registry: Registry, clock: Clock) -> None:
-    token, _ = await registry.create_token(timedelta(seconds=60))
+    token, _ = await registry.create_token(timedelta(seconds=60), scope=ANY)
     clock.advance(60)
     with pytest.raises(AuthError, match="expired at 2030-01-01T12:01:00"):
         await registry.join(token, "vm-1")
@@ -81,7 +81,7 @@ async def test_an_expired_token_is_refused(registry: Registry, clock: Clock) -> 
 
 @pytest.mark.asyncio
 async def test_an_unknown_token_is_refused(registry: Registry) -> None:
-    token, _ = await registry.create_token()
+    token, _ = await registry.create_token(scope=ANY)
     with pytest.raises(AuthError, match="not known to this control plane"):
         await registry.join(token[:-1] + ("A" if token[-1] != "A" else "B"), "vm-1")
     with pytest.raises(AuthError, match="not known"):
@@ -92,13 +92,13 @@ async def test_an_unknown_token_is_refused(registry: Registry) -> None:
 async def test_ttl_out_of_range_is_refused(registry: Registry) -> None:
     for ttl in (timedelta(0), timedelta(days=31)):
         with pytest.raises(ValidationError, match="ttlSeconds"):
-            await registry.create_token(ttl)
+            await registry.create_token(ttl, scope=ANY)
     assert registry.list_tokens() == []
 
 
 @pytest.mark.asyncio
 async def test_concurrent_joins_with_one_token_let_exactly_one_in(registry: Registry) -> None:
-    token, _ = await registry.create_token()
+    token, _ = await registry.create_token(scope=ANY)
     results = await asyncio.gather(
         *(registry.join(token, f"vm-{i}") for i in range(5)), return_exceptions=True
     )
@@ -110,8 +110,8 @@ async def test_concurrent_joins_with_one_token_let_exactly_one_in(registry: Regi
 
 @pytest.mark.asyncio
 async def test_a_host_with_an_active_agent_cannot_join_again(registry: Registry) -> None:
-    first, _ = await registry.create_token()
-    second, _ = await registry.create_token()
+    first, _ = await registry.create_token(scope=ANY)
+    second, _ = await registry.create_token(scope=ANY)
     await registry.join(first, "vm-1")
     with pytest.raises(ConflictError, match="gossamer agents revoke vm-1"):
         await registry.join(second, "vm-1")
@@ -123,8 +123,8 @@ async def test_a_host_with_an_active_agent_cannot_join_again(registry: Registry)
 
 @pytest.mark.asyncio
 async def test_credentials_are_checked(registry: Registry) -> None:
-    a, cred_a = await registry.join((await registry.create_token())[0], "vm-1")
-    b, cred_b = await registry.join((await registry.create_token())[0], "vm-2")
+    a, cred_a = await registry.join((await registry.create_token(scope=ANY))[0], "vm-1")
+    b, cred_b = await registry.join((await registry.create_token(scope=ANY))[0], "vm-2")
     with pytest.raises(AuthError, match=f"not agent {a}'s"):
         await registry.authenticate(a, cred_b)
     with pytest.raises(AuthError, match="no agent 'agent-nope'"):
@@ -138,7 +138,7 @@ async def test_heartbeats_write_nothing_and_last_seen_is_kept_in_memory(
 ) -> None:
     """Issue 7 R5: lastSeen was a store write every 30 s per agent (eating the revision
     history); heartbeats now live in memory and the agent listing shows them."""
-    agent_id, cred = await registry.join((await registry.create_token())[0], "vm-1")
+    agent_id, cred = await registry.join((await registry.create_token(scope=ANY))[0], "vm-1")
     joined_at = clock.now
     revision = await registry.plane.store.revision()
     for _ in range(10):
@@ -153,7 +153,7 @@ async def test_heartbeats_write_nothing_and_last_seen_is_kept_in_memory(
 
 @pytest.mark.asyncio
 async def test_users_cannot_apply_or_delete_registry_records(registry: Registry) -> None:
-    agent_id, _ = await registry.join((await registry.create_token())[0], "vm-1")
+    agent_id, _ = await registry.join((await registry.create_token(scope=ANY))[0], "vm-1")
     key = ResourceKey("Agent", REGISTRY_NAMESPACE, agent_id)
     assert registry.plane.model is not None
     record = registry.plane.model.resources[key]
@@ -177,9 +177,9 @@ async def test_users_cannot_apply_or_delete_registry_records(registry: Registry)
 async def test_expired_unused_tokens_are_pruned_after_a_day(
     registry: Registry, clock: Clock
 ) -> None:
-    await registry.create_token(timedelta(minutes=1))
-    used, _ = await registry.create_token(timedelta(minutes=1))
+    await registry.create_token(timedelta(minutes=1), scope=ANY)
+    used, _ = await registry.create_token(timedelta(minutes=1), scope=ANY)
     await registry.join(used, "vm-1")
     clock.advance(2 * 86400)
-    await registry.create_token()
+    await registry.create_token(scope=ANY)
     assert sorted(t.state for t in registry.list_tokens()) == ["unused", "used"]

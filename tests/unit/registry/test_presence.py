@@ -19,7 +19,7 @@ from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.state import StreamState
 
-from .mesh import SHOP, Clock, workload
+from .mesh import ANY, SHOP, Clock, workload
 
 SETTINGS = LivenessSettings(heartbeat_interval=10, missed_heartbeats=3, stream_grace=20)
 CART = (("default", "cart"), "http", ())
@@ -51,7 +51,7 @@ async def test_a_dead_host_is_published_unhealthy_in_memory_only() -> None:
     store, mono = MemoryStore(), Monotonic()
     plane, registry = await _mesh(store, mono)
     await plane.apply([parse_manifest(m) for m in SHOP])
-    agent_id, _ = await registry.join((await registry.create_token())[0], "vm-1")
+    agent_id, _ = await registry.join((await registry.create_token(scope=ANY))[0], "vm-1")
     await registry.set_workloads(agent_id, [workload("cart-1", host="vm-1")])
     presence = registry.presence
     revision = await store.revision()
@@ -97,7 +97,7 @@ async def test_an_open_stream_keeps_a_silent_agents_host_alive_and_its_end_start
     store, mono = MemoryStore(), Monotonic()
     plane, registry = await _mesh(store, mono)
     await plane.apply([parse_manifest(m) for m in SHOP])
-    await registry.join((await registry.create_token())[0], "vm-1")
+    await registry.join((await registry.create_token(scope=ANY))[0], "vm-1")
     presence = registry.presence
     presence.rule.start(mono.now)
     proxy = ProxyIdentity("sidecar", "default", "cart-1", host="vm-1")

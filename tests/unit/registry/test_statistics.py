@@ -10,16 +10,16 @@ import pytest
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.registry import Registry, RegistryStatistics
 
-from .mesh import Clock
+from .mesh import ANY, Clock
 
 
 @pytest.mark.asyncio
 async def test_agents_by_state_and_unused_tokens(registry: Registry, clock: Clock) -> None:
     assert registry.statistics() == RegistryStatistics(0, 0, 0, 0)
-    first, _ = await registry.create_token()
-    second, _ = await registry.create_token()
-    await registry.create_token()
-    await registry.create_token(timedelta(seconds=60))
+    first, _ = await registry.create_token(scope=ANY)
+    second, _ = await registry.create_token(scope=ANY)
+    await registry.create_token(scope=ANY)
+    await registry.create_token(timedelta(seconds=60), scope=ANY)
     await registry.join(first, "vm-1")
     await registry.join(second, "vm-2")
     await registry.revoke("vm-2")

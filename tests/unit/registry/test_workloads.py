@@ -13,7 +13,7 @@ from gossamer.model import ModelSnapshot, Workload, parse_manifest
 from gossamer.registry import MANAGED_BY_LABEL, Registry
 from gossamer.types import OWNER_LABEL, ResourceKey
 
-from .mesh import Clock, workload
+from .mesh import ANY, Clock, workload
 
 
 def wl(name: str, namespace: str = "default") -> ResourceKey:
@@ -21,7 +21,7 @@ def wl(name: str, namespace: str = "default") -> ResourceKey:
 
 
 async def joined(registry: Registry, host: str = "vm-1") -> tuple[str, str]:
-    token, _ = await registry.create_token()
+    token, _ = await registry.create_token(scope=ANY)
     return await registry.join(token, host)
 
 
