@@ -169,7 +169,8 @@ async def test_a_pinned_address_comes_from_the_token(registry: Registry) -> None
 @pytest.mark.asyncio
 async def test_a_token_from_before_scopes_is_refused_at_join(registry: Registry) -> None:
     token, _ = await registry.create_token(scope=ANY)
-    (record,) = [r for r in registry.plane.model.resources.values() if r.kind == "JoinToken"]  # type: ignore[union-attr]
+    assert registry.plane.model is not None
+    (record,) = [r for r in registry.plane.model.resources.values() if r.kind == "JoinToken"]
     manifest = record.to_manifest()
     del manifest["spec"]["scope"]
     await registry.plane.apply(
