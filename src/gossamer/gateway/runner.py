@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from gossamer.envoy.binary import check_version, find_envoy
 from gossamer.envoy.proxy import EnvoyProcess
+from gossamer.envoy.sds.secrets import SecretCache
+from gossamer.envoy.sds.server import SdsServer
 from gossamer.envoy.supervisor import (
     Drain,
     DrainFailed,
@@ -29,6 +32,7 @@ from gossamer.envoy.supervisor import (
     StartFailed,
     State,
 )
+from gossamer.gateway.certificates import CertificateFiles
 from gossamer.gateway.logs import LogForwarder
 from gossamer.gateway.settings import GatewaySettings, gateway_bootstrap
 from gossamer.ports import free_port, require_free
@@ -75,6 +79,16 @@ class GatewayRunner:
         self._on_message = on_message
         self._binary = ""
         self._admin: tuple[str, int] | None = None
+        # The gateway's certificates (Gateway.spec.tls), for its Envoy only.
+        self._secrets = SecretCache()
+        self._secrets.assign(settings.identity.node_id, settings.identity.node_id)
+        self.certificates = CertificateFiles(
+            self._secrets,
+            settings.identity.node_id,
+            say=self._say,
+            poll=settings.certificate_poll,
+        )
+        self.sds = SdsServer(self._secrets, subscribed=self.certificates.poke)
         self._supervisor = EnvoySupervisor(
             self._start,
             name=f"gateway {settings.namespace}/{settings.name}",
@@ -141,9 +155,11 @@ class GatewayRunner:
         self._workdir.mkdir(parents=True, exist_ok=True)
         forwarder = LogForwarder(self._workdir / "envoy.log", self._on_access, self._on_message)
         forwarded = asyncio.Event()
+        await self.sds.start(self._sds_socket())
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(forwarder.run(forwarded))
+                files = tg.create_task(self.certificates.run(self.sds.subscriptions))
                 try:
                     await self._supervisor.run(stop)
                 finally:
@@ -151,9 +167,12 @@ class GatewayRunner:
                         await self._shutdown(drain=stop.is_set())
                     finally:
                         forwarded.set()
+                        files.cancel()
         except BaseExceptionGroup as group:
             # the supervisor's error (Envoy never came up) comes out as itself
             raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
+        finally:
+            await self.sds.stop()
 
     async def _shutdown(self, *, drain: bool) -> None:
         """Drain a running Envoy (when asked to stop, not when failing), then stop it."""
@@ -171,6 +190,14 @@ class GatewayRunner:
     def _workdir(self) -> Path:
         return self.settings.workdir / "envoy"
 
+    def _sds_socket(self) -> Path:
+        """``<workdir>/sds/sds.sock``, in a directory only this user may enter: whoever
+        connects to the socket could ask for the gateway's private keys."""
+        directory = self.settings.workdir.absolute() / "sds"
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+        return directory / "sds.sock"
+
     async def _start(self) -> EnvoyProcess:
         """Start one life of Envoy; it is up once its admin API answers (it may wait for its
         Gateway resource or the control plane before it is ready)."""
@@ -178,7 +205,7 @@ class GatewayRunner:
         admin = (host, port or free_port(host))
         self._workdir.mkdir(parents=True, exist_ok=True)
         envoy = EnvoyProcess(
-            gateway_bootstrap(self.settings, admin),
+            gateway_bootstrap(self.settings, admin, self.sds.path),
             concurrency=self.settings.concurrency,
             log_level=self.settings.log_level,
             wait_ready=False,

@@ -14,8 +14,9 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from gossamer.errors import FieldError, ValidationError, field_errors
+from gossamer.gateway.certificates import POLL_SECONDS
 from gossamer.model.base import Name
-from gossamer.node import ADMIN_KEY
+from gossamer.node import ADMIN_KEY, SDS_KEY
 from gossamer.polling import Backoff
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import DEFAULT_NAMESPACE, ProxyIdentity
@@ -48,6 +49,8 @@ class GatewaySettings:
     envoy: str | None = None
     #: the wait before restarting an Envoy that died or failed to start
     restart: Backoff = field(default_factory=lambda: Backoff(initial=0.5, maximum=30.0))
+    #: how often the certificate files of ``Gateway.spec.tls`` are read again (seconds)
+    certificate_poll: float = POLL_SECONDS
 
     def __post_init__(self) -> None:
         errors: list[FieldError] = []
@@ -80,6 +83,8 @@ class GatewaySettings:
             errors.append(FieldError("must be 1..256 worker threads", "concurrency"))
         if not 1 <= self.max_connections <= 10_000_000:
             errors.append(FieldError("must be 1..10000000", "max_connections"))
+        if not 0.05 <= self.certificate_poll <= 300:
+            errors.append(FieldError("must be 0.05..300 seconds", "certificate_poll"))
         if errors:
             raise ValidationError(errors)
 
@@ -89,18 +94,25 @@ class GatewaySettings:
 
 
 def gateway_bootstrap(
-    settings: GatewaySettings, admin_addr: tuple[str, int]
+    settings: GatewaySettings, admin_addr: tuple[str, int], sds_socket: Path | None = None
 ) -> bootstrap_pb2.Bootstrap:
     """The ADS bootstrap of the gateway: node ``gateway~ns~name``, admin on ``admin_addr``
-    (announced in the node metadata for ``gossamer proxy-config``), and a limit on open
-    client connections so a flood cannot exhaust the host's file descriptors."""
+    (announced in the node metadata for ``gossamer proxy-config``), the ``gossamer-sds``
+    cluster to the runner's SDS socket (the certificates of ``Gateway.spec.tls``), and a
+    limit on open client connections so a flood cannot exhaust the host's file
+    descriptors."""
     bootstrap = ads_bootstrap(
         settings.identity,
         settings.xds_addr,
         admin_addr,
         delta=settings.delta,
         metadata={ADMIN_KEY: f"{admin_addr[0]}:{admin_addr[1]}"},
+        sds_socket=sds_socket,
     )
+    # The runner serves the gateway's own certificates over SDS, not (yet) a mesh identity:
+    # without SDS_KEY the control plane sends this Envoy no mTLS clusters, which would wait
+    # for an ``identity`` secret nobody serves.
+    bootstrap.node.metadata.fields.pop(SDS_KEY, None)
     limit = downstream_connections_pb2.DownstreamConnectionsConfig(
         max_active_downstream_connections=settings.max_connections
     )

@@ -5,8 +5,9 @@ Names contain no dots, so Envoy's default stat-tag extraction leaves them whole.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from gossamer.model.snapshot import Ref
 
@@ -85,3 +86,36 @@ def gateway_listener(gateway: Ref) -> str:
 
 def gateway_route(gateway: Ref) -> str:
     return f"gateway|{_svc(gateway)}"
+
+
+def gateway_redirect_listener(gateway: Ref) -> str:
+    """The plaintext listener of a gateway's ``tls.httpsRedirect``."""
+    return f"gateway|{_svc(gateway)}|http"
+
+
+#: what the SDS secret of a gateway's external certificate starts with
+GATEWAY_CERT_PREFIX = "gateway-cert:"
+
+
+def _escape_path(path: str) -> str:
+    return quote(path, safe="/").replace(".", "%2E")
+
+
+def gateway_certificate_secret(certificate: str, private_key: str) -> str:
+    """The SDS secret of one certificate a gateway serves: the paths of its two files on the
+    gateway's host, escaped (``:`` and ``.`` too), e.g.
+    ``gateway-cert:/etc/tls/shop%2Epem:/etc/tls/shop%2Ekey``. The gateway runner reads the
+    files a name gives (``gateway_certificate_files``); other files give another name."""
+    return f"{GATEWAY_CERT_PREFIX}{_escape_path(certificate)}:{_escape_path(private_key)}"
+
+
+def gateway_certificate_files(secret: str) -> tuple[str, str] | None:
+    """(certificate, private key) paths of a ``gateway_certificate_secret`` name; None for
+    any other name."""
+    if not secret.startswith(GATEWAY_CERT_PREFIX):
+        return None
+    parts = secret.removeprefix(GATEWAY_CERT_PREFIX).split(":")
+    paths = [unquote(p) for p in parts]
+    if len(paths) != 2 or not all(p.startswith("/") and posixpath.normpath(p) == p for p in paths):
+        return None  # (what Gateway.spec.tls accepts: plain absolute paths)
+    return paths[0], paths[1]

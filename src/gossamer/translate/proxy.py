@@ -23,11 +23,8 @@ from gossamer.model.workload import Workload
 from gossamer.translate import names
 from gossamer.translate.clusters import inbound_cluster, outbound_cluster
 from gossamer.translate.endpoints import in_subset, load_assignment
-from gossamer.translate.hcm import (
-    EDGE_CONNECTION_BUFFER_BYTES,
-    Edge,
-    http_connection_manager,
-)
+from gossamer.translate.gateway_listeners import gateway_listeners
+from gossamer.translate.hcm import http_connection_manager
 from gossamer.translate.listeners import INBOUND, OUTBOUND, http_listener, tcp_listener
 from gossamer.translate.memo import Memo
 from gossamer.translate.names import Subset, subset_of
@@ -375,12 +372,5 @@ class Translator:
         out.routes[rname] = table
         for cr in sorted(used):
             self._add_cluster(snap, cr, out, tls, tls_on)
-        lname = names.gateway_listener(ref)
-        hcm = http_connection_manager(
-            lname, mesh, rds=rname, edge=Edge(trusted_hops=gw.spec.trustedHops)
-        )
-        listener = http_listener(lname, gw.spec.address, gw.spec.port, hcm, INBOUND)
-        # Envoy's edge guidance: bound what one client connection may make Envoy buffer.
-        listener.per_connection_buffer_limit_bytes.value = EDGE_CONNECTION_BUFFER_BYTES
-        out.listeners[lname] = listener
+        out.listeners.update(gateway_listeners(ref, gw, mesh))
         return out

@@ -41,6 +41,18 @@ TLS_MARK: Mapping[str, str] = {"tls": "mtls"}
 MTLS_MATCH = "mtls"
 #: what a sidecar's inbound offers in ALPN: HTTP/2 between sidecars, HTTP/1.1 for others
 INBOUND_ALPN = ("h2", "http/1.1")
+#: TLS 1.2 suites every Gossamer TLS context allows (sidecars both ways, the gateway):
+#: ECDHE key exchange (forward secrecy) and AEAD ciphers only: no CBC, no RSA key exchange,
+#: no NULL/EXPORT/RC4/3DES. Envoy 1.40's defaults are these already; spelled out so a
+#: change of Envoy's defaults cannot widen them. TLS 1.3 suites are AEAD-only by design.
+STRONG_CIPHER_SUITES = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,16 @@ def mode_of(snap: ModelSnapshot, service: Ref) -> MtlsMode:
     return snap.services[service].mtls_mode(snap.mesh.spec.mtls.mode)
 
 
-def _sds(name: str) -> secret_pb2.SdsSecretConfig:
+def tls_params() -> common_pb2.TlsParameters:
+    """TLS 1.2 at least, ``STRONG_CIPHER_SUITES`` only."""
+    return common_pb2.TlsParameters(
+        tls_minimum_protocol_version=common_pb2.TlsParameters.TLSv1_2,
+        cipher_suites=list(STRONG_CIPHER_SUITES),
+    )
+
+
+def sds_secret(name: str) -> secret_pb2.SdsSecretConfig:
+    """Secret ``name`` from the host's SDS server (the bootstrap's ``gossamer-sds``)."""
     source = config_source_pb2.ConfigSource(
         api_config_source=config_source_pb2.ApiConfigSource(
             api_type=config_source_pb2.ApiConfigSource.GRPC,
@@ -90,15 +111,13 @@ def _common(peer: string_pb2.StringMatcher, alpn: tuple[str, ...]) -> tls_pb2.Co
         san_type=common_pb2.SubjectAltNameMatcher.URI, matcher=peer
     )
     return tls_pb2.CommonTlsContext(
-        tls_params=common_pb2.TlsParameters(
-            tls_minimum_protocol_version=common_pb2.TlsParameters.TLSv1_2
-        ),
-        tls_certificate_sds_secret_configs=[_sds(IDENTITY_SECRET)],
+        tls_params=tls_params(),
+        tls_certificate_sds_secret_configs=[sds_secret(IDENTITY_SECRET)],
         combined_validation_context=tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
             default_validation_context=common_pb2.CertificateValidationContext(
                 match_typed_subject_alt_names=[san]
             ),
-            validation_context_sds_secret_config=_sds(TRUST_BUNDLE_SECRET),
+            validation_context_sds_secret_config=sds_secret(TRUST_BUNDLE_SECRET),
         ),
         alpn_protocols=list(alpn),
     )

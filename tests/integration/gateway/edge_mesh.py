@@ -25,7 +25,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port
-from gossamer.translate import proxy
+from gossamer.translate import gateway_listeners
 from gossamer.translate.edge_guard import LUA_FILTER
 
 ADMIN_HOST = "admin.example"
@@ -138,7 +138,7 @@ class EdgeMesh:
 @contextlib.asynccontextmanager
 async def edge_mesh(workdir: Path, variant: str) -> AsyncIterator[EdgeMesh]:
     change = VARIANTS[variant]
-    original = proxy.http_connection_manager
+    original = gateway_listeners.http_connection_manager
 
     def build(*args: Any, **kwargs: Any) -> HCM:
         hcm = original(*args, **kwargs)
@@ -147,7 +147,7 @@ async def edge_mesh(workdir: Path, variant: str) -> AsyncIterator[EdgeMesh]:
         return hcm
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(proxy, "http_connection_manager", build)
+        patch.setattr(gateway_listeners, "http_connection_manager", build)
         async with (
             raw_backend("admin", "127.0.0.3") as admin,
             raw_backend("public", "127.0.0.4") as public,

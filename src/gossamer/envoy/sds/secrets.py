@@ -38,10 +38,15 @@ def _packed(name: str, version: str, secret: secret_pb2.Secret) -> SecretResourc
 
 def identity_secret(chain_pem: bytes, key_pem: bytes, serial: str) -> SecretResource:
     """``identity``: the workload's certificate chain and private key, inline."""
-    secret = secret_pb2.Secret(name=IDENTITY_SECRET)
+    return certificate_secret(IDENTITY_SECRET, chain_pem, key_pem, serial)
+
+
+def certificate_secret(name: str, chain_pem: bytes, key_pem: bytes, version: str) -> SecretResource:
+    """A ``tls_certificate`` secret: a certificate chain and its private key, inline."""
+    secret = secret_pb2.Secret(name=name)
     secret.tls_certificate.certificate_chain.inline_bytes = chain_pem
     secret.tls_certificate.private_key.inline_bytes = key_pem
-    return _packed(IDENTITY_SECRET, serial, secret)
+    return _packed(name, version, secret)
 
 
 def trust_bundle_secret(bundle_pem: bytes) -> SecretResource:

@@ -89,12 +89,27 @@ class _Servicer(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[mi
 
 
 class SdsServer:
-    """``await start(path)`` ... ``await stop()``; ``proxies`` holds what each ACKed."""
+    """``await start(path)`` ... ``await stop()``; ``proxies`` holds what each ACKed.
 
-    def __init__(self, cache: SecretCache, *, changed: Callable[[], None] = lambda: None) -> None:
+    ``changed`` is called when what a proxy holds changes; ``subscribed`` when the secret
+    names Envoys ask for change (``subscriptions()``): a server whose secrets are made on
+    demand (the gateway runner reads certificate files named by the secret) learns there
+    what to make.
+    """
+
+    def __init__(
+        self,
+        cache: SecretCache,
+        *,
+        changed: Callable[[], None] = lambda: None,
+        subscribed: Callable[[], None] = lambda: None,
+    ) -> None:
         self.cache = cache
         self.proxies: dict[str, ProxySecrets] = {}
         self._changed = changed
+        self._subscribed = subscribed
+        #: the state of each open stream, by id()
+        self._streams: dict[int, SdsStreamState] = {}
         self._server: grpc.aio.Server | None = None
         self._warned: set[tuple[str, str]] = set()
         self.path: Path | None = None
@@ -128,6 +143,10 @@ class SdsServer:
     def proxy(self, node_id: str) -> ProxySecrets:
         return self.proxies.setdefault(node_id, ProxySecrets())
 
+    def subscriptions(self) -> frozenset[str]:
+        """Every secret name an open stream asks for."""
+        return frozenset().union(*(s.subscribed for s in self._streams.values()))
+
     # -- one stream ----------------------------------------------------------------------
 
     async def serve_stream(self, first: Any, context: Any) -> None:
@@ -145,6 +164,7 @@ class SdsServer:
 
         record = self.proxy(node_id)
         record.streams += 1
+        self._streams[id(state)] = state
         if self.cache.owner_of(node_id) is None:
             self._warn_once(
                 node_id,
@@ -159,8 +179,10 @@ class SdsServer:
                 task.cancel()
         finally:
             record.streams -= 1
+            self._streams.pop(id(state), None)
             self.cache.release(wake)
             self._changed()
+            self._subscribed()
 
     async def _loop(
         self,
@@ -191,6 +213,7 @@ class SdsServer:
         if req.type_url and req.type_url != SECRET_TYPE_URL:
             return  # not ours to answer; Envoy never sends it on an SDS stream
         error = req.error_detail.message if req.HasField("error_detail") else None
+        before = state.subscribed
         outcome = state.on_request(
             names=list(req.resource_names),
             version_info=req.version_info,
@@ -198,6 +221,8 @@ class SdsServer:
             error=error,
             now=time.time(),
         )
+        if state.subscribed != before:
+            self._subscribed()
         record = self.proxy(node_id)
         if outcome.kind == "initial":
             # What it holds from before we restarted; a name it asks for but holds nothing
