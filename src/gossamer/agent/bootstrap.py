@@ -22,9 +22,11 @@ def sidecar_bootstrap(
     xds: tuple[str, int],
     admin_port: int,
     sds_socket: Path | None = None,
+    xds_tls: bool = False,
 ) -> bootstrap_pb2.Bootstrap:
     """``sds_socket``: the agent's SDS server (stable across agent restarts: the bootstrap's
-    digest decides whether a restarted agent adopts the running Envoy)."""
+    digest decides whether a restarted agent adopts the running Envoy); ``xds_tls``: ``xds``
+    is the control plane's mTLS port, reached with the workload's certificate."""
     node = ProxyIdentity("sidecar", w.namespace, w.name, service=w.service, host=host, zone=w.zone)
     admin = (ADMIN_ADDRESS, admin_port)
     return ads_bootstrap(
@@ -33,6 +35,7 @@ def sidecar_bootstrap(
         admin,
         metadata={ADMIN_KEY: f"{admin[0]}:{admin[1]}"},
         sds_socket=sds_socket,
+        xds_tls=xds_tls,
     )
 
 

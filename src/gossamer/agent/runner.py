@@ -60,6 +60,9 @@ class AgentOptions:
     envoy: str | None = None
     #: overrides the xDS address stored at join time
     xds: tuple[str, int] | None = None
+    #: the control plane's mTLS xDS address (``--xds-tls-addr``): the sidecars connect
+    #: there with their workload certificates instead of to ``xds`` in plaintext
+    xds_tls: tuple[str, int] | None = None
 
 
 class Agent:
@@ -114,7 +117,7 @@ class Agent:
             )
         binary = find_envoy(self.options.envoy)
         await check_version(binary)
-        xds = self.options.xds or _xds_of(cred)
+        xds = self.options.xds_tls or self.options.xds or _xds_of(cred)
         self.status = AgentStatus(os.getpid(), cred.agent_id, host, cred.server)
         self._prepare(config, host, address, xds, binary)
         await self.sds.start(self.state.sds_socket)  # (stopped in ``run``)
@@ -173,7 +176,12 @@ class Agent:
                     address,
                     inbound,
                     sidecar_bootstrap(
-                        w, host=host, xds=xds, admin_port=admin, sds_socket=self.state.sds_socket
+                        w,
+                        host=host,
+                        xds=xds,
+                        admin_port=admin,
+                        sds_socket=self.state.sds_socket,
+                        xds_tls=self.options.xds_tls is not None,
                     ),
                     self.state.workload_dir(key),
                     binary,

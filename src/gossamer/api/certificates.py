@@ -116,7 +116,7 @@ def certificates_router(
         model = registry.plane.model
         assert model is not None  # require_ready
         ttl = model.mesh.spec.mtls.certificateTTL
-        issued = ca.sign(body.csr.encode(), spiffe_id=identity, ttl=ttl)
+        issued = ca.sign(body.csr.encode(), spiffe_id=identity, ttl=ttl, holder=agent_id)
         return CertificateResponse(
             certificate_chain=issued.chain_pem.decode(),
             trust_bundle=ca.trust_bundle_pem().decode(),

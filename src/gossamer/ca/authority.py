@@ -8,8 +8,10 @@ itself: no subject, the SPIFFE id as the one URI SAN, a leaf usable for both end
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from gossamer.ca.csr import checked_key
+from gossamer.ca.csr import CsrKey, checked_key
+from gossamer.ca.holders import Holders
 from gossamer.ca.material import CLOCK_SKEW, Material, load_or_generate
 from gossamer.errors import FieldError, GossamerError, ValidationError
 from gossamer.types import parse_spiffe_id
@@ -26,6 +29,8 @@ from gossamer.types import parse_spiffe_id
 #: how long a workload certificate may live (the Mesh's ``mtls.certificateTTL`` range)
 MIN_TTL = timedelta(minutes=1)
 MAX_TTL = timedelta(hours=24)
+
+IPAddress = IPv4Address | IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,8 @@ class CertificateAuthority:
         self._material = material
         self.trust_domain = trust_domain
         self.directory = directory
+        #: serial -> agent of each workload certificate issued since start (in memory)
+        self.holders = Holders()
 
     @classmethod
     def load_or_create(cls, directory: Path, trust_domain: str) -> CertificateAuthority:
@@ -85,8 +92,11 @@ class CertificateAuthority:
         parse_spiffe_id(f"spiffe://{trust_domain}/ns/x/sa/x")
         self.trust_domain = trust_domain
 
-    def sign(self, csr_pem: bytes, *, spiffe_id: str, ttl: timedelta) -> Issued:
-        """A certificate for ``spiffe_id`` over the CSR's key, valid for ``ttl``.
+    def sign(
+        self, csr_pem: bytes, *, spiffe_id: str, ttl: timedelta, holder: str | None = None
+    ) -> Issued:
+        """A certificate for ``spiffe_id`` over the CSR's key, valid for ``ttl``; with
+        ``holder`` (the agent it is issued to) recorded in ``holders``.
 
         ``ValidationError`` (nothing issued): an id outside the CA's trust domain, a TTL
         outside 1m..24h, or a CSR ``checked_key`` refuses.
@@ -106,6 +116,37 @@ class CertificateAuthority:
                 [FieldError(f"{ttl} is out of range: from {MIN_TTL} to {MAX_TTL}", "ttl")]
             )
         key = checked_key(csr_pem, spiffe_id)
+        issued = self._issue(key, [x509.UniformResourceIdentifier(spiffe_id)], ttl)
+        if holder is not None:
+            self.holders.record(issued.serial, holder, issued.not_after)
+        return issued
+
+    def sign_server(
+        self,
+        key: CsrKey,
+        *,
+        uri: str,
+        dns_names: Sequence[str] = (),
+        ip_addresses: Sequence[IPAddress] = (),
+        ttl: timedelta,
+    ) -> Issued:
+        """A certificate for one of the control plane's own servers (xDS), over ``key``
+        (made in the control plane's process, so no CSR).
+
+        ``uri`` is a SPIFFE id that is not a workload's (``spiffe://<td>/gossamer/...``):
+        ``sign`` only issues ``/ns/<ns>/sa/<svc>`` ids, so no host can ever get one. The
+        DNS and IP SANs let gRPC clients check the server's address.
+        """
+        if not uri.startswith(f"spiffe://{self.trust_domain}/gossamer/"):
+            raise GossamerError(
+                f"{uri} is not a control-plane identity of trust domain {self.trust_domain}"
+            )
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
+        names += [x509.DNSName(n) for n in dns_names]
+        names += [x509.IPAddress(a) for a in ip_addresses]
+        return self._issue(key, names, ttl)
+
+    def _issue(self, key: CsrKey, names: list[x509.GeneralName], ttl: timedelta) -> Issued:
         m = self._material
         now = datetime.now(UTC)
         # never outlive the certificates above it: the chain would stop verifying first
@@ -133,10 +174,7 @@ class CertificateAuthority:
                 critical=False,
             )
             # critical: the subject is empty (RFC 5280 4.2.1.6, SPIFFE X509-SVID)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]),
-                critical=True,
-            )
+            .add_extension(x509.SubjectAlternativeName(names), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(m.key.public_key()),

@@ -136,6 +136,14 @@ def run(
     xds: Annotated[
         str | None, typer.Option("--xds", help="override the xDS address HOST:PORT given at join")
     ] = None,
+    xds_tls: Annotated[
+        str | None,
+        typer.Option(
+            "--xds-tls",
+            help="the control plane's mTLS xDS address HOST:PORT (its --xds-tls-addr): "
+            "sidecars get config over mTLS with their workload certificates",
+        ),
+    ] = None,
 ) -> None:
     """Register this host's workloads and run one Envoy sidecar per workload until stopped.
 
@@ -157,6 +165,7 @@ def run(
                 address=address,
                 envoy=envoy,
                 xds=parse_host_port(xds, "--xds") if xds else None,
+                xds_tls=parse_host_port(xds_tls, "--xds-tls") if xds_tls else None,
             )
         )
         install_signal_handlers(agent)

@@ -59,6 +59,23 @@ def control_plane(
     xds_addr: Annotated[
         str, typer.Option("--xds-addr", callback=_host_port, help="xDS for Envoy (HOST:PORT)")
     ] = "127.0.0.1:18000",
+    xds_tls: Annotated[
+        str,
+        typer.Option(
+            "--xds-tls",
+            help="off: plaintext xDS on --xds-addr; optional: that and mTLS on --xds-tls-addr "
+            "(a migration step); required: mTLS only, anonymous clients get nothing "
+            "(docs/security.md, 'xDS')",
+        ),
+    ] = "optional",
+    xds_tls_addr: Annotated[
+        str | None,
+        typer.Option(
+            "--xds-tls-addr",
+            callback=lambda v: None if v is None else _host_port(v),
+            help="xDS over mTLS for agent-run Envoys (HOST:PORT; default: --xds-addr's port + 1)",
+        ),
+    ] = None,
     insecure_listen: Annotated[
         bool,
         typer.Option(
@@ -129,10 +146,12 @@ def control_plane(
     from gossamer.registry.liveness import LivenessSettings
     from gossamer.server.http_server import ApiServerLimits
     from gossamer.server.run import main as run_control_plane
+    from gossamer.xds.auth import xds_tls_mode
     from gossamer.xds.server import Keepalive
 
     setup_logging()
     with reporting_errors():
+        mode = xds_tls_mode(xds_tls)
         limits = ApiServerLimits(api_header_timeout, api_body_timeout, api_max_connections)
         run_control_plane(
             data_dir,
@@ -146,6 +165,8 @@ def control_plane(
             xds_keepalive=Keepalive(xds_keepalive, xds_keepalive_timeout),
             forget_proxies_after=forget_proxies_after,
             api_hosts=tuple(api_host or ()),
+            xds_tls=mode,
+            xds_tls_addr=xds_tls_addr,
         )
 
 

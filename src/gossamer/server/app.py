@@ -34,8 +34,10 @@ from gossamer.server.authz import open_authz
 from gossamer.server.ca import open_ca
 from gossamer.server.http_server import ApiServer, ApiServerLimits, fd_limit
 from gossamer.server.listen import check_listen_addresses
+from gossamer.server.xds_identity import XdsCertificate, xds_authorizer
 from gossamer.store.base import Store
 from gossamer.store.factory import open_store
+from gossamer.xds.auth import XdsTlsMode
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import FORGET_AFTER, XdsMonitor
 from gossamer.xds.server import Keepalive, XdsServer
@@ -52,6 +54,11 @@ class Settings:
     store: str | None = None
     #: when a host is dead (docs/agent-protocol.md, "The liveness rule")
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
+    #: ``off``: plaintext xDS on xds_addr; ``optional``: that and mTLS on xds_tls_addr;
+    #: ``required``: mTLS only (docs/security.md, "xDS")
+    xds_tls: XdsTlsMode = "optional"
+    #: where xDS is served over mTLS; default: xds_addr's host and port + 1 (0 stays 0)
+    xds_tls_addr: tuple[str, int] | None = None
     #: pings from the xDS server, so a dead or frozen proxy's stream ends
     xds_keepalive: Keepalive = field(default_factory=Keepalive)
     #: seconds a disconnected proxy with no Workload/Gateway stays in proxy-status
@@ -74,6 +81,14 @@ def parse_addr(text: str, option: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{option}: {text!r} is not HOST:PORT (e.g. 127.0.0.1:7070)")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def tls_address(settings: Settings) -> tuple[str, int]:
+    """``--xds-tls-addr``, or by default ``--xds-addr``'s host and the port after its own."""
+    if settings.xds_tls_addr is not None:
+        return settings.xds_tls_addr
+    host, port = settings.xds_addr
+    return host, port + 1 if port else 0
 
 
 def _listen(addr: tuple[str, int], option: str) -> socket.socket:
@@ -106,6 +121,8 @@ class ControlPlaneApp:
     agents: Registry
     api_addr: tuple[str, int] = ("", 0)
     xds_addr: tuple[str, int] = ("", 0)
+    #: where xDS is served over mTLS (``("", 0)``: not, ``--xds-tls off``)
+    xds_tls_addr: tuple[str, int] = ("", 0)
     #: NGAC decisions, administration and the audit trail (set once the engine is open)
     authz: AuthzService | None = None
     #: the mesh CA (``<data-dir>/ca``; set once the plane has loaded the Mesh)
@@ -152,10 +169,10 @@ def serving_interpreter() -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     """Start everything; on exit stop the API, the xDS server, the reconciler and the store."""
-    check_listen_addresses(
-        {"--api-addr": settings.api_addr, "--xds-addr": settings.xds_addr},
-        insecure_listen=settings.insecure_listen,
-    )
+    plaintext = {"--api-addr": settings.api_addr}
+    if settings.xds_tls != "required":
+        plaintext["--xds-addr"] = settings.xds_addr
+    check_listen_addresses(plaintext, insecure_listen=settings.insecure_listen)
     private_dir(settings.data_dir, "--data-dir")  # 0700: store, audit trail (issue 7, R6)
     store = await open_store(settings.store or settings.data_dir / "gossamer.db")
     metrics = CollectorRegistry()
@@ -176,8 +193,16 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         if app.admin_token_written is not None:
             log.info("wrote the first operator token to %s (0600)", app.admin_token_written)
         interpreter.enter_context(serving_interpreter())
-        port = await xds.start(*settings.xds_addr)
-        app.xds_addr = (settings.xds_addr[0], port)
+        xds.authorize = xds_authorizer(plane, app.ca, settings.xds_tls)
+        xds_certificate = None
+        if settings.xds_tls != "off":
+            tls_addr = tls_address(settings)
+            xds_certificate = XdsCertificate(plane, app.ca, tls_addr[0])
+            credentials = await xds_certificate.open()
+            app.xds_tls_addr = (tls_addr[0], await xds.start_tls(*tls_addr, credentials))
+        if settings.xds_tls != "required":
+            port = await xds.start(*settings.xds_addr)
+            app.xds_addr = (settings.xds_addr[0], port)
         sock = _listen(settings.api_addr, "--api-addr")
         app.api_addr = sock.getsockname()[:2]
         api = ApiServer(
@@ -206,6 +231,8 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
                 # loaded and serving xDS: the liveness clocks start now
                 tg.create_task(agents.presence.run()),
             ]
+            if xds_certificate is not None:
+                followers.append(tg.create_task(xds_certificate.run()))
             serving = tg.create_task(api.serve())
             try:
                 yield app

@@ -10,6 +10,7 @@ from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_
 from gossamer.registry.liveness import LivenessSettings
 from gossamer.server.app import Settings, create_app, parse_addr
 from gossamer.server.http_server import ApiServerLimits, raise_fd_limit
+from gossamer.xds.auth import XdsTlsMode
 from gossamer.xds.monitor import FORGET_AFTER
 from gossamer.xds.server import Keepalive
 
@@ -20,8 +21,10 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with create_app(settings) as app:
+        xds = [f"xDS {h}:{p}" for h, p in (app.xds_addr,) if p]
+        xds += [f"xDS mTLS {h}:{p}" for h, p in (app.xds_tls_addr,) if p]
         print(
-            f"gossamer control plane: API {app.api_url}  xDS {app.xds_addr[0]}:{app.xds_addr[1]}"
+            f"gossamer control plane: API {app.api_url}  {'  '.join(xds)}"
             f"  data {settings.data_dir}",
             flush=True,
         )
@@ -47,6 +50,8 @@ def main(
     xds_keepalive: Keepalive | None = None,
     forget_proxies_after: float = FORGET_AFTER,
     api_hosts: tuple[str, ...] = (),
+    xds_tls: XdsTlsMode = "optional",
+    xds_tls_addr: str | None = None,
 ) -> None:
     settings = Settings(
         data_dir=Path(data_dir),
@@ -60,6 +65,8 @@ def main(
         xds_keepalive=xds_keepalive or Keepalive(),
         forget_proxies_after=forget_proxies_after,
         api_hosts=api_hosts,
+        xds_tls=xds_tls,
+        xds_tls_addr=parse_addr(xds_tls_addr, "--xds-tls-addr") if xds_tls_addr else None,
     )
     raise_fd_limit()
     asyncio.run(serve(settings))

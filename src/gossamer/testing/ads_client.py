@@ -261,8 +261,11 @@ class _Grpc:
             response_deserializer=decode,
         )
         self._call = method()
+        self._closed = False
 
     async def send(self, request: Request) -> None:
+        if self._closed:
+            return  # an ACK of a response that crossed our half-close: nobody reads it
         await self._call.write(request)
 
     async def recv(self) -> tuple[Response, int | None] | None:
@@ -272,6 +275,7 @@ class _Grpc:
         return response, self._size
 
     async def close(self) -> None:
+        self._closed = True
         with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
             await self._call.done_writing()
 
@@ -334,12 +338,24 @@ async def in_process(
         yield running
 
 
-def open_channel(address: tuple[str, int]) -> grpc.aio.Channel:
-    """A channel to an xDS port; share one among many clients or give each its own."""
-    return grpc.aio.insecure_channel(
-        f"{address[0]}:{address[1]}",
-        options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)],
-    )
+def tls_credentials(
+    trust_bundle_pem: bytes, key_pem: bytes | None = None, chain_pem: bytes | None = None
+) -> grpc.ChannelCredentials:
+    """mTLS to an xDS server's ``--xds-tls-addr``: the server verified against
+    ``trust_bundle_pem`` (and by address), this client's certificate if given."""
+    return grpc.ssl_channel_credentials(trust_bundle_pem, key_pem, chain_pem)
+
+
+def open_channel(
+    address: tuple[str, int], credentials: grpc.ChannelCredentials | None = None
+) -> grpc.aio.Channel:
+    """A channel to an xDS port (over TLS with ``credentials``); share one among many
+    clients or give each its own."""
+    target = f"{address[0]}:{address[1]}"
+    options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+    if credentials is not None:
+        return grpc.aio.secure_channel(target, credentials, options=options)
+    return grpc.aio.insecure_channel(target, options=options)
 
 
 @contextlib.asynccontextmanager
@@ -351,13 +367,15 @@ async def connect(
     delta: bool = False,
     node: base_pb2.Node | None = None,
     client: AdsClient | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> AsyncIterator[AdsClient]:
-    """A client on a real ADS call to ``address`` (or on a shared ``channel``).
+    """A client on a real ADS call to ``address`` (or on a shared ``channel``), over TLS
+    with ``credentials`` (``tls_credentials``).
 
     Pass the ``client`` of an ended stream to reconnect it with what it holds."""
     if (address is None) == (channel is None):
         raise ValueError("connect: give exactly one of address or channel")
-    own = open_channel(address) if address is not None else None
+    own = open_channel(address, credentials) if address is not None else None
     chan = own or channel
     assert chan is not None
     client = client or AdsClient(proxy, delta=delta, node=node)

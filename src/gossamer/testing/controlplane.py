@@ -77,6 +77,7 @@ def exported_token(data_dir: Path) -> Iterator[None]:
 async def running_control_plane(data_dir: Path, **settings: Any) -> AsyncIterator[ControlPlaneApp]:
     """A control plane on free loopback ports (``settings``: more ``Settings`` fields),
     with its admin token exported as ``GOSSAMER_TOKEN`` while it runs."""
+    settings.setdefault("xds_tls_addr", ("127.0.0.1", 0))  # not xds port + 1: maybe taken
     config = Settings(
         data_dir, api_addr=("127.0.0.1", 0), xds_addr=("127.0.0.1", free_port()), **settings
     )

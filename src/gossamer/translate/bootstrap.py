@@ -4,7 +4,9 @@
   (state-of-the-world or delta) to the control plane, admin on loopback, and with
   ``sds_socket`` the static ``gossamer-sds`` cluster to the agent's SDS server.
   The node itself is written by ``gossamer.node.fill_node`` (read back by ``parse_node``
-  there, which the xDS server uses to learn who is connecting).
+  there, which the xDS server uses to learn who is connecting). With ``xds_tls`` the
+  ``gossamer-xds`` cluster speaks mTLS with the workload's SDS identity and checks that
+  the server is the control plane (``CONTROL_PLANE_SAN``).
 * ``static_bootstrap`` — wraps generated xDS resources as static resources so that
   ``envoy --mode validate`` can check them (routes and endpoints are inlined).
 """
@@ -25,13 +27,28 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from gossamer.errors import FieldError, ValidationError
 from gossamer.node import IDENTITY_KEYS, SDS_KEY, MetadataValue, fill_node
 from gossamer.translate.names import SDS_CLUSTER
+from gossamer.translate.tls import control_plane_socket
 from gossamer.types import ProxyIdentity
 
 XDS_CLUSTER = "gossamer-xds"
+#: the path of the control plane's SPIFFE id, ``spiffe://<trust domain>/gossamer/...``: not
+#: a workload id (``/ns/<ns>/sa/<svc>``), so the CA never issues it to a host
+CONTROL_PLANE_PATH = "gossamer/control-plane"
+#: what an Envoy checks the xDS server's URI SAN against (any trust domain: the host does
+#: not know it, and the operator may change it; the trust bundle says who issued it)
+CONTROL_PLANE_SAN = rf"spiffe://[a-z0-9._-]+/{CONTROL_PLANE_PATH}"
+
+
+def control_plane_id(trust_domain: str) -> str:
+    """The SPIFFE id of the control plane's xDS server certificate."""
+    return f"spiffe://{trust_domain}/{CONTROL_PLANE_PATH}"
+
+
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
@@ -44,6 +61,7 @@ def ads_bootstrap(
     metadata: Mapping[str, MetadataValue] | None = None,
     connect_timeout_s: float = 5.0,
     sds_socket: Path | None = None,
+    xds_tls: bool = False,
 ) -> bootstrap_pb2.Bootstrap:
     """An Envoy bootstrap that gets all listeners and clusters over one ADS stream.
 
@@ -53,7 +71,9 @@ def ads_bootstrap(
     ``gossamer-sds`` (HTTP/2 over that Unix socket) through which TLS contexts get the
     ``identity`` and ``trust-bundle`` secrets from the local agent, and says so in the
     node metadata (``SDS_KEY: true``), which is how the control plane learns that this
-    proxy may be given mTLS.
+    proxy may be given mTLS. ``xds_tls`` (needs ``sds_socket``): ADS over mTLS, with the
+    ``identity`` and ``trust-bundle`` secrets, to a server whose URI SAN is the control
+    plane's (``xds_address`` is then the control plane's ``--xds-tls-addr``).
     """
     errors = _check_address("xds_address", xds_address, min_port=1)
     admin_errors = _check_address("admin_address", admin_address, min_port=0)
@@ -91,6 +111,14 @@ def ads_bootstrap(
                 "sds_socket",
             )
         )
+    if xds_tls and sds_socket is None:
+        errors.append(
+            FieldError(
+                "xDS over mTLS takes the workload's certificate from the agent over SDS: "
+                "pass sds_socket too",
+                "xds_tls",
+            )
+        )
     if errors:
         raise ValidationError(errors)
 
@@ -113,7 +141,11 @@ def ads_bootstrap(
         source.ads.SetInParent()
         source.resource_api_version = config_source_pb2.V3
 
-    bootstrap.static_resources.clusters.append(_xds_cluster(xds_address, connect_timeout_s))
+    xds = _xds_cluster(xds_address, connect_timeout_s)
+    if xds_tls:
+        san = string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=CONTROL_PLANE_SAN))
+        xds.transport_socket.CopyFrom(control_plane_socket(san))
+    bootstrap.static_resources.clusters.append(xds)
     if sds_socket is not None:
         bootstrap.static_resources.clusters.append(_sds_cluster(sds_socket))
     _set_socket_address(bootstrap.admin.address, admin_address)

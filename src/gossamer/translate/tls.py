@@ -143,6 +143,13 @@ def upstream_socket(peer_id: str, *, http2: bool) -> base_pb2.TransportSocket:
     return base_pb2.TransportSocket(name=TLS_TRANSPORT_SOCKET, typed_config=any_of(context))
 
 
+def control_plane_socket(peer: string_pb2.StringMatcher) -> base_pb2.TransportSocket:
+    """An agent-run Envoy's mTLS to the xDS server: its workload identity, and the server's
+    URI SAN must match ``peer`` (ALPN h2: xDS is gRPC)."""
+    context = tls_pb2.UpstreamTlsContext(common_tls_context=_common(peer, ("h2",)))
+    return base_pb2.TransportSocket(name=TLS_TRANSPORT_SOCKET, typed_config=any_of(context))
+
+
 def add_mtls_match(
     cluster: cluster_pb2.Cluster, snap: ModelSnapshot, service: Ref, *, http2: bool
 ) -> None:

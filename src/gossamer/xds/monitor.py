@@ -5,6 +5,11 @@ Streams opening and closing are passed on per host (the liveness rule listens). 
 that disconnected keeps its status entry while its Workload or Gateway exists; one nobody
 registered is forgotten ``forget_after`` seconds after it left, so a flood of made-up node
 ids cannot grow the control plane's memory for good.
+
+Status and ACKs are kept per stream. When a node id has an authenticated stream (mTLS, its
+certificate checked against what its agent registered: ``gossamer.xds.auth``), only its
+authenticated streams count for ``proxy-status``, ``apply --wait`` and mTLS readiness:
+another Envoy claiming the same node id cannot ACK or NACK in its name.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class _Stream:
     last_seen: float
     #: its node metadata says its Envoy gets secrets over SDS (``gossamer.node.SDS_KEY``)
     sds: bool = False
+    #: its client proved over mTLS that it may subscribe as this proxy
+    authenticated: bool = False
     snapshot: Snapshot | None = None
     synced_at_created: float | None = None
     #: per type, the content of the last NACKed response logged (a retry is not logged again)
@@ -123,11 +130,20 @@ class XdsMonitor:
         admin: str | None,
         *,
         sds: bool = False,
+        authenticated: bool = False,
     ) -> None:
-        """``sds``: the proxy's node metadata says its Envoy gets secrets over SDS."""
+        """``sds``: the proxy's node metadata says its Envoy gets secrets over SDS;
+        ``authenticated``: its client proved it may be this proxy (mTLS)."""
         before = self.sds_capable() if self._sds_listeners else frozenset()
-        self._streams[key] = _Stream(proxy, state, protocol, admin, time.time(), sds)
-        log.info("xDS stream opened: %s (%s)", proxy.node_id, protocol)
+        self._streams[key] = _Stream(
+            proxy, state, protocol, admin, time.time(), sds, authenticated=authenticated
+        )
+        log.info(
+            "xDS stream opened: %s (%s%s)",
+            proxy.node_id,
+            protocol,
+            ", mTLS" if authenticated else "",
+        )
         self._gone.pop(proxy.node_id, None)
         self.connected.set(len({s.proxy.node_id for s in self._streams.values()}))
         self._tell_host(proxy, True)
@@ -252,10 +268,21 @@ class XdsMonitor:
         that happens in between is missed."""
         return self._progress
 
+    def has_authenticated(self, node_id: str) -> bool:
+        """Has ``node_id`` an open authenticated stream?"""
+        return any(s.authenticated and s.proxy.node_id == node_id for s in self._streams.values())
+
+    def _counted(self) -> list[_Stream]:
+        """The streams that speak for their proxy, oldest first: of a node id with an
+        authenticated stream, only its authenticated streams."""
+        streams = list(self._streams.values())
+        trusted = {s.proxy.node_id for s in streams if s.authenticated}
+        return [s for s in streams if s.authenticated or s.proxy.node_id not in trusted]
+
     def synced(self, node_id: str, snap: Snapshot) -> bool:
         return any(
             s.proxy.node_id == node_id and s.snapshot is snap and s.state.in_sync(snap)
-            for s in self._streams.values()
+            for s in self._counted()
         )
 
     async def wait_synced(
@@ -278,18 +305,18 @@ class XdsMonitor:
         return behind()
 
     def statuses(self) -> list[ProxyStatus]:
-        live = {s.proxy.node_id: self._status(s) for s in self._streams.values()}
+        live = {s.proxy.node_id: self._status(s) for s in self._counted()}
         self.forget_gone()
         gone = {k: v.status for k, v in self._gone.items() if k not in live}
         return sorted([*live.values(), *gone.values()], key=lambda p: p.node_id)
 
     def sds_capable(self) -> frozenset[str]:
         """Connected proxies whose newest stream says their Envoy gets secrets over SDS."""
-        newest = {s.proxy.node_id: s.sds for s in self._streams.values()}
+        newest = {s.proxy.node_id: s.sds for s in self._counted()}
         return frozenset(n for n, sds in newest.items() if sds)
 
     def admin_address(self, node_id: str) -> str | None:
-        return next((s.admin for s in self._streams.values() if s.proxy.node_id == node_id), None)
+        return next((s.admin for s in self._counted() if s.proxy.node_id == node_id), None)
 
     def _status(self, s: _Stream) -> ProxyStatus:
         types = []

@@ -3,21 +3,41 @@
 It pings every proxy (HTTP/2 keepalive) so a dead or frozen Envoy's stream ends within
 ``keepalive.time + keepalive.timeout`` instead of staying open for good: the liveness rule
 counts streams.
+
+It serves plaintext (``start``) and mTLS (``start_tls``) on separate ports: gRPC cannot
+make a client certificate optional on one port. Each stream's peer (its verified client
+certificate, or none) is checked against the node id it subscribes as by ``authorize``
+(``gossamer.xds.auth.check_node``); a refused stream ends with PERMISSION_DENIED.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 
-from gossamer.errors import ConfigError, GossamerError
+from gossamer.errors import ConfigError, GossamerError, PermissionDeniedError
+from gossamer.types import ProxyIdentity
+from gossamer.xds.auth import Peer, Verdict, peer_of
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.stream import AdsStream
+from gossamer.xds.tls import ServerCredentials
+
+log = logging.getLogger(__name__)
+
+#: may this peer subscribe as this proxy? (``PermissionDeniedError`` if not)
+Authorizer = Callable[[ProxyIdentity, Peer], Verdict]
+
+
+def anyone(proxy: ProxyIdentity, peer: Peer) -> Verdict:
+    """The authorizer of a server without identity checks (tests, ``--xds-tls off``)."""
+    return Verdict(proxy, peer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +72,25 @@ class Keepalive:
 
 
 class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
-    def __init__(self, cache: SnapshotCache, monitor: XdsMonitor) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        monitor: XdsMonitor,
+        authorize: Authorizer,
+        ids: Iterator[int],
+    ) -> None:
         self.cache = cache
         self.monitor = monitor
-        self._ids = itertools.count(1)
+        self.authorize = authorize
+        #: shared by the plaintext and mTLS ports: stream keys are unique in the monitor
+        self._ids = ids
 
     async def _serve(self, context: Any, *, delta: bool) -> None:
         async def read() -> Any:
             msg = await context.read()
             return None if msg is grpc.aio.EOF else msg
 
+        peer = peer_of(context.auth_context())
         stream = AdsStream(
             f"stream-{next(self._ids)}",
             delta=delta,
@@ -69,9 +98,13 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             monitor=self.monitor,
             read=read,
             write=context.write,
+            authorize=lambda proxy: self.authorize(proxy, peer),
         )
         try:
             await stream.run()
+        except PermissionDeniedError as e:
+            log.warning("xDS stream refused (%s): %s", context.peer(), e)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         except GossamerError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
 
@@ -84,15 +117,41 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
 
 class XdsServer:
     def __init__(
-        self, cache: SnapshotCache, monitor: XdsMonitor, keepalive: Keepalive | None = None
+        self,
+        cache: SnapshotCache,
+        monitor: XdsMonitor,
+        keepalive: Keepalive | None = None,
+        *,
+        authorize: Authorizer = anyone,
     ) -> None:
         self.cache = cache
         self.monitor = monitor
         self.keepalive = keepalive or Keepalive()
-        self._server: grpc.aio.Server | None = None
+        self.authorize = authorize
+        self._servers: list[grpc.aio.Server] = []
+        self._stream_ids = itertools.count(1)
+        #: the plaintext port (0: not serving plaintext)
         self.port = 0
+        #: the mTLS port (0: not serving mTLS)
+        self.tls_port = 0
+
+    def _authorize(self, proxy: ProxyIdentity, peer: Peer) -> Verdict:
+        return self.authorize(proxy, peer)  # (read at each stream: set after construction)
 
     async def start(self, host: str, port: int) -> int:
+        """Serve plaintext xDS on ``host:port``; return the port bound."""
+        self.port = await self._start(host, port, None, "--xds-addr")
+        return self.port
+
+    async def start_tls(self, host: str, port: int, credentials: ServerCredentials) -> int:
+        """Serve xDS over mTLS on ``host:port`` (a client certificate from the trust
+        bundle is required); return the port bound."""
+        self.tls_port = await self._start(host, port, credentials, "--xds-tls-addr")
+        return self.tls_port
+
+    async def _start(
+        self, host: str, port: int, credentials: ServerCredentials | None, flag: str
+    ) -> int:
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -101,21 +160,23 @@ class XdsServer:
             ]
         )
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-            _Servicer(self.cache, self.monitor), server
+            _Servicer(self.cache, self.monitor, self._authorize, self._stream_ids), server
         )
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
-        bound: int = server.add_insecure_port(target)
+        if credentials is None:
+            bound: int = server.add_insecure_port(target)
+        else:
+            bound = server.add_secure_port(target, credentials.grpc_credentials())
         if bound == 0:
             raise ConfigError(
                 f"cannot listen for xDS on {host}:{port}: the port is in use or the address "
-                "is not local; pass another --xds-addr"
+                f"is not local; pass another {flag}"
             )
         await server.start()
-        self._server = server
-        self.port = bound
+        self._servers.append(server)
         return bound
 
     async def stop(self, grace: float = 1.0) -> None:
-        if self._server is not None:
-            await self._server.stop(grace)
-            self._server = None
+        servers, self._servers = self._servers, []
+        for server in servers:
+            await server.stop(grace)

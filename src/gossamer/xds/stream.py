@@ -13,9 +13,10 @@ from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from gossamer.errors import XdsError
+from gossamer.errors import PermissionDeniedError, XdsError
 from gossamer.node import admin_address, parse_node, sds_capable
 from gossamer.types import ProxyIdentity
+from gossamer.xds.auth import ANONYMOUS, Verdict
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
@@ -36,8 +37,12 @@ class AdsStream:
         monitor: XdsMonitor,
         read: Callable[[], Awaitable[Request | None]],
         write: Callable[[Any], Awaitable[None]],
+        authorize: Callable[[ProxyIdentity], Verdict] = lambda proxy: Verdict(proxy, ANONYMOUS),
     ) -> None:
+        """``authorize``: may this stream's client subscribe as the proxy its first request
+        names? (``PermissionDeniedError`` if not; ``gossamer.xds.auth.check_node``)"""
         self.key = key
+        self._authorize = authorize
         self.delta = delta
         self.cache = cache
         self.monitor = monitor
@@ -52,6 +57,13 @@ class AdsStream:
         if not first.HasField("node"):
             raise XdsError("the first request of a stream must carry the node")
         proxy = parse_node(first.node)
+        verdict = self._authorize(proxy)
+        authenticated = verdict.peer.authenticated
+        if not authenticated and self.monitor.has_authenticated(proxy.node_id):
+            raise PermissionDeniedError(
+                f"{proxy.node_id} is connected over mTLS with its own certificate: an "
+                "anonymous client may not subscribe as it"
+            )
         self.monitor.opened(
             self.key,
             proxy,
@@ -59,6 +71,7 @@ class AdsStream:
             "delta" if self.delta else "sotw",
             admin_address(first.node),
             sds=sds_capable(first.node),
+            authenticated=authenticated,
         )
         self.cache.attach(proxy)
         self._inbox: deque[object] = deque([first])
