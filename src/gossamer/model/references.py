@@ -126,15 +126,19 @@ def check_references(snap: ModelSnapshot) -> list[FieldError]:
                 )
             )
     for g in snap.gateways.values():
-        other = endpoints.setdefault((g.spec.address, g.spec.port), g.key)
-        if other != g.key:
-            out.append(
-                FieldError(
-                    f"{g.spec.address}:{g.spec.port} is already used by {other}",
-                    "spec.port",
-                    str(g.key),
+        ports = [("spec.port", g.spec.port)]
+        if g.spec.tls is not None and g.spec.tls.httpPort is not None:
+            ports.append(("spec.tls.httpPort", g.spec.tls.httpPort))  # the HTTPS redirect
+        for field, port in ports:
+            other = endpoints.setdefault((g.spec.address, port), g.key)
+            if other != g.key:
+                out.append(
+                    FieldError(
+                        f"{g.spec.address}:{port} is already used by {other}",
+                        field,
+                        str(g.key),
+                    )
                 )
-            )
     explicit: dict[tuple[str, int], ResourceKey] = {}
     for svc in snap.services.values():
         addr = svc.spec.localAddress

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from gossamer.model import Gateway, parse_manifest
+from gossamer.model import Gateway, check_references, parse_manifest
 
-from .builders import errors_of, gateway, manifest
+from .builders import errors_of, gateway, manifest, messages, snapshot
 
 
 def test_defaults() -> None:
@@ -180,3 +180,16 @@ def test_certificate_hosts_are_sni_names(host: str) -> None:
     [error] = errors_of(gateway("edge", 8443, tls={"certificates": [{"hosts": [host], **ONE}]}))
     assert error.startswith("Gateway default/edge: spec.tls.certificates[0].hosts[0]: ")
     assert repr(host) in error
+
+
+def test_the_redirect_port_is_a_port_like_the_others() -> None:
+    tls = {**ONE, "httpsRedirect": True, "httpPort": 8000}
+    snap = snapshot(gateway("a", 8443, tls=tls), gateway("b", 8000))
+    assert messages(check_references(snap)) == [
+        "Gateway default/b: spec.port: 127.0.0.1:8000 is already used by Gateway default/a"
+    ]
+    snap = snapshot(gateway("a", 8000), gateway("b", 8443, tls=tls))
+    assert messages(check_references(snap)) == [
+        "Gateway default/b: spec.tls.httpPort: 127.0.0.1:8000 is already used by Gateway "
+        "default/a"
+    ]
