@@ -190,6 +190,5 @@ def test_the_redirect_port_is_a_port_like_the_others() -> None:
     ]
     snap = snapshot(gateway("a", 8000), gateway("b", 8443, tls=tls))
     assert messages(check_references(snap)) == [
-        "Gateway default/b: spec.tls.httpPort: 127.0.0.1:8000 is already used by Gateway "
-        "default/a"
+        "Gateway default/b: spec.tls.httpPort: 127.0.0.1:8000 is already used by Gateway default/a"
     ]
