@@ -149,7 +149,7 @@ async def wait_answering(address: Address, within: float = 60.0) -> None:
             await asyncio.sleep(0.2)
 
 
-async def wait_refusing_plaintext(inbound: str, within: float = 60.0) -> None:
+async def wait_refusing_plaintext(inbound: str, within: float = 180.0) -> None:
     """Until a strict callee's inbound refuses plaintext (every caller sends mTLS)."""
     async with httpx.AsyncClient(timeout=5, trust_env=False) as client, asyncio.timeout(within):
         while True:
