@@ -26,14 +26,11 @@ from cryptography.hazmat.primitives import serialization
 
 from gossamer.envoy.sds.protocol import SecretResource
 from gossamer.envoy.sds.secrets import SecretCache, certificate_secret
+from gossamer.errors import ConfigError
 from gossamer.translate.names import gateway_certificate_files
 
 #: how often certificate files are read again, by default
 POLL_SECONDS = 2.0
-
-
-class CertificateProblem(Exception):
-    """Files that cannot be served as a certificate and its key (the message says why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +61,20 @@ def load_certificate(
     try:
         chain = x509.load_pem_x509_certificates(chain_pem)
     except ValueError:
-        raise CertificateProblem(f"{certificate} holds no PEM certificate") from None
+        raise ConfigError(f"{certificate} holds no PEM certificate") from None
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except TypeError:
-        raise CertificateProblem(
+        raise ConfigError(
             f"{private_key} is encrypted; Envoy needs the private key unencrypted (keep the "
             "file readable by the gateway's user only)"
         ) from None
     except (ValueError, UnsupportedAlgorithm):
-        raise CertificateProblem(f"{private_key} holds no PEM private key") from None
+        raise ConfigError(f"{private_key} holds no PEM private key") from None
     leaf = chain[0]
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
-        raise CertificateProblem(
+        raise ConfigError(
             f"the private key in {private_key} is not the key of the first certificate in "
             f"{certificate} (a renewal half-written? write both files, then rename them "
             "into place)"
@@ -93,7 +90,7 @@ def _read(path: str, field: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as e:
-        raise CertificateProblem(
+        raise ConfigError(
             f"cannot read {field} {path}: {e.strerror or e}; the file must exist on the "
             "gateway's host, readable by the gateway's user"
         ) from None
@@ -154,7 +151,7 @@ class CertificateFiles:
                 private_key,
                 served=None if before is None else before.secret.version,
             )
-        except CertificateProblem as e:
+        except ConfigError as e:
             if self.problems.get(name) != str(e):
                 self.problems[name] = str(e)
                 kept = "keeping the last good one" if name in self.served else "not served"

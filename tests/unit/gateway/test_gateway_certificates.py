@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gossamer.envoy.sds.secrets import SecretCache
-from gossamer.gateway.certificates import CertificateFiles, CertificateProblem, load_certificate
+from gossamer.errors import ConfigError
+from gossamer.gateway.certificates import CertificateFiles, load_certificate
 from gossamer.polling import wait_until
 from gossamer.translate.names import gateway_certificate_files, gateway_certificate_secret
 
@@ -78,7 +79,7 @@ def test_what_cannot_be_served_says_why(tmp_path: Path, case: str, message: str)
         cert.write_text("hello")
     elif case == "other-key":
         key = _pair(tmp_path, "other")[1]
-    with pytest.raises(CertificateProblem, match=message):
+    with pytest.raises(ConfigError, match=message):
         load_certificate("n", str(cert), str(key))
 
 
