@@ -41,9 +41,11 @@ async def test_statistics_answer_one_object_per_component(tmp_path: Path) -> Non
                 r = await c.get(f"{app.api_url}/v1/statistics")
                 assert r.status_code == 200, r.text
                 got: dict[str, Any] = r.json()
-                return got if got["plane"]["connected_proxies"] == 1 else None
+                # its first snapshot is built just after it is counted as connected
+                counted = got["plane"]["connected_proxies"] == got["xds"]["snapshots"] == 1
+                return got if counted else None
 
-            stats = await wait_until(body, timeout=30, what="web-1 counted as connected")
+            stats = await wait_until(body, timeout=30, what="web-1 connected and built")
 
     assert list(stats) == ["plane", "store", "xds", "authz", "registry"]
     assert set(stats["plane"]) == names(ControlPlaneStatistics, "store", "xds")
