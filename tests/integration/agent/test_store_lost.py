@@ -34,7 +34,12 @@ WEB, CATALOG = "default/web-1", "default/catalog-1"
 @contextlib.asynccontextmanager
 async def _control_plane(data: Path, api: int, xds: int) -> AsyncIterator[ControlPlaneApp]:
     """A control plane on fixed ports, so a restarted one is where the agent looks."""
-    settings = Settings(data, api_addr=("127.0.0.1", api), xds_addr=("127.0.0.1", xds))
+    settings = Settings(
+        data,
+        api_addr=("127.0.0.1", api),
+        xds_addr=("127.0.0.1", xds),
+        xds_tls_addr=("127.0.0.1", 0),  # not xds + 1, which nobody reserved
+    )
     async with create_app(settings) as app:
         yield app
 

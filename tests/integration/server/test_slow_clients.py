@@ -83,6 +83,7 @@ async def start_control_plane(tmp_path: Path, fd_limit: int | None) -> asyncio.s
     command = [
         GOSSAMER, "control-plane", "--data-dir", str(tmp_path / "data"),
         "--api-addr", "127.0.0.1:0", "--xds-addr", f"127.0.0.1:{free_port()}",
+        "--xds-tls-addr", "127.0.0.1:0",
         "--api-header-timeout", str(HEADER_TIMEOUT),
     ]  # fmt: skip
     if fd_limit is not None:

@@ -31,7 +31,12 @@ AFTER = 200
 
 @contextlib.asynccontextmanager
 async def _control_plane(data: Path, api: int, xds: int) -> AsyncIterator[ControlPlaneApp]:
-    settings = Settings(data, api_addr=("127.0.0.1", api), xds_addr=("127.0.0.1", xds))
+    settings = Settings(
+        data,
+        api_addr=("127.0.0.1", api),
+        xds_addr=("127.0.0.1", xds),
+        xds_tls_addr=("127.0.0.1", 0),  # not xds + 1, which nobody reserved
+    )
     async with create_app(settings) as app:
         yield app
 

@@ -27,11 +27,14 @@ CLIENT = "127.0.0.2"
 
 
 @asynccontextmanager
-async def control_plane(data: Path, api: int, xds: int) -> AsyncIterator[ManagedProcess]:
+async def control_plane(
+    data: Path, api: int, xds: int, xds_tls: int = 0
+) -> AsyncIterator[ManagedProcess]:
     code = (
         f"from gossamer.cli.logs import setup_logging; setup_logging(); "
         f"from gossamer.server.run import main; "
-        f"main({str(data)!r}, '127.0.0.1:{api}', '127.0.0.1:{xds}')"
+        f"main({str(data)!r}, '127.0.0.1:{api}', '127.0.0.1:{xds}', "
+        f"xds_tls_addr='127.0.0.1:{xds_tls}')"
     )
     proc = ManagedProcess(
         [sys.executable, "-c", code], log_path=data.parent / "cp.log", name="control-plane"
