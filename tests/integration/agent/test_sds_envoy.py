@@ -78,10 +78,14 @@ async def test_envoy_serves_the_sds_certificate_and_rotates_it_under_traffic(
     try:
         async with EnvoyProcess(tls_bootstrap(socket, port), name="web-1") as envoy:
             record = server.proxies[PROXY.node_id]
+            # (each secret is its own SDS request: the two ACKs arrive in either order)
             await wait_until(
-                lambda: record.acked.get(IDENTITY_SECRET) == f"{first:x}",
+                lambda: (
+                    record.acked.get(IDENTITY_SECRET) == f"{first:x}"
+                    and TRUST_BUNDLE_SECRET in record.acked
+                ),
                 timeout=10,
-                what="Envoy to ACK the first identity",
+                what="Envoy to ACK the first identity and the trust bundle",
             )
             assert record.acked[TRUST_BUNDLE_SECRET] == bundle_version(ca.pem)
             async with httpx.AsyncClient(verify=ctx, trust_env=False) as probe:

@@ -24,6 +24,7 @@ def settings(data_dir: Path) -> Settings:
         data_dir,
         api_addr=("127.0.0.1", 0),
         xds_addr=("127.0.0.1", free_port()),
+        xds_tls_addr=("127.0.0.1", 0),  # not xds + 1, which nobody reserved
         max_request_bytes=100_000,
         max_resource_bytes=10_000,
     )

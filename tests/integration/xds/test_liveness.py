@@ -105,6 +105,7 @@ async def control_plane(tmp_path: Path) -> AsyncIterator[ControlPlaneApp]:
         tmp_path / "cp",
         api_addr=("127.0.0.1", 0),
         xds_addr=("127.0.0.1", free_port()),
+        xds_tls_addr=("127.0.0.1", 0),  # not xds + 1, which nobody reserved
         liveness=LIVENESS,
         xds_keepalive=KEEPALIVE,
     )
