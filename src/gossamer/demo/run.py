@@ -130,7 +130,10 @@ async def demo(duration: float | None, console: Console) -> bool:
     """Run the demo; with ``duration`` stop after that many seconds. True if traffic worked."""
     with tempfile.TemporaryDirectory(prefix="gossamer-demo-") as tmp:
         settings = Settings(
-            Path(tmp), api_addr=("127.0.0.1", 0), xds_addr=("127.0.0.1", free_port())
+            Path(tmp),
+            api_addr=("127.0.0.1", 0),
+            xds_addr=("127.0.0.1", free_port()),
+            xds_tls_addr=("127.0.0.1", 0),  # the demo's sidecars use plaintext xDS
         )
         async with contextlib.AsyncExitStack() as stack:
             app = await stack.enter_async_context(create_app(settings))
