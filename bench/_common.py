@@ -8,7 +8,7 @@ import json
 import os
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,11 @@ def summary_ms(values: list[float]) -> str:
     )
 
 
+def cpu_tick() -> float:
+    """The resolution of ``cpu_seconds``: one clock tick (10 ms on Linux)."""
+    return 1 / _TICKS
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (from /proc/PID/stat)."""
     raw = Path(f"/proc/{pid}/stat").read_text()
@@ -59,14 +64,19 @@ def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
 #: sent or MAX_SECONDS passed, and prints one JSON line: latencies (ms), errors, elapsed
 #: seconds, and the CPU seconds the PIDs used between the first request and the last answer
 #: (read here, so the loader's own start-up is not counted). Plain asyncio protocols (uvloop
-#: when installed): no HTTP library between the clock and the socket.
+#: when installed): no HTTP library between the clock and the socket. With ``BENCH_REQUESTS``
+#: in its environment (JSON: a list of [path, {header: value}]) it sends those in turn
+#: instead of ``GET /bench``.
 LOADER = r"""
 import asyncio, json, os, sys, time
 host, port, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 max_requests, max_seconds = int(sys.argv[4]), float(sys.argv[5])
 pids = [int(p) for p in sys.argv[6:]]
 TICKS = os.sysconf("SC_CLK_TCK")
-REQUEST = f"GET /bench HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+MIX = json.loads(os.environ.get("BENCH_REQUESTS") or '[["/bench", {}]]')
+REQUESTS = [(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+             + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+            for path, headers in MIX]
 def cpu():
     total = 0
     for pid in pids:
@@ -88,7 +98,7 @@ class Client(asyncio.Protocol):
         run.sent += 1
         self.waiting = True
         self.t0 = time.perf_counter_ns()
-        self.transport.write(REQUEST)
+        self.transport.write(REQUESTS[run.sent % len(REQUESTS)])
     def data_received(self, data):
         self.buf += data
         while True:
@@ -177,12 +187,18 @@ async def http_load(
     max_requests: int,
     max_seconds: float,
     pids: Sequence[int] = (),
+    requests: Sequence[tuple[str, Mapping[str, str]]] = (),
 ) -> LoadResult:
-    """Run ``LOADER`` against ``address`` (bounded by count and time) in its own process."""
+    """Run ``LOADER`` against ``address`` (bounded by count and time) in its own process;
+    ``requests``: (path, headers) to send in turn (default: ``GET /bench`` only)."""
+    env = dict(os.environ)
+    env.pop("BENCH_REQUESTS", None)
+    if requests:
+        env["BENCH_REQUESTS"] = json.dumps([[p, dict(h)] for p, h in requests])
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", LOADER, address[0], str(address[1]), str(connections),
         str(max_requests), str(max_seconds), *map(str, pids),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     try:
         async with asyncio.timeout(max_seconds + 60):

@@ -2,6 +2,10 @@
 
 Run: ``.venv/bin/python bench/ngac.py [--sizes 10000 100000] [--large] [--seed 1]``
 (``--large`` adds the 1M-node graph; py-ngac runs on graphs up to ``--pyngac-max`` nodes).
+``--enforcement [ARGS...]`` runs ``bench/ngac_compile.py`` instead (compiling access lists
+for 1000 services x 10k identities, one edge to the RBAC the proxies ACK; ARGS go to it).
+``--ext-authz [ARGS...]`` runs ``bench/ngac_authz.py`` (the decision point's checks/s) and
+``--chain [ARGS...]`` ``bench/ngac_chain.py`` (CPU per request, enforcement on vs off).
 
 Generated graphs: 4 policy classes; user attributes in 4 levels and object attributes in 5
 (DAG depth >= 4 on both sides; few broad attributes at the top, many narrow ones below),
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import random
 import sys
 import time
@@ -361,6 +366,17 @@ def bench_size(n: int, args: argparse.Namespace) -> dict[str, float]:
 
 
 def main() -> None:
+    if "--enforcement" in sys.argv[1:]:
+        import ngac_compile
+
+        at = sys.argv.index("--enforcement")
+        ngac_compile.run(sys.argv[1:at] + sys.argv[at + 1 :])
+        return
+    for flag, module in (("--ext-authz", "ngac_authz"), ("--chain", "ngac_chain")):
+        if flag in sys.argv[1:]:
+            at = sys.argv.index(flag)
+            importlib.import_module(module).main(sys.argv[1:at] + sys.argv[at + 1 :])
+            return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--large", action="store_true", help="also run 1,000,000 nodes")

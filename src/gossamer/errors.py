@@ -29,6 +29,8 @@ error answer back into an ``ApiError`` of the branch that says what to do about 
     └── ClientError                     a call to the control plane's API failed (CLI, agent)
         ├── UnreachableError            nothing answered, or the connection broke: retry
         ├── FateUnknownError            a change went out, no answer came: it may be stored
+        ├── UntrustedServerError        the server is not the CA's (fingerprint, chain,
+        │                               name): nothing secret was sent
         └── ApiError                    it answered an error: ``status``, ``code``, ``errors``
             ├── ServerError             5xx, or not the protocol: retry later
             ├── RefusedError            401: ``reason`` decides (only ``revoked`` stops an agent)
@@ -37,6 +39,8 @@ error answer back into an ``ApiError`` of the branch that says what to do about 
 
 from __future__ import annotations
 
+import difflib
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -92,15 +96,17 @@ def field_errors(
     source: str = "",
     root: Sequence[int | str] = (),
     skip: int = 0,
+    model: object = None,
 ) -> list[FieldError]:
     """Each problem pydantic found, as a ``FieldError`` naming its field (the one way).
 
     ``root`` replaces the first ``skip`` parts of every location (a request body's
-    ``body``, a batch validated item by item).
+    ``body``, a batch validated item by item). ``model``: the pydantic model validated,
+    whose field names an unknown field is matched against (did you mean ...?).
     """
     return [
         FieldError(
-            _message(detail),
+            _message(detail, model),
             _path((*root, *tuple(detail["loc"])[skip:])),
             resource,
             source,
@@ -121,10 +127,54 @@ def _path(loc: Sequence[int | str]) -> str:
     return out
 
 
-def _message(detail: Mapping[str, Any]) -> str:
+def _fields_at(model: object, loc: Sequence[int | str]) -> list[str]:
+    """The field names (and aliases) of the model at ``loc`` inside ``model``; [] if the
+    path leaves the models (a dict, a union pydantic tagged)."""
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if isinstance(part, int) or not isinstance(fields, dict):
+            continue
+        found = fields.get(part) or next(
+            (f for f in fields.values() if getattr(f, "alias", None) == part), None
+        )
+        if found is None:
+            continue  # a union's tag: the same model goes on
+        model = _model_in(getattr(found, "annotation", None))
+    fields = getattr(model, "model_fields", None)
+    if not isinstance(fields, dict):
+        return []
+    return [*fields, *(a for f in fields.values() if (a := getattr(f, "alias", None)))]
+
+
+def _model_in(annotation: object) -> object:
+    """The first pydantic model in ``annotation`` (``X``, ``X | None``, ``list[X]``)."""
+    if isinstance(getattr(annotation, "model_fields", None), dict):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if (found := _model_in(arg)) is not None:
+            return found
+    return None
+
+
+def closest(given: str, valid: Sequence[str]) -> str | None:
+    """The one of ``valid`` that ``given`` is probably a misspelling of, if any."""
+    close = difflib.get_close_matches(given, list(valid), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(given: str, valid: Sequence[str]) -> str:
+    """`` did you mean 'X'?`` when ``given`` is close to one of ``valid``; else ""."""
+    close = closest(given, valid)
+    return f" did you mean {close!r}?" if close else ""
+
+
+def _message(detail: Mapping[str, Any], model: object = None) -> str:
     kind = str(detail["type"])
     if kind == "extra_forbidden":
-        return "unknown field: remove it or check its spelling"
+        loc = tuple(detail["loc"])
+        name = loc[-1] if loc and isinstance(loc[-1], str) else ""
+        hint = did_you_mean(name, _fields_at(model, loc[:-1])) if name and model else ""
+        return f"unknown field:{hint}" if hint else "unknown field: remove it or check its spelling"
     if kind == "missing":
         return "required field is missing"
     msg = str(detail["msg"])
@@ -216,11 +266,30 @@ class XdsError(GossamerError):
     """A protocol error on an xDS stream."""
 
 
+class CountersUnavailableError(GossamerError):
+    """The rate-limit service's counters (Redis) did not answer in time."""
+
+
+class TelemetryUnavailableError(GossamerError):
+    """The telemetry service's query API did not answer, or refused the control plane's
+    token (the message says which and where to look)."""
+
+
+class JwksFetchError(GossamerError):
+    """A Mesh issuer's ``jwks.uri`` could not be fetched, or did not hold a usable JWKS
+    (the message names the issuer, the uri and what is wrong)."""
+
+
 # -- clients of the control plane's API (the CLI, the agent) ----------------------------
 
 
 class ClientError(GossamerError):
     """A call to the control plane's REST API did not succeed."""
+
+
+class ReportRefusedError(ClientError):
+    """A batch of reports (a decision point's decisions) will never be taken: the control
+    plane refused it (422, 403, ...); retrying would not help, so it is dropped and counted."""
 
 
 class UnreachableError(ClientError):
@@ -229,6 +298,12 @@ class UnreachableError(ClientError):
 
 class FateUnknownError(ClientError):
     """A change was sent but no answer came: it may or may not have been stored."""
+
+
+class UntrustedServerError(ClientError):
+    """The server at the control plane's address could not prove it is the one the token
+    (its CA fingerprint), ``--ca-file`` or the kept trust bundle names: no token or
+    credential was sent to it."""
 
 
 class ApiError(ClientError):

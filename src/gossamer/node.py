@@ -108,6 +108,15 @@ def admin_address(node: base_pb2.Node) -> str | None:
     return field.string_value if field is not None and field.string_value else None
 
 
+def envoy_version(node: base_pb2.Node) -> str | None:
+    """The Envoy release a proxy runs (``major.minor.patch``), as its Envoy announces it in
+    ``user_agent_build_version``; None when it says nothing (a client that is not Envoy)."""
+    if not node.HasField("user_agent_build_version"):
+        return None
+    v = node.user_agent_build_version.version
+    return f"{v.major_number}.{v.minor_number}.{v.patch}"
+
+
 def sds_capable(node: base_pb2.Node) -> bool:
     """Did the proxy's bootstrap say its Envoy gets secrets over SDS (``SDS_KEY``)?"""
     field = node.metadata.fields.get(SDS_KEY)

@@ -16,6 +16,9 @@ DEFAULT_NAMESPACE = "default"
 
 #: the label naming the agent that registered (and so owns) a resource
 OWNER_LABEL = "gossamer.dev/agent"
+#: where the control plane keeps its own records (tokens, agents, the NGAC journal); no user
+#: applies or deletes anything there
+SYSTEM_NAMESPACE = "gossamer-system"
 
 #: A resource as the user wrote it and the store keeps it: apiVersion, kind, metadata, spec.
 Manifest = dict[str, Any]

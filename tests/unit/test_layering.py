@@ -2,8 +2,9 @@
 
 Floors, top to bottom (a package may import packages on its own floor or below, never above):
 
-    cli → demo → testing → server → api → registry → controlplane → xds/agent/gateway
-        → envoy/authz/translate/ca → store/model → node/errors/types (+ polling, ports, files)
+    cli → demo → testing → server → api → registry → controlplane → xds/agent/gateway/ratelimit
+        → envoy/authz/translate/ca → store/model
+        → node/errors/types (+ polling, ports, files, cancel)
 
 and, more narrowly: ``model`` knows only the core; ``translate`` does no I/O; ``xds`` knows
 only the core (and ``model`` for nothing); the agent never touches the store; no cycles.
@@ -30,10 +31,10 @@ FLOORS: list[set[str]] = [
     {"api"},
     {"registry"},
     {"controlplane"},
-    {"xds", "agent", "gateway"},
+    {"xds", "agent", "gateway", "ratelimit", "decisionpoint", "telemetry"},
     {"envoy", "authz", "translate", "ca"},
     {"store", "model"},
-    {"node", "errors", "types", "polling", "ports", "files"},
+    {"node", "errors", "types", "polling", "ports", "files", "cancel"},
 ]
 FLOOR = {pkg: level for level, pkgs in enumerate(FLOORS) for pkg in pkgs}
 CORE = {"node", "errors", "types"}
@@ -44,6 +45,12 @@ FORBIDDEN: dict[str, set[str]] = {
     "translate": {"store", "xds", "api", "controlplane", "server", "envoy.process"},
     "xds": {"controlplane", "translate", "api", "server", "store", "registry"},
     "agent": {"store", "controlplane", "server", "api", "registry"},
+    # a request-path service in its own process: it reads its rules through the API
+    "ratelimit": {"store", "controlplane", "server", "api", "registry"},
+    # the NGAC decision point (authz serve), likewise: it reads the graph through the API
+    "decisionpoint": {"store", "controlplane", "server", "api", "registry"},
+    # the telemetry service (telemetry serve), its own process fed by Envoys' access logs
+    "telemetry": {"store", "controlplane", "server", "api", "registry"},
 }
 
 

@@ -10,7 +10,9 @@ which retrying alone will not fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -18,7 +20,10 @@ from typing import Any, Self
 
 import httpx
 
-from gossamer.errors import ApiError, ServerError, UnreachableError
+from gossamer.agent.trust import client_context, is_tls, pinned_roots, untrusted
+from gossamer.ca.trust import token_fingerprint
+from gossamer.cancel import raise_if_cancelling
+from gossamer.errors import ApiError, ServerError, UnreachableError, UntrustedServerError
 from gossamer.types import Manifest
 
 REQUEST_TIMEOUT = 10.0
@@ -33,6 +38,30 @@ class IssuedCertificate:
     trust_bundle_pem: bytes
     not_after: datetime
     serial: str
+    #: the CA's version it was issued under (``caVersion``; None from older control planes)
+    ca_version: str | None = None
+
+
+def _ca_version(body: Mapping[str, Any]) -> str | None:
+    """The ``caVersion`` of an answer (docs/agent-protocol.md), None if absent."""
+    found = body.get("caVersion")
+    return found if isinstance(found, str) and found else None
+
+
+@dataclass(frozen=True)
+class JoinAnswer:
+    """What joining gave: the agent's id and credential, the mesh's trust bundle (PEM;
+    empty from a control plane before TLS) and the xDS addresses it advertised."""
+
+    agent_id: str
+    credential: str
+    trust_bundle_pem: bytes = b""
+    xds: str | None = None
+    xds_tls: str | None = None
+
+
+#: called with the trust bundle of a certificate answer when it differs from the last
+TrustHook = Callable[[bytes], Awaitable[None]]
 
 
 def _reason(response: httpx.Response) -> str:
@@ -70,7 +99,13 @@ def _refusal(response: httpx.Response) -> str | None:
 
 
 class RegistryClient:
-    """``async with RegistryClient(server, agent_id, credential) as api:``."""
+    """``async with RegistryClient(server, agent_id, credential, verify=context) as api:``.
+
+    ``verify``: the roots an ``https://`` server must chain to (``agent.trust``; build
+    one from a Credential with ``agent.connect.open_registry``). Without it, ``join``
+    verifies the server against the CA fingerprint in its token before sending it, and
+    every later call on this client uses the roots it found.
+    """
 
     def __init__(
         self,
@@ -78,17 +113,27 @@ class RegistryClient:
         agent_id: str = "",
         credential: str = "",
         *,
+        verify: ssl.SSLContext | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        trust_changed: TrustHook | None = None,
     ) -> None:
         self.server = server.rstrip("/")
         self.agent_id = agent_id
-        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        self._http = httpx.AsyncClient(
+        self.verify = verify
+        self._headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        self._transport = transport
+        self._trust_changed = trust_changed
+        self._bundle: bytes | None = None
+        self._http = self._client()
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             base_url=self.server,
             timeout=REQUEST_TIMEOUT,
-            headers=headers,
-            transport=transport,
+            headers=self._headers,
+            transport=self._transport,
             trust_env=False,
+            verify=self.verify if self.verify is not None else True,
         )
 
     async def __aenter__(self) -> Self:
@@ -102,8 +147,24 @@ class RegistryClient:
     ) -> None:
         await self._http.aclose()
 
-    async def join(self, token: str, host: str) -> tuple[str, str]:
-        """Exchange a join token for ``(agent_id, credential)``."""
+    async def join(self, token: str, host: str) -> JoinAnswer:
+        """Exchange a join token for the agent's id and credential (and what the control
+        plane advertises). Over ``https://`` without ``verify``, the server must first
+        prove it holds a certificate from the root the token's fingerprint names
+        (``UntrustedServerError`` otherwise: the token is not sent)."""
+        pin = token_fingerprint(token)
+        if is_tls(self.server) and self.verify is None and self._transport is None:
+            if pin is None:
+                raise UntrustedServerError(
+                    f"the join token carries no CA fingerprint, so the control plane at "
+                    f"{self.server} cannot be verified before the token is sent: create a "
+                    "new one with `gossamer token create`, or pass --ca-file "
+                    "<data-dir>/ca/root-cert.pem; nothing was sent"
+                )
+            roots = await asyncio.to_thread(pinned_roots, self.server, pin, what="the join token")
+            self.verify = client_context(roots)
+            await self._http.aclose()
+            self._http = self._client()
         body = await self._call(
             "POST",
             "/v1/agents/join",
@@ -111,8 +172,14 @@ class RegistryClient:
             refused="the join token was refused",
         )
         try:
-            return str(body["agentId"]), str(body["credential"])
-        except (KeyError, TypeError):
+            answer = JoinAnswer(
+                str(body["agentId"]),
+                str(body["credential"]),
+                str(body.get("trustBundle") or "").encode("ascii"),
+                _first(body.get("xdsAddresses")) or _text(body.get("xdsAddress")),
+                _first(body.get("xdsTlsAddresses")) or _text(body.get("xdsTlsAddress")),
+            )
+        except (KeyError, TypeError, UnicodeEncodeError):
             raise ServerError(
                 200,
                 "protocol",
@@ -122,6 +189,7 @@ class RegistryClient:
                     "plane of a matching version?"
                 ],
             ) from None
+        return answer
 
     async def put_workloads(
         self,
@@ -158,6 +226,12 @@ class RegistryClient:
             params=_wait(wait, timeout),
         )
 
+    async def report_decisions(self, decisions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Report what this host's sidecars denied (or would have, in audit mode): records
+        of ``agent.denial_receiver.parse_entry``; the answer is ``{"recorded": N}``."""
+        path = f"/v1/agents/{self.agent_id}/decisions"
+        return await self._call("POST", path, json={"decisions": [dict(d) for d in decisions]})
+
     async def request_certificate(self, service: str, csr_pem: bytes) -> IssuedCertificate:
         """Ask the control plane's CA to sign ``csr_pem`` for ``service`` (``NS/NAME``, a
         service this agent registered a workload of). A control plane without a CA answers
@@ -171,11 +245,12 @@ class RegistryClient:
             if not_after.tzinfo is None:
                 raise ValueError("notAfter has no time zone")
             int(str(body["serial"]), 16)
-            return IssuedCertificate(
+            issued = IssuedCertificate(
                 str(body["certificateChain"]).encode("ascii"),
                 str(body["trustBundle"]).encode("ascii"),
                 not_after,
                 str(body["serial"]).lower(),
+                _ca_version(body),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ServerError(
@@ -187,12 +262,51 @@ class RegistryClient:
                     "control plane of a matching version?"
                 ],
             ) from None
+        await self._trust(issued.trust_bundle_pem)
+        return issued
+
+    async def _trust(self, bundle: bytes) -> None:
+        """A certificate answer's trust bundle (over a verified connection): new roots are
+        trusted from now on (a root rotation), and the hook keeps them."""
+        if bundle == self._bundle:
+            return
+        self._bundle = bundle
+        if self.verify is not None:
+            self.verify.load_verify_locations(cadata=bundle.decode("ascii"))
+        if self._trust_changed is not None:
+            await self._trust_changed(bundle)
+
+    async def whoami(self) -> dict[str, Any]:
+        """This agent's own record (``GET /v1/agents/{id}``): host, state, ``scope`` (what
+        its join token allows, e.g. ``{"gateway": "ns/name"}``)."""
+        return await self._call("GET", f"/v1/agents/{self.agent_id}")
 
     async def env(self) -> dict[str, str]:
         """Each dependency's stable local address, as environment variables (merged over
         the agent's workloads)."""
         body = await self._call("GET", f"/v1/agents/{self.agent_id}/env")
         return env_variables(body)
+
+    async def ready(self, wait: float) -> dict[str, Any]:
+        """Wait up to ``wait`` s until this host's workloads are held by every proxy routing
+        to them (``GET /v1/agents/{id}/ready``): ``{"ready", "ackedBy", "waiting"}``."""
+        return await self._call(
+            "GET", f"/v1/agents/{self.agent_id}/ready", params={"timeout": f"{wait:g}"}
+        )
+
+    async def host_requests(self, wait: float) -> list[dict[str, Any]]:
+        """The long-poll (docs/agent-protocol.md, "Requests to the host"): what the control
+        plane asks of this host, once it asks or after ``wait`` s (then [])."""
+        body = await self._call(
+            "GET", f"/v1/agents/{self.agent_id}/requests", params={"timeout": f"{wait:g}"}
+        )
+        requests = body.get("requests")
+        return [r for r in requests if isinstance(r, dict)] if isinstance(requests, list) else []
+
+    async def answer_request(self, request_id: str, answer: Mapping[str, Any]) -> None:
+        """Answer one request: ``{"dump": {...}}`` or ``{"error": "one line"}``."""
+        path = f"/v1/agents/{self.agent_id}/requests/{request_id}"
+        await self._call("POST", path, json=dict(answer))
 
     async def _call(
         self,
@@ -209,11 +323,15 @@ class RegistryClient:
                 method, path, json=json, params=params, timeout=timeout
             )
         except httpx.TimeoutException:
+            raise_if_cancelling()
             raise UnreachableError(
                 f"the control plane at {self.server} did not answer {method} "
                 f"{path} within {timeout:g} s"
             ) from None
         except httpx.TransportError as e:
+            raise_if_cancelling()
+            if (refusal := untrusted(e, self.server)) is not None:
+                raise refusal from None
             raise UnreachableError(
                 f"cannot reach the control plane at {self.server}: "
                 f"{e or type(e).__name__}; is it running? (check --server)"
@@ -240,7 +358,7 @@ def _error(response: httpx.Response, method: str, path: str, refused: str) -> Ap
     """The error answer as the client branch's ``ApiError`` of its status, with one line
     saying what to do."""
     status, reason = response.status_code, _refusal(response)
-    if status == 401 and reason == "unknown_agent":
+    if status == 401 and reason is not None:  # the control plane's answer says what to do
         message = f"{refused}: {_reason(response)}"
     elif status == 401:
         message = (
@@ -252,6 +370,15 @@ def _error(response: httpx.Response, method: str, path: str, refused: str) -> Ap
     else:
         message = f"{method} {path}: {_reason(response)}"
     return ApiError.answered(status, _code(response), [message], reason=reason)
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _first(value: object) -> str | None:
+    """The first address of a list of them (``xdsAddresses``); None without one."""
+    return _text(value[0]) if isinstance(value, list) and value else None
 
 
 def _wait(wait: bool, timeout: float) -> dict[str, str] | None:

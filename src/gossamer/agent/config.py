@@ -33,6 +33,7 @@ from pydantic import Field, model_validator
 
 from gossamer.errors import FieldError, ValidationError, field_errors
 from gossamer.model.base import Duration, IPAddress, Labels, Name, Port, Strict, in_range
+from gossamer.model.loader import yaml_problem
 from gossamer.model.workload import Dependency
 from gossamer.types import API_VERSION, DEFAULT_NAMESPACE, Manifest
 
@@ -79,7 +80,9 @@ class WorkloadConfig(Strict):
     labels: Labels = Field(default_factory=dict)
     zone: Name | None = None
     weight: Annotated[int, in_range(1, 128)] = 1
-    healthCheck: HealthCheck = Field(default_factory=HealthCheck)
+    #: unset: the check of the service's TrafficPolicy, else ``HealthCheck()`` (a TCP
+    #: connect); set here, it wins over the policy (``agent/policy_checks.py``)
+    healthCheck: HealthCheck | None = None
     dependencies: list[Dependency] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -140,11 +143,7 @@ def load_config(path: Path) -> AgentConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ValidationError(
-            [FieldError(f"{where}not valid YAML: {e}", source=path.name)]
-        ) from None
+        raise ValidationError([FieldError(yaml_problem(e), source=path.name)]) from None
     return parse_config(data, path.name)
 
 

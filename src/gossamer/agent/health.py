@@ -14,6 +14,7 @@ import httpx
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from gossamer.agent.config import HealthCheck
+from gossamer.cancel import raise_if_cancelling
 
 AppHealth = Literal["healthy", "unhealthy"]
 _SERVING = 1
@@ -22,22 +23,35 @@ _SERVING = 1
 @dataclass
 class HealthTracker:
     """Consecutive probe results -> health. The first result decides at once (so a fresh
-    agent reports what it sees); later a change needs ``healthy_threshold`` passes or
-    ``unhealthy_threshold`` failures in a row."""
+    agent reports what it sees), and so does the first after ``retune``; later a change needs
+    ``healthy_threshold`` passes or ``unhealthy_threshold`` failures in a row."""
 
     healthy_threshold: int = 1
     unhealthy_threshold: int = 2
     state: AppHealth | None = None
     last_error: str | None = None
     _streak: int = 0
+    #: the next result decides at once (the check changed: the streak answered another one)
+    _fresh: bool = True
+
+    def retune(self, healthy_threshold: int, unhealthy_threshold: int, *, fresh: bool) -> None:
+        """New thresholds from now on. ``fresh``: the check asks another question (type,
+        path, service), so the streak so far says nothing and its first result decides at
+        once, like a fresh agent's (the old verdict stands until then)."""
+        self.healthy_threshold = healthy_threshold
+        self.unhealthy_threshold = unhealthy_threshold
+        self._streak = 0
+        self._fresh = self._fresh or fresh
 
     def observe(self, error: str | None) -> AppHealth | None:
         """Record one probe (``error`` None = passed); the new state if it changed."""
         self.last_error = error
         seen: AppHealth = "healthy" if error is None else "unhealthy"
-        if self.state is None:
+        if self._fresh:
+            self._fresh = False
+            changed = seen != self.state
             self.state = seen
-            return seen
+            return seen if changed else None
         if seen == self.state:
             self._streak = 0
             return None
@@ -85,8 +99,10 @@ async def _http(
         try:
             response = await client.get(f"http://{host}:{port}{path}")
         except httpx.TimeoutException:
+            raise_if_cancelling()
             return f"no answer within {timeout:g} s"
         except httpx.TransportError as e:
+            raise_if_cancelling()
             return f"GET {path} failed: {e or type(e).__name__}"
     if response.status_code >= 400:
         return f"GET {path} answered {response.status_code}"

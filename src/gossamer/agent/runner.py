@@ -4,7 +4,8 @@ Start: lock the state dir, check Envoy, give each workload stable ports, serve S
 ``<state dir>/sds.sock``, adopt the Envoys a previous agent left running (same pid, start
 time, bootstrap, and a live admin API), probe each app once, then in one task group:
 register the workloads and report health changes (retried with back-off), keep each
-service's certificate fresh (``agent/identity``), supervise each Envoy, health-check each app.
+service's certificate fresh and served over SDS (``agent/host_identity``), supervise each Envoy,
+health-check each app.
 
 Stop (SIGTERM/SIGINT): mark every workload draining and wait until the proxies ACKed,
 drain the inbound listeners, wait ``drainSeconds``, stop the Envoys, exit. Detach (SIGHUP):
@@ -20,22 +21,26 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from gossamer.agent.bootstrap import parse_host_port, sidecar_bootstrap
+from gossamer.agent.bootstrap import sidecar_bootstrap
 from gossamer.agent.client import RegistryClient
 from gossamer.agent.config import AgentConfig, to_manifest
+from gossamer.agent.connect import XdsTarget, open_registry, xds_target
+from gossamer.agent.denial_receiver import DenialReceiver
+from gossamer.agent.denial_shipper import DenialShipper
+from gossamer.agent.dumps import agent_requests
 from gossamer.agent.envoy import Sidecar
 from gossamer.agent.health import AppHealth
-from gossamer.agent.identity.rotation import Identity, ServiceIdentity
+from gossamer.agent.host_identity import HostIdentities
+from gossamer.agent.policy_checks import heard_checks
 from gossamer.agent.process import terminate
-from gossamer.agent.state import Credential, EnvoyRecord, StateDir
-from gossamer.agent.status import AgentStatus, IdentityStatus, WorkloadStatus
+from gossamer.agent.state import EnvoyRecord, StateDir
+from gossamer.agent.status import AgentStatus, WorkloadStatus
 from gossamer.agent.workload import WorkloadRunner
+from gossamer.agent.xds_watch import XdsWatch
 from gossamer.envoy.binary import check_version, find_envoy
-from gossamer.envoy.sds.secrets import SecretCache, identity_secret, trust_bundle_secret
-from gossamer.envoy.sds.server import SdsServer
-from gossamer.errors import ConfigError, GossamerError, RefusedError
+from gossamer.errors import ConfigError, GossamerError, RefusedError, UntrustedServerError
 from gossamer.polling import Backoff
 from gossamer.ports import free_port, is_free
 
@@ -78,10 +83,16 @@ class Agent:
         self._records: dict[str, EnvoyRecord] = {}
         self.workloads: list[WorkloadRunner] = []
         self.status: AgentStatus | None = None
-        self.secrets = SecretCache()
-        self.sds = SdsServer(self.secrets, changed=self._sds_changed)
-        self._registered = asyncio.Event()
-        self._reported_secrets: dict[str, dict[str, str]] = {}
+        self.identities = HostIdentities(
+            self.state,
+            self.workloads,
+            status=lambda: self.status,
+            changed=self._changed,
+            report=self._dirty.set,
+        )
+        # what the sidecars' RBAC denies, on the SDS socket, to the control plane's trail
+        self.denials = DenialShipper(self._denials_changed)
+        self.identities.sds.services.append(DenialReceiver(self.denials, self._nodes).add_to)
 
     def request_stop(self, mode: StopMode = "stop") -> None:
         log.info(
@@ -97,7 +108,7 @@ class Agent:
         try:
             await self._run()
         finally:
-            await self.sds.stop()
+            await self.identities.sds.stop()
             self.state.unlock()
 
     async def _run(self) -> None:
@@ -117,24 +128,27 @@ class Agent:
             )
         binary = find_envoy(self.options.envoy)
         await check_version(binary)
-        xds = self.options.xds_tls or self.options.xds or _xds_of(cred)
+        xds = xds_target(cred, xds=self.options.xds, xds_tls=self.options.xds_tls)
         self.status = AgentStatus(os.getpid(), cred.agent_id, host, cred.server)
         self._prepare(config, host, address, xds, binary)
-        await self.sds.start(self.state.sds_socket)  # (stopped in ``run``)
+        await self.identities.sds.start(self.state.sds_socket)  # (stopped in ``run``)
         self.status.sds_socket = str(self.state.sds_socket)
         await self._adopt()
         trackers = {w.key: w.tracker() for w in self.workloads}
         probes = [w.probe_once(trackers[w.key]) for w in self.workloads]
         for w, first in zip(self.workloads, await asyncio.gather(*probes), strict=True):
             self._health[w.key] = first or "unhealthy"
-        async with RegistryClient(cred.server, cred.agent_id, cred.credential) as api:
+        async with open_registry(cred, self.state) as api:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self._write_status()),
                     tg.create_task(self._sync(api, host, address)),
+                    tg.create_task(agent_requests(api, self.workloads, self._records)),
+                    tg.create_task(self.denials.run(api)),
+                    tg.create_task(XdsWatch([xds.address], who=f"host {host}").run()),
                 ]
                 for service in sorted({w.service_key for w in self.workloads}):
-                    tasks.append(tg.create_task(self._identity(api, service).run()))
+                    tasks.append(tg.create_task(self.identities.keep_fresh(api, service).run()))
                 for w in self.workloads:
                     tasks.append(tg.create_task(w.supervise()))
                     tasks.append(tg.create_task(w.check_health(trackers[w.key], self._report)))
@@ -154,7 +168,7 @@ class Agent:
     # -- start ---------------------------------------------------------------------------
 
     def _prepare(
-        self, config: AgentConfig, host: str, address: str, xds: tuple[str, int], binary: str
+        self, config: AgentConfig, host: str, address: str, xds: XdsTarget, binary: str
     ) -> None:
         assert self.status is not None
         ports = self.state.ports()
@@ -178,10 +192,10 @@ class Agent:
                     sidecar_bootstrap(
                         w,
                         host=host,
-                        xds=xds,
+                        xds=xds.address,
                         admin_port=admin,
                         sds_socket=self.state.sds_socket,
-                        xds_tls=self.options.xds_tls is not None,
+                        xds_tls=xds.tls,
                     ),
                     self.state.workload_dir(key),
                     binary,
@@ -193,7 +207,7 @@ class Agent:
             )
         self.state.save_ports(ports)
         for runner in self.workloads:
-            self.secrets.assign(runner.bootstrap.node.id, runner.service_key)
+            self.identities.secrets.assign(runner.bootstrap.node.id, runner.service_key)
 
     async def _adopt(self) -> None:
         """Keep the Envoys a previous agent left running; stop those no longer wanted."""
@@ -203,12 +217,8 @@ class Agent:
             if w is not None and record.bootstrap == w.digest:
                 sidecar = await Sidecar.adopt(key, record)
                 if sidecar is not None:
-                    log.info(
-                        "%s: adopted the running Envoy (pid %d, admin %s)",
-                        key,
-                        record.pid,
-                        record.admin,
-                    )
+                    adopted = "%s: adopted the running Envoy (pid %d, admin %s)"
+                    log.info(adopted, key, record.pid, record.admin)
                     w.adopted(sidecar)
                     continue
                 why = "it is gone or its admin API does not answer"
@@ -244,7 +254,7 @@ class Agent:
             self._dirty.clear()
             try:
                 if not self.status.registered:
-                    await api.put_workloads(
+                    answer = await api.put_workloads(
                         [
                             to_manifest(
                                 w.config,
@@ -257,9 +267,13 @@ class Agent:
                         ]
                     )
                     self.status.registered = True
-                    self._registered.set()
+                    self.identities.registered.set()
                 else:
-                    await api.report_health(dict(self._health), secrets=self._held_secrets())
+                    answer = await api.report_health(
+                        dict(self._health), secrets=self.identities.held()
+                    )
+                    self.identities.heard_ca(answer.get("caVersion"))
+                heard_checks(answer, self.workloads)  # TrafficPolicy health checks
             except RefusedError as e:
                 if e.revoked:  # the operator's kill switch: stop the Envoys and exit
                     self._fatal = e
@@ -267,6 +281,9 @@ class Agent:
                     self.status.control_plane_refused = e.reason
                     self._stop.set()
                     return
+                await self._fail_static(e, backoff.next())
+                continue
+            except UntrustedServerError as e:
                 await self._fail_static(e, backoff.next())
                 continue
             except GossamerError as e:
@@ -286,9 +303,13 @@ class Agent:
             self.status.control_plane_retry_in = None
             self._changed()
 
-    async def _fail_static(self, e: RefusedError, delay: float) -> None:
+    async def _fail_static(self, e: RefusedError | UntrustedServerError, delay: float) -> None:
         """Refused for a reason other than revocation (most often ``unknown_agent``: the
-        control plane lost or replaced its store, or runs with another ``--data-dir``).
+        control plane lost or replaced its store, or runs with another ``--data-dir``), or
+        the server failed verification against the kept trust bundle (a control plane on a
+        new CA: another ``--data-dir``; or not the control plane at all). Nothing secret
+        was sent to the latter, and it is not believed: the agent keeps its credential,
+        trust bundle and certificates.
 
         The data plane never goes down because the control plane is wrong: the Envoys keep
         serving their last configuration (as Envoy itself does when xDS fails), the refusal
@@ -297,67 +318,22 @@ class Agent:
         repairing what the control plane lost.
         """
         assert self.status is not None
-        message = (
-            f"{e}; its Envoys keep serving their last configuration until the control plane "
-            "knows this agent again"
+        until = (
+            "a control plane this host trusts answers"
+            if isinstance(e, UntrustedServerError)
+            else "the control plane knows this agent again"
         )
+        message = f"{e}; its Envoys keep serving their last configuration until {until}"
         log.error("control plane: %s (retrying in %.1f s)", message, delay)
         self.status.registered = False
         self.status.control_plane_error = message
-        self.status.control_plane_refused = e.reason or "unauthorized"
+        self.status.control_plane_refused = (
+            None if isinstance(e, UntrustedServerError) else e.reason or "unauthorized"
+        )
         self.status.control_plane_retry_in = round(delay, 2)
         self._changed()
         self._dirty.set()
         await asyncio.sleep(delay)
-
-    # -- identity ------------------------------------------------------------------------
-
-    def _identity(self, api: RegistryClient, service: str) -> ServiceIdentity:
-        """The loop that keeps ``service``'s certificate fresh and serves it over SDS."""
-        assert self.status is not None
-        status = self.status.identities.setdefault(service, IdentityStatus())
-
-        def publish(identity: Identity) -> None:
-            self.secrets.put(
-                service,
-                identity_secret(identity.chain_pem, identity.key_pem, identity.serial),
-                trust_bundle_secret(identity.trust_bundle_pem),
-            )
-
-        return ServiceIdentity(
-            service,
-            request=api.request_certificate,
-            publish=publish,
-            status=status,
-            changed=self._changed,
-            keep=self.state.identity_file(service),
-            registered=self._registered,
-        )
-
-    def _sds_changed(self) -> None:
-        """An Envoy ACKed or NACKed a secret: show it in its workload's status, and tell
-        the control plane (with the next heartbeat, at once: mTLS readiness waits on it)."""
-        if self.status is None:
-            return
-        for w in self.workloads:
-            record = self.sds.proxies.get(w.bootstrap.node.id)
-            if record is not None:
-                self.status.workloads[w.key].sds = record.to_json()
-        self._changed()
-        held = self._held_secrets()
-        if held != self._reported_secrets:
-            self._reported_secrets = held
-            self._dirty.set()
-
-    def _held_secrets(self) -> dict[str, dict[str, str]]:
-        """Per workload, the secrets its Envoy ACKed over SDS and holds now (it has a
-        stream open: an Envoy that went away holds nothing)."""
-        held = {}
-        for w in self.workloads:
-            record = self.sds.proxies.get(w.bootstrap.node.id)
-            if record is not None and record.streams > 0 and record.acked:
-                held[w.key] = dict(record.acked)
-        return held
 
     # -- stop ----------------------------------------------------------------------------
 
@@ -397,6 +373,14 @@ class Agent:
     def _changed(self) -> None:
         self._status_dirty.set()
 
+    def _nodes(self) -> dict[str, str]:
+        return {w.bootstrap.node.id: w.key for w in self.workloads}
+
+    def _denials_changed(self, counts: dict[str, Any]) -> None:
+        if self.status is not None:
+            self.status.denials = counts
+            self._changed()
+
     async def _write_status(self) -> None:
         while True:
             await self._status_dirty.wait()
@@ -406,10 +390,6 @@ class Agent:
         self._status_dirty.clear()
         if self.status is not None:
             await asyncio.to_thread(self.state.save_status, self.status.to_json())
-
-
-def _xds_of(cred: Credential) -> tuple[str, int]:
-    return parse_host_port(cred.xds, "xds address in credential.json")
 
 
 def install_signal_handlers(agent: Agent) -> None:

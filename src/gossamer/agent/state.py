@@ -32,12 +32,19 @@ IDENTITY_DIR = "identity"
 
 @dataclass(frozen=True)
 class Credential:
+    """What a host keeps from joining (``credential.json``, 0600). Build API clients and
+    pick xDS addresses from it with ``gossamer.agent.connect`` only."""
+
     server: str
     agent_id: str
     credential: str
     host: str
-    #: the control plane's xDS address for Envoy (HOST:PORT)
+    #: the control plane's plaintext xDS address for Envoy (HOST:PORT; "" if not served)
     xds: str
+    #: its mTLS xDS address (HOST:PORT; "": none advertised, e.g. joined before TLS)
+    xds_tls: str = ""
+    #: the roots the API (and xDS) must chain to (PEM; "": joined over plain http)
+    trust_bundle: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,8 @@ class StateDir:
                 str(data["credential"]),
                 str(data["host"]),
                 str(data["xds"]),
+                str(data.get("xds_tls") or ""),  # absent in files from before TLS
+                str(data.get("trust_bundle") or ""),
             )
         except (KeyError, TypeError):
             raise ConfigError(

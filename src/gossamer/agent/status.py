@@ -40,6 +40,9 @@ class WorkloadStatus:
     inbound: str
     health: str | None = None
     health_error: str | None = None
+    #: the check the agent runs: ``source`` (file | policy | default), ``trafficPolicy``
+    #: (``NS/NAME``, with source policy) and the check's fields (``agent/policy_checks.py``)
+    health_check: dict[str, Any] | None = None
     envoy: EnvoyStatus = field(default_factory=EnvoyStatus)
     #: what this Envoy ACKed over SDS: {"acked": {secret: version}, "error", "streams"}
     #: (``identity`` is versioned by the certificate's serial, ``trust-bundle`` by a digest)
@@ -66,6 +69,8 @@ class AgentStatus:
     identities: dict[str, IdentityStatus] = field(default_factory=dict)
     #: the SDS server's Unix socket
     sds_socket: str | None = None
+    #: denials reported to the control plane: queued, sent, dropped, refused, error
+    denials: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -4,6 +4,7 @@ health-check its app."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 from gossamer.agent.config import WorkloadConfig
 from gossamer.agent.envoy import Sidecar, bootstrap_digest
 from gossamer.agent.health import AppHealth, HealthTracker, probe
+from gossamer.agent.policy_checks import EffectiveCheck, effective_check
 from gossamer.agent.state import EnvoyRecord
 from gossamer.agent.status import WorkloadStatus
 from gossamer.envoy.supervisor import (
@@ -51,8 +53,14 @@ class WorkloadRunner:
     #: called with the Envoy record after a (re)start; None once it is stopped
     recorded: Callable[[str, EnvoyRecord | None], None]
     supervisor: EnvoySupervisor[Sidecar] = field(init=False)
+    #: the health check it runs now (``agent/policy_checks.py``: file, policy or default)
+    check: EffectiveCheck = field(init=False)
+    _tracker: HealthTracker | None = field(init=False, default=None)
+    _check_changed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
+        self.check = effective_check(self.config, None)
+        self.status.health_check = self.check.to_json()
         self.supervisor = EnvoySupervisor(
             self.start_envoy,
             name=f"Envoy of {self.key}",
@@ -150,12 +158,37 @@ class WorkloadRunner:
     # -- health ------------------------------------------------------------------------
 
     def tracker(self) -> HealthTracker:
-        check = self.config.healthCheck
-        return HealthTracker(check.healthyThreshold, check.unhealthyThreshold)
+        check = self.check.check
+        self._tracker = HealthTracker(check.healthyThreshold, check.unhealthyThreshold)
+        return self._tracker
+
+    def use_check(self, check: EffectiveCheck) -> None:
+        """Run ``check`` from now on (a TrafficPolicy's came, changed or went): the checker
+        probes with it at once."""
+        if check == self.check:
+            return
+        log.info(
+            "%s: health check from %s now: %s",
+            self.key,
+            check.traffic_policy or check.source,
+            check.to_json(),
+        )
+        fresh = not check.same_question(self.check)
+        self.check = check
+        if self._tracker is not None:
+            c = check.check
+            self._tracker.retune(c.healthyThreshold, c.unhealthyThreshold, fresh=fresh)
+        self.status.health_check = check.to_json()
+        self.changed()
+        self._check_changed.set()
 
     async def probe_once(self, tracker: HealthTracker) -> AppHealth | None:
-        """Probe the app once; the new health if it changed."""
-        error = await probe(self.config.healthCheck, self.config.appAddress, self.config.appPort)
+        """Probe the app once; the new health if it changed (None, too, when the check
+        changed meanwhile: that result answers the old check)."""
+        check = self.check
+        error = await probe(check.check, self.config.appAddress, self.config.appPort)
+        if check is not self.check:
+            return None
         new = tracker.observe(error)
         self.status.health = tracker.state
         self.status.health_error = error
@@ -165,11 +198,12 @@ class WorkloadRunner:
     async def check_health(
         self, tracker: HealthTracker, report: Callable[[str, AppHealth], None]
     ) -> None:
-        """Probe every interval until cancelled; ``report`` each change of health."""
-        interval = self.config.healthCheck.interval.total_seconds()
+        """Probe every interval (of the check it runs then) until cancelled, and at once
+        when the check changes; ``report`` each change of health."""
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
+            self._check_changed.clear()
             new = await self.probe_once(tracker)
             if new is not None:
                 log.info(
@@ -179,4 +213,7 @@ class WorkloadRunner:
                     f" ({tracker.last_error})" if tracker.last_error else "",
                 )
                 report(self.key, new)
-            await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
+            interval = self.check.check.interval.total_seconds()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, interval - (loop.time() - started))):
+                    await self._check_changed.wait()

@@ -9,24 +9,40 @@ line saying why and a ``reason`` an agent acts on (only ``revoked`` stops it).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query
-from pydantic import Field
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 
+from gossamer.api.agent_bodies import (
+    AgentBody,
+    AgentList,
+    EnvResponse,
+    HealthRequest,
+    HealthResponse,
+    JoinRequest,
+    JoinResponse,
+    ReadyResponse,
+    RevokedBody,
+    RevokeResponse,
+    ScopeBody,
+    TokenBody,
+    TokenList,
+    TokenRequest,
+    TokenResponse,
+    WorkloadEnvBody,
+    WorkloadsRequest,
+    WorkloadsResponse,
+)
 from gossamer.api.auth import Authenticator, bearer, require_operator
 from gossamer.api.readiness import require_ready
-from gossamer.api.schemas import ApplyResponse, Body, ErrorBody
+from gossamer.api.schemas import ApplyResponse, ErrorBody
+from gossamer.ca.trust import TRUST_BUNDLE_PATH
 from gossamer.errors import AuthReason
-from gossamer.model.internal import HostScope
-from gossamer.registry import AgentInfo, Registry, TokenInfo, WorkloadEnv
-from gossamer.registry.records import AgentState, TokenState
-from gossamer.registry.registry import DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL
+from gossamer.registry import Registry
 from gossamer.registry.scope import parse_scope
-
-#: upper bound on Workloads one agent registers in one request
-MAX_WORKLOADS = 1000
 
 
 class UnauthorizedBody(ErrorBody):
@@ -66,192 +82,36 @@ Timeout = Annotated[
 ]
 
 
-# -- bodies ------------------------------------------------------------------------------
+#: the public answer saying where the control plane serves xDS
+XDS_ADDRESSES_PATH = "/xds-addresses"
 
 
-class ScopeBody(Body):
-    """What the host that joins with a token may serve (docs/agent.md): ``services`` or
-    ``anyService: true`` (one is required), in ``namespace`` (default ``default``) or
-    ``anyNamespace``; ``addresses`` (IPs or CIDRs) pins its Workloads' addresses, else its
-    first registration fixes them."""
+@dataclass(frozen=True)
+class Discovery:
+    """What a host learns at join besides its credential (the server sets it in
+    ``app.state.discovery`` as a callable)."""
 
-    services: list[str] = Field(default_factory=list, max_length=100)
-    any_service: bool = False
-    namespace: str | None = None
-    any_namespace: bool = False
-    addresses: list[str] = Field(default_factory=list, max_length=100)
+    trust_bundle_pem: bytes
+    xds: str | None
+    xds_tls: str | None
 
-    @classmethod
-    def maybe(cls, s: HostScope | None) -> ScopeBody | None:
-        return None if s is None else cls.of(s)
-
-    @classmethod
-    def of(cls, s: HostScope) -> ScopeBody:
-        return cls(
-            services=list(s.services),
-            any_service=s.anyService,
-            namespace=s.namespace,
-            any_namespace=s.anyNamespace,
-            addresses=list(s.addresses),
-        )
+    def addresses(self) -> dict[str, Any]:
+        """The public ``GET /xds-addresses`` answer: lists (one address each today; more
+        with replicas) beside the single fields the join answer has always carried."""
+        found: dict[str, Any] = {
+            "xdsAddresses": [self.xds] if self.xds else [],
+            "xdsTlsAddresses": [self.xds_tls] if self.xds_tls else [],
+        }
+        if self.xds:
+            found["xdsAddress"] = self.xds
+        if self.xds_tls:
+            found["xdsTlsAddress"] = self.xds_tls
+        return found
 
 
-class TokenRequest(Body):
-    ttl_seconds: int = Field(
-        default=int(DEFAULT_TOKEN_TTL.total_seconds()),
-        ge=1,
-        le=int(MAX_TOKEN_TTL.total_seconds()),
-    )
-    #: required in substance: an empty scope is refused, naming services and anyService
-    scope: ScopeBody = Field(default_factory=ScopeBody)
-
-
-class TokenResponse(Body):
-    #: the secret: shown only now
-    token: str
-    expires_at: datetime
-    scope: ScopeBody
-
-
-class TokenBody(Body):
-    name: str
-    agent_id: str
-    expires_at: datetime
-    used_at: datetime | None
-    used_by: str | None
-    state: TokenState
-    #: null: created before tokens had a scope (refused at join)
-    scope: ScopeBody | None = None
-
-    @classmethod
-    def of(cls, t: TokenInfo) -> TokenBody:
-        return cls(
-            name=t.name,
-            agent_id=t.agent_id,
-            expires_at=t.expires_at,
-            used_at=t.used_at,
-            used_by=t.used_by,
-            state=t.state,
-            scope=ScopeBody.maybe(t.scope),
-        )
-
-
-class TokenList(Body):
-    items: list[TokenBody]
-
-
-class JoinRequest(Body):
-    token: str = Field(max_length=200)
-    host: str = Field(max_length=63)
-
-
-class JoinResponse(Body):
-    agent_id: str
-    #: the secret: shown only now; send it as ``Authorization: Bearer <credential>``
-    credential: str
-
-
-class AgentBody(Body):
-    agent_id: str
-    host: str
-    joined_at: datetime
-    last_seen: datetime
-    revoked: bool
-    revoked_at: datetime | None = None
-    #: ``namespace/name`` of each Workload it registered
-    workloads: list[str]
-    #: active | unreachable (its host is dead by the liveness rule) | revoked
-    state: AgentState = "active"
-    #: what it may register (null: it joined before tokens had a scope: anything)
-    scope: ScopeBody | None = None
-    #: the addresses/CIDRs its Workloads may use: the token's pin, else fixed by its first
-    #: registration (empty until then)
-    addresses: list[str] = Field(default_factory=list)
-
-    @classmethod
-    def of(cls, a: AgentInfo) -> AgentBody:
-        return cls(
-            agent_id=a.agent_id,
-            host=a.host,
-            joined_at=a.joined_at,
-            last_seen=a.last_seen,
-            revoked=a.revoked,
-            revoked_at=a.revoked_at,
-            workloads=[f"{k.namespace}/{k.name}" for k in a.workloads],
-            state=a.state,
-            scope=ScopeBody.maybe(a.scope),
-            addresses=list(a.addresses),
-        )
-
-
-class AgentList(Body):
-    items: list[AgentBody]
-
-
-class RevokedBody(Body):
-    agent_id: str
-    host: str
-    #: ``Workload namespace/name`` of each Workload deleted
-    deleted: list[str]
-
-
-class RevokeResponse(Body):
-    revoked: list[RevokedBody]
-
-
-class WorkloadsRequest(Body):
-    #: Workload manifests: the agent's whole set
-    workloads: list[Any] = Field(max_length=MAX_WORKLOADS)
-
-
-class HealthRequest(Body):
-    #: Workload ``name`` (or ``namespace/name``) -> healthy | unhealthy | draining
-    workloads: dict[str, str] = Field(max_length=MAX_WORKLOADS)
-    #: Workload -> secret name -> version its Envoy ACKed over SDS (absent: unchanged);
-    #: mTLS readiness waits on ``identity`` and ``trust-bundle`` (docs/security.md)
-    secrets: dict[str, dict[str, str]] | None = Field(default=None, max_length=MAX_WORKLOADS)
-
-
-class DependencyBody(Body):
-    service: str
-    namespace: str
-    port_name: str
-    protocol: str
-    #: the stable local address and port the app dials
-    address: str
-    port: int
-    env: dict[str, str]
-
-
-class WorkloadEnvBody(Body):
-    namespace: str
-    name: str
-    service: str
-    dependencies: list[DependencyBody]
-    #: every dependency's variables together
-    env: dict[str, str]
-
-    @classmethod
-    def of(cls, w: WorkloadEnv) -> WorkloadEnvBody:
-        deps = [
-            DependencyBody(
-                service=d.service,
-                namespace=d.namespace,
-                port_name=d.port_name,
-                protocol=d.protocol,
-                address=d.address,
-                port=d.port,
-                env=d.env,
-            )
-            for d in w.dependencies
-        ]
-        return cls(
-            namespace=w.namespace, name=w.name, service=w.service, dependencies=deps, env=w.env
-        )
-
-
-class EnvResponse(Body):
-    workloads: list[WorkloadEnvBody]
+def _discovery(request: Request) -> Discovery | None:
+    found = getattr(request.app.state, "discovery", None)
+    return found() if callable(found) else None
 
 
 # -- routes ------------------------------------------------------------------------------
@@ -303,11 +163,23 @@ def agents_router(registry: Registry, auth: Authenticator | None = None) -> APIR
         """Every join token (never the secrets): unused, used or expired (operator)."""
         return TokenList(items=[TokenBody.of(t) for t in registry.list_tokens()])
 
-    @router.post("/agents/join", response_model=JoinResponse)
-    async def join(body: JoinRequest) -> JoinResponse:
-        """Exchange a join token for an agent id and credential (the token is used up)."""
+    @router.post("/agents/join", response_model=JoinResponse, response_model_exclude_none=True)
+    async def join(body: JoinRequest, request: Request) -> JoinResponse:
+        """Exchange a join token for an agent id and credential (the token is used up),
+        the trust bundle and the xDS addresses."""
         agent_id, credential = await registry.join(body.token, body.host)
-        return JoinResponse(agent_id=agent_id, credential=credential)
+        found = _discovery(request)
+        if found is None:
+            return JoinResponse(agent_id=agent_id, credential=credential)
+        return JoinResponse(
+            agent_id=agent_id,
+            credential=credential,
+            trust_bundle=found.trust_bundle_pem.decode("ascii"),
+            xds_tls_address=found.xds_tls,
+            xds_address=found.xds,
+            xds_tls_addresses=[found.xds_tls] if found.xds_tls else [],
+            xds_addresses=[found.xds] if found.xds else [],
+        )
 
     @router.get("/agents", response_model=AgentList, dependencies=operator)
     async def list_agents() -> AgentList:
@@ -333,35 +205,66 @@ def agents_router(registry: Registry, auth: Authenticator | None = None) -> APIR
             ]
         )
 
-    @router.put("/agents/{agent_id}/workloads", response_model=ApplyResponse, dependencies=agent)
+    @router.put(
+        "/agents/{agent_id}/workloads", response_model=WorkloadsResponse, dependencies=agent
+    )
     async def set_workloads(
         agent_id: str,
         body: WorkloadsRequest,
         wait: Wait = False,
         wait_timeout: Timeout = 30.0,
-    ) -> ApplyResponse:
+    ) -> WorkloadsResponse:
         """Make these the agent's whole set of Workloads (others it registered are deleted);
-        403 for one outside its join token's scope (service, namespace, address)."""
+        403 for one outside its join token's scope (service, namespace, address). The
+        answer carries the health check TrafficPolicies set for them."""
         result = await registry.set_workloads(
             agent_id, body.workloads, wait=wait, wait_timeout=wait_timeout
         )
-        return ApplyResponse.of(result)
+        applied = ApplyResponse.of(result)
+        return WorkloadsResponse(
+            revision=applied.revision,
+            diff=applied.diff,
+            acked_by=applied.acked_by,
+            health_checks=registry.health_checks(agent_id),
+        )
 
-    @router.post("/agents/{agent_id}/health", response_model=ApplyResponse, dependencies=agent)
+    @router.post("/agents/{agent_id}/health", response_model=HealthResponse, dependencies=agent)
     async def set_health(
         agent_id: str,
         body: HealthRequest,
         wait: Wait = False,
         wait_timeout: Timeout = 30.0,
-    ) -> ApplyResponse:
+    ) -> HealthResponse:
         """Set spec.health of the agent's Workloads named in the body (and take its report
-        of the secrets their Envoys hold)."""
+        of the secrets their Envoys hold); the answer carries the CA's version and the
+        health checks TrafficPolicies set for them."""
         if body.secrets is not None:
             registry.report_secrets(agent_id, body.secrets)
         result = await registry.set_health(
             agent_id, body.workloads, wait=wait, wait_timeout=wait_timeout
         )
-        return ApplyResponse.of(result)
+        applied = ApplyResponse.of(result)
+        return HealthResponse(
+            revision=applied.revision,
+            diff=applied.diff,
+            acked_by=applied.acked_by,
+            ca_version=registry.ca_version(),
+            health_checks=registry.health_checks(agent_id),
+        )
+
+    @router.get("/agents/{agent_id}/ready", response_model=ReadyResponse, dependencies=agent)
+    async def ready(
+        agent_id: str,
+        wait_timeout: Annotated[
+            float, Query(alias="timeout", gt=0, le=600, description="seconds to wait at most")
+        ] = 60.0,
+    ) -> ReadyResponse:
+        """Wait until the agent's Workloads are healthy and every proxy that routes to them
+        (its own sidecars, callers, gateways) ACKed them; for a gateway's host, until its
+        gateway's proxy ACKed its newest config. ``ready: false`` with what is missing when
+        ``timeout`` passes first (``gossamer agent wait-ready``)."""
+        found = await registry.wait_ready(agent_id, wait_timeout)
+        return ReadyResponse(ready=found.ready, acked_by=found.acked_by, waiting=found.waiting)
 
     @router.get("/agents/{agent_id}/env", response_model=EnvResponse, dependencies=agent)
     async def env(agent_id: str) -> EnvResponse:
@@ -372,7 +275,35 @@ def agents_router(registry: Registry, auth: Authenticator | None = None) -> APIR
     return router
 
 
+def trust_bundle_router() -> APIRouter:
+    """``GET /trust-bundle``: the mesh's roots (PEM), open to anyone. A client holding a
+    token pinned to a root's fingerprint fetches it without sending anything secret, keeps
+    the roots of that fingerprint and verifies the API against them (``gossamer.ca.trust``).
+    ``GET /xds-addresses``: where xDS is served, open to anyone (the ports listen anyway),
+    for a proxy without a credential (``gossamer gateway`` without ``--token``)."""
+    router = APIRouter(tags=["agents"])
+
+    @router.get(XDS_ADDRESSES_PATH)
+    async def xds_addresses(request: Request) -> JSONResponse:
+        found = _discovery(request)
+        if found is None:
+            return JSONResponse({"xdsAddresses": [], "xdsTlsAddresses": []})
+        return JSONResponse(found.addresses())
+
+    @router.get(TRUST_BUNDLE_PATH, response_class=PlainTextResponse)
+    async def trust_bundle(request: Request) -> PlainTextResponse:
+        found = _discovery(request)
+        if found is None:
+            return PlainTextResponse("this control plane has no CA\n", status_code=404)
+        return PlainTextResponse(
+            found.trust_bundle_pem.decode("ascii"), media_type="application/x-pem-file"
+        )
+
+    return router
+
+
 def install_agents(app: FastAPI, registry: Registry, auth: Authenticator | None = None) -> None:
     """Serve the agent protocol on ``app`` (``AuthError`` answers 401 with its ``reason``:
-    ``gossamer.api.errors``)."""
+    ``gossamer.api.errors``), and the public trust bundle."""
     app.include_router(agents_router(registry, auth))
+    app.include_router(trust_bundle_router())

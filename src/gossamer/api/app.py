@@ -14,8 +14,11 @@ from gossamer.api.agents import install_agents
 from gossamer.api.auth import Authenticator, require_operator
 from gossamer.api.authz import install_authz
 from gossamer.api.certificates import install_certificates
+from gossamer.api.describe import describe_router
+from gossamer.api.docs_pages import install_docs_pages
 from gossamer.api.errors import install_error_handlers
 from gossamer.api.forgery import RequestOrigin
+from gossamer.api.host_requests import host_requests_router
 from gossamer.api.limits import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_RESOURCE_BYTES,
@@ -29,7 +32,9 @@ from gossamer.api.statistics import statistics_body
 from gossamer.authz.service import AuthzService
 from gossamer.ca.authority import CertificateAuthority
 from gossamer.controlplane.service import ControlPlaneService
+from gossamer.envoy.binary import expected_version
 from gossamer.registry import Registry
+from gossamer.registry.dumps import DumpBroker
 from gossamer.registry.operators import OperatorTokens
 
 
@@ -62,6 +67,11 @@ def _ops_router(
             prometheus_client.generate_latest(metrics),
             media_type=prometheus_client.CONTENT_TYPE_LATEST,
         )
+
+    @router.get("/v1/version", response_model=dict[str, str], dependencies=operator)
+    async def version() -> dict[str, str]:
+        """This control plane's version and the Envoy release it generates config for."""
+        return {"gossamer": gossamer.__version__, "envoy": expected_version()}
 
     @router.get("/v1/statistics", response_model=dict[str, Any], dependencies=operator)
     async def statistics() -> dict[str, Any]:
@@ -102,16 +112,22 @@ def create_api(
         title="Gossamer control plane",
         version=gossamer.__version__,
         description="Apply, read and delete mesh resources; see the proxies' status.",
+        docs_url=None,  # /docs and /redoc with local assets (api.docs_pages)
+        redoc_url=None,
     )
+    install_docs_pages(app)
     auth = Authenticator(operators, admin_token_file) if operators is not None else None
     install_error_handlers(app)
     app.add_middleware(RequestLimits, max_bytes=max_request_bytes)
     app.add_middleware(RequestOrigin, names=api_hosts)  # outermost: before the body is read
     app.include_router(resources_router(service, max_resource_bytes, auth))
-    app.include_router(proxies_router(service, auth))
+    dumps = DumpBroker()  # config dumps asked of hosts (api.host_requests)
+    app.include_router(proxies_router(service, auth, agents=agents, dumps=dumps, metrics=metrics))
     app.include_router(_ops_router(service, metrics, agents, authz, auth))
     if agents is not None:
         install_agents(app, agents, auth)
+        app.include_router(host_requests_router(agents, dumps))
+        app.include_router(describe_router(agents, dumps, auth))
     if authz is not None:
         install_authz(app, authz, auth)
     if agents is not None and ca is not None:

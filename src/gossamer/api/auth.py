@@ -6,7 +6,9 @@ Each of its requests must carry ``Authorization: Bearer <token>`` of an operator
 one line saying what to do and ``WWW-Authenticate: Bearer``; a token whose NGAC user lacks
 the right the request needs on ``gossamer:api`` is answered ``403``. The right is the
 request's HTTP method, or what the route declares with ``openapi_extra=needs(READ_RIGHT)``
-(a ``POST`` that changes nothing). Routes of the agent protocol check the agent's own
+(a ``POST`` that changes nothing). Routes on resources authenticate with
+``require_operator(auth, decided_by_route=True)`` and decide per namespace and kind
+themselves (``api.permissions``). Routes of the agent protocol check the agent's own
 credential instead (``gossamer.api.agents``); ``/healthz``, ``/readyz`` and the OpenAPI
 documents are open. docs/security.md, "Credentials".
 """
@@ -20,6 +22,7 @@ from fastapi import Depends, Request
 from starlette.routing import BaseRoute
 
 from gossamer.errors import AuthError, PermissionDeniedError
+from gossamer.registry.api_access import ApiDecision
 from gossamer.registry.operators import API_OBJECT, READ_RIGHT, Operator
 
 #: the ``openapi_extra`` key a route names the right it needs with
@@ -35,8 +38,14 @@ class Operators(Protocol):
         """The operator of ``secret``; ``AuthError`` if unknown or revoked."""
         ...
 
-    def allows(self, operator: Operator, right: str) -> bool:
-        """Whether ``operator`` holds ``right`` on the API."""
+    def allows(self, operator: Operator, right: str, target: str = API_OBJECT) -> bool:
+        """Whether ``operator`` holds ``right`` on ``target`` (the API, or an object in it)."""
+        ...
+
+    async def decide(
+        self, operator: Operator, right: str, namespace: str, kind: str
+    ) -> ApiDecision:
+        """Whether ``operator`` holds ``right`` on ``namespace``'s resources of ``kind``."""
         ...
 
 
@@ -76,10 +85,14 @@ def _right(request: Request) -> str:
     return READ_RIGHT if request.method == "HEAD" else request.method
 
 
-def require_operator(auth: Authenticator | None) -> Any:
-    """A FastAPI dependency letting in only operators holding the right the request needs;
-    the operator is put in ``request.state.operator``. ``auth`` None lets everyone in: only
-    for tests of the routes themselves (the server always passes one)."""
+def require_operator(
+    auth: Authenticator | None, *, decided_by_route: bool = False, on: str = API_OBJECT
+) -> Any:
+    """A FastAPI dependency letting in only operators holding the right the request needs
+    on ``on`` (the API's object, or an object below it: ``gossamer:authz-graph``, which a
+    decision point's token may read); with ``decided_by_route``, every operator: the route
+    decides. The operator is put in ``request.state.operator``. ``auth`` None lets
+    everyone in: only for tests of the routes themselves (the server always passes one)."""
 
     def operator(request: Request) -> Operator | None:
         if auth is None:
@@ -87,11 +100,10 @@ def require_operator(auth: Authenticator | None) -> Any:
         token = bearer(request.headers.get("authorization"), auth.missing())
         who = auth.operators.authenticate(token)
         right = _right(request)
-        if not auth.operators.allows(who, right):
-            kind = "read-only token" if who.read_only else "token"
+        if not decided_by_route and not auth.operators.allows(who, right, on):
             raise PermissionDeniedError(
-                f"the {kind} {who.name!r} (NGAC user {who.user!r}) does not hold {right!r} on "
-                f"{API_OBJECT}, which {request.method} {request.url.path} needs; use an "
+                f"the {who.kind} {who.name!r} (NGAC user {who.user!r}) does not hold {right!r} "
+                f"on {on}, which {request.method} {request.url.path} needs; use an "
                 "operator token (`gossamer token create --operator`) or grant its user the "
                 "right through the NGAC API"
             )

@@ -1,24 +1,26 @@
 """Routes of the mesh CA: a host gets a workload certificate for what it registered
-(``POST /v1/agents/{agent_id}/certificates``, agent credential), and operators read the CA's
-roots and intermediates (``GET /v1/ca``; never a key).
+(``POST /v1/agents/{agent_id}/certificates``, agent credential); operators read the CA's
+state (``GET /v1/ca``; never a key) and start a root rotation (``POST /v1/ca/rotation``).
 
 The host sends a CSR for a key it made and keeps; the server decides the identity from the
-service the agent names, and refuses (403) a service the agent registered no Workload of.
+service the agent names, and refuses (403) a service the agent registered no Workload of
+(a gateway's host: any service but its gateway's ``NS/NAME``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
 from gossamer.api.agents import UnauthorizedBody, require_agent
 from gossamer.api.auth import Authenticator, require_operator
+from gossamer.api.ca_status import CaBody, ca_body
 from gossamer.api.readiness import require_ready
 from gossamer.api.schemas import Body, ErrorBody
-from gossamer.ca.authority import CaCertificate, CertificateAuthority
+from gossamer.ca.authority import CertificateAuthority
 from gossamer.ca.csr import MAX_CSR_BYTES
 from gossamer.errors import FieldError, PermissionDeniedError, ValidationError
 from gossamer.registry import Registry
@@ -26,7 +28,11 @@ from gossamer.types import DEFAULT_NAMESPACE, spiffe_id
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": UnauthorizedBody, "description": "missing, wrong or revoked credential"},
-    403: {"model": ErrorBody, "description": "the agent registered no Workload of that service"},
+    403: {
+        "model": ErrorBody,
+        "description": "the agent registered no Workload of that service (a gateway's host: "
+        "it is not its gateway)",
+    },
     422: {"model": ErrorBody, "description": "a bad service name or CSR: nothing issued"},
     503: {"model": ErrorBody, "description": "still loading"},
 }
@@ -49,38 +55,9 @@ class CertificateResponse(Body):
     #: the certificate's serial number, hex
     serial: str
     spiffe_id: str
-
-
-class CaCertificateBody(Body):
-    role: Literal["root", "intermediate"]
-    subject: str
-    #: hex
-    serial: str
-    not_before: datetime
-    not_after: datetime
-    fingerprint_sha256: str
-    #: whether the CA signs workload certificates with this one's key
-    signing: bool
-
-    @classmethod
-    def of(cls, c: CaCertificate) -> CaCertificateBody:
-        return cls(
-            role=c.role,
-            subject=c.subject,
-            serial=f"{c.serial:x}",
-            not_before=c.not_before,
-            not_after=c.not_after,
-            fingerprint_sha256=c.fingerprint,
-            signing=c.signing,
-        )
-
-
-class CaBody(Body):
-    trust_domain: str
-    #: an operator's intermediate signs and the root's key is offline
-    plugged: bool
-    roots: list[CaCertificateBody]
-    intermediates: list[CaCertificateBody]
+    #: the CA's version it was issued under: when a heartbeat answer names another, the
+    #: host renews at once (docs/agent-protocol.md)
+    ca_version: str
 
 
 def _service(text: str) -> tuple[str, str]:
@@ -109,6 +86,13 @@ def certificates_router(
             problem = e.errors[0].message
             raise ValidationError([FieldError(problem, "service")]) from None
         if not registry.serves(agent_id, namespace, name):
+            scope = registry.info(agent_id).scope
+            if scope is not None and scope.gateway is not None:
+                raise PermissionDeniedError(
+                    f"agent {agent_id} is a host of gateway {scope.gateway} (its join token's "
+                    f"scope): it gets certificates for service {scope.gateway} only, not "
+                    f"{namespace}/{name}"
+                )
             raise PermissionDeniedError(
                 f"agent {agent_id} registered no Workload of service {namespace}/{name}: a host "
                 "gets certificates only for the services it serves; register the Workload first"
@@ -123,18 +107,28 @@ def certificates_router(
             not_after=issued.not_after,
             serial=f"{issued.serial:x}",
             spiffe_id=identity,
+            ca_version=ca.version,
         )
 
     @router.get("/ca", response_model=CaBody, dependencies=[require_operator(auth)])
     async def status() -> CaBody:
-        """The CA's roots and intermediates: subject, serial, validity (never a key)."""
-        certs = [CaCertificateBody.of(c) for c in ca.certificates()]
-        return CaBody(
-            trust_domain=ca.trust_domain,
-            plugged=ca.plugged,
-            roots=[c for c in certs if c.role == "root"],
-            intermediates=[c for c in certs if c.role == "intermediate"],
-        )
+        """The CA's roots and intermediates (subject, serial, validity; never a key), the
+        earliest-expiring workload certificate, the root rotation and what it waits on,
+        and what each proxy's Envoy ACKed over SDS."""
+        return ca_body(registry, ca)
+
+    @router.post(
+        "/ca/rotation",
+        response_model=CaBody,
+        status_code=202,
+        dependencies=[require_operator(auth)],
+        responses={409: {"model": ErrorBody, "description": "under way, or a plugged CA"}},
+    )
+    async def rotate() -> CaBody:
+        """Start a root rotation: a new root is trusted beside the old one; the control
+        plane moves every host to it, then retires the old root (docs/security.md)."""
+        await ca.start_rotation()
+        return ca_body(registry, ca)
 
     return router
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from gossamer.errors import FieldError, UnknownKindError
+from gossamer.errors import FieldError, UnknownKindError, closest
 from gossamer.model.catalog import PUBLIC_KINDS as KINDS
 
 #: short names, as kubectl has ``svc``; only for kinds that exist in ``KINDS``
-SHORT_NAMES: dict[str, str] = {"svc": "Service", "wl": "Workload", "gw": "Gateway", "rt": "Route"}
+SHORT_NAMES: dict[str, str] = {
+    "svc": "Service",
+    "wl": "Workload",
+    "gw": "Gateway",
+    "rt": "Route",
+    "tp": "TrafficPolicy",
+    "ext": "ExternalService",
+}
 
 
 def plural(kind: str) -> str:
@@ -29,10 +36,14 @@ def resolve_kind(text: str) -> str:
     if short is not None and short in KINDS:
         return short
     valid = ", ".join(sorted(KINDS))
+    names = {n: k for k in KINDS for n in (k.lower(), plural(k))}
+    close = closest(wanted, sorted(names))
+    hint = f" did you mean {names[close]!r}?" if close else ""
     raise UnknownKindError(
         [
             FieldError(
-                f"unknown kind {text!r}: valid kinds are {valid} (singular or plural, any case)",
+                f"unknown kind {text!r}:{hint} valid kinds are {valid} (singular or plural, "
+                "any case)",
                 "kind",
             )
         ]

@@ -31,27 +31,47 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 class OperatorTokenRequest(Body):
     #: the token's name (default: generated); its NGAC user is ``token:<name>``
     name: str | None = Field(default=None, max_length=63)
-    #: GET only
+    #: GET only (with namespaces: read only)
     read_only: bool = False
+    #: only these namespaces' resources (docs/ngac.md, "The API under NGAC")
+    namespaces: list[str] | None = Field(default=None, max_length=100)
+    #: with namespaces: of read, apply, delete (default all three)
+    rights: list[str] | None = Field(default=None, max_length=3)
+    #: a decision point's (``gossamer authz serve``): reads the graph, reports decisions
+    decision_point: bool = False
 
 
 class OperatorTokenBody(Body):
     name: str
-    #: operator | read-only
+    #: operator | read-only | namespaced | decision-point
     kind: str
     #: the NGAC user it acts as
     user: str
     created_at: datetime
     revoked_at: datetime | None
+    #: a namespaced token's namespaces and rights (empty for the others)
+    namespaces: list[str] = []
+    rights: list[str] = []
 
     @classmethod
     def of(cls, t: OperatorTokenInfo) -> OperatorTokenBody:
+        kind = (
+            "decision-point"
+            if t.decision_point
+            else "namespaced"
+            if t.namespaces
+            else "read-only"
+            if t.read_only
+            else "operator"
+        )
         return cls(
             name=t.name,
-            kind="read-only" if t.read_only else "operator",
+            kind=kind,
             user=t.user,
             created_at=t.created_at,
             revoked_at=t.revoked_at,
+            namespaces=list(t.namespaces),
+            rights=list(t.rights),
         )
 
 
@@ -82,9 +102,17 @@ def install_operator_tokens(
 
     @router.post("", response_model=NewOperatorToken)
     async def create(request: Request, body: OperatorTokenRequest | None = None) -> Any:
-        """A new operator (or read-only) token acting as NGAC user ``token:<name>``."""
+        """A new operator (or read-only, or namespaced) token acting as NGAC user
+        ``token:<name>``, or a decision point's, as ``decision-point:<name>``."""
         body = body or OperatorTokenRequest()
-        secret, info = await tokens.create(_caller(request), body.name, read_only=body.read_only)
+        secret, info = await tokens.create(
+            _caller(request),
+            body.name,
+            read_only=body.read_only,
+            namespaces=body.namespaces or (),
+            rights=body.rights,
+            decision_point=body.decision_point,
+        )
         return NewOperatorToken(token=secret, **OperatorTokenBody.of(info).model_dump())
 
     @router.get("", response_model=OperatorTokenList)

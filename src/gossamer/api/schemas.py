@@ -137,6 +137,8 @@ class ProxyStatusBody(Body):
     state: str
     admin_address: str | None = None
     types: list[TypeStatusBody] = Field(default_factory=list)
+    #: the Envoy release the proxy announced (``Node.user_agent_build_version``)
+    envoy_version: str | None = None
 
     @classmethod
     def of(cls, p: ProxyStatus) -> ProxyStatusBody:
@@ -153,6 +155,7 @@ class ProxyStatusBody(Body):
             state=p.state,
             admin_address=p.admin_address,
             types=[TypeStatusBody.of(t) for t in p.types],
+            envoy_version=p.envoy_version,
         )
 
 

@@ -13,10 +13,10 @@ from typing import Protocol
 
 from gossamer.authz.pap import JournalEntry
 from gossamer.model.access_policy import AccessCommand
-from gossamer.types import API_VERSION
+from gossamer.types import API_VERSION, SYSTEM_NAMESPACE
 
 #: where the journal's entries live, named ``c-<sequence>`` (ten digits: names sort in order)
-JOURNAL_NAMESPACE = "gossamer-system"
+JOURNAL_NAMESPACE = SYSTEM_NAMESPACE
 
 
 class CommandJournal(Protocol):

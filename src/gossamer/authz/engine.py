@@ -24,15 +24,22 @@ admission) and is told of every stored change to its two kinds by the control pl
 Writes hold a lock; a batch is checked by running it and undoing it, its journal entries are
 made durable, then replayed: decisions never see a change the store does not hold, and a
 store failure changes nothing. A rebuild (policies or journal changed by other hands) builds
-a new graph off to the side (in a thread) and swaps it in.
+a new graph off to the side (in a thread) and swaps it in, and the old one's reference
+cycles are broken so it is freed at once. An AccessPolicy change is first tried in place
+(``authz.policy_diff``: the difference of the merged policies as one graph transaction,
+so caches and compiled access lists are redone only where it reached), when that makes
+the graph a rebuild would; validating one before it is stored is tried in place too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from gossamer.authz.command_journal import (
     JOURNAL_NAMESPACE,
@@ -43,12 +50,16 @@ from gossamer.authz.command_journal import (
     to_command,
 )
 from gossamer.authz.decider import Decider
+from gossamer.authz.engine_state import EngineState as EngineState  # re-exported
+from gossamer.authz.engine_state import build_state as build_state  # re-exported
 from gossamer.authz.explain import Explanation, access, explain
 from gossamer.authz.graph import Graph
-from gossamer.authz.obligations import Event
+from gossamer.authz.obligations import Event, Firing
 from gossamer.authz.pap import PAP, JournalEntry
-from gossamer.authz.policy import apply as apply_merged
 from gossamer.authz.policy import merge
+from gossamer.authz.policy_diff import PolicyDiff, plan
+from gossamer.authz.policy_layers import LayerNames
+from gossamer.authz.policy_remerge import remerge
 from gossamer.errors import GossamerError
 from gossamer.model.access_commands import Command
 from gossamer.model.access_policy import AccessCommand, AccessPolicy
@@ -59,6 +70,17 @@ log = logging.getLogger(__name__)
 
 #: the kinds the engine is built from (and is told of changes to)
 AUTHZ_KINDS = frozenset({"AccessPolicy", "AccessCommand"})
+
+
+@runtime_checkable
+class HeldJournal(Protocol):
+    """A journal whose writes take a lock of their own (the control plane's apply lock):
+    the engine takes it with :meth:`held` *before* its own lock and appends inside, so the
+    two are always taken in one order. ``apply --wait`` holds the apply lock while its
+    publish freezes the graph (``Enforcement.state``); a batch holding the engine's lock
+    while its journal write waited for the apply lock deadlocked both."""
+
+    def held(self) -> AbstractAsyncContextManager[None]: ...
 
 
 class _DryRun(Exception):
@@ -81,39 +103,6 @@ class AuthzEngineStatistics:
     load_error: str | None
     #: the newest store revision the engine has seen
     revision: int
-
-
-@dataclass
-class EngineState:
-    graph: Graph
-    decider: Decider
-    pap: PAP
-    skipped: list[str] = field(default_factory=list)
-
-
-def build_state(policies: Sequence[AccessPolicy], journal: Sequence[JournalEntry]) -> EngineState:
-    merged = merge(policies)
-    graph = Graph(merged.rights)
-    decider = Decider(graph)
-    pap = PAP(graph, decider)
-    state = EngineState(graph, decider, pap)
-    boot = [e for e in journal if e.cause == "bootstrap"]
-    rest = [e for e in journal if e.cause != "bootstrap"]
-    for entry in boot:
-        pap.execute(None, entry.commands, cause=entry.cause, fire=False)
-    apply_merged(graph, merged)
-    with graph.transaction():
-        for o in merged.obligations:
-            pap.obligations.add(o)
-    for i, entry in enumerate(rest):
-        try:
-            pap.execute(None, entry.commands, cause=entry.cause, fire=False)
-        except GossamerError as e:
-            state.skipped.append(
-                f"journal entry {i + len(boot) + 1} ({entry.cause}) no longer applies: {e}"
-            )
-    pap.take_journal()
-    return state
 
 
 class AuthzEngine:
@@ -139,9 +128,18 @@ class AuthzEngine:
         self._revision = revision
         #: why the last rebuild failed (the previous graph stays in force)
         self.load_error: str | None = None
-        #: rebuilds after changes by other hands (an apply of AccessPolicy, another replica)
+        #: rebuilds after changes by other hands (an apply of AccessPolicy, another replica),
+        #: in place or not
         self.rebuilds = 0
+        #: of those, AccessPolicy changes made to the graph in place (``authz.policy_diff``)
+        self.rebuilt_in_place = 0
         self._stale = False
+        #: journal entries changed by other hands since the last rebuild (no diff then)
+        self._journal_changed = False
+        #: what the journal entries name (what a policy change made in place must not)
+        self._layer_names = LayerNames()
+        self._quiet = False
+        self._trial = False
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -178,11 +176,17 @@ class AuthzEngine:
         engine = cls(journal, state, policies, entries, revision)
         engine.load_error = error
         if not entries:
-            async with engine._lock:
+            async with engine._writer(), engine._lock:
                 with state.graph.transaction():
                     state.pap.bootstrap(admin)
                     await engine._write(state.pap.take_journal())
         return engine
+
+    def _writer(self) -> AbstractAsyncContextManager[object]:
+        """Taken before the engine's lock by every write (see :class:`HeldJournal`)."""
+        if isinstance(self._journal, HeldJournal):
+            return self._journal.held()
+        return contextlib.nullcontext()
 
     def _ordered(self) -> list[JournalEntry]:
         return [self._entries[name] for name in sorted(self._entries)]
@@ -210,10 +214,10 @@ class AuthzEngine:
         checks it and yields its journal entries; the entries are made durable; then they are
         replayed, so decisions never see a change the store does not hold.
         """
-        async with self._lock:
+        async with self._writer(), self._lock:
             pap = self._state.pap
             try:
-                with self._state.graph.transaction():
+                with self._trying(), self._state.graph.transaction():
                     events = pap.execute(user, commands)
                     raise _DryRun
             except _DryRun:
@@ -226,17 +230,130 @@ class AuthzEngine:
                         pap.execute(None, entry.commands, cause=entry.cause, fire=False)
             except GossamerError:  # cannot happen with a deterministic replay; be safe
                 pap.take_journal()
+                old = self._state
                 self._state = await asyncio.to_thread(
                     build_state, list(self._policies.values()), self._ordered()
                 )
+                old.retire()
                 raise
             pap.take_journal()
             return events
 
+    async def fire(self, events: Sequence[Event]) -> list[Firing]:
+        """Run the obligations ``events`` match: events a policy enforcement point saw (a
+        decision point's allowed requests). Their responses are checked, made durable and
+        replayed as :meth:`execute` does a batch's; a failing response is recorded in the
+        returned firing and changes nothing."""
+        if not events or not len(self._state.pap.obligations):
+            return []
+        async with self._writer(), self._lock:
+            pap = self._state.pap
+            fired: list[Firing] = []
+            try:
+                with self._trying(), self._state.graph.transaction():
+                    fired = pap.fire(list(events))
+                    raise _DryRun
+            except _DryRun:
+                pass
+            entries = pap.take_journal()
+            if entries:
+                await self._write(entries)
+                with self._state.graph.transaction():
+                    for entry in entries:
+                        pap.execute(None, entry.commands, cause=entry.cause, fire=False)
+                pap.take_journal()
+            return fired
+
     async def check_policies(self, policies: Sequence[AccessPolicy]) -> None:
         """Raise ``GossamerError`` if exactly ``policies`` (with the journal) would not
-        make a valid graph; changes nothing. The control plane asks before it stores."""
+        make a valid graph; changes nothing. The control plane asks before it stores.
+
+        When the change can be made in place (``authz.policy_diff``), it is tried on the
+        graph and undone (milliseconds, not a second graph built); when that fails, or
+        cannot be planned, a graph is built off to the side to say why."""
+        async with self._lock:
+            planned = await self._plan(policies)
+            if planned is not None:
+                try:
+                    with self._trying(), self._state.graph.transaction():
+                        planned.apply(self._state.graph, self._state.pap.obligations)
+                        raise _DryRun
+                except _DryRun:
+                    return
+                except (GossamerError, ValueError):
+                    pass  # the build below says why, naming the resource
         await asyncio.to_thread(build_state, policies, self._ordered())
+
+    # ------------------------------------------------------------------ in place
+    @property
+    def quiet(self) -> bool:
+        """Whether the graph changes being made now need no publish round of their own: a
+        trial run being undone (a batch checked, policies validated), or an AccessPolicy
+        apply made in place (its store write asked for the round)."""
+        return self._quiet
+
+    @property
+    def trial(self) -> bool:
+        """Whether the graph changes being made now are a trial run that is undone (a batch
+        checked, policies validated): the graph ends as it was. Unlike :attr:`quiet`, an
+        AccessPolicy made in place is no trial: it changes the graph, and a reader of the
+        whole graph (``api.authz_graph``) must see it."""
+        return self._trial
+
+    @contextlib.contextmanager
+    def _quietly(self) -> Iterator[None]:
+        quiet, self._quiet = self._quiet, True
+        try:
+            yield
+        finally:
+            self._quiet = quiet
+
+    @contextlib.contextmanager
+    def _trying(self) -> Iterator[None]:
+        """A trial run, undone before it ends: quiet, and :attr:`trial`."""
+        trial, self._trial = self._trial, True
+        try:
+            with self._quietly():
+                yield
+        finally:
+            self._trial = trial
+
+    async def _plan(self, policies: Sequence[AccessPolicy]) -> PolicyDiff | None:
+        """The difference taking the graph to ``policies`` in place, or None if the graph
+        must be rebuilt (call holding the lock)."""
+        state = self._state
+        if state.merged is None or state.skipped or self._journal_changed or self.load_error:
+            return None
+        remerged = remerge(state.merged, state.sources, policies)
+        if remerged is not None:
+            merged, touched = remerged
+        else:
+            touched = None
+            try:
+                merged = await asyncio.to_thread(merge, policies)
+            except (GossamerError, ValueError):
+                return None  # the rebuild reports it
+        layers = self._layer_names.layers(self._entries)
+        planned = plan(state.merged, merged, layers, len(state.graph), touched)
+        if planned is not None:
+            planned.merged = merged
+        return planned
+
+    async def _rebuild_in_place(self, policies: Sequence[AccessPolicy]) -> bool:
+        """Make an AccessPolicy change in the graph as one transaction; False (nothing
+        changed) if it must be rebuilt instead."""
+        planned = await self._plan(policies)
+        if planned is None:
+            return False
+        state = self._state
+        try:
+            with self._quietly(), state.graph.transaction():
+                planned.apply(state.graph, state.pap.obligations)
+        except (GossamerError, ValueError) as e:
+            log.info("an AccessPolicy change made in place failed (%s): rebuilding", e)
+            return False
+        state.merged, state.sources = planned.merged, tuple(policies)
+        return True
 
     # ------------------------------------------------------------------ following the store
     def changed(self, changes: Mapping[ResourceKey, Resource | None], revision: int) -> None:
@@ -256,18 +373,30 @@ class AuthzEngine:
                     stale = True
             elif key.kind == "AccessCommand" and key.namespace == JOURNAL_NAMESPACE:
                 if resource is None:
-                    stale |= self._entries.pop(key.name, None) is not None
+                    gone = self._entries.pop(key.name, None) is not None
+                    stale |= gone
+                    self._journal_changed |= gone
                 elif isinstance(resource, AccessCommand):
                     entry = from_command(resource)
                     if self._writing.get(key.name) == entry:
                         self._entries[key.name] = entry  # ours, being made durable
                     elif self._entries.get(key.name) != entry:
                         self._entries[key.name] = entry
-                        stale = True
+                        stale = self._journal_changed = True
         self._revision = max(self._revision, revision)
         if stale:
             self._stale = True
             self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def frozen(self) -> AsyncIterator[Graph]:
+        """The current graph, unchanged while inside: administrative batches and rebuilds
+        wait (they hold the same lock). For a reader in a worker thread, e.g. enforcement
+        compiling access lists; a change made in place without this lock would race it.
+        ``apply --wait`` enters it holding the plane's apply lock: the engine never waits
+        for that lock while holding its own (:class:`HeldJournal`)."""
+        async with self._lock:
+            yield self._state.graph
 
     @property
     def rebuild_pending(self) -> bool:
@@ -283,8 +412,16 @@ class AuthzEngine:
                 return
             self._stale = False
             policies, entries = list(self._policies.values()), self._ordered()
+            if await self._rebuild_in_place(policies):
+                self._journal_changed = False
+                self.rebuilds += 1
+                self.rebuilt_in_place += 1
+                return
+            self._journal_changed = False
             try:
-                self._state = await asyncio.to_thread(build_state, policies, entries)
+                state = await asyncio.to_thread(build_state, policies, entries)
+                old, self._state = self._state, state
+                old.retire()
                 self.load_error = None
             except (GossamerError, ValueError) as e:  # incl. pydantic errors
                 self.load_error = str(e)

@@ -39,9 +39,11 @@ def _bad(message: str, path: str = "") -> ValidationError:
 class Graph(NodeTable):
     """Nodes, assignments, associations and prohibitions, with their validation rules."""
 
-    def __init__(self, resource_rights: Sequence[str] = HTTP_METHODS) -> None:
+    def __init__(
+        self, resource_rights: Sequence[str] = HTTP_METHODS, kept_rights: Sequence[str] = ()
+    ) -> None:
         super().__init__()
-        self.rights = Rights(resource_rights)
+        self.rights = Rights(resource_rights, kept_rights)
         self.prohibitions = ProhibitionIndex()
         self.create_node(ADMIN_PC, Kind.PC)
         self.create_node(ADMIN_BASE, Kind.OA, [ADMIN_PC])
@@ -246,9 +248,10 @@ class Graph(NodeTable):
 
     # ----------------------------------------------------------------- rights
     def set_resource_rights(self, names: Sequence[str]) -> None:
-        """Replace the resource rights; refused while an association grants a dropped one."""
+        """Replace the resource rights (the kept ones stay); refused while an association
+        grants a dropped one."""
         old = self.rights.resource_rights
-        dropped = self.rights.resource_mask & ~self.rights.mask(names)
+        dropped = self.rights.resource_mask & ~self.rights.mask(names) & ~self.rights.kept_mask
         for u, targets in self.assoc_out.items():
             for t, bits in targets.items():
                 if bits & dropped:

@@ -19,7 +19,14 @@ class Journaled:
         self._listeners.append(listener)
 
     def unsubscribe(self, listener: GraphListener) -> None:
-        self._listeners.remove(listener)
+        """Stop telling ``listener`` (nothing if it was not told, e.g. after
+        :meth:`clear_listeners`)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def clear_listeners(self) -> None:
+        """Forget every listener (this graph was replaced: they hold it, it holds them)."""
+        self._listeners.clear()
 
     def _emit(self, change: GraphChange) -> None:
         for listener in self._listeners:

@@ -114,6 +114,11 @@ class PAP:
         self.obligations = ObligationSet(self.graph)
         self.epp = EventProcessor(self)
 
+    def retire(self) -> None:
+        """Replaced by a rebuilt engine: drop the event processor, which refers back to
+        this PAP (a cycle that would keep the old graph alive until a full collection)."""
+        del self.epp
+
     def bootstrap(self, admin: str = "admin") -> None:
         """Create the bootstrap administrator (only if there is none yet)."""
         if self.graph.find("gossamer:admins") is None:

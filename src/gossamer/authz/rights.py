@@ -5,6 +5,10 @@ Administrative rights and wildcards follow NIST's reference implementation
 3a6a8697b4fe33f0a1893e99f8604c79bedfce72). Resource rights are configurable; Gossamer's
 default is the HTTP methods, because objects are service operations.
 
+The control plane's engine also *keeps* some resource rights whatever a policy sets (``kept``):
+the HTTP methods and the REST API's ``read``, ``apply`` and ``delete`` (``API_RIGHTS``), on
+which operator tokens are decided; a policy's ``accessRights`` add to them, never remove them.
+
 Every right gets one bit in a :class:`Rights` registry; a set of rights is a Python ``int``.
 Wildcard resolution is done on bitsets exactly as the reference resolves sets: ``*`` means
 every admin, query and resource right; ``*r`` means the resource rights *only* (other rights
@@ -29,6 +33,14 @@ HTTP_METHODS: tuple[str, ...] = (
     "TRACE",
     "PATCH",
 )
+
+#: the REST API's rights on a namespace's kind of resource (docs/ngac.md, "The API under NGAC")
+API_READ = "read"
+API_APPLY = "apply"
+API_DELETE = "delete"
+API_RIGHTS: tuple[str, ...] = (API_READ, API_APPLY, API_DELETE)
+#: what the control plane's engine keeps among its resource rights whatever a policy sets
+CONTROL_PLANE_RIGHTS: tuple[str, ...] = (*HTTP_METHODS, *API_RIGHTS)
 
 ADMIN_GRAPH: tuple[str, ...] = (
     "create_policy_class",
@@ -113,9 +125,12 @@ WILDCARDS: tuple[str, ...] = (WC_ALL, WC_RESOURCE, *WILDCARD_GROUPS)
 
 
 class Rights:
-    """The registry of right names and their bits, plus the configured resource rights."""
+    """The registry of right names and their bits, plus the configured resource rights
+    (always including ``kept``: setting the resource rights adds to those)."""
 
-    def __init__(self, resource_rights: Iterable[str] = HTTP_METHODS) -> None:
+    def __init__(
+        self, resource_rights: Iterable[str] = HTTP_METHODS, kept: Iterable[str] = ()
+    ) -> None:
         self._bit: dict[str, int] = {}
         self._names: list[str] = []
         for name in (*WILDCARDS, *ADMIN_RIGHTS, *QUERY_RIGHTS, QUERY_ACCESS):
@@ -127,6 +142,10 @@ class Rights:
         self._expansions = [(self._bit[w], self.mask(g)) for w, g in WILDCARD_GROUPS.items()]
         self.resource_rights: tuple[str, ...] = ()
         self.resource_mask = 0
+        self.kept: tuple[str, ...] = ()
+        self.set_resource_rights(kept)
+        self.kept = self.resource_rights
+        self.kept_mask = self.resource_mask
         self.set_resource_rights(resource_rights)
 
     def _add(self, name: str) -> int:
@@ -138,8 +157,9 @@ class Rights:
         return bit
 
     def set_resource_rights(self, names: Iterable[str]) -> None:
-        """Replace the resource rights (admin names and wildcards are refused)."""
-        names = tuple(dict.fromkeys(names))
+        """Replace the resource rights (admin names and wildcards are refused); the kept
+        rights stay, first."""
+        names = tuple(dict.fromkeys((*self.kept, *names)))
         bad = [n for n in names if n in self._bit and not self._is_resource_name(n)]
         bad += [n for n in names if not n or n.startswith("*")]
         if bad:

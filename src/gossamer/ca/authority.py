@@ -7,8 +7,10 @@ itself: no subject, the SPIFFE id as the one URI SAN, a leaf usable for both end
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
@@ -21,8 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gossamer.ca.csr import CsrKey, checked_key
-from gossamer.ca.holders import Holders
-from gossamer.ca.material import CLOCK_SKEW, Material, load_or_generate
+from gossamer.ca.holders import CONTROL_PLANE, Holders
+from gossamer.ca.material import CLOCK_SKEW, Material, signed_by
+from gossamer.ca.rotation import RotationMachine, RotationState
+from gossamer.ca.rotation_files import fingerprint, move, prepare, read_state, resume
 from gossamer.errors import FieldError, GossamerError, ValidationError
 from gossamer.types import parse_spiffe_id
 
@@ -65,12 +69,21 @@ class CertificateAuthority:
     the trust domain needs no new root.
     """
 
-    def __init__(self, material: Material, trust_domain: str, directory: Path) -> None:
+    def __init__(
+        self,
+        material: Material,
+        trust_domain: str,
+        directory: Path,
+        rotation: RotationState | None = None,
+    ) -> None:
         self._material = material
         self.trust_domain = trust_domain
         self.directory = directory
         #: serial -> agent of each workload certificate issued since start (in memory)
         self.holders = Holders()
+        #: the root rotation under way, or the last one (``ca.rotation``)
+        self.rotation = RotationMachine(rotation)
+        self._listeners: list[Callable[[], None]] = []
 
     @classmethod
     def load_or_create(cls, directory: Path, trust_domain: str) -> CertificateAuthority:
@@ -80,7 +93,9 @@ class CertificateAuthority:
         ``ConfigError`` says what is wrong with the directory and how to fix it.
         """
         parse_spiffe_id(f"spiffe://{trust_domain}/ns/x/sa/x")  # a valid trust domain
-        return cls(load_or_generate(directory, trust_domain), trust_domain, directory)
+        rotation = read_state(directory)  # (a rotation resumes where it stopped)
+        material = resume(directory, rotation, trust_domain)
+        return cls(material, trust_domain, directory, rotation)
 
     @property
     def plugged(self) -> bool:
@@ -118,7 +133,9 @@ class CertificateAuthority:
         key = checked_key(csr_pem, spiffe_id)
         issued = self._issue(key, [x509.UniformResourceIdentifier(spiffe_id)], ttl)
         if holder is not None:
-            self.holders.record(issued.serial, holder, issued.not_after)
+            self.holders.record(
+                issued.serial, holder, issued.not_after, spiffe_id=spiffe_id, root=self.anchor
+            )
         return issued
 
     def sign_server(
@@ -144,7 +161,12 @@ class CertificateAuthority:
         names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
         names += [x509.DNSName(n) for n in dns_names]
         names += [x509.IPAddress(a) for a in ip_addresses]
-        return self._issue(key, names, ttl)
+        issued = self._issue(key, names, ttl)
+        # recorded like a host's: root rotation waits until it chains to the new root
+        self.holders.record(
+            issued.serial, CONTROL_PLANE, issued.not_after, spiffe_id=uri, root=self.anchor
+        )
+        return issued
 
     def _issue(self, key: CsrKey, names: list[x509.GeneralName], ttl: timedelta) -> Issued:
         m = self._material
@@ -188,6 +210,52 @@ class CertificateAuthority:
     def trust_bundle_pem(self) -> bytes:
         """Every root currently trusted, PEM."""
         return b"".join(_pem(c) for c in self._material.roots)
+
+    @property
+    def anchor(self) -> str:
+        """The SHA-256 fingerprint (hex) of the root the certificates issued now chain to."""
+        m = self._material
+        top = m.chain[-1] if m.chain else m.signer
+        root = next((r for r in m.roots if r == top or signed_by(top, r)), m.roots[0])
+        return fingerprint(root)
+
+    @property
+    def version(self) -> str:
+        """Names what the CA trusts and signs with now (a digest of the trust bundle and
+        the signing certificate). A host holding a certificate issued under another
+        version renews it at once: that is how root rotation moves hosts along
+        (``caVersion`` in the certificate and heartbeat answers, docs/agent-protocol.md)."""
+        digest = hashlib.sha256(self.trust_bundle_pem())
+        digest.update(self._material.signer.fingerprint(hashes.SHA256()))
+        return digest.hexdigest()[:16]
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (in the event loop) whenever the trust bundle or the signing
+        certificate changes: whoever holds a certificate from this CA renews it then."""
+        self._listeners.append(listener)
+
+    def _use(self, material: Material) -> None:
+        self._material = material
+        for listener in self._listeners:
+            listener()
+
+    async def start_rotation(self) -> RotationState:
+        """Phase 1 of a root rotation: a new root, trusted beside the old one
+        (``ConflictError``: one is under way, or the root key is offline)."""
+        now = datetime.now(UTC)
+        self.rotation.start(fingerprint(self._material.signer), "", now)  # (checks only)
+        material, state = await asyncio.to_thread(
+            prepare, self.directory, self._material, self.trust_domain, now
+        )
+        self.rotation.state = state
+        self._use(material)
+        return state
+
+    async def move_rotation(self, state: RotationState) -> None:
+        """Record and apply the rotation's next phase (``RotationMachine.observe``)."""
+        material = await asyncio.to_thread(move, self.directory, state, self.trust_domain)
+        self.rotation.state = state
+        self._use(material)
 
     def certificates(self) -> list[CaCertificate]:
         """The roots, then the intermediates the CA hands out (never keys)."""

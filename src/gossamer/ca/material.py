@@ -81,6 +81,15 @@ def load_or_generate(directory: Path, trust_domain: str) -> Material:
 
 
 def _generate(directory: Path, trust_domain: str) -> Material:
+    key, cert = new_root(trust_domain)
+    # the key first: a cert without its key is refused at the next start, never reissued
+    write_file(directory / ROOT_KEY, key_bytes(key), PRIVATE_FILE)
+    write_file(directory / ROOT_CERT, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return Material(cert, key, (), (cert,), plugged=False)
+
+
+def new_root(trust_domain: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new self-signed ECDSA P-256 root and its key (nothing written)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     name = x509.Name(
@@ -108,10 +117,7 @@ def _generate(directory: Path, trust_domain: str) -> Material:
         )
         .sign(key, hashes.SHA256())
     )
-    # the key first: a cert without its key is refused at the next start, never reissued
-    _write(directory / ROOT_KEY, key_bytes(key), PRIVATE_FILE)
-    _write(directory / ROOT_CERT, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return Material(cert, key, (), (cert,), plugged=False)
+    return key, cert
 
 
 _CA_KEY_USAGE = x509.KeyUsage(
@@ -135,7 +141,7 @@ def key_bytes(key: SigningKey) -> bytes:
     )
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def write_file(path: Path, data: bytes, mode: int) -> None:
     """Write ``data`` to a new file of ``mode`` (never wider: no umask race), then rename."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -149,8 +155,8 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 
 def _generated(directory: Path) -> Material:
-    roots = _certs(directory, ROOT_CERT)
-    key = _key(directory, ROOT_KEY)
+    roots = read_certs(directory, ROOT_CERT)
+    key = read_key(directory, ROOT_KEY)
     signer = next((r for r in roots if _same_key(r, key)), None)
     if signer is None:
         raise ConfigError(
@@ -176,13 +182,13 @@ def _plugged(directory: Path, present: set[str]) -> Material:
             f"CA directory {directory}: {ROOT_KEY} next to a plugged intermediate: keep the "
             "root's key offline and remove it from this host"
         )
-    signer = _certs(directory, CA_CERT)[0]
-    key = _key(directory, CA_KEY)
+    signer = read_certs(directory, CA_CERT)[0]
+    key = read_key(directory, CA_KEY)
     if not _same_key(signer, key):
         raise ConfigError(f"CA directory {directory}: {CA_KEY} is not the key of {CA_CERT}")
     _check_ca(signer, directory / CA_CERT)
-    roots = tuple(_certs(directory, ROOT_CERT))
-    above = _certs(directory, CERT_CHAIN) if CERT_CHAIN in present else [signer]
+    roots = tuple(read_certs(directory, ROOT_CERT))
+    above = read_certs(directory, CERT_CHAIN) if CERT_CHAIN in present else [signer]
     if above[0] != signer:
         above.insert(0, signer)
     chain = tuple(c for c in above if not _self_signed(c))
@@ -211,7 +217,7 @@ def _check_path(
 # -- reading files -----------------------------------------------------------------------
 
 
-def _certs(directory: Path, name: str) -> list[x509.Certificate]:
+def read_certs(directory: Path, name: str) -> list[x509.Certificate]:
     path = directory / name
     try:
         certs = x509.load_pem_x509_certificates(path.read_bytes())
@@ -220,7 +226,7 @@ def _certs(directory: Path, name: str) -> list[x509.Certificate]:
     return certs
 
 
-def _key(directory: Path, name: str) -> SigningKey:
+def read_key(directory: Path, name: str) -> SigningKey:
     path = directory / name
     make_private(path)  # 0600 even if the operator copied it in with a wider mode
     try:

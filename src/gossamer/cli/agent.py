@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import socket
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
 
 from gossamer.agent.bootstrap import parse_host_port
-from gossamer.agent.client import RegistryClient
 from gossamer.agent.config import AgentConfig, load_config
+from gossamer.agent.connect import join_control_plane, open_registry, xds_target
 from gossamer.agent.process import start_time
 from gossamer.agent.runner import Agent, AgentOptions, install_signal_handlers
-from gossamer.agent.state import Credential, StateDir
-from gossamer.cli.common import EXIT_ERROR, reporting_errors, stdout
+from gossamer.agent.state import StateDir
+from gossamer.agent.trust import CA_FILE_ENV
+from gossamer.agent.wait_ready import wait_ready
+from gossamer.cli.client import DEFAULT_SERVER
+from gossamer.cli.common import EXIT_ERROR, reporting_errors, stderr, stdout
 from gossamer.cli.logs import setup_logging
+from gossamer.cli.output import Output, OutputOption, emit
 from gossamer.errors import ConfigError, FieldError, ValidationError
 from gossamer.model.base import Metadata
 
@@ -63,23 +65,33 @@ def _check_host(host: str) -> str:
 
 @app.command()
 def join(
-    server: Annotated[
-        str,
-        typer.Option(
-            "--server",
-            envvar="GOSSAMER_SERVER",
-            help="the control plane's API, e.g. http://cp:7070",
-        ),
-    ],
     token: Annotated[
         str,
         typer.Option(
             "--token",
             envvar="GOSSAMER_JOIN_TOKEN",
-            help="a join token from `gossamer token create`",
+            help="a join token from `gossamer token create` (it names the control plane's "
+            "CA: the server is verified before the token is sent)",
         ),
     ],
     state_dir: StateDirOption,
+    server: Annotated[
+        str,
+        typer.Option(
+            "--server",
+            envvar="GOSSAMER_SERVER",
+            help="the control plane's API, e.g. https://cp:7070",
+        ),
+    ] = DEFAULT_SERVER,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            envvar=CA_FILE_ENV,
+            help="verify the server against these roots (PEM, the control plane's "
+            "<data-dir>/ca/root-cert.pem) instead of the token's CA fingerprint",
+        ),
+    ] = None,
     host: Annotated[
         str | None,
         typer.Option("--host", help="this host's name (default: the machine's host name)"),
@@ -88,32 +100,35 @@ def join(
         str | None,
         typer.Option(
             "--xds",
-            help="the control plane's xDS address "
-            "HOST:PORT (default: the server's host, port "
-            f"{DEFAULT_XDS_PORT})",
+            help="use this plaintext xDS address HOST:PORT instead of the ones the control "
+            "plane advertises at join",
+        ),
+    ] = None,
+    xds_tls: Annotated[
+        str | None,
+        typer.Option(
+            "--xds-tls",
+            help="use this mTLS xDS address HOST:PORT instead of the one the control plane "
+            "advertises at join",
         ),
     ] = None,
 ) -> None:
-    """Exchange a single-use join token for this agent's credential (stored 0600)."""
+    """Exchange a single-use join token for this agent's credential (stored 0600), after
+    verifying the control plane; keep its trust bundle and xDS addresses with it."""
 
     async def main() -> None:
         name = _check_host(host or _default_host())
-        parts = urlsplit(server)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"--server {server!r} is not an http(s) URL: write e.g. http://127.0.0.1:7070"
-            )
-        xds_address = xds or f"{parts.hostname}:{DEFAULT_XDS_PORT}"
-        parse_host_port(xds_address, "--xds")
-        async with RegistryClient(server) as api:
-            agent_id, credential = await api.join(token, name)
-        state = StateDir(state_dir)
-        state.save_credential(
-            Credential(server.rstrip("/"), agent_id, credential, name, xds_address)
+        cred = await join_control_plane(
+            server, token, name, ca_file=ca_file, xds=xds, xds_tls=xds_tls
         )
+        state = StateDir(state_dir)
+        state.save_credential(cred)
+        target = xds_target(cred)
+        how = "mTLS" if target.tls else "plaintext"
         stdout().print(
-            f"joined as agent {agent_id} (host {name}); credential in "
-            f"{state_dir / 'credential.json'}"
+            f"joined as agent {cred.agent_id} (host {name}); credential in "
+            f"{state_dir / 'credential.json'}; xDS ({how}) {target.address[0]}:"
+            f"{target.address[1]}"
         )
 
     _run_async(main())
@@ -134,14 +149,17 @@ def run(
     ] = None,
     envoy: Annotated[str | None, typer.Option("--envoy", help="the Envoy binary")] = None,
     xds: Annotated[
-        str | None, typer.Option("--xds", help="override the xDS address HOST:PORT given at join")
+        str | None,
+        typer.Option(
+            "--xds", help="plaintext xDS at HOST:PORT instead of the addresses kept at join"
+        ),
     ] = None,
     xds_tls: Annotated[
         str | None,
         typer.Option(
             "--xds-tls",
-            help="the control plane's mTLS xDS address HOST:PORT (its --xds-tls-addr): "
-            "sidecars get config over mTLS with their workload certificates",
+            help="mTLS xDS at HOST:PORT (the control plane's --xds-tls-addr) instead of the "
+            "address kept at join (sidecars use mTLS by default when it advertised one)",
         ),
     ] = None,
 ) -> None:
@@ -174,6 +192,24 @@ def run(
     _run_async(main())
 
 
+@app.command("wait-ready")
+def wait_ready_command(
+    state_dir: StateDirOption,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, max=600, help="seconds to wait at most")
+    ] = 60.0,
+) -> None:
+    """Return once the agent (or gateway) on this state dir is reachable through the mesh:
+    its workloads registered and healthy, and ACKed by their sidecars and every proxy that
+    routes to them (a gateway: its Envoy ACKed its config). Exits 1 naming what is missing."""
+    found = _run_async(wait_ready(state_dir, timeout))
+    if not found.ready:
+        for line in found.waiting:
+            stderr().print(f"not ready after {timeout:g} s: {line}", markup=False)
+        raise typer.Exit(EXIT_ERROR)
+    stdout().print(f"ready: ACKed by {', '.join(found.acked_by) or 'no proxy'}", markup=False)
+
+
 def _check_address(address: str) -> None:
     try:
         ipaddress.ip_address(address)
@@ -186,7 +222,10 @@ def _check_address(address: str) -> None:
 @app.command()
 def status(
     state_dir: StateDirOption,
-    as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+    output: OutputOption = Output.table,
+    as_json: Annotated[
+        bool, typer.Option("--json", hidden=True, help="the old -o json (one more release)")
+    ] = False,
 ) -> None:
     """What the agent on this state dir is doing: its Envoys, health, control-plane errors."""
     with reporting_errors():
@@ -199,8 +238,8 @@ def status(
     alive = _agent_alive(int(data.get("pid", 0)))
     if not alive and data.get("state") in ("starting", "running", "draining"):
         data["state"] = f"not running (it stopped while {data['state']})"
-    if as_json:
-        stdout().print_json(json.dumps(data))
+    if as_json or output is not Output.table:
+        emit(Output.json if as_json else output, data, lambda: None)
         return
     out = stdout()
     out.print(
@@ -215,12 +254,19 @@ def status(
         )
     if data.get("error"):
         out.print(f"[red]error: {data['error']}[/red]")
+    if isinstance(denials := data.get("denials"), dict):  # docs/agent.md, "Denials"
+        out.print(
+            f"denials reported: {denials.get('sent', 0)} sent, {denials.get('queued', 0)} "
+            f"queued, {denials.get('dropped', 0)} dropped, {denials.get('refused', 0)} refused"
+            + (f" ({denials['error']})" if denials.get("error") else "")
+        )
     table = Table()
     for col in (
         "workload",
         "service",
         "inbound",
         "health",
+        "check",
         "envoy",
         "pid",
         "admin",
@@ -236,6 +282,7 @@ def status(
             w.get("service"),
             w.get("inbound"),
             str(w.get("health")),
+            _check_text(w.get("health_check")),
             envoy.get("state"),
             str(envoy.get("pid") or ""),
             str(envoy.get("admin") or ""),
@@ -245,6 +292,17 @@ def status(
     out.print(table)
     if not alive:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _check_text(check: object) -> str:
+    """``http /healthz (policy default/catalog)``: what the agent checks, and whose check
+    it is (``file``, ``policy`` NAME or ``default``)."""
+    if not isinstance(check, dict):
+        return ""
+    kind = str(check.get("type", ""))
+    what = {"http": f"http {check.get('path')}", "grpc": f"grpc {check.get('grpcService')}"}
+    source = check.get("trafficPolicy") and f"policy {check['trafficPolicy']}"
+    return f"{what.get(kind, kind).strip()} ({source or check.get('source')})"
 
 
 def _agent_alive(pid: int) -> bool:
@@ -262,7 +320,7 @@ def env(
 
     async def main() -> dict[str, str]:
         cred = StateDir(state_dir).credential()
-        async with RegistryClient(cred.server, cred.agent_id, cred.credential) as api:
+        async with open_registry(cred) as api:
             return await api.env()
 
     variables: dict[str, str] = _run_async(main())

@@ -8,11 +8,16 @@ Every request carries the operator token (``Authorization: Bearer``), the first 
 ``--token``, ``GOSSAMER_TOKEN``, the file ``$XDG_CONFIG_HOME/gossamer/token`` (default
 ``~/.config/gossamer/token``). The control plane writes its first token to
 ``<data-dir>/admin.token`` (docs/security.md, "Credentials").
+
+Over ``https://`` (the default) the server is verified before the token is sent: against
+``GOSSAMER_CA_FILE`` (``gossamer --ca-file``) if set, else against the CA fingerprint the
+token carries (``gossamer.agent.trust``); ``UntrustedServerError`` otherwise.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -20,10 +25,18 @@ from typing import Any
 
 import httpx
 
-from gossamer.errors import ApiError, ClientError, FateUnknownError, UnreachableError
+from gossamer.agent.trust import CA_FILE_ENV, is_tls, untrusted, verification
+from gossamer.ca.trust import TRUST_BUNDLE_PATH
+from gossamer.errors import (
+    ApiError,
+    ClientError,
+    FateUnknownError,
+    UnreachableError,
+    UntrustedServerError,
+)
 from gossamer.types import Manifest
 
-DEFAULT_SERVER = "http://127.0.0.1:7070"
+DEFAULT_SERVER = "https://127.0.0.1:7070"
 #: the environment variable holding the operator token
 TOKEN_ENV = "GOSSAMER_TOKEN"
 #: how long a read may take
@@ -65,13 +78,44 @@ class ApiClient:
         token: str | None = None,
         timeout: float = REQUEST_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        ca_file: str | None = None,
+        roots: bytes | None = None,
     ) -> None:
         self.server = server.rstrip("/")
-        secret = operator_token(token)
-        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        self._http = httpx.Client(
-            base_url=self.server, timeout=timeout, transport=transport, headers=headers
-        )
+        #: roots learnt over a connection this CLI had verified (``gossamer ca rotate``
+        #: follows the API's certificate to the new root); used instead of the token's pin
+        self._roots = roots
+        self._secret = operator_token(token)
+        self._timeout = timeout
+        self._transport = transport
+        self._ca_file = ca_file or os.environ.get(CA_FILE_ENV) or None
+        self._client: httpx.Client | None = None
+        #: https with neither token nor CA file: the server cannot be verified; its 401
+        #: (saying where the token is) is shown, any other answer refused
+        self._unverified = is_tls(self.server) and not self._secret and not self._ca_file
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The HTTP client, made on first use: over https only once the server is verified
+        (which may fetch its trust bundle first), so nothing secret goes to another."""
+        if self._client is None:
+            verify: ssl.SSLContext | bool = True
+            if self._transport is None and self._unverified:
+                verify = False  # no token: nothing secret to send, only a 401 is believed
+            elif self._transport is None:
+                found = verification(
+                    self.server, token=self._secret, ca_file=self._ca_file, bundle_pem=self._roots
+                )
+                verify = True if found is None else found
+            headers = {"Authorization": f"Bearer {self._secret}"} if self._secret else {}
+            self._client = httpx.Client(
+                base_url=self.server,
+                timeout=self._timeout,
+                transport=self._transport,
+                headers=headers,
+                verify=verify,
+            )
+        return self._client
 
     def __enter__(self) -> ApiClient:
         return self
@@ -85,7 +129,30 @@ class ApiClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
+
+    @property
+    def secret(self) -> str | None:
+        """The operator token this client sends (None: none found)."""
+        return self._secret
+
+    @property
+    def verifies(self) -> bool:
+        """Over https, and the server is verified before anything is sent."""
+        return is_tls(self.server) and not self._unverified
+
+    def verified_trust_bundle(self) -> bytes:
+        """``GET /trust-bundle`` over this client's verified connection: every root the
+        mesh trusts, believed because the server proved itself first."""
+        response = self._http.get(TRUST_BUNDLE_PATH)
+        if response.status_code != 200:
+            raise ApiError.answered(
+                response.status_code,
+                "http",
+                [f"GET {self.server}{TRUST_BUNDLE_PATH} answered HTTP {response.status_code}"],
+            )
+        return response.content
 
     # -- resources ---------------------------------------------------------------------
 
@@ -157,9 +224,44 @@ class ApiClient:
     def proxies(self) -> list[dict[str, Any]]:
         return list(self._dict("GET", "/v1/proxies")["items"])
 
-    def proxy_config(self, node_id: str, type_: str | None = None) -> dict[str, Any]:
-        params = {"type": type_} if type_ else None
-        return self._dict("GET", f"/v1/proxies/{node_id}/config", params=params)
+    def proxy_summary(self) -> dict[str, Any]:
+        """Proxies in and out of sync, queue depth, push latency (``/v1/proxies/summary``)."""
+        return self._dict("GET", "/v1/proxies/summary")
+
+    def local_addresses(self) -> dict[tuple[str, str, str], str]:
+        """(kind, namespace, name) -> the local address apps dial for that service."""
+        items = self._dict("GET", "/v1/describe/addresses")["items"]
+        return {(i["kind"], i["namespace"], i["name"]): str(i["address"]) for i in items}
+
+    def version(self) -> dict[str, Any]:
+        """The control plane's version and the Envoy release it expects (``/v1/version``)."""
+        return self._dict("GET", "/v1/version")
+
+    def proxy_config(
+        self, node_id: str, type_: str | None = None, *, wait: float = REQUEST_TIMEOUT
+    ) -> dict[str, Any]:
+        """Asked of the host that runs the proxy, which has ``wait`` seconds to answer."""
+        params = {"timeout": f"{wait:g}", **({"type": type_} if type_ else {})}
+        path = f"/v1/proxies/{node_id}/config"
+        return self._dict("GET", path, params=params, timeout=wait + REQUEST_TIMEOUT)
+
+    def describe(
+        self, what: str, namespace: str, name: str, *, wait: float = REQUEST_TIMEOUT
+    ) -> dict[str, Any]:
+        """``services`` or ``routes``: what ``gossamer describe`` shows; the proxies' hosts
+        have ``wait`` seconds to send their counters."""
+        params = {"timeout": f"{wait:g}"} if what == "services" else None
+        path = f"/v1/describe/{what}/{namespace}/{name}"
+        return self._dict("GET", path, params=params, timeout=wait + REQUEST_TIMEOUT)
+
+    def xds_addresses(self) -> dict[str, Any]:
+        """Where the control plane serves xDS (public ``/xds-addresses``: lists of
+        ``HOST:PORT``, ``xdsAddresses`` plaintext and ``xdsTlsAddresses`` mTLS)."""
+        return self._dict("GET", "/xds-addresses")
+
+    def describe_mesh(self) -> dict[str, Any]:
+        """What ``gossamer describe mesh`` shows (the issuers' key fetches among it)."""
+        return self._dict("GET", "/v1/describe/mesh")
 
     # -- access control (NGAC) ---------------------------------------------------------
 
@@ -210,6 +312,8 @@ class ApiClient:
         try:
             response = self._http.request(method, path, json=json, params=params, **extra)
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            if (refusal := untrusted(e, self.server)) is not None:
+                raise refusal from None
             raise UnreachableError(
                 f"cannot reach the control plane at {self.server}: {e or type(e).__name__}; "
                 "start it with `gossamer control-plane` or pass --server"
@@ -237,6 +341,12 @@ class ApiClient:
             raise UnreachableError(
                 f"talking to the control plane at {self.server} failed: {e}"
             ) from None
+        if self._unverified and response.status_code != 401:
+            raise UntrustedServerError(
+                f"cannot verify the control plane at {self.server} without a token or a CA "
+                f"file: pass --token or set {TOKEN_ENV} (the control plane writes its first "
+                f"token to <data-dir>/admin.token), or set {CA_FILE_ENV}"
+            )
         try:
             body: object = response.json()
         except ValueError:

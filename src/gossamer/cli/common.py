@@ -91,8 +91,11 @@ def _print_problems(lines: Sequence[str], summary: str | None = None) -> None:
 
 
 @contextmanager
-def reporting_errors() -> Iterator[None]:
-    """Turn Gossamer errors into a message on stderr and an exit code, never a traceback."""
+def reporting_errors(*, changes: bool = True) -> Iterator[None]:
+    """Turn Gossamer errors into a message on stderr and an exit code, never a traceback.
+    ``changes``: the command could have changed something (then problems end with
+    "nothing was changed"; ``validate`` never changes anything, so it does not say so)."""
+    unchanged = "; nothing was changed" if changes else ""
     try:
         yield
     except UnreachableError as e:
@@ -100,13 +103,13 @@ def reporting_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_UNREACHABLE) from None
     except ApiError as e:
         if e.code == "validation":
-            _print_problems(e.errors, f"{_count(e.errors)}; nothing was changed")
+            _print_problems(e.errors, f"{_count(e.errors)}{unchanged}")
         else:
             _print_problems([f"error: {line}" for line in e.errors])
         raise typer.Exit(EXIT_ERROR) from None
     except ValidationError as e:
         lines = [str(x) for x in e.errors] or [str(e)]
-        _print_problems(lines, f"{_count(lines)}; nothing was changed")
+        _print_problems(lines, f"{_count(lines)}{unchanged}")
         raise typer.Exit(EXIT_ERROR) from None
     except GossamerError as e:
         stderr().print(Text(f"error: {e}", style="red"))

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 import typer
 from rich.text import Text
 
-from gossamer.cli.client import ApiClient
+from gossamer.agent.trust import CA_FILE_ENV
+from gossamer.cli.client import DEFAULT_SERVER, ApiClient
 from gossamer.cli.common import Server, reporting_errors, stderr
 from gossamer.cli.logs import setup_logging
 from gossamer.errors import ApiError, ConfigError, UnreachableError
@@ -27,13 +28,40 @@ def parse_host_port(text: str, option: str) -> tuple[str, int]:
 
 
 def xds_address(server: str, xds_addr: str | None) -> tuple[str, int]:
-    """``--xds-addr`` if given, else the control plane's host on its default xDS port."""
+    """``--xds-addr`` if given, else the plaintext address the control plane names
+    (``GET /xds-addresses``), else, with one warning line, its host on the default port.
+    (A gateway holding a credential dials the mTLS address it learnt at join instead.)"""
     if xds_addr is not None:
         return parse_host_port(xds_addr, "--xds-addr")
     host = urlsplit(server).hostname
     if not host:
         raise ConfigError(f"--server {server!r} names no host; give --xds-addr HOST:PORT")
+    from gossamer.agent.connect import reachable
+
+    fallback = f"{host}:{DEFAULT_XDS_PORT}"
+    try:
+        with ApiClient(server) as api:
+            found = api.xds_addresses()
+    except (UnreachableError, ApiError) as e:
+        _warn(
+            f"warning: could not ask the control plane at {server} where it serves xDS "
+            f"({str(e).splitlines()[0]}); Envoy dials {fallback} (give --xds-addr HOST:PORT)"
+        )
+        return host, DEFAULT_XDS_PORT
+    plain = [a for a in found.get("xdsAddresses") or [] if isinstance(a, str) and a]
+    if plain:
+        return parse_host_port(reachable(plain[0], server), f"xdsAddresses of {server}")
+    tls = ", ".join(str(a) for a in found.get("xdsTlsAddresses") or []) or "none"
+    _warn(
+        f"warning: the control plane at {server} serves no plaintext xDS (mTLS: {tls}); "
+        "a gateway without a credential gets no config there: give it --token and "
+        f"--state-dir (docs/gateway.md). Envoy dials {fallback}"
+    )
     return host, DEFAULT_XDS_PORT
+
+
+def _warn(line: str) -> None:
+    stderr().print(Text(line, style="yellow"))
 
 
 def preflight(server: str, namespace: str, name: str) -> None:
@@ -83,7 +111,7 @@ def register(app: typer.Typer) -> None:
     @app.command("gateway")
     def gateway(
         name: Annotated[str, typer.Option("--name", help="the Gateway resource to serve")],
-        server: Server = "http://127.0.0.1:7070",
+        server: Server = DEFAULT_SERVER,
         namespace: Annotated[
             str, typer.Option("--namespace", "-n", help="the Gateway's namespace")
         ] = DEFAULT_NAMESPACE,
@@ -91,8 +119,10 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--xds-addr",
-                help="the control plane's xDS (HOST:PORT); default: "
-                f"the --server host, port {DEFAULT_XDS_PORT}",
+                help="the control plane's plaintext xDS (HOST:PORT); default: the "
+                "address it names (GET /xds-addresses), else the --server host, port "
+                f"{DEFAULT_XDS_PORT}; a gateway with a credential uses the mTLS address "
+                "learnt at join",
             ),
         ] = None,
         admin_addr: Annotated[
@@ -123,27 +153,93 @@ def register(app: typer.Typer) -> None:
         log_level: Annotated[
             str, typer.Option("--log-level", help="Envoy's log level (its log file)")
         ] = "info",
+        join_token: Annotated[
+            str | None,
+            typer.Option(
+                "--token",
+                envvar="GOSSAMER_JOIN_TOKEN",
+                help="a join token from `gossamer token create --gateway NS/NAME`, used "
+                "once (needs --state-dir): the gateway then holds a credential and its own "
+                "mesh identity",
+            ),
+        ] = None,
+        state_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--state-dir",
+                help="where the gateway keeps its credential, key and certificate (0600); "
+                "later starts use the kept credential",
+            ),
+        ] = None,
+        host: Annotated[
+            str | None,
+            typer.Option(
+                "--host",
+                help="the host name it joins as (default: gw-NAME-<this machine's name>)",
+            ),
+        ] = None,
+        xds_tls_addr: Annotated[
+            str | None,
+            typer.Option(
+                "--xds-tls-addr",
+                help="with a credential: the control plane's mTLS xDS (HOST:PORT) instead "
+                "of the address it advertised at join (--xds-addr is for a gateway "
+                "without a credential)",
+            ),
+        ] = None,
+        ca_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--ca-file",
+                envvar=CA_FILE_ENV,
+                help="with --token: verify the control plane against these roots (PEM) "
+                "instead of the token's CA fingerprint",
+            ),
+        ] = None,
     ) -> None:
         """Run an Envoy ingress gateway configured by the Gateway NAME and its Routes.
 
         Access logs (one JSON object per request) go to stdout; messages and Envoy's
-        warnings to stderr. SIGTERM or Ctrl-C drains open connections, then stops."""
-        from gossamer.gateway.serve import main
+        warnings to stderr. SIGTERM or Ctrl-C drains open connections, then stops.
+        With --token/--state-dir the gateway has a mesh identity and calls services over
+        mTLS (docs/security.md, "Gateway identity")."""
+        from gossamer.gateway.host import default_host
+        from gossamer.gateway.serve import Joining, main
         from gossamer.gateway.settings import GatewaySettings
 
         setup_logging()
         with reporting_errors():
+            if join_token is not None and state_dir is None:
+                raise ConfigError(
+                    "--token needs --state-dir: the gateway keeps the credential it joins "
+                    "for there (a join token is used once)"
+                )
+            xds = xds_address(server, xds_addr)
             settings = GatewaySettings(
                 name=name,
                 namespace=namespace,
-                xds_addr=xds_address(server, xds_addr),
+                xds_addr=xds,
                 admin_addr=parse_host_port(admin_addr, "--admin-addr"),
-                workdir=workdir or Path("."),
+                workdir=workdir or state_dir or Path("."),
                 delta=delta,
                 drain_seconds=drain,
                 concurrency=concurrency,
                 log_level=log_level,
                 envoy=envoy,
             )
+            joining = None
+            if state_dir is not None:
+                joining = Joining(
+                    state_dir,
+                    join_token,
+                    server,
+                    host or default_host(namespace, name),
+                    None
+                    if xds_tls_addr is None
+                    else parse_host_port(xds_tls_addr, "--xds-tls-addr"),
+                    ca_file,
+                )
             preflight(server, namespace, name)
-            main(settings, keep_workdir=workdir is not None)
+            main(
+                settings, keep_workdir=workdir is not None or state_dir is not None, joining=joining
+            )

@@ -79,6 +79,18 @@ def _destinations(m: Manifest) -> str:
     return _join(out)
 
 
+def _policy_target(m: Manifest) -> str:
+    spec = _spec(m)
+    subset = spec.get("subset") or {}
+    labels = ",".join(f"{k}={v}" for k, v in sorted(subset.items()))
+    return f"{spec.get('service', '')}{f' ({labels})' if labels else ''}"
+
+
+def _policy_settings(m: Manifest) -> str:
+    fields = ("circuitBreaker", "retryBudget", "outlierDetection", "healthCheck", "rateLimit")
+    return _join([f for f in fields if f in _spec(m)])
+
+
 _NS: Column = ("NAMESPACE", lambda m: _meta(m, "namespace", "default"))
 _NAME: Column = ("NAME", lambda m: _meta(m, "name"))
 
@@ -113,6 +125,13 @@ COLUMNS: dict[str, list[Column]] = {
         ("RULES", lambda m: str(len(_spec(m).get("rules", [])))),
         ("DESTINATIONS:WEIGHT", _destinations),
     ],
+    "TrafficPolicy": [
+        _NS,
+        _NAME,
+        ("SERVICE", _policy_target),
+        ("LB", lambda m: str(_spec(m).get("loadBalancer", {}).get("algorithm", "roundRobin"))),
+        ("SETS", _policy_settings),
+    ],
     "Mesh": [
         _NAME,
         ("TRUST DOMAIN", lambda m: str(_spec(m).get("trustDomain", ""))),
@@ -131,6 +150,21 @@ _GENERIC: list[Column] = [
 ]
 
 
+def with_local_addresses(
+    items: Sequence[Manifest], addresses: dict[tuple[str, str, str], str]
+) -> list[Manifest]:
+    """Services with the address apps dial filled in where the control plane allocated it
+    (for display: ``-o yaml`` keeps what was applied)."""
+    out: list[Manifest] = []
+    for m in items:
+        key = (str(m.get("kind")), _meta(m, "namespace", "default"), _meta(m, "name"))
+        address = addresses.get(key)
+        if address and not _spec(m).get("localAddress"):
+            m = {**m, "spec": {**_spec(m), "localAddress": address}}
+        out.append(m)
+    return out
+
+
 def resource_table(kind: str, items: Sequence[Manifest]) -> Table:
     columns = COLUMNS.get(kind, _GENERIC)
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -145,6 +179,14 @@ def resource_table(kind: str, items: Sequence[Manifest]) -> Table:
 
 TYPES = ("clusters", "endpoints", "listeners", "routes")
 _STATE_STYLE = {"synced": "green", "stale": "yellow", "rejected": "red", "disconnected": "dim"}
+
+
+def _sds(acked: object) -> str:
+    """``certificate/bundle`` versions an Envoy ACKed over SDS; - without a report."""
+    if not isinstance(acked, dict) or not acked:
+        return "-"
+    cert, bundle = acked.get("identity"), acked.get("trust-bundle")
+    return f"{short(str(cert or ''))}/{short(str(bundle or ''))}"
 
 
 def short(version: str) -> str:
@@ -168,15 +210,18 @@ def _last_nack(proxy: dict[str, Any]) -> str:
 
 
 def proxy_table(proxies: Sequence[dict[str, Any]], now: float | None = None) -> Table:
-    """One row per proxy; each type shows ``sent/acked`` versions (short)."""
+    """One row per proxy; each type shows ``sent/acked`` versions (short); SDS shows the
+    certificate serial and trust-bundle version its Envoy ACKed (short)."""
     now = time.time() if now is None else now
     table = Table(box=None, pad_edge=False, header_style="bold")
     for header in (
         "PROXY",
         "KIND",
         "HOST",
+        "ENVOY",
         "STATE",
         *(t.upper() for t in TYPES),
+        "SDS CERT/BUNDLE",
         "LAST NACK",
         "LAST SEEN",
     ):
@@ -194,8 +239,10 @@ def proxy_table(proxies: Sequence[dict[str, Any]], now: float | None = None) -> 
             Text(f"{p.get('namespace')}/{p.get('name')}"),
             Text(str(p.get("kind", ""))),
             Text(str(p.get("host") or "-")),
+            Text(str(p.get("envoyVersion") or "-")),
             Text(state, style=_STATE_STYLE.get(state, "")),
             *(Text(v) for v in versions),
+            Text(_sds(p.get("sds"))),
             Text(_last_nack(p)),
             Text(ago(now - float(p.get("lastSeen", now)))),
         )
@@ -219,8 +266,10 @@ def print_result(
     *,
     dry_run: bool = False,
     changes: dict[str, str] | None = None,
+    waited: bool = False,
 ) -> None:
-    """One line per resource, then the revision (and who ACKed, after a wait).
+    """One line per resource, then the revision (and who ACKed, after a wait: ``waited``
+    says so also when no proxy's config changed, so nothing was waited for).
 
     ``changes`` maps an updated resource to a unified diff of its manifest (dry runs).
     """
@@ -244,6 +293,11 @@ def print_result(
     acked = result.get("ackedBy") or []
     if acked:
         line += f"; acked by {len(acked)} prox{'y' if len(acked) == 1 else 'ies'}: {_join(acked)}"
+    elif waited:
+        line += (
+            "; waited for no proxy: no connected proxy's config changed (none routes what "
+            "was applied yet; `gossamer proxy-status` lists the connected ones)"
+        )
     console.print(Text(line), soft_wrap=True)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +10,9 @@ import typer
 from gossamer.cli import render
 from gossamer.cli.client import CHANGE_TIMEOUT, DEFAULT_SERVER, ApiClient
 from gossamer.cli.common import MaxYamlNodes, Server, Token, reporting_errors, stdout
+from gossamer.cli.output import Output, OutputOption
 from gossamer.cli.yaml_files import expand_paths, load_files
-from gossamer.errors import FateUnknownError, ValidationError
+from gossamer.errors import FateUnknownError, GossamerError, ValidationError
 from gossamer.model import ModelSnapshot, check_references
 from gossamer.model.loader import DEFAULT_MAX_NODES
 from gossamer.types import DEFAULT_NAMESPACE
@@ -31,12 +31,6 @@ Timeout = Annotated[
         "--wait-timeout); if none comes, the change's fate is unknown",
     ),
 ]
-
-
-class Output(StrEnum):
-    table = "table"
-    yaml = "yaml"
-    json = "json"
 
 
 def _files(files: list[Path] | None, more: list[Path] | None) -> list[Path]:
@@ -90,7 +84,7 @@ def apply(
                     r = next(r for r in resources if str(r.key) == key)
                     stored = api.get(r.kind, r.metadata.namespace, r.metadata.name)
                     changes[key] = render.manifest_diff(key, stored, applied[key])
-        render.print_result(stdout(), result, dry_run=dry_run, changes=changes)
+        render.print_result(stdout(), result, dry_run=dry_run, changes=changes, waited=wait)
 
 
 def get(
@@ -103,7 +97,7 @@ def get(
         str | None,
         typer.Option("-n", "--namespace", help="namespace (default: all; 'default' with NAME)"),
     ] = None,
-    output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
+    output: OutputOption = Output.table,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
@@ -123,7 +117,18 @@ def get(
             where = f" in namespace {namespace}" if namespace else ""
             stdout().print(f"no {canonical} resources{where}")
         else:
+            if canonical == "Service":
+                items = render.with_local_addresses(items, _addresses(api))
             stdout().print(render.resource_table(canonical, items))
+
+
+def _addresses(api: ApiClient) -> dict[tuple[str, str, str], str]:
+    """The addresses apps dial; none if the control plane cannot say (then the table shows
+    ``(allocated)``)."""
+    try:
+        return api.local_addresses()
+    except GossamerError:
+        return {}
 
 
 def delete(
@@ -163,14 +168,14 @@ def delete(
             raise FateUnknownError(
                 f"{e}. See what is still stored with `gossamer get KIND` before deleting again"
             ) from None
-        render.print_result(stdout(), result)
+        render.print_result(stdout(), result, waited=wait)
 
 
 def validate(
     files: Files = None, more: MoreFiles = None, max_yaml_nodes: MaxYamlNodes = DEFAULT_MAX_NODES
 ) -> None:
     """Check FILES without a server: fields, then references among the files themselves."""
-    with reporting_errors():
+    with reporting_errors(changes=False):
         paths = _files(files, more)
         loaded = load_files(paths, max_nodes=max_yaml_nodes)
         errors = check_references(ModelSnapshot().with_changes(puts=loaded.resources))

@@ -5,8 +5,7 @@ side is ``gossamer agent``)."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import timedelta
 from typing import Annotated, Any
 
 import pydantic
@@ -14,9 +13,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from gossamer.cli import render
 from gossamer.cli.client import DEFAULT_SERVER, ApiClient
 from gossamer.cli.common import Server, Token, reporting_errors, stderr, stdout
+from gossamer.cli.operator_tokens import (
+    OperatorTokensApi,
+    create_operator_token,
+    list_operator_tokens,
+    when,
+)
+from gossamer.cli.output import Output, OutputOption, emit
 from gossamer.model.base import Duration
 
 token_app = typer.Typer(
@@ -32,16 +37,6 @@ agents_app = typer.Typer(
 _DURATION: pydantic.TypeAdapter[timedelta] = pydantic.TypeAdapter(Duration)
 
 
-class Output(StrEnum):
-    text = "text"
-    json = "json"
-
-
-class ListOutput(StrEnum):
-    table = "table"
-    json = "json"
-
-
 class RegistryApi(ApiClient):
     """The CLI's client, with the operator calls of the agent protocol."""
 
@@ -53,16 +48,6 @@ class RegistryApi(ApiClient):
 
     def tokens(self) -> list[dict[str, Any]]:
         return list(self._dict("GET", "/v1/tokens")["items"])
-
-    def create_operator_token(self, name: str | None, read_only: bool) -> dict[str, Any]:
-        body = {"name": name, "readOnly": read_only}
-        return self._dict("POST", "/v1/operator-tokens", json=body, change=True)
-
-    def operator_tokens(self) -> list[dict[str, Any]]:
-        return list(self._dict("GET", "/v1/operator-tokens")["items"])
-
-    def revoke_operator_token(self, name: str) -> dict[str, Any]:
-        return self._dict("DELETE", f"/v1/operator-tokens/{name}", change=True)
 
     def agents(self) -> list[dict[str, Any]]:
         return list(self._dict("GET", "/v1/agents")["items"])
@@ -93,20 +78,15 @@ def _check_ttl(value: str) -> str:
     return value
 
 
-def _when(value: object) -> str:
-    if not isinstance(value, str):
-        return "-"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+_when = when
 
 
 def describe_scope(scope: object) -> str:
     """A token's or agent's scope in one cell: ``reviews, web in default @ 127.0.0.5``."""
     if not isinstance(scope, dict):
         return "any (before scopes)"
+    if scope.get("gateway"):
+        return f"gateway {scope['gateway']}"
     services = "any service" if scope.get("anyService") else ", ".join(scope.get("services", []))
     where = "any namespace" if scope.get("anyNamespace") else scope.get("namespace") or "default"
     pinned = scope.get("addresses") or []
@@ -119,12 +99,31 @@ def _scope(
     namespace: str | None,
     any_namespace: bool,
     addresses: list[str],
+    gateway: str | None = None,
 ) -> dict[str, Any]:
     """The scope of a join token from the flags (the control plane checks the values)."""
+    if gateway is not None:
+        others = [
+            flag
+            for flag, given in (
+                ("--service", services),
+                ("--any-service", any_service),
+                ("--namespace", namespace is not None),
+                ("--any-namespace", any_namespace),
+                ("--address", addresses),
+            )
+            if given
+        ]
+        if others:
+            raise typer.BadParameter(
+                f"--gateway and {', '.join(others)} do not go together: a gateway's host "
+                "serves no services (write its namespace as --gateway NS/NAME)"
+            )
+        return {"gateway": gateway}
     if not services and not any_service:
         raise typer.BadParameter(
             "say what the host may serve: --service NAME (repeatable), or --any-service "
-            "for a host that may serve any service"
+            "for a host that may serve any service, or --gateway NS/NAME for a gateway's host"
         )
     scope: dict[str, Any] = {"services": services, "anyService": any_service}
     if namespace is not None:
@@ -162,8 +161,14 @@ def create_token(
         bool, typer.Option("--any-service", help="the host may serve any service")
     ] = False,
     namespace: Annotated[
-        str | None,
-        typer.Option("--namespace", "-n", help="the namespace of its services (default: default)"),
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="a join token: the namespace of its services (default: default); with "
+            "--operator: a namespace whose resources the token may read/apply/delete "
+            "(repeatable), and nothing else",
+        ),
     ] = None,
     any_namespace: Annotated[
         bool, typer.Option("--any-namespace", help="its services may be in any namespace")
@@ -176,37 +181,77 @@ def create_token(
             "without it the host's first registration fixes its address",
         ),
     ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            "--gateway",
+            help="a token for the host of the Gateway NS/NAME (NAME alone: namespace "
+            "default), for `gossamer gateway --token`; no --service with it",
+        ),
+    ] = None,
     operator: OperatorFlag = False,
     read_only: Annotated[
         bool, typer.Option("--read-only", help="with --operator: may read (GET), never change")
     ] = False,
+    rights: Annotated[
+        str | None,
+        typer.Option(
+            "--rights",
+            help="with --operator --namespace: of read,apply,delete (default: all three)",
+        ),
+    ] = None,
     name: Annotated[
         str | None,
         typer.Option("--name", help="with --operator: the token's name (default: generated)"),
     ] = None,
-    output: Annotated[Output, typer.Option("-o", "--output")] = Output.text,
+    decision_point: Annotated[
+        str | None,
+        typer.Option(
+            "--decision-point",
+            metavar="NAME",
+            help="an API token for `gossamer authz serve` NAME: it may read the NGAC graph "
+            "and report decisions, nothing else",
+        ),
+    ] = None,
+    output: OutputOption = Output.table,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
     """Create a single-use join token for a host that may serve only the given services
-    (or, with --operator, an API token); prints it once: it is stored only as a hash."""
-    if not operator and (read_only or name is not None):
-        raise typer.BadParameter("--read-only and --name go with --operator")
-    scoped = service or any_service or namespace or any_namespace or address
+    (or run only the given gateway, --gateway; or, with --operator, an API token); prints
+    it once: it is stored only as a hash."""
+    if decision_point is not None:
+        if operator or read_only or name or rights or namespace or service or any_service:
+            raise typer.BadParameter(
+                "--decision-point NAME is a token of its own: no --operator, --read-only, "
+                "--name, --rights, --namespace or --service with it"
+            )
+        create_operator_token(decision_point, False, None, None, output, server, token, True)
+        return
+    if not operator and (read_only or name is not None or rights is not None):
+        raise typer.BadParameter("--read-only, --name and --rights go with --operator")
+    scoped = service or any_service or any_namespace or address or gateway
     if operator and scoped:
         raise typer.BadParameter(
-            "--service, --any-service, --namespace, --any-namespace and --address go with "
-            "a join token, not --operator"
+            "--service, --any-service, --any-namespace, --address and --gateway "
+            "go with a join token, not --operator"
         )
     if operator:
-        _create_operator_token(name, read_only, output, server, token)
+        granted = [r.strip() for r in rights.split(",")] if rights is not None else None
+        create_operator_token(name, read_only, namespace, granted, output, server, token)
         return
-    scope = _scope(service or [], any_service, namespace, any_namespace, address or [])
+    if namespace is not None and len(namespace) > 1:
+        raise typer.BadParameter(
+            f"a join token's services are in one namespace: give one --namespace, not "
+            f"{len(namespace)} (or --any-namespace)"
+        )
+    one = namespace[0] if namespace else None
+    scope = _scope(service or [], any_service, one, any_namespace, address or [], gateway)
     seconds = parse_ttl(ttl)
     with reporting_errors(), RegistryApi(server, token=token) as api:
         created = api.create_token(seconds, scope)
-    if output is Output.json:
-        typer.echo(render.to_json(created))
+    if output is not Output.table:
+        emit(output, created, lambda: None)
         return
     token = str(created["token"])
     typer.echo(token)
@@ -215,24 +260,18 @@ def create_token(
         f"single use; expires {_when(created.get('expiresAt'))}; the host may serve "
         f"{describe_scope(created.get('scope'))}. On the host, run:"
     )
+    granted = created.get("scope")
+    if isinstance(granted, dict) and granted.get("gateway"):
+        ns, _, gw = str(granted["gateway"]).partition("/")
+        err.print(
+            Text(
+                f"  gossamer gateway --server {server} --name {gw} --namespace {ns} "
+                f"--token {token} --state-dir DIR"
+            )
+        )
+        return
     err.print(
         Text(f"  gossamer agent join --server {server} --token {token} --host HOST --state-dir DIR")
-    )
-
-
-def _create_operator_token(
-    name: str | None, read_only: bool, output: Output, server: str, token: str | None
-) -> None:
-    with reporting_errors(), RegistryApi(server, token=token) as api:
-        created = api.create_operator_token(name, read_only)
-    if output is Output.json:
-        typer.echo(render.to_json(created))
-        return
-    typer.echo(str(created["token"]))
-    stderr().print(
-        f"{created['kind']} token {created['name']!r} (NGAC user {created['user']}); shown "
-        "only now. Use it with: export GOSSAMER_TOKEN=<token>, or --token, or put it in "
-        "~/.config/gossamer/token"
     )
 
 
@@ -245,47 +284,27 @@ def revoke_token(
     token: Token = None,
 ) -> None:
     """Revoke an operator token: it is refused (401) from now on."""
-    with reporting_errors(), RegistryApi(server, token=token) as api:
+    with reporting_errors(), OperatorTokensApi(server, token=token) as api:
         revoked = api.revoke_operator_token(name)
     stdout().print(f"revoked {revoked['kind']} token {revoked['name']!r}")
-
-
-def _list_operator_tokens(output: ListOutput, server: str, token: str | None) -> None:
-    with reporting_errors(), RegistryApi(server, token=token) as api:
-        items = api.operator_tokens()
-    if output is ListOutput.json:
-        typer.echo(render.to_json(items))
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("NAME", "KIND", "NGAC USER", "CREATED", "REVOKED"):
-        table.add_column(column, no_wrap=True)
-    for t in items:
-        table.add_row(
-            str(t["name"]),
-            str(t["kind"]),
-            str(t["user"]),
-            _when(t.get("createdAt")),
-            _when(t.get("revokedAt")),
-        )
-    stdout().print(table)
 
 
 @token_app.command("list")
 def list_tokens(
     operator: OperatorFlag = False,
-    output: Annotated[ListOutput, typer.Option("-o", "--output")] = ListOutput.table,
+    output: OutputOption = Output.table,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
     """Every join token (never the secret): unused, used (by which host) or expired; with
     --operator, every operator token: name, kind (operator, read-only), NGAC user."""
     if operator:
-        _list_operator_tokens(output, server, token)
+        list_operator_tokens(output, server, token)
         return
     with reporting_errors(), RegistryApi(server, token=token) as api:
         tokens = api.tokens()
-    if output is ListOutput.json:
-        typer.echo(render.to_json(tokens))
+    if output is not Output.table:
+        emit(output, tokens, lambda: None)
         return
     if not tokens:
         stdout().print("no join tokens: create one with `gossamer token create`")
@@ -318,15 +337,15 @@ def _agent_scope(agent: dict[str, Any]) -> str:
 
 @agents_app.command("list")
 def list_agents(
-    output: Annotated[ListOutput, typer.Option("-o", "--output")] = ListOutput.table,
+    output: OutputOption = Output.table,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
     """Every agent that joined: host, state, when it joined and was last seen, workloads."""
     with reporting_errors(), RegistryApi(server, token=token) as api:
         agents = api.agents()
-    if output is ListOutput.json:
-        typer.echo(render.to_json(agents))
+    if output is not Output.table:
+        emit(output, agents, lambda: None)
         return
     if not agents:
         stdout().print("no agents have joined: create a token with `gossamer token create`")

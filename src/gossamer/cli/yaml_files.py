@@ -14,6 +14,8 @@ from pathlib import Path
 
 import typer
 
+from gossamer.cli.ca_files import inline_ca_file
+from gossamer.cli.jwks_files import inline_jwks_files
 from gossamer.errors import FieldError, ValidationError
 from gossamer.model import Resource, parse_manifest, parse_yaml
 from gossamer.model.access_policy import AccessPolicy
@@ -72,6 +74,8 @@ def load_files(paths: Sequence[Path], *, max_nodes: int = DEFAULT_MAX_NODES) -> 
     for path in paths:
         try:
             found = parse_yaml(_read(path), path.name, max_nodes=max_nodes)
+            found = [inline_ca_file(r, path) for r in found]
+            found = [inline_jwks_files(r, path) for r in found]
         except ValidationError as e:
             errors.extend(e.errors)
             continue

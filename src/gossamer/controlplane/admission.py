@@ -11,7 +11,7 @@ from gossamer.model.base import Resource
 from gossamer.model.catalog import INTERNAL_KINDS
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.model.workload import Workload
-from gossamer.types import OWNER_LABEL, ResourceKey
+from gossamer.types import OWNER_LABEL, SYSTEM_NAMESPACE, ResourceKey
 
 #: Workload fields that references, addresses and ports do not depend on
 _STATUS_FIELDS = frozenset({"health", "weight", "zone"})
@@ -37,6 +37,17 @@ def authorize(
     ]
     errors += [
         FieldError(
+            f"namespace {SYSTEM_NAMESPACE} holds the control plane's own records and takes "
+            "nothing from users; choose another namespace",
+            "metadata.namespace",
+            str(key),
+        )
+        for key in [*(r.key for r in puts), *deletes]
+        # (its own kinds there are refused above, or owned: their errors say more)
+        if key.namespace == SYSTEM_NAMESPACE and key.kind not in INTERNAL_KINDS and not internal
+    ]
+    errors += [
+        FieldError(
             f"the label {OWNER_LABEL} is set by the control plane for resources an "
             "agent registers; remove it",
             f"metadata.labels.{OWNER_LABEL}",
@@ -51,10 +62,22 @@ def authorize(
         existing = model.resources.get(key)
         held_by = existing.metadata.labels.get(OWNER_LABEL) if existing else None
         if existing is not None and held_by != owner:
-            who = f"agent {held_by}" if held_by else "a user (gossamer apply)"
-            raise ConflictError(
-                f"{key} was registered by {who}; change it there, or revoke that agent"
-            )
+            raise ConflictError(_owned_elsewhere(key, held_by))
+
+
+def _owned_elsewhere(key: ResourceKey, agent: str | None) -> str:
+    """Who holds ``key`` and how to hand it over: an agent's resource changes on its host
+    (or goes with the agent); a user's is deleted by a user before an agent may take it."""
+    if agent:
+        return (
+            f"{key} was registered by agent {agent}; change it in that agent's workloads "
+            f"file, or `gossamer agents revoke {agent}` (deletes its workloads)"
+        )
+    return (
+        f"{key} was registered by a user (gossamer apply); to let an agent register it, "
+        f"`gossamer delete {key.kind.lower()} {key.name} -n {key.namespace}` first (or give "
+        "the agent's workload another name)"
+    )
 
 
 def diff_against(model: ModelSnapshot, resources: Sequence[Resource]) -> Diff:

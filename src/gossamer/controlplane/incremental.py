@@ -3,8 +3,10 @@ snapshots proxies already have instead of rebuilding every proxy.
 
 A change qualifies when only Workloads changed and no service's clusters change with them
 (the set of services and their sidecar-ness stay). Then each proxy that calls an affected
-service gets that service's new endpoint sets; the changed workloads' own sidecars are
-rebuilt in full; every other proxy keeps its snapshot object. Subset clusters are among
+service gets that service's new endpoint sets, as its zone sees them (``translate.locality``:
+callers in one zone share each rebuilt set); the changed workloads' own sidecars are rebuilt
+in full (a workload whose zone changed is a caller in another zone now); every other proxy
+keeps its snapshot object. Subset clusters are among
 a service's clusters: the Routes, and so which subsets exist, are unchanged, while a
 workload may move between subsets. The result is the same as a full rebuild (a property
 test checks it).
@@ -21,8 +23,19 @@ from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Serializer, Snapshot
 
-#: kinds whose changes can reshape clusters, listeners or routes (anything but Workload)
-_STRUCTURAL = ("Mesh", "Service", "Gateway", "Route")
+#: kinds whose changes can reshape clusters, listeners, routes or extension configs
+#: (anything but Workload; ``FetchedJwks``: the keys of a Mesh issuer's ``jwks.uri``;
+#: ``AddressSeed``: every service's stable local address)
+_STRUCTURAL = (
+    "Mesh",
+    "Service",
+    "Gateway",
+    "Route",
+    "TrafficPolicy",
+    "ExternalService",
+    "FetchedJwks",
+    "AddressSeed",
+)
 
 
 @dataclass(frozen=True)
@@ -80,8 +93,10 @@ def patch_endpoints(
     serializer: Serializer,
     created: float,
     tls: TlsState = NO_TLS,
+    zone: str | None = None,
 ) -> Snapshot:
-    """``last`` with the endpoint sets of ``services`` it holds rebuilt from ``model``.
+    """``last`` with the endpoint sets of ``services`` it holds rebuilt from ``model`` for a
+    caller in ``zone``.
 
     A service's endpoint sets are its plain clusters' and those of the subsets Routes send
     to (a workload's health, weight or labels may change which subset it is in).
@@ -97,6 +112,6 @@ def patch_endpoints(
             for subset in subsets:
                 name = names.outbound_cluster(ref, port.name, subset)
                 if name in held:
-                    cla = translator.endpoints(model, (ref, port.name, subset), tls)
+                    cla = translator.endpoints(model, (ref, port.name, subset), tls, zone)
                     updates[name] = serializer.versioned(ResourceType.ENDPOINT, name, cla)
     return last.with_resources(ResourceType.ENDPOINT, updates, created) if updates else last

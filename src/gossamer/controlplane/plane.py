@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from gossamer.controlplane.admission import authorize, diff_against, status_only
+from gossamer.controlplane.debounce import Debouncer
+from gossamer.controlplane.enforcement import Enforcement
 from gossamer.controlplane.publisher import PUBLISH_SLICE, Publisher
+from gossamer.controlplane.route_wait import RouteWait
 from gossamer.controlplane.service import ApplyResult, ControlPlaneStatistics, Diff
 from gossamer.controlplane.tls_readiness import TlsReadiness
-from gossamer.envoy.admin import EnvoyAdmin
+from gossamer.controlplane.unreachable import UnreachableHosts
 from gossamer.errors import (
     FieldError,
     GossamerError,
@@ -27,7 +30,6 @@ from gossamer.errors import (
 )
 from gossamer.model import ModelSnapshot, check_references, parse_manifest
 from gossamer.model.base import Resource
-from gossamer.model.workload import Workload
 from gossamer.store.base import ChangeBatch, Store
 from gossamer.translate.proxy import Translator
 from gossamer.types import Manifest, ProxyIdentity, ResourceKey
@@ -44,8 +46,9 @@ Validator = Callable[[ModelSnapshot], Awaitable[list[FieldError]]]
 #: revision that holds them
 ChangeListener = Callable[[Mapping[ResourceKey, Resource | None], int], None]
 
-#: a burst of changes is published at most this many debounce periods after its first change
-MAX_DEBOUNCE_FACTOR = 5
+
+#: how long ``_follow_tls`` lets ACKs gather before it judges mTLS readiness again (s)
+TLS_FOLLOW_COALESCE = 0.02
 
 
 class ControlPlane:
@@ -56,18 +59,20 @@ class ControlPlane:
         self.model: ModelSnapshot | None = None
         self.ready = False
         self._apply_lock = asyncio.Lock()
-        self._dirty = asyncio.Event()
-        self._dirty_since: float | None = None
+        #: when to publish after changes (``_mark_dirty``)
+        self._debounce = Debouncer()
         self._validators: list[tuple[frozenset[str], Validator]] = []
         self._listeners: list[tuple[frozenset[str], ChangeListener]] = []
         #: hosts the liveness rule declared dead: their workloads are published unhealthy
-        self.unreachable: frozenset[str] = frozenset()
-        self._view: tuple[ModelSnapshot, frozenset[str], ModelSnapshot] | None = None
-        self._marked: dict[int, tuple[Workload, Workload]] = {}
+        self.liveness = UnreachableHosts()
         #: which sidecars take mTLS, from their ACKs (docs/security.md, "mTLS modes")
         self.tls = TlsReadiness(cache, monitor)
+        #: NGAC access lists compiled for enforcing services (``attach`` the engine)
+        self.enforcement = Enforcement(self._mark_dirty)
         #: builds snapshots (a new proxy's at once, the rest in debounced rounds)
-        self.publisher = Publisher(cache, self._loaded_view, self.tls.state)
+        self.publisher = Publisher(cache, self._loaded_view, self.tls.state, self.enforcement.state)
+        #: waits until a host's workloads are held by every proxy routing to them
+        self.route_wait = RouteWait(cache, monitor, lambda: self.model, self.publish)
         #: agent id -> its proxies whose Envoy holds its secrets (the agent's last report)
         self._holding: dict[str, frozenset[str]] = {}
         monitor.set_registered(self._registered)
@@ -127,30 +132,14 @@ class ControlPlane:
                 log.exception("a change listener failed on revision %d", model.revision)
 
     def _mark_dirty(self) -> None:
-        if self._dirty_since is None:
-            self._dirty_since = time.monotonic()
-        self._dirty.set()
+        self._debounce.mark()
 
     async def _publisher(self) -> None:
-        while True:
-            await self._dirty.wait()
-            assert self.model is not None
-            debounce = self.model.mesh.spec.debounceMs / 1000
-            first = self._dirty_since or time.monotonic()
-            # Wait for a quiet period, but never longer than a few debounce periods in all.
-            while debounce > 0:
-                self._dirty.clear()
-                limit = first + debounce * MAX_DEBOUNCE_FACTOR - time.monotonic()
-                try:
-                    async with asyncio.timeout(min(debounce, max(limit, 0))):
-                        await self._dirty.wait()
-                except TimeoutError:
-                    break
-                if limit <= 0:
-                    break
-            self._dirty.clear()
-            self._dirty_since = None
-            await self.publish(first)
+        await self._debounce.run(self._debounce_s, self.publish)
+
+    def _debounce_s(self) -> float:
+        assert self.model is not None
+        return self.model.mesh.spec.debounceMs / 1000
 
     # -- mTLS readiness -----------------------------------------------------------------------
 
@@ -186,41 +175,27 @@ class ControlPlane:
             if model is not None and self.tls.refresh(model, self.publisher.published_tls):
                 self._mark_dirty()
             await progress.wait()
+            # A round's ACKs come in bursts (953 for one change at 1k x 1,000), and a
+            # refresh reads every connected proxy: judge a burst once, not per ACK.
+            await asyncio.sleep(TLS_FOLLOW_COALESCE)
 
     # -- liveness ----------------------------------------------------------------------------
+
+    @property
+    def unreachable(self) -> frozenset[str]:
+        """Hosts the liveness rule declared dead: their workloads are published unhealthy."""
+        return self.liveness.hosts
 
     def set_unreachable(self, hosts: frozenset[str]) -> None:
         """Publish the workloads of ``hosts`` unhealthy (in memory only: the store keeps
         what their agents reported, which holds again once a host is back)."""
-        if hosts != self.unreachable:
-            self.unreachable = hosts
+        if self.liveness.set(hosts):
             self._mark_dirty()
 
     def _translated(self) -> ModelSnapshot:
-        """The model proxies see: ``self.model`` with unreachable hosts' workloads unhealthy.
-
-        Marked copies are reused while their workload is unchanged, so a later round sees
-        them as unchanged (endpoint-only patches stay small)."""
-        model = self.model
-        assert model is not None
-        hosts = self.unreachable
-        if not hosts:
-            self._marked.clear()
-            return model
-        if self._view is not None and self._view[0] is model and self._view[1] == hosts:
-            return self._view[2]
-        marked: dict[int, tuple[Workload, Workload]] = {}
-        for w in model.workloads.values():
-            if w.spec.host in hosts and w.spec.health == "healthy":
-                old = self._marked.get(id(w))
-                if old is None or old[0] is not w:
-                    spec = w.spec.model_copy(update={"health": "unhealthy"})
-                    old = (w, w.model_copy(update={"spec": spec}))
-                marked[id(w)] = old
-        self._marked = marked
-        view = model.with_changes([m for _, m in marked.values()]) if marked else model
-        self._view = (model, hosts, view)
-        return view
+        """The model proxies see: ``self.model`` with unreachable hosts' workloads unhealthy."""
+        assert self.model is not None
+        return self.liveness.view(self.model)
 
     def _loaded_view(self) -> ModelSnapshot | None:
         return None if self.model is None else self._translated()
@@ -236,8 +211,16 @@ class ControlPlane:
     ) -> list[tuple[str, Snapshot]]:
         """Build and publish snapshots for every connected proxy from the model as it is
         now; return what changed. Yields to the loop after each ``slice_s`` of work
-        (``math.inf``: never, as before; see ``Publisher``)."""
-        return await self.publisher.publish(seen_at, slice_s)
+        (``math.inf``: never, as before; see ``Publisher``).
+
+        The round's TLS state is published when it ends: ACKs that came in while it was
+        going out were judged against the round before, so readiness is judged again here
+        (else, with no ACK after it, a strict sidecar kept taking plaintext)."""
+        changed = await self.publisher.publish(seen_at, slice_s)
+        model = self.model
+        if model is not None and self.tls.refresh(model, self.publisher.published_tls):
+            self._mark_dirty()
+        return changed
 
     @property
     def translator(self) -> Translator:
@@ -285,19 +268,50 @@ class ControlPlane:
         kinds (join tokens, agents).
         """
         async with self._apply_lock:
-            assert self.model is not None
-            authorize(self.model, resources, deletes, owner, internal)
-            diff = diff_against(self.model, resources)
-            diff.deleted.extend(k for k in deletes if self.model and k in self.model.resources)
-            changed = [r for r in resources if r.key not in diff.unchanged]
-            gone = list(diff.deleted)
-            if not changed and not gone:
-                return ApplyResult(self.model.revision if self.model else 0, diff)
-            after = await self._check(changed, gone)
-            if dry_run:
-                return ApplyResult(self.model.revision if self.model else 0, diff)
-            revision = await self.store.apply([r.to_manifest() for r in changed], gone)
-            return await self._after_write(revision, after, diff, wait, wait_timeout)
+            return await self.apply_held(
+                resources,
+                dry_run=dry_run,
+                wait=wait,
+                wait_timeout=wait_timeout,
+                deletes=deletes,
+                owner=owner,
+                internal=internal,
+            )
+
+    @property
+    def apply_lock(self) -> asyncio.Lock:
+        """Held by every apply and delete, through its publish and ``--wait``. The lock order
+        is this lock, then the NGAC engine's: ``apply --wait`` publishes (freezing the graph)
+        holding it, so an administrative batch takes it *before* its engine lock and
+        writes its journal with :meth:`apply_held` (``server.authz.PlaneJournal.held``);
+        the other order deadlocked a batch arriving during an ``--wait`` apply's write."""
+        return self._apply_lock
+
+    async def apply_held(
+        self,
+        resources: Sequence[Resource],
+        *,
+        dry_run: bool = False,
+        wait: bool = False,
+        wait_timeout: float = 30.0,
+        deletes: Sequence[ResourceKey] = (),
+        owner: str | None = None,
+        internal: bool = False,
+    ) -> ApplyResult:
+        """:meth:`apply`, for a caller holding :attr:`apply_lock`."""
+        assert self.model is not None
+        authorize(self.model, resources, deletes, owner, internal)
+        diff = diff_against(self.model, resources)
+        diff.deleted.extend(k for k in deletes if self.model and k in self.model.resources)
+        changed = [r for r in resources if r.key not in diff.unchanged]
+        gone = list(diff.deleted)
+        if not changed and not gone:
+            return ApplyResult(self.model.revision if self.model else 0, diff)
+        after = await self._check(changed, gone)
+        if dry_run:
+            return ApplyResult(self.model.revision if self.model else 0, diff)
+        revision = await self.store.apply([r.to_manifest() for r in changed], gone)
+        return await self._after_write(revision, after, diff, wait, wait_timeout)
 
     async def delete(
         self,
@@ -338,6 +352,7 @@ class ControlPlane:
         if not wait:
             self._mark_dirty()
             return ApplyResult(revision, diff)
+        deadline = asyncio.get_running_loop().time() + wait_timeout
         changed = await self.publish()
         behind = await self.monitor.wait_synced(changed, wait_timeout)
         if behind:
@@ -346,7 +361,39 @@ class ControlPlane:
                 f"ACKed it within {wait_timeout:g} s: {', '.join(behind[:5])}; see "
                 "`gossamer proxy-status`"
             )
+        plaintext = await self._wait_strict(deadline)
+        if plaintext:
+            raise WaitTimeoutError(
+                f"the change is stored (revision {revision}) and ACKed, but {len(plaintext)} "
+                f"sidecars of strict services still take plaintext after {wait_timeout:g} s: "
+                f"{', '.join(plaintext[:5])} (a caller that has not ACKed mTLS to them, or an "
+                "Envoy without its certificate); see `gossamer proxy-status`"
+            )
         return ApplyResult(revision, diff, [n for n, _ in changed])
+
+    async def _wait_strict(self, deadline: float) -> builtins.list[str]:
+        """``apply --wait`` and mTLS: a sidecar of a ``strict`` service refuses plaintext a
+        few rounds after the change that asked for it (``tls_readiness``: ready, marked,
+        enforced, each after ACKs or its host's report). Wait until every connected one
+        does, so that when ``--wait`` returns a client meets what was applied; the node ids
+        still taking plaintext at ``deadline``."""
+        loop = asyncio.get_running_loop()
+        while True:
+            model = self.model
+            assert model is not None
+            published = self.publisher.published_tls
+            pending = self.tls.strict_pending(model, published)
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                return pending
+            progress = self.monitor.progress_event()
+            if self.tls.refresh(model, published):
+                await self.monitor.wait_synced(await self.publish(), remaining)
+                continue
+            # an ACK, or (checked each second) a host's report of its secrets, moves it on
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await progress.wait()
 
     async def get(self, key: ResourceKey) -> Manifest:
         stored = await self.store.get(key)
@@ -367,15 +414,6 @@ class ControlPlane:
 
     def proxy_status(self) -> builtins.list[ProxyStatus]:
         return self.monitor.statuses()
-
-    async def proxy_config(self, node_id: str) -> dict[str, object]:
-        admin = self.monitor.admin_address(node_id)
-        if admin is None:
-            raise NotFoundError(
-                f"proxy {node_id} is not connected or did not publish its admin address"
-            )
-        async with EnvoyAdmin(admin, name=f"proxy {node_id}") as envoy:
-            return await envoy.config_dump(include_eds=True)
 
     def statistics(self) -> ControlPlaneStatistics:
         return ControlPlaneStatistics(

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
+from gossamer.authz.service_access import NO_ACCESS, AccessState
+from gossamer.controlplane.enforcement import with_access_change
 from gossamer.controlplane.incremental import (
     EndpointChange,
     endpoint_change,
@@ -36,6 +39,7 @@ from gossamer.controlplane.incremental import (
 from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.errors import NotFoundError
 from gossamer.model import ModelSnapshot
+from gossamer.translate.locality import caller_zone
 from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.types import ProxyIdentity
@@ -46,8 +50,18 @@ log = logging.getLogger(__name__)
 
 #: work at most this long (s) before letting the event loop run other tasks
 PUBLISH_SLICE = 0.005
-#: after this many endpoint-only rounds a full rebuild prunes the translation caches
-FULL_EVERY = 100
+#: Endpoint-only rounds patch the proxies holding what changed and leave the translation
+#: caches' older entries in place; a full round (which marks what every proxy uses) prunes
+#: them. A full round costs as much as translating every proxy (~4 s at 1,000 proxies and
+#: 1,000 services), so it is taken once the caches have grown by a quarter of their size
+#: after the last prune (at least ``PRUNE_SLACK`` entries), not after a count of rounds:
+#: memory stays within ~1.25x the live set, and full rounds are ~8x rarer at 1k x 1,000
+#: (~9 entries per endpoint change on a 31k-entry live set). An endpoint change that lands
+#: behind a full round waits for it (``bench/xds_scale.py`` measured that as its p99).
+PRUNE_SLACK = 5_000
+#: caches of at least this many entries after a prune freeze what is alive (``freeze_gc``;
+#: a small mesh's full collection is not worth it)
+FREEZE_FROM = 20_000
 
 _T = TypeVar("_T")
 
@@ -57,12 +71,17 @@ _Job = tuple[ProxyIdentity, Snapshot | None]
 _Built = list[tuple[str, Snapshot | None]]
 
 
+async def _no_access(model: ModelSnapshot) -> AccessState:
+    return NO_ACCESS
+
+
 class Publisher:
     def __init__(
         self,
         cache: SnapshotCache,
         model: Callable[[], ModelSnapshot | None],
         tls: Callable[[], TlsState] = lambda: NO_TLS,
+        access: Callable[[ModelSnapshot], Awaitable[AccessState]] | None = None,
     ) -> None:
         self.cache = cache
         #: the model proxies see now (None: not loaded yet)
@@ -71,6 +90,10 @@ class Publisher:
         #: round translated with
         self.tls_state = tls
         self.published_tls: TlsState = NO_TLS
+        #: every enforced service's compiled NGAC access lists for a round translating a
+        #: model (``controlplane.enforcement``), and what the last round translated with
+        self.access_state = access or _no_access
+        self.published_access: AccessState = NO_ACCESS
         self.translator = Translator()
         self.serializer = Serializer()
         #: held while the translator and serializer work (in a worker thread or inline)
@@ -78,6 +101,11 @@ class Publisher:
         self.builds = 0
         self.build_seconds = 0.0
         self.incremental_rounds = 0
+        #: after each full round, move what is alive into the collector's permanent
+        #: generation (``gc.freeze``): a process-wide setting, so the server turns it on
+        self.freeze_gc = False
+        #: entries the translation caches held after the last full round pruned them
+        self._pruned_size = 0
         #: the model the last round translated
         self._published_model: ModelSnapshot | None = None
         self._lock = asyncio.Lock()
@@ -104,7 +132,9 @@ class Publisher:
             jobs: list[_Job] = [(p, None) for p in self._fresh.values()]
             self._fresh.clear()
             tls = self.tls_state()
-            async for built in self._work(jobs, model, None, time.monotonic(), slice_s, tls):
+            access = await self.access_state(model)
+            now = time.monotonic()
+            async for built in self._work(jobs, model, None, now, slice_s, tls, access):
                 for node_id, snap in built:
                     fresh = self.cache.attached(node_id) and self.cache.get(node_id) is None
                     if snap is not None and fresh:
@@ -123,11 +153,14 @@ class Publisher:
                 return []
             created = seen_at or time.monotonic()
             tls = self.tls_state()
+            access = await self.access_state(model)
             change = None
-            if self._published_model is not None and self.incremental_rounds < FULL_EVERY:
+            if self._published_model is not None and not self._caches_outgrown():
                 change = endpoint_change(self._published_model, model)
                 if change is not None:
                     change = with_tls_change(change, self.published_tls, tls, model)
+                if change is not None:
+                    change = with_access_change(change, self.published_access, access, model)
             jobs: list[_Job] = []
             for proxy in self.cache.connected():
                 node_id = proxy.node_id
@@ -140,7 +173,7 @@ class Publisher:
                 self._fresh.pop(node_id, None)
                 self._off_round.discard(node_id)
             changed = []
-            async for built in self._work(jobs, model, change, created, slice_s, tls):
+            async for built in self._work(jobs, model, change, created, slice_s, tls, access):
                 for node_id, snap in built:
                     if snap is None or not self.cache.attached(node_id):
                         continue  # nothing new for it, or it left meanwhile
@@ -158,6 +191,7 @@ class Publisher:
                 self.incremental_rounds += 1
             self._published_model = model
             self.published_tls = tls
+            self.published_access = access
             self.builds += 1
             return changed
 
@@ -169,6 +203,7 @@ class Publisher:
         created: float,
         slice_s: float,
         tls: TlsState,
+        access: AccessState,
     ) -> AsyncIterator[_Built]:
         """Run ``jobs`` in batches of about ``slice_s`` of work each, in a worker thread
         (inline, in one batch, when ``slice_s`` is infinite); yield each batch's results
@@ -176,7 +211,9 @@ class Publisher:
         done = 0
         while done < len(jobs):
             built, done = await self._call(
-                functools.partial(self._batch, jobs, done, slice_s, model, change, created, tls),
+                functools.partial(
+                    self._batch, jobs, done, slice_s, model, change, created, tls, access
+                ),
                 slice_s,
             )
             yield built
@@ -195,6 +232,7 @@ class Publisher:
         change: EndpointChange | None,
         created: float,
         tls: TlsState,
+        access: AccessState,
     ) -> tuple[_Built, int]:
         """Build from ``jobs[start]`` on until ``slice_s`` is used; return the results and
         where the next batch starts. Runs in a worker thread: it touches only the
@@ -215,26 +253,51 @@ class Publisher:
                         self.serializer,
                         created,
                         tls,
+                        caller_zone(model, proxy),
                     )
                 else:
-                    snap = self.build(proxy, created, model, tls)
+                    snap = self.build(proxy, created, model, tls, access)
                 out.append((proxy.node_id, snap))
                 if time.perf_counter() - began >= slice_s:
                     break
             self.build_seconds += time.perf_counter() - began
         return out, i
 
+    def _caches_size(self) -> int:
+        return len(self.translator.memo) + len(self.serializer)
+
+    def _caches_outgrown(self) -> bool:
+        """Is it time for a full round to prune the translation caches?"""
+        grown = self._caches_size() - self._pruned_size
+        return grown > max(PRUNE_SLACK, self._pruned_size // 4)
+
     def _prune(self) -> None:
         with self._translating:
             self.translator.prune()
             self.serializer.prune()
+            self._pruned_size = self._caches_size()
+        if self.freeze_gc and self._pruned_size >= FREEZE_FROM:
+            # What a full round kept lives until the next one: the collector need not walk
+            # it. Without this, Python's full collections (~200 ms of held GIL over the
+            # ~300k objects of 1,000 proxies' snapshots at 1k services) landed in random
+            # rounds: the endpoint-change p99 of bench/xds_scale.py. Unfreezing first lets
+            # cycles among what this prune dropped be collected.
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
     def build(
-        self, proxy: ProxyIdentity, created: float, model: ModelSnapshot, tls: TlsState = NO_TLS
+        self,
+        proxy: ProxyIdentity,
+        created: float,
+        model: ModelSnapshot,
+        tls: TlsState = NO_TLS,
+        access: AccessState = NO_ACCESS,
     ) -> Snapshot | None:
-        """``proxy``'s snapshot from ``model`` and ``tls``; None: send it nothing new."""
+        """``proxy``'s snapshot from ``model``, ``tls`` and ``access``; None: send it
+        nothing new."""
         try:
-            resources = self.translator.proxy(model, proxy, tls)
+            resources = self.translator.proxy(model, proxy, tls, access)
         except NotFoundError:
             if self.cache.get(proxy.node_id) is None:
                 # Never configured by this control plane: its store was lost or replaced, or

@@ -96,10 +96,6 @@ class ControlPlaneService(Protocol):
 
     def proxy_status(self) -> builtins.list[ProxyStatus]: ...
 
-    async def proxy_config(self, node_id: str) -> dict[str, object]:
-        """Envoy's own config dump of a connected proxy (via its admin address)."""
-        ...
-
     def statistics(self) -> ControlPlaneStatistics:
         """Counters for introspection (``/v1/statistics``); Prometheus metrics are apart."""
         ...

@@ -19,6 +19,7 @@ def by_type(resources: ProxyResources) -> dict[ResourceType, Mapping[str, messag
         ResourceType.ENDPOINT: resources.endpoints,
         ResourceType.LISTENER: resources.listeners,
         ResourceType.ROUTE: resources.routes,
+        ResourceType.EXTENSION_CONFIG: resources.extension_configs,
     }
 
 

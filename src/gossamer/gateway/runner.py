@@ -32,7 +32,10 @@ from gossamer.envoy.supervisor import (
     StartFailed,
     State,
 )
+from gossamer.errors import RefusedError
 from gossamer.gateway.certificates import CertificateFiles
+from gossamer.gateway.host import GatewayHost
+from gossamer.gateway.identity import GatewayIdentity
 from gossamer.gateway.logs import LogForwarder
 from gossamer.gateway.settings import GatewaySettings, gateway_bootstrap
 from gossamer.ports import free_port, require_free
@@ -65,16 +68,20 @@ class GatewayRunnerStatistics:
 class GatewayRunner:
     """``await GatewayRunner(settings).run(stop)``; ``on_access`` gets each access-log line
     (default: stdout), ``on_message`` the runner's own messages and Envoy's warnings
-    (default: stderr)."""
+    (default: stderr). With ``host`` (a gateway holding a credential) it also keeps the
+    gateway's mesh identity and serves it to Envoy over SDS (``gateway.identity``)."""
 
     def __init__(
         self,
         settings: GatewaySettings,
         *,
+        host: GatewayHost | None = None,
         on_access: Callable[[str], None] = _stdout,
         on_message: Callable[[str], None] = _stderr,
     ) -> None:
         self.settings = settings
+        self.host = host
+        self._fatal: RefusedError | None = None
         self._on_access = on_access
         self._on_message = on_message
         self._binary = ""
@@ -88,7 +95,14 @@ class GatewayRunner:
             say=self._say,
             poll=settings.certificate_poll,
         )
-        self.sds = SdsServer(self._secrets, subscribed=self.certificates.poke)
+        self.sds = SdsServer(
+            self._secrets, subscribed=self.certificates.poke, changed=self._sds_changed
+        )
+        self.identity = (
+            None
+            if host is None
+            else GatewayIdentity(host, self._secrets, settings.identity.node_id, self._admins)
+        )
         self._supervisor = EnvoySupervisor(
             self._start,
             name=f"gateway {settings.namespace}/{settings.name}",
@@ -159,7 +173,9 @@ class GatewayRunner:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(forwarder.run(forwarded))
-                files = tg.create_task(self.certificates.run(self.sds.subscriptions))
+                helpers = [tg.create_task(self.certificates.run(self.sds.subscriptions))]
+                if self.identity is not None:
+                    helpers.append(tg.create_task(self._keep_identity(self.identity, stop)))
                 try:
                     await self._supervisor.run(stop)
                 finally:
@@ -167,12 +183,39 @@ class GatewayRunner:
                         await self._shutdown(drain=stop.is_set())
                     finally:
                         forwarded.set()
-                        files.cancel()
+                        for task in helpers:
+                            task.cancel()
         except BaseExceptionGroup as group:
             # the supervisor's error (Envoy never came up) comes out as itself
             raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
         finally:
             await self.sds.stop()
+        if self.identity is not None:
+            await self.identity.set_state("failed" if self._fatal else "stopped")
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _keep_identity(self, identity: GatewayIdentity, stop: asyncio.Event) -> None:
+        """The identity's loops; a revoked host drains and stops the gateway (like an agent)."""
+        try:
+            await identity.run()
+        except RefusedError as e:
+            if not e.revoked:
+                raise
+            self._fatal = e
+            self._say(f"this gateway's host credential was revoked: {e}; stopping")
+            stop.set()
+
+    def _admins(self) -> dict[str, str]:
+        """The gateway's Envoy and its admin address, while it runs (config dumps)."""
+        envoy = self._supervisor.current
+        if self._admin is None or envoy is None or not envoy.running:
+            return {}
+        return {self.settings.identity.node_id: f"{self._admin[0]}:{self._admin[1]}"}
+
+    def _sds_changed(self) -> None:
+        if self.identity is not None:
+            self.identity.sds_changed(self.sds.proxies.get(self.settings.identity.node_id))
 
     async def _shutdown(self, *, drain: bool) -> None:
         """Drain a running Envoy (when asked to stop, not when failing), then stop it."""
@@ -182,6 +225,8 @@ class GatewayRunner:
         if drain and envoy is not None and envoy.running:
             self._say(f"draining (up to {seconds:g} s)")
             plan = Drain(seconds, fail_health_checks=True)
+            if self.identity is not None:
+                await self.identity.set_state("draining")
         await self._supervisor.shutdown(plan)
         if plan is not None:
             self._say("stopped")
@@ -191,8 +236,11 @@ class GatewayRunner:
         return self.settings.workdir / "envoy"
 
     def _sds_socket(self) -> Path:
-        """``<workdir>/sds/sds.sock``, in a directory only this user may enter: whoever
-        connects to the socket could ask for the gateway's private keys."""
+        """``<workdir>/sds/sds.sock`` (a gateway with a credential: ``<state dir>/sds.sock``),
+        in a directory only this user may enter: whoever connects to the socket could ask
+        for the gateway's private keys."""
+        if self.host is not None:
+            return self.host.state.sds_socket
         directory = self.settings.workdir.absolute() / "sds"
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
@@ -205,7 +253,9 @@ class GatewayRunner:
         admin = (host, port or free_port(host))
         self._workdir.mkdir(parents=True, exist_ok=True)
         envoy = EnvoyProcess(
-            gateway_bootstrap(self.settings, admin, self.sds.path),
+            gateway_bootstrap(
+                self.settings, admin, self.sds.path, mesh_identity=self.host is not None
+            ),
             concurrency=self.settings.concurrency,
             log_level=self.settings.log_level,
             wait_ready=False,

@@ -51,6 +51,9 @@ class GatewaySettings:
     restart: Backoff = field(default_factory=lambda: Backoff(initial=0.5, maximum=30.0))
     #: how often the certificate files of ``Gateway.spec.tls`` are read again (seconds)
     certificate_poll: float = POLL_SECONDS
+    #: ``xds_addr`` is the control plane's mTLS xDS port (``--xds-tls-addr``), reached with
+    #: the gateway's own certificate (a gateway holding a credential)
+    xds_tls: bool = False
 
     def __post_init__(self) -> None:
         errors: list[FieldError] = []
@@ -94,13 +97,23 @@ class GatewaySettings:
 
 
 def gateway_bootstrap(
-    settings: GatewaySettings, admin_addr: tuple[str, int], sds_socket: Path | None = None
+    settings: GatewaySettings,
+    admin_addr: tuple[str, int],
+    sds_socket: Path | None = None,
+    *,
+    mesh_identity: bool = False,
 ) -> bootstrap_pb2.Bootstrap:
     """The ADS bootstrap of the gateway: node ``gateway~ns~name``, admin on ``admin_addr``
     (announced in the node metadata for ``gossamer proxy-config``), the ``gossamer-sds``
     cluster to the runner's SDS socket (the certificates of ``Gateway.spec.tls``), and a
     limit on open client connections so a flood cannot exhaust the host's file
-    descriptors."""
+    descriptors.
+
+    ``mesh_identity``: the runner also serves the gateway's ``identity`` and
+    ``trust-bundle`` (it holds a credential), so the node claims the ``gossamer.sds``
+    capability (the control plane then gives its clusters mTLS to marked endpoints, like a
+    sidecar caller's), and with ``settings.xds_tls`` ADS itself is mTLS with that identity.
+    """
     bootstrap = ads_bootstrap(
         settings.identity,
         settings.xds_addr,
@@ -108,16 +121,18 @@ def gateway_bootstrap(
         delta=settings.delta,
         metadata={ADMIN_KEY: f"{admin_addr[0]}:{admin_addr[1]}"},
         sds_socket=sds_socket,
+        xds_tls=mesh_identity and settings.xds_tls,
     )
-    # The runner serves the gateway's own certificates over SDS, not (yet) a mesh identity:
-    # without SDS_KEY the control plane sends this Envoy no mTLS clusters, which would wait
-    # for an ``identity`` secret nobody serves.
-    bootstrap.node.metadata.fields.pop(SDS_KEY, None)
+    if not mesh_identity:
+        # Only the certificates of Gateway.spec.tls are served, no mesh identity: without
+        # SDS_KEY the control plane sends this Envoy no mTLS clusters, which would wait for
+        # an ``identity`` secret nobody serves.
+        bootstrap.node.metadata.fields.pop(SDS_KEY, None)
     limit = downstream_connections_pb2.DownstreamConnectionsConfig(
         max_active_downstream_connections=settings.max_connections
     )
     monitor = bootstrap.overload_manager.resource_monitors.add(name=CONNECTION_LIMIT_MONITOR)
-    monitor.typed_config.Pack(limit)
+    monitor.typed_config.Pack(limit, deterministic=True)
     return bootstrap
 
 

@@ -2,6 +2,7 @@
 
 from gossamer.model.base import Resource
 from gossamer.model.catalog import KINDS, parse_manifest
+from gossamer.model.external_service import ExternalService
 from gossamer.model.gateway import Gateway
 from gossamer.model.loader import parse_yaml
 from gossamer.model.mesh import Mesh
@@ -9,10 +10,12 @@ from gossamer.model.references import check_references
 from gossamer.model.route import Route
 from gossamer.model.service import Service
 from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.model.traffic_policy import TrafficPolicy
 from gossamer.model.workload import Workload
 
 __all__ = [
     "KINDS",
+    "ExternalService",
     "Gateway",
     "Mesh",
     "ModelSnapshot",
@@ -20,6 +23,7 @@ __all__ = [
     "Resource",
     "Route",
     "Service",
+    "TrafficPolicy",
     "Workload",
     "check_references",
     "parse_manifest",

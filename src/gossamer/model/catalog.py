@@ -7,14 +7,16 @@ from typing import Any
 
 import pydantic
 
-from gossamer.errors import FieldError, ValidationError, field_errors
+from gossamer.errors import FieldError, ValidationError, did_you_mean, field_errors
 from gossamer.model.access_policy import AccessCommand, AccessPolicy
 from gossamer.model.base import Resource
+from gossamer.model.external_service import ExternalService
 from gossamer.model.gateway import Gateway
-from gossamer.model.internal import Agent, JoinToken, OperatorToken
+from gossamer.model.internal import AddressSeed, Agent, FetchedJwks, JoinToken, OperatorToken
 from gossamer.model.mesh import Mesh
 from gossamer.model.route import Route
 from gossamer.model.service import Service
+from gossamer.model.traffic_policy import TrafficPolicy
 from gossamer.model.workload import Workload
 from gossamer.types import Manifest
 
@@ -27,17 +29,23 @@ KINDS: dict[str, type[Resource]] = {
         Workload,
         Gateway,
         Route,
+        TrafficPolicy,
+        ExternalService,
         AccessPolicy,
         AccessCommand,
         JoinToken,
         Agent,
         OperatorToken,
+        FetchedJwks,
+        AddressSeed,
     )
 }
 
 #: kinds the control plane keeps for itself (tokens, agents): never applied by users,
 #: never offered as valid kinds
-INTERNAL_KINDS: frozenset[str] = frozenset({"JoinToken", "Agent", "AccessCommand", "OperatorToken"})
+INTERNAL_KINDS: frozenset[str] = frozenset(
+    {"JoinToken", "Agent", "AccessCommand", "OperatorToken", "FetchedJwks", "AddressSeed"}
+)
 
 #: the kinds users apply, get and delete
 PUBLIC_KINDS: dict[str, type[Resource]] = {
@@ -70,13 +78,18 @@ def parse_manifest(manifest: Any, source: str = "") -> Resource:
     cls = KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
         valid = ", ".join(sorted(PUBLIC_KINDS))
+        hint = did_you_mean(kind, sorted(PUBLIC_KINDS)) if isinstance(kind, str) else ""
         raise ValidationError(
-            [FieldError(f"unknown kind {kind!r}: valid kinds are {valid}", "kind", what, source)]
+            [
+                FieldError(
+                    f"unknown kind {kind!r}:{hint} valid kinds are {valid}", "kind", what, source
+                )
+            ]
         )
     try:
         return cls.model_validate(manifest)
     except pydantic.ValidationError as e:
-        raise ValidationError(field_errors(e, resource=what, source=source)) from None
+        raise ValidationError(field_errors(e, resource=what, source=source, model=cls)) from None
 
 
 def to_manifests(resources: list[Resource]) -> list[Manifest]:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from gossamer.model.base import IPAddress, Port, Resource, Strict
+from gossamer.model.base import IPAddress, Name, Port, Resource, Strict
 
 _SNI_NAME = re.compile(
     r"(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
@@ -132,6 +132,8 @@ class GatewaySpec(Strict):
     trustedHops: int = Field(default=0, ge=0, le=10)
     #: terminate TLS from clients (docs/security.md, "TLS at the gateway")
     tls: GatewayTls | None = None
+    #: the zone the gateway runs in: it prefers instances there (docs/traffic.md, "Locality")
+    zone: Name | None = None
 
     @model_validator(mode="after")
     def _ports_differ(self) -> GatewaySpec:

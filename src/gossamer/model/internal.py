@@ -1,5 +1,7 @@
 """The control plane's internal kinds, ``JoinToken``, ``Agent`` and ``OperatorToken`` (see
-gossamer.registry): stored and revisioned like any resource, never applied by users.
+gossamer.registry), ``FetchedJwks`` (``controlplane.jwks_refresh``) and ``AddressSeed``
+(``controlplane.address_seed``): stored and revisioned like any resource, never applied by
+users.
 
 ``JoinToken`` and ``Agent`` carry the owner label (``gossamer.dev/agent``) of the agent they
 are about. A join token names its future agent when it is created, so that joining (token
@@ -9,14 +11,16 @@ used + agent created) and revoking (agent revoked + its Workloads deleted) are e
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, model_validator
 
-from gossamer.model.base import Name, Resource, Strict
-from gossamer.types import DEFAULT_NAMESPACE
+from gossamer.model.authentication import MAX_JWKS_CHARS, jwks_error
+from gossamer.model.base import Name, Resource, Strict, _name
+from gossamer.types import DEFAULT_NAMESPACE, SYSTEM_NAMESPACE, ResourceKey
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -51,6 +55,25 @@ def in_networks(address: str, networks: list[str]) -> bool:
     return any(ip in ipaddress.ip_network(n) for n in networks)
 
 
+def _gateway_ref(value: str) -> str:
+    """``NS/NAME`` (or ``NAME``: namespace ``default``) of a gateway, as ``ns/name``."""
+    namespace, sep, name = value.rpartition("/")
+    parts = (namespace, name) if sep else (DEFAULT_NAMESPACE, name)
+    try:
+        for part in parts:
+            _name(part)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not NS/NAME (or NAME, in namespace default) of a Gateway: names "
+            "are 1-63 lowercase letters, digits and '-', e.g. 'default/edge' or 'edge'"
+        ) from None
+    return "/".join(parts)
+
+
+#: a gateway's ``namespace/name`` (``name`` alone is in namespace ``default``)
+GatewayRef = Annotated[str, AfterValidator(_gateway_ref)]
+
+
 class HostScope(Strict):
     """What a host may serve: set by the operator on its join token, then its agent's.
 
@@ -58,6 +81,10 @@ class HostScope(Strict):
     (``anyNamespace``); "any service" must be said (``anyService``), never implied by an
     empty list. ``addresses`` pins where the host's Workloads may say they are reached
     (addresses or CIDRs); empty: the host's first registration fixes them.
+
+    Or the host runs a gateway (``gateway: ns/name``): it registers no Workloads, gets
+    certificates only for that gateway's identity and subscribes to xDS only as that
+    gateway; such a scope names nothing else.
     """
 
     services: list[Name] = Field(default_factory=list)
@@ -66,9 +93,30 @@ class HostScope(Strict):
     namespace: Name | None = None
     anyNamespace: bool = False
     addresses: list[Network] = Field(default_factory=list)
+    #: the Gateway (``ns/name``) whose Envoy the host runs, instead of services
+    gateway: GatewayRef | None = None
 
     @model_validator(mode="after")
     def _said(self) -> HostScope:
+        if self.gateway is not None:
+            given = [
+                f
+                for f, v in (
+                    ("services (--service)", self.services),
+                    ("anyService (--any-service)", self.anyService),
+                    ("namespace (--namespace)", self.namespace is not None),
+                    ("anyNamespace (--any-namespace)", self.anyNamespace),
+                    ("addresses (--address)", self.addresses),
+                )
+                if v
+            ]
+            if given:
+                raise ValueError(
+                    f"a gateway's token (gateway: {self.gateway}, --gateway) names nothing "
+                    f"else: drop {', '.join(given)}; write the gateway's namespace as "
+                    "--gateway NS/NAME"
+                )
+            return self
         if self.anyService and self.services:
             raise ValueError(
                 "give services (--service NAME) or anyService (--any-service), not both"
@@ -77,7 +125,8 @@ class HostScope(Strict):
             raise ValueError(
                 "a join token says what its host may serve: give services (--service NAME, "
                 "repeatable) or, for a host that may serve any service, anyService: true "
-                "(--any-service)"
+                "(--any-service), or, for a gateway's host, gateway: NS/NAME "
+                "(--gateway NS/NAME)"
             )
         if self.anyNamespace and self.namespace is not None:
             raise ValueError(
@@ -86,12 +135,16 @@ class HostScope(Strict):
         return self
 
     def allows(self, namespace: str, service: str) -> bool:
-        """Whether the host may serve ``namespace/service``."""
+        """Whether the host may serve ``namespace/service`` (a gateway's host: none)."""
+        if self.gateway is not None:
+            return False
         in_namespace = self.anyNamespace or namespace == (self.namespace or DEFAULT_NAMESPACE)
         return in_namespace and (self.anyService or service in self.services)
 
     def describe(self) -> str:
         """One line: what it allows (for errors and listings)."""
+        if self.gateway is not None:
+            return f"gateway {self.gateway}"
         services = "any service" if self.anyService else "service " + ", ".join(self.services)
         where = (
             "any namespace"
@@ -152,8 +205,72 @@ class OperatorTokenSpec(Strict):
     readOnly: bool = False
     createdAt: AwareDatetime
     revokedAt: AwareDatetime | None = None
+    #: a namespaced token's namespaces and API rights (read, apply, delete); its powers
+    #: are in the NGAC graph, these say what it was created with
+    namespaces: list[Name] = Field(default_factory=list)
+    rights: list[str] = Field(default_factory=list)
 
 
 class OperatorToken(Resource):
     kind: Literal["OperatorToken"]
     spec: OperatorTokenSpec
+
+
+def _jwks(value: str) -> str:
+    why = jwks_error(value)
+    if why is not None:
+        raise ValueError(why)
+    return value
+
+
+class FetchedJwksSpec(Strict):
+    """The keys the control plane last fetched from a Mesh issuer's ``jwks.uri``: what
+    proxies verify that issuer's tokens with while the Mesh names the same ``uri``
+    (``translate.jwt``). Written only when the keys change, so a restarted control plane
+    serves them at once, whether or not the identity provider answers."""
+
+    issuer: str
+    uri: str
+    jwks: Annotated[str, Field(min_length=1, max_length=MAX_JWKS_CHARS), AfterValidator(_jwks)]
+    #: when these keys were first fetched
+    fetchedAt: AwareDatetime
+
+
+class FetchedJwks(Resource):
+    kind: Literal["FetchedJwks"]
+    spec: FetchedJwksSpec
+
+
+def fetched_jwks_key(issuer: str) -> ResourceKey:
+    """Where the keys fetched for ``issuer`` are kept (one record per issuer)."""
+    digest = hashlib.sha256(issuer.encode()).hexdigest()[:24]
+    return ResourceKey("FetchedJwks", SYSTEM_NAMESPACE, f"jwks-{digest}")
+
+
+_SEED = re.compile(r"^(?:[0-9a-f]{32})?$")
+
+
+def _seed(value: str) -> str:
+    if not _SEED.fullmatch(value):
+        raise ValueError(
+            "must be 32 lowercase hex digits, or empty for a store created before seeds"
+        )
+    return value
+
+
+class AddressSeedSpec(Strict):
+    """What this mesh's stable local addresses are hashed with, besides ``namespace/name``
+    (``ModelSnapshot.local_addresses``): random, so that two meshes on one machine do not
+    allocate the same addresses. Empty: the store was created before seeds, and keeps the
+    addresses its apps dial."""
+
+    seed: Annotated[str, AfterValidator(_seed)]
+
+
+class AddressSeed(Resource):
+    kind: Literal["AddressSeed"]
+    spec: AddressSeedSpec
+
+
+#: the one ``AddressSeed`` record of a store
+ADDRESS_SEED_KEY = ResourceKey("AddressSeed", SYSTEM_NAMESPACE, "local-addresses")

@@ -97,6 +97,22 @@ def _children(node: yaml.Node | None) -> list[yaml.Node]:
     return []
 
 
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """``line N: not valid YAML: <problem> (column C; <context>)``: PyYAML's own text
+    quotes the input as ``"<unicode string>"`` with a caret, noise in a one-line error."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    if isinstance(e, _LimitError):
+        return f"{where}{e.problem}"
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    notes = [f"column {mark.column + 1}"] if mark is not None else []
+    context, at = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context:
+        starts = f" that starts at line {at.line + 1}, column {at.column + 1}" if at else ""
+        notes.append(f"{context}{starts}")
+    return f"{where}not valid YAML: {problem}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
 def parse_documents(
     text: str, source: str = "", *, max_nodes: int = DEFAULT_MAX_NODES
 ) -> list[object]:
@@ -111,10 +127,7 @@ def parse_documents(
                 docs.append(doc)
         return docs
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        what = e.problem if isinstance(e, _LimitError) else f"not valid YAML: {e}"
-        raise ValidationError([FieldError(f"{where}{what}", source=source)]) from None
+        raise ValidationError([FieldError(yaml_problem(e), source=source)]) from None
     finally:
         loader.dispose()
 

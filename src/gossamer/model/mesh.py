@@ -7,7 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from gossamer.model.authentication import MeshAuthentication
+from gossamer.model.authorization import MeshAuthorization
 from gossamer.model.base import Duration, Resource, Strict, in_range
+from gossamer.model.rate_limits import MeshRateLimit
 from gossamer.model.route import Retries
 from gossamer.model.tls import MtlsMode, duration_between
 
@@ -53,6 +56,12 @@ class MeshMtls(Strict):
     ] = timedelta(hours=1)
 
 
+class MeshTracing(Strict):
+    #: percent (0..100, e.g. 0.5) of the requests entering the mesh that start a trace
+    #: (docs/telemetry.md, "Traces"); sent per route, so changing it drains no listener
+    sampling: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0
+
+
 class MeshSpec(Strict):
     #: the SPIFFE trust domain: lowercase letters, digits, '.', '-', '_'
     trustDomain: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[a-z0-9._-]+$")] = (
@@ -60,11 +69,19 @@ class MeshSpec(Strict):
     )
     defaults: Defaults = Field(default_factory=Defaults)
     mtls: MeshMtls = Field(default_factory=MeshMtls)
+    #: NGAC enforcement at every sidecar's inbound (docs/ngac.md, "Enforcement in Envoy")
+    authorization: MeshAuthorization = Field(default_factory=MeshAuthorization)
+    #: end users by JWT, decided by the ext_authz decision point (docs/ngac.md, "End users")
+    authentication: MeshAuthentication = Field(default_factory=MeshAuthentication)
     #: ``reject`` refuses requests with headers whose names contain '_' (CVE-2019-9900 class);
     #: ``drop`` removes those headers; ``allow`` passes them (not recommended)
     underscoreHeaders: Literal["reject", "drop", "allow"] = "reject"
+    #: how proxies use the global rate-limit service (``model.rate_limits``)
+    rateLimit: MeshRateLimit = Field(default_factory=MeshRateLimit)
     #: how many debounce milliseconds the control plane waits to batch a burst of changes
     debounceMs: Annotated[int, in_range(0, 10_000)] = 50
+    #: OpenTelemetry traces of every proxy, with a telemetry service (``translate.tracing``)
+    tracing: MeshTracing = Field(default_factory=MeshTracing)
 
 
 class Mesh(Resource):

@@ -6,10 +6,21 @@ import ipaddress
 from collections import defaultdict
 
 from gossamer.errors import FieldError
-from gossamer.model.route import Route
+from gossamer.model.authentication import check_authentication
+from gossamer.model.external_checks import (
+    check_external_services,
+    check_route_target,
+    external_dependency,
+    is_external_destination,
+)
+from gossamer.model.external_service import ExternalService
+from gossamer.model.route import Destination, Route
+from gossamer.model.route_actions import Mirror
+from gossamer.model.service import Service
 from gossamer.model.snapshot import VIP_NET, ModelSnapshot, Ref
+from gossamer.model.traffic_checks import check_traffic_policies
 from gossamer.model.workload import Workload
-from gossamer.types import ResourceKey
+from gossamer.types import ResourceKey, spiffe_id
 
 
 def _missing(kind: str, ref: Ref) -> str:
@@ -40,15 +51,20 @@ def _check_workload(snap: ModelSnapshot, w: Workload, out: list[FieldError]) -> 
     for i, dep in enumerate(w.spec.dependencies):
         ref = (dep.namespace or ns, dep.service)
         path = f"spec.dependencies[{i}]"
-        if ref not in snap.services:
+        if is_external_destination(snap, ref):
+            if (found := external_dependency(snap, ref, dep, path, where, out)) is None:
+                continue
+            bind = found
+        elif ref not in snap.services:
             out.append(FieldError(_missing("Service", ref), f"{path}.service", where))
             continue
-        if msg := _port_error(snap, ref, dep.port):
+        elif msg := _port_error(snap, ref, dep.port):
             out.append(FieldError(msg, f"{path}.port", where))
             continue
-        port = snap.services[ref].port(dep.port)
-        assert port is not None
-        bind = (dep.localAddress or snap.local_addresses[ref], dep.localPort or port.port)
+        else:
+            port = snap.services[ref].port(dep.port)
+            assert port is not None
+            bind = (dep.localAddress or snap.local_addresses[ref], dep.localPort or port.port)
         if bind in binds:
             out.append(
                 FieldError(
@@ -64,6 +80,8 @@ def _check_workload(snap: ModelSnapshot, w: Workload, out: list[FieldError]) -> 
 def _check_route(snap: ModelSnapshot, r: Route, out: list[FieldError]) -> None:
     ns = r.metadata.namespace
     where = str(r.key)
+    if check_route_target(snap, r, out):
+        return
     if r.spec.service is not None:
         target = (ns, r.spec.service)
         if target not in snap.services:
@@ -80,10 +98,24 @@ def _check_route(snap: ModelSnapshot, r: Route, out: list[FieldError]) -> None:
         if (ns, gw) not in snap.gateways:
             out.append(FieldError(_missing("Gateway", (ns, gw)), f"spec.gateways[{i}]", where))
     for i, rule in enumerate(r.spec.rules):
-        for j, d in enumerate(rule.destinations):
+        targets: list[tuple[str, Destination | Mirror]] = [
+            (f"destinations[{j}]", d) for j, d in enumerate(rule.destinations or [])
+        ]
+        if rule.mirror is not None:
+            targets.append(("mirror", rule.mirror))
+        for at, d in targets:
             ref = (d.namespace or ns, d.service)
-            path = f"spec.rules[{i}].destinations[{j}]"
-            if ref not in snap.services:
+            path = f"spec.rules[{i}].{at}"
+            if is_external_destination(snap, ref):
+                out.append(
+                    FieldError(
+                        f"{ref[1]} is an ExternalService: only a Route for it (service: "
+                        f"{ref[1]}) sends to it",
+                        f"{path}.service",
+                        where,
+                    )
+                )
+            elif ref not in snap.services:
                 out.append(FieldError(_missing("Service", ref), f"{path}.service", where))
             elif msg := _port_error(snap, ref, d.port):
                 out.append(FieldError(msg, f"{path}.port", where))
@@ -93,6 +125,20 @@ def _check_route(snap: ModelSnapshot, r: Route, out: list[FieldError]) -> None:
                         "a Route can only send to http, http2 or grpc ports", f"{path}.port", where
                     )
                 )
+
+
+def _check_gateway_name(snap: ModelSnapshot, key: ResourceKey, out: list[FieldError]) -> None:
+    """A gateway's identity is built like a service's (namespace and name): a Service of
+    the same name would share it, and its callers would accept the gateway's certificate."""
+    if (key.namespace, key.name) not in snap.services:
+        return
+    same = spiffe_id(snap.mesh.spec.trustDomain, key.namespace, key.name)
+    msg = (
+        f"Service {key.namespace}/{key.name} has the same namespace and name, so both would "
+        f"be {same} (callers of the service would accept the gateway's certificate): "
+        "rename the Gateway, or the Service"
+    )
+    out.append(FieldError(msg, "metadata.name", str(key)))
 
 
 def check_references(snap: ModelSnapshot) -> list[FieldError]:
@@ -126,6 +172,7 @@ def check_references(snap: ModelSnapshot) -> list[FieldError]:
                 )
             )
     for g in snap.gateways.values():
+        _check_gateway_name(snap, g.key, out)
         ports = [("spec.port", g.spec.port)]
         if g.spec.tls is not None and g.spec.tls.httpPort is not None:
             ports.append(("spec.tls.httpPort", g.spec.tls.httpPort))  # the HTTPS redirect
@@ -140,7 +187,9 @@ def check_references(snap: ModelSnapshot) -> list[FieldError]:
                     )
                 )
     explicit: dict[tuple[str, int], ResourceKey] = {}
-    for svc in snap.services.values():
+    addressed: list[Service | ExternalService] = [*snap.services.values()]
+    addressed += snap.external_services.values()
+    for svc in addressed:
         addr = svc.spec.localAddress
         if addr is None:
             continue
@@ -151,11 +200,15 @@ def check_references(snap: ModelSnapshot) -> list[FieldError]:
             )
             out.append(FieldError(msg, "spec.localAddress", str(svc.key)))
             continue
-        for sp in svc.spec.ports:
-            other = explicit.setdefault((addr, sp.port), svc.key)
+        own = [p.port for p in svc.spec.ports] if isinstance(svc, Service) else [svc.spec.port]
+        for port in own:
+            other = explicit.setdefault((addr, port), svc.key)
             if other != svc.key:
-                msg = f"{addr}:{sp.port} is already the address of {other}"
+                msg = f"{addr}:{port} is already the address of {other}"
                 out.append(FieldError(msg, "spec.localAddress", str(svc.key)))
     for r in snap.routes.values():
         _check_route(snap, r, out)
+    check_traffic_policies(snap, out)
+    check_external_services(snap, out)
+    check_authentication(snap.mesh, str(snap.mesh.key), out)
     return out

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from gossamer.model.authorization import AuthorizationMode, ServiceAuthorization
 from gossamer.model.base import LoopbackAddress, Name, Port, Resource, Strict
 from gossamer.model.tls import MtlsMode
 
@@ -36,6 +37,8 @@ class ServiceSpec(Strict):
     localAddress: LoopbackAddress | None = None
     #: overrides ``Mesh.spec.mtls.mode`` for this service's sidecars (None: the mesh's)
     mtls: ServiceMtls | None = None
+    #: overrides ``Mesh.spec.authorization.mode`` for this service's sidecars (None: the mesh's)
+    authorization: ServiceAuthorization | None = None
 
     @field_validator("ports")
     @classmethod
@@ -63,3 +66,8 @@ class Service(Resource):
     def mtls_mode(self, mesh_mode: MtlsMode) -> MtlsMode:
         """The mode this service's sidecars run: its own, or else the mesh's."""
         return self.spec.mtls.mode if self.spec.mtls is not None else mesh_mode
+
+    def authorization_mode(self, mesh_mode: AuthorizationMode) -> AuthorizationMode:
+        """The NGAC enforcement this service's sidecars run: its own, or else the mesh's."""
+        auth = self.spec.authorization
+        return auth.mode if auth is not None else mesh_mode

@@ -16,10 +16,13 @@ from typing import Protocol
 
 from gossamer.model.base import Resource
 from gossamer.model.catalog import parse_manifest
+from gossamer.model.external_service import ExternalService
 from gossamer.model.gateway import Gateway
+from gossamer.model.internal import ADDRESS_SEED_KEY, AddressSeed
 from gossamer.model.mesh import Mesh
 from gossamer.model.route import Route
 from gossamer.model.service import Service, ServicePort
+from gossamer.model.traffic_policy import TrafficPolicy
 from gossamer.model.workload import Workload
 from gossamer.types import API_VERSION, Manifest, ResourceKey
 
@@ -150,6 +153,10 @@ class ModelSnapshot:
         return self._of(Route)  # type: ignore[return-value]
 
     @cached_property
+    def external_services(self) -> dict[Ref, ExternalService]:
+        return self._of(ExternalService)  # type: ignore[return-value]
+
+    @cached_property
     def mesh(self) -> Mesh:
         meshes = self._of(Mesh)
         return next(iter(meshes.values()), _DEFAULT_MESH)  # type: ignore[return-value]
@@ -180,28 +187,62 @@ class ModelSnapshot:
         ns, name = gateway
         return [r for (rns, _), r in self.routes.items() if rns == ns and name in r.spec.gateways]
 
+    @cached_property
+    def _traffic_policies(self) -> dict[tuple[Ref, tuple[tuple[str, str], ...]], TrafficPolicy]:
+        # Name order: of two policies for one (service, subset) (refused on apply) the
+        # first by name would win.
+        out: dict[tuple[Ref, tuple[tuple[str, str], ...]], TrafficPolicy] = {}
+        for (ns, _), p in self._of(TrafficPolicy).items():
+            assert isinstance(p, TrafficPolicy)
+            out.setdefault(((ns, p.spec.service), p.subset_key), p)
+        return out
+
+    def traffic_policy(
+        self, service: Ref, subset: tuple[tuple[str, str], ...] = ()
+    ) -> TrafficPolicy | None:
+        """The TrafficPolicy for ``service``'s cluster of ``subset``: the subset's own if it
+        has one (it replaces the service's as a whole), else the service's."""
+        policies = self._traffic_policies
+        return policies.get((service, subset)) or policies.get((service, ()))
+
+    def traffic_policies_of(self, service: Ref) -> list[TrafficPolicy]:
+        """Every TrafficPolicy of ``service``, the service-wide one first, then by subset."""
+        found = [p for (ref, _), p in self._traffic_policies.items() if ref == service]
+        return sorted(found, key=lambda p: (len(p.subset_key), p.subset_key))
+
     # -- stable local addresses ------------------------------------------------------------
 
     @cached_property
+    def address_seed(self) -> str:
+        """The mesh's address seed (``AddressSeed``, written at its store's first start);
+        "" without one: a store created before seeds hashes ``namespace/name`` alone."""
+        record = self.resources.get(ADDRESS_SEED_KEY)
+        return record.spec.seed if isinstance(record, AddressSeed) else ""
+
+    @cached_property
     def local_addresses(self) -> dict[Ref, str]:
-        """Each service's stable loopback address (explicit, or hashed into 127.128.0.0/9).
+        """Each service's (and ExternalService's) stable loopback address (explicit, or
+        hashed into 127.128.0.0/9 with the mesh's ``address_seed``: the same in every
+        snapshot of one store, different between two meshes on one machine).
 
         Hash collisions go to the service created first; the later one probes onwards, so
         adding a service never moves an existing one.
         """
         taken: dict[str, Ref] = {}
         out: dict[Ref, str] = {}
-        for ref, svc in self.services.items():
+        kinds: dict[Ref, Service | ExternalService] = {**self.external_services, **self.services}
+        for ref, svc in kinds.items():
             if svc.spec.localAddress:
                 out[ref] = svc.spec.localAddress
                 taken.setdefault(svc.spec.localAddress, ref)
         order = sorted(
-            (ref for ref in self.services if ref not in out),
-            key=lambda ref: (self.created.get(ResourceKey("Service", *ref), 0), ref),
+            (ref for ref in kinds if ref not in out),
+            key=lambda ref: (self.created.get(ResourceKey(kinds[ref].kind, *ref), 0), ref),
         )
         size = VIP_NET.num_addresses
+        seed = self.address_seed
         for ref in order:
-            slot = int.from_bytes(hashlib.sha256(f"{ref[0]}/{ref[1]}".encode()).digest()[:4])
+            slot = _slot(seed, ref)
             for probe in range(size):
                 addr = VIP_NET.network_address + (slot + probe) % size
                 if addr.packed[-1] not in (0, 255) and str(addr) not in taken:
@@ -213,3 +254,10 @@ class ModelSnapshot:
     def service_port(self, service: Ref, port: str | None) -> ServicePort | None:
         svc = self.services.get(service)
         return svc.port(port) if svc else None
+
+
+def _slot(seed: str, ref: Ref) -> int:
+    """Where ``ref``'s probe starts: the first 4 bytes of the SHA-256 of ``namespace/name``
+    (a seeded mesh: ``seed/namespace/name``; names hold no ``/``, so no two inputs alike)."""
+    text = f"{ref[0]}/{ref[1]}" if not seed else f"{seed}/{ref[0]}/{ref[1]}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4])

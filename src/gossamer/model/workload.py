@@ -50,6 +50,7 @@ class WorkloadSpec(Strict):
     #: false for a plain process the mesh reaches directly (e.g. behind an ingress only)
     sidecar: bool = True
     host: Name | None = None
+    #: the zone it runs in: callers in the same zone prefer it (docs/traffic.md, "Locality")
     zone: Name | None = None
     health: Health = "healthy"
     weight: Annotated[int, in_range(1, 128)] = 1

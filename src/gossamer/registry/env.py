@@ -48,12 +48,31 @@ def env_prefix(service: str, namespace: str, own_namespace: str, port: str | Non
     return "_".join(parts).upper().replace("-", "_").replace(".", "_")
 
 
+def _env(prefix: str, address: str, port: int) -> dict[str, str]:
+    return {
+        f"{prefix}_HOST": address,
+        f"{prefix}_PORT": str(port),
+        f"{prefix}_ADDR": f"{address}:{port}",
+    }
+
+
 def workload_env(snap: ModelSnapshot, workload: Workload) -> WorkloadEnv:
     """The dependencies of ``workload`` as its sidecar serves them (see the translator)."""
     own = workload.metadata.namespace
     deps: list[DependencyAddress] = []
     for dep in workload.spec.dependencies:
         ref = (dep.namespace or own, dep.service)
+        ext = snap.external_services.get(ref)
+        if ext is not None and ref not in snap.services:
+            # an ExternalService: one port, named by its protocol
+            address = dep.localAddress or snap.local_addresses[ref]
+            local_port = dep.localPort or ext.spec.port
+            env = _env(env_prefix(ref[1], ref[0], own, None), address, local_port)
+            protocol = ext.spec.protocol
+            deps.append(
+                DependencyAddress(ref[1], ref[0], protocol, protocol, address, local_port, env)
+            )
+            continue
         svc = snap.services.get(ref)
         port = svc.port(dep.port) if svc else None
         if svc is None or port is None:
@@ -61,11 +80,7 @@ def workload_env(snap: ModelSnapshot, workload: Workload) -> WorkloadEnv:
         address = dep.localAddress or snap.local_addresses[ref]
         local_port = dep.localPort or port.port
         prefix = env_prefix(ref[1], ref[0], own, port.name if len(svc.spec.ports) > 1 else None)
-        env = {
-            f"{prefix}_HOST": address,
-            f"{prefix}_PORT": str(local_port),
-            f"{prefix}_ADDR": f"{address}:{local_port}",
-        }
+        env = _env(prefix, address, local_port)
         deps.append(
             DependencyAddress(ref[1], ref[0], port.name, port.protocol, address, local_port, env)
         )

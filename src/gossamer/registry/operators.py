@@ -9,14 +9,20 @@ object ``gossamer:api`` (docs/security.md, "Credentials"):
   bootstrap administrator ``admin`` (``*`` on ``PM_ADMIN:base``, above ``gossamer:api``);
 - an operator token is user ``token:<name>`` in ``gossamer:admins``: the same rights;
 - a read-only token is user ``token:<name>`` in ``gossamer:readers``, which holds ``GET``
-  on ``gossamer:api`` and nothing else;
+  and ``read`` on ``gossamer:api`` and nothing else;
+- a namespaced token (``namespaces``) is user ``token:<name>`` in the user attributes
+  ``api:ns/<namespace>:<right>`` of its namespaces and rights (``read``, ``apply``,
+  ``delete``): it may do just that on those namespaces' resources, and nothing
+  cluster-wide (``registry.api_access`` has the graph);
+- a decision point's token (``gossamer authz serve``) is user ``decision-point:<name>`` in
+  ``gossamer:decision-points``: it may read the graph (``GET`` on ``gossamer:authz-graph``)
+  and report decisions (``POST`` on ``gossamer:authz-decisions``), nothing else;
 - ``gossamer:admins`` holds ``*a`` on ``gossamer:readers`` and on itself, so administrators
   create and delete tokens' users.
 
-The rights are the engine's default resource rights, the HTTP methods: a request needs
-its method on ``gossamer:api`` (requests that change nothing, like ``POST /v1/validate``,
-need ``GET``). Granting an NGAC user ``GET`` on ``gossamer:api`` makes a reader; the NGAC
-administration API extends this one path (more attributes, narrower objects).
+Requests on resources are decided per namespace and kind (``read``, ``apply``, ``delete``
+on ``api:<namespace>/<Kind>``, ``api.permissions``); cluster-wide ones need their HTTP
+method on ``gossamer:api`` (those that change nothing need ``GET``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +39,10 @@ from pathlib import Path
 import pydantic
 from pydantic import TypeAdapter
 
-from gossamer.authz.elements import ADMIN_BASE, ADMIN_PC
+from gossamer.authz.elements import ADMIN_BASE
 from gossamer.authz.engine import AuthzEngine
+from gossamer.authz.rights import API_READ
+from gossamer.ca.trust import compose_token, token_fingerprint, token_secret
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import (
     AuthError,
@@ -48,26 +56,37 @@ from gossamer.files import private_file
 from gossamer.model.access_commands import parse_commands
 from gossamer.model.base import Name
 from gossamer.model.internal import OperatorToken
+from gossamer.registry.api_access import (
+    ADMIN_USER,
+    ADMINS,
+    API_OBJECT,
+    DECISION_POINTS,
+    READ_RIGHT,
+    READERS,
+    ApiAccess,
+    ApiDecision,
+    bootstrap_commands,
+    namespace_users,
+)
 from gossamer.registry.credentials import digest, matches, new_secret
 from gossamer.registry.record_manifests import REGISTRY_NAMESPACE
+from gossamer.registry.token_scope import decision_point_alone, token_scope
 from gossamer.types import API_VERSION, ResourceKey
 
 log = logging.getLogger(__name__)
 
-#: the NGAC object standing for the control plane's REST API
-API_OBJECT = "gossamer:api"
-#: the user attribute of read-only tokens (``GET`` on ``API_OBJECT``)
-READERS = "gossamer:readers"
-#: the user attribute of the bootstrap administrator and of operator tokens
-ADMINS = "gossamer:admins"
-#: the NGAC user of the first token
-ADMIN_USER = "admin"
-#: the right a request that changes nothing needs
-READ_RIGHT = "GET"
+__all__ = ["ADMINS", "ADMIN_USER", "API_OBJECT", "READERS", "READ_RIGHT", "Operator"]
+
 #: the first token's file name in the data directory
 ADMIN_TOKEN_FILE = "admin.token"
 
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
+#: a decision point's token acts as NGAC user ``decision-point:<name>``
+DECISION_POINT_PREFIX = "decision-point:"
+
+
+def is_decision_point(user: str) -> bool:
+    return user.startswith(DECISION_POINT_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +98,15 @@ class Operator:
     #: its NGAC user
     user: str
     read_only: bool
+    #: a decision point's token (may read the graph and report decisions only)
+    decision_point: bool = False
+
+    @property
+    def kind(self) -> str:
+        """How messages name the token."""
+        if self.decision_point:
+            return "decision-point token"
+        return "read-only token" if self.read_only else "token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +116,10 @@ class OperatorTokenInfo:
     read_only: bool
     created_at: datetime
     revoked_at: datetime | None
+    #: a namespaced token's namespaces and rights (empty: an operator or reader everywhere)
+    namespaces: tuple[str, ...] = ()
+    rights: tuple[str, ...] = ()
+    decision_point: bool = False
 
 
 def _utc_now() -> datetime:
@@ -111,8 +143,11 @@ class OperatorTokens:
     ) -> None:
         self.plane = plane
         self.engine = engine
+        self.access = ApiAccess(engine)
         self.clock = clock
         self._lock = asyncio.Lock()
+        #: the CA fingerprint new tokens carry (``gossamer.ca.trust``; None: bare tokens)
+        self.pin: Callable[[], str | None] = lambda: None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -156,17 +191,28 @@ class OperatorTokens:
                 "(`gossamer token create --operator`)",
                 "revoked",
             )
-        return Operator(found.metadata.name, found.spec.user, found.spec.readOnly)
+        user = found.spec.user
+        return Operator(found.metadata.name, user, found.spec.readOnly, is_decision_point(user))
 
-    def allows(self, operator: Operator, right: str) -> bool:
-        """Whether ``operator``'s NGAC user holds ``right`` on the API's object. While the
-        engine's graph lacks that object (its stored policies do not load), it is decided
-        on ``PM_ADMIN:base``, so administrators can still repair them."""
-        target = API_OBJECT if self.engine.graph.find(API_OBJECT) is not None else ADMIN_BASE
+    def allows(self, operator: Operator, right: str, target: str = API_OBJECT) -> bool:
+        """Whether ``operator``'s NGAC user holds ``right`` on ``target`` (the API's object,
+        or one below it). While the engine's graph lacks that object it is decided on the
+        API's object, and without that (its stored policies do not load) on
+        ``PM_ADMIN:base``, so administrators can still repair them."""
+        graph = self.engine.graph
+        if graph.find(target) is None:
+            target = API_OBJECT if graph.find(API_OBJECT) is not None else ADMIN_BASE
         try:
             return right in self.engine.privileges(operator.user, target)
         except GossamerError:  # its user was deleted through the NGAC API: it holds nothing
             return False
+
+    async def decide(
+        self, operator: Operator, right: str, namespace: str, kind: str
+    ) -> ApiDecision:
+        """Whether ``operator`` holds ``right`` (read, apply, delete) on ``namespace``'s
+        resources of ``kind`` (``registry.api_access``)."""
+        return await self.access.decide(operator.user, right, namespace, kind)
 
     # -- first start -----------------------------------------------------------------------
 
@@ -176,41 +222,52 @@ class OperatorTokens:
         when it was written, None when tokens existed already."""
         async with self._lock:
             await self._ensure_graph()
+            path = data_dir / ADMIN_TOKEN_FILE
             if self._records():
+                await asyncio.to_thread(self._repin, path)
                 return None
             secret = new_secret()
-            path = data_dir / ADMIN_TOKEN_FILE
-            await asyncio.to_thread(_write_secret, path, secret)
+            await asyncio.to_thread(_write_secret, path, compose_token(self.pin(), secret))
             await self._store(ADMIN_USER, ADMIN_USER, secret, read_only=False)
             return path
 
+    def repin_admin_token(self, data_dir: Path) -> None:
+        """``admin.token`` names the root the API's certificate chains to now (called when
+        that certificate is renewed: after a root rotation's move the file works at once,
+        no restart needed). Blocking (file I/O)."""
+        self._repin(data_dir / ADMIN_TOKEN_FILE)
+
+    def _repin(self, path: Path) -> None:
+        """Rewrite ``admin.token`` with the current CA fingerprint if it holds a live
+        token pinned to another (a rotated root) or to none (written before pins)."""
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return
+        pin = self.pin()
+        if not text or pin is None or token_fingerprint(text) == pin:
+            return
+        hashed = digest(text)
+        if any(r.spec.sha256 == hashed and r.spec.revokedAt is None for r in self._records()):
+            _write_secret(path, compose_token(pin, token_secret(text)))
+
     async def _ensure_graph(self) -> None:
-        commands: list[dict[str, object]] = []
-        graph = self.engine.graph
-        if graph.find(API_OBJECT) is None:
-            commands.append(
-                {"op": "create_object_attribute", "name": API_OBJECT, "parents": [ADMIN_BASE]}
-            )
-        if graph.find(READERS) is None:
-            commands += [
-                {"op": "create_user_attribute", "name": READERS, "parents": [ADMIN_PC]},
-                {
-                    "op": "associate",
-                    "userAttribute": READERS,
-                    "target": API_OBJECT,
-                    "rights": [READ_RIGHT],
-                },
-                # administrators administer the tokens' users (to delete a revoked one)
-                {"op": "associate", "userAttribute": ADMINS, "target": READERS, "rights": ["*a"]},
-                {"op": "associate", "userAttribute": ADMINS, "target": ADMINS, "rights": ["*a"]},
-            ]
+        commands = bootstrap_commands(self.engine.graph)
         if commands:
             await self.engine.execute(ADMIN_USER, parse_commands(commands))
 
     async def _store(
-        self, name: str, user: str, secret: str, *, read_only: bool
+        self,
+        name: str,
+        user: str,
+        secret: str,
+        *,
+        read_only: bool,
+        namespaces: tuple[str, ...] = (),
+        rights: tuple[str, ...] = (),
     ) -> OperatorTokenInfo:
         now = self.clock()
+        scoped = {"namespaces": list(namespaces), "rights": list(rights)} if namespaces else {}
         record = OperatorToken.model_validate(
             {
                 "apiVersion": API_VERSION,
@@ -221,37 +278,65 @@ class OperatorTokens:
                     "user": user,
                     "readOnly": read_only,
                     "createdAt": now.isoformat(),
+                    **scoped,
                 },
             }
         )
         await self.plane.apply([record], internal=True)
-        return OperatorTokenInfo(name, user, read_only, now, None)
+        return OperatorTokenInfo(
+            name, user, read_only, now, None, namespaces, rights, is_decision_point(user)
+        )
 
     # -- operators' changes ----------------------------------------------------------------
 
     async def create(
-        self, by: Operator, name: str | None = None, *, read_only: bool = False
+        self,
+        by: Operator,
+        name: str | None = None,
+        *,
+        read_only: bool = False,
+        namespaces: Sequence[str] = (),
+        rights: Sequence[str] | None = None,
+        decision_point: bool = False,
     ) -> tuple[str, OperatorTokenInfo]:
         """A new token (its secret, shown only now) acting as NGAC user ``token:<name>``,
-        created by ``by``'s NGAC user (the engine checks it may)."""
+        created by ``by``'s NGAC user (the engine checks it may). With ``namespaces`` it
+        holds ``rights`` (default read, apply, delete; read only if ``read_only``) on
+        those namespaces' resources and nothing else. A ``decision_point`` token acts as
+        ``decision-point:<name>``: it may read the graph and report decisions only."""
         name = name or f"t-{secrets.token_hex(4)}"
         try:
             _NAME.validate_python(name)
         except pydantic.ValidationError as e:
             raise ValidationError(field_errors(e, root=("name",))) from None
+        if decision_point:
+            decision_point_alone(read_only, namespaces, rights)
+            read_only = True  # it changes nothing of the mesh
+        spaces, granted = token_scope(namespaces, rights, read_only)
+        if spaces:
+            read_only = set(granted) <= {API_READ}
         async with self._lock:
             if self._record(name) is not None:
                 raise ConflictError(
                     f"a token named {name!r} exists (names are never reused, even revoked "
                     "ones): choose another --name"
                 )
-            user = f"token:{name}"
+            user = f"{DECISION_POINT_PREFIX if decision_point else 'token:'}{name}"
             if self.engine.graph.find(user) is None:
-                parent = READERS if read_only else ADMINS
-                command = {"op": "create_user", "name": user, "parents": [parent]}
-                await self.engine.execute(by.user, parse_commands([command]))
+                commands = self.access.namespaces(spaces)
+                if decision_point:
+                    parents = [DECISION_POINTS]
+                elif spaces:
+                    parents = [namespace_users(ns, r) for ns in spaces for r in granted]
+                else:
+                    parents = [READERS if read_only else ADMINS]
+                commands.append({"op": "create_user", "name": user, "parents": parents})
+                await self.engine.execute(by.user, parse_commands(commands))
             secret = new_secret()
-            return secret, await self._store(name, user, secret, read_only=read_only)
+            info = await self._store(
+                name, user, secret, read_only=read_only, namespaces=spaces, rights=granted
+            )
+            return compose_token(self.pin(), secret), info
 
     async def revoke(self, by: Operator, name: str) -> OperatorTokenInfo:
         """Revoke token ``name``: it answers 401 from now on, and its NGAC user is deleted
@@ -268,9 +353,9 @@ class OperatorTokens:
             writers = [
                 r
                 for r in self._records()
-                if not r.spec.readOnly and r.spec.revokedAt is None and r is not found
+                if _writes(r) and r.spec.revokedAt is None and r is not found
             ]
-            if not found.spec.readOnly and not writers:
+            if _writes(found) and not writers:
                 raise ConflictError(
                     f"{name!r} is the last operator token that can change the mesh: revoking it "
                     "would lock every operator out; create another first "
@@ -288,6 +373,20 @@ class OperatorTokens:
 
     @staticmethod
     def _info(r: OperatorToken) -> OperatorTokenInfo:
+        s = r.spec
         return OperatorTokenInfo(
-            r.metadata.name, r.spec.user, r.spec.readOnly, r.spec.createdAt, r.spec.revokedAt
+            r.metadata.name,
+            s.user,
+            s.readOnly,
+            s.createdAt,
+            s.revokedAt,
+            tuple(s.namespaces),
+            tuple(s.rights),
+            is_decision_point(s.user),
         )
+
+
+def _writes(r: OperatorToken) -> bool:
+    """Whether ``r`` may change the whole mesh (not read-only, not namespaced, not a
+    decision point's)."""
+    return not r.spec.readOnly and not r.spec.namespaces and not is_decision_point(r.spec.user)

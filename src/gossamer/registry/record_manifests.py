@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from gossamer.model.internal import Agent, AgentSpec, JoinToken, JoinTokenSpec, Sha256
-from gossamer.types import API_VERSION, OWNER_LABEL
+from gossamer.types import API_VERSION, OWNER_LABEL, SYSTEM_NAMESPACE
 
 #: the namespace registry records live in (users' resources are elsewhere)
-REGISTRY_NAMESPACE = "gossamer-system"
+REGISTRY_NAMESPACE = SYSTEM_NAMESPACE
 #: set on every Workload an agent registers, next to ``OWNER_LABEL`` (the agent's id)
 MANAGED_BY_LABEL = "gossamer.dev/managed-by"
 

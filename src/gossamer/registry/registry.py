@@ -1,4 +1,4 @@
-"""``Registry``: join tokens, agents, and the Workloads and health agents report.
+"""``Registry``: agents, from joining with a token to revocation.
 
 Every change is one ``ControlPlane.apply`` (``internal=True``, ``owner=`` the agent's id), so
 registry records are durable and revisioned like every other resource and an agent's
@@ -11,20 +11,20 @@ control-plane process; several replicas would need the store to compare revision
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pydantic
 from pydantic import TypeAdapter
 
 from gossamer.controlplane.plane import ControlPlane
+from gossamer.controlplane.route_wait import Readiness
 from gossamer.controlplane.service import ApplyResult
 from gossamer.errors import (
     AuthError,
     ConflictError,
-    FieldError,
     GossamerError,
     NotFoundError,
     ValidationError,
@@ -34,15 +34,11 @@ from gossamer.model.base import Name, Resource
 from gossamer.model.internal import HostScope
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.registry.credentials import digest, matches, new_secret
-from gossamer.registry.env import WorkloadEnv, workload_env
+from gossamer.registry.env import WorkloadEnv
+from gossamer.registry.join_tokens import DEFAULT_TOKEN_TTL, JoinTokens
 from gossamer.registry.liveness import LivenessSettings
 from gossamer.registry.presence import HostPresence
-from gossamer.registry.record_manifests import (
-    REGISTRY_NAMESPACE,
-    Agent,
-    JoinToken,
-    record_manifest,
-)
+from gossamer.registry.record_manifests import REGISTRY_NAMESPACE, Agent, record_manifest
 from gossamer.registry.records import (
     AgentInfo,
     AgentState,
@@ -51,27 +47,13 @@ from gossamer.registry.records import (
     RegistryStatistics,
     Revoked,
     TokenInfo,
-    TokenState,
-    without_internal,
 )
-from gossamer.registry.scope import check_scope, fixed_addresses
-from gossamer.registry.workloads import (
-    holding_secrets,
-    owned_workloads,
-    prepare_workloads,
-    with_health,
-)
-from gossamer.translate.names import IDENTITY_SECRET, TRUST_BUNDLE_SECRET
-from gossamer.types import ResourceKey
+from gossamer.registry.reports import AgentReports
+from gossamer.registry.sds_acks import SdsAcks
+from gossamer.registry.workloads import owned_workloads
+from gossamer.types import ProxyIdentity, ResourceKey
 
 Clock = Callable[[], datetime]
-
-#: how long a token lives unless told, and the longest it may
-DEFAULT_TOKEN_TTL = timedelta(hours=1)
-MAX_TOKEN_TTL = timedelta(days=30)
-#: expired, unused tokens are deleted this long after they expired (at most this many at once)
-TOKEN_RETENTION = timedelta(days=1)
-PRUNE_BATCH = 20
 
 
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
@@ -110,8 +92,21 @@ class Registry:
         self.presence = HostPresence(plane, self._active_hosts, liveness, clock=monotonic)
         #: when each agent last called (in memory: a heartbeat is not a store write)
         self._last_seen: dict[str, datetime] = {}
-        self._join_lock = asyncio.Lock()
         self._agent_locks: dict[str, asyncio.Lock] = {}
+        #: what each proxy's Envoy ACKed over SDS, from its host's heartbeats
+        self.sds_acks = SdsAcks()
+        #: the CA's version (``CertificateAuthority.version``) told to hosts with each
+        #: heartbeat answer; set by the app once the CA is open (None: no CA)
+        self.ca_version: Callable[[], str | None] = lambda: None
+        #: the CA fingerprint new join tokens carry (``gossamer.ca.trust``); set by the app
+        #: once the CA is open (None: bare tokens)
+        self.pin: Callable[[], str | None] = lambda: None
+        #: the join tokens; ``tokens.lock`` also serialises joins
+        self.tokens = JoinTokens(plane, model=self._model, now=self._now, pin=lambda: self.pin())
+        #: the Workloads agents register, their health and what their Envoys hold
+        self.reports = AgentReports(
+            plane, model=self._model, active=self._active, lock=self._lock, sds_acks=self.sds_acks
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -138,74 +133,11 @@ class Registry:
     async def create_token(
         self, ttl: timedelta = DEFAULT_TOKEN_TTL, *, scope: HostScope
     ) -> NewToken:
-        """A new single-use join token, valid for ``ttl``, for a host that may serve only
-        what ``scope`` allows (docs/agent.md)."""
-        if not timedelta(seconds=1) <= ttl <= MAX_TOKEN_TTL:
-            raise ValidationError(
-                [
-                    FieldError(
-                        f"{ttl.total_seconds():g} s is out of range: a token lives from "
-                        f"1 s to {MAX_TOKEN_TTL.days} days",
-                        "ttlSeconds",
-                    )
-                ]
-            )
-        await self._prune_tokens()
-        async with self._join_lock:
-            token = new_secret()
-            hashed = digest(token)
-            agent_id = f"agent-{secrets.token_hex(5)}"
-            expires = self._now() + ttl
-            spec: dict[str, object] = {
-                "sha256": hashed,
-                "agentId": agent_id,
-                "expiresAt": expires.isoformat(),
-                "scope": scope.model_dump(exclude_defaults=True),
-            }
-            record = JoinToken.model_validate(
-                record_manifest("JoinToken", self._token_name(hashed), agent_id, spec)
-            )
-            await self.plane.apply([record], owner=agent_id, internal=True)
-        return NewToken(token, expires)
-
-    @staticmethod
-    def _token_name(hashed: str) -> str:
-        return f"jt-{hashed[:20]}"
-
-    def _state(self, t: JoinToken, now: datetime) -> TokenState:
-        if t.spec.usedAt is not None:
-            return "used"
-        return "expired" if now >= t.spec.expiresAt else "unused"
+        """A new single-use join token (``JoinTokens.create``)."""
+        return await self.tokens.create(ttl, scope=scope)
 
     def list_tokens(self) -> list[TokenInfo]:
-        now = self._now()
-        out = []
-        for t in self._of_kind(JoinToken):
-            assert isinstance(t, JoinToken)
-            out.append(
-                TokenInfo(
-                    t.metadata.name,
-                    t.spec.agentId,
-                    t.spec.expiresAt,
-                    t.spec.usedAt,
-                    t.spec.usedBy,
-                    self._state(t, now),
-                    t.spec.scope,
-                )
-            )
-        return out
-
-    async def _prune_tokens(self) -> None:
-        """Delete a few tokens nobody used that expired more than TOKEN_RETENTION ago."""
-        cutoff = self._now() - TOKEN_RETENTION
-        stale = [
-            t
-            for t in self._of_kind(JoinToken)
-            if isinstance(t, JoinToken) and t.spec.usedAt is None and t.spec.expiresAt < cutoff
-        ]
-        for t in stale[:PRUNE_BATCH]:
-            async with self._join_lock:
-                await self.plane.apply((), deletes=[t.key], owner=t.spec.agentId, internal=True)
+        return self.tokens.infos()
 
     # -- joining -----------------------------------------------------------------------------
 
@@ -216,37 +148,10 @@ class Registry:
         ``host`` already has an active agent (revoke it first). Nothing changes on error.
         """
         _check_host(host)
-        async with self._join_lock:
+        async with self.tokens.lock:
             now = self._now()
-            found = self._model().resources.get(
-                ResourceKey("JoinToken", REGISTRY_NAMESPACE, self._token_name(digest(token)))
-            )
-            if not isinstance(found, JoinToken) or not matches(token, found.spec.sha256):
-                raise AuthError(
-                    "the join token is not known to this control plane: check it was copied "
-                    "whole, or create one with `gossamer token create`",
-                    "token_unknown",
-                )
-            if found.spec.usedAt is not None:
-                raise AuthError(
-                    f"the join token was already used (by host {found.spec.usedBy} at "
-                    f"{found.spec.usedAt.isoformat()}); tokens are single use: create a new "
-                    "one with `gossamer token create`",
-                    "token_used",
-                )
-            if now >= found.spec.expiresAt:
-                raise AuthError(
-                    f"the join token expired at {found.spec.expiresAt.isoformat()}; create a "
-                    "new one with `gossamer token create [--ttl 1h]`",
-                    "token_expired",
-                )
-            if found.spec.scope is None:
-                raise AuthError(
-                    "the join token was created before join tokens said what a host may "
-                    "serve; create a new one with `gossamer token create --service NAME` "
-                    "(or --any-service)",
-                    "token_unknown",
-                )
+            found = self.tokens.redeemable(token, now)
+            assert found.spec.scope is not None
             active = [a for a in self._agents() if a.spec.host == host and not a.spec.revoked]
             if active:
                 raise ConflictError(
@@ -256,9 +161,6 @@ class Registry:
                 )
             agent_id = found.spec.agentId
             credential = new_secret()
-            used = found.model_copy(
-                update={"spec": found.spec.model_copy(update={"usedAt": now, "usedBy": host})}
-            )
             spec: dict[str, object] = {
                 "host": host,
                 "credentialSha256": digest(credential),
@@ -270,7 +172,7 @@ class Registry:
             }
             agent = Agent.model_validate(record_manifest("Agent", agent_id, agent_id, spec))
             await self.plane.apply(
-                [JoinToken.model_validate(used.to_manifest()), agent],
+                [self.tokens.used_up(found, host, now), agent],
                 owner=agent_id,
                 internal=True,
             )
@@ -337,36 +239,10 @@ class Registry:
         wait: bool = False,
         wait_timeout: float = 30.0,
     ) -> ApplyResult:
-        """Make ``manifests`` the agent's whole set of Workloads, in one transaction.
-
-        Each must be a Workload for the agent's host, within its scope (service, namespace,
-        address: ``PermissionDeniedError``); Workloads it registered before and does not
-        list now are deleted. The first registration of a host whose token pinned no
-        address fixes its addresses, in the same transaction. ``ValidationError``,
-        ``PermissionDeniedError`` and ``ConflictError`` change nothing.
-        """
-        async with self._lock(agent_id):
-            agent = self._active(agent_id)
-            workloads = prepare_workloads(manifests, agent_id, agent.spec.host)
-            check_scope(workloads, agent.spec)
-            listed = {w.key for w in workloads}
-            gone = [k for k in owned_workloads(self._model(), agent_id) if k not in listed]
-            puts: list[Resource] = list(workloads)
-            addresses = fixed_addresses(workloads, agent.spec)
-            if addresses != agent.spec.addresses:
-                spec = agent.spec.model_copy(update={"addresses": addresses})
-                puts.append(
-                    Agent.model_validate(agent.model_copy(update={"spec": spec}).to_manifest())
-                )
-            result = await self.plane.apply(
-                puts,
-                deletes=gone,
-                owner=agent_id,
-                internal=True,
-                wait=wait,
-                wait_timeout=wait_timeout,
-            )
-        return without_internal(result)
+        """Make ``manifests`` the agent's whole set of Workloads (``AgentReports``)."""
+        return await self.reports.set_workloads(
+            agent_id, manifests, wait=wait, wait_timeout=wait_timeout
+        )
 
     async def set_health(
         self,
@@ -377,43 +253,42 @@ class Registry:
         wait_timeout: float = 30.0,
     ) -> ApplyResult:
         """Set ``spec.health`` of the agent's Workloads named in ``health``."""
-        async with self._lock(agent_id):
-            self._active(agent_id)
-            updated = with_health(owned_workloads(self._model(), agent_id), health, agent_id)
-            result = await self.plane.apply(
-                updated,
-                owner=agent_id,
-                internal=True,
-                wait=wait,
-                wait_timeout=wait_timeout,
-            )
-        return without_internal(result)
+        return await self.reports.set_health(agent_id, health, wait=wait, wait_timeout=wait_timeout)
 
     def report_secrets(self, agent_id: str, secrets: Mapping[str, Mapping[str, str]]) -> None:
-        """The agent's report (with its heartbeat) of what each of its Envoys ACKed over SDS
-        (Workload -> secret name -> version): a sidecar holding its ``identity`` and
-        ``trust-bundle`` may be marked ready for mTLS. In memory (a restarted control plane
-        hears it again within a heartbeat); ``ValidationError`` for a Workload the agent did
-        not register, and nothing changes."""
-        self._active(agent_id)
-        owned = owned_workloads(self._model(), agent_id)
-        needed = (IDENTITY_SECRET, TRUST_BUNDLE_SECRET)
-        self.plane.set_secrets_held(agent_id, holding_secrets(owned, secrets, agent_id, needed))
+        """What each of the agent's Envoys ACKed over SDS (``AgentReports``)."""
+        self.reports.report_secrets(agent_id, secrets)
 
     def env(self, agent_id: str) -> list[WorkloadEnv]:
         """Each of the agent's Workloads with its dependencies' stable local addresses."""
-        self._active(agent_id)
-        snap = self._model()
-        return [workload_env(snap, w) for w in owned_workloads(snap, agent_id).values()]
+        return self.reports.env(agent_id)
+
+    def health_checks(self, agent_id: str) -> dict[str, dict[str, Any]]:
+        """The TrafficPolicy health check of each of the agent's Workloads that has one."""
+        return self.reports.health_checks(agent_id)
+
+    async def wait_ready(self, agent_id: str, within: float) -> Readiness:
+        """Wait until the agent's Workloads are healthy and held by its own proxies and by
+        every proxy that routes to their services (a gateway's host: its gateway's proxy
+        holds its newest config); ``controlplane.route_wait``."""
+        agent = self._active(agent_id)
+        scope = agent.spec.scope
+        if scope is not None and scope.gateway is not None:
+            namespace, _, name = scope.gateway.partition("/")
+            return await self.plane.route_wait.wait(
+                (), [ProxyIdentity("gateway", namespace, name).node_id], within
+            )
+        owned = owned_workloads(self._model(), agent_id)
+        own = [
+            ProxyIdentity("sidecar", k.namespace, k.name).node_id
+            for k, w in owned.items()
+            if w.spec.sidecar
+        ]
+        return await self.plane.route_wait.wait(sorted(owned), own, within)
 
     def serves(self, agent_id: str, namespace: str, service: str) -> bool:
-        """Whether ``agent_id`` (active) registered a Workload of ``namespace/service``:
-        the only identities its host may get certificates for."""
-        self._active(agent_id)
-        return any(
-            w.metadata.namespace == namespace and w.spec.service == service
-            for w in owned_workloads(self._model(), agent_id).values()
-        )
+        """Whether the host of ``agent_id`` may get certificates for ``namespace/service``."""
+        return self.reports.serves(agent_id, namespace, service)
 
     def info(self, agent_id: str) -> AgentInfo:
         agent = self._agent(agent_id)
@@ -452,16 +327,11 @@ class Registry:
             "revoked" if a.spec.revoked else self.presence.status(a.spec.host)
             for a in self._agents()
         ]
-        now = self._now()
         return RegistryStatistics(
             active_agents=states.count("active"),
             unreachable_agents=states.count("unreachable"),
             revoked_agents=states.count("revoked"),
-            unused_tokens=sum(
-                1
-                for t in self._of_kind(JoinToken)
-                if isinstance(t, JoinToken) and self._state(t, now) == "unused"
-            ),
+            unused_tokens=self.tokens.unused(),
         )
 
     # -- revoking ----------------------------------------------------------------------------

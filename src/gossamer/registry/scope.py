@@ -1,4 +1,5 @@
 """What a host may register: the scope its join token gave its agent (docs/agent.md).
+A gateway's host (``HostScope.gateway``) registers nothing.
 
 A hostile host holding any credential could otherwise register a Workload of any service,
 say without a sidecar and with weight 100, and take that service's traffic. The check is a
@@ -11,9 +12,10 @@ from collections.abc import Mapping, Sequence
 
 import pydantic
 
-from gossamer.errors import PermissionDeniedError, ValidationError, field_errors
+from gossamer.errors import FieldError, PermissionDeniedError, ValidationError, field_errors
 from gossamer.model.internal import AgentSpec, HostScope, in_networks
 from gossamer.model.workload import Workload
+from gossamer.types import ProxyIdentity
 
 
 def out_of_scope(workloads: Sequence[Workload], agent: AgentSpec) -> list[str]:
@@ -26,7 +28,12 @@ def out_of_scope(workloads: Sequence[Workload], agent: AgentSpec) -> list[str]:
     problems = []
     for w in workloads:
         ns, service, address = w.metadata.namespace, w.spec.service, w.spec.address
-        if not scope.allows(ns, service):
+        if scope.gateway is not None:
+            problems.append(
+                f"Workload {ns}/{w.metadata.name}: host {agent.host}'s join token is for "
+                f"gateway {scope.gateway}, and a gateway's host registers no Workloads"
+            )
+        elif not scope.allows(ns, service):
             problems.append(
                 f"Workload {ns}/{w.metadata.name}: service {ns}/{service} is outside what "
                 f"host {agent.host}'s join token allows ({scope.describe()})"
@@ -57,7 +64,7 @@ def fixed_addresses(workloads: Sequence[Workload], agent: AgentSpec) -> list[str
     """The addresses ``agent``'s host has after registering ``workloads``: those already
     fixed (the token's pin or an earlier registration), else those these Workloads use (a
     first registration fixes them; an empty one fixes nothing)."""
-    if agent.addresses or agent.scope is None:
+    if agent.addresses or agent.scope is None or agent.scope.gateway is not None:
         return list(agent.addresses)
     return sorted({w.spec.address for w in workloads})
 
@@ -69,3 +76,24 @@ def parse_scope(data: Mapping[str, object]) -> HostScope:
         return HostScope.model_validate(dict(data))
     except pydantic.ValidationError as e:
         raise ValidationError(field_errors(e, root=("scope",))) from None
+
+
+def gateway_secrets(
+    gateway: str, secrets: Mapping[str, Mapping[str, str]]
+) -> dict[str, dict[str, str]]:
+    """A gateway host's SDS report (its gateway ``ns/name`` -> secret -> version) by node id
+    (``gateway~ns~name``); ``ValidationError`` naming any other key, and nothing changes."""
+    errors = [
+        FieldError(
+            f"this host runs gateway {gateway} only: report its secrets under {gateway!r}",
+            f"secrets.{name}",
+        )
+        for name in secrets
+        if name != gateway
+    ]
+    if errors:
+        raise ValidationError(errors)
+    namespace, _, name = gateway.partition("/")
+    node = ProxyIdentity("gateway", namespace, name).node_id
+    held = secrets.get(gateway)
+    return {} if held is None else {node: dict(held)}

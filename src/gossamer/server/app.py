@@ -19,76 +19,57 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from gossamer.api.agents import Discovery
 from gossamer.api.app import create_api
-from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
+from gossamer.api.auth import Authenticator
+from gossamer.api.authz_graph import GraphBoard, install_authz_graph
+from gossamer.api.decision_reports import DecisionEvents, install_decision_reports
+from gossamer.api.decisions import install_decisions
+from gossamer.api.describe import mesh_router
+from gossamer.api.rate_limit_rules import RuleBoard, install_rate_limit_rules
+from gossamer.api.traces import install_traces
+from gossamer.api.ui import install_ui
 from gossamer.authz.audit import AuditLog
+from gossamer.authz.decisions import DecisionTrail
 from gossamer.authz.service import AuthzService
 from gossamer.ca.authority import CertificateAuthority
+from gossamer.controlplane.address_seed import ensure_address_seed
+from gossamer.controlplane.jwks_refresh import JwksRefresher
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConfigError
 from gossamer.files import private_dir
 from gossamer.registry import Registry
-from gossamer.registry.liveness import LivenessSettings
 from gossamer.registry.operators import ADMIN_TOKEN_FILE, OperatorTokens
 from gossamer.server.authz import open_authz
-from gossamer.server.ca import open_ca
-from gossamer.server.http_server import ApiServer, ApiServerLimits, fd_limit
+from gossamer.server.authz_child import AuthzChild
+from gossamer.server.authz_child import service_address as authz_address
+from gossamer.server.ca import RotationDriver, open_ca
+from gossamer.server.http_server import ApiServer, fd_limit
 from gossamer.server.listen import check_listen_addresses
-from gossamer.server.xds_identity import XdsCertificate, xds_authorizer
+from gossamer.server.rate_limit import (
+    RateLimitChild,
+    child_token,
+    service_address,
+)
+from gossamer.server.server_certificate import (
+    ServerCertificateKeeper,
+    api_ssl_context,
+)
+from gossamer.server.settings import Settings, certificate_hosts, check_api_tls, tls_address
+from gossamer.server.settings_check import check_settings
+from gossamer.server.telemetry_child import Telemetry, open_telemetry
+from gossamer.server.telemetry_relay import MetricsRelay
+from gossamer.server.xds_identity import xds_authorizer
 from gossamer.store.base import Store
 from gossamer.store.factory import open_store
-from gossamer.xds.auth import XdsTlsMode
+from gossamer.translate.ext_authz import AuthzService as DecisionPointAddress
+from gossamer.translate.global_rate_limit import RateLimitService
 from gossamer.xds.cache import SnapshotCache
-from gossamer.xds.monitor import FORGET_AFTER, XdsMonitor
-from gossamer.xds.server import Keepalive, XdsServer
+from gossamer.xds.monitor import XdsMonitor
+from gossamer.xds.server import XdsServer
+from gossamer.xds.tls import ServerCredentials
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    api_addr: tuple[str, int] = ("127.0.0.1", 7070)
-    xds_addr: tuple[str, int] = ("127.0.0.1", 18000)
-    #: a store location for ``open_store``; default: SQLite in data_dir
-    store: str | None = None
-    #: when a host is dead (docs/agent-protocol.md, "The liveness rule")
-    liveness: LivenessSettings = field(default_factory=LivenessSettings)
-    #: ``off``: plaintext xDS on xds_addr; ``optional``: that and mTLS on xds_tls_addr;
-    #: ``required``: mTLS only (docs/security.md, "xDS")
-    xds_tls: XdsTlsMode = "optional"
-    #: where xDS is served over mTLS; default: xds_addr's host and port + 1 (0 stays 0)
-    xds_tls_addr: tuple[str, int] | None = None
-    #: pings from the xDS server, so a dead or frozen proxy's stream ends
-    xds_keepalive: Keepalive = field(default_factory=Keepalive)
-    #: seconds a disconnected proxy with no Workload/Gateway stays in proxy-status
-    forget_proxies_after: float = FORGET_AFTER
-    #: the REST API's deadlines and connection cap (--api-header-timeout ...)
-    api_limits: ApiServerLimits = field(default_factory=ApiServerLimits)
-    #: allow non-loopback --api-addr/--xds-addr while both are unauthenticated plaintext
-    insecure_listen: bool = False
-    #: a request body larger than this is refused before it is parsed (--max-request-bytes)
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    #: a resource larger than this as JSON is refused (--max-resource-bytes)
-    max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES
-    #: host names the REST API answers to besides IP addresses, localhost and the
-    #: --api-addr host (--api-host; any other Host is refused: DNS rebinding)
-    api_hosts: tuple[str, ...] = ()
-
-
-def parse_addr(text: str, option: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{option}: {text!r} is not HOST:PORT (e.g. 127.0.0.1:7070)")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def tls_address(settings: Settings) -> tuple[str, int]:
-    """``--xds-tls-addr``, or by default ``--xds-addr``'s host and the port after its own."""
-    if settings.xds_tls_addr is not None:
-        return settings.xds_tls_addr
-    host, port = settings.xds_addr
-    return host, port + 1 if port else 0
 
 
 def _listen(addr: tuple[str, int], option: str) -> socket.socket:
@@ -125,6 +106,8 @@ class ControlPlaneApp:
     xds_tls_addr: tuple[str, int] = ("", 0)
     #: NGAC decisions, administration and the audit trail (set once the engine is open)
     authz: AuthzService | None = None
+    #: request decisions of the data plane: ``<data-dir>/decisions.jsonl`` (docs/ngac.md)
+    decisions: DecisionTrail | None = None
     #: the mesh CA (``<data-dir>/ca``; set once the plane has loaded the Mesh)
     ca: CertificateAuthority | None = None
     #: operator tokens, as NGAC users (set once the engine is open)
@@ -133,9 +116,39 @@ class ControlPlaneApp:
     admin_token_written: Path | None = None
     _api: ApiServer | None = field(default=None, repr=False)
 
+    #: the control plane's certificate for the API and xDS (set once the CA is open)
+    certificate: ServerCertificateKeeper | None = None
+    #: where proxies reach the rate-limit service, and its child process (``auto``)
+    rate_limit_address: RateLimitService | None = None
+    rate_limit_child: RateLimitChild | None = None
+    #: where sidecars reach the NGAC decision point, and its child process (``auto``)
+    authz_address: DecisionPointAddress | None = None
+    authz_child: AuthzChild | None = None
+    #: where proxies send access logs, the child (``auto``), the forwarded query API
+    telemetry: Telemetry | None = None
+    #: the proxies' stat-sink exports, relayed from the xDS ports to the telemetry service
+    telemetry_relay: MetricsRelay | None = None
+    #: fetches the keys of jwks.uri issuers; its state in ``gossamer describe mesh``
+    jwks: JwksRefresher | None = None
+
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_addr[0]}:{self.api_addr[1]}"
+        scheme = "https" if self.settings.api_tls else "http"
+        return f"{scheme}://{self.api_addr[0]}:{self.api_addr[1]}"
+
+    def trust_bundle_pem(self) -> bytes:
+        """Every root the mesh trusts (what API clients verify the server against)."""
+        assert self.ca is not None, "the CA is not open yet"
+        return self.ca.trust_bundle_pem()
+
+    def discovery(self) -> Discovery:
+        """What a joining host learns besides its credential."""
+
+        def addr(a: tuple[str, int]) -> str | None:
+            host = f"[{a[0]}]" if ":" in a[0] else a[0]
+            return f"{host}:{a[1]}" if a[1] else None
+
+        return Discovery(self.trust_bundle_pem(), addr(self.xds_addr), addr(self.xds_tls_addr))
 
 
 #: the GIL switch interval (s) while a control plane serves (CPython's default: 5 ms)
@@ -166,10 +179,21 @@ def serving_interpreter() -> Iterator[None]:
         sys.setswitchinterval(switch)
 
 
+def _local_url(app: ControlPlaneApp) -> str:
+    """The API as a process on this host reaches it."""
+    host = app.api_addr[0]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if app.settings.api_tls else 'http'}://{host}:{app.api_addr[1]}"
+
+
 @contextlib.asynccontextmanager
 async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     """Start everything; on exit stop the API, the xDS server, the reconciler and the store."""
-    plaintext = {"--api-addr": settings.api_addr}
+    check_settings(settings.rate_limit, settings.authz_service, settings.telemetry)  # first
+    check_api_tls(settings)
+    plaintext: dict[str, tuple[str, int]] = {}
     if settings.xds_tls != "required":
         plaintext["--xds-addr"] = settings.xds_addr
     check_listen_addresses(plaintext, insecure_listen=settings.insecure_listen)
@@ -179,60 +203,140 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     cache = SnapshotCache()
     monitor = XdsMonitor(metrics, forget_after=settings.forget_proxies_after)
     plane = ControlPlane(store, cache, monitor)
+    # (and after each full round that pruned large caches, what it kept: see
+    # serving_interpreter and controlplane.publisher)
+    plane.publisher.freeze_gc = True
     xds = XdsServer(cache, monitor, settings.xds_keepalive)
+    relay = MetricsRelay(xds.check)  # the proxies' stat sink -> the telemetry service
+    xds.services.append(relay.add_to)
     agents = Registry(plane, liveness=settings.liveness)
     app = ControlPlaneApp(settings, store, plane, xds, metrics, agents)
+    app.telemetry_relay = relay
     interpreter = contextlib.ExitStack()
     try:
         await plane.load()
+        await ensure_address_seed(plane)  # first: it tells a fresh store from an old one
         authz = await open_authz(plane, AuditLog(settings.data_dir / "authz-audit.jsonl"))
         app.authz = authz
+        app.decisions = decisions = await DecisionTrail.open(settings.data_dir / "decisions.jsonl")
         app.ca = await open_ca(plane, settings.data_dir / "ca")
+        rotation = RotationDriver(plane, agents, app.ca)  # (and caVersion in heartbeats)
+        certificate = ServerCertificateKeeper(plane, app.ca, certificate_hosts(settings))
+        app.certificate = certificate
+        await certificate.open()
         app.operators = OperatorTokens(plane, authz.engine)
+        app.operators.pin = agents.pin = lambda: certificate.pin
         app.admin_token_written = await app.operators.bootstrap(settings.data_dir)
+        # a certificate from a new root (root rotation): admin.token names it at once
+        operators = app.operators
+        certificate.subscribe(lambda _: operators.repin_admin_token(settings.data_dir))
         if app.admin_token_written is not None:
             log.info("wrote the first operator token to %s (0600)", app.admin_token_written)
+        rules_board = RuleBoard(plane)
         interpreter.enter_context(serving_interpreter())
         xds.authorize = xds_authorizer(plane, app.ca, settings.xds_tls)
-        xds_certificate = None
         if settings.xds_tls != "off":
             tls_addr = tls_address(settings)
-            xds_certificate = XdsCertificate(plane, app.ca, tls_addr[0])
-            credentials = await xds_certificate.open()
+            credentials = ServerCredentials(certificate.current)
+            certificate.subscribe(credentials.update)
             app.xds_tls_addr = (tls_addr[0], await xds.start_tls(*tls_addr, credentials))
+            log.info("xDS over mTLS on %s:%d", *app.xds_tls_addr)
         if settings.xds_tls != "required":
             port = await xds.start(*settings.xds_addr)
             app.xds_addr = (settings.xds_addr[0], port)
+        tls = None
+        if settings.api_tls:
+            tls = await asyncio.to_thread(api_ssl_context, certificate.current)
         sock = _listen(settings.api_addr, "--api-addr")
         app.api_addr = sock.getsockname()[:2]
-        api = ApiServer(
-            create_api(
-                plane,
-                metrics=metrics,
-                agents=agents,
-                authz=authz,
-                ca=app.ca,
-                operators=app.operators,
-                admin_token_file=str(settings.data_dir / ADMIN_TOKEN_FILE),
-                api_hosts=(settings.api_addr[0], *settings.api_hosts),
-                max_request_bytes=settings.max_request_bytes,
-                max_resource_bytes=settings.max_resource_bytes,
-            ),
-            sock,
-            settings.api_limits,
-            fd_limit=fd_limit(),
+        # Proxies learn it with their first snapshot (published once plane.run starts).
+        app.rate_limit_address = service_address(
+            settings.rate_limit, kept=settings.data_dir / "ratelimit.address"
         )
+        plane.publisher.translator.rate_limit_service = app.rate_limit_address
+        app.authz_address = authz_address(
+            settings.authz_service, kept=settings.data_dir / "authz.address"
+        )
+        plane.publisher.translator.authz_service = app.authz_address
+        api_app = create_api(
+            plane,
+            metrics=metrics,
+            agents=agents,
+            authz=authz,
+            ca=app.ca,
+            operators=app.operators,
+            admin_token_file=str(settings.data_dir / ADMIN_TOKEN_FILE),
+            api_hosts=(settings.api_addr[0], *settings.api_hosts),
+            max_request_bytes=settings.max_request_bytes,
+            max_resource_bytes=settings.max_resource_bytes,
+        )
+        api_app.state.discovery = app.discovery  # the join answer, /trust-bundle
+        admin_file = str(settings.data_dir / ADMIN_TOKEN_FILE)
+        install_rate_limit_rules(api_app, rules_board, Authenticator(app.operators, admin_file))
+        # what `gossamer authz serve` decides with (docs/ngac.md, "End users")
+        graph_board = GraphBoard(plane, authz.engine)
+        install_authz_graph(api_app, graph_board, Authenticator(app.operators, admin_file))
+        auth = Authenticator(app.operators, admin_file)  # request decisions: in and out
+        install_decisions(api_app, decisions, authz.engine, agents, auth)
+        decision_events = DecisionEvents(authz.engine)  # decision points' reports: obligations
+        install_decision_reports(api_app, decisions, decision_events, plane, auth)
+        app.jwks = jwks = JwksRefresher(plane)  # keys of jwks.uri issuers, sent inline
+        api_app.include_router(mesh_router(plane, jwks, auth))  # GET /v1/describe/mesh
+        app.telemetry = await open_telemetry(settings.telemetry, settings.data_dir, api_app, auth)
+        plane.publisher.translator.telemetry_service = app.telemetry.address
+        relay.target = app.telemetry.address
+        install_traces(api_app, app.telemetry.upstream, auth)  # GET /v1/traces[/{id}]
+        install_ui(api_app)  # the web UI at /ui/ (static; its data needs a token)
+        operators = app.operators
+
+        async def rate_limit_token() -> str:
+            return await child_token(operators, settings.data_dir)
+
+        if settings.rate_limit.mode == "auto" and app.rate_limit_address is not None:
+            app.rate_limit_child = RateLimitChild(
+                rules_board,
+                app.rate_limit_address,
+                _local_url(app),
+                rate_limit_token,
+                settings.data_dir / "ratelimit.log",
+                settings.rate_limit,
+            )
+        if settings.authz_service.mode == "auto" and app.authz_address is not None:
+            app.authz_child = AuthzChild(
+                plane,
+                app.authz_address,
+                _local_url(app),
+                operators,
+                settings.data_dir,
+                settings.authz_service,
+                tls=settings.api_tls,
+            )
+        api = ApiServer(api_app, sock, settings.api_limits, fd_limit=fd_limit(), tls=tls)
+        if tls is not None:
+            # a fresh context per certificate, swapped whole: reloading one in place (in a
+            # worker thread) let a handshake start between its new chain and its new key
+            certificate.subscribe(lambda fresh: api.use_tls(api_ssl_context(fresh)))
         app._api = api
         async with asyncio.TaskGroup() as tg:
             runner = tg.create_task(plane.run())
             followers = [
                 tg.create_task(authz.engine.run()),
                 tg.create_task(authz.audit.run()),
+                tg.create_task(decisions.run()),
+                tg.create_task(decision_events.run()),
                 # loaded and serving xDS: the liveness clocks start now
                 tg.create_task(agents.presence.run()),
+                tg.create_task(rotation.run()),
+                tg.create_task(certificate.run()),
+                # the keys of jwks.uri issuers, fetched here, sent inline to the proxies
+                tg.create_task(jwks.run()),
             ]
-            if xds_certificate is not None:
-                followers.append(tg.create_task(xds_certificate.run()))
+            if app.rate_limit_child is not None:
+                followers.append(tg.create_task(app.rate_limit_child.run()))
+            if app.authz_child is not None:
+                followers.append(tg.create_task(app.authz_child.run()))
+            if app.telemetry.child is not None:
+                followers.append(tg.create_task(app.telemetry.child.run()))
             serving = tg.create_task(api.serve())
             try:
                 yield app
@@ -245,5 +349,6 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     finally:
         interpreter.close()
         await xds.stop()
+        await relay.close()
         monitor.close()
         await store.close()

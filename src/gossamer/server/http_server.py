@@ -3,7 +3,8 @@
 uvicorn alone lets one client hold a connection forever: its keep-alive timer restarts on
 every byte, so a client that dribbles a request's headers is never closed, and it accepts
 connections until the process runs out of file descriptors (then asyncio's accept loop logs
-a traceback per attempt while xDS, which shares the fds, starves). Here:
+a traceback per attempt while xDS, which shares the fds, starves). Here (the deadlines and
+the cap are kept per connection by ``gossamer.server.connection_guard``):
 
 - **deadlines**: a request's headers must arrive within ``header_timeout`` of the connection
   opening or of the previous response; its body within ``body_timeout`` of its headers. A
@@ -14,6 +15,12 @@ a traceback per attempt while xDS, which shares the fds, starves). Here:
   pauses and new clients wait in the kernel's backlog.
 - **accept errors** (``EMFILE`` ...) pause accepting for a moment, never a tight loop, and
   repeated log messages are coalesced (``RepeatFilter``).
+
+- **TLS** (``ssl``, the default for ``gossamer control-plane``): each accepted connection's
+  handshake runs in its own task, within ``header_timeout``, so a slow client never holds
+  the accept loop. A client that speaks plain HTTP to the TLS port is answered ``400`` in
+  plain text saying to use ``https://`` (its first byte is read with ``MSG_PEEK``). The
+  context is the caller's: loading a renewed certificate into it serves new handshakes.
 
 hypercorn's ``keep_alive_timeout`` is a header deadline, but neither it nor uvicorn caps
 connections or pauses on ``EMFILE``; this wrapper keeps uvicorn (and httptools' parser).
@@ -26,54 +33,28 @@ import errno
 import logging
 import resource
 import socket
+import ssl
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gossamer.errors import ConfigError
+from gossamer.server.connection_guard import (
+    ApiServerLimits,
+    ConnectionSlots,
+    GuardedHttpProtocol,
+    plain_response,
+)
+from gossamer.server.connection_guard import log as guard_log
 
 log = logging.getLogger(__name__)
 
 #: accept() failures that mean "out of fds or memory for now": pause, then retry
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 ACCEPT_PAUSE_S = 0.5
-#: the API may use at most this share of the process's file descriptors; the rest are for
-#: xDS streams, the store and logs
-API_FD_SHARE = 0.5
 #: foreign loggers whose repeated messages are coalesced while the server runs
-COALESCED_LOGGERS = ("uvicorn.error", "asyncio", __name__)
-
-
-@dataclass(frozen=True)
-class ApiServerLimits:
-    """How long the API waits for a client, and how many connections it keeps open."""
-
-    #: seconds for a request's headers to arrive (``--api-header-timeout``)
-    header_timeout: float = 10.0
-    #: seconds for a request's body to arrive once its headers have (``--api-body-timeout``)
-    body_timeout: float = 60.0
-    #: open API connections at most (``--api-max-connections``); never above half the fds
-    max_connections: int = 1024
-
-    def __post_init__(self) -> None:
-        for flag, value in (
-            ("--api-header-timeout", self.header_timeout),
-            ("--api-body-timeout", self.body_timeout),
-        ):
-            if not 0 < value <= 3600:
-                raise ConfigError(f"{flag}: must be 0 < seconds <= 3600, got {value}")
-        if not 1 <= self.max_connections <= 1_000_000:
-            raise ConfigError(
-                f"--api-max-connections: must be 1..1000000, got {self.max_connections}"
-            )
-
-    def connection_cap(self, fd_limit: int) -> int:
-        """``max_connections``, lowered to the API's share of ``fd_limit`` descriptors."""
-        return max(1, min(self.max_connections, int(fd_limit * API_FD_SHARE)))
+COALESCED_LOGGERS = ("uvicorn.error", "asyncio", __name__, guard_log.name)
 
 
 def fd_limit() -> int:
@@ -124,167 +105,25 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-class ConnectionSlots:
-    """Open API connections, and the order in which they started waiting for a request."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._open: set[GuardedHttpProtocol] = set()
-        #: connections waiting for a request's headers, oldest first (dicts keep order)
-        self._waiting: dict[GuardedHttpProtocol, None] = {}
-        self._freed = asyncio.Event()
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def add(self, conn: GuardedHttpProtocol) -> None:
-        self._open.add(conn)
-
-    def remove(self, conn: GuardedHttpProtocol) -> None:
-        self._open.discard(conn)
-        self._waiting.pop(conn, None)
-        self._freed.set()
-
-    def waiting(self, conn: GuardedHttpProtocol) -> None:
-        self._waiting.pop(conn, None)
-        self._waiting[conn] = None
-
-    def busy(self, conn: GuardedHttpProtocol) -> None:
-        self._waiting.pop(conn, None)
-
-    def can_admit(self) -> bool:
-        return len(self._open) < self.cap or bool(self._waiting)
-
-    async def wait_for_room(self) -> None:
-        while not self.can_admit():
-            self._freed.clear()
-            await self._freed.wait()
-
-    def make_room(self) -> None:
-        """Close the connection that has waited longest for a request if at the cap."""
-        while len(self._open) >= self.cap and self._waiting:
-            oldest = next(iter(self._waiting))
-            self.remove(oldest)
-            log.warning(
-                "API: at its cap of %d connections: closed the one that waited longest for a "
-                "request to let a new client in (--api-max-connections)", self.cap,
-            )  # fmt: skip
-            oldest.drop(503, "the API is at its connection limit; retry")
-
-
-def _plain_response(status: int, reason: str, text: str) -> bytes:
-    body = (text + "\n").encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-class GuardedHttpProtocol(HttpToolsProtocol):  # type: ignore[misc]
-    """uvicorn's httptools protocol with receipt deadlines and a place in ``ConnectionSlots``.
-
-    Relies on uvicorn's ``cycle`` (set when a request's headers are parsed; ``more_body``
-    false once its body is in) and ``on_response_complete``, common to both its protocols.
-    """
-
-    def __init__(self, *, slots: ConnectionSlots, limits: ApiServerLimits, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._slots = slots
-        self._limits = limits
-        self._timer: asyncio.TimerHandle | None = None
-        self._waiting_for = ""  # "headers", "body" or "" (a request is being handled)
-        self._request: Any = None  # the cycle whose headers arrived last
-        self._partial = False  # bytes of the next request arrived, not all its headers
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._slots.add(self)
-        self._await_headers()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timer()
-        self._slots.remove(self)
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        cycle: Any = self.cycle
-        if self.transport.is_closing():
-            return
-        if cycle is not None and cycle is not self._request:  # a new request's headers
-            self._request = cycle
-            self._partial = False
-            self._slots.busy(self)
-            if cycle.more_body:
-                self._arm("body", self._limits.body_timeout)
-            else:
-                self._disarm()
-        elif self._waiting_for == "body" and cycle is not None and not cycle.more_body:
-            self._disarm()
-        elif self._waiting_for == "headers":
-            self._partial = True
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self.transport.is_closing():
-            return
-        if self.cycle is None or self.cycle.response_complete:
-            self._await_headers()
-
-    def drop(self, status: int, why: str) -> None:
-        """Close now; a client that sent part of a request (and got no answer) is told why."""
-        self._cancel_timer()
-        cycle = self.cycle
-        started = self._waiting_for == "headers" and self._partial
-        in_body = self._waiting_for == "body" and cycle is not None and not cycle.response_started
-        if started or in_body:
-            reason = "Request Timeout" if status == 408 else "Service Unavailable"
-            self.transport.write(_plain_response(status, reason, why))
-        self.transport.close()
-
-    def _await_headers(self) -> None:
-        self._partial = False
-        self._slots.waiting(self)
-        self._arm("headers", self._limits.header_timeout)
-
-    def _arm(self, what: str, seconds: float) -> None:
-        self._cancel_timer()
-        self._waiting_for = what
-        self._timer = self.loop.call_later(seconds, self._late)
-
-    def _disarm(self) -> None:
-        self._cancel_timer()
-        self._waiting_for = ""
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _late(self) -> None:
-        self._timer = None
-        what = self._waiting_for
-        timeout = self._limits.header_timeout if what == "headers" else self._limits.body_timeout
-        if what == "body" or self._partial:
-            client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
-            log.warning(
-                "API: closed the connection from %s: the request's %s did not arrive within "
-                "%g s (--api-%s-timeout)", client, what, timeout, "header" if what == "headers"
-                else "body",
-            )  # fmt: skip
-        self.drop(408, f"the request's {what} did not arrive within {timeout:g} s")
-
-
 class ApiServer:
     """Serve an ASGI app on a listening socket until ``stop()``; see the module docstring."""
 
     def __init__(
-        self, app: Any, sock: socket.socket, limits: ApiServerLimits, *, fd_limit: int
+        self,
+        app: Any,
+        sock: socket.socket,
+        limits: ApiServerLimits,
+        *,
+        fd_limit: int,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.limits = limits
         self.slots = ConnectionSlots(limits.connection_cap(fd_limit))
         self._sock = sock
+        self._tls = tls
+        #: TLS handshakes in flight (they hold an fd before they hold a slot)
+        self._handshakes = asyncio.Semaphore(self.slots.cap)
+        self._pending: set[asyncio.Task[None]] = set()
         self._config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none")
         self._server = uvicorn.Server(self._config)
         self._accepting: asyncio.Task[None] | None = None
@@ -296,13 +135,21 @@ class ApiServer:
             logging.getLogger(name).addFilter(repeats)
         try:
             async with asyncio.TaskGroup() as tg:
-                self._accepting = tg.create_task(self._accept_loop())
+                self._accepting = tg.create_task(self._accept_loop(tg))
                 # no sockets: uvicorn runs its clock, connection bookkeeping and shutdown
                 await self._server.serve(sockets=[])
                 self._accepting.cancel()
+                for task in list(self._pending):  # handshakes not done: never served
+                    task.cancel()
         finally:
             for name in COALESCED_LOGGERS:
                 logging.getLogger(name).removeFilter(repeats)
+
+    def use_tls(self, context: ssl.SSLContext) -> None:
+        """Present ``context`` to every connection accepted from now on (a renewed
+        certificate); connections already open keep theirs. Safe from any thread: the
+        context is replaced whole, never changed while handshakes use it."""
+        self._tls = context
 
     def stop(self) -> None:
         """Stop accepting at once; finish the requests in progress, close idle connections."""
@@ -329,7 +176,7 @@ class ApiServer:
             )  # fmt: skip
             await self.slots.wait_for_room()
 
-    async def _accept_loop(self) -> None:
+    async def _accept_loop(self, tg: asyncio.TaskGroup) -> None:
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -352,7 +199,13 @@ class ApiServer:
                     await self._room()  # connections may have become busy meanwhile
                     # at the cap, close the connection that waited longest for a request
                     self.slots.make_room()
-                    await loop.connect_accepted_socket(self._protocol, conn)
+                    if self._tls is None:
+                        await loop.connect_accepted_socket(self._protocol, conn)
+                    else:
+                        await self._handshakes.acquire()
+                        task = tg.create_task(self._serve_tls(conn, self._tls))
+                        self._pending.add(task)
+                        task.add_done_callback(self._pending.discard)
                 except OSError:
                     conn.close()
                 except BaseException:
@@ -360,3 +213,53 @@ class ApiServer:
                     raise
         finally:
             self._sock.close()
+
+    async def _serve_tls(self, conn: socket.socket, context: ssl.SSLContext) -> None:
+        """Hand ``conn`` to uvicorn once its TLS handshake is done; a plain HTTP request is
+        told to use https, a failed or late handshake closes it (never the server)."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.limits.header_timeout):
+                if await _plain_http(loop, conn):
+                    answer = plain_response(
+                        400,
+                        "Bad Request",
+                        "this is the Gossamer control plane's REST API: it serves HTTPS only; "
+                        "use https:// (e.g. --server https://HOST:PORT)",
+                    )
+                    await loop.sock_sendall(conn, answer)
+                    conn.close()
+                    return
+                await loop.connect_accepted_socket(
+                    self._protocol,
+                    conn,
+                    ssl=context,
+                    ssl_handshake_timeout=self.limits.header_timeout,
+                )
+        except (OSError, TimeoutError) as e:  # ssl.SSLError is an OSError
+            log.debug("API: TLS handshake failed: %s", e)
+            conn.close()
+        except BaseException:
+            conn.close()
+            raise
+        finally:
+            self._handshakes.release()
+
+
+async def _plain_http(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> bool:
+    """Whether the first byte the client sent is a letter (an HTTP method), not a TLS
+    record (0x16); it is left unread (``MSG_PEEK``)."""
+    readable: asyncio.Future[None] = loop.create_future()
+    fd = conn.fileno()
+
+    def ready() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(fd, ready)
+    try:
+        await readable
+    finally:
+        loop.remove_reader(fd)
+    first = conn.recv(1, socket.MSG_PEEK)
+    return bool(first) and first.isalpha()

@@ -1,8 +1,12 @@
-"""Where the control plane may listen: loopback only, unless the operator accepts the risk.
+"""Where the control plane may serve plaintext: loopback only, unless the operator accepts
+the risk.
 
-The REST API and xDS have no authentication and no TLS yet (the identity issue brings
-both): anyone who reaches them can change the mesh or impersonate a proxy. So binding them
-to an address other hosts can reach is refused unless ``--insecure-listen`` is given.
+Over TLS (the REST API by default, xDS in ``--xds-tls required`` mode) any address is
+fine: clients verify the server and prove themselves. Plaintext xDS (``--xds-tls off`` or
+``optional``) lets anyone who reaches it read any proxy's configuration, so a plaintext
+listener on an address other hosts can reach is refused unless ``--insecure-listen`` is
+given. A plaintext REST API (``--api-tls off``) is refused off loopback outright
+(``server.app.check_api_tls``): tokens would cross the network in the clear.
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ def check_listen_addresses(addresses: dict[str, tuple[str, int]], *, insecure_li
     for flag, (host, port) in addresses.items():
         if not is_loopback(host):
             raise ConfigError(
-                f"{flag}: {host}:{port} is not a loopback address, and the control plane's "
-                "REST API and xDS have no authentication or TLS yet: anyone who reaches them "
-                "can change the mesh. Listen on 127.0.0.1 (and reach it through an SSH tunnel "
-                "or a TLS proxy), or pass --insecure-listen to accept the risk on a network "
-                "you trust"
+                f"{flag}: {host}:{port} is not a loopback address, and xDS is served there "
+                "in plaintext (--xds-tls off or optional): anyone who reaches it can read "
+                "any proxy's configuration. Use --xds-tls required (mTLS only, on this "
+                "address), listen on 127.0.0.1, or pass --insecure-listen to accept the "
+                "risk on a network you trust"
             )

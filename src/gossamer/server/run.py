@@ -8,8 +8,13 @@ from pathlib import Path
 
 from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.registry.liveness import LivenessSettings
-from gossamer.server.app import Settings, create_app, parse_addr
-from gossamer.server.http_server import ApiServerLimits, raise_fd_limit
+from gossamer.server.app import create_app
+from gossamer.server.authz_child import AuthzSettings
+from gossamer.server.connection_guard import ApiServerLimits
+from gossamer.server.http_server import raise_fd_limit
+from gossamer.server.rate_limit import RateLimitSettings
+from gossamer.server.settings import Settings, parse_addr
+from gossamer.server.telemetry_child import TelemetrySettings
 from gossamer.xds.auth import XdsTlsMode
 from gossamer.xds.monitor import FORGET_AFTER
 from gossamer.xds.server import Keepalive
@@ -28,6 +33,18 @@ async def serve(settings: Settings) -> None:
             f"  data {settings.data_dir}",
             flush=True,
         )
+        if app.rate_limit_address is not None:
+            rl = app.rate_limit_address
+            how = "a child while a rule needs it" if app.rate_limit_child else "elsewhere"
+            print(f"global rate limits: {rl.host}:{rl.port} ({how})", flush=True)
+        if app.authz_address is not None:
+            dp = app.authz_address
+            how = "a child while a service decides end users" if app.authz_child else "elsewhere"
+            print(f"end-user decision point: {dp.host}:{dp.port} ({how})", flush=True)
+        t = app.telemetry
+        if t is not None and t.address is not None:
+            how = f"a child, query API {t.upstream.url}" if t.child else "elsewhere"
+            print(f"telemetry: {t.address.host}:{t.address.port} ({how})", flush=True)
         if app.admin_token_written is not None:
             print(
                 f"wrote the first operator token to {app.admin_token_written} (0600): "
@@ -50,8 +67,12 @@ def main(
     xds_keepalive: Keepalive | None = None,
     forget_proxies_after: float = FORGET_AFTER,
     api_hosts: tuple[str, ...] = (),
-    xds_tls: XdsTlsMode = "optional",
+    xds_tls: XdsTlsMode = "required",
     xds_tls_addr: str | None = None,
+    api_tls: bool = True,
+    rate_limit: RateLimitSettings | None = None,
+    authz_service: AuthzSettings | None = None,
+    telemetry: TelemetrySettings | None = None,
 ) -> None:
     settings = Settings(
         data_dir=Path(data_dir),
@@ -67,6 +88,10 @@ def main(
         api_hosts=api_hosts,
         xds_tls=xds_tls,
         xds_tls_addr=parse_addr(xds_tls_addr, "--xds-tls-addr") if xds_tls_addr else None,
+        api_tls=api_tls,
+        rate_limit=rate_limit or RateLimitSettings(),
+        authz_service=authz_service or AuthzSettings(),
+        telemetry=telemetry or TelemetrySettings(),
     )
     raise_fd_limit()
     asyncio.run(serve(settings))

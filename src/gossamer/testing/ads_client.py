@@ -83,6 +83,9 @@ class AdsClient:
         self.closed = False
         self._changed = asyncio.Event()
         self._conn: _Connection | None = None
+        #: called with each response once the ACK or NACK for it was sent (e.g. to time
+        #: ACKs when simulating many proxies: bench/xds_scale_driver.py)
+        self.on_response: Callable[[AdsClient, Response], None] | None = None
 
     # -- what the proxy holds ------------------------------------------------------------
 
@@ -181,6 +184,8 @@ class AdsClient:
             while (got := await conn.recv()) is not None:
                 for req in self.protocol.receive(*got):
                     await conn.send(req)
+                if self.on_response is not None:
+                    self.on_response(self, got[0])
                 self._notify()
         except (grpc.aio.AioRpcError, XdsError, ConnectionError) as e:
             self.error = e
@@ -191,6 +196,12 @@ class AdsClient:
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
+
+    def abort(self) -> None:
+        """End the stream now, as a proxy losing its connection does (the server sees a
+        cancelled call); what the client holds is kept for a reconnect."""
+        if self._conn is not None:
+            self._conn.abort()
 
     def _notify(self) -> None:
         self._changed.set()

@@ -5,8 +5,9 @@ in reply, in Envoy's order (see /work/shared/envoy-notes.md and docs/xds.md):
 
 * the first request of a stream carries the node (``set_node_on_first_message_only``);
 * start-up is CDS (wildcard) -> EDS for the EDS clusters received -> ACK CDS -> LDS
-  (wildcard, once the first clusters have their endpoints) -> ACK EDS -> RDS for the route
-  configs the listeners' HTTP connection managers name -> ACK LDS -> ACK RDS;
+  (wildcard, once the first clusters have their endpoints) -> ACK EDS -> ECDS for the
+  filter configs and RDS for the route configs the listeners' HTTP connection managers
+  name -> ACK LDS -> ACK ECDS -> ACK RDS;
 * every resource is unpacked from its ``Any`` to its typed message; if one does not decode
   (or a name is missing or repeats) the whole response is NACKed and nothing of it applied;
 * each resource is then checked on its own, and like Envoy's cluster and listener managers
@@ -41,6 +42,7 @@ from gossamer.testing.ads_resources import (
     Held,
     _ResourceError,
     eds_name,
+    filter_config_names,
     listener_error,
     route_clusters,
     route_names,
@@ -48,6 +50,7 @@ from gossamer.testing.ads_resources import (
 from gossamer.xds.resources import PUSH_ORDER, ResourceType
 
 C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
+X = ResourceType.EXTENSION_CONFIG
 
 _INTERNAL = 13  # google.rpc.Code.INTERNAL, what Envoy puts in a NACK's error_detail
 
@@ -299,8 +302,11 @@ class AdsProtocol:
             self.warming -= decoded.keys()
         elif rtype is L:
             wanted = set()
+            configs: set[str] = set()
             for name, held in view.resources.items():
                 wanted |= route_names(name, held.message)
+                configs |= filter_config_names(held.message)
+            out += self._resubscribe(X, configs)  # (the HTTP filters' ECDS configs)
             out += self._resubscribe(R, wanted)
         lds = self.types[L]
         if not lds.requested and rtype in (C, E) and not self.warming:

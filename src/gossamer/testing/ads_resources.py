@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import extension_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
@@ -18,6 +19,7 @@ from google.protobuf import message
 from gossamer.xds.resources import ResourceType
 
 C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
+X = ResourceType.EXTENSION_CONFIG
 
 #: the typed message each resource type decodes to
 MESSAGES: dict[ResourceType, type[Any]] = {
@@ -25,6 +27,7 @@ MESSAGES: dict[ResourceType, type[Any]] = {
     E: endpoint_pb2.ClusterLoadAssignment,
     L: listener_pb2.Listener,
     R: route_pb2.RouteConfiguration,
+    X: extension_pb2.TypedExtensionConfig,
 }
 HCM_URL = (
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
@@ -91,6 +94,27 @@ def route_names(listener_name: str, listener: Any) -> set[str]:
                         "ADS config source and a route_config_name"
                     )
                 names.add(hcm.rds.route_config_name)
+    return names
+
+
+def filter_config_names(listener: Any) -> set[str]:
+    """The HTTP filter configs (ECDS) a listener's connection managers discover over ADS
+    (call ``route_names`` first: it rejects what does not decode)."""
+    names: set[str] = set()
+    chains: Iterable[Any] = list(listener.filter_chains)
+    if listener.HasField("default_filter_chain"):
+        chains = [*chains, listener.default_filter_chain]
+    for chain in chains:
+        for f in chain.filters:
+            if f.typed_config.type_url != HCM_URL:
+                continue
+            hcm = hcm_pb2.HttpConnectionManager.FromString(f.typed_config.value)
+            names |= {
+                hf.name
+                for hf in hcm.http_filters
+                if hf.HasField("config_discovery")
+                and hf.config_discovery.config_source.HasField("ads")
+            }
     return names
 
 

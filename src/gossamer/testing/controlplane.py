@@ -1,10 +1,12 @@
 """Start a real control plane (SQLite store, xDS and API on free loopback ports) and real
 Envoys attached to it.
 
-Its REST API wants an operator token: tests read it as a user does, from
-``<data-dir>/admin.token`` (``admin_token``), and send it (``api_client``, ``operator_env``);
-``running_control_plane`` also exports it as ``GOSSAMER_TOKEN`` while it runs, as
-docs/quickstart.md tells users to, so CLI commands a test runs find it.
+Its REST API is HTTPS (a certificate from the mesh CA) and wants an operator token: tests
+read it as a user does, from ``<data-dir>/admin.token`` (``admin_token``: it carries the
+CA's fingerprint), and send it (``api_client``, verified against the mesh's roots;
+``operator_env``); ``running_control_plane`` also exports it as ``GOSSAMER_TOKEN`` while it
+runs, as docs/quickstart.md tells users to, so CLI commands a test runs find it (and verify
+the server with its fingerprint).
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from gossamer.agent.trust import client_context
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.model import parse_manifest, parse_yaml
 from gossamer.registry.operators import ADMIN_TOKEN_FILE
-from gossamer.server.app import ControlPlaneApp, Settings, create_app
+from gossamer.server.app import ControlPlaneApp, create_app
+from gossamer.server.settings import Settings
+from gossamer.server.telemetry_child import TelemetrySettings
 from gossamer.store.base import Store
 from gossamer.store.memory import MemoryStore
 from gossamer.testing.ports import free_port
@@ -51,10 +57,22 @@ def operator_env(app: ControlPlaneApp) -> dict[str, str]:
     return {**os.environ, TOKEN_ENV: admin_token(app.settings.data_dir)}
 
 
+def api_verify(app: ControlPlaneApp) -> ssl.SSLContext:
+    """A client context trusting ``app``'s mesh roots only (checks the server's name)."""
+    return client_context(app.trust_bundle_pem())
+
+
+def ca_file(app: ControlPlaneApp) -> Path:
+    """``app``'s roots as a file (``--ca-file``): ``<data-dir>/ca/root-cert.pem``."""
+    return app.settings.data_dir / "ca" / "root-cert.pem"
+
+
 def api_client(app: ControlPlaneApp, **options: Any) -> httpx.AsyncClient:
-    """An HTTP client of ``app``'s REST API sending its admin token."""
+    """An HTTPS client of ``app``'s REST API, verifying it against the mesh's roots and
+    sending its admin token."""
     options.setdefault("timeout", 30)
     options.setdefault("trust_env", False)
+    options.setdefault("verify", api_verify(app))
     headers = {**operator_headers(app), **options.pop("headers", {})}
     return httpx.AsyncClient(base_url=app.api_url, headers=headers, **options)
 
@@ -76,8 +94,16 @@ def exported_token(data_dir: Path) -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def running_control_plane(data_dir: Path, **settings: Any) -> AsyncIterator[ControlPlaneApp]:
     """A control plane on free loopback ports (``settings``: more ``Settings`` fields),
-    with its admin token exported as ``GOSSAMER_TOKEN`` while it runs."""
-    settings.setdefault("xds_tls_addr", ("127.0.0.1", 0))  # not xds port + 1: maybe taken
+    with its admin token exported as ``GOSSAMER_TOKEN`` while it runs.
+
+    Its xDS is ``optional`` unless ``xds_tls`` says otherwise (``gossamer control-plane``
+    defaults to ``required``): tests feed anonymous Envoys (``mesh_envoy``) and ADS
+    clients on the plaintext ``app.xds_addr``, and hosts that joined use the mTLS port.
+    Telemetry is ``off`` unless ``telemetry`` says otherwise (``gossamer control-plane``
+    runs it by default: a child process and an access logger in every proxy), so tests
+    that do not look at it stay fast."""
+    settings.setdefault("xds_tls", "optional")
+    settings.setdefault("telemetry", TelemetrySettings("off"))
     config = Settings(
         data_dir, api_addr=("127.0.0.1", 0), xds_addr=("127.0.0.1", free_port()), **settings
     )

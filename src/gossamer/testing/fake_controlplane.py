@@ -57,7 +57,6 @@ class _Entry:
 @dataclass(slots=True)
 class _FakeProxy:
     status: ProxyStatus
-    config_dump: dict[str, object] | None
     acks: bool
     #: its config as last "pushed" (translated from the model)
     config: ProxyResources | None = None
@@ -86,16 +85,10 @@ class FakeControlPlane:
 
     # -- test controls -----------------------------------------------------------------
 
-    def add_proxy(
-        self,
-        status: ProxyStatus,
-        config_dump: dict[str, object] | None = None,
-        *,
-        acks: bool = True,
-    ) -> None:
+    def add_proxy(self, status: ProxyStatus, *, acks: bool = True) -> None:
         """Report ``status`` as a proxy; ``acks=False``: every ``wait`` for it times out."""
         self._proxies.pop(status.node_id, None)  # a reconnect: last in the connection order
-        proxy = _FakeProxy(status, config_dump, acks)
+        proxy = _FakeProxy(status, acks)
         proxy.config = self._translate(proxy)
         self._proxies[status.node_id] = proxy
 
@@ -233,16 +226,6 @@ class FakeControlPlane:
 
     def proxy_status(self) -> builtins.list[ProxyStatus]:
         return [p.status for _, p in sorted(self._proxies.items())]
-
-    async def proxy_config(self, node_id: str) -> dict[str, object]:
-        proxy = self._proxies.get(node_id)
-        if proxy is None:
-            raise NotFoundError(
-                f"no proxy {node_id!r} is known: list them with `gossamer proxy-status`"
-            )
-        if proxy.config_dump is None:
-            raise NotFoundError(f"proxy {node_id!r} published no admin address to read from")
-        return proxy.config_dump
 
     def statistics(self) -> ControlPlaneStatistics:
         connected = [p for p in self._proxies.values() if p.status.connected]

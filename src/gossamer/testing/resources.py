@@ -56,7 +56,9 @@ def static_cluster(
     if http2:
         options = http_protocol_options_pb2.HttpProtocolOptions()
         options.explicit_http_config.http2_protocol_options.SetInParent()
-        cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(options)
+        cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(
+            options, deterministic=True
+        )
     return cluster
 
 
@@ -96,7 +98,7 @@ def http_listener(
     else:
         hcm.route_config.CopyFrom(routes)
     router = hcm.http_filters.add(name="envoy.filters.http.router")
-    router.typed_config.Pack(router_pb2.Router())
+    router.typed_config.Pack(router_pb2.Router(), deterministic=True)
     return _listener(name, address, "envoy.filters.network.http_connection_manager", hcm)
 
 
@@ -115,5 +117,5 @@ def _listener(
     # A leftover Envoy on the same port would otherwise silently share the traffic.
     listener.enable_reuse_port.value = False
     net_filter = listener.filter_chains.add().filters.add(name=filter_name)
-    net_filter.typed_config.Pack(config)
+    net_filter.typed_config.Pack(config, deterministic=True)
     return listener

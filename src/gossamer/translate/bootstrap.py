@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
+from envoy.config.core.v3 import address_pb2, config_source_pb2, extension_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
@@ -31,6 +32,7 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from gossamer.errors import FieldError, ValidationError
 from gossamer.node import IDENTITY_KEYS, SDS_KEY, MetadataValue, fill_node
+from gossamer.translate import stat_sink
 from gossamer.translate.names import SDS_CLUSTER
 from gossamer.translate.tls import control_plane_socket
 from gossamer.types import ProxyIdentity
@@ -62,6 +64,8 @@ def ads_bootstrap(
     connect_timeout_s: float = 5.0,
     sds_socket: Path | None = None,
     xds_tls: bool = False,
+    stats_sink: bool = True,
+    stats_flush: timedelta = stat_sink.FLUSH_INTERVAL,
 ) -> bootstrap_pb2.Bootstrap:
     """An Envoy bootstrap that gets all listeners and clusters over one ADS stream.
 
@@ -74,6 +78,9 @@ def ads_bootstrap(
     proxy may be given mTLS. ``xds_tls`` (needs ``sds_socket``): ADS over mTLS, with the
     ``identity`` and ``trust-bundle`` secrets, to a server whose URI SAN is the control
     plane's (``xds_address`` is then the control plane's ``--xds-tls-addr``).
+    ``stats_sink``: Envoy pushes its access-log counters every ``stats_flush`` to the
+    control plane over ``gossamer-xds``, which relays them to the telemetry service for
+    loss reconciliation (``translate.stat_sink``).
     """
     errors = _check_address("xds_address", xds_address, min_port=1)
     admin_errors = _check_address("admin_address", admin_address, min_port=0)
@@ -147,8 +154,11 @@ def ads_bootstrap(
         xds.transport_socket.CopyFrom(control_plane_socket(san))
     bootstrap.static_resources.clusters.append(xds)
     if sds_socket is not None:
-        bootstrap.static_resources.clusters.append(_sds_cluster(sds_socket))
+        bootstrap.static_resources.clusters.append(sds_cluster(sds_socket))
     _set_socket_address(bootstrap.admin.address, admin_address)
+    if stats_sink:
+        bootstrap.stats_sinks.append(stat_sink.stats_sink(node, XDS_CLUSTER))
+        bootstrap.stats_flush_interval.FromTimedelta(stats_flush)
     return bootstrap
 
 
@@ -160,13 +170,16 @@ def static_bootstrap(
     routes: Iterable[route_pb2.RouteConfiguration] = (),
     admin_address: tuple[str, int] = ("127.0.0.1", 0),
     node: ProxyIdentity | None = None,
+    extension_configs: Iterable[extension_pb2.TypedExtensionConfig] | None = None,
 ) -> bootstrap_pb2.Bootstrap:
     """Generated xDS resources as one static bootstrap (the inputs are not changed).
 
     HTTP connection managers that use RDS get their route configuration inlined; EDS
     clusters become STATIC clusters with their ClusterLoadAssignment inlined. A reference
     to a route configuration or an endpoint set that was not given raises
-    ``ValidationError`` naming the listener or cluster.
+    ``ValidationError`` naming the listener or cluster. With ``extension_configs`` (ECDS
+    resources), HTTP filters that discover their config get it inlined, and one not given is
+    such an error too; without, they are left discovering it over ADS.
     """
     route_by_name = {r.name: r for r in routes}
     cla_by_name = {c.cluster_name: c for c in endpoints}
@@ -185,6 +198,9 @@ def static_bootstrap(
         for chain in chains:
             for net_filter in chain.filters:
                 errors += _inline_routes(listener.name, net_filter, route_by_name)
+                if extension_configs is not None:
+                    by_name = {c.name: c for c in extension_configs}
+                    errors += _inline_filter_configs(listener.name, net_filter, by_name)
 
     for source in clusters:
         cluster = bootstrap.static_resources.clusters.add()
@@ -235,8 +251,36 @@ def _inline_routes(
             )
         ]
     hcm.route_config.CopyFrom(route_by_name[route_name])
-    net_filter.typed_config.Pack(hcm)
+    net_filter.typed_config.Pack(hcm, deterministic=True)
     return []
+
+
+def _inline_filter_configs(
+    listener_name: str,
+    net_filter: listener_pb2.Filter,
+    by_name: Mapping[str, extension_pb2.TypedExtensionConfig],
+) -> list[FieldError]:
+    hcm = hcm_pb2.HttpConnectionManager()
+    if not net_filter.typed_config.Is(hcm.DESCRIPTOR):
+        return []
+    net_filter.typed_config.Unpack(hcm)
+    errors = []
+    for http_filter in hcm.http_filters:
+        if not http_filter.HasField("config_discovery"):
+            continue
+        if http_filter.name not in by_name:
+            errors.append(
+                FieldError(
+                    f"discovers filter config {http_filter.name!r} (ECDS), which was not "
+                    "given; pass it in extension_configs",
+                    f"filters[{net_filter.name}].http_filters",
+                    f"Listener {listener_name}",
+                )
+            )
+            continue
+        http_filter.typed_config.CopyFrom(by_name[http_filter.name].typed_config)
+    net_filter.typed_config.Pack(hcm, deterministic=True)
+    return errors
 
 
 def _xds_cluster(address: tuple[str, int], connect_timeout_s: float) -> cluster_pb2.Cluster:
@@ -254,7 +298,9 @@ def _xds_cluster(address: tuple[str, int], connect_timeout_s: float) -> cluster_
     http2.connection_keepalive.timeout.FromSeconds(5)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http2_protocol_options.CopyFrom(http2)
-    cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(options)
+    cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(
+        options, deterministic=True
+    )
 
     keepalive = cluster.upstream_connection_options.tcp_keepalive
     keepalive.keepalive_time.value = 60
@@ -263,7 +309,7 @@ def _xds_cluster(address: tuple[str, int], connect_timeout_s: float) -> cluster_
     return cluster
 
 
-def _sds_cluster(path: Path) -> cluster_pb2.Cluster:
+def sds_cluster(path: Path) -> cluster_pb2.Cluster:
     """HTTP/2 (gRPC) to the agent's SDS server on a Unix socket (``pipe`` address)."""
     cluster = cluster_pb2.Cluster(name=SDS_CLUSTER, type=cluster_pb2.Cluster.STATIC)
     cluster.connect_timeout.FromSeconds(1)
@@ -272,7 +318,9 @@ def _sds_cluster(path: Path) -> cluster_pb2.Cluster:
     endpoint.address.pipe.path = str(path)
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http2_protocol_options.SetInParent()
-    cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(options)
+    cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(
+        options, deterministic=True
+    )
     return cluster
 
 

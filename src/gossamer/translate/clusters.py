@@ -10,7 +10,9 @@ from envoy.type.v3 import percent_pb2
 
 from gossamer.model.mesh import Mesh
 from gossamer.model.service import ServicePort
+from gossamer.model.traffic_policy import TrafficPolicy
 from gossamer.translate.common import ads_source, duration, socket_address, upstream_protocol
+from gossamer.translate.lb import apply_policy
 
 
 def outbound_cluster(
@@ -19,6 +21,7 @@ def outbound_cluster(
     mesh: Mesh,
     *,
     sidecars: bool,
+    policy: TrafficPolicy | None = None,
 ) -> cluster_pb2.Cluster:
     """An EDS cluster of a service port, or of one subset of it (its own endpoint set).
 
@@ -26,6 +29,8 @@ def outbound_cluster(
     instead of dozens); to a workload without a sidecar the cluster speaks the app protocol.
     A subset is a cluster of its own rather than Envoy's subset load balancer, so a route
     without a subset always reaches every instance and each subset can get its own policies.
+    ``policy`` (its TrafficPolicy, if any) sets the load balancer, breakers, retry budget,
+    outlier detection and health checks (``translate.lb``).
     """
     defaults = mesh.spec.defaults
     cluster = cluster_pb2.Cluster(
@@ -46,6 +51,7 @@ def outbound_cluster(
         http2 = sidecars or port.protocol in ("http2", "grpc")
         for k, v in upstream_protocol(http2=http2, idle_timeout=defaults.idleTimeout).items():
             cluster.typed_extension_protocol_options[k].CopyFrom(v)
+    apply_policy(cluster, policy, sidecars=sidecars)
     return cluster
 
 

@@ -13,7 +13,7 @@ HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 def any_of(msg: message.Message) -> any_pb2.Any:
     out = any_pb2.Any()
-    out.Pack(msg)
+    out.Pack(msg, deterministic=True)
     return out
 
 

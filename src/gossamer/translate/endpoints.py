@@ -1,12 +1,12 @@
 """Endpoints (ClusterLoadAssignment) of a service port or of one subset of it: its
-workloads, grouped by zone."""
+workloads, grouped by zone, as one caller zone sees them (``translate.locality``)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
 
-from envoy.config.core.v3 import base_pb2, health_check_pb2
+from envoy.config.core.v3 import health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2 as ep_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import wrappers_pb2
@@ -14,6 +14,7 @@ from google.protobuf import wrappers_pb2
 from gossamer.model.snapshot import Ref
 from gossamer.model.workload import Workload
 from gossamer.translate.common import socket_address
+from gossamer.translate.locality import failover_policy, localities
 from gossamer.translate.names import Subset
 from gossamer.translate.tls import mark_endpoint
 
@@ -45,8 +46,10 @@ def load_assignment(
     single_port: bool,
     subset: Subset = (),
     marked: frozenset[Ref] = frozenset(),
+    caller_zone: str | None = None,
 ) -> endpoint_pb2.ClusterLoadAssignment:
-    """Every workload of ``subset`` serving ``port_name``, with health, weight and zone.
+    """Every workload of ``subset`` serving ``port_name``, with health, weight and zone, for
+    a caller in ``caller_zone`` (its zone at priority 0, the others at 1).
 
     Unhealthy and draining workloads stay listed with that status (Envoy sends them no new
     requests) so a status flap does not churn the endpoint set. Labels are not sent: subsets
@@ -69,10 +72,8 @@ def load_assignment(
         if w.ref in marked:
             mark_endpoint(lb.metadata)
         by_zone[w.zone or ""].append(lb)
-    return endpoint_pb2.ClusterLoadAssignment(
-        cluster_name=name,
-        endpoints=[
-            ep_pb2.LocalityLbEndpoints(locality=base_pb2.Locality(zone=zone), lb_endpoints=eps)
-            for zone, eps in sorted(by_zone.items())
-        ],
+    out = endpoint_pb2.ClusterLoadAssignment(
+        cluster_name=name, endpoints=localities(by_zone, caller_zone)
     )
+    failover_policy(out)
+    return out

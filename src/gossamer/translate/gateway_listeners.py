@@ -14,6 +14,9 @@ suites only (``tls.tls_params``), ALPN ``h2`` and ``http/1.1``; no client certif
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc_pb2
 from envoy.config.listener.v3 import listener_pb2
@@ -93,13 +96,19 @@ def redirect_routes(name: str, hosts: list[str], https_port: int) -> route_pb2.R
     )
 
 
-def gateway_listeners(ref: Ref, gw: Gateway, mesh: Mesh) -> dict[str, listener_pb2.Listener]:
+def gateway_listeners(
+    ref: Ref, gw: Gateway, mesh: Mesh, *, access_logs: Sequence[accesslog_pb2.AccessLog] = ()
+) -> dict[str, listener_pb2.Listener]:
     """The gateway's listener on ``spec.port`` routing by RDS (``names.gateway_route``),
     terminating TLS when ``spec.tls`` says so, and the redirecting one on ``tls.httpPort``.
-    Both are edge listeners (``hcm.Edge``)."""
+    Both are edge listeners (``hcm.Edge``); the local rate limits of the gateway's rules
+    are the ECDS resource ``rate_limit.extension_config`` of the first's HCM, which also
+    logs to ``access_logs`` (the telemetry's: the redirects reach no service)."""
     edge = Edge(trusted_hops=gw.spec.trustedHops)
     lname = names.gateway_listener(ref)
-    hcm = http_connection_manager(lname, mesh, rds=names.gateway_route(ref), edge=edge)
+    rds = names.gateway_route(ref)
+    hcm = http_connection_manager(lname, mesh, rds=rds, edge=edge)
+    hcm.access_log.extend(access_logs)
     main = http_listener(lname, gw.spec.address, gw.spec.port, hcm, INBOUND)
     out = {lname: main}
     tls = gw.spec.tls

@@ -8,7 +8,9 @@ Defaults close the CVE-2019-9900/9901 class and Envoy's silent timeouts:
 - header names with underscores are rejected (or dropped, per Mesh setting) so they cannot
   alias a hyphenated header downstream;
 - invalid HTTP messages (NUL bytes, bad characters) end the stream with a 400;
-- the request-header, stream-idle and drain timeouts are explicit.
+- the request-header, stream-idle and drain timeouts are explicit;
+- WebSocket is the one upgrade let through, over HTTP/1.1 (``Upgrade``) and HTTP/2 (extended
+  CONNECT, which is how it crosses the HTTP/2 hop between sidecars); any other is a 403.
 
 A listener that faces clients outside the mesh (a gateway, ``edge``) also:
 - takes the client address from the connection (``use_remote_address``), trusting only
@@ -38,7 +40,12 @@ from datetime import timedelta
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
-from envoy.config.core.v3 import extension_pb2, protocol_pb2, substitution_format_string_pb2
+from envoy.config.core.v3 import (
+    base_pb2,
+    extension_pb2,
+    protocol_pb2,
+    substitution_format_string_pb2,
+)
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2
 from envoy.extensions.filters.http.header_mutation.v3 import (
@@ -57,6 +64,7 @@ from google.protobuf import struct_pb2, wrappers_pb2
 from gossamer.model.mesh import Mesh
 from gossamer.translate.common import ads_source, any_of, duration
 from gossamer.translate.edge_guard import edge_guard
+from gossamer.translate.filters import traffic_filters
 
 HCM = hcm_pb2.HttpConnectionManager
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
@@ -64,6 +72,8 @@ ROUTER_FILTER = "envoy.filters.http.router"
 STDOUT_ACCESS_LOG = "envoy.access_loggers.stdout"
 EARLY_HEADER_MUTATION = "envoy.http.early_header_mutation.header_mutation"
 HEADER_MUTATION_FILTER = "envoy.filters.http.header_mutation"
+#: the one upgrade every HCM lets through
+WEBSOCKET = "websocket"
 #: headers Envoy reads as instructions (retries, timeouts, tracing, ...): never from outside
 ENVOY_HEADER_PREFIX = "x-envoy-"
 
@@ -103,6 +113,45 @@ ACCESS_LOG_FORMAT: dict[str, str] = {
     "bytes_sent": "%BYTES_SENT%",
     "user_agent": "%REQ(USER-AGENT)%",
 }
+
+
+#: the body of a 403 a sidecar answers itself (RBAC, the decision point, a dependency the
+#: caller may not call): why, and the request id to look the decision up with
+DENIAL_BODY_FORMAT: dict[str, str] = {
+    "status": "%RESPONSE_CODE%",
+    "reason": "%LOCAL_REPLY_BODY%",
+    "details": "%RESPONSE_CODE_DETAILS%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+}
+_DENIED = 403
+
+
+def denial_replies() -> hcm_pb2.LocalReplyConfig:
+    """Envoy's own 403s inside the mesh answer ``DENIAL_BODY_FORMAT`` as JSON (e.g. details
+    ``rbac_access_denied_matched_policy[svc:default/cart]``); every other local reply keeps
+    Envoy's status and body."""
+    denied = accesslog_pb2.AccessLogFilter(
+        status_code_filter=accesslog_pb2.StatusCodeFilter(
+            comparison=accesslog_pb2.ComparisonFilter(
+                op=accesslog_pb2.ComparisonFilter.EQ,
+                value=base_pb2.RuntimeUInt32(
+                    default_value=_DENIED, runtime_key="gossamer.local_reply.denied_status"
+                ),
+            )
+        )
+    )
+    fmt = struct_pb2.Struct()
+    fmt.update(DENIAL_BODY_FORMAT)
+    return hcm_pb2.LocalReplyConfig(
+        mappers=[
+            hcm_pb2.ResponseMapper(
+                filter=denied,
+                body_format_override=substitution_format_string_pb2.SubstitutionFormatString(
+                    json_format=fmt
+                ),
+            )
+        ]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +212,13 @@ def http_connection_manager(
     route_config: route_pb2.RouteConfiguration | None = None,
     edge: Edge | None = None,
 ) -> hcm_pb2.HttpConnectionManager:
-    """An HCM routing by RDS (``rds`` names the route configuration) or an inline table."""
+    """An HCM routing by RDS (``rds`` names the route configuration) or an inline table.
+
+    Every HCM has the traffic filters (``filters.traffic_filters``: the local rate limit,
+    whose buckets come over ECDS as ``rate_limit.extension_config(stat_prefix, ...)``; the
+    global one; fault injection) before its router, so rules configure them per route in
+    RDS (and the buckets in ECDS) without changing the listener.
+    """
     defaults = mesh.spec.defaults
     # At the edge the router adds no x-envoy-* headers (upstream timings, attempt counts)
     # to what goes out; inside the mesh they help the next hop.
@@ -171,7 +226,10 @@ def http_connection_manager(
     hcm = HCM(
         stat_prefix=stat_prefix,
         codec_type=HCM.AUTO,
-        http_filters=[hcm_pb2.HttpFilter(name=ROUTER_FILTER, typed_config=any_of(router))],
+        http_filters=[
+            *traffic_filters(stat_prefix, mesh.spec.rateLimit),
+            hcm_pb2.HttpFilter(name=ROUTER_FILTER, typed_config=any_of(router)),
+        ],
         normalize_path=wrappers_pb2.BoolValue(value=True),
         merge_slashes=True,
         path_with_escaped_slashes_action=HCM.UNESCAPE_AND_REDIRECT,
@@ -182,7 +240,13 @@ def http_connection_manager(
         http_protocol_options=protocol_pb2.Http1ProtocolOptions(),
         http2_protocol_options=protocol_pb2.Http2ProtocolOptions(
             max_concurrent_streams=wrappers_pb2.UInt32Value(value=1024),
+            # Extended CONNECT (RFC 8441): a WebSocket arrives over HTTP/2 from the caller's
+            # sidecar (or an HTTP/2 client) as a CONNECT stream with :protocol websocket.
+            allow_connect=True,
         ),
+        # WebSocket upgrades pass (HTTP/1.1 Upgrade or extended CONNECT); route timeouts do
+        # not cut them, the stream idle timeout does (docs/resources.md, "Protocols").
+        upgrade_configs=[HCM.UpgradeConfig(upgrade_type=WEBSOCKET)],
         stream_error_on_invalid_http_message=wrappers_pb2.BoolValue(value=True),
         request_headers_timeout=duration(REQUEST_HEADERS_TIMEOUT),
         stream_idle_timeout=duration(defaults.streamIdleTimeout),
@@ -192,7 +256,10 @@ def http_connection_manager(
         # to end; at the edge it is replaced, as a client could otherwise choose it.
         preserve_external_request_id=edge is None,
     )
-    if edge is not None:
+    if edge is None:
+        # a denial says why and which request (gateways keep Envoy's replies as they are)
+        hcm.local_reply_config.CopyFrom(denial_replies())
+    else:
         hcm.use_remote_address.value = True
         hcm.xff_num_trusted_hops = edge.trusted_hops
         # No client may be "internal" (Envoy would keep its request id and mark it with

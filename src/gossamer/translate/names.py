@@ -80,6 +80,12 @@ def inbound_listener(port: str) -> str:
     return f"inbound|{port}"
 
 
+def inbound_route(port: str) -> str:
+    """A sidecar's route table to its local app on one port (RDS, so a rule or policy
+    change on it never changes the listener)."""
+    return f"inbound|{port}"
+
+
 def gateway_listener(gateway: Ref) -> str:
     return f"gateway|{_svc(gateway)}"
 

@@ -11,6 +11,7 @@ caller reaches it over mTLS (``TlsState.enforced``); until then it accepts both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,12 +19,20 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc_pb2
 from envoy.config.listener.v3 import listener_pb2
+from envoy.config.rbac.v3 import rbac_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as net_rbac_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.matching.common_inputs.ssl.v3 import ssl_inputs_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
-from envoy.type.matcher.v3 import string_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
+from xds.core.v3 import extension_pb2
+from xds.type.matcher.v3 import matcher_pb2 as xds_matcher_pb2
+from xds.type.matcher.v3 import regex_pb2 as xds_regex_pb2
+from xds.type.matcher.v3 import string_pb2 as xds_string_pb2
 
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.model.tls import MtlsMode
@@ -33,6 +42,12 @@ from gossamer.types import spiffe_id
 
 TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+NETWORK_RBAC = "envoy.filters.network.rbac"
+URI_SAN_INPUT = "envoy.matching.inputs.uri_san"
+#: the stat prefix of the inbound TLS chain's identity check (``<it>rbac.denied``)
+PEER_CHECK_STATS = "inbound_peer_id."
+#: what an inbound TCP proxy buffers from a client until its app is connected
+EARLY_DATA_BYTES = 64 * 1024
 #: the endpoint metadata filter Envoy matches ``transport_socket_matches`` against
 TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match"
 #: an endpoint whose sidecar accepts mTLS carries this under ``TRANSPORT_SOCKET_MATCH``
@@ -123,15 +138,68 @@ def _common(peer: string_pb2.StringMatcher, alpn: tuple[str, ...]) -> tls_pb2.Co
     )
 
 
+def workload_id_regex(trust_domain: str) -> str:
+    """RE2 for exactly one workload SPIFFE id of ``trust_domain``
+    (``spiffe://<td>/ns/<ns>/sa/<name>``; no comma: Envoy joins several URI SANs with one)."""
+    return f"^spiffe://{re.escape(trust_domain)}/ns/[^/,]+/sa/[^/,]+$"
+
+
 def downstream_socket(trust_domain: str, *, http: bool) -> base_pb2.TransportSocket:
     """A sidecar's inbound TLS: a client certificate is required, issued by the mesh's
-    trust bundle for a SPIFFE id of this trust domain."""
-    prefix = string_pb2.StringMatcher(prefix=f"spiffe://{trust_domain}/")
+    trust bundle, with a URI SAN that is a workload id of this trust domain (Envoy checks
+    that *some* SAN matches; ``peer_id_filter`` then requires it to be the only one)."""
+    workload = string_pb2.StringMatcher(
+        safe_regex=regex_pb2.RegexMatcher(regex=workload_id_regex(trust_domain))
+    )
     context = tls_pb2.DownstreamTlsContext(
-        common_tls_context=_common(prefix, INBOUND_ALPN if http else ()),
+        common_tls_context=_common(workload, INBOUND_ALPN if http else ()),
     )
     context.require_client_certificate.value = True
     return base_pb2.TransportSocket(name=TLS_TRANSPORT_SOCKET, typed_config=any_of(context))
+
+
+def _rbac_action(name: str, action: int) -> xds_matcher_pb2.Matcher.OnMatch:
+    return xds_matcher_pb2.Matcher.OnMatch(
+        action=extension_pb2.TypedExtensionConfig(
+            name=name, typed_config=any_of(rbac_pb2.Action(name=name, action=action))
+        )
+    )
+
+
+def peer_id_filter(trust_domain: str) -> lc_pb2.Filter:
+    """A network RBAC filter for an inbound TLS chain: the client certificate's URI SANs,
+    all of them (``UriSanInput`` joins them with commas), must be exactly one workload id
+    of ``trust_domain``; any other connection is closed before a byte reaches the app.
+
+    The TLS context's SAN matcher accepts a certificate if *any* URI SAN matches, so a
+    certificate naming a foreign id first and ours second passes it, and the app would be
+    told the first one in ``x-forwarded-client-cert``. A SPIFFE SVID has exactly one URI
+    SAN; this enforces it."""
+    predicate = xds_matcher_pb2.Matcher.MatcherList.Predicate(
+        single_predicate=xds_matcher_pb2.Matcher.MatcherList.Predicate.SinglePredicate(
+            input=extension_pb2.TypedExtensionConfig(
+                name=URI_SAN_INPUT, typed_config=any_of(ssl_inputs_pb2.UriSanInput())
+            ),
+            value_match=xds_string_pb2.StringMatcher(
+                safe_regex=xds_regex_pb2.RegexMatcher(
+                    google_re2=xds_regex_pb2.RegexMatcher.GoogleRE2(),
+                    regex=workload_id_regex(trust_domain),
+                )
+            ),
+        )
+    )
+    matcher = xds_matcher_pb2.Matcher(
+        matcher_list=xds_matcher_pb2.Matcher.MatcherList(
+            matchers=[
+                xds_matcher_pb2.Matcher.MatcherList.FieldMatcher(
+                    predicate=predicate, on_match=_rbac_action("workload-id", rbac_pb2.RBAC.ALLOW)
+                )
+            ]
+        ),
+        on_no_match=_rbac_action("not-one-workload-id", rbac_pb2.RBAC.DENY),
+    )
+    rbac = net_rbac_pb2.RBAC(stat_prefix=PEER_CHECK_STATS, matcher=matcher)
+    return lc_pb2.Filter(name=NETWORK_RBAC, typed_config=any_of(rbac))
 
 
 def upstream_socket(peer_id: str, *, http2: bool) -> base_pb2.TransportSocket:
@@ -172,15 +240,15 @@ def mark_endpoint(metadata: base_pb2.Metadata) -> None:
 def accept_tls(
     listener: listener_pb2.Listener,
     socket: base_pb2.TransportSocket,
-    tls_filter: lc_pb2.Filter,
+    tls_filters: list[lc_pb2.Filter],
     *,
     plaintext: bool,
 ) -> None:
     """Make ``listener``'s one (plaintext) filter chain take TLS with ``socket`` and run
-    ``tls_filter``; with ``plaintext`` the old chain stays for clients without TLS (a
+    ``tls_filters``; with ``plaintext`` the old chain stays for clients without TLS (a
     ``tls_inspector`` tells the two apart)."""
     [plain] = listener.filter_chains
-    tls_chain = lc_pb2.FilterChain(filters=[tls_filter], transport_socket=socket)
+    tls_chain = lc_pb2.FilterChain(filters=tls_filters, transport_socket=socket)
     if not plaintext:
         listener.ClearField("filter_chains")
         listener.filter_chains.append(tls_chain)
@@ -216,12 +284,27 @@ def _client_cert_details(hcm: hcm_pb2.HttpConnectionManager) -> hcm_pb2.HttpConn
     return out
 
 
+def _after_handshake(f: lc_pb2.Filter) -> tcp_proxy_pb2.TcpProxy:
+    """``f``'s TCP proxy for the TLS chain, connecting to the app only once the client's
+    handshake is done: by default it connects as the client is accepted, so every
+    plaintext or foreign-CA client of a STRICT sidecar opened a connection to the app
+    (and a server-first app greeted into it) before the handshake failed."""
+    proxy = tcp_proxy_pb2.TcpProxy()
+    f.typed_config.Unpack(proxy)
+    proxy.upstream_connect_mode = tcp_proxy_pb2.ON_DOWNSTREAM_TLS_HANDSHAKE
+    # Envoy requires a bound on what it buffers from the client meanwhile
+    proxy.max_early_data_bytes.value = EARLY_DATA_BYTES
+    return proxy
+
+
 def secure_inbound(
     listener: listener_pb2.Listener, mode: MtlsMode, trust_domain: str, *, enforced: bool
 ) -> None:
     """Give a sidecar's plaintext inbound ``listener`` what ``mode`` asks: ``off`` keeps it;
     ``permissive`` adds a TLS chain beside the plaintext one; ``strict`` keeps only the TLS
-    chain once ``enforced`` (every caller sends mTLS), and both until then.
+    chain once ``enforced`` (every caller sends mTLS), and both until then. The TLS chain
+    is the same in both modes: a client certificate from the trust bundle naming exactly
+    one workload id of ``trust_domain`` (``peer_id_filter``).
 
     On plaintext an HTTP listener strips any ``x-forwarded-client-cert`` a client sent.
     """
@@ -236,7 +319,14 @@ def secure_inbound(
     if http:
         f.typed_config.Unpack(hcm)
         hcm.forward_client_cert_details = hcm_pb2.HttpConnectionManager.SANITIZE
-        f.typed_config.Pack(hcm)
-        tls_filter.typed_config.Pack(_client_cert_details(hcm))
+        f.typed_config.Pack(hcm, deterministic=True)
+        tls_filter.typed_config.Pack(_client_cert_details(hcm), deterministic=True)
+    elif f.typed_config.Is(tcp_proxy_pb2.TcpProxy.DESCRIPTOR):
+        tls_filter.typed_config.Pack(_after_handshake(f), deterministic=True)
     socket = downstream_socket(trust_domain, http=http)
-    accept_tls(listener, socket, tls_filter, plaintext=mode == "permissive" or not enforced)
+    accept_tls(
+        listener,
+        socket,
+        [peer_id_filter(trust_domain), tls_filter],
+        plaintext=mode == "permissive" or not enforced,
+    )

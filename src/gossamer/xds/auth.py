@@ -79,10 +79,11 @@ def peer_of(auth_context: Mapping[str, Sequence[bytes]]) -> Peer:
 @dataclass(frozen=True, slots=True)
 class Registration:
     """What the control plane's model says of one proxy: who registered it, and whose
-    identity it serves (a sidecar: its Workload's service)."""
+    identity it serves (a sidecar: its Workload's service; a gateway: its own name)."""
 
-    #: the agent (its id) that registered the Workload
-    holder: str
+    #: the agents (ids) whose certificates may subscribe as it: a sidecar's, the one that
+    #: registered its Workload; a gateway's, every active host holding its join token
+    holders: frozenset[str]
     namespace: str
     service: str
 
@@ -118,7 +119,9 @@ def check_node(
 
     An anonymous peer may, unless ``mode`` is ``required``. An authenticated one must hold
     a workload certificate of the namespace and service of the Workload the node names,
-    and the agent it was issued to must be the one that registered that Workload. A
+    and the agent it was issued to must be the one that registered that Workload; for a
+    gateway node, the gateway's own identity (``ns/<ns>/sa/<name>``), issued to a host
+    holding that gateway's join token. A
     certificate valid from before ``recorded_since`` (issued by an earlier run of the
     control plane: the holder record is in memory) is judged by its identity alone.
     """
@@ -135,35 +138,56 @@ def check_node(
         _, namespace, service = parse_spiffe_id(peer.spiffe_id)
     except ValidationError:
         raise _denied(proxy, peer, "it is not a workload identity") from None
-    if proxy.kind != "sidecar":
-        raise _denied(proxy, peer, "a workload certificate cannot subscribe as a gateway")
     if namespace != proxy.namespace:
         raise _denied(proxy, peer, f"the node is in namespace {proxy.namespace}")
-    if proxy.service is not None and proxy.service != service:
-        raise _denied(proxy, peer, f"the node says it serves {proxy.service}")
-    found = registration(proxy)
-    if found is None:
-        raise _denied(proxy, peer, f"no Workload {proxy.namespace}/{proxy.name} is registered")
-    if (found.namespace, found.service) != (namespace, service):
-        raise _denied(
-            proxy, peer, f"Workload {proxy.namespace}/{proxy.name} serves {found.service}"
-        )
+    if proxy.kind == "gateway":
+        found = _gateway_registration(proxy, peer, service, registration)
+    else:
+        found = _workload_registration(proxy, peer, service, registration)
     holder = holder_of(peer.serial)
     if holder is None:
         if peer.not_before is not None and peer.not_before >= recorded_since:
             raise _denied(proxy, peer, "this control plane has no record of issuing it")
         return Verdict(proxy, peer, holder_unknown=True)
-    if holder != found.holder:
-        raise _denied(
-            proxy,
-            peer,
-            f"it was issued to agent {holder}, and agent {found.holder} registered the node",
-        )
+    if holder not in found.holders:
+        who = "agent " + ", ".join(sorted(found.holders))
+        did = "holds its join token" if proxy.kind == "gateway" else "registered the node"
+        raise _denied(proxy, peer, f"it was issued to agent {holder}, and {who} {did}")
     return Verdict(proxy, peer)
+
+
+def _workload_registration(
+    proxy: ProxyIdentity, peer: Peer, service: str, registration: Registrations
+) -> Registration:
+    """A sidecar node: the certificate's service is its Workload's."""
+    if proxy.service is not None and proxy.service != service:
+        raise _denied(proxy, peer, f"the node says it serves {proxy.service}")
+    found = registration(proxy)
+    if found is None:
+        raise _denied(proxy, peer, f"no Workload {proxy.namespace}/{proxy.name} is registered")
+    if (found.namespace, found.service) != (proxy.namespace, service):
+        raise _denied(
+            proxy, peer, f"Workload {proxy.namespace}/{proxy.name} serves {found.service}"
+        )
+    return found
+
+
+def _gateway_registration(
+    proxy: ProxyIdentity, peer: Peer, service: str, registration: Registrations
+) -> Registration:
+    """A gateway node: the certificate names that gateway, and a host holds its token."""
+    ref = f"{proxy.namespace}/{proxy.name}"
+    if service != proxy.name:
+        raise _denied(proxy, peer, f"it names {service}, not gateway {ref}")
+    found = registration(proxy)
+    if found is None or not found.holders:
+        raise _denied(proxy, peer, f"no gateway host holds a join token for gateway {ref}")
+    return found
 
 
 def _denied(proxy: ProxyIdentity, peer: Peer, why: str) -> PermissionDeniedError:
     return PermissionDeniedError(
         f"{peer.describe()} may not subscribe as {proxy.node_id}: {why}; an Envoy subscribes "
-        "only as a proxy its own agent registered, with that agent's certificate"
+        "only as a proxy its own agent registered (a gateway: as the gateway its host's "
+        "join token names), with that host's certificate"
     )

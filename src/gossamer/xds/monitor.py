@@ -10,6 +10,10 @@ Status and ACKs are kept per stream. When a node id has an authenticated stream 
 certificate checked against what its agent registered: ``gossamer.xds.auth``), only its
 authenticated streams count for ``proxy-status``, ``apply --wait`` and mTLS readiness:
 another Envoy claiming the same node id cannot ACK or NACK in its name.
+
+Metrics (``gossamer.xds.metrics``): each stream's in-sync flag follows its own events at
+the cost of what changed; the proxy gauges read the flags when scraped. Push latency is
+measured per type (to the ACK completing that type) and for all types at once.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from gossamer.errors import ConfigError
 from gossamer.types import ProxyIdentity
+from gossamer.xds.acks import ResourceAck, Select, resource_acks
+from gossamer.xds.metrics import ProxyCounts, XdsMetrics
 from gossamer.xds.resources import PUSH_ORDER, ResourceType
 from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import Outgoing, RequestOutcome, StreamState
@@ -53,8 +59,14 @@ class _Stream:
     sds: bool = False
     #: its client proved over mTLS that it may subscribe as this proxy
     authenticated: bool = False
+    #: the Envoy release its node announced (``gossamer.node.envoy_version``)
+    envoy_version: str | None = None
     snapshot: Snapshot | None = None
+    #: ``state.in_sync(snapshot)`` as of the stream's last event (read by the gauges)
+    in_sync: bool = False
     synced_at_created: float | None = None
+    #: per type, the ``created`` of the snapshot whose push latency of that type was measured
+    type_synced_at: dict[ResourceType, float] = field(default_factory=dict)
     #: per type, the content of the last NACKed response logged (a retry is not logged again)
     nacked: dict[ResourceType, frozenset[tuple[str, str]]] = field(default_factory=dict)
 
@@ -80,6 +92,9 @@ class XdsMonitor:
                 f"--forget-proxies-after must be >= 0 s (e.g. 600), got {forget_after:g}"
             )
         self._streams: dict[str, _Stream] = {}
+        #: the same streams by node id, oldest first: per-proxy questions (``synced``, asked
+        #: for every proxy in a readiness pass) must not read every stream
+        self._by_node: dict[str, dict[str, _Stream]] = {}
         self._gone: dict[str, _Gone] = {}
         self.forget_after = forget_after
         self._clock = clock
@@ -89,20 +104,8 @@ class XdsMonitor:
         self._sweep: asyncio.TimerHandle | None = None
         #: set (and replaced) whenever any stream makes progress
         self._progress = asyncio.Event()
-        reg = metrics or CollectorRegistry()
-        self.connected = Gauge(
-            "gossamer_xds_connected_proxies", "Proxies with an open ADS stream", registry=reg
-        )
-        self.pushes = Counter("gossamer_xds_pushes", "xDS responses sent", ["type"], registry=reg)
-        self.nacks = Counter(
-            "gossamer_xds_nacks", "xDS responses rejected by Envoy", ["type"], registry=reg
-        )
-        self.push_latency = Histogram(
-            "gossamer_xds_push_latency_seconds",
-            "From a change seen by the control plane to the proxy ACKing all of it",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=reg,
-        )
+        self.metrics = XdsMetrics(metrics or CollectorRegistry(), self.counts)
+        self.pushes = self.metrics.pushes
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -131,13 +134,24 @@ class XdsMonitor:
         *,
         sds: bool = False,
         authenticated: bool = False,
+        envoy_version: str | None = None,
     ) -> None:
         """``sds``: the proxy's node metadata says its Envoy gets secrets over SDS;
-        ``authenticated``: its client proved it may be this proxy (mTLS)."""
+        ``authenticated``: its client proved it may be this proxy (mTLS);
+        ``envoy_version``: the Envoy release its node announced."""
         before = self.sds_capable() if self._sds_listeners else frozenset()
-        self._streams[key] = _Stream(
-            proxy, state, protocol, admin, time.time(), sds, authenticated=authenticated
+        stream = _Stream(
+            proxy,
+            state,
+            protocol,
+            admin,
+            time.time(),
+            sds,
+            authenticated=authenticated,
+            envoy_version=envoy_version,
         )
+        self._streams[key] = stream
+        self._by_node.setdefault(proxy.node_id, {})[key] = stream
         log.info(
             "xDS stream opened: %s (%s%s)",
             proxy.node_id,
@@ -145,7 +159,7 @@ class XdsMonitor:
             ", mTLS" if authenticated else "",
         )
         self._gone.pop(proxy.node_id, None)
-        self.connected.set(len({s.proxy.node_id for s in self._streams.values()}))
+        self.metrics.connected.set(len(self._by_node))
         self._tell_host(proxy, True)
         self._tell_sds(before)
 
@@ -153,12 +167,16 @@ class XdsMonitor:
         before = self.sds_capable() if self._sds_listeners else frozenset()
         stream = self._streams.pop(key, None)
         if stream is not None:
+            node = self._by_node[stream.proxy.node_id]
+            del node[key]
+            if not node:
+                del self._by_node[stream.proxy.node_id]
             log.info("xDS stream closed: %s (%s)", stream.proxy.node_id, stream.protocol)
             status = _disconnected(self._status(stream))
             self._gone[stream.proxy.node_id] = _Gone(stream.proxy, status, self._clock())
             self._schedule_forget()
             self._tell_host(stream.proxy, False)
-        self.connected.set(len({s.proxy.node_id for s in self._streams.values()}))
+        self.metrics.connected.set(len(self._by_node))
         self._tell_sds(before)
         self._notify()
 
@@ -217,12 +235,14 @@ class XdsMonitor:
         stream = self._streams[key]
         stream.last_seen = time.time()
         if outcome.kind == "nack":
-            self.nacks.labels(outcome.type.short).inc()
+            self.metrics.nacks.labels(outcome.type.short).inc()
             self._log_nack(stream, outcome)
         elif outcome.kind == "ack":
             stream.nacked.pop(outcome.type, None)
+            self._check_type_synced(stream, outcome.type)
+        # (any request may change what the proxy needs: a subscription, a NACK)
+        self._check_synced(stream)
         if outcome.kind in ("ack", "nack", "initial"):
-            self._check_synced(stream)
             self._notify()
 
     def _log_nack(self, stream: _Stream, outcome: RequestOutcome) -> None:
@@ -241,6 +261,9 @@ class XdsMonitor:
 
     def sent(self, key: str, out: Outgoing) -> None:
         self.pushes.labels(out.type.short).inc()
+        stream = self._streams.get(key)
+        if stream is not None:
+            stream.in_sync = False  # (a response is in flight until it is answered)
 
     def snapshot(self, key: str, snap: Snapshot) -> None:
         stream = self._streams[key]
@@ -250,11 +273,24 @@ class XdsMonitor:
 
     def _check_synced(self, stream: _Stream) -> None:
         snap = stream.snapshot
-        if snap is None or not stream.state.in_sync(snap):
+        stream.in_sync = snap is not None and stream.state.in_sync(snap)
+        if snap is None or not stream.in_sync:
             return
         if snap.created and stream.synced_at_created != snap.created:
             stream.synced_at_created = snap.created
-            self.push_latency.observe(max(0.0, time.monotonic() - snap.created))
+            self.metrics.sync_latency.observe(max(0.0, time.monotonic() - snap.created))
+
+    def _check_type_synced(self, stream: _Stream, rtype: ResourceType) -> None:
+        """After an ACK of ``rtype``: once the proxy holds all of that type of its newest
+        snapshot, that type's push latency, once per change (a type not pushed for it is
+        not measured)."""
+        snap = stream.snapshot
+        if snap is None or not snap.created or stream.type_synced_at.get(rtype) == snap.created:
+            return
+        if stream.state.type_in_sync(rtype, snap):
+            stream.type_synced_at[rtype] = snap.created
+            latency = max(0.0, time.monotonic() - snap.created)
+            self.metrics.push_latency.labels(rtype.short).observe(latency)
 
     def _notify(self) -> None:
         self._progress.set()
@@ -268,9 +304,25 @@ class XdsMonitor:
         that happens in between is missed."""
         return self._progress
 
+    def counts(self) -> ProxyCounts:
+        """Proxies out of sync and NACKing (of each node id, its newest counted stream, as
+        ``statuses`` reads it) and responses in flight on every open stream: one pass over
+        the streams reading what their events keep up to date (for a scrape, not a push)."""
+        newest = {s.proxy.node_id: s for s in self._counted()}.values()
+        return ProxyCounts(
+            out_of_sync=sum(1 for s in newest if not s.in_sync),
+            nacking=sum(1 for s in newest if any(ts.nack for ts in s.state.types.values())),
+            queue_depth=sum(
+                1
+                for s in self._streams.values()
+                for ts in s.state.types.values()
+                if ts.inflight is not None
+            ),
+        )
+
     def has_authenticated(self, node_id: str) -> bool:
         """Has ``node_id`` an open authenticated stream?"""
-        return any(s.authenticated and s.proxy.node_id == node_id for s in self._streams.values())
+        return any(s.authenticated for s in self._by_node.get(node_id, {}).values())
 
     def _counted(self) -> list[_Stream]:
         """The streams that speak for their proxy, oldest first: of a node id with an
@@ -279,11 +331,15 @@ class XdsMonitor:
         trusted = {s.proxy.node_id for s in streams if s.authenticated}
         return [s for s in streams if s.authenticated or s.proxy.node_id not in trusted]
 
+    def _counted_of(self, node_id: str) -> list[_Stream]:
+        """``_counted`` for one node id."""
+        streams = list(self._by_node.get(node_id, {}).values())
+        if any(s.authenticated for s in streams):
+            return [s for s in streams if s.authenticated]
+        return streams
+
     def synced(self, node_id: str, snap: Snapshot) -> bool:
-        return any(
-            s.proxy.node_id == node_id and s.snapshot is snap and s.state.in_sync(snap)
-            for s in self._counted()
-        )
+        return any(s.snapshot is snap and s.state.in_sync(snap) for s in self._counted_of(node_id))
 
     async def wait_synced(
         self, targets: Iterable[tuple[str, Snapshot]], within: float
@@ -315,8 +371,14 @@ class XdsMonitor:
         newest = {s.proxy.node_id: s.sds for s in self._counted()}
         return frozenset(n for n, sds in newest.items() if sds)
 
+    def resource_acks(self, node_id: str, select: Select) -> list[ResourceAck] | None:
+        """Per resource ``select`` picks, what ``node_id``'s newest counted stream holds
+        against its newest snapshot (``xds.acks``); None when it has no open stream."""
+        streams = self._counted_of(node_id)
+        return resource_acks(streams[-1].state, streams[-1].snapshot, select) if streams else None
+
     def admin_address(self, node_id: str) -> str | None:
-        return next((s.admin for s in self._counted() if s.proxy.node_id == node_id), None)
+        return next((s.admin for s in self._counted_of(node_id)), None)
 
     def _status(self, s: _Stream) -> ProxyStatus:
         types = []
@@ -345,20 +407,9 @@ class XdsMonitor:
             s.snapshot is not None and s.state.in_sync(s.snapshot),
             s.admin,
             types,
+            s.envoy_version,
         )
 
 
 def _disconnected(status: ProxyStatus) -> ProxyStatus:
-    return ProxyStatus(
-        status.node_id,
-        status.kind,
-        status.namespace,
-        status.name,
-        status.host,
-        False,
-        status.protocol,
-        status.last_seen,
-        False,
-        status.admin_address,
-        status.types,
-    )
+    return replace(status, connected=False, synced=False)

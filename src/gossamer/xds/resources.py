@@ -15,6 +15,12 @@ class ResourceType(Enum):
     )
     LISTENER = ("listeners", "type.googleapis.com/envoy.config.listener.v3.Listener")
     ROUTE = ("routes", "type.googleapis.com/envoy.config.route.v3.RouteConfiguration")
+    #: ECDS: an HTTP filter's config, asked for by name by the listeners whose filter has
+    #: ``config_discovery`` (the local rate limit's buckets: ``translate.rate_limit``)
+    EXTENSION_CONFIG = (
+        "extension_configs",
+        "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+    )
 
     @property
     def short(self) -> str:
@@ -36,10 +42,14 @@ class ResourceType(Enum):
 
 _BY_URL = {t.url: t for t in ResourceType}
 
-#: Additions and updates go out in this order; removals in the reverse.
+#: Additions and updates go out in this order; removals in the reverse. Filter configs
+#: (ECDS) come after the listeners naming them, which is when Envoy asks for them (a
+#: listener warms until it has them: a name it newly needs is sent at once, as a route
+#: is), and before routes, so a route emitting a new bucket's descriptor finds the bucket.
 PUSH_ORDER: tuple[ResourceType, ...] = (
     ResourceType.CLUSTER,
     ResourceType.ENDPOINT,
     ResourceType.LISTENER,
+    ResourceType.EXTENSION_CONFIG,
     ResourceType.ROUTE,
 )

@@ -134,9 +134,17 @@ class XdsServer:
         self.port = 0
         #: the mTLS port (0: not serving mTLS)
         self.tls_port = 0
+        #: more gRPC services on the same ports, added before ``start`` (the telemetry
+        #: relay of the proxies' stat sink, ``server.telemetry_relay``)
+        self.services: list[Callable[[grpc.aio.Server], None]] = []
 
     def _authorize(self, proxy: ProxyIdentity, peer: Peer) -> Verdict:
         return self.authorize(proxy, peer)  # (read at each stream: set after construction)
+
+    def check(self, proxy: ProxyIdentity, peer: Peer) -> Verdict:
+        """May ``peer`` speak for ``proxy``, by the rule its ADS streams follow? For the
+        other services on these ports (the stat-sink relay, ``server.telemetry_relay``)."""
+        return self._authorize(proxy, peer)
 
     async def start(self, host: str, port: int) -> int:
         """Serve plaintext xDS on ``host:port``; return the port bound."""
@@ -162,6 +170,8 @@ class XdsServer:
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
             _Servicer(self.cache, self.monitor, self._authorize, self._stream_ids), server
         )
+        for add in self.services:
+            add(server)
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
         if credentials is None:
             bound: int = server.add_insecure_port(target)

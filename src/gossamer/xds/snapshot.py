@@ -57,6 +57,9 @@ class Serializer:
         self._cache[key] = (msg, out)
         return out
 
+    def __len__(self) -> int:
+        return len(self._cache)
+
     def prune(self) -> None:
         for key in self._cache.keys() - self._used:
             del self._cache[key]

@@ -5,9 +5,11 @@ send next (``plan``), then reports what it sent (``sent``). State-of-the-world a
 share it; they differ only in how a response is shaped (``delta`` flag).
 
 Ordering (see docs/xds.md): additions and updates go clusters -> endpoints -> listeners ->
-routes, each type waiting until the ones before it are ACKed (endpoints excepted: Envoy needs
-them to finish warming a cluster before it ACKs). Removals go the other way: listeners are
-removed only once routes no longer need them, clusters once listeners and routes don't.
+filter configs (ECDS) -> routes, each type waiting until the ones before it are ACKed
+(endpoints excepted: Envoy needs them to finish warming a cluster before it ACKs; the
+routes and filter configs a warming listener newly asks for go at once). Removals go the
+other way: listeners are removed only once routes no longer need them, clusters once
+listeners and routes don't.
 After a cluster update its endpoints are sent again (Envoy needs them but does not ask).
 
 A NACKed response is not re-sent while its content is unchanged, except on a back-off timer
@@ -44,6 +46,7 @@ from gossamer.xds.typestate import (
 __all__ = ["NackInfo", "Outgoing", "RequestOutcome", "StreamState", "TypeState"]
 
 C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
+X = ResourceType.EXTENSION_CONFIG
 
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0
@@ -218,8 +221,9 @@ class StreamState:
                     candidates.append((t, adds, False))
                     continue
                 fresh = [n for n in need.changed if n not in ts.known]
-                if t is R and fresh:
-                    # a warming listener needs its new routes now; known ones wait their turn
+                if t in (X, R) and fresh:
+                    # a warming listener needs its new routes and filter configs now; known
+                    # ones wait their turn
                     known = {**ts.known, **{n: need.wanted[n].version for n in fresh}}
                     candidates.append(
                         (t, self._out(ts, [need.wanted[n] for n in fresh], (), known), False)
@@ -240,7 +244,9 @@ class StreamState:
             return True
         if t is L:
             return adds_settled[C]
-        return adds_settled[C] and adds_settled[L]
+        if t is X:
+            return adds_settled[C] and adds_settled[L]
+        return adds_settled[C] and adds_settled[L] and adds_settled[X]
 
     def _may_remove(self, t: ResourceType, settled: Mapping[ResourceType, bool]) -> bool:
         if t is L:
@@ -331,6 +337,14 @@ class StreamState:
         ts.responses += 1
         ts.answered = True
         return out
+
+    def type_in_sync(self, rtype: ResourceType, snap: Snapshot) -> bool:
+        """The proxy ACKed everything the snapshot holds of ``rtype`` (or never asked for
+        it): the per-type push latency (``gossamer.xds.monitor``) ends here."""
+        ts = self.types[rtype]
+        if not ts.requested:
+            return True
+        return ts.inflight is None and not self._pending(ts, needs(ts, snap, self.delta))
 
     def in_sync(self, snap: Snapshot) -> bool:
         """Every requested type has ACKed everything the snapshot holds for it."""

@@ -16,7 +16,7 @@ class Nack:
 class TypeStatus:
     """One resource type on one proxy's stream."""
 
-    type: str  # "clusters" | "endpoints" | "listeners" | "routes"
+    type: str  # "clusters" | "endpoints" | "listeners" | "extension_configs" | "routes"
     sent_version: str
     acked_version: str
     resources: int
@@ -42,6 +42,8 @@ class ProxyStatus:
     #: the proxy's admin address when its bootstrap published one (for proxy-config)
     admin_address: str | None = None
     types: list[TypeStatus] = field(default_factory=list)
+    #: the Envoy release the proxy announced (``Node.user_agent_build_version``), if any
+    envoy_version: str | None = None
 
     @property
     def state(self) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from envoy.service.discovery.v3 import discovery_pb2
 
 from gossamer.errors import PermissionDeniedError, XdsError
-from gossamer.node import admin_address, parse_node, sds_capable
+from gossamer.node import admin_address, envoy_version, parse_node, sds_capable
 from gossamer.types import ProxyIdentity
 from gossamer.xds.auth import ANONYMOUS, Verdict
 from gossamer.xds.cache import SnapshotCache
@@ -72,6 +72,7 @@ class AdsStream:
             admin_address(first.node),
             sds=sds_capable(first.node),
             authenticated=authenticated,
+            envoy_version=envoy_version(first.node),
         )
         self.cache.attach(proxy)
         self._inbox: deque[object] = deque([first])

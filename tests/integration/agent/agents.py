@@ -64,6 +64,9 @@ class AgentHandle:
     process: ManagedProcess | None = None
     runs: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: join with ``--xds`` (the sidecars take plaintext xDS there); False: as an operator
+    #: would, with the xDS addresses the control plane advertises (mTLS when it serves it)
+    plaintext_xds: bool = True
 
     @property
     def state(self) -> StateDir:
@@ -85,6 +88,7 @@ class AgentHandle:
 
     async def join(self) -> None:
         token = await new_token(self.app)
+        xds = ["--xds", f"{self.app.xds_addr[0]}:{self.app.xds_addr[1]}"]
         code, out = await run_cli(
             "agent",
             "join",
@@ -96,8 +100,7 @@ class AgentHandle:
             str(self.state_dir),
             "--host",
             self.host,
-            "--xds",
-            f"{self.app.xds_addr[0]}:{self.app.xds_addr[1]}",
+            *(xds if self.plaintext_xds else []),
         )
         assert code == 0, out
 

@@ -31,10 +31,12 @@ REVIEWS_ID = spiffe_id(TD, "default", "reviews")
 WEB_HOST, REVIEWS_HOST = "127.0.0.2", "127.0.0.3"
 
 
-def services(reviews_mode: str | None = None, *, mesh: str = "") -> str:
+def services(reviews_mode: str | None = None, *, mesh: str = "", reviews_protocol: str = "") -> str:
     """Mesh (``mesh``: extra ``spec.mtls`` fields) and the two services; ``reviews_mode``
-    sets reviews' own ``spec.mtls.mode``."""
+    sets reviews' own ``spec.mtls.mode``, ``reviews_protocol`` its port's (e.g. ``tcp``)."""
     reviews_mtls = f", mtls: {{mode: {reviews_mode}}}" if reviews_mode else ""
+    port = f"{{name: {reviews_protocol}, port: 9080, protocol: {reviews_protocol}}}"
+    reviews_port = port if reviews_protocol else "{name: http, port: 9080}"
     mesh_mtls = f", mtls: {{{mesh}}}" if mesh else ""
     return f"""
 apiVersion: gossamer.dev/v1
@@ -50,7 +52,7 @@ spec: {{ports: [{{name: http, port: 8080}}]}}
 apiVersion: gossamer.dev/v1
 kind: Service
 metadata: {{name: reviews}}
-spec: {{ports: [{{name: http, port: 9080}}]{reviews_mtls}}}
+spec: {{ports: [{reviews_port}]{reviews_mtls}}}
 """
 
 
@@ -115,7 +117,9 @@ async def _join(h: AgentHandle) -> None:
     control plane wrote one: REST authentication)."""
     written = getattr(h.app, "admin_token_written", None)
     headers = {"Authorization": f"Bearer {written.read_text().strip()}"} if written else {}
-    async with httpx.AsyncClient(base_url=h.app.api_url, trust_env=False) as client:
+    # the API may be served over TLS, with the mesh CA's certificate
+    trusted = ssl.create_default_context(cadata=h.app.trust_bundle_pem().decode())
+    async with httpx.AsyncClient(base_url=h.app.api_url, trust_env=False, verify=trusted) as client:
         r = await client.post(
             "/v1/tokens",
             json={"ttlSeconds": 600, "scope": {"anyService": True, "anyNamespace": True}},
@@ -131,8 +135,13 @@ async def _join(h: AgentHandle) -> None:
 
 
 @contextlib.asynccontextmanager
-async def two_hosts(tmp_path: Path, manifests: str) -> AsyncIterator[Mesh]:
-    """A control plane with ``manifests`` applied, then web's and reviews' agents."""
+async def two_hosts(
+    tmp_path: Path, manifests: str, *, reviews_app_port: int | None = None
+) -> AsyncIterator[Mesh]:
+    """A control plane with ``manifests`` applied, then web's and reviews' agents;
+    ``reviews_app_port``: reviews-1's app is another one the test runs on REVIEWS_HOST
+    (e.g. a TCP echo) instead of the HTTP backend."""
+    other_app = {"appPort": reviews_app_port} if reviews_app_port else {}
     async with (
         running_control_plane(tmp_path / "cp") as app,
         HttpBackend("web-1", host=WEB_HOST) as web_app,
@@ -145,7 +154,7 @@ async def two_hosts(tmp_path: Path, manifests: str) -> AsyncIterator[Mesh]:
         )  # fmt: skip
         reviews = AgentHandle(
             app, "host-reviews", REVIEWS_HOST, tmp_path / "reviews",
-            [_workload("reviews-1", "reviews", reviews_app)],
+            [_workload("reviews-1", "reviews", reviews_app, **other_app)],
         )  # fmt: skip
         async with agents(web, reviews):
             for h in (web, reviews):

@@ -61,6 +61,13 @@ def test_ctrl_c_stops_every_process_it_started() -> None:
         assert len(envoys) == 6  # five sidecars and the gateway
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
+        rest = proc.stdout.read().splitlines()
+        assert "stopped (Ctrl-C)" in rest, rest
+        # the run stops (a cancellation lost inside an HTTP request once kept it running)
+        # and shows its figures so far
+        assert any(line.startswith("edges over the whole run") for line in rest), rest
+        assert rest[-1].startswith("summary: ") and " requests succeeded in " in rest[-1], rest
+        assert rest[-2] == "", rest  # the summary on a line of its own
         alive = {
             p
             for p in envoys

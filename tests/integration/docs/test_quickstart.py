@@ -1,225 +1,53 @@
-"""docs/quickstart.md, run: its ``bash`` blocks line by line and its YAML files, against a
-real control plane, a real gateway Envoy, a real agent with its sidecar and a real app.
-
-The page shows fixed ports; here each is replaced by a free one (the app's 9000, the
-gateway's 8080, and the control plane's API and xDS through ``--api-addr``/``--xds-addr``
-and ``GOSSAMER_SERVER``). Lines ending in ``&`` run in the background until the end;
-``[export] VAR=$(command)`` keeps the command's output (exported: in the environment of
-what runs next); ``curl`` is a request retried until it gets a
-200; every other line must exit 0.
+"""README.md's "Using it" and docs/quickstart.md, run as a reader pastes them: every ``bash``
+block, verbatim and in order, in one fresh ``bash`` per page (``pages``), against a real
+control plane, gateway Envoy, agent with sidecars and apps on the page's own ports. A
+command that fails fails the test, naming it; nothing is injected, retried or waited for
+that the page does not show. Reference blocks (``sh``, ``console``: real-host values) are
+not run; their ``gossamer`` commands and options must parse.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
+import json
 import re
 import shlex
-import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
+from tests.integration.docs.pages import REPO, blocks, clone, commands, running
 
 from gossamer.polling import wait_until
-from gossamer.testing.leftovers import kill_envoys_under
-from gossamer.testing.ports import free_port
 
 pytestmark = [pytest.mark.integration]
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "quickstart.md"
-BIN = Path(sys.executable).parent
-_FENCE = re.compile(r"^```(\w+)(?:[ \t]+(\S+))?[ \t]*\n(.*?)^```", re.S | re.M)
-_ASSIGN = re.compile(r"^(export )?([A-Z_]+)=\$\((.*)\)$")
+QUICKSTART = REPO / "docs" / "quickstart.md"
+README = REPO / "README.md"
+GOSSAMER = Path(sys.executable).parent / "gossamer"
 
-
-@dataclass(frozen=True)
-class Block:
-    lang: str
-    name: str | None
-    text: str
-
-
-def blocks(doc: str) -> list[Block]:
-    return [Block(m[1], m[2], m[3]) for m in _FENCE.finditer(doc)]
-
-
-def commands(text: str) -> list[str]:
-    """Shell lines of a block: comments dropped, continuations joined."""
-    out: list[str] = []
-    for raw in text.replace("\\\n", " ").splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            out.append(line)
-    return out
-
-
-@dataclass
-class Shell:
-    cwd: Path
-    env: dict[str, str]
-    ports: dict[str, str]
-    xds: str
-    api: str
-    background: list[tuple[str, asyncio.subprocess.Process]] = field(default_factory=list)
-    variables: dict[str, str] = field(default_factory=dict)
-    last_body: str = ""
-
-    def substitute(self, text: str) -> str:
-        for doc_port, port in self.ports.items():
-            text = re.sub(rf"\b{doc_port}\b", port, text)
-        for name, value in self.variables.items():
-            text = text.replace(f"${name}", value)
-        return text
-
-    def argv(self, line: str) -> list[str]:
-        argv = shlex.split(self.substitute(line))
-        if argv[0] == "python3":
-            argv[0] = sys.executable
-        if argv[:2] == ["gossamer", "control-plane"]:
-            argv += ["--api-addr", self.api, "--xds-addr", self.xds]
-        elif argv[:2] == ["gossamer", "gateway"]:
-            argv += ["--xds-addr", self.xds]
-        elif argv[:3] == ["gossamer", "agent", "join"]:
-            argv += ["--xds", self.xds]
-        if argv[0] == "gossamer":
-            argv[0] = str(BIN / "gossamer")
-        return argv
-
-    async def run(self, line: str) -> None:
-        if line.startswith("curl "):
-            await self.curl(line)
-            return
-        if line.endswith("&"):
-            argv = self.argv(line[:-1])
-            name = argv[1] if argv[0].endswith("gossamer") else argv[0]
-            log = (self.cwd / f"bg-{len(self.background)}-{Path(name).name}.log").open("wb")
-            with log:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    cwd=self.cwd,
-                    env=self.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            self.background.append((line, proc))
-            return
-        target, export = None, False
-        if match := _ASSIGN.match(line):
-            export, target, line = bool(match[1]), match[2], match[3]
-        argv = self.argv(line)
-        await self.wait_ready(argv)
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=self.cwd,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-        assert proc.returncode == 0, f"{line!r} exited {proc.returncode}:\n{err.decode()}"
-        if target is not None:
-            self.variables[target] = out.decode().strip()
-            if export:
-                self.env[target] = self.variables[target]
-
-    async def wait_ready(self, argv: list[str]) -> None:
-        """A command after the control plane was started waits until it is up (a user
-        reads its start-up line first, which says where its token is)."""
-        if not self.background:
-            return
-
-        async def ready() -> bool:
-            async with httpx.AsyncClient(timeout=2, trust_env=False) as client:
-                try:
-                    return (await client.get(f"http://{self.api}/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-        await wait_until(ready, timeout=60, what="the control plane's /readyz")
-
-    async def curl(self, line: str) -> None:
-        argv = shlex.split(self.substitute(line))
-        headers = {}
-        for i, arg in enumerate(argv):
-            if arg == "-H":
-                key, _, value = argv[i + 1].partition(":")
-                headers[key.strip()] = value.strip()
-        url = argv[-1]
-        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
-
-            async def ok() -> str | None:
-                self.check_background()
-                try:
-                    r = await client.get(url, headers=headers)
-                except httpx.TransportError:
-                    return None
-                return r.text if r.status_code == 200 else None
-
-            body = await wait_until(ok, timeout=90, what=f"{line!r} answering 200")
-        assert isinstance(body, str)
-        self.last_body = body
-
-    def check_background(self) -> None:
-        for line, proc in self.background:
-            if proc.returncode is not None:
-                log = next(self.cwd.glob(f"bg-{self.background.index((line, proc))}-*.log"))
-                raise AssertionError(
-                    f"{line!r} exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-                )
-
-    async def stop(self) -> dict[str, int | None]:
-        """SIGTERM every background job, newest first (as `kill %4 %3 %2 %1`)."""
-        codes: dict[str, int | None] = {}
-        for line, proc in reversed(self.background):
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 30)
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    await proc.wait()
-            codes[line] = proc.returncode
-        return codes
-
-
-@contextlib.asynccontextmanager
-async def shell(tmp_path: Path) -> AsyncIterator[Shell]:
-    api = f"127.0.0.1:{free_port()}"
-    user = {k: v for k, v in os.environ.items() if k != "GOSSAMER_TOKEN"}  # only the page's
-    env = {
-        **user,
-        "GOSSAMER_SERVER": f"http://{api}",
-        "NO_COLOR": "1",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    sh = Shell(
-        tmp_path,
-        env,
-        {"9000": str(free_port()), "8080": str(free_port())},
-        xds=f"127.0.0.1:{free_port()}",
-        api=api,
-    )
+#: sequential GETs through the gateway inside the page's namespace, until ``stop`` exists
+#: (at most 120 s): every answer but a 200, and every transport error, is a failure
+LOAD = """
+import json, os, sys, time, urllib.request, urllib.error
+url, stop = sys.argv[1], sys.argv[2]
+ok, failed, deadline = 0, [], time.monotonic() + 120
+while not os.path.exists(stop) and time.monotonic() < deadline and ok + len(failed) < 20000:
+    req = urllib.request.Request(url, headers={"Host": "shop.example.com"})
     try:
-        yield sh
-    finally:
-        for _, proc in sh.background:  # whatever the test left running
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                await proc.wait()
-        # sidecars are detached from their agent by design: none may outlive the test
-        kill_envoys_under(tmp_path)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+            ok += 1
+    except (urllib.error.URLError, OSError) as e:
+        failed.append([time.time(), f"{repr(e)[:160]} after {ok} answered 200"])
+print(json.dumps({"ok": ok, "failed": failed}))
+"""
+
+
+def bash_commands(doc: str, start: str | None = None) -> list[str]:
+    text = doc if start is None else section(doc, start)
+    return [c for b in blocks(text) if b.lang == "bash" for c in commands(b.text)]
 
 
 def section(doc: str, title: str) -> str:
@@ -228,50 +56,115 @@ def section(doc: str, title: str) -> str:
     return doc[start:] if end < 0 else doc[start:end]
 
 
-async def run_section(sh: Shell, doc: str, title: str) -> None:
-    for block in blocks(section(doc, title)):
+def save_yaml_files(doc: str, cwd: Path) -> None:
+    """What the page tells the reader to save (``yaml NAME`` blocks)."""
+    for block in blocks(doc):
         if block.lang == "yaml":
-            assert block.name, f"a YAML block in {title!r} names no file"
-            (sh.cwd / block.name).write_text(sh.substitute(block.text))
-        elif block.lang == "bash":
-            for line in commands(block.text):
-                await sh.run(line)
+            assert block.name, "a YAML block names no file"
+            (cwd / block.name).write_text(block.text)
 
 
 @pytest.mark.asyncio
 @pytest.mark.slow
-async def test_quickstart_runs_as_written(tmp_path: Path) -> None:
-    doc = DOC.read_text()
-    async with shell(tmp_path) as sh:
-        await run_section(sh, doc, "Step 0")
-        await run_section(sh, doc, "Step 1")
-        assert "Directory listing" in sh.last_body  # the app answered through the gateway
+async def test_quickstart_runs_as_pasted(tmp_path: Path) -> None:
+    doc = QUICKSTART.read_text()
+    cwd = clone(tmp_path / "clone")
+    save_yaml_files(doc, cwd)
+    cmds = bash_commands(doc)
+    async with running(cwd, cmds) as page:
+        # step 3 runs under requests through the gateway: not one may fail
+        started = page.index_of("gossamer agent run")
+        step2 = started + cmds[started:].index(
+            "curl -sf -H 'Host: shop.example.com' http://127.0.0.1:8080/"
+        )
+        step3_done = page.index_of("! curl") + 1
+        await wait_until(
+            lambda: page.reached(step2) or page.failure() or page.proc.returncode is not None,
+            timeout=240, what="step 2 of the page",
+        )  # fmt: skip
+        assert page.failure() is None, page.failure()
+        stop = tmp_path / "stop-load"
+        load = await asyncio.create_subprocess_exec(
+            *page.in_namespace(sys.executable, "-c", LOAD, "http://127.0.0.1:8080/", str(stop)),
+            stdout=subprocess.PIPE,
+        )
+        await wait_until(
+            lambda: page.reached(step3_done) or page.proc.returncode is not None,
+            timeout=120, what="step 3 of the page",
+        )  # fmt: skip
+        stop.touch()
+        out, _ = await load.communicate()
+        await page.finish()
+    sent = json.loads(out)
+    # (a request in flight when the page's clean-up stops everything does not count)
+    end = page.finished_at(step3_done)
+    failed = [what for at, what in sent["failed"] if at <= end]
+    print(f"step 3 under load: {sent['ok']} answered 200, {len(failed)} failed")
+    assert failed == [] and sent["ok"] > 0, failed[:5]
+    log = page.output.read_text(errors="replace")
+    assert log.count("Directory listing") >= 3  # steps 1, 2 and 3: the app through the gateway
+    assert "ready: ACKed by gateway~default~edge" in log  # the gateway's wait
+    # the agent's wait: its sidecar and the gateway that routes to it
+    assert "ready: ACKed by gateway~default~edge, sidecar~default~shop-1" in log
+    assert '"upstream_cluster":"outbound|default/shop|http"' in log  # the gateway's access log
+    assert not (cwd / "gossamer-data").exists()  # the clean-up ran
 
-        await run_section(sh, doc, "Step 2")
-        token = sh.env["GOSSAMER_TOKEN"]  # as step 0 exported it
-        assert token == (tmp_path / "gossamer-data" / "admin.token").read_text().strip()
-        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
-            r = await client.get(
-                f"http://{sh.api}/v1/resources/Workload/default/shop-1",
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            assert r.status_code == 200, r.text
-            spec = r.json()["spec"]
-            assert spec["sidecar"] is True and spec["address"] == "127.0.0.2"
-            gateway = f"http://127.0.0.1:{sh.ports['8080']}/"
-            r = await client.get(gateway, headers={"host": "shop.example.com"})
-            assert r.status_code == 200 and "Directory listing" in r.text
 
-        codes = await sh.stop()
-        gateway_line = next(line for line in codes if line.startswith("gossamer gateway"))
-        assert codes[gateway_line] == 0  # it drained and stopped cleanly
-        access = (tmp_path / "bg-2-gateway.log").read_text()
-        assert '"upstream_cluster":"outbound|default/shop|http"' in access
+@pytest.mark.asyncio
+@pytest.mark.slow
+async def test_readme_using_it_runs_as_pasted(tmp_path: Path) -> None:
+    doc = README.read_text()
+    cwd = clone(tmp_path / "clone")
+    async with running(cwd, bash_commands(doc, "Using it")) as page:
+        await page.finish()
+    log = page.output.read_text(errors="replace")
+    assert "Directory listing" in log  # client -> gateway -> web's sidecar -> the web app
+    assert "ready: ACKed by sidecar~default~web-1" in log  # the agent's wait
+    assert "ready: ACKed by gateway~default~edge" in log  # the gateway's
 
 
-def test_every_yaml_block_names_its_file_and_is_used() -> None:
-    doc = DOC.read_text()
+def test_yaml_blocks_name_their_files_and_are_used() -> None:
+    doc = QUICKSTART.read_text()
     names = [b.name for b in blocks(doc) if b.lang == "yaml"]
-    assert names == ["shop.yaml", "agent-a.yaml"]
+    assert names == ["shop.yaml", "agent-a.yaml", "mesh.yaml"]
     for name in names:
         assert f"-f {name}" in doc
+
+
+def reference_commands() -> list[str]:
+    """The ``gossamer`` commands of every reference block (``sh``/``console``) of the
+    README and docs/*.md, but the README's opening install block."""
+    found = []
+    for path in [README, *sorted((REPO / "docs").glob("*.md"))]:
+        for block in blocks(path.read_text()):
+            if block.lang not in ("sh", "console"):
+                continue
+            for cmd in commands(block.text):
+                line = cmd.replace("\\\n", " ").split(" #", 1)[0].strip()
+                line = re.sub(r"^(\.venv/bin/|\$ )", "", line)
+                if line.startswith("gossamer "):
+                    found.append(line)
+    return found
+
+
+@pytest.mark.parametrize("line", reference_commands())
+def test_reference_commands_parse(line: str) -> None:
+    """Each documented ``gossamer`` command names a real command and options it takes:
+    run with ``--help`` appended, it must not fail on a usage error (exit 2)."""
+    argv = shlex.split(re.sub(r"\$\(.*?\)|\$\w+", "X", line), comments=True)
+    argv = [a for a in argv if a not in ("&", "|")]
+    result = subprocess.run(  # (--help: nothing runs, no server needed)
+        [str(GOSSAMER), *argv[1:], "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, f"{line!r}: {result.stderr[-800:]}"
+
+
+def test_only_the_run_pages_have_bash_blocks() -> None:
+    """A ``bash`` block is a promise that it runs as pasted (a test runs it); every other
+    page's shell blocks show real-host values and are ``sh`` or ``console``."""
+    runnable = {README, QUICKSTART}
+    for path in sorted((REPO / "docs").glob("*.md")):
+        langs = {b.lang for b in blocks(path.read_text())}
+        if path not in runnable:
+            assert not langs & {"bash", "shell", "zsh"}, f"{path.name}: mark it sh or console"
+    assert "bash" in {b.lang for b in blocks(section(README.read_text(), "Using it"))}

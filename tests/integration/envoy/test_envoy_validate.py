@@ -70,7 +70,7 @@ def test_the_translators_regex_routes_use_no_deprecated_field() -> None:
         }
     )
     [route] = routes_for_rules(
-        [(rule, "default")], lambda d, ns: ("web", False), ModelSnapshot().mesh
+        [(rule, "default", "r")], lambda d, ns: ("web", False), ModelSnapshot().mesh
     )
     assert route.match.HasField("safe_regex")
     validate_config_sync(_with_route_match(route.match))

@@ -52,10 +52,6 @@ def _without_x_envoy_cleaning(hcm: HCM) -> None:
     hcm.use_remote_address.value = False
 
 
-def _allowing_websocket(hcm: HCM) -> None:
-    hcm.upgrade_configs.add(upgrade_type="websocket")
-
-
 #: gateway variants: the hardened one, and one edge setting changed in each other
 VARIANTS: dict[str, Callable[[HCM], None] | None] = {
     "hardened": None,
@@ -63,7 +59,6 @@ VARIANTS: dict[str, Callable[[HCM], None] | None] = {
     "without-edge-guard": _without_edge_guard,
     "forwarding-client-certs": _forwarding_client_certs,
     "without-x-envoy-cleaning": _without_x_envoy_cleaning,
-    "allowing-websocket": _allowing_websocket,
 }
 
 

@@ -256,26 +256,26 @@ async def test_mixed_case_scheme_over_http2_is_routed_as_the_connection_scheme(
 # -- Upgrade answered 200 by the upstream: CVE-2024-23326 ----------------------------------
 
 UPGRADE = request("/ws", "public.example", "Connection: upgrade", "Upgrade: websocket")
+OTHER_UPGRADE = request("/ws", "public.example", "Connection: upgrade", "Upgrade: foo/1")
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: admin.example\r\n\r\n"
 
 
 @HARDENED
-async def test_upgrade_is_refused_with_403(gw: EdgeMesh) -> None:
-    """403, nothing forwarded: Gossamer's gateway configures no upgrade (no
-    ``upgrade_configs``), and Envoy refuses an upgrade it was not told to allow."""
-    answer = await http1(gw.address, UPGRADE, then=SMUGGLED)
+async def test_an_upgrade_other_than_websocket_is_refused_with_403(gw: EdgeMesh) -> None:
+    """403, nothing forwarded: Gossamer's gateway configures the WebSocket upgrade only
+    (``upgrade_configs``), and Envoy refuses an upgrade it was not told to allow."""
+    answer = await http1(gw.address, OTHER_UPGRADE, then=SMUGGLED)
     assert answer.status == 403
     assert gw.heads == []
 
 
-@pytest.mark.parametrize("edge", ["allowing-websocket"], indirect=True)
-async def test_upgrade_answered_200_opens_no_tunnel_even_with_websocket_allowed(
-    gw: EdgeMesh,
-) -> None:
-    """The client gets the 200 as a plain answer and no tunnel: what it sends next is a new
-    request Envoy parses and routes (``admin.example`` without ``x-user`` gets 404), never
-    raw bytes to the backend. Envoy's code (since the CVE-2024-23326 fix it requires a 101
-    to switch protocols), shown on a gateway variant that allows WebSocket."""
+@HARDENED
+async def test_websocket_upgrade_answered_200_opens_no_tunnel(gw: EdgeMesh) -> None:
+    """The gateway lets WebSocket through; an upstream answering the upgrade 200 gives the
+    client a plain answer and no tunnel: what it sends next is a new request Envoy parses
+    and routes (``admin.example`` without ``x-user`` gets 404), never raw bytes to the
+    backend. Envoy's code (since the CVE-2024-23326 fix it requires a 101 to switch
+    protocols)."""
     answer = await http1(gw.address, UPGRADE, then=SMUGGLED)
     assert answer.status == 200 and answer.headers["x-backend"] == "public"
     assert len(gw.public.heads) == 1  # the upgrade request itself, parsed by Envoy

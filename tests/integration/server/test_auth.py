@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from gossamer.server.app import ControlPlaneApp
 from gossamer.testing import running_control_plane
+from gossamer.testing.controlplane import api_verify
 from gossamer.types import API_VERSION
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -38,6 +40,13 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def anonymous(app: ControlPlaneApp) -> httpx.AsyncClient:
+    """A client of ``app``'s API (HTTPS, verified) sending no credential."""
+    return httpx.AsyncClient(
+        base_url=app.api_url, timeout=30, trust_env=False, verify=api_verify(app)
+    )
+
+
 def routes(openapi: dict[str, Any]) -> list[tuple[str, str]]:
     """Every (method, path) of the app's OpenAPI, path parameters filled in."""
     out = []
@@ -59,14 +68,16 @@ async def test_every_v1_route_and_metrics_refuse_a_request_without_credential(
 ) -> None:
     async with (
         running_control_plane(tmp_path / "cp") as app,
-        httpx.AsyncClient(base_url=app.api_url, timeout=30, trust_env=False) as c,
+        anonymous(app) as c,
     ):
         for path in OPEN:
             assert (await c.get(path)).status_code == 200, path
         table = routes((await c.get("/openapi.json")).json())
         guarded = [(m, p) for m, p in table if p.startswith("/v1/") and (m, p) not in OPEN_V1]
-        # every kind of route is in the table: resources, proxies, agents, authz, ca, tokens
-        for part in ("/v1/apply", "/v1/proxies", "/v1/agents", "/v1/authz", "/v1/ca", "token"):
+        # every kind of route is in the table: resources, proxies, agents, authz, ca, tokens,
+        # describe
+        parts = ("/v1/apply", "/v1/proxies", "/v1/agents", "/v1/authz", "/v1/ca", "token")
+        for part in (*parts, "/v1/describe"):
             assert any(part in p for _, p in guarded), part
         for method, path in [*guarded, ("GET", "/metrics")]:
             body = {} if method in ("POST", "PUT", "PATCH") else None
@@ -91,7 +102,7 @@ async def test_read_only_token_reads_but_cannot_write_and_revoked_is_refused(
     data = tmp_path / "cp"
     async with (
         running_control_plane(data) as app,
-        httpx.AsyncClient(base_url=app.api_url, timeout=30, trust_env=False) as c,
+        anonymous(app) as c,
     ):
         admin = bearer(admin_token(data))
         created = await c.post(
@@ -103,6 +114,9 @@ async def test_read_only_token_reads_but_cannot_write_and_revoked_is_refused(
 
         assert (await c.get("/v1/resources", headers=reader)).status_code == 200
         assert (await c.get("/metrics", headers=reader)).status_code == 200
+        # describe is a read: a 404 for a service that does not exist, not a 403
+        described = await c.get("/v1/describe/services/default/nope", headers=reader)
+        assert described.status_code == 404, described.text
         validated = await c.post("/v1/validate", json={"manifests": [SERVICE]}, headers=reader)
         assert validated.status_code == 200, validated.text
         refused = await c.post("/v1/apply", json={"manifests": [SERVICE]}, headers=reader)
@@ -138,7 +152,7 @@ async def test_ngac_commands_run_as_the_credential_never_a_body_user(tmp_path: P
     data = tmp_path / "cp"
     async with (
         running_control_plane(data) as app,
-        httpx.AsyncClient(base_url=app.api_url, timeout=30, trust_env=False) as c,
+        anonymous(app) as c,
     ):
         admin = bearer(admin_token(data))
         created = await c.post(
@@ -176,7 +190,7 @@ async def test_forged_requests_are_refused(tmp_path: Path) -> None:
     data = tmp_path / "cp"
     async with (
         running_control_plane(data, api_hosts=("cp.example",)) as app,
-        httpx.AsyncClient(base_url=app.api_url, timeout=30, trust_env=False) as c,
+        anonymous(app) as c,
     ):
         admin = bearer(admin_token(data))
         port = app.api_addr[1]
@@ -211,7 +225,7 @@ async def test_admin_token_file_is_private_and_its_secret_is_stored_only_hashed(
     async with running_control_plane(data) as app:
         token = admin_token(data)
         assert stat.S_IMODE(os.stat(data / "admin.token").st_mode) == 0o600
-        async with httpx.AsyncClient(base_url=app.api_url, trust_env=False) as c:
+        async with anonymous(app) as c:
             created = await c.post(
                 "/v1/operator-tokens", json={"name": "second"}, headers=bearer(token)
             )
@@ -227,7 +241,7 @@ async def test_admin_token_file_is_private_and_its_secret_is_stored_only_hashed(
     # after a restart both still work: the hashes are in the store
     async with (
         running_control_plane(data) as app,
-        httpx.AsyncClient(base_url=app.api_url, trust_env=False) as c,
+        anonymous(app) as c,
     ):
         for secret in (token, second):
             assert (await c.get("/v1/resources", headers=bearer(secret))).status_code == 200

@@ -20,6 +20,7 @@ from tests.unit.ca.certs import verify_client
 from gossamer.ca import keys
 from gossamer.server.app import ControlPlaneApp
 from gossamer.testing.controlplane import (
+    api_verify,
     apply_manifests,
     operator_headers,
     running_control_plane,
@@ -98,7 +99,7 @@ async def _join(app: ControlPlaneApp, c: httpx.AsyncClient, host: str) -> Host:
 
 @pytest_asyncio.fixture
 async def host(app: ControlPlaneApp) -> AsyncIterator[Host]:
-    async with httpx.AsyncClient(base_url=app.api_url, timeout=10) as c:
+    async with httpx.AsyncClient(base_url=app.api_url, timeout=10, verify=api_verify(app)) as c:
         vm = await _join(app, c, "vm-a")
         await vm.register(workload("cart-1", "cart", "127.0.0.2", 15006, 8080, host="vm-a"))
         yield vm

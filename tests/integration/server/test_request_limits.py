@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from gossamer.server.app import Settings, create_app
+from gossamer.server.app import create_app
+from gossamer.server.settings import Settings
 from gossamer.testing.controlplane import api_client
 from gossamer.testing.ports import free_port
 from gossamer.types import API_VERSION
@@ -24,7 +25,6 @@ def settings(data_dir: Path) -> Settings:
         data_dir,
         api_addr=("127.0.0.1", 0),
         xds_addr=("127.0.0.1", free_port()),
-        xds_tls_addr=("127.0.0.1", 0),  # not xds + 1, which nobody reserved
         max_request_bytes=100_000,
         max_resource_bytes=10_000,
     )

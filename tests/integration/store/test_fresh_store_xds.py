@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from gossamer.polling import wait_until
-from gossamer.server.app import ControlPlaneApp, Settings, create_app
+from gossamer.server.app import ControlPlaneApp, create_app
+from gossamer.server.settings import Settings
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_manifests, mesh_envoy
 from gossamer.testing.mesh import service, workload
@@ -35,7 +36,7 @@ async def _control_plane(data: Path, api: int, xds: int) -> AsyncIterator[Contro
         data,
         api_addr=("127.0.0.1", api),
         xds_addr=("127.0.0.1", xds),
-        xds_tls_addr=("127.0.0.1", 0),  # not xds + 1, which nobody reserved
+        xds_tls="optional",  # mesh_envoy: Envoys without a certificate, on plaintext xDS
     )
     async with create_app(settings) as app:
         yield app

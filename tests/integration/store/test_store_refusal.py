@@ -8,6 +8,7 @@ import asyncio
 import os
 import re
 import signal
+import ssl
 import stat
 import sys
 from pathlib import Path
@@ -69,11 +70,12 @@ async def test_refuses_a_zero_byte_store_and_keeps_files_private(tmp_path: Path)
                 line = (await proc.stdout.readline()).decode()
                 assert line, f"the control plane exited: {seen}"
                 seen.append(line)
-                api = re.search(r"API (http://\S+)", line)
+                api = re.search(r"API (https://\S+)", line)
         token = (data / "admin.token").read_text().strip()
         async with httpx.AsyncClient(
             base_url=api.group(1),
             trust_env=False,
+            verify=ssl.create_default_context(cafile=data / "ca" / "root-cert.pem"),
             headers={"Authorization": f"Bearer {token}"},
         ) as client:
             r = await client.post("/v1/apply", json={"manifests": [POLICY]})
@@ -88,14 +90,18 @@ async def test_refuses_a_zero_byte_store_and_keeps_files_private(tmp_path: Path)
         await wait_until(audit.exists, timeout=10, what="the audit trail written")
         assert _mode(data) == 0o700
         files = {n: _mode(data / n) for n in sorted(os.listdir(data))}
-        assert files == {
+        assert {
             "admin.token": 0o600,
             "authz-audit.jsonl": 0o600,
             "ca": 0o700,
             "gossamer.db": 0o600,
             "gossamer.db-wal": 0o600,
             "gossamer.db.id": 0o600,
-        }
+        }.items() <= files.items(), files
+        # and whatever else it keeps there (its children's tokens, logs and stores) too
+        assert all(
+            mode == (0o700 if (data / n).is_dir() else 0o600) for n, mode in files.items()
+        ), files
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

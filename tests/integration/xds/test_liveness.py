@@ -30,7 +30,8 @@ import pytest
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
 from gossamer.registry.liveness import LivenessSettings
-from gossamer.server.app import ControlPlaneApp, Settings, create_app
+from gossamer.server.app import ControlPlaneApp, create_app
+from gossamer.server.settings import Settings
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import api_client, apply_manifests, mesh_envoy
 from gossamer.testing.mesh import service, workload
@@ -105,9 +106,9 @@ async def control_plane(tmp_path: Path) -> AsyncIterator[ControlPlaneApp]:
         tmp_path / "cp",
         api_addr=("127.0.0.1", 0),
         xds_addr=("127.0.0.1", free_port()),
-        xds_tls_addr=("127.0.0.1", 0),  # not xds + 1, which nobody reserved
         liveness=LIVENESS,
         xds_keepalive=KEEPALIVE,
+        xds_tls="optional",  # mesh_envoy: Envoys without a certificate, on plaintext xDS
     )
     async with create_app(settings) as app:
         yield app

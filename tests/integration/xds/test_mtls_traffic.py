@@ -219,6 +219,7 @@ async def pair(mode: str, ca: ThrowawayCa, reviews_id: str | None = None) -> Asy
                 endpoints=res.endpoints.values(),
                 routes=res.routes.values(),
                 node=ident,
+                extension_configs=res.extension_configs.values(),
             )
             with_static_secrets(bootstrap, ca.issue(uri), ca.pem)
             envoys.append(EnvoyProcess(bootstrap, name=ident.name))

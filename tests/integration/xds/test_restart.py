@@ -34,7 +34,8 @@ async def control_plane(
         f"from gossamer.cli.logs import setup_logging; setup_logging(); "
         f"from gossamer.server.run import main; "
         f"main({str(data)!r}, '127.0.0.1:{api}', '127.0.0.1:{xds}', "
-        f"xds_tls_addr='127.0.0.1:{xds_tls}')"
+        f"xds_tls='optional', xds_tls_addr='127.0.0.1:{xds_tls}', api_tls=False)"
+        # xDS is what is tested, by Envoys without a certificate (on the plaintext port)
     )
     proc = ManagedProcess(
         [sys.executable, "-c", code], log_path=data.parent / "cp.log", name="control-plane"

@@ -23,6 +23,7 @@ from gossamer.model import parse_manifest
 from gossamer.server.app import ControlPlaneApp
 from gossamer.testing.ads_client import AdsClient, connect, envoy_node, tls_credentials
 from gossamer.testing.controlplane import (
+    api_verify,
     apply_manifests,
     operator_headers,
     running_control_plane,
@@ -55,7 +56,9 @@ async def enroll(app: ControlPlaneApp, host: str, svc: str, *workloads: dict[str
     """Join as ``host``, register ``workloads`` and get a certificate for ``svc``, all over
     the REST API as an agent does."""
     served = {w["spec"]["service"] for w in workloads}
-    async with httpx.AsyncClient(base_url=app.api_url, timeout=10, trust_env=False) as c:
+    async with httpx.AsyncClient(
+        base_url=app.api_url, timeout=10, trust_env=False, verify=api_verify(app)
+    ) as c:
         created = await c.post(
             "/v1/tokens",
             json={"ttlSeconds": 600, "scope": {"services": sorted(served)}},
@@ -63,9 +66,10 @@ async def enroll(app: ControlPlaneApp, host: str, svc: str, *workloads: dict[str
         )
         assert created.status_code == 200, created.text
         token = created.json()["token"]
-    async with RegistryClient(app.api_url) as anonymous:
-        agent_id, credential = await anonymous.join(token, host)
-    async with RegistryClient(app.api_url, agent_id, credential) as api:
+    async with RegistryClient(app.api_url) as anonymous:  # verified by the token's pin
+        joined = await anonymous.join(token, host)
+    agent_id, credential = joined.agent_id, joined.credential
+    async with RegistryClient(app.api_url, agent_id, credential, verify=api_verify(app)) as api:
         await api.put_workloads(list(workloads))
         key = keys.new_key()
         issued = await api.request_certificate(f"default/{svc}", keys.csr_for(key, None))

@@ -1,5 +1,6 @@
 """A real agent-run Envoy gets its config over mTLS xDS from a control plane that refuses
-anything else (``--xds-tls required``): its bootstrap's ``gossamer-xds`` cluster takes the
+anything else (``--xds-tls required``): its agent learnt the address at join (no xDS flag
+on ``agent join`` or ``agent run``), its bootstrap's ``gossamer-xds`` cluster takes the
 workload certificate and trust bundle from its agent over SDS, checks the control plane's
 SPIFFE id, and the request it routes through the config it got is answered."""
 
@@ -9,10 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.agent.agents import GOSSAMER, AgentHandle, agents
+from tests.integration.agent.agents import AgentHandle, agents, new_token, run_cli
 
 from gossamer.envoy.admin import EnvoyAdmin
-from gossamer.envoy.process import ManagedProcess
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
@@ -23,29 +23,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio]
 NODE = "sidecar~default~web-1"
 
 
-class MtlsAgent(AgentHandle):
-    """An agent whose sidecars reach xDS at the control plane's mTLS address."""
+class AdvertisedAgent(AgentHandle):
+    """An agent joined and run with no xDS flag: it uses what the join answer advertised."""
 
-    async def start(self) -> None:
-        config = self.write_config()
-        self.runs += 1
-        tls = self.app.xds_tls_addr
-        self.process = ManagedProcess(
-            [
-                GOSSAMER,
-                "agent",
-                "run",
-                "--state-dir",
-                str(self.state_dir),
-                "-f",
-                str(config),
-                "--xds-tls",
-                f"{tls[0]}:{tls[1]}",
-            ],
-            log_path=self.state_dir.parent / f"{self.host}-agent-{self.runs}.log",
-            name=f"agent {self.host}",
-        )
-        await self.process.start()
+    async def join(self) -> None:
+        code, out = await run_cli(
+            "agent", "join", "--server", self.app.api_url, "--token", await new_token(self.app),
+            "--state-dir", str(self.state_dir), "--host", self.host,
+        )  # fmt: skip
+        assert code == 0, out
 
 
 async def test_an_agent_run_envoy_gets_its_config_over_mtls_xds(tmp_path: Path) -> None:
@@ -70,7 +56,7 @@ spec: {ports: [{name: http, port: 8080}]}
 """,
             wait=False,
         )
-        web = MtlsAgent(
+        web = AdvertisedAgent(
             app,
             "h3",
             "127.0.0.3",
@@ -86,13 +72,11 @@ spec: {ports: [{name: http, port: 8080}]}
             ],
         )
         async with agents(web):
-            # (joined with the plaintext address it would use otherwise: --xds-tls wins)
-            app_xds = app.xds_addr
-            app.xds_addr = ("127.0.0.1", 1)
-            try:
-                await web.join()
-            finally:
-                app.xds_addr = app_xds
+            await web.join()
+            kept = web.state.credential()
+            # required mode: mTLS on --xds-addr itself, and no plaintext address to give
+            assert kept.xds_tls == f"127.0.0.1:{app.xds_tls_addr[1]}" and kept.xds == ""
+            assert "BEGIN CERTIFICATE" in kept.trust_bundle
             await web.start()
             await web.wait_running()
 

@@ -3,7 +3,7 @@ import json
 import httpx
 import pytest
 
-from gossamer.agent.client import RegistryClient, env_variables
+from gossamer.agent.client import JoinAnswer, RegistryClient, env_variables
 from gossamer.errors import RefusedError, RejectedError, ServerError, UnreachableError
 
 
@@ -77,7 +77,22 @@ async def test_join_answer() -> None:
         lambda r: httpx.Response(200, json={"agentId": "a-9", "credential": "c"})
     )
     async with RegistryClient("http://cp.test", transport=transport) as api:
-        assert await api.join("tok", "vm-3") == ("a-9", "c")
+        assert await api.join("tok", "vm-3") == JoinAnswer("a-9", "c")
+
+
+@pytest.mark.asyncio
+async def test_join_answer_with_trust_bundle_and_xds_addresses() -> None:
+    body = {
+        "agentId": "a-9",
+        "credential": "c",
+        "trustBundle": "PEM",
+        "xdsTlsAddress": "10.0.0.5:18001",
+        "xdsAddress": "10.0.0.5:18000",
+    }
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json=body))
+    async with RegistryClient("http://cp.test", transport=transport) as api:
+        answer = await api.join("tok", "vm-3")
+    assert answer == JoinAnswer("a-9", "c", b"PEM", "10.0.0.5:18000", "10.0.0.5:18001")
 
 
 def test_env_shapes() -> None:

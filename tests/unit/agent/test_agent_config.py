@@ -35,12 +35,13 @@ def test_load_file_with_defaults(tmp_path: Path) -> None:
     assert config.host == "vm-3" and config.address == "127.0.0.3"
     catalog, ratings = config.workloads
     assert catalog.appAddress == "127.0.0.1"
-    assert catalog.healthCheck.type == "http"
+    assert catalog.healthCheck is not None and catalog.healthCheck.type == "http"
     assert catalog.healthCheck.interval.total_seconds() == 0.5
     assert catalog.healthCheck.unhealthyThreshold == 3
     assert catalog.inboundPort is None
     assert ratings.inboundPort == 15001
-    assert ratings.healthCheck.type == "tcp"
+    # unset, not defaulted: a TrafficPolicy's check may apply (agent/policy_checks.py)
+    assert ratings.healthCheck is None
     assert config.drainSeconds == 5
 
 

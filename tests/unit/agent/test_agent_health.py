@@ -25,6 +25,29 @@ def test_first_result_decides_then_thresholds() -> None:
     assert t.observe(None) == "healthy"
 
 
+def test_retune_keeps_the_verdict_and_changes_the_thresholds() -> None:
+    t = HealthTracker(healthy_threshold=1, unhealthy_threshold=2)
+    assert t.observe(None) == "healthy"
+    assert t.observe("down") is None  # one failure of two
+    t.retune(healthy_threshold=1, unhealthy_threshold=3, fresh=False)
+    assert t.state == "healthy"
+    # the streak starts over under the new thresholds
+    assert [t.observe("down") for _ in range(3)] == [None, None, "unhealthy"]
+    t.retune(healthy_threshold=4, unhealthy_threshold=1, fresh=False)
+    assert [t.observe(None) for _ in range(4)] == [None, None, None, "healthy"]
+
+
+def test_a_fresh_check_decides_at_once_and_only_reports_a_change() -> None:
+    t = HealthTracker(healthy_threshold=3, unhealthy_threshold=3)
+    assert t.observe(None) == "healthy"
+    t.retune(healthy_threshold=3, unhealthy_threshold=3, fresh=True)
+    assert t.state == "healthy"  # the old verdict stands until the new check answers
+    assert t.observe("GET /ready answered 500") == "unhealthy"
+    t.retune(healthy_threshold=3, unhealthy_threshold=3, fresh=True)
+    assert t.observe("still down") is None  # same verdict: nothing to report
+    assert t.observe(None) is None  # and thresholds apply again after the first answer
+
+
 def test_first_failure_is_unhealthy_at_once() -> None:
     t = HealthTracker()
     assert t.observe("refused") == "unhealthy"

@@ -80,18 +80,3 @@ def proxy(
         admin_address="127.0.0.2:19000",
         types=types,
     )
-
-
-CONFIG_DUMP: dict[str, object] = {
-    "configs": [
-        {"@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump", "bootstrap": {}},
-        {
-            "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
-            "dynamic_active_clusters": [{"cluster": {"name": "default/cart/http"}}],
-        },
-        {
-            "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
-            "dynamic_listeners": [{"name": "inbound"}],
-        },
-    ]
-}

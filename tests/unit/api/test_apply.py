@@ -97,7 +97,7 @@ async def test_unknown_kind_in_a_manifest_names_the_valid_kinds(client: httpx.As
     assert r.status_code == 422
     [error] = r.json()["errors"]
     assert error.startswith("a.yaml: Servce default/cart: kind: unknown kind 'Servce'")
-    assert "Gateway, Mesh, Route, Service, Workload" in error
+    assert "Gateway, Mesh, Route, Service, TrafficPolicy, Workload" in error
 
 
 @pytest.mark.asyncio

@@ -13,7 +13,7 @@ import prometheus_client
 import pytest
 import pytest_asyncio
 
-from gossamer.api.agents import TokenRequest
+from gossamer.api.agent_bodies import TokenRequest
 from gossamer.api.app import create_api
 from gossamer.api.authz import CheckRequest
 from gossamer.model import parse_manifest

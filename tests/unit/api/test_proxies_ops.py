@@ -7,8 +7,9 @@ import prometheus_client
 import pytest
 
 from gossamer.testing.fake_controlplane import FakeControlPlane
+from gossamer.xds.status import ProxyStatus
 
-from .shop import CONFIG_DUMP, proxy
+from .shop import proxy
 
 
 @pytest.mark.asyncio
@@ -44,28 +45,21 @@ async def test_proxy_status_lists_every_proxy_with_its_state(
 
 
 @pytest.mark.asyncio
-async def test_proxy_config_whole_and_by_type(
+async def test_proxy_config_without_hosts_to_ask(
     client: httpx.AsyncClient, fake: FakeControlPlane
 ) -> None:
-    fake.add_proxy(proxy("a"), CONFIG_DUMP)
-    fake.add_proxy(proxy("no-admin"))
-    whole = await client.get("/v1/proxies/sidecar~default~a/config")
-    assert whole.json() == CONFIG_DUMP
-    clusters = await client.get("/v1/proxies/sidecar~default~a/config", params={"type": "clusters"})
-    [section] = clusters.json()["configs"]
-    assert section["dynamic_active_clusters"][0]["cluster"]["name"] == "default/cart/http"
-
-    eds = await client.get("/v1/proxies/sidecar~default~a/config", params={"type": "endpoints"})
-    assert eds.status_code == 404
-    assert "no EndpointsConfigDump" in eds.json()["errors"][0]
-    assert "ClustersConfigDump" in eds.json()["errors"][0]
-
+    """The control plane never reads a proxy's admin API itself: with no agent registry no
+    host can be asked (tests/unit/registry/test_dumps_api.py asks real ones)."""
+    fake.add_proxy(proxy("a"))  # connected, and it announced an admin address
+    r = await client.get("/v1/proxies/sidecar~default~a/config")
+    assert r.status_code == 404
+    assert r.json()["errors"] == [
+        "no host runs sidecar~default~a; its config dump is available only through its "
+        "agent or gateway"
+    ]
     bad = await client.get("/v1/proxies/sidecar~default~a/config", params={"type": "secrets"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0].startswith("query.type: ")
-
-    assert (await client.get("/v1/proxies/sidecar~default~zz/config")).status_code == 404
-    assert (await client.get("/v1/proxies/sidecar~default~no-admin/config")).status_code == 404
 
 
 @pytest.mark.asyncio
@@ -155,7 +149,7 @@ def test_two_apps_share_nothing() -> None:
 
 
 class _BrokenAdmin(FakeControlPlane):
-    async def proxy_config(self, node_id: str) -> dict[str, object]:
+    def proxy_status(self) -> list[ProxyStatus]:
         raise httpx.ConnectError("connection refused")
 
 
@@ -166,7 +160,7 @@ async def test_unexpected_errors_are_json_500s() -> None:
     app = create_api(_BrokenAdmin(), metrics=prometheus_client.CollectorRegistry())
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
-        r = await c.get("/v1/proxies/sidecar~default~a/config")
+        r = await c.get("/v1/proxies")
     assert r.status_code == 500
     assert r.json()["code"] == "internal"
     assert r.json()["errors"] == [

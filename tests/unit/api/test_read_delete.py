@@ -52,8 +52,8 @@ async def test_unknown_kind_is_400_naming_the_valid_kinds(client: httpx.AsyncCli
         assert r.status_code == 400
         assert r.json()["code"] == "unknown_kind"
         assert r.json()["errors"] == [
-            "kind: unknown kind 'pods': valid kinds are AccessPolicy, Gateway, Mesh, Route, "
-            "Service, Workload (singular or plural, any case)"
+            "kind: unknown kind 'pods': valid kinds are AccessPolicy, ExternalService, Gateway, "
+            "Mesh, Route, Service, TrafficPolicy, Workload (singular or plural, any case)"
         ]
     r = await client.delete("/v1/resources/pods/default/x")
     assert r.status_code == 400

@@ -91,11 +91,13 @@ def test_proxy_table_without_types_or_nacks() -> None:
         "default/gw",
         "gateway",
         "-",
+        "-",  # ENVOY: it announced none
         "disconnected",
         "-",
         "-",
         "-",
         "-",
+        "-",  # SDS: no report
         "-",
         "1m",
         "ago",

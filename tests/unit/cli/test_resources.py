@@ -231,3 +231,17 @@ def test_piped_tables_are_not_cut_to_80_columns(server: ApiServer, tmp_path: Pat
         "-",
     ]
     assert max(len(line) for line in result.stdout.splitlines()) > 80
+
+
+def test_wait_with_no_proxy_to_wait_for_says_so(
+    runner: CliRunner, server: ApiServer, shop_file: Path
+) -> None:
+    """A new user's `apply --wait` before any agent runs returned at once, silently."""
+    ok = runner.invoke(app, ["apply", "-f", str(shop_file), "--wait"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.splitlines()[-1] == (
+        "revision 1; waited for no proxy: no connected proxy's config changed (none routes "
+        "what was applied yet; `gossamer proxy-status` lists the connected ones)"
+    )
+    plain = runner.invoke(app, ["apply", "-f", str(shop_file)])
+    assert plain.stdout.splitlines()[-1] == "revision 1"

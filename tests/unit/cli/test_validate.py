@@ -42,7 +42,7 @@ def test_a_field_error_names_file_resource_and_field(offline: CliRunner, tmp_pat
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "route.yaml: Route default/cart: spec.rules[0].destinations[0].weight: must be 0..100",
-        "1 problem; nothing was changed",
+        "1 problem",
     ]
     assert result.stdout == ""
 
@@ -58,7 +58,7 @@ def test_missing_references_among_the_files_are_errors(offline: CliRunner, tmp_p
         "apply it first (or in the same input)"
     )
     assert any(line.startswith("cart.yaml: Route default/cart: spec.service: ") for line in lines)
-    assert lines[-1] == f"{len(lines) - 1} problems; nothing was changed"
+    assert lines[-1] == f"{len(lines) - 1} problems"  # validate changes nothing anyway
 
 
 def test_bad_yaml_and_missing_files(offline: CliRunner, tmp_path: Path) -> None:
@@ -80,3 +80,40 @@ def test_the_repository_examples_are_valid(offline: CliRunner) -> None:
     result = offline.invoke(app, ["validate", "-f", str(examples)])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("valid: ")
+
+
+def test_yaml_errors_name_line_and_column_without_parser_internals(
+    offline: CliRunner, tmp_path: Path
+) -> None:
+    unclosed = write(tmp_path, "unclosed.yaml", "a: [1\n")
+    result = offline.invoke(app, ["validate", "-f", str(unclosed)])
+    assert result.exit_code == 1
+    first, *rest = result.stderr.splitlines()
+    assert first == (
+        "unclosed.yaml: line 2: not valid YAML: expected ',' or ']', but got '<stream end>' "
+        "(column 1; while parsing a flow sequence that starts at line 1, column 4)"
+    )
+    assert rest == ["1 problem"]
+    bad = offline.invoke(app, ["validate", "-f", str(write(tmp_path, "bad.yaml", BAD_YAML))])
+    assert "<unicode string>" not in bad.output and "^" not in bad.output
+
+
+def test_misspelt_kinds_and_fields_get_a_suggestion(offline: CliRunner, tmp_path: Path) -> None:
+    typos = write(
+        tmp_path,
+        "typos.yaml",
+        SERVICES.replace("kind: Service", "kind: Servce", 1)
+        + "---\n"
+        + ROUTE.replace("destinations:", "destinatons:"),
+    )
+    result = offline.invoke(app, ["validate", "-f", str(typos)])
+    assert result.exit_code == 1
+    assert "unknown kind 'Servce': did you mean 'Service'? valid kinds are" in result.stderr
+    assert "destinatons: unknown field: did you mean 'destinations'?" in result.stderr
+    assert "nothing was changed" not in result.stderr
+
+
+def test_a_misspelt_kind_on_the_command_line_gets_a_suggestion(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["get", "servces"])
+    assert result.exit_code == 1
+    assert "did you mean 'Service'?" in result.output

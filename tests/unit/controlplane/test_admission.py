@@ -10,7 +10,8 @@ from gossamer.controlplane.admission import authorize, diff_against, status_only
 from gossamer.errors import ConflictError, ValidationError
 from gossamer.model import ModelSnapshot, parse_manifest
 from gossamer.testing.mesh import service, workload
-from gossamer.types import OWNER_LABEL
+from gossamer.types import OWNER_LABEL, ResourceKey
+from gossamer.types import SYSTEM_NAMESPACE as SYSTEM
 
 
 def w(**spec: Any) -> Any:
@@ -67,3 +68,15 @@ def test_only_the_owner_changes_an_agents_workload() -> None:
         authorize(model, (), [owned.key], "a2", internal=False)
     with pytest.raises(ValidationError, match="set by the control plane"):
         authorize(model, [owned], (), None, internal=False)  # a user may not forge the label
+
+
+def test_no_user_applies_or_deletes_in_the_system_namespace() -> None:
+    """Listings hide gossamer-system (the control plane's own records), so a Service a user
+    put there would be used by the mesh and seen by nobody."""
+    hidden = parse_manifest(service("web") | {"metadata": {"name": "web", "namespace": SYSTEM}})
+    model = ModelSnapshot()
+    with pytest.raises(ValidationError, match=r"metadata\.namespace"):
+        authorize(model, [hidden], (), None, internal=False)
+    with pytest.raises(ValidationError, match="takes nothing from users"):
+        authorize(model, (), [ResourceKey("Service", SYSTEM, "web")], None, internal=False)
+    authorize(model, [hidden], (), None, internal=True)  # the control plane's own writes

@@ -9,14 +9,18 @@ import math
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from gossamer.controlplane.plane import ControlPlane
 from gossamer.controlplane.publisher import Publisher
 from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.controlplane.tls_readiness import TlsReadiness
 from gossamer.model import ModelSnapshot, parse_yaml
+from gossamer.store.memory import MemoryStore
 from gossamer.translate.proxy import Translator
 from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
+from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Serializer, Snapshot
 
@@ -76,6 +80,18 @@ spec:
   rules: [{{destinations: [{{service: reviews, subset: {{version: v2}}}}]}}]
 """
     return ModelSnapshot().with_changes(parse_yaml(text, "mesh.yaml"))
+
+
+async def mesh_plane(mode: str, monitor: XdsMonitor | None = None) -> ControlPlane:
+    """A loaded control plane (memory store) holding ``mesh(mode)``, every proxy of it
+    attached, nothing published yet."""
+    cache = SnapshotCache()
+    plane = ControlPlane(MemoryStore(), cache, monitor or XdsMonitor(CollectorRegistry()))
+    await plane.load()
+    await plane.apply(list(mesh(mode).resources.values()))
+    for p in PROXIES:
+        cache.attach(p)
+    return plane
 
 
 class Acks:

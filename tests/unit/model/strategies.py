@@ -205,7 +205,7 @@ rules = st.fixed_dictionaries(
         "retries": optional(
             attempts=st.integers(0, 10),
             perTryTimeout=durations(),
-            retryOn=st.lists(retry_on, max_size=3),
+            retryOn=st.lists(retry_on, min_size=1, max_size=3),
         ),
     },
 )

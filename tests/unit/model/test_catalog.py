@@ -59,14 +59,20 @@ def test_a_resource_must_be_a_mapping(value: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "shown"), [("Dog", "'Dog'"), ("service", "'service'"), (None, "None"), (3, "3")]
+    ("kind", "shown", "hint"),
+    [
+        ("Dog", "'Dog'", ""),
+        ("service", "'service'", " did you mean 'Service'?"),
+        (None, "None", ""),
+        (3, "3", ""),
+    ],
 )
-def test_unknown_kind_lists_the_valid_ones(kind: Any, shown: str) -> None:
+def test_unknown_kind_lists_the_valid_ones(kind: Any, shown: str, hint: str) -> None:
     m = manifest("x", "n")
     m["kind"] = kind
     valid = ", ".join(sorted(catalog.PUBLIC_KINDS))
     assert errors_of(m, "x.yaml") == [
-        f"x.yaml: {kind} default/n: kind: unknown kind {shown}: valid kinds are {valid}"
+        f"x.yaml: {kind} default/n: kind: unknown kind {shown}:{hint} valid kinds are {valid}"
     ]
 
 

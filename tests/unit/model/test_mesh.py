@@ -50,7 +50,11 @@ def test_default_durations_are_stored_as_text() -> None:
             },
         },
         "mtls": {"mode": "permissive", "certificateTTL": "3600s"},
+        "authorization": {"mode": "off"},
+        "authentication": {"jwt": []},
         "underscoreHeaders": "reject",
+        "rateLimit": {"failureMode": "open", "timeout": "100ms"},
+        "tracing": {"sampling": 1.0},
         "debounceMs": 50,
     }
 

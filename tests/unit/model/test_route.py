@@ -306,7 +306,8 @@ def test_unknown_retry_condition() -> None:
         {"retries": {"retryOn": ["5xx", "teapot"]}, "destinations": [{"service": "a"}]}
     )
     assert error.startswith(
-        "Route default/r: spec.rules[0].retries.retryOn[1]: input should be '5xx'"
+        "Route default/r: spec.rules[0].retries.retryOn[1]: 'teapot' is not a retry "
+        "condition; valid are HTTP: 5xx,"
     )
 
 

@@ -114,6 +114,7 @@ async def test_token_join_register_health_env_and_list(
             "namespace": None,
             "anyNamespace": True,
             "addresses": [],
+            "gateway": None,
         },
         "addresses": ["127.0.0.2"],  # fixed by its first registration
     }

@@ -111,12 +111,16 @@ async def test_workloads_of_others_cannot_be_overwritten(registry: Registry) -> 
         await registry.set_workloads(b, [workload("cart-1", host="vm-2")])
 
     await registry.plane.apply([parse_manifest(workload("mine", host=None))])
-    with pytest.raises(ConflictError, match=r"registered by a user \(gossamer apply\)"):
+    with pytest.raises(ConflictError, match=r"registered by a user \(gossamer apply\)") as user:
         await registry.set_workloads(a, [workload("mine")])
+    # the advice fits a user's workload: who owns it and how to hand it over, no revoking
+    assert "revoke" not in str(user.value)
+    assert "gossamer delete workload mine -n default" in str(user.value)
 
     user_copy = workload("cart-1")
-    with pytest.raises(ConflictError, match=f"registered by agent {a}"):
+    with pytest.raises(ConflictError, match=f"registered by agent {a}") as agents:
         await registry.plane.apply([parse_manifest(user_copy)])
+    assert f"gossamer agents revoke {a}" in str(agents.value)
     assert workload_of(registry, "cart-1").metadata.labels[OWNER_LABEL] == a
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from gossamer.errors import ConfigError
 from gossamer.polling import wait_until
-from gossamer.server.http_server import ApiServer, ApiServerLimits, RepeatFilter
+from gossamer.server.connection_guard import ApiServerLimits
+from gossamer.server.http_server import ApiServer, RepeatFilter
 
 FAST = ApiServerLimits(header_timeout=0.5, body_timeout=0.5, max_connections=100)
 

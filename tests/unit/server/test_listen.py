@@ -1,7 +1,10 @@
-"""The control plane refuses to listen beyond loopback without --insecure-listen (issue 7, R10).
+"""The control plane refuses to serve plaintext beyond loopback: plaintext xDS without
+--insecure-listen (issue 7, R10), a plaintext API (--api-tls off) at all; over TLS any
+address is fine (issue 9).
 
 Nothing here binds a non-loopback address: binding is made to fail the test, so each
-refusal is shown to happen before any socket is bound.
+refusal is shown to happen before any socket is bound (and an accepted address is shown
+by the bind that follows the checks).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typer.testing import CliRunner
 
 from gossamer.cli.main import app as cli
 from gossamer.errors import ConfigError
-from gossamer.server.app import Settings, create_app
+from gossamer.server.app import create_app
 from gossamer.server.listen import check_listen_addresses, is_loopback
+from gossamer.server.settings import Settings
 
 
 @pytest.fixture
@@ -54,19 +58,18 @@ def test_insecure_listen_allows_any_address() -> None:
 @pytest.mark.parametrize(
     ("api", "xds", "flag"),
     [
-        (("0.0.0.0", 0), ("127.0.0.1", 0), "--api-addr"),
         (("127.0.0.1", 0), ("::", 0), "--xds-addr"),
-        (("10.1.2.3", 0), ("127.0.0.1", 0), "--api-addr"),
+        (("127.0.0.1", 0), ("10.1.2.3", 0), "--xds-addr"),
     ],
 )
-async def test_create_app_refuses_before_binding(
+async def test_create_app_refuses_plaintext_xds_before_binding(
     tmp_path: Path,
     no_binding: None,
     api: tuple[str, int],
     xds: tuple[str, int],
     flag: str,
 ) -> None:
-    settings = Settings(tmp_path / "data", api_addr=api, xds_addr=xds)
+    settings = Settings(tmp_path / "data", api_addr=api, xds_addr=xds, xds_tls="optional")
     with pytest.raises(ConfigError) as refused:
         async with create_app(settings):
             pass
@@ -76,13 +79,49 @@ async def test_create_app_refuses_before_binding(
     assert not (tmp_path / "data").exists(), "the refusal came after opening the store"
 
 
-def test_the_command_refuses_a_non_loopback_address(tmp_path: Path, no_binding: None) -> None:
-    result = CliRunner().invoke(
-        cli, ["control-plane", "--data-dir", str(tmp_path / "d"), "--api-addr", "0.0.0.0:7070"]
+@pytest.mark.asyncio
+@pytest.mark.parametrize("insecure_listen", [False, True])
+async def test_a_plaintext_api_is_refused_off_loopback_even_with_insecure_listen(
+    tmp_path: Path, no_binding: None, insecure_listen: bool
+) -> None:
+    settings = Settings(
+        tmp_path / "data",
+        api_addr=("10.1.2.3", 0),
+        api_tls=False,
+        insecure_listen=insecure_listen,
     )
+    with pytest.raises(ConfigError) as refused:
+        async with create_app(settings):
+            pass
+    assert str(refused.value).startswith("--api-tls off: the REST API may serve plaintext")
+    assert not (tmp_path / "data").exists(), "the refusal came after opening the store"
+
+
+@pytest.mark.asyncio
+async def test_tls_on_api_and_xds_listens_anywhere_without_insecure_listen(
+    tmp_path: Path, no_binding: None
+) -> None:
+    """HTTPS API on 0.0.0.0 and xDS in required mode: the checks pass, and the first
+    Python socket bound is the API's (the test's bind refuses it, so nothing listens)."""
+    settings = Settings(
+        tmp_path / "data",
+        api_addr=("0.0.0.0", 0),
+        xds_addr=("127.0.0.1", 0),
+        xds_tls="required",
+    )
+    with pytest.raises(AssertionError, match=r"bound \('0.0.0.0', 0\) before refusing"):
+        async with create_app(settings):
+            pass
+
+
+def test_the_command_refuses_a_plaintext_api_off_loopback(tmp_path: Path, no_binding: None) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["control-plane", "--data-dir", str(tmp_path / "d"), "--api-addr", "0.0.0.0:7070",
+         "--api-tls", "off"],
+    )  # fmt: skip
     assert result.exit_code == 1, result.output
-    assert result.stderr.startswith("error: --api-addr: 0.0.0.0:7070 is not a loopback address")
-    assert "--insecure-listen" in result.stderr
+    assert result.stderr.startswith("error: --api-tls off: the REST API may serve plaintext")
     assert "Traceback" not in result.output
 
 

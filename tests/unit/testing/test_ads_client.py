@@ -21,6 +21,7 @@ from gossamer.xds.snapshot import Snapshot
 pytestmark = pytest.mark.asyncio
 MODES = pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
 C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
+X = ResourceType.EXTENSION_CONFIG
 WEB = ProxyIdentity("sidecar", "default", "web-1")
 DEPS = [{"service": "reviews", "localAddress": "127.0.0.2", "localPort": 9001}]
 
@@ -88,19 +89,22 @@ async def test_initial_config_in_envoy_order(delta: bool) -> None:
 
         trace = client.protocol.trace
         assert trace is not None
-        # Envoy: CDS -> EDS -> ACK CDS -> LDS -> ACK EDS -> RDS -> ACK LDS -> ACK RDS
-        assert trace[:8] == [
+        # Envoy: CDS -> EDS -> ACK CDS -> LDS -> ACK EDS -> ECDS, RDS -> ACK LDS ->
+        # ACK ECDS -> ACK RDS
+        assert trace[:10] == [
             ("subscribe", C),
             ("subscribe", E),
             ("ack", C),
             ("subscribe", L),
             ("ack", E),
+            ("subscribe", X),
             ("subscribe", R),
             ("ack", L),
+            ("ack", X),
             ("ack", R),
         ]
         assert client.counters.nacks == 0
-        assert client.counters.acks == client.counters.responses == 4
+        assert client.counters.acks == client.counters.responses == 5
         assert client.counters.bytes_received > 0
         if not delta:
             for t in ResourceType:
@@ -212,6 +216,6 @@ async def test_a_reconnect_resumes_and_nothing_is_sent_again(delta: bool) -> Non
         async with in_process(WEB, plane.cache, plane.monitor, client=client) as again:
             assert again is client
             await client.wait_for(lambda c: synced(plane), what="resynced")
-            assert [kind for kind, _ in client.protocol.trace] == ["subscribe"] * 4
+            assert [kind for kind, _ in client.protocol.trace] == ["subscribe"] * 5
             assert client.counters.responses == responses  # versions recognised: no resend
             assert {t: client.versions(t) for t in ResourceType} == held

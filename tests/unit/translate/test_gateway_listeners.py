@@ -3,6 +3,7 @@ SNI, the strong TLS parameters, the redirect listener; and Envoy takes the resul
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,15 +14,12 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
-from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from shop import shop
 
 from gossamer.envoy.validate import validate_config_sync
 from gossamer.model import ModelSnapshot, parse_manifest
-from gossamer.translate.bootstrap import static_bootstrap
-from gossamer.translate.common import HTTP_PROTOCOL_OPTIONS
+from gossamer.translate.bootstrap import sds_cluster, static_bootstrap
 from gossamer.translate.names import (
-    SDS_CLUSTER,
     gateway_certificate_secret,
     gateway_listener,
     gateway_redirect_listener,
@@ -112,15 +110,8 @@ def test_the_redirect_listener_answers_every_gateway_host_with_https() -> None:
 
 
 def _sds_cluster() -> cluster_pb2.Cluster:
-    cluster = cluster_pb2.Cluster(name=SDS_CLUSTER, type=cluster_pb2.Cluster.STATIC)
-    cluster.connect_timeout.FromSeconds(1)
-    cluster.load_assignment.cluster_name = SDS_CLUSTER
-    endpoint = cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint
-    endpoint.address.pipe.path = "/tmp/gossamer-validate-sds.sock"
-    options = http_protocol_options_pb2.HttpProtocolOptions()
-    options.explicit_http_config.http2_protocol_options.SetInParent()
-    cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(options)
-    return cluster
+    """The agent's SDS cluster, as sidecar bootstraps have it, at a socket nobody serves."""
+    return sds_cluster(Path("/tmp/gossamer-validate-sds.sock"))
 
 
 @pytest.mark.integration

@@ -11,12 +11,15 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from gossamer.model import ModelSnapshot
 from gossamer.translate.edge_guard import LUA_FILTER, REPEATABLE, SCRIPT
+from gossamer.translate.filters import FAULT_FILTER
+from gossamer.translate.global_rate_limit import GLOBAL_RATE_LIMIT_FILTER
 from gossamer.translate.hcm import (
     HEADER_MUTATION_FILTER,
     ROUTER_FILTER,
     Edge,
     http_connection_manager,
 )
+from gossamer.translate.rate_limit import filter_name
 
 HCM = hcm_pb2.HttpConnectionManager
 
@@ -39,7 +42,15 @@ def test_edge_sanitises_client_cert_details() -> None:
 def test_edge_guard_runs_before_the_router_and_is_a_constant_script() -> None:
     hcm = _hcm(Edge())
     names = [f.name for f in hcm.http_filters]
-    assert names == [HEADER_MUTATION_FILTER, LUA_FILTER, ROUTER_FILTER]
+    # the traffic filters (rate limit, fault) sit between the edge's and the router
+    assert names == [
+        HEADER_MUTATION_FILTER,
+        LUA_FILTER,
+        filter_name("l"),
+        GLOBAL_RATE_LIMIT_FILTER,
+        FAULT_FILTER,
+        ROUTER_FILTER,
+    ]
     lua = lua_pb2.Lua()
     assert hcm.http_filters[1].typed_config.Unpack(lua)
     assert lua.default_source_code.inline_string == SCRIPT
@@ -48,9 +59,9 @@ def test_edge_guard_runs_before_the_router_and_is_a_constant_script() -> None:
     assert "x-user" not in REPEATABLE and "host" not in REPEATABLE
 
 
-def test_edge_configures_no_upgrade() -> None:
-    # An Upgrade is refused (403) rather than tunnelled (CVE-2024-23326 class).
-    assert not _hcm(Edge()).upgrade_configs
+def test_edge_configures_only_the_websocket_upgrade() -> None:
+    # Any other Upgrade is refused (403) rather than tunnelled (CVE-2024-23326 class).
+    assert [u.upgrade_type for u in _hcm(Edge()).upgrade_configs] == ["websocket"]
 
 
 def test_inside_the_mesh_none_of_the_edge_settings_apply() -> None:

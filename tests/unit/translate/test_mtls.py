@@ -59,6 +59,9 @@ def sidecar(snap: ModelSnapshot, name: str, tls: TlsState) -> ProxyResources:
     return Translator().proxy(snap, ProxyIdentity("sidecar", "default", name), tls)
 
 
+WORKLOAD_RE = r"^spiffe://shop\.local/ns/[^/,]+/sa/[^/,]+$"
+
+
 def state(
     *, ready: frozenset[Ref] = frozenset(), enforced: frozenset[Ref] = frozenset()
 ) -> TlsState:
@@ -73,7 +76,7 @@ def downstream(chain: listener_pb2.FilterChain) -> tls_pb2.DownstreamTlsContext:
 
 
 def hcm(chain: listener_pb2.FilterChain) -> hcm_pb2.HttpConnectionManager:
-    [f] = chain.filters
+    f = chain.filters[-1]  # a TLS chain checks the peer's id first (peer_id_filter)
     out = hcm_pb2.HttpConnectionManager()
     assert f.typed_config.Unpack(out)
     return out
@@ -132,7 +135,10 @@ def test_permissive_inbound_takes_mtls_and_plaintext_on_two_chains() -> None:
         "clusters": {"gossamer-sds"},
         "api": {config_source_pb2.ApiConfigSource.GRPC},
     }
-    assert san(common) == {"prefix": f"spiffe://{TD}/"}
+    assert san(common) == {"safeRegex": {"regex": WORKLOAD_RE}}
+    # ... and the peer's URI SANs must be exactly one such id, on the TLS chain only
+    assert tls_chain.filters[0].name == "envoy.filters.network.rbac"
+    assert [f.name for f in plain.filters] == ["envoy.filters.network.http_connection_manager"]
     # The app hears who called over TLS; on plaintext a client's XFCC is stripped.
     secured = hcm(tls_chain)
     assert secured.forward_client_cert_details == hcm_pb2.HttpConnectionManager.SANITIZE_SET
@@ -171,11 +177,12 @@ def test_off_is_plaintext_and_a_service_overrides_the_mesh() -> None:
 def test_tcp_services_get_mtls_on_their_tcp_proxy_chain() -> None:
     res = sidecar(mesh("strict"), "db-1", state(enforced=frozenset({DB})))
     [chain] = res.listeners["inbound|tcp"].filter_chains
-    [f] = chain.filters
+    peer_check, f = chain.filters
+    assert peer_check.name == "envoy.filters.network.rbac"
     assert f.typed_config.Is(tcp_proxy_pb2.TcpProxy.DESCRIPTOR)
     common = downstream(chain).common_tls_context
     assert list(common.alpn_protocols) == []
-    assert san(common) == {"prefix": f"spiffe://{TD}/"}
+    assert san(common) == {"safeRegex": {"regex": WORKLOAD_RE}}
 
 
 def upstream(cluster: cluster_pb2.Cluster) -> tls_pb2.UpstreamTlsContext:

@@ -57,7 +57,7 @@ def test_sidecar_has_exactly_its_inbound_and_dependencies() -> None:
     outbound = {REVIEWS, REVIEWS_V1, REVIEWS_V2, RATINGS, DB}
     assert set(res.clusters) == {"inbound|http"} | outbound
     assert set(res.endpoints) == outbound
-    assert set(res.routes) == {REVIEWS, RATINGS}
+    assert set(res.routes) == {"inbound|http", REVIEWS, RATINGS}
     for name, cla in res.endpoints.items():
         assert cla.cluster_name == name
         assert res.clusters[name].type == cluster_pb2.Cluster.EDS
@@ -72,8 +72,10 @@ def test_sidecar_inbound_listener_and_cluster() -> None:
     assert inbound.traffic_direction == base_pb2.INBOUND
     assert inbound.enable_reuse_port.value is False
     hcm = hcm_of(inbound)
-    assert hcm.WhichOneof("route_specifier") == "route_config"
-    [vh] = hcm.route_config.virtual_hosts
+    # in RDS, so a rule or policy change on it never changes (drains) the listener
+    assert hcm.WhichOneof("route_specifier") == "rds"
+    assert hcm.rds.route_config_name == "inbound|http"
+    [vh] = res.routes["inbound|http"].virtual_hosts
     [only] = vh.routes
     assert only.route.cluster == "inbound|http"
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from shop import shop
 from translate_helpers import proxies, shop_with_legacy, shop_with_odd_subsets
 
 from gossamer.envoy.validate import validate_config_sync
 from gossamer.model import ModelSnapshot, parse_manifest
-from gossamer.translate.bootstrap import static_bootstrap
-from gossamer.translate.common import HTTP_PROTOCOL_OPTIONS
-from gossamer.translate.names import SDS_CLUSTER
+from gossamer.translate.bootstrap import sds_cluster, static_bootstrap
 from gossamer.translate.proxy import Translator
 from gossamer.translate.tls import TlsState
 from gossamer.types import API_VERSION
@@ -65,16 +63,8 @@ def test_every_generated_proxy_config_passes_envoy_validate(
 
 
 def _sds_cluster() -> cluster_pb2.Cluster:
-    """The agent's SDS cluster as the contract has it (a ``pipe`` to a Unix socket)."""
-    cluster = cluster_pb2.Cluster(name=SDS_CLUSTER, type=cluster_pb2.Cluster.STATIC)
-    cluster.connect_timeout.FromSeconds(1)
-    cluster.load_assignment.cluster_name = SDS_CLUSTER
-    endpoint = cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint
-    endpoint.address.pipe.path = "/tmp/gossamer-validate-sds.sock"
-    options = http_protocol_options_pb2.HttpProtocolOptions()
-    options.explicit_http_config.http2_protocol_options.SetInParent()
-    cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(options)
-    return cluster
+    """The agent's SDS cluster, as sidecar bootstraps have it, at a socket nobody serves."""
+    return sds_cluster(Path("/tmp/gossamer-validate-sds.sock"))
 
 
 @pytest.mark.integration

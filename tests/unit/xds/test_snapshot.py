@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from xds_fakes import C, E, L, R, cla, resources
+from xds_fakes import C, E, cla, resources
 
+from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Serializer, Snapshot, TypeDiff, content_version
 
 
@@ -21,7 +22,7 @@ def test_content_versions_are_those_of_earlier_releases() -> None:
 
 
 def _from_scratch(snap: Snapshot) -> dict[object, str]:
-    return {t: content_version((n, v.version) for n, v in snap.of(t).items()) for t in (C, E, L, R)}
+    return {t: content_version((n, v.version) for n, v in snap.of(t).items()) for t in ResourceType}
 
 
 def test_digests_are_the_content_versions_of_each_type() -> None:
@@ -31,7 +32,7 @@ def test_digests_are_the_content_versions_of_each_type() -> None:
     assert first.diffs == {}
     plain = Snapshot(first.resources)
     assert plain.digests is None
-    assert {t: plain.version(t) for t in (C, E, L, R)} == first.digests
+    assert {t: plain.version(t) for t in ResourceType} == first.digests
 
 
 def test_a_rebuild_is_diffed_against_the_snapshot_it_replaces() -> None:

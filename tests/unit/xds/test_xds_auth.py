@@ -19,7 +19,7 @@ from gossamer.xds.auth import (
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 WEB_1 = ProxyIdentity("sidecar", "default", "web-1", service="web", host="vm-a")
-REGISTERED = {("default", "web-1"): Registration("agent-a", "default", "web")}
+REGISTERED = {("default", "web-1"): Registration(frozenset({"agent-a"}), "default", "web")}
 ISSUED = {0xA1: "agent-a", 0xB1: "agent-b"}
 
 

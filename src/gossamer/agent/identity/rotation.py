@@ -12,16 +12,23 @@ Failures are retried with back-off, short enough that a certificate is renewed l
 it expires even with a 1-minute TTL; the old certificate is served until a new one comes
 (an expired one is not loaded from disk). A control plane without a CA (404: older
 version) is noted once and asked again every few minutes; the workloads stay plaintext.
+
+Renewing early: ``renew_soon()`` renews within ``RENEW_SOON_SPREAD`` seconds (spread so
+that a mesh's hosts do not all ask at once). ``ca_version_seen(v)`` does so when the CA's
+version the control plane announces (heartbeat answer ``caVersion``) differs from the one
+the current certificate was issued under: that is how a root rotation moves hosts to the
+new trust bundle and then to certificates from the new root (docs/agent-protocol.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -43,6 +50,8 @@ ROTATE_JITTER = 0.05
 RENEW_RETRY = Backoff(initial=0.5, maximum=10.0)
 #: how often to ask a control plane that has no CA (404) whether it has one now
 NO_CA_RETRY_S = 300.0
+#: ``renew_soon`` renews within this many seconds (at random)
+RENEW_SOON_SPREAD = 2.0
 
 Request = Callable[[str, bytes], Awaitable[IssuedCertificate]]
 
@@ -137,6 +146,41 @@ class ServiceIdentity:
         self._registered = registered
         self._rng = rng or random.Random()
         self._told_no_ca = False
+        self._rotate_at = _now()
+        self._wake = asyncio.Event()
+        #: the CA's version the current certificate was issued under (None: unknown)
+        self.ca_version: str | None = None
+
+    def renew_soon(self) -> None:
+        """Renew within ``RENEW_SOON_SPREAD`` seconds instead of at the planned time."""
+        soon = _now() + timedelta(seconds=self._rng.uniform(0, RENEW_SOON_SPREAD))
+        if soon < self._rotate_at:
+            self._rotate_at = soon
+            self._status.renew_at = soon.isoformat()
+            self._changed()
+        self._wake.set()
+
+    def ca_version_seen(self, version: str | None) -> None:
+        """The control plane announced its CA's ``version``: renew soon if the current
+        certificate was issued under another one (None: it announces none; nothing)."""
+        if version is None or self.current is None or version == self.ca_version:
+            return
+        log.info(
+            "%s: the CA changed (version %s, the certificate's %s): renewing now",
+            self.service,
+            version,
+            self.ca_version or "unknown",
+        )
+        self.ca_version = version  # (once per change; the renewal's answer says it again)
+        self.renew_soon()
+
+    async def _until_due(self) -> None:
+        """Sleep until ``_rotate_at``, which ``renew_soon`` may bring forward."""
+        while (delay := (self._rotate_at - _now()).total_seconds()) > 0:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     async def run(self) -> None:
         if self._keep is not None:
@@ -153,7 +197,7 @@ class ServiceIdentity:
         retries = RENEW_RETRY.retries()
         while True:
             if self.current is not None:
-                await asyncio.sleep(max(0.0, (self._rotate_at - _now()).total_seconds()))
+                await self._until_due()
             try:
                 await self.renew()
             except RejectedError as e:
@@ -198,6 +242,7 @@ class ServiceIdentity:
             ) from None
         if self._keep is not None:
             await asyncio.to_thread(write_json, self._keep, identity.to_json())
+        self.ca_version = issued.ca_version
         arrived = _now()
         fraction = ROTATE_AT + self._rng.uniform(-ROTATE_JITTER, ROTATE_JITTER)
         self._use(identity, rotate_at=arrived + (identity.not_after - arrived) * fraction)

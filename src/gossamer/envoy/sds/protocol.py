@@ -1,6 +1,7 @@
-"""Per-stream SDS protocol state (state-of-the-world): versions, nonces, ACK/NACK.
+"""Per-stream SDS protocol state: versions, nonces, ACK/NACK; state-of-the-world
+(``SdsStreamState``, ``StreamSecrets``) and delta (``DeltaSdsState``, ``DeltaSecrets``).
 
-A plain class, no I/O: the server feeds it requests (``on_request``), asks it what to send
+Plain classes, no I/O: the server feeds them requests (``on_request``), asks it what to send
 (``plan``) and reports what it sent (``sent``). It is the xDS rules of
 ``gossamer.xds.state`` cut down to the one resource type SDS has, whose responses need
 not carry every resource (like endpoints and routes): a response carries only the secrets
@@ -13,7 +14,8 @@ cheap) without a busy loop.
 
 A response's ``version_info`` lists what the proxy will hold: ``identity=<serial>,
 trust-bundle=<digest>`` (names percent-escaped). Envoy repeats it when it reconnects (the
-agent restarted), so a secret it still holds in the wanted version is not sent again.
+agent restarted), so a secret it still holds in the wanted version is not sent again; a
+delta stream says the same in its first request (``initial_resource_versions``).
 """
 
 from __future__ import annotations
@@ -166,4 +168,144 @@ class SdsStreamState:
         response = SdsResponse(str(self._nonce), encode_versions(next_held), resources, next_held)
         self.inflight = response
         self._last_nonce = response.nonce
+        return response
+
+
+# -- delta (incremental) SDS --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaResponse:
+    nonce: str
+    #: secrets added or changed
+    resources: tuple[SecretResource, ...]
+    #: names the proxy held that are no longer available
+    removed: tuple[str, ...]
+    #: name -> version the proxy holds once it ACKs this response
+    next_held: Mapping[str, str]
+
+    @property
+    def version_info(self) -> str:
+        """What the proxy will hold, as ``SdsResponse.version_info`` (for logs; delta
+        ACKs and NACKs carry no version, only the nonce)."""
+        return encode_versions(self.next_held)
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaOutcome:
+    kind: RequestKind
+    answered: DeltaResponse | None = None
+    rejection: Rejection | None = None
+
+
+def _content(
+    resources: Iterable[SecretResource], removed: Iterable[str]
+) -> frozenset[tuple[str, str]]:
+    """What a response carries, to compare with a NACKed one (a removal has version '')."""
+    return frozenset([*((r.name, r.version) for r in resources), *((n, "") for n in removed)])
+
+
+@dataclass
+class DeltaSdsState:
+    """Per-stream delta SDS state (``DeltaSecrets``), beside ``SdsStreamState``.
+
+    Requests change the subscriptions by difference (``resource_names_subscribe`` /
+    ``_unsubscribe``); the first says what the proxy still holds from an earlier stream
+    (``initial_resource_versions``), which is not sent again. A response carries the
+    subscribed secrets whose version the proxy lacks and, as ``removed_resources``, those
+    it holds that are no longer available. ACK and NACK name a response by nonce only; one
+    response is in flight at a time, and a NACKed content waits the same back-off as SotW.
+    A name subscribed (again) after the first request is sent whatever the proxy held: a
+    client subscribes to get the resource.
+    """
+
+    subscribed: frozenset[str] = frozenset()
+    held: dict[str, str] = field(default_factory=dict)
+    inflight: DeltaResponse | None = None
+    rejection: Rejection | None = None
+    requests: int = 0
+    acks: int = 0
+    nacks: int = 0
+    _nonce: int = 0
+    #: names subscribed while a response was in flight: its ACK does not make them held
+    _resubscribed: set[str] = field(default_factory=set)
+
+    def on_request(
+        self,
+        *,
+        subscribe: Iterable[str],
+        unsubscribe: Iterable[str],
+        initial_versions: Mapping[str, str],
+        nonce: str,
+        error: str | None,
+        now: float,
+    ) -> DeltaOutcome:
+        """Record one DeltaDiscoveryRequest for secrets."""
+        first = self.requests == 0
+        self.requests += 1
+        added, dropped = set(subscribe), set(unsubscribe)
+        self.subscribed = (self.subscribed | added) - dropped
+        if first:
+            self.held = {n: v for n, v in initial_versions.items() if n in self.subscribed}
+            return DeltaOutcome("initial")
+        fresh = added - dropped
+        self.held = {n: v for n, v in self.held.items() if n in self.subscribed and n not in fresh}
+        if self.inflight is not None:
+            self._resubscribed |= fresh
+        if not nonce:
+            return DeltaOutcome("subscribe")
+        sent = self.inflight
+        if sent is None or nonce != sent.nonce:
+            return DeltaOutcome("stale")
+        self.inflight = None
+        if error is not None:
+            attempts = self.rejection.attempts + 1 if self.rejection else 1
+            delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (attempts - 1))
+            content = _content(sent.resources, sent.removed)
+            self.rejection = Rejection(sent.version_info, error, attempts, now + delay, content)
+            self.nacks += 1
+            return DeltaOutcome("nack", sent, self.rejection)
+        self.held = {
+            n: v
+            for n, v in sent.next_held.items()
+            if n in self.subscribed and n not in self._resubscribed
+        }
+        self.rejection = None
+        self.acks += 1
+        return DeltaOutcome("ack", sent)
+
+    def plan(
+        self, available: Mapping[str, SecretResource], now: float
+    ) -> tuple[tuple[tuple[SecretResource, ...], tuple[str, ...]] | None, float | None]:
+        """The secrets to send and the names to remove now (None: nothing), and when to
+        plan again if a NACKed content is waiting for its retry time."""
+        if self.inflight is not None or self.requests == 0:
+            return None, None
+        changed = tuple(
+            available[n]
+            for n in sorted(self.subscribed)
+            if n in available and self.held.get(n) != available[n].version
+        )
+        removed = tuple(n for n in sorted(self.held) if n not in available)
+        if not changed and not removed:
+            return None, None
+        rejected = self.rejection
+        if (
+            rejected is not None
+            and now < rejected.retry_at
+            and _content(changed, removed) == rejected.content
+        ):
+            return None, rejected.retry_at
+        return (changed, removed), None
+
+    def sent(
+        self, resources: tuple[SecretResource, ...], removed: tuple[str, ...]
+    ) -> DeltaResponse:
+        """Record that a response goes out; returns it with its nonce."""
+        self._nonce += 1
+        next_held = {n: v for n, v in self.held.items() if n not in removed}
+        next_held.update((r.name, r.version) for r in resources)
+        response = DeltaResponse(str(self._nonce), resources, removed, next_held)
+        self.inflight = response
+        self._resubscribed = set()
         return response

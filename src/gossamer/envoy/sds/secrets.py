@@ -80,6 +80,13 @@ class SecretCache:
             held[s.name] = s
         self._notify()
 
+    def remove(self, owner: str, *names: str) -> None:
+        """Stop serving ``names`` to ``owner``'s proxies (a delta stream removes them)."""
+        held = self._secrets.get(owner, {})
+        for name in names:
+            held.pop(name, None)
+        self._notify()
+
     def for_node(self, node_id: str) -> Mapping[str, SecretResource]:
         owner = self._owner_of.get(node_id)
         return {} if owner is None else dict(self._secrets.get(owner, {}))

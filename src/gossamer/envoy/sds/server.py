@@ -6,8 +6,9 @@ Envoy reaches it through the static ``gossamer-sds`` cluster of its bootstrap (H
 a ``pipe`` address). With ``api_config_source: GRPC`` Envoy opens one state-of-the-world
 ``StreamSecrets`` stream per secret it needs, the node on the first request; the server
 tells proxies apart by node id and serves each the secrets of the owner the agent assigned
-it (``SecretCache``). ``DeltaSecrets`` is not served (Envoy does not use it for SDS unless
-told to; it gets UNIMPLEMENTED). All protocol decisions are in ``protocol.SdsStreamState``.
+it (``SecretCache``). ``DeltaSecrets`` serves an Envoy told ``api_type: DELTA_GRPC`` the
+same secrets incrementally (and removals); Gossamer's own bootstraps use ``GRPC``. All
+protocol decisions are in ``protocol.SdsStreamState`` and ``protocol.DeltaSdsState``.
 
 Per proxy it records what Envoy ACKed (secret name -> version) and its last NACK, for the
 agent's status and, later, root rotation.
@@ -22,7 +23,7 @@ import os
 import stat
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,12 @@ from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 
 from gossamer.envoy.sds.protocol import (
+    DeltaResponse,
+    DeltaSdsState,
+    RequestKind,
     SdsResponse,
     SdsStreamState,
+    SecretResource,
     encode_versions,
 )
 from gossamer.envoy.sds.secrets import SECRET_TYPE_URL, SecretCache
@@ -53,6 +58,8 @@ class ProxySecrets:
     acked: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     streams: int = 0
+    #: of ``streams``, those on ``DeltaSecrets``
+    delta_streams: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,16 +74,14 @@ class _Servicer(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[mi
         self.server = server
 
     async def StreamSecrets(self, request_iterator: Any, context: Any) -> None:
-        first = await context.read()
-        if first is grpc.aio.EOF:
-            return
-        if not first.HasField("node") or not first.node.id:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "the first SDS request of a stream must carry the node (its id names the "
-                "proxy); generate the bootstrap with gossamer.translate.bootstrap",
-            )
-        await self.server.serve_stream(first, context)
+        first = await _first(context)
+        if first is not None:
+            await self.server.serve_stream(first, context)
+
+    async def DeltaSecrets(self, request_iterator: Any, context: Any) -> None:
+        first = await _first(context)
+        if first is not None:
+            await self.server.serve_stream(first, context, delta=True)
 
     async def FetchSecrets(self, request: Any, context: Any) -> Any:
         available = self.server.cache.for_node(request.node.id)
@@ -109,10 +114,13 @@ class SdsServer:
         self._changed = changed
         self._subscribed = subscribed
         #: the state of each open stream, by id()
-        self._streams: dict[int, SdsStreamState] = {}
+        self._streams: dict[int, SdsStreamState | DeltaSdsState] = {}
         self._server: grpc.aio.Server | None = None
         self._warned: set[tuple[str, str]] = set()
         self.path: Path | None = None
+        #: more gRPC services for the same socket, added before ``start`` (the agent's
+        #: denial log receiver: ``agent.denial_receiver``)
+        self.services: list[Callable[[grpc.aio.Server], None]] = []
 
     async def start(self, path: Path) -> None:
         if not path.is_absolute():
@@ -125,6 +133,8 @@ class SdsServer:
         _remove_stale(path)
         server = grpc.aio.server()
         sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(_Servicer(self), server)
+        for add in self.services:
+            add(server)
         if server.add_insecure_port(f"unix:{path}") == 0:
             raise ConfigError(f"cannot listen for SDS on the Unix socket {path}")
         await server.start()
@@ -149,9 +159,10 @@ class SdsServer:
 
     # -- one stream ----------------------------------------------------------------------
 
-    async def serve_stream(self, first: Any, context: Any) -> None:
+    async def serve_stream(self, first: Any, context: Any, *, delta: bool = False) -> None:
+        """Serve one stream, state-of-the-world or (``delta``) incremental."""
         node_id = first.node.id
-        state = SdsStreamState()
+        state: SdsStreamState | DeltaSdsState = DeltaSdsState() if delta else SdsStreamState()
         wake = self.cache.waiter()
         inbox: deque[object] = deque([first])
 
@@ -164,6 +175,7 @@ class SdsServer:
 
         record = self.proxy(node_id)
         record.streams += 1
+        record.delta_streams += delta
         self._streams[id(state)] = state
         if self.cache.owner_of(node_id) is None:
             self._warn_once(
@@ -179,6 +191,7 @@ class SdsServer:
                 task.cancel()
         finally:
             record.streams -= 1
+            record.delta_streams -= delta
             self._streams.pop(id(state), None)
             self.cache.release(wake)
             self._changed()
@@ -187,7 +200,7 @@ class SdsServer:
     async def _loop(
         self,
         node_id: str,
-        state: SdsStreamState,
+        state: SdsStreamState | DeltaSdsState,
         inbox: deque[object],
         wake: asyncio.Event,
         context: Any,
@@ -198,11 +211,13 @@ class SdsServer:
                 item = inbox.popleft()
                 if item is _EOF:
                     return
-                self._on_request(node_id, state, item)
-            out, retry_at = state.plan(self.cache.for_node(node_id), time.time())
-            if out is not None:
-                response = state.sent(out)
-                await context.write(_message(response))
+                if isinstance(state, DeltaSdsState):
+                    self._on_delta_request(node_id, state, item)
+                else:
+                    self._on_request(node_id, state, item)
+            message, retry_at = _next(state, self.cache.for_node(node_id), time.time())
+            if message is not None:
+                await context.write(message)
                 continue
             timeout = None if retry_at is None else max(0.0, retry_at - time.time())
             with contextlib.suppress(TimeoutError):
@@ -223,8 +238,36 @@ class SdsServer:
         )
         if state.subscribed != before:
             self._subscribed()
+        self._note(node_id, state, outcome.kind, outcome.answered, error)
+
+    def _on_delta_request(self, node_id: str, state: DeltaSdsState, req: Any) -> None:
+        if req.type_url and req.type_url != SECRET_TYPE_URL:
+            return  # not ours to answer
+        error = req.error_detail.message if req.HasField("error_detail") else None
+        before = state.subscribed
+        outcome = state.on_request(
+            subscribe=list(req.resource_names_subscribe),
+            unsubscribe=list(req.resource_names_unsubscribe),
+            initial_versions=dict(req.initial_resource_versions),
+            nonce=req.response_nonce,
+            error=error,
+            now=time.time(),
+        )
+        if state.subscribed != before:
+            self._subscribed()
+        self._note(node_id, state, outcome.kind, outcome.answered, error)
+
+    def _note(
+        self,
+        node_id: str,
+        state: SdsStreamState | DeltaSdsState,
+        kind: RequestKind,
+        answered: SdsResponse | DeltaResponse | None,
+        error: str | None,
+    ) -> None:
+        """Record in the proxy's ``ProxySecrets`` what a request told."""
         record = self.proxy(node_id)
-        if outcome.kind == "initial":
+        if kind == "initial":
             # What it holds from before we restarted; a name it asks for but holds nothing
             # of is a new Envoy (or one that lost it): what an earlier one ACKed is void.
             stale = [n for n in state.subscribed if n in record.acked and n not in state.held]
@@ -233,19 +276,21 @@ class SdsServer:
             record.acked.update(state.held)
             if stale or state.held:
                 self._changed()
-        elif outcome.kind == "ack" and outcome.answered is not None:
-            record.acked.update(outcome.answered.next_held)
+        elif kind == "ack" and answered is not None:
+            for name in answered.removed if isinstance(answered, DeltaResponse) else ():
+                record.acked.pop(name, None)
+            record.acked.update(answered.next_held)
             record.error = None
-            log.debug("SDS: %s ACKed %s", node_id, outcome.answered.version_info)
+            log.debug("SDS: %s ACKed %s", node_id, answered.version_info)
             self._changed()
-        elif outcome.kind == "nack" and outcome.answered is not None:
+        elif kind == "nack" and answered is not None:
             record.error = error
             self._warn_once(
                 node_id,
-                outcome.answered.version_info,
+                answered.version_info,
                 "SDS: %s rejected %s: %s",
                 node_id,
-                outcome.answered.version_info,
+                answered.version_info,
                 error,
             )
             self._changed()
@@ -254,6 +299,45 @@ class SdsServer:
         if (node_id, what) not in self._warned:
             self._warned.add((node_id, what))
             log.warning(message, *args)
+
+
+async def _first(context: Any) -> Any | None:
+    """A stream's first request (None: the stream ended); a request without a node ends
+    the stream with INVALID_ARGUMENT."""
+    first = await context.read()
+    if first is grpc.aio.EOF:
+        return None
+    if not first.HasField("node") or not first.node.id:
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "the first SDS request of a stream must carry the node (its id names the "
+            "proxy); generate the bootstrap with gossamer.translate.bootstrap",
+        )
+    return first
+
+
+def _next(
+    state: SdsStreamState | DeltaSdsState, available: Mapping[str, SecretResource], now: float
+) -> tuple[Any | None, float | None]:
+    """The message to send now (None: nothing), and when to plan again after a NACK."""
+    if isinstance(state, DeltaSdsState):
+        planned, retry_at = state.plan(available, now)
+        return (None if planned is None else _delta_message(state.sent(*planned))), retry_at
+    out, retry_at = state.plan(available, now)
+    return (None if out is None else _message(state.sent(out))), retry_at
+
+
+def _delta_message(response: DeltaResponse) -> discovery_pb2.DeltaDiscoveryResponse:
+    return discovery_pb2.DeltaDiscoveryResponse(
+        system_version_info=response.version_info,
+        type_url=SECRET_TYPE_URL,
+        nonce=response.nonce,
+        resources=[
+            discovery_pb2.Resource(name=r.name, version=r.version, resource=r.resource)
+            for r in response.resources
+        ],
+        removed_resources=list(response.removed),
+    )
 
 
 def _message(response: SdsResponse) -> discovery_pb2.DiscoveryResponse:

@@ -6,6 +6,11 @@ before the first request. Every answer says which backend gave it.
 Paths: ``/status/NNN`` answers with status NNN (200..599, else 400); ``/delay/MS`` waits
 MS milliseconds (at most 60 s) first; anything else answers 200. The body is JSON:
 ``{"backend", "method", "path", "query", "http_version", "headers", "body_bytes"}``.
+
+With ``next_hop`` (a URL, e.g. the caller's sidecar outbound address) it behaves like an
+app in a traced mesh: each request first makes ``GET next_hop + path`` copying the trace
+headers (``PROPAGATED``: W3C ``traceparent``/``tracestate`` and ``x-request-id``, as
+Istio asks apps to), answers that call's status, and adds ``"next"`` (its JSON) to the body.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+import httpx
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from gossamer.cancel import raise_if_cancelling
 from gossamer.errors import ProcessError
 
 Scope = MutableMapping[str, Any]
@@ -36,6 +43,8 @@ _STATUS = re.compile(r"/status/(\d{3})")
 _DELAY = re.compile(r"/delay/(\d{1,6})")
 _MAX_DELAY_MS = 60_000
 _MAX_BODY = 16 * 1024 * 1024
+#: headers a ``next_hop`` call copies from the inbound request (trace context)
+PROPAGATED = ("traceparent", "tracestate", "x-request-id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +59,17 @@ class HttpBackend:
     """``async with HttpBackend("cart-v1", host="127.0.0.2") as backend:``."""
 
     def __init__(
-        self, name: str, host: str = "127.0.0.1", port: int = 0, *, keep_last: int = 1000
+        self,
+        name: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        keep_last: int = 1000,
+        next_hop: str | None = None,
     ) -> None:
         self.name = name
+        self.next_hop = next_hop
+        self._client: httpx.AsyncClient | None = None
         self._bind = (host, port)
         self.address: tuple[str, int] = (host, port)
         #: requests answered (all paths)
@@ -103,6 +120,9 @@ class HttpBackend:
 
     async def close(self) -> None:
         """Stop serving (open connections get a short grace period)."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
         if self._task is None:
             return
         self._stop.set()
@@ -134,12 +154,16 @@ class HttpBackend:
         self.seen.append(SeenRequest(scope["method"], path, scope["http_version"], headers))
 
         status = 200
-        if match := _STATUS.fullmatch(path):
+        extra: dict[str, Any] = {}
+        if self.next_hop is not None:
+            status, extra["next"] = await self._call_next(path, headers)
+        elif match := _STATUS.fullmatch(path):
             status = int(match[1]) if 200 <= int(match[1]) <= 599 else 400
         elif match := _DELAY.fullmatch(path):
             await asyncio.sleep(min(int(match[1]), _MAX_DELAY_MS) / 1000)
         payload = json.dumps(
             {
+                **extra,
                 "backend": self.name,
                 "method": scope["method"],
                 "path": path,
@@ -161,6 +185,22 @@ class HttpBackend:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+    async def _call_next(self, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+        """``GET next_hop + path`` with the trace headers copied: (status, its body)."""
+        assert self.next_hop is not None
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=30.0, trust_env=False)
+        copied = {k: headers[k] for k in PROPAGATED if k in headers}
+        try:
+            r = await self._client.get(self.next_hop + path, headers=copied)
+        except httpx.HTTPError as e:
+            raise_if_cancelling()
+            return 502, f"{type(e).__name__}: {e}"
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, r.text[:500]
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -1,0 +1,335 @@
+"""What telemetry costs a request: Envoy CPU per request of a strict-mTLS sidecar chain
+with telemetry on against the same chain with it off, in one run, by source.
+
+Run: ``.venv/bin/python bench/telemetry.py --chain [--duration 3] [--requests 50000]
+[--rounds 6] [--configs off,logs,trace1,trace100]`` (= ``bench/telemetry_chain.py``).
+
+Configurations, all up at once, each a caller sidecar -> callee sidecar -> backend chain
+of real Envoys (``--concurrency 1``) run by two real ``gossamer agent`` processes under a
+real control plane of its own (the telemetry service's address is per control plane, the
+tracing rate per Mesh), Mesh ``strict`` (mTLS between the sidecars, SDS):
+  * off: ``--telemetry off`` (no access logger, no tracer);
+  * logs: ``--telemetry auto`` (the supervised ``gossamer telemetry serve`` child; the gRPC
+    access logger on every HCM), ``tracing.sampling: 0`` (the tracer configured, no route
+    starts a trace);
+  * trace1 / trace100: the same with ``tracing.sampling`` 1 % / 100 %.
+Measured interleaved (order flipped each round) at 1 and 16 connections; the load
+generator (``_common.LOADER``) runs in its own process and reads the chain's two Envoys'
+utime + stime around its run. Each telemetry service is a real process; its CPU over the
+measured rounds is reported apart (the target is about the Envoys). Exactness is checked,
+not assumed: after the run each 'on' service must have counted, in both the client and the
+server view of the caller -> callee edge, exactly the requests the load generator sent in
+the measured rounds (its counts settled before they started), else the bench fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _common import LoadResult, cpu_seconds, http_load
+from mesh_hosts import HostAgent
+from mtls_chain import (
+    Chain,
+    Sample,
+    backend,
+    listener_handshakes,
+    wait_answering,
+    wait_refusing_plaintext,
+    workload,
+)
+
+from gossamer.polling import wait_until
+from gossamer.server.app import ControlPlaneApp
+from gossamer.server.telemetry_child import TelemetrySettings
+from gossamer.testing.controlplane import apply_yaml, running_control_plane
+from gossamer.testing.ports import free_port
+
+TD = "bench.local"
+BACKEND_HOST = "127.0.0.5"
+#: name -> tracing sampling percent (None: telemetry off)
+CONFIGS: dict[str, float | None] = {"off": None, "logs": 0.0, "trace1": 1.0, "trace100": 100.0}
+CONNECTIONS = (1, 16)
+#: the issue's target for exact topology and RED (access logs): on / off CPU per request
+CPU_TARGET = 1.10
+
+Address = tuple[str, int]
+
+
+@dataclass
+class Plane:
+    """One configuration: its control plane, two hosts and the chain through them."""
+
+    name: str
+    sampling: float | None
+    app: ControlPlaneApp
+    callers: HostAgent
+    callees: HostAgent
+    local: Address
+    chain: Chain | None = None
+
+    @property
+    def edge(self) -> tuple[str, str]:
+        return (f"default/{self.name}-caller", f"default/{self.name}-backend")
+
+    def telemetry_pid(self) -> int | None:
+        child = self.app.telemetry.child if self.app.telemetry else None
+        return child.process.pid if child and child.process else None
+
+    async def api(self, path: str, **params: str) -> dict[str, Any]:
+        """GET ``path`` of this plane's telemetry service (its query API, its token)."""
+        assert self.app.telemetry is not None
+        upstream = self.app.telemetry.upstream
+        headers = {"authorization": f"Bearer {await upstream.token()}"}
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+            r = await client.get(f"{upstream.url}{path}", params=params, headers=headers)
+        r.raise_for_status()
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def counted(self) -> tuple[int, int]:
+        """Requests of the caller -> callee edge in the client and the server view."""
+        out = []
+        for view in ("client", "server"):
+            top = await self.api("/v1/topology", since="60m", view=view)
+            out.append(
+                sum(
+                    int(e["requests"])
+                    for e in top["edges"]
+                    if (e["source"], e["destination"]) == self.edge
+                )
+            )
+        return out[0], out[1]
+
+
+def manifests(name: str, sampling: float | None) -> str:
+    tracing = f", tracing: {{sampling: {sampling}}}" if sampling is not None else ""
+    return f"""
+apiVersion: gossamer.dev/v1
+kind: Mesh
+metadata: {{name: default}}
+spec: {{trustDomain: {TD}, mtls: {{mode: strict}}{tracing}}}
+---
+apiVersion: gossamer.dev/v1
+kind: Service
+metadata: {{name: {name}-caller}}
+spec: {{ports: [{{name: http, port: 8080}}]}}
+---
+apiVersion: gossamer.dev/v1
+kind: Service
+metadata: {{name: {name}-backend}}
+spec: {{ports: [{{name: http, port: 9080}}]}}
+"""
+
+
+async def open_plane(
+    stack: contextlib.AsyncExitStack, tmp: Path, index: int, name: str, app_addr: Address
+) -> Plane:
+    """A control plane for ``name`` and its two hosts' agents (started, not yet waited
+    for: the agents join with this plane's admin token, exported while it is the newest)."""
+    sampling = CONFIGS[name]
+    telemetry = TelemetrySettings("off" if sampling is None else "auto")
+    app = await stack.enter_async_context(
+        running_control_plane(tmp / name / "cp", telemetry=telemetry)
+    )
+    await apply_yaml(app, manifests(name, sampling), wait=False)
+    callers_ip, callees_ip = f"127.0.{index + 10}.2", f"127.0.{index + 10}.3"
+    local = (callers_ip, free_port(callers_ip))
+    callers = HostAgent(app, f"{name}-callers", callers_ip, tmp / name / "callers", [
+        workload("c-1", f"{name}-caller", app_addr, (f"{name}-backend", local)),
+    ])  # fmt: skip
+    callees = HostAgent(app, f"{name}-callees", callees_ip, tmp / name / "callees", [
+        workload("b-1", f"{name}-backend", app_addr),
+    ])  # fmt: skip
+    for host in (callers, callees):
+        stack.push_async_callback(host.stop)
+        await host.start()
+    return Plane(name, sampling, app, callers, callees, local)
+
+
+async def settled(plane: Plane, quiet: float = 2.5, within: float = 60.0) -> tuple[int, int]:
+    """The edge's counts once two readings ``quiet`` s apart agree (Envoy flushes every
+    second), so what the measured rounds add can be told apart."""
+    async with asyncio.timeout(within):
+        last = await plane.counted()
+        while True:
+            await asyncio.sleep(quiet)
+            now = await plane.counted()
+            if now == last:
+                return now
+            last = now
+
+
+async def spans_sent(plane: Plane) -> int:
+    total = 0
+    for host, key in ((plane.callers, "default/c-1"), (plane.callees, "default/b-1")):
+        async with host.admin(key) as admin:
+            stats = await admin.stats(r"^tracing\.opentelemetry\.spans_sent$")
+        total += sum(stats.values())
+    return total
+
+
+async def spans_received(plane: Plane) -> int:
+    traces = (await plane.api("/v1/ingestion", since="60m")).get("traces", {})
+    return int(traces.get("spansReceived", 0))
+
+
+async def measure(planes: dict[str, Plane], args: argparse.Namespace) -> list[Sample]:
+    for p in planes.values():  # warm-up: connections, pools, TLS sessions
+        assert p.chain is not None
+        await http_load(p.chain.address, 16, max_requests=500, max_seconds=2)
+        if p.chain.handshakes is None or await p.chain.handshakes() == 0:
+            raise RuntimeError(f"the {p.name} chain's callee Envoy made no TLS handshake")
+    on = [p for p in planes.values() if p.sampling is not None]
+    base = {p.name: await settled(p) for p in on}
+    spans0 = {p.name: await spans_sent(p) for p in on}
+    received0 = {p.name: await spans_received(p) for p in on}
+    cpu0 = {p.name: cpu_seconds(pid) for p in on if (pid := p.telemetry_pid())}
+    samples: list[Sample] = []
+    for r in range(args.rounds):
+        for conns in CONNECTIONS:
+            for name in list(planes) if r % 2 == 0 else list(reversed(planes)):
+                chain = planes[name].chain
+                assert chain is not None
+                res = await http_load(
+                    chain.address, conns, max_requests=args.requests,
+                    max_seconds=args.duration, pids=chain.pids,
+                )  # fmt: skip
+                samples.append(Sample(name, conns, res, None))
+                print(
+                    f"round {r} {name:8s} c={conns:2d}: {res.requests:6d} req "
+                    f"{res.rps:7.0f} rps  p50 {res.ms(50):6.3f}  p99 {res.ms(99):6.3f} ms  "
+                    f"{res.cpu_us_per_request:6.1f} us CPU/req  errors {res.errors}  "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+    print()
+    for p in on:
+        sent = sum(s.result.requests + s.result.errors for s in samples if s.chain == p.name)
+        want = (base[p.name][0] + sent, base[p.name][1] + sent)
+
+        async def exact(p: Plane = p, want: tuple[int, int] = want) -> bool:
+            return await p.counted() == want
+
+        with contextlib.suppress(TimeoutError):
+            await wait_until(exact, timeout=30, what=f"{p.name}: every request counted")
+        got = await p.counted()
+        got = (got[0] - base[p.name][0], got[1] - base[p.name][1])
+        pid = p.telemetry_pid()
+        service_cpu = cpu_seconds(pid) - cpu0[p.name] if pid and p.name in cpu0 else float("nan")
+        spans = await spans_sent(p) - spans0[p.name]
+        received = await spans_received(p) - received0[p.name]
+        print(
+            f"exact: {p.name} sent {sent}, counted client {got[0]} server {got[1]} "
+            f"({'exact' if got == (sent, sent) else 'NOT EXACT'}); Envoys' spans_sent "
+            f"{spans} ({spans / max(sent, 1):.4f} per request), service spansReceived "
+            f"{received}; telemetry service CPU "
+            f"{service_cpu / max(sent, 1) * 1e6:.1f} us/request",
+            flush=True,
+        )
+        if got != (sent, sent):
+            raise RuntimeError(f"{p.name}: the telemetry service counted {got}, sent {sent}")
+    return samples
+
+
+async def run(args: argparse.Namespace) -> list[Sample]:
+    with tempfile.TemporaryDirectory(prefix="gossamer-telemetry-chain-") as name:
+        tmp = Path(name)
+        app_addr = (BACKEND_HOST, free_port(BACKEND_HOST))
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(backend(app_addr))
+            planes: dict[str, Plane] = {}
+            for i, config in enumerate(args.configs):
+                planes[config] = await open_plane(stack, tmp, i, config, app_addr)
+            for p in planes.values():
+                for host in (p.callers, p.callees):
+                    await host.wait_running()
+            for p in planes.values():
+                await wait_answering(p.local)
+                await wait_refusing_plaintext(p.callees.inbound("default/b-1"))
+                admin = await stack.enter_async_context(p.callees.admin("default/b-1"))
+                p.chain = Chain(p.name, p.local, (
+                    p.callers.envoy_pid("default/c-1"), p.callees.envoy_pid("default/b-1")),
+                    lambda admin=admin: listener_handshakes(admin))  # type: ignore[misc]  # fmt: skip
+            print("chains up: " + ", ".join(planes), flush=True)
+            return await measure(planes, args)
+    raise AssertionError("unreachable")
+
+
+def _spread(by: dict[str, list[Sample]], name: str, key: Callable[[LoadResult], float]) -> str:
+    pairs = zip(by[name], by["off"], strict=True)
+    return " ".join(f"{key(a.result) / key(o.result):.2f}" for a, o in pairs)
+
+
+def report(samples: list[Sample], configs: list[str]) -> None:
+    """The table pooled over rounds, and each configuration / off, per connection count."""
+    print("\npooled over rounds (CPU = both Envoys of the chain)")
+    print(
+        f"{'conns':>5} {'config':>8} {'rps':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'us CPU/req':>10} {'x off':>6} {'errors':>6}"
+    )
+    for conns in CONNECTIONS:
+        by = {c: [s for s in samples if s.chain == c and s.connections == conns] for c in configs}
+        rows = {c: LoadResult.pooled([s.result for s in by[c]]) for c in configs}
+        off = rows["off"].cpu_us_per_request
+        for config, m in rows.items():
+            print(
+                f"{conns:5d} {config:>8} {m.rps:7.0f} {m.ms(50):7.3f} {m.ms(99):7.3f} "
+                f"{m.cpu_us_per_request:10.1f} {m.cpu_us_per_request / off:5.2f}x {m.errors:6d}"
+            )
+        for config in configs[1:]:
+            ratio = rows[config].cpu_us_per_request / off
+            met = "met" if ratio <= CPU_TARGET else "MISSED"
+            verdict = f" (target <= {CPU_TARGET}x: {met})" if config == "logs" else ""
+            print(
+                f"      c={conns} {config}/off: CPU/req {ratio:.2f}x{verdict}, p50 "
+                f"{rows[config].ms(50) / rows['off'].ms(50):.2f}x, p99 "
+                f"{rows[config].ms(99) / rows['off'].ms(99):.2f}x; by round "
+                f"{_spread(by, config, lambda r: r.cpu_us_per_request)}"
+            )
+        if "logs" in rows:  # tracing's own share: against the logs-only chain
+            logs = rows["logs"].cpu_us_per_request
+            for config in (c for c in configs if c.startswith("trace")):
+                print(
+                    f"      c={conns} {config}/logs (tracing alone): CPU/req "
+                    f"{rows[config].cpu_us_per_request / logs:.2f}x"
+                )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run with ``argv`` (default: the command line's); ``bench/telemetry.py`` passes its own."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=3.0, help="max seconds per run")
+    parser.add_argument("--requests", type=int, default=50_000, help="max requests per run")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument(
+        "--configs", default=",".join(CONFIGS), help=f"comma-separated, 'off' first: {CONFIGS}"
+    )
+    args = parser.parse_args(argv)
+    args.duration = max(0.2, min(args.duration, 60.0))
+    args.requests = max(1, min(args.requests, 1_000_000))
+    args.rounds = max(1, min(args.rounds, 10))
+    args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in args.configs if c not in CONFIGS]
+    if unknown or not args.configs or args.configs[0] != "off" or len(set(args.configs)) < 2:
+        choices = list(CONFIGS)[1:]
+        parser.error(f"--configs: 'off', then one or more of {choices}; got {args.configs}")
+    print(f"python {sys.version.split()[0]}; load {os.getloadavg()[0]:.1f}", flush=True)
+    samples = asyncio.run(run(args))
+    report(samples, args.configs)
+    failed = sum(s.result.errors for s in samples)
+    if failed:
+        sys.exit(f"{failed} requests failed (see the errors column)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,339 @@
+"""The control plane at scale: one control plane, N simulated proxies over gRPC, K real Envoys.
+
+Run: ``.venv/bin/python bench/xds_scale.py [--services 1000] [--proxies 1000] [--gateways 10]
+[--deps 20] [--repeats 30] [--burst 1000] [--delta] [--real-envoys 2] [--drivers 2]``.
+
+The control plane runs in this process, pinned to core 0 (SQLite store in a temporary
+directory; the mesh is applied, then the plane restarted on it, as one normally runs). The
+simulated proxies are ``gossamer.testing.AdsClient``s (every resource decoded, ACKed or
+NACKed like Envoy) in ``--drivers`` processes pinned to core 1 (``xds_scale_driver.py``);
+``--real-envoys`` real Envoy gateways (also on core 1) join once the simulated ones are in
+sync. The mesh (``xds_scale_mesh.py``): services x 3 workloads; the sidecars are
+``--proxies - --gateways`` workloads with ``--deps`` Zipf-distributed dependencies each (the
+other workloads run no sidecar); every gateway routes to every service.
+
+Measured (times: ``time.monotonic()`` here when a change was applied, in the drivers when a
+client had ACKed the response bringing the new content; one clock for all processes):
+  time until every simulated proxy is in sync at start; one endpoint change (a Workload's
+  weight) -> every proxy holding that service's endpoints ACKed; one route change (an
+  ingress Route's timeout) -> every affected proxy ACKed; a burst of ``--burst`` endpoint
+  changes, applied one by one (a rolling restart) -> all ACKed, pushes per proxy against
+  debounce windows, bytes sent against the changed endpoint sets' bytes; control-plane CPU
+  and RSS per change; a reconnect storm (every stream aborted at once, then all reconnect
+  holding what they had) -> time until all in sync, and what was sent again.
+At the end every simulated proxy must hold exactly the control plane's config for it (its
+resources re-serialised and hashed, against the cache's versions): the ``CHECK`` line; the
+exit code is 1 if a change was lost or a proxy is out of sync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from _common import cpu_seconds, percentile, rss_mb, summary_ms
+from xds_convergence import baseline_build
+from xds_scale_mesh import REAL_GATEWAY_PREFIX, REPLICAS, Mesh, build_mesh
+from xds_scale_phases import Bench, Change, real_eds_check
+
+from gossamer.server.app import ControlPlaneApp
+from gossamer.testing.controlplane import mesh_envoy, running_control_plane
+from gossamer.testing.ports import free_port
+from gossamer.types import ProxyIdentity
+from gossamer.xds.resources import ResourceType
+
+HERE = Path(__file__).resolve().parent
+PLANE_CORE, DRIVER_CORE = 0, 1
+
+
+@contextlib.contextmanager
+def on_cores(cores: set[int] | None) -> Iterator[None]:
+    """Run the calling thread (and what it spawns meanwhile) on ``cores``."""
+    if cores is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+class DriverProc:
+    """One driver subprocess, spoken to in JSON lines."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, nodes: list[str], log: Path) -> None:
+        self.proc = proc
+        self.nodes = nodes
+        self.log = log
+        self._next = 0
+        self._lock = asyncio.Lock()
+
+    async def ask(self, cmd: dict[str, Any], within: float = 120.0) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        async with self._lock:
+            self._next += 1
+            self.proc.stdin.write((json.dumps({**cmd, "id": self._next}) + "\n").encode())
+            await self.proc.stdin.drain()
+            async with asyncio.timeout(within):
+                line = await self.proc.stdout.readline()
+        if not line:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"a driver exited ({self.proc.returncode}); its log:\n{tail}")
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"driver: {reply['error']}")
+        return reply
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ask({"cmd": "quit"}, within=30)
+        try:
+            async with asyncio.timeout(30):
+                await self.proc.wait()
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def start_drivers(
+    args: argparse.Namespace, app: ControlPlaneApp, proxies: list[ProxyIdentity], tmp: Path
+) -> list[DriverProc]:
+    out = []
+    for i in range(args.drivers):
+        mine = proxies[i :: args.drivers]
+        nodes_file = tmp / f"driver-{i}.json"
+        nodes_file.write_text(json.dumps([dataclasses.asdict(p) for p in mine]))
+        log = tmp / f"driver-{i}.log"
+        cmd = [sys.executable, str(HERE / "xds_scale_driver.py"), app.xds_addr[0]]
+        cmd += [str(app.xds_addr[1]), str(nodes_file)] + (["--delta"] if args.delta else [])
+        if args.pin:
+            cmd += ["--cpu", str(DRIVER_CORE)]
+        with log.open("wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=err, limit=256 * 1024 * 1024,
+            )  # fmt: skip
+        out.append(DriverProc(proc, [p.node_id for p in mine], log))
+    return out
+
+
+def report_change(name: str, changes: list[Change], real: list[str]) -> list[str]:
+    worst = [c.worst for c in changes]
+    per_proxy = [t for c in changes for t in c.latencies.values()]
+    lines = [
+        f"{name}: all affected ACKed  {summary_ms(worst)}",
+        f"{'':{len(name)}}  per proxy          {summary_ms(per_proxy)}",
+        f"{'':{len(name)}}  affected proxies per change: "
+        f"{percentile([len(c.latencies) for c in changes], 50)} (p50), lost: "
+        f"{sum(c.lost for c in changes)}; bytes sent per change "
+        f"{percentile([c.bytes for c in changes], 50) / 1e3:.1f} kB (p50); plane CPU per "
+        f"change {percentile([c.cpu for c in changes], 50) * 1e3:.1f} ms (p50)",
+    ]
+    for node in real:
+        times = [c.real[node] for c in changes if c.real.get(node) is not None]
+        lines.append(f"{'':{len(name)}}  real Envoy {node}: {summary_ms(times)}")
+    return lines
+
+
+async def run(args: argparse.Namespace) -> int:
+    wall = time.perf_counter()
+    base0 = baseline_build()
+    print(f"baseline: cold build of a 10-service gateway snapshot: {base0 * 1e3:.2f} ms")
+    real_gws = {f"{REAL_GATEWAY_PREFIX}{i}": free_port("127.0.0.1") for i in range(args.real)}
+    mesh: Mesh = build_mesh(
+        args.services, args.proxies - args.gateways, args.gateways, args.deps, real_gws
+    )
+    resources = mesh.resources()
+    callers = mesh.callers()
+    proxies = mesh.proxies()
+    print(
+        f"mesh: {args.services} services x {REPLICAS} workloads, {len(mesh.sidecars)} sidecars "
+        f"x {args.deps} deps (Zipf: svc-0 has {callers.get(0, 0)} callers, median service "
+        f"{percentile([callers.get(i, 0) for i in range(args.services)], 50):g}), "
+        f"{args.gateways} simulated + {args.real} real gateways; {len(resources)} resources; "
+        f"ADS {'delta' if args.delta else 'state-of-the-world'}; {args.drivers} driver(s)"
+        + (
+            f"; plane on core {PLANE_CORE}, drivers and Envoys on core {DRIVER_CORE}"
+            if args.pin
+            else ""
+        )
+    )
+    with tempfile.TemporaryDirectory(prefix="gossamer-scale-") as tmp_s:
+        tmp = Path(tmp_s)
+        async with running_control_plane(tmp / "cp") as app:
+            t = time.perf_counter()
+            for i in range(0, len(resources), 10_000):
+                await app.plane.apply(resources[i : i + 10_000], wait=False)
+            print(f"initial apply (validate + SQLite write): {time.perf_counter() - t:.2f} s")
+        t = time.perf_counter()
+        async with running_control_plane(tmp / "cp") as app:
+            print(f"control plane restarted on the stored mesh: {time.perf_counter() - t:.2f} s")
+            drivers = await start_drivers(args, app, proxies, tmp)
+            try:
+                bench = Bench(app, mesh, drivers, args)
+                ok = await phases(args, bench, tmp)
+            finally:
+                await asyncio.gather(*(d.stop() for d in drivers))
+    base1 = baseline_build()
+    print(f"baseline drift: {base0 * 1e3:.2f} ms at start, {base1 * 1e3:.2f} ms at end")
+    print(f"total wall time {time.perf_counter() - wall:.0f} s")
+    return 0 if ok else 1
+
+
+async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
+    app, mesh = bench.app, bench.mesh
+    pid = os.getpid()
+    n = len(bench.nodes)
+    rows: list[str] = []
+
+    # -- first full config -------------------------------------------------------------------
+    cpu0, dcpu0, t0 = cpu_seconds(pid), await bench.driver_cpu(), time.monotonic()
+    await bench.ask_all({"cmd": "connect"})
+    seen = await bench.until_synced(bench.nodes, args.connect_timeout)
+    if len(seen) < n:
+        print(f"only {len(seen)} of {n} simulated proxies in sync after {args.connect_timeout:g} s")
+        return False
+    first = max(seen.values()) - t0
+    print(
+        f"first full config: all {n} simulated proxies in sync after {first:.2f} s (per proxy "
+        f"p50 {percentile([s - t0 for s in seen.values()], 50):.2f} s); plane CPU "
+        f"{cpu_seconds(pid) - cpu0:.1f} s, drivers CPU {await bench.driver_cpu() - dcpu0:.1f} s;"
+        f" RSS {rss_mb():.0f} MB",
+        flush=True,
+    )
+    rows.append(f"| time to first config, all {n} proxies | {first:.2f} s | |")
+
+    # -- real Envoys join ----------------------------------------------------------------------
+    async with contextlib.AsyncExitStack() as stack:
+        real = [g for g in mesh.gateways if g.startswith(REAL_GATEWAY_PREFIX)]
+        t = time.monotonic()
+        with on_cores({DRIVER_CORE} if args.pin else None):
+            for g in real:
+                proxy = ProxyIdentity("gateway", "default", g)
+                envoy = mesh_envoy(app, proxy, delta=args.delta, workdir=tmp / g)
+                bench.envoys[proxy.node_id] = await stack.enter_async_context(envoy)
+                bench.real_nodes.append(proxy.node_id)
+        got = await bench.until_synced(bench.real_nodes, 180)
+        if len(got) < len(real):
+            print(f"only {len(got)} of {len(real)} real Envoys in sync after 180 s")
+            return False
+        if real:
+            print(f"{len(real)} real Envoy gateway(s) in sync after {time.monotonic() - t:.1f} s")
+
+        # -- one endpoint change, one route change, repeated -------------------------------------
+        weights: dict[int, int] = {}
+        endpoint, route = [], []
+        dcpu0 = await bench.driver_cpu()
+        for k in range(args.repeats):
+            svc = k % args.services  # svc-0 first: the most popular
+            weights[svc] = weights.get(svc, 1) % 100 + 1
+            w = mesh.workload(svc, REPLICAS - 1, weight=weights[svc])
+            endpoint.append(await bench.measure(ResourceType.ENDPOINT, [[w]]))
+            route.append(await bench.measure(ResourceType.ROUTE, [[mesh.route(svc, 1 + k % 2)]]))
+        dcpu = await bench.driver_cpu() - dcpu0
+        print(*report_change("endpoint change", endpoint, bench.real_nodes), sep="\n")
+        print(*report_change("route change   ", route, bench.real_nodes), sep="\n", flush=True)
+        print(f"drivers CPU for those {2 * args.repeats} changes: {dcpu:.1f} s")
+
+        # -- a rolling restart -------------------------------------------------------------------
+        count = min(args.burst, args.services * REPLICAS)
+        batches = [[mesh.workload(i // REPLICAS, i % REPLICAS, weight=7)] for i in range(count)]
+        burst = await bench.measure(ResourceType.ENDPOINT, batches)
+        span = burst.applied[-1] - burst.applied[0]
+        windows = math.ceil(span / bench.debounce) + 1 if bench.debounce > 0 else count
+        most = max(burst.pushes.values(), default=0)
+        print(
+            f"rolling restart: {count} endpoint changes applied over {span:.2f} s "
+            f"({windows} debounce windows of {bench.debounce * 1e3:g} ms): all ACKed "
+            f"{burst.worst:.2f} s after the first change, "
+            f"{burst.worst - span:.2f} s after the last; {len(burst.latencies)} proxies "
+            f"changed, lost {burst.lost}, sent only by the barrier {burst.late}\n"
+            f"  endpoint pushes per proxy: max {most}, p50 "
+            f"{percentile(list(burst.pushes.values()), 50):g} (allowed: one per window, {windows})"
+            f"; bytes sent {burst.bytes / 1e6:.2f} MB vs the changed endpoint sets "
+            f"{burst.changed_bytes / 1e6:.2f} MB: {burst.bytes / max(burst.changed_bytes, 1):.2f}x"
+            f"; plane CPU {burst.cpu:.1f} s ({burst.cpu / count * 1e3:.1f} ms per change)",
+            flush=True,
+        )
+        for node in bench.real_nodes:
+            print(f"  real Envoy {node}: ACKed {burst.real.get(node)} s after the first change")
+
+        # -- a reconnect storm -------------------------------------------------------------------
+        took, sent = await bench.reconnect_storm(args.connect_timeout)
+        print(
+            f"reconnect storm: all {n} streams aborted, then reconnected at once: "
+            + (f"all in sync after {took:.2f} s" if took >= 0 else "NOT all in sync")
+            + f"; sent again {sent['responses']} responses, {sent['bytes'] / 1e6:.2f} MB, "
+            f"{sent['resources']} resources (of {sent['held']} held, none changed)",
+            flush=True,
+        )
+        if bench.real_nodes and bench.mesh.gateways:
+            print(await real_eds_check(bench, bench.real_nodes[0], "gateway~default~gw-0"))
+
+        # -- the check ---------------------------------------------------------------------------
+        bad = await bench.out_of_sync()
+        stats = await bench.ask_all({"cmd": "stats"})
+        lost = sum(c.lost + c.late for c in [*endpoint, *route, burst])
+        nacks = sum(s["nacks"] for s in stats)
+        ends = sum(s["unexpected_ends"] for s in stats)
+        rss, hwm = rss_mb(), rss_mb(field="VmHWM")
+        print(f"control-plane process RSS {rss:.0f} MB now, peak {hwm:.0f} MB")
+        if nacks or ends:
+            print(f"simulated proxies: {nacks} NACKs, {ends} streams ended on their own; "
+                  f"{[e for s in stats for e in s['errors']][:3]}")  # fmt: skip
+    ok = not bad and not lost and took >= 0
+    if ok:
+        print(
+            f"CHECK ok: no lost change, no proxy out of sync: all {n} simulated proxies hold "
+            "exactly the control plane's config for them"
+        )
+    else:
+        missing = [m for c in [*endpoint, *route, burst] for m in c.missing]
+        print(
+            f"CHECK FAILED: {lost} lost change(s) {missing[:3]}, {len(bad)} proxy problem(s) "
+            f"out of {n}: {bad[:5]}"
+        )
+    return ok
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--services", type=int, default=1000)
+    p.add_argument("--proxies", type=int, default=1000, help="simulated proxies in all")
+    p.add_argument("--gateways", type=int, default=10, help="of --proxies, how many gateways")
+    p.add_argument("--deps", type=int, default=20, help="dependencies per sidecar")
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--burst", type=int, default=1000, help="endpoint changes in the burst")
+    p.add_argument("--delta", action="store_true", help="delta ADS instead of SotW")
+    p.add_argument("--real-envoys", dest="real", type=int, default=2)
+    p.add_argument("--drivers", type=int, default=2, help="driver processes")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per change (1..300)")
+    p.add_argument("--connect-timeout", type=float, default=600.0)
+    p.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin to cores")
+    args = p.parse_args()
+    if not 1 <= args.services <= 20_000 or not 1 <= args.gateways <= args.proxies <= 5000:
+        sys.exit("--services must be 1..20000 and --gateways <= --proxies <= 5000")
+    if not 0 <= args.real <= 10 or not 1 <= args.drivers <= 8 or not 1 <= args.repeats <= 1000:
+        sys.exit("--real-envoys must be 0..10, --drivers 1..8, --repeats 1..1000")
+    args.timeout = max(1.0, min(args.timeout, 300.0))
+    args.pin = args.pin and {PLANE_CORE, DRIVER_CORE} <= os.sched_getaffinity(0)
+    if args.pin:
+        os.sched_setaffinity(0, {PLANE_CORE})
+    sys.exit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()

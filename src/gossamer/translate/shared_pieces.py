@@ -1,0 +1,247 @@
+"""The pieces many proxies share: a service port's clusters, endpoint sets and route table.
+
+Every sidecar that calls a service port, and every gateway that routes to it, holds the same
+cluster, endpoints (per caller zone) and route table; building them once per change rather
+than once per proxy is what keeps a round of translations cheap. ``SharedPieces`` builds
+them through its ``Memo``, keyed by exactly the inputs each depends on; ``Translator``
+(``gossamer.translate.proxy``) assembles each proxy's resources from them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc_pb2
+from envoy.config.route.v3 import route_pb2
+
+from gossamer.model.route import Destination
+from gossamer.model.route_actions import Mirror
+from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.model.traffic_policy import TrafficPolicy
+from gossamer.translate import names
+from gossamer.translate.clusters import outbound_cluster
+from gossamer.translate.endpoints import in_subset, load_assignment
+from gossamer.translate.lb import add_hash_policies
+from gossamer.translate.memo import Memo
+from gossamer.translate.names import Subset, subset_of
+from gossamer.translate.routes import (
+    ClusterOf,
+    default_route,
+    route_configuration,
+    routes_for_rules,
+    rule_entries,
+)
+from gossamer.translate.tls import NO_TLS, TlsState, add_mtls_match, mode_of
+
+ServicePortRef = tuple[Ref, str]  # (service, port name)
+#: (service, port name, subset): one outbound cluster and its endpoint set
+ClusterRef = tuple[Ref, str, Subset]
+
+
+class SharedPieces:
+    """Builds (and memoises across snapshots) the pieces proxies share."""
+
+    def __init__(self) -> None:
+        self.memo = Memo()
+        self._subsets: tuple[object, dict[Ref, tuple[Subset, ...]]] | None = None
+        self._per_snapshot: tuple[object, object, dict[tuple[Any, ...], tuple[Any, Any]]] = (
+            None,
+            None,
+            {},
+        )
+
+    def prune(self) -> None:
+        """End of a round of translations: forget what this round did not use."""
+        self._per_snapshot = (None, None, {})
+        self.memo.prune()
+
+    def subsets(self, snap: ModelSnapshot, service: Ref) -> tuple[Subset, ...]:
+        """The subsets of ``service`` some Route (east-west or gateway) sends to."""
+
+        def build() -> dict[Ref, tuple[Subset, ...]]:
+            found: dict[Ref, set[Subset]] = defaultdict(set)
+            for (ns, _), route in snap.routes.items():
+                for rule in route.spec.rules:
+                    for d in rule.targets():
+                        if d.subset:
+                            found[(d.namespace or ns, d.service)].add(subset_of(d.subset))
+            return {ref: tuple(sorted(k)) for ref, k in found.items()}
+
+        # Once per Route generation, not per service.
+        if self._subsets is None or self._subsets[0] is not snap.generation("Route"):
+            self._subsets = (snap.generation("Route"), build())
+        return self._subsets[1].get(service, ())
+
+    def _resolve(
+        self,
+        d: Destination | Mirror,
+        namespace: str,
+        snap: ModelSnapshot,
+        same: ServicePortRef | None,
+    ) -> ServicePortRef:
+        ref = (d.namespace or namespace, d.service)
+        if d.port is None and same is not None and ref == same[0]:
+            return same
+        port = snap.service_port(ref, d.port)
+        assert port is not None, "references are checked before a snapshot is translated"
+        return (ref, port.name)
+
+    def cluster(
+        self, snap: ModelSnapshot, cr: ClusterRef, tls_on: bool = False
+    ) -> cluster_pb2.Cluster:
+        """A service port's (or subset's) cluster; ``tls_on``: for a proxy that can send
+        mTLS (it sends it to the endpoints EDS marks)."""
+        ref, port_name, subset = cr
+        svc = snap.services[ref]
+        port = svc.port(port_name)
+        assert port is not None
+        # Protocol follows the whole service (all sidecars or none), subsets included.
+        sidecars = all(w.spec.sidecar for w in snap.workloads_of(ref))
+        policy = snap.traffic_policy(ref, subset)
+
+        def build() -> cluster_pb2.Cluster:
+            name = names.outbound_cluster(ref, port_name, subset)
+            cluster = outbound_cluster(name, port, snap.mesh, sidecars=sidecars, policy=policy)
+            # Sidecars of a service not ``off`` may be sent mTLS (once EDS marks them).
+            if sidecars and mode_of(snap, ref) != "off":
+                add_mtls_match(cluster, snap, ref, http2=port.is_http)
+            return cluster
+
+        if not tls_on:
+            return self.memo.get(
+                "cluster",
+                (svc, port_name, subset, snap.mesh, sidecars, policy),
+                lambda: outbound_cluster(
+                    names.outbound_cluster(ref, port_name, subset),
+                    port,
+                    snap.mesh,
+                    sidecars=sidecars,
+                    policy=policy,
+                ),
+            )
+        inputs = (svc, port_name, subset, snap.mesh, sidecars, policy)
+        return self.memo.get("mtls-cluster", inputs, build)
+
+    def endpoints(
+        self,
+        snap: ModelSnapshot,
+        cr: ClusterRef,
+        tls: TlsState = NO_TLS,
+        zone: str | None = None,
+    ) -> endpoint_pb2.ClusterLoadAssignment:
+        """A cluster's endpoint set as callers in ``zone`` see it (``translate.locality``):
+        callers in one zone share it."""
+        ref, port_name, subset = cr
+        svc = snap.services[ref]
+        workloads = snap.workloads_of(ref)
+        # Marked for mTLS: sidecars known to take it, unless the service is ``off``.
+        marked = (
+            frozenset(
+                w.ref
+                for w in workloads
+                if w.spec.sidecar and w.ref in tls.ready and mode_of(snap, ref) != "off"
+            )
+            if tls.ready
+            else frozenset()
+        )
+
+        def build() -> endpoint_pb2.ClusterLoadAssignment:
+            return load_assignment(
+                names.outbound_cluster(ref, port_name, subset),
+                port_name,
+                [w for w in workloads if in_subset(w, subset)],
+                single_port=len(svc.spec.ports) == 1,
+                marked=marked,
+                caller_zone=zone,
+            )
+
+        inputs = (svc, port_name, subset, workloads, tuple(sorted(marked)), zone)
+        return self.memo.get("endpoints", inputs, build)
+
+    @staticmethod
+    def _hash_routes(
+        snap: ModelSnapshot,
+        routes: list[rc_pb2.Route],
+        used: frozenset[ClusterRef] | set[ClusterRef],
+    ) -> None:
+        """Routes to a ringHash/maglev cluster hash what its TrafficPolicy says."""
+        by_name = {names.outbound_cluster(*cr): cr for cr in used}
+
+        def policy_of(name: str) -> TrafficPolicy | None:
+            cr = by_name.get(name)
+            return snap.traffic_policy(cr[0], cr[2]) if cr else None
+
+        add_hash_policies(routes, policy_of)
+
+    def _cluster_of(
+        self, snap: ModelSnapshot, same: ServicePortRef | None, used: set[ClusterRef]
+    ) -> ClusterOf:
+        def cluster_of(d: Destination | Mirror, namespace: str) -> tuple[str, bool]:
+            ref, port_name = self._resolve(d, namespace, snap, same)
+            cr = (ref, port_name, subset_of(d.subset))
+            used.add(cr)
+            port = snap.service_port(ref, port_name)
+            return names.outbound_cluster(*cr), port is not None and port.protocol == "grpc"
+
+        return cluster_of
+
+    def service_routes(
+        self, snap: ModelSnapshot, sp: ServicePortRef
+    ) -> tuple[route_pb2.RouteConfiguration, frozenset[ClusterRef]]:
+        """The route table callers of a service port share, and the clusters it uses."""
+        ref, port_name = sp
+        routes = snap.routes_for_service(ref)
+        port = snap.service_port(ref, port_name)
+        assert port is not None
+
+        def build() -> tuple[route_pb2.RouteConfiguration, frozenset[ClusterRef]]:
+            used: set[ClusterRef] = {(sp[0], sp[1], ())}
+            rules = rule_entries(routes)
+            table = routes_for_rules(rules, self._cluster_of(snap, sp, used), snap.mesh)
+            grpc = port.protocol == "grpc"
+            timeout = snap.mesh.spec.defaults.requestTimeout if not grpc else None
+            table.append(
+                default_route(
+                    names.outbound_cluster(*sp),
+                    timeout,
+                    grpc=grpc,
+                    retries=snap.mesh.spec.defaults.retries,
+                )
+            )
+            self._hash_routes(snap, table, used)
+            name = names.outbound_route(*sp)
+            return route_configuration(name, [(name, ["*"], table)]), frozenset(used)
+
+        targets = tuple(
+            snap.services.get((d.namespace or r.metadata.namespace, d.service))
+            for r in routes
+            for rule in r.spec.rules
+            for d in rule.targets()
+        )
+        inputs = (routes, sp, snap.mesh, targets, snap.generation("TrafficPolicy"))
+        return self.memo.get("service-routes", inputs, build)
+
+    def cluster_pair(
+        self,
+        snap: ModelSnapshot,
+        cr: ClusterRef,
+        tls: TlsState,
+        tls_on: bool,
+        zone: str | None,
+    ) -> tuple[cluster_pb2.Cluster, endpoint_pb2.ClusterLoadAssignment]:
+        """A cluster and its endpoint set, as a proxy in ``zone`` gets them."""
+        # Many proxies of one snapshot share clusters: look each up once per snapshot.
+        if self._per_snapshot[0] is not snap.resources or self._per_snapshot[1] is not tls:
+            self._per_snapshot = (snap.resources, tls, {})
+        done = self._per_snapshot[2]
+        key = (*cr, tls_on, zone)
+        pair = done.get(key)
+        if pair is None:
+            pair = done[key] = (
+                self.cluster(snap, cr, tls_on),
+                self.endpoints(snap, cr, tls, zone),
+            )
+        return pair

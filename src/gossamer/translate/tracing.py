@@ -1,0 +1,134 @@
+"""OpenTelemetry traces of every proxy, sent to the telemetry service (docs/telemetry.md,
+"Traces").
+
+With a telemetry service configured, each sidecar HCM (inbound and every outbound
+dependency) and a gateway's main HCM carry ``tracing`` with Envoy's OpenTelemetry tracer
+(``envoy.tracers.opentelemetry``, OTLP/gRPC to the telemetry cluster, W3C
+``traceparent``), its ``service_name`` the proxy's (``<ns>/<service>`` of a sidecar,
+``<ns>/<gateway>``). A gateway spawns an upstream span per request to a service
+(``spawn_upstream_span``): its server span is the trace's root, the upstream span the
+parent of the callee's inbound span, so one trace reads gateway -> A -> B. A sidecar's
+outbound span is already the client side of its hop (no extra span).
+
+How often a trace starts is ``Mesh.spec.tracing.sampling`` (percent). It is set on every
+route (``Route.tracing.random_sampling``, RDS), never in the HCM, so changing it pushes
+route tables and drains no listener; the HCM's own rate is a fixed 0 (a request no route
+matched starts no trace). The decision is made where a request enters the mesh and
+travels in its ``x-request-id`` (Envoy marks it there; sidecars keep the id), so later hops
+follow it whatever their rate; at the edge the id is replaced, and a client's
+``traceparent`` sampled flag forces nothing (measured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from functools import lru_cache, partial
+
+from envoy.config.core.v3 import grpc_service_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.config.trace.v3 import http_tracer_pb2, opentelemetry_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.type.v3 import percent_pb2
+from google.protobuf import wrappers_pb2
+
+from gossamer.model.mesh import Mesh
+from gossamer.translate.common import any_of
+from gossamer.translate.hcm import HCM_FILTER
+from gossamer.translate.memo import Memo
+
+OPENTELEMETRY_TRACER = "envoy.tracers.opentelemetry"
+#: a route's rate is sent per ten thousand (steps of 0.01 %): Envoy draws the decision from
+#: the request id modulo 10 000 and compares it with the rate modulo its denominator, so a
+#: rate per million traced every request at 1 % and above (measured by
+#: bench/telemetry_chain.py; tests/integration/telemetry/test_tracing_rate.py)
+_PER_TEN_THOUSAND = 100
+
+
+def service_name(kind: str, namespace: str, name: str) -> str:
+    """The OTLP ``service.name`` of a proxy: a sidecar's service or a gateway, as
+    ``<ns>/<name>`` (the telemetry topology's node ids)."""
+    del kind  # (the same form for both; the node id says which)
+    return f"{namespace}/{name}"
+
+
+@lru_cache(maxsize=4096)
+def _tracing(cluster: str, name: str, upstream_span: bool) -> hcm_pb2.HttpConnectionManager.Tracing:
+    provider = opentelemetry_pb2.OpenTelemetryConfig(
+        grpc_service=grpc_service_pb2.GrpcService(
+            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=cluster)
+        ),
+        service_name=name,
+    )
+    return hcm_pb2.HttpConnectionManager.Tracing(
+        provider=http_tracer_pb2.Tracing.Http(
+            name=OPENTELEMETRY_TRACER, typed_config=any_of(provider)
+        ),
+        # the routes decide (``sampled_table``); fixed here so the listener never changes
+        random_sampling=percent_pb2.Percent(value=0.0),
+        spawn_upstream_span=wrappers_pb2.BoolValue(value=upstream_span),
+    )
+
+
+def trace(
+    hcm: hcm_pb2.HttpConnectionManager, cluster: str, name: str, *, upstream_span: bool = False
+) -> None:
+    """Give ``hcm`` the OpenTelemetry tracer exporting to ``cluster`` as ``name``
+    (``upstream_span``: a span per upstream request, for a gateway)."""
+    hcm.tracing.CopyFrom(_tracing(cluster, name, upstream_span))
+
+
+def traced_listener(
+    listener: listener_pb2.Listener, cluster: str, name: str, *, upstream_span: bool = False
+) -> listener_pb2.Listener:
+    """A copy of ``listener`` whose every HTTP connection manager traces (``trace``): for
+    a listener built elsewhere (a gateway's, an ExternalService's)."""
+    out = listener_pb2.Listener()
+    out.CopyFrom(listener)
+    for chain in out.filter_chains:
+        for f in chain.filters:
+            if f.name != HCM_FILTER:
+                continue
+            hcm = hcm_pb2.HttpConnectionManager()
+            f.typed_config.Unpack(hcm)
+            trace(hcm, cluster, name, upstream_span=upstream_span)
+            f.typed_config.Pack(hcm, deterministic=True)
+    return out
+
+
+def route_sampling(mesh: Mesh) -> rc_pb2.Tracing:
+    """What every route carries: ``Mesh.spec.tracing.sampling`` percent, per ten thousand
+    (finer rates are rounded: Envoy cannot sample finer)."""
+    numerator = round(mesh.spec.tracing.sampling * _PER_TEN_THOUSAND)
+    return rc_pb2.Tracing(
+        random_sampling=percent_pb2.FractionalPercent(
+            numerator=numerator, denominator=percent_pb2.FractionalPercent.TEN_THOUSAND
+        )
+    )
+
+
+def sampled_table(
+    table: route_pb2.RouteConfiguration, sampling: rc_pb2.Tracing
+) -> route_pb2.RouteConfiguration:
+    """A copy of ``table`` whose every route samples as ``sampling`` says."""
+    out = route_pb2.RouteConfiguration()
+    out.CopyFrom(table)
+    for vhost in out.virtual_hosts:
+        for route in vhost.routes:
+            route.tracing.random_sampling.CopyFrom(sampling.random_sampling)
+    return out
+
+
+def sample_routes(
+    memo: Memo, routes: MutableMapping[str, route_pb2.RouteConfiguration], mesh: Mesh
+) -> None:
+    """Replace every table in ``routes`` by its sampled copy (memoised per table object
+    and rate, so an unchanged table stays the same object)."""
+    sampling = route_sampling(mesh)
+    numerator = sampling.random_sampling.numerator
+    for name, table in routes.items():
+        build = partial(sampled_table, table, sampling)
+        routes[name] = memo.get("traced-routes", (table, numerator), build)

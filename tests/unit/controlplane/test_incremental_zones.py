@@ -1,0 +1,164 @@
+"""Endpoint-only publishes with zones: a workload changing zone moves between priorities in
+every caller's endpoint set, each (cluster, zone) is built once per change, and the result
+equals a full rebuild."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from envoy.config.endpoint.v3 import endpoint_pb2
+from prometheus_client import CollectorRegistry
+
+from gossamer.controlplane.plane import ControlPlane
+from gossamer.controlplane.snapshots import proxy_snapshot
+from gossamer.model import parse_manifest
+from gossamer.store.memory import MemoryStore
+from gossamer.testing.mesh import service, workload
+from gossamer.translate import shared_pieces
+from gossamer.translate.proxy import Translator
+from gossamer.types import API_VERSION, ProxyIdentity
+from gossamer.xds.cache import SnapshotCache
+from gossamer.xds.monitor import XdsMonitor
+from gossamer.xds.resources import ResourceType
+from gossamer.xds.snapshot import Serializer
+
+CATALOG = "outbound|default/catalog|http"
+WEB_A = ProxyIdentity("sidecar", "default", "web-a")
+WEB_B = ProxyIdentity("sidecar", "default", "web-b")
+EDGE = ProxyIdentity("gateway", "default", "edge")
+PROXIES = [WEB_A, WEB_B, EDGE, ProxyIdentity("sidecar", "default", "catalog-2")]
+
+
+def web(name: str, zone: str, n: int) -> dict[str, Any]:
+    return workload(
+        name,
+        "web",
+        f"127.0.0.{n}",
+        15000,
+        18000,
+        zone=zone,
+        dependencies=[{"service": "catalog", "localAddress": f"127.0.0.{n}", "localPort": 9001}],
+    )
+
+
+def catalog(i: int, zone: str) -> dict[str, Any]:
+    return workload(f"catalog-{i}", "catalog", f"127.0.1.{i}", 15000, 18000, zone=zone)
+
+
+def base() -> list[dict[str, Any]]:
+    return [
+        service("web", 8080),
+        service("catalog", 9080),
+        web("web-a", "zone-a", 2),
+        web("web-b", "zone-b", 3),
+        catalog(1, "zone-a"),
+        catalog(2, "zone-a"),
+        catalog(3, "zone-b"),
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Gateway",
+            "metadata": {"name": "edge"},
+            "spec": {"port": 18080, "zone": "zone-b"},
+        },
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Route",
+            "metadata": {"name": "edge"},
+            "spec": {"gateways": ["edge"], "rules": [{"destinations": [{"service": "catalog"}]}]},
+        },
+    ]
+
+
+def priorities(plane: ControlPlane, proxy: ProxyIdentity) -> dict[str, tuple[int, list[str]]]:
+    snap = plane.publisher.cache.get(proxy.node_id)
+    assert snap is not None
+    cla = endpoint_pb2.ClusterLoadAssignment()
+    assert snap.of(ResourceType.ENDPOINT)[CATALOG].resource.Unpack(cla)
+    return {
+        loc.locality.zone: (loc.priority, [e.endpoint.hostname for e in loc.lb_endpoints])
+        for loc in cla.endpoints
+    }
+
+
+@contextmanager
+def counting_builds(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str | None]]]:
+    """Every endpoint set built meanwhile, as (cluster, caller zone)."""
+    built: list[tuple[str, str | None]] = []
+    real = shared_pieces.load_assignment
+
+    def counted(name: str, *args: Any, **kwargs: Any) -> endpoint_pb2.ClusterLoadAssignment:
+        built.append((name, kwargs.get("caller_zone")))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(shared_pieces, "load_assignment", counted)
+    yield built
+    monkeypatch.setattr(shared_pieces, "load_assignment", real)
+
+
+def assert_equals_full_rebuild(plane: ControlPlane) -> None:
+    assert plane.model is not None
+    fresh, serializer = Translator(), Serializer()
+    for p in PROXIES:
+        expected = proxy_snapshot(fresh.proxy(plane.model, p), serializer)
+        got = plane.publisher.cache.get(p.node_id)
+        assert got is not None
+        for t in ResourceType:
+            want = {n: v.version for n, v in expected.of(t).items()}
+            assert {n: v.version for n, v in got.of(t).items()} == want, (p.node_id, t)
+
+
+async def _scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryStore()
+    cache = SnapshotCache()
+    plane = ControlPlane(store, cache, XdsMonitor(CollectorRegistry()))
+    await plane.load()
+    await plane.apply([parse_manifest(m) for m in base()])
+    for p in PROXIES:
+        cache.attach(p)
+    await plane.publish()
+    assert priorities(plane, WEB_A) == {
+        "zone-a": (0, ["catalog-1", "catalog-2"]),
+        "zone-b": (1, ["catalog-3"]),
+    }
+    assert priorities(plane, EDGE) == {
+        "zone-a": (1, ["catalog-1", "catalog-2"]),
+        "zone-b": (0, ["catalog-3"]),
+    }
+
+    # catalog-2 moves to zone-b: an endpoint-only change, one build per (cluster, zone)
+    with counting_builds(monkeypatch) as built:
+        await plane.apply([parse_manifest(catalog(2, "zone-b"))])
+        await plane.publish()
+    assert plane.publisher.incremental_rounds == 1
+    assert sorted(built, key=str) == [(CATALOG, "zone-a"), (CATALOG, "zone-b")]
+    assert priorities(plane, WEB_A) == {
+        "zone-a": (0, ["catalog-1"]),
+        "zone-b": (1, ["catalog-2", "catalog-3"]),
+    }
+    for p in (WEB_B, EDGE):  # both in zone-b: one shared resource
+        assert priorities(plane, p) == {
+            "zone-a": (1, ["catalog-1"]),
+            "zone-b": (0, ["catalog-2", "catalog-3"]),
+        }
+    b, edge = (cache.get(p.node_id) for p in (WEB_B, EDGE))
+    assert b is not None and edge is not None
+    assert b.of(ResourceType.ENDPOINT)[CATALOG] is edge.of(ResourceType.ENDPOINT)[CATALOG]
+    assert_equals_full_rebuild(plane)
+
+    # a caller changing zone is rebuilt in full and prefers its new zone
+    await plane.apply([parse_manifest(web("web-a", "zone-b", 2))])
+    await plane.publish()
+    assert plane.publisher.incremental_rounds == 2
+    assert priorities(plane, WEB_A) == priorities(plane, WEB_B)
+    assert_equals_full_rebuild(plane)
+    await store.close()
+
+
+def test_a_zone_change_moves_a_workload_between_priorities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asyncio.run(_scenario(monkeypatch))

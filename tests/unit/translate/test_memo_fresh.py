@@ -1,0 +1,53 @@
+"""A translator that memoised earlier rounds gives, after a change, exactly what a fresh
+one gives: every input of a memoised piece is in its key (a Mesh default missing from the
+outbound listeners' key would leave every sidecar with the old idle timeout)."""
+
+from __future__ import annotations
+
+import pytest
+from translate_helpers import proxies, shop
+
+from gossamer.model import ModelSnapshot, parse_yaml
+from gossamer.translate.proxy import Translator
+from gossamer.translate.telemetry import TelemetryService
+
+MESHES = [
+    "spec: {defaults: {idleTimeout: 7m}}",
+    "spec: {underscoreHeaders: reject}",
+    "spec: {rateLimit: {failureMode: closed, timeout: 250ms}}",
+    "spec: {tracing: {sampling: 25}}",
+]
+
+
+def _mesh(spec: str) -> ModelSnapshot:
+    text = f"apiVersion: gossamer.dev/v1\nkind: Mesh\nmetadata: {{name: default}}\n{spec}\n"
+    return shop().with_changes(parse_yaml(text, "mesh.yaml"))
+
+
+def _bytes(t: Translator, snap: ModelSnapshot) -> dict[str, dict[str, bytes]]:
+    out = {}
+    for ident in proxies(snap):
+        res = t.proxy(snap, ident)
+        for kind in ("clusters", "endpoints", "listeners", "routes", "extension_configs"):
+            for name, msg in getattr(res, kind).items():
+                out.setdefault(ident.node_id, {})[f"{kind}/{name}"] = msg.SerializeToString(
+                    deterministic=True
+                )
+    return out
+
+
+@pytest.mark.parametrize("telemetry", [False, True], ids=["no-telemetry", "telemetry"])
+@pytest.mark.parametrize("mesh", MESHES)
+def test_a_warm_translator_equals_a_fresh_one_after_a_mesh_change(
+    mesh: str, telemetry: bool
+) -> None:
+    def translator() -> Translator:
+        t = Translator()
+        if telemetry:
+            t.telemetry_service = TelemetryService("127.0.0.1", 4317)
+        return t
+
+    warm = translator()
+    _bytes(warm, shop())  # memoises every piece of the mesh as it was
+    changed = _mesh(mesh)
+    assert _bytes(warm, changed) == _bytes(translator(), changed)

@@ -1,0 +1,86 @@
+"""With a telemetry service, every sidecar HCM and the gateway's main HCM trace with
+Envoy's OpenTelemetry tracer to ``gossamer_telemetry`` under the proxy's service name (the
+gateway with an upstream span); every route carries ``Mesh.spec.tracing.sampling``; a rate
+change changes route tables only, never a listener."""
+
+from __future__ import annotations
+
+from envoy.config.trace.v3 import opentelemetry_pb2
+from envoy.type.v3 import percent_pb2
+from shop import shop
+from translate_helpers import hcm_of
+
+from gossamer.model import ModelSnapshot, parse_manifest
+from gossamer.translate import names, telemetry, tracing
+from gossamer.translate.proxy import ProxyResources, Translator
+from gossamer.translate.telemetry import TelemetryService
+from gossamer.types import API_VERSION, ProxyIdentity
+
+WEB_1 = ProxyIdentity("sidecar", "default", "web-1")
+EDGE = ProxyIdentity("gateway", "default", "edge")
+
+
+def traced(translator: Translator, snap: ModelSnapshot, who: ProxyIdentity) -> ProxyResources:
+    translator.telemetry_service = TelemetryService("127.0.0.1", 18083)
+    return translator.proxy(snap, who)
+
+
+def with_sampling(snap: ModelSnapshot, percent: float) -> ModelSnapshot:
+    mesh = {"tracing": {"sampling": percent}}
+    manifest = {"apiVersion": API_VERSION, "kind": "Mesh", "metadata": {"name": "default"}}
+    return snap.with_changes([parse_manifest({**manifest, "spec": mesh})])
+
+
+def provider(listener: object) -> tuple[str, str, bool, float]:
+    t = hcm_of(listener).tracing  # type: ignore[arg-type]
+    config = opentelemetry_pb2.OpenTelemetryConfig()
+    assert t.provider.name == tracing.OPENTELEMETRY_TRACER
+    assert t.provider.typed_config.Unpack(config)
+    return (
+        config.grpc_service.envoy_grpc.cluster_name,
+        config.service_name,
+        t.spawn_upstream_span.value,
+        t.random_sampling.value,
+    )
+
+
+def test_every_hcm_traces_as_its_proxy_and_the_gateway_spawns_upstream_spans() -> None:
+    snap = shop()
+    res = traced(Translator(), snap, WEB_1)
+    address = snap.local_addresses[("default", "reviews")]
+    for name in (names.inbound_listener("http"), names.outbound_listener(address, 9080)):
+        assert provider(res.listeners[name]) == (telemetry.CLUSTER, "default/web", False, 0.0)
+    gw = traced(Translator(), snap, EDGE)
+    main = gw.listeners[names.gateway_listener(("default", "edge"))]
+    assert provider(main) == (telemetry.CLUSTER, "default/edge", True, 0.0)
+    plain = Translator().proxy(snap, WEB_1)  # no telemetry service: no tracing
+    assert not hcm_of(plain.listeners[names.inbound_listener("http")]).HasField("tracing")
+
+
+def test_every_route_carries_the_mesh_rate_per_ten_thousand() -> None:
+    # (Envoy's random value for the decision is the request id modulo 10 000: a rate per
+    # million traced every request at 1 % and above)
+    for percent, numerator in ((None, 100), (0.5, 50), (100, 10_000), (0, 0), (0.01, 1)):
+        snap = shop() if percent is None else with_sampling(shop(), percent)
+        for who in (WEB_1, EDGE):
+            res = traced(Translator(), snap, who)
+            routes = [r for t in res.routes.values() for v in t.virtual_hosts for r in v.routes]
+            assert routes
+            for r in routes:
+                sampling = r.tracing.random_sampling
+                assert sampling.denominator == percent_pb2.FractionalPercent.TEN_THOUSAND
+                assert sampling.numerator == numerator
+
+
+def test_a_rate_change_changes_route_tables_and_no_listener() -> None:
+    translator = Translator()
+    snap = with_sampling(shop(), 1.0)
+    before = {w: traced(translator, snap, w) for w in (WEB_1, EDGE)}
+    after = {w: traced(translator, with_sampling(snap, 25.0), w) for w in (WEB_1, EDGE)}
+    for who, res in before.items():
+        assert {n: v.SerializeToString() for n, v in res.listeners.items()} == {
+            n: v.SerializeToString() for n, v in after[who].listeners.items()
+        }
+        assert {n: v.SerializeToString() for n, v in res.routes.items()} != {
+            n: v.SerializeToString() for n, v in after[who].routes.items()
+        }
