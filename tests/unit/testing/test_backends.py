@@ -9,6 +9,7 @@ import grpc.aio
 import httpx
 import pytest
 
+from gossamer.polling import wait_until
 from gossamer.testing.backends import EchoClient, GrpcBackend, HttpBackend, TcpEchoBackend
 
 
@@ -81,6 +82,13 @@ async def test_tcp_echo_backend_greets_then_echoes() -> None:
             writer.close()
             await writer.wait_closed()
         assert backend.connections == 1
+        assert backend.received == [b"hello"]
+        # a bare connect (a health check) is a connection but carries nothing
+        _, writer = await asyncio.open_connection(*backend.address)
+        writer.close()
+        await writer.wait_closed()
+        await wait_until(lambda: backend.connections == 2, timeout=10, what="the bare connect")
+        assert backend.received == [b"hello"]
 
 
 @pytest.mark.asyncio

@@ -17,8 +17,10 @@ class TcpEchoBackend:
         self.name = name
         self._bind = (host, port)
         self.address: tuple[str, int] = (host, port)
-        #: connections accepted so far
+        #: connections accepted so far (a health check's bare connect counts too)
         self.connections = 0
+        #: the first bytes of each connection that sent any, in arrival order
+        self.received: list[bytes] = []
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -73,7 +75,11 @@ class TcpEchoBackend:
         try:
             writer.write(self.greeting)
             await writer.drain()
+            first = True
             while data := await reader.read(64 * 1024):
+                if first:
+                    self.received.append(data)
+                    first = False
                 writer.write(data)
                 await writer.drain()
         except ConnectionError:
