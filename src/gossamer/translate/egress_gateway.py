@@ -13,7 +13,10 @@ service's TrafficPolicy applies to it whole.
 
 Callers arrive over the mesh: with mutual TLS (``egress_via.gateway_mtls``) the listener
 requires a client certificate of the mesh naming exactly one workload id (as a sidecar's
-inbound does), alone in ``strict`` and beside plaintext in ``permissive``. HTTP requests are
+inbound does), alone in ``strict`` and beside plaintext in ``permissive``, and of those only
+the callers that depend on the service pass (``egress_callers``: network RBAC for tcp/tls,
+whose TCP proxy connects out only once the caller's handshake is done; HTTP RBAC, a 403,
+for http/https). HTTP requests are
 routed without a timeout or retries of their own (the caller's route table has the rules,
 timeouts and retries: doing them twice would multiply attempts), no ``x-envoy-*`` headers
 go out, and no ``x-forwarded-client-cert`` (the caller's identity stays in the mesh).
@@ -28,11 +31,16 @@ from envoy.config.listener.v3 import listener_components_pb2 as lc_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from gossamer.model.external_service import ExternalService
 from gossamer.model.gateway import Gateway
 from gossamer.model.mesh import Mesh
 from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.translate import egress_callers
 from gossamer.translate.common import duration
 from gossamer.translate.egress import AUTO_HOST_HEADER, external_cluster, no_envoy_headers
 from gossamer.translate.egress_via import gateway_mtls
@@ -40,7 +48,13 @@ from gossamer.translate.hcm import http_connection_manager
 from gossamer.translate.listeners import OUTBOUND, http_listener, tcp_listener
 from gossamer.translate.memo import Memo
 from gossamer.translate.routes import route_configuration
-from gossamer.translate.tls import TlsState, accept_tls, downstream_socket, peer_id_filter
+from gossamer.translate.tls import (
+    EARLY_DATA_BYTES,
+    TlsState,
+    accept_tls,
+    downstream_socket,
+    peer_id_filter,
+)
 
 
 def listener_name(ref: Ref) -> str:
@@ -85,11 +99,37 @@ def _routes(ref: Ref, ext: ExternalService) -> route_pb2.RouteConfiguration:
     return table
 
 
+def _checked(ref: Ref, f: lc_pb2.Filter, allowed: egress_callers.Callers) -> list[lc_pb2.Filter]:
+    """The TLS chain's copy of the plaintext chain's filter ``f``, checking the caller:
+    the HCM with the HTTP check first; the TCP proxy behind the network check, connecting
+    out only once the caller's handshake is done (a client that fails it, or plaintext in
+    ``strict``, opens no connection to the external server)."""
+    copy = lc_pb2.Filter()
+    copy.CopyFrom(f)
+    hcm = hcm_pb2.HttpConnectionManager()
+    if f.typed_config.Unpack(hcm):
+        hcm.http_filters.insert(0, egress_callers.http_check(ref, allowed))
+        copy.typed_config.Pack(hcm, deterministic=True)
+        return [copy]
+    proxy = tcp_proxy_pb2.TcpProxy()
+    assert f.typed_config.Unpack(proxy), f.name
+    proxy.upstream_connect_mode = tcp_proxy_pb2.ON_DOWNSTREAM_TLS_HANDSHAKE
+    proxy.max_early_data_bytes.value = EARLY_DATA_BYTES
+    copy.typed_config.Pack(proxy, deterministic=True)
+    return [egress_callers.network_check(ref, allowed), copy]
+
+
 def egress_listener(
-    ref: Ref, ext: ExternalService, gw: Gateway, mesh: Mesh, *, mtls: bool
+    ref: Ref,
+    ext: ExternalService,
+    gw: Gateway,
+    mesh: Mesh,
+    *,
+    mtls: bool,
+    allowed: egress_callers.Callers = (),
 ) -> listener_pb2.Listener:
     """The gateway's listener for ``ext``; with ``mtls`` callers' certificates are checked
-    (and plaintext refused in ``strict``)."""
+    (plaintext refused in ``strict``) and only ``allowed`` (SPIFFE ids) pass."""
     lname = listener_name(ref)
     port = ext.gateway_port
     assert port is not None
@@ -106,9 +146,7 @@ def egress_listener(
         [plain] = listener.filter_chains
         filters = [peer_id_filter(domain)]
         for f in plain.filters:
-            copy = lc_pb2.Filter()
-            copy.CopyFrom(f)
-            filters.append(copy)
+            filters.extend(_checked(ref, f, allowed))
         socket = downstream_socket(domain, http=ext.is_http)
         accept_tls(listener, socket, filters, plaintext=mesh.spec.mtls.mode == "permissive")
     return listener
@@ -131,10 +169,11 @@ def egress_resources(memo: Memo, snap: ModelSnapshot, gateway: Ref, tls: TlsStat
             (ref, ext, mesh, policy),
             lambda: external_cluster(ref, ext, mesh, policy, name),  # noqa: B023
         )
+        allowed = egress_callers.callers(memo, snap, ref) if mtls else ()
         listener = memo.get(
             "egress-gateway-listener",
-            (ref, ext, gw, mesh, mtls),
-            lambda: egress_listener(ref, ext, gw, mesh, mtls=mtls),  # noqa: B023
+            (ref, ext, gw, mesh, mtls, allowed),
+            lambda: egress_listener(ref, ext, gw, mesh, mtls=mtls, allowed=allowed),  # noqa: B023
         )
         out.append((cluster, listener))
     return out
