@@ -115,41 +115,56 @@ class IdentityMesh:
         ]
 
     async def gateway_token(self, ref: str) -> str:
-        code, out = await run_cli(
-            "token", "create", "--gateway", ref, "--server", self.app.api_url, "--ttl", "10m"
-        )
-        assert code == 0, out
-        return out.splitlines()[0].strip()
+        return await gateway_token(self.app, ref)
 
-    @contextlib.asynccontextmanager
-    async def gateway(self, name: str, port: int, *args: str) -> AsyncIterator[GatewayProcess]:
+    def gateway(
+        self, name: str, port: int, *args: str
+    ) -> contextlib.AbstractAsyncContextManager[GatewayProcess]:
         """``gossamer gateway --name NAME ARGS`` as a process, killed at the end."""
-        workdir = self.tmp_path / f"gw-{name}"
-        workdir.mkdir(exist_ok=True)
-        err = workdir / "gateway.err"
-        xds = f"{self.app.xds_addr[0]}:{self.app.xds_addr[1]}"
-        xds_tls = f"{self.app.xds_tls_addr[0]}:{self.app.xds_tls_addr[1]}"
-        with (workdir / "gateway.out").open("wb") as o, err.open("wb") as e:
-            proc = await asyncio.create_subprocess_exec(
-                GOSSAMER, "gateway", "--name", name, "--server", self.app.api_url,
-                "--xds-addr", xds, "--xds-tls-addr", xds_tls, "--drain-seconds", "1",
-                "--concurrency", "1", *args,
-                stdin=subprocess.DEVNULL, stdout=o, stderr=e, start_new_session=True,
-                env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
-            )  # fmt: skip
-        gw = GatewayProcess(name, proc, f"http://127.0.0.1:{port}", workdir / "state", err)
-        try:
-            yield gw
-        finally:
-            if proc.returncode is None:
+        return gateway_process(self.app, self.tmp_path, name, port, *args)
+
+
+async def gateway_token(app: ControlPlaneApp, ref: str) -> str:
+    """A join token for Gateway ``ref`` (``gossamer token create --gateway``)."""
+    code, out = await run_cli(
+        "token", "create", "--gateway", ref, "--server", app.api_url, "--ttl", "10m"
+    )
+    assert code == 0, out
+    return out.splitlines()[0].strip()
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(
+    app: ControlPlaneApp, tmp_path: Path, name: str, port: int, *args: str
+) -> AsyncIterator[GatewayProcess]:
+    """``gossamer gateway --name NAME ARGS`` against ``app`` as a process (its files under
+    ``tmp_path/gw-NAME``), killed at the end."""
+    workdir = tmp_path / f"gw-{name}"
+    workdir.mkdir(exist_ok=True)
+    err = workdir / "gateway.err"
+    xds = f"{app.xds_addr[0]}:{app.xds_addr[1]}"
+    xds_tls = f"{app.xds_tls_addr[0]}:{app.xds_tls_addr[1]}"
+    with (workdir / "gateway.out").open("wb") as o, err.open("wb") as e:
+        proc = await asyncio.create_subprocess_exec(
+            GOSSAMER, "gateway", "--name", name, "--server", app.api_url,
+            "--xds-addr", xds, "--xds-tls-addr", xds_tls, "--drain-seconds", "1",
+            "--concurrency", "1", *args,
+            stdin=subprocess.DEVNULL, stdout=o, stderr=e, start_new_session=True,
+            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
+        )  # fmt: skip
+    gw = GatewayProcess(name, proc, f"http://127.0.0.1:{port}", workdir / "state", err)
+    try:
+        yield gw
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 20)
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    await proc.wait()
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
 
 
 async def answers(url: str) -> int | None:
