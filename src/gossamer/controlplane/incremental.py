@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.translate import names
+from gossamer.translate.local_cluster import local_endpoints
 from gossamer.translate.proxy import Translator
 from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.xds.resources import ResourceType
@@ -114,4 +115,8 @@ def patch_endpoints(
                 if name in held:
                     cla = translator.endpoints(model, (ref, port.name, subset), tls, zone)
                     updates[name] = serializer.versioned(ResourceType.ENDPOINT, name, cla)
+        local = names.local_cluster(ref)  # (a sidecar of ``ref``: its local cluster)
+        if local in held:
+            cla = local_endpoints(translator.memo, model, ref)
+            updates[local] = serializer.versioned(ResourceType.ENDPOINT, local, cla)
     return last.with_resources(ResourceType.ENDPOINT, updates, created) if updates else last

@@ -128,8 +128,16 @@ class HealthCheck(Strict):
         return self
 
 
+#: what a ``rateLimit`` figure counts: each sidecar's requests, or the whole service's
+RateLimitScope = Literal["instance", "service"]
+
+
 class RateLimit(Strict):
-    """At most ``requests`` per ``per`` at each of the service's sidecars (429 beyond)."""
+    """At most ``requests`` per ``per`` (429 beyond), enforced at the service's sidecars,
+    inbound: at **each** of them (``scope: instance``, the default), or at all of them
+    together (``scope: service``: each healthy instance takes its share, ``requests``
+    divided by their number, which Envoy learns from its local cluster; see
+    ``translate.local_cluster``)."""
 
     requests: Count
     #: Envoy refills token buckets at most every 50 ms
@@ -137,6 +145,7 @@ class RateLimit(Strict):
         Duration,
         duration_between(timedelta(milliseconds=50), timedelta(hours=10_000), "at least 50ms"),
     ]
+    scope: RateLimitScope = "instance"
 
 
 class TrafficPolicySpec(Strict):
@@ -162,6 +171,16 @@ class TrafficPolicySpec(Strict):
             raise ValueError(
                 "set retryBudget or circuitBreaker.maxRetries, not both: with a budget "
                 "Envoy ignores maxRetries"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _service_scope_whole_service(self) -> TrafficPolicySpec:
+        if self.subset and self.rateLimit is not None and self.rateLimit.scope == "service":
+            raise ValueError(
+                "rateLimit.scope 'service' is one figure for the whole service, shared by "
+                "its healthy instances: set it on the policy without subset, or use "
+                "scope: instance here (the figure at each instance of the subset)"
             )
         return self
 

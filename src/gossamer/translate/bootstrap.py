@@ -6,7 +6,9 @@
   The node itself is written by ``gossamer.node.fill_node`` (read back by ``parse_node``
   there, which the xDS server uses to learn who is connecting). With ``xds_tls`` the
   ``gossamer-xds`` cluster speaks mTLS with the workload's SDS identity and checks that
-  the server is the control plane (``CONTROL_PLANE_SAN``).
+  the server is the control plane (``CONTROL_PLANE_SAN``). A sidecar's (a node with a
+  service) also has its local cluster, its service's instances over EDS
+  (``translate.local_cluster``).
 * ``static_bootstrap`` — wraps generated xDS resources as static resources so that
   ``envoy --mode validate`` can check them (routes and endpoints are inlined).
 """
@@ -31,8 +33,9 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from gossamer.errors import FieldError, ValidationError
+from gossamer.model.snapshot import Ref
 from gossamer.node import IDENTITY_KEYS, SDS_KEY, MetadataValue, fill_node
-from gossamer.translate import stat_sink
+from gossamer.translate import local_cluster, stat_sink
 from gossamer.translate.names import SDS_CLUSTER
 from gossamer.translate.tls import control_plane_socket
 from gossamer.types import ProxyIdentity
@@ -155,11 +158,24 @@ def ads_bootstrap(
     bootstrap.static_resources.clusters.append(xds)
     if sds_socket is not None:
         bootstrap.static_resources.clusters.append(sds_cluster(sds_socket))
+    if node.kind == "sidecar" and node.service:
+        _local_cluster(bootstrap, (node.namespace, node.service))
     _set_socket_address(bootstrap.admin.address, admin_address)
     if stats_sink:
         bootstrap.stats_sinks.append(stat_sink.stats_sink(node, XDS_CLUSTER))
         bootstrap.stats_flush_interval.FromTimedelta(stats_flush)
     return bootstrap
+
+
+def _local_cluster(bootstrap: bootstrap_pb2.Bootstrap, service: Ref) -> None:
+    """A sidecar's local cluster: its service's instances, among which a
+    ``rateLimit`` with ``scope: service`` is shared (``translate.local_cluster``)."""
+    cluster = local_cluster.bootstrap_cluster(service)
+    bootstrap.static_resources.clusters.append(cluster)
+    bootstrap.cluster_manager.local_cluster_name = cluster.name
+    runtime = bootstrap.layered_runtime
+    runtime.layers.add(name=local_cluster.RUNTIME_LAYER).static_layer.update(local_cluster.RUNTIME)
+    runtime.layers.add(name=local_cluster.ADMIN_LAYER).admin_layer.SetInParent()
 
 
 def static_bootstrap(

@@ -4,7 +4,8 @@ Like a Route rule's local limit (``translate.rate_limit``), the bucket lives in 
 HCM's ``local_ratelimit`` filter as a descriptor (its config an ECDS resource of its own,
 so a budget change drains no listener), and the inbound routes only emit it, so a route
 push never refills it. Each sidecar has its own bucket: N replicas take N times
-``requests`` per ``per`` in all.
+``requests`` per ``per`` in all; with ``scope: service`` the filter divides it among the
+service's healthy instances (``translate.local_cluster``), ``requests`` in all.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def inbound_bucket(snap: ModelSnapshot, w: Workload) -> Bucket | None:
     if policy is None or policy.spec.rateLimit is None:
         return None
     limit = policy.spec.rateLimit
-    return Bucket(policy_rule(policy), limit.requests, limit.per)
+    return Bucket(policy_rule(policy), limit.requests, limit.per, limit.scope == "service")
 
 
 def limited(

@@ -76,6 +76,13 @@ def inbound_cluster(port: str) -> str:
     return f"inbound|{port}"
 
 
+def local_cluster(service: Ref) -> str:
+    """A sidecar's local cluster (its bootstrap's ``cluster_manager.local_cluster_name``,
+    and that cluster's endpoint set): the healthy instances of its own service that share
+    a ``rateLimit`` with ``scope: service`` (``translate.local_cluster``)."""
+    return f"local|{_svc(service)}"
+
+
 def inbound_listener(port: str) -> str:
     return f"inbound|{port}"
 

@@ -38,6 +38,7 @@ from gossamer.translate.global_rate_limit import cluster as rate_limit_cluster
 from gossamer.translate.hcm import http_connection_manager
 from gossamer.translate.inbound_limit import inbound_bucket, limited
 from gossamer.translate.listeners import INBOUND, OUTBOUND, http_listener, tcp_listener
+from gossamer.translate.local_cluster import local_endpoints
 from gossamer.translate.rate_limit import Bucket, buckets, extension_config
 from gossamer.translate.routes import (
     inbound_routes,
@@ -175,6 +176,8 @@ class Translator(SharedPieces):
         tls_on = ProxyIdentity("sidecar", *w.ref).node_id in tls.capable
         mode = mode_of(snap, svc.ref) if tls_on else "off"
         zone = w.zone
+        local = local_endpoints(self.memo, snap, svc.ref)  # the bootstrap's local cluster
+        out.endpoints[local.cluster_name] = local
         for p in w.spec.ports:
             port = svc.port(p.name)
             assert port is not None and p.appPort is not None
@@ -373,7 +376,7 @@ class Translator(SharedPieces):
         """The ECDS resource of the local rate-limit filter of the HCM ``stat_prefix``."""
         # (by value: buckets are made anew per translation; an unchanged config stays the
         # same object, serialised once)
-        key = tuple((b.rule, b.requests, b.per // _MICROSECOND) for b in held)
+        key = tuple((b.rule, b.requests, b.per // _MICROSECOND, b.shared) for b in held)
         config = self.memo.get(
             "local-limits", (stat_prefix, key), partial(extension_config, stat_prefix, held)
         )

@@ -51,11 +51,15 @@ STAT_PREFIX = "local_rate_limit"
 
 @dataclass(frozen=True, order=True, slots=True)
 class Bucket:
-    """One rule's budget: ``requests`` per ``per``, refilled whole every ``per``."""
+    """One rule's budget: ``requests`` per ``per``, refilled whole every ``per``.
+
+    ``shared``: the figure is shared by the proxies of the Envoy local cluster (a
+    ``TrafficPolicy.rateLimit`` with ``scope: service``; ``translate.local_cluster``)."""
 
     rule: str
     requests: int
     per: timedelta
+    shared: bool = False
 
 
 def rule_id(route: Route, index: int, rule: Rule) -> str:
@@ -106,7 +110,11 @@ def _all() -> base_pb2.RuntimeFractionalPercent:
 def local_rate_limit(held: Iterable[Bucket]) -> local_rate_limit_pb2.LocalRateLimit:
     """The filter's config: one descriptor (and bucket) per rule; requests whose route
     emits none are not limited (no default bucket). Over budget: 429 with
-    ``x-ratelimit-*`` headers."""
+    ``x-ratelimit-*`` headers.
+
+    With a ``shared`` bucket the filter sets ``local_cluster_rate_limit``, which divides
+    *every* bucket of the filter among the local cluster's members: only the inbound
+    filter of a sidecar holds one, and it holds nothing else."""
     config = local_rate_limit_pb2.LocalRateLimit(
         stat_prefix=STAT_PREFIX,
         status=http_status_pb2.HttpStatus(code=http_status_pb2.TooManyRequests),
@@ -118,6 +126,9 @@ def local_rate_limit(held: Iterable[Bucket]) -> local_rate_limit_pb2.LocalRateLi
         vh_rate_limits=ratelimit_pb2.IGNORE,
         always_consume_default_token_bucket=wrappers_pb2.BoolValue(value=False),
     )
+    held = tuple(held)
+    if any(b.shared for b in held):
+        config.local_cluster_rate_limit.SetInParent()
     for b in held:
         config.descriptors.add(
             entries=[ratelimit_pb2.RateLimitDescriptor.Entry(key=DESCRIPTOR_KEY, value=b.rule)],

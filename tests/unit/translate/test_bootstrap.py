@@ -72,7 +72,7 @@ def test_ads_bootstrap_dynamic_resources(delta: bool, api_type: int) -> None:
 
 def test_ads_bootstrap_xds_cluster_speaks_http2_to_the_control_plane() -> None:
     bootstrap = ads_bootstrap(CART, ("127.0.0.9", 18001), ("127.0.0.1", 9901))
-    [cluster] = bootstrap.static_resources.clusters
+    cluster, _local = bootstrap.static_resources.clusters  # (a sidecar's local cluster)
     assert cluster.name == XDS_CLUSTER
     assert cluster.type == cluster_pb2.Cluster.STATIC
     address = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address
