@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from gossamer.store.base import Change, Store
+from gossamer.store.etcd import EtcdStore
 from gossamer.store.memory import DEFAULT_HISTORY, MemoryStore
 from gossamer.store.sqlite import SQLiteStore
+from gossamer.testing.etcd import EtcdServer
 from gossamer.types import Manifest
 
 #: Generous: only reached when something is broken.
@@ -28,15 +30,22 @@ def manifest(kind: str, name: str, namespace: str | None = None, **spec: Any) ->
 class StoreMaker:
     """Opens stores of one backend and closes all of them at the end of a test."""
 
-    def __init__(self, backend: str, directory: Path) -> None:
+    def __init__(self, backend: str, directory: Path, etcd: EtcdServer | None = None) -> None:
         self.backend = backend
         self.directory = directory
+        #: the etcd server of the "etcd" backend (one per test, so revisions start at 1)
+        self.etcd = etcd
         self.opened: list[Store] = []
 
     async def __call__(self, history: int = DEFAULT_HISTORY) -> Store:
         store: Store
         if self.backend == "memory":
             store = MemoryStore(history=history)
+        elif self.backend == "etcd":
+            assert self.etcd is not None
+            store = await EtcdStore.open(
+                f"{self.etcd.url}/store-{len(self.opened)}", history=history
+            )
         else:
             path = self.directory / f"store-{len(self.opened)}.db"
             store = await SQLiteStore.open(path, history=history)
