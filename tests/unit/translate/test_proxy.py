@@ -56,10 +56,13 @@ def test_sidecar_has_exactly_its_inbound_and_dependencies() -> None:
     # reviews: the whole service (the catch-all) and the two subsets its Route sends to
     outbound = {REVIEWS, REVIEWS_V1, REVIEWS_V2, RATINGS, DB}
     assert set(res.clusters) == {"inbound|http"} | outbound
-    assert set(res.endpoints) == outbound
+    # (and its bootstrap's local cluster's: its own service's instances)
+    assert set(res.endpoints) == outbound | {"local|default/web"}
     assert set(res.routes) == {"inbound|http", REVIEWS, RATINGS}
     for name, cla in res.endpoints.items():
         assert cla.cluster_name == name
+        if name.startswith("local|"):
+            continue  # (its cluster is in the bootstrap)
         assert res.clusters[name].type == cluster_pb2.Cluster.EDS
         assert res.clusters[name].eds_cluster_config.service_name == name
 
