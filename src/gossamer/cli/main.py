@@ -77,6 +77,14 @@ def control_plane(
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="where the store keeps its data")
     ] = Path(".gossamer"),
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="where resources are kept: SQLite in --data-dir (the default), 'memory:', "
+            "or etcd://HOST:2379[,HOST:2379...][/prefix] (docs/store.md, 'etcd')",
+        ),
+    ] = None,
     api_addr: Annotated[
         str, typer.Option("--api-addr", callback=_host_port, help="REST API (HOST:PORT)")
     ] = "127.0.0.1:7070",
@@ -283,6 +291,7 @@ def control_plane(
             data_dir,
             api_addr,
             xds_addr,
+            store=store,
             insecure_listen=insecure_listen,
             api_limits=limits,
             max_request_bytes=max_request_bytes,

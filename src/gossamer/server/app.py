@@ -198,7 +198,9 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         plaintext["--xds-addr"] = settings.xds_addr
     check_listen_addresses(plaintext, insecure_listen=settings.insecure_listen)
     private_dir(settings.data_dir, "--data-dir")  # 0700: store, audit trail (issue 7, R6)
-    store = await open_store(settings.store or settings.data_dir / "gossamer.db")
+    store = await open_store(
+        settings.store or settings.data_dir / "gossamer.db", data_dir=settings.data_dir
+    )
     metrics = CollectorRegistry()
     cache = SnapshotCache()
     monitor = XdsMonitor(metrics, forget_after=settings.forget_proxies_after)
