@@ -196,6 +196,38 @@ class Aggregator:
         counts[2 * _SLOTS + bisect_left(HISTOGRAM_BOUNDS, rec.bytes_sent)] += 1
         sums[2] += rec.bytes_sent
 
+    def add_counted(self, rec: Record, count: int, latencies: list[tuple[float, int]]) -> None:
+        """``count`` requests alike but for their latency: ``latencies`` (ms, how many),
+        whose counts add up to ``count`` (from Envoy's stats: ``telemetry.stats_records``)."""
+        buckets = self.minutes.setdefault(rec.minute, {})
+        key = Key(rec[0], rec[1], rec[2], rec[3], rec[4], rec[5], rec[6], rec.minute)
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = Bucket()
+        bucket.requests += count
+        status = rec.status
+        if status >= 500 or status == 0:
+            bucket.e5xx += count
+        elif status >= 400:
+            bucket.e4xx += count
+        bucket.bytes_received += rec.bytes_received
+        bucket.bytes_sent += rec.bytes_sent
+        if rec.mtls:
+            bucket.mtls += count
+        bucket.retries += rec.retries
+        sketch = bucket.settle()
+        self.records += count
+        tkey = (rec[0], rec[15], rec[1], rec[2], rec[3], rec[4], status, rec[14], rec[12],
+                rec[16], rec[17])  # fmt: skip
+        total = self.totals.setdefault(tkey, Total())
+        total.requests += count
+        for latency, n in latencies:
+            sketch.add(latency, n)
+            total.counts[bisect_left(HISTOGRAM_BOUNDS, latency)] += n
+            total.sums[0] += latency * n
+        total.counts[_SLOTS] += count  # the bytes: not counted per request (0)
+        total.counts[2 * _SLOTS] += count
+
     def take(self, before_minute: int | None = None) -> dict[Key, Bucket]:
         """Remove and return the buckets of minutes before ``before_minute`` (all: None),
         their sketches settled."""

@@ -105,6 +105,7 @@ def api_app(service: TelemetryService, token: str | None) -> FastAPI:
             "missingEntries": sum(g.missing for g in gaps),
             "gaps": [g.as_json() for g in gaps if g.missing > 0],
             "otlpExport": service.exporter.stats.as_json() if service.exporter else None,
+            "requestStats": service.request_stats.counters.as_json(),
             "reconciliation": {
                 "samples": reconciler.samples,
                 "samplesWaiting": len(reconciler.waiting),

@@ -34,6 +34,7 @@ from gossamer.telemetry.als import AccessLogServicer
 from gossamer.telemetry.api import api_app
 from gossamer.telemetry.otlp_export import OtlpExporter
 from gossamer.telemetry.stat_sink import Gap, MetricsServicer, Reconciler
+from gossamer.telemetry.stats_records import RequestStats
 from gossamer.telemetry.store import TelemetryStore
 from gossamer.telemetry.traces import Span, TraceServicer
 from gossamer.telemetry.traces_sampling import TraceSampler
@@ -140,7 +141,8 @@ class TelemetryService:
         self.aggregator = Aggregator()
         self.reconciler = Reconciler(clock)
         self.servicer = AccessLogServicer(self.aggregator, clock, self.reconciler.received)
-        self.metrics = MetricsServicer(self.reconciler)
+        self.request_stats = RequestStats(self.aggregator, clock())
+        self.metrics = MetricsServicer(self.reconciler, self.request_stats)
         self.flushed_buckets = 0
         self.sampler = sampler or TraceSampler()
         self.traces = TraceServicer(self._spans_in)
@@ -166,6 +168,7 @@ class TelemetryService:
         if not everything:  # (at shutdown a waiting sample lacks its in-flight entries)
             self.reconciler.settle()
         await self.store.write_reconcile(self.reconciler.snapshot(), self.reconciler.take_gaps())
+        await self.store.write_request_stats(self.request_stats.snapshot())
         await self.store.prune(now_minute)
 
     async def buckets(self, since_minute: int) -> list[tuple[Key, Bucket]]:
@@ -175,6 +178,7 @@ class TelemetryService:
     async def restore(self) -> None:
         """The reconciliation state the previous process left (``stat_sink``)."""
         self.reconciler.restore(await self.store.reconcile_states())
+        self.request_stats.restore(await self.store.request_stats())
 
     async def gaps(self, since_minute: int) -> list[Gap]:
         """Gaps flagged in the window: on disk and not yet written."""

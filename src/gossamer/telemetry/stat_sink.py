@@ -37,6 +37,7 @@ import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
+from gossamer.telemetry.stats_records import RequestStats
 from gossamer.translate.stat_sink import (
     LOGS_DROPPED,
     LOGS_WRITTEN,
@@ -291,10 +292,12 @@ class MetricsStats:
 
 class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ignore[misc]
     """``opentelemetry.proto.collector.metrics.v1.MetricsService/Export``: each proxy's
-    counters into the ``Reconciler``; other metrics are ignored."""
+    counters into the ``Reconciler``, its request stats into ``requests``
+    (``telemetry.stats_records``); other metrics are ignored."""
 
-    def __init__(self, reconciler: Reconciler) -> None:
+    def __init__(self, reconciler: Reconciler, requests: RequestStats | None = None) -> None:
         self.reconciler = reconciler
+        self.requests = requests
         self.stats = MetricsStats()
 
     async def Export(  # the protocol's name
@@ -304,6 +307,8 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):  # type:
     ) -> metrics_service_pb2.ExportMetricsServiceResponse:
         self.stats.exports += 1
         for resource_metrics in request.resource_metrics:
+            if self.requests is not None:
+                self.requests.export(resource_metrics)
             sample = sample_of(resource_metrics)
             if sample is None:
                 self.stats.unnamed += 1

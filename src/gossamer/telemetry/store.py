@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS reconcile (
     written INTEGER NOT NULL, received INTEGER NOT NULL, high INTEGER NOT NULL,
     restarts INTEGER NOT NULL, after INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS request_stats (
+    id INTEGER PRIMARY KEY CHECK (id = 0), state TEXT NOT NULL
+);
 """
 
 Receipt = tuple[int, str, int]  # (minute, node id, entries received)
@@ -184,6 +187,21 @@ class TelemetryStore:
             "FROM reconcile"
         ).fetchall()
         return [(NodeState(*row[:8]), int(row[8])) for row in rows]
+
+    async def write_request_stats(self, state: str) -> None:
+        """Replace the request stats' last cumulative figures (``stats_records``, JSON)."""
+        await self._run(self._write_request_stats, state)
+
+    def _write_request_stats(self, state: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO request_stats VALUES (0, ?)", (state,))
+
+    async def request_stats(self) -> str | None:
+        return await self._run(self._request_stats)
+
+    def _request_stats(self) -> str | None:
+        row = self.db.execute("SELECT state FROM request_stats WHERE id = 0").fetchone()
+        return None if row is None else str(row[0])
 
     async def gaps(self, since_minute: int) -> list[Gap]:
         """Gaps whose interval ended in or after ``since_minute``, oldest first."""

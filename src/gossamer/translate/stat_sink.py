@@ -32,6 +32,7 @@ from envoy.extensions.tracers.opentelemetry.resource_detectors.v3 import (
 )
 from google.protobuf import wrappers_pb2
 
+from gossamer.translate import telemetry_stats
 from gossamer.translate.common import any_of
 from gossamer.types import ProxyIdentity
 
@@ -48,6 +49,25 @@ NODE_ATTRIBUTE = "gossamer.node_id"
 SERVICE_ATTRIBUTE = "service.name"
 #: how often Envoy pushes: a gap shows this long (plus the service's grace) after it opened
 FLUSH_INTERVAL = timedelta(seconds=10)
+#: the stats access logger's stats (``translate.telemetry_stats``): each kept under its name
+#: without the tags, which travel as attributes
+REQUEST_METRICS = tuple(
+    f"{telemetry_stats.PREFIX}.{name}"
+    for name in (telemetry_stats.DURATION, telemetry_stats.ATTEMPTS, *telemetry_stats.BYTES)
+)
+
+
+def _latency_buckets_us() -> tuple[float, ...]:
+    """Upper bounds (us) of the latency histogram: 24 per decade from 10 us to 100 s, each a
+    number of two significant digits (the edges of Envoy's own log-linear bins, so no
+    bucket splits a bin), neighbours at most 1.127x apart (``telemetry.stats_records``
+    takes a bucket's requests at a value within 6 % of each)."""
+    mantissas = (10, 11, 12, 13, 14, 15, 16, 18, 20, 22, 24, 26, 28, 30, 33, 36, 40, 45, 50,
+                 56, 63, 71, 80, 90)  # fmt: skip
+    return (*(float(m * 10**e) for e in range(7) for m in mantissas), 1e8)
+
+
+LATENCY_BUCKETS_US = _latency_buckets_us()
 
 
 def topology_node(proxy: ProxyIdentity) -> str:
@@ -61,7 +81,7 @@ def sink_config(proxy: ProxyIdentity, cluster: str) -> open_telemetry_pb2.SinkCo
     """OTLP metrics to ``cluster`` (gRPC): ``METRICS`` only, full names, cumulative."""
     config = open_telemetry_pb2.SinkConfig(
         use_tag_extracted_name=wrappers_pb2.BoolValue(value=False),
-        emit_tags_as_attributes=wrappers_pb2.BoolValue(value=False),
+        emit_tags_as_attributes=wrappers_pb2.BoolValue(value=True),
     )
     config.grpc_service.envoy_grpc.cluster_name = cluster
     attributes = {NODE_ATTRIBUTE: proxy.node_id, SERVICE_ATTRIBUTE: topology_node(proxy)}
@@ -70,12 +90,15 @@ def sink_config(proxy: ProxyIdentity, cluster: str) -> open_telemetry_pb2.SinkCo
         any_of(static_detector_pb2.StaticConfigResourceDetectorConfig(attributes=attributes))
     )
     matcher = config.custom_metric_conversions
-    for name in METRICS:
+    for name, prefix in [(n, False) for n in METRICS] + [(n, True) for n in REQUEST_METRICS]:
         field = matcher.matcher_list.matchers.add()
         predicate = field.predicate.single_predicate
         predicate.input.name = "stat_full_name"
         predicate.input.typed_config.CopyFrom(any_of(stat_inputs_pb2.StatFullNameMatchInput()))
-        predicate.value_match.exact = name
+        if prefix:  # the full name goes on with the tags: ``<name>.<tag>.<value>...``
+            predicate.value_match.prefix = name + "."
+        else:
+            predicate.value_match.exact = name
         field.on_match.action.name = "keep"
         field.on_match.action.typed_config.CopyFrom(
             any_of(open_telemetry_pb2.SinkConfig.ConversionAction(metric_name=name))
@@ -85,6 +108,14 @@ def sink_config(proxy: ProxyIdentity, cluster: str) -> open_telemetry_pb2.SinkCo
         any_of(open_telemetry_pb2.SinkConfig.DropAction())
     )
     return config
+
+
+def stats_config() -> stats_pb2.StatsConfig:
+    """The bootstrap's ``stats_config``: the latency histogram's buckets."""
+    out = stats_pb2.StatsConfig()
+    setting = out.histogram_bucket_settings.add(buckets=LATENCY_BUCKETS_US)
+    setting.match.prefix = f"{telemetry_stats.PREFIX}.{telemetry_stats.DURATION}"
+    return out
 
 
 def stats_sink(proxy: ProxyIdentity, cluster: str) -> stats_pb2.StatsSink:

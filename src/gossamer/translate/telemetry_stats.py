@@ -1,0 +1,151 @@
+"""Every request counted in the proxy's own stats: Envoy's stats access logger
+(``envoy.access_loggers.stats``; docs/telemetry.md, "Collection").
+
+Instead of one gRPC message per request, the stats access logger adds each finished
+request to Envoy stats tagged with what a view needs (destination, upstream host, status,
+method and route, the verified peer); Envoy's OpenTelemetry stat sink
+(``translate.stat_sink``) pushes them, cumulative, every ``stat_sink.FLUSH_INTERVAL``:
+
+- ``gossamer.rq_time_us``: a histogram of the request's duration in microseconds; its
+  sample count is the exact number of requests, its buckets (``stat_sink.LATENCY_BUCKETS_US``)
+  give the latency quantiles;
+- ``gossamer.rq_bytes_in`` / ``gossamer.rq_bytes_out``: counters of the request's and the
+  response's bytes (headers + body: two counters each, Envoy takes one operator per value);
+- ``gossamer.rq_attempts``: a counter of upstream attempts (the client view's retries).
+
+The config is sent as an ``xds.type.v3.TypedStruct`` made from the typed message: Envoy 1.40
+deprecates ``stat_prefix`` for ``stats_scope`` (a ``type.v3.Scope``), which the installed
+xds-protos do not have yet; Envoy converts the struct with its own descriptors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Literal
+
+from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.extensions.access_loggers.stats.v3 import stats_pb2 as stats_log_pb2
+from google.protobuf import json_format, struct_pb2
+from xds.type.v3 import typed_struct_pb2
+
+from gossamer.errors import GossamerError
+from gossamer.translate.common import any_of
+from gossamer.translate.telemetry import (
+    DESTINATION_KIND_TAG,
+    DESTINATION_TAG,
+    GATEWAY,
+    INBOUND,
+    OUTBOUND,
+)
+
+STATS_ACCESS_LOG = "envoy.access_loggers.stats"
+_CONFIG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config"
+#: every stat this logger makes starts with this (the stat sink keeps exactly these)
+PREFIX = "gossamer"
+DURATION = "rq_time_us"
+ATTEMPTS = "rq_attempts"
+BYTES = {
+    "rq_bytes_in_headers": "%REQUEST_HEADERS_BYTES%",
+    "rq_bytes_in_body": "%BYTES_RECEIVED%",
+    "rq_bytes_out_headers": "%RESPONSE_HEADERS_BYTES%",
+    "rq_bytes_out_body": "%BYTES_SENT%",
+}
+WIRE_BYTES = {
+    "rq_wire_bytes_in": "%DOWNSTREAM_WIRE_BYTES_RECEIVED%",
+    "rq_wire_bytes_out": "%DOWNSTREAM_WIRE_BYTES_SENT%",
+}
+#: tag names (``gossamer.telemetry.stats_entries`` reads them)
+VIEW_TAG = "view"
+CLUSTER_TAG = "cluster"
+HOST_TAG = "host"
+CODE_TAG = "code"
+METHOD_TAG = "method"
+ROUTE_TAG = "route"
+PEER_TAG = "peer"
+#: which counters the logger keeps besides the latency histogram: ``full`` (request and
+#: response bytes, headers and body apart; attempts), ``wire`` (the stream's bytes on the
+#: wire, two counters), ``none`` (the histogram only: requests, status, latency, mTLS)
+Counters = Literal["full", "wire", "none"]
+_DURATION_FORMAT = "%COMMON_DURATION(DS_RX_BEG:DS_TX_END:us)%"
+
+
+def _tags(log_name: str, literals: tuple[tuple[str, str], ...]) -> list[stats_log_pb2.Config.Tag]:
+    Tag = stats_log_pb2.Config.Tag
+    tags = [Tag(name=VIEW_TAG, value_format=log_name)]
+    tags += [Tag(name=name, value_format=value) for name, value in literals]
+    tags += [
+        Tag(name=CODE_TAG, value_format="%RESPONSE_CODE%"),
+        Tag(name=METHOD_TAG, value_format="%REQ(:METHOD)%"),
+        Tag(name=ROUTE_TAG, value_format="%ROUTE_NAME%"),
+    ]
+    if log_name == INBOUND:  # the caller: the certificate it presented, verified
+        tags.append(Tag(name=PEER_TAG, value_format="%DOWNSTREAM_PEER_URI_SAN%"))
+    else:  # the callee: the upstream cluster and host, and the certificate it presented
+        tags += [
+            Tag(name=CLUSTER_TAG, value_format="%UPSTREAM_CLUSTER%"),
+            Tag(name=HOST_TAG, value_format="%UPSTREAM_HOST%"),
+            Tag(name=PEER_TAG, value_format="%UPSTREAM_PEER_URI_SAN%"),
+        ]
+    return tags
+
+
+def config(
+    log_name: str, literals: tuple[tuple[str, str], ...], *, counters: Counters = "full"
+) -> stats_log_pb2.Config:
+    """The logger's typed config, without its scope (``access_log`` adds it)."""
+    Config = stats_log_pb2.Config
+    tags = _tags(log_name, literals)
+    out = Config()
+    out.histograms.add(
+        stat=Config.Stat(name=DURATION, tags=tags),
+        unit=Config.Histogram.Microseconds,
+        value_format=_DURATION_FORMAT,
+    )
+    if counters == "wire":
+        for name, value in WIRE_BYTES.items():
+            out.counters.add(stat=Config.Stat(name=name, tags=tags), value_format=value)
+    if counters == "full":
+        for name, value in BYTES.items():
+            out.counters.add(stat=Config.Stat(name=name, tags=tags), value_format=value)
+        if log_name != INBOUND:
+            out.counters.add(
+                stat=Config.Stat(name=ATTEMPTS, tags=tags),
+                value_format="%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+            )
+    return out
+
+
+def _access_log(
+    log_name: str, literals: tuple[tuple[str, str], ...], counters: Counters
+) -> accesslog_pb2.AccessLog:
+    typed = json_format.MessageToDict(
+        config(log_name, literals, counters=counters), preserving_proto_field_name=True
+    )
+    typed["stats_scope"] = {"prefix": PREFIX}
+    value = struct_pb2.Struct()
+    value.update(typed)
+    wrapped = typed_struct_pb2.TypedStruct(type_url=_CONFIG_TYPE, value=value)
+    return accesslog_pb2.AccessLog(name=STATS_ACCESS_LOG, typed_config=any_of(wrapped))
+
+
+@lru_cache(maxsize=4096)
+def _cached(
+    log_name: str, literals: tuple[tuple[str, str], ...], counters: Counters
+) -> accesslog_pb2.AccessLog:
+    return _access_log(log_name, literals, counters)
+
+
+def access_log(
+    log_name: str, tags: Mapping[str, str] | None = None, *, counters: Counters = "full"
+) -> accesslog_pb2.AccessLog:
+    """The stats logger of one HCM (``log_name``: ``INBOUND``, ``OUTBOUND``, ``GATEWAY``),
+    with ``tags`` (``translate.telemetry.outbound_tags``) as literal tags. Shared: copy it."""
+    if log_name not in (INBOUND, OUTBOUND, GATEWAY):
+        raise GossamerError(f"log_name {log_name!r}: expected inbound, outbound or gateway")
+    given = (tags or {}).items()
+    literals = tuple(sorted((_LITERALS[k], v) for k, v in given if k in _LITERALS))
+    return _cached(log_name, literals, counters)
+
+
+_LITERALS = {DESTINATION_TAG: "dst", DESTINATION_KIND_TAG: "dst_kind"}
