@@ -158,6 +158,9 @@ class Bench:
             snap, old = self.cache.get(n), before[n]
             if snap is None:
                 continue
+            before_d, now_d = (old.digests if old is not None else None), snap.digests
+            if before_d and now_d and before_d[rtype] == now_d[rtype]:
+                continue  # (the type did not change: nothing to compare, O(1))
             was = old.resources[rtype] if old is not None else {}
             diff = {
                 name: v.version

@@ -82,10 +82,12 @@ class TlsReadiness:
         round translated with. True if the next round must publish a new state."""
         ready: set[Ref] = set()
         holders: list[tuple[str, Snapshot]] = []
-        for proxy in self._cache.connected():
-            node_id = proxy.node_id
+        # (only capable proxies count: a refresh follows every burst of ACKs, and reading
+        # every connected proxy's identity cost ~3 ms at 1,000 when none was capable)
+        for node_id in self.capable:
+            proxy = self._cache.identity(node_id)
             snap = self._cache.get(node_id)
-            if snap is None or node_id not in self.capable:
+            if proxy is None or snap is None:
                 continue
             holders.append((node_id, snap))
             ref = (proxy.namespace, proxy.name)

@@ -1,7 +1,8 @@
 """What each proxy should see, kept apart from the gRPC server that delivers it.
 
 Producers (the control plane's reconciler) ``set`` snapshots per node id; the server's
-streams ``wait`` for a snapshot newer than the one they have. The cache also tells producers
+streams ``watch`` their node: ``set`` sets each watching stream's own event (which its
+requests set too: a stream waits on one event). The cache also tells producers
 which nodes are connected (``on_connect``), so snapshots are built only for live proxies.
 ``on_connect`` callbacks run inside a stream's handler: they should note the node and
 return (building a snapshot there would hold the event loop for that stream's sake).
@@ -32,6 +33,8 @@ class SnapshotCache:
     def __init__(self) -> None:
         self._snapshots: dict[str, Snapshot] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        #: node id -> the events of the streams watching it (``watch``)
+        self._watchers: dict[str, list[asyncio.Event]] = {}
         self._nodes: dict[str, tuple[ProxyIdentity, int]] = {}
         self._on_connect: list[Callable[[ProxyIdentity], None]] = []
 
@@ -46,6 +49,8 @@ class SnapshotCache:
         event = self._changed.pop(node_id, None)
         if event is not None:
             event.set()
+        for watcher in self._watchers.get(node_id, ()):
+            watcher.set()
         return True
 
     def on_connect(self, callback: Callable[[ProxyIdentity], None]) -> None:
@@ -55,6 +60,11 @@ class SnapshotCache:
     def connected(self) -> list[ProxyIdentity]:
         return [ident for ident, _ in self._nodes.values()]
 
+    def identity(self, node_id: str) -> ProxyIdentity | None:
+        """The identity of a connected node (None: it has no open stream)."""
+        entry = self._nodes.get(node_id)
+        return entry[0] if entry is not None else None
+
     def attached(self, node_id: str) -> bool:
         """Has this node an open stream? (a producer that yielded checks before ``set``)"""
         return node_id in self._nodes
@@ -62,7 +72,9 @@ class SnapshotCache:
     def statistics(self) -> SnapshotCacheStatistics:
         """Entries held per table (nodes, snapshots, change events): for memory checks."""
         return SnapshotCacheStatistics(
-            nodes=len(self._nodes), snapshots=len(self._snapshots), events=len(self._changed)
+            nodes=len(self._nodes),
+            snapshots=len(self._snapshots),
+            events=len(self._changed) + sum(len(w) for w in self._watchers.values()),
         )
 
     # -- streams -----------------------------------------------------------------------------
@@ -76,6 +88,18 @@ class SnapshotCache:
         if event is None:
             event = self._changed[node_id] = asyncio.Event()
         return event
+
+    def watch(self, node_id: str, event: asyncio.Event) -> None:
+        """Set ``event`` at every ``set`` for this node, until ``unwatch``."""
+        self._watchers.setdefault(node_id, []).append(event)
+
+    def unwatch(self, node_id: str, event: asyncio.Event) -> None:
+        watchers = self._watchers.get(node_id)
+        if watchers is None:
+            return
+        watchers[:] = [w for w in watchers if w is not event]
+        if not watchers:
+            del self._watchers[node_id]
 
     def attach(self, proxy: ProxyIdentity) -> None:
         node_id = proxy.node_id

@@ -109,6 +109,11 @@ class XdsMetrics:
             registry=registry,
         )
         registry.register(_ProxyGauges(counts))
+        # (``labels()`` costs a lock and a dict look-up per call: each stream event reads
+        # the child of its type from here instead)
+        self.pushes_of = {t: self.pushes.labels(t.short) for t in PUSH_ORDER}
+        self.nacks_of = {t: self.nacks.labels(t.short) for t in PUSH_ORDER}
+        self.push_latency_of = {t: self.push_latency.labels(t.short) for t in PUSH_ORDER}
 
 
 # -- the summary, read back from a registry ------------------------------------------------

@@ -96,6 +96,10 @@ class XdsMonitor:
         #: for every proxy in a readiness pass) must not read every stream
         self._by_node: dict[str, dict[str, _Stream]] = {}
         self._gone: dict[str, _Gone] = {}
+        #: node ids whose newest counted stream is SDS-capable (``sds_capable``), kept per
+        #: stream opened and closed: recomputing it over every stream made a connect storm
+        #: of N proxies O(N^2)
+        self._sds: set[str] = set()
         self.forget_after = forget_after
         self._clock = clock
         self._registered: Registered = lambda _: False
@@ -139,7 +143,6 @@ class XdsMonitor:
         """``sds``: the proxy's node metadata says its Envoy gets secrets over SDS;
         ``authenticated``: its client proved it may be this proxy (mTLS);
         ``envoy_version``: the Envoy release its node announced."""
-        before = self.sds_capable() if self._sds_listeners else frozenset()
         stream = _Stream(
             proxy,
             state,
@@ -161,10 +164,9 @@ class XdsMonitor:
         self._gone.pop(proxy.node_id, None)
         self.metrics.connected.set(len(self._by_node))
         self._tell_host(proxy, True)
-        self._tell_sds(before)
+        self._update_sds(proxy.node_id)
 
     def closed(self, key: str) -> None:
-        before = self.sds_capable() if self._sds_listeners else frozenset()
         stream = self._streams.pop(key, None)
         if stream is not None:
             node = self._by_node[stream.proxy.node_id]
@@ -176,14 +178,25 @@ class XdsMonitor:
             self._gone[stream.proxy.node_id] = _Gone(stream.proxy, status, self._clock())
             self._schedule_forget()
             self._tell_host(stream.proxy, False)
+            self._update_sds(stream.proxy.node_id)
         self.metrics.connected.set(len(self._by_node))
-        self._tell_sds(before)
         self._notify()
 
-    def _tell_sds(self, before: frozenset[str]) -> None:
-        if self._sds_listeners and (now := self.sds_capable()) != before:
+    def _update_sds(self, node_id: str) -> None:
+        """After a stream of ``node_id`` opened or closed: is the node SDS-capable now (its
+        newest counted stream says so)? Tell the listeners if that changed."""
+        streams = self._counted_of(node_id)
+        now = bool(streams) and streams[-1].sds
+        if now == (node_id in self._sds):
+            return
+        if now:
+            self._sds.add(node_id)
+        else:
+            self._sds.discard(node_id)
+        if self._sds_listeners:
+            capable = frozenset(self._sds)
             for listener in self._sds_listeners:
-                listener(now)
+                listener(capable)
 
     def _tell_host(self, proxy: ProxyIdentity, opened: bool) -> None:
         if proxy.host is not None:
@@ -235,7 +248,7 @@ class XdsMonitor:
         stream = self._streams[key]
         stream.last_seen = time.time()
         if outcome.kind == "nack":
-            self.metrics.nacks.labels(outcome.type.short).inc()
+            self.metrics.nacks_of[outcome.type].inc()
             self._log_nack(stream, outcome)
         elif outcome.kind == "ack":
             stream.nacked.pop(outcome.type, None)
@@ -260,7 +273,7 @@ class XdsMonitor:
         )
 
     def sent(self, key: str, out: Outgoing) -> None:
-        self.pushes.labels(out.type.short).inc()
+        self.metrics.pushes_of[out.type].inc()
         stream = self._streams.get(key)
         if stream is not None:
             stream.in_sync = False  # (a response is in flight until it is answered)
@@ -290,7 +303,7 @@ class XdsMonitor:
         if stream.state.type_in_sync(rtype, snap):
             stream.type_synced_at[rtype] = snap.created
             latency = max(0.0, time.monotonic() - snap.created)
-            self.metrics.push_latency.labels(rtype.short).observe(latency)
+            self.metrics.push_latency_of[rtype].observe(latency)
 
     def _notify(self) -> None:
         self._progress.set()
@@ -368,8 +381,7 @@ class XdsMonitor:
 
     def sds_capable(self) -> frozenset[str]:
         """Connected proxies whose newest stream says their Envoy gets secrets over SDS."""
-        newest = {s.proxy.node_id: s.sds for s in self._counted()}
-        return frozenset(n for n, sds in newest.items() if sds)
+        return frozenset(self._sds)
 
     def resource_acks(self, node_id: str, select: Select) -> list[ResourceAck] | None:
         """Per resource ``select`` picks, what ``node_id``'s newest counted stream holds

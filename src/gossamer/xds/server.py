@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from gossamer.errors import ConfigError, GossamerError, PermissionDeniedError
 from gossamer.types import ProxyIdentity
@@ -28,6 +28,7 @@ from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.stream import AdsStream
 from gossamer.xds.tls import ServerCredentials
+from gossamer.xds.wire import ResponseEncoder
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,14 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         monitor: XdsMonitor,
         authorize: Authorizer,
         ids: Iterator[int],
+        encoder: ResponseEncoder,
     ) -> None:
         self.cache = cache
         self.monitor = monitor
         self.authorize = authorize
         #: shared by the plaintext and mTLS ports: stream keys are unique in the monitor
         self._ids = ids
+        self._encoder = encoder
 
     async def _serve(self, context: Any, *, delta: bool) -> None:
         async def read() -> Any:
@@ -99,6 +102,8 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             read=read,
             write=context.write,
             authorize=lambda proxy: self.authorize(proxy, peer),
+            encoder=self._encoder,
+            wire=True,
         )
         try:
             await stream.run()
@@ -113,6 +118,31 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
 
     async def DeltaAggregatedResources(self, request_iterator: Any, context: Any) -> None:
         await self._serve(context, delta=True)
+
+
+def _as_is(response: bytes) -> bytes:
+    """The response serializer: streams write responses already encoded (``xds.wire``)."""
+    return response
+
+
+def _ads_handler(servicer: _Servicer) -> grpc.GenericRpcHandler:
+    """The ADS service as ``ads_pb2_grpc`` registers it, but with responses written as
+    the bytes the streams encoded (one encoding of a resource shared by every stream)."""
+    return grpc.method_handlers_generic_handler(
+        "envoy.service.discovery.v3.AggregatedDiscoveryService",
+        {
+            "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                servicer.StreamAggregatedResources,
+                request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                response_serializer=_as_is,
+            ),
+            "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                servicer.DeltaAggregatedResources,
+                request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                response_serializer=_as_is,
+            ),
+        },
+    )
 
 
 class XdsServer:
@@ -130,6 +160,8 @@ class XdsServer:
         self.authorize = authorize
         self._servers: list[grpc.aio.Server] = []
         self._stream_ids = itertools.count(1)
+        #: encodes every stream's responses (shared by both ports)
+        self.encoder = ResponseEncoder()
         #: the plaintext port (0: not serving plaintext)
         self.port = 0
         #: the mTLS port (0: not serving mTLS)
@@ -167,9 +199,10 @@ class XdsServer:
                 *self.keepalive.grpc_options(),
             ]
         )
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-            _Servicer(self.cache, self.monitor, self._authorize, self._stream_ids), server
+        servicer = _Servicer(
+            self.cache, self.monitor, self._authorize, self._stream_ids, self.encoder
         )
+        server.add_generic_rpc_handlers((_ads_handler(servicer),))
         for add in self.services:
             add(server)
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets

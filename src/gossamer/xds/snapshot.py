@@ -22,13 +22,21 @@ from types import MappingProxyType
 from google.protobuf import any_pb2, message
 
 from gossamer.xds.resources import ResourceType
+from gossamer.xds.wire import any_wire
 
 
 @dataclass(frozen=True, slots=True)
 class Versioned:
     name: str
     version: str
-    resource: any_pb2.Any
+    #: the resource as an encoded ``google.protobuf.Any``: encoded once, joined as is into
+    #: every response carrying it (``gossamer.xds.wire``)
+    wire: bytes
+
+    @property
+    def resource(self) -> any_pb2.Any:
+        """The resource as a ``google.protobuf.Any`` (decoded on each call)."""
+        return any_pb2.Any.FromString(self.wire)
 
 
 def content_version(items: Iterable[tuple[str, str]]) -> str:
@@ -52,8 +60,7 @@ class Serializer:
         if hit is not None and hit[0] is msg:
             return hit[1]
         data = msg.SerializeToString(deterministic=True)
-        any_msg = any_pb2.Any(type_url=rtype.url, value=data)
-        out = Versioned(name, hashlib.sha256(data).hexdigest()[:16], any_msg)
+        out = Versioned(name, hashlib.sha256(data).hexdigest()[:16], any_wire(rtype.url, data))
         self._cache[key] = (msg, out)
         return out
 

@@ -348,12 +348,12 @@ class StreamState:
 
     def in_sync(self, snap: Snapshot) -> bool:
         """Every requested type has ACKed everything the snapshot holds for it."""
-        for ts in self.types.values():
-            if not ts.requested:
-                continue
-            if ts.inflight is not None:
-                return False
-            if self._pending(ts, needs(ts, snap, self.delta)):
+        types = self.types.values()
+        # (a response in flight answers it without asking what any type needs)
+        if any(ts.inflight is not None for ts in types):
+            return False
+        for ts in types:
+            if ts.requested and self._pending(ts, needs(ts, snap, self.delta)):
                 return False
         return True
 

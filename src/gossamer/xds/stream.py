@@ -1,6 +1,11 @@
 """One ADS stream: feeds requests to the protocol state and sends what it plans.
 
 The I/O half of the stream; all protocol decisions are in ``gossamer.xds.state``.
+
+A stream waits on one event of its own, set by its requests and by a new snapshot of its
+node (``SnapshotCache.watch``). Responses are encoded from the resources' bytes
+(``gossamer.xds.wire``): the gRPC server writes those bytes as they are (``wire=True``);
+other transports (the in-process one of ``gossamer.testing``) get them decoded.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import Outgoing, StreamState
+from gossamer.xds.wire import ResponseEncoder
 
 Request = Any  # DiscoveryRequest | DeltaDiscoveryRequest
 _EOF = object()
@@ -38,9 +44,13 @@ class AdsStream:
         read: Callable[[], Awaitable[Request | None]],
         write: Callable[[Any], Awaitable[None]],
         authorize: Callable[[ProxyIdentity], Verdict] = lambda proxy: Verdict(proxy, ANONYMOUS),
+        encoder: ResponseEncoder | None = None,
+        wire: bool = False,
     ) -> None:
         """``authorize``: may this stream's client subscribe as the proxy its first request
-        names? (``PermissionDeniedError`` if not; ``gossamer.xds.auth.check_node``)"""
+        names? (``PermissionDeniedError`` if not; ``gossamer.xds.auth.check_node``);
+        ``encoder``: shared by the streams of one server; ``wire``: ``write`` takes the
+        encoded response (bytes), else a ``DiscoveryResponse``/``DeltaDiscoveryResponse``."""
         self.key = key
         self._authorize = authorize
         self.delta = delta
@@ -49,6 +59,10 @@ class AdsStream:
         self._read = read
         self._write = write
         self.state = StreamState(delta=delta)
+        self._encoder = encoder or ResponseEncoder()
+        self._wire = wire
+        #: set by each request and each new snapshot of the node
+        self._wake = asyncio.Event()
 
     async def run(self) -> None:
         first = await self._read()
@@ -75,34 +89,34 @@ class AdsStream:
             envoy_version=envoy_version(first.node),
         )
         self.cache.attach(proxy)
+        self.cache.watch(proxy.node_id, self._wake)
         self._inbox: deque[object] = deque([first])
-        self._arrived = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as tg:
                 reader = tg.create_task(self._reader())
                 await self._loop(proxy)
                 reader.cancel()
         finally:
+            self.cache.unwatch(proxy.node_id, self._wake)
             self.cache.detach(proxy)
             self.monitor.closed(self.key)
 
     async def _reader(self) -> None:
         while (req := await self._read()) is not None:
             self._inbox.append(req)
-            self._arrived.set()
+            self._wake.set()
         self._inbox.append(_EOF)
-        self._arrived.set()
+        self._wake.set()
 
     async def _loop(self, proxy: ProxyIdentity) -> None:
         node_id = proxy.node_id
         shown: Snapshot | None = None
         wake: float | None = None
         while True:
-            changed = self.cache.changed(node_id)
+            # Cleared before the snapshot and the inbox are read: a request or snapshot
+            # arriving while we flush sets it again, so no wake-up is lost.
+            self._wake.clear()
             snap = self.cache.get(node_id)
-            # Cleared before the inbox is read: a request arriving while we flush sets it
-            # again, so no wake-up is lost.
-            self._arrived.clear()
             if snap is not None:
                 # Requests wait for the first snapshot: an initial request's version can then
                 # be recognised, so nothing is sent again after a control-plane restart.
@@ -117,18 +131,16 @@ class AdsStream:
                 wake = await self._flush(snap)
             elif self._inbox and self._inbox[-1] is _EOF:
                 return
-            timeout = None if wake is None else max(0.0, wake - time.monotonic())
             # Requests wake us even before the first snapshot: a proxy that no Workload or
             # Gateway names may wait for good, and its hanging up must end the stream.
-            waits = [
-                asyncio.ensure_future(changed.wait()),
-                asyncio.ensure_future(self._arrived.wait()),
-            ]
+            if wake is None:
+                await self._wake.wait()
+                continue
             try:
-                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
+                async with asyncio.timeout(max(0.0, wake - time.monotonic())):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass  # a NACKed response's retry is due
 
     def _on_request(self, req: Request, snap: Snapshot) -> None:
         rtype = ResourceType.from_url(req.type_url)
@@ -170,20 +182,9 @@ class AdsStream:
             self.monitor.sent(self.key, out)
 
     def _response(self, out: Outgoing) -> Any:
+        data = self._encoder.encode(out, self.delta)
+        if self._wire:
+            return data
         if self.delta:
-            return discovery_pb2.DeltaDiscoveryResponse(
-                system_version_info=out.version,
-                type_url=out.type.url,
-                nonce=out.nonce,
-                resources=[
-                    discovery_pb2.Resource(name=r.name, version=r.version, resource=r.resource)
-                    for r in out.resources
-                ],
-                removed_resources=list(out.removed),
-            )
-        return discovery_pb2.DiscoveryResponse(
-            version_info=out.version,
-            type_url=out.type.url,
-            nonce=out.nonce,
-            resources=[r.resource for r in out.resources],
-        )
+            return discovery_pb2.DeltaDiscoveryResponse.FromString(data)
+        return discovery_pb2.DiscoveryResponse.FromString(data)
