@@ -12,6 +12,7 @@ import builtins
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TypedDict, Unpack
 
 from gossamer.controlplane.admission import authorize, diff_against, status_only
 from gossamer.controlplane.debounce import Debouncer
@@ -49,6 +50,23 @@ ChangeListener = Callable[[Mapping[ResourceKey, Resource | None], int], None]
 
 #: how long ``_follow_tls`` lets ACKs gather before it judges mTLS readiness again (s)
 TLS_FOLLOW_COALESCE = 0.02
+
+
+class ApplyOptions(TypedDict, total=False):
+    """How :meth:`ControlPlane.apply` applies."""
+
+    #: validate only, store nothing
+    dry_run: bool
+    #: wait (up to ``wait_timeout`` s) until every affected proxy ACKed the change
+    wait: bool
+    wait_timeout: float
+    #: keys deleted in the same transaction
+    deletes: Sequence[ResourceKey]
+    #: the agent id making the change (None: a user); resources an agent registered can
+    #: only be changed by it
+    owner: str | None
+    #: admit the control plane's own kinds (join tokens, agents)
+    internal: bool
 
 
 class ControlPlane:
@@ -251,32 +269,11 @@ class ControlPlane:
         self._validators.append((frozenset(kinds), validate))
 
     async def apply(
-        self,
-        resources: Sequence[Resource],
-        *,
-        dry_run: bool = False,
-        wait: bool = False,
-        wait_timeout: float = 30.0,
-        deletes: Sequence[ResourceKey] = (),
-        owner: str | None = None,
-        internal: bool = False,
+        self, resources: Sequence[Resource], **options: Unpack[ApplyOptions]
     ) -> ApplyResult:
-        """Apply puts (and ``deletes``) in one transaction.
-
-        ``owner`` is the agent id making the change (None: a user); resources an agent
-        registered can only be changed by it. ``internal`` admits the control plane's own
-        kinds (join tokens, agents).
-        """
+        """Apply puts (and ``deletes``) in one transaction (:class:`ApplyOptions`)."""
         async with self._apply_lock:
-            return await self.apply_held(
-                resources,
-                dry_run=dry_run,
-                wait=wait,
-                wait_timeout=wait_timeout,
-                deletes=deletes,
-                owner=owner,
-                internal=internal,
-            )
+            return await self.apply_held(resources, **options)
 
     @property
     def apply_lock(self) -> asyncio.Lock:
@@ -288,18 +285,12 @@ class ControlPlane:
         return self._apply_lock
 
     async def apply_held(
-        self,
-        resources: Sequence[Resource],
-        *,
-        dry_run: bool = False,
-        wait: bool = False,
-        wait_timeout: float = 30.0,
-        deletes: Sequence[ResourceKey] = (),
-        owner: str | None = None,
-        internal: bool = False,
+        self, resources: Sequence[Resource], **options: Unpack[ApplyOptions]
     ) -> ApplyResult:
         """:meth:`apply`, for a caller holding :attr:`apply_lock`."""
         assert self.model is not None
+        deletes = options.get("deletes", ())
+        owner, internal = options.get("owner"), options.get("internal", False)
         authorize(self.model, resources, deletes, owner, internal)
         diff = diff_against(self.model, resources)
         diff.deleted.extend(k for k in deletes if self.model and k in self.model.resources)
@@ -308,9 +299,10 @@ class ControlPlane:
         if not changed and not gone:
             return ApplyResult(self.model.revision if self.model else 0, diff)
         after = await self._check(changed, gone)
-        if dry_run:
+        if options.get("dry_run", False):
             return ApplyResult(self.model.revision if self.model else 0, diff)
         revision = await self.store.apply([r.to_manifest() for r in changed], gone)
+        wait, wait_timeout = options.get("wait", False), options.get("wait_timeout", 30.0)
         return await self._after_write(revision, after, diff, wait, wait_timeout)
 
     async def delete(
