@@ -51,7 +51,8 @@ STAT_PREFIX = "local_rate_limit"
 
 @dataclass(frozen=True, order=True, slots=True)
 class Bucket:
-    """One rule's budget: ``requests`` per ``per``, refilled whole every ``per``.
+    """One rule's budget: a bucket of ``requests`` tokens that Envoy (1.40) refills
+    continuously, one token every ``per / requests`` (measured; not whole every ``per``).
 
     ``shared``: the figure is shared by the proxies of the Envoy local cluster (a
     ``TrafficPolicy.rateLimit`` with ``scope: service``; ``translate.local_cluster``)."""
