@@ -134,12 +134,17 @@ class Publisher:
             tls = self.tls_state()
             access = await self.access_state(model)
             now = time.monotonic()
+            size = self._caches_size()
             async for built in self._work(jobs, model, None, now, slice_s, tls, access):
                 for node_id, snap in built:
                     fresh = self.cache.attached(node_id) and self.cache.get(node_id) is None
                     if snap is not None and fresh:
                         self.cache.set(node_id, snap)
                         self._off_round.add(node_id)
+            # What new proxies use is alive, not garbage to prune: after a restart every
+            # proxy is greeted, and counting that growth made the first endpoint change
+            # a full round of every proxy (bench/xds_scale.py's endpoint-change p99).
+            self._pruned_size += max(0, self._caches_size() - size)
 
     async def publish(
         self, seen_at: float | None = None, slice_s: float = PUBLISH_SLICE
