@@ -62,6 +62,17 @@ class MeshTracing(Strict):
     sampling: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0
 
 
+class MeshTelemetry(Strict):
+    """How proxies report requests to the telemetry service (docs/telemetry.md, "Collection")."""
+
+    #: ``stats``: each request into a tagged latency histogram of Envoy's own stats, pushed
+    #: by the stat sink (exact counts, errors, latency, mTLS, topology; the cheapest);
+    #: ``logs``: a gRPC access-log entry per request (adds bytes, retries, response flags
+    #: and gap reconciliation, at a measured cost). Changing it re-creates every HTTP
+    #: listener of every proxy (the access log is in the HCM): open connections drain
+    requests: Literal["stats", "logs"] = "stats"
+
+
 class MeshSpec(Strict):
     #: the SPIFFE trust domain: lowercase letters, digits, '.', '-', '_'
     trustDomain: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[a-z0-9._-]+$")] = (
@@ -82,6 +93,8 @@ class MeshSpec(Strict):
     debounceMs: Annotated[int, in_range(0, 10_000)] = 50
     #: OpenTelemetry traces of every proxy, with a telemetry service (``translate.tracing``)
     tracing: MeshTracing = Field(default_factory=MeshTracing)
+    #: how requests are counted, with a telemetry service (``translate.telemetry_stats``)
+    telemetry: MeshTelemetry = Field(default_factory=MeshTelemetry)
 
 
 class Mesh(Resource):

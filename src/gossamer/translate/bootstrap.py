@@ -164,6 +164,7 @@ def ads_bootstrap(
     if stats_sink:
         bootstrap.stats_sinks.append(stat_sink.stats_sink(node, XDS_CLUSTER))
         bootstrap.stats_flush_interval.FromTimedelta(stats_flush)
+        bootstrap.stats_config.CopyFrom(stat_sink.stats_config())  # the latency buckets
     return bootstrap
 
 

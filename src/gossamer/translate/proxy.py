@@ -47,6 +47,7 @@ from gossamer.translate.routes import (
     rule_entries,
 )
 from gossamer.translate.shared_pieces import ClusterRef, SharedPieces
+from gossamer.translate.telemetry_stats import request_log
 from gossamer.translate.tls import NO_TLS, TlsState, mode_of, secure_inbound
 from gossamer.types import ProxyIdentity
 
@@ -206,7 +207,7 @@ class Translator(SharedPieces):
                 if tls_on:  # what RBAC denies (or would) goes to the host's agent
                     hcm.access_log.append(denial_access_log())
                 if self.telemetry_service is not None:  # every request, to the telemetry
-                    hcm.access_log.append(telemetry.access_log(telemetry.INBOUND))
+                    hcm.access_log.append(request_log(mesh, telemetry.INBOUND))
                     tracing.trace(hcm, telemetry.CLUSTER, f"{ns}/{w.spec.service}")
                 self._jwt_config(out, snap)
                 listener = http_listener(lname, w.spec.address, p.port, hcm, INBOUND)
@@ -230,11 +231,10 @@ class Translator(SharedPieces):
                     held = buckets(snap.routes_for_service(ref))
                     self._local_limits(out, listener.name, held)
                 if self.telemetry_service is not None and table is not None:
-                    log = telemetry.access_log(
-                        telemetry.OUTBOUND, telemetry.outbound_tags(ref, external=True)
-                    )
+                    tags = telemetry.outbound_tags(ref, external=True)
+                    log = request_log(mesh, telemetry.OUTBOUND, tags)
                     build_logged = partial(telemetry.logging, listener, log)
-                    listener = self.memo.get("egress-logged", (listener, ref), build_logged)
+                    listener = self.memo.get("egress-logged", (listener, ref, log), build_logged)
                     caller = f"{ns}/{w.spec.service}"
                     build_traced = partial(
                         tracing.traced_listener, listener, telemetry.CLUSTER, caller
@@ -352,7 +352,7 @@ class Translator(SharedPieces):
         out.routes[rname] = table
         for cr in sorted(used):
             self._add_cluster(snap, cr, out, tls, tls_on, gw.spec.zone)
-        logs = [telemetry.access_log(telemetry.GATEWAY)] if self.telemetry_service else []
+        logs = [request_log(mesh, telemetry.GATEWAY)] if self.telemetry_service else []
         listeners = gateway_listeners(ref, gw, mesh, access_logs=logs)
         out.listeners.update(listeners)
         if self.telemetry_service is not None:  # the trace's root, with a span per upstream
@@ -393,10 +393,10 @@ def _outbound_http(
     caller: str | None,
 ) -> listener_pb2.Listener:
     """A sidecar's outbound listener to ``ref`` (``caller``: the calling service, when
-    telemetry is on: every request logged and traced)."""
+    telemetry is on: every request counted, ``Mesh.spec.telemetry``, and traced)."""
     hcm = http_connection_manager(lname, mesh, rds=rds)
     if caller is not None:
         tags = telemetry.outbound_tags(ref)
-        hcm.access_log.append(telemetry.access_log(telemetry.OUTBOUND, tags))
+        hcm.access_log.append(request_log(mesh, telemetry.OUTBOUND, tags))
         tracing.trace(hcm, telemetry.CLUSTER, caller)
     return http_listener(lname, address, bind, hcm, OUTBOUND)

@@ -30,6 +30,8 @@ from google.protobuf import json_format, struct_pb2
 from xds.type.v3 import typed_struct_pb2
 
 from gossamer.errors import GossamerError
+from gossamer.model.mesh import Mesh
+from gossamer.translate import telemetry
 from gossamer.translate.common import any_of
 from gossamer.translate.telemetry import (
     DESTINATION_KIND_TAG,
@@ -149,3 +151,15 @@ def access_log(
 
 
 _LITERALS = {DESTINATION_TAG: "dst", DESTINATION_KIND_TAG: "dst_kind"}
+
+
+def request_log(
+    mesh: Mesh, log_name: str, tags: Mapping[str, str] | None = None
+) -> accesslog_pb2.AccessLog:
+    """The logger counting every request of one HCM, as ``Mesh.spec.telemetry.requests``
+    says: ``stats``, this module's logger with the latency histogram only (``counters:
+    none``: what measured cheapest, docs/telemetry.md "Cost"); ``logs``, the gRPC access
+    logger (``translate.telemetry.access_log``). Shared: copy it."""
+    if mesh.spec.telemetry.requests == "logs":
+        return telemetry.access_log(log_name, tags)
+    return access_log(log_name, tags, counters="none")

@@ -55,6 +55,7 @@ def test_default_durations_are_stored_as_text() -> None:
         "underscoreHeaders": "reject",
         "rateLimit": {"failureMode": "open", "timeout": "100ms"},
         "tracing": {"sampling": 1.0},
+        "telemetry": {"requests": "stats"},
         "debounceMs": 50,
     }
 
@@ -76,6 +77,28 @@ def test_underscore_header_modes(mode: str) -> None:
 def test_bad_underscore_header_mode_lists_the_valid_ones() -> None:
     assert errors_of(manifest("Mesh", "m", {"underscoreHeaders": "keep"})) == [
         "Mesh default/m: spec.underscoreHeaders: input should be 'reject', 'drop' or 'allow'"
+    ]
+
+
+def test_requests_are_counted_from_stats_unless_logs_are_asked_for() -> None:
+    mesh = parse_manifest(manifest("Mesh", "m"))
+    assert isinstance(mesh, Mesh) and mesh.spec.telemetry.requests == "stats"
+    mesh = parse_manifest(manifest("Mesh", "m", {"telemetry": {"requests": "logs"}}))
+    assert isinstance(mesh, Mesh) and mesh.spec.telemetry.requests == "logs"
+
+
+@pytest.mark.parametrize(
+    ("telemetry", "error"),
+    [
+        ({"requests": "traces"}, "spec.telemetry.requests: input should be 'stats' or 'logs'"),
+        ({"request": "logs"}, "spec.telemetry.request: unknown field: did you mean 'requests'?"),
+    ],
+)
+def test_a_bad_telemetry_setting_names_the_field_and_the_valid_values(
+    telemetry: dict[str, str], error: str
+) -> None:
+    assert errors_of(manifest("Mesh", "m", {"telemetry": telemetry})) == [
+        f"Mesh default/m: {error}"
     ]
 
 

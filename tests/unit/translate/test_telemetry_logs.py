@@ -1,8 +1,9 @@
-"""With a telemetry service, every sidecar HCM (inbound, each outbound) and the gateway's main
-HCM log over gRPC to ``gossamer_telemetry`` with the log names and custom tags the
-telemetry service reads (``gossamer.telemetry.entries``); without one nothing changes; a
-route change leaves every listener as it was (no drain); and every proxy's config with
-the loggers passes ``envoy --mode validate``."""
+"""With a telemetry service and ``Mesh.spec.telemetry.requests: logs``, every sidecar HCM
+(inbound, each outbound) and the gateway's main HCM log over gRPC to ``gossamer_telemetry``
+with the log names and custom tags the telemetry service reads
+(``gossamer.telemetry.entries``); without one nothing changes; a route change leaves every
+listener as it was (no drain); and every proxy's config with the loggers passes ``envoy
+--mode validate`` (in both modes: ``stats``, the default, is ``test_telemetry_requests.py``)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.extensions.access_loggers.grpc.v3 import als_pb2
-from shop import shop
+from shop import shop as shop_mesh
 from test_proxy_validate import _error, _sds_cluster
 from translate_helpers import hcm_of, proxies
 
-from gossamer.model import ModelSnapshot, parse_manifest, parse_yaml
+from gossamer.model import Mesh, ModelSnapshot, parse_manifest, parse_yaml
 from gossamer.telemetry import entries
-from gossamer.translate import names, telemetry
+from gossamer.translate import names, stat_sink, telemetry
 from gossamer.translate.bootstrap import static_bootstrap
 from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.translate.telemetry import TelemetryService
@@ -43,6 +44,18 @@ spec:
   ports: [{port: 15001, appPort: 18080}]
   dependencies: [{service: weather}, {service: reviews}]
 """
+
+
+def _mesh(**spec: object) -> Mesh:
+    manifest = {"apiVersion": API_VERSION, "kind": "Mesh", "metadata": {"name": "default"}}
+    mesh = parse_manifest({**manifest, "spec": {"telemetry": {"requests": "logs"}, **spec}})
+    assert isinstance(mesh, Mesh)
+    return mesh
+
+
+def shop() -> ModelSnapshot:
+    """The shop, its requests logged over gRPC (``Mesh.spec.telemetry.requests: logs``)."""
+    return shop_mesh().with_changes([_mesh()])
 
 
 def _logged(translator: Translator, snap: ModelSnapshot, who: ProxyIdentity) -> ProxyResources:
@@ -159,17 +172,11 @@ spec:
 
 
 @pytest.mark.integration
-def test_every_proxy_with_telemetry_and_strict_mtls_passes_envoy_validate() -> None:
+@pytest.mark.parametrize("requests", ["stats", "logs"])
+def test_every_proxy_with_telemetry_and_strict_mtls_passes_envoy_validate(requests: str) -> None:
     snap = shop().with_changes(parse_yaml(WEATHER, "weather.yaml"))
-    mesh = parse_manifest(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "Mesh",
-            "metadata": {"name": "default"},
-            "spec": {"trustDomain": "shop.local", "mtls": {"mode": "strict"}},
-        }
-    )
-    snap = snap.with_changes([mesh])
+    spec = {"trustDomain": "shop.local", "mtls": {"mode": "strict"}}
+    snap = snap.with_changes([_mesh(**spec, telemetry={"requests": requests})])
     idents = proxies(snap)
     refs = frozenset((p.namespace, p.name) for p in idents if p.kind == "sidecar")
     # every proxy takes mTLS (so sidecars also have the denial log beside the telemetry's)
@@ -188,6 +195,9 @@ def test_every_proxy_with_telemetry_and_strict_mtls_passes_envoy_validate() -> N
             node=ident,
         )
         bootstrap.static_resources.clusters.append(_sds_cluster())
+        # as ``ads_bootstrap`` has them: the stat sink and the latency buckets
+        bootstrap.stats_sinks.append(stat_sink.stats_sink(ident, telemetry.CLUSTER))
+        bootstrap.stats_config.CopyFrom(stat_sink.stats_config())
         bootstraps[ident.node_id] = bootstrap
     with ThreadPoolExecutor(max_workers=3) as pool:
         errors = dict(zip(bootstraps, pool.map(_error, bootstraps.values()), strict=True))
