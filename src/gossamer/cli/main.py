@@ -10,7 +10,18 @@ import typer
 
 from gossamer.agent.trust import CA_FILE_ENV
 from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
-from gossamer.cli import agent, ca, demo, describe, gateway, proxies, ratelimit, resources, tokens
+from gossamer.cli import (
+    agent,
+    backup,
+    ca,
+    demo,
+    describe,
+    gateway,
+    proxies,
+    ratelimit,
+    resources,
+    tokens,
+)
 from gossamer.cli import telemetry as telemetry_cli
 from gossamer.cli import top as top_cli
 from gossamer.cli import traces as traces_cli
@@ -334,6 +345,7 @@ top_cli.register(app)
 traces_cli.register(app)
 tokens.register(app)
 version_cli.register(app)
+backup.register(app)
 app.add_typer(authz_app, name="authz")
 app.add_typer(agent.app, name="agent")
 app.add_typer(ca.app, name="ca")

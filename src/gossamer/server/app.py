@@ -23,6 +23,7 @@ from gossamer.api.agents import Discovery
 from gossamer.api.app import create_api
 from gossamer.api.auth import Authenticator
 from gossamer.api.authz_graph import GraphBoard, install_authz_graph
+from gossamer.api.backup import install_backup
 from gossamer.api.decision_reports import DecisionEvents, install_decision_reports
 from gossamer.api.decisions import install_decisions
 from gossamer.api.describe import mesh_router
@@ -288,6 +289,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         plane.publisher.translator.telemetry_service = app.telemetry.address
         relay.target = app.telemetry.address
         install_traces(api_app, app.telemetry.upstream, auth)  # GET /v1/traces[/{id}]
+        install_backup(api_app, plane, app.ca, auth)  # POST /v1/backup, /v1/rollback
         install_ui(api_app)  # the web UI at /ui/ (static; its data needs a token)
         operators = app.operators
 

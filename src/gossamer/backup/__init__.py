@@ -1,0 +1,1 @@
+"""Backup, restore and rollback of a control plane's state (docs/backup.md)."""
