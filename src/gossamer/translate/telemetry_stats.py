@@ -13,6 +13,10 @@ method and route, the verified peer); Envoy's OpenTelemetry stat sink
   response's bytes (headers + body: two counters each, Envoy takes one operator per value);
 - ``gossamer.rq_attempts``: a counter of upstream attempts (the client view's retries).
 
+It is what the translator gives every HCM by default (``Mesh.spec.telemetry.requests:
+stats``, ``request_log``: the histogram only, which measured cheapest); ``logs`` gives the
+gRPC access logger (``translate.telemetry``) instead.
+
 The config is sent as an ``xds.type.v3.TypedStruct`` made from the typed message: Envoy 1.40
 deprecates ``stat_prefix`` for ``stats_scope`` (a ``type.v3.Scope``), which the installed
 xds-protos do not have yet; Envoy converts the struct with its own descriptors.
