@@ -35,7 +35,7 @@ from gossamer.testing.ads_protocol import (
     TypeView,
     resource_type,
 )
-from gossamer.testing.ads_resources import Held
+from gossamer.testing.ads_resources import Held, eds_name
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
@@ -55,6 +55,14 @@ def envoy_node(
     node = ads_bootstrap(proxy, ("127.0.0.1", 1), ("127.0.0.1", 0), metadata=metadata).node
     node.user_agent_name = "gossamer-fake-ads"
     return node
+
+
+def static_eds(proxy: ProxyIdentity) -> set[str]:
+    """The endpoint sets an Envoy started from ``ads_bootstrap(proxy, ...)`` asks for
+    before any cluster comes over CDS: its static EDS clusters' (a sidecar's local cluster,
+    when ``proxy.service`` is known, as the agent knows it)."""
+    bootstrap = ads_bootstrap(proxy, ("127.0.0.1", 1), ("127.0.0.1", 0))
+    return {eds_name(c) for c in bootstrap.static_resources.clusters if c.type == c.EDS}
 
 
 class _Connection(Protocol):
@@ -77,7 +85,9 @@ class AdsClient:
     def __init__(self, proxy: ProxyIdentity, *, delta: bool, node: base_pb2.Node | None = None):
         self.proxy = proxy
         self.delta = delta
-        self.protocol = AdsProtocol(node or envoy_node(proxy), delta=delta)
+        self.protocol = AdsProtocol(
+            node or envoy_node(proxy), delta=delta, static_eds=static_eds(proxy)
+        )
         #: the exception that ended the stream, if one did
         self.error: BaseException | None = None
         self.closed = False

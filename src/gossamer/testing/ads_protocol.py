@@ -4,7 +4,8 @@
 in reply, in Envoy's order (see /work/shared/envoy-notes.md and docs/xds.md):
 
 * the first request of a stream carries the node (``set_node_on_first_message_only``);
-* start-up is CDS (wildcard) -> EDS for the EDS clusters received -> ACK CDS -> LDS
+* start-up is CDS (wildcard) and EDS for the bootstrap's static EDS clusters (a sidecar's
+  local cluster) -> EDS for the EDS clusters received -> ACK CDS -> LDS
   (wildcard, once the first clusters have their endpoints) -> ACK EDS -> ECDS for the
   filter configs and RDS for the route configs the listeners' HTTP connection managers
   name -> ACK LDS -> ACK ECDS -> ACK RDS;
@@ -113,9 +114,11 @@ def resource_type(type_or_url: ResourceType | str) -> ResourceType:
 
 
 class AdsProtocol:
-    def __init__(self, node: base_pb2.Node, *, delta: bool) -> None:
+    def __init__(self, node: base_pb2.Node, *, delta: bool, static_eds: Iterable[str] = ()) -> None:
         self.node = node
         self.delta = delta
+        #: the endpoint sets of the bootstrap's static EDS clusters: asked for from the start
+        self.static_eds = frozenset(static_eds)
         self.types = {t: TypeView(t) for t in ResourceType}
         self.counters = Counters()
         #: clusters waiting for their endpoints (after being added or changed)
@@ -149,7 +152,13 @@ class AdsProtocol:
             view.nonce = ""
         if not self.types[C].requested:
             self.types[C].requested = True
-            return [self._subscribe(C, set(), set())]
+            first = [self._subscribe(C, set(), set())]
+            if self.static_eds:
+                self.warming |= self.static_eds  # listeners wait for them too
+                self.types[E].requested = True
+                self.types[E].names = set(self.static_eds)
+                first.append(self._subscribe(E, set(self.static_eds), set()))
+            return first
         out = []
         for t in PUSH_ORDER:
             view = self.types[t]
@@ -295,7 +304,7 @@ class AdsProtocol:
                 eds_name(h.message)
                 for h in view.resources.values()
                 if h.message.type == cluster_pb2.Cluster.EDS
-            }
+            } | self.static_eds
             self.warming &= wanted
             out += self._resubscribe(E, wanted)
         elif rtype is E:

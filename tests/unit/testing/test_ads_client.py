@@ -22,7 +22,7 @@ pytestmark = pytest.mark.asyncio
 MODES = pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
 C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
 X = ResourceType.EXTENSION_CONFIG
-WEB = ProxyIdentity("sidecar", "default", "web-1")
+WEB = ProxyIdentity("sidecar", "default", "web-1", service="web")  # as its agent names it
 DEPS = [{"service": "reviews", "localAddress": "127.0.0.2", "localPort": 9001}]
 
 
@@ -91,10 +91,15 @@ async def test_initial_config_in_envoy_order(delta: bool) -> None:
         assert trace is not None
         # Envoy: CDS -> EDS -> ACK CDS -> LDS -> ACK EDS -> ECDS, RDS -> ACK LDS ->
         # ACK ECDS -> ACK RDS
-        assert trace[:10] == [
+        # Envoy: CDS and the bootstrap's static EDS (the sidecar's local cluster) -> EDS
+        # for the clusters received -> ACK CDS -> ACK EDS -> LDS -> ACK EDS -> ECDS, RDS ->
+        # ACK LDS -> ACK ECDS -> ACK RDS
+        assert trace[:12] == [
             ("subscribe", C),
             ("subscribe", E),
+            ("subscribe", E),
             ("ack", C),
+            ("ack", E),
             ("subscribe", L),
             ("ack", E),
             ("subscribe", X),
@@ -104,7 +109,7 @@ async def test_initial_config_in_envoy_order(delta: bool) -> None:
             ("ack", R),
         ]
         assert client.counters.nacks == 0
-        assert client.counters.acks == client.counters.responses == 5
+        assert client.counters.acks == client.counters.responses == 6
         assert client.counters.bytes_received > 0
         if not delta:
             for t in ResourceType:
