@@ -91,6 +91,16 @@ def _manifests(
             )
         )
     out.append(route("reviews", "reviews", split("reviews", {"v1": 80, "v2": 20})))
+    # figures that move by the second for the live view: one access-log entry per request
+    # (the default, Envoy's stats, arrives every 10 s; docs/telemetry.md, "Collection")
+    out.append(
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Mesh",
+            "metadata": {"name": "default"},
+            "spec": {"telemetry": {"requests": "logs"}},
+        }
+    )
     out.append(
         {
             "apiVersion": API_VERSION,
