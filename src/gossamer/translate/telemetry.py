@@ -1,7 +1,9 @@
 """Every request's access log, sent to the telemetry service (``gossamer telemetry serve``;
 docs/telemetry.md, "Collection").
 
-With a telemetry service configured (the control plane's ``--telemetry``), every HTTP
+With a telemetry service configured (the control plane's ``--telemetry``) and
+``Mesh.spec.telemetry.requests: logs`` (the default, ``stats``, counts requests with
+Envoy's stats access logger instead: ``translate.telemetry_stats``), every HTTP
 connection manager of a sidecar (inbound and each outbound dependency) and the main one of
 a gateway carries Envoy's gRPC access logger (``envoy.access_loggers.http_grpc``) to the
 cluster ``gossamer_telemetry`` (HTTP/2 to the service's gRPC address). Its ``log_name``
@@ -21,7 +23,8 @@ with ``gossamer.telemetry.entries``):
 - ``gossamer.destination_kind: external`` on an ExternalService's listener.
 
 The address is fixed for the control plane's lifetime and the tags depend only on the
-listener, so the logger never changes a listener after its first version: no drain.
+listener, so the logger never changes a listener after its first version: no drain (but a
+change of ``Mesh.spec.telemetry.requests`` swaps the logger, so it re-creates them).
 """
 
 from __future__ import annotations
