@@ -17,9 +17,10 @@ it was down arrives with the first export after (in that export's minute). A ser
 killed without its last flush loses its open minutes but not the figures it had written.
 A series whose count went down started again (its Envoy restarted): its figures are new.
 A series seen for the first time counts from zero (it was made after the node's previous
-export), except in the first export of an Envoy that started before this process: what it
-counted before is unknown, so its series count from there on (``baselined`` in
-``/v1/ingestion``; a restart of this service thus misses what finished between the last
+export), except in the first export of an Envoy that started more than two minutes before
+this process (``_FIRST_EXPORT_GRACE_S``): what it counted before is unknown and may be
+hours old, so its series count from there on (``baselined`` in ``/v1/ingestion``; a
+restart of this service without saved figures thus misses what finished between the last
 export it received and its restart, at most one export interval per proxy).
 
 Latency is as exact as the buckets: each bucket's requests are taken at
@@ -54,6 +55,12 @@ DURATION_METRIC = f"{names.PREFIX}.{names.DURATION}"
 _VIEWS: dict[str, View] = {"outbound": "client", "gateway": "client", "inbound": "server"}
 #: an Envoy whose start moved by more than this restarted (its uptime is whole seconds)
 _RESTART_SLACK_S = 3.0
+#: an Envoy that started at most this long before the service counts from zero in its first
+#: export (e.g. beside a control plane whose telemetry child came up a few seconds after
+#: it): its counts are of its first minutes, which no flush of this store holds (a flush
+#: writes the figures it counted with them), so counting them loses nothing and doubles
+#: nothing; an older one's would dump hours of requests into one minute, so it is a baseline
+_FIRST_EXPORT_GRACE_S = 120.0
 
 
 @dataclass
@@ -172,7 +179,7 @@ class RequestStats:
         known = self._starts.get(node)
         self._starts[node] = start
         if known is None:
-            return start >= self.started_s - _RESTART_SLACK_S
+            return start >= self.started_s - _FIRST_EXPORT_GRACE_S
         if abs(start - known) > _RESTART_SLACK_S:  # a new Envoy: its counters from zero
             self.counters.restarts += 1
             self._series = {k: v for k, v in self._series.items() if k[0] != node}

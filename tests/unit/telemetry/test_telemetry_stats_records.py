@@ -79,6 +79,14 @@ def test_an_envoy_restart_and_an_older_envoy_and_a_saved_state() -> None:
     assert again.export(export(T0 + 45, 15, [(OK, [9, 0, 0, 0])])) == 5
 
 
+def test_an_envoy_started_just_before_the_service_counts_from_zero() -> None:
+    # (a control plane's telemetry child can come up seconds after the Envoys it serves:
+    # the requests they finished meanwhile are counted, not taken as a baseline)
+    stats = RequestStats(Aggregator(), started_s=T0)
+    assert stats.export(export(T0 + 5, 30, [(OK, [3, 0, 0, 0]), (FAIL, [0, 0, 0, 2])])) == 5
+    assert stats.counters.baselined == 0
+
+
 def test_the_server_view_names_the_verified_caller() -> None:
     agg = Aggregator()
     stats = RequestStats(agg, started_s=T0 - 100)
