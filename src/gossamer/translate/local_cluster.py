@@ -41,6 +41,8 @@ from gossamer.translate.memo import Memo
 
 #: Envoy runtime: zone-aware routing off (percent of requests; Envoy's default is 100)
 RUNTIME: dict[str, float] = {"upstream.zone_routing.enabled": 0}
+#: how long a starting sidecar waits for its local cluster's endpoints before it goes on (s)
+LOCAL_FETCH_TIMEOUT = 1
 #: the name of the bootstrap's static runtime layer holding ``RUNTIME``
 RUNTIME_LAYER = "gossamer-static"
 #: the bootstrap's runtime layer that keeps the admin API's ``/runtime_modify`` working
@@ -54,6 +56,10 @@ def bootstrap_cluster(service: Ref) -> cluster_pb2.Cluster:
     eds = cluster.eds_cluster_config.eds_config
     eds.ads.SetInParent()
     eds.resource_api_version = config_source_pb2.V3
+    # Envoy initialises static EDS clusters before it asks for CDS: a control plane that
+    # does not answer (it never configures a proxy it does not know) must not hold the
+    # sidecar's start for Envoy's default 15 s on a cluster that only counts instances
+    eds.initial_fetch_timeout.FromSeconds(LOCAL_FETCH_TIMEOUT)
     # (nothing connects to it: it only counts the service's instances)
     cluster.connect_timeout.FromSeconds(1)
     return cluster

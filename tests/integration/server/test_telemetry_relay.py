@@ -16,7 +16,9 @@ from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
 from gossamer.server.app import ControlPlaneApp
 from gossamer.server.telemetry_child import TelemetrySettings
+from gossamer.testing import apply_manifests
 from gossamer.testing.controlplane import api_client, running_control_plane
+from gossamer.testing.mesh import service, workload
 from gossamer.testing.ports import free_port
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import ProxyIdentity
@@ -26,7 +28,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 WEB_1 = ProxyIdentity("sidecar", "default", "web-1", service="web")
 
 
-def envoy(app: ControlPlaneApp, tmp_path: Path) -> EnvoyProcess:
+async def envoy(app: ControlPlaneApp, tmp_path: Path) -> EnvoyProcess:
+    """web-1's Envoy, once its Workload is known (a control plane configures no proxy it
+    does not know, and Envoy would wait out each initial fetch before it is ready)."""
+    sidecar, app_port = free_port("127.0.0.2"), free_port("127.0.0.2")
+    manifests = [service("web"), workload("web-1", "web", "127.0.0.2", sidecar, app_port)]
+    await apply_manifests(app, manifests)
     admin = ("127.0.0.1", free_port())
     bootstrap = ads_bootstrap(
         WEB_1,
@@ -43,7 +50,7 @@ async def test_the_control_plane_relays_each_proxys_counters_to_its_child(tmp_pa
     async with (
         running_control_plane(tmp_path, telemetry=settings) as app,
         api_client(app) as api,
-        envoy(app, tmp_path),
+        await envoy(app, tmp_path),
     ):
 
         async def reconciled() -> dict[str, Any] | None:
@@ -62,7 +69,7 @@ async def test_the_control_plane_relays_each_proxys_counters_to_its_child(tmp_pa
 
 
 async def test_with_telemetry_off_exports_are_dropped(tmp_path: Path) -> None:
-    async with running_control_plane(tmp_path) as app, envoy(app, tmp_path):
+    async with running_control_plane(tmp_path) as app, await envoy(app, tmp_path):
         relay = app.telemetry_relay
         assert relay is not None
         await wait_until(lambda: relay.dropped >= 1, timeout=30, what="an export dropped")
