@@ -30,7 +30,7 @@ FLOORS: list[set[str]] = [
     {"server"},
     {"api"},
     {"registry"},
-    {"controlplane"},
+    {"controlplane", "backup"},
     {"xds", "agent", "gateway", "ratelimit", "decisionpoint", "telemetry"},
     {"envoy", "authz", "translate", "ca"},
     {"store", "model"},

@@ -19,6 +19,14 @@ import gossamer
 ROOT = Path(gossamer.__file__).parent
 #: may call them: the reconciler, the composition root, and the store itself
 ALLOWED = {"controlplane", "server", "store"}
+#: single files that may, and why
+ALLOWED_FILES = {
+    # ``gossamer restore`` writes an archive into an empty store while no plane runs
+    "backup/restore.py",
+    # ``rollback`` reads the change log since a revision (a watch that ends; it writes
+    # through ControlPlane.apply)
+    "backup/history.py",
+}
 METHODS = {"apply", "watch"}
 STORE_TYPES = {"Store", "MemoryStore", "SQLiteStore"}
 
@@ -72,7 +80,7 @@ def test_only_the_reconciler_and_the_root_write_or_watch_the_store() -> None:
     offenders = []
     for path in sorted(ROOT.rglob("*.py")):
         rel = path.relative_to(ROOT)
-        if rel.parts[0] in ALLOWED:
+        if rel.parts[0] in ALLOWED or str(rel) in ALLOWED_FILES:
             continue
         offenders += [f"{rel}:{hit}" for hit in store_calls(path.read_text(), str(path))]
     assert not offenders, (

@@ -93,7 +93,8 @@ def control_plane(
         typer.Option(
             "--store",
             help="where resources are kept: SQLite in --data-dir (the default), 'memory:', "
-            "or etcd://HOST:2379[,HOST:2379...][/prefix] (docs/store.md, 'etcd')",
+            "or etcd://HOST:2379,HOST:2379.../PREFIX (more members and a key prefix are "
+            "optional; docs/store.md, 'etcd')",
         ),
     ] = None,
     api_addr: Annotated[

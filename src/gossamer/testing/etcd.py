@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from gossamer.cancel import raise_if_cancelling
 from gossamer.envoy.process import ManagedProcess
 from gossamer.errors import ProcessError
 from gossamer.polling import wait_until
@@ -88,6 +89,7 @@ class EtcdServer:
                 response = await client.get(f"http://{self.endpoint}/health")
             return response.status_code == 200 and response.json().get("health") == "true"
         except (httpx.HTTPError, ValueError):
+            raise_if_cancelling()
             return False
 
     async def stop(self) -> None:
