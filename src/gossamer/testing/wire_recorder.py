@@ -51,7 +51,8 @@ class _RecordingContext:
         return msg
 
     async def write(self, msg: Any) -> None:
-        self._io.xds_sent.append(msg.SerializeToString())
+        # the server writes responses as their wire bytes (``xds.wire``)
+        self._io.xds_sent.append(msg if isinstance(msg, bytes) else msg.SerializeToString())
         await self._inner.write(msg)
 
     def __getattr__(self, name: str) -> Any:
