@@ -18,7 +18,7 @@ from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from gossamer.errors import PermissionDeniedError, XdsError
+from gossamer.errors import GossamerError, PermissionDeniedError, XdsError
 from gossamer.node import admin_address, envoy_version, parse_node, sds_capable
 from gossamer.types import ProxyIdentity
 from gossamer.xds.auth import ANONYMOUS, Verdict
@@ -96,6 +96,13 @@ class AdsStream:
                 reader = tg.create_task(self._reader())
                 await self._loop(proxy)
                 reader.cancel()
+        except ExceptionGroup as group:
+            # one error of the stream (e.g. a request in another node's name: refused) is
+            # raised as itself, so the server answers it with its status, not INTERNAL
+            [first_error, *rest] = group.exceptions
+            if rest or not isinstance(first_error, GossamerError):
+                raise
+            raise first_error from group
         finally:
             self.cache.unwatch(proxy.node_id, self._wake)
             self.cache.detach(proxy)
