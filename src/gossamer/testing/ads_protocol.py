@@ -4,8 +4,9 @@
 in reply, in Envoy's order (see /work/shared/envoy-notes.md and docs/xds.md):
 
 * the first request of a stream carries the node (``set_node_on_first_message_only``);
-* start-up is CDS (wildcard) and EDS for the bootstrap's static EDS clusters (a sidecar's
-  local cluster) -> EDS for the EDS clusters received -> ACK CDS -> LDS
+* start-up is EDS for the bootstrap's static EDS clusters (a sidecar's local cluster) ->
+  CDS (wildcard) once they have their endpoints (Envoy initialises static clusters before
+  it starts CDS) -> EDS for the EDS clusters received -> ACK CDS -> LDS
   (wildcard, once the first clusters have their endpoints) -> ACK EDS -> ECDS for the
   filter configs and RDS for the route configs the listeners' HTTP connection managers
   name -> ACK LDS -> ACK ECDS -> ACK RDS;
@@ -145,20 +146,20 @@ class AdsProtocol:
     # -- the stream ----------------------------------------------------------------------
 
     def start(self) -> list[Request]:
-        """The requests opening a (new) stream: CDS at first; after a reconnect every type
-        asked for before, with the versions held (SotW version_info, delta initial versions)."""
+        """The requests opening a (new) stream: at first EDS for the static EDS clusters,
+        or CDS if there are none; after a reconnect every type asked for before, with the
+        versions held (SotW version_info, delta initial versions)."""
         self._node_sent = False
         for view in self.types.values():
             view.nonce = ""
-        if not self.types[C].requested:
-            self.types[C].requested = True
-            first = [self._subscribe(C, set(), set())]
+        if not self.types[C].requested and not self.types[E].requested:
             if self.static_eds:
-                self.warming |= self.static_eds  # listeners wait for them too
+                self.warming |= self.static_eds
                 self.types[E].requested = True
                 self.types[E].names = set(self.static_eds)
-                first.append(self._subscribe(E, set(self.static_eds), set()))
-            return first
+                return [self._subscribe(E, set(self.static_eds), set())]
+            self.types[C].requested = True
+            return [self._subscribe(C, set(), set())]
         out = []
         for t in PUSH_ORDER:
             view = self.types[t]
@@ -309,6 +310,10 @@ class AdsProtocol:
             out += self._resubscribe(E, wanted)
         elif rtype is E:
             self.warming -= decoded.keys()
+            cds = self.types[C]
+            if not cds.requested and not self.warming:
+                cds.requested = True  # the static clusters are initialised: CDS next
+                out.append(self._subscribe(C, set(), set()))
         elif rtype is L:
             wanted = set()
             configs: set[str] = set()
@@ -318,7 +323,7 @@ class AdsProtocol:
             out += self._resubscribe(X, configs)  # (the HTTP filters' ECDS configs)
             out += self._resubscribe(R, wanted)
         lds = self.types[L]
-        if not lds.requested and rtype in (C, E) and not self.warming:
+        if not lds.requested and self.types[C].responses and not self.warming:
             lds.requested = True  # the cluster manager is initialised: listeners next
             out.append(self._subscribe(L, set(), set()))
         return out

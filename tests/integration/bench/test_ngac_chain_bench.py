@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 async def test_ngac_chain_bench_runs_end_to_end() -> None:
     code, out = await run_bench(
         "ngac_chain.py",
-        "--duration", "0.5", "--requests", "200", "--rounds", "1", "--identities", "50",
+        "--duration", "30", "--requests", "200", "--rounds", "1", "--identities", "50",
         within=240,
     )  # fmt: skip
     assert code == 0, out[-4000:]

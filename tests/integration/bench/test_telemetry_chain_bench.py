@@ -25,7 +25,7 @@ REQUESTS = 200
 async def test_telemetry_chain_bench_runs_end_to_end() -> None:
     code, out = await run_bench(
         "telemetry.py", "--chain",
-        "--configs", "off,stats,logs,trace100", "--duration", "1", "--requests", str(REQUESTS),
+        "--configs", "off,stats,logs,trace100", "--duration", "30", "--requests", str(REQUESTS),
         "--rounds", "1",
         within=240,
     )  # fmt: skip

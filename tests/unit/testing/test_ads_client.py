@@ -89,17 +89,15 @@ async def test_initial_config_in_envoy_order(delta: bool) -> None:
 
         trace = client.protocol.trace
         assert trace is not None
-        # Envoy: CDS -> EDS -> ACK CDS -> LDS -> ACK EDS -> ECDS, RDS -> ACK LDS ->
-        # ACK ECDS -> ACK RDS
-        # Envoy: CDS and the bootstrap's static EDS (the sidecar's local cluster) -> EDS
-        # for the clusters received -> ACK CDS -> ACK EDS -> LDS -> ACK EDS -> ECDS, RDS ->
-        # ACK LDS -> ACK ECDS -> ACK RDS
+        # Envoy: the bootstrap's static EDS (the sidecar's local cluster) -> CDS once it is
+        # initialised -> ACK EDS -> EDS for the clusters received -> ACK CDS -> LDS ->
+        # ACK EDS -> ECDS, RDS -> ACK LDS -> ACK ECDS -> ACK RDS
         assert trace[:12] == [
-            ("subscribe", C),
             ("subscribe", E),
+            ("subscribe", C),
+            ("ack", E),
             ("subscribe", E),
             ("ack", C),
-            ("ack", E),
             ("subscribe", L),
             ("ack", E),
             ("subscribe", X),
