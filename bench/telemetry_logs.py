@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import LoadResult, http_load
-from dataplane import BACKEND
+from _envoy_variants import Address, add_arguments, compare
+from envoy.config.bootstrap.v3.bootstrap_pb2 import Bootstrap
 
-from gossamer.envoy.admin import EnvoyAdmin
-from gossamer.envoy.process import ManagedProcess
-from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.testing import resources
-from gossamer.testing.ports import free_port
 from gossamer.translate import telemetry
 from gossamer.translate.bootstrap import static_bootstrap
 from gossamer.types import ProxyIdentity
@@ -69,78 +63,16 @@ def bootstrap(listen: tuple[str, int], backend: tuple[str, int], svc: tuple[str,
 
 
 async def main(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="telemetry-logs-"))
-    token = tmp / "token"
-    token.write_text(secrets.token_hex(16))
-    svc = ("127.0.0.1", free_port())
-    backend = ("127.0.0.1", free_port())
-    procs = [
-        ManagedProcess(
-            [sys.executable, "-c", BACKEND, *map(str, backend)],
-            log_path=tmp / "b.log",
-            name="backend",
-        ),
-        ManagedProcess(
-            [sys.executable, "-c", "from gossamer.cli.main import run; run()", "telemetry", "serve",
-             "--listen", f"{svc[0]}:{svc[1]}", "--http", f"127.0.0.1:{free_port()}",
-             "--data", str(tmp / "t.sqlite"), "--token-file", str(token)],
-            log_path=tmp / "t.log", name="telemetry",
-        ),
-    ]  # fmt: skip
-    for p in procs:
-        await p.start()
-    await asyncio.sleep(2)
-    variants = {"off": 0, **{f"log {b // 1024} KiB": b for b in args.buffers}}
-    envoys = {}
-    for name, buffer in variants.items():
-        listen = ("127.0.0.1", free_port())
-        envoy = EnvoyProcess(
-            bootstrap(listen, backend, svc, buffer),
-            workdir=tmp / name.replace(" ", "-"),
-            concurrency=1,
-        )
-        await envoy.start()
-        envoys[name] = (envoy, listen)
-    results: dict[str, list[LoadResult]] = {n: [] for n in variants}
-    try:
-        for _, listen in envoys.values():  # warm up
-            await http_load(listen, args.connections, max_requests=2000, max_seconds=2)
-        order = list(envoys.items())
-        for round_ in range(args.rounds):  # each round in another order (the VM drifts)
-            for name, (envoy, listen) in (
-                order[round_ % len(order) :] + order[: round_ % len(order)]
-            ):
-                results[name].append(
-                    await http_load(
-                        listen,
-                        args.connections,
-                        max_requests=10**7,
-                        max_seconds=args.seconds,
-                        pids=[envoy.pid],
-                    )
-                )
-        base = LoadResult.pooled(results["off"]).cpu_us_per_request
-        for name, rs in results.items():
-            r = LoadResult.pooled(rs)
-            host, port = envoys[name][0].admin_address or ("", 0)
-            async with EnvoyAdmin(f"{host}:{port}") as admin:
-                stats = await admin.stats(r"grpc_access_log\.logs_")
-            print(
-                f"{name:>12}: {r.cpu_us_per_request:6.1f} us Envoy CPU/request "
-                f"({r.cpu_us_per_request / base:4.2f}x), {r.rps:7.0f} rps, p50 {r.ms(50):.2f} ms, "
-                f"errors {r.errors}; {stats}"
-            )
-    finally:
-        for envoy, _ in envoys.values():
-            await envoy.stop(5)
-        for p in procs:
-            await p.stop(10)
+    buffers = {"off": 0, **{f"log {b // 1024} KiB": b for b in args.buffers}}
+
+    def make(name: str, listen: Address, backend: Address, svc: Address) -> Bootstrap:
+        return bootstrap(listen, backend, svc, buffers[name])
+
+    await compare(list(buffers), make, args, stats_filter=r"grpc_access_log\.logs_")
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=4.0)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--connections", type=int, default=16)
+    add_arguments(p)
     p.add_argument("--buffers", type=int, nargs="*", default=[16384, 65536, 262144])
     asyncio.run(main(p.parse_args()))

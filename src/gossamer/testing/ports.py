@@ -6,6 +6,7 @@ hosts as 127.0.0.2, 127.0.0.3, ...
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 from gossamer import ports
@@ -30,3 +31,14 @@ def loopback_host(n: int) -> str:
     if not 0 <= n <= 253:
         raise ConfigError(f"loopback_host: n must be 0..253, got {n}")
     return f"127.0.0.{n + 1}"
+
+
+async def accepting(host: str, port: int) -> bool:
+    """Does something accept TCP connections on ``host:port`` now? (For ``wait_until``.)"""
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
