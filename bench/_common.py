@@ -1,14 +1,15 @@
 """Small helpers shared by the benchmarks: percentiles, process CPU and memory from /proc,
-and a bounded HTTP load generator."""
+a bounded HTTP load generator, and the options and exit of the chain benches."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import statistics
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,3 +217,30 @@ async def http_load(
         seconds=float(data["elapsed"]),
         cpu_s=float(data["cpu_s"]),
     )
+
+
+def chain_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options of every chain bench (each run is bounded by count and by time)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--duration", type=float, default=3.0, help="max seconds per run")
+    parser.add_argument("--requests", type=int, default=50_000, help="max requests per run")
+    parser.add_argument("--rounds", type=int, default=6)
+    return parser
+
+
+def chain_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse, keep every bound within reason, and print what the figures depend on."""
+    args = parser.parse_args(argv)
+    args.duration = max(0.2, min(args.duration, 60.0))
+    args.requests = max(1, min(args.requests, 1_000_000))
+    args.rounds = max(1, min(args.rounds, 10))
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"python {sys.version.split()[0]}; load average at start {load}", flush=True)
+    return args
+
+
+def exit_if_failed(errors: Iterable[int]) -> None:
+    """Exit non-zero when any measured request failed."""
+    failed = sum(errors)
+    if failed:
+        sys.exit(f"{failed} requests failed (see the errors column)")

@@ -34,7 +34,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from _common import LoadResult, http_load
+from _common import LoadResult, chain_args, chain_parser, exit_if_failed, http_load
 from dataplane import BACKEND
 from mesh_hosts import HostAgent, running_hosts
 from static_mtls import Identity, back_bootstrap, front_bootstrap, static_envoy
@@ -329,19 +329,11 @@ def report(samples: list[Sample]) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=float, default=3.0, help="max seconds per run")
-    parser.add_argument("--requests", type=int, default=50_000, help="max requests per run")
-    parser.add_argument("--rounds", type=int, default=6)
-    args = parser.parse_args()
-    args.duration = max(0.2, min(args.duration, 60.0))
-    args.requests = max(1, min(args.requests, 1_000_000))
-    args.rounds = max(1, min(args.rounds, 10))
+    parser = chain_parser(__doc__)
+    args = chain_args(parser, None)
     samples = asyncio.run(run(args))
     report(samples)
-    failed = sum(s.result.errors for s in samples)
-    if failed:
-        sys.exit(f"{failed} requests failed (see the errors column)")
+    exit_if_failed(s.result.errors for s in samples)
 
 
 if __name__ == "__main__":

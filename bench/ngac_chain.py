@@ -31,13 +31,12 @@ import asyncio
 import json
 import os
 import re
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from _common import LoadResult, http_load
+from _common import LoadResult, chain_args, chain_parser, exit_if_failed, http_load
 from mesh_hosts import HostAgent, running_hosts
 from mtls_chain import (
     Chain,
@@ -268,24 +267,15 @@ def report(samples: list[Sample]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Run with ``argv`` (default: the command line's); ``bench/ngac.py`` passes its own."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=float, default=3.0, help="max seconds per run")
-    parser.add_argument("--requests", type=int, default=50_000, help="max requests per run")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser = chain_parser(__doc__)
     parser.add_argument(
         "--identities", type=int, default=1000, help="more identities in the access list"
     )
-    args = parser.parse_args(argv)
-    args.duration = max(0.2, min(args.duration, 60.0))
-    args.requests = max(1, min(args.requests, 1_000_000))
-    args.rounds = max(1, min(args.rounds, 10))
+    args = chain_args(parser, argv)
     args.identities = max(0, min(args.identities, 20_000))
-    print(f"python {sys.version.split()[0]}; load {os.getloadavg()[0]:.1f}", flush=True)
     samples = asyncio.run(run(args))
     report(samples)
-    failed = sum(s.result.errors for s in samples)
-    if failed:
-        sys.exit(f"{failed} requests failed (see the errors column)")
+    exit_if_failed(s.result.errors for s in samples)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import LoadResult, cpu_seconds, http_load
+from _common import LoadResult, chain_args, chain_parser, cpu_seconds, exit_if_failed, http_load
 from mesh_hosts import HostAgent
 from mtls_chain import (
     Chain,
@@ -325,28 +324,19 @@ def report(samples: list[Sample], configs: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run with ``argv`` (default: the command line's); ``bench/telemetry.py`` passes its own."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=float, default=3.0, help="max seconds per run")
-    parser.add_argument("--requests", type=int, default=50_000, help="max requests per run")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser = chain_parser(__doc__)
     parser.add_argument(
         "--configs", default=",".join(CONFIGS), help=f"comma-separated, 'off' first: {CONFIGS}"
     )
-    args = parser.parse_args(argv)
-    args.duration = max(0.2, min(args.duration, 60.0))
-    args.requests = max(1, min(args.requests, 1_000_000))
-    args.rounds = max(1, min(args.rounds, 10))
+    args = chain_args(parser, argv)
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in args.configs if c not in CONFIGS]
     if unknown or not args.configs or args.configs[0] != "off" or len(set(args.configs)) < 2:
         choices = list(CONFIGS)[1:]
         parser.error(f"--configs: 'off', then one or more of {choices}; got {args.configs}")
-    print(f"python {sys.version.split()[0]}; load {os.getloadavg()[0]:.1f}", flush=True)
     samples = asyncio.run(run(args))
     report(samples, args.configs)
-    failed = sum(s.result.errors for s in samples)
-    if failed:
-        sys.exit(f"{failed} requests failed (see the errors column)")
+    exit_if_failed(s.result.errors for s in samples)
 
 
 if __name__ == "__main__":
