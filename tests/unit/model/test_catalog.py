@@ -21,9 +21,9 @@ from gossamer.model import (
     parse_manifest,
 )
 from gossamer.model.catalog import to_manifests
+from gossamer.testing import strategies
 from gossamer.types import Manifest
 
-from . import strategies
 from .builders import errors_of, gateway, manifest, route, service, workload
 
 

@@ -10,9 +10,8 @@ from hypothesis import strategies as st
 
 from gossamer.errors import ValidationError
 from gossamer.model import Mesh, Service, Workload, parse_manifest, parse_yaml
+from gossamer.testing import strategies
 from gossamer.types import Manifest, ResourceKey
-
-from . import strategies
 
 SERVICE = """\
 apiVersion: gossamer.dev/v1

@@ -15,8 +15,8 @@ import gossamer.model.snapshot as snapshot_module
 from gossamer.model import ModelSnapshot, check_references
 from gossamer.model.snapshot import Ref
 from gossamer.store.base import StoredResource
+from gossamer.testing import strategies
 
-from . import strategies
 from .builders import parse, service, snapshot
 
 POOL = ipaddress.IPv4Network("127.128.0.0/9")

@@ -1,4 +1,6 @@
-"""Hypothesis strategies that generate valid manifests of every kind."""
+"""Hypothesis strategies that generate valid manifests of every kind (the model's property
+tests and the config fuzz bench, `bench/fuzz_config.py`). Needs `hypothesis` (a dev
+dependency): import this module explicitly; `gossamer.testing` does not."""
 
 from __future__ import annotations
 
