@@ -9,6 +9,8 @@ would otherwise end in Python's ``RecursionError``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import yaml
 
 from gossamer.errors import FieldError, ValidationError
@@ -80,6 +82,8 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
         seen: set[object] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *base``: the base's keys, which this mapping's own override
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -118,13 +122,19 @@ def parse_documents(
 ) -> list[object]:
     """Every non-empty document in ``text`` as plain data, under the limits above; a YAML
     error raises ``ValidationError`` naming ``source`` and the line."""
+    return [doc for _, doc in _documents(text, source, max_nodes)]
+
+
+def _documents(text: str, source: str, max_nodes: int) -> list[tuple[int, object]]:
+    """``parse_documents``, each with the line its document starts on."""
     loader = _Loader(text, max_nodes)
     try:
         docs = []
-        while loader.check_data():  # type: ignore[no-untyped-call]
-            doc = loader.get_data()
-            if doc is not None:
-                docs.append(doc)
+        while loader.check_node():
+            node = loader.get_node()
+            doc = loader.construct_document(node)
+            if doc is not None and node is not None:
+                docs.append((node.start_mark.line + 1, doc))
         return docs
     except yaml.YAMLError as e:
         raise ValidationError([FieldError(yaml_problem(e), source=source)]) from None
@@ -136,14 +146,16 @@ def parse_yaml(
     text: str, source: str = "", *, max_nodes: int = DEFAULT_MAX_NODES
 ) -> list[Resource]:
     """Parse every document in ``text``; collect all errors, then raise them together."""
-    docs = parse_documents(text, source, max_nodes=max_nodes)
+    docs = _documents(text, source, max_nodes)
     resources: list[Resource] = []
     errors: list[FieldError] = []
-    for doc in docs:
+    for line, doc in docs:
         try:
             resource = parse_manifest(doc, source)
         except ValidationError as e:
-            errors.extend(e.errors)
+            # a document that is no resource at all: say where it starts
+            where = f"document at line {line}"
+            errors.extend(replace(err, resource=err.resource or where) for err in e.errors)
             continue
         bad = lone_surrogates(doc)
         errors.extend(FieldError(m, path, str(resource.key), source) for path, m in bad)

@@ -231,3 +231,79 @@ routes = st.builds(
 )
 
 manifests = st.one_of(meshes, services, workloads, gateways, routes)
+
+#: the service names a coherent mesh draws from (few, so references resolve)
+SERVICE_POOL = ("api", "web", "db", "cache")
+
+
+def _port_name(draw: st.DrawFn, service: dict[str, Any] | None) -> dict[str, Any]:
+    """``{"port": name}`` of one of ``service``'s ports, or ``{}`` when it has only one."""
+    if service is None or (len(service["spec"]["ports"]) == 1 and draw(st.booleans())):
+        return {}
+    return {"port": draw(st.sampled_from([p["name"] for p in service["spec"]["ports"]]))}
+
+
+@st.composite
+def coherent_meshes(draw: st.DrawFn) -> list[Manifest]:
+    """A small mesh whose references mostly resolve: 1-3 services, 1-3 workloads of them
+    (sidecars depending on them), maybe a gateway ``edge``, 0-2 routes to them; everything
+    in namespace ``default``. The pieces are the valid manifests above, re-pointed at each
+    other; what is still inconsistent (a port name, a shared address) is for the model's
+    reference checks to refuse."""
+    svc_names = draw(st.lists(st.sampled_from(SERVICE_POOL), min_size=1, max_size=3, unique=True))
+    out: list[Manifest] = []
+    if draw(st.booleans()):
+        out.append(draw(meshes))
+    svcs: dict[str, dict[str, Any]] = {}
+    for name in svc_names:
+        svc = draw(services)
+        svc["metadata"] = {"name": name}
+        svcs[name] = svc
+        out.append(svc)
+    sidecars: dict[str, bool] = {}
+    for i in range(draw(st.integers(1, 3))):
+        w = draw(workloads)
+        w["metadata"] = {"name": f"w{i}"}
+        spec = w["spec"]
+        spec["service"] = own = draw(st.sampled_from(svc_names))
+        # every workload of a service has a sidecar, or none has
+        sidecar = spec["sidecar"] = sidecars.setdefault(own, spec["sidecar"])
+        for p in spec["ports"]:
+            if sidecar:
+                p.setdefault("appPort", p["port"])
+            else:
+                p.pop("appPort", None)
+        spec["dependencies"] = spec.get("dependencies", []) if sidecar else []
+        own_ports = [p["name"] for p in svcs[own]["spec"]["ports"]]
+        for j, p in enumerate(spec["ports"]):
+            p["name"] = own_ports[j % len(own_ports)]
+        for dep in spec.get("dependencies", []):
+            dep.pop("namespace", None)
+            dep.pop("port", None)
+            dep["service"] = target = draw(st.sampled_from(svc_names))
+            dep.update(_port_name(draw, svcs[target]))
+        out.append(w)
+    gateway_names = []
+    if draw(st.booleans()):
+        g = draw(gateways)
+        g["metadata"] = {"name": "edge"}
+        gateway_names.append("edge")
+        out.append(g)
+    for i in range(draw(st.integers(0, 2))):
+        r = draw(routes)
+        r["metadata"] = {"name": f"r{i}"}
+        spec = r["spec"]
+        if "gateways" in spec and gateway_names:
+            spec["gateways"] = gateway_names
+        else:
+            spec.pop("gateways", None)
+            spec.pop("hosts", None)
+            spec["service"] = draw(st.sampled_from(svc_names))
+        for rule in spec["rules"]:
+            for d in rule["destinations"]:
+                d.pop("namespace", None)
+                d.pop("port", None)
+                d["service"] = target = draw(st.sampled_from(svc_names))
+                d.update(_port_name(draw, svcs[target]))
+        out.append(r)
+    return out

@@ -73,7 +73,8 @@ def test_every_bad_document_is_reported() -> None:
     assert len(errors) == 3
     assert errors[0].startswith("all.yaml: Service default/Bad: metadata.name: 'Bad' is not")
     assert errors[1] == (
-        "all.yaml: a resource must be a mapping with apiVersion, kind, metadata, spec"
+        "all.yaml: document at line 15: a resource must be a mapping with apiVersion, kind, "
+        "metadata, spec"
     )
     assert errors[2].startswith("all.yaml: Dog default/d: kind: unknown kind 'Dog'")
 
