@@ -48,6 +48,13 @@ class HeaderMatch(OneOf):
     present: bool | None = None
     invert: bool = False
 
+    @field_validator("prefix")
+    @classmethod
+    def _some_prefix(cls, v: str | None) -> str | None:
+        if v == "":  # Envoy's StringMatcher refuses an empty prefix
+            raise ValueError("an empty prefix matches every value: use present: true instead")
+        return v
+
     @field_validator("regex")
     @classmethod
     def _valid_regex(cls, v: str | None) -> str | None:

@@ -26,6 +26,8 @@ MIN_FILL_INTERVAL = timedelta(milliseconds=50)
 
 def re2_regex(value: str) -> str:
     """Envoy matches with RE2 (no lookaround, no backreferences): check with RE2 itself."""
+    if not value:  # Envoy's RegexMatcher refuses an empty regex
+        raise ValueError("an empty regular expression: write '.*' to match anything")
     options = re2.Options()
     options.log_errors = False
     try:

@@ -178,7 +178,7 @@ headers = st.builds(
     header_names,
     st.one_of(
         st.builds(lambda v: {"exact": v}, st.text(max_size=5)),
-        st.builds(lambda v: {"prefix": v}, st.text(max_size=5)),
+        st.builds(lambda v: {"prefix": v}, st.text(min_size=1, max_size=5)),  # Envoy: not ""
         st.builds(lambda v: {"regex": v}, st.sampled_from(["^a", "b+", "[0-9]"])),
         st.builds(lambda v: {"present": v}, st.booleans()),
     ),
