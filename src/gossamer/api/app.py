@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import prometheus_client
@@ -44,6 +44,7 @@ def _ops_router(
     agents: Registry | None,
     authz: AuthzService | None,
     auth: Authenticator | None,
+    store_problem: Callable[[], str | None] | None = None,
 ) -> APIRouter:
     router = APIRouter(tags=["operations"])
     operator = [require_operator(auth)]
@@ -55,10 +56,15 @@ def _ops_router(
 
     @router.get("/readyz", response_model=StatusBody, responses={503: {"model": StatusBody}})
     async def readyz() -> Any:
-        """Ready once the control plane has loaded its state and serves proxies."""
-        if service.ready:
-            return StatusBody(status="ready")
-        return JSONResponse({"status": "starting"}, status_code=503)
+        """Ready once the control plane has loaded its state and serves proxies, and while
+        its store answers (503 ``store_unreachable`` with a ``detail`` saying since when)."""
+        if not service.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        problem = store_problem() if store_problem is not None else None
+        if problem is not None:
+            body = {"status": "store_unreachable", "detail": problem}
+            return JSONResponse(body, status_code=503)
+        return StatusBody(status="ready")
 
     @router.get("/metrics", response_class=Response, dependencies=operator)
     async def metrics_text() -> Response:
@@ -93,12 +99,14 @@ def create_api(
     api_hosts: Sequence[str] | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES,
+    store_problem: Callable[[], str | None] | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``service``; ``/metrics`` exposes ``metrics`` (Prometheus);
     with ``agents`` (the agent registry), the agent protocol too (docs/agent-protocol.md),
     and with ``ca`` as well, the CA's routes (workload certificates, ``/v1/ca``).
     A request body over ``max_request_bytes`` is refused before it is parsed, a resource
-    over ``max_resource_bytes`` (as JSON) before it is validated.
+    over ``max_resource_bytes`` (as JSON) before it is validated. ``store_problem`` says
+    what is wrong with the store (None: nothing); ``/readyz`` answers 503 while it does.
 
     With ``operators`` every operator route needs an operator token (``api.auth``; the 401
     names ``admin_token_file``), and its routes are served; without, anyone is let in (for
@@ -123,7 +131,7 @@ def create_api(
     app.include_router(resources_router(service, max_resource_bytes, auth))
     dumps = DumpBroker()  # config dumps asked of hosts (api.host_requests)
     app.include_router(proxies_router(service, auth, agents=agents, dumps=dumps, metrics=metrics))
-    app.include_router(_ops_router(service, metrics, agents, authz, auth))
+    app.include_router(_ops_router(service, metrics, agents, authz, auth, store_problem))
     if agents is not None:
         install_agents(app, agents, auth)
         app.include_router(host_requests_router(agents, dumps))

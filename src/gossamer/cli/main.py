@@ -97,6 +97,15 @@ def control_plane(
             "optional; docs/store.md, 'etcd')",
         ),
     ] = None,
+    store_loss_grace: Annotated[
+        float,
+        typer.Option(
+            "--store-loss-grace",
+            help="etcd store: seconds etcd may not answer before this replica closes its xDS "
+            "streams so Envoys move to another replica (writes are refused at once; "
+            "docs/store.md, 'When etcd is lost')",
+        ),
+    ] = 10.0,
     api_addr: Annotated[
         str, typer.Option("--api-addr", callback=_host_port, help="REST API (HOST:PORT)")
     ] = "127.0.0.1:7070",
@@ -304,6 +313,7 @@ def control_plane(
             api_addr,
             xds_addr,
             store=store,
+            store_loss_grace=store_loss_grace,
             insecure_listen=insecure_listen,
             api_limits=limits,
             max_request_bytes=max_request_bytes,

@@ -32,6 +32,7 @@ from gossamer.errors import (
 from gossamer.model import ModelSnapshot, check_references, parse_manifest
 from gossamer.model.base import Resource
 from gossamer.store.base import ChangeBatch, Store
+from gossamer.store.etcd_health import StoreHealth
 from gossamer.translate.proxy import Translator
 from gossamer.types import Manifest, ProxyIdentity, ResourceKey
 from gossamer.xds.cache import SnapshotCache
@@ -76,6 +77,8 @@ class ControlPlane:
         self.monitor = monitor
         self.model: ModelSnapshot | None = None
         self.ready = False
+        #: whether the store answers, if it can tell (etcd): while lost, writes fail at once
+        self.store_health: StoreHealth | None = None
         self._apply_lock = asyncio.Lock()
         #: when to publish after changes (``_mark_dirty``)
         self._debounce = Debouncer()
@@ -272,8 +275,14 @@ class ControlPlane:
         self, resources: Sequence[Resource], **options: Unpack[ApplyOptions]
     ) -> ApplyResult:
         """Apply puts (and ``deletes``) in one transaction (:class:`ApplyOptions`)."""
+        self._check_store()
         async with self._apply_lock:
             return await self.apply_held(resources, **options)
+
+    def _check_store(self) -> None:
+        """Refuse a write at once while the store is lost (not after waiting for the lock)."""
+        if self.store_health is not None:
+            self.store_health.check()
 
     @property
     def apply_lock(self) -> asyncio.Lock:
@@ -313,6 +322,7 @@ class ControlPlane:
         wait_timeout: float = 30.0,
         owner: str | None = None,
     ) -> ApplyResult:
+        self._check_store()
         async with self._apply_lock:
             assert self.model is not None
             authorize(self.model, (), keys, owner, internal=False)

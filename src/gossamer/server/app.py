@@ -37,6 +37,7 @@ from gossamer.ca.authority import CertificateAuthority
 from gossamer.controlplane.address_seed import ensure_address_seed
 from gossamer.controlplane.jwks_refresh import JwksRefresher
 from gossamer.controlplane.plane import ControlPlane
+from gossamer.controlplane.store_loss import StoreLossGuard
 from gossamer.errors import ConfigError
 from gossamer.files import private_dir
 from gossamer.registry import Registry
@@ -62,6 +63,8 @@ from gossamer.server.telemetry_child import Telemetry, open_telemetry
 from gossamer.server.telemetry_relay import MetricsRelay
 from gossamer.server.xds_identity import xds_authorizer
 from gossamer.store.base import Store
+from gossamer.store.etcd import EtcdStore
+from gossamer.store.etcd_health import EtcdProbe
 from gossamer.store.factory import open_store
 from gossamer.translate.ext_authz import AuthzService as DecisionPointAddress
 from gossamer.translate.global_rate_limit import RateLimitService
@@ -213,6 +216,13 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     relay = MetricsRelay(xds.check)  # the proxies' stat sink -> the telemetry service
     xds.services.append(relay.add_to)
     agents = Registry(plane, liveness=settings.liveness)
+    # etcd lost: writes refused at once, /readyz 503, xDS closed after the grace
+    guards: list[EtcdProbe | StoreLossGuard] = []
+    if isinstance(store, EtcdStore):
+        plane.store_health = store.health
+        grace = settings.store_loss_grace
+        closer = StoreLossGuard(store.health, grace, xds.refuse_streams, xds.accept_streams)
+        guards += [EtcdProbe(store, store.health), closer]
     app = ControlPlaneApp(settings, store, plane, xds, metrics, agents)
     app.telemetry_relay = relay
     interpreter = contextlib.ExitStack()
@@ -272,6 +282,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
             api_hosts=(settings.api_addr[0], *settings.api_hosts),
             max_request_bytes=settings.max_request_bytes,
             max_resource_bytes=settings.max_resource_bytes,
+            store_problem=plane.store_health.problem if plane.store_health else None,
         )
         api_app.state.discovery = app.discovery  # the join answer, /trust-bundle
         admin_file = str(settings.data_dir / ADMIN_TOKEN_FILE)
@@ -334,6 +345,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
                 tg.create_task(certificate.run()),
                 # the keys of jwks.uri issuers, fetched here, sent inline to the proxies
                 tg.create_task(jwks.run()),
+                *(tg.create_task(guard.run()) for guard in guards),
             ]
             if app.rate_limit_child is not None:
                 followers.append(tg.create_task(app.rate_limit_child.run()))

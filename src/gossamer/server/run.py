@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
+from gossamer.controlplane.store_loss import DEFAULT_GRACE, check_grace
 from gossamer.registry.liveness import LivenessSettings
 from gossamer.server.app import create_app
 from gossamer.server.authz_child import AuthzSettings
@@ -60,6 +61,7 @@ def main(
     xds_addr: str,
     *,
     store: str | None = None,
+    store_loss_grace: float = DEFAULT_GRACE,
     insecure_listen: bool = False,
     api_limits: ApiServerLimits | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
@@ -80,6 +82,7 @@ def main(
         api_addr=parse_addr(api_addr, "--api-addr"),
         xds_addr=parse_addr(xds_addr, "--xds-addr"),
         store=store,
+        store_loss_grace=check_grace(store_loss_grace),
         api_limits=api_limits or ApiServerLimits(),
         insecure_listen=insecure_listen,
         max_request_bytes=max_request_bytes,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
+from gossamer.controlplane.store_loss import DEFAULT_GRACE
 from gossamer.errors import ConfigError
 from gossamer.registry.liveness import LivenessSettings
 from gossamer.server.authz_child import AuthzSettings
@@ -26,6 +27,9 @@ class Settings:
     xds_addr: tuple[str, int] = ("127.0.0.1", 18000)
     #: a store location for ``open_store``; default: SQLite in data_dir
     store: str | None = None
+    #: seconds an etcd store may not answer before the xDS streams are closed
+    #: (--store-loss-grace; writes are refused at once; docs/store.md)
+    store_loss_grace: float = DEFAULT_GRACE
     #: when a host is dead (docs/agent-protocol.md, "The liveness rule")
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
     #: ``required`` (the default): mTLS only, on xds_addr; ``optional``: plaintext on

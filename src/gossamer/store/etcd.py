@@ -14,6 +14,8 @@ cluster-wide. Store revision C compacted is etcd's compaction at C + base: a wat
 starts at etcd revision C + base + 1, above the compaction point (etcd drops a delete made
 at exactly the compaction revision). ``watch`` is ``etcd_watch.py``.
 
+While etcd does not answer (``etcd_health.py``), calls but ``watch`` fail at once.
+
 Not yet (issue 15): leases for the liveness rule, leader election, several replicas.
 """
 
@@ -33,6 +35,7 @@ import aetcd.rpc as rpc  # type: ignore[import-untyped]
 from gossamer.errors import ConfigError, ConflictError, StoreError
 from gossamer.store.base import Change, StoredResource, StoreStatistics
 from gossamer.store.etcd_client import EtcdConnection
+from gossamer.store.etcd_health import StoreHealth
 from gossamer.store.etcd_identity import (
     EtcdIdentity,
     identity_compare,
@@ -83,6 +86,9 @@ class EtcdStore:
         self._watchers = 0
         #: running etcd watch calls, cancelled by ``close``
         self.calls: set[Any] = set()
+        #: does etcd answer? (kept by an ``etcd_health.EtcdProbe``; while lost, reads and
+        #: writes fail at once instead of after ``call_timeout``)
+        self.health = StoreHealth(f"etcd at {conn.location}")
 
     @classmethod
     async def open(
@@ -171,6 +177,7 @@ class EtcdStore:
         return self._closed
 
     async def revision(self) -> int:
+        self.health.check()
         response = await self._conn.range(
             rpc.RangeRequest(key=identity_key(self._keys.prefix), keys_only=True)
         )
@@ -182,6 +189,7 @@ class EtcdStore:
     ) -> int:
         prepared = prepare_apply(puts, deletes)
         self._conn.check_open()
+        self.health.check()
         writes = [(self._keys.key(key), text.encode()) for key, text in prepared.puts]
         removes = [self._keys.key(key) for key in prepared.deletes]
         reads = [
@@ -216,6 +224,7 @@ class EtcdStore:
         )
 
     async def get(self, key: ResourceKey) -> StoredResource | None:
+        self.health.check()
         response = await self._conn.range(rpc.RangeRequest(key=self._keys.key(ResourceKey(*key))))
         self.seen(int(response.header.revision))
         return self._keys.stored(response.kvs[0], self.base) if response.kvs else None
@@ -223,6 +232,7 @@ class EtcdStore:
     async def list(
         self, kind: str | None = None, namespace: str | None = None
     ) -> tuple[builtins.list[StoredResource], int]:
+        self.health.check()
         start, end = self._keys.scope(kind, namespace)
         found: builtins.list[StoredResource] = []
         at = 0  # the first page's revision; later pages are read at it

@@ -97,6 +97,19 @@ class EtcdConnection:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    async def answers(self, method: str, request: Any, within: float) -> bool:
+        """Does any member answer ``KV.<method>(request)`` within ``within`` seconds (each
+        member tried once, in turn; no retries)? For the liveness probe (``etcd_health``)."""
+        for channel in self._channels:
+            if self._closed:
+                return False
+            try:
+                await getattr(rpc.KVStub(channel), method)(request, timeout=within)
+            except grpc.aio.AioRpcError:
+                continue
+            return True
+        return False
+
     def check_open(self) -> None:
         if self._closed:
             raise StoreError(f"the store at {self.location} is closed; open it again")

@@ -8,10 +8,15 @@ It serves plaintext (``start``) and mTLS (``start_tls``) on separate ports: gRPC
 make a client certificate optional on one port. Each stream's peer (its verified client
 certificate, or none) is checked against the node id it subscribes as by ``authorize``
 (``gossamer.xds.auth.check_node``); a refused stream ends with PERMISSION_DENIED.
+
+``refuse_streams(reason)`` ends every open stream with UNAVAILABLE and refuses new ones
+until ``accept_streams()``: a replica that lost its store sends its proxies elsewhere
+(``controlplane.store_loss``); each Envoy keeps its last configuration meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -72,6 +77,17 @@ class Keepalive:
         ]
 
 
+class _Gate:
+    """Shared by both ports: the open streams, and why new ones are refused (None: not)."""
+
+    def __init__(self) -> None:
+        self.refusing: str | None = None
+        #: each open stream's scope: expiring it ends the stream (``XdsServer.refuse_streams``)
+        self.scopes: set[asyncio.Timeout] = set()
+        #: streams ended or refused with UNAVAILABLE
+        self.closed = 0
+
+
 class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
     def __init__(
         self,
@@ -80,6 +96,7 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         authorize: Authorizer,
         ids: Iterator[int],
         encoder: ResponseEncoder,
+        gate: _Gate,
     ) -> None:
         self.cache = cache
         self.monitor = monitor
@@ -87,8 +104,14 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         #: shared by the plaintext and mTLS ports: stream keys are unique in the monitor
         self._ids = ids
         self._encoder = encoder
+        self._gate = gate
 
     async def _serve(self, context: Any, *, delta: bool) -> None:
+        gate = self._gate
+        if gate.refusing is not None:
+            gate.closed += 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, gate.refusing)
+
         async def read() -> Any:
             msg = await context.read()
             return None if msg is grpc.aio.EOF else msg
@@ -105,8 +128,20 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             encoder=self._encoder,
             wire=True,
         )
+        scope = asyncio.timeout(None)
         try:
-            await stream.run()
+            async with scope:
+                gate.scopes.add(scope)
+                try:
+                    await stream.run()
+                finally:
+                    gate.scopes.discard(scope)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            gate.closed += 1
+            why = gate.refusing or "this control plane is closing its xDS streams"
+            await context.abort(grpc.StatusCode.UNAVAILABLE, why)
         except PermissionDeniedError as e:
             log.warning("xDS stream refused (%s): %s", context.peer(), e)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
@@ -162,6 +197,7 @@ class XdsServer:
         self._stream_ids = itertools.count(1)
         #: encodes every stream's responses (shared by both ports)
         self.encoder = ResponseEncoder()
+        self._gate = _Gate()
         #: the plaintext port (0: not serving plaintext)
         self.port = 0
         #: the mTLS port (0: not serving mTLS)
@@ -169,6 +205,31 @@ class XdsServer:
         #: more gRPC services on the same ports, added before ``start`` (the telemetry
         #: relay of the proxies' stat sink, ``server.telemetry_relay``)
         self.services: list[Callable[[grpc.aio.Server], None]] = []
+
+    @property
+    def refusing(self) -> str | None:
+        """Why streams are refused now (None: they are served)."""
+        return self._gate.refusing
+
+    @property
+    def streams_closed(self) -> int:
+        """Streams ended or refused with UNAVAILABLE by ``refuse_streams``."""
+        return self._gate.closed
+
+    def refuse_streams(self, reason: str) -> None:
+        """End every open stream with UNAVAILABLE (``reason`` as its message) and refuse
+        new ones the same way until ``accept_streams``."""
+        self._gate.refusing = reason
+        loop = asyncio.get_running_loop()
+        open_now = [scope for scope in self._gate.scopes if not scope.expired()]
+        for scope in open_now:
+            scope.reschedule(loop.time())
+        if open_now:
+            log.warning("closing %d xDS streams: %s", len(open_now), reason)
+
+    def accept_streams(self) -> None:
+        """Serve new streams again."""
+        self._gate.refusing = None
 
     def _authorize(self, proxy: ProxyIdentity, peer: Peer) -> Verdict:
         return self.authorize(proxy, peer)  # (read at each stream: set after construction)
@@ -200,7 +261,7 @@ class XdsServer:
             ]
         )
         servicer = _Servicer(
-            self.cache, self.monitor, self._authorize, self._stream_ids, self.encoder
+            self.cache, self.monitor, self._authorize, self._stream_ids, self.encoder, self._gate
         )
         server.add_generic_rpc_handlers((_ads_handler(servicer),))
         for add in self.services:
