@@ -4,7 +4,10 @@ Envoy sends its node (and the logger's ``log_name``) only in a stream's first me
 ``Reporter`` is parsed once and kept for the stream. Every HTTP entry received is counted
 per proxy (``receipts``: what Envoy's ``logs_written`` can be reconciled with); only
 finished requests (``DownstreamEnd``, or NotSet from Envoys that do not set it) are
-aggregated. A stream whose first message has no usable identifier is refused
+aggregated. An inbound sidecar entry that the proxy's denial log also got
+(``translate.denial_log.logged_as_denial``, when the proxy has that log: ``Reporter.
+denial_log``) is told to the reconciliation twice: Envoy counts it twice in its one
+``logs_written``. A stream whose first message has no usable identifier is refused
 (INVALID_ARGUMENT, naming the field): its entries could not be attributed to anyone.
 """
 
@@ -23,6 +26,7 @@ from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from gossamer.errors import GossamerError
 from gossamer.telemetry.aggregate import Aggregator
 from gossamer.telemetry.entries import Recorder, Reporter
+from gossamer.translate.denial_log import logged_as_denial
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,8 @@ class IngestStats:
     entries: int = 0
     requests: int = 0
     tcp_entries: int = 0
+    #: received entries the proxy's denial log also got (counted twice in ``logs_written``)
+    denial_log_entries: int = 0
 
     def as_json(self) -> dict[str, int]:
         return {
@@ -45,6 +51,7 @@ class IngestStats:
             "entries": self.entries,
             "requests": self.requests,
             "tcpEntries": self.tcp_entries,
+            "denialLogEntries": self.denial_log_entries,
         }
 
 
@@ -91,7 +98,17 @@ class AccessLogServicer(als_pb2_grpc.AccessLogServiceServicer):  # type: ignore[
         self.receipts[(int(self.clock()) // 60, reporter.node_id)] += n
         self.received_by_node[reporter.node_id] += n
         if self.written is not None:  # when Envoy wrote each: start + duration, 100 ms ticks
-            self.written(reporter.node_id, [_tick(e.common_properties) for e in entries])
+            ticks = [_tick(e.common_properties) for e in entries]
+            if reporter.denial_log:  # and again each one its denial log wrote too
+                denied = logged_as_denial
+                denials = [
+                    t
+                    for t, e in zip(ticks, entries, strict=True)
+                    if denied(e.common_properties.metadata)
+                ]
+                stats.denial_log_entries += len(denials)
+                ticks += denials
+            self.written(reporter.node_id, ticks)
         record = self.recorder.record
         add = self.aggregator.add
         counted = 0

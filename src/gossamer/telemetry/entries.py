@@ -19,7 +19,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.data.accesslog.v3 import accesslog_pb2
 
 from gossamer.errors import GossamerError
-from gossamer.node import parse_node
+from gossamer.node import parse_node, sds_capable
 from gossamer.types import parse_spiffe_id
 
 View = Literal["client", "server"]
@@ -81,6 +81,11 @@ class Reporter:
     kind: NodeKind
     #: the workload itself (``ns/name``): the destination instance in the server view
     instance: str
+    #: the same HCM also has the denial log (``translate.denial_log``): a sidecar's inbound
+    #: whose bootstrap has the agent's SDS cluster (its node says ``gossamer.sds``), as the
+    #: translator gives it to every TLS-capable sidecar. Envoy counts that log's entries in
+    #: the same ``logs_written``: the reconciliation counts them (``als``)
+    denial_log: bool = False
 
     @classmethod
     def of(cls, node: base_pb2.Node, log_name: str) -> Reporter:
@@ -94,7 +99,11 @@ class Reporter:
         who = parse_node(node)
         kind: NodeKind = "gateway" if who.kind == "gateway" else "service"
         name = who.service if who.kind == "sidecar" and who.service else who.name
-        return cls(node.id, view, f"{who.namespace}/{name}", kind, f"{who.namespace}/{who.name}")
+        denial_log = view == "server" and who.kind == "sidecar" and sds_capable(node)
+        return cls(
+            node.id, view, f"{who.namespace}/{name}", kind, f"{who.namespace}/{who.name}",
+            denial_log,
+        )  # fmt: skip
 
 
 def outbound_destination(cluster: str) -> str | None:

@@ -13,6 +13,10 @@ bootstrap's ``gossamer-sds`` cluster, the agent's Unix socket, where the agent s
 ``AccessLogService`` beside SDS (``agent/denial_receiver``). Only proxies whose bootstrap
 has that cluster (TLS-capable sidecars) get it. Envoy buffers and sends from its own
 thread: a slow or absent agent never holds a request.
+
+Envoy counts this logger's entries in the same ``logs_written`` as the telemetry service's
+request log, so that service counts each inbound entry ``logged_as_denial`` says this log
+also got (docs/telemetry.md, "Loss"): one predicate for both, over ``DENIAL_KEYS``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from envoy.config.accesslog.v3 import accesslog_pb2
-from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
 from envoy.extensions.access_loggers.grpc.v3 import als_pb2
 from envoy.type.matcher.v3 import metadata_pb2, string_pb2, value_pb2
 from google.protobuf import wrappers_pb2
@@ -37,6 +41,8 @@ ENFORCED_RESULT = "enforced_engine_result"
 SHADOW_RESULT = "shadow_engine_result"
 SHADOW_POLICY = "shadow_effective_policy_id"
 DENIED = "denied"
+#: the entries kept: those whose RBAC metadata has ``DENIED`` under any of these keys
+DENIAL_KEYS = (ENFORCED_RESULT, SHADOW_RESULT)
 #: how long Envoy may hold entries before sending them
 FLUSH_INTERVAL = timedelta(milliseconds=500)
 
@@ -57,8 +63,23 @@ def _denied(key: str) -> accesslog_pb2.AccessLogFilter:
 def denial_filter() -> accesslog_pb2.AccessLogFilter:
     """Only what the RBAC filter denied or would have denied."""
     return accesslog_pb2.AccessLogFilter(
-        or_filter=accesslog_pb2.OrFilter(filters=[_denied(ENFORCED_RESULT), _denied(SHADOW_RESULT)])
+        or_filter=accesslog_pb2.OrFilter(filters=[_denied(key) for key in DENIAL_KEYS])
     )
+
+
+def logged_as_denial(metadata: base_pb2.Metadata) -> bool:
+    """Does ``denial_filter`` keep an entry with this dynamic metadata (an access-log
+    entry's ``common_properties.metadata``)? A value that is not the string ``DENIED``, or
+    no value, does not match, as in Envoy's ``MetadataMatcher``."""
+    rbac = metadata.filter_metadata.get(RBAC_FILTER)  # (``[]`` would insert it)
+    if rbac is None:
+        return False
+    fields = rbac.fields
+    for key in DENIAL_KEYS:
+        value = fields.get(key)
+        if value is not None and value.string_value == DENIED:
+            return True
+    return False
 
 
 def denial_access_log() -> accesslog_pb2.AccessLog:

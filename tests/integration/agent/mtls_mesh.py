@@ -136,14 +136,15 @@ async def _join(h: AgentHandle) -> None:
 
 @contextlib.asynccontextmanager
 async def two_hosts(
-    tmp_path: Path, manifests: str, *, reviews_app_port: int | None = None
+    tmp_path: Path, manifests: str, *, reviews_app_port: int | None = None, **settings: Any
 ) -> AsyncIterator[Mesh]:
     """A control plane with ``manifests`` applied, then web's and reviews' agents;
     ``reviews_app_port``: reviews-1's app is another one the test runs on REVIEWS_HOST
-    (e.g. a TCP echo) instead of the HTTP backend."""
+    (e.g. a TCP echo) instead of the HTTP backend; ``settings``: the control plane's
+    (``running_control_plane``, e.g. ``telemetry``)."""
     other_app = {"appPort": reviews_app_port} if reviews_app_port else {}
     async with (
-        running_control_plane(tmp_path / "cp") as app,
+        running_control_plane(tmp_path / "cp", **settings) as app,
         HttpBackend("web-1", host=WEB_HOST) as web_app,
         HttpBackend("reviews-1", host=REVIEWS_HOST) as reviews_app,
     ):
