@@ -6,6 +6,7 @@ keys, raw YAML tokens that change type, alias bombs), rendered as one YAML file.
 from __future__ import annotations
 
 import io
+import random
 from typing import Any
 
 import yaml
@@ -53,6 +54,12 @@ def _slots(data: Any, out: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     return out
 
 
+def _pick(draw: st.DrawFn, options: list[Any]) -> Any:
+    """Any of ``options`` alike: ``sampled_from`` favours the first ones (here the first
+    document's top), so pick with a generator seeded by a drawn number."""
+    return random.Random(draw(st.integers(0, 2**63))).choice(options)
+
+
 def _replacement(draw: st.DrawFn, old: Any) -> Any:
     how = draw(st.sampled_from(["string", "text", "number", "duration", "nest", "type"]))
     if how == "string":
@@ -76,7 +83,7 @@ def _mutate_data(draw: st.DrawFn, docs: list[dict[str, Any]]) -> list[str]:
     notes = []
     for _ in range(draw(st.integers(1, 3))):
         slots = _slots(docs, [])
-        parent, key = draw(st.sampled_from(slots))
+        parent, key = _pick(draw, slots)
         if isinstance(parent, dict) and draw(st.integers(0, 4)) == 0:
             new_key = draw(st.sampled_from(ODD_STRINGS) | st.text(max_size=6))
             parent[new_key] = parent.pop(key)
@@ -108,13 +115,13 @@ def _contains(outer: yaml.Node, inner: yaml.Node) -> bool:
 def _mutate_yaml(draw: st.DrawFn, roots: list[yaml.Node], raws: list[str]) -> list[str]:
     """Change the composed YAML of one document: alias, merge, duplicate key, raw token."""
     notes = []
-    root = draw(st.sampled_from(roots))
+    root = _pick(draw, roots)
     nodes = _nodes(root, [])
     maps = [n for n in nodes if isinstance(n, yaml.MappingNode) and n is not root]
     how = draw(st.sampled_from(["alias", "merge", "duplicate", "raw"]))
     if how in ("alias", "merge") and len(maps) >= 2:
-        a, b = draw(st.lists(st.sampled_from(maps), min_size=2, max_size=2, unique_by=id))
-        if not (_contains(a, b) or _contains(b, a)):
+        a, b = _pick(draw, maps), _pick(draw, maps)
+        if a is not b and not (_contains(a, b) or _contains(b, a)):
             if how == "merge":  # b takes a's keys it lacks
                 b.value.insert(0, (_MERGE, a))
             else:  # a's value becomes an alias of b (anchored where it first appears)
@@ -123,7 +130,7 @@ def _mutate_yaml(draw: st.DrawFn, roots: list[yaml.Node], raws: list[str]) -> li
                     holder.value = [(k, b if v is a else v) for k, v in holder.value]
             notes.append(how)
     elif how == "duplicate" and maps:
-        m = draw(st.sampled_from(maps))
+        m = _pick(draw, maps)
         if m.value:
             k, v = draw(st.sampled_from(m.value))
             m.value.append((yaml.ScalarNode(k.tag, k.value), v))
@@ -131,7 +138,7 @@ def _mutate_yaml(draw: st.DrawFn, roots: list[yaml.Node], raws: list[str]) -> li
     else:
         scalars = [n for n in nodes if isinstance(n, yaml.ScalarNode)]
         if scalars:
-            s = draw(st.sampled_from(scalars))
+            s = _pick(draw, scalars)
             raws.append(draw(st.sampled_from(RAW_TOKENS)))
             s.tag, s.value, s.style = "tag:yaml.org,2002:str", _PLACEHOLDER.format(len(raws)), None
             notes.append(f"raw {raws[-1][:40]!r}")
