@@ -40,6 +40,7 @@ from gossamer.testing.ports import free_port
 from gossamer.types import API_VERSION, ProxyIdentity
 
 EDGE = ProxyIdentity("gateway", "default", "edge")
+NOBODY = ProxyIdentity("sidecar", "default", "nobody")  # no such Workload
 SOTW = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 DELTA = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -49,21 +50,31 @@ MB = "x" * 1_000_000
 BAD = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
 
-def sotw(type_url: str = CDS, node: bool = True, node_id: str | None = None, **kw: object) -> bytes:
+def sotw(
+    type_url: str = CDS,
+    node: bool = True,
+    node_id: str | None = None,
+    proxy: ProxyIdentity = EDGE,
+    **kw: object,
+) -> bytes:
     req = discovery_pb2.DiscoveryRequest(type_url=type_url, **kw)  # type: ignore[arg-type]
     if node:
-        req.node.CopyFrom(envoy_node(EDGE))
+        req.node.CopyFrom(envoy_node(proxy))
         if node_id is not None:
             req.node.id = node_id
     return req.SerializeToString()
 
 
 def delta(
-    type_url: str = CDS, node: bool = True, node_id: str | None = None, **kw: object
+    type_url: str = CDS,
+    node: bool = True,
+    node_id: str | None = None,
+    proxy: ProxyIdentity = EDGE,
+    **kw: object,
 ) -> bytes:
     req = discovery_pb2.DeltaDiscoveryRequest(type_url=type_url, **kw)  # type: ignore[arg-type]
     if node:
-        req.node.CopyFrom(envoy_node(EDGE))
+        req.node.CopyFrom(envoy_node(proxy))
         if node_id is not None:
             req.node.id = node_id
     return req.SerializeToString()
@@ -77,7 +88,7 @@ def attacks(flood: int) -> dict[str, tuple[str, Callable[[], list[bytes]]]]:
         "empty type URL": (SOTW, lambda: [sotw("")]),
         "huge nonce": (SOTW, lambda: [sotw(), sotw(response_nonce=MB)]),
         "huge version_info": (SOTW, lambda: [sotw(), sotw(version_info=MB)]),
-        "unknown node id": (SOTW, lambda: [sotw(node_id="sidecar~default~nobody")]),
+        "unknown node id": (SOTW, lambda: [sotw(proxy=NOBODY)]),
         "malformed node id": (SOTW, lambda: [sotw(node_id="\u202e~~~" * 1000)]),
         "missing node": (SOTW, lambda: [sotw(node=False)]),
         "another proxy's node id": (
@@ -92,7 +103,8 @@ def attacks(flood: int) -> dict[str, tuple[str, Callable[[], list[bytes]]]]:
         "garbage bytes": (SOTW, lambda: [b"\xff\x00garbage\x12\x99"]),
         "delta wrong type URL": (DELTA, lambda: [delta("type.googleapis.com/no.Such")]),
         "delta missing node": (DELTA, lambda: [delta(node=False)]),
-        "delta unknown node id": (DELTA, lambda: [delta(node_id="gateway~default~nobody")]),
+        "delta unknown node id": (DELTA, lambda: [delta(proxy=NOBODY)]),
+        "delta node id not its metadata": (DELTA, lambda: [delta(node_id="gateway~default~x")]),
         "delta 100k subscribe": (
             DELTA,
             lambda: [delta(), delta(EDS, resource_names_subscribe=names)],
@@ -176,9 +188,9 @@ async def main_async(args: argparse.Namespace) -> int:
             except Exception as e:  # any failure here is the defect being counted
                 print(f"fresh client not served: {e!r}")
                 fresh_ok = 0
-    print(f"{'attack':28s} outcome (gRPC status, or open) [time]")
+    print(f"{'attack':31s} outcome (gRPC status, or open) [time]")
     for name, outcome in rows:
-        print(f"{name:28s} {outcome}")
+        print(f"{name:31s} {outcome}")
     failed = [name for name, o in rows if o.split(":")[0] in {c.name for c in BAD}]
     # bytes that are no request fail in grpc's deserializer, before the server's code
     undecodable = sum(1 for name in failed if "garbage" in name)

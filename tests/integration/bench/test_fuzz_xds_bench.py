@@ -30,16 +30,19 @@ def _run() -> tuple[int, str, dict[str, str]]:
 
 def test_the_ads_server_survives_hostile_streams_and_never_fails_internally() -> None:
     _, out, fields = _run()
-    assert fields["attacks"] == "17", out
+    assert fields["attacks"] == "18", out
     assert {k: fields[k] for k in ("internal", "good_client_lost", "rss_over")} == {
         "internal": "0",
         "good_client_lost": "0",
         "rss_over": "0",
     }, out
     assert fields["fresh_client_ok"] == "1", out
-    # refused with a clear status: no node, a node id that is not the node's
+    # refused with a clear status: no node, a malformed node id, one its metadata contradicts
     assert re.search(r"^missing node +INVALID_ARGUMENT: the first request", out, re.M), out
-    assert re.search(r"^unknown node id +INVALID_ARGUMENT: ", out, re.M), out
+    assert re.search(r"^malformed node id +INVALID_ARGUMENT: ", out, re.M), out
+    assert re.search(r"^delta node id not its metadata +INVALID_ARGUMENT: ", out, re.M), out
+    # a proxy nobody registered gets nothing (fail static), and its stream stays open
+    assert re.search(r"^unknown node id +open \(0 responses\)", out, re.M), out
 
 
 @pytest.mark.xfail(
