@@ -48,6 +48,8 @@ def _check_workload(snap: ModelSnapshot, w: Workload, out: list[FieldError]) -> 
             if msg := _port_error(snap, service, p.name):
                 out.append(FieldError(msg, f"spec.ports[{i}].name", where))
     binds: dict[tuple[str, int], int] = {}
+    #: where the sidecar's inbound listeners are (an outbound one there: Envoy refuses both)
+    inbound = {(w.spec.address, p.port): i for i, p in enumerate(w.spec.ports)}
     for i, dep in enumerate(w.spec.dependencies):
         ref = (dep.namespace or ns, dep.service)
         path = f"spec.dependencies[{i}]"
@@ -70,6 +72,15 @@ def _check_workload(snap: ModelSnapshot, w: Workload, out: list[FieldError]) -> 
                 FieldError(
                     f"listens on {bind[0]}:{bind[1]} like dependencies[{binds[bind]}]: "
                     "set localAddress or localPort",
+                    path,
+                    where,
+                )
+            )
+        elif w.spec.sidecar and bind in inbound:
+            out.append(
+                FieldError(
+                    f"listens on {bind[0]}:{bind[1]}, where the sidecar takes "
+                    f"spec.ports[{inbound[bind]}]: set localAddress or localPort",
                     path,
                     where,
                 )
