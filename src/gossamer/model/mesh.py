@@ -20,8 +20,11 @@ class Defaults(Strict):
     requestTimeout: Duration = timedelta(seconds=30)
     #: a connection idle this long is closed (downstream and upstream)
     idleTimeout: Duration = timedelta(seconds=300)
-    #: TCP connect timeout to an upstream
-    connectTimeout: Duration = timedelta(seconds=5)
+    #: TCP connect timeout to an upstream (Envoy refuses 0)
+    connectTimeout: Annotated[
+        Duration,
+        duration_between(timedelta(milliseconds=1), timedelta.max, "at least 1ms, e.g. 5s"),
+    ] = timedelta(seconds=5)
     #: how long a stream may be idle (no bytes either way) before it is reset
     streamIdleTimeout: Duration = timedelta(seconds=300)
     #: time given to open connections when a listener drains

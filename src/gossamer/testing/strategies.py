@@ -26,9 +26,9 @@ ips = loopbacks | st.ip_addresses().map(str)
 
 
 @st.composite
-def durations(draw: st.DrawFn) -> Any:
-    """A whole number of milliseconds, written in any accepted form."""
-    ms = draw(st.integers(min_value=0, max_value=10**8))
+def durations(draw: st.DrawFn, min_ms: int = 0) -> Any:
+    """A whole number of milliseconds (at least ``min_ms``), written in any accepted form."""
+    ms = draw(st.integers(min_value=min_ms, max_value=10**8))
     form = draw(st.sampled_from(["ms", "s", "m", "h", "int", "float"]))
     if form == "ms":
         return f"{ms}ms"
@@ -78,7 +78,7 @@ meshes = st.builds(
         defaults=optional(
             requestTimeout=durations(),
             idleTimeout=durations(),
-            connectTimeout=durations(),
+            connectTimeout=durations(min_ms=1),
             streamIdleTimeout=durations(),
             drainTimeout=durations(),
         ),

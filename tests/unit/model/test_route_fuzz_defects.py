@@ -1,5 +1,5 @@
-"""Route matches Envoy refused after our validation accepted them, found by the config fuzz
-(``bench/fuzz_config.py``): each is refused now, naming the field."""
+"""Route matches and Mesh defaults Envoy refused after our validation accepted them, found
+by the config fuzz (``bench/fuzz_config.py``): each is refused now, naming the field."""
 
 from __future__ import annotations
 
@@ -47,3 +47,19 @@ def test_an_empty_match_envoy_would_refuse_is_refused(
 
 def test_an_empty_exact_header_value_is_still_valid() -> None:
     parse_manifest(_route({"headers": [{"name": "x", "exact": ""}]}))
+
+
+@pytest.mark.parametrize("timeout", ["0s", 0, 0.0, "0ms"])
+def test_a_zero_connect_timeout_is_refused(timeout: object) -> None:
+    # Envoy: "ClusterValidationError.ConnectTimeout: value must be greater than 0s"
+    mesh = {
+        "apiVersion": API_VERSION,
+        "kind": "Mesh",
+        "metadata": {"name": "default"},
+        "spec": {"defaults": {"connectTimeout": timeout}},
+    }
+    with pytest.raises(ValidationError) as e:
+        parse_manifest(mesh)
+    [err] = e.value.errors
+    assert err.path == "spec.defaults.connectTimeout"
+    assert "at least 1ms" in err.message
