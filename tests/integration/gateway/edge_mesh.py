@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningGateway, running_gateway, wait_served
 from edge_wire import RawBackend, raw_backend
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
+from conftest import RunningGateway, running_gateway, wait_served
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port
 from gossamer.translate import gateway_listeners

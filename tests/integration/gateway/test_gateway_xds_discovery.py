@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import wait_served
 from test_gateway_process import gateway_cli, mesh
 from tests.integration.agent.agents import run_cli
 
+from conftest import wait_served
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
