@@ -25,8 +25,9 @@ from typing import Any
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.protobuf.message import DecodeError
 
-from gossamer.errors import ConfigError, GossamerError, PermissionDeniedError
+from gossamer.errors import ConfigError, GossamerError, PermissionDeniedError, XdsError
 from gossamer.types import ProxyIdentity
 from gossamer.xds.auth import Peer, Verdict, peer_of
 from gossamer.xds.cache import SnapshotCache
@@ -112,9 +113,11 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             gate.closed += 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, gate.refusing)
 
+        decode = _decoder(delta)
+
         async def read() -> Any:
             msg = await context.read()
-            return None if msg is grpc.aio.EOF else msg
+            return None if msg is grpc.aio.EOF else decode(msg)
 
         peer = peer_of(context.auth_context())
         stream = AdsStream(
@@ -155,9 +158,28 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         await self._serve(context, delta=True)
 
 
-def _as_is(response: bytes) -> bytes:
-    """The response serializer: streams write responses already encoded (``xds.wire``)."""
-    return response
+def _as_is(data: bytes) -> bytes:
+    """The serializer both ways: streams write responses already encoded (``xds.wire``),
+    and requests are decoded by the handler (``_decoder``), not by grpc."""
+    return data
+
+
+def _decoder(delta: bool) -> Callable[[bytes], Any]:
+    """Decodes a request in the handler, so bytes that are no request close the stream
+    as INVALID_ARGUMENT saying so (grpc's own deserializer answers UNKNOWN)."""
+    message = discovery_pb2.DeltaDiscoveryRequest if delta else discovery_pb2.DiscoveryRequest
+    name = message.DESCRIPTOR.name
+
+    def decode(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except DecodeError as e:
+            raise XdsError(
+                f"a message on this stream is not a {name} ({e}); "
+                "send xDS requests encoded as the ADS service defines them"
+            ) from None
+
+    return decode
 
 
 def _ads_handler(servicer: _Servicer) -> grpc.GenericRpcHandler:
@@ -168,12 +190,12 @@ def _ads_handler(servicer: _Servicer) -> grpc.GenericRpcHandler:
         {
             "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
                 servicer.StreamAggregatedResources,
-                request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                request_deserializer=_as_is,
                 response_serializer=_as_is,
             ),
             "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
                 servicer.DeltaAggregatedResources,
-                request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                request_deserializer=_as_is,
                 response_serializer=_as_is,
             ),
         },

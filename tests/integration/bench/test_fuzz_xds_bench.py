@@ -45,13 +45,12 @@ def test_the_ads_server_survives_hostile_streams_and_never_fails_internally() ->
     assert re.search(r"^unknown node id +open \(0 responses\)", out, re.M), out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="garbage bytes on an ADS stream fail in grpc's own deserializer (UNKNOWN: "
-    "'Unexpected DecodeError'), not refused as INVALID_ARGUMENT by the server: the fix "
-    "belongs in xds/server.py (decode in the handler)",
-)
 def test_garbage_bytes_on_an_ads_stream_are_refused_as_invalid_argument() -> None:
-    code, out, fields = _run()
-    assert fields["undecodable_unknown"] == "0", out
+    code, out, _ = _run()
+    for stream, message in (
+        ("garbage bytes", "DiscoveryRequest"),
+        ("delta garbage bytes", "DeltaDiscoveryRequest"),
+    ):
+        refusal = rf"^{stream} +INVALID_ARGUMENT: a message on this stream is not a {message}"
+        assert re.search(refusal, out, re.M), out
     assert code == 0, out
