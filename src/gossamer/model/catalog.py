@@ -16,6 +16,7 @@ from gossamer.model.internal import AddressSeed, Agent, FetchedJwks, JoinToken, 
 from gossamer.model.mesh import Mesh
 from gossamer.model.route import Route
 from gossamer.model.service import Service
+from gossamer.model.text import replace_surrogates
 from gossamer.model.traffic_policy import TrafficPolicy
 from gossamer.model.workload import Workload
 from gossamer.types import Manifest
@@ -53,18 +54,20 @@ PUBLIC_KINDS: dict[str, type[Resource]] = {
 }
 
 
-def _describe(manifest: Any) -> str:
+def describe(manifest: Any) -> str:
+    """``Kind namespace/name`` of a manifest as given (``?`` for what it lacks)."""
     if not isinstance(manifest, dict):
         return ""
     meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
     name = meta.get("name", "?") if meta else "?"
     ns = meta.get("namespace", "default") if meta else "default"
-    return f"{manifest.get('kind', '?')} {ns}/{name}"
+    # shown in every error of the resource: a lone surrogate here would fail to print
+    return replace_surrogates(f"{manifest.get('kind', '?')} {ns}/{name}")
 
 
 def parse_manifest(manifest: Any, source: str = "") -> Resource:
     """Validate one manifest into its model; raise ValidationError naming every bad field."""
-    what = _describe(manifest)
+    what = describe(manifest)
     if not isinstance(manifest, dict):
         raise ValidationError(
             [

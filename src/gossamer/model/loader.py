@@ -15,7 +15,7 @@ import yaml
 
 from gossamer.errors import FieldError, ValidationError
 from gossamer.model.base import Resource
-from gossamer.model.catalog import parse_manifest
+from gossamer.model.catalog import describe, parse_manifest
 from gossamer.model.text import lone_surrogates
 
 #: composed YAML nodes one load may hold, counting an alias as every node it repeats
@@ -150,17 +150,17 @@ def parse_yaml(
     resources: list[Resource] = []
     errors: list[FieldError] = []
     for line, doc in docs:
+        # first: a lone surrogate in a key makes pydantic's own error lose its field path
+        if bad := lone_surrogates(doc):
+            what = describe(doc) or f"document at line {line}"
+            errors.extend(FieldError(m, path, what, source) for path, m in bad)
+            continue
         try:
-            resource = parse_manifest(doc, source)
+            resources.append(parse_manifest(doc, source))
         except ValidationError as e:
             # a document that is no resource at all: say where it starts
             where = f"document at line {line}"
             errors.extend(replace(err, resource=err.resource or where) for err in e.errors)
-            continue
-        bad = lone_surrogates(doc)
-        errors.extend(FieldError(m, path, str(resource.key), source) for path, m in bad)
-        if not bad:
-            resources.append(resource)
     seen: dict[object, int] = {}
     for r in resources:
         if r.key in seen:

@@ -42,3 +42,33 @@ def test_a_document_that_is_no_mapping_is_named_by_its_line() -> None:
     [err] = e.value.errors
     assert err.resource == "document at line 11"
     assert str(err).startswith("f.yaml: document at line 11: a resource must be a mapping")
+
+
+WORKLOAD = """\
+apiVersion: gossamer.dev/v1
+kind: Workload
+metadata: {name: w0, namespace: default}
+spec: {service: cart, address: 127.0.0.9, ports: [{port: 8080, appPort: 9000}]}
+"""
+
+
+@pytest.mark.parametrize("key", ["apiVersion", "metadata", "spec", "service", "name"])
+def test_a_lone_surrogate_in_a_key_is_refused_naming_that_key(key: str) -> None:
+    # was "Workload default/w0: input should be a valid string, unable to parse raw data
+    # as a unicode string": pydantic's error for such a key has no field path
+    text = WORKLOAD.replace(f"{key}:", '"\\ud800x":', 1)
+    with pytest.raises(ValidationError) as e:
+        parse_yaml(text, "f.yaml")
+    [err] = e.value.errors
+    assert err.path.endswith("'\\ud800x'"), err
+    assert err.message.startswith("the key contains U+D800"), err
+    str(err).encode()  # printable: the resource's name is shown without the surrogate
+
+
+def test_a_lone_surrogate_in_a_name_is_printable() -> None:
+    # the error's resource held the raw surrogate, so printing it raised UnicodeEncodeError
+    with pytest.raises(ValidationError) as e:
+        parse_yaml(WORKLOAD.replace("name: w0", 'name: "\\ud800"'), "f.yaml")
+    [err] = e.value.errors
+    assert (err.resource, err.path) == ("Workload default/\ufffd", "metadata.name"), err
+    str(err).encode()
