@@ -16,9 +16,10 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
@@ -41,6 +42,8 @@ from gossamer.translate.tls import control_plane_socket
 from gossamer.types import ProxyIdentity
 
 XDS_CLUSTER = "gossamer-xds"
+#: a host (name or IP) and a port
+Address = tuple[str, int]
 #: the path of the control plane's SPIFFE id, ``spiffe://<trust domain>/gossamer/...``: not
 #: a workload id (``/ns/<ns>/sa/<svc>``), so the CA never issues it to a host
 CONTROL_PLANE_PATH = "gossamer/control-plane"
@@ -59,7 +62,7 @@ _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions
 
 def ads_bootstrap(
     node: ProxyIdentity,
-    xds_address: tuple[str, int],
+    xds_address: Address | Sequence[Address],
     admin_address: tuple[str, int],
     *,
     delta: bool = False,
@@ -81,11 +84,20 @@ def ads_bootstrap(
     proxy may be given mTLS. ``xds_tls`` (needs ``sds_socket``): ADS over mTLS, with the
     ``identity`` and ``trust-bundle`` secrets, to a server whose URI SAN is the control
     plane's (``xds_address`` is then the control plane's ``--xds-tls-addr``).
+    ``xds_address`` may name several control-plane replicas: the stream goes to one of
+    them, and when it breaks Envoy reconnects to the next (round robin), so a replica that
+    dies or closes its streams hands its Envoys to the others.
     ``stats_sink``: Envoy pushes its access-log counters every ``stats_flush`` to the
     control plane over ``gossamer-xds``, which relays them to the telemetry service for
     loss reconciliation (``translate.stat_sink``).
     """
-    errors = _check_address("xds_address", xds_address, min_port=1)
+    addresses = _addresses(xds_address)
+    errors = [] if addresses else [FieldError("name at least one address", "xds_address")]
+    for i, address in enumerate(addresses):
+        field = "xds_address" if len(addresses) == 1 else f"xds_address[{i}]"
+        errors += _check_address(field, address, min_port=1)
+        if address in addresses[:i]:
+            errors.append(FieldError(f"{address[0]}:{address[1]} is named twice", field))
     admin_errors = _check_address("admin_address", admin_address, min_port=0)
     errors += admin_errors
     if not admin_errors and not _is_loopback(admin_address[0]):
@@ -151,7 +163,7 @@ def ads_bootstrap(
         source.ads.SetInParent()
         source.resource_api_version = config_source_pb2.V3
 
-    xds = _xds_cluster(xds_address, connect_timeout_s)
+    xds = _xds_cluster(addresses, connect_timeout_s)
     if xds_tls:
         san = string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=CONTROL_PLANE_SAN))
         xds.transport_socket.CopyFrom(control_plane_socket(san))
@@ -300,15 +312,24 @@ def _inline_filter_configs(
     return errors
 
 
-def _xds_cluster(address: tuple[str, int], connect_timeout_s: float) -> cluster_pb2.Cluster:
+def _addresses(given: Address | Sequence[Address]) -> list[Address]:
+    """One ``(host, port)`` or several, as a list."""
+    if len(given) == 2 and isinstance(given[0], str):
+        return [cast(Address, given)]
+    return list(cast(Sequence[Address], given))
+
+
+def _xds_cluster(addresses: Sequence[Address], connect_timeout_s: float) -> cluster_pb2.Cluster:
+    """The control plane's replicas, one endpoint each (a host name may resolve to several),
+    round robin: each new stream after a broken one goes to the next replica."""
     cluster = cluster_pb2.Cluster(name=XDS_CLUSTER)
-    cluster.type = (
-        cluster_pb2.Cluster.STATIC if _is_ip(address[0]) else cluster_pb2.Cluster.STRICT_DNS
-    )
+    every_ip = all(_is_ip(host) for host, _ in addresses)
+    cluster.type = cluster_pb2.Cluster.STATIC if every_ip else cluster_pb2.Cluster.STRICT_DNS
     cluster.connect_timeout.FromNanoseconds(int(connect_timeout_s * 1e9))
-    endpoint = cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint
     cluster.load_assignment.cluster_name = XDS_CLUSTER
-    _set_socket_address(endpoint.address, address)
+    hosts = cluster.load_assignment.endpoints.add()
+    for address in addresses:
+        _set_socket_address(hosts.lb_endpoints.add().endpoint.address, address)
 
     http2 = protocol_pb2.Http2ProtocolOptions()
     http2.connection_keepalive.interval.FromSeconds(30)

@@ -5,15 +5,12 @@ serves real Envoys their configuration from it; a write through the API reaches 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.integration.store.etcd_planes import cli_control_plane
 
-from gossamer.envoy.process import ManagedProcess
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
 from gossamer.store.etcd import EtcdStore
@@ -36,33 +33,6 @@ pytestmark = [
 CLIENT, SERVER = "127.0.0.2", "127.0.0.3"
 WEB = ProxyIdentity("sidecar", "default", "web-1")
 REVIEWS = ProxyIdentity("sidecar", "default", "reviews-1")
-
-
-@asynccontextmanager
-async def _cli_control_plane(
-    data: Path, store: str, api: int, xds: int
-) -> AsyncIterator[ManagedProcess]:
-    argv = [sys.executable, "-c", "from gossamer.cli.main import run; run()", "control-plane"]
-    argv += ["--data-dir", str(data), "--store", store, "--api-tls", "off"]
-    argv += ["--api-addr", f"127.0.0.1:{api}", "--xds-addr", f"127.0.0.1:{xds}"]
-    argv += ["--xds-tls", "optional", "--xds-tls-addr", "127.0.0.1:0", "--telemetry", "off"]
-    proc = ManagedProcess(argv, log_path=data.parent / "cp.log", name="control-plane")
-    await proc.start()
-    try:
-        async with httpx.AsyncClient(trust_env=False) as c:
-
-            async def ready() -> bool:
-                if not proc.running:
-                    raise AssertionError(f"the control plane exited:\n{proc.log_tail()}")
-                try:
-                    return (await c.get(f"http://127.0.0.1:{api}/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_until(ready, timeout=60, what="the control plane to be ready")
-        yield proc
-    finally:
-        await proc.stop()
 
 
 async def test_a_control_plane_on_etcd_serves_envoy(tmp_path: Path) -> None:
@@ -111,7 +81,7 @@ async def test_a_control_plane_on_etcd_serves_envoy(tmp_path: Path) -> None:
                     )
                 )
 
-            async with _cli_control_plane(data, etcd.url, api, xds):
+            async with cli_control_plane(data, etcd.url, api, xds):
                 c.headers["Authorization"] = f"Bearer {admin_token(data)}"
                 r = await c.post(f"{base}/v1/apply", json={"manifests": manifests})
                 assert r.status_code == 200, r.text

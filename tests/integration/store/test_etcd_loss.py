@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.integration.store.etcd_planes import cli_control_plane
 
-from gossamer.envoy.process import ManagedProcess
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
@@ -42,34 +39,6 @@ GRACE = 3
 #: requests the load loop sends at most (bounded, whatever happens)
 MAX_REQUESTS = 20_000
 CONNECTED = "control_plane.connected_state"
-
-
-@asynccontextmanager
-async def _control_plane(
-    data: Path, store: str, api: int, xds: int
-) -> AsyncIterator[ManagedProcess]:
-    argv = [sys.executable, "-c", "from gossamer.cli.main import run; run()", "control-plane"]
-    argv += ["--data-dir", str(data), "--store", store, "--api-tls", "off"]
-    argv += ["--api-addr", f"127.0.0.1:{api}", "--xds-addr", f"127.0.0.1:{xds}"]
-    argv += ["--xds-tls", "optional", "--xds-tls-addr", "127.0.0.1:0", "--telemetry", "off"]
-    argv += ["--store-loss-grace", str(GRACE)]
-    proc = ManagedProcess(argv, log_path=data.parent / "cp.log", name="control-plane")
-    await proc.start()
-    try:
-        async with httpx.AsyncClient(trust_env=False) as c:
-
-            async def ready() -> bool:
-                if not proc.running:
-                    raise AssertionError(f"the control plane exited:\n{proc.log_tail()}")
-                try:
-                    return (await c.get(f"http://127.0.0.1:{api}/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_until(ready, timeout=60, what="the control plane to be ready")
-        yield proc
-    finally:
-        await proc.stop()
 
 
 async def test_a_replica_that_loses_etcd_refuses_writes_and_closes_xds(tmp_path: Path) -> None:
@@ -134,7 +103,9 @@ async def test_a_replica_that_loses_etcd_refuses_writes_and_closes_xds(tmp_path:
                     return None
                 return r if r.status_code == status else None
 
-            async with _control_plane(data, etcd.url, api, xds) as cp:
+            async with cli_control_plane(
+                data, etcd.url, api, xds, "--store-loss-grace", str(GRACE)
+            ) as cp:
                 c.headers["Authorization"] = f"Bearer {admin_token(data)}"
                 r = await c.post(f"{base}/v1/apply", json={"manifests": manifests})
                 assert r.status_code == 200, r.text

@@ -97,6 +97,36 @@ def test_ads_bootstrap_uses_dns_for_a_control_plane_host_name() -> None:
     assert bootstrap.static_resources.clusters[0].type == cluster_pb2.Cluster.STRICT_DNS
 
 
+def test_ads_bootstrap_names_every_control_plane_replica() -> None:
+    replicas = [("127.0.0.1", 18000), ("127.0.0.2", 18000), ("127.0.0.3", 18001)]
+    [cluster] = ads_bootstrap(CART, replicas, ADMIN).static_resources.clusters[:1]
+    assert cluster.type == cluster_pb2.Cluster.STATIC
+    assert cluster.lb_policy == cluster_pb2.Cluster.ROUND_ROBIN  # a broken stream: the next
+    [hosts] = cluster.load_assignment.endpoints
+    got = [
+        (e.endpoint.address.socket_address.address, e.endpoint.address.socket_address.port_value)
+        for e in hosts.lb_endpoints
+    ]
+    assert got == replicas
+    mixed = ads_bootstrap(CART, [("127.0.0.1", 18000), ("cp-2.internal", 18000)], ADMIN)
+    assert mixed.static_resources.clusters[0].type == cluster_pb2.Cluster.STRICT_DNS
+
+
+def test_ads_bootstrap_refuses_no_replica_or_one_named_twice() -> None:
+    with pytest.raises(ValidationError) as info:
+        ads_bootstrap(CART, [], ADMIN)
+    assert [(e.path, e.message) for e in info.value.errors] == [
+        ("xds_address", "name at least one address")
+    ]
+    with pytest.raises(ValidationError) as info:
+        ads_bootstrap(CART, [XDS, ("", 0), XDS], ADMIN)
+    assert {e.path for e in info.value.errors} == {
+        "xds_address[1][0]",
+        "xds_address[1][1]",
+        "xds_address[2]",
+    }
+
+
 def test_ads_bootstrap_metadata_extras() -> None:
     node = ads_bootstrap(CART, XDS, ADMIN, metadata={"version": "1.2", "canary": True}).node
     assert node.metadata.fields["version"].string_value == "1.2"
@@ -225,3 +255,4 @@ def test_generated_bootstraps_pass_envoy_validate() -> None:
     validate_config_sync(static_bootstrap(**_generated()))
     validate_config_sync(ads_bootstrap(CART, XDS, ADMIN))
     validate_config_sync(ads_bootstrap(CART, ("cp.internal", 18000), ADMIN, delta=True))
+    validate_config_sync(ads_bootstrap(CART, [XDS, ("cp-2.internal", 18000)], ADMIN))

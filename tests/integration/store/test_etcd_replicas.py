@@ -1,0 +1,147 @@
+"""Two control-plane replicas on one etcd are peers for the API and xDS (issue 15): a write
+acknowledged by one reaches the Envoys connected to the other, and when the replica the
+Envoys are connected to is SIGKILLed under load they move to the survivor with 0 failed
+requests and keep taking changes written there.
+
+The Envoys know both replicas (``ads_bootstrap`` with two xDS addresses: one endpoint
+each in the ``gossamer-xds`` cluster, round robin)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.integration.store.etcd_planes import cli_control_plane
+
+from gossamer.envoy.proxy import EnvoyProcess
+from gossamer.polling import wait_until
+from gossamer.testing.backends import HttpBackend
+from gossamer.testing.controlplane import admin_token
+from gossamer.testing.etcd import EtcdServer, etcd_installed
+from gossamer.testing.mesh import service, workload
+from gossamer.testing.ports import free_port
+from gossamer.translate.bootstrap import ads_bootstrap
+from gossamer.types import ProxyIdentity
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.asyncio,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(
+        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
+    ),
+]
+
+CLIENT, SERVER = "127.0.0.2", "127.0.0.3"
+WEB = ProxyIdentity("sidecar", "default", "web-1")
+REVIEWS = ProxyIdentity("sidecar", "default", "reviews-1")
+#: requests the load loop sends at most (bounded, whatever happens)
+MAX_REQUESTS = 20_000
+CONNECTED = "control_plane.connected_state"
+
+
+async def test_envoys_move_to_the_surviving_replica_and_take_its_writes(tmp_path: Path) -> None:
+    api_a, api_b, xds_a, xds_b = free_port(), free_port(), free_port(), free_port()
+    local = free_port(CLIENT)
+    etcd = EtcdServer(tmp_path / "etcd")
+    await etcd.start()
+    try:
+        async with (
+            HttpBackend("reviews-1", host=SERVER) as v1,
+            HttpBackend("reviews-2", host=SERVER) as v2,
+            httpx.AsyncClient(timeout=5, trust_env=False) as c,
+            httpx.AsyncClient(timeout=5, trust_env=False) as traffic,
+        ):
+            reviews_port = free_port(SERVER)
+            dependency = {"service": "reviews", "localAddress": CLIENT, "localPort": local}
+            web = workload("web-1", "web", CLIENT, free_port(CLIENT), 1, dependencies=[dependency])
+
+            def reviews(backend: HttpBackend) -> dict[str, object]:
+                return workload("reviews-1", "reviews", SERVER, reviews_port, backend.address[1])
+
+            async def backend() -> str | None:
+                try:
+                    r = await traffic.get(f"http://{CLIENT}:{local}/")
+                except httpx.TransportError:
+                    return None
+                return str(json.loads(r.text)["backend"]) if r.status_code == 200 else None
+
+            async def reaches(name: str) -> bool:
+                return await backend() == name
+
+            async def apply(api: int, manifests: list[dict[str, object]]) -> None:
+                r = await c.post(f"http://127.0.0.1:{api}/v1/apply", json={"manifests": manifests})
+                assert r.status_code == 200, r.text
+
+            async def serving(api: int) -> set[str]:
+                """The proxies connected to the replica on ``api``."""
+                r = await c.get(f"http://127.0.0.1:{api}/v1/proxies")
+                assert r.status_code == 200, r.text
+                return {p["name"] for p in r.json()["items"] if p["connected"]}
+
+            def envoy(p: ProxyIdentity) -> EnvoyProcess:
+                admin = ("127.0.0.1", free_port())
+                replicas = [("127.0.0.1", xds_a), ("127.0.0.1", xds_b)]
+                metadata = {"admin": f"127.0.0.1:{admin[1]}"}
+                return EnvoyProcess(ads_bootstrap(p, replicas, admin, metadata=metadata))
+
+            async with cli_control_plane(tmp_path / "a", etcd.url, api_a, xds_a) as a:
+                # one operator credential for both: tokens live in the store
+                c.headers["Authorization"] = f"Bearer {admin_token(tmp_path / 'a')}"
+                await apply(api_a, [service("web"), service("reviews", 9080), web, reviews(v1)])
+                # B is not up yet: both Envoys end up on A
+                async with envoy(WEB) as web_envoy, envoy(REVIEWS) as reviews_envoy:
+                    envoys = (web_envoy, reviews_envoy)
+                    await wait_until(lambda: reaches("reviews-1"), timeout=60, what="traffic")
+                    async with cli_control_plane(tmp_path / "b", etcd.url, api_b, xds_b):
+                        assert await serving(api_a) == {"web-1", "reviews-1"}
+                        # a write to B reaches the Envoys on A
+                        await apply(api_b, [reviews(v2)])
+                        await wait_until(
+                            lambda: reaches("reviews-2"), timeout=30, what="B's write via A"
+                        )
+                        sent = {"ok": 0, "failed": 0}
+                        stop = asyncio.Event()
+
+                        async def load() -> None:
+                            for _ in range(MAX_REQUESTS):
+                                if stop.is_set():
+                                    return
+                                got = await backend()
+                                sent["ok" if got in ("reviews-1", "reviews-2") else "failed"] += 1
+                                await asyncio.sleep(0)
+
+                        async with asyncio.TaskGroup() as tg:
+                            tg.create_task(load())
+                            try:
+                                served = sent["ok"]
+                                await wait_until(
+                                    lambda: sent["ok"] >= served + 20, timeout=30, what="load"
+                                )
+                                await a.kill()
+
+                                # both Envoys reconnect, to B
+                                async def on_b() -> bool:
+                                    return await serving(api_b) == {"web-1", "reviews-1"}
+
+                                await wait_until(on_b, timeout=60, what="both Envoys on B")
+                                for e in envoys:
+                                    await e.wait_for_stat(CONNECTED, 1, timeout=30)
+                                # and take B's writes
+                                await apply(api_b, [reviews(v1)])
+                                await wait_until(
+                                    lambda: reaches("reviews-1"), timeout=30, what="B's write"
+                                )
+                                served = sent["ok"]
+                                await wait_until(
+                                    lambda: sent["ok"] >= served + 20, timeout=30, what="load"
+                                )
+                            finally:
+                                stop.set()
+                        assert sent["failed"] == 0, sent
+                        assert sent["ok"] > 40, sent
+    finally:
+        await etcd.stop()
