@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 from gossamer.errors import ConfigError
@@ -128,3 +129,39 @@ def _command(entry: Path) -> str:
         except OSError:
             line = "?"
     return line if len(line) <= 120 else line[:117] + "..."
+
+
+#: a host (name or IP address) and a port
+Address = tuple[str, int]
+
+
+def parse_host_port(text: str, option: str, *, min_port: int = 0) -> Address:
+    """``HOST:PORT`` (``[v6]:PORT`` too) as ``(host, port)``; ``ConfigError`` naming
+    ``option`` otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not min_port <= int(port) <= 65535:
+        raise ConfigError(
+            f"{option}: {text!r} is not HOST:PORT with a port {min_port}..65535; "
+            "write e.g. 127.0.0.1:18000"
+        )
+    return host.strip("[]"), int(port)
+
+
+def parse_host_ports(text: str, option: str) -> tuple[Address, ...]:
+    """One ``HOST:PORT`` or several, comma-separated (a control plane's replicas), each
+    once."""
+    addresses = tuple(parse_host_port(part, option, min_port=1) for part in text.split(","))
+    if len(set(addresses)) < len(addresses):
+        raise ConfigError(f"{option}: {text!r} names an address twice; name each once")
+    return addresses
+
+
+def host_port(address: Address) -> str:
+    """``HOST:PORT``, an IPv6 host in brackets."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def host_ports(addresses: Sequence[Address]) -> str:
+    """``HOST:PORT,HOST:PORT``: what ``parse_host_ports`` reads."""
+    return ",".join(host_port(a) for a in addresses)

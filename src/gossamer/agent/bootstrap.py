@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 
 from gossamer.agent.config import WorkloadConfig
-from gossamer.errors import ConfigError
 from gossamer.node import ADMIN_KEY
+from gossamer.ports import Address
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import ProxyIdentity
 
@@ -19,14 +20,15 @@ def sidecar_bootstrap(
     w: WorkloadConfig,
     *,
     host: str,
-    xds: tuple[str, int],
+    xds: Sequence[Address],
     admin_port: int,
     sds_socket: Path | None = None,
     xds_tls: bool = False,
 ) -> bootstrap_pb2.Bootstrap:
     """``sds_socket``: the agent's SDS server (stable across agent restarts: the bootstrap's
-    digest decides whether a restarted agent adopts the running Envoy); ``xds_tls``: ``xds``
-    is the control plane's mTLS port, reached with the workload's certificate."""
+    digest decides whether a restarted agent adopts the running Envoy); ``xds``: the control
+    plane's replicas (Envoy moves to the next when its stream breaks); ``xds_tls``: they are
+    the control plane's mTLS ports, reached with the workload's certificate."""
     node = ProxyIdentity("sidecar", w.namespace, w.name, service=w.service, host=host, zone=w.zone)
     admin = (ADMIN_ADDRESS, admin_port)
     return ads_bootstrap(
@@ -37,11 +39,3 @@ def sidecar_bootstrap(
         sds_socket=sds_socket,
         xds_tls=xds_tls,
     )
-
-
-def parse_host_port(text: str, option: str) -> tuple[str, int]:
-
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ConfigError(f"{option}: {text!r} is not HOST:PORT (e.g. 127.0.0.1:18000)")
-    return host.strip("[]"), int(port)

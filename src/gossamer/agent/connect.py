@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from gossamer.agent.bootstrap import parse_host_port
 from gossamer.agent.client import RegistryClient
 from gossamer.agent.state import Credential, StateDir
 from gossamer.agent.trust import client_context, is_tls, read_ca_file
 from gossamer.errors import ConfigError
+from gossamer.ports import Address, host_port, parse_host_port, parse_host_ports
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ class XdsTarget:
     """Where a host's Envoys get their config, and whether over mTLS (their workload or
     gateway certificate, the server checked against the trust bundle)."""
 
-    address: tuple[str, int]
+    #: the control plane's replicas (one, or several: Envoy moves to the next when its
+    #: stream breaks)
+    addresses: tuple[Address, ...]
     tls: bool
 
 
@@ -72,19 +74,19 @@ def keep_trust_bundle(state: StateDir, bundle: bytes) -> None:
 def xds_target(
     cred: Credential,
     *,
-    xds: tuple[str, int] | None = None,
-    xds_tls: tuple[str, int] | None = None,
+    xds: tuple[Address, ...] | None = None,
+    xds_tls: tuple[Address, ...] | None = None,
 ) -> XdsTarget:
-    """The overrides (``--xds-tls``, then ``--xds``), else the mTLS address advertised
-    at join, else the plaintext one."""
+    """The overrides (``--xds-tls``, then ``--xds``), else the mTLS addresses kept at
+    join, else the plaintext ones."""
     if xds_tls is not None:
         return XdsTarget(xds_tls, True)
     if xds is not None:
         return XdsTarget(xds, False)
     if cred.xds_tls:
-        return XdsTarget(parse_host_port(cred.xds_tls, "xds_tls in credential.json"), True)
+        return XdsTarget(parse_host_ports(cred.xds_tls, "xds_tls in credential.json"), True)
     if cred.xds:
-        return XdsTarget(parse_host_port(cred.xds, "xds in credential.json"), False)
+        return XdsTarget(parse_host_ports(cred.xds, "xds in credential.json"), False)
     raise ConfigError(
         "the control plane advertised no xDS address at join: pass --xds-tls HOST:PORT (its "
         "--xds-tls-addr) or --xds HOST:PORT"
@@ -95,14 +97,16 @@ def reachable(advertised: str | None, server: str) -> str:
     """``advertised`` (HOST:PORT) with a wildcard host replaced by ``server``'s host."""
     if not advertised:
         return ""
-    host, port = parse_host_port(advertised, "an xDS address the control plane advertised")
+    host, port = parse_host_port(
+        advertised, "an xDS address the control plane advertised", min_port=1
+    )
     try:
         wildcard = ipaddress.ip_address(host).is_unspecified
     except ValueError:
         wildcard = False
     if wildcard:
         host = urlsplit(server).hostname or host
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host_port((host, port))
 
 
 async def join_control_plane(
@@ -115,8 +119,9 @@ async def join_control_plane(
     xds_tls: str | None = None,
 ) -> Credential:
     """Join with ``token`` (verifying the server first: ``ca_file``, else the token's CA
-    fingerprint) and return the Credential to keep. ``xds``/``xds_tls`` (HOST:PORT)
-    override what the control plane advertises: ``xds`` alone means plaintext there."""
+    fingerprint) and return the Credential to keep. ``xds``/``xds_tls`` (HOST:PORT, or
+    several comma-separated: the control plane's replicas) override what the control plane
+    advertises: ``xds`` alone means plaintext there."""
     server = server.rstrip("/")
     parts = urlsplit(server)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -125,7 +130,7 @@ async def join_control_plane(
         )
     for value, option in ((xds, "--xds"), (xds_tls, "--xds-tls")):
         if value is not None:
-            parse_host_port(value, option)
+            parse_host_ports(value, option)
     verify = None
     if ca_file is not None and is_tls(server):
         verify = client_context(await asyncio.to_thread(read_ca_file, ca_file))

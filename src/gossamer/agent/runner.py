@@ -42,7 +42,7 @@ from gossamer.agent.xds_watch import XdsWatch
 from gossamer.envoy.binary import check_version, find_envoy
 from gossamer.errors import ConfigError, GossamerError, RefusedError, UntrustedServerError
 from gossamer.polling import Backoff
-from gossamer.ports import free_port, is_free
+from gossamer.ports import Address, free_port, is_free
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,11 @@ class AgentOptions:
     host: str | None = None
     address: str | None = None
     envoy: str | None = None
-    #: overrides the xDS address stored at join time
-    xds: tuple[str, int] | None = None
-    #: the control plane's mTLS xDS address (``--xds-tls-addr``): the sidecars connect
+    #: overrides the xDS addresses kept at join (several: the control plane's replicas)
+    xds: tuple[Address, ...] | None = None
+    #: the control plane's mTLS xDS addresses (``--xds-tls-addr``): the sidecars connect
     #: there with their workload certificates instead of to ``xds`` in plaintext
-    xds_tls: tuple[str, int] | None = None
+    xds_tls: tuple[Address, ...] | None = None
 
 
 class Agent:
@@ -145,7 +145,7 @@ class Agent:
                     tg.create_task(self._sync(api, host, address)),
                     tg.create_task(agent_requests(api, self.workloads, self._records)),
                     tg.create_task(self.denials.run(api)),
-                    tg.create_task(XdsWatch([xds.address], who=f"host {host}").run()),
+                    tg.create_task(XdsWatch(xds.addresses, who=f"host {host}").run()),
                 ]
                 for service in sorted({w.service_key for w in self.workloads}):
                     tasks.append(tg.create_task(self.identities.keep_fresh(api, service).run()))
@@ -192,7 +192,7 @@ class Agent:
                     sidecar_bootstrap(
                         w,
                         host=host,
-                        xds=xds.address,
+                        xds=xds.addresses,
                         admin_port=admin,
                         sds_socket=self.state.sds_socket,
                         xds_tls=xds.tls,

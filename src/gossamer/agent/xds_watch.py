@@ -15,17 +15,14 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
+from gossamer.ports import host_port
+
 log = logging.getLogger(__name__)
 
 #: seconds between two checks
 CHECK_EVERY_S = 5.0
 #: seconds a connection attempt may take
 CONNECT_TIMEOUT_S = 3.0
-
-
-def _text(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def answers(address: tuple[str, int], timeout: float = CONNECT_TIMEOUT_S) -> bool:  # noqa: ASYNC109
@@ -63,7 +60,7 @@ class XdsWatch:
         self.answering: bool | None = None
 
     def _listed(self) -> str:
-        return ", ".join(_text(a) for a in self.addresses)
+        return ", ".join(host_port(a) for a in self.addresses)
 
     async def check(self) -> bool:
         """One check; says so if the result changed (not on a first success)."""
@@ -77,7 +74,9 @@ class XdsWatch:
                 "--xds-tls-addr; GET /xds-addresses names them)"
             )
         elif ok and self.answering is False:
-            up = ", ".join(_text(a) for a, yes in zip(self.addresses, found, strict=True) if yes)
+            up = ", ".join(
+                host_port(a) for a, yes in zip(self.addresses, found, strict=True) if yes
+            )
             self._note(f"{self.who}: the control plane's xDS answers again ({up})")
         self.answering = ok
         return ok

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from gossamer.agent.bootstrap import parse_host_port
 from gossamer.agent.config import AgentConfig, load_config
 from gossamer.agent.connect import join_control_plane, open_registry, xds_target
 from gossamer.agent.process import start_time
@@ -25,6 +24,7 @@ from gossamer.cli.logs import setup_logging
 from gossamer.cli.output import Output, OutputOption, emit
 from gossamer.errors import ConfigError, FieldError, ValidationError
 from gossamer.model.base import Metadata
+from gossamer.ports import host_ports, parse_host_ports
 
 app = typer.Typer(
     help="Make this host a mesh member: join, run its workloads' sidecars, show status.",
@@ -100,16 +100,16 @@ def join(
         str | None,
         typer.Option(
             "--xds",
-            help="use this plaintext xDS address HOST:PORT instead of the ones the control "
-            "plane advertises at join",
+            help="use this plaintext xDS address HOST:PORT (or several, comma-separated: "
+            "the control plane's replicas) instead of the ones it advertises at join",
         ),
     ] = None,
     xds_tls: Annotated[
         str | None,
         typer.Option(
             "--xds-tls",
-            help="use this mTLS xDS address HOST:PORT instead of the one the control plane "
-            "advertises at join",
+            help="use this mTLS xDS address HOST:PORT (or several, comma-separated: the "
+            "control plane's replicas) instead of the one it advertises at join",
         ),
     ] = None,
 ) -> None:
@@ -127,8 +127,7 @@ def join(
         how = "mTLS" if target.tls else "plaintext"
         stdout().print(
             f"joined as agent {cred.agent_id} (host {name}); credential in "
-            f"{state_dir / 'credential.json'}; xDS ({how}) {target.address[0]}:"
-            f"{target.address[1]}"
+            f"{state_dir / 'credential.json'}; xDS ({how}) {host_ports(target.addresses)}"
         )
 
     _run_async(main())
@@ -151,15 +150,18 @@ def run(
     xds: Annotated[
         str | None,
         typer.Option(
-            "--xds", help="plaintext xDS at HOST:PORT instead of the addresses kept at join"
+            "--xds",
+            help="plaintext xDS at HOST:PORT (several, comma-separated: the control plane's "
+            "replicas) instead of the addresses kept at join",
         ),
     ] = None,
     xds_tls: Annotated[
         str | None,
         typer.Option(
             "--xds-tls",
-            help="mTLS xDS at HOST:PORT (the control plane's --xds-tls-addr) instead of the "
-            "address kept at join (sidecars use mTLS by default when it advertised one)",
+            help="mTLS xDS at HOST:PORT (the control plane's --xds-tls-addr; several, "
+            "comma-separated: its replicas) instead of the address kept at join (sidecars "
+            "use mTLS by default when it advertised one)",
         ),
     ] = None,
 ) -> None:
@@ -182,8 +184,8 @@ def run(
                 host=host,
                 address=address,
                 envoy=envoy,
-                xds=parse_host_port(xds, "--xds") if xds else None,
-                xds_tls=parse_host_port(xds_tls, "--xds-tls") if xds_tls else None,
+                xds=parse_host_ports(xds, "--xds") if xds else None,
+                xds_tls=parse_host_ports(xds_tls, "--xds-tls") if xds_tls else None,
             )
         )
         install_signal_handlers(agent)

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from gossamer.cli.gateway import parse_host_port
 from gossamer.cli.serving import ApiSource, CaFile, Listen, Server, Verbose, run_service
 from gossamer.decisionpoint.serve import ServeSettings, serve
+from gossamer.ports import parse_host_port
 
 
 def serve_command(

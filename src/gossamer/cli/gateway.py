@@ -14,25 +14,20 @@ from gossamer.cli.client import DEFAULT_SERVER, ApiClient
 from gossamer.cli.common import Server, reporting_errors, stderr
 from gossamer.cli.logs import setup_logging
 from gossamer.errors import ApiError, ConfigError, UnreachableError
+from gossamer.ports import Address, parse_host_port, parse_host_ports
 from gossamer.types import DEFAULT_NAMESPACE
 
 #: the control plane's default xDS port (``gossamer control-plane --xds-addr``)
 DEFAULT_XDS_PORT = 18000
 
 
-def parse_host_port(text: str, option: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{option}: {text!r} is not HOST:PORT; write e.g. 127.0.0.1:18000")
-    return host.strip("[]"), int(port)
-
-
-def xds_address(server: str, xds_addr: str | None) -> tuple[str, int]:
-    """``--xds-addr`` if given, else the plaintext address the control plane names
+def xds_address(server: str, xds_addr: str | None) -> tuple[Address, ...]:
+    """``--xds-addr`` if given (one HOST:PORT or several, comma-separated: the control
+    plane's replicas), else the plaintext address the control plane names
     (``GET /xds-addresses``), else, with one warning line, its host on the default port.
     (A gateway holding a credential dials the mTLS address it learnt at join instead.)"""
     if xds_addr is not None:
-        return parse_host_port(xds_addr, "--xds-addr")
+        return parse_host_ports(xds_addr, "--xds-addr")
     host = urlsplit(server).hostname
     if not host:
         raise ConfigError(f"--server {server!r} names no host; give --xds-addr HOST:PORT")
@@ -47,17 +42,17 @@ def xds_address(server: str, xds_addr: str | None) -> tuple[str, int]:
             f"warning: could not ask the control plane at {server} where it serves xDS "
             f"({str(e).splitlines()[0]}); Envoy dials {fallback} (give --xds-addr HOST:PORT)"
         )
-        return host, DEFAULT_XDS_PORT
+        return ((host, DEFAULT_XDS_PORT),)
     plain = [a for a in found.get("xdsAddresses") or [] if isinstance(a, str) and a]
     if plain:
-        return parse_host_port(reachable(plain[0], server), f"xdsAddresses of {server}")
+        return (parse_host_port(reachable(plain[0], server), f"xdsAddresses of {server}"),)
     tls = ", ".join(str(a) for a in found.get("xdsTlsAddresses") or []) or "none"
     _warn(
         f"warning: the control plane at {server} serves no plaintext xDS (mTLS: {tls}); "
         "a gateway without a credential gets no config there: give it --token and "
         f"--state-dir (docs/gateway.md). Envoy dials {fallback}"
     )
-    return host, DEFAULT_XDS_PORT
+    return ((host, DEFAULT_XDS_PORT),)
 
 
 def _warn(line: str) -> None:
@@ -119,7 +114,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--xds-addr",
-                help="the control plane's plaintext xDS (HOST:PORT); default: the "
+                help="the control plane's plaintext xDS (HOST:PORT, or several "
+                "comma-separated: its replicas); default: the "
                 "address it names (GET /xds-addresses), else the --server host, port "
                 f"{DEFAULT_XDS_PORT}; a gateway with a credential uses the mTLS address "
                 "learnt at join",
@@ -182,7 +178,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--xds-tls-addr",
-                help="with a credential: the control plane's mTLS xDS (HOST:PORT) instead "
+                help="with a credential: the control plane's mTLS xDS (HOST:PORT, or several "
+                "comma-separated: its replicas) instead "
                 "of the address it advertised at join (--xds-addr is for a gateway "
                 "without a credential)",
             ),
@@ -218,7 +215,7 @@ def register(app: typer.Typer) -> None:
             settings = GatewaySettings(
                 name=name,
                 namespace=namespace,
-                xds_addr=xds,
+                xds_addrs=xds,
                 admin_addr=parse_host_port(admin_addr, "--admin-addr"),
                 workdir=workdir or state_dir or Path("."),
                 delta=delta,
@@ -236,7 +233,7 @@ def register(app: typer.Typer) -> None:
                     host or default_host(namespace, name),
                     None
                     if xds_tls_addr is None
-                    else parse_host_port(xds_tls_addr, "--xds-tls-addr"),
+                    else parse_host_ports(xds_tls_addr, "--xds-tls-addr"),
                     ca_file,
                 )
             preflight(server, namespace, name)

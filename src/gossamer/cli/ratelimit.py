@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from gossamer.cli.gateway import parse_host_port
 from gossamer.cli.serving import ApiSource, CaFile, Listen, Server, Token, Verbose, run_service
 from gossamer.errors import ConfigError
+from gossamer.ports import parse_host_port
 from gossamer.ratelimit.decision import FailureMode
 from gossamer.ratelimit.serve import ServeSettings, serve
 

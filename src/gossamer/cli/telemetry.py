@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 from gossamer.cli.common import reporting_errors
-from gossamer.cli.gateway import parse_host_port
 from gossamer.cli.logs import setup_logging
 from gossamer.errors import ConfigError, ValidationError
+from gossamer.ports import parse_host_port
 from gossamer.telemetry.query import parse_window
 from gossamer.telemetry.serve import DEFAULT_MAX_BYTES, ServeSettings, serve
 from gossamer.telemetry.traces_query import parse_ms

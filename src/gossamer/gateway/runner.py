@@ -38,7 +38,7 @@ from gossamer.gateway.host import GatewayHost
 from gossamer.gateway.identity import GatewayIdentity
 from gossamer.gateway.logs import LogForwarder
 from gossamer.gateway.settings import GatewaySettings, gateway_bootstrap
-from gossamer.ports import free_port, require_free
+from gossamer.ports import free_port, host_ports, require_free
 
 #: Envoy failing to come up this many times in a row (never reaching its admin API) is fatal
 MAX_START_FAILURES = 5
@@ -138,10 +138,10 @@ class GatewayRunner:
                 if retry_in is not None:
                     self._say(f"restarting Envoy in {retry_in:.1f} s")
             case Running(envoy, _):
-                admin, xds = self._admin or ("?", 0), self.settings.xds_addr
+                admin, xds = self._admin or ("?", 0), host_ports(self.settings.xds_addrs)
                 self._say(
                     f"Envoy running (pid {envoy.pid}, admin http://{admin[0]}:{admin[1]}"
-                    f", xDS {xds[0]}:{xds[1]})"
+                    f", xDS {xds})"
                 )
             case Exited(_, status, retry_in):
                 self._say(f"Envoy exited with status {status}")

@@ -15,6 +15,7 @@ from gossamer.agent.xds_watch import XdsWatch
 from gossamer.gateway.host import GatewayHost, obtain
 from gossamer.gateway.runner import GatewayRunner
 from gossamer.gateway.settings import GatewaySettings
+from gossamer.ports import Address
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Joining:
     token: str | None
     server: str
     host: str
-    xds_tls: tuple[str, int] | None = None
+    xds_tls: tuple[Address, ...] | None = None
     ca_file: Path | None = None
 
 
@@ -71,9 +72,9 @@ async def _serve(settings: GatewaySettings, joining: Joining | None) -> None:
         assert joining is not None
         # with a credential: the xDS address it learnt at join (mTLS when offered)
         target = xds_target(host.credential, xds_tls=joining.xds_tls)
-        settings = replace(settings, xds_addr=target.address, xds_tls=target.tls)
+        settings = replace(settings, xds_addrs=target.addresses, xds_tls=target.tls)
     who = f"gateway {settings.namespace}/{settings.name}"
-    watch = XdsWatch([settings.xds_addr], who=who, warn=_note, note=_note)
+    watch = XdsWatch(settings.xds_addrs, who=who, warn=_note, note=_note)
     try:
         async with asyncio.TaskGroup() as tg:
             watching = tg.create_task(watch.run())  # one line when xDS stops/starts answering

@@ -18,6 +18,7 @@ from gossamer.gateway.certificates import POLL_SECONDS
 from gossamer.model.base import Name
 from gossamer.node import ADMIN_KEY, SDS_KEY
 from gossamer.polling import Backoff
+from gossamer.ports import Address
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import DEFAULT_NAMESPACE, ProxyIdentity
 
@@ -34,7 +35,9 @@ class GatewaySettings:
     """
 
     name: str
-    xds_addr: tuple[str, int]
+    #: the control plane's replicas (one, or several: Envoy moves to the next when its
+    #: stream breaks)
+    xds_addrs: tuple[Address, ...]
     workdir: Path
     namespace: str = DEFAULT_NAMESPACE
     admin_addr: tuple[str, int] = ("127.0.0.1", 0)
@@ -51,7 +54,7 @@ class GatewaySettings:
     restart: Backoff = field(default_factory=lambda: Backoff(initial=0.5, maximum=30.0))
     #: how often the certificate files of ``Gateway.spec.tls`` are read again (seconds)
     certificate_poll: float = POLL_SECONDS
-    #: ``xds_addr`` is the control plane's mTLS xDS port (``--xds-tls-addr``), reached with
+    #: ``xds_addrs`` are the control plane's mTLS xDS ports (``--xds-tls-addr``), reached with
     #: the gateway's own certificate (a gateway holding a credential)
     xds_tls: bool = False
 
@@ -73,13 +76,15 @@ class GatewaySettings:
             )
         if not 0 <= port <= 65535:
             errors.append(FieldError(f"port must be 0..65535, got {port}", "admin_addr"))
-        if not 1 <= self.xds_addr[1] <= 65535 or not self.xds_addr[0]:
-            errors.append(
-                FieldError(
-                    f"{self.xds_addr[0]}:{self.xds_addr[1]} is not HOST:PORT with a port 1..65535",
-                    "xds_addr",
+        if not self.xds_addrs:
+            errors.append(FieldError("name at least one HOST:PORT", "xds_addrs"))
+        for i, (host, port) in enumerate(self.xds_addrs):
+            if not 1 <= port <= 65535 or not host:
+                errors.append(
+                    FieldError(
+                        f"{host}:{port} is not HOST:PORT with a port 1..65535", f"xds_addrs[{i}]"
+                    )
                 )
-            )
         if not 0 <= self.drain_seconds <= 600:
             errors.append(FieldError("must be 0..600 seconds", "drain_seconds"))
         if not 1 <= self.concurrency <= 256:
@@ -116,7 +121,7 @@ def gateway_bootstrap(
     """
     bootstrap = ads_bootstrap(
         settings.identity,
-        settings.xds_addr,
+        settings.xds_addrs,
         admin_addr,
         delta=settings.delta,
         metadata={ADMIN_KEY: f"{admin_addr[0]}:{admin_addr[1]}"},

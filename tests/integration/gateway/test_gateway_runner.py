@@ -29,7 +29,7 @@ async def test_an_envoy_that_never_starts_is_retried_with_backoff_then_reported(
     messages: list[str] = []
     settings = GatewaySettings(
         name="edge",
-        xds_addr=("127.0.0.1", 9),
+        xds_addrs=(("127.0.0.1", 9),),
         workdir=tmp_path,
         envoy=str(broken),
         restart=Backoff(initial=0.01, maximum=0.05),
@@ -47,7 +47,7 @@ async def test_stop_before_envoy_is_up_stops_cleanly(tmp_path: Path) -> None:
     # the xDS address answers nothing: Envoy runs and waits; stop must still be prompt
     messages: list[str] = []
     settings = GatewaySettings(
-        name="edge", xds_addr=("127.0.0.1", 9), workdir=tmp_path, drain_seconds=0
+        name="edge", xds_addrs=(("127.0.0.1", 9),), workdir=tmp_path, drain_seconds=0
     )
     runner = GatewayRunner(settings, on_access=lambda _: None, on_message=messages.append)
     stop = asyncio.Event()

@@ -191,7 +191,7 @@ async def test_a_joined_host_keeps_the_roots_and_verifies_every_later_call(
     async with running_control_plane(tmp_path / "cp") as app:
         cred = await join_control_plane(app.api_url, await join_token(app), "vm-1")
         assert cred.trust_bundle.encode() == app.trust_bundle_pem()
-        assert xds_target(cred).tls and xds_target(cred).address == app.xds_tls_addr
+        assert xds_target(cred).tls and xds_target(cred).addresses == (app.xds_tls_addr,)
         assert cred.xds == f"127.0.0.1:{app.xds_addr[1]}"
         async with open_registry(cred) as api:
             assert await api.env() == {}

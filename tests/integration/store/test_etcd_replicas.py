@@ -4,18 +4,21 @@ Envoys are connected to is SIGKILLed under load they move to the survivor with 0
 requests and keep taking changes written there.
 
 The Envoys know both replicas (``ads_bootstrap`` with two xDS addresses: one endpoint
-each in the ``gossamer-xds`` cluster, round robin)."""
+each in the ``gossamer-xds`` cluster, round robin): sidecars started from such a
+bootstrap, and ``gossamer gateway --xds-addr A,B`` as an operator runs it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.integration.store.etcd_planes import cli_control_plane
 
+from gossamer.envoy.process import ManagedProcess
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
@@ -24,7 +27,7 @@ from gossamer.testing.etcd import EtcdServer, etcd_installed
 from gossamer.testing.mesh import service, workload
 from gossamer.testing.ports import free_port
 from gossamer.translate.bootstrap import ads_bootstrap
-from gossamer.types import ProxyIdentity
+from gossamer.types import API_VERSION, ProxyIdentity
 
 pytestmark = [
     pytest.mark.integration,
@@ -143,5 +146,108 @@ async def test_envoys_move_to_the_surviving_replica_and_take_its_writes(tmp_path
                                 stop.set()
                         assert sent["failed"] == 0, sent
                         assert sent["ok"] > 40, sent
+    finally:
+        await etcd.stop()
+
+
+def _edge(gw_port: int, backend: tuple[str, int]) -> list[dict[str, object]]:
+    """A gateway ``edge`` on ``gw_port`` sending everything to ``shop`` (one plain backend)."""
+
+    def manifest(kind: str, name: str, spec: dict[str, object]) -> dict[str, object]:
+        return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+    shop = {"service": "shop", "address": backend[0], "sidecar": False}
+    return [
+        service("shop"),
+        manifest("Workload", "shop-1", {**shop, "ports": [{"port": backend[1]}]}),
+        manifest("Gateway", "edge", {"port": gw_port}),
+        manifest(
+            "Route",
+            "edge",
+            {"gateways": ["edge"], "rules": [{"destinations": [{"service": "shop"}]}]},
+        ),
+    ]
+
+
+async def test_a_gateway_given_both_replicas_fails_over_under_load(tmp_path: Path) -> None:
+    api_a, api_b, xds_a, xds_b, gw_port = (free_port() for _ in range(5))
+    etcd = EtcdServer(tmp_path / "etcd")
+    await etcd.start()
+    try:
+        async with (
+            HttpBackend("shop-1", host=SERVER) as v1,
+            HttpBackend("shop-2", host=SERVER) as v2,
+            httpx.AsyncClient(timeout=5, trust_env=False) as c,
+            httpx.AsyncClient(timeout=5, trust_env=False) as traffic,
+            cli_control_plane(tmp_path / "a", etcd.url, api_a, xds_a) as a,
+            cli_control_plane(tmp_path / "b", etcd.url, api_b, xds_b) as b,
+        ):
+            c.headers["Authorization"] = f"Bearer {admin_token(tmp_path / 'a')}"
+            r = await c.post(
+                f"http://127.0.0.1:{api_a}/v1/apply", json={"manifests": _edge(gw_port, v1.address)}
+            )
+            assert r.status_code == 200, r.text
+            argv = [sys.executable, "-c", "from gossamer.cli.main import run; run()", "gateway"]
+            argv += ["--name", "edge", "--server", f"http://127.0.0.1:{api_a}"]
+            argv += ["--xds-addr", f"127.0.0.1:{xds_a},127.0.0.1:{xds_b}"]
+            argv += ["--workdir", str(tmp_path / "gw"), "--drain-seconds", "1"]
+            gateway = ManagedProcess(argv, log_path=tmp_path / "gateway.log", name="gateway")
+
+            async def backend() -> str | None:
+                try:
+                    r = await traffic.get(f"http://127.0.0.1:{gw_port}/")
+                except httpx.TransportError:
+                    return None
+                return str(json.loads(r.text)["backend"]) if r.status_code == 200 else None
+
+            async def reaches(name: str) -> bool:
+                return await backend() == name
+
+            async def serving(api: int) -> bool:
+                r = await c.get(f"http://127.0.0.1:{api}/v1/proxies")
+                return any(p["name"] == "edge" and p["connected"] for p in r.json()["items"])
+
+            await gateway.start()
+            try:
+                await wait_until(lambda: reaches("shop-1"), timeout=60, what="the gateway")
+                # (Envoy may serve a moment before its supervisor's "Envoy running" line)
+                line = f"xDS 127.0.0.1:{xds_a},127.0.0.1:{xds_b})"
+                await wait_until(lambda: line in gateway.log_tail(200), timeout=30, what=line)
+                on_a = await serving(api_a)
+                dead, (survivor, other) = (a, (api_b, b)) if on_a else (b, (api_a, a))
+                sent = {"ok": 0, "failed": 0}
+                stop = asyncio.Event()
+
+                async def load() -> None:
+                    for _ in range(MAX_REQUESTS):
+                        if stop.is_set():
+                            return
+                        got = await backend()
+                        sent["ok" if got in ("shop-1", "shop-2") else "failed"] += 1
+                        await asyncio.sleep(0)
+
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(load())
+                    try:
+                        await wait_until(lambda: sent["ok"] >= 20, timeout=30, what="load")
+                        await dead.kill()  # the replica the gateway's Envoy streams from
+                        await wait_until(
+                            lambda: serving(survivor), timeout=60, what="the gateway moved"
+                        )
+                        assert other.running
+                        moved = _edge(gw_port, v2.address)[1]
+                        r = await c.post(
+                            f"http://127.0.0.1:{survivor}/v1/apply", json={"manifests": [moved]}
+                        )
+                        assert r.status_code == 200, r.text
+                        await wait_until(
+                            lambda: reaches("shop-2"), timeout=30, what="the survivor's write"
+                        )
+                    finally:
+                        stop.set()
+                assert sent["failed"] == 0, sent
+                assert sent["ok"] > 20, sent
+            finally:
+                await gateway.stop()
     finally:
         await etcd.stop()

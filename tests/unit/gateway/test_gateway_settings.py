@@ -21,7 +21,7 @@ from gossamer.node import parse_node
 def _settings(**kw: object) -> GatewaySettings:
     args: dict[str, object] = {
         "name": "edge",
-        "xds_addr": ("127.0.0.1", 18000),
+        "xds_addrs": (("127.0.0.1", 18000),),
         "workdir": Path("/tmp/x"),
     }
     args.update(kw)
@@ -50,7 +50,8 @@ def test_bootstrap_names_the_gateway_and_announces_its_admin() -> None:
         ({"namespace": ""}, "namespace"),
         ({"admin_addr": ("10.0.0.1", 9901)}, "admin_addr"),
         ({"admin_addr": ("127.0.0.1", 70000)}, "admin_addr"),
-        ({"xds_addr": ("127.0.0.1", 0)}, "xds_addr"),
+        ({"xds_addrs": (("127.0.0.1", 0),)}, "xds_addrs[0]"),
+        ({"xds_addrs": ()}, "xds_addrs"),
         ({"drain_seconds": -1}, "drain_seconds"),
         ({"concurrency": 0}, "concurrency"),
         ({"max_connections": 0}, "max_connections"),
