@@ -6,6 +6,11 @@ closing (from the xDS monitor), all in memory; its ``run`` task wakes when the n
 could die or when a dead host shows life, and tells the control plane which hosts are
 unreachable (their endpoints are then published unhealthy). The clocks start when ``run``
 starts, after the control plane loaded its state.
+
+With several replicas (``shared``, e.g. ``store.etcd_presence.EtcdPresence``) each publishes
+the hosts it judges alive, and a host is dead only when this replica judges it dead and no
+other replica judges it alive: its agent may call one replica while its Envoys stream to
+another.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Literal, Protocol
 
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.registry.liveness import Liveness, LivenessSettings
@@ -26,6 +31,20 @@ log = logging.getLogger(__name__)
 _MARGIN = 0.001
 
 
+class SharedPresence(Protocol):
+    """What the other replicas judge (``store.etcd_presence.EtcdPresence``)."""
+
+    #: called when the other replicas' judgements change
+    on_change: Callable[[], None]
+
+    def publish(self, alive: Iterable[str]) -> None:
+        """The hosts this replica judges alive now."""
+
+    def alive_elsewhere(self) -> frozenset[str]:
+        """The hosts some other replica judges alive."""
+        ...
+
+
 class HostPresence:
     def __init__(
         self,
@@ -34,13 +53,19 @@ class HostPresence:
         settings: LivenessSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedPresence | None = None,
     ) -> None:
-        """``hosts`` lists the hosts the rule applies to (those with an active agent)."""
+        """``hosts`` lists the hosts the rule applies to (those with an active agent);
+        ``shared``: the other replicas' judgements."""
         self.rule = Liveness(settings)
         self._plane = plane
         self._hosts = hosts
         self._clock = clock
         self._news = asyncio.Event()
+        #: the other replicas' judgements (None: this replica alone)
+        self.shared = shared
+        if shared is not None:
+            shared.on_change = self._news.set
         #: the hosts judged dead at the last evaluation
         self.dead: frozenset[str] = frozenset()
         plane.monitor.on_host_streams(self._stream)
@@ -88,14 +113,18 @@ class HostPresence:
         now = self._clock()
         hosts = set(self._hosts())
         dead = self.rule.dead(hosts, now)
+        if self.shared is not None:
+            self.shared.publish(hosts - dead)
+            dead -= self.shared.alive_elsewhere()
         if dead != self.dead:
             for host in sorted(dead - self.dead):
                 log.warning(
                     "host %s is unreachable: no heartbeat from its agent for %g s and no xDS "
-                    "stream from its proxies for %g s; its endpoints are marked unhealthy",
+                    "stream from its proxies for %g s%s; its endpoints are marked unhealthy",
                     host,
                     self.settings.agent_deadline,
                     self.settings.stream_grace,
+                    "" if self.shared is None else " (at any replica)",
                 )
             for host in sorted(self.dead - dead):
                 log.info("host %s is reachable again; its endpoints are healthy again", host)

@@ -37,7 +37,7 @@ from gossamer.registry.credentials import digest, matches, new_secret
 from gossamer.registry.env import WorkloadEnv
 from gossamer.registry.join_tokens import DEFAULT_TOKEN_TTL, JoinTokens
 from gossamer.registry.liveness import LivenessSettings
-from gossamer.registry.presence import HostPresence
+from gossamer.registry.presence import HostPresence, SharedPresence
 from gossamer.registry.record_manifests import REGISTRY_NAMESPACE, Agent, record_manifest
 from gossamer.registry.records import (
     AgentInfo,
@@ -85,11 +85,14 @@ class Registry:
         clock: Clock = _utc_now,
         liveness: LivenessSettings | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        shared: SharedPresence | None = None,
     ) -> None:
         self.plane = plane
         self.clock = clock
         #: the liveness rule over agents' hosts; its ``run`` task belongs to the app
-        self.presence = HostPresence(plane, self._active_hosts, liveness, clock=monotonic)
+        self.presence = HostPresence(
+            plane, self._active_hosts, liveness, clock=monotonic, shared=shared
+        )
         #: when each agent last called (in memory: a heartbeat is not a store write)
         self._last_seen: dict[str, datetime] = {}
         self._agent_locks: dict[str, asyncio.Lock] = {}

@@ -65,6 +65,7 @@ from gossamer.server.xds_identity import xds_authorizer
 from gossamer.store.base import Store
 from gossamer.store.etcd import EtcdStore
 from gossamer.store.etcd_health import EtcdProbe
+from gossamer.store.etcd_presence import EtcdPresence
 from gossamer.store.factory import open_store
 from gossamer.translate.ext_authz import AuthzService as DecisionPointAddress
 from gossamer.translate.global_rate_limit import RateLimitService
@@ -215,14 +216,16 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     xds = XdsServer(cache, monitor, settings.xds_keepalive)
     relay = MetricsRelay(xds.check)  # the proxies' stat sink -> the telemetry service
     xds.services.append(relay.add_to)
-    agents = Registry(plane, liveness=settings.liveness)
-    # etcd lost: writes refused at once, /readyz 503, xDS closed after the grace
-    guards: list[EtcdProbe | StoreLossGuard] = []
-    if isinstance(store, EtcdStore):
+    # on etcd: replicas share which hosts they see alive (docs/store.md, "Replicas"); a
+    # lost etcd refuses writes at once, /readyz 503, xDS closed after the grace
+    shared = EtcdPresence(store) if isinstance(store, EtcdStore) else None
+    agents = Registry(plane, liveness=settings.liveness, shared=shared)
+    etcd_tasks: list[EtcdProbe | StoreLossGuard | EtcdPresence] = []
+    if isinstance(store, EtcdStore) and shared is not None:
         plane.store_health = store.health
         grace = settings.store_loss_grace
         closer = StoreLossGuard(store.health, grace, xds.refuse_streams, xds.accept_streams)
-        guards += [EtcdProbe(store, store.health), closer]
+        etcd_tasks += [EtcdProbe(store, store.health), closer, shared]
     app = ControlPlaneApp(settings, store, plane, xds, metrics, agents)
     app.telemetry_relay = relay
     interpreter = contextlib.ExitStack()
@@ -345,7 +348,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
                 tg.create_task(certificate.run()),
                 # the keys of jwks.uri issuers, fetched here, sent inline to the proxies
                 tg.create_task(jwks.run()),
-                *(tg.create_task(guard.run()) for guard in guards),
+                *(tg.create_task(task.run()) for task in etcd_tasks),
             ]
             if app.rate_limit_child is not None:
                 followers.append(tg.create_task(app.rate_limit_child.run()))

@@ -68,6 +68,9 @@ class EtcdConnection:
     def watch_stub(self) -> Any:
         return rpc.WatchStub(self._channels[self._current])
 
+    def lease_stub(self) -> Any:
+        return rpc.LeaseStub(self._channels[self._current])
+
     def next_member(self) -> None:
         """Move on to the next member (after the current one failed)."""
         self._current = (self._current + 1) % len(self._channels)

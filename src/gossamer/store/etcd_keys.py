@@ -2,7 +2,9 @@
 
 ``<prefix>/r/<kind>/<namespace>/<name>`` holds a resource's canonical JSON, each part
 percent-encoded (so a ``/`` in a part cannot be taken for a separator);
-``<prefix>/meta/store-id`` holds the store's identity (``etcd_identity.py``). A store
+``<prefix>/meta/store-id`` holds the store's identity (``etcd_identity.py``);
+``<prefix>/presence/<host>/<replica>`` says a replica sees that host alive, bound to the
+replica's lease (``etcd_presence.py``). A store
 revision is the etcd revision minus the store's base (the identity key's create revision).
 """
 
@@ -57,6 +59,21 @@ class EtcdKeys:
         if namespace is not None:
             start += f"{_part(namespace)}/"
         return start.encode(), prefix_end(start.encode())
+
+    @property
+    def presence(self) -> bytes:
+        """Every presence key starts with this."""
+        return f"{self.prefix}/presence/".encode()
+
+    def presence_key(self, host: str, replica: str) -> bytes:
+        return f"{self.prefix}/presence/{_part(host)}/{_part(replica)}".encode()
+
+    def presence_of(self, raw: bytes) -> tuple[str, str] | None:
+        """``(host, replica)`` of a presence key; None for a key that is none."""
+        parts = raw[len(self.presence) :].decode(errors="replace").split("/")
+        if not raw.startswith(self.presence) or len(parts) != 2 or not all(parts):
+            return None
+        return unquote(parts[0]), unquote(parts[1])
 
     def resource_key(self, raw: bytes) -> ResourceKey:
         head = self.resources

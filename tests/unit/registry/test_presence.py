@@ -128,3 +128,48 @@ async def test_streams_of_hosts_without_an_agent_are_not_remembered() -> None:
     assert not any(registry.presence.rule.knows(f"h{i}") for i in range(100))
     plane.monitor.close()
     await store.close()
+
+
+class Shared:
+    """Another replica's judgements, set by the test (``SharedPresence``)."""
+
+    def __init__(self) -> None:
+        self.on_change = lambda: None
+        self.published: frozenset[str] = frozenset()
+        self.elsewhere: frozenset[str] = frozenset()
+
+    def publish(self, alive: object) -> None:
+        self.published = frozenset(alive)  # type: ignore[arg-type]
+
+    def alive_elsewhere(self) -> frozenset[str]:
+        return self.elsewhere
+
+
+@pytest.mark.asyncio
+async def test_a_host_another_replica_sees_alive_is_not_dead_here() -> None:
+    store, mono, shared = MemoryStore(), Monotonic(), Shared()
+    plane = ControlPlane(store, SnapshotCache(), XdsMonitor(CollectorRegistry()))
+    registry = Registry(plane, clock=Clock(), liveness=SETTINGS, monotonic=mono, shared=shared)
+    await plane.load()
+    await plane.apply([parse_manifest(m) for m in SHOP])
+    agent_id, _ = await registry.join((await registry.create_token(scope=ANY))[0], "vm-1")
+    await registry.set_workloads(agent_id, [workload("cart-1", host="vm-1")])
+    presence = registry.presence
+    presence.rule.start(mono.now)
+    presence.evaluate()
+    assert shared.published == {"vm-1"}  # alive here: claimed for the others
+
+    # silent here past the rule, but its agent calls another replica
+    shared.elsewhere = frozenset({"vm-1"})
+    mono.now += 30
+    presence.evaluate()
+    assert shared.published == frozenset()  # dead here: claim withdrawn
+    assert registry.list_agents()[0].state == "active"
+    assert _health(plane) == [health_check_pb2.HEALTHY]
+
+    # the other replica no longer sees it either: dead everywhere
+    shared.elsewhere = frozenset()
+    shared.on_change()  # (what EtcdPresence calls): wakes the presence loop
+    presence.evaluate()
+    assert registry.list_agents()[0].state == "unreachable"
+    assert _health(plane) == [health_check_pb2.UNHEALTHY]

@@ -1,0 +1,216 @@
+"""Which agents' hosts each control-plane replica sees alive, shared through etcd.
+
+The liveness rule (``registry.liveness``) is judged by each replica from the heartbeats and
+ADS streams it sees itself; with several replicas a host whose agent calls one replica and
+whose Envoys stream to another would look dead to a third. So each replica writes
+``<prefix>/presence/<host>/<replica>`` for every host it judges alive, bound to a lease of
+its own, and deletes the key when it judges the host dead; a replica calls a host dead only
+when it does itself and no other replica's key says otherwise (``HostPresence``).
+
+Heartbeats write nothing: a key is written when this replica's judgement of a host changes,
+and the lease is kept alive (etcd's ``LeaseKeepAlive``, no revision) every ``every``
+seconds. A replica that stops (revokes its lease) or dies (its lease expires after ``ttl``
+seconds) takes its keys with it. Other replicas' keys are read every ``every`` seconds.
+
+``PresenceClaims`` is the state (no I/O); ``EtcdPresence`` keeps it in etcd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aetcd.rpc as rpc  # type: ignore[import-untyped]
+import grpc.aio
+
+from gossamer.errors import StoreError
+from gossamer.store.etcd import EtcdStore
+from gossamer.store.etcd_keys import prefix_end
+
+log = logging.getLogger(__name__)
+
+#: seconds an etcd lease lives without a keep-alive: how long a dead replica's claims last
+LEASE_TTL = 10
+#: seconds between two rounds (keep-alive, writes, reading the others' claims)
+EVERY = 1.0
+
+
+class PresenceClaims:
+    """This replica's claims (the hosts it judges alive) and the other replicas'."""
+
+    def __init__(self, replica: str) -> None:
+        self.replica = replica
+        #: the hosts this replica judges alive, as last published
+        self.wanted: frozenset[str] = frozenset()
+        #: the hosts whose key this replica holds in etcd (under its current lease)
+        self.written: frozenset[str] = frozenset()
+        #: the hosts some other replica judges alive, as last read
+        self.elsewhere: frozenset[str] = frozenset()
+
+    def publish(self, alive: Iterable[str]) -> None:
+        self.wanted = frozenset(alive)
+
+    def pending(self) -> tuple[frozenset[str], frozenset[str]]:
+        """``(keys to put, keys to delete)`` to make etcd hold what is wanted."""
+        return self.wanted - self.written, self.written - self.wanted
+
+    def wrote(self, put: Iterable[str], deleted: Iterable[str]) -> None:
+        self.written = (self.written | frozenset(put)) - frozenset(deleted)
+
+    def lease_lost(self) -> None:
+        """The lease is gone, and every key bound to it: all must be written again."""
+        self.written = frozenset()
+
+    def read(self, keys: Iterable[tuple[str, str]]) -> bool:
+        """The ``(host, replica)`` keys etcd holds; True if the others' claims changed."""
+        elsewhere = frozenset(host for host, replica in keys if replica != self.replica)
+        changed = elsewhere != self.elsewhere
+        self.elsewhere = elsewhere
+        return changed
+
+
+class EtcdPresence:
+    """Keeps ``PresenceClaims`` in the etcd of ``store`` until cancelled, then revokes its
+    lease. ``on_change`` is called when the other replicas' claims change."""
+
+    def __init__(
+        self,
+        store: EtcdStore,
+        *,
+        replica: str | None = None,
+        ttl: int = LEASE_TTL,
+        every: float = EVERY,
+    ) -> None:
+        self.store = store
+        self.claims = PresenceClaims(replica or secrets.token_hex(6))
+        self.ttl = ttl
+        self.every = every
+        self.on_change: Callable[[], None] = lambda: None
+        self._lease: int | None = None
+        self._keepalive: Any = None
+        self._failing = False
+        #: rounds done (each: a keep-alive, the changed claims written, the others' read)
+        self.rounds = 0
+
+    # -- what HostPresence uses --------------------------------------------------------------
+
+    def publish(self, alive: Iterable[str]) -> None:
+        """The hosts this replica judges alive now (written at the next round)."""
+        self.claims.publish(alive)
+
+    def alive_elsewhere(self) -> frozenset[str]:
+        return self.claims.elsewhere
+
+    # -- the rounds --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.round()
+                    if self._failing:
+                        log.info("shared host presence: etcd answers again")
+                    self._failing = False
+                except (StoreError, grpc.aio.AioRpcError, TimeoutError) as e:
+                    if not self._failing:
+                        log.warning(
+                            "shared host presence: %s; other replicas keep this replica's "
+                            "last claims until its lease expires (%d s)",
+                            _what(e),
+                            self.ttl,
+                        )
+                    self._failing = True
+                    self._drop_keepalive()
+                    self.store.connection.next_member()
+                await asyncio.sleep(self.every)
+        finally:
+            await self._revoke()
+
+    async def round(self) -> None:
+        """Keep the lease alive (or get one), write this replica's changed claims, read the
+        others'."""
+        conn = self.store.connection
+        conn.check_open()
+        keys = self.store.keys
+        if self._lease is None or not await self._kept_alive():
+            granted = await self._lease_stub().LeaseGrant(
+                rpc.LeaseGrantRequest(TTL=self.ttl), timeout=conn.timeout
+            )
+            self._lease = int(granted.ID)
+            self.claims.lease_lost()
+        put, deleted = self.claims.pending()
+        if put or deleted:
+            ops = [
+                rpc.RequestOp(
+                    request_put=rpc.PutRequest(
+                        key=keys.presence_key(host, self.claims.replica), lease=self._lease
+                    )
+                )
+                for host in sorted(put)
+            ]
+            ops += [
+                rpc.RequestOp(
+                    request_delete_range=rpc.DeleteRangeRequest(
+                        key=keys.presence_key(host, self.claims.replica)
+                    )
+                )
+                for host in sorted(deleted)
+            ]
+            await conn.txn(rpc.TxnRequest(success=ops))
+            self.claims.wrote(put, deleted)
+        found = await conn.range(
+            rpc.RangeRequest(key=keys.presence, range_end=prefix_end(keys.presence), keys_only=True)
+        )
+        parsed = (keys.presence_of(kv.key) for kv in found.kvs)
+        if self.claims.read(p for p in parsed if p is not None):
+            self.on_change()
+        self.rounds += 1
+
+    async def _kept_alive(self) -> bool:
+        """One keep-alive of the lease; False if etcd says it expired."""
+        if self._keepalive is None:
+            self._keepalive = self._lease_stub().LeaseKeepAlive()
+        async with asyncio.timeout(self.store.connection.timeout):
+            await self._keepalive.write(rpc.LeaseKeepAliveRequest(ID=self._lease))
+            answer = await self._keepalive.read()
+        if answer is grpc.aio.EOF:
+            self._drop_keepalive()
+            raise StoreError("etcd ended the lease keep-alive stream")
+        if int(answer.TTL) <= 0:
+            log.warning(
+                "shared host presence: this replica's etcd lease expired (etcd unreachable "
+                "for over %d s?); writing its claims again under a new one",
+                self.ttl,
+            )
+            return False
+        return True
+
+    def _lease_stub(self) -> Any:
+        return self.store.connection.lease_stub()
+
+    def _drop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+
+    async def _revoke(self) -> None:
+        """Revoke the lease (its keys go at once), best effort: a replica that stops must
+        not hold its claims for another ``ttl`` seconds."""
+        self._drop_keepalive()
+        if self._lease is None or self.store.closed:
+            return
+        with contextlib.suppress(grpc.aio.AioRpcError, TimeoutError, StoreError):
+            await self._lease_stub().LeaseRevoke(
+                rpc.LeaseRevokeRequest(ID=self._lease), timeout=1.0
+            )
+        self._lease = None
+
+
+def _what(e: BaseException) -> str:
+    if isinstance(e, grpc.aio.AioRpcError):
+        return f"etcd: {e.code().name}: {e.details()}"
+    return str(e) or type(e).__name__

@@ -1,0 +1,66 @@
+"""``EtcdPresence`` on a real etcd: claims bound to a replica's lease reach the other
+replicas, are written again under a new lease when etcd drops the old one, and vanish
+``ttl`` seconds after a replica dies without revoking its lease."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aetcd.rpc as rpc  # type: ignore[import-untyped]
+import pytest
+
+from gossamer.polling import wait_until
+from gossamer.store.etcd import EtcdStore
+from gossamer.store.etcd_presence import EtcdPresence
+from gossamer.testing.etcd import EtcdServer, etcd_installed
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.asyncio,
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(
+        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
+    ),
+]
+
+
+async def test_claims_follow_the_lease(tmp_path: Path) -> None:
+    etcd = EtcdServer(tmp_path / "etcd")
+    await etcd.start()
+    try:
+        async with await EtcdStore.open(etcd.url) as store_b:
+            store_a = await EtcdStore.open(etcd.url)
+            a = EtcdPresence(store_a, replica="a", ttl=2, every=0.1)
+            b = EtcdPresence(store_b, replica="b", ttl=2, every=0.1)
+            news = asyncio.Event()
+            b.on_change = news.set
+            async with asyncio.TaskGroup() as tg:
+                runs = [tg.create_task(a.run()), tg.create_task(b.run())]
+                a.publish({"vm-1", "vm-2"})
+                b.publish({"vm-2", "vm-3"})
+                await wait_until(
+                    lambda: b.alive_elsewhere() == {"vm-1", "vm-2"}, timeout=10, what="A's claims"
+                )
+                assert news.is_set()
+                assert a.alive_elsewhere() == {"vm-2", "vm-3"}
+                # etcd drops A's lease (and its keys): A writes its claims under a new one
+                lease = a._lease
+                await store_b.connection.lease_stub().LeaseRevoke(
+                    rpc.LeaseRevokeRequest(ID=lease), timeout=5
+                )
+                await wait_until(
+                    lambda: a._lease != lease and b.alive_elsewhere() == {"vm-1", "vm-2"},
+                    timeout=10,
+                    what="A's claims under a new lease",
+                )
+                # A dies without revoking (its connection gone first): its claims last
+                # until the lease expires, ttl seconds later
+                await store_a.close()
+                runs[0].cancel()
+                await wait_until(
+                    lambda: b.alive_elsewhere() == frozenset(), timeout=10, what="A's lease expiry"
+                )
+                runs[1].cancel()
+    finally:
+        await etcd.stop()
