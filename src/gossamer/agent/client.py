@@ -11,6 +11,7 @@ which retrying alone will not fix.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +24,29 @@ import httpx
 from gossamer.agent.trust import client_context, is_tls, pinned_roots, untrusted
 from gossamer.ca.trust import token_fingerprint
 from gossamer.cancel import raise_if_cancelling
-from gossamer.errors import ApiError, ServerError, UnreachableError, UntrustedServerError
+from gossamer.errors import (
+    ApiError,
+    ConfigError,
+    ServerError,
+    UnreachableError,
+    UntrustedServerError,
+)
 from gossamer.types import Manifest
 
 REQUEST_TIMEOUT = 10.0
+
+log = logging.getLogger(__name__)
+
+
+def split_servers(server: str) -> list[str]:
+    """The control plane's URLs in ``server`` (one, or several comma-separated replicas)."""
+    servers = [s.strip().rstrip("/") for s in server.split(",")]
+    if not all(servers):
+        raise ConfigError(
+            f"--server {server!r} has an empty entry: write one URL, or several "
+            "comma-separated (https://10.0.0.1:7070,https://10.0.0.2:7070)"
+        )
+    return servers
 
 
 @dataclass(frozen=True)
@@ -105,6 +125,12 @@ class RegistryClient:
     one from a Credential with ``agent.connect.open_registry``). Without it, ``join``
     verifies the server against the CA fingerprint in its token before sending it, and
     every later call on this client uses the roots it found.
+
+    ``server`` may name several control-plane replicas, comma-separated
+    (``https://10.0.0.1:7070,https://10.0.0.2:7070``; they share one CA): a call that
+    cannot reach the current one, or that it refuses because it lost its store (503, code
+    ``store``), is sent to the next, once to each. Joining uses the first only (a join
+    token is good once).
     """
 
     def __init__(
@@ -117,7 +143,9 @@ class RegistryClient:
         transport: httpx.AsyncBaseTransport | None = None,
         trust_changed: TrustHook | None = None,
     ) -> None:
-        self.server = server.rstrip("/")
+        #: the replicas, in the order given; calls go to ``server``, the current one
+        self.servers = split_servers(server)
+        self.server = self.servers[0]
         self.agent_id = agent_id
         self.verify = verify
         self._headers = {"Authorization": f"Bearer {credential}"} if credential else {}
@@ -170,6 +198,7 @@ class RegistryClient:
             "/v1/agents/join",
             json={"token": token, "host": host},
             refused="the join token was refused",
+            fail_over=False,
         )
         try:
             answer = JoinAnswer(
@@ -316,6 +345,38 @@ class RegistryClient:
         json: object = None,
         params: dict[str, str] | None = None,
         refused: str = "the control plane refused this agent's credential",
+        fail_over: bool = True,
+    ) -> dict[str, Any]:
+        """``_call_one`` on the current replica, then on each of the others while a replica
+        cannot be reached or lost its store; the last error if none answers."""
+        tries = len(self.servers) if fail_over else 1
+        for attempt in range(tries):
+            try:
+                return await self._call_one(method, path, json=json, params=params, refused=refused)
+            except (UnreachableError, ServerError) as e:
+                lost_store = isinstance(e, ServerError) and e.status == 503 and e.code == "store"
+                if attempt + 1 == tries or not (isinstance(e, UnreachableError) or lost_store):
+                    raise
+                await self._next_server()
+                log.warning(
+                    "%s; trying the control plane at %s", str(e).splitlines()[0], self.server
+                )
+        raise AssertionError("not reached: the last attempt returns or raises")
+
+    async def _next_server(self) -> None:
+        at = self.servers.index(self.server)
+        self.server = self.servers[(at + 1) % len(self.servers)]
+        await self._http.aclose()
+        self._http = self._client()
+
+    async def _call_one(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: dict[str, str] | None = None,
+        refused: str,
     ) -> dict[str, Any]:
         timeout = REQUEST_TIMEOUT + float(params["timeout"]) if params else REQUEST_TIMEOUT
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from gossamer.agent.client import RegistryClient
+from gossamer.agent.client import RegistryClient, split_servers
 from gossamer.agent.state import Credential, StateDir
 from gossamer.agent.trust import client_context, is_tls, read_ca_file
 from gossamer.errors import ConfigError
@@ -42,7 +42,7 @@ def open_registry(cred: Credential, state: StateDir | None = None) -> RegistryCl
     ``https://`` server against the trust bundle kept since join. With ``state``, a new
     trust bundle in a certificate answer (a root rotation) is kept there."""
     verify = None
-    if is_tls(cred.server):
+    if any(is_tls(s) for s in split_servers(cred.server)):
         if not cred.trust_bundle:
             raise ConfigError(
                 f"{cred.server} serves TLS but this host joined without keeping the control "
@@ -121,26 +121,29 @@ async def join_control_plane(
     """Join with ``token`` (verifying the server first: ``ca_file``, else the token's CA
     fingerprint) and return the Credential to keep. ``xds``/``xds_tls`` (HOST:PORT, or
     several comma-separated: the control plane's replicas) override what the control plane
-    advertises: ``xds`` alone means plaintext there."""
-    server = server.rstrip("/")
-    parts = urlsplit(server)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"--server {server!r} is not an http(s) URL: write e.g. https://127.0.0.1:7070"
-        )
+    advertises: ``xds`` alone means plaintext there. ``server`` may name several
+    replicas, comma-separated: the host joins through the first and keeps them all."""
+    servers = split_servers(server)
+    for url in servers:
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise ConfigError(
+                f"--server {url!r} is not an http(s) URL: write e.g. https://127.0.0.1:7070"
+            )
+    server, first = ",".join(servers), servers[0]
+    parts = urlsplit(first)
     for value, option in ((xds, "--xds"), (xds_tls, "--xds-tls")):
         if value is not None:
             parse_host_ports(value, option)
     verify = None
-    if ca_file is not None and is_tls(server):
+    if ca_file is not None and is_tls(first):
         verify = client_context(await asyncio.to_thread(read_ca_file, ca_file))
     async with RegistryClient(server, verify=verify) as api:
         answer = await api.join(token, host)
         roots = answer.trust_bundle_pem
-    plain = xds if xds is not None else reachable(answer.xds, server)
+    plain = xds if xds is not None else reachable(answer.xds, first)
     tls = xds_tls if xds_tls is not None else ("" if xds is not None else None)
     if tls is None:
-        tls = reachable(answer.xds_tls, server)
+        tls = reachable(answer.xds_tls, first)
     if not plain and not tls:  # a control plane from before it advertised addresses
         plain = f"{parts.hostname}:{DEFAULT_XDS_PORT}"
     return Credential(

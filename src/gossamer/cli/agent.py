@@ -80,7 +80,9 @@ def join(
         typer.Option(
             "--server",
             envvar="GOSSAMER_SERVER",
-            help="the control plane's API, e.g. https://cp:7070",
+            help="the control plane's API, e.g. https://cp:7070 (several replicas "
+            "comma-separated: the agent joins through the first and moves on to the next "
+            "when one does not answer)",
         ),
     ] = DEFAULT_SERVER,
     ca_file: Annotated[

@@ -49,6 +49,10 @@ from gossamer.server.connection_guard import (
 from gossamer.server.connection_guard import log as guard_log
 
 log = logging.getLogger(__name__)
+#: seconds a closing TLS connection waits for the client's close_notify (asyncio's default
+#: is 30: a client that keeps an idle connection and does not read held every shutdown
+#: of the control plane that long)
+TLS_SHUTDOWN_S = 2.0
 
 #: accept() failures that mean "out of fds or memory for now": pause, then retry
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -235,6 +239,7 @@ class ApiServer:
                     conn,
                     ssl=context,
                     ssl_handshake_timeout=self.limits.header_timeout,
+                    ssl_shutdown_timeout=TLS_SHUTDOWN_S,
                 )
         except (OSError, TimeoutError) as e:  # ssl.SSLError is an OSError
             log.debug("API: TLS handshake failed: %s", e)

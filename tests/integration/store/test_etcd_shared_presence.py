@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import httpx
 import pytest
 from tests.integration.xds.test_liveness import LIVENESS, Agent
 
+from gossamer.agent.connect import join_control_plane, open_registry
 from gossamer.polling import wait_until
 from gossamer.server.app import ControlPlaneApp, create_app
 from gossamer.server.settings import Settings
@@ -148,3 +150,40 @@ async def beat_until_refused(api: httpx.AsyncClient, agent: Agent) -> None:
         if sent.status_code != 200:
             return
         await asyncio.sleep(LIVENESS.heartbeat_interval)
+
+
+async def test_an_agent_that_knows_both_replicas_moves_to_the_survivor(tmp_path: Path) -> None:
+    """Both replicas hold the same CA (A's ``ca/`` copied before B starts, as
+    docs/store.md says); the agent joins with ``--server A,B`` and keeps both: when A
+    stops, its calls go to B, which verifies it and counts its heartbeats."""
+    etcd = EtcdServer(tmp_path / "etcd")
+    await etcd.start()
+    try:
+        async with contextlib.AsyncExitStack() as replica_a:
+            a = await replica_a.enter_async_context(replica(tmp_path / "a", etcd.url))
+            to_a = await replica_a.enter_async_context(api_client(a))
+            r = await to_a.post("/v1/apply", json={"manifests": [service("cart")]})
+            assert r.status_code == 200, r.text
+            token = (await to_a.post("/v1/tokens", json={"scope": {"anyService": True}})).json()[
+                "token"
+            ]
+            (tmp_path / "b").mkdir(mode=0o700)
+            shutil.copytree(tmp_path / "a" / "ca", tmp_path / "b" / "ca")
+            async with replica(tmp_path / "b", etcd.url) as b:
+                cred = await join_control_plane(f"{a.api_url},{b.api_url}", token, "vm-a")
+                assert cred.server == f"{a.api_url},{b.api_url}"
+                async with open_registry(cred) as api:
+                    put = await api.put_workloads([])
+                    assert api.server == a.api_url, put
+                    await replica_a.aclose()  # A stops
+                    await api.report_health({})
+                    assert api.server == b.api_url
+                    headers = {"Authorization": f"Bearer {admin_token(tmp_path / 'a')}"}
+                    async with httpx.AsyncClient(
+                        base_url=b.api_url, headers=headers, verify=api_verify(b), trust_env=False
+                    ) as to_b:
+                        r = await to_b.get("/v1/agents")
+                        [agent] = r.json()["items"]
+                        assert agent["host"] == "vm-a" and agent["state"] == "active", agent
+    finally:
+        await etcd.stop()

@@ -68,6 +68,10 @@ async def test_another_ca_version_renews_at_once_and_only_once(tmp_path: Path) -
             timeout=RENEW_SOON_SPREAD + 5,
             what="a renewal after the new CA version was announced",
         )
+        # (the plane counts a signature before the identity has taken its answer in)
+        await wait_until(
+            lambda: identity.ca_version == plane.ca.version, timeout=10, what="the renewal taken"
+        )
         assert identity.current is not None
         assert identity.current.trust_bundle_pem == plane.ca.trust_bundle_pem()
         planned = status.renew_at
