@@ -57,6 +57,14 @@ def fill_node(
         out.locality.zone = node.zone
 
 
+def shown(text: str, limit: int = 120) -> str:
+    """``text`` quoted for an error message, cut after ``limit`` characters: a refusal
+    travels back in gRPC's status metadata, which clients cap at 8 KiB."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def parse_node(node: base_pb2.Node) -> ProxyIdentity:
     """The identity an Envoy announced in its xDS node (inverse of ``fill_node``).
 
@@ -67,7 +75,7 @@ def parse_node(node: base_pb2.Node) -> ProxyIdentity:
     parts = node.id.split("~")
     if len(parts) != 3 or parts[0] not in _KINDS or not parts[1] or not parts[2]:
         raise XdsError(
-            f"node.id {node.id!r} is not a Gossamer proxy id; expected "
+            f"node.id {shown(node.id)} is not a Gossamer proxy id; expected "
             "'sidecar~<namespace>~<name>' or 'gateway~<namespace>~<name>' "
             "(generate the bootstrap with gossamer.translate.bootstrap.ads_bootstrap)"
         )
@@ -87,15 +95,16 @@ def parse_node(node: base_pb2.Node) -> ProxyIdentity:
         value = fields[key]
         if value.WhichOneof("kind") != "string_value":
             raise XdsError(
-                f"node.metadata[{key!r}] of node {node.id!r} must be a string, got "
+                f"node.metadata[{key!r}] of node {shown(node.id)} must be a string, got "
                 f"{value.WhichOneof('kind')}; regenerate the bootstrap with ads_bootstrap"
             )
         values[key] = value.string_value
     for key, expected in ((KIND_KEY, kind), ("namespace", namespace), ("name", name)):
         if values[key] is not None and values[key] != expected:
             raise XdsError(
-                f"node.metadata[{key!r}] is {values[key]!r} but node.id {node.id!r} says "
-                f"{expected!r}; the bootstrap was edited by hand, regenerate it"
+                f"node.metadata[{key!r}] is {shown(values[key] or '')} but node.id "
+                f"{shown(node.id)} says {expected!r}; the bootstrap was edited by hand, "
+                "regenerate it"
             )
     return ProxyIdentity(
         kind, namespace, name, service=values["service"], host=values["host"], zone=values["zone"]

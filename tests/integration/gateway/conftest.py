@@ -29,7 +29,7 @@ async def running_gateway(
 ) -> AsyncIterator[RunningGateway]:
     """``gossamer gateway`` in-process: a runner for Gateway ``name`` fed by ``app``."""
     settings = GatewaySettings(
-        name=name, xds_addr=app.xds_addr, workdir=workdir, drain_seconds=drain, concurrency=1
+        name=name, xds_addrs=(app.xds_addr,), workdir=workdir, drain_seconds=drain, concurrency=1
     )
     gw = RunningGateway(GatewayRunner(settings), f"http://127.0.0.1:{port}")
     gw.runner = GatewayRunner(settings, on_access=gw.access.append, on_message=gw.messages.append)

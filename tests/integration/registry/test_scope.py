@@ -191,7 +191,7 @@ spec:
 async def gateway(app: ControlPlaneApp, workdir: Path) -> AsyncIterator[None]:
     """``gossamer gateway`` for Gateway ``edge``, in-process."""
     settings = GatewaySettings(
-        name="edge", xds_addr=app.xds_addr, workdir=workdir, drain_seconds=0, concurrency=1
+        name="edge", xds_addrs=(app.xds_addr,), workdir=workdir, drain_seconds=0, concurrency=1
     )
     runner = GatewayRunner(settings, on_access=lambda _: None, on_message=lambda _: None)
     stop = asyncio.Event()

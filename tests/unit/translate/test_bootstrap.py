@@ -256,3 +256,14 @@ def test_generated_bootstraps_pass_envoy_validate() -> None:
     validate_config_sync(ads_bootstrap(CART, XDS, ADMIN))
     validate_config_sync(ads_bootstrap(CART, ("cp.internal", 18000), ADMIN, delta=True))
     validate_config_sync(ads_bootstrap(CART, [XDS, ("cp-2.internal", 18000)], ADMIN))
+
+
+def test_a_huge_node_id_is_cut_in_the_refusal() -> None:
+    # the refusal travels in gRPC's status metadata, which clients cap at 8 KiB: a 4,000
+    # character id quoted whole came back RESOURCE_EXHAUSTED instead of INVALID_ARGUMENT
+    node = ads_bootstrap(CART, XDS, ADMIN).node
+    node.id = "\u202e~~~" * 1000
+    with pytest.raises(XdsError) as info:
+        parse_node(node)
+    message = str(info.value)
+    assert "(4000 characters)" in message and len(message) < 600, message
