@@ -36,14 +36,13 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from gossamer.errors import FieldError, ValidationError
 from gossamer.model.snapshot import Ref
 from gossamer.node import IDENTITY_KEYS, SDS_KEY, MetadataValue, fill_node
+from gossamer.ports import Address
 from gossamer.translate import local_cluster, stat_sink
 from gossamer.translate.names import SDS_CLUSTER
 from gossamer.translate.tls import control_plane_socket
 from gossamer.types import ProxyIdentity
 
 XDS_CLUSTER = "gossamer-xds"
-#: a host (name or IP) and a port
-Address = tuple[str, int]
 #: the path of the control plane's SPIFFE id, ``spiffe://<trust domain>/gossamer/...``: not
 #: a workload id (``/ns/<ns>/sa/<svc>``), so the CA never issues it to a host
 CONTROL_PLANE_PATH = "gossamer/control-plane"
