@@ -108,6 +108,10 @@ class EtcdPresence:
     # -- the rounds --------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Rounds every ``every`` seconds until cancelled. A round that fails is logged (once
+        until one succeeds) and the next one starts over on another member: whatever etcd
+        or its stream does, this never ends the control plane (other replicas keep this
+        one's last claims until its lease expires)."""
         try:
             while True:
                 try:
@@ -115,7 +119,7 @@ class EtcdPresence:
                     if self._failing:
                         log.info("shared host presence: etcd answers again")
                     self._failing = False
-                except (StoreError, grpc.aio.AioRpcError, TimeoutError) as e:
+                except Exception as e:  # a broken etcd stream, in any of its forms
                     if not self._failing:
                         log.warning(
                             "shared host presence: %s; other replicas keep this replica's "
@@ -213,4 +217,4 @@ class EtcdPresence:
 def _what(e: BaseException) -> str:
     if isinstance(e, grpc.aio.AioRpcError):
         return f"etcd: {e.code().name}: {e.details()}"
-    return str(e) or type(e).__name__
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

@@ -63,7 +63,8 @@ async def follow(store: EtcdStore, cursor: int) -> AsyncIterator[list[Change]]:
             if store.closed and task is not None and not task.cancelling():
                 return  # close() cancelled the call: the watch ends
             raise
-        except (grpc.aio.AioRpcError, StoreError) as e:
+        except (grpc.aio.AioRpcError, StoreError, asyncio.InvalidStateError) as e:
+            # (InvalidStateError: grpc's word for a write to a stream etcd already ended)
             if store.closed:
                 return
             what = f"{e.code().name}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError) else e

@@ -64,3 +64,31 @@ async def test_claims_follow_the_lease(tmp_path: Path) -> None:
                 runs[1].cancel()
     finally:
         await etcd.stop()
+
+
+async def test_a_restarted_etcd_never_ends_the_rounds(tmp_path: Path) -> None:
+    # the keep-alive stream etcd ended on its way down failed the next write with
+    # InvalidStateError, which ended the task and with it the whole control plane
+    etcd = EtcdServer(tmp_path / "etcd")
+    await etcd.start()
+    try:
+        async with await EtcdStore.open(etcd.url, call_timeout=1.0) as store:
+            presence = EtcdPresence(store, replica="a", ttl=5, every=0.1)
+            presence.publish({"vm-1"})
+            async with asyncio.TaskGroup() as tg:
+                run = tg.create_task(presence.run())
+                await wait_until(lambda: presence.rounds >= 3, timeout=10, what="rounds")
+                for stop in (etcd.stop, etcd.kill):
+                    await stop()
+                    rounds = presence.rounds
+                    await etcd.start()
+                    await wait_until(
+                        lambda r=rounds: presence.rounds > r + 3,
+                        timeout=30,
+                        what="rounds after etcd came back",
+                    )
+                    assert not run.done()
+                    assert presence.claims.written == {"vm-1"}
+                run.cancel()
+    finally:
+        await etcd.stop()
