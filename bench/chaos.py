@@ -1,0 +1,418 @@
+"""Chaos under load: what fails, and what is lost, when parts of a replicated control plane
+die while traffic flows through a gateway.
+
+Run: ``.venv/bin/python bench/chaos.py [--replicas 3] [--down 30] [--settle 5]``.
+
+A 3-member etcd cluster (``gossamer.testing.etcd.EtcdCluster``, Raft timing for a loaded
+machine), ``--replicas`` control planes on it (``gossamer control-plane`` processes, one CA:
+the first replica's ``ca/`` copied to the others before they start), a ``gossamer gateway
+--xds-addr`` naming every replica, and two instances of a service behind it. A bounded
+load loop sends requests through the gateway the whole time. Then, one after the other:
+
+- ``replica-killed``: SIGKILL of the replica the gateway's Envoy streams from (started again
+  afterwards);
+- ``all-replicas-down``: every replica stopped for ``--down`` seconds, then started again;
+- ``etcd-member-restarted``: a member that does not lead, stopped and started;
+- ``etcd-leader-killed``: SIGKILL of etcd's leader, started again afterwards;
+- ``backend-killed``: one instance of the service stops for good.
+
+After each, one write (a new Service) goes to a replica that runs, and the scenario waits
+until the gateway serves a Route change written with it (``recover_s``: from the fault to
+a write served again). Reported per scenario: requests sent and failed while it lasted,
+writes acknowledged and lost. At the end every acknowledged write is read back from every
+replica (lost: any missing). The last line is ``CHAOS scenarios=N sent=N failed=N
+writes=N lost=N``; the exit status is 1 when a request failed or a write was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from gossamer.envoy.process import ManagedProcess
+from gossamer.polling import wait_until
+from gossamer.testing.backends import HttpBackend
+from gossamer.testing.controlplane import admin_token
+from gossamer.testing.etcd import LOADED, EtcdCluster
+from gossamer.testing.mesh import service
+from gossamer.testing.ports import free_port
+from gossamer.types import API_VERSION
+
+CLI = [sys.executable, "-c", "from gossamer.cli.main import run; run()"]
+BACKEND_HOST = "127.0.0.3"
+#: requests the load loop sends at most, whatever happens
+MAX_REQUESTS = 200_000
+
+
+def manifest(kind: str, name: str, spec: dict[str, object]) -> dict[str, object]:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def edge(gw_port: int, backends: list[tuple[str, int]], mark: str) -> list[dict[str, object]]:
+    """The gateway ``edge`` sending to ``shop`` (one plain workload per backend), its answers
+    marked ``x-chaos: <mark>``."""
+    shop = [
+        manifest(
+            "Workload",
+            f"shop-{i}",
+            {"service": "shop", "address": host, "sidecar": False, "ports": [{"port": port}]},
+        )
+        for i, (host, port) in enumerate(backends, 1)
+    ]
+    rule = {
+        "destinations": [{"service": "shop"}],
+        "headers": {"response": {"set": {"x-chaos": mark}}},
+    }
+    return [
+        service("shop"),
+        *shop,
+        manifest("Gateway", "edge", {"port": gw_port}),
+        manifest("Route", "edge", {"gateways": ["edge"], "rules": [rule]}),
+    ]
+
+
+@dataclass
+class Replica:
+    data: Path
+    api: int
+    xds: int
+    grace: float
+    process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api}"
+
+    async def start(self, store: str) -> None:
+        argv = [*CLI, "control-plane", "--data-dir", str(self.data), "--store", store]
+        argv += ["--api-tls", "off", "--api-addr", f"127.0.0.1:{self.api}"]
+        argv += ["--xds-addr", f"127.0.0.1:{self.xds}", "--xds-tls", "optional"]
+        argv += ["--xds-tls-addr", "127.0.0.1:0", "--telemetry", "off"]
+        argv += ["--store-loss-grace", f"{self.grace:g}"]
+        log = self.data.parent / f"{self.data.name}.log"
+        self.process = ManagedProcess(argv, log_path=log, name=f"control plane {self.data.name}")
+        await self.process.start()
+
+    async def ready(self, client: httpx.AsyncClient) -> bool:
+        if self.process is None or not self.process.running:
+            tail = self.process.log_tail() if self.process else "not started"
+            raise RuntimeError(f"replica {self.data.name} is not running:\n{tail}")
+        try:
+            return (await client.get(f"{self.url}/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.running
+
+    async def stop(self, *, kill: bool = False) -> None:
+        if self.process is not None:
+            await (self.process.kill() if kill else self.process.stop())
+            self.process = None
+
+
+@dataclass
+class Load:
+    """The traffic through the gateway: a bounded loop, counting answers and failures."""
+
+    url: str
+    sent: int = 0
+    failed: int = 0
+    marks: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+            for _ in range(MAX_REQUESTS):
+                if stop.is_set():
+                    return
+                self.sent += 1
+                try:
+                    r = await client.get(self.url)
+                    ok = r.status_code == 200
+                    mark = r.headers.get("x-chaos", "")
+                    detail = f"{r.status_code} {r.text[:80]!r}"
+                except httpx.TransportError as e:
+                    ok, mark, detail = False, "", repr(e)
+                if ok:
+                    self.marks[mark] = self.marks.get(mark, 0) + 1
+                else:
+                    self.failed += 1
+                    if len(self.failures) < 20:
+                        self.failures.append(f"{time.strftime('%H:%M:%S')} {detail}")
+                await asyncio.sleep(0.002)  # ~ a few hundred requests a second at most
+
+
+@dataclass
+class Row:
+    scenario: str
+    sent: int
+    failed: int
+    recover_s: float
+    detail: str
+
+
+class Chaos:
+    def __init__(self, workdir: Path, args: argparse.Namespace) -> None:
+        self.workdir = workdir
+        self.args = args
+        self.etcd = EtcdCluster(workdir / "etcd")
+        self.replicas = [
+            Replica(workdir / f"cp{i}", free_port(), free_port(), args.store_loss_grace)
+            for i in range(1, args.replicas + 1)
+        ]
+        self.gw_port = free_port()
+        self.load = Load(f"http://127.0.0.1:{self.gw_port}/")
+        self.client = httpx.AsyncClient(timeout=10, trust_env=False)
+        #: acknowledged writes: (Service name, the revision the apply answered)
+        self.writes: list[tuple[str, int]] = []
+        self.backends: list[HttpBackend] = []
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def live(self) -> Replica:
+        return next(r for r in self.replicas if r.running)
+
+    async def apply(self, manifests: list[dict[str, object]]) -> int:
+        """Apply through a running replica (another one when it answers 503); the revision."""
+
+        last: list[str] = []
+
+        async def attempt() -> int | None:
+            for replica in (r for r in self.replicas if r.running):
+                try:
+                    r = await self.client.post(
+                        f"{replica.url}/v1/apply", json={"manifests": manifests}
+                    )
+                except httpx.TransportError as e:
+                    last[:] = [f"{replica.data.name}: {e!r}"]
+                    continue
+                if r.status_code == 200:
+                    return int(r.json()["revision"])
+                last[:] = [f"{replica.data.name}: {r.status_code} {r.text[:300]}"]
+            return None
+
+        try:
+            found = await wait_until(attempt, timeout=60, what="a replica that takes the write")
+        except TimeoutError:
+            raise RuntimeError(f"no replica took the write; the last answer: {last}") from None
+        assert isinstance(found, int)
+        return found
+
+    async def write(self, scenario: str) -> None:
+        """One acknowledged write (a Service), and a Route change the gateway must serve."""
+        name = f"chaos-{len(self.writes) + 1}"
+        self.writes.append((name, await self.apply([service(name)])))
+        await self.apply(edge(self.gw_port, self.backend_addresses(), scenario)[-1:])
+        await wait_until(
+            lambda: self.load.marks.get(scenario, 0) > 0,
+            timeout=90,
+            what=f"the gateway serving the write after {scenario}",
+        )
+
+    def backend_addresses(self) -> list[tuple[str, int]]:
+        return [b.address for b in self.backends]
+
+    async def serving_replica(self) -> Replica | None:
+        """The replica the gateway's Envoy streams from."""
+        for replica in (r for r in self.replicas if r.running):
+            try:
+                r = await self.client.get(f"{replica.url}/v1/proxies")
+            except httpx.TransportError:
+                continue
+            if any(p["name"] == "edge" and p["connected"] for p in r.json().get("items", [])):
+                return replica
+        return None
+
+    async def scenario(self, name: str, fault: Callable[[], Awaitable[str]]) -> Row:
+        sent, failed = self.load.sent, self.load.failed
+        began = time.monotonic()
+        detail = await fault()
+        await self.write(name)
+        recover = time.monotonic() - began
+        row = Row(name, self.load.sent - sent, self.load.failed - failed, recover, detail)
+        print(
+            f"{name:24s} sent {row.sent:6d}  failed {row.failed:4d}  recover "
+            f"{recover:6.1f} s  {detail}",
+            flush=True,
+        )
+        return row
+
+    # -- the faults ------------------------------------------------------------------------
+
+    async def replica_killed(self) -> str:
+        victim = await wait_until(self.serving_replica, timeout=30, what="the gateway's replica")
+        assert isinstance(victim, Replica)
+        await victim.stop(kill=True)
+        await asyncio.sleep(self.args.settle)  # the load meets the fault meanwhile
+        await victim.start(self.etcd.url)
+        await wait_until(lambda: victim.ready(self.client), timeout=60, what="the replica back")
+        return f"SIGKILLed {victim.data.name}"
+
+    async def all_replicas_down(self) -> str:
+        for replica in self.replicas:
+            await replica.stop()
+        await asyncio.sleep(self.args.down)  # the data plane alone, on its last config
+        for replica in self.replicas:
+            await replica.start(self.etcd.url)
+        for replica in self.replicas:
+            await wait_until(lambda r=replica: r.ready(self.client), timeout=60, what="ready")
+        return f"all {len(self.replicas)} stopped for {self.args.down:g} s"
+
+    async def etcd_member_restarted(self) -> str:
+        leader = await self.etcd.leader()
+        member = next(m for m in self.etcd.members if m is not leader)
+        await member.stop()
+        await asyncio.sleep(self.args.settle)
+        await member.start()
+        return f"restarted {member.name} (leader {leader.name})"
+
+    async def etcd_leader_killed(self) -> str:
+        leader = await self.etcd.leader()
+        await leader.kill()
+        await asyncio.sleep(self.args.settle)
+        await leader.start(wait=False)
+        after = await self.etcd.leader()
+        await wait_until(leader.healthy, timeout=60, what=f"etcd {leader.name} back")
+        return f"SIGKILLed leader {leader.name}; {after.name} leads"
+
+    async def backend_killed(self) -> str:
+        gone = self.backends[0]
+        await gone.close()
+        await asyncio.sleep(self.args.settle)
+        return f"stopped {gone.name} for good"
+
+    # -- the run ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        await self.etcd.start()
+        gateway: ManagedProcess | None = None
+        backends = contextlib.AsyncExitStack()
+        try:
+            first = self.replicas[0]
+            await first.start(self.etcd.url)
+            await wait_until(lambda: first.ready(self.client), timeout=60, what="replica 1")
+            self.client.headers["Authorization"] = f"Bearer {admin_token(first.data)}"
+            for replica in self.replicas[1:]:  # one CA: the first replica's
+                replica.data.mkdir(mode=0o700)
+                shutil.copytree(first.data / "ca", replica.data / "ca")
+                await replica.start(self.etcd.url)
+            for replica in self.replicas[1:]:
+                await wait_until(lambda r=replica: r.ready(self.client), timeout=60, what="ready")
+            for i in (1, 2):
+                backend = HttpBackend(f"shop-{i}", host=BACKEND_HOST)
+                self.backends.append(await backends.enter_async_context(backend))
+            await self.apply(edge(self.gw_port, self.backend_addresses(), "start"))
+            xds = ",".join(f"127.0.0.1:{r.xds}" for r in self.replicas)
+            argv = [*CLI, "gateway", "--name", "edge", "--server", first.url, "--xds-addr", xds]
+            argv += ["--workdir", str(self.workdir / "gw"), "--drain-seconds", "1"]
+            gateway = ManagedProcess(argv, log_path=self.workdir / "gateway.log", name="gateway")
+            await gateway.start()
+            await wait_until(self.served, timeout=90, what="the gateway serving")
+            yield
+        finally:
+            if gateway is not None:
+                await gateway.stop()
+            await backends.aclose()
+            for replica in self.replicas:
+                await replica.stop()
+            await self.etcd.stop()
+            await self.client.aclose()
+
+    async def served(self) -> bool:
+        try:
+            return (await self.client.get(self.load.url)).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    async def lost_writes(self) -> int:
+        """Acknowledged writes some replica does not hold."""
+        lost = 0
+        for replica in self.replicas:
+            for name, revision in self.writes:
+                r = await self.client.get(f"{replica.url}/v1/resources/Service/default/{name}")
+                if r.status_code != 200:
+                    lost += 1
+                    print(
+                        f"LOST {name} (acknowledged at revision {revision}) at {replica.data.name}"
+                    )
+        return lost
+
+    async def run(self) -> int:
+        rows: list[Row] = []
+        stop = asyncio.Event()
+        async with self.running(), asyncio.TaskGroup() as tg:
+            load = tg.create_task(self.load.run(stop))
+            try:
+                await wait_until(
+                    lambda: self.load.marks.get("start", 0) > 20, timeout=90, what="traffic"
+                )
+                faults = {
+                    "replica-killed": self.replica_killed,
+                    "all-replicas-down": self.all_replicas_down,
+                    "etcd-member-restarted": self.etcd_member_restarted,
+                    "etcd-leader-killed": self.etcd_leader_killed,
+                    "backend-killed": self.backend_killed,
+                }
+                print(f"{'scenario':24s} (load through the gateway throughout)", flush=True)
+                for name, fault in faults.items():
+                    rows.append(await self.scenario(name, fault))
+                lost = await self.lost_writes()
+            finally:
+                stop.set()
+            await load
+        # (all of the load: between the scenarios too)
+        failed = self.load.failed
+        for line in self.load.failures:
+            print(f"failed request: {line}")
+        print(
+            f"CHAOS scenarios={len(rows)} sent={self.load.sent} failed={failed} "
+            f"writes={len(self.writes)} lost={lost}",
+            flush=True,
+        )
+        return 1 if failed or lost else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--replicas", type=int, default=3, help="control-plane replicas")
+    parser.add_argument("--down", type=float, default=30.0, help="s every replica stays down")
+    parser.add_argument("--settle", type=float, default=5.0, help="s each fault lasts at least")
+    parser.add_argument(
+        "--store-loss-grace", type=float, default=3.0, help="the replicas' --store-loss-grace"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep every process's log and data here (default: a "
+        "temporary directory, removed at the end)",
+    )
+    args = parser.parse_args()
+    print(
+        f"etcd: 3 members, --heartbeat-interval {LOADED.heartbeat_ms} --election-timeout "
+        f"{LOADED.election_ms}; {args.replicas} replicas; down {args.down:g} s; settle "
+        f"{args.settle:g} s",
+        flush=True,
+    )
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True)
+        sys.exit(asyncio.run(Chaos(args.workdir, args).run()))
+    with tempfile.TemporaryDirectory(prefix="gossamer-chaos-") as tmp:
+        code = asyncio.run(Chaos(Path(tmp), args).run())
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

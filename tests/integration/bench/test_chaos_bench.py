@@ -1,0 +1,44 @@
+"""``bench/chaos.py`` in short: every fault once (all replicas down for 3 s, faults lasting
+2 s) under load through a gateway, on a 3-member etcd with 3 control-plane replicas. Fails
+when a request through the gateway failed, an acknowledged write is missing from a
+replica, or a scenario did not recover (its write never served)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from tests.integration.bench.bench_run import run_bench
+
+from gossamer.testing.etcd import etcd_installed
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.asyncio,
+    pytest.mark.slow,
+    pytest.mark.timeout(420),
+    pytest.mark.skipif(
+        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
+    ),
+]
+
+SCENARIOS = [
+    "replica-killed",
+    "all-replicas-down",
+    "etcd-member-restarted",
+    "etcd-leader-killed",
+    "backend-killed",
+]
+
+
+async def test_every_fault_under_load_fails_no_request_and_loses_no_write() -> None:
+    code, out = await run_bench("chaos.py", "--down", "3", "--settle", "2", within=360)
+    summary = re.search(r"^CHAOS (.*)$", out, re.M)
+    assert summary is not None, out[-6000:]
+    fields = dict(kv.split("=") for kv in summary.group(1).split())
+    assert fields["scenarios"] == str(len(SCENARIOS)), out[-6000:]
+    for name in SCENARIOS:
+        assert re.search(rf"^{name} +sent +\d+ +failed +0 +recover", out, re.M), out[-6000:]
+    assert (fields["failed"], fields["lost"]) == ("0", "0"), out[-6000:]
+    assert int(fields["sent"]) > 100 and fields["writes"] == str(len(SCENARIOS)), out
+    assert code == 0, out[-6000:]
