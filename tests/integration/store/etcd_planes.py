@@ -1,10 +1,12 @@
-"""``gossamer control-plane --store etcd://...`` as its own process (what an operator runs),
-for the etcd tests: plaintext API on loopback, xDS with a plaintext port, no telemetry."""
+"""For the etcd tests: ``gossamer control-plane --store etcd://...`` as its own process
+(what an operator runs; plaintext API on loopback, xDS with a plaintext port, no
+telemetry), and traffic that counts what fails while a fault happens."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -44,3 +46,44 @@ async def cli_control_plane(
         yield proc
     finally:
         await proc.stop()
+
+
+class Traffic:
+    """Requests in a bounded loop (``MAX_REQUESTS``) while something happens: ``ask``
+    sends one and names the backend that answered (None: no answer or an error); an answer
+    from one of ``good`` is ``ok``, anything else ``failed``."""
+
+    MAX_REQUESTS = 20_000
+
+    def __init__(self, ask: Callable[[], Awaitable[str | None]], good: Iterable[str]) -> None:
+        self.ask = ask
+        self.good = frozenset(good)
+        self.ok = 0
+        self.failed = 0
+
+    @asynccontextmanager
+    async def flowing(self) -> AsyncIterator[Traffic]:
+        """The loop runs inside the block (and stops at its end)."""
+        stop = asyncio.Event()
+
+        async def run() -> None:
+            for _ in range(self.MAX_REQUESTS):
+                if stop.is_set():
+                    return
+                if await self.ask() in self.good:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+                await asyncio.sleep(0)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run())
+            try:
+                yield self
+            finally:
+                stop.set()
+
+    async def more(self, n: int, timeout: float = 30) -> None:  # noqa: ASYNC109
+        """Return once ``n`` more requests were answered ok."""
+        target = self.ok + n
+        await wait_until(lambda: self.ok >= target, timeout=timeout, what=f"{n} more answers")

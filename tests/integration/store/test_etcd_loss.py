@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.store.etcd_planes import cli_control_plane
+from tests.integration.store.etcd_planes import Traffic, cli_control_plane
 
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
@@ -36,8 +36,6 @@ CLIENT, SERVER = "127.0.0.2", "127.0.0.3"
 WEB = ProxyIdentity("sidecar", "default", "web-1")
 REVIEWS = ProxyIdentity("sidecar", "default", "reviews-1")
 GRACE = 3
-#: requests the load loop sends at most (bounded, whatever happens)
-MAX_REQUESTS = 20_000
 CONNECTED = "control_plane.connected_state"
 
 
@@ -115,69 +113,48 @@ async def test_a_replica_that_loses_etcd_refuses_writes_and_closes_xds(tmp_path:
                     )
                     for e in (web, reviews):
                         await e.wait_for_stat(CONNECTED, 1, timeout=30)
-                    sent = {"ok": 0, "failed": 0}
-                    stop = asyncio.Event()
-
-                    async def load() -> None:
-                        for _ in range(MAX_REQUESTS):
-                            if stop.is_set():
-                                return
-                            got = await backend()
-                            sent["ok" if got in ("reviews-1", "reviews-2") else "failed"] += 1
-                            await asyncio.sleep(0)
-
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(load())
-                        try:
-                            await etcd.stop()
-                            # /readyz: 503, naming etcd and since when
-                            lost = await wait_until(
-                                lambda: readyz(503), timeout=30, what="readyz 503"
-                            )
-                            assert isinstance(lost, httpx.Response)
-                            body = lost.json()
-                            assert body["status"] == "store_unreachable", body
-                            assert f"etcd at {etcd.url}" in body["detail"], body
-                            assert "unreachable since" in body["detail"], body
-                            # a write: refused at once, nothing changed
-                            loop = asyncio.get_running_loop()
-                            began = loop.time()
-                            r = await c.post(f"{base}/v1/apply", json={"manifests": [moved]})
-                            took = loop.time() - began
-                            assert r.status_code == 503, r.text
-                            assert "unreachable" in r.text and "nothing was changed" in r.text
-                            assert took < 2.0, f"the refusal took {took:.2f}s"
-                            # after the grace: both Envoys' streams closed, traffic goes on
-                            for e in (web, reviews):
-                                await e.wait_for(
-                                    lambda e=e: disconnected(e),
-                                    timeout=30,
-                                    what="the xDS stream closed",
-                                )
-                            served = sent["ok"]
-                            await wait_until(
-                                lambda: sent["ok"] >= served + 50,
+                    load = Traffic(backend, {"reviews-1", "reviews-2"})
+                    async with load.flowing():
+                        await etcd.stop()
+                        # /readyz: 503, naming etcd and since when
+                        lost = await wait_until(lambda: readyz(503), timeout=30, what="readyz 503")
+                        assert isinstance(lost, httpx.Response)
+                        body = lost.json()
+                        assert body["status"] == "store_unreachable", body
+                        assert f"etcd at {etcd.url}" in body["detail"], body
+                        assert "unreachable since" in body["detail"], body
+                        # a write: refused at once, nothing changed
+                        loop = asyncio.get_running_loop()
+                        began = loop.time()
+                        r = await c.post(f"{base}/v1/apply", json={"manifests": [moved]})
+                        took = loop.time() - began
+                        assert r.status_code == 503, r.text
+                        assert "unreachable" in r.text and "nothing was changed" in r.text
+                        assert took < 2.0, f"the refusal took {took:.2f}s"
+                        # after the grace: both Envoys' streams closed, traffic goes on
+                        for e in (web, reviews):
+                            await e.wait_for(
+                                lambda e=e: disconnected(e),
                                 timeout=30,
-                                what="traffic through Envoys without a control plane",
+                                what="the xDS stream closed",
                             )
-                            assert await backend() == "reviews-1"
-                            assert cp.running, cp.log_tail()
-                            # etcd back: ready, the refused write was not made, a new one is
-                            await etcd.start()
-                            await wait_until(lambda: readyz(200), timeout=30, what="readyz 200")
-                            r = await c.get(f"{base}/v1/resources/Workload/default/reviews-1")
-                            assert r.status_code == 200, r.text
-                            assert r.json()["spec"]["ports"][0]["appPort"] == v1.address[1]
-                            r = await c.post(f"{base}/v1/apply", json={"manifests": [moved]})
-                            assert r.status_code == 200, r.text
-                            for e in (web, reviews):
-                                await e.wait_for_stat(CONNECTED, 1, timeout=90)
-                            await wait_until(
-                                lambda: reaches("reviews-2"), timeout=60, what="the new write"
-                            )
-                        finally:
-                            stop.set()
-                    assert sent["failed"] == 0, sent
-                    assert sent["ok"] > 100, sent
+                        await load.more(50)  # through Envoys without a control plane
+                        assert await backend() == "reviews-1"
+                        assert cp.running, cp.log_tail()
+                        # etcd back: ready, the refused write was not made, a new one is
+                        await etcd.start()
+                        await wait_until(lambda: readyz(200), timeout=30, what="readyz 200")
+                        r = await c.get(f"{base}/v1/resources/Workload/default/reviews-1")
+                        assert r.status_code == 200, r.text
+                        assert r.json()["spec"]["ports"][0]["appPort"] == v1.address[1]
+                        r = await c.post(f"{base}/v1/apply", json={"manifests": [moved]})
+                        assert r.status_code == 200, r.text
+                        for e in (web, reviews):
+                            await e.wait_for_stat(CONNECTED, 1, timeout=90)
+                        await wait_until(
+                            lambda: reaches("reviews-2"), timeout=60, what="the new write"
+                        )
+                    assert load.failed == 0, vars(load)
+                    assert load.ok > 100, vars(load)
     finally:
         await etcd.stop()

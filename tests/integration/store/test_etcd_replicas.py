@@ -9,14 +9,13 @@ bootstrap, and ``gossamer gateway --xds-addr A,B`` as an operator runs it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.store.etcd_planes import cli_control_plane
+from tests.integration.store.etcd_planes import Traffic, cli_control_plane
 
 from gossamer.envoy.process import ManagedProcess
 from gossamer.envoy.proxy import EnvoyProcess
@@ -41,8 +40,6 @@ pytestmark = [
 CLIENT, SERVER = "127.0.0.2", "127.0.0.3"
 WEB = ProxyIdentity("sidecar", "default", "web-1")
 REVIEWS = ProxyIdentity("sidecar", "default", "reviews-1")
-#: requests the load loop sends at most (bounded, whatever happens)
-MAX_REQUESTS = 20_000
 CONNECTED = "control_plane.connected_state"
 
 
@@ -106,46 +103,25 @@ async def test_envoys_move_to_the_surviving_replica_and_take_its_writes(tmp_path
                         await wait_until(
                             lambda: reaches("reviews-2"), timeout=30, what="B's write via A"
                         )
-                        sent = {"ok": 0, "failed": 0}
-                        stop = asyncio.Event()
+                        load = Traffic(backend, {"reviews-1", "reviews-2"})
+                        async with load.flowing():
+                            await load.more(20)
+                            await a.kill()
 
-                        async def load() -> None:
-                            for _ in range(MAX_REQUESTS):
-                                if stop.is_set():
-                                    return
-                                got = await backend()
-                                sent["ok" if got in ("reviews-1", "reviews-2") else "failed"] += 1
-                                await asyncio.sleep(0)
+                            # both Envoys reconnect, to B
+                            async def on_b() -> bool:
+                                return await serving(api_b) == {"web-1", "reviews-1"}
 
-                        async with asyncio.TaskGroup() as tg:
-                            tg.create_task(load())
-                            try:
-                                served = sent["ok"]
-                                await wait_until(
-                                    lambda: sent["ok"] >= served + 20, timeout=30, what="load"
-                                )
-                                await a.kill()
-
-                                # both Envoys reconnect, to B
-                                async def on_b() -> bool:
-                                    return await serving(api_b) == {"web-1", "reviews-1"}
-
-                                await wait_until(on_b, timeout=60, what="both Envoys on B")
-                                for e in envoys:
-                                    await e.wait_for_stat(CONNECTED, 1, timeout=30)
-                                # and take B's writes
-                                await apply(api_b, [reviews(v1)])
-                                await wait_until(
-                                    lambda: reaches("reviews-1"), timeout=30, what="B's write"
-                                )
-                                served = sent["ok"]
-                                await wait_until(
-                                    lambda: sent["ok"] >= served + 20, timeout=30, what="load"
-                                )
-                            finally:
-                                stop.set()
-                        assert sent["failed"] == 0, sent
-                        assert sent["ok"] > 40, sent
+                            await wait_until(on_b, timeout=60, what="both Envoys on B")
+                            for e in envoys:
+                                await e.wait_for_stat(CONNECTED, 1, timeout=30)
+                            # and take B's writes
+                            await apply(api_b, [reviews(v1)])
+                            await wait_until(
+                                lambda: reaches("reviews-1"), timeout=30, what="B's write"
+                            )
+                            await load.more(20)
+                        assert load.failed == 0, vars(load)
     finally:
         await etcd.stop()
 
@@ -215,38 +191,23 @@ async def test_a_gateway_given_both_replicas_fails_over_under_load(tmp_path: Pat
                 await wait_until(lambda: line in gateway.log_tail(200), timeout=30, what=line)
                 on_a = await serving(api_a)
                 dead, (survivor, other) = (a, (api_b, b)) if on_a else (b, (api_a, a))
-                sent = {"ok": 0, "failed": 0}
-                stop = asyncio.Event()
-
-                async def load() -> None:
-                    for _ in range(MAX_REQUESTS):
-                        if stop.is_set():
-                            return
-                        got = await backend()
-                        sent["ok" if got in ("shop-1", "shop-2") else "failed"] += 1
-                        await asyncio.sleep(0)
-
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(load())
-                    try:
-                        await wait_until(lambda: sent["ok"] >= 20, timeout=30, what="load")
-                        await dead.kill()  # the replica the gateway's Envoy streams from
-                        await wait_until(
-                            lambda: serving(survivor), timeout=60, what="the gateway moved"
-                        )
-                        assert other.running
-                        moved = _edge(gw_port, v2.address)[1]
-                        r = await c.post(
-                            f"http://127.0.0.1:{survivor}/v1/apply", json={"manifests": [moved]}
-                        )
-                        assert r.status_code == 200, r.text
-                        await wait_until(
-                            lambda: reaches("shop-2"), timeout=30, what="the survivor's write"
-                        )
-                    finally:
-                        stop.set()
-                assert sent["failed"] == 0, sent
-                assert sent["ok"] > 20, sent
+                load = Traffic(backend, {"shop-1", "shop-2"})
+                async with load.flowing():
+                    await load.more(20)
+                    await dead.kill()  # the replica the gateway's Envoy streams from
+                    await wait_until(
+                        lambda: serving(survivor), timeout=60, what="the gateway moved"
+                    )
+                    assert other.running
+                    moved = _edge(gw_port, v2.address)[1]
+                    r = await c.post(
+                        f"http://127.0.0.1:{survivor}/v1/apply", json={"manifests": [moved]}
+                    )
+                    assert r.status_code == 200, r.text
+                    await wait_until(
+                        lambda: reaches("shop-2"), timeout=30, what="the survivor's write"
+                    )
+                assert load.failed == 0, vars(load)
             finally:
                 await gateway.stop()
     finally:
