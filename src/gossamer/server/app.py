@@ -173,15 +173,29 @@ def serving_interpreter() -> Iterator[None]:
     ones. docs/benchmarks.md (event-loop lag) has the figures. Entered once the plane has
     loaded, before anything is served (the collection costs ~0.1 s).
     """
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    first = _Serving.planes == 0
+    if first:
+        _Serving.switch = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
+    _Serving.planes += 1
     gc.collect()
     gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
-        sys.setswitchinterval(switch)
+        _Serving.planes -= 1
+        if _Serving.planes == 0:  # the last plane of this process: as it was before the first
+            gc.unfreeze()
+            sys.setswitchinterval(_Serving.switch)
+
+
+class _Serving:
+    """The control planes serving in this process (tests run several, and stop them in any
+    order): the interpreter's settings are process-wide, so the first plane sets them and
+    the last one puts back what was there before the first."""
+
+    planes = 0
+    switch = 0.0
 
 
 def _local_url(app: ControlPlaneApp) -> str:

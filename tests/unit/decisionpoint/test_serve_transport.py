@@ -87,7 +87,7 @@ def test_two_servers_share_a_port_with_reuse_port(tmp_path: Path) -> None:
 
         async with asyncio.TaskGroup() as tg:
             first = ServeSettings(("127.0.0.1", 0), graph, decisions_log=log, reuse_port=True)
-            tg.create_task(serve(first, stops[0], listening))
+            serving_first = tg.create_task(serve(first, stops[0], listening))
             async with asyncio.timeout(10):
                 await up.wait()
             up.clear()
@@ -99,6 +99,10 @@ def test_two_servers_share_a_port_with_reuse_port(tmp_path: Path) -> None:
                 await up.wait()
             assert ports == [ports[0], ports[0]]
             stops[0].set()  # the other still answers on the address
+            # (once the first is closed: a connection the kernel queued on a listener that
+            # is closing is reset)
+            async with asyncio.timeout(10):
+                await serving_first
             async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[0]}") as channel:
                 answer = await external_auth_pb2_grpc.AuthorizationStub(channel).Check(_check())
             assert answer.status.code != 0 and "may not" in answer.denied_response.body

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gossamer.server.app import SWITCH_INTERVAL
+from gossamer.server.app import SWITCH_INTERVAL, serving_interpreter
 from gossamer.testing.controlplane import running_control_plane
 
 
@@ -34,5 +34,20 @@ async def test_serving_sets_the_switch_interval_and_freezes_what_was_loaded(
         assert gc.get_freeze_count() > 0
         assert gc.is_tracked(loaded_before)
         assert not any(o is loaded_before for o in gc.get_objects())  # frozen: not collected
+    assert sys.getswitchinterval() == switch
+    assert gc.get_freeze_count() == 0
+
+
+def test_planes_stopped_in_any_order_leave_the_interpreter_as_it_was() -> None:
+    # two planes in one process (the replica tests), the first stopped first: the second
+    # one's exit put back the 1 ms the first had set, for every later test of the worker
+    switch = sys.getswitchinterval()
+    first, second = serving_interpreter(), serving_interpreter()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert sys.getswitchinterval() == SWITCH_INTERVAL  # the second still serves
+    assert gc.get_freeze_count() > 0
+    second.__exit__(None, None, None)
     assert sys.getswitchinterval() == switch
     assert gc.get_freeze_count() == 0
