@@ -173,8 +173,7 @@ def serving_interpreter() -> Iterator[None]:
     ones. docs/benchmarks.md (event-loop lag) has the figures. Entered once the plane has
     loaded, before anything is served (the collection costs ~0.1 s).
     """
-    first = _Serving.planes == 0
-    if first:
+    if _Serving.planes == 0:
         _Serving.switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
     _Serving.planes += 1
@@ -232,14 +231,15 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     xds.services.append(relay.add_to)
     # on etcd: replicas share which hosts they see alive (docs/store.md, "Replicas"); a
     # lost etcd refuses writes at once, /readyz 503, xDS closed after the grace
-    shared = EtcdPresence(store) if isinstance(store, EtcdStore) else None
-    agents = Registry(plane, liveness=settings.liveness, shared=shared)
+    shared: EtcdPresence | None = None
     etcd_tasks: list[EtcdProbe | StoreLossGuard | EtcdPresence] = []
-    if isinstance(store, EtcdStore) and shared is not None:
+    if isinstance(store, EtcdStore):
+        shared = EtcdPresence(store)
         plane.store_health = store.health
         grace = settings.store_loss_grace
         closer = StoreLossGuard(store.health, grace, xds.refuse_streams, xds.accept_streams)
         etcd_tasks += [EtcdProbe(store, store.health), closer, shared]
+    agents = Registry(plane, liveness=settings.liveness, shared=shared)
     app = ControlPlaneApp(settings, store, plane, xds, metrics, agents)
     app.telemetry_relay = relay
     interpreter = contextlib.ExitStack()
