@@ -5,6 +5,7 @@ telemetry), and traffic that counts what fails while a fault happens."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -46,6 +47,16 @@ async def cli_control_plane(
         yield proc
     finally:
         await proc.stop()
+
+
+async def answered_by(client: httpx.AsyncClient, url: str) -> str | None:
+    """The backend (``gossamer.testing.backends.HttpBackend``) that answered a GET of
+    ``url`` with 200; None for any other answer or none."""
+    try:
+        r = await client.get(url)
+    except httpx.TransportError:
+        return None
+    return str(json.loads(r.text)["backend"]) if r.status_code == 200 else None
 
 
 class Traffic:

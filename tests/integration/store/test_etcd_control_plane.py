@@ -4,12 +4,11 @@ serves real Envoys their configuration from it; a write through the API reaches 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.store.etcd_planes import cli_control_plane
+from tests.integration.store.etcd_planes import answered_by, cli_control_plane
 
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
@@ -64,11 +63,7 @@ async def test_a_control_plane_on_etcd_serves_envoy(tmp_path: Path) -> None:
             ]
 
             async def backend() -> str | None:
-                try:
-                    r = await c.get(f"http://{CLIENT}:{local}/")
-                except httpx.TransportError:
-                    return None
-                return str(json.loads(r.text)["backend"]) if r.status_code == 200 else None
+                return await answered_by(c, f"http://{CLIENT}:{local}/")
 
             async def reaches(name: str) -> bool:
                 return await backend() == name

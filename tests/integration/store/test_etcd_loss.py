@@ -6,12 +6,11 @@ the Envoys reconnect and get the change (issue 15)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.store.etcd_planes import Traffic, cli_control_plane
+from tests.integration.store.etcd_planes import Traffic, answered_by, cli_control_plane
 
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
@@ -71,11 +70,7 @@ async def test_a_replica_that_loses_etcd_refuses_writes_and_closes_xds(tmp_path:
             moved = workload("reviews-1", "reviews", SERVER, reviews_port, v2.address[1])
 
             async def backend() -> str | None:
-                try:
-                    r = await traffic.get(f"http://{CLIENT}:{local}/")
-                except httpx.TransportError:
-                    return None
-                return str(json.loads(r.text)["backend"]) if r.status_code == 200 else None
+                return await answered_by(traffic, f"http://{CLIENT}:{local}/")
 
             async def reaches(name: str) -> bool:
                 return await backend() == name

@@ -9,13 +9,12 @@ bootstrap, and ``gossamer gateway --xds-addr A,B`` as an operator runs it."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.store.etcd_planes import Traffic, cli_control_plane
+from tests.integration.store.etcd_planes import Traffic, answered_by, cli_control_plane
 
 from gossamer.envoy.process import ManagedProcess
 from gossamer.envoy.proxy import EnvoyProcess
@@ -63,11 +62,7 @@ async def test_envoys_move_to_the_surviving_replica_and_take_its_writes(tmp_path
                 return workload("reviews-1", "reviews", SERVER, reviews_port, backend.address[1])
 
             async def backend() -> str | None:
-                try:
-                    r = await traffic.get(f"http://{CLIENT}:{local}/")
-                except httpx.TransportError:
-                    return None
-                return str(json.loads(r.text)["backend"]) if r.status_code == 200 else None
+                return await answered_by(traffic, f"http://{CLIENT}:{local}/")
 
             async def reaches(name: str) -> bool:
                 return await backend() == name
@@ -170,11 +165,7 @@ async def test_a_gateway_given_both_replicas_fails_over_under_load(tmp_path: Pat
             gateway = ManagedProcess(argv, log_path=tmp_path / "gateway.log", name="gateway")
 
             async def backend() -> str | None:
-                try:
-                    r = await traffic.get(f"http://127.0.0.1:{gw_port}/")
-                except httpx.TransportError:
-                    return None
-                return str(json.loads(r.text)["backend"]) if r.status_code == 200 else None
+                return await answered_by(traffic, f"http://127.0.0.1:{gw_port}/")
 
             async def reaches(name: str) -> bool:
                 return await backend() == name
