@@ -30,7 +30,7 @@ GOSSAMER = Path(sys.executable).parent / "gossamer"
 #: sequential GETs through the gateway inside the page's namespace, until ``stop`` exists
 #: (at most 120 s): every answer but a 200, and every transport error, is a failure
 LOAD = """
-import json, os, sys, time, urllib.request, urllib.error
+import http.client, json, os, sys, time, urllib.request, urllib.error
 url, stop = sys.argv[1], sys.argv[2]
 ok, failed, deadline = 0, [], time.monotonic() + 120
 while not os.path.exists(stop) and time.monotonic() < deadline and ok + len(failed) < 20000:
@@ -39,7 +39,7 @@ while not os.path.exists(stop) and time.monotonic() < deadline and ok + len(fail
         with urllib.request.urlopen(req, timeout=10) as r:
             r.read()
             ok += 1
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:  # (a cut body too)
         failed.append([time.time(), f"{repr(e)[:160]} after {ok} answered 200"])
 print(json.dumps({"ok": ok, "failed": failed}))
 """
