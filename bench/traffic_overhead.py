@@ -226,9 +226,11 @@ def rows(samples: list[Sample], conns: int) -> dict[str, LoadResult]:
     }
 
 
-def tick_us(r: LoadResult) -> float:
-    """One clock tick of CPU per request of ``r``, in microseconds: the least measurable."""
-    return cpu_tick() / max(r.requests, 1) * 1e6
+def cpu_ratio(a: LoadResult, b: LoadResult) -> float:
+    """``a``'s CPU per request over ``b``'s; a tiny run may use less than one clock tick of
+    CPU, so ``b`` counts one tick at least (no division by zero)."""
+    tick_us = cpu_tick() / max(b.requests, 1) * 1e6
+    return a.cpu_us_per_request / max(b.cpu_us_per_request, tick_us)
 
 
 def report(samples: list[Sample]) -> bool:
@@ -248,8 +250,7 @@ def report(samples: list[Sample]) -> bool:
                   f"{added:>18} {cpu:>10} {m.errors:6d}")  # fmt: skip
         g, s = by["mesh"], by["static"]
         gb, sb = by["mesh-bare"], by["static-bare"]
-        # (a tiny run may use less than one clock tick of CPU: count one then)
-        ratio = g.cpu_us_per_request / max(s.cpu_us_per_request, tick_us(s))
+        ratio = cpu_ratio(g, s)
         met = met and ratio <= CPU_TARGET
 
         def added(r: LoadResult, p: float) -> float:
@@ -262,7 +263,7 @@ def report(samples: list[Sample]) -> bool:
             f"rps {g.rps / s.rps:.2f}x"
         )
         per_round = [
-            a.result.cpu_us_per_request / b.result.cpu_us_per_request
+            cpu_ratio(a.result, b.result)
             for a, b in zip(
                 [x for x in samples if x.chain == "mesh" and x.connections == conns],
                 [x for x in samples if x.chain == "static" and x.connections == conns],
@@ -272,7 +273,7 @@ def report(samples: list[Sample]) -> bool:
         print("      by round, mesh/static CPU/req: " + " ".join(f"{x:.2f}" for x in per_round))
         print(
             f"      bare: mesh-bare/static-bare CPU/req "
-            f"{gb.cpu_us_per_request / sb.cpu_us_per_request:.2f}x; the table and policies "
+            f"{cpu_ratio(gb, sb):.2f}x; the table and policies "
             f"cost: mesh {g.cpu_us_per_request - gb.cpu_us_per_request:+.1f} us/req, static "
             f"{s.cpu_us_per_request - sb.cpu_us_per_request:+.1f} us/req"
         )
