@@ -159,8 +159,7 @@ class EnvoyProcess:
                 )
         except PollTimeoutError as exc:
             raise EnvoyError(
-                f"{self.name} did not become ready: {exc}\n"
-                f"--- last lines of {self.log_path} ---\n{self.log_tail()}"
+                f"{self.name} did not become ready: {exc}\n{self._log_report()}"
             ) from exc
 
     async def _is_ready(self) -> bool:
@@ -233,8 +232,7 @@ class EnvoyProcess:
         process = self._require_process()
         if not process.running:
             raise EnvoyError(
-                f"{self.name} exited with status {process.returncode} {doing}\n"
-                f"--- last lines of {process.log_path} ---\n{process.log_tail()}"
+                f"{self.name} exited with status {process.returncode} {doing}\n{self._log_report()}"
             )
 
     # ---- admin API ---------------------------------------------------------------------
@@ -250,10 +248,19 @@ class EnvoyProcess:
         process = self._process
         if process is None or process.running:
             return None
-        return (
-            f"{self.name} exited with status {process.returncode}\n"
-            f"--- last lines of {process.log_path} ---\n{process.log_tail()}"
+        return f"{self.name} exited with status {process.returncode}\n{self._log_report()}"
+
+    def _log_report(self) -> str:
+        """Envoy's error lines first (its start-up banner lists ~100 extensions and pushes
+        the one line that says why it exited out of a short tail), then the last lines."""
+        tail = self.log_tail(200).splitlines()
+        errors = [line for line in tail if "][critical][" in line or "][error][" in line]
+        shown = (
+            f"--- errors in {self.log_path} ---\n" + "\n".join(errors[-10:]) + "\n"
+            if errors
+            else ""
         )
+        return shown + f"--- last lines of {self.log_path} ---\n" + "\n".join(tail[-20:])
 
     # shorthands for tests: ``await envoy.stats()`` rather than ``await envoy.admin.stats()``
 

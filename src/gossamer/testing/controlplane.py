@@ -151,9 +151,10 @@ async def apply_yaml(app: ControlPlaneApp, text: str, *, wait: bool = True) -> i
 def mesh_envoy(
     app: ControlPlaneApp, proxy: ProxyIdentity, *, delta: bool = False, workdir: Path | None = None
 ) -> EnvoyProcess:
-    """An Envoy for ``proxy`` (sidecar or gateway) fed by ``app`` over ADS."""
-    admin = ("127.0.0.1", free_port())
-    bootstrap = ads_bootstrap(
-        proxy, app.xds_addr, admin, delta=delta, metadata={"admin": f"{admin[0]}:{admin[1]}"}
-    )
+    """An Envoy for ``proxy`` (sidecar or gateway) fed by ``app`` over ADS.
+
+    Envoy binds its admin API on a port of its own choosing (port 0; ``EnvoyProcess`` reads
+    it back), so no parallel test can take the port between choosing and binding it. The
+    Envoy announces no admin address (no agent runs it; ``proxy-status`` shows none)."""
+    bootstrap = ads_bootstrap(proxy, app.xds_addr, ("127.0.0.1", 0), delta=delta)
     return EnvoyProcess(bootstrap, workdir=workdir, name=proxy.node_id)

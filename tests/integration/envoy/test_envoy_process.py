@@ -193,3 +193,22 @@ def test_bad_settings_are_rejected_before_anything_starts() -> None:
         EnvoyProcess(_bootstrap(), concurrency=0)
     with pytest.raises(ConfigError, match="log_level 'loud' is not one of"):
         EnvoyProcess(_bootstrap(), log_level="loud")
+
+
+@pytest.mark.asyncio
+async def test_an_envoy_that_cannot_start_says_why_before_its_banner() -> None:
+    # Envoy's start-up banner lists ~100 extensions; the line that says why it exited must
+    # not be pushed out of the report by them
+    taken = await asyncio.start_server(_hold, "127.0.0.1", 0)
+    try:
+        admin = taken.sockets[0].getsockname()[:2]
+        bootstrap = static_bootstrap(
+            clusters=[resources.static_cluster("web", [("127.0.0.2", 9)])], admin_address=admin
+        )
+        with pytest.raises(EnvoyError, match="exited with status 1") as info:
+            await EnvoyProcess(bootstrap, log_level="info").start()
+        report = str(info.value)
+        errors = report.split("--- last lines of")[0]
+        assert "--- errors in" in errors and f"{admin[1]}" in errors, report
+    finally:
+        taken.close()

@@ -39,11 +39,14 @@ async def test_claims_follow_the_lease(tmp_path: Path) -> None:
                 runs = [tg.create_task(a.run()), tg.create_task(b.run())]
                 a.publish({"vm-1", "vm-2"})
                 b.publish({"vm-2", "vm-3"})
+                # each replica reads the other's claims at its own next round
                 await wait_until(
-                    lambda: b.alive_elsewhere() == {"vm-1", "vm-2"}, timeout=10, what="A's claims"
+                    lambda: b.alive_elsewhere() == {"vm-1", "vm-2"}
+                    and a.alive_elsewhere() == {"vm-2", "vm-3"},
+                    timeout=10,
+                    what="each replica's claims at the other",
                 )
                 assert news.is_set()
-                assert a.alive_elsewhere() == {"vm-2", "vm-3"}
                 # etcd drops A's lease (and its keys): A writes its claims under a new one
                 lease = a._lease
                 await store_b.connection.lease_stub().LeaseRevoke(
