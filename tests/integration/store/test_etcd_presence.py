@@ -41,8 +41,10 @@ async def test_claims_follow_the_lease(tmp_path: Path) -> None:
                 b.publish({"vm-2", "vm-3"})
                 # each replica reads the other's claims at its own next round
                 await wait_until(
-                    lambda: b.alive_elsewhere() == {"vm-1", "vm-2"}
-                    and a.alive_elsewhere() == {"vm-2", "vm-3"},
+                    lambda: (
+                        b.alive_elsewhere() == {"vm-1", "vm-2"}
+                        and a.alive_elsewhere() == {"vm-2", "vm-3"}
+                    ),
                     timeout=10,
                     what="each replica's claims at the other",
                 )
