@@ -239,6 +239,11 @@ class StoreError(GossamerError):
     """The store could not read or durably write; the change was not accepted."""
 
 
+class FencedError(StoreError):
+    """A singleton's write carried a fencing token that is no longer the leader's (this
+    replica lost its leadership); nothing was written."""
+
+
 class WaitTimeoutError(GossamerError):
     """A change was accepted (it is durable) but not every affected proxy ACKed it in time."""
 

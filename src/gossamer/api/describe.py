@@ -195,6 +195,8 @@ def mesh_router(
         model = plane.model
         if model is None:
             raise NotReadyError("the control plane is still loading; try again in a moment")
-        return describe_mesh(model, refresher)
+        lead = plane.leadership
+        fetcher = None if lead.leading else f"replica {lead.leader or '(none leads now)'}"
+        return describe_mesh(model, refresher, fetcher)
 
     return router

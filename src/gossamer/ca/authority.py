@@ -27,7 +27,7 @@ from gossamer.ca.holders import CONTROL_PLANE, Holders
 from gossamer.ca.material import CLOCK_SKEW, Material, signed_by
 from gossamer.ca.rotation import RotationMachine, RotationState
 from gossamer.ca.rotation_files import fingerprint, move, prepare, read_state, resume
-from gossamer.errors import FieldError, GossamerError, ValidationError
+from gossamer.errors import ConflictError, FieldError, GossamerError, ValidationError
 from gossamer.types import parse_spiffe_id
 
 #: how long a workload certificate may live (the Mesh's ``mtls.certificateTTL`` range)
@@ -61,6 +61,15 @@ class CaCertificate:
     signing: bool
 
 
+#: why replicas on etcd cannot rotate their root (``rotation_refused``)
+ROTATION_WITH_REPLICAS = (
+    "a root rotation cannot run on a control plane whose store is etcd: its new root and "
+    "its phases are kept in this replica's data directory (ca/), which the other replicas "
+    "do not share, so they would go on signing with the old root. Nothing was changed; "
+    'rotating the root of replicas is not supported yet (docs/store.md, "Replicas")'
+)
+
+
 class CertificateAuthority:
     """The mesh's CA over one directory (``<data-dir>/ca``).
 
@@ -83,6 +92,8 @@ class CertificateAuthority:
         self.holders = Holders()
         #: the root rotation under way, or the last one (``ca.rotation``)
         self.rotation = RotationMachine(rotation)
+        #: why a root rotation may not start here (None: it may); ``ConflictError``
+        self.rotation_refused: str | None = None
         self._listeners: list[Callable[[], None]] = []
 
     @classmethod
@@ -242,6 +253,8 @@ class CertificateAuthority:
     async def start_rotation(self) -> RotationState:
         """Phase 1 of a root rotation: a new root, trusted beside the old one
         (``ConflictError``: one is under way, or the root key is offline)."""
+        if self.rotation_refused is not None:
+            raise ConflictError(self.rotation_refused)
         now = datetime.now(UTC)
         self.rotation.start(fingerprint(self._material.signer), "", now)  # (checks only)
         material, state = await asyncio.to_thread(

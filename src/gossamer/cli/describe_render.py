@@ -176,6 +176,9 @@ def _issuer_lines(i: dict[str, Any]) -> Iterator[Text]:
         kids = ", ".join(keys["kids"]) or "-"
         yield Text(f"    proxies verify with: kid {kids} (fetched at {keys['fetchedAt']})")
     fetch = i.get("fetch")
+    if i.get("fetchedBy"):
+        yield Text(f"    fetched by: {i['fetchedBy']}, the leader (ask it for its fetches)")
+        return
     if fetch is None:
         yield Text("    not fetched by this control plane yet", style="dim")
         return

@@ -56,7 +56,11 @@ def _fetch(state: FetchState | None, refresher: JwksRefresher) -> dict[str, Any]
 
 
 def _issuer(
-    model: ModelSnapshot, issuer: JwtIssuer, states: dict[str, FetchState], r: JwksRefresher
+    model: ModelSnapshot,
+    issuer: JwtIssuer,
+    states: dict[str, FetchState],
+    r: JwksRefresher,
+    fetcher: str | None,
 ) -> dict[str, Any]:
     jwks = issuer.jwks
     source = "uri" if jwks.uri else "inline" if jwks.inline else "file"
@@ -67,11 +71,17 @@ def _issuer(
     state = states.get(issuer.issuer)
     fetched = state if state is not None and state.uri == jwks.uri else None
     out |= {"uri": jwks.uri, "refreshInterval": jwks.refresh.total_seconds()}
+    if fetcher is not None:
+        out["fetchedBy"] = fetcher
     return {**out, "keys": _keys(model, issuer), "fetch": _fetch(fetched, r)}
 
 
-def describe_mesh(model: ModelSnapshot, refresher: JwksRefresher) -> dict[str, Any]:
-    """The Mesh's settings an operator checks first, and its end-user issuers' keys."""
+def describe_mesh(
+    model: ModelSnapshot, refresher: JwksRefresher, fetcher: str | None = None
+) -> dict[str, Any]:
+    """The Mesh's settings an operator checks first, and its end-user issuers' keys.
+    ``fetcher``: the replica that fetches ``jwks.uri`` keys when it is not this one (the
+    singletons' leader, docs/store.md); an issuer's ``fetch`` is then None here."""
     mesh = model.mesh
     states = {s.issuer: s for s in refresher.states()}
     return {
@@ -81,6 +91,8 @@ def describe_mesh(model: ModelSnapshot, refresher: JwksRefresher) -> dict[str, A
             "mtls": mesh.spec.mtls.mode,
             "authorization": mesh.spec.authorization.mode,
         },
-        "issuers": [_issuer(model, j, states, refresher) for j in mesh.spec.authentication.jwt],
+        "issuers": [
+            _issuer(model, j, states, refresher, fetcher) for j in mesh.spec.authentication.jwt
+        ],
         "fetchNote": FETCH_NOTE,
     }

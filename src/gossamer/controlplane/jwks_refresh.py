@@ -164,7 +164,7 @@ class JwksRefresher:
         stale = self._stale(set(issuers)) if all_due else []
         if puts or stale:
             try:
-                await self._plane.apply(puts, deletes=stale, internal=True)
+                await self._plane.apply(puts, deletes=stale, internal=True, fenced=True)
             except GossamerError as e:
                 log.error("could not store the issuers' new keys (%s); trying again soon", e)
                 for _, state in due:

@@ -17,6 +17,7 @@ from typing import TypedDict, Unpack
 from gossamer.controlplane.admission import authorize, diff_against, status_only
 from gossamer.controlplane.debounce import Debouncer
 from gossamer.controlplane.enforcement import Enforcement
+from gossamer.controlplane.leadership import Leadership, SoleLeader
 from gossamer.controlplane.publisher import PUBLISH_SLICE, Publisher
 from gossamer.controlplane.route_wait import RouteWait
 from gossamer.controlplane.service import ApplyResult, ControlPlaneStatistics, Diff
@@ -68,6 +69,8 @@ class ApplyOptions(TypedDict, total=False):
     owner: str | None
     #: admit the control plane's own kinds (join tokens, agents)
     internal: bool
+    #: a singleton's write: made only while this replica leads (``leadership``), fenced
+    fenced: bool
 
 
 class ControlPlane:
@@ -79,6 +82,8 @@ class ControlPlane:
         self.ready = False
         #: whether the store answers, if it can tell (etcd): while lost, writes fail at once
         self.store_health: StoreHealth | None = None
+        #: whether this replica runs the singletons; the fence of their writes
+        self.leadership: Leadership = SoleLeader()
         self._apply_lock = asyncio.Lock()
         #: when to publish after changes (``_mark_dirty``)
         self._debounce = Debouncer()
@@ -310,7 +315,8 @@ class ControlPlane:
         after = await self._check(changed, gone)
         if options.get("dry_run", False):
             return ApplyResult(self.model.revision if self.model else 0, diff)
-        revision = await self.store.apply([r.to_manifest() for r in changed], gone)
+        fence = self.leadership.fence() if options.get("fenced", False) else None
+        revision = await self.store.apply([r.to_manifest() for r in changed], gone, fence=fence)
         wait, wait_timeout = options.get("wait", False), options.get("wait_timeout", 30.0)
         return await self._after_write(revision, after, diff, wait, wait_timeout)
 
@@ -428,4 +434,6 @@ class ControlPlane:
             memo_entries=len(self.translator.memo),
             store=self.store.statistics(),
             xds=self.cache.statistics(),
+            leading=self.leadership.leading,
+            leader=self.leadership.leader,
         )

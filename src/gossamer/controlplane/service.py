@@ -53,6 +53,10 @@ class ControlPlaneStatistics:
     memo_entries: int
     store: StoreStatistics
     xds: SnapshotCacheStatistics
+    #: whether this replica runs the singletons, and which replica does as last seen
+    #: (docs/store.md, "Leader")
+    leading: bool = True
+    leader: str | None = "this process"
 
 
 class ControlPlaneService(Protocol):

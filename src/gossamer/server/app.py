@@ -33,11 +33,11 @@ from gossamer.api.ui import install_ui
 from gossamer.authz.audit import AuditLog
 from gossamer.authz.decisions import DecisionTrail
 from gossamer.authz.service import AuthzService
-from gossamer.ca.authority import CertificateAuthority
+from gossamer.ca.authority import ROTATION_WITH_REPLICAS, CertificateAuthority
 from gossamer.controlplane.address_seed import ensure_address_seed
 from gossamer.controlplane.jwks_refresh import JwksRefresher
+from gossamer.controlplane.leadership import Singletons
 from gossamer.controlplane.plane import ControlPlane
-from gossamer.controlplane.store_loss import StoreLossGuard
 from gossamer.errors import ConfigError
 from gossamer.files import private_dir
 from gossamer.registry import Registry
@@ -53,6 +53,7 @@ from gossamer.server.rate_limit import (
     child_token,
     service_address,
 )
+from gossamer.server.replicas import replica_of
 from gossamer.server.server_certificate import (
     ServerCertificateKeeper,
     api_ssl_context,
@@ -63,9 +64,6 @@ from gossamer.server.telemetry_child import Telemetry, open_telemetry
 from gossamer.server.telemetry_relay import MetricsRelay
 from gossamer.server.xds_identity import xds_authorizer
 from gossamer.store.base import Store
-from gossamer.store.etcd import EtcdStore
-from gossamer.store.etcd_health import EtcdProbe
-from gossamer.store.etcd_presence import EtcdPresence
 from gossamer.store.factory import open_store
 from gossamer.translate.ext_authz import AuthzService as DecisionPointAddress
 from gossamer.translate.global_rate_limit import RateLimitService
@@ -229,17 +227,9 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     xds = XdsServer(cache, monitor, settings.xds_keepalive)
     relay = MetricsRelay(xds.check)  # the proxies' stat sink -> the telemetry service
     xds.services.append(relay.add_to)
-    # on etcd: replicas share which hosts they see alive (docs/store.md, "Replicas"); a
-    # lost etcd refuses writes at once, /readyz 503, xDS closed after the grace
-    shared: EtcdPresence | None = None
-    etcd_tasks: list[EtcdProbe | StoreLossGuard | EtcdPresence] = []
-    if isinstance(store, EtcdStore):
-        shared = EtcdPresence(store)
-        plane.store_health = store.health
-        grace = settings.store_loss_grace
-        closer = StoreLossGuard(store.health, grace, xds.refuse_streams, xds.accept_streams)
-        etcd_tasks += [EtcdProbe(store, store.health), closer, shared]
-    agents = Registry(plane, liveness=settings.liveness, shared=shared)
+    # on etcd: one replica of several (probe, shared liveness, leader; "Replicas")
+    replica = replica_of(plane, xds, settings.store_loss_grace)
+    agents = Registry(plane, liveness=settings.liveness, shared=replica.presence)
     app = ControlPlaneApp(settings, store, plane, xds, metrics, agents)
     app.telemetry_relay = relay
     interpreter = contextlib.ExitStack()
@@ -250,6 +240,8 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         app.authz = authz
         app.decisions = decisions = await DecisionTrail.open(settings.data_dir / "decisions.jsonl")
         app.ca = await open_ca(plane, settings.data_dir / "ca")
+        if replica.presence is not None:
+            app.ca.rotation_refused = ROTATION_WITH_REPLICAS
         rotation = RotationDriver(plane, agents, app.ca)  # (and caVersion in heartbeats)
         certificate = ServerCertificateKeeper(plane, app.ca, certificate_hosts(settings))
         app.certificate = certificate
@@ -358,11 +350,17 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
                 tg.create_task(decision_events.run()),
                 # loaded and serving xDS: the liveness clocks start now
                 tg.create_task(agents.presence.run()),
-                tg.create_task(rotation.run()),
                 tg.create_task(certificate.run()),
-                # the keys of jwks.uri issuers, fetched here, sent inline to the proxies
-                tg.create_task(jwks.run()),
-                *(tg.create_task(task.run()) for task in etcd_tasks),
+                # run by one replica at a time (docs/store.md, "Leader"): the keys of
+                # jwks.uri issuers, fetched and stored, sent inline to the proxies; the
+                # root rotation's phases
+                tg.create_task(
+                    Singletons(
+                        plane.leadership,
+                        [("jwks refresh", jwks.run), ("root rotation", rotation.run)],
+                    ).run()
+                ),
+                *(tg.create_task(task()) for task in replica.tasks),
             ]
             if app.rate_limit_child is not None:
                 followers.append(tg.create_task(app.rate_limit_child.run()))

@@ -34,6 +34,17 @@ class Change:
     revision: int
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What a singleton's write carries to prove this replica still leads ``role``: a
+    backend shared by replicas (etcd) writes only while the role's leader key still has
+    ``token`` as its create revision, else raises ``FencedError`` and writes nothing. A
+    backend one process owns (SQLite, memory) has one leader and nothing to compare."""
+
+    role: str
+    token: int
+
+
 #: one transaction's changes, as ``watch`` yields them
 ChangeBatch = list[Change]
 
@@ -64,9 +75,14 @@ class Store(Protocol):
         ...
 
     async def apply(
-        self, puts: Sequence[Manifest] = (), deletes: Sequence[ResourceKey] = ()
+        self,
+        puts: Sequence[Manifest] = (),
+        deletes: Sequence[ResourceKey] = (),
+        *,
+        fence: Fence | None = None,
     ) -> int:
         """Write all puts and deletes in one durable transaction; return its revision.
+        With a ``fence``, only while it holds (``FencedError`` otherwise).
 
         Puts identical to what is stored and deletes of missing keys are dropped; if nothing
         is left, nothing is written and the current revision is returned. Raises

@@ -32,8 +32,8 @@ from typing import Any
 
 import aetcd.rpc as rpc  # type: ignore[import-untyped]
 
-from gossamer.errors import ConfigError, ConflictError, StoreError
-from gossamer.store.base import Change, StoredResource, StoreStatistics
+from gossamer.errors import ConfigError, ConflictError, FencedError, StoreError
+from gossamer.store.base import Change, Fence, StoredResource, StoreStatistics
 from gossamer.store.etcd_client import EtcdConnection
 from gossamer.store.etcd_health import StoreHealth
 from gossamer.store.etcd_identity import (
@@ -185,7 +185,11 @@ class EtcdStore:
         return self.seen(int(response.header.revision))
 
     async def apply(
-        self, puts: Sequence[Manifest] = (), deletes: Sequence[ResourceKey] = ()
+        self,
+        puts: Sequence[Manifest] = (),
+        deletes: Sequence[ResourceKey] = (),
+        *,
+        fence: Fence | None = None,
     ) -> int:
         prepared = prepare_apply(puts, deletes)
         self._conn.check_open()
@@ -209,6 +213,8 @@ class EtcdStore:
                 request, created = write_txn(*args)
             if not request.success:
                 return self.seen(int(read.header.revision))
+            if fence is not None:
+                self._fenced(request, fence)
             response = await self._conn.txn(request)
             if response.succeeded:
                 revision = self.seen(int(response.header.revision))
@@ -217,6 +223,8 @@ class EtcdStore:
                 await self._compact(revision)
                 return revision
             self._check_identity(response.responses[0].response_range.kvs)
+            if fence is not None:
+                self._check_fence(fence, response.responses[1].response_range.kvs)
         raise StoreError(
             f"gave up an apply after {MAX_ATTEMPTS} attempts: other writers to the etcd store "
             f"at {self.location} kept changing the same resources (nothing was written); "
@@ -315,6 +323,28 @@ class EtcdStore:
         self._compact_revision = max(self._compact_revision, target)
         while self._logged and self._logged[0][0] <= self._compact_revision:
             self._logged.popleft()
+
+    def _fenced(self, request: Any, fence: Fence) -> None:
+        """Make ``request`` hold only while ``fence`` does (its failure reads the leader
+        key, for ``_check_fence``)."""
+        key = self._keys.leader_key(fence.role)
+        request.compare.append(
+            rpc.Compare(
+                key=key,
+                target=rpc.Compare.CompareTarget.CREATE,
+                result=rpc.Compare.CompareResult.EQUAL,
+                create_revision=fence.token,
+            )
+        )
+        request.failure.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=key)))
+
+    def _check_fence(self, fence: Fence, kvs: Any) -> None:
+        if not kvs or int(kvs[0].create_revision) != fence.token:
+            now = f"led by {bytes(kvs[0].value).decode(errors='replace')}" if kvs else "unled"
+            raise FencedError(
+                f"this replica no longer leads {fence.role!r} (fencing token {fence.token} is "
+                f"stale; the role is {now}): nothing was written; the leader does this work"
+            )
 
     def _check_identity(self, kvs: Any) -> None:
         if not kvs or int(kvs[0].create_revision) != self.base:

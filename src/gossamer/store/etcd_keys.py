@@ -4,7 +4,9 @@
 percent-encoded (so a ``/`` in a part cannot be taken for a separator);
 ``<prefix>/meta/store-id`` holds the store's identity (``etcd_identity.py``);
 ``<prefix>/presence/<host>/<replica>`` says a replica sees that host alive, bound to the
-replica's lease (``etcd_presence.py``). A store
+replica's lease (``etcd_presence.py``); ``<prefix>/leader/<role>`` names the replica
+leading that role, bound to its lease, and its create revision is the fencing token
+(``etcd_leader.py``). A store
 revision is the etcd revision minus the store's base (the identity key's create revision).
 """
 
@@ -64,6 +66,9 @@ class EtcdKeys:
     def presence(self) -> bytes:
         """Every presence key starts with this."""
         return f"{self.prefix}/presence/".encode()
+
+    def leader_key(self, role: str) -> bytes:
+        return f"{self.prefix}/leader/{_part(role)}".encode()
 
     def presence_key(self, host: str, replica: str) -> bytes:
         return f"{self.prefix}/presence/{_part(host)}/{_part(replica)}".encode()

@@ -18,18 +18,15 @@ seconds) takes its keys with it. Other replicas' keys are read every ``every`` s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import aetcd.rpc as rpc  # type: ignore[import-untyped]
-import grpc.aio
 
-from gossamer.errors import StoreError
 from gossamer.store.etcd import EtcdStore
 from gossamer.store.etcd_keys import prefix_end
+from gossamer.store.etcd_lease import EtcdLease, what_failed
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +84,16 @@ class EtcdPresence:
     ) -> None:
         self.store = store
         self.claims = PresenceClaims(replica or secrets.token_hex(6))
-        self.ttl = ttl
+        self.lease = EtcdLease(store.connection, ttl, what="shared host presence")
         self.every = every
         self.on_change: Callable[[], None] = lambda: None
-        self._lease: int | None = None
-        self._keepalive: Any = None
         self._failing = False
         #: rounds done (each: a keep-alive, the changed claims written, the others' read)
         self.rounds = 0
+
+    @property
+    def ttl(self) -> int:
+        return self.lease.ttl
 
     # -- what HostPresence uses --------------------------------------------------------------
 
@@ -124,15 +123,15 @@ class EtcdPresence:
                         log.warning(
                             "shared host presence: %s; other replicas keep this replica's "
                             "last claims until its lease expires (%d s)",
-                            _what(e),
+                            what_failed(e),
                             self.ttl,
                         )
                     self._failing = True
-                    self._drop_keepalive()
+                    self.lease.drop_stream()
                     self.store.connection.next_member()
                 await asyncio.sleep(self.every)
         finally:
-            await self._revoke()
+            await self.lease.revoke(self.store.closed)
 
     async def round(self) -> None:
         """Keep the lease alive (or get one), write this replica's changed claims, read the
@@ -140,18 +139,14 @@ class EtcdPresence:
         conn = self.store.connection
         conn.check_open()
         keys = self.store.keys
-        if self._lease is None or not await self._kept_alive():
-            granted = await self._lease_stub().LeaseGrant(
-                rpc.LeaseGrantRequest(TTL=self.ttl), timeout=conn.timeout
-            )
-            self._lease = int(granted.ID)
+        if await self.lease.keep():
             self.claims.lease_lost()
         put, deleted = self.claims.pending()
         if put or deleted:
             ops = [
                 rpc.RequestOp(
                     request_put=rpc.PutRequest(
-                        key=keys.presence_key(host, self.claims.replica), lease=self._lease
+                        key=keys.presence_key(host, self.claims.replica), lease=self.lease.id
                     )
                 )
                 for host in sorted(put)
@@ -173,48 +168,3 @@ class EtcdPresence:
         if self.claims.read(p for p in parsed if p is not None):
             self.on_change()
         self.rounds += 1
-
-    async def _kept_alive(self) -> bool:
-        """One keep-alive of the lease; False if etcd says it expired."""
-        if self._keepalive is None:
-            self._keepalive = self._lease_stub().LeaseKeepAlive()
-        async with asyncio.timeout(self.store.connection.timeout):
-            await self._keepalive.write(rpc.LeaseKeepAliveRequest(ID=self._lease))
-            answer = await self._keepalive.read()
-        if answer is grpc.aio.EOF:
-            self._drop_keepalive()
-            raise StoreError("etcd ended the lease keep-alive stream")
-        if int(answer.TTL) <= 0:
-            log.warning(
-                "shared host presence: this replica's etcd lease expired (etcd unreachable "
-                "for over %d s?); writing its claims again under a new one",
-                self.ttl,
-            )
-            return False
-        return True
-
-    def _lease_stub(self) -> Any:
-        return self.store.connection.lease_stub()
-
-    def _drop_keepalive(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-            self._keepalive = None
-
-    async def _revoke(self) -> None:
-        """Revoke the lease (its keys go at once), best effort: a replica that stops must
-        not hold its claims for another ``ttl`` seconds."""
-        self._drop_keepalive()
-        if self._lease is None or self.store.closed:
-            return
-        with contextlib.suppress(grpc.aio.AioRpcError, TimeoutError, StoreError):
-            await self._lease_stub().LeaseRevoke(
-                rpc.LeaseRevokeRequest(ID=self._lease), timeout=1.0
-            )
-        self._lease = None
-
-
-def _what(e: BaseException) -> str:
-    if isinstance(e, grpc.aio.AioRpcError):
-        return f"etcd: {e.code().name}: {e.details()}"
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

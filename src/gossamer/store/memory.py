@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, Literal, NamedTuple
 
 from gossamer.errors import ConfigError, ConflictError, FieldError, StoreError, ValidationError
-from gossamer.store.base import Change, StoredResource, StoreStatistics
+from gossamer.store.base import Change, Fence, StoredResource, StoreStatistics
 from gossamer.types import DEFAULT_NAMESPACE, Manifest, ResourceKey
 
 #: How many revisions of changes a store keeps for watchers that start in the past.
@@ -235,7 +235,11 @@ class MemoryStore:
         return self._revision
 
     async def apply(
-        self, puts: Sequence[Manifest] = (), deletes: Sequence[ResourceKey] = ()
+        self,
+        puts: Sequence[Manifest] = (),
+        deletes: Sequence[ResourceKey] = (),
+        *,
+        fence: Fence | None = None,  # one process owns this store: its one leader
     ) -> int:
         prepared = prepare_apply(puts, deletes)
         # Yield once, like a backend doing I/O would, so tests see realistic interleavings.

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from gossamer.errors import ConfigError, StoreError
-from gossamer.store.base import Change, StoredResource, StoreStatistics
+from gossamer.store.base import Change, Fence, StoredResource, StoreStatistics
 from gossamer.store.memory import (
     DEFAULT_HISTORY,
     check_watch_start,
@@ -105,7 +105,11 @@ class SQLiteStore:
         return self._state.revision
 
     async def apply(
-        self, puts: Sequence[Manifest] = (), deletes: Sequence[ResourceKey] = ()
+        self,
+        puts: Sequence[Manifest] = (),
+        deletes: Sequence[ResourceKey] = (),
+        *,
+        fence: Fence | None = None,  # one process owns this store: its one leader
     ) -> int:
         prepared = prepare_apply(puts, deletes)
         loop = asyncio.get_running_loop()

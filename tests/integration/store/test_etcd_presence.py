@@ -50,12 +50,12 @@ async def test_claims_follow_the_lease(tmp_path: Path) -> None:
                 )
                 assert news.is_set()
                 # etcd drops A's lease (and its keys): A writes its claims under a new one
-                lease = a._lease
+                lease = a.lease.id
                 await store_b.connection.lease_stub().LeaseRevoke(
                     rpc.LeaseRevokeRequest(ID=lease), timeout=5
                 )
                 await wait_until(
-                    lambda: a._lease != lease and b.alive_elsewhere() == {"vm-1", "vm-2"},
+                    lambda: a.lease.id != lease and b.alive_elsewhere() == {"vm-1", "vm-2"},
                     timeout=10,
                     what="A's claims under a new lease",
                 )

@@ -12,6 +12,7 @@ from gossamer.api.app import create_api
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.controlplane.service import ControlPlaneService
 from gossamer.errors import GossamerError, NotFoundError
+from gossamer.store.base import Fence
 from gossamer.store.memory import MemoryStore
 from gossamer.testing.ads_client import in_process
 from gossamer.testing.controlplane import memory_control_plane
@@ -53,12 +54,16 @@ class FailingStore(MemoryStore):
         self.fail: GossamerError | None = None
 
     async def apply(
-        self, puts: Sequence[Manifest] = (), deletes: Sequence[ResourceKey] = ()
+        self,
+        puts: Sequence[Manifest] = (),
+        deletes: Sequence[ResourceKey] = (),
+        *,
+        fence: Fence | None = None,
     ) -> int:
         error, self.fail = self.fail, None
         if error is not None:
             raise error
-        return await super().apply(puts, deletes)
+        return await super().apply(puts, deletes, fence=fence)
 
 
 class Contract:

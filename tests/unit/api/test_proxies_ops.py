@@ -100,6 +100,8 @@ async def test_statistics_are_the_service_s(
             "builds": 0,
             "build_seconds": 0.0,
             "memo_entries": 0,
+            "leading": True,
+            "leader": "this process",
         },
         "store": {
             "backend": "fake",

@@ -13,7 +13,7 @@ from tests.unit.authz.planes import authz_plane
 from tests.unit.authz.test_engine import SHOP, WEB, apply, create
 
 from gossamer.model.access_policy import AccessPolicy
-from gossamer.store.base import Store
+from gossamer.store.base import Fence, Store
 from gossamer.types import Manifest, ResourceKey
 
 
@@ -38,12 +38,16 @@ class _PausedWrite:
         self.entered, self.release = asyncio.Event(), asyncio.Event()
 
     async def __call__(
-        self, puts: Sequence[Manifest] = (), deletes: Sequence[ResourceKey] = ()
+        self,
+        puts: Sequence[Manifest] = (),
+        deletes: Sequence[ResourceKey] = (),
+        *,
+        fence: Fence | None = None,
     ) -> int:
         self.store.apply = self.real  # type: ignore[method-assign]  # only the first write
         self.entered.set()
         await self.release.wait()
-        return await self.real(puts, deletes)
+        return await self.real(puts, deletes, fence=fence)
 
 
 @pytest.mark.asyncio
