@@ -11,6 +11,9 @@ load loop sends requests through the gateway the whole time. Then, one after the
 
 - ``replica-killed``: SIGKILL of the replica the gateway's Envoy streams from (started again
   afterwards);
+- ``singleton-leader-killed``: SIGKILL of the replica that leads the singletons
+  (``/v1/statistics``), reporting how long until another leads (its lease's time to live,
+  10 s), started again afterwards;
 - ``all-replicas-down``: every replica stopped for ``--down`` seconds, then started again;
 - ``etcd-member-restarted``: a member that does not lead, stopped and started;
 - ``etcd-leader-killed``: SIGKILL of etcd's leader, started again afterwards;
@@ -34,10 +37,10 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from _chaos_parts import CLI, Load, Replica, Row, edge
 
 from gossamer.envoy.process import ManagedProcess
 from gossamer.polling import wait_until
@@ -46,121 +49,8 @@ from gossamer.testing.controlplane import admin_token
 from gossamer.testing.etcd import LOADED, EtcdCluster
 from gossamer.testing.mesh import service
 from gossamer.testing.ports import free_port
-from gossamer.types import API_VERSION
 
-CLI = [sys.executable, "-c", "from gossamer.cli.main import run; run()"]
 BACKEND_HOST = "127.0.0.3"
-#: requests the load loop sends at most, whatever happens
-MAX_REQUESTS = 200_000
-
-
-def manifest(kind: str, name: str, spec: dict[str, object]) -> dict[str, object]:
-    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
-
-
-def edge(gw_port: int, backends: list[tuple[str, int]], mark: str) -> list[dict[str, object]]:
-    """The gateway ``edge`` sending to ``shop`` (one plain workload per backend), its answers
-    marked ``x-chaos: <mark>``."""
-    shop = [
-        manifest(
-            "Workload",
-            f"shop-{i}",
-            {"service": "shop", "address": host, "sidecar": False, "ports": [{"port": port}]},
-        )
-        for i, (host, port) in enumerate(backends, 1)
-    ]
-    rule = {
-        "destinations": [{"service": "shop"}],
-        "headers": {"response": {"set": {"x-chaos": mark}}},
-    }
-    return [
-        service("shop"),
-        *shop,
-        manifest("Gateway", "edge", {"port": gw_port}),
-        manifest("Route", "edge", {"gateways": ["edge"], "rules": [rule]}),
-    ]
-
-
-@dataclass
-class Replica:
-    data: Path
-    api: int
-    xds: int
-    grace: float
-    process: ManagedProcess | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.api}"
-
-    async def start(self, store: str) -> None:
-        argv = [*CLI, "control-plane", "--data-dir", str(self.data), "--store", store]
-        argv += ["--api-tls", "off", "--api-addr", f"127.0.0.1:{self.api}"]
-        argv += ["--xds-addr", f"127.0.0.1:{self.xds}", "--xds-tls", "optional"]
-        argv += ["--xds-tls-addr", "127.0.0.1:0", "--telemetry", "off"]
-        argv += ["--store-loss-grace", f"{self.grace:g}"]
-        log = self.data.parent / f"{self.data.name}.log"
-        self.process = ManagedProcess(argv, log_path=log, name=f"control plane {self.data.name}")
-        await self.process.start()
-
-    async def ready(self, client: httpx.AsyncClient) -> bool:
-        if self.process is None or not self.process.running:
-            tail = self.process.log_tail() if self.process else "not started"
-            raise RuntimeError(f"replica {self.data.name} is not running:\n{tail}")
-        try:
-            return (await client.get(f"{self.url}/readyz")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.running
-
-    async def stop(self, *, kill: bool = False) -> None:
-        if self.process is not None:
-            await (self.process.kill() if kill else self.process.stop())
-            self.process = None
-
-
-@dataclass
-class Load:
-    """The traffic through the gateway: a bounded loop, counting answers and failures."""
-
-    url: str
-    sent: int = 0
-    failed: int = 0
-    marks: dict[str, int] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
-            for _ in range(MAX_REQUESTS):
-                if stop.is_set():
-                    return
-                self.sent += 1
-                try:
-                    r = await client.get(self.url)
-                    ok = r.status_code == 200
-                    mark = r.headers.get("x-chaos", "")
-                    detail = f"{r.status_code} {r.text[:80]!r}"
-                except httpx.TransportError as e:
-                    ok, mark, detail = False, "", repr(e)
-                if ok:
-                    self.marks[mark] = self.marks.get(mark, 0) + 1
-                else:
-                    self.failed += 1
-                    if len(self.failures) < 20:
-                        self.failures.append(f"{time.strftime('%H:%M:%S')} {detail}")
-                await asyncio.sleep(0.002)  # ~ a few hundred requests a second at most
-
-
-@dataclass
-class Row:
-    scenario: str
-    sent: int
-    failed: int
-    recover_s: float
-    detail: str
 
 
 class Chaos:
@@ -270,6 +160,29 @@ class Chaos:
             await wait_until(lambda r=replica: r.ready(self.client), timeout=60, what="ready")
         return f"all {len(self.replicas)} stopped for {self.args.down:g} s"
 
+    async def leading(self) -> Replica | None:
+        """The replica that runs the singletons (``/v1/statistics``: ``plane.leading``)."""
+        for replica in (r for r in self.replicas if r.running):
+            try:
+                r = await self.client.get(f"{replica.url}/v1/statistics")
+            except httpx.TransportError:
+                continue
+            if r.status_code == 200 and r.json()["plane"]["leading"]:
+                return replica
+        return None
+
+    async def singleton_leader_killed(self) -> str:
+        victim = await wait_until(self.leading, timeout=60, what="the singletons' leader")
+        assert isinstance(victim, Replica)
+        await victim.stop(kill=True)
+        killed = time.monotonic()
+        after = await wait_until(self.leading, timeout=60, what="another leader")
+        assert isinstance(after, Replica)
+        took = time.monotonic() - killed
+        await victim.start(self.etcd.url)
+        await wait_until(lambda: victim.ready(self.client), timeout=60, what="the replica back")
+        return f"SIGKILLed {victim.data.name}; {after.data.name} leads after {took:.1f} s"
+
     async def etcd_member_restarted(self) -> str:
         leader = await self.etcd.leader()
         member = next(m for m in self.etcd.members if m is not leader)
@@ -361,6 +274,7 @@ class Chaos:
                 )
                 faults = {
                     "replica-killed": self.replica_killed,
+                    "singleton-leader-killed": self.singleton_leader_killed,
                     "all-replicas-down": self.all_replicas_down,
                     "etcd-member-restarted": self.etcd_member_restarted,
                     "etcd-leader-killed": self.etcd_leader_killed,

@@ -67,13 +67,17 @@ def ca_file(app: ControlPlaneApp) -> Path:
     return app.settings.data_dir / "ca" / "root-cert.pem"
 
 
-def api_client(app: ControlPlaneApp, **options: Any) -> httpx.AsyncClient:
+def api_client(
+    app: ControlPlaneApp, *, token: str | None = None, **options: Any
+) -> httpx.AsyncClient:
     """An HTTPS client of ``app``'s REST API, verifying it against the mesh's roots and
-    sending its admin token."""
+    sending its admin token, or ``token`` (e.g. another replica's admin token: a replica
+    that joined a store writes none)."""
     options.setdefault("timeout", 30)
     options.setdefault("trust_env", False)
     options.setdefault("verify", api_verify(app))
-    headers = {**operator_headers(app), **options.pop("headers", {})}
+    auth = operator_headers(app) if token is None else {"Authorization": f"Bearer {token}"}
+    headers = {**auth, **options.pop("headers", {})}
     return httpx.AsyncClient(base_url=app.api_url, headers=headers, **options)
 
 

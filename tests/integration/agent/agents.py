@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import yaml
@@ -51,6 +51,16 @@ async def new_token(app: ControlPlaneApp) -> str:
     return str(r.json()["token"])
 
 
+class Reachable(Protocol):
+    """Where a control plane answers (a ``ControlPlaneApp``, or one that will)."""
+
+    @property
+    def api_url(self) -> str: ...
+
+    @property
+    def xds_addr(self) -> tuple[str, int]: ...
+
+
 @dataclass
 class AgentHandle:
     """One host: its state dir, workloads file and (while it runs) the agent process."""
@@ -67,6 +77,9 @@ class AgentHandle:
     #: join with ``--xds`` (the sidecars take plaintext xDS there); False: as an operator
     #: would, with the xDS addresses the control plane advertises (mTLS when it serves it)
     plaintext_xds: bool = True
+    #: join every one of these control-plane replicas (``--server A,B``, and ``--xds A,B``
+    #: with ``plaintext_xds``), running or not yet; empty: ``app`` alone
+    replicas: tuple[Reachable, ...] = ()
 
     @property
     def state(self) -> StateDir:
@@ -88,12 +101,13 @@ class AgentHandle:
 
     async def join(self) -> None:
         token = await new_token(self.app)
-        xds = ["--xds", f"{self.app.xds_addr[0]}:{self.app.xds_addr[1]}"]
+        planes: tuple[Reachable, ...] = self.replicas or (self.app,)
+        xds = ["--xds", ",".join(f"{p.xds_addr[0]}:{p.xds_addr[1]}" for p in planes)]
         code, out = await run_cli(
             "agent",
             "join",
             "--server",
-            self.app.api_url,
+            ",".join(p.api_url for p in planes),
             "--token",
             token,
             "--state-dir",

@@ -24,6 +24,7 @@ pytestmark = [
 
 SCENARIOS = [
     "replica-killed",
+    "singleton-leader-killed",
     "all-replicas-down",
     "etcd-member-restarted",
     "etcd-leader-killed",
