@@ -111,6 +111,16 @@ def session_for(data: Path) -> requests.Session:
     return session
 
 
+def children_answer(url: str, session: requests.Session) -> None:
+    """Wait until the telemetry service (a child the control plane starts after it is
+    ready) answers through the API: before, its routes answer 503 telemetry_unavailable."""
+    deadline = time.monotonic() + 60
+    while session.get(f"{url}/v1/ingestion", timeout=30).status_code != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit("the telemetry service did not answer within 60 s")
+        time.sleep(0.2)
+
+
 def apply_examples(url: str, session: requests.Session) -> None:
     text = (ROOT / "examples" / "mesh.yaml").read_text()
     manifests = [m for m in yaml.safe_load_all(text) if m]
@@ -216,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(tmp) / "cp"
         with control_plane(data) as url:
             session = session_for(data)
+            children_answer(url, session)
             apply_examples(url, session)
             raw = session.get(f"{url}/openapi.json", timeout=30).json()
             schema = schemathesis.openapi.from_dict(raw)

@@ -16,6 +16,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
@@ -55,11 +56,13 @@ class TelemetryUpstream:
 
     async def get(self, path: str, query: str) -> httpx.Response:
         """The service's answer to ``GET path?query``; ``TelemetryUnavailableError`` if it
-        gives none, or refuses the control plane's token."""
+        gives none, or refuses the control plane's token. ``path`` is decoded, as the
+        caller's request had it (``/v1/traces/{id}`` with any character in the id): it is
+        percent-encoded again on its way on."""
         if self.url is None:
             raise TelemetryUnavailableError(f"no telemetry query API is known: {self.hint}")
         headers = {"authorization": f"Bearer {await self.token()}"}
-        target = f"{self.url}{path}" + (f"?{query}" if query else "")
+        target = f"{self.url}{quote(path, safe='/')}" + (f"?{query}" if query else "")
         try:
             async with httpx.AsyncClient(timeout=TIMEOUT_S, trust_env=False) as client:
                 answer = await client.get(target, headers=headers)
