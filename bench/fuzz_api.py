@@ -12,7 +12,7 @@ they reach the handlers rather than stopping at a 401; the agent protocol's oper
 (``/v1/agents/{agent_id}/...``) again as an agent that joined with a join token, its id in
 the path. Nothing is sent that would revoke the operator token
 (``DELETE /v1/operator-tokens/admin``), and no request asks the server to wait longer
-than ``MAX_WAIT`` seconds (a long poll's ``timeout``, an apply's ``waitTimeout``).
+than ``--max-wait`` seconds (a long poll's ``timeout``, an apply's ``waitTimeout``).
 
 A defect is an answer of 500 or more (the server failed rather than refused), a request
 that got no answer, a part of the OpenAPI document schemathesis cannot read, or a control
@@ -144,23 +144,19 @@ def join_agent(url: str, session: requests.Session) -> tuple[str, str]:
     return joined.json()["agentId"], joined.json()["credential"]
 
 
-#: seconds a generated request may ask the server to wait (a long poll's ``timeout``, an
-#: apply's ``waitTimeout``; the API allows up to 600): waiting is the answer, not a failure
-MAX_WAIT = 3.0
-
-
-def short_waits(case: Any) -> Any:
-    """``case`` asking the server to wait at most ``MAX_WAIT`` seconds (also when it left
-    a long poll's ``timeout`` out: its default is 30 to 60 s)."""
+def short_waits(case: Any, max_wait: float) -> Any:
+    """``case`` asking the server to wait at most ``max_wait`` seconds (also when it left
+    a long poll's ``timeout`` out: its default is 30 to 60 s). The API allows up to 600 s;
+    waiting is the answer there, not a failure."""
     params = case.operation.definition.raw.get("parameters", [])
     if any(p.get("name") == "timeout" and p.get("in") == "query" for p in params):
         if case.query is None:
             case.query = {}
         if isinstance(case.query, dict):
-            case.query.setdefault("timeout", MAX_WAIT)
+            case.query.setdefault("timeout", max_wait)
     for where, key in ((case.query, "timeout"), (case.body, "waitTimeout")):
         if isinstance(where, dict) and isinstance(where.get(key), int | float):
-            where[key] = min(where[key], MAX_WAIT)
+            where[key] = min(where[key], max_wait)
     return case
 
 
@@ -192,7 +188,9 @@ def fuzz(operation: Any, mode: GenerationMode, args: argparse.Namespace, **ctx: 
         suppress_health_check=list(HealthCheck),
     )
     @hypothesis.seed(args.seed)
-    @hypothesis.given(strategy.filter(spares_the_fuzzers_token).map(short_waits))
+    @hypothesis.given(
+        strategy.filter(spares_the_fuzzers_token).map(lambda c: short_waits(c, args.max_wait))
+    )
     def one(case: Any) -> None:
         found.requests += 1
         try:
@@ -218,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=50, help="per operation and mode")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--max-wait", type=float, default=3.0, help="s a request may ask the server to wait"
+    )
     parser.add_argument("--only", default="", help="operations whose label contains this")
     args = parser.parse_args(argv)
     started = time.monotonic()
