@@ -100,6 +100,7 @@ def create_api(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES,
     store_problem: Callable[[], str | None] | None = None,
+    dumps: DumpBroker | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``service``; ``/metrics`` exposes ``metrics`` (Prometheus);
     with ``agents`` (the agent registry), the agent protocol too (docs/agent-protocol.md),
@@ -107,6 +108,8 @@ def create_api(
     A request body over ``max_request_bytes`` is refused before it is parsed, a resource
     over ``max_resource_bytes`` (as JSON) before it is validated. ``store_problem`` says
     what is wrong with the store (None: nothing); ``/readyz`` answers 503 while it does.
+    ``dumps`` holds the hosts' long-polls (a new one if not given; its owner releases it
+    when the server stops).
 
     With ``operators`` every operator route needs an operator token (``api.auth``; the 401
     names ``admin_token_file``), and its routes are served; without, anyone is let in (for
@@ -129,7 +132,7 @@ def create_api(
     app.add_middleware(RequestLimits, max_bytes=max_request_bytes)
     app.add_middleware(RequestOrigin, names=api_hosts)  # outermost: before the body is read
     app.include_router(resources_router(service, max_resource_bytes, auth))
-    dumps = DumpBroker()  # config dumps asked of hosts (api.host_requests)
+    dumps = dumps or DumpBroker()  # config dumps asked of hosts (api.host_requests)
     app.include_router(proxies_router(service, auth, agents=agents, dumps=dumps, metrics=metrics))
     app.include_router(_ops_router(service, metrics, agents, authz, auth, store_problem))
     if agents is not None:

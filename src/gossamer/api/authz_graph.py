@@ -12,13 +12,13 @@ points' tokens (``GET`` on ``gossamer:authz-graph`` only).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query
 
 from gossamer.api.auth import Authenticator, require_operator
+from gossamer.api.changes import Changes
 from gossamer.authz.changes import GraphChange
 from gossamer.authz.engine import AuthzEngine
 from gossamer.authz.graph import Graph
@@ -42,7 +42,7 @@ class GraphBoard:
         self._epoch = os.urandom(4).hex()
         self._counter = 0
         self._document: dict[str, Any] | None = None
-        self._changed = asyncio.Event()
+        self.changes = Changes()  # (released when the server stops)
         plane.add_listener({"AccessPolicy", "AccessCommand", "Mesh"}, self._on_store)
 
     @property
@@ -64,8 +64,7 @@ class GraphBoard:
     def _bump(self) -> None:
         self._document = None
         self._counter += 1
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self.changes.changed()
 
     async def current(self) -> dict[str, Any]:
         engine = self._engine
@@ -97,12 +96,7 @@ class GraphBoard:
         document = await self.current()
         if document["version"] != after or wait_s <= 0:
             return document
-        changed = self._changed
-        try:
-            async with asyncio.timeout(wait_s):
-                await changed.wait()
-        except TimeoutError:
-            pass
+        await self.changes.next(wait_s)
         return await self.current()
 
 

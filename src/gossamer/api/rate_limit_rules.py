@@ -10,12 +10,12 @@ token with the read right may ask (a read-only one is enough); the control plane
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query
 
 from gossamer.api.auth import Authenticator, require_operator
+from gossamer.api.changes import Changes
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.model.rate_limits import global_rules
 from gossamer.ratelimit.decision import RuleSet
@@ -30,7 +30,7 @@ class RuleBoard:
 
     def __init__(self, plane: ControlPlane) -> None:
         self._plane = plane
-        self._changed = asyncio.Event()
+        self.changes = Changes()  # (released when the server stops)
         self.rules = self._compute("0")
         plane.add_listener({"Route", "Mesh"}, self._on_change)
 
@@ -46,19 +46,13 @@ class RuleBoard:
         if (fresh.rules, fresh.failure_mode) == (self.rules.rules, self.rules.failure_mode):
             return
         self.rules = fresh
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self.changes.changed()
 
     async def wait(self, after: str, wait_s: float) -> RuleSet:
         """The rules once their version is not ``after`` (or after ``wait_s``)."""
         if self.rules.version != after or wait_s <= 0:
             return self.rules
-        changed = self._changed
-        try:
-            async with asyncio.timeout(wait_s):
-                await changed.wait()
-        except TimeoutError:
-            pass
+        await self.changes.next(wait_s)
         return self.rules
 
 

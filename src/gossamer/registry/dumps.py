@@ -85,6 +85,15 @@ class DumpBroker:
         self._new_id = new_id
         self._agents: dict[str, _Agent] = {}
         self._waiting: dict[str, _Waiting] = {}
+        self._released = False
+
+    def release(self) -> None:
+        """The server is stopping: every open poll answers now (with what it has), and
+        later ones at once, rather than holding the shutdown for the rest of their wait."""
+        self._released = True
+        for agent in self._agents.values():
+            if agent.poll is not None:
+                agent.poll.set()
 
     def _agent(self, agent_id: str) -> _Agent:
         return self._agents.setdefault(agent_id, _Agent())
@@ -195,7 +204,7 @@ class DumpBroker:
             agent.poll.set()
         mine = agent.poll = asyncio.Event()
         try:
-            if not agent.queue:
+            if not agent.queue and not self._released:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(timeout, MAX_POLL_S)):
                         await mine.wait()

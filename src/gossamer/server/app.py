@@ -41,6 +41,7 @@ from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConfigError
 from gossamer.files import private_dir
 from gossamer.registry import Registry
+from gossamer.registry.dumps import DumpBroker
 from gossamer.registry.operators import ADMIN_TOKEN_FILE, OperatorTokens
 from gossamer.server.authz import open_authz
 from gossamer.server.authz_child import AuthzChild
@@ -117,7 +118,8 @@ class ControlPlaneApp:
     operators: OperatorTokens | None = None
     #: ``<data-dir>/admin.token`` if this start wrote the first operator token there
     admin_token_written: Path | None = None
-    _api: ApiServer | None = field(default=None, repr=False)
+    #: the REST API's server (set once it listens)
+    api: ApiServer | None = field(default=None, repr=False)
 
     #: the control plane's certificate for the API and xDS (set once the CA is open)
     certificate: ServerCertificateKeeper | None = None
@@ -255,6 +257,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
         if app.admin_token_written is not None:
             log.info("wrote the first operator token to %s (0600)", app.admin_token_written)
         rules_board = RuleBoard(plane)
+        dumps = DumpBroker()  # the hosts' long-polls (api.host_requests)
         interpreter.enter_context(serving_interpreter())
         xds.authorize = xds_authorizer(plane, app.ca, settings.xds_tls)
         if settings.xds_tls != "off":
@@ -292,6 +295,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
             max_request_bytes=settings.max_request_bytes,
             max_resource_bytes=settings.max_resource_bytes,
             store_problem=plane.store_health.problem if plane.store_health else None,
+            dumps=dumps,
         )
         api_app.state.discovery = app.discovery  # the join answer, /trust-bundle
         admin_file = str(settings.data_dir / ADMIN_TOKEN_FILE)
@@ -340,7 +344,7 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
             # a fresh context per certificate, swapped whole: reloading one in place (in a
             # worker thread) let a handshake start between its new chain and its new key
             certificate.subscribe(lambda fresh: api.use_tls(api_ssl_context(fresh)))
-        app._api = api
+        app.api = api
         async with asyncio.TaskGroup() as tg:
             runner = tg.create_task(plane.run())
             followers = [
@@ -372,6 +376,10 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
             try:
                 yield app
             finally:
+                # the long polls (hosts', decision points', the rate-limit service's)
+                # answer now: the API stops once its requests in progress end
+                for polls in (dumps, rules_board.changes, graph_board.changes):
+                    polls.release()
                 api.stop()
                 await serving
                 runner.cancel()

@@ -15,6 +15,9 @@ the cap are kept per connection by ``gossamer.server.connection_guard``):
   pauses and new clients wait in the kernel's backlog.
 - **accept errors** (``EMFILE`` ...) pause accepting for a moment, never a tight loop, and
   repeated log messages are coalesced (``RepeatFilter``).
+- **stopping**: accepting stops at once; requests in progress get ``STOP_GRACE_S`` to end
+  (the owner answers its long polls first: ``api.changes``), then are cancelled, so a
+  stop never waits out an apply's ``waitTimeout``.
 
 - **TLS** (``ssl``, the default for ``gossamer control-plane``): each accepted connection's
   handshake runs in its own task, within ``header_timeout``, so a slow client never holds
@@ -53,6 +56,8 @@ log = logging.getLogger(__name__)
 #: is 30: a client that keeps an idle connection and does not read held every shutdown
 #: of the control plane that long)
 TLS_SHUTDOWN_S = 2.0
+#: seconds requests in progress have to end once the server stops, then they are cancelled
+STOP_GRACE_S = 5.0
 
 #: accept() failures that mean "out of fds or memory for now": pause, then retry
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -128,7 +133,13 @@ class ApiServer:
         #: TLS handshakes in flight (they hold an fd before they hold a slot)
         self._handshakes = asyncio.Semaphore(self.slots.cap)
         self._pending: set[asyncio.Task[None]] = set()
-        self._config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none")
+        self._config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            ws="none",
+            timeout_graceful_shutdown=STOP_GRACE_S,
+        )
         self._server = uvicorn.Server(self._config)
         self._accepting: asyncio.Task[None] | None = None
 
@@ -148,6 +159,11 @@ class ApiServer:
         finally:
             for name in COALESCED_LOGGERS:
                 logging.getLogger(name).removeFilter(repeats)
+
+    @property
+    def requests_in_progress(self) -> int:
+        """Requests being served now (a long poll's wait included)."""
+        return len(self._server.server_state.tasks)
 
     def use_tls(self, context: ssl.SSLContext) -> None:
         """Present ``context`` to every connection accepted from now on (a renewed

@@ -95,7 +95,7 @@ class _RulesNeed:
         return bool(self.board.rules.rules)
 
     async def changed(self) -> None:
-        await self.board.wait(self.board.rules.version, 60.0)
+        await self.board.changes.next(60.0, poller=False)  # (not ended by a stop)
 
 
 class RateLimitChild(ChildService):

@@ -169,7 +169,7 @@ def test_refused_batches_leave_the_engine_as_built_from_the_store(seed: int) -> 
 
 
 @pytest.mark.slow
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_refused_batches_leave_the_engine_as_built_from_the_store_long(seed: int) -> None:
     asyncio.run(run_batches(seed))

@@ -157,7 +157,7 @@ def test_cached_decisions_follow_random_changes(seed: int, scan: bool) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), scan=st.booleans())
 def test_cached_decisions_follow_random_changes_long(seed: int, scan: bool) -> None:
     check_random_changes(seed, scan)

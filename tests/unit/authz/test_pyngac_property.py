@@ -94,7 +94,7 @@ def test_decisions_equal_py_ngac(seed: int) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_decisions_equal_py_ngac_long(seed: int) -> None:
     pol = random_policy(random.Random(seed))

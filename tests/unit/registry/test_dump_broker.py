@@ -150,3 +150,14 @@ async def test_requests_of_a_host_that_never_polls_are_bounded() -> None:
         ask.cancel()
     await asyncio.gather(*asks, return_exceptions=True)
     assert b.pending("a1") == 0
+
+
+async def test_a_release_answers_the_open_poll_and_later_ones_at_once() -> None:
+    """The server is stopping: a host's poll ends now rather than holding the stop."""
+    b = broker()
+    poll = asyncio.create_task(b.poll("a1", timeout=60))
+    await asyncio.sleep(0)
+    assert b.polling("a1")
+    b.release()
+    assert await asyncio.wait_for(poll, 1) == []
+    assert await asyncio.wait_for(b.poll("a1", timeout=60), 1) == []
