@@ -1,9 +1,10 @@
 """The pieces ``bench/chaos.py`` is built of: the gateway's manifests, one control-plane
-replica as a process, the load loop, a scenario's row."""
+replica as a process, the telemetry service they share, the load loop, a scenario's row."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from gossamer.envoy.process import ManagedProcess
+from gossamer.server.telemetry_child import TOKEN_FILE
 from gossamer.testing.mesh import service
 from gossamer.types import API_VERSION
 
@@ -53,6 +55,8 @@ class Replica:
     api: int
     xds: int
     grace: float
+    #: ``--telemetry`` and ``--telemetry-http`` (the shared service's)
+    telemetry: list[str] = field(default_factory=lambda: ["--telemetry", "off"])
     process: ManagedProcess | None = None
 
     @property
@@ -63,7 +67,7 @@ class Replica:
         argv = [*CLI, "control-plane", "--data-dir", str(self.data), "--store", store]
         argv += ["--api-tls", "off", "--api-addr", f"127.0.0.1:{self.api}"]
         argv += ["--xds-addr", f"127.0.0.1:{self.xds}", "--xds-tls", "optional"]
-        argv += ["--xds-tls-addr", "127.0.0.1:0", "--telemetry", "off"]
+        argv += ["--xds-tls-addr", "127.0.0.1:0", *self.telemetry]
         argv += ["--store-loss-grace", f"{self.grace:g}"]
         log = self.data.parent / f"{self.data.name}.log"
         self.process = ManagedProcess(argv, log_path=log, name=f"control plane {self.data.name}")
@@ -86,6 +90,65 @@ class Replica:
         if self.process is not None:
             await (self.process.kill() if kill else self.process.stop())
             self.process = None
+
+
+@dataclass
+class TelemetryService:
+    """One ``gossamer telemetry serve`` the replicas share (``--telemetry HOST:PORT``), as
+    on a host of its own; its token is in each replica's ``telemetry.token``
+    (docs/telemetry.md)."""
+
+    workdir: Path
+    grpc: int
+    http: int
+    token: str = field(default_factory=lambda: secrets.token_hex(32))
+    process: ManagedProcess | None = None
+
+    def replica_args(self) -> list[str]:
+        return [
+            *("--telemetry", f"127.0.0.1:{self.grpc}"),
+            *("--telemetry-http", f"127.0.0.1:{self.http}"),
+        ]
+
+    def give_token(self, data: Path) -> None:
+        """Put the token where a replica with ``data`` as its data dir reads it."""
+        data.mkdir(mode=0o700, exist_ok=True)
+        (data / TOKEN_FILE).write_text(self.token)
+        (data / TOKEN_FILE).chmod(0o600)
+
+    async def start(self) -> None:
+        self.give_token(self.workdir)
+        argv = [*CLI, "telemetry", "serve", "--listen", f"127.0.0.1:{self.grpc}"]
+        argv += ["--http", f"127.0.0.1:{self.http}", "--data", str(self.workdir / "t.sqlite")]
+        argv += ["--token-file", str(self.workdir / TOKEN_FILE)]
+        log = self.workdir / "telemetry.log"
+        self.process = ManagedProcess(argv, log_path=log, name="telemetry serve")
+        await self.process.start()
+
+    async def kill(self) -> None:
+        if self.process is not None:
+            await self.process.kill()
+            self.process = None
+
+    async def counted(self, client: httpx.AsyncClient) -> int | None:
+        """Requests the gateway sent to ``shop`` in the last hour, as counted (client
+        view); None while the service does not answer."""
+        try:
+            r = await client.get(
+                f"http://127.0.0.1:{self.http}/v1/topology",
+                params={"since": "1h", "view": "client"},
+                headers={"Authorization": f"Bearer {self.token}"},
+            )
+        except httpx.TransportError:
+            return None
+        if r.status_code != 200:
+            return None
+        edges = r.json()["edges"]
+        return sum(
+            int(e["requests"])
+            for e in edges
+            if (e["source"], e["destination"]) == ("default/edge", "default/shop")
+        )
 
 
 @dataclass

@@ -14,6 +14,9 @@ load loop sends requests through the gateway the whole time. Then, one after the
 - ``singleton-leader-killed``: SIGKILL of the replica that leads the singletons
   (``/v1/statistics``), reporting how long until another leads (its lease's time to live,
   10 s), started again afterwards;
+- ``telemetry-restarted``: SIGKILL of the telemetry service the replicas share
+  (``--telemetry HOST:PORT``, as on a host of its own), started again after ``--settle``,
+  reporting how long until it counts the gateway's requests again;
 - ``all-replicas-down``: every replica stopped for ``--down`` seconds, then started again;
 - ``etcd-member-restarted``: a member that does not lead, stopped and started;
 - ``etcd-leader-killed``: SIGKILL of etcd's leader, started again afterwards;
@@ -23,7 +26,9 @@ After each, one write (a new Service) goes to a replica that runs, and the scena
 until the gateway serves a Route change written with it (``recover_s``: from the fault to
 a write served again). Reported per scenario: requests sent and failed while it lasted,
 writes acknowledged and lost. At the end every acknowledged write is read back from every
-replica (lost: any missing). The last line is ``CHAOS scenarios=N sent=N failed=N
+replica (lost: any missing), and the telemetry service's count of the gateway's requests
+is set beside what the load sent (a figure: a killed service loses what it had not
+flushed, docs/telemetry.md "Loss"). The last line is ``CHAOS scenarios=N sent=N failed=N
 writes=N lost=N``; the exit status is 1 when a request failed or a write was lost.
 """
 
@@ -40,9 +45,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from _chaos_parts import CLI, Load, Replica, Row, edge
+from _chaos_parts import CLI, Load, Replica, Row, TelemetryService, edge
 
 from gossamer.envoy.process import ManagedProcess
+from gossamer.errors import PollTimeoutError
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import admin_token
@@ -58,8 +64,10 @@ class Chaos:
         self.workdir = workdir
         self.args = args
         self.etcd = EtcdCluster(workdir / "etcd")
+        self.telemetry = TelemetryService(workdir / "telemetry", free_port(), free_port())
+        grace, telemetry = args.store_loss_grace, self.telemetry.replica_args()
         self.replicas = [
-            Replica(workdir / f"cp{i}", free_port(), free_port(), args.store_loss_grace)
+            Replica(workdir / f"cp{i}", free_port(), free_port(), grace, telemetry)
             for i in range(1, args.replicas + 1)
         ]
         self.gw_port = free_port()
@@ -68,6 +76,8 @@ class Chaos:
         #: acknowledged writes: (Service name, the revision the apply answered)
         self.writes: list[tuple[str, int]] = []
         self.backends: list[HttpBackend] = []
+        #: requests the bench sent to the gateway besides the load (waiting for it to serve)
+        self.probes = 0
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -183,6 +193,25 @@ class Chaos:
         await wait_until(lambda: victim.ready(self.client), timeout=60, what="the replica back")
         return f"SIGKILLed {victim.data.name}; {after.data.name} leads after {took:.1f} s"
 
+    async def telemetry_restarted(self) -> str:
+        before = await wait_until(
+            lambda: self.telemetry.counted(self.client), timeout=60, what="telemetry counting"
+        )
+        assert isinstance(before, int)
+        await self.telemetry.kill()
+        await asyncio.sleep(self.args.settle)
+        await self.telemetry.start()
+        started = time.monotonic()
+
+        async def counting_again() -> bool:
+            now = await self.telemetry.counted(self.client)
+            return now is not None and now > before
+
+        # (the gateway's Envoy exports its stats every 10 s)
+        await wait_until(counting_again, timeout=60, what="the telemetry service counting")
+        took = time.monotonic() - started
+        return f"SIGKILLed telemetry serve; counting again {took:.1f} s after its start"
+
     async def etcd_member_restarted(self) -> str:
         leader = await self.etcd.leader()
         member = next(m for m in self.etcd.members if m is not leader)
@@ -214,12 +243,14 @@ class Chaos:
         gateway: ManagedProcess | None = None
         backends = contextlib.AsyncExitStack()
         try:
+            await self.telemetry.start()
+            for replica in self.replicas:
+                self.telemetry.give_token(replica.data)
             first = self.replicas[0]
             await first.start(self.etcd.url)
             await wait_until(lambda: first.ready(self.client), timeout=60, what="replica 1")
             self.client.headers["Authorization"] = f"Bearer {admin_token(first.data)}"
             for replica in self.replicas[1:]:  # one CA: the first replica's
-                replica.data.mkdir(mode=0o700)
                 shutil.copytree(first.data / "ca", replica.data / "ca")
                 await replica.start(self.etcd.url)
             for replica in self.replicas[1:]:
@@ -241,14 +272,33 @@ class Chaos:
             await backends.aclose()
             for replica in self.replicas:
                 await replica.stop()
+            await self.telemetry.kill()
             await self.etcd.stop()
             await self.client.aclose()
 
     async def served(self) -> bool:
         try:
-            return (await self.client.get(self.load.url)).status_code == 200
+            r = await self.client.get(self.load.url)
         except httpx.TransportError:
             return False
+        self.probes += 1
+        return r.status_code == 200
+
+    async def telemetry_figure(self) -> str:
+        """What the telemetry service counted of the gateway's requests to ``shop``, beside
+        what was sent (once the gateway's last export is in, or after 30 s)."""
+        sent = self.load.sent + self.probes
+        last: list[int | None] = [None]
+
+        async def all_in() -> bool:
+            last[0] = await self.telemetry.counted(self.client)
+            return last[0] is not None and last[0] >= sent
+
+        with contextlib.suppress(PollTimeoutError):
+            await wait_until(all_in, timeout=30, what="the telemetry service's count")
+        counted = last[0] or 0
+        missing = sent - counted
+        return f"telemetry: counted {counted} of {sent} requests to the gateway ({missing} not)"
 
     async def lost_writes(self) -> int:
         """Acknowledged writes some replica does not hold."""
@@ -276,6 +326,7 @@ class Chaos:
                     "replica-killed": self.replica_killed,
                     "singleton-leader-killed": self.singleton_leader_killed,
                     "all-replicas-down": self.all_replicas_down,
+                    "telemetry-restarted": self.telemetry_restarted,
                     "etcd-member-restarted": self.etcd_member_restarted,
                     "etcd-leader-killed": self.etcd_leader_killed,
                     "backend-killed": self.backend_killed,
@@ -287,6 +338,7 @@ class Chaos:
             finally:
                 stop.set()
             await load
+            print(await self.telemetry_figure(), flush=True)
         # (all of the load: between the scenarios too)
         failed = self.load.failed
         for line in self.load.failures:

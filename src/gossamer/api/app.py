@@ -13,17 +13,14 @@ import gossamer
 from gossamer.api.agents import install_agents
 from gossamer.api.auth import Authenticator, require_operator
 from gossamer.api.authz import install_authz
+from gossamer.api.body_limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.api.certificates import install_certificates
 from gossamer.api.describe import describe_router
 from gossamer.api.docs_pages import install_docs_pages
 from gossamer.api.errors import install_error_handlers
 from gossamer.api.forgery import RequestOrigin
 from gossamer.api.host_requests import host_requests_router
-from gossamer.api.limits import (
-    DEFAULT_MAX_REQUEST_BYTES,
-    DEFAULT_MAX_RESOURCE_BYTES,
-    RequestLimits,
-)
+from gossamer.api.limits import RequestLimits
 from gossamer.api.operator_tokens import install_operator_tokens
 from gossamer.api.proxies import proxies_router
 from gossamer.api.resources import resources_router

@@ -5,10 +5,7 @@ once that many bytes have streamed in, whichever comes first; the rest is never 
 JSON body holding a lone UTF-16 surrogate (``"\\ud800"``) is refused with 422 naming the
 field: it could be stored but never sent back (``gossamer.model.text``).
 
-The defaults (``gossamer control-plane`` flags): ``--max-request-bytes`` bounds a request
-body before it is parsed: 16 MiB is about 100,000 services in one apply.
-``--max-resource-bytes`` bounds one resource as canonical JSON: 1 MiB, as etcd (a later
-store) takes in one request, is far above any real resource.
+The defaults (``gossamer control-plane`` flags) are in ``api.body_limits``.
 """
 
 from __future__ import annotations
@@ -21,9 +18,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gossamer.api.errors import error_response
 from gossamer.model.text import lone_surrogates
-
-DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
-DEFAULT_MAX_RESOURCE_BYTES = 1024 * 1024
 
 #: a JSON escape of a surrogate code point (a lone one, or half of a proper pair)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")

@@ -11,10 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from gossamer.agent.config import AgentConfig, load_config
 from gossamer.agent.connect import join_control_plane, open_registry, xds_target
 from gossamer.agent.process import start_time
-from gossamer.agent.runner import Agent, AgentOptions, install_signal_handlers
 from gossamer.agent.state import StateDir
 from gossamer.agent.trust import CA_FILE_ENV
 from gossamer.agent.wait_ready import wait_ready
@@ -23,7 +21,6 @@ from gossamer.cli.common import EXIT_ERROR, reporting_errors, stderr, stdout
 from gossamer.cli.logs import setup_logging
 from gossamer.cli.output import Output, OutputOption, emit
 from gossamer.errors import ConfigError, FieldError, ValidationError
-from gossamer.model.base import Metadata
 from gossamer.ports import host_ports, parse_host_ports
 
 app = typer.Typer(
@@ -53,6 +50,8 @@ def _default_host() -> str:
 
 
 def _check_host(host: str) -> str:
+    from gossamer.model.base import Metadata  # (the models: only for the commands using them)
+
     try:
         Metadata(name=host)
     except Exception:
@@ -174,6 +173,9 @@ def run(
     """
 
     setup_logging()
+    # (here, not at the top: every other command starts without the agent's machinery)
+    from gossamer.agent.config import AgentConfig, load_config
+    from gossamer.agent.runner import Agent, AgentOptions, install_signal_handlers
 
     async def main() -> None:
         config = load_config(file) if file is not None else AgentConfig()

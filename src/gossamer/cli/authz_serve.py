@@ -4,13 +4,15 @@ users (docs/ngac.md, "End users")."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gossamer.cli.serving import ApiSource, CaFile, Listen, Server, Verbose, run_service
-from gossamer.decisionpoint.serve import ServeSettings, serve
 from gossamer.ports import parse_host_port
+
+if TYPE_CHECKING:  # (imported when the service runs: every other command starts faster)
+    from gossamer.decisionpoint.serve import ServeSettings
 
 
 def serve_command(
@@ -47,6 +49,8 @@ def serve_command(
     verbose: Verbose = False,
 ) -> None:
     """Answer Envoy's ext_authz checks (envoy.service.auth.v3) on the NGAC graph."""
+
+    from gossamer.decisionpoint.serve import ServeSettings, serve
 
     def settings() -> ServeSettings:
         source = ApiSource.of(server, token, ca_file)

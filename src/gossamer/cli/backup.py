@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 
 from gossamer.backup.archive import MIN_PASSPHRASE, parse
-from gossamer.backup.restore import restore as restore_archive
 from gossamer.cli import render
 from gossamer.cli.client import CHANGE_TIMEOUT, DEFAULT_SERVER, ApiClient
 from gossamer.cli.common import Server, Token, reporting_errors, stderr, stdout
@@ -129,6 +128,9 @@ def restore(
             data = file.read_bytes()
         except OSError as e:
             raise ConfigError(f"cannot read {file}: {e.strerror}") from None
+        # (here: the store and the models load for this command only)
+        from gossamer.backup.restore import restore as restore_archive
+
         archive = parse(data)
         passphrase = read_passphrase(passphrase_file, confirm=False) if archive.ca else None
         done = asyncio.run(restore_archive(archive, passphrase, data_dir, store, force=force))

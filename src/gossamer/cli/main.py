@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from gossamer.agent.trust import CA_FILE_ENV
-from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
+from gossamer.api.body_limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.cli import (
     agent,
     backup,

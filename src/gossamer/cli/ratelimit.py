@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gossamer.cli.serving import ApiSource, CaFile, Listen, Server, Token, Verbose, run_service
 from gossamer.errors import ConfigError
 from gossamer.ports import parse_host_port
-from gossamer.ratelimit.decision import FailureMode
-from gossamer.ratelimit.serve import ServeSettings, serve
+
+if TYPE_CHECKING:  # (imported when the service runs: every other command starts faster)
+    from gossamer.ratelimit.decision import FailureMode
+    from gossamer.ratelimit.serve import ServeSettings
 
 app = typer.Typer(
     name="ratelimit",
@@ -52,6 +54,8 @@ def serve_command(
     verbose: Verbose = False,
 ) -> None:
     """Answer Envoy's rate-limit checks for the Routes' global limits."""
+
+    from gossamer.ratelimit.serve import ServeSettings, serve
 
     def settings() -> ServeSettings:
         if failure_mode not in (None, "open", "closed"):

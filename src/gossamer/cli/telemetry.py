@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,8 +15,10 @@ from gossamer.cli.logs import setup_logging
 from gossamer.errors import ConfigError, ValidationError
 from gossamer.ports import parse_host_port
 from gossamer.telemetry.query import parse_window
-from gossamer.telemetry.serve import DEFAULT_MAX_BYTES, ServeSettings, serve
 from gossamer.telemetry.traces_query import parse_ms
+
+if TYPE_CHECKING:  # (imported when the service runs: every other command starts faster)
+    from gossamer.telemetry.serve import ServeSettings
 
 app = typer.Typer(
     name="telemetry",
@@ -26,6 +28,8 @@ app = typer.Typer(
 
 
 async def _run(settings: ServeSettings) -> None:
+    from gossamer.telemetry.serve import serve
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -57,9 +61,11 @@ def serve_command(
         str, typer.Option("--retention", help="keep minutes this long (e.g. 24h, 7d)")
     ] = "24h",
     max_bytes: Annotated[
-        int,
-        typer.Option("--max-bytes", help="disk cap of --data: the oldest minutes go first"),
-    ] = DEFAULT_MAX_BYTES,
+        int | None,
+        typer.Option(
+            "--max-bytes", help="disk cap of --data: the oldest minutes go first (default 1 GiB)"
+        ),
+    ] = None,
     token_file: Annotated[
         Path | None,
         typer.Option("--token-file", help="the bearer token the query API requires"),
@@ -104,12 +110,14 @@ def serve_command(
             retention_s = parse_window(retention, "--retention", max_s=3650 * 86400)
         except ValidationError as e:
             raise ConfigError(str(e)) from None
+        from gossamer.telemetry.serve import DEFAULT_MAX_BYTES, ServeSettings
+
         settings = ServeSettings(
             listen=parse_host_port(listen, "--listen"),
             http=parse_host_port(http, "--http"),
             data=data,
             retention_s=float(retention_s),
-            max_bytes=max_bytes,
+            max_bytes=DEFAULT_MAX_BYTES if max_bytes is None else max_bytes,
             token_file=token_file,
             insecure_no_auth=insecure_no_auth,
             flush_interval_s=flush_interval,

@@ -6,7 +6,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
+from gossamer.api.body_limits import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESOURCE_BYTES
 from gossamer.controlplane.store_loss import DEFAULT_GRACE, check_grace
 from gossamer.registry.liveness import LivenessSettings
 from gossamer.server.app import create_app

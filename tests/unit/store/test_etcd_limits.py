@@ -9,7 +9,7 @@ import json
 import pytest
 from store_helpers import manifest
 
-from gossamer.api.limits import DEFAULT_MAX_REQUEST_BYTES
+from gossamer.api.body_limits import DEFAULT_MAX_REQUEST_BYTES
 from gossamer.model import parse_manifest
 from gossamer.store.etcd import write_txn
 from gossamer.store.etcd_keys import EtcdKeys
