@@ -40,6 +40,14 @@ def edge(gw_port: int, backends: list[tuple[str, int]], mark: str) -> list[dict[
     rule = {
         "destinations": [{"service": "shop"}],
         "headers": {"response": {"set": {"x-chaos": mark}}},
+        # the load is GETs only (idempotent), so a request Envoy sent on a keep-alive
+        # connection the stopping backend closed under it (503 UC) is safe to try again;
+        # the Mesh's default retries leave ``reset`` out, for POSTs
+        "retries": {
+            "attempts": 2,
+            "retryOn": ["connect-failure", "refused-stream", "reset", "retriable-status-codes"],
+            "statusCodes": [503],
+        },
     }
     return [
         service("shop"),

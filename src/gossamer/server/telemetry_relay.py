@@ -36,8 +36,16 @@ from gossamer.xds.server import Authorizer, anyone
 
 log = logging.getLogger(__name__)
 
-#: how long one forwarded export may take
+#: how long one forwarded export may take (waiting for the service to be reachable included)
 FORWARD_TIMEOUT_S = 5.0
+#: reconnecting to a restarted service: gRPC's default back-off grows to two minutes, and
+#: an export that finds the channel backing off fails at once, so a service restarted
+#: after a few seconds was not reached for tens of seconds (found by ``bench/chaos.py``)
+RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 
 class MetricsRelay(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ignore[misc]
@@ -61,7 +69,9 @@ class MetricsRelay(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ig
     def _client(self, target: TelemetryService) -> metrics_service_pb2_grpc.MetricsServiceStub:
         if self._stub is None:
             host = f"[{target.host}]" if ":" in target.host else target.host
-            self._channel = grpc.aio.insecure_channel(f"{host}:{target.port}")
+            self._channel = grpc.aio.insecure_channel(
+                f"{host}:{target.port}", options=RECONNECT_OPTIONS
+            )
             self._stub = metrics_service_pb2_grpc.MetricsServiceStub(self._channel)
         return self._stub
 
@@ -80,7 +90,9 @@ class MetricsRelay(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ig
             self.dropped += 1
             return metrics_service_pb2.ExportMetricsServiceResponse()
         try:
-            await self._client(target).Export(request, timeout=FORWARD_TIMEOUT_S)
+            await self._client(target).Export(
+                request, timeout=FORWARD_TIMEOUT_S, wait_for_ready=True
+            )
         except grpc.aio.AioRpcError as e:
             self.failed += 1
             log.debug("telemetry: relaying a proxy's counters failed: %s", e.details())
