@@ -194,18 +194,21 @@ class Chaos:
         return f"SIGKILLed {victim.data.name}; {after.data.name} leads after {took:.1f} s"
 
     async def telemetry_restarted(self) -> str:
-        before = await wait_until(
+        await wait_until(
             lambda: self.telemetry.counted(self.client), timeout=60, what="telemetry counting"
         )
-        assert isinstance(before, int)
         await self.telemetry.kill()
         await asyncio.sleep(self.args.settle)
         await self.telemetry.start()
         started = time.monotonic()
+        back = await wait_until(
+            lambda: self.telemetry.counted(self.client), timeout=60, what="telemetry answering"
+        )
+        assert isinstance(back, int)
 
         async def counting_again() -> bool:
             now = await self.telemetry.counted(self.client)
-            return now is not None and now > before
+            return now is not None and now > back
 
         # (the gateway's Envoy exports its stats every 10 s)
         await wait_until(counting_again, timeout=60, what="the telemetry service counting")

@@ -13,7 +13,7 @@ per batch instead of one per request on the ingestion path.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from ddsketch import DDSketch
@@ -239,6 +239,16 @@ class Aggregator:
                 bucket.settle()
                 out[key] = bucket
         return out
+
+    def restore(self, saved: Iterable[tuple[Key, Bucket]]) -> None:
+        """Put back the open buckets a killed process had checkpointed (``store``)."""
+        for key, bucket in saved:
+            buckets = self.minutes.setdefault(key.minute, {})
+            kept = buckets.get(key)
+            if kept is None:
+                buckets[key] = bucket
+            else:
+                kept.merge(bucket)
 
     def open_buckets(self, since_minute: int) -> Iterator[tuple[Key, Bucket]]:
         """The open buckets from ``since_minute`` on, settled (for queries)."""

@@ -35,7 +35,7 @@ from gossamer.telemetry.api import api_app
 from gossamer.telemetry.otlp_export import OtlpExporter
 from gossamer.telemetry.stat_sink import Gap, MetricsServicer, Reconciler
 from gossamer.telemetry.stats_records import RequestStats
-from gossamer.telemetry.store import TelemetryStore
+from gossamer.telemetry.store import Checkpoint, TelemetryStore, bucket_rows
 from gossamer.telemetry.traces import Span, TraceServicer
 from gossamer.telemetry.traces_sampling import TraceSampler
 from gossamer.telemetry.traces_store import write_spans
@@ -157,9 +157,12 @@ class TelemetryService:
         receipts = self.servicer.take_receipts()
         if taken and self.exporter is not None:
             self.exporter.offer_minutes(taken)
-        if taken or receipts:
-            await self.store.write(taken, receipts)
-            self.flushed_buckets += len(taken)
+        # (made here, on the loop, while nothing changes the open buckets or the figures)
+        checkpoint = Checkpoint(
+            bucket_rows(self.aggregator.open_buckets(0)), self.request_stats.snapshot()
+        )
+        await self.store.write(taken, receipts, checkpoint)
+        self.flushed_buckets += len(taken)
         spans = self.sampler.settle(self.clock(), everything)
         if spans:
             await self.store.call(write_spans, spans)
@@ -168,7 +171,6 @@ class TelemetryService:
         if not everything:  # (at shutdown a waiting sample lacks its in-flight entries)
             self.reconciler.settle()
         await self.store.write_reconcile(self.reconciler.snapshot(), self.reconciler.take_gaps())
-        await self.store.write_request_stats(self.request_stats.snapshot())
         await self.store.prune(now_minute)
 
     async def buckets(self, since_minute: int) -> list[tuple[Key, Bucket]]:
@@ -179,6 +181,9 @@ class TelemetryService:
         """The reconciliation state the previous process left (``stat_sink``)."""
         self.reconciler.restore(await self.store.reconcile_states())
         self.request_stats.restore(await self.store.request_stats())
+        # a killed process's open minutes, consistent with those figures: the requests an
+        # export brings after them are counted again, the ones before are in these
+        self.aggregator.restore(await self.store.saved_open_buckets())
 
     async def gaps(self, since_minute: int) -> list[Gap]:
         """Gaps flagged in the window: on disk and not yet written."""

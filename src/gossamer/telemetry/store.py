@@ -19,6 +19,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,15 +30,19 @@ from gossamer.telemetry.traces_store import SPANS_SCHEMA
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS buckets (
+_BUCKET_COLUMNS = """
     minute INTEGER NOT NULL, view TEXT NOT NULL, source TEXT NOT NULL,
     source_kind TEXT NOT NULL, destination TEXT NOT NULL, destination_kind TEXT NOT NULL,
     instance TEXT NOT NULL, endpoint TEXT NOT NULL, requests INTEGER NOT NULL,
     e4xx INTEGER NOT NULL, e5xx INTEGER NOT NULL, bytes_received INTEGER NOT NULL,
     bytes_sent INTEGER NOT NULL, mtls INTEGER NOT NULL, retries INTEGER NOT NULL,
     sketch BLOB NOT NULL
-);
+"""
+#: ``buckets``: closed minutes; ``open_buckets``: the open ones as of the last flush, kept
+#: with the request stats' figures of that moment (``write``'s checkpoint)
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS buckets ({_BUCKET_COLUMNS});
+CREATE TABLE IF NOT EXISTS open_buckets ({_BUCKET_COLUMNS});
 CREATE INDEX IF NOT EXISTS buckets_by_minute ON buckets (minute);
 CREATE TABLE IF NOT EXISTS receipts (
     minute INTEGER NOT NULL, node TEXT NOT NULL, entries INTEGER NOT NULL
@@ -59,6 +64,29 @@ CREATE TABLE IF NOT EXISTS request_stats (
 """
 
 Receipt = tuple[int, str, int]  # (minute, node id, entries received)
+BucketRow = tuple[Any, ...]
+
+
+def bucket_rows(buckets: Iterable[tuple[Key, Bucket]]) -> list[BucketRow]:
+    """Rows of ``buckets`` (settled), made where the buckets are not changing."""
+    return [
+        (
+            k.minute, k.view, k.source, k.source_kind, k.destination, k.destination_kind,
+            k.instance, k.endpoint, b.requests, b.e4xx, b.e5xx, b.bytes_received,
+            b.bytes_sent, b.mtls, b.retries, sketch_bytes(b.sketch),
+        )
+        for k, b in buckets
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a killed service starts again from: its open minutes and the request stats'
+    cumulative figures (``stats_records``, JSON) of the same moment. Written in the same
+    transaction as the minutes that closed, so no request is in both or in neither."""
+
+    open_rows: list[BucketRow]
+    request_stats: str
 
 
 class TelemetryStore:
@@ -108,35 +136,55 @@ class TelemetryStore:
             self._db.close()
             self._db = None
 
-    async def write(self, buckets: dict[Key, Bucket], receipts: Iterable[Receipt]) -> None:
-        """Insert ``buckets`` (settled; not used again by the caller) and ``receipts``."""
-        await self._run(self._write, buckets, list(receipts))
+    async def write(
+        self,
+        buckets: dict[Key, Bucket],
+        receipts: Iterable[Receipt],
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        """Insert ``buckets`` (settled; not used again by the caller) and ``receipts``, and
+        replace the checkpoint, in one transaction."""
+        await self._run(self._write, buckets, list(receipts), checkpoint)
 
-    def _write(self, buckets: dict[Key, Bucket], receipts: list[Receipt]) -> None:
-        rows = [
-            (
-                k.minute, k.view, k.source, k.source_kind, k.destination, k.destination_kind,
-                k.instance, k.endpoint, b.requests, b.e4xx, b.e5xx, b.bytes_received,
-                b.bytes_sent, b.mtls, b.retries, sketch_bytes(b.sketch),
-            )
-            for k, b in buckets.items()
-        ]  # fmt: skip
+    def _write(
+        self, buckets: dict[Key, Bucket], receipts: list[Receipt], checkpoint: Checkpoint | None
+    ) -> None:
+        rows = bucket_rows(buckets.items())
+        values = ",".join("?" * 16)
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany(f"INSERT INTO buckets VALUES ({','.join('?' * 16)})", rows)
+            self.db.executemany(f"INSERT INTO buckets VALUES ({values})", rows)
             self.db.executemany("INSERT INTO receipts VALUES (?, ?, ?)", receipts)
+            if checkpoint is not None:
+                self.db.execute("DELETE FROM open_buckets")
+                self.db.executemany(
+                    f"INSERT INTO open_buckets VALUES ({values})", checkpoint.open_rows
+                )
+                self.db.execute(
+                    "INSERT OR REPLACE INTO request_stats VALUES (0, ?)",
+                    (checkpoint.request_stats,),
+                )
 
     async def buckets(self, since_minute: int) -> list[tuple[Key, Bucket]]:
         return await self._run(self._buckets, since_minute)
 
-    def _buckets(self, since_minute: int) -> list[tuple[Key, Bucket]]:
+    async def saved_open_buckets(self) -> list[tuple[Key, Bucket]]:
+        """The open minutes as of the last checkpoint (a killed service's: it had not
+        written them yet; a stopped one wrote them all and left none)."""
+        return await self._run(self._buckets, None)
+
+    def _buckets(self, since_minute: int | None) -> list[tuple[Key, Bucket]]:
         out: list[tuple[Key, Bucket]] = []
-        cursor = self.db.execute(
-            "SELECT view, source, source_kind, destination, destination_kind, instance, "
-            "endpoint, minute, requests, e4xx, e5xx, bytes_received, bytes_sent, mtls, "
-            "retries, sketch FROM buckets WHERE minute >= ?",
-            (since_minute,),
+        columns = (
+            "view, source, source_kind, destination, destination_kind, instance, endpoint, "
+            "minute, requests, e4xx, e5xx, bytes_received, bytes_sent, mtls, retries, sketch"
         )
+        if since_minute is None:
+            cursor = self.db.execute(f"SELECT {columns} FROM open_buckets")
+        else:
+            cursor = self.db.execute(
+                f"SELECT {columns} FROM buckets WHERE minute >= ?", (since_minute,)
+            )
         for row in cursor:
             bucket = Bucket()
             (
@@ -187,14 +235,6 @@ class TelemetryStore:
             "FROM reconcile"
         ).fetchall()
         return [(NodeState(*row[:8]), int(row[8])) for row in rows]
-
-    async def write_request_stats(self, state: str) -> None:
-        """Replace the request stats' last cumulative figures (``stats_records``, JSON)."""
-        await self._run(self._write_request_stats, state)
-
-    def _write_request_stats(self, state: str) -> None:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO request_stats VALUES (0, ?)", (state,))
 
     async def request_stats(self) -> str | None:
         return await self._run(self._request_stats)
