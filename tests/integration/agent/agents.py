@@ -150,6 +150,12 @@ class AgentHandle:
         assert isinstance(result, dict)
         return result
 
+    async def env(self) -> dict[str, str]:
+        """What ``gossamer agent env`` prints for this host (``<SERVICE>_ADDR=...``)."""
+        code, out = await run_cli("agent", "env", "--state-dir", str(self.state_dir))
+        assert code == 0, out
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
     def envoy_pids(self) -> dict[str, int]:
         return {k: r.pid for k, r in self.state.envoys().items()}
 

@@ -163,9 +163,7 @@ async def two_hosts(
                 await h.start()
             for h in (web, reviews):
                 await h.wait_running()
-            code, out = await run_cli("agent", "env", "--state-dir", str(web.state_dir))
-            assert code == 0, out
-            env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+            env = await web.env()
             inbound = reviews.status()["workloads"]["default/reviews-1"]["inbound"]
             yield Mesh(app, web, reviews, reviews_app, f"http://{env['REVIEWS_ADDR']}", inbound)
 

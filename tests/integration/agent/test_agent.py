@@ -65,9 +65,7 @@ spec: {{ports: [{{name: http, port: {free_port()}}}]}}
 
 
 async def _catalog_url(web: AgentHandle) -> str:
-    code, out = await run_cli("agent", "env", "--state-dir", str(web.state_dir))
-    assert code == 0, out
-    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    env = await web.env()
     return f"http://{env['CATALOG_ADDR']}/hello"
 
 

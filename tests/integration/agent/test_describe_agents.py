@@ -38,9 +38,7 @@ def _workload(name: str, service: str, app: HttpBackend, **extra: Any) -> dict[s
 
 
 async def _reviews_url(web: AgentHandle) -> str:
-    code, out = await run_cli("agent", "env", "--state-dir", str(web.state_dir))
-    assert code == 0, out
-    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    env = await web.env()
     return f"http://{env['REVIEWS_ADDR']}"
 
 

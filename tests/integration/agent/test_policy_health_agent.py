@@ -106,9 +106,7 @@ spec: {{ports: [{{name: http, port: {free_port()}}}]}}
                 await h.start()
             for h in (web, *hosts):
                 await h.wait_running()
-            code, out = await run_cli("agent", "env", "--state-dir", str(web.state_dir))
-            assert code == 0, out
-            env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+            env = await web.env()
             url = f"http://{env['CATALOG_ADDR']}/hello"
             await wait_until(
                 lambda: _both(url), timeout=60, what="web reaching both catalog instances"

@@ -93,12 +93,6 @@ async def _join_with(app: ControlPlaneApp, token: str, state_dir: Path, host: st
     return f"{code} {out}"
 
 
-async def _env(handle: AgentHandle) -> dict[str, str]:
-    code, out = await run_cli("agent", "env", "--state-dir", str(handle.state_dir))
-    assert code == 0, out
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
 @contextlib.asynccontextmanager
 async def _gateway(app: ControlPlaneApp, workdir: Path) -> AsyncIterator[ManagedProcess]:
     gateway = ManagedProcess(
@@ -170,7 +164,7 @@ async def test_vm_mesh_under_load(tmp_path: Path) -> None:
         for h in (a, b1, b2):
             await h.wait_running()
         # A calls B by the stable local address its agent publishes
-        env = await _env(a)
+        env = await a.env()
         a_app.upstream = env["B_ADDR"]
         await a_app.start()
         gateway = await stack.enter_async_context(_gateway(app, tmp_path / "gw"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.agent.agents import AgentHandle, Load, agents, run_cli
+from tests.integration.agent.agents import AgentHandle, Load, agents
 from tests.integration.store.etcd_planes import answered_by
 
 from gossamer.polling import wait_until
@@ -114,9 +114,7 @@ async def test_sidecars_of_agents_move_to_the_surviving_replica(tmp_path: Path) 
                     await h.start()
                 for h in (web, reviews):
                     await h.wait_running()
-                code, out = await run_cli("agent", "env", "--state-dir", str(web.state_dir))
-                assert code == 0, out
-                env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+                env = await web.env()
                 url = f"http://{env['REVIEWS_ADDR']}/"
 
                 async def reaches(backend: str) -> bool:

@@ -248,9 +248,7 @@ async def test_the_control_plane_command_maps_every_request(
             await h.start()
         for h in (a, b):
             await h.wait_running()
-        code, out = await run_cli("agent", "env", "--state-dir", str(a.state_dir))
-        assert code == 0, out
-        env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        env = await a.env()
         relay = ManagedProcess(
             [sys.executable, str(RELAY), "a-1", A_HOST, str(relay_port), env["B_ADDR"]],
             log_path=tmp_path / "relay.log",

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.agent.agents import AgentHandle, agents, run_cli
+from tests.integration.agent.agents import AgentHandle, agents
 
 from gossamer.envoy.admin import EnvoyAdmin
 from gossamer.polling import wait_until
@@ -165,9 +165,7 @@ spec: {{ports: [{{name: http, port: {free_port()}}}]}}
                 await h.start()
             await host_a.wait_running()
             await host_b.wait_running()
-            code, out = await run_cli("agent", "env", "--state-dir", str(host_a.state_dir))
-            assert code == 0, out
-            env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+            env = await host_a.env()
             url = f"http://{env['CATALOG_ADDR']}/hello"
             admin = EnvoyAdmin(host_a.state.envoys()["default/web-1"].admin, name="web-1")
             async with admin:
