@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +12,12 @@ from pathlib import Path
 import httpx
 
 from gossamer.envoy.process import ManagedProcess
+from gossamer.server.children import gossamer_program
 from gossamer.server.telemetry_child import TOKEN_FILE
 from gossamer.testing.mesh import service
 from gossamer.types import API_VERSION
 
-CLI = [sys.executable, "-c", "from gossamer.cli.main import run; run()"]
+CLI = gossamer_program()  # (the installed ``gossamer``, as an operator runs it)
 #: requests the load loop sends at most, whatever happens
 MAX_REQUESTS = 200_000
 

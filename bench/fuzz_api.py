@@ -48,9 +48,10 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Err
 
 from gossamer.ports import free_port
+from gossamer.server.children import gossamer_program
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from gossamer.cli.main import run; run()"]
+CLI = gossamer_program()  # (the installed ``gossamer``, as an operator runs it)
 
 
 @dataclass
