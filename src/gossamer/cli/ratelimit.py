@@ -7,13 +7,24 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gossamer.cli.serving import ApiSource, CaFile, Listen, Server, Token, Verbose, run_service
+from gossamer.cli.serving import ApiSource, CaFile, Listen, Token, Verbose, run_service
 from gossamer.errors import ConfigError
 from gossamer.ports import parse_host_port
 
 if TYPE_CHECKING:  # (imported when the service runs: every other command starts faster)
     from gossamer.ratelimit.decision import FailureMode
     from gossamer.ratelimit.serve import ServeSettings
+
+#: ``--server``: one control plane, or its replicas (the rules' long poll moves between them)
+Servers = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="GOSSAMER_SERVER",
+        help="the control plane's API (several replicas comma-separated: a poll that fails "
+        "moves on to the next)",
+    ),
+]
 
 app = typer.Typer(
     name="ratelimit",
@@ -48,7 +59,7 @@ def serve_command(
         Path | None,
         typer.Option("--rules", help="read the rules from this file instead of --server"),
     ] = None,
-    server: Server = None,
+    server: Servers = None,
     token: Token = None,
     ca_file: CaFile = None,
     verbose: Verbose = False,
