@@ -30,7 +30,11 @@ LOG_NAMES: dict[str, View] = {"outbound": "client", "gateway": "client", "inboun
 #: the source of a server-view request that came without a verified peer certificate
 UNAUTHENTICATED = "unauthenticated"
 #: custom tag (a literal on the HCM of an ExternalService's listener) marking its requests
+#: ``external``; ``gateway`` on a sidecar's listener for an ExternalService reached through
+#: an egress gateway, whose ``DESTINATION_TAG`` names the gateway: the destination then,
+#: whatever the cluster (named after the ExternalService) says
 DESTINATION_KIND_TAG = "gossamer.destination_kind"
+GATEWAY_KIND = "gateway"
 #: custom tag (route metadata) naming the destination service of a route that has no
 #: upstream cluster (a direct response, e.g. a 403 for a caller not granted the service)
 DESTINATION_TAG = "gossamer.destination"
@@ -215,16 +219,22 @@ class Recorder:
         if reporter.view == "client":
             source, source_kind = reporter.id, reporter.kind
             cluster = common.upstream_cluster
-            destination = self._destination(cluster) if cluster else None
+            marked = tags.get(DESTINATION_KIND_TAG)
             destination_kind: NodeKind = "service"
+            if marked == GATEWAY_KIND and tags.get(DESTINATION_TAG):
+                destination = None  # through an egress gateway: the hop ends there
+            else:
+                destination = self._destination(cluster) if cluster else None
             if destination is None:
                 destination = tags.get(DESTINATION_TAG) or (
                     f"{UNKNOWN_PREFIX}{cluster or request.authority}"
                 )
                 if destination.startswith(UNKNOWN_PREFIX):
                     destination_kind = "unknown"
-            if tags.get(DESTINATION_KIND_TAG) == "external":
+            if marked == "external":
                 destination_kind = "external"
+            elif marked == GATEWAY_KIND:
+                destination_kind = "gateway"
             upstream = common.upstream_remote_address.socket_address
             instance = f"{upstream.address}:{upstream.port_value}" if upstream.address else ""
             peer = tags.get(UPSTREAM_PEER_TAG, "")

@@ -40,6 +40,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from gossamer.errors import GossamerError
 from gossamer.telemetry.aggregate import Aggregator
 from gossamer.telemetry.entries import (
+    GATEWAY_KIND,
     UNAUTHENTICATED,
     UNKNOWN_PREFIX,
     NodeKind,
@@ -195,10 +196,13 @@ class RequestStats:
         fresh: bool,
     ) -> int:
         tags = {a.key: a.value.string_value for a in point.attributes}
+        key = (node, tuple(sorted(tags.items())))
+        joined = tags.get(names.JOINED_TAG)
+        if joined is not None:  # every field in one tag (``telemetry_stats.Layout``)
+            tags = names.split_joined(joined)
         view = _VIEWS.get(tags.get(names.VIEW_TAG, ""))
         if view is None:
             return 0
-        key = (node, tuple(sorted(tags.items())))
         counts = list(point.bucket_counts)
         last = self._series.get(key)
         self._series[key] = _Series(point.count, counts)
@@ -240,14 +244,20 @@ class RequestStats:
             source, source_kind = reporter, reporter_kind
             cluster = tags.get(names.CLUSTER_TAG, "")
             cluster = "" if cluster == "-" else cluster
-            destination = outbound_destination(cluster) if cluster else None
+            marked = tags.get("dst_kind")
             destination_kind: NodeKind = "service"
+            if marked == GATEWAY_KIND and tags.get("dst"):
+                destination = None  # through an egress gateway: the hop ends there
+            else:
+                destination = outbound_destination(cluster) if cluster else None
             if destination is None:
                 destination = tags.get("dst") or f"{UNKNOWN_PREFIX}{cluster}"
                 if destination.startswith(UNKNOWN_PREFIX):
                     destination_kind = "unknown"
-            if tags.get("dst_kind") == "external":
+            if marked == "external":
                 destination_kind = "external"
+            elif marked == GATEWAY_KIND:
+                destination_kind = "gateway"
             host = tags.get(names.HOST_TAG, "")
             where = "" if host == "-" else host
         else:

@@ -20,12 +20,20 @@ for http/https). HTTP requests are
 routed without a timeout or retries of their own (the caller's route table has the rules,
 timeouts and retries: doing them twice would multiply attempts), no ``x-envoy-*`` headers
 go out, and no ``x-forwarded-client-cert`` (the caller's identity stays in the mesh).
+
+With a telemetry service configured, an HTTP listener's HCM counts every request as the
+gateway's own (``log_name`` ``gateway``: the client view of the hop gateway -> external
+service) with the literal tags ``gossamer.destination: <ns>/<name>`` and
+``gossamer.destination_kind: external`` (``translate.telemetry.outbound_tags``), in the
+Mesh's ``telemetry.requests`` mode; the caller's sidecar reports its hop to the gateway.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc_pb2
 from envoy.config.listener.v3 import listener_pb2
@@ -40,7 +48,7 @@ from gossamer.model.external_service import ExternalService
 from gossamer.model.gateway import Gateway
 from gossamer.model.mesh import Mesh
 from gossamer.model.snapshot import ModelSnapshot, Ref
-from gossamer.translate import egress_callers
+from gossamer.translate import egress_callers, telemetry
 from gossamer.translate.common import duration
 from gossamer.translate.egress import AUTO_HOST_HEADER, external_cluster, no_envoy_headers
 from gossamer.translate.egress_via import gateway_mtls
@@ -48,6 +56,7 @@ from gossamer.translate.hcm import http_connection_manager
 from gossamer.translate.listeners import OUTBOUND, http_listener, tcp_listener
 from gossamer.translate.memo import Memo
 from gossamer.translate.routes import route_configuration
+from gossamer.translate.telemetry_stats import request_log
 from gossamer.translate.tls import (
     EARLY_DATA_BYTES,
     TlsState,
@@ -127,15 +136,19 @@ def egress_listener(
     *,
     mtls: bool,
     allowed: egress_callers.Callers = (),
+    log: accesslog_pb2.AccessLog | None = None,
 ) -> listener_pb2.Listener:
     """The gateway's listener for ``ext``; with ``mtls`` callers' certificates are checked
-    (plaintext refused in ``strict``) and only ``allowed`` (SPIFFE ids) pass."""
+    (plaintext refused in ``strict``) and only ``allowed`` (SPIFFE ids) pass; an HTTP one
+    counts every request with ``log`` (``egress_log``)."""
     lname = listener_name(ref)
     port = ext.gateway_port
     assert port is not None
     if ext.is_http:
         hcm = http_connection_manager(lname, mesh, route_config=_routes(ref, ext))
         no_envoy_headers(hcm)
+        if log is not None:
+            hcm.access_log.append(log)
         listener = http_listener(lname, gw.spec.address, port, hcm, OUTBOUND)
     else:
         idle = mesh.spec.defaults.idleTimeout
@@ -152,11 +165,22 @@ def egress_listener(
     return listener
 
 
+def egress_log(ref: Ref, ext: ExternalService, mesh: Mesh) -> accesslog_pb2.AccessLog | None:
+    """The logger counting the requests of the gateway's listener for ``ext`` (HTTP only:
+    TCP listeners are not counted, as at a sidecar)."""
+    if not ext.is_http:
+        return None
+    return request_log(mesh, telemetry.GATEWAY, telemetry.outbound_tags(ref, external=True))
+
+
 Pieces = list[tuple[cluster_pb2.Cluster, listener_pb2.Listener]]
 
 
-def egress_resources(memo: Memo, snap: ModelSnapshot, gateway: Ref, tls: TlsState) -> Pieces:
-    """The (cluster, listener) of every ExternalService routed through ``gateway``."""
+def egress_resources(
+    memo: Memo, snap: ModelSnapshot, gateway: Ref, tls: TlsState, *, counted: bool = False
+) -> Pieces:
+    """The (cluster, listener) of every ExternalService routed through ``gateway``; with
+    ``counted`` (a telemetry service is configured) the HTTP listeners count requests."""
     gw = snap.gateways[gateway]
     mesh = snap.mesh
     mtls = gateway_mtls(snap, gateway, tls)
@@ -170,10 +194,11 @@ def egress_resources(memo: Memo, snap: ModelSnapshot, gateway: Ref, tls: TlsStat
             lambda: external_cluster(ref, ext, mesh, policy, name),  # noqa: B023
         )
         allowed = egress_callers.callers(memo, snap, ref) if mtls else ()
+        log = egress_log(ref, ext, mesh) if counted else None
         listener = memo.get(
             "egress-gateway-listener",
-            (ref, ext, gw, mesh, mtls, allowed),
-            lambda: egress_listener(ref, ext, gw, mesh, mtls=mtls, allowed=allowed),  # noqa: B023
+            (ref, ext, gw, mesh, mtls, allowed, log),
+            partial(egress_listener, ref, ext, gw, mesh, mtls=mtls, allowed=allowed, log=log),
         )
         out.append((cluster, listener))
     return out

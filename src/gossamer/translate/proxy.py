@@ -231,7 +231,8 @@ class Translator(SharedPieces):
                     held = buckets(snap.routes_for_service(ref))
                     self._local_limits(out, listener.name, held)
                 if self.telemetry_service is not None and table is not None:
-                    tags = telemetry.outbound_tags(ref, external=True)
+                    via = snap.external_services[ref].gateway  # the hop ends at the gateway
+                    tags = telemetry.outbound_tags(ref, external=True, via=via)
                     log = request_log(mesh, telemetry.OUTBOUND, tags)
                     build_logged = partial(telemetry.logging, listener, log)
                     listener = self.memo.get("egress-logged", (listener, ref, log), build_logged)
@@ -364,7 +365,8 @@ class Translator(SharedPieces):
         for lname in listeners:  # (the redirecting listener routes no rule)
             self._local_limits(out, lname, held if lname == names.gateway_listener(ref) else ())
         # egress: a listener per ExternalService routed through this gateway (``via``)
-        for cluster, listener in egress_resources(self.memo, snap, ref, tls):
+        counted = self.telemetry_service is not None
+        for cluster, listener in egress_resources(self.memo, snap, ref, tls, counted=counted):
             out.clusters[cluster.name] = cluster
             out.listeners[listener.name] = listener
             self._local_limits(out, listener.name, ())

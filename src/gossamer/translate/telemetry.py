@@ -20,7 +20,11 @@ with ``gossamer.telemetry.entries``):
 - ``gossamer.destination``: a literal ``<ns>/<svc>`` on each outbound listener (one listener
   per dependency), so a request that never got an upstream cluster (the 403 of a service
   the caller may not call, a local reply) still names the service it was for;
-- ``gossamer.destination_kind: external`` on an ExternalService's listener.
+- ``gossamer.destination_kind``: ``external`` on an ExternalService's listener (a
+  sidecar's, or an egress gateway's); ``gateway`` on a sidecar's listener for an
+  ExternalService reached through an egress gateway (``spec.via``), whose
+  ``gossamer.destination`` then names the gateway: that hop ends there, and the gateway's
+  own listener reports the hop to the external service.
 
 The address is fixed for the control plane's lifetime and the tags depend only on the
 listener, so the logger never changes a listener after its first version: no drain (but a
@@ -122,8 +126,13 @@ def access_log(log_name: str, tags: Mapping[str, str] | None = None) -> accesslo
     return _cached(log_name, tuple(sorted((tags or {}).items())))
 
 
-def outbound_tags(ref: Ref, *, external: bool = False) -> dict[str, str]:
-    """The literal tags of a sidecar's listener for the dependency ``ref``."""
+def outbound_tags(ref: Ref, *, external: bool = False, via: Ref | None = None) -> dict[str, str]:
+    """The literal tags of a listener whose requests all go to ``ref``: a sidecar's for a
+    dependency, an egress gateway's for an ExternalService (``external``). ``via``: the
+    requests go to that egress gateway, which calls ``ref`` (``spec.via``), so the hop is
+    to the gateway (kind ``gateway``), whatever the cluster's name says."""
+    if via is not None:
+        return {DESTINATION_TAG: f"{via[0]}/{via[1]}", DESTINATION_KIND_TAG: "gateway"}
     tags = {DESTINATION_TAG: f"{ref[0]}/{ref[1]}"}
     if external:
         tags[DESTINATION_KIND_TAG] = "external"

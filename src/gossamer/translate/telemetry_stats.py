@@ -73,6 +73,15 @@ PEER_TAG = "peer"
 #: response bytes, headers and body apart; attempts), ``wire`` (the stream's bytes on the
 #: wire, two counters), ``none`` (the histogram only: requests, status, latency, mTLS)
 Counters = Literal["full", "wire", "none"]
+#: how the tags travel: ``tags``, one Envoy tag per field; ``joined``, every field in the
+#: one tag ``JOINED_TAG``, ``JOINED_FIELDS`` in order, separated by ``SEPARATOR`` (Envoy
+#: formats and stores each tag of each request apart, name and value: one tag is cheaper)
+Layout = Literal["tags", "joined"]
+JOINED_TAG = "rq"
+SEPARATOR = " "
+#: the joined tag's fields, in order; the two a peer chooses come last (a method is an
+#: HTTP token, which has no space; the peer's URI SAN is the rest, whatever it holds)
+JOINED_FIELDS = ("view", "dst", "dst_kind", "code", "route", "cluster", "host", "method", "peer")
 _DURATION_FORMAT = "%COMMON_DURATION(DS_RX_BEG:DS_TX_END:us)%"
 
 
@@ -96,12 +105,48 @@ def _tags(log_name: str, literals: tuple[tuple[str, str], ...]) -> list[stats_lo
     return tags
 
 
+def _joined(log_name: str, literals: tuple[tuple[str, str], ...]) -> list[stats_log_pb2.Config.Tag]:
+    """The one tag of the ``joined`` layout: literals written out, Envoy's commands once."""
+    given = dict(literals)
+    inbound = log_name == INBOUND
+    values = {
+        VIEW_TAG: log_name,
+        "dst": given.get("dst") or "-",
+        "dst_kind": given.get("dst_kind") or "-",
+        CODE_TAG: "%RESPONSE_CODE%",
+        ROUTE_TAG: "%ROUTE_NAME%",
+        CLUSTER_TAG: "-" if inbound else "%UPSTREAM_CLUSTER%",
+        HOST_TAG: "-" if inbound else "%UPSTREAM_HOST%",
+        METHOD_TAG: "%REQ(:METHOD)%",
+        PEER_TAG: "%DOWNSTREAM_PEER_URI_SAN%" if inbound else "%UPSTREAM_PEER_URI_SAN%",
+    }
+    value = SEPARATOR.join(values[name] for name in JOINED_FIELDS)
+    return [stats_log_pb2.Config.Tag(name=JOINED_TAG, value_format=value)]
+
+
+def split_joined(value: str) -> dict[str, str]:
+    """The fields of a ``JOINED_TAG`` value (``_joined``), by their ``tags`` layout names;
+    a field Envoy had no value for is "" or "-", as in that layout."""
+    parts = value.split(SEPARATOR, len(JOINED_FIELDS) - 1)
+    if len(parts) != len(JOINED_FIELDS):
+        return {}
+    return {
+        name: part
+        for name, part in zip(JOINED_FIELDS, parts, strict=True)
+        if not (name in ("dst", "dst_kind") and part == "-")
+    }
+
+
 def config(
-    log_name: str, literals: tuple[tuple[str, str], ...], *, counters: Counters = "full"
+    log_name: str,
+    literals: tuple[tuple[str, str], ...],
+    *,
+    counters: Counters = "full",
+    layout: Layout = "tags",
 ) -> stats_log_pb2.Config:
     """The logger's typed config, without its scope (``access_log`` adds it)."""
     Config = stats_log_pb2.Config
-    tags = _tags(log_name, literals)
+    tags = _joined(log_name, literals) if layout == "joined" else _tags(log_name, literals)
     out = Config()
     out.histograms.add(
         stat=Config.Stat(name=DURATION, tags=tags),
@@ -123,10 +168,11 @@ def config(
 
 
 def _access_log(
-    log_name: str, literals: tuple[tuple[str, str], ...], counters: Counters
+    log_name: str, literals: tuple[tuple[str, str], ...], counters: Counters, layout: Layout
 ) -> accesslog_pb2.AccessLog:
     typed = json_format.MessageToDict(
-        config(log_name, literals, counters=counters), preserving_proto_field_name=True
+        config(log_name, literals, counters=counters, layout=layout),
+        preserving_proto_field_name=True,
     )
     typed["stats_scope"] = {"prefix": PREFIX}
     value = struct_pb2.Struct()
@@ -137,13 +183,17 @@ def _access_log(
 
 @lru_cache(maxsize=4096)
 def _cached(
-    log_name: str, literals: tuple[tuple[str, str], ...], counters: Counters
+    log_name: str, literals: tuple[tuple[str, str], ...], counters: Counters, layout: Layout
 ) -> accesslog_pb2.AccessLog:
-    return _access_log(log_name, literals, counters)
+    return _access_log(log_name, literals, counters, layout)
 
 
 def access_log(
-    log_name: str, tags: Mapping[str, str] | None = None, *, counters: Counters = "full"
+    log_name: str,
+    tags: Mapping[str, str] | None = None,
+    *,
+    counters: Counters = "full",
+    layout: Layout = "tags",
 ) -> accesslog_pb2.AccessLog:
     """The stats logger of one HCM (``log_name``: ``INBOUND``, ``OUTBOUND``, ``GATEWAY``),
     with ``tags`` (``translate.telemetry.outbound_tags``) as literal tags. Shared: copy it."""
@@ -151,7 +201,7 @@ def access_log(
         raise GossamerError(f"log_name {log_name!r}: expected inbound, outbound or gateway")
     given = (tags or {}).items()
     literals = tuple(sorted((_LITERALS[k], v) for k, v in given if k in _LITERALS))
-    return _cached(log_name, literals, counters)
+    return _cached(log_name, literals, counters, layout)
 
 
 _LITERALS = {DESTINATION_TAG: "dst", DESTINATION_KIND_TAG: "dst_kind"}
