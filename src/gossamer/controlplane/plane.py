@@ -22,6 +22,7 @@ from gossamer.controlplane.publisher import PUBLISH_SLICE, Publisher
 from gossamer.controlplane.route_wait import RouteWait
 from gossamer.controlplane.service import ApplyResult, ControlPlaneStatistics, Diff
 from gossamer.controlplane.tls_readiness import TlsReadiness
+from gossamer.controlplane.tls_shared import SharedTls
 from gossamer.controlplane.unreachable import UnreachableHosts
 from gossamer.errors import (
     FieldError,
@@ -191,6 +192,13 @@ class ControlPlane:
             return
         if self.tls.refresh(model, self.publisher.published_tls):
             self._mark_dirty()
+
+    def shared_tls(self) -> SharedTls:
+        """This replica's mTLS readiness for the others, and theirs taken in."""
+        publisher = self.publisher
+        return SharedTls(
+            self.tls, lambda: self.model, lambda: publisher.published_tls, self._mark_dirty
+        )
 
     async def _follow_tls(self) -> None:
         """After every ACK, see whether a sidecar became ready for mTLS or may now refuse

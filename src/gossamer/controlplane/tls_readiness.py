@@ -29,6 +29,7 @@ from typing import Protocol
 
 from envoy.config.listener.v3 import listener_pb2
 
+from gossamer.controlplane.tls_shared import TlsFacts
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.translate import names
 from gossamer.translate.tls import NO_TLS, TlsState, accepts_tls, mode_of
@@ -59,6 +60,10 @@ class TlsReadiness:
         self._enforced: frozenset[Ref] = frozenset()
         #: listener-set version -> does every inbound listener in it take TLS?
         self._takes_tls: dict[str, bool] = {}
+        #: what the other replicas judge (empty with one control plane)
+        self.remote = TlsFacts()
+        #: the workloads ready by what this replica sees itself
+        self._ready_here: frozenset[Ref] = frozenset()
 
     def state(self) -> TlsState:
         """What the next round should translate with."""
@@ -77,10 +82,17 @@ class TlsReadiness:
         self.holding = node_ids
         return changed
 
+    def set_remote(self, facts: TlsFacts) -> bool:
+        """What the other replicas judge; True if that changed."""
+        changed = facts != self.remote
+        self.remote = facts
+        return changed
+
     def refresh(self, model: ModelSnapshot, published: TlsState = NO_TLS) -> bool:
         """Recompute readiness from the proxies' ACKs; ``published``: the state the last
         round translated with. True if the next round must publish a new state."""
         ready: set[Ref] = set()
+        holding = self.holding | self.remote.holding
         holders: list[tuple[str, Snapshot]] = []
         # (only capable proxies count: a refresh follows every burst of ACKs, and reading
         # every connected proxy's identity cost ~3 ms at 1,000 when none was capable)
@@ -93,14 +105,17 @@ class TlsReadiness:
             ref = (proxy.namespace, proxy.name)
             if proxy.kind != "sidecar" or ref not in model.workloads:
                 continue
-            if node_id not in self.holding or not self._offers_tls(snap):
+            if node_id not in holding or not self._offers_tls(snap):
                 continue
-            if ref in self._ready or self._monitor.synced(node_id, snap):
+            if ref in self._ready_here or self._monitor.synced(node_id, snap):
                 ready.add(ref)
+        self._ready_here = frozenset(ready)
+        ready |= {ref for ref in self.remote.ready if ref in model.workloads}
         enforced = {ref for ref in self._enforced if ref in ready}
         for ref in published.ready - enforced:
             w = model.workloads.get(ref)
-            if w is None or ref not in ready:
+            # (only the replica its sidecar streams from decides: the listener is its to send)
+            if w is None or ref not in self._ready_here or ref in self.remote.unmarked:
                 continue
             service = (ref[0], w.spec.service)
             if mode_of(model, service) == "strict" and self._callers_synced(service, holders):
@@ -129,6 +144,30 @@ class TlsReadiness:
             ):
                 pending.append(node_id)
         return sorted(pending)
+
+    def local_facts(self, model: ModelSnapshot, published: TlsState) -> TlsFacts:
+        """What this replica shares with the others (``controlplane.tls_shared``): the
+        holding its agents reported here, the workloads ready by its own streams, and the
+        strict services' workloads some proxy here holds the endpoints of unmarked."""
+        strict: dict[str, list[Ref]] = {}  # outbound prefix -> that service's workloads
+        for ref, w in model.workloads.items():
+            service = (ref[0], w.spec.service)
+            if mode_of(model, service) == "strict":
+                strict.setdefault(names.outbound_prefix(service), []).append(ref)
+        unmarked: set[Ref] = set()
+        for node_id in self.capable if strict else ():
+            snap = self._cache.get(node_id)
+            if snap is None:
+                continue
+            # (an endpoint set is named ``outbound|<ns>/<service>|...``: its first two fields)
+            endpoints = snap.of(ResourceType.ENDPOINT)
+            held = {n[: n.find("|", n.find("|") + 1) + 1] for n in endpoints} & strict.keys()
+            if not held:
+                continue
+            synced = self._monitor.synced(node_id, snap)
+            for prefix in held:
+                unmarked.update(r for r in strict[prefix] if not synced or r not in published.ready)
+        return TlsFacts(self.holding, self._ready_here, frozenset(unmarked))
 
     def _offers_tls(self, snap: Snapshot) -> bool:
         version = snap.version(ResourceType.LISTENER)

@@ -1,7 +1,8 @@
 """What a control plane on etcd runs beside the rest, as one of several replicas
 (docs/store.md, "Replicas"): a probe of etcd (a lost etcd refuses writes at once, /readyz
-503, xDS closed after the grace), the hosts it sees alive shared with the other replicas,
-and the election of the replica that runs the singletons, its writes fenced."""
+503, xDS closed after the grace), the hosts it sees alive and its mTLS readiness shared
+with the other replicas, and the election of the replica that runs the singletons, its
+writes fenced."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def replica_of(plane: ControlPlane, xds: XdsServer, store_loss_grace: float) -> 
         return Replica()
     name = replica_name()
     presence = EtcdPresence(store, replica=name)
+    shared_tls = plane.shared_tls()  # (a sidecar and its callers may stream from others)
+    presence.document, presence.on_documents = shared_tls.document, shared_tls.take
     plane.leadership = leader = EtcdLeader(store, SINGLETONS, replica=name)
     plane.store_health = store.health
     closer = StoreLossGuard(store.health, store_loss_grace, xds.refuse_streams, xds.accept_streams)

@@ -4,10 +4,11 @@
 percent-encoded (so a ``/`` in a part cannot be taken for a separator);
 ``<prefix>/meta/store-id`` holds the store's identity (``etcd_identity.py``);
 ``<prefix>/presence/<host>/<replica>`` says a replica sees that host alive, bound to the
-replica's lease (``etcd_presence.py``); ``<prefix>/leader/<role>`` names the replica
-leading that role, bound to its lease, and its create revision is the fencing token
-(``etcd_leader.py``). A store
-revision is the etcd revision minus the store's base (the identity key's create revision).
+replica's lease (``etcd_presence.py``), and ``<prefix>/replica/<replica>`` holds what else
+it shares with the others (a document, bound to the same lease); ``<prefix>/leader/<role>``
+names the replica leading that role, bound to its lease, and its create revision is the
+fencing token (``etcd_leader.py``). A store revision is the etcd revision minus the
+store's base (the identity key's create revision).
 """
 
 from __future__ import annotations
@@ -66,6 +67,21 @@ class EtcdKeys:
     def presence(self) -> bytes:
         """Every presence key starts with this."""
         return f"{self.prefix}/presence/".encode()
+
+    @property
+    def replicas(self) -> bytes:
+        """Every replica's shared document's key starts with this."""
+        return f"{self.prefix}/replica/".encode()
+
+    def replica_key(self, replica: str) -> bytes:
+        return self.replicas + _part(replica).encode()
+
+    def replica_of(self, raw: bytes) -> str | None:
+        """The replica of a shared document's key; None for a key that is none."""
+        name = raw[len(self.replicas) :].decode(errors="replace")
+        if not raw.startswith(self.replicas) or not name or "/" in name:
+            return None
+        return unquote(name)
 
     def leader_key(self, role: str) -> bytes:
         return f"{self.prefix}/leader/{_part(role)}".encode()

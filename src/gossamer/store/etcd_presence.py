@@ -12,6 +12,11 @@ and the lease is kept alive (etcd's ``LeaseKeepAlive``, no revision) every ``eve
 seconds. A replica that stops (revokes its lease) or dies (its lease expires after ``ttl``
 seconds) takes its keys with it. Other replicas' keys are read every ``every`` seconds.
 
+The same rounds carry a document each replica shares with the others (``document``, e.g.
+its mTLS readiness: ``controlplane.tls_shared``) at ``<prefix>/replica/<replica>``, bound to
+the same lease: written when it changed, and every other replica's read each round
+(``on_documents`` when theirs changed).
+
 ``PresenceClaims`` is the state (no I/O); ``EtcdPresence`` keeps it in etcd.
 """
 
@@ -20,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import aetcd.rpc as rpc  # type: ignore[import-untyped]
 
@@ -87,6 +92,12 @@ class EtcdPresence:
         self.lease = EtcdLease(store.connection, ttl, what="shared host presence")
         self.every = every
         self.on_change: Callable[[], None] = lambda: None
+        #: this replica's shared document now (None: nothing to share yet)
+        self.document: Callable[[], bytes | None] = lambda: None
+        #: called with the other replicas' documents (replica -> document) when they change
+        self.on_documents: Callable[[Mapping[str, bytes]], None] = lambda documents: None
+        self._document_written: bytes | None = None
+        self._documents: dict[str, bytes] = {}
         self._failing = False
         #: rounds done (each: a keep-alive, the changed claims written, the others' read)
         self.rounds = 0
@@ -141,6 +152,7 @@ class EtcdPresence:
         keys = self.store.keys
         if await self.lease.keep():
             self.claims.lease_lost()
+            self._document_written = None
         put, deleted = self.claims.pending()
         if put or deleted:
             ops = [
@@ -167,4 +179,27 @@ class EtcdPresence:
         parsed = (keys.presence_of(kv.key) for kv in found.kvs)
         if self.claims.read(p for p in parsed if p is not None):
             self.on_change()
+        await self._share_documents()
         self.rounds += 1
+
+    async def _share_documents(self) -> None:
+        """Write this replica's document if it changed; read the others'."""
+        conn, keys = self.store.connection, self.store.keys
+        document = self.document()
+        if document is not None and document != self._document_written:
+            put = rpc.PutRequest(
+                key=keys.replica_key(self.claims.replica), value=document, lease=self.lease.id
+            )
+            await conn.txn(rpc.TxnRequest(success=[rpc.RequestOp(request_put=put)]))
+            self._document_written = document
+        found = await conn.range(
+            rpc.RangeRequest(key=keys.replicas, range_end=prefix_end(keys.replicas))
+        )
+        documents = {}
+        for kv in found.kvs:
+            replica = keys.replica_of(kv.key)
+            if replica is not None and replica != self.claims.replica:
+                documents[replica] = bytes(kv.value)
+        if documents != self._documents:
+            self._documents = documents
+            self.on_documents(documents)

@@ -1,6 +1,6 @@
-"""``EtcdPresence`` on a real etcd: claims bound to a replica's lease reach the other
-replicas, are written again under a new lease when etcd drops the old one, and vanish
-``ttl`` seconds after a replica dies without revoking its lease."""
+"""``EtcdPresence`` on a real etcd: claims and shared documents bound to a replica's lease
+reach the other replicas, are written again under a new lease when etcd drops the old one,
+and vanish ``ttl`` seconds after a replica dies without revoking its lease."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ async def test_claims_follow_the_lease(tmp_path: Path) -> None:
             b = EtcdPresence(store_b, replica="b", ttl=2, every=0.1)
             news = asyncio.Event()
             b.on_change = news.set
+            shared = {"a": b"first"}
+            seen_at_b: list[dict[str, bytes]] = []
+            a.document = lambda: shared["a"]
+            b.on_documents = lambda documents: seen_at_b.append(dict(documents))
             async with asyncio.TaskGroup() as tg:
                 runs = [tg.create_task(a.run()), tg.create_task(b.run())]
                 a.publish({"vm-1", "vm-2"})
@@ -49,6 +53,13 @@ async def test_claims_follow_the_lease(tmp_path: Path) -> None:
                     what="each replica's claims at the other",
                 )
                 assert news.is_set()
+                await wait_until(
+                    lambda: seen_at_b[-1:] == [{"a": b"first"}], timeout=10, what="A's document"
+                )
+                shared["a"] = b"second"  # (B shares none: it has no document to share)
+                await wait_until(
+                    lambda: seen_at_b[-1:] == [{"a": b"second"}], timeout=10, what="its change"
+                )
                 # etcd drops A's lease (and its keys): A writes its claims under a new one
                 lease = a.lease.id
                 await store_b.connection.lease_stub().LeaseRevoke(
@@ -59,6 +70,13 @@ async def test_claims_follow_the_lease(tmp_path: Path) -> None:
                     timeout=10,
                     what="A's claims under a new lease",
                 )
+
+                async def document_under_new_lease() -> bool:
+                    key = store_b.keys.replica_key("a")
+                    found = await store_b.connection.range(rpc.RangeRequest(key=key))
+                    return [(kv.value, kv.lease) for kv in found.kvs] == [(b"second", a.lease.id)]
+
+                await wait_until(document_under_new_lease, timeout=10, what="A's document again")
                 # A dies without revoking (its connection gone first): its claims last
                 # until the lease expires, ttl seconds later
                 await store_a.close()
@@ -66,6 +84,7 @@ async def test_claims_follow_the_lease(tmp_path: Path) -> None:
                 await wait_until(
                     lambda: b.alive_elsewhere() == frozenset(), timeout=10, what="A's lease expiry"
                 )
+                await wait_until(lambda: seen_at_b[-1] == {}, timeout=10, what="A's document gone")
                 runs[1].cancel()
     finally:
         await etcd.stop()

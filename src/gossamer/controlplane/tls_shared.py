@@ -1,0 +1,130 @@
+"""mTLS readiness across control-plane replicas (docs/store.md, "Replicas").
+
+Readiness (``controlplane.tls_readiness``) is judged from what a replica sees itself: the
+ACKs on its own xDS streams and the secrets its agents' heartbeats report. With several
+replicas a sidecar streams from one, its agent's heartbeats may reach another, and its
+callers stream from others still. Judged alone, the replica serving a strict sidecar saw
+none of its callers and let it refuse plaintext, while the replica serving the callers had
+never seen it ready and kept them on plaintext: every call failed (found by
+``bench/chaos.py``).
+
+So each replica shares three facts (``TlsFacts``) with the others (through etcd, with the
+hosts it sees alive: ``store.etcd_presence``):
+
+- ``holding``: proxies whose Envoy holds its secrets, as its agent reported here;
+- ``ready``: workloads whose sidecar streams from this replica and is ready for mTLS;
+- ``unmarked``: workloads of strict services whose endpoints some proxy streaming from
+  this replica holds without having ACKed them marked (not ready here yet, or not synced).
+
+and judges with the union of everyone's: a workload is ready if any replica says so, and a
+strict one refuses plaintext only when it is marked at every replica's proxies as well as
+its own. A replica that dies takes its facts with it when its lease expires; until then its
+``unmarked`` only delays enforcement (plaintext is still taken), never a call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.translate.tls import TlsState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TlsFacts:
+    holding: frozenset[str] = frozenset()
+    ready: frozenset[Ref] = frozenset()
+    unmarked: frozenset[Ref] = frozenset()
+
+    def to_json(self) -> bytes:
+        def refs(found: Iterable[Ref]) -> list[str]:
+            return sorted(f"{ns}/{name}" for ns, name in found)
+
+        doc = {
+            "holding": sorted(self.holding),
+            "ready": refs(self.ready),
+            "unmarked": refs(self.unmarked),
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str) -> TlsFacts:
+        """The facts in ``raw``; empty ones (and a warning naming ``where``) if malformed."""
+        try:
+            doc = json.loads(raw)
+
+            def refs(key: str) -> frozenset[Ref]:
+                out = set()
+                for text in doc.get(key, []):
+                    ns, sep, name = str(text).partition("/")
+                    if not sep or not ns or not name:
+                        raise ValueError(f"{key}: {text!r} is not NAMESPACE/NAME")
+                    out.add((ns, name))
+                return frozenset(out)
+
+            return cls(frozenset(map(str, doc.get("holding", []))), refs("ready"), refs("unmarked"))
+        except (ValueError, TypeError, AttributeError) as e:
+            log.warning("mTLS readiness shared by %s is malformed (%s); ignored", where, e)
+            return cls()
+
+    @classmethod
+    def union(cls, facts: Iterable[TlsFacts]) -> TlsFacts:
+        holding: set[str] = set()
+        ready: set[Ref] = set()
+        unmarked: set[Ref] = set()
+        for f in facts:
+            holding |= f.holding
+            ready |= f.ready
+            unmarked |= f.unmarked
+        return cls(frozenset(holding), frozenset(ready), frozenset(unmarked))
+
+
+class Readiness(Protocol):
+    """What sharing reads and tells of ``controlplane.tls_readiness.TlsReadiness``."""
+
+    def local_facts(self, model: ModelSnapshot, published: TlsState) -> TlsFacts: ...
+
+    def set_remote(self, facts: TlsFacts) -> bool: ...
+
+    def refresh(self, model: ModelSnapshot, published: TlsState = ...) -> bool: ...
+
+
+class SharedTls:
+    """This replica's ``TlsFacts`` for the others (``document``), and theirs taken in
+    (``take``); ``changed`` is called when readiness must be published again."""
+
+    def __init__(
+        self,
+        readiness: Readiness,
+        model: Callable[[], ModelSnapshot | None],
+        published: Callable[[], TlsState],
+        changed: Callable[[], None],
+    ) -> None:
+        self._readiness = readiness
+        self._model = model
+        self._published = published
+        self._changed = changed
+
+    def document(self) -> bytes | None:
+        """This replica's facts now (None before its model is loaded)."""
+        model = self._model()
+        if model is None:
+            return None
+        return self._readiness.local_facts(model, self._published()).to_json()
+
+    def take(self, documents: Mapping[str, bytes]) -> None:
+        """The other replicas' documents (replica -> its last ``document``)."""
+        facts = TlsFacts.union(
+            TlsFacts.from_json(raw, f"replica {r}") for r, raw in documents.items()
+        )
+        if not self._readiness.set_remote(facts):
+            return
+        model = self._model()
+        if model is not None and self._readiness.refresh(model, self._published()):
+            self._changed()

@@ -1,0 +1,90 @@
+"""mTLS readiness across replicas: a strict sidecar streaming from one replica refuses
+plaintext only once the callers streaming from another hold its endpoints marked (alone,
+its replica saw no caller and enforced at once while the callers' replica, which had never
+seen it ready, kept them on plaintext: every call failed, found by ``bench/chaos.py``)."""
+
+from __future__ import annotations
+
+from tests.unit.controlplane.test_tls_readiness import ALL, EDGE, REVIEWS, REVIEWS_2, WEB, World
+
+from gossamer.controlplane.tls_shared import SharedTls, TlsFacts
+from gossamer.types import ProxyIdentity
+
+R1, R2 = ("default", "reviews-1"), ("default", "reviews-2")
+
+
+class Replica:
+    """One replica's view: the proxies streaming from it, its agents' holding reports."""
+
+    def __init__(self, streams: tuple[ProxyIdentity, ...], holding: tuple[ProxyIdentity, ...]):
+        self.w = World("strict", capable=streams)
+        for p in {WEB, REVIEWS, REVIEWS_2, EDGE} - set(streams):
+            self.w.cache.detach(p)
+        self.w.tls.set_holding(frozenset(p.node_id for p in holding))
+        self.shared = SharedTls(
+            self.w.tls, lambda: self.w.model, lambda: self.w.publisher.published_tls, lambda: None
+        )
+
+    def round(self, *acked: ProxyIdentity) -> None:
+        """Publish, the proxies ACK, readiness is judged again."""
+        self.w.publish()
+        self.w.acks.ack(*acked)
+        self.w.refresh()
+
+
+def exchange(a: Replica, b: Replica) -> None:
+    doc_a, doc_b = a.shared.document(), b.shared.document()
+    assert doc_a is not None and doc_b is not None
+    a.shared.take({"b": doc_b})
+    b.shared.take({"a": doc_a})
+
+
+def test_a_strict_sidecar_waits_for_the_callers_on_another_replica() -> None:
+    a = Replica(streams=(REVIEWS, REVIEWS_2), holding=(REVIEWS, REVIEWS_2))
+    b = Replica(streams=(WEB, EDGE), holding=(WEB, EDGE))
+    a.round(REVIEWS, REVIEWS_2)
+    b.round(WEB, EDGE)
+    assert a.w.tls.state().ready == {R1, R2}
+    exchange(a, b)
+    # B learnt that reviews is ready and marks it for its callers; A does not enforce yet:
+    # B's callers hold reviews' endpoints unmarked
+    b.round()
+    assert b.w.marked(WEB, ALL) == {"reviews-1", "reviews-2"}
+    a.round(REVIEWS, REVIEWS_2)
+    a.round(REVIEWS, REVIEWS_2)
+    assert a.w.tls.state().enforced == frozenset() and a.w.chains(REVIEWS) == 2
+
+    b.round(WEB, EDGE)  # the callers ACKed the mark
+    exchange(a, b)
+    a.round(REVIEWS, REVIEWS_2)
+    assert a.w.tls.state().enforced == {R1, R2}
+    a.w.publish()
+    assert a.w.chains(REVIEWS) == 1  # TLS only, now that every caller sends it
+
+
+def test_alone_the_sidecars_replica_enforces_before_the_callers_are_marked() -> None:
+    """(What happened before the replicas shared: the test above fails this way.)"""
+    a = Replica(streams=(REVIEWS, REVIEWS_2), holding=(REVIEWS, REVIEWS_2))
+    a.round(REVIEWS, REVIEWS_2)
+    a.round(REVIEWS, REVIEWS_2)
+    assert a.w.tls.state().enforced == {R1, R2}
+
+
+def test_secrets_reported_to_another_replica_count() -> None:
+    """The agent's heartbeats reach B, its sidecar streams from A: A judges it ready."""
+    a = Replica(streams=(REVIEWS,), holding=())
+    b = Replica(streams=(WEB,), holding=(REVIEWS,))
+    a.round(REVIEWS)
+    a.round(REVIEWS)
+    assert a.w.tls.state().ready == frozenset()
+    exchange(a, b)
+    assert a.w.tls.state().ready == {R1}
+
+
+def test_the_document_round_trips_and_a_malformed_one_is_ignored() -> None:
+    facts = TlsFacts(frozenset({"sidecar~default~web-1"}), frozenset({R1}), frozenset({R2}))
+    assert TlsFacts.from_json(facts.to_json(), "replica x") == facts
+    for raw in (b"not json", b'{"ready": ["no-slash"]}', b'{"ready": 7}', b"[]"):
+        assert TlsFacts.from_json(raw, "replica x") == TlsFacts()
+    both = TlsFacts.union([facts, TlsFacts(ready=frozenset({R2}))])
+    assert both.ready == {R1, R2} and both.unmarked == {R2}
