@@ -24,7 +24,8 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
 
-def _check_server(url: str) -> str:
+def check_server(url: str) -> str:
+    """A ``--server`` URL without its trailing slash; ``BadParameter`` if not http(s)."""
     if not url.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{url!r} is not an http(s) URL: write e.g. {DEFAULT_SERVER}")
     return url.rstrip("/")
@@ -35,7 +36,7 @@ Server = Annotated[
     typer.Option(
         "--server",
         envvar="GOSSAMER_SERVER",
-        callback=_check_server,
+        callback=check_server,
         help="the control plane's API",
         show_default=True,
     ),

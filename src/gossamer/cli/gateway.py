@@ -11,7 +11,7 @@ from rich.text import Text
 
 from gossamer.agent.trust import CA_FILE_ENV
 from gossamer.cli.client import DEFAULT_SERVER, ApiClient
-from gossamer.cli.common import Server, reporting_errors, stderr
+from gossamer.cli.common import check_server, reporting_errors, stderr
 from gossamer.cli.logs import setup_logging
 from gossamer.errors import ApiError, ConfigError, UnreachableError
 from gossamer.ports import Address, parse_host_port, parse_host_ports
@@ -53,6 +53,25 @@ def xds_address(server: str, xds_addr: str | None) -> tuple[Address, ...]:
         f"--state-dir (docs/gateway.md). Envoy dials {fallback}"
     )
     return ((host, DEFAULT_XDS_PORT),)
+
+
+def _check_servers(text: str) -> str:
+    return ",".join(check_server(url.strip()) for url in text.split(","))
+
+
+#: ``--server``: the control plane, or its replicas (comma-separated)
+Servers = Annotated[
+    str,
+    typer.Option(
+        "--server",
+        envvar="GOSSAMER_SERVER",
+        callback=_check_servers,
+        help="the control plane's API (several replicas comma-separated: with --token the "
+        "gateway joins through the first and its later calls move on to the next when one "
+        "does not answer)",
+        show_default=True,
+    ),
+]
 
 
 def _warn(line: str) -> None:
@@ -106,7 +125,7 @@ def register(app: typer.Typer) -> None:
     @app.command("gateway")
     def gateway(
         name: Annotated[str, typer.Option("--name", help="the Gateway resource to serve")],
-        server: Server = DEFAULT_SERVER,
+        server: Servers = DEFAULT_SERVER,
         namespace: Annotated[
             str, typer.Option("--namespace", "-n", help="the Gateway's namespace")
         ] = DEFAULT_NAMESPACE,
@@ -211,7 +230,8 @@ def register(app: typer.Typer) -> None:
                     "--token needs --state-dir: the gateway keeps the credential it joins "
                     "for there (a join token is used once)"
                 )
-            xds = xds_address(server, xds_addr)
+            first = server.split(",")[0]  # (asked where xDS is, and whether the port is free)
+            xds = xds_address(first, xds_addr)
             settings = GatewaySettings(
                 name=name,
                 namespace=namespace,
@@ -236,7 +256,7 @@ def register(app: typer.Typer) -> None:
                     else parse_host_ports(xds_tls_addr, "--xds-tls-addr"),
                     ca_file,
                 )
-            preflight(server, namespace, name)
+            preflight(first, namespace, name)
             main(
                 settings, keep_workdir=workdir is not None or state_dir is not None, joining=joining
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gossamer.cli.gateway import DEFAULT_XDS_PORT, xds_address
+from gossamer.cli.gateway import DEFAULT_XDS_PORT, _check_servers, xds_address
 from gossamer.errors import ConfigError
 from gossamer.ports import host_ports, parse_host_port, parse_host_ports
 
@@ -43,3 +43,16 @@ def test_bad_host_port_names_the_option(text: str) -> None:
 
 def test_ipv6_brackets() -> None:
     assert parse_host_port("[::1]:9901", "--admin-addr") == ("::1", 9901)
+
+
+def test_server_takes_every_replica_and_refuses_a_bad_one() -> None:
+    from typer.testing import CliRunner
+
+    from gossamer.cli.main import app
+
+    bad = "http://127.0.0.1:7070,ftp://cp-2:7070"
+    runner = CliRunner(env={"COLUMNS": "250", "NO_COLOR": "1"})
+    result = runner.invoke(app, ["gateway", "--name", "edge", "--server", bad])
+    assert result.exit_code == 2
+    assert "'ftp://cp-2:7070' is not an http(s) URL" in result.output
+    assert _check_servers("http://a:1/, https://b:2") == "http://a:1,https://b:2"
