@@ -15,7 +15,11 @@ tracing rate per Mesh), Mesh ``strict`` (mTLS between the sidecars, SDS):
     no route starts a trace);
   * logs: the same with ``telemetry.requests: logs`` (the gRPC access logger on every HCM);
   * trace1 / trace100: logs with ``tracing.sampling`` 1 % / 100 % (logs, so that tracing's
-    own share reads against the logs chain as in earlier runs).
+    own share reads against the logs chain as in earlier runs);
+  * stats-tags / stats-joined: stats with the logger's fields one Envoy tag each (8
+    outbound, 5 inbound) / all in one tag, whatever the default (``_stats_layouts``);
+    stats-bare: the histogram tagged with its view only (no edge, not checked: the floor
+    of what the tags cost).
 Measured interleaved (order flipped each round) at 1 and 16 connections; the load
 generator (``_common.LOADER``) runs in its own process and reads the chain's two Envoys'
 utime + stime around its run. Each telemetry service is a real process; its CPU over the
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _stats_layouts
 import httpx
 from _common import LoadResult, chain_args, chain_parser, cpu_seconds, exit_if_failed, http_load
 from mesh_hosts import HostAgent
@@ -66,9 +71,20 @@ CONFIGS: dict[str, tuple[float, str] | None] = {
     "logs": (0.0, "logs"),
     "trace1": (1.0, "logs"),
     "trace100": (100.0, "logs"),
+    "stats-tags": (0.0, "stats"),
+    "stats-joined": (0.0, "stats"),
+    "stats-bare": (0.0, "stats"),
 }
+#: configuration -> its Mesh's trust domain (``_stats_layouts.TRUST_DOMAINS``), else ``TD``
+TRUST_DOMAINS = {
+    "stats-tags": "tags.bench.local",
+    "stats-joined": "joined.bench.local",
+    "stats-bare": "bare.bench.local",
+}
+#: configurations whose counts cannot be checked per edge (a floor, not a candidate)
+UNCHECKED = ("stats-bare",)
 #: the configurations whose cost the target is about (exact topology and RED)
-TARGETED = ("stats", "logs")
+TARGETED = ("stats", "logs", "stats-tags", "stats-joined")
 CONNECTIONS = (1, 16)
 #: the issue's target for exact topology and RED: on / off CPU per request
 CPU_TARGET = 1.10
@@ -131,7 +147,7 @@ def manifests(name: str, config: tuple[float, str] | None) -> str:
 apiVersion: gossamer.dev/v1
 kind: Mesh
 metadata: {{name: default}}
-spec: {{trustDomain: {TD}, mtls: {{mode: strict}}{tracing}}}
+spec: {{trustDomain: {TRUST_DOMAINS.get(name, TD)}, mtls: {{mode: strict}}{tracing}}}
 ---
 apiVersion: gossamer.dev/v1
 kind: Service
@@ -206,7 +222,7 @@ async def measure(planes: dict[str, Plane], args: argparse.Namespace) -> list[Sa
         await http_load(p.chain.address, 16, max_requests=500, max_seconds=2)
         if p.chain.handshakes is None or await p.chain.handshakes() == 0:
             raise RuntimeError(f"the {p.name} chain's callee Envoy made no TLS handshake")
-    on = [p for p in planes.values() if p.sampling is not None]
+    on = [p for p in planes.values() if p.sampling is not None and p.name not in UNCHECKED]
     base = {p.name: await settled(p) for p in on}
     spans0 = {p.name: await spans_sent(p) for p in on}
     received0 = {p.name: await spans_received(p) for p in on}
@@ -291,7 +307,7 @@ def report(samples: list[Sample], configs: list[str]) -> None:
     """The table pooled over rounds, and each configuration / off, per connection count."""
     print("\npooled over rounds (CPU = both Envoys of the chain)")
     print(
-        f"{'conns':>5} {'config':>8} {'rps':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'conns':>5} {'config':>12} {'rps':>7} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'us CPU/req':>10} {'x off':>6} {'errors':>6}"
     )
     for conns in CONNECTIONS:
@@ -300,7 +316,7 @@ def report(samples: list[Sample], configs: list[str]) -> None:
         off = rows["off"].cpu_us_per_request
         for config, m in rows.items():
             print(
-                f"{conns:5d} {config:>8} {m.rps:7.0f} {m.ms(50):7.3f} {m.ms(99):7.3f} "
+                f"{conns:5d} {config:>12} {m.rps:7.0f} {m.ms(50):7.3f} {m.ms(99):7.3f} "
                 f"{m.cpu_us_per_request:10.1f} {m.cpu_us_per_request / off:5.2f}x {m.errors:6d}"
             )
         for config in configs[1:]:
@@ -334,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown or not args.configs or args.configs[0] != "off" or len(set(args.configs)) < 2:
         choices = list(CONFIGS)[1:]
         parser.error(f"--configs: 'off', then one or more of {choices}; got {args.configs}")
+    _stats_layouts.install()
     samples = asyncio.run(run(args))
     report(samples, args.configs)
     exit_if_failed(s.result.errors for s in samples)

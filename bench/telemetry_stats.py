@@ -12,7 +12,9 @@ ratio to no logger; docs/telemetry.md, "Cost"):
     attempt counters), its stats pushed every 10 s by the OpenTelemetry stat sink of
     ``translate.stat_sink`` to the same service (the sink's flush is in the figure too);
   * stats-1: the same logger with the latency histogram only (the request count is its
-    sample count): what the counters add.
+    sample count): what the counters add;
+  * stats-1j: stats-1 with every field in one tag (``layout="joined"``): what formatting
+    and storing eight tags apart costs.
 
     .venv/bin/python bench/telemetry_stats.py [--seconds 4] [--rounds 3] [--connections 16]
 """
@@ -40,7 +42,7 @@ from gossamer.types import ProxyIdentity
 
 WHO = ProxyIdentity("sidecar", "default", "web-1", service="web")
 CLUSTER = "outbound|default/api|http"
-VARIANTS = ("off", "grpc", "stats", "stats-3", "stats-1")
+VARIANTS = ("off", "grpc", "stats", "stats-3", "stats-1", "stats-1j")
 
 
 def _logger(variant: str) -> accesslog_pb2.AccessLog | None:
@@ -53,6 +55,10 @@ def _logger(variant: str) -> accesslog_pb2.AccessLog | None:
         return telemetry_stats.access_log(telemetry.OUTBOUND, tags, counters="wire")
     if variant == "stats-1":
         return telemetry_stats.access_log(telemetry.OUTBOUND, tags, counters="none")
+    if variant == "stats-1j":
+        return telemetry_stats.access_log(
+            telemetry.OUTBOUND, tags, counters="none", layout="joined"
+        )
     return None
 
 

@@ -14,8 +14,15 @@ method and route, the verified peer); Envoy's OpenTelemetry stat sink
 - ``gossamer.rq_attempts``: a counter of upstream attempts (the client view's retries).
 
 It is what the translator gives every HCM by default (``Mesh.spec.telemetry.requests:
-stats``, ``request_log``: the histogram only, which measured cheapest); ``logs`` gives the
-gRPC access logger (``translate.telemetry``) instead.
+stats``, ``request_log``: the histogram only, which measured cheapest, with every field in
+one tag ``rq``, ``Layout``); ``logs`` gives the gRPC access logger (``translate.telemetry``)
+instead.
+
+Envoy formats each tag of each request apart and stores its name and value as dynamic stat
+names before it looks the tagged stat up; in the ``joined`` layout the literals are written
+into the one tag's format and each of Envoy's commands is formatted once, so a request costs
+one tag instead of 8 (client view) or 5 (server view). The service splits it
+(``split_joined``) and reads series of either layout.
 
 The config is sent as an ``xds.type.v3.TypedStruct`` made from the typed message: Envoy 1.40
 deprecates ``stat_prefix`` for ``stats_scope`` (a ``type.v3.Scope``), which the installed
@@ -170,10 +177,12 @@ def config(
 def _access_log(
     log_name: str, literals: tuple[tuple[str, str], ...], counters: Counters, layout: Layout
 ) -> accesslog_pb2.AccessLog:
-    typed = json_format.MessageToDict(
-        config(log_name, literals, counters=counters, layout=layout),
-        preserving_proto_field_name=True,
-    )
+    return wrapped(config(log_name, literals, counters=counters, layout=layout))
+
+
+def wrapped(typed_config: stats_log_pb2.Config) -> accesslog_pb2.AccessLog:
+    """The logger of ``typed_config``, scoped under ``PREFIX``, as Envoy 1.40 takes it."""
+    typed = json_format.MessageToDict(typed_config, preserving_proto_field_name=True)
     typed["stats_scope"] = {"prefix": PREFIX}
     value = struct_pb2.Struct()
     value.update(typed)
@@ -212,8 +221,10 @@ def request_log(
 ) -> accesslog_pb2.AccessLog:
     """The logger counting every request of one HCM, as ``Mesh.spec.telemetry.requests``
     says: ``stats``, this module's logger with the latency histogram only (``counters:
-    none``: what measured cheapest, docs/telemetry.md "Cost"); ``logs``, the gRPC access
-    logger (``translate.telemetry.access_log``). Shared: copy it."""
+    none``: what measured cheapest, docs/telemetry.md "Cost"), every field in one tag
+    (``layout="joined"``: 0.95-0.99x of the CPU of one tag per field in the chain,
+    docs/benchmarks.md); ``logs``, the gRPC access logger
+    (``translate.telemetry.access_log``). Shared: copy it."""
     if mesh.spec.telemetry.requests == "logs":
         return telemetry.access_log(log_name, tags)
-    return access_log(log_name, tags, counters="none")
+    return access_log(log_name, tags, counters="none", layout="joined")

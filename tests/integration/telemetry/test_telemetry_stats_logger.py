@@ -1,10 +1,11 @@
 """A real Envoy counts every request with the stats access logger
 (``envoy.access_loggers.stats``, ``translate.telemetry_stats``) and pushes the counts with
 its OpenTelemetry stat sink (``translate.stat_sink``) to a real ``gossamer telemetry
-serve``: the topology has exactly the one real edge with exactly the client's counts, 4xx
-and 5xx apart, p50/p99 within the buckets' 6 % plus the sketch's 1 % plus one rank of what
-the client measured; no gRPC access-log entry is sent; and a stopped service that comes
-back loses nothing (the next cumulative export carries every request)."""
+serve``, in either layout of its tags (one per field, or all in one): the topology has
+exactly the one real edge with exactly the client's counts, 4xx and 5xx apart, p50/p99
+within the buckets' 6 % plus the sketch's 1 % plus one rank of what the client measured; no
+gRPC access-log entry is sent; and a stopped service that comes back loses nothing (the next
+cumulative export carries every request)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,10 @@ LATENCY_SLACK = 1.06 * 1.01
 
 
 def stats_bootstrap(
-    listen: tuple[str, int], backend: tuple[str, int], svc: tuple[str, int]
+    listen: tuple[str, int],
+    backend: tuple[str, int],
+    svc: tuple[str, int],
+    layout: telemetry_stats.Layout = "joined",
 ) -> bootstrap_pb2.Bootstrap:
     table = resources.route_configuration("routes", {"*": CLUSTER})
     table.virtual_hosts[0].routes[0].name = "default"
@@ -50,7 +54,10 @@ def stats_bootstrap(
     hcm = hcm_pb2.HttpConnectionManager()
     listener.filter_chains[0].filters[0].typed_config.Unpack(hcm)
     log = telemetry_stats.access_log(
-        telemetry.OUTBOUND, telemetry.outbound_tags(("default", "api")), counters="none"
+        telemetry.OUTBOUND,
+        telemetry.outbound_tags(("default", "api")),
+        counters="none",
+        layout=layout,
     )
     hcm.access_log.append(log)
     listener.filter_chains[0].filters[0].typed_config.Pack(hcm)
@@ -85,7 +92,10 @@ async def counted(svc: TelemetryProcess, n: int) -> list[dict[str, Any]]:
     return found
 
 
-async def test_the_stats_logger_counts_exactly_what_the_client_sent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["joined", "tags"])
+async def test_the_stats_logger_counts_exactly_what_the_client_sent(
+    tmp_path: Path, layout: telemetry_stats.Layout
+) -> None:
     svc = TelemetryProcess(tmp_path, ("127.0.0.1", free_port()), ("127.0.0.1", free_port()))
     await svc.start()
     rng = random.Random(7)
@@ -96,7 +106,7 @@ async def test_the_stats_logger_counts_exactly_what_the_client_sent(tmp_path: Pa
     try:
         async with HttpBackend("api", host=BACKEND_HOST) as backend:
             listen = (ENVOY_HOST, free_port(ENVOY_HOST))
-            bootstrap = stats_bootstrap(listen, backend.address, svc.grpc_at)
+            bootstrap = stats_bootstrap(listen, backend.address, svc.grpc_at, layout)
             await validate_config(bootstrap)
             async with (
                 EnvoyProcess(bootstrap, workdir=tmp_path / "envoy") as envoy,

@@ -50,7 +50,8 @@ def _literals(log: accesslog_pb2.AccessLog) -> dict[str, str]:
     typed = typed_struct_pb2.TypedStruct()
     assert log.typed_config.Unpack(typed)
     [histogram] = typed.value["histograms"]
-    tags = {t["name"]: t["value_format"] for t in histogram["stat"]["tags"]}
+    [tag] = histogram["stat"]["tags"]  # (the default layout: every field in one tag)
+    tags = telemetry_stats.split_joined(tag["value_format"])
     keys = {
         "view": "view",
         "dst": telemetry.DESTINATION_TAG,
