@@ -26,34 +26,37 @@ def manifest(kind: str, name: str, spec: dict[str, object]) -> dict[str, object]
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
-def edge(gw_port: int, backends: list[tuple[str, int]], mark: str) -> list[dict[str, object]]:
-    """The gateway ``edge`` sending to ``shop`` (one plain workload per backend), its answers
-    marked ``x-chaos: <mark>``."""
-    shop = [
-        manifest(
-            "Workload",
-            f"shop-{i}",
-            {"service": "shop", "address": host, "sidecar": False, "ports": [{"port": port}]},
-        )
-        for i, (host, port) in enumerate(backends, 1)
-    ]
-    rule = {
+def edge(gw_port: int, mark: str) -> list[dict[str, object]]:
+    """The gateway ``edge`` sending to ``shop``, its answers marked ``x-chaos: <mark>``.
+    Every request meets a global rate limit (the shared rate-limit service is asked each
+    time; the figure is far above the load); ``/limited`` meets one of 2 a minute per
+    ``x-chaos-key``, which the bench probes to see limits enforced."""
+    # the load is GETs only (idempotent), so a request Envoy sent on a keep-alive
+    # connection the stopping backend closed under it (503 UC) is safe to try again; the
+    # Mesh's default retries leave ``reset`` out, for POSTs
+    retries = {
+        "attempts": 2,
+        "retryOn": ["connect-failure", "refused-stream", "reset", "retriable-status-codes"],
+        "statusCodes": [503],
+    }
+    marked = {"response": {"set": {"x-chaos": mark}}}
+    limited = {
+        "name": "limited",
+        "matches": [{"path": {"prefix": "/limited"}}],
         "destinations": [{"service": "shop"}],
-        "headers": {"response": {"set": {"x-chaos": mark}}},
-        # the load is GETs only (idempotent), so a request Envoy sent on a keep-alive
-        # connection the stopping backend closed under it (503 UC) is safe to try again;
-        # the Mesh's default retries leave ``reset`` out, for POSTs
-        "retries": {
-            "attempts": 2,
-            "retryOn": ["connect-failure", "refused-stream", "reset", "retriable-status-codes"],
-            "statusCodes": [503],
-        },
+        "rateLimit": {"requests": 2, "per": "1m", "global": True, "key": {"header": "x-chaos-key"}},
+    }
+    everything = {
+        "name": "shop",
+        "destinations": [{"service": "shop"}],
+        "headers": marked,
+        "retries": retries,
+        "rateLimit": {"requests": 1_000_000, "per": "1s", "global": True},
     }
     return [
         service("shop"),
-        *shop,
         manifest("Gateway", "edge", {"port": gw_port}),
-        manifest("Route", "edge", {"gateways": ["edge"], "rules": [rule]}),
+        manifest("Route", "edge", {"gateways": ["edge"], "rules": [limited, everything]}),
     ]
 
 
@@ -62,9 +65,11 @@ class Replica:
     data: Path
     api: int
     xds: int
+    #: the mTLS xDS port (fixed, so hosts that joined find it after a restart)
+    xds_tls: int
     grace: float
-    #: ``--telemetry`` and ``--telemetry-http`` (the shared service's)
-    telemetry: list[str] = field(default_factory=lambda: ["--telemetry", "off"])
+    #: ``--telemetry``, ``--telemetry-http`` and ``--ratelimit`` (the shared services')
+    services: list[str] = field(default_factory=lambda: ["--telemetry", "off"])
     process: ManagedProcess | None = None
 
     @property
@@ -75,7 +80,7 @@ class Replica:
         argv = [*CLI, "control-plane", "--data-dir", str(self.data), "--store", store]
         argv += ["--api-tls", "off", "--api-addr", f"127.0.0.1:{self.api}"]
         argv += ["--xds-addr", f"127.0.0.1:{self.xds}", "--xds-tls", "optional"]
-        argv += ["--xds-tls-addr", "127.0.0.1:0", *self.telemetry]
+        argv += ["--xds-tls-addr", f"127.0.0.1:{self.xds_tls}", *self.services]
         argv += ["--store-loss-grace", f"{self.grace:g}"]
         log = self.data.parent / f"{self.data.name}.log"
         self.process = ManagedProcess(argv, log_path=log, name=f"control plane {self.data.name}")

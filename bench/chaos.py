@@ -5,22 +5,32 @@ Run: ``.venv/bin/python bench/chaos.py [--replicas 3] [--down 30] [--settle 5]``
 
 A 3-member etcd cluster (``gossamer.testing.etcd.EtcdCluster``, Raft timing for a loaded
 machine), ``--replicas`` control planes on it (``gossamer control-plane`` processes, one CA:
-the first replica's ``ca/`` copied to the others before they start), a ``gossamer gateway
---xds-addr`` naming every replica, and two instances of a service behind it. A bounded
-load loop sends requests through the gateway the whole time. Then, one after the other:
+the first replica's ``ca/`` copied to the others before they start), the telemetry and
+rate-limit services they share, a ``gossamer gateway`` with a mesh identity naming every
+replica, and two hosts with real agents (``bench/_chaos_dataplane.py``): ``shop-1`` and
+``shop-2`` behind sidecars, and ``front-1`` whose sidecar calls ``shop``. The Mesh is strict
+mTLS with ``certificateTTL: --certificate-ttl``. Two bounded load loops run the whole time:
+through the gateway (every request asks the rate-limit service) and east-west through
+front's sidecar. Then, one after the other:
 
 - ``replica-killed``: SIGKILL of the replica the gateway's Envoy streams from (started again
   afterwards);
 - ``singleton-leader-killed``: SIGKILL of the replica that leads the singletons
   (``/v1/statistics``), reporting how long until another leads (its lease's time to live,
   10 s), started again afterwards;
+- ``all-replicas-down``: every replica stopped for ``--down`` seconds, then started again;
 - ``telemetry-restarted``: SIGKILL of the telemetry service the replicas share
   (``--telemetry HOST:PORT``, as on a host of its own), started again after ``--settle``,
   reporting how long until it counts the gateway's requests again;
-- ``all-replicas-down``: every replica stopped for ``--down`` seconds, then started again;
+- ``ratelimit-restarted``: SIGKILL of the rate-limit service (the Mesh fails open), started
+  again, reporting how long until the gateway refuses past a limit again;
+- ``agent-killed``: SIGKILL of ``host-shop``'s agent (its Envoys serve on), started again,
+  reporting how long until the new agent adopted them;
+- ``certificates-renewed``: waits until every identity (both hosts' and the gateway's) was
+  renewed once more, reporting how long it took;
 - ``etcd-member-restarted``: a member that does not lead, stopped and started;
 - ``etcd-leader-killed``: SIGKILL of etcd's leader, started again afterwards;
-- ``backend-killed``: one instance of the service stops for good.
+- ``backend-killed``: ``shop-1``'s app stops for good (its sidecar stays).
 
 After each, one write (a new Service) goes to a replica that runs, and the scenario waits
 until the gateway serves a Route change written with it (``recover_s``: from the fault to
@@ -37,7 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
+import re
 import sys
 import tempfile
 import time
@@ -45,103 +55,70 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from _chaos_parts import CLI, Load, Replica, Row, TelemetryService, edge
+from _chaos_dataplane import DataPlane, mesh_manifests
+from _chaos_parts import CLI, Load, Row, edge
+from _chaos_planes import Planes
 
 from gossamer.envoy.process import ManagedProcess
 from gossamer.errors import PollTimeoutError
 from gossamer.polling import wait_until
-from gossamer.testing.backends import HttpBackend
-from gossamer.testing.controlplane import admin_token
-from gossamer.testing.etcd import LOADED, EtcdCluster
+from gossamer.testing.etcd import LOADED
 from gossamer.testing.mesh import service
 from gossamer.testing.ports import free_port
-
-BACKEND_HOST = "127.0.0.3"
 
 
 class Chaos:
     def __init__(self, workdir: Path, args: argparse.Namespace) -> None:
         self.workdir = workdir
         self.args = args
-        self.etcd = EtcdCluster(workdir / "etcd")
-        self.telemetry = TelemetryService(workdir / "telemetry", free_port(), free_port())
-        grace, telemetry = args.store_loss_grace, self.telemetry.replica_args()
-        self.replicas = [
-            Replica(workdir / f"cp{i}", free_port(), free_port(), grace, telemetry)
-            for i in range(1, args.replicas + 1)
-        ]
+        self.client = httpx.AsyncClient(timeout=10, trust_env=False)
+        self.mesh = DataPlane(workdir, self.client, args.settle)
+        self.planes = Planes(
+            workdir,
+            self.client,
+            replicas=args.replicas,
+            settle=args.settle,
+            down=args.down,
+            grace=args.store_loss_grace,
+            services=["--ratelimit", f"127.0.0.1:{self.mesh.ratelimit.port}"],
+        )
         self.gw_port = free_port()
         self.load = Load(f"http://127.0.0.1:{self.gw_port}/")
-        self.client = httpx.AsyncClient(timeout=10, trust_env=False)
         #: acknowledged writes: (Service name, the revision the apply answered)
         self.writes: list[tuple[str, int]] = []
-        self.backends: list[HttpBackend] = []
         #: requests the bench sent to the gateway besides the load (waiting for it to serve)
         self.probes = 0
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def live(self) -> Replica:
-        return next(r for r in self.replicas if r.running)
+    @property
+    def loads(self) -> list[Load]:
+        return [self.load] + ([self.mesh.load] if self.mesh.load else [])
 
-    async def apply(self, manifests: list[dict[str, object]]) -> int:
-        """Apply through a running replica (another one when it answers 503); the revision."""
+    def sent(self) -> int:
+        return sum(load.sent for load in self.loads)
 
-        last: list[str] = []
-
-        async def attempt() -> int | None:
-            for replica in (r for r in self.replicas if r.running):
-                try:
-                    r = await self.client.post(
-                        f"{replica.url}/v1/apply", json={"manifests": manifests}
-                    )
-                except httpx.TransportError as e:
-                    last[:] = [f"{replica.data.name}: {e!r}"]
-                    continue
-                if r.status_code == 200:
-                    return int(r.json()["revision"])
-                last[:] = [f"{replica.data.name}: {r.status_code} {r.text[:300]}"]
-            return None
-
-        try:
-            found = await wait_until(attempt, timeout=60, what="a replica that takes the write")
-        except TimeoutError:
-            raise RuntimeError(f"no replica took the write; the last answer: {last}") from None
-        assert isinstance(found, int)
-        return found
+    def failed(self) -> int:
+        return sum(load.failed for load in self.loads)
 
     async def write(self, scenario: str) -> None:
         """One acknowledged write (a Service), and a Route change the gateway must serve."""
         name = f"chaos-{len(self.writes) + 1}"
-        self.writes.append((name, await self.apply([service(name)])))
-        await self.apply(edge(self.gw_port, self.backend_addresses(), scenario)[-1:])
+        self.writes.append((name, await self.planes.apply([service(name)])))
+        await self.planes.apply(edge(self.gw_port, scenario)[-1:])
         await wait_until(
             lambda: self.load.marks.get(scenario, 0) > 0,
             timeout=90,
             what=f"the gateway serving the write after {scenario}",
         )
 
-    def backend_addresses(self) -> list[tuple[str, int]]:
-        return [b.address for b in self.backends]
-
-    async def serving_replica(self) -> Replica | None:
-        """The replica the gateway's Envoy streams from."""
-        for replica in (r for r in self.replicas if r.running):
-            try:
-                r = await self.client.get(f"{replica.url}/v1/proxies")
-            except httpx.TransportError:
-                continue
-            if any(p["name"] == "edge" and p["connected"] for p in r.json().get("items", [])):
-                return replica
-        return None
-
     async def scenario(self, name: str, fault: Callable[[], Awaitable[str]]) -> Row:
-        sent, failed = self.load.sent, self.load.failed
+        sent, failed = self.sent(), self.failed()
         began = time.monotonic()
         detail = await fault()
         await self.write(name)
         recover = time.monotonic() - began
-        row = Row(name, self.load.sent - sent, self.load.failed - failed, recover, detail)
+        row = Row(name, self.sent() - sent, self.failed() - failed, recover, detail)
         print(
             f"{name:24s} sent {row.sent:6d}  failed {row.failed:4d}  recover "
             f"{recover:6.1f} s  {detail}",
@@ -151,133 +128,39 @@ class Chaos:
 
     # -- the faults ------------------------------------------------------------------------
 
-    async def replica_killed(self) -> str:
-        victim = await wait_until(self.serving_replica, timeout=30, what="the gateway's replica")
-        assert isinstance(victim, Replica)
-        await victim.stop(kill=True)
-        await asyncio.sleep(self.args.settle)  # the load meets the fault meanwhile
-        await victim.start(self.etcd.url)
-        await wait_until(lambda: victim.ready(self.client), timeout=60, what="the replica back")
-        return f"SIGKILLed {victim.data.name}"
-
-    async def all_replicas_down(self) -> str:
-        for replica in self.replicas:
-            await replica.stop()
-        await asyncio.sleep(self.args.down)  # the data plane alone, on its last config
-        for replica in self.replicas:
-            await replica.start(self.etcd.url)
-        for replica in self.replicas:
-            await wait_until(lambda r=replica: r.ready(self.client), timeout=60, what="ready")
-        return f"all {len(self.replicas)} stopped for {self.args.down:g} s"
-
-    async def leading(self) -> Replica | None:
-        """The replica that runs the singletons (``/v1/statistics``: ``plane.leading``)."""
-        for replica in (r for r in self.replicas if r.running):
-            try:
-                r = await self.client.get(f"{replica.url}/v1/statistics")
-            except httpx.TransportError:
-                continue
-            if r.status_code == 200 and r.json()["plane"]["leading"]:
-                return replica
-        return None
-
-    async def singleton_leader_killed(self) -> str:
-        victim = await wait_until(self.leading, timeout=60, what="the singletons' leader")
-        assert isinstance(victim, Replica)
-        await victim.stop(kill=True)
-        killed = time.monotonic()
-        after = await wait_until(self.leading, timeout=60, what="another leader")
-        assert isinstance(after, Replica)
-        took = time.monotonic() - killed
-        await victim.start(self.etcd.url)
-        await wait_until(lambda: victim.ready(self.client), timeout=60, what="the replica back")
-        return f"SIGKILLed {victim.data.name}; {after.data.name} leads after {took:.1f} s"
-
-    async def telemetry_restarted(self) -> str:
-        await wait_until(
-            lambda: self.telemetry.counted(self.client), timeout=60, what="telemetry counting"
-        )
-        await self.telemetry.kill()
-        await asyncio.sleep(self.args.settle)
-        await self.telemetry.start()
-        started = time.monotonic()
-        back = await wait_until(
-            lambda: self.telemetry.counted(self.client), timeout=60, what="telemetry answering"
-        )
-        assert isinstance(back, int)
-
-        async def counting_again() -> bool:
-            now = await self.telemetry.counted(self.client)
-            return now is not None and now > back
-
-        # (the gateway's Envoy exports its stats every 10 s)
-        await wait_until(counting_again, timeout=60, what="the telemetry service counting")
-        took = time.monotonic() - started
-        return f"SIGKILLed telemetry serve; counting again {took:.1f} s after its start"
-
-    async def etcd_member_restarted(self) -> str:
-        leader = await self.etcd.leader()
-        member = next(m for m in self.etcd.members if m is not leader)
-        await member.stop()
-        await asyncio.sleep(self.args.settle)
-        await member.start()
-        return f"restarted {member.name} (leader {leader.name})"
-
-    async def etcd_leader_killed(self) -> str:
-        leader = await self.etcd.leader()
-        await leader.kill()
-        await asyncio.sleep(self.args.settle)
-        await leader.start(wait=False)
-        after = await self.etcd.leader()
-        await wait_until(leader.healthy, timeout=60, what=f"etcd {leader.name} back")
-        return f"SIGKILLed leader {leader.name}; {after.name} leads"
-
-    async def backend_killed(self) -> str:
-        gone = self.backends[0]
-        await gone.close()
-        await asyncio.sleep(self.args.settle)
-        return f"stopped {gone.name} for good"
-
     # -- the run ---------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        await self.etcd.start()
         gateway: ManagedProcess | None = None
-        backends = contextlib.AsyncExitStack()
         try:
-            await self.telemetry.start()
-            for replica in self.replicas:
-                self.telemetry.give_token(replica.data)
-            first = self.replicas[0]
-            await first.start(self.etcd.url)
-            await wait_until(lambda: first.ready(self.client), timeout=60, what="replica 1")
-            self.client.headers["Authorization"] = f"Bearer {admin_token(first.data)}"
-            for replica in self.replicas[1:]:  # one CA: the first replica's
-                shutil.copytree(first.data / "ca", replica.data / "ca")
-                await replica.start(self.etcd.url)
-            for replica in self.replicas[1:]:
-                await wait_until(lambda r=replica: r.ready(self.client), timeout=60, what="ready")
-            for i in (1, 2):
-                backend = HttpBackend(f"shop-{i}", host=BACKEND_HOST)
-                self.backends.append(await backends.enter_async_context(backend))
-            await self.apply(edge(self.gw_port, self.backend_addresses(), "start"))
-            xds = ",".join(f"127.0.0.1:{r.xds}" for r in self.replicas)
-            argv = [*CLI, "gateway", "--name", "edge", "--server", first.url, "--xds-addr", xds]
-            argv += ["--workdir", str(self.workdir / "gw"), "--drain-seconds", "1"]
-            gateway = ManagedProcess(argv, log_path=self.workdir / "gateway.log", name="gateway")
-            await gateway.start()
+            await self.planes.start()
+            await self.mesh.start_services(self.planes)
+            await self.planes.apply(mesh_manifests(self.args.certificate_ttl))
+            await self.planes.apply(edge(self.gw_port, "start"))
+            await self.mesh.start_hosts(self.planes)
+            gateway = await self.start_gateway()
             await wait_until(self.served, timeout=90, what="the gateway serving")
+            await self.mesh.start_east_west()
             yield
         finally:
             if gateway is not None:
                 await gateway.stop()
-            await backends.aclose()
-            for replica in self.replicas:
-                await replica.stop()
-            await self.telemetry.kill()
-            await self.etcd.stop()
+            await self.mesh.stop()
+            await self.planes.stop()
             await self.client.aclose()
+
+    async def start_gateway(self) -> ManagedProcess:
+        """``gossamer gateway`` with a mesh identity (a gateway join token), naming every
+        replica."""
+        token = await self.mesh.join_token(self.planes.replicas[0].url, {"gateway": "default/edge"})
+        argv = [*CLI, "gateway", "--name", "edge", "--server", self.planes.urls]
+        argv += ["--xds-tls-addr", self.planes.xds_tls]
+        argv += ["--token", token, "--state-dir", str(self.mesh.gateway_state.path)]
+        argv += ["--workdir", str(self.workdir / "gw"), "--drain-seconds", "1"]
+        gateway = ManagedProcess(argv, log_path=self.workdir / "gateway.log", name="gateway")
+        await gateway.start()
+        return gateway
 
     async def served(self) -> bool:
         try:
@@ -290,11 +173,11 @@ class Chaos:
     async def telemetry_figure(self) -> str:
         """What the telemetry service counted of the gateway's requests to ``shop``, beside
         what was sent (once all are in, or after the gateway's next export)."""
-        sent = self.load.sent + self.probes
+        sent = self.load.sent + self.probes + self.mesh.probes  # (429s are requests too)
         last: list[int | None] = [None]
 
         async def all_in() -> bool:
-            last[0] = await self.telemetry.counted(self.client)
+            last[0] = await self.planes.telemetry.counted(self.client)
             return last[0] is not None and last[0] >= sent
 
         with contextlib.suppress(PollTimeoutError):
@@ -304,55 +187,62 @@ class Chaos:
         missing = sent - counted
         return f"telemetry: counted {counted} of {sent} requests to the gateway ({missing} not)"
 
-    async def lost_writes(self) -> int:
-        """Acknowledged writes some replica does not hold."""
-        lost = 0
-        for replica in self.replicas:
-            for name, revision in self.writes:
-                r = await self.client.get(f"{replica.url}/v1/resources/Service/default/{name}")
-                if r.status_code != 200:
-                    lost += 1
-                    print(
-                        f"LOST {name} (acknowledged at revision {revision}) at {replica.data.name}"
-                    )
-        return lost
-
     async def run(self) -> int:
         rows: list[Row] = []
         stop = asyncio.Event()
-        async with self.running(), asyncio.TaskGroup() as tg:
-            load = tg.create_task(self.load.run(stop))
-            try:
-                await wait_until(
-                    lambda: self.load.marks.get("start", 0) > 20, timeout=90, what="traffic"
-                )
-                faults = {
-                    "replica-killed": self.replica_killed,
-                    "singleton-leader-killed": self.singleton_leader_killed,
-                    "all-replicas-down": self.all_replicas_down,
-                    "telemetry-restarted": self.telemetry_restarted,
-                    "etcd-member-restarted": self.etcd_member_restarted,
-                    "etcd-leader-killed": self.etcd_leader_killed,
-                    "backend-killed": self.backend_killed,
-                }
-                print(f"{'scenario':24s} (load through the gateway throughout)", flush=True)
-                for name, fault in faults.items():
-                    rows.append(await self.scenario(name, fault))
-                lost = await self.lost_writes()
-            finally:
-                stop.set()
-            await load
+        async with self.running():
+            async with asyncio.TaskGroup() as tg:
+                for load in self.loads:
+                    tg.create_task(load.run(stop))
+                tg.create_task(self.mesh.certificates.watch(stop))
+                try:
+                    await wait_until(
+                        lambda: self.load.marks.get("start", 0) > 20, timeout=90, what="traffic"
+                    )
+                    gateway = f"http://127.0.0.1:{self.gw_port}/"
+                    ttl_s = 60.0 * int(self.args.certificate_ttl.removesuffix("m"))
+                    planes, mesh = self.planes, self.mesh
+                    faults = {
+                        "replica-killed": planes.replica_killed,
+                        "singleton-leader-killed": planes.singleton_leader_killed,
+                        "all-replicas-down": planes.all_replicas_down,
+                        "telemetry-restarted": planes.telemetry_restarted,
+                        "ratelimit-restarted": lambda: mesh.ratelimit_restarted(gateway, planes),
+                        "agent-killed": mesh.agent_killed,
+                        "certificates-renewed": lambda: mesh.certificates_renewed(ttl_s),
+                        "etcd-member-restarted": planes.etcd_member_restarted,
+                        "etcd-leader-killed": planes.etcd_leader_killed,
+                        "backend-killed": mesh.backend_killed,
+                    }
+                    print(
+                        f"{'scenario':24s} (load through the gateway and east-west throughout)",
+                        flush=True,
+                    )
+                    for name, fault in faults.items():
+                        rows.append(await self.scenario(name, fault))
+                    lost = await self.planes.lost_writes(self.writes)
+                finally:
+                    stop.set()
             print(await self.telemetry_figure(), flush=True)
+            print(self.mesh.certificates.summary(), flush=True)
         # (all of the load: between the scenarios too)
-        failed = self.load.failed
-        for line in self.load.failures:
-            print(f"failed request: {line}")
+        for load in self.loads:
+            for line in load.failures:
+                print(f"failed request: {load.url} {line}")
+        failed = self.failed()
         print(
-            f"CHAOS scenarios={len(rows)} sent={self.load.sent} failed={failed} "
+            f"CHAOS scenarios={len(rows)} sent={self.sent()} failed={failed} "
             f"writes={len(self.writes)} lost={lost}",
             flush=True,
         )
         return 1 if failed or lost else 0
+
+
+def certificate_ttl(text: str) -> str:
+    """``--certificate-ttl``: whole minutes, ``Nm`` (the Mesh's ``certificateTTL``)."""
+    if not re.fullmatch(r"[1-9][0-9]*m", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: write whole minutes, e.g. 2m")
+    return text
 
 
 def main() -> None:
@@ -360,6 +250,12 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=3, help="control-plane replicas")
     parser.add_argument("--down", type=float, default=30.0, help="s every replica stays down")
     parser.add_argument("--settle", type=float, default=5.0, help="s each fault lasts at least")
+    parser.add_argument(
+        "--certificate-ttl",
+        type=certificate_ttl,
+        default="2m",
+        help="the Mesh's certificateTTL (certificates are renewed at about half of it)",
+    )
     parser.add_argument(
         "--store-loss-grace", type=float, default=3.0, help="the replicas' --store-loss-grace"
     )
@@ -373,7 +269,7 @@ def main() -> None:
     print(
         f"etcd: 3 members, --heartbeat-interval {LOADED.heartbeat_ms} --election-timeout "
         f"{LOADED.election_ms}; {args.replicas} replicas; down {args.down:g} s; settle "
-        f"{args.settle:g} s",
+        f"{args.settle:g} s; certificateTTL {args.certificate_ttl}",
         flush=True,
     )
     if args.workdir is not None:
