@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,11 +28,11 @@ import yaml
 from _chaos_parts import CLI, Load, manifest
 from _chaos_planes import Planes
 
-from gossamer.agent.process import is_running
 from gossamer.agent.state import StateDir
 from gossamer.envoy.process import ManagedProcess
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
+from gossamer.testing.leftovers import kill_envoys_under
 from gossamer.testing.ports import free_port
 
 SHOP_HOST, FRONT_HOST = "127.0.0.3", "127.0.0.2"
@@ -119,10 +118,7 @@ class AgentHost:
         """Stop the agent and any Envoy it left (the bench leaves no orphan)."""
         if self.process is not None:
             await self.process.stop(30)
-        for record in self.state.envoys().values():
-            if is_running(record.pid, record.start_time):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(record.pid, signal.SIGKILL)
+        kill_envoys_under(self.workdir)
 
 
 def serials(state: StateDir) -> dict[str, str]:

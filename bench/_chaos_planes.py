@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from _chaos_parts import Replica, TelemetryService
@@ -102,16 +104,22 @@ class Planes:
         assert isinstance(found, int)
         return found
 
-    async def serving_replica(self) -> Replica | None:
-        """The replica the gateway's Envoy streams from."""
+    async def answering(self, path: str, says: Callable[[Any], bool]) -> Replica | None:
+        """The first running replica whose JSON answer to ``GET path`` ``says`` so."""
         for replica in (r for r in self.replicas if r.running):
             try:
-                r = await self.client.get(f"{replica.url}/v1/proxies")
+                r = await self.client.get(f"{replica.url}{path}")
             except httpx.TransportError:
                 continue
-            if any(p["name"] == "edge" and p["connected"] for p in r.json().get("items", [])):
+            if r.status_code == 200 and says(r.json()):
                 return replica
         return None
+
+    async def serving_replica(self) -> Replica | None:
+        """The replica the gateway's Envoy streams from."""
+        return await self.answering(
+            "/v1/proxies", lambda a: any(p["name"] == "edge" and p["connected"] for p in a["items"])
+        )
 
     async def replica_killed(self) -> str:
         victim = await wait_until(self.serving_replica, timeout=30, what="the gateway's replica")
@@ -134,14 +142,7 @@ class Planes:
 
     async def leading(self) -> Replica | None:
         """The replica that runs the singletons (``/v1/statistics``: ``plane.leading``)."""
-        for replica in (r for r in self.replicas if r.running):
-            try:
-                r = await self.client.get(f"{replica.url}/v1/statistics")
-            except httpx.TransportError:
-                continue
-            if r.status_code == 200 and r.json()["plane"]["leading"]:
-                return replica
-        return None
+        return await self.answering("/v1/statistics", lambda a: bool(a["plane"]["leading"]))
 
     async def singleton_leader_killed(self) -> str:
         victim = await wait_until(self.leading, timeout=60, what="the singletons' leader")
