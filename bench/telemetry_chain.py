@@ -19,7 +19,8 @@ tracing rate per Mesh), Mesh ``strict`` (mTLS between the sidecars, SDS):
   * stats-tags / stats-joined: stats with the logger's fields one Envoy tag each (8
     outbound, 5 inbound) / all in one tag, whatever the default (``_stats_layouts``);
     stats-bare: the histogram tagged with its view only (no edge, not checked: the floor
-    of what the tags cost).
+    of what the tags cost); stats-untraced: stats without the tracer in any HCM (what the
+    tracer configured at 0 % costs inside stats, ``_untraced``).
 Measured interleaved (order flipped each round) at 1 and 16 connections; the load
 generator (``_common.LOADER``) runs in its own process and reads the chain's two Envoys'
 utime + stime around its run. Each telemetry service is a real process; its CPU over the
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import _stats_layouts
+import _untraced
 import httpx
 from _common import LoadResult, chain_args, chain_parser, cpu_seconds, exit_if_failed, http_load
 from mesh_hosts import HostAgent
@@ -74,17 +76,19 @@ CONFIGS: dict[str, tuple[float, str] | None] = {
     "stats-tags": (0.0, "stats"),
     "stats-joined": (0.0, "stats"),
     "stats-bare": (0.0, "stats"),
+    "stats-untraced": (0.0, "stats"),
 }
 #: configuration -> its Mesh's trust domain (``_stats_layouts.TRUST_DOMAINS``), else ``TD``
 TRUST_DOMAINS = {
     "stats-tags": "tags.bench.local",
     "stats-joined": "joined.bench.local",
     "stats-bare": "bare.bench.local",
+    "stats-untraced": _untraced.TRUST_DOMAIN,
 }
 #: configurations whose counts cannot be checked per edge (a floor, not a candidate)
 UNCHECKED = ("stats-bare",)
 #: the configurations whose cost the target is about (exact topology and RED)
-TARGETED = ("stats", "logs", "stats-tags", "stats-joined")
+TARGETED = ("stats", "logs", "stats-tags", "stats-joined", "stats-untraced")
 CONNECTIONS = (1, 16)
 #: the issue's target for exact topology and RED: on / off CPU per request
 CPU_TARGET = 1.10
@@ -307,7 +311,7 @@ def report(samples: list[Sample], configs: list[str]) -> None:
     """The table pooled over rounds, and each configuration / off, per connection count."""
     print("\npooled over rounds (CPU = both Envoys of the chain)")
     print(
-        f"{'conns':>5} {'config':>12} {'rps':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'conns':>5} {'config':>14} {'rps':>7} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'us CPU/req':>10} {'x off':>6} {'errors':>6}"
     )
     for conns in CONNECTIONS:
@@ -316,7 +320,7 @@ def report(samples: list[Sample], configs: list[str]) -> None:
         off = rows["off"].cpu_us_per_request
         for config, m in rows.items():
             print(
-                f"{conns:5d} {config:>12} {m.rps:7.0f} {m.ms(50):7.3f} {m.ms(99):7.3f} "
+                f"{conns:5d} {config:>14} {m.rps:7.0f} {m.ms(50):7.3f} {m.ms(99):7.3f} "
                 f"{m.cpu_us_per_request:10.1f} {m.cpu_us_per_request / off:5.2f}x {m.errors:6d}"
             )
         for config in configs[1:]:
@@ -351,6 +355,7 @@ def main(argv: list[str] | None = None) -> None:
         choices = list(CONFIGS)[1:]
         parser.error(f"--configs: 'off', then one or more of {choices}; got {args.configs}")
     _stats_layouts.install()
+    _untraced.install()
     samples = asyncio.run(run(args))
     report(samples, args.configs)
     exit_if_failed(s.result.errors for s in samples)

@@ -14,15 +14,16 @@ method and route, the verified peer); Envoy's OpenTelemetry stat sink
 - ``gossamer.rq_attempts``: a counter of upstream attempts (the client view's retries).
 
 It is what the translator gives every HCM by default (``Mesh.spec.telemetry.requests:
-stats``, ``request_log``: the histogram only, which measured cheapest, with every field in
-one tag ``rq``, ``Layout``); ``logs`` gives the gRPC access logger (``translate.telemetry``)
-instead.
+stats``, ``request_log``: the histogram only, which measured cheapest, one tag per field);
+``logs`` gives the gRPC access logger (``translate.telemetry``) instead.
 
 Envoy formats each tag of each request apart and stores its name and value as dynamic stat
-names before it looks the tagged stat up; in the ``joined`` layout the literals are written
-into the one tag's format and each of Envoy's commands is formatted once, so a request costs
-one tag instead of 8 (client view) or 5 (server view). The service splits it
-(``split_joined``) and reads series of either layout.
+names before it looks the tagged stat up. The ``joined`` layout writes the literals into
+one tag's format and formats each of Envoy's commands once (one tag instead of 8 in the
+client view, 5 in the server view); the service splits it (``split_joined``) and reads
+series of either layout. In the chain it measured no cheaper than one tag per field
+(0.93-1.13x of it over eight measurements, docs/benchmarks.md), so it is not the default:
+``bench/telemetry.py --chain --configs off,stats,stats-joined`` measures it again.
 
 The config is sent as an ``xds.type.v3.TypedStruct`` made from the typed message: Envoy 1.40
 deprecates ``stat_prefix`` for ``stats_scope`` (a ``type.v3.Scope``), which the installed
@@ -221,10 +222,9 @@ def request_log(
 ) -> accesslog_pb2.AccessLog:
     """The logger counting every request of one HCM, as ``Mesh.spec.telemetry.requests``
     says: ``stats``, this module's logger with the latency histogram only (``counters:
-    none``: what measured cheapest, docs/telemetry.md "Cost"), every field in one tag
-    (``layout="joined"``: 0.95-0.99x of the CPU of one tag per field in the chain,
-    docs/benchmarks.md); ``logs``, the gRPC access logger
-    (``translate.telemetry.access_log``). Shared: copy it."""
+    none``: what measured cheapest, docs/telemetry.md "Cost"), one tag per field (the
+    ``joined`` layout measured no cheaper in the chain: 0.93-1.13x of it, docs/benchmarks.md);
+    ``logs``, the gRPC access logger (``translate.telemetry.access_log``). Shared: copy it."""
     if mesh.spec.telemetry.requests == "logs":
         return telemetry.access_log(log_name, tags)
-    return access_log(log_name, tags, counters="none", layout="joined")
+    return access_log(log_name, tags, counters="none")

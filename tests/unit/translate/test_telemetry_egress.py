@@ -50,8 +50,7 @@ def _literals(log: accesslog_pb2.AccessLog) -> dict[str, str]:
     typed = typed_struct_pb2.TypedStruct()
     assert log.typed_config.Unpack(typed)
     [histogram] = typed.value["histograms"]
-    [tag] = histogram["stat"]["tags"]  # (the default layout: every field in one tag)
-    tags = telemetry_stats.split_joined(tag["value_format"])
+    tags = {t["name"]: t["value_format"] for t in histogram["stat"]["tags"]}
     keys = {
         "view": "view",
         "dst": telemetry.DESTINATION_TAG,

@@ -1,10 +1,9 @@
 """``Mesh.spec.telemetry.requests``: by default (``stats``) every sidecar HCM (inbound, each
-outbound, an ExternalService's) and the gateway's main HCM count requests with Envoy's stats
-access logger (the latency histogram only, tagged per view, every field in one tag) and send
-no gRPC entry; ``logs`` gives them the gRPC access logger instead. Switching changes exactly
-the listeners with an HCM (the logger is in the HCM: they are re-created and drain), no
-route, cluster or endpoint; and ``ads_bootstrap`` carries the histogram's buckets, the same
-every time."""
+outbound, an ExternalService's) and the gateway's main HCM count requests with Envoy's
+stats access logger (the latency histogram only, tagged per view) and send no gRPC entry;
+``logs`` gives them the gRPC access logger instead. Switching changes exactly the listeners
+with an HCM (the logger is in the HCM: they are re-created and drain), no route, cluster or
+endpoint; and ``ads_bootstrap`` carries the histogram's buckets, the same every time."""
 
 from __future__ import annotations
 
@@ -75,11 +74,8 @@ def _names(listener: object) -> list[str]:
 
 
 def _tags(struct: dict[str, object]) -> dict[str, str]:
-    """The histogram's fields and their formats, by name (the one joined tag split)."""
     [histogram] = struct["histograms"]  # type: ignore[misc]
-    tags = {t["name"]: t["value_format"] for t in histogram["stat"]["tags"]}  # type: ignore[index]
-    assert list(tags) == [telemetry_stats.JOINED_TAG]  # the default layout: one tag
-    return telemetry_stats.split_joined(tags[telemetry_stats.JOINED_TAG])
+    return {t["name"]: t["value_format"] for t in histogram["stat"]["tags"]}  # type: ignore[index]
 
 
 def test_by_default_every_hcm_counts_requests_in_stats_and_sends_no_entry() -> None:
