@@ -60,8 +60,8 @@ class TlsReadiness:
         self._enforced: frozenset[Ref] = frozenset()
         #: listener-set version -> does every inbound listener in it take TLS?
         self._takes_tls: dict[str, bool] = {}
-        #: what the other replicas judge (empty with one control plane)
-        self.remote = TlsFacts()
+        #: what the other replicas judge together (None: there are none)
+        self.remote: TlsFacts | None = None
         #: the workloads ready by what this replica sees itself
         self._ready_here: frozenset[Ref] = frozenset()
 
@@ -82,7 +82,7 @@ class TlsReadiness:
         self.holding = node_ids
         return changed
 
-    def set_remote(self, facts: TlsFacts) -> bool:
+    def set_remote(self, facts: TlsFacts | None) -> bool:
         """What the other replicas judge; True if that changed."""
         changed = facts != self.remote
         self.remote = facts
@@ -92,7 +92,8 @@ class TlsReadiness:
         """Recompute readiness from the proxies' ACKs; ``published``: the state the last
         round translated with. True if the next round must publish a new state."""
         ready: set[Ref] = set()
-        holding = self.holding | self.remote.holding
+        remote = self.remote or TlsFacts()
+        holding = self.holding | remote.holding
         holders: list[tuple[str, Snapshot]] = []
         # (only capable proxies count: a refresh follows every burst of ACKs, and reading
         # every connected proxy's identity cost ~3 ms at 1,000 when none was capable)
@@ -110,12 +111,15 @@ class TlsReadiness:
             if ref in self._ready_here or self._monitor.synced(node_id, snap):
                 ready.add(ref)
         self._ready_here = frozenset(ready)
-        ready |= {ref for ref in self.remote.ready if ref in model.workloads}
+        ready |= {ref for ref in remote.ready if ref in model.workloads}
         enforced = {ref for ref in self._enforced if ref in ready}
         for ref in published.ready - enforced:
             w = model.workloads.get(ref)
-            # (only the replica its sidecar streams from decides: the listener is its to send)
-            if w is None or ref not in self._ready_here or ref in self.remote.unmarked:
+            # (only the replica its sidecar streams from decides: the listener is its to send;
+            # and only once every other replica confirmed its callers hold the mark)
+            if w is None or ref not in self._ready_here:
+                continue
+            if self.remote is not None and ref not in self.remote.marked:
                 continue
             service = (ref[0], w.spec.service)
             if mode_of(model, service) == "strict" and self._callers_synced(service, holders):
@@ -148,26 +152,22 @@ class TlsReadiness:
     def local_facts(self, model: ModelSnapshot, published: TlsState) -> TlsFacts:
         """What this replica shares with the others (``controlplane.tls_shared``): the
         holding its agents reported here, the workloads ready by its own streams, and the
-        strict services' workloads some proxy here holds the endpoints of unmarked."""
-        strict: dict[str, list[Ref]] = {}  # outbound prefix -> that service's workloads
-        for ref, w in model.workloads.items():
-            service = (ref[0], w.spec.service)
-            if mode_of(model, service) == "strict":
-                strict.setdefault(names.outbound_prefix(service), []).append(ref)
-        unmarked: set[Ref] = set()
+        strict services' workloads it marks with every proxy here holding them synced."""
+        strict: dict[str, list[Ref]] = {}  # outbound prefix -> its marked workloads
+        for ref in published.ready:
+            w = model.workloads.get(ref)
+            if w is not None and mode_of(model, (ref[0], w.spec.service)) == "strict":
+                strict.setdefault(names.outbound_prefix((ref[0], w.spec.service)), []).append(ref)
+        unsynced: set[str] = set()
         for node_id in self.capable if strict else ():
             snap = self._cache.get(node_id)
-            if snap is None:
+            if snap is None or self._monitor.synced(node_id, snap):
                 continue
             # (an endpoint set is named ``outbound|<ns>/<service>|...``: its first two fields)
             endpoints = snap.of(ResourceType.ENDPOINT)
-            held = {n[: n.find("|", n.find("|") + 1) + 1] for n in endpoints} & strict.keys()
-            if not held:
-                continue
-            synced = self._monitor.synced(node_id, snap)
-            for prefix in held:
-                unmarked.update(r for r in strict[prefix] if not synced or r not in published.ready)
-        return TlsFacts(self.holding, self._ready_here, frozenset(unmarked))
+            unsynced |= {n[: n.find("|", n.find("|") + 1) + 1] for n in endpoints}
+        marked = {ref for prefix, refs in strict.items() if prefix not in unsynced for ref in refs}
+        return TlsFacts(self.holding, self._ready_here, frozenset(marked))
 
     def _offers_tls(self, snap: Snapshot) -> bool:
         version = snap.version(ResourceType.LISTENER)

@@ -13,13 +13,16 @@ hosts it sees alive: ``store.etcd_presence``):
 
 - ``holding``: proxies whose Envoy holds its secrets, as its agent reported here;
 - ``ready``: workloads whose sidecar streams from this replica and is ready for mTLS;
-- ``unmarked``: workloads of strict services whose endpoints some proxy streaming from
-  this replica holds without having ACKed them marked (not ready here yet, or not synced).
+- ``marked``: workloads of strict services this replica marks, with every proxy streaming
+  from it that holds their endpoints synced on that (none holding them counts).
 
-and judges with the union of everyone's: a workload is ready if any replica says so, and a
-strict one refuses plaintext only when it is marked at every replica's proxies as well as
-its own. A replica that dies takes its facts with it when its lease expires; until then its
-``unmarked`` only delays enforcement (plaintext is still taken), never a call.
+and judges with everyone's: a workload is ready if any replica says so, and a strict one
+refuses plaintext only when every other replica says it is marked there (a confirmation,
+not the absence of an objection: a replica that has not spoken yet holds it back). A
+replica serves no xDS stream before it has shared its facts and read the others' once
+(``store.etcd_presence``), so a proxy that moves to it is given the marks the others
+confirmed. A replica that dies takes its facts with it when its lease expires; until then
+its confirmations stand for proxies that have moved to replicas which know the same.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ log = logging.getLogger(__name__)
 class TlsFacts:
     holding: frozenset[str] = frozenset()
     ready: frozenset[Ref] = frozenset()
-    unmarked: frozenset[Ref] = frozenset()
+    marked: frozenset[Ref] = frozenset()
 
     def to_json(self) -> bytes:
         def refs(found: Iterable[Ref]) -> list[str]:
@@ -49,7 +52,7 @@ class TlsFacts:
         doc = {
             "holding": sorted(self.holding),
             "ready": refs(self.ready),
-            "unmarked": refs(self.unmarked),
+            "marked": refs(self.marked),
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -68,21 +71,21 @@ class TlsFacts:
                     out.add((ns, name))
                 return frozenset(out)
 
-            return cls(frozenset(map(str, doc.get("holding", []))), refs("ready"), refs("unmarked"))
+            return cls(frozenset(map(str, doc.get("holding", []))), refs("ready"), refs("marked"))
         except (ValueError, TypeError, AttributeError) as e:
             log.warning("mTLS readiness shared by %s is malformed (%s); ignored", where, e)
             return cls()
 
     @classmethod
-    def union(cls, facts: Iterable[TlsFacts]) -> TlsFacts:
-        holding: set[str] = set()
-        ready: set[Ref] = set()
-        unmarked: set[Ref] = set()
-        for f in facts:
-            holding |= f.holding
-            ready |= f.ready
-            unmarked |= f.unmarked
-        return cls(frozenset(holding), frozenset(ready), frozenset(unmarked))
+    def combined(cls, facts: Iterable[TlsFacts]) -> TlsFacts | None:
+        """What several replicas say together: holding and ready by any, marked by all
+        (None for no replica)."""
+        found = list(facts)
+        if not found:
+            return None
+        marked = frozenset[Ref].intersection(*(f.marked for f in found))
+        holding = frozenset[str]().union(*(f.holding for f in found))
+        return cls(holding, frozenset[Ref]().union(*(f.ready for f in found)), marked)
 
 
 class Readiness(Protocol):
@@ -90,7 +93,7 @@ class Readiness(Protocol):
 
     def local_facts(self, model: ModelSnapshot, published: TlsState) -> TlsFacts: ...
 
-    def set_remote(self, facts: TlsFacts) -> bool: ...
+    def set_remote(self, facts: TlsFacts | None) -> bool: ...
 
     def refresh(self, model: ModelSnapshot, published: TlsState = ...) -> bool: ...
 
@@ -120,7 +123,7 @@ class SharedTls:
 
     def take(self, documents: Mapping[str, bytes]) -> None:
         """The other replicas' documents (replica -> its last ``document``)."""
-        facts = TlsFacts.union(
+        facts = TlsFacts.combined(
             TlsFacts.from_json(raw, f"replica {r}") for r, raw in documents.items()
         )
         if not self._readiness.set_remote(facts):

@@ -20,6 +20,9 @@ from gossamer.store.etcd_lease import replica_name
 from gossamer.store.etcd_presence import EtcdPresence
 from gossamer.xds.server import XdsServer
 
+#: why a starting replica refuses xDS streams for a moment
+SHARING = "this control-plane replica is starting: it has not yet shared mTLS readiness"
+
 
 @dataclass
 class Replica:
@@ -39,8 +42,19 @@ def replica_of(plane: ControlPlane, xds: XdsServer, store_loss_grace: float) -> 
     presence = EtcdPresence(store, replica=name)
     shared_tls = plane.shared_tls()  # (a sidecar and its callers may stream from others)
     presence.document, presence.on_documents = shared_tls.document, shared_tls.take
+    # no stream before this replica knows which workloads the others mark for mTLS: a proxy
+    # moving here must be given the marks its peers' sidecars already count on
+    xds.refuse_streams(SHARING)
+
+    async def serve_xds_once_shared() -> None:
+        await presence.documents_shared.wait()
+        if xds.refusing == SHARING:  # (not closed since for a lost store)
+            xds.accept_streams()
+
     plane.leadership = leader = EtcdLeader(store, SINGLETONS, replica=name)
     plane.store_health = store.health
     closer = StoreLossGuard(store.health, store_loss_grace, xds.refuse_streams, xds.accept_streams)
     probe = EtcdProbe(store, store.health)
-    return Replica(presence, [probe.run, closer.run, presence.run, leader.run])
+    return Replica(
+        presence, [probe.run, closer.run, presence.run, leader.run, serve_xds_once_shared]
+    )

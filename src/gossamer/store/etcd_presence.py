@@ -98,6 +98,8 @@ class EtcdPresence:
         self.on_documents: Callable[[Mapping[str, bytes]], None] = lambda documents: None
         self._document_written: bytes | None = None
         self._documents: dict[str, bytes] = {}
+        #: set once this replica's document was written and the others' read
+        self.documents_shared = asyncio.Event()
         self._failing = False
         #: rounds done (each: a keep-alive, the changed claims written, the others' read)
         self.rounds = 0
@@ -203,3 +205,5 @@ class EtcdPresence:
         if documents != self._documents:
             self._documents = documents
             self.on_documents(documents)
+        if self._document_written is not None:
+            self.documents_shared.set()

@@ -1,7 +1,8 @@
 """mTLS readiness across replicas: a strict sidecar streaming from one replica refuses
-plaintext only once the callers streaming from another hold its endpoints marked (alone,
-its replica saw no caller and enforced at once while the callers' replica, which had never
-seen it ready, kept them on plaintext: every call failed, found by ``bench/chaos.py``)."""
+plaintext only once every other replica confirmed that the callers streaming from it hold
+its endpoints marked (alone, its replica saw no caller and enforced at once while the
+callers' replica, which had never seen it ready, kept them on plaintext: every call failed,
+found by ``bench/chaos.py``)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_a_strict_sidecar_waits_for_the_callers_on_another_replica() -> None:
     assert a.w.tls.state().ready == {R1, R2}
     exchange(a, b)
     # B learnt that reviews is ready and marks it for its callers; A does not enforce yet:
-    # B's callers hold reviews' endpoints unmarked
+    # B has not confirmed that its callers hold reviews' endpoints marked
     b.round()
     assert b.w.marked(WEB, ALL) == {"reviews-1", "reviews-2"}
     a.round(REVIEWS, REVIEWS_2)
@@ -81,10 +82,28 @@ def test_secrets_reported_to_another_replica_count() -> None:
     assert a.w.tls.state().ready == {R1}
 
 
+def test_a_replica_confirms_only_what_it_knows_is_ready() -> None:
+    """A replica with no caller of reviews confirms it once it knows it is ready (nobody
+    there holds it unmarked); one that has not learnt it is ready holds it back."""
+    a = Replica(streams=(REVIEWS, REVIEWS_2), holding=(REVIEWS, REVIEWS_2))
+    idle = Replica(streams=(), holding=())
+    a.round(REVIEWS, REVIEWS_2)
+    doc = idle.shared.document()
+    assert doc is not None and TlsFacts.from_json(doc, "idle").marked == frozenset()
+    exchange(a, idle)
+    a.round(REVIEWS, REVIEWS_2)
+    assert a.w.tls.state().enforced == frozenset()
+    idle.round()  # (it publishes what it learnt)
+    exchange(a, idle)
+    a.round(REVIEWS, REVIEWS_2)
+    assert a.w.tls.state().enforced == {R1, R2}
+
+
 def test_the_document_round_trips_and_a_malformed_one_is_ignored() -> None:
     facts = TlsFacts(frozenset({"sidecar~default~web-1"}), frozenset({R1}), frozenset({R2}))
     assert TlsFacts.from_json(facts.to_json(), "replica x") == facts
     for raw in (b"not json", b'{"ready": ["no-slash"]}', b'{"ready": 7}', b"[]"):
         assert TlsFacts.from_json(raw, "replica x") == TlsFacts()
-    both = TlsFacts.union([facts, TlsFacts(ready=frozenset({R2}))])
-    assert both.ready == {R1, R2} and both.unmarked == {R2}
+    both = TlsFacts.combined([facts, TlsFacts(ready=frozenset({R2}), marked=frozenset({R1}))])
+    assert both is not None and both.ready == {R1, R2} and both.marked == frozenset()
+    assert TlsFacts.combined([]) is None  # (no other replica: nothing holds enforcement)
