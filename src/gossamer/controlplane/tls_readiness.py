@@ -25,6 +25,8 @@ secrets it already holds at once.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Protocol
 
 from envoy.config.listener.v3 import listener_pb2
@@ -36,6 +38,8 @@ from gossamer.translate.tls import NO_TLS, TlsState, accepts_tls, mode_of
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
 
 #: listener-set versions remembered (whether they take TLS) before the memo starts over
 _MAX_REMEMBERED = 4096
@@ -62,8 +66,11 @@ class TlsReadiness:
         self._takes_tls: dict[str, bool] = {}
         #: what the other replicas judge together (None: there are none)
         self.remote: TlsFacts | None = None
-        #: the workloads ready by what this replica sees itself
+        #: one replica of several (``controlplane.tls_shared``), even while alone
+        self.replicated = False
+        #: the workloads ready by what this replica sees itself, and those streaming here
         self._ready_here: frozenset[Ref] = frozenset()
+        self._streaming: frozenset[Ref] = frozenset()
 
     def state(self) -> TlsState:
         """What the next round should translate with."""
@@ -82,6 +89,11 @@ class TlsReadiness:
         self.holding = node_ids
         return changed
 
+    def seed(self, refs: Iterable[Ref]) -> None:
+        """Workloads the replicas knew ready before this one started (``tls_shared``):
+        ready here too until what this replica sees says otherwise."""
+        self._ready = self._ready | frozenset(refs)
+
     def set_remote(self, facts: TlsFacts | None) -> bool:
         """What the other replicas judge; True if that changed."""
         changed = facts != self.remote
@@ -97,6 +109,7 @@ class TlsReadiness:
         holders: list[tuple[str, Snapshot]] = []
         # (only capable proxies count: a refresh follows every burst of ACKs, and reading
         # every connected proxy's identity cost ~3 ms at 1,000 when none was capable)
+        streaming: set[Ref] = set()
         for node_id in self.capable:
             proxy = self._cache.identity(node_id)
             snap = self._cache.get(node_id)
@@ -106,12 +119,20 @@ class TlsReadiness:
             ref = (proxy.namespace, proxy.name)
             if proxy.kind != "sidecar" or ref not in model.workloads:
                 continue
+            streaming.add(ref)
             if node_id not in holding or not self._offers_tls(snap):
                 continue
-            if ref in self._ready_here or self._monitor.synced(node_id, snap):
+            # (ready before, here or at another replica: its Envoy holds that listener still)
+            if ref in self._ready or self._monitor.synced(node_id, snap):
                 ready.add(ref)
-        self._ready_here = frozenset(ready)
+        self._ready_here, self._streaming = frozenset(ready), frozenset(streaming)
         ready |= {ref for ref in remote.ready if ref in model.workloads}
+        if self.replicated:
+            # A sidecar streaming from no replica (its replica died, it has not reconnected
+            # yet) keeps its Envoy and the TLS listener it had: it stays ready, so that its
+            # callers never fall back to plaintext that its listener may refuse.
+            elsewhere = streaming | remote.streaming
+            ready |= {r for r in self._ready if r in model.workloads and r not in elsewhere}
         enforced = {ref for ref in self._enforced if ref in ready}
         for ref in published.ready - enforced:
             w = model.workloads.get(ref)
@@ -124,6 +145,12 @@ class TlsReadiness:
             service = (ref[0], w.spec.service)
             if mode_of(model, service) == "strict" and self._callers_synced(service, holders):
                 enforced.add(ref)
+        if enforced != self._enforced or ready != self._ready:
+            log.info(
+                "mTLS: ready %s; refusing plaintext %s",
+                changes(self._ready, ready),
+                changes(self._enforced, enforced),
+            )
         self._ready, self._enforced = frozenset(ready), frozenset(enforced)
         return self.state() != published
 
@@ -167,7 +194,7 @@ class TlsReadiness:
             endpoints = snap.of(ResourceType.ENDPOINT)
             unsynced |= {n[: n.find("|", n.find("|") + 1) + 1] for n in endpoints}
         marked = {ref for prefix, refs in strict.items() if prefix not in unsynced for ref in refs}
-        return TlsFacts(self.holding, self._ready_here, frozenset(marked))
+        return TlsFacts(self.holding, self._ready_here, frozenset(marked), self._streaming)
 
     def _offers_tls(self, snap: Snapshot) -> bool:
         version = snap.version(ResourceType.LISTENER)
@@ -193,3 +220,12 @@ class TlsReadiness:
             if holds and not self._monitor.synced(node_id, snap):
                 return False
         return True
+
+
+def changes(before: Iterable[Ref], after: Iterable[Ref]) -> str:
+    """``+ns/a -ns/b`` (``=`` when nothing changed), for the log."""
+    old, new = set(before), set(after)
+    moved = [f"+{ns}/{n}" for ns, n in sorted(new - old)] + [
+        f"-{ns}/{n}" for ns, n in sorted(old - new)
+    ]
+    return " ".join(moved) or "="

@@ -14,7 +14,8 @@ hosts it sees alive: ``store.etcd_presence``):
 - ``holding``: proxies whose Envoy holds its secrets, as its agent reported here;
 - ``ready``: workloads whose sidecar streams from this replica and is ready for mTLS;
 - ``marked``: workloads of strict services this replica marks, with every proxy streaming
-  from it that holds their endpoints synced on that (none holding them counts).
+  from it that holds their endpoints synced on that (none holding them counts);
+- ``streaming``: workloads whose sidecar streams from this replica.
 
 and judges with everyone's: a workload is ready if any replica says so, and a strict one
 refuses plaintext only when every other replica says it is marked there (a confirmation,
@@ -23,6 +24,15 @@ replica serves no xDS stream before it has shared its facts and read the others'
 (``store.etcd_presence``), so a proxy that moves to it is given the marks the others
 confirmed. A replica that dies takes its facts with it when its lease expires; until then
 its confirmations stand for proxies that have moved to replicas which know the same.
+
+What every replica knew ready is also kept in etcd beyond any lease (``kept``), and a
+replica that starts begins from it: after a restart of every replica, a caller that
+reconnects before its strict callee is given the marks the callee's Envoy still counts on.
+
+A workload stays ready while its sidecar streams from no replica (its replica died and it
+has not reconnected): its Envoy keeps the TLS listener it had, which may refuse plaintext,
+so its callers must not fall back to plaintext meanwhile. A sidecar that reconnects after
+being ready is ready again at once if its Envoy still holds its secrets.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ class TlsFacts:
     holding: frozenset[str] = frozenset()
     ready: frozenset[Ref] = frozenset()
     marked: frozenset[Ref] = frozenset()
+    streaming: frozenset[Ref] = frozenset()
 
     def to_json(self) -> bytes:
         def refs(found: Iterable[Ref]) -> list[str]:
@@ -53,6 +64,7 @@ class TlsFacts:
             "holding": sorted(self.holding),
             "ready": refs(self.ready),
             "marked": refs(self.marked),
+            "streaming": refs(self.streaming),
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -71,7 +83,8 @@ class TlsFacts:
                     out.add((ns, name))
                 return frozenset(out)
 
-            return cls(frozenset(map(str, doc.get("holding", []))), refs("ready"), refs("marked"))
+            holding = frozenset(map(str, doc.get("holding", [])))
+            return cls(holding, refs("ready"), refs("marked"), refs("streaming"))
         except (ValueError, TypeError, AttributeError) as e:
             log.warning("mTLS readiness shared by %s is malformed (%s); ignored", where, e)
             return cls()
@@ -85,15 +98,22 @@ class TlsFacts:
             return None
         marked = frozenset[Ref].intersection(*(f.marked for f in found))
         holding = frozenset[str]().union(*(f.holding for f in found))
-        return cls(holding, frozenset[Ref]().union(*(f.ready for f in found)), marked)
+        ready = frozenset[Ref]().union(*(f.ready for f in found))
+        return cls(holding, ready, marked, frozenset[Ref]().union(*(f.streaming for f in found)))
 
 
 class Readiness(Protocol):
     """What sharing reads and tells of ``controlplane.tls_readiness.TlsReadiness``."""
 
+    replicated: bool
+
     def local_facts(self, model: ModelSnapshot, published: TlsState) -> TlsFacts: ...
 
     def set_remote(self, facts: TlsFacts | None) -> bool: ...
+
+    def seed(self, refs: Iterable[Ref]) -> None: ...
+
+    def state(self) -> TlsState: ...
 
     def refresh(self, model: ModelSnapshot, published: TlsState = ...) -> bool: ...
 
@@ -110,6 +130,7 @@ class SharedTls:
         changed: Callable[[], None],
     ) -> None:
         self._readiness = readiness
+        readiness.replicated = True
         self._model = model
         self._published = published
         self._changed = changed
@@ -121,6 +142,19 @@ class SharedTls:
             return None
         return self._readiness.local_facts(model, self._published()).to_json()
 
+    def kept(self) -> bytes | None:
+        """What the replicas keep beyond any one's life: the workloads ready (None before
+        the model is loaded)."""
+        if self._model() is None:
+            return None
+        return TlsFacts(ready=self._readiness.state().ready).to_json()
+
+    def take_kept(self, raw: bytes) -> None:
+        """What was kept before this replica started: its sidecars' Envoys still hold the
+        listeners they had, so their callers stay on mTLS across a restart of every
+        replica."""
+        self._readiness.seed(TlsFacts.from_json(raw, "the kept readiness").ready)
+
     def take(self, documents: Mapping[str, bytes]) -> None:
         """The other replicas' documents (replica -> its last ``document``)."""
         facts = TlsFacts.combined(
@@ -128,6 +162,9 @@ class SharedTls:
         )
         if not self._readiness.set_remote(facts):
             return
+        if facts is not None:
+            ready, marked = sorted(map("/".join, facts.ready)), sorted(map("/".join, facts.marked))
+            log.info("mTLS from the other replicas: ready %s; marked by all %s", ready, marked)
         model = self._model()
         if model is not None and self._readiness.refresh(model, self._published()):
             self._changed()

@@ -42,6 +42,7 @@ def replica_of(plane: ControlPlane, xds: XdsServer, store_loss_grace: float) -> 
     presence = EtcdPresence(store, replica=name)
     shared_tls = plane.shared_tls()  # (a sidecar and its callers may stream from others)
     presence.document, presence.on_documents = shared_tls.document, shared_tls.take
+    presence.kept, presence.on_kept = shared_tls.kept, shared_tls.take_kept
     # no stream before this replica knows which workloads the others mark for mTLS: a proxy
     # moving here must be given the marks its peers' sidecars already count on
     xds.refuse_streams(SHARING)

@@ -5,7 +5,8 @@ percent-encoded (so a ``/`` in a part cannot be taken for a separator);
 ``<prefix>/meta/store-id`` holds the store's identity (``etcd_identity.py``);
 ``<prefix>/presence/<host>/<replica>`` says a replica sees that host alive, bound to the
 replica's lease (``etcd_presence.py``), and ``<prefix>/replica/<replica>`` holds what else
-it shares with the others (a document, bound to the same lease); ``<prefix>/leader/<role>``
+it shares with the others (a document, bound to the same lease), and ``<prefix>/kept``
+what they keep between them beyond any lease; ``<prefix>/leader/<role>``
 names the replica leading that role, bound to its lease, and its create revision is the
 fencing token (``etcd_leader.py``). A store revision is the etcd revision minus the
 store's base (the identity key's create revision).
@@ -75,6 +76,11 @@ class EtcdKeys:
 
     def replica_key(self, replica: str) -> bytes:
         return self.replicas + _part(replica).encode()
+
+    @property
+    def kept(self) -> bytes:
+        """The document the replicas keep between them, beyond any one's lease."""
+        return f"{self.prefix}/kept".encode()
 
     def replica_of(self, raw: bytes) -> str | None:
         """The replica of a shared document's key; None for a key that is none."""

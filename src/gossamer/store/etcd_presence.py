@@ -15,7 +15,10 @@ seconds) takes its keys with it. Other replicas' keys are read every ``every`` s
 The same rounds carry a document each replica shares with the others (``document``, e.g.
 its mTLS readiness: ``controlplane.tls_shared``) at ``<prefix>/replica/<replica>``, bound to
 the same lease: written when it changed, and every other replica's read each round
-(``on_documents`` when theirs changed).
+(``on_documents`` when theirs changed); and a document the replicas keep beyond any lease
+(``kept``, at ``<prefix>/kept``: written when this replica's changed, read once at the
+first round, before the first ``on_documents``, by ``on_kept``), so that what they knew
+outlives a restart of all of them.
 
 ``PresenceClaims`` is the state (no I/O); ``EtcdPresence`` keeps it in etcd.
 """
@@ -98,6 +101,12 @@ class EtcdPresence:
         self.on_documents: Callable[[Mapping[str, bytes]], None] = lambda documents: None
         self._document_written: bytes | None = None
         self._documents: dict[str, bytes] = {}
+        #: what this replica would keep beyond its lease (None: nothing yet), and the reader
+        #: of what was kept before it started
+        self.kept: Callable[[], bytes | None] = lambda: None
+        self.on_kept: Callable[[bytes], None] = lambda kept: None
+        self._kept_written: bytes | None = None
+        self._kept_read = False
         #: set once this replica's document was written and the others' read
         self.documents_shared = asyncio.Event()
         self._failing = False
@@ -187,6 +196,16 @@ class EtcdPresence:
     async def _share_documents(self) -> None:
         """Write this replica's document if it changed; read the others'."""
         conn, keys = self.store.connection, self.store.keys
+        if not self._kept_read:
+            found = await conn.range(rpc.RangeRequest(key=keys.kept))
+            for kv in found.kvs:
+                self.on_kept(bytes(kv.value))
+            self._kept_read = True
+        kept = self.kept()
+        if kept is not None and kept != self._kept_written:
+            put = rpc.PutRequest(key=keys.kept, value=kept)
+            await conn.txn(rpc.TxnRequest(success=[rpc.RequestOp(request_put=put)]))
+            self._kept_written = kept
         document = self.document()
         if document is not None and document != self._document_written:
             put = rpc.PutRequest(

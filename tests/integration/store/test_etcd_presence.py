@@ -38,6 +38,9 @@ async def test_claims_follow_the_lease(tmp_path: Path) -> None:
             shared = {"a": b"first"}
             seen_at_b: list[dict[str, bytes]] = []
             a.document = lambda: shared["a"]
+            a.kept = lambda: b"kept by a"
+            kept_at_b: list[bytes] = []
+            b.on_kept = kept_at_b.append
             b.on_documents = lambda documents: seen_at_b.append(dict(documents))
             async with asyncio.TaskGroup() as tg:
                 runs = [tg.create_task(a.run()), tg.create_task(b.run())]
@@ -85,6 +88,14 @@ async def test_claims_follow_the_lease(tmp_path: Path) -> None:
                     lambda: b.alive_elsewhere() == frozenset(), timeout=10, what="A's lease expiry"
                 )
                 await wait_until(lambda: seen_at_b[-1] == {}, timeout=10, what="A's document gone")
+                # what A kept outlives its lease: a replica starting now reads it once
+                c = EtcdPresence(store_b, replica="c", ttl=2, every=0.1)
+                kept_at_c: list[bytes] = []
+                c.on_kept = kept_at_c.append
+                run_c = tg.create_task(c.run())
+                await wait_until(lambda: c.rounds >= 3, timeout=10, what="rounds of C")
+                assert kept_at_c == [b"kept by a"] and kept_at_b in ([], [b"kept by a"])
+                run_c.cancel()
                 runs[1].cancel()
     finally:
         await etcd.stop()

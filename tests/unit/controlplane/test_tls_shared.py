@@ -99,8 +99,50 @@ def test_a_replica_confirms_only_what_it_knows_is_ready() -> None:
     assert a.w.tls.state().enforced == {R1, R2}
 
 
+def test_a_sidecar_whose_replica_died_stays_marked_for_its_callers() -> None:
+    """Reviews' replica dies (its document goes with its lease) and its sidecar has not
+    reconnected: its Envoy still refuses plaintext, so web's replica keeps it marked; once
+    it streams from a replica that finds its Envoy without its secrets, the mark goes."""
+    a = Replica(streams=(REVIEWS, REVIEWS_2), holding=(REVIEWS, REVIEWS_2))
+    b = Replica(streams=(WEB, EDGE), holding=(WEB, EDGE))
+    a.round(REVIEWS, REVIEWS_2)
+    exchange(a, b)
+    b.round(WEB, EDGE)
+    assert b.w.marked(WEB, ALL) == {"reviews-1", "reviews-2"}
+    b.shared.take({})  # A is gone, reviews streams from no replica
+    b.round(WEB, EDGE)
+    assert b.w.marked(WEB, ALL) == {"reviews-1", "reviews-2"}
+    # reviews-1 reconnects to C, whose agent's report says its Envoy holds nothing
+    c = Replica(streams=(REVIEWS,), holding=())
+    c.round(REVIEWS)
+    doc = c.shared.document()
+    assert doc is not None
+    b.shared.take({"c": doc})
+    b.round(WEB, EDGE)
+    assert b.w.marked(WEB, ALL) == {"reviews-2"}
+
+
+def test_after_every_replica_restarted_the_callers_keep_the_marks() -> None:
+    """What was kept in etcd seeds a starting replica: web reconnects before reviews, and
+    is still given reviews marked (reviews' Envoy may still refuse plaintext)."""
+    a = Replica(streams=(REVIEWS, REVIEWS_2), holding=(REVIEWS, REVIEWS_2))
+    a.round(REVIEWS, REVIEWS_2)
+    kept = a.shared.kept()
+    assert kept is not None and TlsFacts.from_json(kept, "kept").ready == {R1, R2}
+    fresh = Replica(streams=(WEB, EDGE), holding=(WEB, EDGE))
+    fresh.shared.take_kept(kept)
+    fresh.shared.take({})  # (no other replica has spoken yet)
+    fresh.round(WEB, EDGE)
+    assert fresh.w.marked(WEB, ALL) == {"reviews-1", "reviews-2"}
+    unseeded = Replica(streams=(WEB, EDGE), holding=(WEB, EDGE))
+    unseeded.round(WEB, EDGE)
+    assert unseeded.w.marked(WEB, ALL) == set()
+
+
 def test_the_document_round_trips_and_a_malformed_one_is_ignored() -> None:
-    facts = TlsFacts(frozenset({"sidecar~default~web-1"}), frozenset({R1}), frozenset({R2}))
+    facts = TlsFacts(
+        frozenset({"sidecar~default~web-1"}), frozenset({R1}), frozenset({R2}), frozenset({R1})
+    )
     assert TlsFacts.from_json(facts.to_json(), "replica x") == facts
     for raw in (b"not json", b'{"ready": ["no-slash"]}', b'{"ready": 7}', b"[]"):
         assert TlsFacts.from_json(raw, "replica x") == TlsFacts()
