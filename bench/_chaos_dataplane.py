@@ -29,6 +29,7 @@ from _chaos_parts import CLI, Load, manifest
 from _chaos_planes import Planes
 
 from gossamer.agent.state import StateDir
+from gossamer.envoy.admin import EnvoyAdmin
 from gossamer.envoy.process import ManagedProcess
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
@@ -290,6 +291,19 @@ class DataPlane:
 
         await wait_until(served, timeout=90, what="front's sidecar reaching shop")
         self.load = load
+
+    async def east_west_mtls(self) -> str:
+        """How many of front's connections to ``shop`` were mTLS (its Envoy's stats)."""
+        front = next(h for h in self.hosts if h.name == "host-front")
+        admin = (front.state.status() or {})["workloads"]["default/front-1"]["envoy"]["admin"]
+        async with EnvoyAdmin(admin) as envoy:
+            stats = await envoy.stats(r"^cluster\.outbound\|default/shop\|http\.")
+        prefix = "cluster.outbound|default/shop|http."
+        tls, total = (
+            stats.get(f"{prefix}ssl.handshake", 0),
+            stats.get(f"{prefix}upstream_cx_total", 0),
+        )
+        return f"east-west: {tls} of {total} connections from front to shop over mTLS"
 
     async def stop(self) -> None:
         for host in self.hosts:

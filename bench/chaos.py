@@ -225,6 +225,7 @@ class Chaos:
                     stop.set()
             print(await self.telemetry_figure(), flush=True)
             print(self.mesh.certificates.summary(), flush=True)
+            print(await self.mesh.east_west_mtls(), flush=True)
         # (all of the load: between the scenarios too)
         for load in self.loads:
             for line in load.failures:

@@ -52,4 +52,6 @@ async def test_every_fault_under_load_fails_no_request_and_loses_no_write() -> N
     assert re.search(r"^telemetry: counted \d+ of \d+ requests to the gateway", out, re.M), out
     renewed = re.search(r"^certificates renewed during the run: (\d+) ", out, re.M)
     assert renewed is not None and int(renewed.group(1)) >= 3, out[-6000:]
+    east_west = re.search(r"^east-west: (\d+) of (\d+) connections from front", out, re.M)
+    assert east_west is not None and int(east_west.group(1)) > 0, out[-6000:]  # (strict mTLS)
     assert code == 0, out[-6000:]
