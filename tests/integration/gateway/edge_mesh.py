@@ -21,8 +21,8 @@ from edge_wire import RawBackend, raw_backend
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from tests.integration.gateway.gateways import RunningGateway, running_gateway, wait_served
 
-from conftest import RunningGateway, running_gateway, wait_served
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port
 from gossamer.translate import gateway_listeners

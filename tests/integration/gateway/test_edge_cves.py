@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from edge_mesh import ADMIN_HOST, EdgeMesh, edge_mesh, weakened
 from edge_wire import http1, http2, request
+from tests.integration.gateway.edge_mesh import ADMIN_HOST, EdgeMesh, edge_mesh, weakened
 
 pytestmark = [
     pytest.mark.integration,

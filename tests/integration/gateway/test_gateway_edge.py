@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.integration.gateway.gateways import RunningGateway, running_gateway, wait_served
 
-from conftest import RunningGateway, running_gateway, wait_served
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port

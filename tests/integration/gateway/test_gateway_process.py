@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.integration.gateway.gateways import wait_served
 
-from conftest import wait_served
 from gossamer.envoy.process import pid_alive
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.integration.gateway.gateways import running_gateway, wait_served
 
-from conftest import running_gateway, wait_served
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_yaml, mesh_envoy, running_control_plane

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from tests.integration.gateway.gateways import RunningGateway, running_gateway
 from tls_certs import CertFiles, Handshake, WebCa, peer
 
-from conftest import RunningGateway, running_gateway
 from gossamer.polling import wait_until
 from gossamer.server.app import ControlPlaneApp
 from gossamer.testing.backends import HttpBackend

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from test_gateway_process import gateway_cli, mesh
 from tests.integration.agent.agents import run_cli
+from tests.integration.gateway.gateways import wait_served
 
-from conftest import wait_served
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
