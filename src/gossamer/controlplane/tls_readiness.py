@@ -222,10 +222,12 @@ class TlsReadiness:
         return True
 
 
-def changes(before: Iterable[Ref], after: Iterable[Ref]) -> str:
-    """``+ns/a -ns/b`` (``=`` when nothing changed), for the log."""
+def changes(before: Iterable[Ref], after: Iterable[Ref], most: int = 10) -> str:
+    """``+ns/a -ns/b`` (``=`` when nothing changed; past ``most``, how many more), for the
+    log."""
     old, new = set(before), set(after)
     moved = [f"+{ns}/{n}" for ns, n in sorted(new - old)] + [
         f"-{ns}/{n}" for ns, n in sorted(old - new)
     ]
-    return " ".join(moved) or "="
+    more = f" and {len(moved) - most} more" if len(moved) > most else ""
+    return " ".join(moved[:most]) + more or "="
