@@ -120,7 +120,11 @@ class TlsReadiness:
             if proxy.kind != "sidecar" or ref not in model.workloads:
                 continue
             streaming.add(ref)
-            if node_id not in holding or not self._offers_tls(snap):
+            if not self._offers_tls(snap):
+                continue
+            # (with replicas the report of its secrets reaches one replica and may lapse
+            # while the agent moves to another: once ready, it stays so while it takes TLS)
+            if node_id not in holding and not (self.replicated and ref in self._ready):
                 continue
             # (ready before, here or at another replica: its Envoy holds that listener still)
             if ref in self._ready or self._monitor.synced(node_id, snap):

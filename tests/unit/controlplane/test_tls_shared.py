@@ -122,6 +122,25 @@ def test_a_sidecar_whose_replica_died_stays_marked_for_its_callers() -> None:
     assert b.w.marked(WEB, ALL) == {"reviews-2"}
 
 
+def test_a_lapse_in_the_report_of_secrets_keeps_a_ready_sidecar_ready() -> None:
+    """The agent reported reviews' secrets to a replica that died; its next heartbeat (every
+    15 s) reaches another only after that replica's document expired (10 s). Meanwhile
+    reviews stays ready (it still takes TLS); alone, a control plane would drop it."""
+    a = Replica(streams=(REVIEWS, REVIEWS_2), holding=(REVIEWS, REVIEWS_2))
+    a.round(REVIEWS, REVIEWS_2)
+    a.w.tls.set_holding(frozenset())
+    a.round(REVIEWS, REVIEWS_2)
+    assert a.w.tls.state().ready == {R1, R2}
+    alone = World("strict")
+    alone.publish()
+    alone.acks.ack(REVIEWS, REVIEWS_2, WEB, EDGE)
+    alone.refresh()
+    assert {R1, R2} <= alone.tls.state().ready
+    alone.tls.set_holding(frozenset())
+    alone.refresh()
+    assert alone.tls.state().ready == frozenset()
+
+
 def test_after_every_replica_restarted_the_callers_keep_the_marks() -> None:
     """What was kept in etcd seeds a starting replica: web reconnects before reviews, and
     is still given reviews marked (reviews' Envoy may still refuse plaintext)."""
