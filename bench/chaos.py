@@ -26,8 +26,9 @@ front's sidecar. Then, one after the other:
   again, reporting how long until the gateway refuses past a limit again;
 - ``agent-killed``: SIGKILL of ``host-shop``'s agent (its Envoys serve on), started again,
   reporting how long until the new agent adopted them;
-- ``certificates-renewed``: waits until every identity (both hosts' and the gateway's) was
-  renewed once more, reporting how long it took;
+- ``certificates-renewed``: checks that every identity (both hosts' and the gateway's) was
+  renewed at least once during the run so far, through the faults before it (waiting if
+  one was not yet);
 - ``etcd-member-restarted``: a member that does not lead, stopped and started;
 - ``etcd-leader-killed``: SIGKILL of etcd's leader, started again afterwards;
 - ``backend-killed``: ``shop-1``'s app stops for good (its sidecar stays).

@@ -1,5 +1,5 @@
 """``bench/chaos.py`` in short: every fault once (all replicas down for 3 s, faults lasting
-2 s, certificates living 1 minute) under load through a gateway and east-west through
+1 s, certificates living 1 minute) under load through a gateway and east-west through
 sidecars of real agents, on a 3-member etcd with 3 control-plane replicas sharing one
 telemetry and one rate-limit service. Fails when a request failed, an acknowledged write is
 missing from a replica, or a scenario did not recover (its write never served)."""
@@ -38,7 +38,7 @@ SCENARIOS = [
 
 
 async def test_every_fault_under_load_fails_no_request_and_loses_no_write() -> None:
-    args = ("--down", "3", "--settle", "2", "--certificate-ttl", "1m")
+    args = ("--down", "3", "--settle", "1", "--certificate-ttl", "1m")
     code, out = await run_bench("chaos.py", *args, within=540)
     summary = re.search(r"^CHAOS (.*)$", out, re.M)
     assert summary is not None, out[-6000:]
