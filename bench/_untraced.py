@@ -16,12 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from envoy.config.listener.v3 import listener_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
 
 from gossamer.model.snapshot import ModelSnapshot
-from gossamer.translate.hcm import HCM_FILTER
+from gossamer.translate.hcm import each_hcm
 from gossamer.translate.proxy import ProxyResources, Translator
 
 TRUST_DOMAIN = "untraced.bench.local"
@@ -29,17 +26,7 @@ TRUST_DOMAIN = "untraced.bench.local"
 
 def untraced(listener: listener_pb2.Listener) -> listener_pb2.Listener:
     """A copy of ``listener`` whose HTTP connection managers have no tracer."""
-    out = listener_pb2.Listener()
-    out.CopyFrom(listener)
-    for chain in out.filter_chains:
-        for f in chain.filters:
-            if f.name != HCM_FILTER:
-                continue
-            hcm = hcm_pb2.HttpConnectionManager()
-            f.typed_config.Unpack(hcm)
-            hcm.ClearField("tracing")
-            f.typed_config.Pack(hcm, deterministic=True)
-    return out
+    return each_hcm(listener, lambda hcm: hcm.ClearField("tracing"))
 
 
 def install() -> None:

@@ -35,6 +35,7 @@ A listener that faces clients outside the mesh (a gateway, ``edge``) also:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -46,6 +47,7 @@ from envoy.config.core.v3 import (
     protocol_pb2,
     substitution_format_string_pb2,
 )
+from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2
 from envoy.extensions.filters.http.header_mutation.v3 import (
@@ -286,3 +288,21 @@ def http_connection_manager(
     else:
         raise ValueError("http_connection_manager needs rds or route_config")
     return hcm
+
+
+def each_hcm(
+    listener: listener_pb2.Listener, edit: Callable[[hcm_pb2.HttpConnectionManager], None]
+) -> listener_pb2.Listener:
+    """A copy of ``listener`` with ``edit`` applied to every HTTP connection manager in it
+    (for a listener built and shared elsewhere)."""
+    out = listener_pb2.Listener()
+    out.CopyFrom(listener)
+    for chain in out.filter_chains:
+        for f in chain.filters:
+            if f.name != HCM_FILTER:
+                continue
+            hcm = hcm_pb2.HttpConnectionManager()
+            f.typed_config.Unpack(hcm)
+            edit(hcm)
+            f.typed_config.Pack(hcm, deterministic=True)
+    return out

@@ -43,9 +43,6 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.access_loggers.grpc.v3 import als_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
 from envoy.type.tracing.v3 import custom_tag_pb2
 from google.protobuf import wrappers_pb2
 
@@ -53,7 +50,7 @@ from gossamer.model.mesh import Mesh
 from gossamer.model.snapshot import Ref
 from gossamer.translate.common import any_of, duration
 from gossamer.translate.global_rate_limit import grpc_cluster
-from gossamer.translate.hcm import HCM_FILTER
+from gossamer.translate.hcm import each_hcm
 
 HTTP_GRPC_ACCESS_LOG = "envoy.access_loggers.http_grpc"
 #: the telemetry service's cluster in every proxy (while a service is configured)
@@ -142,14 +139,4 @@ def outbound_tags(ref: Ref, *, external: bool = False, via: Ref | None = None) -
 def logging(listener: listener_pb2.Listener, log: accesslog_pb2.AccessLog) -> listener_pb2.Listener:
     """A copy of ``listener`` whose every HTTP connection manager also logs to ``log``
     (for a listener built and shared elsewhere: an ExternalService's)."""
-    out = listener_pb2.Listener()
-    out.CopyFrom(listener)
-    for chain in out.filter_chains:
-        for f in chain.filters:
-            if f.name != HCM_FILTER:
-                continue
-            hcm = hcm_pb2.HttpConnectionManager()
-            f.typed_config.Unpack(hcm)
-            hcm.access_log.append(log)
-            f.typed_config.Pack(hcm, deterministic=True)
-    return out
+    return each_hcm(listener, lambda hcm: hcm.access_log.append(log))

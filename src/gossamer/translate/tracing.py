@@ -37,7 +37,7 @@ from google.protobuf import wrappers_pb2
 
 from gossamer.model.mesh import Mesh
 from gossamer.translate.common import any_of
-from gossamer.translate.hcm import HCM_FILTER
+from gossamer.translate.hcm import each_hcm
 from gossamer.translate.memo import Memo
 
 OPENTELEMETRY_TRACER = "envoy.tracers.opentelemetry"
@@ -86,17 +86,7 @@ def traced_listener(
 ) -> listener_pb2.Listener:
     """A copy of ``listener`` whose every HTTP connection manager traces (``trace``): for
     a listener built elsewhere (a gateway's, an ExternalService's)."""
-    out = listener_pb2.Listener()
-    out.CopyFrom(listener)
-    for chain in out.filter_chains:
-        for f in chain.filters:
-            if f.name != HCM_FILTER:
-                continue
-            hcm = hcm_pb2.HttpConnectionManager()
-            f.typed_config.Unpack(hcm)
-            trace(hcm, cluster, name, upstream_span=upstream_span)
-            f.typed_config.Pack(hcm, deterministic=True)
-    return out
+    return each_hcm(listener, lambda hcm: trace(hcm, cluster, name, upstream_span=upstream_span))
 
 
 def route_sampling(mesh: Mesh) -> rc_pb2.Tracing:
