@@ -11,16 +11,16 @@ tracing rate per Mesh), Mesh ``strict`` (mTLS between the sidecars, SDS):
   * off: ``--telemetry off`` (no access logger, no tracer);
   * stats: ``--telemetry auto`` (the supervised ``gossamer telemetry serve`` child) with the
     Mesh's default ``telemetry.requests: stats`` (Envoy's stats access logger on every HCM,
-    pushed by the stat sink every 10 s), ``tracing.sampling: 0`` (the tracer configured,
-    no route starts a trace);
+    pushed by the stat sink every 10 s), ``tracing.sampling: 0`` (the default: tracing off,
+    no tracer in any HCM);
   * logs: the same with ``telemetry.requests: logs`` (the gRPC access logger on every HCM);
   * trace1 / trace100: logs with ``tracing.sampling`` 1 % / 100 % (logs, so that tracing's
     own share reads against the logs chain as in earlier runs);
   * stats-tags / stats-joined: stats with the logger's fields one Envoy tag each (8
     outbound, 5 inbound) / all in one tag, whatever the default (``_stats_layouts``);
     stats-bare: the histogram tagged with its view only (no edge, not checked: the floor
-    of what the tags cost); stats-untraced: stats without the tracer in any HCM (what the
-    tracer configured at 0 % costs inside stats, ``_untraced``).
+    of what the tags cost); stats-trace1: stats with tracing on at 1 % (what turning
+    tracing on costs beside the default counting).
 Measured interleaved (order flipped each round) at 1 and 16 connections; the load
 generator (``_common.LOADER``) runs in its own process and reads the chain's two Envoys'
 utime + stime around its run. Each telemetry service is a real process; its CPU over the
@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import _stats_layouts
-import _untraced
 import httpx
 from _common import LoadResult, chain_args, chain_parser, cpu_seconds, exit_if_failed, http_load
 from mesh_hosts import HostAgent
@@ -76,19 +75,18 @@ CONFIGS: dict[str, tuple[float, str] | None] = {
     "stats-tags": (0.0, "stats"),
     "stats-joined": (0.0, "stats"),
     "stats-bare": (0.0, "stats"),
-    "stats-untraced": (0.0, "stats"),
+    "stats-trace1": (1.0, "stats"),
 }
 #: configuration -> its Mesh's trust domain (``_stats_layouts.TRUST_DOMAINS``), else ``TD``
 TRUST_DOMAINS = {
     "stats-tags": "tags.bench.local",
     "stats-joined": "joined.bench.local",
     "stats-bare": "bare.bench.local",
-    "stats-untraced": _untraced.TRUST_DOMAIN,
 }
 #: configurations whose counts cannot be checked per edge (a floor, not a candidate)
 UNCHECKED = ("stats-bare",)
 #: the configurations whose cost the target is about (exact topology and RED)
-TARGETED = ("stats", "logs", "stats-tags", "stats-joined", "stats-untraced")
+TARGETED = ("stats", "logs", "stats-tags", "stats-joined")
 CONNECTIONS = (1, 16)
 #: the issue's target for exact topology and RED: on / off CPU per request
 CPU_TARGET = 1.10
@@ -355,7 +353,6 @@ def main(argv: list[str] | None = None) -> None:
         choices = list(CONFIGS)[1:]
         parser.error(f"--configs: 'off', then one or more of {choices}; got {args.configs}")
     _stats_layouts.install()
-    _untraced.install()
     samples = asyncio.run(run(args))
     report(samples, args.configs)
     exit_if_failed(s.result.errors for s in samples)

@@ -125,7 +125,10 @@ def traces(
 
         def table() -> None:
             if not found:
-                stdout().print("no stored trace matches (see docs/telemetry.md, 'What is kept')")
+                stdout().print(
+                    "no stored trace matches; tracing is off until Mesh.spec.tracing.sampling "
+                    "is above 0 (docs/telemetry.md, 'Sampling' and 'What is kept')"
+                )
             else:
                 stdout().print(traces_table(found))
 

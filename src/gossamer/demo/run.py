@@ -92,13 +92,14 @@ def _manifests(
         )
     out.append(route("reviews", "reviews", split("reviews", {"v1": 80, "v2": 20})))
     # figures that move by the second for the live view: one access-log entry per request
-    # (the default, Envoy's stats, arrives every 10 s; docs/telemetry.md, "Collection")
+    # (the default, Envoy's stats, arrives every 10 s; docs/telemetry.md, "Collection");
+    # and every request traced (off by default), so the UI has traces to open
     out.append(
         {
             "apiVersion": API_VERSION,
             "kind": "Mesh",
             "metadata": {"name": "default"},
-            "spec": {"telemetry": {"requests": "logs"}},
+            "spec": {"telemetry": {"requests": "logs"}, "tracing": {"sampling": 100}},
         }
     )
     out.append(

@@ -208,7 +208,8 @@ class Translator(SharedPieces):
                     hcm.access_log.append(denial_access_log())
                 if self.telemetry_service is not None:  # every request, to the telemetry
                     hcm.access_log.append(request_log(mesh, telemetry.INBOUND))
-                    tracing.trace(hcm, telemetry.CLUSTER, f"{ns}/{w.spec.service}")
+                    if tracing.on(mesh):
+                        tracing.trace(hcm, telemetry.CLUSTER, f"{ns}/{w.spec.service}")
                 self._jwt_config(out, snap)
                 listener = http_listener(lname, w.spec.address, p.port, hcm, INBOUND)
             else:
@@ -236,11 +237,13 @@ class Translator(SharedPieces):
                     log = request_log(mesh, telemetry.OUTBOUND, tags)
                     build_logged = partial(telemetry.logging, listener, log)
                     listener = self.memo.get("egress-logged", (listener, ref, log), build_logged)
-                    caller = f"{ns}/{w.spec.service}"
-                    build_traced = partial(
-                        tracing.traced_listener, listener, telemetry.CLUSTER, caller
-                    )
-                    listener = self.memo.get("egress-traced", (listener, caller), build_traced)
+                    if tracing.on(mesh):
+                        caller = f"{ns}/{w.spec.service}"
+                        build_traced = partial(
+                            tracing.traced_listener, listener, telemetry.CLUSTER, caller
+                        )
+                        key = (listener, caller)
+                        listener = self.memo.get("egress-traced", key, build_traced)
                 out.listeners[listener.name] = listener
                 continue
             port = snap.service_port(ref, dep.port)
@@ -356,7 +359,7 @@ class Translator(SharedPieces):
         logs = [request_log(mesh, telemetry.GATEWAY)] if self.telemetry_service else []
         listeners = gateway_listeners(ref, gw, mesh, access_logs=logs)
         out.listeners.update(listeners)
-        if self.telemetry_service is not None:  # the trace's root, with a span per upstream
+        if self.telemetry_service is not None and tracing.on(mesh):  # the trace's root
             main = names.gateway_listener(ref)
             out.listeners[main] = tracing.traced_listener(
                 listeners[main], telemetry.CLUSTER, f"{ref[0]}/{ref[1]}", upstream_span=True
@@ -400,5 +403,6 @@ def _outbound_http(
     if caller is not None:
         tags = telemetry.outbound_tags(ref)
         hcm.access_log.append(request_log(mesh, telemetry.OUTBOUND, tags))
-        tracing.trace(hcm, telemetry.CLUSTER, caller)
+        if tracing.on(mesh):
+            tracing.trace(hcm, telemetry.CLUSTER, caller)
     return http_listener(lname, address, bind, hcm, OUTBOUND)

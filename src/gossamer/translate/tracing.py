@@ -1,22 +1,29 @@
 """OpenTelemetry traces of every proxy, sent to the telemetry service (docs/telemetry.md,
 "Traces").
 
-With a telemetry service configured, each sidecar HCM (inbound and every outbound
-dependency) and a gateway's main HCM carry ``tracing`` with Envoy's OpenTelemetry tracer
-(``envoy.tracers.opentelemetry``, OTLP/gRPC to the telemetry cluster, W3C
-``traceparent``), its ``service_name`` the proxy's (``<ns>/<service>`` of a sidecar,
-``<ns>/<gateway>``). A gateway spawns an upstream span per request to a service
-(``spawn_upstream_span``): its server span is the trace's root, the upstream span the
-parent of the callee's inbound span, so one trace reads gateway -> A -> B. A sidecar's
-outbound span is already the client side of its hop (no extra span).
+With a telemetry service configured and tracing on (``Mesh.spec.tracing.sampling`` above
+0), each sidecar HCM (inbound and every outbound dependency) and a gateway's main HCM
+carry ``tracing`` with Envoy's OpenTelemetry tracer (``envoy.tracers.opentelemetry``,
+OTLP/gRPC to the telemetry cluster, W3C ``traceparent``), its ``service_name`` the proxy's
+(``<ns>/<service>`` of a sidecar, ``<ns>/<gateway>``). A gateway spawns an upstream span
+per request to a service (``spawn_upstream_span``): its server span is the trace's root,
+the upstream span the parent of the callee's inbound span, so one trace reads
+gateway -> A -> B. A sidecar's outbound span is already the client side of its hop (no
+extra span).
 
-How often a trace starts is ``Mesh.spec.tracing.sampling`` (percent). It is set on every
-route (``Route.tracing.random_sampling``, RDS), never in the HCM, so changing it pushes
-route tables and drains no listener; the HCM's own rate is a fixed 0 (a request no route
-matched starts no trace). The decision is made where a request enters the mesh and
-travels in its ``x-request-id`` (Envoy marks it there; sidecars keep the id), so later hops
-follow it whatever their rate; at the edge the id is replaced, and a client's
-``traceparent`` sampled flag forces nothing (measured).
+At 0 (the default) no HCM has a tracer: a configured tracer costs a span on every
+request, sampled or not (measured: the chain with it at 0 % cost ~1.16x the chain
+without, docs/benchmarks.md), which the counting alone does not need. So turning tracing
+on or off re-creates the listeners that trace (a drain), like
+``Mesh.spec.telemetry.requests``.
+
+How often a trace starts, once on, is set on every route (``Route.tracing.random_sampling``,
+RDS), never in the HCM, so changing it between rates above 0 pushes route tables and
+drains no listener; the HCM's own rate is a fixed 0 (a request no route matched starts no
+trace). The decision is made where a request enters the mesh and travels in its
+``x-request-id`` (Envoy marks it there; sidecars keep the id), so later hops follow it
+whatever their rate; at the edge the id is replaced, and a client's ``traceparent``
+sampled flag forces nothing (measured).
 """
 
 from __future__ import annotations
@@ -46,6 +53,11 @@ OPENTELEMETRY_TRACER = "envoy.tracers.opentelemetry"
 #: rate per million traced every request at 1 % and above (measured by
 #: bench/telemetry_chain.py; tests/integration/telemetry/test_tracing_rate.py)
 _PER_TEN_THOUSAND = 100
+
+
+def on(mesh: Mesh) -> bool:
+    """Whether the mesh traces at all (a rate above 0): only then has an HCM a tracer."""
+    return mesh.spec.tracing.sampling > 0
 
 
 def service_name(kind: str, namespace: str, name: str) -> str:
@@ -116,7 +128,9 @@ def sample_routes(
     memo: Memo, routes: MutableMapping[str, route_pb2.RouteConfiguration], mesh: Mesh
 ) -> None:
     """Replace every table in ``routes`` by its sampled copy (memoised per table object
-    and rate, so an unchanged table stays the same object)."""
+    and rate, so an unchanged table stays the same object); nothing with tracing off."""
+    if not on(mesh):
+        return
     sampling = route_sampling(mesh)
     numerator = sampling.random_sampling.numerator
     for name, table in routes.items():

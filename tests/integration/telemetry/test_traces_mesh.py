@@ -1,21 +1,26 @@
 """Traces through real Envoys fed by a control plane with its telemetry child: a failed
 request's trace spans gateway -> A -> B with the right parent links (the apps copy
 ``traceparent``), found by request id over the control plane's API and drawn by
-``gossamer trace ID``; changing ``Mesh.spec.tracing.sampling`` reaches the proxies as route
-tables and drains no listener."""
+``gossamer trace ID``; changing ``Mesh.spec.tracing.sampling`` between rates above 0
+reaches the proxies as route tables and drains no listener; turning tracing off (0) and on
+again re-creates the listeners that trace, and no request under way fails."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
 from gossamer.server.telemetry_child import TelemetrySettings
 from gossamer.testing.backends import HttpBackend
@@ -171,15 +176,89 @@ async def test_a_trace_spans_gateway_a_b_and_the_rate_changes_without_a_drain(
             code, out = await cli("traces", "--request-id", request_id, "--server", app.api_url)
             assert code == 0 and summary["traceId"] in out, out
 
-            # the rate goes to 0 in the route tables: no listener changes, none is sampled
+            # between rates above 0 only the route tables change: no listener is modified
             listeners = {p.name: await p.stats(LISTENERS) for p in proxies}
             sampled = sum((await gw.stats(SAMPLED)).values())
             for _ in range(3):
                 assert (await c.get(url + "/ok")).status_code == 200
             assert sum((await gw.stats(SAMPLED)).values()) == sampled + 3
-            await apply_manifests(app, [mesh(0)])
+            await apply_manifests(app, [mesh(0.01)])
             sampled = sum((await gw.stats(SAMPLED)).values())
             for _ in range(5):
                 assert (await c.get(url + "/ok")).status_code == 200
-            assert sum((await gw.stats(SAMPLED)).values()) == sampled
+            # (1 in 10 000 each: two of five with a probability of 1e-7)
+            assert sum((await gw.stats(SAMPLED)).values()) <= sampled + 1
             assert {p.name: await p.stats(LISTENERS) for p in proxies} == listeners
+
+            # off (0) takes the tracer out of every HCM, on puts it back: the listeners that
+            # trace are re-created (a drain), and no request under way fails
+            for rate, traced in ((0, False), (100, True)):
+                async with steady_load(url) as load:
+                    await wait_until(lambda: load.sent > 0, timeout=10, what="load under way")
+                    await apply_manifests(app, [mesh(rate)])
+                    after = load.sent  # (and it goes on after the change)
+                    await wait_until(
+                        lambda after=after: load.sent > after, timeout=10, what="load after"
+                    )
+                assert load.failed == [], load.failed[:3]
+                for p in proxies:
+
+                    async def settled(p: EnvoyProcess = p, traced: bool = traced) -> bool:
+                        return await tracers(p) == {traced}
+
+                    await wait_until(settled, timeout=30, what=f"{p.name}: tracer {traced}")
+                assert {p.name: await p.stats(LISTENERS) for p in proxies} != listeners
+            async with httpx.AsyncClient(timeout=10) as fresh:  # (the new listener)
+                sampled = sum((await gw.stats(SAMPLED)).values())
+                for _ in range(3):
+                    assert (await fresh.get(url + "/ok")).status_code == 200
+                assert sum((await gw.stats(SAMPLED)).values()) == sampled + 3
+
+
+async def tracers(proxy: EnvoyProcess) -> set[bool]:
+    """Whether each HTTP connection manager of ``proxy``'s active listeners has a tracer."""
+    dump = await proxy.config_dump(resource="dynamic_listeners")
+    hcms = [
+        f["typed_config"]
+        for listener in dump.get("configs", [])
+        for chain in listener.get("active_state", {}).get("listener", {}).get("filter_chains", [])
+        for f in chain.get("filters", [])
+        if f["name"] == "envoy.filters.network.http_connection_manager"
+    ]
+    assert hcms, proxy.name
+    return {"tracing" in hcm for hcm in hcms}
+
+
+@dataclass
+class Load:
+    sent: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def steady_load(url: str) -> AsyncIterator[Load]:
+    """Requests through the gateway one after another on kept-alive connections while
+    the body runs (at most 20 000)."""
+    load = Load()
+    done = asyncio.Event()
+
+    async def run() -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(20_000):
+                if done.is_set():
+                    return
+                load.sent += 1
+                try:
+                    r = await client.get(url + "/ok")
+                except httpx.TransportError as e:
+                    load.failed.append(repr(e))
+                    continue
+                if r.status_code != 200:
+                    load.failed.append(f"{r.status_code} {r.text[:100]}")
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(run())
+        try:
+            yield load
+        finally:
+            done.set()

@@ -54,7 +54,7 @@ def test_default_durations_are_stored_as_text() -> None:
         "authentication": {"jwt": []},
         "underscoreHeaders": "reject",
         "rateLimit": {"failureMode": "open", "timeout": "100ms"},
-        "tracing": {"sampling": 1.0},
+        "tracing": {"sampling": 0.0},
         "telemetry": {"requests": "stats"},
         "debounceMs": 50,
     }

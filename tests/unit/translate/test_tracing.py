@@ -1,10 +1,12 @@
-"""With a telemetry service, every sidecar HCM and the gateway's main HCM trace with
-Envoy's OpenTelemetry tracer to ``gossamer_telemetry`` under the proxy's service name (the
-gateway with an upstream span); every route carries ``Mesh.spec.tracing.sampling``; a rate
-change changes route tables only, never a listener."""
+"""With a telemetry service and tracing on, every sidecar HCM and the gateway's main HCM
+trace with Envoy's OpenTelemetry tracer to ``gossamer_telemetry`` under the proxy's service
+name (the gateway with an upstream span); every route carries
+``Mesh.spec.tracing.sampling``; a rate change changes route tables only, never a listener.
+At 0 (the default) no HCM has a tracer and no route a rate."""
 
 from __future__ import annotations
 
+from envoy.config.listener.v3 import listener_pb2
 from envoy.config.trace.v3 import opentelemetry_pb2
 from envoy.type.v3 import percent_pb2
 from shop import shop
@@ -12,6 +14,7 @@ from translate_helpers import hcm_of
 
 from gossamer.model import ModelSnapshot, parse_manifest
 from gossamer.translate import names, telemetry, tracing
+from gossamer.translate.hcm import each_hcm
 from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.translate.telemetry import TelemetryService
 from gossamer.types import API_VERSION, ProxyIdentity
@@ -44,8 +47,15 @@ def provider(listener: object) -> tuple[str, str, bool, float]:
     )
 
 
+def tracers(listener: listener_pb2.Listener) -> list[bool]:
+    """Whether each HTTP connection manager of ``listener`` has a tracer."""
+    found: list[bool] = []
+    each_hcm(listener, lambda hcm: found.append(hcm.HasField("tracing")))
+    return found
+
+
 def test_every_hcm_traces_as_its_proxy_and_the_gateway_spawns_upstream_spans() -> None:
-    snap = shop()
+    snap = with_sampling(shop(), 1.0)
     res = traced(Translator(), snap, WEB_1)
     address = snap.local_addresses[("default", "reviews")]
     for name in (names.inbound_listener("http"), names.outbound_listener(address, 9080)):
@@ -60,8 +70,8 @@ def test_every_hcm_traces_as_its_proxy_and_the_gateway_spawns_upstream_spans() -
 def test_every_route_carries_the_mesh_rate_per_ten_thousand() -> None:
     # (Envoy's random value for the decision is the request id modulo 10 000: a rate per
     # million traced every request at 1 % and above)
-    for percent, numerator in ((None, 100), (0.5, 50), (100, 10_000), (0, 0), (0.01, 1)):
-        snap = shop() if percent is None else with_sampling(shop(), percent)
+    for percent, numerator in ((1, 100), (0.5, 50), (100, 10_000), (0.01, 1)):
+        snap = with_sampling(shop(), percent)
         for who in (WEB_1, EDGE):
             res = traced(Translator(), snap, who)
             routes = [r for t in res.routes.values() for v in t.virtual_hosts for r in v.routes]
@@ -84,3 +94,24 @@ def test_a_rate_change_changes_route_tables_and_no_listener() -> None:
         assert {n: v.SerializeToString() for n, v in res.routes.items()} != {
             n: v.SerializeToString() for n, v in after[who].routes.items()
         }
+
+
+def test_tracing_off_by_default_or_at_0_leaves_no_tracer_and_no_rate() -> None:
+    for snap in (shop(), with_sampling(shop(), 0)):
+        for who in (WEB_1, EDGE):
+            res = traced(Translator(), snap, who)
+            traces = [t for listener in res.listeners.values() for t in tracers(listener)]
+            assert traces and not any(traces), who
+            routes = [r for t in res.routes.values() for v in t.virtual_hosts for r in v.routes]
+            assert routes and not any(r.HasField("tracing") for r in routes), who
+            assert telemetry.CLUSTER in res.clusters  # (still counted)
+
+
+def test_turning_tracing_on_changes_the_listeners_that_trace() -> None:
+    translator = Translator()
+    off = {w: traced(translator, shop(), w) for w in (WEB_1, EDGE)}
+    on = {w: traced(translator, with_sampling(shop(), 5.0), w) for w in (WEB_1, EDGE)}
+    inbound = names.inbound_listener("http")
+    assert off[WEB_1].listeners[inbound] != on[WEB_1].listeners[inbound]
+    main = names.gateway_listener(("default", "edge"))
+    assert off[EDGE].listeners[main] != on[EDGE].listeners[main]
