@@ -131,8 +131,9 @@ class Planes:
         return f"SIGKILLed {victim.data.name}"
 
     async def all_replicas_down(self) -> str:
-        for replica in self.replicas:
-            await replica.stop()
+        async with asyncio.TaskGroup() as tg:  # (all at once: each drains its streams)
+            for replica in self.replicas:
+                tg.create_task(replica.stop())
         await asyncio.sleep(self.down)  # the data plane alone, on its last config
         for replica in self.replicas:
             await replica.start(self.etcd.url)

@@ -43,6 +43,9 @@ from gossamer.translate.tls import control_plane_socket
 from gossamer.types import ProxyIdentity
 
 XDS_CLUSTER = "gossamer-xds"
+#: first and longest wait before an ADS stream is opened again (Envoy: 0.5 s and 30 s)
+ADS_RETRY_BASE = timedelta(milliseconds=500)
+ADS_RETRY_MAX = timedelta(seconds=4)
 #: the path of the control plane's SPIFFE id, ``spiffe://<trust domain>/gossamer/...``: not
 #: a workload id (``/ns/<ns>/sa/<svc>``), so the CA never issues it to a host
 CONTROL_PLANE_PATH = "gossamer/control-plane"
@@ -157,7 +160,13 @@ def ads_bootstrap(
     )
     ads.transport_api_version = config_source_pb2.V3
     ads.set_node_on_first_message_only = True
-    ads.grpc_services.add().envoy_grpc.cluster_name = XDS_CLUSTER
+    grpc = ads.grpc_services.add().envoy_grpc
+    grpc.cluster_name = XDS_CLUSTER
+    # back-off between attempts to reopen the ADS stream (jittered, doubling): Envoy's
+    # default grows to 30 s, so a proxy whose control plane came back could wait that
+    # long for its next change (the chaos bench's all-replicas-down)
+    grpc.retry_policy.retry_back_off.base_interval.FromTimedelta(ADS_RETRY_BASE)
+    grpc.retry_policy.retry_back_off.max_interval.FromTimedelta(ADS_RETRY_MAX)
     for source in (bootstrap.dynamic_resources.cds_config, bootstrap.dynamic_resources.lds_config):
         source.ads.SetInParent()
         source.resource_api_version = config_source_pb2.V3

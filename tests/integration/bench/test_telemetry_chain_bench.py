@@ -1,6 +1,6 @@
 """``bench/telemetry.py --chain`` runs end to end with tiny counts: three control planes (one
 with ``--telemetry off``, two with the supervised telemetry child, requests logged over gRPC
-with tracing at 0 % and 100 %), each with two real agents and a strict-mTLS sidecar chain;
+with tracing off and at 100 %), each with two real agents and a strict-mTLS sidecar chain;
 every measured request is answered, each 'on' service counted exactly the requests sent in
 both views, the 100 % chain's Envoys sent two spans per request, and the ratios to off are
 printed. (The ``stats`` configuration, counts from Envoy's stats alone, is the bench's too;

@@ -65,6 +65,9 @@ def test_ads_bootstrap_dynamic_resources(delta: bool, api_type: int) -> None:
     assert ads.transport_api_version == config_source_pb2.V3
     assert ads.set_node_on_first_message_only
     assert [g.envoy_grpc.cluster_name for g in ads.grpc_services] == [XDS_CLUSTER]
+    # a stream lost is reopened within seconds of the control plane's return, not 30 s
+    back_off = ads.grpc_services[0].envoy_grpc.retry_policy.retry_back_off
+    assert (back_off.base_interval.ToMilliseconds(), back_off.max_interval.ToSeconds()) == (500, 4)
     for source in (dynamic.cds_config, dynamic.lds_config):
         assert source.WhichOneof("config_source_specifier") == "ads"
         assert source.resource_api_version == config_source_pb2.V3
