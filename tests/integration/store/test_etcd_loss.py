@@ -144,8 +144,9 @@ async def test_a_replica_that_loses_etcd_refuses_writes_and_closes_xds(tmp_path:
                         assert r.json()["spec"]["ports"][0]["appPort"] == v1.address[1]
                         r = await c.post(f"{base}/v1/apply", json={"manifests": [moved]})
                         assert r.status_code == 200, r.text
+                        # within the ADS retry back-off's 4 s cap (Envoy's default: 30 s)
                         for e in (web, reviews):
-                            await e.wait_for_stat(CONNECTED, 1, timeout=90)
+                            await e.wait_for_stat(CONNECTED, 1, timeout=8)
                         await wait_until(
                             lambda: reaches("reviews-2"), timeout=60, what="the new write"
                         )
