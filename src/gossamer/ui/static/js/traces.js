@@ -28,7 +28,8 @@ export function traceList(title, traces, open) {
     list.append(el("li", {}, button));
   }
   return el("section", {}, el("h3", {}, title),
-    traces.length ? list : el("p", { class: "hint" }, "none in this window"));
+    traces.length ? list : el("p", { class: "hint" },
+      "none in this window (tracing is off until the Mesh's tracing.sampling is above 0)"));
 }
 
 /** The waterfall of one trace: a row per span, indented under its parent, its bar on the
