@@ -8,17 +8,15 @@ again re-creates the listeners that trace, and no request under way fails."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.integration.store.etcd_planes import Traffic
 
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
@@ -192,15 +190,20 @@ async def test_a_trace_spans_gateway_a_b_and_the_rate_changes_without_a_drain(
 
             # off (0) takes the tracer out of every HCM, on puts it back: the listeners that
             # trace are re-created (a drain), and no request under way fails
+            async def through_a() -> str | None:
+                try:
+                    r = await c.get(url + "/ok")
+                except httpx.TransportError:
+                    return None
+                return str(r.json().get("backend")) if r.status_code == 200 else None
+
             for rate, traced in ((0, False), (100, True)):
-                async with steady_load(url) as load:
-                    await wait_until(lambda: load.sent > 0, timeout=10, what="load under way")
+                load = Traffic(through_a, {"a"})
+                async with load.flowing():
+                    await load.more(1)
                     await apply_manifests(app, [mesh(rate)])
-                    after = load.sent  # (and it goes on after the change)
-                    await wait_until(
-                        lambda after=after: load.sent > after, timeout=10, what="load after"
-                    )
-                assert load.failed == [], load.failed[:3]
+                    await load.more(1)
+                assert load.failed == 0, vars(load)
                 for p in proxies:
 
                     async def settled(p: EnvoyProcess = p, traced: bool = traced) -> bool:
@@ -227,38 +230,3 @@ async def tracers(proxy: EnvoyProcess) -> set[bool]:
     ]
     assert hcms, proxy.name
     return {"tracing" in hcm for hcm in hcms}
-
-
-@dataclass
-class Load:
-    sent: int = 0
-    failed: list[str] = field(default_factory=list)
-
-
-@contextlib.asynccontextmanager
-async def steady_load(url: str) -> AsyncIterator[Load]:
-    """Requests through the gateway one after another on kept-alive connections while
-    the body runs (at most 20 000)."""
-    load = Load()
-    done = asyncio.Event()
-
-    async def run() -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
-            for _ in range(20_000):
-                if done.is_set():
-                    return
-                load.sent += 1
-                try:
-                    r = await client.get(url + "/ok")
-                except httpx.TransportError as e:
-                    load.failed.append(repr(e))
-                    continue
-                if r.status_code != 200:
-                    load.failed.append(f"{r.status_code} {r.text[:100]}")
-
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(run())
-        try:
-            yield load
-        finally:
-            done.set()
