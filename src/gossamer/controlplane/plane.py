@@ -21,8 +21,8 @@ from gossamer.controlplane.leadership import Leadership, SoleLeader
 from gossamer.controlplane.publisher import PUBLISH_SLICE, Publisher
 from gossamer.controlplane.route_wait import RouteWait
 from gossamer.controlplane.service import ApplyResult, ControlPlaneStatistics, Diff
+from gossamer.controlplane.tls_follow import TlsFollower
 from gossamer.controlplane.tls_readiness import TlsReadiness
-from gossamer.controlplane.tls_shared import SharedTls
 from gossamer.controlplane.unreachable import UnreachableHosts
 from gossamer.errors import (
     FieldError,
@@ -49,10 +49,6 @@ Validator = Callable[[ModelSnapshot], Awaitable[list[FieldError]]]
 #: told of stored changes: each changed key with its resource now (None: deleted), and the
 #: revision that holds them
 ChangeListener = Callable[[Mapping[ResourceKey, Resource | None], int], None]
-
-
-#: how long ``_follow_tls`` lets ACKs gather before it judges mTLS readiness again (s)
-TLS_FOLLOW_COALESCE = 0.02
 
 
 class ApplyOptions(TypedDict, total=False):
@@ -100,10 +96,13 @@ class ControlPlane:
         self.publisher = Publisher(cache, self._loaded_view, self.tls.state, self.enforcement.state)
         #: waits until a host's workloads are held by every proxy routing to them
         self.route_wait = RouteWait(cache, monitor, lambda: self.model, self.publish)
-        #: agent id -> its proxies whose Envoy holds its secrets (the agent's last report)
-        self._holding: dict[str, frozenset[str]] = {}
+        #: what moves mTLS readiness: SDS capability, agents' reports of secrets, ACKs
+        publisher = self.publisher
+        self.mtls = TlsFollower(
+            self.tls, monitor, lambda: self.model, lambda: publisher.published_tls, self._mark_dirty
+        )
         monitor.set_registered(self._registered)
-        monitor.on_sds_capable(self.set_tls_capable)
+        monitor.on_sds_capable(self.mtls.set_capable)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -121,7 +120,7 @@ class ControlPlane:
             tg.create_task(self._watch(self.model.revision))
             tg.create_task(self._publisher())
             tg.create_task(self.publisher.greet())
-            tg.create_task(self._follow_tls())
+            tg.create_task(self.mtls.follow())
 
     async def _watch(self, revision: int) -> None:
         async for batch in self.store.watch(revision):
@@ -168,51 +167,6 @@ class ControlPlane:
         assert self.model is not None
         return self.model.mesh.spec.debounceMs / 1000
 
-    # -- mTLS readiness -----------------------------------------------------------------------
-
-    def set_tls_capable(self, node_ids: frozenset[str]) -> None:
-        """Proxies whose Envoy gets secrets over SDS (the others are given no TLS): the
-        connected proxies whose node metadata says so (``XdsMonitor.on_sds_capable``). Told
-        before a new proxy's first snapshot is built, so that one already takes TLS."""
-        if self.tls.set_capable(node_ids):
-            self._mark_dirty()
-
-    def set_secrets_held(self, agent_id: str, node_ids: frozenset[str]) -> None:
-        """``agent_id``'s report (with its heartbeat) of its proxies whose Envoy ACKed its
-        ``identity`` and ``trust-bundle`` over SDS; replaces its last report. The caller
-        checked that the agent registered those proxies' Workloads. Only such a sidecar
-        counts as ready for mTLS (``controlplane.tls_readiness``)."""
-        if node_ids:
-            self._holding[agent_id] = node_ids
-        else:
-            self._holding.pop(agent_id, None)
-        holding = frozenset[str]().union(*self._holding.values())
-        model = self.model
-        if not self.tls.set_holding(holding) or model is None:
-            return
-        if self.tls.refresh(model, self.publisher.published_tls):
-            self._mark_dirty()
-
-    def shared_tls(self) -> SharedTls:
-        """This replica's mTLS readiness for the others, and theirs taken in."""
-        publisher = self.publisher
-        return SharedTls(
-            self.tls, lambda: self.model, lambda: publisher.published_tls, self._mark_dirty
-        )
-
-    async def _follow_tls(self) -> None:
-        """After every ACK, see whether a sidecar became ready for mTLS or may now refuse
-        plaintext; publish that (``controlplane.tls_readiness``)."""
-        while True:
-            progress = self.monitor.progress_event()
-            model = self.model
-            if model is not None and self.tls.refresh(model, self.publisher.published_tls):
-                self._mark_dirty()
-            await progress.wait()
-            # A round's ACKs come in bursts (953 for one change at 1k x 1,000), and a
-            # refresh reads every connected proxy: judge a burst once, not per ACK.
-            await asyncio.sleep(TLS_FOLLOW_COALESCE)
-
     # -- liveness ----------------------------------------------------------------------------
 
     @property
@@ -251,9 +205,7 @@ class ControlPlane:
         going out were judged against the round before, so readiness is judged again here
         (else, with no ACK after it, a strict sidecar kept taking plaintext)."""
         changed = await self.publisher.publish(seen_at, slice_s)
-        model = self.model
-        if model is not None and self.tls.refresh(model, self.publisher.published_tls):
-            self._mark_dirty()
+        self.mtls.judge()
         return changed
 
     @property

@@ -128,11 +128,12 @@ class AgentReports:
         if scope is not None and scope.gateway is not None:
             nodes = gateway_secrets(scope.gateway, secrets)
             held = frozenset(n for n, h in nodes.items() if all(h.get(x) for x in needed))
-            self.plane.set_secrets_held(agent_id, held)
+            self.plane.mtls.set_secrets_held(agent_id, held)
             self.sds_acks.report(agent_id, nodes)
             return
         owned = owned_workloads(self._model(), agent_id)
-        self.plane.set_secrets_held(agent_id, holding_secrets(owned, secrets, agent_id, needed))
+        holding = holding_secrets(owned, secrets, agent_id, needed)
+        self.plane.mtls.set_secrets_held(agent_id, holding)
         self.sds_acks.report(
             agent_id,
             {

@@ -40,7 +40,7 @@ def replica_of(plane: ControlPlane, xds: XdsServer, store_loss_grace: float) -> 
         return Replica()
     name = replica_name()
     presence = EtcdPresence(store, replica=name)
-    shared_tls = plane.shared_tls()  # (a sidecar and its callers may stream from others)
+    shared_tls = plane.mtls.shared()  # (a sidecar and its callers may stream from others)
     presence.document, presence.on_documents = shared_tls.document, shared_tls.take
     presence.kept, presence.on_kept = shared_tls.kept, shared_tls.take_kept
     # no stream before this replica knows which workloads the others mark for mTLS: a proxy

@@ -7,7 +7,7 @@ agent reported that the Envoy ACKed ``identity`` and ``trust-bundle`` over SDS.
 
 Here the agents' SDS servers (the agent's own ``SdsServer``) are run by the test, so that
 reviews' certificate can be held back; the test reports what the Envoys ACKed as the agent
-does with its heartbeat (``ControlPlane.set_secrets_held``). A bounded sequential load runs
+does with its heartbeat (``TlsFollower.set_secrets_held``). A bounded sequential load runs
 through web's sidecar all along: no request may fail.
 """
 
@@ -178,7 +178,7 @@ async def test_a_sidecar_still_warming_its_certificate_is_not_sent_mtls(tmp_path
             def report() -> None:  # what the agents say with their heartbeats
                 for h in (web, reviews):
                     held = frozenset({h.proxy.node_id}) if h.holds_secrets() else frozenset()
-                    app.plane.set_secrets_held(h.proxy.name, held)
+                    app.plane.mtls.set_secrets_held(h.proxy.name, held)
 
             load = Load(f"http://127.0.0.2:{outbound[0]}/load", max_seconds=120)
             task = asyncio.create_task(load.run())
