@@ -187,14 +187,22 @@ async def agents(*handles: AgentHandle) -> AsyncIterator[None]:
             await h.cleanup()
 
 
+#: a ``Load.pace`` for tests that keep traffic flowing for a minute or more: a request about
+#: every 5 ms (~150 a second here), so a failure lasting longer is seen, at a fraction of
+#: the CPU of back-to-back requests that the suite's other tests need
+PACED = 0.005
+
+
 @dataclass
 class Load:
     """A bounded request loop: sequential GETs until stopped, ``max_requests`` or
-    ``max_seconds``; counts answers by status and transport errors."""
+    ``max_seconds``; counts answers by status and transport errors. ``pace``: seconds to
+    wait after each request (0: back to back)."""
 
     url: str
     max_requests: int = 20_000
     max_seconds: float = 120.0
+    pace: float = 0.0
     ok: int = 0
     failed: list[str] = field(default_factory=list)
     backends: dict[str, int] = field(default_factory=dict)
@@ -217,6 +225,8 @@ class Load:
                     self.backends[backend] = self.backends.get(backend, 0) + 1
                 else:
                     self.failed.append(f"{r.status_code} {r.text[:120]}")
+                if self.pace:
+                    await asyncio.sleep(self.pace)
 
     def stop(self) -> None:
         self._stop.set()

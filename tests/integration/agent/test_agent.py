@@ -21,7 +21,7 @@ from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import api_client, apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port
 
-from .agents import AgentHandle, Load, agents, run_cli
+from .agents import PACED, AgentHandle, Load, agents, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio]
 
@@ -158,7 +158,7 @@ async def test_traffic_envoy_crash_unhealthy_app_and_agent_restart(tmp_path: Pat
 
             # restarting the agent (detach + start) keeps traffic: zero failed requests
             pid = catalog.envoy_pids()["default/catalog-1"]
-            load = Load(url)
+            load = Load(url, pace=PACED)
             loop = asyncio.create_task(load.run())
             try:
                 await wait_until(lambda: load.ok >= 20, timeout=30, what="load going")
@@ -244,7 +244,7 @@ async def test_sigterm_drains_without_failed_requests(tmp_path: Path) -> None:
                 )
             envoy_c = c.state.envoys()["default/catalog-c"]
 
-            load = Load(url)
+            load = Load(url, pace=PACED)
             loop = asyncio.create_task(load.run())
             try:
                 await wait_until(

@@ -16,7 +16,7 @@ import pytest
 from gossamer.polling import wait_until
 from gossamer.testing.controlplane import apply_yaml
 
-from .agents import Load
+from .agents import PACED, Load
 from .mtls_mesh import (
     WEB_ID,
     Mesh,
@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 @contextlib.asynccontextmanager
 async def load_through(mesh: Mesh, max_seconds: float = 200.0) -> AsyncIterator[Load]:
     """Sequential requests through web's sidecar to reviews until the block ends."""
-    load = Load(f"{mesh.outbound}/load", max_seconds=max_seconds)
+    load = Load(f"{mesh.outbound}/load", max_seconds=max_seconds, pace=PACED)
     task = asyncio.create_task(load.run())
     try:
         yield load

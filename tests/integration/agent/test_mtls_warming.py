@@ -34,7 +34,7 @@ from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.translate.names import IDENTITY_SECRET, TRUST_BUNDLE_SECRET
 from gossamer.types import ProxyIdentity
 
-from .agents import Load
+from .agents import PACED, Load
 from .mtls_mesh import REVIEWS_ID, TD, WEB_ID, xfcc_uris
 from .sds_helpers import MeshCa
 
@@ -180,7 +180,7 @@ async def test_a_sidecar_still_warming_its_certificate_is_not_sent_mtls(tmp_path
                     held = frozenset({h.proxy.node_id}) if h.holds_secrets() else frozenset()
                     app.plane.mtls.set_secrets_held(h.proxy.name, held)
 
-            load = Load(f"http://127.0.0.2:{outbound[0]}/load", max_seconds=120)
+            load = Load(f"http://127.0.0.2:{outbound[0]}/load", max_seconds=120, pace=PACED)
             task = asyncio.create_task(load.run())
             try:
                 await wait_until(lambda: load.ok >= 10, timeout=30, what="plaintext traffic")

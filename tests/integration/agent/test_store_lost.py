@@ -35,7 +35,7 @@ from gossamer.testing.backends import HttpBackend
 from gossamer.testing.ports import free_port
 from gossamer.xds.auth import XdsTlsMode
 
-from .agents import AgentHandle, Load, agents, run_cli
+from .agents import PACED, AgentHandle, Load, agents, run_cli
 from .test_agent import HEALTH, _answered_by, _catalog_url, _services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio]
@@ -186,7 +186,7 @@ async def test_envoys_keep_serving_when_the_control_plane_forgets_the_agent(
                     assert first.xds.port == 0 and first.xds.tls_port == xds  # mTLS only
                 pids = handle.envoy_pids()
                 # (~200 requests/s: bounded by time, never by count, through every phase)
-                load = Load(url, max_requests=200_000, max_seconds=300)
+                load = Load(url, max_requests=200_000, max_seconds=300, pace=PACED)
                 running = asyncio.create_task(load.run())
                 await wait_until(lambda: load.ok >= 20, timeout=30, what="load going")
                 identities = await wait_until(

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography import x509
-from tests.integration.agent.agents import GOSSAMER, AgentHandle, Load
+from tests.integration.agent.agents import GOSSAMER, PACED, AgentHandle, Load
 from tests.integration.agent.mtls_mesh import WEB_ID, Mesh, services, two_hosts, wait_served
 from tests.unit.ca.certs import verify_client
 
@@ -149,7 +149,7 @@ async def test_ca_rotate_under_traffic_fails_no_request(tmp_path: Path) -> None:
                         await watching.wait()
 
         started = time.monotonic()
-        load = Load(f"{mesh.outbound}/load", max_requests=100_000, max_seconds=400)
+        load = Load(f"{mesh.outbound}/load", max_requests=100_000, max_seconds=400, pace=PACED)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(load.run())
             await wait_until(

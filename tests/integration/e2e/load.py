@@ -23,12 +23,14 @@ class Outcome:
 @dataclass
 class ConcurrentLoad:
     """``concurrency`` workers GET ``url`` in a loop until stopped, ``max_requests`` in all
-    or ``max_seconds``; every outcome is kept in order of completion."""
+    or ``max_seconds``; every outcome is kept in order of completion. ``pace``: seconds
+    each worker waits after each request (0: back to back)."""
 
     url: str
     concurrency: int = 4
     max_requests: int = 200_000
     max_seconds: float = 400.0
+    pace: float = 0.0
     outcomes: list[Outcome] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -60,6 +62,8 @@ class ConcurrentLoad:
             self.outcomes.append(
                 Outcome(started, time.monotonic(), r.status_code, upstream, r.text[:200])
             )
+            if self.pace:
+                await asyncio.sleep(self.pace)
 
     def stop(self) -> None:
         self._stop.set()

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from agent.agents import GOSSAMER, AgentHandle, agents, run_cli
+from agent.agents import GOSSAMER, PACED, AgentHandle, agents, run_cli
 from agent.test_agent import HEALTH, _health
 
 from gossamer.agent.process import is_running
@@ -170,7 +170,8 @@ async def test_vm_mesh_under_load(tmp_path: Path) -> None:
         gateway = await stack.enter_async_context(_gateway(app, tmp_path / "gw"))
 
         failures: dict[str, int] = {}  # failed requests by step, printed at the end
-        load = ConcurrentLoad(f"http://127.0.0.1:{gateway_port}/", concurrency=CONCURRENCY)
+        url = f"http://127.0.0.1:{gateway_port}/"
+        load = ConcurrentLoad(url, concurrency=CONCURRENCY, pace=PACED)
         loop = asyncio.create_task(load.run())
         stack.push_async_callback(lambda: loop)
         stack.callback(load.stop)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.agent.agents import AgentHandle, Load, agents
+from tests.integration.agent.agents import PACED, AgentHandle, Load, agents
 from tests.integration.store.etcd_planes import answered_by
 
 from gossamer.polling import wait_until
@@ -126,7 +126,7 @@ async def test_sidecars_of_agents_move_to_the_surviving_replica(tmp_path: Path) 
                 (tmp_path / "b").mkdir(mode=0o700)
                 shutil.copytree(tmp_path / "a" / "ca", tmp_path / "b" / "ca")  # one CA
                 b = await replica_b.enter_async_context(replica(tmp_path / "b", etcd.url, at_b))
-                load = Load(url, max_seconds=120)
+                load = Load(url, max_seconds=120, pace=PACED)
                 async with _running(load):
                     await wait_until(lambda: load.ok > 20, timeout=30, what="load")
                     await replica_a.aclose()  # A stops under load
