@@ -61,8 +61,9 @@ class MeshMtls(Strict):
 
 class MeshTracing(Strict):
     #: percent (0..100, e.g. 0.5) of the requests entering the mesh that start a trace
-    #: (docs/telemetry.md, "Traces"). 0, the default, is tracing off: no proxy has a tracer,
-    #: so counting costs what it costs alone. Between rates above 0 it is sent per route
+    #: (docs/telemetry.md, "Traces"), in steps of 0.01. 0, the default, is tracing off (as
+    #: is a rate that rounds to 0): no proxy has a tracer, so counting costs what it costs
+    #: alone. Between rates above 0 it is sent per route
     #: and drains no listener; turning tracing on or off (to or from 0) re-creates every
     #: HTTP listener that traces (open connections drain)
     sampling: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0

@@ -56,8 +56,9 @@ _PER_TEN_THOUSAND = 100
 
 
 def on(mesh: Mesh) -> bool:
-    """Whether the mesh traces at all (a rate above 0): only then has an HCM a tracer."""
-    return mesh.spec.tracing.sampling > 0
+    """Whether the mesh traces at all (a rate of at least one step, 0.01 %: finer rates
+    round to 0): only then has an HCM a tracer."""
+    return round(mesh.spec.tracing.sampling * _PER_TEN_THOUSAND) > 0
 
 
 def service_name(kind: str, namespace: str, name: str) -> str:

@@ -97,7 +97,8 @@ def test_a_rate_change_changes_route_tables_and_no_listener() -> None:
 
 
 def test_tracing_off_by_default_or_at_0_leaves_no_tracer_and_no_rate() -> None:
-    for snap in (shop(), with_sampling(shop(), 0)):
+    # (0.004 % rounds to 0 steps of 0.01 %: nothing would ever be traced)
+    for snap in (shop(), with_sampling(shop(), 0), with_sampling(shop(), 0.004)):
         for who in (WEB_1, EDGE):
             res = traced(Translator(), snap, who)
             traces = [t for listener in res.listeners.values() for t in tracers(listener)]
