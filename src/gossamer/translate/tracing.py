@@ -55,10 +55,15 @@ OPENTELEMETRY_TRACER = "envoy.tracers.opentelemetry"
 _PER_TEN_THOUSAND = 100
 
 
+def _steps(mesh: Mesh) -> int:
+    """``Mesh.spec.tracing.sampling`` in steps of 0.01 % (finer rates are rounded)."""
+    return round(mesh.spec.tracing.sampling * _PER_TEN_THOUSAND)
+
+
 def on(mesh: Mesh) -> bool:
-    """Whether the mesh traces at all (a rate of at least one step, 0.01 %: finer rates
-    round to 0): only then has an HCM a tracer."""
-    return round(mesh.spec.tracing.sampling * _PER_TEN_THOUSAND) > 0
+    """Whether the mesh traces at all (at least one step: a rate that rounds to 0 is off):
+    only then has an HCM a tracer."""
+    return _steps(mesh) > 0
 
 
 def service_name(kind: str, namespace: str, name: str) -> str:
@@ -105,7 +110,7 @@ def traced_listener(
 def route_sampling(mesh: Mesh) -> rc_pb2.Tracing:
     """What every route carries: ``Mesh.spec.tracing.sampling`` percent, per ten thousand
     (finer rates are rounded: Envoy cannot sample finer)."""
-    numerator = round(mesh.spec.tracing.sampling * _PER_TEN_THOUSAND)
+    numerator = _steps(mesh)
     return rc_pb2.Tracing(
         random_sampling=percent_pb2.FractionalPercent(
             numerator=numerator, denominator=percent_pb2.FractionalPercent.TEN_THOUSAND

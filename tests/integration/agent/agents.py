@@ -197,7 +197,7 @@ PACED = 0.005
 class Load:
     """A bounded request loop: sequential GETs until stopped, ``max_requests`` or
     ``max_seconds``; counts answers by status and transport errors. ``pace``: seconds to
-    wait after each request (0: back to back)."""
+    wait before each request (0: back to back)."""
 
     url: str
     max_requests: int = 20_000
@@ -214,6 +214,8 @@ class Load:
             for _ in range(self.max_requests):
                 if self._stop.is_set() or time.monotonic() > deadline:
                     return
+                if self.pace:  # (before each request: failures are paced too)
+                    await asyncio.sleep(self.pace)
                 try:
                     r = await client.get(self.url)
                 except httpx.HTTPError as e:
@@ -225,8 +227,6 @@ class Load:
                     self.backends[backend] = self.backends.get(backend, 0) + 1
                 else:
                     self.failed.append(f"{r.status_code} {r.text[:120]}")
-                if self.pace:
-                    await asyncio.sleep(self.pace)
 
     def stop(self) -> None:
         self._stop.set()

@@ -24,7 +24,7 @@ class Outcome:
 class ConcurrentLoad:
     """``concurrency`` workers GET ``url`` in a loop until stopped, ``max_requests`` in all
     or ``max_seconds``; every outcome is kept in order of completion. ``pace``: seconds
-    each worker waits after each request (0: back to back)."""
+    each worker waits before each request (0: back to back)."""
 
     url: str
     concurrency: int = 4
@@ -50,6 +50,8 @@ class ConcurrentLoad:
             and time.monotonic() < deadline
             and len(self.outcomes) < self.max_requests
         ):
+            if self.pace:  # (before each request: failures are paced too)
+                await asyncio.sleep(self.pace)
             started = time.monotonic()
             try:
                 r = await client.get(self.url)
@@ -62,8 +64,6 @@ class ConcurrentLoad:
             self.outcomes.append(
                 Outcome(started, time.monotonic(), r.status_code, upstream, r.text[:200])
             )
-            if self.pace:
-                await asyncio.sleep(self.pace)
 
     def stop(self) -> None:
         self._stop.set()
