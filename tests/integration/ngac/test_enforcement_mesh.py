@@ -75,12 +75,25 @@ async def _wait_enforced(mesh: Mesh, ctx: ssl.SSLContext) -> None:
     )
 
 
+async def _drained(mesh: Mesh) -> dict[str, int]:
+    """reviews' listener stats once the listeners replaced while the mesh came up (strict
+    mTLS is the last change) have finished draining (``--drain-time-s``)."""
+    stats: dict[str, int] = {}
+
+    async def drained() -> bool:
+        stats.update(await reviews_stats(mesh, LISTENER_STATS))
+        return stats["listener_manager.total_listeners_draining"] == 0
+
+    await wait_until(drained, timeout=60, interval=0.2, what="reviews' replaced listeners drained")
+    return stats
+
+
 async def test_enforce_audit_and_a_prohibition_on_an_open_connection(tmp_path: Path) -> None:
     async with two_hosts(tmp_path, manifests("enforce") + "---" + policy()) as mesh:
         await wait_served(mesh)
         ctx = callers(tmp_path, OTHER_ID, WEB_ID)
         await _wait_enforced(mesh, ctx[OTHER_ID])
-        before = await reviews_stats(mesh, LISTENER_STATS)
+        before = await _drained(mesh)
 
         # through web's sidecar (web is granted GET outside /admin), on one connection
         web = await RawHttp.open(mesh.outbound)
