@@ -5,7 +5,7 @@ The errors are the client branch of ``gossamer.errors``, shared with the CLI:
 ``RefusedError`` (401: bad, used, expired or revoked token/credential, unknown agent) carries
 the control plane's ``reason``, which decides what the agent does (only ``revoked`` stops
 it); ``RejectedError`` is the control plane refusing the request itself (409, 422, ...),
-which retrying alone will not fix.
+which retrying alone will not fix. Answers, and errors, are read by ``replies.py``.
 """
 
 from __future__ import annotations
@@ -14,18 +14,23 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
+from gossamer.agent.replies import (
+    IssuedCertificate,
+    JoinAnswer,
+    env_variables,
+    error,
+    issued_certificate,
+    join_answer,
+)
 from gossamer.agent.trust import client_context, is_tls, pinned_roots, untrusted
 from gossamer.ca.trust import token_fingerprint
 from gossamer.cancel import raise_if_cancelling
 from gossamer.errors import (
-    ApiError,
     ConfigError,
     ServerError,
     UnreachableError,
@@ -49,73 +54,8 @@ def split_servers(server: str) -> list[str]:
     return servers
 
 
-@dataclass(frozen=True)
-class IssuedCertificate:
-    """The answer to a CSR: the certificate chain (leaf first), the mesh's trust bundle,
-    when the leaf expires and its serial (hex)."""
-
-    chain_pem: bytes
-    trust_bundle_pem: bytes
-    not_after: datetime
-    serial: str
-    #: the CA's version it was issued under (``caVersion``; None from older control planes)
-    ca_version: str | None = None
-
-
-def _ca_version(body: Mapping[str, Any]) -> str | None:
-    """The ``caVersion`` of an answer (docs/agent-protocol.md), None if absent."""
-    found = body.get("caVersion")
-    return found if isinstance(found, str) and found else None
-
-
-@dataclass(frozen=True)
-class JoinAnswer:
-    """What joining gave: the agent's id and credential, the mesh's trust bundle (PEM;
-    empty from a control plane before TLS) and the xDS addresses it advertised."""
-
-    agent_id: str
-    credential: str
-    trust_bundle_pem: bytes = b""
-    xds: str | None = None
-    xds_tls: str | None = None
-
-
 #: called with the trust bundle of a certificate answer when it differs from the last
 TrustHook = Callable[[bytes], Awaitable[None]]
-
-
-def _reason(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            return "; ".join(str(e) for e in errors)
-        if "detail" in body:
-            return str(body["detail"])
-    return response.text.strip()[:200] or response.reason_phrase
-
-
-def _code(response: httpx.Response) -> str:
-    """The ``code`` of an error body (a row of the API's table), else ``http``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return "http"
-    code = body.get("code") if isinstance(body, dict) else None
-    return code if isinstance(code, str) else "http"
-
-
-def _refusal(response: httpx.Response) -> str | None:
-    """The ``reason`` of a 401 body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    reason = body.get("reason") if isinstance(body, dict) else None
-    return reason if isinstance(reason, str) else None
 
 
 class RegistryClient:
@@ -200,25 +140,7 @@ class RegistryClient:
             refused="the join token was refused",
             fail_over=False,
         )
-        try:
-            answer = JoinAnswer(
-                str(body["agentId"]),
-                str(body["credential"]),
-                str(body.get("trustBundle") or "").encode("ascii"),
-                _first(body.get("xdsAddresses")) or _text(body.get("xdsAddress")),
-                _first(body.get("xdsTlsAddresses")) or _text(body.get("xdsTlsAddress")),
-            )
-        except (KeyError, TypeError, UnicodeEncodeError):
-            raise ServerError(
-                200,
-                "protocol",
-                [
-                    f"{self.server}/v1/agents/join answered {body!r} without "
-                    "agentId and credential: is --server a Gossamer control "
-                    "plane of a matching version?"
-                ],
-            ) from None
-        return answer
+        return join_answer(body, f"{self.server}/v1/agents/join")
 
     async def put_workloads(
         self,
@@ -269,28 +191,7 @@ class RegistryClient:
         body = await self._call(
             "POST", path, json={"service": service, "csr": csr_pem.decode("ascii")}
         )
-        try:
-            not_after = datetime.fromisoformat(str(body["notAfter"]).replace("Z", "+00:00"))
-            if not_after.tzinfo is None:
-                raise ValueError("notAfter has no time zone")
-            int(str(body["serial"]), 16)
-            issued = IssuedCertificate(
-                str(body["certificateChain"]).encode("ascii"),
-                str(body["trustBundle"]).encode("ascii"),
-                not_after,
-                str(body["serial"]).lower(),
-                _ca_version(body),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise ServerError(
-                200,
-                "protocol",
-                [
-                    f"{self.server}{path} answered without a usable certificateChain, "
-                    f"trustBundle, notAfter (RFC 3339) and serial (hex) ({e}): is the "
-                    "control plane of a matching version?"
-                ],
-            ) from None
+        issued = issued_certificate(body, f"{self.server}{path}")
         await self._trust(issued.trust_bundle_pem)
         return issued
 
@@ -398,7 +299,7 @@ class RegistryClient:
                 f"{e or type(e).__name__}; is it running? (check --server)"
             ) from None
         if response.is_error:
-            raise _error(response, method, path, refused)
+            raise error(response, method, path, refused)
         try:
             body = response.json()
         except ValueError:
@@ -415,48 +316,5 @@ class RegistryClient:
         return body
 
 
-def _error(response: httpx.Response, method: str, path: str, refused: str) -> ApiError:
-    """The error answer as the client branch's ``ApiError`` of its status, with one line
-    saying what to do."""
-    status, reason = response.status_code, _refusal(response)
-    if status == 401 and reason is not None:  # the control plane's answer says what to do
-        message = f"{refused}: {_reason(response)}"
-    elif status == 401:
-        message = (
-            f"{refused}: {_reason(response)}; create a new token with "
-            "`gossamer token create` and run `gossamer agent join` again"
-        )
-    elif status >= 500:
-        message = f"the control plane answered {method} {path} with {status}: {_reason(response)}"
-    else:
-        message = f"{method} {path}: {_reason(response)}"
-    return ApiError.answered(status, _code(response), [message], reason=reason)
-
-
-def _text(value: object) -> str | None:
-    return str(value) if value else None
-
-
-def _first(value: object) -> str | None:
-    """The first address of a list of them (``xdsAddresses``); None without one."""
-    return _text(value[0]) if isinstance(value, list) and value else None
-
-
 def _wait(wait: bool, timeout: float) -> dict[str, str] | None:
     return {"wait": "true", "timeout": f"{timeout:g}"} if wait else None
-
-
-def env_variables(body: Mapping[str, Any]) -> dict[str, str]:
-    """The variables in a ``GET /v1/agents/{id}/env`` answer: ``{"env": {...}}`` or
-    ``{"workloads": [{"env": {...}} | {"dependencies": [{"env": {...}}]}]}``."""
-    out: dict[str, str] = {}
-    sources: list[object] = [body.get("env")]
-    for w in body.get("workloads", ()) if isinstance(body.get("workloads"), list) else ():
-        if isinstance(w, dict):
-            sources.append(w.get("env"))
-            deps = w.get("dependencies")
-            sources.extend(d.get("env") for d in deps or () if isinstance(d, dict))
-    for env in sources:
-        if isinstance(env, dict):
-            out.update({str(k): str(v) for k, v in env.items()})
-    return out

@@ -6,13 +6,13 @@ on every backend and a watch or listing at a store revision is etcd's at the mat
 Other writes to the same etcd cluster (other prefixes) also advance etcd's revision: then a
 store's revisions have gaps, which the Store contract allows.
 
-``apply`` is one etcd transaction: it reads the batch's keys, drops no-ops, then commits the
-changes with a compare of every key's mod revision as read (and of the identity key), and
-reads again if another writer came between (bounded). History: after a write, the store
-compacts etcd to keep ``history`` revisions (in steps of ``history // 100``); compaction is
-cluster-wide. Store revision C compacted is etcd's compaction at C + base: a watch from C
-starts at etcd revision C + base + 1, above the compaction point (etcd drops a delete made
-at exactly the compaction revision). ``watch`` is ``etcd_watch.py``.
+``apply`` is one etcd transaction (``etcd_txn.py``): it reads the batch's keys, drops no-ops,
+then commits the changes with a compare of every key's mod revision as read (and of the
+identity key), and reads again if another writer came between (bounded). History: after a
+write, the store compacts etcd to keep ``history`` revisions (in steps of ``history // 100``);
+compaction is cluster-wide. Store revision C compacted is etcd's compaction at C + base: a
+watch from C starts at etcd revision C + base + 1, above the compaction point (etcd drops a
+delete made at exactly the compaction revision). ``watch`` is ``etcd_watch.py``.
 
 While etcd does not answer (``etcd_health.py``), calls but ``watch`` fail at once.
 
@@ -32,17 +32,13 @@ from typing import Any
 
 import aetcd.rpc as rpc  # type: ignore[import-untyped]
 
-from gossamer.errors import ConfigError, ConflictError, FencedError, StoreError
+from gossamer.errors import ConfigError, ConflictError, StoreError
 from gossamer.store.base import Change, Fence, StoredResource, StoreStatistics
 from gossamer.store.etcd_client import EtcdConnection
 from gossamer.store.etcd_health import StoreHealth
-from gossamer.store.etcd_identity import (
-    EtcdIdentity,
-    identity_compare,
-    identity_key,
-    settle,
-)
+from gossamer.store.etcd_identity import EtcdIdentity, identity_key, settle
 from gossamer.store.etcd_keys import EtcdKeys
+from gossamer.store.etcd_txn import add_fence, check_fence, write_txn
 from gossamer.store.etcd_url import EtcdLocation, parse_etcd_url
 from gossamer.store.etcd_watch import follow
 from gossamer.store.memory import DEFAULT_HISTORY, check_watch_start, prepare_apply
@@ -214,7 +210,7 @@ class EtcdStore:
             if not request.success:
                 return self.seen(int(read.header.revision))
             if fence is not None:
-                self._fenced(request, fence)
+                add_fence(request, self._keys.leader_key(fence.role), fence)
             response = await self._conn.txn(request)
             if response.succeeded:
                 revision = self.seen(int(response.header.revision))
@@ -224,7 +220,7 @@ class EtcdStore:
                 return revision
             self._check_identity(response.responses[0].response_range.kvs)
             if fence is not None:
-                self._check_fence(fence, response.responses[1].response_range.kvs)
+                check_fence(fence, response.responses[1].response_range.kvs)
         raise StoreError(
             f"gave up an apply after {MAX_ATTEMPTS} attempts: other writers to the etcd store "
             f"at {self.location} kept changing the same resources (nothing was written); "
@@ -324,28 +320,6 @@ class EtcdStore:
         while self._logged and self._logged[0][0] <= self._compact_revision:
             self._logged.popleft()
 
-    def _fenced(self, request: Any, fence: Fence) -> None:
-        """Make ``request`` hold only while ``fence`` does (its failure reads the leader
-        key, for ``_check_fence``)."""
-        key = self._keys.leader_key(fence.role)
-        request.compare.append(
-            rpc.Compare(
-                key=key,
-                target=rpc.Compare.CompareTarget.CREATE,
-                result=rpc.Compare.CompareResult.EQUAL,
-                create_revision=fence.token,
-            )
-        )
-        request.failure.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=key)))
-
-    def _check_fence(self, fence: Fence, kvs: Any) -> None:
-        if not kvs or int(kvs[0].create_revision) != fence.token:
-            now = f"led by {bytes(kvs[0].value).decode(errors='replace')}" if kvs else "unled"
-            raise FencedError(
-                f"this replica no longer leads {fence.role!r} (fencing token {fence.token} is "
-                f"stale; the role is {now}): nothing was written; the leader does this work"
-            )
-
     def _check_identity(self, kvs: Any) -> None:
         if not kvs or int(kvs[0].create_revision) != self.base:
             raise StoreError(
@@ -354,48 +328,6 @@ class EtcdStore:
                 "restored or replaced): refusing to write; restart the control plane to "
                 "check the store (docs/store.md)"
             )
-
-
-def write_txn(
-    prefix: str,
-    base: int,
-    writes: Sequence[tuple[bytes, bytes]],
-    removes: Sequence[bytes],
-    found: dict[bytes, Any],
-) -> tuple[Any, int]:
-    """The transaction of an apply given what its keys held (``found``): a compare per key
-    (unchanged since read) and of the identity key; a put per changed value, a delete per
-    present key (none: nothing to write). Also how many resources it adds (or removes)."""
-    compares = [identity_compare(prefix, base)]
-    ops: list[Any] = []
-    created = 0
-    for key, value in writes:
-        old = found.get(key)
-        compares.append(_unchanged(key, old))
-        if old is None or bytes(old.value) != value:
-            ops.append(rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value)))
-            created += old is None
-    for key in removes:
-        old = found.get(key)
-        compares.append(_unchanged(key, old))
-        if old is not None:
-            ops.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key)))
-            created -= 1
-    identity = rpc.RangeRequest(key=identity_key(prefix), keys_only=True)
-    request = rpc.TxnRequest(
-        compare=compares, success=ops, failure=[rpc.RequestOp(request_range=identity)]
-    )
-    return request, created
-
-
-def _unchanged(key: bytes, old: Any) -> Any:
-    """Compare: ``key`` is still as read (absent: mod revision 0)."""
-    return rpc.Compare(
-        key=key,
-        target=rpc.Compare.CompareTarget.MOD,
-        result=rpc.Compare.CompareResult.EQUAL,
-        mod_revision=0 if old is None else int(old.mod_revision),
-    )
 
 
 async def _compacted_at(conn: EtcdConnection, identity: EtcdIdentity, now: int) -> int:

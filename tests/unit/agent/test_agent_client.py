@@ -3,7 +3,8 @@ import json
 import httpx
 import pytest
 
-from gossamer.agent.client import JoinAnswer, RegistryClient, env_variables
+from gossamer.agent.client import RegistryClient
+from gossamer.agent.replies import JoinAnswer, env_variables
 from gossamer.errors import RefusedError, RejectedError, ServerError, UnreachableError
 
 

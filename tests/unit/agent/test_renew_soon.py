@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gossamer.agent.client import IssuedCertificate
 from gossamer.agent.identity.rotation import RENEW_SOON_SPREAD, ServiceIdentity
+from gossamer.agent.replies import IssuedCertificate
 from gossamer.agent.status import IdentityStatus
 from gossamer.ca.authority import CertificateAuthority
 from gossamer.polling import wait_until

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from gossamer.agent.client import IssuedCertificate
 from gossamer.agent.identity.rotation import Identity, ServiceIdentity, load_identity
+from gossamer.agent.replies import IssuedCertificate
 from gossamer.agent.status import IdentityStatus
 from gossamer.ca.authority import CertificateAuthority
 from gossamer.errors import RejectedError, ServerError

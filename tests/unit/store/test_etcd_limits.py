@@ -11,8 +11,8 @@ from store_helpers import manifest
 
 from gossamer.api.body_limits import DEFAULT_MAX_REQUEST_BYTES
 from gossamer.model import parse_manifest
-from gossamer.store.etcd import write_txn
 from gossamer.store.etcd_keys import EtcdKeys
+from gossamer.store.etcd_txn import write_txn
 from gossamer.store.etcd_url import (
     DEFAULT_PREFIX,
     RECOMMENDED_MAX_REQUEST_BYTES,

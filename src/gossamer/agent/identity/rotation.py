@@ -34,7 +34,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from gossamer.agent.client import IssuedCertificate
+from gossamer.agent.replies import IssuedCertificate
 from gossamer.agent.state import read_json, write_json
 from gossamer.agent.status import IdentityStatus
 from gossamer.ca.keys import csr_for, key_pem, new_key
