@@ -25,10 +25,9 @@ Writes hold a lock; a batch is checked by running it and undoing it, its journal
 made durable, then replayed: decisions never see a change the store does not hold, and a
 store failure changes nothing. A rebuild (policies or journal changed by other hands) builds
 a new graph off to the side (in a thread) and swaps it in, and the old one's reference
-cycles are broken so it is freed at once. An AccessPolicy change is first tried in place
-(``authz.policy_diff``: the difference of the merged policies as one graph transaction,
-so caches and compiled access lists are redone only where it reached), when that makes
-the graph a rebuild would; validating one before it is stored is tried in place too.
+cycles are broken so it is freed at once. An AccessPolicy change is first made in place
+when that makes the graph a rebuild would; validating one before it is stored is tried in
+place too (``authz.engine_writes``: trial runs, journal writes, replays, changes in place).
 """
 
 from __future__ import annotations
@@ -36,30 +35,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
-from gossamer.authz.command_journal import (
-    JOURNAL_NAMESPACE,
-    CommandJournal,
-    entry_name,
-    entry_seq,
-    from_command,
-    to_command,
-)
+from gossamer.authz.command_journal import JOURNAL_NAMESPACE, CommandJournal, from_command
 from gossamer.authz.decider import Decider
 from gossamer.authz.engine_state import EngineState as EngineState  # re-exported
 from gossamer.authz.engine_state import build_state as build_state  # re-exported
+from gossamer.authz.engine_writes import EngineWrites
 from gossamer.authz.explain import Explanation, access, explain
 from gossamer.authz.graph import Graph
 from gossamer.authz.obligations import Event, Firing
 from gossamer.authz.pap import PAP, JournalEntry
-from gossamer.authz.policy import merge
-from gossamer.authz.policy_diff import PolicyDiff, plan
-from gossamer.authz.policy_layers import LayerNames
-from gossamer.authz.policy_remerge import remerge
 from gossamer.errors import GossamerError
 from gossamer.model.access_commands import Command
 from gossamer.model.access_policy import AccessCommand, AccessPolicy
@@ -70,21 +57,6 @@ log = logging.getLogger(__name__)
 
 #: the kinds the engine is built from (and is told of changes to)
 AUTHZ_KINDS = frozenset({"AccessPolicy", "AccessCommand"})
-
-
-@runtime_checkable
-class HeldJournal(Protocol):
-    """A journal whose writes take a lock of their own (the control plane's apply lock):
-    the engine takes it with :meth:`held` *before* its own lock and appends inside, so the
-    two are always taken in one order. ``apply --wait`` holds the apply lock while its
-    publish freezes the graph (``Enforcement.state``); a batch holding the engine's lock
-    while its journal write waited for the apply lock deadlocked both."""
-
-    def held(self) -> AbstractAsyncContextManager[None]: ...
-
-
-class _DryRun(Exception):
-    """Raised to undo the trial run of a batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +89,10 @@ class AuthzEngine:
         entries: Mapping[str, JournalEntry],
         revision: int,
     ) -> None:
-        self._journal = journal
         self._state = state
         #: what the graph is built from: AccessPolicy by key, journal entries by name
         self._policies = dict(policies)
         self._entries = dict(entries)
-        #: the entries of the batch being made durable (told back to us: not a rebuild)
-        self._writing: dict[str, JournalEntry] = {}
         #: the store revision of the newest change the engine was told of
         self._revision = revision
         #: why the last rebuild failed (the previous graph stays in force)
@@ -136,10 +105,8 @@ class AuthzEngine:
         self._stale = False
         #: journal entries changed by other hands since the last rebuild (no diff then)
         self._journal_changed = False
-        #: what the journal entries name (what a policy change made in place must not)
-        self._layer_names = LayerNames()
-        self._quiet = False
-        self._trial = False
+        #: trial runs, journal writes, replays and AccessPolicy changes made in place
+        self._writes = EngineWrites(journal, log)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -176,17 +143,11 @@ class AuthzEngine:
         engine = cls(journal, state, policies, entries, revision)
         engine.load_error = error
         if not entries:
-            async with engine._writer(), engine._lock:
+            async with engine._writes.held(), engine._lock:
                 with state.graph.transaction():
                     state.pap.bootstrap(admin)
                     await engine._write(state.pap.take_journal())
         return engine
-
-    def _writer(self) -> AbstractAsyncContextManager[object]:
-        """Taken before the engine's lock by every write (see :class:`HeldJournal`)."""
-        if isinstance(self._journal, HeldJournal):
-            return self._journal.held()
-        return contextlib.nullcontext()
 
     def _ordered(self) -> list[JournalEntry]:
         return [self._entries[name] for name in sorted(self._entries)]
@@ -196,13 +157,7 @@ class AuthzEngine:
         they could not be stored."""
         if not entries:
             return
-        first = max((entry_seq(name) for name in self._entries), default=0) + 1
-        named = {entry_name(first + i): e for i, e in enumerate(entries)}
-        self._writing = named
-        try:
-            revision = await self._journal.append([to_command(n, e) for n, e in named.items()])
-        finally:
-            self._writing = {}
+        named, revision = await self._writes.write(self._entries, entries)
         self._entries.update(named)
         self._revision = max(self._revision, revision)
 
@@ -214,20 +169,13 @@ class AuthzEngine:
         checks it and yields its journal entries; the entries are made durable; then they are
         replayed, so decisions never see a change the store does not hold.
         """
-        async with self._writer(), self._lock:
+        async with self._writes.held(), self._lock:
             pap = self._state.pap
-            try:
-                with self._trying(), self._state.graph.transaction():
-                    events = pap.execute(user, commands)
-                    raise _DryRun
-            except _DryRun:
-                pass
+            events = self._writes.dry_run(self._state.graph, lambda: pap.execute(user, commands))
             entries = pap.take_journal()
             await self._write(entries)
             try:
-                with self._state.graph.transaction():
-                    for entry in entries:
-                        pap.execute(None, entry.commands, cause=entry.cause, fire=False)
+                self._writes.replay(self._state, entries)
             except GossamerError:  # cannot happen with a deterministic replay; be safe
                 pap.take_journal()
                 old = self._state
@@ -246,21 +194,13 @@ class AuthzEngine:
         returned firing and changes nothing."""
         if not events or not len(self._state.pap.obligations):
             return []
-        async with self._writer(), self._lock:
+        async with self._writes.held(), self._lock:
             pap = self._state.pap
-            fired: list[Firing] = []
-            try:
-                with self._trying(), self._state.graph.transaction():
-                    fired = pap.fire(list(events))
-                    raise _DryRun
-            except _DryRun:
-                pass
+            fired = self._writes.dry_run(self._state.graph, lambda: pap.fire(list(events)))
             entries = pap.take_journal()
             if entries:
                 await self._write(entries)
-                with self._state.graph.transaction():
-                    for entry in entries:
-                        pap.execute(None, entry.commands, cause=entry.cause, fire=False)
+                self._writes.replay(self._state, entries)
                 pap.take_journal()
             return fired
 
@@ -272,88 +212,28 @@ class AuthzEngine:
         graph and undone (milliseconds, not a second graph built); when that fails, or
         cannot be planned, a graph is built off to the side to say why."""
         async with self._lock:
-            planned = await self._plan(policies)
-            if planned is not None:
-                try:
-                    with self._trying(), self._state.graph.transaction():
-                        planned.apply(self._state.graph, self._state.pap.obligations)
-                        raise _DryRun
-                except _DryRun:
-                    return
-                except (GossamerError, ValueError):
-                    pass  # the build below says why, naming the resource
+            if self._diffable and await self._writes.fits(self._state, policies, self._entries):
+                return  # (when it does not fit, the build below says why, naming the resource)
         await asyncio.to_thread(build_state, policies, self._ordered())
 
     # ------------------------------------------------------------------ in place
     @property
     def quiet(self) -> bool:
         """Whether the graph changes being made now need no publish round of their own: a
-        trial run being undone (a batch checked, policies validated), or an AccessPolicy
-        apply made in place (its store write asked for the round)."""
-        return self._quiet
+        trial run being undone, or an AccessPolicy apply made in place (``EngineWrites``)."""
+        return self._writes.quiet
 
     @property
     def trial(self) -> bool:
-        """Whether the graph changes being made now are a trial run that is undone (a batch
-        checked, policies validated): the graph ends as it was. Unlike :attr:`quiet`, an
-        AccessPolicy made in place is no trial: it changes the graph, and a reader of the
-        whole graph (``api.authz_graph``) must see it."""
-        return self._trial
+        """Whether the graph changes being made now are a trial run that is undone: unlike
+        :attr:`quiet`, not an AccessPolicy made in place (``EngineWrites``)."""
+        return self._writes.trial
 
-    @contextlib.contextmanager
-    def _quietly(self) -> Iterator[None]:
-        quiet, self._quiet = self._quiet, True
-        try:
-            yield
-        finally:
-            self._quiet = quiet
-
-    @contextlib.contextmanager
-    def _trying(self) -> Iterator[None]:
-        """A trial run, undone before it ends: quiet, and :attr:`trial`."""
-        trial, self._trial = self._trial, True
-        try:
-            with self._quietly():
-                yield
-        finally:
-            self._trial = trial
-
-    async def _plan(self, policies: Sequence[AccessPolicy]) -> PolicyDiff | None:
-        """The difference taking the graph to ``policies`` in place, or None if the graph
-        must be rebuilt (call holding the lock)."""
-        state = self._state
-        if state.merged is None or state.skipped or self._journal_changed or self.load_error:
-            return None
-        remerged = remerge(state.merged, state.sources, policies)
-        if remerged is not None:
-            merged, touched = remerged
-        else:
-            touched = None
-            try:
-                merged = await asyncio.to_thread(merge, policies)
-            except (GossamerError, ValueError):
-                return None  # the rebuild reports it
-        layers = self._layer_names.layers(self._entries)
-        planned = plan(state.merged, merged, layers, len(state.graph), touched)
-        if planned is not None:
-            planned.merged = merged
-        return planned
-
-    async def _rebuild_in_place(self, policies: Sequence[AccessPolicy]) -> bool:
-        """Make an AccessPolicy change in the graph as one transaction; False (nothing
-        changed) if it must be rebuilt instead."""
-        planned = await self._plan(policies)
-        if planned is None:
-            return False
-        state = self._state
-        try:
-            with self._quietly(), state.graph.transaction():
-                planned.apply(state.graph, state.pap.obligations)
-        except (GossamerError, ValueError) as e:
-            log.info("an AccessPolicy change made in place failed (%s): rebuilding", e)
-            return False
-        state.merged, state.sources = planned.merged, tuple(policies)
-        return True
+    @property
+    def _diffable(self) -> bool:
+        """Whether an AccessPolicy change may be made in place: not after journal entries
+        changed by other hands or a failed rebuild."""
+        return not (self._journal_changed or self.load_error)
 
     # ------------------------------------------------------------------ following the store
     def changed(self, changes: Mapping[ResourceKey, Resource | None], revision: int) -> None:
@@ -378,7 +258,7 @@ class AuthzEngine:
                     self._journal_changed |= gone
                 elif isinstance(resource, AccessCommand):
                     entry = from_command(resource)
-                    if self._writing.get(key.name) == entry:
+                    if self._writes.writing.get(key.name) == entry:
                         self._entries[key.name] = entry  # ours, being made durable
                     elif self._entries.get(key.name) != entry:
                         self._entries[key.name] = entry
@@ -394,7 +274,7 @@ class AuthzEngine:
         wait (they hold the same lock). For a reader in a worker thread, e.g. enforcement
         compiling access lists; a change made in place without this lock would race it.
         ``apply --wait`` enters it holding the plane's apply lock: the engine never waits
-        for that lock while holding its own (:class:`HeldJournal`)."""
+        for that lock while holding its own (``engine_writes.HeldJournal``)."""
         async with self._lock:
             yield self._state.graph
 
@@ -412,7 +292,9 @@ class AuthzEngine:
                 return
             self._stale = False
             policies, entries = list(self._policies.values()), self._ordered()
-            if await self._rebuild_in_place(policies):
+            if self._diffable and await self._writes.rebuild_in_place(
+                self._state, policies, self._entries
+            ):
                 self._journal_changed = False
                 self.rebuilds += 1
                 self.rebuilt_in_place += 1

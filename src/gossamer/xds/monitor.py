@@ -6,7 +6,8 @@ that disconnected keeps its status entry while its Workload or Gateway exists; o
 registered is forgotten ``forget_after`` seconds after it left, so a flood of made-up node
 ids cannot grow the control plane's memory for good.
 
-Status and ACKs are kept per stream. When a node id has an authenticated stream (mTLS, its
+Status and ACKs are kept per stream (``gossamer.xds.stream_record``: a record each, which
+the proxy's status is read from). When a node id has an authenticated stream (mTLS, its
 certificate checked against what its agent registered: ``gossamer.xds.auth``), only its
 authenticated streams count for ``proxy-status``, ``apply --wait`` and mTLS readiness:
 another Envoy claiming the same node id cannot ACK or NACK in its name.
@@ -22,7 +23,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry
 
@@ -30,10 +30,11 @@ from gossamer.errors import ConfigError
 from gossamer.types import ProxyIdentity
 from gossamer.xds.acks import ResourceAck, Select, resource_acks
 from gossamer.xds.metrics import ProxyCounts, XdsMetrics
-from gossamer.xds.resources import PUSH_ORDER, ResourceType
+from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import Outgoing, RequestOutcome, StreamState
-from gossamer.xds.status import Nack, ProxyStatus, TypeStatus
+from gossamer.xds.status import ProxyStatus
+from gossamer.xds.stream_record import GoneRecord, StreamRecord
 
 log = logging.getLogger(__name__)
 
@@ -48,37 +49,6 @@ HostListener = Callable[[str, bool], None]
 SdsListener = Callable[[frozenset[str]], None]
 
 
-@dataclass
-class _Stream:
-    proxy: ProxyIdentity
-    state: StreamState
-    protocol: str
-    admin: str | None
-    last_seen: float
-    #: its node metadata says its Envoy gets secrets over SDS (``gossamer.node.SDS_KEY``)
-    sds: bool = False
-    #: its client proved over mTLS that it may subscribe as this proxy
-    authenticated: bool = False
-    #: the Envoy release its node announced (``gossamer.node.envoy_version``)
-    envoy_version: str | None = None
-    snapshot: Snapshot | None = None
-    #: ``state.in_sync(snapshot)`` as of the stream's last event (read by the gauges)
-    in_sync: bool = False
-    synced_at_created: float | None = None
-    #: per type, the ``created`` of the snapshot whose push latency of that type was measured
-    type_synced_at: dict[ResourceType, float] = field(default_factory=dict)
-    #: per type, the content of the last NACKed response logged (a retry is not logged again)
-    nacked: dict[ResourceType, frozenset[tuple[str, str]]] = field(default_factory=dict)
-
-
-@dataclass
-class _Gone:
-    proxy: ProxyIdentity
-    status: ProxyStatus
-    #: monotonic time it disconnected
-    at: float
-
-
 class XdsMonitor:
     def __init__(
         self,
@@ -91,11 +61,11 @@ class XdsMonitor:
             raise ConfigError(
                 f"--forget-proxies-after must be >= 0 s (e.g. 600), got {forget_after:g}"
             )
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, StreamRecord] = {}
         #: the same streams by node id, oldest first: per-proxy questions (``synced``, asked
         #: for every proxy in a readiness pass) must not read every stream
-        self._by_node: dict[str, dict[str, _Stream]] = {}
-        self._gone: dict[str, _Gone] = {}
+        self._by_node: dict[str, dict[str, StreamRecord]] = {}
+        self._gone: dict[str, GoneRecord] = {}
         #: node ids whose newest counted stream is SDS-capable (``sds_capable``), kept per
         #: stream opened and closed: recomputing it over every stream made a connect storm
         #: of N proxies O(N^2)
@@ -143,7 +113,7 @@ class XdsMonitor:
         """``sds``: the proxy's node metadata says its Envoy gets secrets over SDS;
         ``authenticated``: its client proved it may be this proxy (mTLS);
         ``envoy_version``: the Envoy release its node announced."""
-        stream = _Stream(
+        stream = StreamRecord(
             proxy,
             state,
             protocol,
@@ -174,8 +144,7 @@ class XdsMonitor:
             if not node:
                 del self._by_node[stream.proxy.node_id]
             log.info("xDS stream closed: %s (%s)", stream.proxy.node_id, stream.protocol)
-            status = _disconnected(self._status(stream))
-            self._gone[stream.proxy.node_id] = _Gone(stream.proxy, status, self._clock())
+            self._gone[stream.proxy.node_id] = GoneRecord.closed(stream, self._clock())
             self._schedule_forget()
             self._tell_host(stream.proxy, False)
             self._update_sds(stream.proxy.node_id)
@@ -258,7 +227,7 @@ class XdsMonitor:
         if outcome.kind in ("ack", "nack", "initial"):
             self._notify()
 
-    def _log_nack(self, stream: _Stream, outcome: RequestOutcome) -> None:
+    def _log_nack(self, stream: StreamRecord, outcome: RequestOutcome) -> None:
         """Log a NACK once per rejected content (not each back-off retry of it)."""
         nack = outcome.nack
         if nack is None or stream.nacked.get(outcome.type) == nack.content:
@@ -284,7 +253,7 @@ class XdsMonitor:
         self._check_synced(stream)
         self._notify()
 
-    def _check_synced(self, stream: _Stream) -> None:
+    def _check_synced(self, stream: StreamRecord) -> None:
         snap = stream.snapshot
         stream.in_sync = snap is not None and stream.state.in_sync(snap)
         if snap is None or not stream.in_sync:
@@ -293,7 +262,7 @@ class XdsMonitor:
             stream.synced_at_created = snap.created
             self.metrics.sync_latency.observe(max(0.0, time.monotonic() - snap.created))
 
-    def _check_type_synced(self, stream: _Stream, rtype: ResourceType) -> None:
+    def _check_type_synced(self, stream: StreamRecord, rtype: ResourceType) -> None:
         """After an ACK of ``rtype``: once the proxy holds all of that type of its newest
         snapshot, that type's push latency, once per change (a type not pushed for it is
         not measured)."""
@@ -337,14 +306,14 @@ class XdsMonitor:
         """Has ``node_id`` an open authenticated stream?"""
         return any(s.authenticated for s in self._by_node.get(node_id, {}).values())
 
-    def _counted(self) -> list[_Stream]:
+    def _counted(self) -> list[StreamRecord]:
         """The streams that speak for their proxy, oldest first: of a node id with an
         authenticated stream, only its authenticated streams."""
         streams = list(self._streams.values())
         trusted = {s.proxy.node_id for s in streams if s.authenticated}
         return [s for s in streams if s.authenticated or s.proxy.node_id not in trusted]
 
-    def _counted_of(self, node_id: str) -> list[_Stream]:
+    def _counted_of(self, node_id: str) -> list[StreamRecord]:
         """``_counted`` for one node id."""
         streams = list(self._by_node.get(node_id, {}).values())
         if any(s.authenticated for s in streams):
@@ -374,7 +343,7 @@ class XdsMonitor:
         return behind()
 
     def statuses(self) -> list[ProxyStatus]:
-        live = {s.proxy.node_id: self._status(s) for s in self._counted()}
+        live = {s.proxy.node_id: s.status() for s in self._counted()}
         self.forget_gone()
         gone = {k: v.status for k, v in self._gone.items() if k not in live}
         return sorted([*live.values(), *gone.values()], key=lambda p: p.node_id)
@@ -391,37 +360,3 @@ class XdsMonitor:
 
     def admin_address(self, node_id: str) -> str | None:
         return next((s.admin for s in self._counted_of(node_id)), None)
-
-    def _status(self, s: _Stream) -> ProxyStatus:
-        types = []
-        for t in PUSH_ORDER:
-            ts = s.state.types[t]
-            nack = ts.nack
-            types.append(
-                TypeStatus(
-                    t.short,
-                    ts.sent_version,
-                    ts.acked_version,
-                    len(s.snapshot.of(t)) if s.snapshot else 0,
-                    Nack(nack.version, nack.message, nack.at) if nack else None,
-                )
-            )
-        p = s.proxy
-        return ProxyStatus(
-            p.node_id,
-            p.kind,
-            p.namespace,
-            p.name,
-            p.host,
-            True,
-            s.protocol,
-            s.last_seen,
-            s.snapshot is not None and s.state.in_sync(s.snapshot),
-            s.admin,
-            types,
-            s.envoy_version,
-        )
-
-
-def _disconnected(status: ProxyStatus) -> ProxyStatus:
-    return replace(status, connected=False, synced=False)
