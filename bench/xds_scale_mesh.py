@@ -72,10 +72,13 @@ class Mesh:
             _manifest("Gateway", g, {"address": "127.0.0.1", "port": port})
             for g, port in self.gateways.items()
         ]
+        # every Service first: the mesh is applied in chunks, and a workload's dependencies
+        # must exist when it is checked
+        out.extend(
+            _manifest("Service", f"svc-{i}", {"ports": [{"name": "http", "port": 8080}]})
+            for i in range(self.services)
+        )
         for i in range(self.services):
-            out.append(
-                _manifest("Service", f"svc-{i}", {"ports": [{"name": "http", "port": 8080}]})
-            )
             out.extend(self.workload(i, j) for j in range(REPLICAS))
             out.append(self.route(i))
         return out
