@@ -36,6 +36,7 @@ from gossamer.controlplane.incremental import (
     patch_endpoints,
     with_tls_change,
 )
+from gossamer.controlplane.route_scope import route_change
 from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.errors import NotFoundError
 from gossamer.model import ModelSnapshot
@@ -44,7 +45,7 @@ from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.snapshot import Serializer, Snapshot, Versioned
 
 log = logging.getLogger(__name__)
 
@@ -159,17 +160,26 @@ class Publisher:
             created = seen_at or time.monotonic()
             tls = self.tls_state()
             access = await self.access_state(model)
-            change = None
+            change = scope = None
             if self._published_model is not None and not self._caches_outgrown():
                 change = endpoint_change(self._published_model, model)
                 if change is not None:
                     change = with_tls_change(change, self.published_tls, tls, model)
                 if change is not None:
                     change = with_access_change(change, self.published_access, access, model)
+                elif tls == self.published_tls and access is self.published_access:
+                    scope = route_change(self._published_model, model)
             jobs: list[_Job] = []
             for proxy in self.cache.connected():
                 node_id = proxy.node_id
                 last = self.cache.get(node_id)
+                if (
+                    scope is not None
+                    and last is not None
+                    and node_id not in self._off_round
+                    and not scope.reaches(model, proxy)
+                ):
+                    continue  # nothing it holds reads the changed Routes: it keeps them
                 own = proxy.kind == "sidecar" and (proxy.namespace, proxy.name) in (
                     change.workloads if change else ()
                 )
@@ -178,22 +188,31 @@ class Publisher:
                 self._fresh.pop(node_id, None)
                 self._off_round.discard(node_id)
             changed = []
+            replaced: list[Versioned] = []
             async for built in self._work(jobs, model, change, created, slice_s, tls, access):
                 for node_id, snap in built:
                     if snap is None or not self.cache.attached(node_id):
                         continue  # nothing new for it, or it left meanwhile
+                    previous = self.cache.get(node_id)
                     if self.cache.set(node_id, snap):
                         changed.append((node_id, snap))
+                        if scope is not None and previous is not None:
+                            replaced.extend(_replaced(previous, snap))
                         # its streams take their turn before the next proxy's are woken:
                         # the loop never runs all of a batch's streams in one go
                         await asyncio.sleep(0)
-            if change is None:
+            if change is None and scope is None:
                 # Only full rounds prune: an incremental round touches a few entries, and
                 # pruning after it would throw away what every proxy's next full build reuses.
                 await self._call(self._prune, slice_s)
                 self.incremental_rounds = 0
             else:
                 self.incremental_rounds += 1
+            if replaced:
+                # A route-scoped round replaces whole route tables (a gateway's: 1,000
+                # virtual hosts at 1k services): their encodings go now, not at the next
+                # prune, which could be hundreds of route changes away.
+                await self._call(functools.partial(self._forget, replaced), slice_s)
             self._published_model = model
             self.published_tls = tls
             self.published_access = access
@@ -268,6 +287,10 @@ class Publisher:
             self.build_seconds += time.perf_counter() - began
         return out, i
 
+    def _forget(self, replaced: list[Versioned]) -> None:
+        with self._translating:
+            self.serializer.forget(replaced)
+
     def _caches_size(self) -> int:
         return len(self.translator.memo) + len(self.serializer)
 
@@ -325,3 +348,15 @@ class Publisher:
         # changed names of a changed type, and skip an unchanged type in O(1))
         previous = self.cache.get(proxy.node_id)
         return proxy_snapshot(resources, self.serializer, created, previous)
+
+
+def _replaced(previous: Snapshot, current: Snapshot) -> list[Versioned]:
+    """The resources ``previous`` held that ``current`` replaced or dropped."""
+    out = []
+    for rtype, diff in current.diffs.items():
+        held, now = previous.of(rtype), current.of(rtype)
+        for name in (*diff.changed, *diff.removed):
+            old = held.get(name)
+            if old is not None and now.get(name) is not old:
+                out.append(old)
+    return out

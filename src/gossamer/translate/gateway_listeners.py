@@ -28,11 +28,12 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from gossamer.model.gateway import Gateway, GatewayCertificate, GatewayTls
 from gossamer.model.mesh import Mesh
 from gossamer.model.snapshot import Ref
-from gossamer.translate import names
+from gossamer.translate import names, telemetry, tracing
 from gossamer.translate.common import any_of
 from gossamer.translate.hcm import EDGE_CONNECTION_BUFFER_BYTES, Edge, http_connection_manager
 from gossamer.translate.listeners import INBOUND, http_listener
 from gossamer.translate.names import gateway_certificate_secret
+from gossamer.translate.telemetry_stats import request_log
 from gossamer.translate.tls import TLS_INSPECTOR, TLS_TRANSPORT_SOCKET, sds_secret, tls_params
 
 #: what the gateway offers in ALPN: HTTP/2 first, HTTP/1.1 for the others
@@ -123,3 +124,18 @@ def gateway_listeners(
         # Envoy's edge guidance: bound what one client connection may make Envoy buffer.
         listener.per_connection_buffer_limit_bytes.value = EDGE_CONNECTION_BUFFER_BYTES
     return out
+
+
+def counted_gateway_listeners(
+    ref: Ref, gw: Gateway, mesh: Mesh, counted: bool
+) -> dict[str, listener_pb2.Listener]:
+    """A gateway's own listeners (``counted``: telemetry is on, every request logged, and
+    the main listener starts each trace when tracing is on)."""
+    logs = [request_log(mesh, telemetry.GATEWAY)] if counted else []
+    listeners = gateway_listeners(ref, gw, mesh, access_logs=logs)
+    if counted and tracing.on(mesh):  # the trace's root
+        main = names.gateway_listener(ref)
+        listeners[main] = tracing.traced_listener(
+            listeners[main], telemetry.CLUSTER, f"{ref[0]}/{ref[1]}", upstream_span=True
+        )
+    return listeners

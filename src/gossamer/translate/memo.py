@@ -18,14 +18,24 @@ class Memo:
     def __init__(self) -> None:
         self._entries: dict[tuple[Hashable, ...], tuple[tuple[object, ...], Any]] = {}
         self._used: set[tuple[Hashable, ...]] = set()
+        #: (tag, slot) -> the key of the entry last built for it
+        self._slots: dict[tuple[Hashable, Hashable], tuple[Hashable, ...]] = {}
         self.hits = 0
         self.misses = 0
 
-    def get(self, tag: Hashable, inputs: tuple[object, ...], build: Callable[[], T]) -> T:
+    def get(
+        self,
+        tag: Hashable,
+        inputs: tuple[object, ...],
+        build: Callable[[], T],
+        slot: Hashable = None,
+    ) -> T:
         """``build()``, or what it returned before for identical ``inputs`` under ``tag``.
 
         Objects are compared by identity, scalars by value, and tuples or lists element by
-        element.
+        element. With a ``slot``, an entry built replaces the one last built for the same
+        ``(tag, slot)`` at once, not at the next prune: for large results one owner
+        rebuilds between full rounds (a gateway's route table).
         """
         key = (tag, *(_key(i) for i in inputs))
         self._used.add(key)
@@ -36,6 +46,12 @@ class Memo:
         self.misses += 1
         value = build()
         self._entries[key] = (inputs, value)
+        if slot is not None:
+            older = self._slots.get((tag, slot))
+            if older is not None and older != key:
+                self._entries.pop(older, None)
+                self._used.discard(older)
+            self._slots[(tag, slot)] = key
         return value
 
     def prune(self) -> int:
@@ -44,6 +60,7 @@ class Memo:
         for key in stale:
             del self._entries[key]
         self._used = set()
+        self._slots = {s: key for s, key in self._slots.items() if key in self._entries}
         return len(stale)
 
     def __len__(self) -> int:

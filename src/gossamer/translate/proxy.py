@@ -31,7 +31,7 @@ from gossamer.translate.clusters import inbound_cluster
 from gossamer.translate.denial_log import denial_access_log
 from gossamer.translate.egress import external_resources
 from gossamer.translate.egress_gateway import egress_resources
-from gossamer.translate.gateway_listeners import gateway_listeners
+from gossamer.translate.gateway_listeners import counted_gateway_listeners
 from gossamer.translate.global_rate_limit import CLUSTER as RATE_LIMIT_CLUSTER
 from gossamer.translate.global_rate_limit import RateLimitService
 from gossamer.translate.global_rate_limit import cluster as rate_limit_cluster
@@ -329,7 +329,7 @@ class Translator(SharedPieces):
                 snap.mesh,
                 snap.generation("TrafficPolicy"),
             )
-            shared, used = self.memo.get("gateway-vhosts", inputs, build_vhosts)
+            shared, used = self.memo.get("gateway-vhosts", inputs, build_vhosts, slot=ref)
             table = route_pb2.RouteConfiguration()
             table.CopyFrom(shared)
             table.name = names.gateway_route(ref)
@@ -344,7 +344,7 @@ class Translator(SharedPieces):
             snap.mesh,
             snap.generation("TrafficPolicy"),
         )
-        return self.memo.get("gateway-routes", inputs, build)
+        return self.memo.get("gateway-routes", inputs, build, slot=ref)
 
     def gateway(self, snap: ModelSnapshot, ref: Ref, tls: TlsState = NO_TLS) -> ProxyResources:
         out = ProxyResources()
@@ -356,19 +356,17 @@ class Translator(SharedPieces):
         out.routes[rname] = table
         for cr in sorted(used):
             self._add_cluster(snap, cr, out, tls, tls_on, gw.spec.zone)
-        logs = [request_log(mesh, telemetry.GATEWAY)] if self.telemetry_service else []
-        listeners = gateway_listeners(ref, gw, mesh, access_logs=logs)
+        counted = self.telemetry_service is not None
+        listeners = self.memo.get(
+            "gateway-listeners",
+            (ref, gw, mesh, counted),
+            partial(counted_gateway_listeners, ref, gw, mesh, counted),
+        )
         out.listeners.update(listeners)
-        if self.telemetry_service is not None and tracing.on(mesh):  # the trace's root
-            main = names.gateway_listener(ref)
-            out.listeners[main] = tracing.traced_listener(
-                listeners[main], telemetry.CLUSTER, f"{ref[0]}/{ref[1]}", upstream_span=True
-            )
         held = buckets(snap.routes_for_gateway(ref))
         for lname in listeners:  # (the redirecting listener routes no rule)
             self._local_limits(out, lname, held if lname == names.gateway_listener(ref) else ())
         # egress: a listener per ExternalService routed through this gateway (``via``)
-        counted = self.telemetry_service is not None
         for cluster, listener in egress_resources(self.memo, snap, ref, tls, counted=counted):
             out.clusters[cluster.name] = cluster
             out.listeners[listener.name] = listener

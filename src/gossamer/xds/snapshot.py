@@ -52,6 +52,8 @@ class Serializer:
     def __init__(self) -> None:
         self._cache: dict[int, tuple[message.Message, Versioned]] = {}
         self._used: set[int] = set()
+        #: id of each cached ``Versioned`` -> its message's key in ``_cache``
+        self._keys: dict[int, int] = {}
 
     def versioned(self, rtype: ResourceType, name: str, msg: message.Message) -> Versioned:
         key = id(msg)
@@ -59,9 +61,12 @@ class Serializer:
         hit = self._cache.get(key)
         if hit is not None and hit[0] is msg:
             return hit[1]
+        if hit is not None:
+            self._keys.pop(id(hit[1]), None)
         data = msg.SerializeToString(deterministic=True)
         out = Versioned(name, hashlib.sha256(data).hexdigest()[:16], any_wire(rtype.url, data))
         self._cache[key] = (msg, out)
+        self._keys[id(out)] = key
         return out
 
     def __len__(self) -> int:
@@ -69,8 +74,17 @@ class Serializer:
 
     def prune(self) -> None:
         for key in self._cache.keys() - self._used:
-            del self._cache[key]
+            self._keys.pop(id(self._cache.pop(key)[1]), None)
         self._used = set()
+
+    def forget(self, replaced: Iterable[Versioned]) -> None:
+        """Drop the messages behind ``replaced`` now rather than at the next prune (their
+        proxies hold newer versions; one still holding them only costs an encoding)."""
+        for out in replaced:
+            key = self._keys.pop(id(out), None)
+            if key is not None:
+                self._cache.pop(key, None)
+                self._used.discard(key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,3 +73,20 @@ def test_with_resources_is_diffed_against_the_snapshot_it_patches() -> None:
     assert dict(then.diffs) == {E: TypeDiff(first.version(E), ("c2", "c9"), frozenset())}
     # a digest-less snapshot stays digest-less: its streams walk it
     assert Snapshot(first.resources).with_resources(E, update, 0.0).digests is None
+
+
+def test_forget_drops_a_replaced_encoding_at_once() -> None:
+    serializer = Serializer()
+    old, new, other = cla("c", 1), cla("c", 2), cla("d", 3)
+    before = serializer.versioned(ResourceType.ENDPOINT, "c", old)
+    kept = serializer.versioned(ResourceType.ENDPOINT, "d", other)
+    after = serializer.versioned(ResourceType.ENDPOINT, "c", new)
+    assert len(serializer) == 3
+    serializer.forget([before, before])
+    assert len(serializer) == 2
+    assert serializer.versioned(ResourceType.ENDPOINT, "c", new) is after
+    assert serializer.versioned(ResourceType.ENDPOINT, "d", other) is kept
+    again = serializer.versioned(ResourceType.ENDPOINT, "c", old)  # encoded anew
+    assert again is not before and again == before
+    serializer.prune()  # (everything was used since the last prune)
+    assert len(serializer) == 3
