@@ -183,9 +183,17 @@ class ModelSnapshot:
         """East-west routes for a service, in name order (their rules are concatenated)."""
         return self._routes_by_service.get(service, [])
 
+    @cached_property
+    def _routes_by_gateway(self) -> dict[Ref, list[Route]]:
+        out: dict[Ref, list[Route]] = defaultdict(list)
+        for (ns, _), r in self.routes.items():
+            for name in dict.fromkeys(r.spec.gateways):
+                out[(ns, name)].append(r)
+        return out
+
     def routes_for_gateway(self, gateway: Ref) -> list[Route]:
-        ns, name = gateway
-        return [r for (rns, _), r in self.routes.items() if rns == ns and name in r.spec.gateways]
+        """Ingress routes of a gateway, in name order."""
+        return self._routes_by_gateway.get(gateway, [])
 
     @cached_property
     def _traffic_policies(self) -> dict[tuple[Ref, tuple[tuple[str, str], ...]], TrafficPolicy]:

@@ -7,7 +7,6 @@ across snapshots, and assembles each sidecar's and gateway's resources from them
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -16,7 +15,6 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import extension_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_components_pb2 as rc_pb2
 from envoy.config.route.v3 import route_pb2
 
 from gossamer.authz.service_access import NO_ACCESS, AccessState
@@ -42,9 +40,6 @@ from gossamer.translate.local_cluster import local_endpoints
 from gossamer.translate.rate_limit import Bucket, buckets, extension_config
 from gossamer.translate.routes import (
     inbound_routes,
-    route_configuration,
-    routes_for_rules,
-    rule_entries,
 )
 from gossamer.translate.shared_pieces import ClusterRef, SharedPieces
 from gossamer.translate.telemetry_stats import request_log
@@ -288,64 +283,6 @@ class Translator(SharedPieces):
         build = partial(scoping.denied_routes, name, caller, ref)
         return self.memo.get("denied-routes", (name, caller, ref), build)
 
-    def gateway_routes(
-        self, snap: ModelSnapshot, ref: Ref
-    ) -> tuple[route_pb2.RouteConfiguration, frozenset[ClusterRef]]:
-        """A gateway's route table (virtual hosts by domain) and the clusters it uses."""
-        gw = snap.gateways[ref]
-
-        def rules_of(r: Route) -> tuple[list[rc_pb2.Route], frozenset[ClusterRef]]:
-            # One Route's Envoy routes, shared by every gateway and domain it serves.
-            def build_rules() -> tuple[list[rc_pb2.Route], frozenset[ClusterRef]]:
-                used: set[ClusterRef] = set()
-                rules = rule_entries([r])
-                built = routes_for_rules(rules, self._cluster_of(snap, None, used), snap.mesh)
-                self._hash_routes(snap, built, used)
-                return built, frozenset(used)
-
-            inputs = (r, snap.generation("Service"), snap.mesh, snap.generation("TrafficPolicy"))
-            return self.memo.get("gateway-route-rules", inputs, build_rules)
-
-        def build() -> tuple[route_pb2.RouteConfiguration, frozenset[ClusterRef]]:
-            routes = snap.routes_for_gateway(ref)
-
-            def build_vhosts() -> tuple[route_pb2.RouteConfiguration, frozenset[ClusterRef]]:
-                # Gateways serving the same routes share this table, copied under their names.
-                used: set[ClusterRef] = set()
-                by_domain: dict[str, list[rc_pb2.Route]] = defaultdict(list)
-                for r in routes:
-                    built, route_used = rules_of(r)
-                    used |= route_used
-                    hosts = gw.spec.hosts if r.spec.hosts == ["*"] else r.spec.hosts
-                    for host in hosts:
-                        by_domain[host].extend(built)
-                vhosts = [(d, [d], table) for d, table in sorted(by_domain.items())]
-                return route_configuration("", vhosts), frozenset(used)
-
-            inputs = (
-                tuple(gw.spec.hosts),
-                routes,
-                snap.generation("Service"),
-                snap.mesh,
-                snap.generation("TrafficPolicy"),
-            )
-            shared, used = self.memo.get("gateway-vhosts", inputs, build_vhosts, slot=ref)
-            table = route_pb2.RouteConfiguration()
-            table.CopyFrom(shared)
-            table.name = names.gateway_route(ref)
-            return table, used
-
-        # Keyed by generations: any Route or Service change rebuilds gateway tables, but
-        # the key costs nothing to compute whatever the number of routes.
-        inputs = (
-            gw,
-            snap.generation("Route"),
-            snap.generation("Service"),
-            snap.mesh,
-            snap.generation("TrafficPolicy"),
-        )
-        return self.memo.get("gateway-routes", inputs, build, slot=ref)
-
     def gateway(self, snap: ModelSnapshot, ref: Ref, tls: TlsState = NO_TLS) -> ProxyResources:
         out = ProxyResources()
         gw = snap.gateways[ref]
@@ -354,7 +291,7 @@ class Translator(SharedPieces):
         rname = names.gateway_route(ref)
         table, used = self.gateway_routes(snap, ref)
         out.routes[rname] = table
-        for cr in sorted(used):
+        for cr in used:
             self._add_cluster(snap, cr, out, tls, tls_on, gw.spec.zone)
         counted = self.telemetry_service is not None
         listeners = self.memo.get(
@@ -363,7 +300,13 @@ class Translator(SharedPieces):
             partial(counted_gateway_listeners, ref, gw, mesh, counted),
         )
         out.listeners.update(listeners)
-        held = buckets(snap.routes_for_gateway(ref))
+        # (a pass over every Route once per change, not once per gateway)
+        limited = self.memo.get(
+            "rate-limited", (snap.generation("Route"),), partial(_limited, snap), slot="mesh"
+        )
+        held = buckets(
+            r for r in limited if r.metadata.namespace == ref[0] and ref[1] in r.spec.gateways
+        )
         for lname in listeners:  # (the redirecting listener routes no rule)
             self._local_limits(out, lname, held if lname == names.gateway_listener(ref) else ())
         # egress: a listener per ExternalService routed through this gateway (``via``)
@@ -384,6 +327,13 @@ class Translator(SharedPieces):
             "local-limits", (stat_prefix, key), partial(extension_config, stat_prefix, held)
         )
         out.extension_configs[config.name] = config
+
+
+def _limited(snap: ModelSnapshot) -> tuple[Route, ...]:
+    """The Routes with a rate-limited rule."""
+    return tuple(
+        r for r in snap.routes.values() if any(rule.rateLimit is not None for rule in r.spec.rules)
+    )
 
 
 def _outbound_http(

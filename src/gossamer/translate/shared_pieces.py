@@ -1,4 +1,5 @@
-"""The pieces many proxies share: a service port's clusters, endpoint sets and route table.
+"""The pieces many proxies share: a service port's clusters, endpoint sets and route table,
+and the virtual hosts of gateways serving the same Routes.
 
 Every sidecar that calls a service port, and every gateway that routes to it, holds the same
 cluster, endpoints (per caller zone) and route table; building them once per change rather
@@ -17,7 +18,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc_pb2
 from envoy.config.route.v3 import route_pb2
 
-from gossamer.model.route import Destination
+from gossamer.model.route import Destination, Route
 from gossamer.model.route_actions import Mirror
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.model.traffic_policy import TrafficPolicy
@@ -245,3 +246,62 @@ class SharedPieces:
                 self.endpoints(snap, cr, tls, zone),
             )
         return pair
+
+    def gateway_routes(
+        self, snap: ModelSnapshot, ref: Ref
+    ) -> tuple[route_pb2.RouteConfiguration, tuple[ClusterRef, ...]]:
+        """A gateway's route table (virtual hosts by domain) and the clusters it uses, in
+        order."""
+        gw = snap.gateways[ref]
+
+        def rules_of(r: Route) -> tuple[list[rc_pb2.Route], frozenset[ClusterRef]]:
+            # One Route's Envoy routes, shared by every gateway and domain it serves.
+            def build_rules() -> tuple[list[rc_pb2.Route], frozenset[ClusterRef]]:
+                used: set[ClusterRef] = set()
+                rules = rule_entries([r])
+                built = routes_for_rules(rules, self._cluster_of(snap, None, used), snap.mesh)
+                self._hash_routes(snap, built, used)
+                return built, frozenset(used)
+
+            inputs = (r, snap.generation("Service"), snap.mesh, snap.generation("TrafficPolicy"))
+            return self.memo.get("gateway-route-rules", inputs, build_rules)
+
+        def build() -> tuple[route_pb2.RouteConfiguration, tuple[ClusterRef, ...]]:
+            routes = snap.routes_for_gateway(ref)
+
+            def build_vhosts() -> tuple[route_pb2.RouteConfiguration, tuple[ClusterRef, ...]]:
+                # Gateways serving the same routes share this table, copied under their names.
+                used: set[ClusterRef] = set()
+                by_domain: dict[str, list[rc_pb2.Route]] = defaultdict(list)
+                for r in routes:
+                    built, route_used = rules_of(r)
+                    used |= route_used
+                    hosts = gw.spec.hosts if r.spec.hosts == ["*"] else r.spec.hosts
+                    for host in hosts:
+                        by_domain[host].extend(built)
+                vhosts = [(d, [d], table) for d, table in sorted(by_domain.items())]
+                return route_configuration("", vhosts), tuple(sorted(used))
+
+            inputs = (
+                tuple(gw.spec.hosts),
+                routes,
+                snap.generation("Service"),
+                snap.mesh,
+                snap.generation("TrafficPolicy"),
+            )
+            shared, used = self.memo.get("gateway-vhosts", inputs, build_vhosts, slot=ref)
+            table = route_pb2.RouteConfiguration()
+            table.CopyFrom(shared)
+            table.name = names.gateway_route(ref)
+            return table, used
+
+        # Keyed by generations: any Route or Service change rebuilds gateway tables, but
+        # the key costs nothing to compute whatever the number of routes.
+        inputs = (
+            gw,
+            snap.generation("Route"),
+            snap.generation("Service"),
+            snap.mesh,
+            snap.generation("TrafficPolicy"),
+        )
+        return self.memo.get("gateway-routes", inputs, build, slot=ref)
