@@ -121,18 +121,37 @@ def versions(snap: Snapshot) -> dict[str, dict[str, str]]:
     return {t.short: {n: v.version for n, v in snap.of(t).items()} for t in ResourceType}
 
 
-async def scenario(steps: list[tuple[Any, ...]], *, interleave: bool = False) -> int:
-    """Apply ``steps``, publishing after each; with ``interleave`` each change lands while
-    a publish that yields after every proxy is half-way through (it keeps the model it
-    started with; the publish after it catches up)."""
-    store = MemoryStore()
-    cache = SnapshotCache()
+def assert_full_rebuilds(plane: ControlPlane, cache: SnapshotCache, op: object) -> None:
+    """Every proxy of ``PROXIES`` holds what a fresh translator gives from the plane's model
+    (``op``: the step, named when it does not)."""
+    assert plane.model is not None
+    fresh_t, fresh_s = Translator(), Serializer()
+    for p in PROXIES:
+        expected = proxy_snapshot(fresh_t.proxy(plane.model, p), fresh_s)
+        got = cache.get(p.node_id)
+        assert got is not None
+        assert versions(got) == versions(expected), (p.node_id, op)
+
+
+async def published(store: MemoryStore, cache: SnapshotCache) -> ControlPlane:
+    """A plane over ``store`` holding ``base()``, with every proxy of ``PROXIES`` attached
+    to ``cache`` and given its first snapshot."""
     plane = ControlPlane(store, cache, XdsMonitor(CollectorRegistry()))
     await plane.load()
     await plane.apply([parse_manifest(m) for m in base()])
     for p in PROXIES:
         cache.attach(p)
     await plane.publish()
+    return plane
+
+
+async def scenario(steps: list[tuple[Any, ...]], *, interleave: bool = False) -> int:
+    """Apply ``steps``, publishing after each; with ``interleave`` each change lands while
+    a publish that yields after every proxy is half-way through (it keeps the model it
+    started with; the publish after it catches up)."""
+    store = MemoryStore()
+    cache = SnapshotCache()
+    plane = await published(store, cache)
     incremental = 0
     for op in steps:
         pending = None
@@ -178,13 +197,7 @@ async def scenario(steps: list[tuple[Any, ...]], *, interleave: bool = False) ->
             await pending
         await plane.publish(slice_s=0 if interleave else PUBLISH_SLICE)
         incremental += plane.publisher.incremental_rounds > 0
-        assert plane.model is not None
-        fresh_t, fresh_s = Translator(), Serializer()
-        for p in PROXIES:
-            expected = proxy_snapshot(fresh_t.proxy(plane.model, p), fresh_s)
-            got = cache.get(p.node_id)
-            assert got is not None
-            assert versions(got) == versions(expected), (p.node_id, op)
+        assert_full_rebuilds(plane, cache, op)
     await store.close()
     return incremental
 

@@ -9,18 +9,23 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
-from tests.unit.controlplane.test_incremental import PROXIES, SERVICES, base, versions, worker
+from tests.unit.controlplane.test_incremental import (
+    PROXIES,
+    SERVICES,
+    assert_full_rebuilds,
+    base,
+    published,
+    worker,
+)
 
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.controlplane.route_scope import route_change
-from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.model import parse_manifest
 from gossamer.store.memory import MemoryStore
-from gossamer.translate.proxy import Translator
 from gossamer.types import API_VERSION
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.snapshot import Snapshot
 
 CLIENT, SIDECAR_A, EDGE = (p.node_id for p in PROXIES)  # client depends on a and b
 
@@ -71,12 +76,7 @@ async def scenario(steps: list[tuple[Any, ...]]) -> list[dict[str, Snapshot]]:
     return what each proxy held before each step (to tell which were rebuilt)."""
     store = MemoryStore()
     cache = SnapshotCache()
-    plane = ControlPlane(store, cache, XdsMonitor(CollectorRegistry()))
-    await plane.load()
-    await plane.apply([parse_manifest(m) for m in base()])
-    for p in PROXIES:
-        cache.attach(p)
-    await plane.publish()
+    plane = await published(store, cache)
     held: list[dict[str, Snapshot]] = []
     for op in steps:
         held.append({p.node_id: snap for p in PROXIES if (snap := cache.get(p.node_id))})
@@ -93,13 +93,7 @@ async def scenario(steps: list[tuple[Any, ...]]) -> list[dict[str, Snapshot]]:
             _, svc, i, version = op
             await plane.apply([parse_manifest(worker(svc, i, 1, "healthy", version))])
         await plane.publish()
-        assert plane.model is not None
-        fresh_t, fresh_s = Translator(), Serializer()
-        for p in PROXIES:
-            expected = proxy_snapshot(fresh_t.proxy(plane.model, p), fresh_s)
-            got = cache.get(p.node_id)
-            assert got is not None
-            assert versions(got) == versions(expected), (p.node_id, op)
+        assert_full_rebuilds(plane, cache, op)
     held.append({p.node_id: snap for p in PROXIES if (snap := cache.get(p.node_id))})
     await store.close()
     return held
@@ -160,13 +154,7 @@ def test_route_scoped_rounds_hold_one_copy_of_a_gateway_table() -> None:
 
     async def check() -> tuple[list[int], list[int]]:
         store = MemoryStore()
-        cache = SnapshotCache()
-        plane = ControlPlane(store, cache, XdsMonitor(CollectorRegistry()))
-        await plane.load()
-        await plane.apply([parse_manifest(m) for m in base()])
-        for p in PROXIES:
-            cache.attach(p)
-        await plane.publish()
+        plane = await published(store, SnapshotCache())
         encodings, entries = [], []
         for timeout in range(1, 21):
             await plane.apply([parse_manifest(ingress("edge", "c", None, 1, timeout))])
