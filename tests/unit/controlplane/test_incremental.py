@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -121,25 +122,35 @@ def versions(snap: Snapshot) -> dict[str, dict[str, str]]:
     return {t.short: {n: v.version for n, v in snap.of(t).items()} for t in ResourceType}
 
 
-def assert_full_rebuilds(plane: ControlPlane, cache: SnapshotCache, op: object) -> None:
-    """Every proxy of ``PROXIES`` holds what a fresh translator gives from the plane's model
+def assert_full_rebuilds(
+    plane: ControlPlane,
+    cache: SnapshotCache,
+    op: object,
+    proxies: Sequence[ProxyIdentity] = PROXIES,
+) -> None:
+    """Every proxy of ``proxies`` holds what a fresh translator gives from the plane's model
     (``op``: the step, named when it does not)."""
     assert plane.model is not None
     fresh_t, fresh_s = Translator(), Serializer()
-    for p in PROXIES:
+    for p in proxies:
         expected = proxy_snapshot(fresh_t.proxy(plane.model, p), fresh_s)
         got = cache.get(p.node_id)
         assert got is not None
         assert versions(got) == versions(expected), (p.node_id, op)
 
 
-async def published(store: MemoryStore, cache: SnapshotCache) -> ControlPlane:
-    """A plane over ``store`` holding ``base()``, with every proxy of ``PROXIES`` attached
-    to ``cache`` and given its first snapshot."""
+async def published(
+    store: MemoryStore,
+    cache: SnapshotCache,
+    more: Sequence[dict[str, Any]] = (),
+    proxies: Sequence[ProxyIdentity] = PROXIES,
+) -> ControlPlane:
+    """A plane over ``store`` holding ``base()`` and ``more``, with every proxy of
+    ``proxies`` attached to ``cache`` and given its first snapshot."""
     plane = ControlPlane(store, cache, XdsMonitor(CollectorRegistry()))
     await plane.load()
-    await plane.apply([parse_manifest(m) for m in base()])
-    for p in PROXIES:
+    await plane.apply([parse_manifest(m) for m in [*base(), *more]])
+    for p in proxies:
         cache.attach(p)
     await plane.publish()
     return plane
