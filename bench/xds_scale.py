@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import dataclasses
 import json
 import math
@@ -193,6 +194,23 @@ async def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+@contextlib.contextmanager
+def profiled(into: Path | None, name: str) -> Iterator[None]:
+    """cProfile the event loop's thread meanwhile, into ``into/<name>.prof`` (translation's
+    worker threads are not in it); nothing without ``into``."""
+    if into is None:
+        yield
+        return
+    into.mkdir(parents=True, exist_ok=True)
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        profile.dump_stats(into / f"{name}.prof")
+
+
 async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
     app, mesh = bench.app, bench.mesh
     pid = os.getpid()
@@ -241,7 +259,8 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
             svc = k % args.services  # svc-0 first: the most popular
             weights[svc] = weights.get(svc, 1) % 100 + 1
             w = mesh.workload(svc, REPLICAS - 1, weight=weights[svc])
-            endpoint.append(await bench.measure(ResourceType.ENDPOINT, [[w]]))
+            with profiled(args.profile, f"endpoint-{k}"):
+                endpoint.append(await bench.measure(ResourceType.ENDPOINT, [[w]]))
             route.append(await bench.measure(ResourceType.ROUTE, [[mesh.route(svc, 1 + k % 2)]]))
         dcpu = await bench.driver_cpu() - dcpu0
         print(*report_change("endpoint change", endpoint, bench.real_nodes), sep="\n")
@@ -323,6 +342,13 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per change (1..300)")
     p.add_argument("--connect-timeout", type=float, default=600.0)
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin to cores")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="write a cProfile of the event loop during each endpoint change to "
+        "DIR/endpoint-<k>.prof (read with python -m pstats)",
+    )
     args = p.parse_args()
     if not 1 <= args.services <= 20_000 or not 1 <= args.gateways <= args.proxies <= 5000:
         sys.exit("--services must be 1..20000 and --gateways <= --proxies <= 5000")
