@@ -70,6 +70,8 @@ _T = TypeVar("_T")
 #: one proxy's job: build it in full (None) or patch this snapshot's endpoints
 _Job = tuple[ProxyIdentity, Snapshot | None]
 _Built = list[tuple[str, Snapshot | None]]
+#: what a snapshot is translated from: the model, TLS readiness and NGAC access state
+_Inputs = tuple[ModelSnapshot, TlsState, AccessState]
 
 
 async def _no_access(model: ModelSnapshot) -> AccessState:
@@ -113,9 +115,10 @@ class Publisher:
         #: attached proxies not built yet, and an event set when one arrives
         self._fresh: dict[str, ProxyIdentity] = {}
         self._arrived = asyncio.Event()
-        #: proxies built outside a round (from another model than ``_published_model``):
-        #: the next round rebuilds them in full rather than patching them
-        self._off_round: set[str] = set()
+        #: proxies built outside a round (by ``greet``), with what they were built from: the
+        #: next round patches them like the others only if that is what it starts from
+        #: (``_published``), and rebuilds them in full otherwise
+        self._off_round: dict[str, _Inputs] = {}
         cache.on_connect(self._on_connect)
 
     def _on_connect(self, proxy: ProxyIdentity) -> None:
@@ -141,7 +144,7 @@ class Publisher:
                     fresh = self.cache.attached(node_id) and self.cache.get(node_id) is None
                     if snap is not None and fresh:
                         self.cache.set(node_id, snap)
-                        self._off_round.add(node_id)
+                        self._off_round[node_id] = (model, tls, access)
             # What new proxies use is alive, not garbage to prune: after a restart every
             # proxy is greeted, and counting that growth made the first endpoint change
             # a full round of every proxy (bench/xds_scale.py's endpoint-change p99).
@@ -173,20 +176,23 @@ class Publisher:
             for proxy in self.cache.connected():
                 node_id = proxy.node_id
                 last = self.cache.get(node_id)
+                # a proxy greeted from other inputs than this round starts from is rebuilt
+                stale = node_id in self._off_round and not self._published(
+                    self._off_round.pop(node_id)
+                )
                 if (
                     scope is not None
                     and last is not None
-                    and node_id not in self._off_round
+                    and not stale
                     and not scope.reaches(model, proxy)
                 ):
                     continue  # nothing it holds reads the changed Routes: it keeps them
                 own = proxy.kind == "sidecar" and (proxy.namespace, proxy.name) in (
                     change.workloads if change else ()
                 )
-                patch = change is not None and not own and node_id not in self._off_round
+                patch = change is not None and not own and not stale
                 jobs.append((proxy, last if patch else None))
                 self._fresh.pop(node_id, None)
-                self._off_round.discard(node_id)
             changed = []
             replaced: list[Versioned] = []
             async for built in self._work(jobs, model, change, created, slice_s, tls, access):
@@ -218,6 +224,18 @@ class Publisher:
             self.published_access = access
             self.builds += 1
             return changed
+
+    def _published(self, inputs: _Inputs) -> bool:
+        """Are ``inputs`` what the last round translated from? A snapshot built from them
+        is then what that round would have built: the next round may patch it. (After a
+        restart every proxy is greeted from the model the first round published; rebuilding
+        them all at the first endpoint change made it 20x slower than the next one.)"""
+        model, tls, access = inputs
+        return (
+            model is self._published_model
+            and tls == self.published_tls
+            and access is self.published_access
+        )
 
     async def _work(
         self,
