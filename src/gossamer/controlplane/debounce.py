@@ -2,14 +2,19 @@
 
 Changes come in bursts (an apply of many resources, a watch batch, a round of ACKs that
 make sidecars ready for mTLS); building every proxy's snapshot after each would waste the
-control plane's time and the proxies' updates. A burst is published once it is quiet for
-the Mesh's ``debounceMs``, but never later than a few debounce periods after its first
-change, so a steady trickle of changes still reaches proxies.
+control plane's time and the proxies' updates. The first change after a quiet period (no
+publish ended within the Mesh's ``debounceMs``) is published at once: a lone change costs
+no wait. A change that comes sooner waits until the burst is quiet for ``debounceMs``, but
+never longer than a few debounce periods after its first change, so a steady trickle of
+changes still reaches proxies. Publishes are thus at least ``debounceMs`` apart (a proxy
+gets at most one push per period, however fast changes come), unless a change already
+waited out its cap while a long publish ran.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +28,8 @@ class Debouncer:
     def __init__(self) -> None:
         self._dirty = asyncio.Event()
         self._dirty_since: float | None = None
+        #: when the last publish ended (-inf: none yet)
+        self._published_at = -math.inf
 
     def mark(self) -> None:
         """Something proxies see changed: publish soon."""
@@ -39,8 +46,9 @@ class Debouncer:
             await self._dirty.wait()
             debounce = debounce_s()
             first = self._dirty_since or time.monotonic()
-            # Wait for a quiet period, but never longer than a few debounce periods in all.
-            while debounce > 0:
+            # A burst under way (a publish ended within the period): wait for a quiet
+            # period, but never longer than a few debounce periods in all.
+            while debounce > 0 and first - self._published_at < debounce:
                 self._dirty.clear()
                 limit = first + debounce * MAX_DEBOUNCE_FACTOR - time.monotonic()
                 try:
@@ -52,4 +60,7 @@ class Debouncer:
                     break
             self._dirty.clear()
             self._dirty_since = None
-            await publish(first)
+            try:
+                await publish(first)
+            finally:
+                self._published_at = time.monotonic()

@@ -22,6 +22,11 @@ class ResourceType(Enum):
         "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
     )
 
+    # Hashed as the object it is (members are singletons, compared by identity): Enum's own
+    # __hash__ is Python code, and the protocol state keys its tables by type on every
+    # request and snapshot of every stream.
+    __hash__ = object.__hash__
+
     @property
     def short(self) -> str:
         return self.value[0]
@@ -33,7 +38,7 @@ class ResourceType(Enum):
     @property
     def full_state(self) -> bool:
         """In state-of-the-world, a response of this type must carry every resource."""
-        return self in (ResourceType.CLUSTER, ResourceType.LISTENER)
+        return self in _FULL_STATE
 
     @classmethod
     def from_url(cls, url: str) -> ResourceType | None:
@@ -41,6 +46,7 @@ class ResourceType(Enum):
 
 
 _BY_URL = {t.url: t for t in ResourceType}
+_FULL_STATE = frozenset((ResourceType.CLUSTER, ResourceType.LISTENER))
 
 #: Additions and updates go out in this order; removals in the reverse. Filter configs
 #: (ECDS) come after the listeners naming them, which is when Envoy asks for them (a
