@@ -6,9 +6,9 @@ control plane's time and the proxies' updates. The first change after a quiet pe
 publish ended within the Mesh's ``debounceMs``) is published at once: a lone change costs
 no wait. A change that comes sooner waits until the burst is quiet for ``debounceMs``, but
 never longer than a few debounce periods after its first change, so a steady trickle of
-changes still reaches proxies. Publishes are thus at least ``debounceMs`` apart (a proxy
-gets at most one push per period, however fast changes come), unless a change already
-waited out its cap while a long publish ran.
+changes still reaches proxies. A change made while a publish runs counts from its end.
+Publishes are thus at least ``debounceMs`` apart: a proxy gets at most one push per
+period, however fast changes come, and a burst's applies get the loop between publishes.
 """
 
 from __future__ import annotations
@@ -46,11 +46,12 @@ class Debouncer:
             await self._dirty.wait()
             debounce = debounce_s()
             first = self._dirty_since or time.monotonic()
+            since = max(first, self._published_at)
             # A burst under way (a publish ended within the period): wait for a quiet
             # period, but never longer than a few debounce periods in all.
-            while debounce > 0 and first - self._published_at < debounce:
+            while debounce > 0 and since - self._published_at < debounce:
                 self._dirty.clear()
-                limit = first + debounce * MAX_DEBOUNCE_FACTOR - time.monotonic()
+                limit = since + debounce * MAX_DEBOUNCE_FACTOR - time.monotonic()
                 try:
                     async with asyncio.timeout(min(debounce, max(limit, 0))):
                         await self._dirty.wait()
