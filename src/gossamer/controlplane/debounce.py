@@ -31,6 +31,10 @@ class Debouncer:
         #: when the last publish ended (-inf: none yet)
         self._published_at = -math.inf
 
+    def published(self) -> None:
+        """A publish ended (one of ``run``'s, or one made directly, as ``apply --wait``'s)."""
+        self._published_at = time.monotonic()
+
     def mark(self) -> None:
         """Something proxies see changed: publish soon."""
         if self._dirty_since is None:
@@ -64,4 +68,4 @@ class Debouncer:
             try:
                 await publish(first)
             finally:
-                self._published_at = time.monotonic()
+                self.published()

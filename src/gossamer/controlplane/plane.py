@@ -204,7 +204,12 @@ class ControlPlane:
         The round's TLS state is published when it ends: ACKs that came in while it was
         going out were judged against the round before, so readiness is judged again here
         (else, with no ACK after it, a strict sidecar kept taking plaintext)."""
-        changed = await self.publisher.publish(seen_at, slice_s)
+        try:
+            changed = await self.publisher.publish(seen_at, slice_s)
+        finally:
+            # every publish counts for the debounce, ``apply --wait``'s too: a change made
+            # just after one waits for the burst to end
+            self._debounce.published()
         self.mtls.judge()
         return changed
 

@@ -136,3 +136,15 @@ async def test_a_change_made_during_a_long_publish_waits_a_period_after_it() -> 
         await publish.until(2)
     (_, ended), (began, _) = publish.spans
     assert began - ended >= debounce
+
+
+async def test_a_change_soon_after_a_direct_publish_waits_for_the_period() -> None:
+    """``apply --wait`` publishes directly (not through ``run``): it counts all the same."""
+    publish = Publishes()
+    debounce = 0.3
+    async with running(debounce, publish) as debouncer:
+        debouncer.published()
+        published = time.monotonic()
+        debouncer.mark()
+        await publish.until(1)
+    assert publish.spans[0][0] - published >= debounce
