@@ -142,6 +142,9 @@ class Bench:
         everyone = self.nodes + self.real_nodes
         before = {n: self.cache.get(n) for n in everyone}
         await self.ask_all({"cmd": "watch", "type": rtype.short})
+        # a change as an operator makes it: after a quiet debounce period (the barrier
+        # publish ending the change before counts, and would make this one wait a period)
+        await asyncio.sleep(self.debounce + 0.01)
         pid = os.getpid()
         change = Change()
         cpu0, builds0 = cpu_seconds(pid), self.app.plane.publisher.builds

@@ -96,7 +96,8 @@ class MeshSpec(Strict):
     underscoreHeaders: Literal["reject", "drop", "allow"] = "reject"
     #: how proxies use the global rate-limit service (``model.rate_limits``)
     rateLimit: MeshRateLimit = Field(default_factory=MeshRateLimit)
-    #: how many debounce milliseconds the control plane waits to batch a burst of changes
+    #: milliseconds of quiet after which a burst of changes is published (a change made
+    #: within this long of a publish joins a burst; a lone change is published at once)
     debounceMs: Annotated[int, in_range(0, 10_000)] = 50
     #: OpenTelemetry traces of every proxy, with a telemetry service (``translate.tracing``)
     tracing: MeshTracing = Field(default_factory=MeshTracing)

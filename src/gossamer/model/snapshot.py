@@ -55,6 +55,24 @@ _DEFAULT_MESH = Mesh.model_validate(
 )
 
 
+#: the kinds each view of a snapshot reads: ``with_changes`` carries a view computed on the
+#: snapshot before into the one after when no resource of these kinds changed
+_READS: dict[str, frozenset[str]] = {
+    "services": frozenset({"Service"}),
+    "workloads": frozenset({"Workload"}),
+    "gateways": frozenset({"Gateway"}),
+    "routes": frozenset({"Route"}),
+    "external_services": frozenset({"ExternalService"}),
+    "mesh": frozenset({"Mesh"}),
+    "_workloads_by_service": frozenset({"Workload"}),
+    "_routes_by_service": frozenset({"Route"}),
+    "_routes_by_gateway": frozenset({"Route"}),
+    "_traffic_policies": frozenset({"TrafficPolicy"}),
+    "address_seed": frozenset({ADDRESS_SEED_KEY.kind}),
+    "local_addresses": frozenset({"Service", "ExternalService", ADDRESS_SEED_KEY.kind}),
+}
+
+
 @dataclass(frozen=True)
 class ModelSnapshot:
     revision: int = 0
@@ -95,6 +113,7 @@ class ModelSnapshot:
     ) -> ModelSnapshot:
         """The snapshot after an apply (new resources count as newest). Unchanged resources
         stay the same objects, which is what lets translation reuse its earlier work."""
+        puts, deletes = list(puts), list(deletes)
         resources = dict(self.resources)
         created = dict(self.created)
         touched: set[str] = set()
@@ -109,13 +128,69 @@ class ModelSnapshot:
             touched.add(r.kind)
         kinds = {k.kind for k in self.resources} | touched
         generations = {k: object() if k in touched else self.generation(k) for k in kinds}
-        return replace(
+        out = replace(
             self,
             revision=self.revision if revision is None else revision,
             resources=resources,
             created=created,
             generations=generations,
         )
+        out.__dict__.update(self._carried(out, touched))
+        if "Workload" in touched:
+            out.__dict__.update(self._workloads_carried(puts, deletes))
+        return out
+
+    def _carried(self, after: ModelSnapshot, touched: set[str]) -> dict[str, object]:
+        """The views computed here that ``after`` (this snapshot with resources of the
+        kinds ``touched`` changed) may share: those reading no touched kind, and the
+        per-kind index with only the touched kinds redone. At 10k services a workload's
+        weight change otherwise recomputed every view from 50k resources (~230 ms of the
+        next round, ``local_addresses`` alone 130 ms)."""
+        mine = self.__dict__
+        out: dict[str, object] = {
+            name: mine[name]
+            for name, reads in _READS.items()
+            if name in mine and not reads & touched
+        }
+        by_kind = mine.get("_by_kind")
+        if by_kind is not None:
+            redone: dict[str, dict[Ref, Resource]] = defaultdict(dict, by_kind)
+            for kind in touched:
+                old = by_kind.get(kind, {})
+                keys = sorted(k for k in after.resources if k.kind == kind)
+                if len(keys) == len(old) and all((k.namespace, k.name) in old for k in keys):
+                    # the same resources, some replaced: the same order (name order)
+                    view = dict(old)
+                    for k in keys:
+                        view[(k.namespace, k.name)] = after.resources[k]
+                else:
+                    view = {(k.namespace, k.name): after.resources[k] for k in keys}
+                if view:
+                    redone[kind] = view
+                else:
+                    redone.pop(kind, None)
+            out["_by_kind"] = redone
+        return out
+
+    def _workloads_carried(
+        self, puts: list[Resource], deletes: list[ResourceKey]
+    ) -> dict[str, object]:
+        """Workloads by service after ``puts`` that replace workloads of the same service
+        (a weight, health or label change: a rolling restart), from this snapshot's;
+        nothing (computed when asked) after any other change of workloads."""
+        before = self.__dict__.get("_workloads_by_service")
+        if before is None or any(k.kind == "Workload" for k in deletes):
+            return {}
+        old = self.workloads
+        by_service: dict[Ref, list[Workload]] = defaultdict(list, before)
+        last = {r.key: r for r in puts if isinstance(r, Workload)}  # (the last put wins)
+        for r in last.values():
+            was = old.get(r.ref)
+            if was is None or was.spec.service != r.spec.service:
+                return {}
+            ref = (r.metadata.namespace, r.spec.service)
+            by_service[ref] = [r if w is was else w for w in by_service[ref]]
+        return {"_workloads_by_service": by_service}
 
     def at_revision(self, revision: int) -> ModelSnapshot:
         """The same content at another revision, sharing the indexes already computed."""
