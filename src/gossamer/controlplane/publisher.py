@@ -236,7 +236,7 @@ class Publisher:
         """Are ``inputs`` what the last round translated from? A snapshot built from them
         is then what that round would have built: the next round may patch it. (After a
         restart every proxy is greeted from the model the first round published; rebuilding
-        them all at the first endpoint change made it 20x slower than the next one.)"""
+        them all made the first endpoint change 1.37 s against the next one's 0.36 s.)"""
         model, tls, access = inputs
         return (
             model is self._published_model

@@ -63,12 +63,21 @@ async def test_a_lone_change_is_published_at_once() -> None:
     assert publish.firsts[0] >= marked
 
 
-async def test_a_change_soon_after_a_publish_waits_for_the_period() -> None:
-    publish = Publishes()
-    debounce = 0.3
+@pytest.mark.parametrize(
+    "takes",
+    [0.0, 0.1 * MAX_DEBOUNCE_FACTOR + 0.1],
+    ids=["made-after-a-publish", "made-during-a-publish-longer-than-the-cap"],
+)
+async def test_a_change_made_after_or_during_a_publish_waits_a_period_after_it(
+    takes: float,
+) -> None:
+    """Made during a publish that takes longer than a burst's cap, the change still waits a
+    period after it ends: the loop is not handed from one publish to the next."""
+    debounce = 0.1
+    publish = Publishes(takes=takes)
     async with running(debounce, publish) as debouncer:
         debouncer.mark()
-        await publish.until(1)
+        await asyncio.wait_for(publish.began.wait(), 5.0)
         debouncer.mark()
         await publish.until(2)
     (_, ended), (began, _) = publish.spans
@@ -122,20 +131,6 @@ async def test_no_debounce_publishes_every_change_at_once() -> None:
         for n in range(1, 4):
             debouncer.mark()
             await publish.until(n, within=1.0)
-
-
-async def test_a_change_made_during_a_long_publish_waits_a_period_after_it() -> None:
-    """The publish takes longer than a burst's cap: the change made meanwhile still waits a
-    period after it ends, so the loop is not handed from one publish to the next."""
-    debounce = 0.1
-    publish = Publishes(takes=debounce * MAX_DEBOUNCE_FACTOR + 0.1)
-    async with running(debounce, publish) as debouncer:
-        debouncer.mark()
-        await asyncio.wait_for(publish.began.wait(), 5.0)
-        debouncer.mark()
-        await publish.until(2)
-    (_, ended), (began, _) = publish.spans
-    assert began - ended >= debounce
 
 
 async def test_a_change_soon_after_a_direct_publish_waits_for_the_period() -> None:

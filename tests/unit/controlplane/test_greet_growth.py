@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 from test_prune_rounds import reviews_1
 from test_tls_readiness import PROXIES, REVIEWS, mesh
+from tests.unit.controlplane.test_incremental import rebuilt_by
 
 from gossamer.controlplane import publisher as publisher_module
 from gossamer.controlplane.plane import ControlPlane
@@ -40,24 +40,12 @@ async def test_greeted_proxies_do_not_force_a_full_round(
     await plane.load()
     await plane.apply(list(mesh("off").resources.values()))
     await plane.publish()  # a full round with nobody connected: it prunes to ~nothing
-    greeter = asyncio.create_task(plane.publisher.greet())
-    try:
-        for p in PROXIES:
-            cache.attach(p)
-        for _ in range(500):
-            if all(cache.get(p.node_id) is not None for p in PROXIES):
-                break
-            await asyncio.sleep(0.01)
-        assert all(cache.get(p.node_id) is not None for p in PROXIES)
+    async with greeted(plane, cache, PROXIES):
         pub = plane.publisher
         assert pub._caches_size() - 10 > 0  # (the greeting grew the caches past the slack)
         await plane.apply([reviews_1(3)])  # type: ignore[list-item]
         await plane.publish()
         assert pub.incremental_rounds == 1, "the first endpoint change was a full round"
-    finally:
-        greeter.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await greeter
 
 
 @asynccontextmanager
@@ -79,20 +67,6 @@ async def greeted(
         greeter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await greeter
-
-
-def rebuilt_by(plane: ControlPlane) -> set[str]:
-    """The node ids the plane's translator builds in full from now on."""
-    translator = plane.publisher.translator
-    translate = translator.proxy
-    built: set[str] = set()
-
-    def spy(model: Any, proxy: ProxyIdentity, *args: Any) -> Any:
-        built.add(proxy.node_id)
-        return translate(model, proxy, *args)
-
-    translator.proxy = spy  # type: ignore[method-assign, assignment]
-    return built
 
 
 def endpoint_versions(cache: SnapshotCache, plane: ControlPlane) -> dict[str, dict[str, str]]:

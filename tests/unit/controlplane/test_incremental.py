@@ -139,6 +139,20 @@ def assert_full_rebuilds(
         assert versions(got) == versions(expected), (p.node_id, op)
 
 
+def rebuilt_by(plane: ControlPlane) -> set[str]:
+    """The node ids the plane's translator builds in full from now on (a spy on it)."""
+    translator = plane.publisher.translator
+    translate = translator.proxy
+    built: set[str] = set()
+
+    def spy(model: Any, proxy: ProxyIdentity, *args: Any) -> Any:
+        built.add(proxy.node_id)
+        return translate(model, proxy, *args)
+
+    translator.proxy = spy  # type: ignore[method-assign, assignment]
+    return built
+
+
 async def published(
     store: MemoryStore,
     cache: SnapshotCache,

@@ -15,6 +15,7 @@ from tests.unit.controlplane.test_incremental import (
     assert_full_rebuilds,
     base,
     published,
+    rebuilt_by,
     worker,
 )
 
@@ -98,15 +99,7 @@ async def scenario(steps: list[tuple[Any, ...]]) -> list[set[str]]:
     store = MemoryStore()
     cache = SnapshotCache()
     plane = await published(store, cache, [SIDE_GATEWAY], ALL)
-    translator = plane.publisher.translator
-    translate = translator.proxy
-    built: set[str] = set()
-
-    def spy(model: Any, proxy: ProxyIdentity, *args: Any) -> Any:
-        built.add(proxy.node_id)
-        return translate(model, proxy, *args)
-
-    translator.proxy = spy  # type: ignore[method-assign]
+    built = rebuilt_by(plane)
     rounds: list[set[str]] = []
     for op in steps:
         if op[0] == "east-west":
