@@ -24,12 +24,13 @@ from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Serializer, Snapshot
 
-#: kinds whose changes can reshape clusters, listeners, routes or extension configs
-#: (anything but Workload; ``FetchedJwks``: the keys of a Mesh issuer's ``jwks.uri``;
-#: ``AddressSeed``: every service's stable local address)
-_STRUCTURAL = (
+#: the kinds a proxy's configuration is translated from (``FetchedJwks``: the keys of a Mesh
+#: issuer's ``jwks.uri``; ``AddressSeed``: every service's stable local address). NGAC
+#: policy reaches proxies through the access state, the other internal kinds not at all.
+TRANSLATED_KINDS = (
     "Mesh",
     "Service",
+    "Workload",
     "Gateway",
     "Route",
     "TrafficPolicy",
@@ -37,6 +38,9 @@ _STRUCTURAL = (
     "FetchedJwks",
     "AddressSeed",
 )
+
+#: kinds whose changes can reshape clusters, listeners, routes or extension configs
+_STRUCTURAL = tuple(k for k in TRANSLATED_KINDS if k != "Workload")
 
 
 @dataclass(frozen=True)

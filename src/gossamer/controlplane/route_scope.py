@@ -17,20 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gossamer.controlplane.incremental import TRANSLATED_KINDS
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.types import ProxyIdentity
 
 #: kinds whose changes a route-scoped round does not follow (anything but Route)
-_OTHERS = (
-    "Mesh",
-    "Service",
-    "Workload",
-    "Gateway",
-    "TrafficPolicy",
-    "ExternalService",
-    "FetchedJwks",
-    "AddressSeed",
-)
+_OTHERS = tuple(k for k in TRANSLATED_KINDS if k != "Route")
 
 
 @dataclass(frozen=True)

@@ -250,3 +250,19 @@ def test_a_workload_moving_between_subsets_updates_both_subset_clusters() -> Non
     # a-1 and b-1 go from subset v1 to v2 (both held: a by the client, b's v2 by the gateway)
     steps = [("put", "a", 1, 1, "healthy", "v2"), ("put", "b", 1, 1, "healthy", "v2")]
     assert asyncio.run(scenario(steps)) == 2
+
+
+def test_every_kind_is_translated_or_said_not_to_be() -> None:
+    """A new kind must be placed: read by translation (then endpoint-only and route-only
+    rounds follow its changes) or not (NGAC policy goes through the access state)."""
+    from gossamer.controlplane.incremental import TRANSLATED_KINDS
+    from gossamer.model.catalog import KINDS
+
+    assert set(TRANSLATED_KINDS) <= set(KINDS)
+    assert set(KINDS) - set(TRANSLATED_KINDS) == {
+        "AccessPolicy",
+        "AccessCommand",
+        "JoinToken",
+        "Agent",
+        "OperatorToken",
+    }
