@@ -4,6 +4,7 @@ nothing else, and no private key (the host's or the CA's) is stored or answered.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import pytest
 import pytest_asyncio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from tests.unit.ca.certs import verify_client
 
 from gossamer.ca import keys
@@ -223,17 +225,37 @@ async def test_no_private_key_is_stored_or_answered(
     assert leaf_lines[1].decode() in answers, "the scan must see what the API answered"
     ca_key = (tmp_path / "cp" / "ca" / "root-key.pem").read_bytes()
     for secret in (keys.key_pem(key), ca_key):
-        lines = _body_lines(secret)
+        scalar = _scalar(secret)
+        assert scalar not in stored
+        lines = _secret_lines(secret)
         assert lines
         for line in lines:
             assert line not in stored
             assert line.decode() not in answers
-    assert key.private_numbers().private_value.to_bytes(32, "big") not in stored
 
 
 def _body_lines(pem: bytes) -> list[bytes]:
     """The PEM's base64 lines (64 characters each; a short last one is left out)."""
     return [line for line in pem.splitlines()[1:-1] if len(line) >= 16]
+
+
+def _scalar(pem: bytes) -> bytes:
+    key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key.private_numbers().private_value.to_bytes(32, "big")
+
+
+def _secret_lines(pem: bytes) -> list[bytes]:
+    """The PEM's base64 lines that carry a byte of the private scalar. A private key's PEM
+    also holds its public key, whose bytes a certificate rightly carries: a line made of
+    those alone may well be answered (the CA's own certificate is)."""
+    lines = pem.splitlines()[1:-1]
+    at = base64.b64decode(b"".join(lines)).find(_scalar(pem))
+    assert at >= 0, "the key's DER holds its scalar"
+    per_line = 48  # 64 base64 characters
+    return [
+        line for i, line in enumerate(lines) if i * per_line < at + 32 and at < (i + 1) * per_line
+    ]
 
 
 async def test_a_restart_keeps_the_root_and_the_trust_domain(tmp_path: Path) -> None:
