@@ -22,7 +22,7 @@ from gossamer.translate.local_cluster import local_endpoints
 from gossamer.translate.proxy import Translator
 from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.snapshot import Serializer, Snapshot, Versioned
 
 #: the kinds a proxy's configuration is translated from (``FetchedJwks``: the keys of a Mesh
 #: issuer's ``jwks.uri``; ``AddressSeed``: every service's stable local address). NGAC
@@ -90,37 +90,58 @@ def with_tls_change(
     return EndpointChange(change.services | services, change.workloads | flipped)
 
 
-def patch_endpoints(
-    last: Snapshot,
-    model: ModelSnapshot,
-    services: frozenset[Ref],
-    translator: Translator,
-    serializer: Serializer,
-    created: float,
-    tls: TlsState = NO_TLS,
-    zone: str | None = None,
-) -> Snapshot:
-    """``last`` with the endpoint sets of ``services`` it holds rebuilt from ``model`` for a
-    caller in ``zone``.
+class EndpointPatch:
+    """One endpoint round's patch: the endpoint sets of ``services`` rebuilt from ``model``.
 
     A service's endpoint sets are its plain clusters' and those of the subsets Routes send
-    to (a workload's health, weight or labels may change which subset it is in).
+    to (a workload's health, weight or labels may change which subset it is in), and its
+    local cluster's (held by its own sidecars). They are built once per caller zone, in the
+    first proxy of that zone that needs them: every proxy then takes the same objects,
+    keeping those it holds (at 1,000 callers of one service, building them per proxy was
+    most of the round).
     """
-    held = last.of(ResourceType.ENDPOINT)
-    updates = {}
-    for ref in services:
-        svc = model.services.get(ref)
-        if svc is None:
-            continue
-        subsets = ((), *translator.subsets(model, ref))
-        for port in svc.spec.ports:
-            for subset in subsets:
-                name = names.outbound_cluster(ref, port.name, subset)
-                if name in held:
-                    cla = translator.endpoints(model, (ref, port.name, subset), tls, zone)
-                    updates[name] = serializer.versioned(ResourceType.ENDPOINT, name, cla)
-        local = names.local_cluster(ref)  # (a sidecar of ``ref``: its local cluster)
-        if local in held:
+
+    def __init__(
+        self,
+        model: ModelSnapshot,
+        services: frozenset[Ref],
+        translator: Translator,
+        serializer: Serializer,
+        tls: TlsState = NO_TLS,
+    ) -> None:
+        self.model = model
+        self.services = services
+        self._translator = translator
+        self._serializer = serializer
+        self._tls = tls
+        self._by_zone: dict[str | None, dict[str, Versioned]] = {}
+
+    def sets(self, zone: str | None) -> dict[str, Versioned]:
+        """Every rebuilt endpoint set, by name, as a caller in ``zone`` sees it."""
+        built = self._by_zone.get(zone)
+        if built is not None:
+            return built
+        model, translator, serializer = self.model, self._translator, self._serializer
+        built = {}
+        for ref in sorted(self.services):
+            svc = model.services.get(ref)
+            if svc is None:
+                continue
+            subsets = ((), *translator.subsets(model, ref))
+            for port in svc.spec.ports:
+                for subset in subsets:
+                    name = names.outbound_cluster(ref, port.name, subset)
+                    cla = translator.endpoints(model, (ref, port.name, subset), self._tls, zone)
+                    built[name] = serializer.versioned(ResourceType.ENDPOINT, name, cla)
+            local = names.local_cluster(ref)
             cla = local_endpoints(translator.memo, model, ref)
-            updates[local] = serializer.versioned(ResourceType.ENDPOINT, local, cla)
-    return last.with_resources(ResourceType.ENDPOINT, updates, created) if updates else last
+            built[local] = serializer.versioned(ResourceType.ENDPOINT, local, cla)
+        self._by_zone[zone] = built
+        return built
+
+    def apply(self, last: Snapshot, zone: str | None, created: float) -> Snapshot:
+        """``last`` with the rebuilt endpoint sets it holds, as a caller in ``zone`` sees
+        them."""
+        held = last.of(ResourceType.ENDPOINT)
+        updates = {n: v for n, v in self.sets(zone).items() if n in held}
+        return last.with_resources(ResourceType.ENDPOINT, updates, created) if updates else last

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import logging
 import math
 import threading
@@ -30,10 +29,10 @@ from typing import TypeVar
 
 from gossamer.authz.service_access import NO_ACCESS, AccessState
 from gossamer.controlplane.enforcement import with_access_change
+from gossamer.controlplane.frozen_heap import FrozenHeap
 from gossamer.controlplane.incremental import (
-    EndpointChange,
+    EndpointPatch,
     endpoint_change,
-    patch_endpoints,
     with_tls_change,
 )
 from gossamer.controlplane.route_scope import route_change
@@ -63,9 +62,6 @@ PATCHED_PER_PASS = 32
 #: (~9 entries per endpoint change on a 31k-entry live set). An endpoint change that lands
 #: behind a full round waits for it (``bench/xds_scale.py`` measured that as its p99).
 PRUNE_SLACK = 5_000
-#: caches of at least this many entries after a prune freeze what is alive (``freeze_gc``;
-#: a small mesh's full collection is not worth it)
-FREEZE_FROM = 20_000
 
 _T = TypeVar("_T")
 
@@ -107,9 +103,9 @@ class Publisher:
         self.builds = 0
         self.build_seconds = 0.0
         self.incremental_rounds = 0
-        #: after each full round, move what is alive into the collector's permanent
-        #: generation (``gc.freeze``): a process-wide setting, so the server turns it on
-        self.freeze_gc = False
+        #: after each round, what is alive is moved out of the collector's walks
+        #: (``controlplane.frozen_heap``): a process-wide setting, so the server turns it on
+        self.heap = FrozenHeap()
         #: entries the translation caches held after the last full round pruned them
         self._pruned_size = 0
         #: the model the last round translated
@@ -142,16 +138,18 @@ class Publisher:
             access = await self.access_state(model)
             now = time.monotonic()
             size = self._caches_size()
-            async for built in self._work(jobs, model, None, now, slice_s, tls, access):
-                for node_id, snap in built:
-                    fresh = self.cache.attached(node_id) and self.cache.get(node_id) is None
-                    if snap is not None and fresh:
-                        self.cache.set(node_id, snap)
-                        self._off_round[node_id] = (model, tls, access)
+            with self.heap.paused():
+                async for built in self._work(jobs, model, None, now, slice_s, tls, access):
+                    for node_id, snap in built:
+                        fresh = self.cache.attached(node_id) and self.cache.get(node_id) is None
+                        if snap is not None and fresh:
+                            self.cache.set(node_id, snap)
+                            self._off_round[node_id] = (model, tls, access)
             # What new proxies use is alive, not garbage to prune: after a restart every
             # proxy is greeted, and counting that growth made the first endpoint change
             # a full round of every proxy (bench/xds_scale.py's endpoint-change p99).
             self._pruned_size += max(0, self._caches_size() - size)
+            self.heap.built()
 
     async def publish(
         self, seen_at: float | None = None, slice_s: float = PUBLISH_SLICE
@@ -160,77 +158,84 @@ class Publisher:
         now; return what changed. ``slice_s=math.inf`` does it all on the event loop in
         one go (the old behaviour, for comparison in bench/xds_convergence.py)."""
         async with self._lock:
-            model = self._model()
-            if model is None:
-                return []
-            created = seen_at or time.monotonic()
-            tls = self.tls_state()
-            access = await self.access_state(model)
-            change = scope = None
-            if self._published_model is not None and not self._caches_outgrown():
-                change = endpoint_change(self._published_model, model)
-                if change is not None:
-                    change = with_tls_change(change, self.published_tls, tls, model)
-                if change is not None:
-                    change = with_access_change(change, self.published_access, access, model)
-                elif tls == self.published_tls and access is self.published_access:
-                    scope = route_change(self._published_model, model)
-            jobs: list[_Job] = []
-            for proxy in self.cache.connected():
-                node_id = proxy.node_id
-                last = self.cache.get(node_id)
-                # a proxy greeted from other inputs than this round starts from is rebuilt
-                stale = node_id in self._off_round and not self._published(
-                    self._off_round.pop(node_id)
-                )
-                if (
-                    scope is not None
-                    and last is not None
-                    and not stale
-                    and not scope.reaches(model, proxy)
-                ):
-                    continue  # nothing it holds reads the changed Routes: it keeps them
-                own = proxy.kind == "sidecar" and (proxy.namespace, proxy.name) in (
-                    change.workloads if change else ()
-                )
-                patch = change is not None and not own and not stale
-                jobs.append((proxy, last if patch else None))
-                self._fresh.pop(node_id, None)
-            changed = []
-            replaced: list[Versioned] = []
-            async for built in self._work(jobs, model, change, created, slice_s, tls, access):
-                for node_id, snap in built:
-                    if snap is None or not self.cache.attached(node_id):
-                        continue  # nothing new for it, or it left meanwhile
-                    previous = self.cache.get(node_id)
-                    if self.cache.set(node_id, snap):
-                        changed.append((node_id, snap))
-                        if scope is not None and previous is not None:
-                            replaced.extend(_replaced(previous, snap))
-                        # its streams take their turn before the next proxies' are woken:
-                        # the loop never runs all of a batch's streams in one go. A
-                        # patched snapshot's streams send a few endpoint sets: they go
-                        # in groups (one loop pass per proxy was about a third of a 1,000-proxy
-                        # endpoint change's time)
-                        if change is None or len(changed) % PATCHED_PER_PASS == 0:
-                            await asyncio.sleep(0)
-            if change is None and scope is None:
-                # Only full rounds prune: an incremental round touches a few entries, and
-                # pruning after it would throw away what every proxy's next full build reuses.
-                await self._call(self._prune, slice_s)
-                self.incremental_rounds = 0
-            else:
-                self.incremental_rounds += 1
-            if replaced:
-                # A route-scoped round replaces whole route tables (a gateway's: 1,000
-                # virtual hosts at 1k services): their encodings go now, not at the next
-                # prune, which could be hundreds of route changes away.
-                await self._call(functools.partial(self._forget, replaced), slice_s)
-            self._published_model = model
-            self.published_tls = tls
-            self.published_access = access
-            self.builds += 1
-            return changed
+            with self.heap.paused():
+                return await self._round(seen_at, slice_s)
+
+    async def _round(self, seen_at: float | None, slice_s: float) -> list[tuple[str, Snapshot]]:
+        """``publish``, holding its lock."""
+        model = self._model()
+        if model is None:
+            return []
+        created = seen_at or time.monotonic()
+        tls = self.tls_state()
+        access = await self.access_state(model)
+        change = scope = None
+        if self._published_model is not None and not self._caches_outgrown():
+            change = endpoint_change(self._published_model, model)
+            if change is not None:
+                change = with_tls_change(change, self.published_tls, tls, model)
+            if change is not None:
+                change = with_access_change(change, self.published_access, access, model)
+            elif tls == self.published_tls and access is self.published_access:
+                scope = route_change(self._published_model, model)
+        jobs: list[_Job] = []
+        for proxy in self.cache.connected():
+            node_id = proxy.node_id
+            last = self.cache.get(node_id)
+            # a proxy greeted from other inputs than this round starts from is rebuilt
+            stale = node_id in self._off_round and not self._published(self._off_round.pop(node_id))
+            if (
+                scope is not None
+                and last is not None
+                and not stale
+                and not scope.reaches(model, proxy)
+            ):
+                continue  # nothing it holds reads the changed Routes: it keeps them
+            own = proxy.kind == "sidecar" and (proxy.namespace, proxy.name) in (
+                change.workloads if change else ()
+            )
+            patched = change is not None and not own and not stale
+            jobs.append((proxy, last if patched else None))
+            self._fresh.pop(node_id, None)
+        changed = []
+        replaced: list[Versioned] = []
+        patch = None
+        if change is not None:  # (built in the worker thread, as each zone first needs it)
+            patch = EndpointPatch(model, change.services, self.translator, self.serializer, tls)
+        async for built in self._work(jobs, model, patch, created, slice_s, tls, access):
+            for node_id, snap in built:
+                if snap is None or not self.cache.attached(node_id):
+                    continue  # nothing new for it, or it left meanwhile
+                previous = self.cache.get(node_id)
+                if self.cache.set(node_id, snap):
+                    changed.append((node_id, snap))
+                    if scope is not None and previous is not None:
+                        replaced.extend(_replaced(previous, snap))
+                    # its streams take their turn before the next proxies' are woken:
+                    # the loop never runs all of a batch's streams in one go. A
+                    # patched snapshot's streams send a few endpoint sets: they go
+                    # in groups (one loop pass per proxy was about a third of a 1,000-proxy
+                    # endpoint change's time)
+                    if change is None or len(changed) % PATCHED_PER_PASS == 0:
+                        await asyncio.sleep(0)
+        if change is None and scope is None:
+            # Only full rounds prune: an incremental round touches a few entries, and
+            # pruning after it would throw away what every proxy's next full build reuses.
+            await self._call(self._prune, slice_s)
+            self.incremental_rounds = 0
+        else:
+            self.incremental_rounds += 1
+            self.heap.built()
+        if replaced:
+            # A route-scoped round replaces whole route tables (a gateway's: 1,000
+            # virtual hosts at 1k services): their encodings go now, not at the next
+            # prune, which could be hundreds of route changes away.
+            await self._call(functools.partial(self._forget, replaced), slice_s)
+        self._published_model = model
+        self.published_tls = tls
+        self.published_access = access
+        self.builds += 1
+        return changed
 
     def _published(self, inputs: _Inputs) -> bool:
         """Are ``inputs`` what the last round translated from? A snapshot built from them
@@ -248,7 +253,7 @@ class Publisher:
         self,
         jobs: list[_Job],
         model: ModelSnapshot,
-        change: EndpointChange | None,
+        patch: EndpointPatch | None,
         created: float,
         slice_s: float,
         tls: TlsState,
@@ -261,7 +266,7 @@ class Publisher:
         while done < len(jobs):
             built, done = await self._call(
                 functools.partial(
-                    self._batch, jobs, done, slice_s, model, change, created, tls, access
+                    self._batch, jobs, done, slice_s, model, patch, created, tls, access
                 ),
                 slice_s,
             )
@@ -278,7 +283,7 @@ class Publisher:
         start: int,
         slice_s: float,
         model: ModelSnapshot,
-        change: EndpointChange | None,
+        patch: EndpointPatch | None,
         created: float,
         tls: TlsState,
         access: AccessState,
@@ -293,17 +298,8 @@ class Publisher:
             while i < len(jobs):
                 proxy, last = jobs[i]
                 i += 1
-                if last is not None and change is not None:
-                    snap: Snapshot | None = patch_endpoints(
-                        last,
-                        model,
-                        change.services,
-                        self.translator,
-                        self.serializer,
-                        created,
-                        tls,
-                        caller_zone(model, proxy),
-                    )
+                if last is not None and patch is not None:
+                    snap: Snapshot | None = patch.apply(last, caller_zone(model, proxy), created)
                 else:
                     snap = self.build(proxy, created, model, tls, access)
                 out.append((proxy.node_id, snap))
@@ -329,15 +325,7 @@ class Publisher:
             self.translator.prune()
             self.serializer.prune()
             self._pruned_size = self._caches_size()
-        if self.freeze_gc and self._pruned_size >= FREEZE_FROM:
-            # What a full round kept lives until the next one: the collector need not walk
-            # it. Without this, Python's full collections (~200 ms of held GIL over the
-            # ~300k objects of 1,000 proxies' snapshots at 1k services) landed in random
-            # rounds: the endpoint-change p99 of bench/xds_scale.py. Unfreezing first lets
-            # cycles among what this prune dropped be collected.
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
+        self.heap.pruned(self._pruned_size)
 
     def build(
         self,

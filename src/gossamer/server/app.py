@@ -223,9 +223,9 @@ async def create_app(settings: Settings) -> AsyncIterator[ControlPlaneApp]:
     cache = SnapshotCache()
     monitor = XdsMonitor(metrics, forget_after=settings.forget_proxies_after)
     plane = ControlPlane(store, cache, monitor)
-    # (and after each full round that pruned large caches, what it kept: see
-    # serving_interpreter and controlplane.publisher)
-    plane.publisher.freeze_gc = True
+    # (and after each publish round, what it built: see serving_interpreter and
+    # controlplane.frozen_heap)
+    plane.publisher.heap.enabled = True
     xds = XdsServer(cache, monitor, settings.xds_keepalive)
     relay = MetricsRelay(xds.check)  # the proxies' stat sink -> the telemetry service
     xds.services.append(relay.add_to)

@@ -38,6 +38,7 @@ from gossamer.xds.typestate import (
     Outgoing,
     TypeState,
     full_sets,
+    holds_all,
     needs,
     unanswered_empty,
     wanted,
@@ -201,7 +202,7 @@ class StreamState:
         candidates: list[tuple[ResourceType, Outgoing, bool]] = []  # (type, response, removal)
         for t in PUSH_ORDER:
             ts = self.types[t]
-            if not ts.requested:
+            if not ts.requested or holds_all(ts, snap):
                 settled[t] = adds_settled[t] = ts.inflight is None
                 continue
             need = needs(ts, snap, self.delta)
@@ -342,7 +343,7 @@ class StreamState:
         """The proxy ACKed everything the snapshot holds of ``rtype`` (or never asked for
         it): the per-type push latency (``gossamer.xds.monitor``) ends here."""
         ts = self.types[rtype]
-        if not ts.requested:
+        if not ts.requested or holds_all(ts, snap):
             return True
         return ts.inflight is None and not self._pending(ts, needs(ts, snap, self.delta))
 
@@ -353,7 +354,11 @@ class StreamState:
         if any(ts.inflight is not None for ts in types):
             return False
         for ts in types:
-            if ts.requested and self._pending(ts, needs(ts, snap, self.delta)):
+            if (
+                ts.requested
+                and not holds_all(ts, snap)
+                and self._pending(ts, needs(ts, snap, self.delta))
+            ):
                 return False
         return True
 

@@ -129,12 +129,24 @@ async def _scenario(monkeypatch: pytest.MonkeyPatch) -> None:
         "zone-b": (0, ["catalog-3"]),
     }
 
-    # catalog-2 moves to zone-b: an endpoint-only change, one build per (cluster, zone)
+    # catalog-2 moves to zone-b: an endpoint-only change, one build per (cluster, zone),
+    # and the round asks the translator once per (cluster, zone), not once per caller
+    translator = plane.publisher.translator
+    asked: list[Any] = []
+    endpoints = translator.endpoints
+
+    def ask(model: Any, key: Any, *args: Any) -> Any:
+        asked.append((key, args[-1]))
+        return endpoints(model, key, *args)
+
+    monkeypatch.setattr(translator, "endpoints", ask)
     with counting_builds(monkeypatch) as built:
         await plane.apply([parse_manifest(catalog(2, "zone-b"))])
         await plane.publish()
+    monkeypatch.setattr(translator, "endpoints", endpoints)
     assert plane.publisher.incremental_rounds == 1
     assert sorted(built, key=str) == [(CATALOG, "zone-a"), (CATALOG, "zone-b")]
+    assert sorted(zone for _, zone in asked) == ["zone-a", "zone-b"], asked
     assert priorities(plane, WEB_A) == {
         "zone-a": (0, ["catalog-1"]),
         "zone-b": (1, ["catalog-2", "catalog-3"]),

@@ -73,6 +73,16 @@ def test_with_resources_is_diffed_against_the_snapshot_it_patches() -> None:
     assert dict(then.diffs) == {E: TypeDiff(first.version(E), ("c2", "c9"), frozenset())}
     # a digest-less snapshot stays digest-less: its streams walk it
     assert Snapshot(first.resources).with_resources(E, update, 0.0).digests is None
+    # the same as building it in full against the snapshot it patches (but the order of
+    # the changed names, which follows the updates)
+    built = Snapshot.build(
+        resources({"c1": 1}, {"c1": 1, "c2": 2, "c9": 1}, {}, {}), serializer, 5.0, first
+    )
+    assert built == then and built.digests == then.digests
+    assert {t: set(d.changed) for t, d in built.diffs.items()} == {E: {"c2", "c9"}}
+    # updates that change nothing: no diff, the same digests
+    same = then.with_resources(E, {"c1": update["c1"]}, 6.0)
+    assert same.diffs == {} and same.digests == then.digests and same == then
 
 
 def test_forget_drops_a_replaced_encoding_at_once() -> None:

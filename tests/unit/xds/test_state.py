@@ -194,8 +194,11 @@ def test_cluster_update_resends_its_unchanged_endpoints(delta: bool) -> None:
     eds = env.push(new)  # before the CDS ACK, as Envoy warms c1 until it gets them
     assert eds is not None and eds.type is E
     assert names(eds) == ["c1"]
+    # the endpoints Envoy already holds are in flight again: not in sync until ACKed
+    assert not env.state.type_in_sync(E, new)
     env.ack(cds)
     env.ack(eds)
+    assert env.state.type_in_sync(E, new)
     assert env.push(new) is None
     assert env.state.in_sync(new)
     assert env.state.types[E].force == set()
