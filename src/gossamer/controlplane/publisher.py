@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 #: work at most this long (s) before letting the event loop run other tasks
 PUBLISH_SLICE = 0.005
 
+#: a round's first batch works ``PUBLISH_SLICE / FIRST_SLICE_DIVISOR``, each next one twice
+#: as long as the one before, up to ``PUBLISH_SLICE``
+FIRST_SLICE_DIVISOR = 8
+
 #: proxies whose patched snapshots (an endpoint change) are published per loop pass
 PATCHED_PER_PASS = 32
 #: Endpoint-only rounds patch the proxies holding what changed and leave the translation
@@ -261,15 +265,18 @@ class Publisher:
     ) -> AsyncIterator[_Built]:
         """Run ``jobs`` in batches of about ``slice_s`` of work each, in a worker thread
         (inline, in one batch, when ``slice_s`` is infinite); yield each batch's results
-        on the event loop."""
+        on the event loop. The first batches are shorter (from ``slice_s / 8``, doubling):
+        the loop has nothing to send until the first one is back."""
         done = 0
+        budget = slice_s / FIRST_SLICE_DIVISOR
         while done < len(jobs):
             built, done = await self._call(
                 functools.partial(
-                    self._batch, jobs, done, slice_s, model, patch, created, tls, access
+                    self._batch, jobs, done, budget, model, patch, created, tls, access
                 ),
                 slice_s,
             )
+            budget = min(slice_s, 2 * budget)
             yield built
 
     async def _call(self, work: Callable[[], _T], slice_s: float) -> _T:
