@@ -7,12 +7,13 @@ allocated past the collector's threshold (``bench/xds_scale.py``'s endpoint-chan
 
 What a publish round builds (snapshots, their resources, the translation caches) lives
 until a later round replaces it, and is freed by reference counting then: the collector
-need not walk it. So after each round the plane freezes what is alive (``gc.freeze``: a
-move of lists, O(1)), and the collector's walks cover only what was made since; during a
-round it does not collect at all (``paused``). Cyclic
-garbage frozen meanwhile (a closed stream's exception and frames, say) is collected by
-a full collection after the next full round that prunes the caches, or after
-``COLLECT_EVERY`` at the latest.
+need not walk it. So after each round (and each greeting of new proxies) the plane
+freezes what is alive (``gc.freeze``: a move of lists, O(1)), and the collector's walks
+cover only what was made since; during a round it does not collect at all (``paused``).
+Cyclic garbage frozen meanwhile (a closed stream's exception and frames, say) is kept
+until the next full collection: after a full round that pruned large caches, or
+``COLLECT_EVERY`` after the last one at the latest (a full collection holds the GIL ~0.2 s
+at 1k services and 1,000 proxies, as collections did before, but at most that often).
 """
 
 from __future__ import annotations

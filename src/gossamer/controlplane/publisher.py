@@ -7,7 +7,11 @@ call and the store watch for that long. So translation runs in a worker thread, 
 of about ``PUBLISH_SLICE`` of work; the loop takes each batch's snapshots and publishes them.
 Under the GIL the thread buys responsiveness (the loop gets the interpreter back within the
 switch interval: 1 ms while serving, see ``server.app``), not throughput (docs/xds.md says
-why not a process).
+why not a process). An endpoint round is the exception: patching a proxy's snapshot merges
+endpoint sets built once per zone (``incremental.EndpointPatch``), ~30 us a sidecar at 1k
+services, so it runs on the loop in slices of at most ``PATCH_SLICE``: handing it to the
+thread cost more than the work (953 proxies patched: 20 ms more of the plane's one core,
+and the last proxy ACKed ~15 % later; ``bench/xds_scale.py``).
 
 A round works on the model it took at its start (a change arriving meanwhile marks the plane
 dirty: the next round publishes it); rounds never overlap (one asyncio lock), and the
@@ -50,6 +54,9 @@ log = logging.getLogger(__name__)
 
 #: work at most this long (s) before letting the event loop run other tasks
 PUBLISH_SLICE = 0.005
+
+#: an endpoint round patches on the event loop at most this long (s) before yielding
+PATCH_SLICE = 0.001
 
 #: a round's first batch works ``PUBLISH_SLICE / FIRST_SLICE_DIVISOR``, each next one twice
 #: as long as the one before, up to ``PUBLISH_SLICE``
@@ -201,6 +208,8 @@ class Publisher:
             patched = change is not None and not own and not stale
             jobs.append((proxy, last if patched else None))
             self._fresh.pop(node_id, None)
+        # (the patches first: they run on the loop, the full builds after in the thread)
+        jobs.sort(key=lambda job: job[1] is None)
         changed = []
         replaced: list[Versioned] = []
         patch = None
@@ -266,17 +275,23 @@ class Publisher:
         """Run ``jobs`` in batches of about ``slice_s`` of work each, in a worker thread
         (inline, in one batch, when ``slice_s`` is infinite); yield each batch's results
         on the event loop. The first batches are shorter (from ``slice_s / 8``, doubling):
-        the loop has nothing to send until the first one is back."""
+        the loop has nothing to send until the first one is back. Patches (``patch``)
+        run on the loop, ``PATCH_SLICE`` at most per batch."""
         done = 0
         budget = slice_s / FIRST_SLICE_DIVISOR
         while done < len(jobs):
-            built, done = await self._call(
-                functools.partial(
-                    self._batch, jobs, done, budget, model, patch, created, tls, access
-                ),
-                slice_s,
-            )
-            budget = min(slice_s, 2 * budget)
+            if patch is not None and jobs[done][1] is not None and not math.isinf(slice_s):
+                built, done = self._batch(
+                    jobs, done, PATCH_SLICE, model, patch, created, tls, access, patches_only=True
+                )
+            else:
+                built, done = await self._call(
+                    functools.partial(
+                        self._batch, jobs, done, budget, model, patch, created, tls, access
+                    ),
+                    slice_s,
+                )
+                budget = min(slice_s, 2 * budget)
             yield built
 
     async def _call(self, work: Callable[[], _T], slice_s: float) -> _T:
@@ -294,16 +309,20 @@ class Publisher:
         created: float,
         tls: TlsState,
         access: AccessState,
+        patches_only: bool = False,
     ) -> tuple[_Built, int]:
         """Build from ``jobs[start]`` on until ``slice_s`` is used; return the results and
-        where the next batch starts. Runs in a worker thread: it touches only the
-        translator and serializer (under their lock) and reads the cache."""
+        where the next batch starts. Runs in a worker thread (or, ``patches_only``, on the
+        loop, stopping before a job that is a full build): it touches only the translator
+        and serializer (under their lock) and reads the cache."""
         out: _Built = []
         with self._translating:
             began = time.perf_counter()
             i = start
             while i < len(jobs):
                 proxy, last = jobs[i]
+                if patches_only and (last is None or patch is None):
+                    break
                 i += 1
                 if last is not None and patch is not None:
                     snap: Snapshot | None = patch.apply(last, caller_zone(model, proxy), created)
