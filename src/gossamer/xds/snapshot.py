@@ -32,6 +32,12 @@ class Versioned:
     #: the resource as an encoded ``google.protobuf.Any``: encoded once, joined as is into
     #: every response carrying it (``gossamer.xds.wire``)
     wire: bytes
+    #: its line in the text ``content_version`` hashes, made once (every patched
+    #: snapshot's digest joins its type's lines again)
+    line: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "line", f"{self.name}\0{self.version}\n".encode())
 
     @property
     def resource(self) -> any_pb2.Any:
@@ -212,4 +218,6 @@ class Snapshot:
 
 
 def _digest(resources: Mapping[str, Versioned]) -> str:
-    return content_version((n, v.version) for n, v in resources.items())
+    """``content_version`` of the resources' (name, version) pairs, from their lines."""
+    text = b"".join(resources[n].line for n in sorted(resources))
+    return hashlib.sha256(text).hexdigest()[:16]

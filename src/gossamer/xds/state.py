@@ -203,7 +203,8 @@ class StreamState:
         candidates: list[tuple[ResourceType, Outgoing, bool]] = []  # (type, response, removal)
         for t in PUSH_ORDER:
             ts = self.types[t]
-            if not ts.requested or holds_all(ts, snap):
+            if not ts.requested or holds_all(ts, snap) or ts.inflight is not None:
+                # (a type in flight sends nothing before its answer, which asks again)
                 settled[t] = adds_settled[t] = ts.inflight is None
                 continue
             need = needs(ts, snap, self.delta)
@@ -213,10 +214,8 @@ class StreamState:
                     wake = min(wake, ts.nack.retry_at) if wake else ts.nack.retry_at  # type: ignore[union-attr]
             adds_live = adds is not None and not self._suppressed(ts, adds, now)
             rem_live = rem is not None and not self._suppressed(ts, rem, now)
-            adds_settled[t] = ts.inflight is None and not adds_live
+            adds_settled[t] = not adds_live
             settled[t] = adds_settled[t] and not rem_live
-            if ts.inflight is not None:
-                continue
             if adds_live:
                 assert adds is not None
                 if self._may_add(t, adds_settled):
