@@ -227,7 +227,8 @@ class ControlPlane:
         after = self.model.with_changes(puts, deletes)
         if not deletes and all(status_only(self.model.resources.get(r.key), r) for r in puts):
             return after  # health, weight or labels of existing workloads: nothing to recheck
-        errors = check_references(after)
+        # (off the loop: ~20 ms at 1k services, ~210 ms at 10k, every ADS stream stalled)
+        errors = await asyncio.to_thread(check_references, after)
         touched = {r.kind for r in puts} | {k.kind for k in deletes}
         for kinds, validate in self._validators:
             if not errors and touched & kinds:

@@ -1,17 +1,25 @@
-"""Admission: what an apply changes, and which changes skip the whole-mesh reference check."""
+"""Admission: what an apply changes, which changes skip the whole-mesh reference check, and
+where that check runs."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from gossamer.controlplane import plane as plane_module
 from gossamer.controlplane.admission import authorize, diff_against, status_only
+from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConflictError, ValidationError
 from gossamer.model import ModelSnapshot, parse_manifest
+from gossamer.store.memory import MemoryStore
 from gossamer.testing.mesh import service, workload
 from gossamer.types import OWNER_LABEL, ResourceKey
 from gossamer.types import SYSTEM_NAMESPACE as SYSTEM
+from gossamer.xds.cache import SnapshotCache
+from gossamer.xds.monitor import XdsMonitor
 
 
 def w(**spec: Any) -> Any:
@@ -80,3 +88,25 @@ def test_no_user_applies_or_deletes_in_the_system_namespace() -> None:
     with pytest.raises(ValidationError, match="takes nothing from users"):
         authorize(model, (), [ResourceKey("Service", SYSTEM, "web")], None, internal=False)
     authorize(model, [hidden], (), None, internal=True)  # the control plane's own writes
+
+
+@pytest.mark.asyncio
+async def test_the_whole_mesh_check_runs_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """~210 ms at 10k services: on the loop it stalled every ADS stream for each apply."""
+    plane = ControlPlane(MemoryStore(), SnapshotCache(), XdsMonitor(CollectorRegistry()))
+    await plane.load()
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    real = plane_module.check_references
+
+    def check(snap: ModelSnapshot) -> Any:
+        threads.append(threading.get_ident())
+        return real(snap)
+
+    monkeypatch.setattr(plane_module, "check_references", check)
+    await plane.apply([parse_manifest(service("web", 8080)), w()])
+    assert threads and loop_thread not in threads
+    with pytest.raises(ValidationError, match="db"):  # (and its errors still refuse)
+        await plane.apply([w(sidecar=True, dependencies=[{"service": "db"}])])
