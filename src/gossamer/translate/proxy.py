@@ -39,6 +39,7 @@ from gossamer.translate.listeners import INBOUND, OUTBOUND, http_listener, tcp_l
 from gossamer.translate.local_cluster import local_endpoints
 from gossamer.translate.rate_limit import Bucket, buckets, extension_config
 from gossamer.translate.routes import (
+    cluster_references,
     inbound_routes,
 )
 from gossamer.translate.shared_pieces import ClusterRef, SharedPieces
@@ -59,6 +60,9 @@ class ProxyResources:
     routes: dict[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
     #: ECDS: each HCM's local rate-limit filter config (``rate_limit.extension_config``)
     extension_configs: dict[str, extension_pb2.TypedExtensionConfig] = field(default_factory=dict)
+    #: route table name -> the clusters it references, where the translator walked a
+    #: table shared by several proxies once (``routes.cluster_references``)
+    route_refs: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def missing_references(self) -> list[str]:
         """Names referenced but absent (cf. go-control-plane's ``Consistent``)."""
@@ -68,18 +72,12 @@ class ProxyResources:
                 eds = cluster.eds_cluster_config.service_name or name
                 if eds not in self.endpoints:
                     out.append(f"cluster {name} needs endpoints {eds}")
-        for table in self.routes.values():
-            for vh in table.virtual_hosts:
-                for route in vh.routes:
-                    action = route.route
-                    refs = [action.cluster] if action.cluster else []
-                    refs += [c.name for c in action.weighted_clusters.clusters]
-                    refs += [m.cluster for m in action.request_mirror_policies]
-                    out += [
-                        f"route {table.name} needs cluster {c}"
-                        for c in refs
-                        if c not in self.clusters
-                    ]
+        for name, table in self.routes.items():
+            refs = self.route_refs.get(name)
+            if refs is None:
+                refs = cluster_references(table)
+            missing = refs - self.clusters.keys()
+            out += [f"route {table.name} needs cluster {c}" for c in sorted(missing)]
         return out
 
 
@@ -289,8 +287,9 @@ class Translator(SharedPieces):
         tls_on = ProxyIdentity("gateway", *ref).node_id in tls.capable
         mesh = snap.mesh
         rname = names.gateway_route(ref)
-        table, used = self.gateway_routes(snap, ref)
+        table, used, refs = self.gateway_routes(snap, ref)
         out.routes[rname] = table
+        out.route_refs[rname] = refs
         for cr in used:
             self._add_cluster(snap, cr, out, tls, tls_on, gw.spec.zone)
         counted = self.telemetry_service is not None

@@ -191,6 +191,19 @@ def default_route(
     return rc_pb2.Route(match=rc_pb2.RouteMatch(prefix="/"), route=action)
 
 
+def cluster_references(table: route_pb2.RouteConfiguration) -> frozenset[str]:
+    """Every cluster ``table``'s routes send to, split to or mirror to."""
+    out: set[str] = set()
+    for vh in table.virtual_hosts:
+        for route in vh.routes:
+            action = route.route
+            if action.cluster:
+                out.add(action.cluster)
+            out.update(c.name for c in action.weighted_clusters.clusters)
+            out.update(m.cluster for m in action.request_mirror_policies)
+    return frozenset(out)
+
+
 def route_configuration(
     name: str, virtual_hosts: Sequence[tuple[str, list[str], list[rc_pb2.Route]]]
 ) -> route_pb2.RouteConfiguration:

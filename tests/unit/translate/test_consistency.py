@@ -7,6 +7,7 @@ from envoy.config.route.v3 import route_pb2
 from shop import shop
 
 from gossamer.translate.proxy import ProxyResources, Translator
+from gossamer.translate.routes import cluster_references
 from gossamer.types import ProxyIdentity
 
 
@@ -38,3 +39,26 @@ def test_a_route_to_a_missing_cluster_is_named() -> None:
     assert ProxyResources(routes={"r": table}).missing_references() == [
         "route r needs cluster ghost"
     ]
+
+
+def test_a_gateway_table_is_checked_by_the_references_walked_once_for_it() -> None:
+    """A gateway's table is walked for its references once, however many gateways share
+    it; the check of each gateway compares those with its clusters, and still names what
+    is missing."""
+    snap = shop()
+    t = Translator()
+    gateways = [ProxyIdentity("gateway", ns, name) for ns, name in snap.gateways]
+    assert gateways
+    for gw in gateways:
+        res = t.proxy(snap, gw)
+        [(name, table)] = res.routes.items()
+        assert res.route_refs[name] == cluster_references(table)
+        assert res.route_refs[name], "the shop's gateway routes somewhere"
+        ghost = cluster_references(table) | {"ghost"}
+        broken = ProxyResources(
+            clusters=res.clusters,
+            endpoints=res.endpoints,
+            routes=res.routes,
+            route_refs={name: ghost},
+        )
+        assert broken.missing_references() == [f"route {table.name} needs cluster ghost"]
