@@ -83,6 +83,10 @@ class Mesh:
             out.append(self.route(i))
         return out
 
+    def resource_count(self) -> int:
+        """How many resources ``resources`` makes (without making them)."""
+        return len(self.gateways) + self.services * (2 + REPLICAS)
+
     def proxies(self) -> list[ProxyIdentity]:
         """The simulated proxies: the sidecars, then the simulated gateways."""
         side = [
