@@ -68,7 +68,7 @@ class TypeView:
 
     type: ResourceType
     resources: dict[str, Held] = field(default_factory=dict)
-    #: None: wildcard (clusters, listeners)
+    #: None: wildcard (clusters, listeners); replaced, never changed in place
     names: set[str] | None = None
     requested: bool = False
     #: SotW: the last accepted version_info; delta: the last accepted system_version_info
@@ -82,6 +82,17 @@ class TypeView:
     responses: int = 0
     acks: int = 0
     nacks: int = 0
+    _sorted: tuple[set[str], list[str]] | None = field(default=None, repr=False)
+
+    def sorted_names(self) -> list[str]:
+        """``names`` in order, as every SotW request lists them: sorted once per set."""
+        names = self.names
+        if names is None:
+            return []
+        cached = self._sorted
+        if cached is None or cached[0] is not names:
+            cached = self._sorted = (names, sorted(names))
+        return cached[1]
 
 
 @dataclass(slots=True)
@@ -270,7 +281,10 @@ class AdsProtocol:
         held = self.types[rtype].resources
         if rtype.full_state and not self.delta:
             return {**{n: held[n] for n in rejected if n in held}, **good}
-        return {**{n: h for n, h in held.items() if n not in removed}, **good}
+        if not removed:
+            return {**held, **good}
+        gone = set(removed)
+        return {**{n: h for n, h in held.items() if n not in gone}, **good}
 
     # -- accepting -----------------------------------------------------------------------
 
@@ -363,7 +377,7 @@ class AdsProtocol:
                 type_url=rtype.url,
                 version_info=view.version,
                 response_nonce=view.nonce,
-                resource_names=sorted(view.names or ()),
+                resource_names=view.sorted_names(),
             )
         return self._sending(req, "subscribe", rtype)
 
@@ -379,7 +393,7 @@ class AdsProtocol:
                 type_url=view.type.url,
                 version_info=response.version_info,
                 response_nonce=response.nonce,
-                resource_names=sorted(view.names or ()),
+                resource_names=view.sorted_names(),
             )
         return self._sending(req, "ack", view.type)
 
@@ -397,7 +411,7 @@ class AdsProtocol:
                 type_url=view.type.url,
                 version_info=view.version,
                 response_nonce=view.nonce,
-                resource_names=sorted(view.names or ()),
+                resource_names=view.sorted_names(),
                 error_detail=detail,
             )
         return self._sending(req, "nack", view.type)
