@@ -55,7 +55,8 @@ log = logging.getLogger(__name__)
 #: work at most this long (s) before letting the event loop run other tasks
 PUBLISH_SLICE = 0.005
 
-#: an endpoint round patches on the event loop at most this long (s) before yielding
+#: an endpoint round patches on the event loop at most this long (s) before yielding (a
+#: patch waits for the translator's lock if a greeting's batch in the thread holds it)
 PATCH_SLICE = 0.001
 
 #: a round's first batch works ``PUBLISH_SLICE / FIRST_SLICE_DIVISOR``, each next one twice
@@ -213,7 +214,7 @@ class Publisher:
         changed = []
         replaced: list[Versioned] = []
         patch = None
-        if change is not None:  # (built in the worker thread, as each zone first needs it)
+        if change is not None:  # (its sets are built as each caller zone first needs them)
             patch = EndpointPatch(model, change.services, self.translator, self.serializer, tls)
         async for built in self._work(jobs, model, patch, created, slice_s, tls, access):
             for node_id, snap in built:
@@ -321,7 +322,7 @@ class Publisher:
             i = start
             while i < len(jobs):
                 proxy, last = jobs[i]
-                if patches_only and (last is None or patch is None):
+                if patches_only and last is None:
                     break
                 i += 1
                 if last is not None and patch is not None:

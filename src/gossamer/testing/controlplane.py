@@ -31,7 +31,6 @@ from gossamer.server.settings import Settings
 from gossamer.server.telemetry_child import TelemetrySettings
 from gossamer.store.base import Store
 from gossamer.store.memory import MemoryStore
-from gossamer.testing.ports import free_port
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import Manifest, ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
@@ -108,9 +107,9 @@ async def running_control_plane(data_dir: Path, **settings: Any) -> AsyncIterato
     that do not look at it stay fast."""
     settings.setdefault("xds_tls", "optional")
     settings.setdefault("telemetry", TelemetrySettings("off"))
-    config = Settings(
-        data_dir, api_addr=("127.0.0.1", 0), xds_addr=("127.0.0.1", free_port()), **settings
-    )
+    # (port 0: the server binds a free port itself; ``app.xds_addr`` says which. A port
+    # picked before could be taken by another process before the bind, as in one CI run.)
+    config = Settings(data_dir, api_addr=("127.0.0.1", 0), xds_addr=("127.0.0.1", 0), **settings)
     async with create_app(config) as app:
         with exported_token(data_dir):
             yield app

@@ -78,13 +78,18 @@ class Keepalive:
         ]
 
 
+#: how long (s) ``refuse_streams`` lets a stream finish a write in flight before cancelling it
+STOP_GRACE = 5.0
+
+
 class _Gate:
     """Shared by both ports: the open streams, and why new ones are refused (None: not)."""
 
     def __init__(self) -> None:
         self.refusing: str | None = None
-        #: each open stream's scope: expiring it ends the stream (``XdsServer.refuse_streams``)
-        self.scopes: set[asyncio.Timeout] = set()
+        #: each open stream by its scope: expiring it ends the stream
+        #: (``XdsServer.refuse_streams``)
+        self.streams: dict[asyncio.Timeout, AdsStream] = {}
         #: streams ended or refused with UNAVAILABLE
         self.closed = 0
 
@@ -134,22 +139,28 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         scope = asyncio.timeout(None)
         try:
             async with scope:
-                gate.scopes.add(scope)
+                gate.streams[scope] = stream
                 try:
                     await stream.run()
                 finally:
-                    gate.scopes.discard(scope)
+                    gate.streams.pop(scope, None)
+            if stream.stopped:  # (ended between two writes by ``refuse_streams``)
+                await self._unavailable(context)
         except TimeoutError:
             if not scope.expired():
                 raise
-            gate.closed += 1
-            why = gate.refusing or "this control plane is closing its xDS streams"
-            await context.abort(grpc.StatusCode.UNAVAILABLE, why)
+            await self._unavailable(context)
         except PermissionDeniedError as e:
             log.warning("xDS stream refused (%s): %s", context.peer(), e)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         except GossamerError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+
+    async def _unavailable(self, context: Any) -> None:
+        gate = self._gate
+        gate.closed += 1
+        why = gate.refusing or "this control plane is closing its xDS streams"
+        await context.abort(grpc.StatusCode.UNAVAILABLE, why)
 
     async def StreamAggregatedResources(self, request_iterator: Any, context: Any) -> None:
         await self._serve(context, delta=False)
@@ -243,9 +254,17 @@ class XdsServer:
         new ones the same way until ``accept_streams``."""
         self._gate.refusing = reason
         loop = asyncio.get_running_loop()
-        open_now = [scope for scope in self._gate.scopes if not scope.expired()]
-        for scope in open_now:
-            scope.reschedule(loop.time())
+        open_now = [(sc, st) for sc, st in self._gate.streams.items() if not sc.expired()]
+        for scope, stream in open_now:
+            if stream.writing:
+                # Cancelled now, its send would stay pending and the status ending the
+                # stream could not be sent (gRPC: too many operations): the client would
+                # wait for good. It ends once the write is done; one whose client stopped
+                # reading is cancelled after STOP_GRACE.
+                stream.stop()
+                scope.reschedule(loop.time() + STOP_GRACE)
+            else:
+                scope.reschedule(loop.time())
         if open_now:
             log.warning("closing %d xDS streams: %s", len(open_now), reason)
 

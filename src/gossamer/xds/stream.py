@@ -63,6 +63,21 @@ class AdsStream:
         self._wire = wire
         #: set by each request and each new snapshot of the node
         self._wake = asyncio.Event()
+        #: a response is being written: cancelling the stream now would leave its send
+        #: pending (``stop`` ends it after the write instead)
+        self.writing = False
+        self._stopped = False
+
+    @property
+    def stopped(self) -> bool:
+        """``stop`` ended it."""
+        return self._stopped
+
+    def stop(self) -> None:
+        """End the stream at its next wake, never in the middle of a write: ``run``
+        returns."""
+        self._stopped = True
+        self._wake.set()
 
     async def run(self) -> None:
         first = await self._read()
@@ -123,6 +138,8 @@ class AdsStream:
             # Cleared before the snapshot and the inbox are read: a request or snapshot
             # arriving while we flush sets it again, so no wake-up is lost.
             self._wake.clear()
+            if self._stopped:
+                return
             snap = self.cache.get(node_id)
             if snap is not None:
                 # Requests wait for the first snapshot: an initial request's version can then
@@ -185,8 +202,14 @@ class AdsStream:
             if out is None:
                 return None if wake is None else time.monotonic() + (wake - time.time())
             out = self.state.sent(out, snap, time.time())
-            await self._write(self._response(out))
+            self.writing = True
+            try:
+                await self._write(self._response(out))
+            finally:
+                self.writing = False
             self.monitor.sent(self.key, out)
+            if self._stopped:
+                return None
 
     def _response(self, out: Outgoing) -> Any:
         data = self._encoder.encode(out, self.delta)

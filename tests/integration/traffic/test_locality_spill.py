@@ -29,8 +29,9 @@ CLIENT = "127.0.0.2"
 WEB = ProxyIdentity("sidecar", "default", "web-1")
 EDGE = ProxyIdentity("gateway", "default", "edge")
 ZONES = {"a1": "zone-a", "a2": "zone-a", "b1": "zone-b"}
-#: requests per spill measurement: 3 sigma of a 30 % share is 6.9 points, which tells 30 %
-#: from no spill, from all of it and from 50 % (health not weighted by overprovisioning)
+#: requests per spill measurement: 4 sigma of a 30 % share is 9.2 points, which tells 30 %
+#: from no spill, from all of it and from 50 % (health not weighted by overprovisioning).
+#: (3 sigma failed a CI run: 149 of 400 is 3.15 sigma, with two such checks a run)
 N = 400
 #: requests where nothing may leave a zone (or nothing may stay): one is a failure
 ALL_OR_NOTHING = 200
@@ -136,8 +137,8 @@ async def zoned(tmp_path: Path) -> AsyncIterator[Zoned]:
         yield out
 
 
-def within_3_sigma(seen: int, n: int, p: float) -> bool:
-    return abs(seen - n * p) <= 3 * math.sqrt(n * p * (1 - p))
+def within_4_sigma(seen: int, n: int, p: float) -> bool:
+    return abs(seen - n * p) <= 4 * math.sqrt(n * p * (1 - p))
 
 
 async def test_each_caller_keeps_its_zone_and_a_half_dead_zone_spills_30_percent(
@@ -153,7 +154,7 @@ async def test_each_caller_keeps_its_zone_and_a_half_dead_zone_spills_30_percent
         await mesh.set("a2", health="unhealthy")
         seen = await mesh.spread(mesh.sidecar_url)
         assert set(seen) <= {"a1", "b1"}, seen
-        assert within_3_sigma(seen["b1"], N, 0.3), seen
+        assert within_4_sigma(seen["b1"], N, 0.3), seen
 
         # health is weighted: a1 with weight 3 is 75 % of zone-a, x 1.4 >= 100 %: no spill
         await mesh.set("a1", weight=3)
@@ -165,7 +166,7 @@ async def test_each_caller_keeps_its_zone_and_a_half_dead_zone_spills_30_percent
         await mesh.set("a2", health="draining")
         seen = await mesh.spread(mesh.sidecar_url)
         assert set(seen) <= {"a1", "b1"}, seen
-        assert within_3_sigma(seen["b1"], N, 0.3), seen
+        assert within_4_sigma(seen["b1"], N, 0.3), seen
 
         # nothing healthy in zone-a: everything to zone-b
         await mesh.set("a1", health="unhealthy")

@@ -130,7 +130,7 @@ async def test_an_anonymous_client_gets_nothing_when_mtls_is_required(tmp_path: 
     async with running_control_plane(tmp_path / "cp", xds_tls="required") as app:
         a, _ = await mesh_of_two_hosts(app)
         assert app.xds_addr == ("", 0), "required: no plaintext xDS port"
-        plain = app.settings.xds_addr
+        plain = app.xds_tls_addr  # (the one xDS port, plaintext refused there)
         async with connect(WEB_1, plain) as anonymous:
             assert await refused(anonymous) == grpc.StatusCode.UNAVAILABLE
         assert anonymous.summary() == {t.short: [] for t in ResourceType}
