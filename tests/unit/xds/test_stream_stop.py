@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
+from gossamer.xds.server import STOP_GRACE, XdsServer
 from gossamer.xds.snapshot import Serializer, Snapshot
 from gossamer.xds.stream import AdsStream
 
@@ -62,3 +63,30 @@ async def test_a_stream_stopped_while_writing_finishes_the_write_then_ends() -> 
         await running  # ends on its own, without being cancelled
     assert writes == ["started", "done"]
     assert stream.stopped and not stream.writing
+
+
+class _Stream:
+    def __init__(self, writing: bool) -> None:
+        self.writing = writing
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_refuse_streams_stops_a_writing_stream_and_cancels_the_others() -> None:
+    server = XdsServer(SnapshotCache(), XdsMonitor(CollectorRegistry()))
+    loop = asyncio.get_running_loop()
+    writing, idle = _Stream(writing=True), _Stream(writing=False)
+    # (two streams' scopes, as ``_serve`` holds them: only their deadlines are read)
+    async with asyncio.timeout(None) as first, asyncio.timeout(None) as second:  # noqa: ASYNC100
+        server._gate.streams = {first: writing, second: idle}  # type: ignore[dict-item]
+        now = loop.time()
+        server.refuse_streams("the store is unreachable")
+        assert writing.stopped and not idle.stopped
+        grace, at_once = first.when(), second.when()
+        assert grace is not None and grace >= now + STOP_GRACE
+        assert at_once is not None and at_once <= loop.time()
+        first.reschedule(None)  # (the test's own scopes: let them end without expiring)
+        second.reschedule(None)
+    assert server.refusing == "the store is unreachable"
