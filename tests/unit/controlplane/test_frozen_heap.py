@@ -11,15 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from test_prune_rounds import reviews_1
-from test_tls_readiness import PROXIES, mesh
+from test_tls_readiness import mesh_plane
 
 from gossamer.controlplane.frozen_heap import COLLECT_EVERY, FREEZE_FROM, FrozenHeap
-from gossamer.controlplane.plane import ControlPlane
-from gossamer.store.memory import MemoryStore
-from gossamer.xds.cache import SnapshotCache
-from gossamer.xds.monitor import XdsMonitor
 
 
 @pytest.fixture(autouse=True)
@@ -109,13 +104,9 @@ def test_the_collector_is_paused_during_a_round_and_nesting_keeps_the_outer_sett
 
 @pytest.mark.asyncio
 async def test_a_publish_round_runs_no_collection_and_ends_frozen() -> None:
-    cache = SnapshotCache()
-    plane = ControlPlane(MemoryStore(), cache, XdsMonitor(CollectorRegistry()))
+    plane = await mesh_plane("off")
     plane.publisher.heap.enabled = True
-    await plane.load()
-    await plane.apply(list(mesh("off").resources.values()))
-    for p in PROXIES:
-        cache.attach(p)
+    cache = plane.publisher.cache
     await plane.publish()
     thresholds = gc.get_threshold()
     gc.set_threshold(1, 1, 1)  # (any allocation would collect, but for the pause)

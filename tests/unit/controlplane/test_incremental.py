@@ -10,10 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from gossamer.controlplane.incremental import TRANSLATED_KINDS
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.controlplane.publisher import PUBLISH_SLICE
 from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.model import parse_manifest
+from gossamer.model.catalog import KINDS
 from gossamer.store.memory import MemoryStore
 from gossamer.testing.mesh import route, service, workload
 from gossamer.translate.proxy import Translator
@@ -255,9 +257,6 @@ def test_a_workload_moving_between_subsets_updates_both_subset_clusters() -> Non
 def test_every_kind_is_translated_or_said_not_to_be() -> None:
     """A new kind must be placed: read by translation (then endpoint-only and route-only
     rounds follow its changes) or not (NGAC policy goes through the access state)."""
-    from gossamer.controlplane.incremental import TRANSLATED_KINDS
-    from gossamer.model.catalog import KINDS
-
     assert set(TRANSLATED_KINDS) <= set(KINDS)
     assert set(KINDS) - set(TRANSLATED_KINDS) == {
         "AccessPolicy",

@@ -8,16 +8,11 @@ import threading
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from test_prune_rounds import reviews_1
-from test_tls_readiness import PROXIES, REVIEWS, WEB, mesh
+from test_tls_readiness import PROXIES, REVIEWS, WEB, mesh_plane
 
 from gossamer.controlplane import publisher as publisher_module
-from gossamer.controlplane.plane import ControlPlane
-from gossamer.store.memory import MemoryStore
 from gossamer.types import ProxyIdentity
-from gossamer.xds.cache import SnapshotCache
-from gossamer.xds.monitor import XdsMonitor
 
 
 @pytest.mark.asyncio
@@ -26,12 +21,7 @@ async def test_a_rounds_first_batches_are_short_and_grow_to_the_slice(
 ) -> None:
     """The loop has nothing to send until the first batch is back: it is an eighth of the
     slice, and each next one twice the one before, up to the slice."""
-    cache = SnapshotCache()
-    plane = ControlPlane(MemoryStore(), cache, XdsMonitor(CollectorRegistry()))
-    await plane.load()
-    await plane.apply(list(mesh("off").resources.values()))
-    for p in PROXIES:
-        cache.attach(p)
+    plane = await mesh_plane("off")
     budgets: list[float] = []
     real = plane.publisher._batch
 
@@ -54,12 +44,7 @@ async def test_an_endpoint_round_patches_on_the_loop_and_builds_in_the_thread(
     """Patching merges prebuilt endpoint sets: on the loop, ``PATCH_SLICE`` at most per
     batch (handing it to the thread cost more than the work). The changed workload's own
     sidecar is built in full: in the worker thread, never on the loop."""
-    cache = SnapshotCache()
-    plane = ControlPlane(MemoryStore(), cache, XdsMonitor(CollectorRegistry()))
-    await plane.load()
-    await plane.apply(list(mesh("off").resources.values()))
-    for p in PROXIES:
-        cache.attach(p)
+    plane = await mesh_plane("off")
     await plane.publish()
     publisher = plane.publisher
     loop_thread = threading.get_ident()
