@@ -144,6 +144,15 @@ def report_change(name: str, changes: list[Change], real: list[str]) -> list[str
         f"{percentile([c.bytes for c in changes], 50) / 1e3:.1f} kB (p50); plane CPU per "
         f"change {percentile([c.cpu for c in changes], 50) * 1e3:.1f} ms (p50)",
     ]
+    writes = [c.last_write for c in changes if c.last_write is not None]
+    slowest = max(changes, key=lambda c: c.worst)
+    lines.append(
+        f"{'':{len(name)}}  plane began its last response  {summary_ms(writes)}; the slowest "
+        f"change ({len(slowest.latencies)} proxies): last response begun at "
+        f"{(slowest.last_write or 0) * 1e3:.0f} ms, the simulated proxies' CPU "
+        f"{slowest.driver_cpu * 1e3:.0f} ms on their core (p50 of all changes "
+        f"{percentile([c.driver_cpu for c in changes], 50) * 1e3:.0f} ms)"
+    )
     for node in real:
         times = [c.real[node] for c in changes if c.real.get(node) is not None]
         lines.append(f"{'':{len(name)}}  real Envoy {node}: {summary_ms(times)}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +22,33 @@ from gossamer.model.base import Resource
 from gossamer.server.app import ControlPlaneApp
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Snapshot, content_version
+from gossamer.xds.state import Outgoing, StreamState
 
 if TYPE_CHECKING:
     from xds_scale import DriverProc
 
 E = ResourceType.ENDPOINT
+
+
+@contextlib.contextmanager
+def response_starts(rtype: ResourceType) -> Iterator[list[tuple[Snapshot, float]]]:
+    """Meanwhile, each response of ``rtype`` the plane (in this process) began writing: the
+    snapshot it was planned from and the ``time.monotonic()`` then (``StreamState.sent`` is
+    called just before the write; when the write completes says little, as the loop learns
+    it after its backlog)."""
+    starts: list[tuple[Snapshot, float]] = []
+    real = StreamState.sent
+
+    def sent(state: StreamState, out: Outgoing, snap: Snapshot, now: float) -> Outgoing:
+        if out.type is rtype:
+            starts.append((snap, time.monotonic()))
+        return real(state, out, snap, now)
+
+    StreamState.sent = sent  # type: ignore[method-assign]
+    try:
+        yield starts
+    finally:
+        StreamState.sent = real  # type: ignore[method-assign]
 
 
 @dataclass
@@ -42,6 +65,11 @@ class Change:
     #: per proxy: responses of the watched type during the change
     pushes: dict[str, int] = field(default_factory=dict)
     cpu: float = 0.0
+    #: the simulated proxies' CPU (all drivers, on their core) from the apply until settled
+    driver_cpu: float = 0.0
+    #: seconds from the (first) apply until the plane began writing its last response of
+    #: the watched type to a simulated proxy: the plane's side of the change
+    last_write: float | None = None
     applied: list[float] = field(default_factory=list)
     real: dict[str, float | None] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
@@ -147,14 +175,21 @@ class Bench:
         await asyncio.sleep(self.debounce + 0.01)
         pid = os.getpid()
         change = Change()
+        dcpu0 = await self.driver_cpu()
         cpu0, builds0 = cpu_seconds(pid), self.app.plane.publisher.builds
-        for batch in batches:
-            change.applied.append(time.monotonic())
-            await self.app.plane.apply(list(batch), wait=False)
-        t0 = change.applied[0]
-        real = asyncio.create_task(self._real_times(before, t0, self.args.timeout))
-        await self.settle(builds0, self.args.timeout)
+        with response_starts(rtype) as starts:
+            for batch in batches:
+                change.applied.append(time.monotonic())
+                await self.app.plane.apply(list(batch), wait=False)
+            t0 = change.applied[0]
+            real = asyncio.create_task(self._real_times(before, t0, self.args.timeout))
+            await self.settle(builds0, self.args.timeout)
         change.cpu = cpu_seconds(pid) - cpu0
+        change.driver_cpu = await self.driver_cpu() - dcpu0
+        # (the simulated proxies' responses: each proxy's snapshot is an object of its own)
+        real_snaps = {id(self.cache.get(n)) for n in self.real_nodes}
+        simulated = [at for snap, at in starts if id(snap) not in real_snaps]
+        change.last_write = max(simulated) - t0 if simulated else None
         change.late = len(await self.app.plane.publish())  # the barrier: should send nothing
         expected: dict[str, dict[str, str]] = {}
         for n in self.nodes:

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.translate import names
 from gossamer.translate.local_cluster import local_endpoints
+from gossamer.translate.locality import caller_zone
 from gossamer.translate.proxy import Translator
 from gossamer.translate.tls import NO_TLS, TlsState
+from gossamer.types import ProxyIdentity
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Serializer, Snapshot, Versioned
 
@@ -98,7 +100,9 @@ class EndpointPatch:
     local cluster's (held by its own sidecars). They are built once per caller zone, in the
     first proxy of that zone that needs them: every proxy then takes the same objects,
     keeping those it holds (at 1,000 callers of one service, building them per proxy was
-    most of the round).
+    most of the round). A caller's zone counts only where a changed service has endpoints
+    in it and in another zone (``translate.locality.preferred``): every other caller sees
+    the sets built for no zone, and its zone is not even looked up.
     """
 
     def __init__(
@@ -115,6 +119,23 @@ class EndpointPatch:
         self._serializer = serializer
         self._tls = tls
         self._by_zone: dict[str | None, dict[str, Versioned]] = {}
+        self._zoned: frozenset[str] | None = None
+
+    def zone_of(self, proxy: ProxyIdentity) -> str | None:
+        """The caller zone ``proxy``'s sets are built for: its own where it gives a
+        changed service's endpoints a preference, else None (the same sets)."""
+        zoned = self._zoned
+        if zoned is None:
+            zoned = self._zoned = frozenset(
+                zone
+                for ref in self.services
+                if len(zones := {w.zone or "" for w in self.model.workloads_of(ref)}) > 1
+                for zone in zones
+            )
+        if not zoned:
+            return None
+        zone = caller_zone(self.model, proxy)
+        return zone if zone in zoned else None
 
     def sets(self, zone: str | None) -> dict[str, Versioned]:
         """Every rebuilt endpoint set, by name, as a caller in ``zone`` sees it."""
@@ -139,9 +160,8 @@ class EndpointPatch:
         self._by_zone[zone] = built
         return built
 
-    def apply(self, last: Snapshot, zone: str | None, created: float) -> Snapshot:
-        """``last`` with the rebuilt endpoint sets it holds, as a caller in ``zone`` sees
-        them."""
+    def apply(self, last: Snapshot, proxy: ProxyIdentity, created: float) -> Snapshot:
+        """``last`` with the rebuilt endpoint sets it holds, as ``proxy`` sees them."""
         held = last.of(ResourceType.ENDPOINT)
-        updates = {n: v for n, v in self.sets(zone).items() if n in held}
+        updates = {n: v for n, v in self.sets(self.zone_of(proxy)).items() if n in held}
         return last.with_resources(ResourceType.ENDPOINT, updates, created) if updates else last

@@ -43,7 +43,6 @@ from gossamer.controlplane.route_scope import route_change
 from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.errors import NotFoundError
 from gossamer.model import ModelSnapshot
-from gossamer.translate.locality import caller_zone
 from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.types import ProxyIdentity
@@ -326,7 +325,7 @@ class Publisher:
                     break
                 i += 1
                 if last is not None and patch is not None:
-                    snap: Snapshot | None = patch.apply(last, caller_zone(model, proxy), created)
+                    snap: Snapshot | None = patch.apply(last, proxy, created)
                 else:
                     snap = self.build(proxy, created, model, tls, access)
                 out.append((proxy.node_id, snap))

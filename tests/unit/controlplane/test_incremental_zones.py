@@ -13,6 +13,7 @@ import pytest
 from envoy.config.endpoint.v3 import endpoint_pb2
 from prometheus_client import CollectorRegistry
 
+from gossamer.controlplane import incremental
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.model import parse_manifest
@@ -30,6 +31,7 @@ CATALOG = "outbound|default/catalog|http"
 WEB_A = ProxyIdentity("sidecar", "default", "web-a")
 WEB_B = ProxyIdentity("sidecar", "default", "web-b")
 EDGE = ProxyIdentity("gateway", "default", "edge")
+WEB_C = ProxyIdentity("sidecar", "default", "web-c")
 PROXIES = [WEB_A, WEB_B, EDGE, ProxyIdentity("sidecar", "default", "catalog-2")]
 
 
@@ -174,3 +176,64 @@ def test_a_zone_change_moves_a_workload_between_priorities(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     asyncio.run(_scenario(monkeypatch))
+
+
+async def _one_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryStore()
+    cache = SnapshotCache()
+    plane = ControlPlane(store, cache, XdsMonitor(CollectorRegistry()))
+    await plane.load()
+    await plane.apply([parse_manifest(m) for m in [*base(), web("web-c", "zone-c", 4)]])
+    for p in [*PROXIES, WEB_C]:
+        cache.attach(p)
+    await plane.publish()
+
+    # catalog-3 joins the others in zone-a: no caller prefers any zone of catalog's now, so
+    # the round builds catalog's sets once, for no zone, and looks no caller's zone up
+    translator = plane.publisher.translator
+    asked: list[Any] = []
+    endpoints = translator.endpoints
+
+    def ask(model: Any, key: Any, *args: Any) -> Any:
+        asked.append((key, args[-1]))
+        return endpoints(model, key, *args)
+
+    looked_up: list[ProxyIdentity] = []
+    real_zone = incremental.caller_zone
+
+    def zone_of(model: Any, proxy: ProxyIdentity) -> str | None:
+        looked_up.append(proxy)
+        return real_zone(model, proxy)
+
+    monkeypatch.setattr(translator, "endpoints", ask)
+    monkeypatch.setattr(incremental, "caller_zone", zone_of)
+    await plane.apply([parse_manifest(catalog(3, "zone-a"))])
+    await plane.publish()
+    assert plane.publisher.incremental_rounds == 1
+    assert [zone for _, zone in asked] == [None], asked
+    assert looked_up == []
+    everywhere = {"zone-a": (0, ["catalog-1", "catalog-2", "catalog-3"])}
+    for p in (WEB_A, WEB_B, EDGE):
+        assert priorities(plane, p) == everywhere
+    a, b = (cache.get(p.node_id) for p in (WEB_A, WEB_B))
+    assert a is not None and b is not None
+    assert a.of(ResourceType.ENDPOINT)[CATALOG] is b.of(ResourceType.ENDPOINT)[CATALOG]
+    assert_equals_full_rebuild(plane)
+
+    # and back to two zones: each caller's zone counts again, but zone-c's, where catalog
+    # has no endpoint (its callers see the sets built for no zone)
+    asked.clear()
+    await plane.apply([parse_manifest(catalog(3, "zone-b"))])
+    await plane.publish()
+    assert set(looked_up) >= {WEB_A, WEB_B, EDGE, WEB_C}
+    assert sorted({str(zone) for _, zone in asked}) == ["None", "zone-a", "zone-b"], asked
+    assert priorities(plane, WEB_B)["zone-b"][0] == 0
+    assert priorities(plane, WEB_A)["zone-a"][0] == 0
+    assert_equals_full_rebuild(plane)
+    await store.close()
+
+
+def test_a_service_in_one_zone_is_built_once_for_every_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asyncio.run(_one_zone(monkeypatch))
