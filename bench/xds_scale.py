@@ -321,6 +321,8 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
             f"{percentile(list(burst.pushes.values()), 50):g} (allowed: one per window, {windows})"
             f"; bytes sent {burst.bytes / 1e6:.2f} MB vs the changed endpoint sets "
             f"{burst.changed_bytes / 1e6:.2f} MB: {burst.bytes / max(burst.changed_bytes, 1):.2f}x"
+            f" (resources received {burst.resources_sent} for {burst.resources_changed} changed:"
+            f" {burst.resources_sent / max(burst.resources_changed, 1):.2f} each)"
             f"; plane CPU {burst.cpu:.1f} s ({burst.cpu / count * 1e3:.1f} ms per change)",
             flush=True,
         )

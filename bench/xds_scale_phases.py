@@ -62,6 +62,10 @@ class Change:
     late: int = 0
     bytes: int = 0
     changed_bytes: int = 0
+    #: resources received (all types) against resources changed: each changed one sent once
+    #: is 1.0, whatever the envelope around it (the bytes' ratio counts that too)
+    resources_sent: int = 0
+    resources_changed: int = 0
     #: per proxy: responses of the watched type during the change
     pushes: dict[str, int] = field(default_factory=dict)
     cpu: float = 0.0
@@ -207,6 +211,7 @@ class Bench:
             }
             if diff:
                 expected[n] = diff
+                change.resources_changed += len(diff)
         replies = await asyncio.gather(
             *(
                 d.ask(
@@ -228,8 +233,9 @@ class Bench:
                 else:
                     change.latencies[node] = got["t"] - t0
                 change.changed_bytes += got["changed_bytes"]
-            for node, (typed, _, nbytes, _) in reply["traffic"].items():
+            for node, (typed, _, nbytes, received) in reply["traffic"].items():
                 change.bytes += nbytes
+                change.resources_sent += received
                 if typed:
                     change.pushes[node] = typed
         change.real = await real
