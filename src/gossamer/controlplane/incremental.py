@@ -60,7 +60,13 @@ def endpoint_change(old: ModelSnapshot, new: ModelSnapshot) -> EndpointChange | 
     if old.generation("Workload") is new.generation("Workload"):
         return EndpointChange(frozenset(), frozenset())
     before, after = old.workloads, new.workloads
-    changed = {ref for ref in before.keys() | after.keys() if before.get(ref) is not after.get(ref)}
+    keys = new.changed_since(old)
+    maybe = (
+        before.keys() | after.keys()
+        if keys is None
+        else {(k.namespace, k.name) for k in keys if k.kind == "Workload"}
+    )
+    changed = {ref for ref in maybe if before.get(ref) is not after.get(ref)}
     services: set[Ref] = set()
     for ref in changed:
         for w in (before.get(ref), after.get(ref)):

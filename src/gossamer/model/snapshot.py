@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -121,12 +122,14 @@ class ModelSnapshot:
             resources.pop(key, None)
             created.pop(key, None)
             touched.add(key.kind)
-        newest = max(max(created.values(), default=0), self.revision, revision or 0) + 1
+        # (the newest create revision and the kinds present are known without a walk over
+        # every resource: ~5 ms of each apply at 10k services)
+        newest = max(self._newest_created, self.revision, revision or 0) + 1
         for r in puts:
             resources[r.key] = r
             created.setdefault(r.key, newest)
             touched.add(r.kind)
-        kinds = {k.kind for k in self.resources} | touched
+        kinds = self._kinds if touched <= self._kinds else self._kinds | touched
         generations = {k: object() if k in touched else self.generation(k) for k in kinds}
         out = replace(
             self,
@@ -138,7 +141,36 @@ class ModelSnapshot:
         out.__dict__.update(self._carried(puts, deletes, touched))
         if "Workload" in touched:
             out.__dict__.update(self._workloads_carried(puts, deletes))
+        out.__dict__["_made_from"] = (
+            weakref.ref(self),
+            frozenset(r.key for r in puts) | {*deletes},
+        )
+        if not deletes:  # (a delete may take the newest resource or a kind's last one)
+            added = any(created[r.key] == newest for r in puts)
+            out.__dict__["_newest_created"] = newest if added else self._newest_created
+            out.__dict__["_kinds"] = kinds
         return out
+
+    def changed_since(self, old: ModelSnapshot) -> frozenset[ResourceKey] | None:
+        """The keys put or deleted to make this snapshot from ``old``, when it was made
+        from ``old`` by one ``with_changes`` (``at_revision`` keeps that); None when that is
+        not known (compare the views). A lone apply's publish then finds what changed in
+        what it put, not in a walk over every workload (~5 ms at 10k services)."""
+        made_from = self.__dict__.get("_made_from")
+        if made_from is None or made_from[0]() is not old:
+            return None
+        keys: frozenset[ResourceKey] = made_from[1]
+        return keys
+
+    @cached_property
+    def _newest_created(self) -> int:
+        """The highest create revision of any resource (0 when there is none)."""
+        return max(self.created.values(), default=0)
+
+    @cached_property
+    def _kinds(self) -> frozenset[str]:
+        """The kinds of the resources here."""
+        return frozenset(k.kind for k in self.resources)
 
     def _carried(
         self, puts: list[Resource], deletes: list[ResourceKey], touched: set[str]

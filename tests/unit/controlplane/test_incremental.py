@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from gossamer.controlplane.incremental import TRANSLATED_KINDS
+from gossamer.controlplane.incremental import TRANSLATED_KINDS, EndpointChange, endpoint_change
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.controlplane.publisher import PUBLISH_SLICE
 from gossamer.controlplane.snapshots import proxy_snapshot
-from gossamer.model import parse_manifest
+from gossamer.model import ModelSnapshot, parse_manifest
 from gossamer.model.catalog import KINDS
 from gossamer.store.memory import MemoryStore
 from gossamer.testing.mesh import route, service, workload
@@ -265,3 +266,22 @@ def test_every_kind_is_translated_or_said_not_to_be() -> None:
         "Agent",
         "OperatorToken",
     }
+
+
+def test_a_lone_apply_is_diffed_from_what_it_put() -> None:
+    """``endpoint_change`` of a model made from the one before by one apply looks only at
+    the keys that apply put; its answer is the one a walk over every workload gives."""
+    model = ModelSnapshot().with_changes([parse_manifest(m) for m in base()])
+    put = parse_manifest(worker("b", 1, 7, "healthy", "v1"))
+    then = model.with_changes([put]).at_revision(9)  # (as the plane keeps its model)
+    assert then.changed_since(model) == {put.key}
+    assert then.changed_since(then) is None and model.changed_since(then) is None
+    unlinked = ModelSnapshot(then.revision, dict(then.resources), dict(then.created))
+    unlinked = replace(unlinked, generations=then.generations)
+    assert unlinked.changed_since(model) is None
+    walked = endpoint_change(model, unlinked)
+    assert walked is not None and walked.workloads == {("default", "b-1")}
+    assert endpoint_change(model, then) == walked
+    # a put that replaces nothing changes nothing, even if named
+    same = model.with_changes([model.resources[put.key]])
+    assert endpoint_change(model, same) == EndpointChange(frozenset(), frozenset())

@@ -119,12 +119,15 @@ def test_carried_views_equal_views_built_from_scratch(steps: list[tuple[Any, boo
         snap = change(snap, op)
         fresh = ModelSnapshot(snap.revision, dict(snap.resources), dict(snap.created))
         assert views(snap) == views(fresh), op
+        # what the next apply reads without a walk over every resource
+        assert snap._newest_created == fresh._newest_created, op
+        assert snap._kinds == fresh._kinds, op
 
 
 def test_a_weight_change_carries_what_it_does_not_touch() -> None:
     snap = base()
     views(snap)
     after = change(snap, ("workload", "w1", "a", 3))
-    for name in ("services", "routes", "local_addresses", "_routes_by_service"):
+    for name in ("services", "routes", "local_addresses", "_routes_by_service", "_kinds"):
         assert after.__dict__[name] is snap.__dict__[name], name
     assert after.workloads_of(("default", "a"))[0].spec.weight == 3
