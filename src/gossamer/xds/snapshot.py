@@ -203,9 +203,35 @@ class Snapshot:
         )
         if not changed:
             return Snapshot(resources, created, self.digests)
-        digests = MappingProxyType({**self.digests, rtype: _digest(mapping)})
+        lines = None
+        if len(mapping) < ORDERED_FROM:
+            digest = _digest(mapping)
+        else:
+            digest, lines = self._lines_after(rtype, mapping, changed)
+        digests = MappingProxyType({**self.digests, rtype: digest})
         diff = TypeDiff(self.digests[rtype], changed, frozenset())
-        return Snapshot(resources, created, digests, MappingProxyType({rtype: diff}))
+        out = Snapshot(resources, created, digests, MappingProxyType({rtype: diff}))
+        if lines is not None:
+            out.__dict__[_LINES] = {rtype: lines}
+        return out
+
+    def _lines_after(
+        self, rtype: ResourceType, mapping: Mapping[str, Versioned], changed: tuple[str, ...]
+    ) -> tuple[str, _Lines]:
+        """The digest of ``mapping`` (this snapshot's ``rtype`` with ``changed`` replaced)
+        and its lines in order: this snapshot's lines with the changed ones put in their
+        places, when it kept them and no name is new; else sorted afresh."""
+        mine: _Lines | None = self.__dict__.get(_LINES, {}).get(rtype)
+        if mine is not None and all(n in mine.order.at for n in changed):
+            lines = _Lines(mine.order, mine.lines.copy())
+            at = mine.order.at
+            for n in changed:
+                lines.lines[at[n]] = mapping[n].line
+        else:
+            names = tuple(sorted(mapping))
+            order = _Order(names, {n: i for i, n in enumerate(names)})
+            lines = _Lines(order, [mapping[n].line for n in names])
+        return hashlib.sha256(b"".join(lines.lines)).hexdigest()[:16], lines
 
     def of(self, rtype: ResourceType) -> Mapping[str, Versioned]:
         return self.resources[rtype]
@@ -215,6 +241,31 @@ class Snapshot:
         if self.digests is not None:
             return self.digests[rtype]
         return _digest(self.of(rtype))
+
+
+#: a type of at least this many resources keeps the lines of its digest in name order,
+#: so the next patch hashes them again without sorting the names (``_digest``): a
+#: gateway's 10,000 endpoint sets took ~3 ms per endpoint change, ~0.7 ms so
+ORDERED_FROM = 512
+#: where a patched snapshot keeps them (per type; not a field: no part of its value)
+_LINES = "_lines"
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """A type's names, sorted, and each one's place: shared by the snapshots patched
+    from one another while no name is added."""
+
+    names: tuple[str, ...]
+    at: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """The lines ``_digest`` hashes for one type of one snapshot, in ``order``."""
+
+    order: _Order
+    lines: list[bytes]
 
 
 def _digest(resources: Mapping[str, Versioned]) -> str:

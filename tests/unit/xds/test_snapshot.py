@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import random
 
+import pytest
 from xds_fakes import C, E, cla, resources
 
+from gossamer.xds import snapshot
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.snapshot import Serializer, Snapshot, TypeDiff, content_version
 
@@ -100,3 +103,33 @@ def test_forget_drops_a_replaced_encoding_at_once() -> None:
     assert again is not before and again == before
     serializer.prune()  # (everything was used since the last prune)
     assert len(serializer) == 3
+
+
+def test_a_large_type_is_patched_from_its_kept_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large type keeps its digest's lines in name order: each patch puts the changed
+    lines in their places (no sort), a new name sorts them afresh; every digest is the
+    content version of the whole type."""
+    monkeypatch.setattr(snapshot, "ORDERED_FROM", 3)
+    serializer = Serializer()
+    rng = random.Random(7)
+    names = [f"c{i}" for i in range(12)]
+    snap = Snapshot.build(resources({}, {n: 1 for n in names[:8]}, {}, {}), serializer)
+    kept = None
+    for step in range(40):
+        grow = step % 7 == 6 and len(snap.of(E)) < len(names)
+        picked = rng.sample(sorted(snap.of(E)), 2)
+        if grow:
+            picked.append(names[len(snap.of(E))])
+        update = {n: serializer.versioned(E, n, cla(n, rng.randint(1, 4))) for n in picked}
+        then = snap.with_resources(E, update, float(step))
+        assert then.digests == _from_scratch(then), step
+        if then.diffs:
+            lines = then.__dict__["_lines"][E]
+            if kept is not None and not grow:
+                assert lines.order is kept.order  # the same names: no sort
+            kept = lines
+        snap = then
+    # a small type keeps nothing
+    monkeypatch.setattr(snapshot, "ORDERED_FROM", 100)
+    small = snap.with_resources(E, {"c0": serializer.versioned(E, "c0", cla("c0", 9))}, 0.0)
+    assert "_lines" not in small.__dict__ and small.digests == _from_scratch(small)
