@@ -62,6 +62,8 @@ class TypeState:
     type: ResourceType
     #: None: wildcard (every resource of the type)
     subscribed: set[str] | None = None
+    #: SotW: the names of the last request that listed them (``subscribed`` as sent)
+    last_names: list[str] | None = None
     #: what the proxy has ACKed, name -> version (replaced, never changed in place)
     known: dict[str, str] = field(default_factory=dict)
     #: the content version of ``known`` when every name in it is subscribed (None: unknown)

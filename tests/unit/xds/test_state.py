@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from xds_fakes import C, E, FakeEnvoy, L, R, handshake, mesh, names, snapshot, versions
 
@@ -321,3 +323,36 @@ def test_a_sotw_reconnect_holding_the_empty_set_is_sent_nothing() -> None:
     again.request(L, snap=snap, version=first.accepted[L])
     assert again.push(snap) is None
     assert again.state.in_sync(snap)
+
+
+class _Listed(list[str]):
+    """A request's names that count how often they are walked."""
+
+    walked = 0
+
+    def __iter__(self) -> Iterator[str]:
+        _Listed.walked += 1
+        return super().__iter__()
+
+
+def test_a_sotw_request_repeating_its_names_is_not_walked() -> None:
+    """Envoy lists every name in every SotW request (10,000 in a gateway's endpoint ACK at
+    10k services): the same list as the last one is recognised without building a set."""
+    snap = mesh(2)
+    env = FakeEnvoy(delta=False)
+    handshake(env, snap)
+    ts = env.state.types[E]
+    subscribed, version = ts.subscribed, ts.sub_version
+    _Listed.walked = 0
+
+    def ask(names: list[str]) -> None:
+        env.state.on_request(E, nonce="", now=env.now, names=names, snapshot=snap)
+
+    ask(_Listed(sorted(snap.of(E))))
+    assert _Listed.walked == 0
+    assert ts.subscribed is subscribed and ts.sub_version == version
+    ask(_Listed(["c1"]))  # another list: a new subscription
+    assert ts.subscribed == {"c1"} and ts.sub_version == version + 1
+    ask(_Listed(sorted(snap.of(E))))
+    assert ts.subscribed == set(snap.of(E)) and ts.sub_version == version + 2
+    assert names(env.push(snap)) == ["c2"]  # (dropped meanwhile: sent again)
