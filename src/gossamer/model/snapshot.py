@@ -74,6 +74,11 @@ _READS: dict[str, frozenset[str]] = {
 }
 
 
+#: ``changed_since`` knows the keys of an apply of at most this many resources (a larger
+#: one, e.g. a whole mesh at once, is compared view by view: its keys are not kept)
+_KEYS_KEPT = 1024
+
+
 @dataclass(frozen=True)
 class ModelSnapshot:
     revision: int = 0
@@ -141,10 +146,11 @@ class ModelSnapshot:
         out.__dict__.update(self._carried(puts, deletes, touched))
         if "Workload" in touched:
             out.__dict__.update(self._workloads_carried(puts, deletes))
-        out.__dict__["_made_from"] = (
-            weakref.ref(self),
-            frozenset(r.key for r in puts) | {*deletes},
-        )
+        if len(puts) + len(deletes) <= _KEYS_KEPT:
+            out.__dict__["_made_from"] = (
+                weakref.ref(self),
+                frozenset(r.key for r in puts) | {*deletes},
+            )
         if not deletes:  # (a delete may take the newest resource or a kind's last one)
             added = any(created[r.key] == newest for r in puts)
             out.__dict__["_newest_created"] = newest if added else self._newest_created

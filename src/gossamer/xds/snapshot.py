@@ -245,7 +245,7 @@ class Snapshot:
 
 #: a type of at least this many resources keeps the lines of its digest in name order,
 #: so the next patch hashes them again without sorting the names (``_digest``): a
-#: gateway's 10,000 endpoint sets took ~3 ms per endpoint change, ~0.7 ms so
+#: gateway's 10,000 endpoint sets took 3.2 ms per patch, 1.8 ms so (hashing the rest)
 ORDERED_FROM = 512
 #: where a patched snapshot keeps them (per type; not a field: no part of its value)
 _LINES = "_lines"

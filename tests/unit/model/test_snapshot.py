@@ -9,6 +9,7 @@ import pytest
 
 from gossamer.errors import ValidationError
 from gossamer.model import Gateway, Mesh, ModelSnapshot, Route, Service, Workload
+from gossamer.model import snapshot as model_snapshot
 from gossamer.store.base import StoredResource
 from gossamer.types import Manifest, ResourceKey
 
@@ -226,3 +227,15 @@ def test_from_stored_rejects_an_invalid_manifest() -> None:
     bad = StoredResource(key("Service", "a"), service("a", ("http", 0, "http")), 1, 1)
     with pytest.raises(ValidationError, match=r"spec.ports\[0\].port: must be 1..65535"):
         ModelSnapshot.from_stored([bad], revision=1)
+
+
+def test_an_apply_knows_what_it_put_unless_it_put_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, c = parse(service("a"), service("b"), service("c"))
+    base = ModelSnapshot().with_changes(puts=[a])
+    one = base.with_changes(puts=[b], deletes=[a.key])
+    assert one.changed_since(base) == {a.key, b.key}
+    assert one.at_revision(5).changed_since(base) == {a.key, b.key}
+    assert base.changed_since(one) is None and one.changed_since(one) is None
+    monkeypatch.setattr(model_snapshot, "_KEYS_KEPT", 1)
+    assert base.with_changes(puts=[b, c]).changed_since(base) is None  # (too many kept)
+    assert base.with_changes(puts=[c]).changed_since(base) == {c.key}
