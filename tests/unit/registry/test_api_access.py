@@ -21,8 +21,6 @@ from gossamer.registry.api_access import (
 )
 from gossamer.registry.operators import ADMIN_USER, Operator, OperatorTokens
 
-pytestmark = pytest.mark.asyncio
-
 ADMIN = Operator(ADMIN_USER, ADMIN_USER, False)
 RIGHTS = ("read", "apply", "delete")
 
@@ -37,6 +35,7 @@ async def allowed(tokens: OperatorTokens, who: Operator, namespace: str, kind: s
     return out
 
 
+@pytest.mark.asyncio
 async def test_the_decision_table(tmp_path: Path) -> None:
     async with authz_plane() as (plane, engine):
         tokens = OperatorTokens(plane, engine)
@@ -80,6 +79,7 @@ async def test_the_decision_table(tmp_path: Path) -> None:
         assert d.target == "api:kind/Mesh" and not d.allowed
 
 
+@pytest.mark.asyncio
 async def test_a_namespace_without_attribute_decides_as_its_object_would(tmp_path: Path) -> None:
     async with authz_plane() as (plane, engine):
         tokens = OperatorTokens(plane, engine)
@@ -108,6 +108,7 @@ async def test_a_namespace_without_attribute_decides_as_its_object_would(tmp_pat
         assert after == before
 
 
+@pytest.mark.asyncio
 async def test_an_administrators_namespace_gets_its_objects_on_first_use(tmp_path: Path) -> None:
     async with authz_plane() as (plane, engine):
         tokens = OperatorTokens(plane, engine)
