@@ -51,3 +51,43 @@ def test_a_warm_translator_equals_a_fresh_one_after_a_mesh_change(
     _bytes(warm, shop())  # memoises every piece of the mesh as it was
     changed = _mesh(mesh)
     assert _bytes(warm, changed) == _bytes(translator(), changed)
+
+
+#: one change of each kind a cluster or endpoint set is translated from, and a Route
+CLUSTER_INPUTS = {
+    "Service": "kind: Service\nmetadata: {name: reviews}\n"
+    "spec: {ports: [{name: http, port: 9081}]}",
+    "Workload": "kind: Workload\nmetadata: {name: reviews-1, labels: {version: v1}}\n"
+    "spec: {service: reviews, address: 127.0.0.3, ports: [{port: 15001, appPort: 19080}], "
+    "weight: 5}",
+    "Mesh": "kind: Mesh\nmetadata: {name: default}\nspec: {mtls: {mode: strict}}",
+    "TrafficPolicy": "kind: TrafficPolicy\nmetadata: {name: reviews}\n"
+    "spec: {service: reviews, loadBalancer: {algorithm: leastRequest}}",
+    "Route": "kind: Route\nmetadata: {name: edge}\nspec: {gateways: [edge], rules: "
+    "[{destinations: [{service: web}], timeout: 3s}]}",
+}
+
+
+@pytest.mark.parametrize("kind", CLUSTER_INPUTS)
+def test_clusters_looked_up_once_are_those_a_fresh_translator_gives(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clusters and endpoint sets are looked up once while the kinds they read stay as
+    they were: after a Route-only change not at all, after any other change as a fresh
+    translator gives them."""
+    warm = Translator()
+    base = shop()
+    _bytes(warm, base)
+    changed = base.with_changes(
+        parse_yaml(f"apiVersion: gossamer.dev/v1\n{CLUSTER_INPUTS[kind]}\n", "change.yaml")
+    )
+    looked_up: list[object] = []
+    cluster = warm.cluster
+
+    def counted(*args: object, **kwargs: object) -> object:
+        looked_up.append(args[1])
+        return cluster(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(warm, "cluster", counted)
+    assert _bytes(warm, changed) == _bytes(Translator(), changed)
+    assert (looked_up == []) == (kind == "Route"), looked_up
