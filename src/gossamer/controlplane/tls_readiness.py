@@ -71,10 +71,16 @@ class TlsReadiness:
         #: the workloads ready by what this replica sees itself, and those streaming here
         self._ready_here: frozenset[Ref] = frozenset()
         self._streaming: frozenset[Ref] = frozenset()
+        self._state = TlsState()
 
     def state(self) -> TlsState:
-        """What the next round should translate with."""
-        return TlsState(self.capable, self._ready, self._enforced)
+        """What the next round should translate with: the same object while nothing in
+        it changed (translation keys what it looked up by it: a new but equal state made
+        the first proxy of every round look its clusters up again)."""
+        now = TlsState(self.capable, self._ready, self._enforced)
+        if now != self._state:
+            self._state = now
+        return self._state
 
     def set_capable(self, node_ids: frozenset[str]) -> bool:
         """Proxies whose Envoy can get secrets over SDS; True if that changed."""

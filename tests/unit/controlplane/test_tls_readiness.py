@@ -273,3 +273,21 @@ def test_every_readiness_step_published_incrementally_equals_a_full_rebuild(
         w.acks.ack(*acked)
         w.refresh()
         w.publish()  # checks the cache against a full rebuild
+
+
+def test_the_state_is_the_same_object_while_nothing_in_it_changes() -> None:
+    """Translation keys what it looked up by the state's identity: an equal state made
+    anew each round would have every round look every cluster up again."""
+    w = World("strict")
+    first = w.tls.state()
+    assert w.tls.state() is first
+    w.tls.set_capable(frozenset(p.node_id for p in PROXIES))  # the same proxies, anew
+    assert w.tls.state() is first
+    w.publish()
+    assert not w.refresh()  # nothing ACKed: the same state
+    assert w.tls.state() is first
+    w.acks.ack(REVIEWS)
+    assert w.refresh()
+    ready = w.tls.state()
+    assert ready is not first and ready.ready == {("default", "reviews-1")}
+    assert w.tls.state() is ready
