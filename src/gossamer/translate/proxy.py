@@ -290,8 +290,9 @@ class Translator(SharedPieces):
         table, used, refs = self.gateway_routes(snap, ref)
         out.routes[rname] = table
         out.route_refs[rname] = refs
-        for cr in used:
-            self._add_cluster(snap, cr, out, tls, tls_on, gw.spec.zone)
+        clusters, endpoints = self.cluster_sets(snap, used, tls, tls_on, gw.spec.zone)
+        out.clusters.update(clusters)
+        out.endpoints.update(endpoints)
         counted = self.telemetry_service is not None
         listeners = self.memo.get(
             "gateway-listeners",

@@ -10,6 +10,7 @@ from translate_helpers import proxies, shop
 from gossamer.model import ModelSnapshot, parse_yaml
 from gossamer.translate.proxy import Translator
 from gossamer.translate.telemetry import TelemetryService
+from gossamer.types import ProxyIdentity
 
 MESHES = [
     "spec: {defaults: {idleTimeout: 7m}}",
@@ -91,3 +92,45 @@ def test_clusters_looked_up_once_are_those_a_fresh_translator_gives(
     monkeypatch.setattr(warm, "cluster", counted)
     assert _bytes(warm, changed) == _bytes(Translator(), changed)
     assert (looked_up == []) == (kind == "Route"), looked_up
+
+
+TWO_GATEWAYS = """
+apiVersion: gossamer.dev/v1
+kind: Gateway
+metadata: {name: edge-2}
+spec: {address: 127.0.0.1, port: 18001, hosts: ["shop.example.com", "*"]}
+---
+apiVersion: gossamer.dev/v1
+kind: Route
+metadata: {name: edge}
+spec:
+  gateways: [edge, edge-2]
+  rules:
+  - matches: [{path: {prefix: /api/ratings}, method: POST}]
+    destinations: [{service: ratings}]
+  - destinations: [{service: web}]
+"""
+
+
+def test_gateways_using_the_same_clusters_share_their_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second gateway routing to the same services takes the first one's clusters and
+    endpoint sets as a whole, and gets what a fresh translator gives it."""
+    snap = shop().with_changes(parse_yaml(TWO_GATEWAYS, "two.yaml"))
+    warm = Translator()
+    first = warm.proxy(snap, ProxyIdentity("gateway", "default", "edge"))
+    pairs: list[object] = []
+    pair = warm.cluster_pair
+    monkeypatch.setattr(warm, "cluster_pair", lambda *a: pairs.append(a[1]) or pair(*a))
+    second = warm.proxy(snap, ProxyIdentity("gateway", "default", "edge-2"))
+    assert pairs == []
+    assert (
+        set(second.clusters)
+        == set(first.clusters)
+        == {
+            "outbound|default/ratings|grpc",
+            "outbound|default/web|http",
+        }
+    )
+    assert _bytes(warm, snap) == _bytes(Translator(), snap)
