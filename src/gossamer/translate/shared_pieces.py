@@ -11,6 +11,7 @@ them through its ``Memo``, keyed by exactly the inputs each depends on; ``Transl
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -51,23 +52,33 @@ GatewayTable = tuple[route_pb2.RouteConfiguration, tuple[ClusterRef, ...], froze
 _CLUSTER_INPUTS = ("Service", "Workload", "Mesh", "TrafficPolicy")
 
 
+@dataclass(slots=True)
+class _Looked:
+    """Clusters and endpoint sets looked up under one ``read`` (the generations of
+    ``_CLUSTER_INPUTS``) and TLS state."""
+
+    read: tuple[object, ...] = ()
+    tls: object = None
+    #: (*cluster ref, tls_on, zone) -> (cluster, endpoint set)
+    pairs: dict[tuple[Any, ...], tuple[Any, Any]] = field(default_factory=dict)
+    #: (tls_on, zone) -> (the cluster refs, their clusters and endpoint sets by name)
+    sets: dict[tuple[bool, str | None], tuple[Any, Any, Any]] = field(default_factory=dict)
+
+
 class SharedPieces:
     """Builds (and memoises across snapshots) the pieces proxies share."""
 
     def __init__(self) -> None:
         self.memo = Memo()
         self._subsets: tuple[object, dict[Ref, tuple[Subset, ...]]] | None = None
-        self._per_snapshot: tuple[object, object, dict[tuple[Any, ...], tuple[Any, Any]]] = (
-            None,
-            None,
-            {},
-        )
+        #: what ``cluster_pair`` and ``cluster_sets`` looked up (``_looked_up``)
+        self._looked = _Looked()
         #: the generations of ``_CLUSTER_INPUTS`` of the last snapshot asked about
         self._read_of: tuple[object, tuple[object, ...]] = (None, ())
 
     def prune(self) -> None:
         """End of a round of translations: forget what this round did not use."""
-        self._per_snapshot = (None, None, {})
+        self._looked = _Looked()
         self.memo.prune()
 
     def subsets(self, snap: ModelSnapshot, service: Ref) -> tuple[Subset, ...]:
@@ -236,15 +247,17 @@ class SharedPieces:
         inputs = (routes, sp, snap.mesh, targets, snap.generation("TrafficPolicy"))
         return self.memo.get("service-routes", inputs, build)
 
-    def _looked_up(self, snap: ModelSnapshot, tls: TlsState) -> dict[tuple[Any, ...], Any]:
+    def _looked_up(self, snap: ModelSnapshot, tls: TlsState) -> _Looked:
         """What ``cluster_pair`` and ``cluster_sets`` looked up, kept while the kinds
-        clusters and endpoint sets read and the TLS state are unchanged."""
+        clusters and endpoint sets read and the TLS state are unchanged. (``prune``
+        forgets it: every entry was looked up in the memo since the last prune.)"""
         if self._read_of[0] is not snap.resources:  # (once per snapshot, not per cluster)
             self._read_of = (snap.resources, tuple(map(snap.generation, _CLUSTER_INPUTS)))
         read = self._read_of[1]
-        if self._per_snapshot[0] != read or self._per_snapshot[1] is not tls:
-            self._per_snapshot = (read, tls, {})
-        return self._per_snapshot[2]
+        looked = self._looked
+        if looked.read != read or looked.tls is not tls:
+            looked = self._looked = _Looked(read, tls)
+        return looked
 
     def cluster_sets(
         self,
@@ -257,9 +270,9 @@ class SharedPieces:
         """The clusters and endpoint sets of ``used``, by name, as a proxy in ``zone``
         gets them: made once for every gateway that uses the same clusters (10,000 each at
         10k services, ~40 ms a gateway). Shared: copy them, never change them."""
-        done = self._looked_up(snap, tls)
-        key = ("sets", tls_on, zone)
-        hit = done.get(key)
+        sets = self._looked_up(snap, tls).sets
+        key = (tls_on, zone)
+        hit = sets.get(key)
         if hit is not None and hit[0] == used:
             return hit[1], hit[2]
         clusters: dict[str, cluster_pb2.Cluster] = {}
@@ -268,7 +281,7 @@ class SharedPieces:
             cluster, cla = self.cluster_pair(snap, cr, tls, tls_on, zone)
             clusters[cluster.name] = cluster
             endpoints[cluster.name] = cla
-        done[key] = (used, clusters, endpoints)
+        sets[key] = (used, clusters, endpoints)
         return clusters, endpoints
 
     def cluster_pair(
@@ -283,8 +296,7 @@ class SharedPieces:
         # Many proxies share clusters: each is looked up once while what clusters and
         # endpoint sets read is unchanged (a Route-only change keeps them all: at 10k
         # services the first gateway after one looked 10,000 clusters up again, ~150 ms).
-        # (``prune`` forgets them: every one was looked up in the memo since the last.)
-        done = self._looked_up(snap, tls)
+        done = self._looked_up(snap, tls).pairs
         key = (*cr, tls_on, zone)
         pair = done.get(key)
         if pair is None:
