@@ -113,15 +113,37 @@ def assert_equals_full_rebuild(plane: ControlPlane) -> None:
             assert {n: v.version for n, v in got.of(t).items()} == want, (p.node_id, t)
 
 
-async def _scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+async def _published(
+    extra: list[dict[str, Any]], proxies: list[ProxyIdentity]
+) -> tuple[ControlPlane, SnapshotCache, MemoryStore]:
+    """A plane that published ``base()`` and ``extra`` to ``proxies``."""
     store = MemoryStore()
     cache = SnapshotCache()
     plane = ControlPlane(store, cache, XdsMonitor(CollectorRegistry()))
     await plane.load()
-    await plane.apply([parse_manifest(m) for m in base()])
-    for p in PROXIES:
+    await plane.apply([parse_manifest(m) for m in [*base(), *extra]])
+    for p in proxies:
         cache.attach(p)
     await plane.publish()
+    return plane, cache, store
+
+
+def _asking(monkeypatch: pytest.MonkeyPatch, plane: ControlPlane) -> list[Any]:
+    """Every endpoint set the translator is asked for from now on, as (key, zone)."""
+    asked: list[Any] = []
+    translator = plane.publisher.translator
+    endpoints = translator.endpoints
+
+    def ask(model: Any, key: Any, *args: Any) -> Any:
+        asked.append((key, args[-1]))
+        return endpoints(model, key, *args)
+
+    monkeypatch.setattr(translator, "endpoints", ask)
+    return asked
+
+
+async def _scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    plane, cache, store = await _published([], PROXIES)
     assert priorities(plane, WEB_A) == {
         "zone-a": (0, ["catalog-1", "catalog-2"]),
         "zone-b": (1, ["catalog-3"]),
@@ -133,19 +155,11 @@ async def _scenario(monkeypatch: pytest.MonkeyPatch) -> None:
 
     # catalog-2 moves to zone-b: an endpoint-only change, one build per (cluster, zone),
     # and the round asks the translator once per (cluster, zone), not once per caller
-    translator = plane.publisher.translator
-    asked: list[Any] = []
-    endpoints = translator.endpoints
-
-    def ask(model: Any, key: Any, *args: Any) -> Any:
-        asked.append((key, args[-1]))
-        return endpoints(model, key, *args)
-
-    monkeypatch.setattr(translator, "endpoints", ask)
+    asked = _asking(monkeypatch, plane)
     with counting_builds(monkeypatch) as built:
         await plane.apply([parse_manifest(catalog(2, "zone-b"))])
         await plane.publish()
-    monkeypatch.setattr(translator, "endpoints", endpoints)
+    monkeypatch.undo()
     assert plane.publisher.incremental_rounds == 1
     assert sorted(built, key=str) == [(CATALOG, "zone-a"), (CATALOG, "zone-b")]
     assert sorted(zone for _, zone in asked) == ["zone-a", "zone-b"], asked
@@ -179,25 +193,11 @@ def test_a_zone_change_moves_a_workload_between_priorities(
 
 
 async def _one_zone(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = MemoryStore()
-    cache = SnapshotCache()
-    plane = ControlPlane(store, cache, XdsMonitor(CollectorRegistry()))
-    await plane.load()
-    await plane.apply([parse_manifest(m) for m in [*base(), web("web-c", "zone-c", 4)]])
-    for p in [*PROXIES, WEB_C]:
-        cache.attach(p)
-    await plane.publish()
+    plane, cache, store = await _published([web("web-c", "zone-c", 4)], [*PROXIES, WEB_C])
 
     # catalog-3 joins the others in zone-a: no caller prefers any zone of catalog's now, so
     # the round builds catalog's sets once, for no zone, and looks no caller's zone up
-    translator = plane.publisher.translator
-    asked: list[Any] = []
-    endpoints = translator.endpoints
-
-    def ask(model: Any, key: Any, *args: Any) -> Any:
-        asked.append((key, args[-1]))
-        return endpoints(model, key, *args)
-
+    asked = _asking(monkeypatch, plane)
     looked_up: list[ProxyIdentity] = []
     real_zone = incremental.caller_zone
 
@@ -205,7 +205,6 @@ async def _one_zone(monkeypatch: pytest.MonkeyPatch) -> None:
         looked_up.append(proxy)
         return real_zone(model, proxy)
 
-    monkeypatch.setattr(translator, "endpoints", ask)
     monkeypatch.setattr(incremental, "caller_zone", zone_of)
     await plane.apply([parse_manifest(catalog(3, "zone-a"))])
     await plane.publish()
