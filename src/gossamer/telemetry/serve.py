@@ -144,6 +144,8 @@ class TelemetryService:
         self.request_stats = RequestStats(self.aggregator, clock())
         self.metrics = MetricsServicer(self.reconciler, self.request_stats)
         self.flushed_buckets = 0
+        #: gaps a flush took from the reconciler and is writing
+        self._gaps_writing: list[Gap] = []
         self.sampler = sampler or TraceSampler()
         self.traces = TraceServicer(self._spans_in)
 
@@ -170,7 +172,12 @@ class TelemetryService:
                 self.exporter.offer_spans(spans)
         if not everything:  # (at shutdown a waiting sample lacks its in-flight entries)
             self.reconciler.settle()
-        await self.store.write_reconcile(self.reconciler.snapshot(), self.reconciler.take_gaps())
+        # (the gaps being written stay visible to ``gaps`` until they are on disk)
+        self._gaps_writing = self.reconciler.take_gaps()
+        try:
+            await self.store.write_reconcile(self.reconciler.snapshot(), self._gaps_writing)
+        finally:
+            self._gaps_writing = []
         await self.store.prune(now_minute)
 
     async def buckets(self, since_minute: int) -> list[tuple[Key, Bucket]]:
@@ -186,9 +193,13 @@ class TelemetryService:
         self.aggregator.restore(await self.store.saved_open_buckets())
 
     async def gaps(self, since_minute: int) -> list[Gap]:
-        """Gaps flagged in the window: on disk and not yet written."""
+        """Gaps flagged in the window: on disk and not yet written. Those not on disk are
+        read before the disk is: a gap a flush writes meanwhile is then on disk or among
+        them, never in neither (read after, one written between the two reads was
+        missed); one in both counts once."""
+        pending = [*self._gaps_writing, *self.reconciler.new_gaps]
         stored = await self.store.gaps(since_minute)
-        fresh = [g for g in self.reconciler.new_gaps if int(g.to_s) // 60 >= since_minute]
+        fresh = [g for g in pending if int(g.to_s) // 60 >= since_minute and g not in stored]
         return stored + fresh
 
     async def receipts(self, since_minute: int) -> dict[str, int]:
