@@ -43,7 +43,7 @@ class SnapshotCache:
     def set(self, node_id: str, snapshot: Snapshot) -> bool:
         """Publish a snapshot; returns False if it equals the current one (nothing to push)."""
         old = self._snapshots.get(node_id)
-        if old is not None and _same_content(old, snapshot):
+        if old is not None and old.same_content(snapshot):
             return False
         self._snapshots[node_id] = snapshot
         event = self._changed.pop(node_id, None)
@@ -120,12 +120,3 @@ class SnapshotCache:
             self._changed.pop(node_id, None)
         else:
             self._nodes[node_id] = (ident, streams - 1)
-
-
-def _same_content(a: Snapshot, b: Snapshot) -> bool:
-    """Do ``a`` and ``b`` hold the same resources? Their per-type digests tell in O(types)
-    (a digest hashes every name with its content's hash); without digests, every resource
-    is compared."""
-    if a.digests is not None and b.digests is not None:
-        return a.digests == b.digests
-    return a.resources == b.resources

@@ -236,6 +236,14 @@ class Snapshot:
     def of(self, rtype: ResourceType) -> Mapping[str, Versioned]:
         return self.resources[rtype]
 
+    def same_content(self, other: Snapshot) -> bool:
+        """Do both hold the same resources? Their digests tell in O(types) (a digest
+        hashes every name with its content's hash); without digests, every resource is
+        compared."""
+        if self.digests is not None and other.digests is not None:
+            return self.digests == other.digests
+        return self.resources == other.resources
+
     def version(self, rtype: ResourceType) -> str:
         """The content version of every resource of ``rtype`` (its digest)."""
         if self.digests is not None:

@@ -1,4 +1,5 @@
-"""The snapshot cache: a snapshot equal to the one a node has is not published again."""
+"""The snapshot cache: a snapshot equal to the one a node has is not published again
+(``Snapshot.same_content``)."""
 
 from __future__ import annotations
 
