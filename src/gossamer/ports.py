@@ -1,9 +1,11 @@
-"""Ports on this host: is one free, and if not, which process holds it (best effort, from
-``/proc/net/tcp*`` and ``/proc/*/fd``)."""
+"""Ports on this host: a free one to use (outside the ephemeral range), is one free, and
+if not, which process holds it (best effort, from ``/proc/net/tcp*`` and ``/proc/*/fd``)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -23,18 +25,89 @@ def _family(address: str) -> socket.AddressFamily:
     return socket.AF_INET6 if version == 6 else socket.AF_INET
 
 
+#: the lowest port ``free_port`` hands out (Consul's sidecar ports start at 21000 for the
+#: same reason: below the ephemeral range, above the usual fixed ports of servers)
+PICK_LOW = 20000
+#: the ephemeral range when ``/proc`` does not say (Linux's default)
+EPHEMERAL_DEFAULT = (32768, 60999)
+
+
+def ephemeral_range(proc: Path = Path("/proc")) -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections and port-0 binds (inclusive)."""
+    try:
+        low, high = (proc / "sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return EPHEMERAL_DEFAULT
+
+
+class PortPicker:
+    """Free ports from ``[low, high)``, in sequence from ``start``, never the ephemeral
+    range: a port handed out there could become an outgoing connection's source port, or
+    another process's port-0 listener (gRPC's and Envoy's with ``SO_REUSEPORT``, which
+    then share it), before whoever asked binds it. Handing out in sequence, one process
+    never gives the same port twice before wrapping around, so two ports asked for in a
+    row and bound later (an Envoy's admin and inbound ports) differ."""
+
+    def __init__(self, low: int, high: int, start: int) -> None:
+        if not low < high or not low <= start < high:
+            raise ConfigError(f"PortPicker: need low <= start < high, got {low}, {start}, {high}")
+        self.low, self.high = low, high
+        self._next = start
+
+    @classmethod
+    def for_this_process(cls, proc: Path = Path("/proc")) -> PortPicker | None:
+        """Below the ephemeral range, starting where this process's id points (so
+        processes asking at once start apart); None when the range leaves no room."""
+        low, high = PICK_LOW, ephemeral_range(proc)[0]
+        if high - low < 1000:
+            return None
+        return cls(low, high, low + (os.getpid() * 7919) % (high - low))
+
+    def pick(self, address: str) -> int:
+        family = _family(address)
+        for _ in range(self.high - self.low):
+            port = self._next
+            self._next = self.low if port + 1 >= self.high else port + 1
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((address, port))
+                except OSError as e:
+                    if e.errno == errno.EADDRINUSE:
+                        continue
+                    raise _unbindable(address, e) from None
+            return port
+        raise ConfigError(
+            f"no free port on {address} in {self.low}..{self.high - 1}: every one is in "
+            "use; what holds that many ports?"
+        )
+
+
+@functools.cache
+def _picker() -> PortPicker | None:
+    """This process's picker: one sequence per process is the point."""
+    return PortPicker.for_this_process()
+
+
 def free_port(address: str) -> int:
-    """A port the OS reports free on ``address`` right now."""
+    """A port free on ``address`` right now, outside the ephemeral range where this host
+    leaves room for one (``PortPicker``), else one the OS picks."""
+    picker = _picker()
+    if picker is not None:
+        return picker.pick(address)
     with socket.socket(_family(address), socket.SOCK_STREAM) as sock:
         try:
             sock.bind((address, 0))
         except OSError as e:
-            raise ConfigError(
-                f"cannot bind a port on {address}: {e.strerror}; is {address} "
-                "an address of this host?"
-            ) from None
+            raise _unbindable(address, e) from None
         port: int = sock.getsockname()[1]
         return port
+
+
+def _unbindable(address: str, e: OSError) -> ConfigError:
+    return ConfigError(
+        f"cannot bind a port on {address}: {e.strerror}; is {address} an address of this host?"
+    )
 
 
 def is_free(address: str, port: int) -> bool:

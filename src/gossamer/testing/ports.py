@@ -14,10 +14,11 @@ from gossamer.errors import ConfigError
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on ``host`` a moment ago (the OS picked it for port 0).
+    """A TCP port that was free on ``host`` a moment ago, outside the ephemeral range
+    (``gossamer.ports.PortPicker``), and not handed out before by this process.
 
-    Another process may take it before you bind it; prefer binding port 0 yourself when
-    the program allows it.
+    Another process may still take it before you bind it; prefer binding port 0 yourself
+    when the program allows it.
     """
     try:
         ipaddress.ip_address(host)

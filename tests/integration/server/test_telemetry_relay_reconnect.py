@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 import grpc
@@ -40,7 +41,8 @@ class Service(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ignore[
 
 @contextlib.asynccontextmanager
 async def serving(port: int, service: Service) -> AsyncIterator[None]:
-    server = grpc.aio.server()
+    # without SO_REUSEPORT: a port another process took fails the bind, never shares it
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(service, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -67,13 +69,19 @@ async def test_a_restarted_service_is_reached_again_within_seconds() -> None:
                 await proxy.Export(EXPORT, timeout=10)
             assert first.exports == 1
             # the service gone for GONE_S (the fault itself, not a wait for a condition),
-            # an Envoy's export every second meanwhile: each fails
-            gone = loop.time()
-            while loop.time() - gone < GONE_S:
-                with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    await proxy.Export(EXPORT, timeout=FORWARD_TIMEOUT_S + 5)
-                assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-                await asyncio.sleep(1)
+            # an Envoy's export every second meanwhile: each fails. Its port stays bound,
+            # not listening (connections refused), so no other process takes it meanwhile
+            # (a CI run's restarted service never answered: another test's gRPC server had
+            # the port, shared through SO_REUSEPORT)
+            with socket.socket() as held:
+                held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (TIME_WAIT)
+                held.bind(("127.0.0.1", port))
+                gone = loop.time()
+                while loop.time() - gone < GONE_S:
+                    with pytest.raises(grpc.aio.AioRpcError) as refused:
+                        await proxy.Export(EXPORT, timeout=FORWARD_TIMEOUT_S + 5)
+                    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+                    await asyncio.sleep(1)
             again = Service()
             async with serving(port, again):
                 back = loop.time()
