@@ -298,7 +298,9 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
             w = mesh.workload(svc, REPLICAS - 1, weight=weights[svc])
             with profiled(args.profile, f"endpoint-{k}"):
                 endpoint.append(await bench.measure(ResourceType.ENDPOINT, [[w]]))
-            route.append(await bench.measure(ResourceType.ROUTE, [[mesh.route(svc, 1 + k % 2)]]))
+            with profiled(args.profile, f"route-{k}"):
+                change = [[mesh.route(svc, 1 + k % 2)]]
+                route.append(await bench.measure(ResourceType.ROUTE, change))
         dcpu = await bench.driver_cpu() - dcpu0
         print(*report_change("endpoint change", endpoint, bench.real_nodes), sep="\n")
         print(*report_change("route change   ", route, bench.real_nodes), sep="\n", flush=True)
@@ -385,8 +387,8 @@ def main() -> None:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="write a cProfile of the event loop during each endpoint change to "
-        "DIR/endpoint-<k>.prof (read with python -m pstats)",
+        help="write a cProfile of the event loop during each endpoint and route change "
+        "to DIR/endpoint-<k>.prof and DIR/route-<k>.prof (read with python -m pstats)",
     )
     args = p.parse_args()
     if not 1 <= args.services <= 20_000 or not 1 <= args.gateways <= args.proxies <= 5000:

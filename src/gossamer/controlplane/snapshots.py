@@ -9,7 +9,7 @@ from google.protobuf import message
 
 from gossamer.translate.proxy import ProxyResources
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.snapshot import Encoded, Serializer, Snapshot
 
 
 def by_type(resources: ProxyResources) -> dict[ResourceType, Mapping[str, message.Message]]:
@@ -31,4 +31,7 @@ def proxy_snapshot(
 ) -> Snapshot:
     """The snapshot serving ``resources`` to one proxy (diffed against ``previous``, the
     one it replaces, so each stream reads only what changed)."""
-    return Snapshot.build(by_type(resources), serializer, created, previous)
+    encoded = {n: Encoded(*pair) for n, pair in resources.route_encodings.items()}
+    return Snapshot.build(
+        by_type(resources), serializer, created, previous, {ResourceType.ROUTE: encoded}
+    )

@@ -146,6 +146,8 @@ class ModelSnapshot:
         out.__dict__.update(self._carried(puts, deletes, touched))
         if "Workload" in touched:
             out.__dict__.update(self._workloads_carried(puts, deletes))
+        if "Route" in touched:
+            out.__dict__.update(self._routes_carried(puts, deletes))
         if len(puts) + len(deletes) <= _KEYS_KEPT:
             out.__dict__["_made_from"] = (
                 weakref.ref(self),
@@ -227,6 +229,40 @@ class ModelSnapshot:
             ref = (r.metadata.namespace, r.spec.service)
             by_service[ref] = [r if w is was else w for w in by_service[ref]]
         return {"_workloads_by_service": by_service}
+
+    def _routes_carried(
+        self, puts: list[Resource], deletes: list[ResourceKey]
+    ) -> dict[str, object]:
+        """Routes by gateway and by service after ``puts`` that replace Routes bound to
+        the same gateways and service (a rule's change), from this snapshot's; nothing
+        (computed when asked) after any other change of Routes. At 10k services each
+        Route change walked all 10,000 Routes again (~20 ms)."""
+        mine = self.__dict__
+        carried: dict[str, defaultdict[Ref, list[Route]]] = {
+            name: defaultdict(list, mine[name])
+            for name in ("_routes_by_gateway", "_routes_by_service")
+            if name in mine
+        }
+        if not carried or any(k.kind == "Route" for k in deletes):
+            return {}
+        old = self.routes
+        last = {r.key: r for r in puts if isinstance(r, Route)}  # (the last put wins)
+        for r in last.values():
+            was = old.get(r.ref)
+            if was is None or (was.spec.gateways, was.spec.service) != (
+                r.spec.gateways,
+                r.spec.service,
+            ):
+                return {}
+            ns = r.metadata.namespace
+            lists = [("_routes_by_gateway", (ns, g)) for g in dict.fromkeys(r.spec.gateways)]
+            if r.spec.service is not None:
+                lists.append(("_routes_by_service", (ns, r.spec.service)))
+            for name, ref in lists:
+                if name in carried:
+                    view = carried[name]
+                    view[ref] = [r if x is was else x for x in view[ref]]
+        return dict(carried)
 
     def at_revision(self, revision: int) -> ModelSnapshot:
         """The same content at another revision, sharing the indexes already computed."""

@@ -8,10 +8,12 @@ its inputs, so an ``id`` cannot be reused while its entry lives.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Memo:
@@ -38,21 +40,43 @@ class Memo:
         rebuilds between full rounds (a gateway's route table).
         """
         key = (tag, *(_key(i) for i in inputs))
-        self._used.add(key)
-        entry = self._entries.get(key)
-        if entry is not None:
-            self.hits += 1
-            return entry[1]  # type: ignore[no-any-return]
-        self.misses += 1
-        value = build()
-        self._entries[key] = (inputs, value)
-        if slot is not None:
+        value, built = self._get(key, inputs, build)
+        if built and slot is not None:
             older = self._slots.get((tag, slot))
             if older is not None and older != key:
                 self._entries.pop(older, None)
                 self._used.discard(older)
             self._slots[(tag, slot)] = key
         return value
+
+    def each(
+        self,
+        tag: Hashable,
+        items: Iterable[U],
+        common: tuple[object, ...],
+        build: Callable[[U], T],
+    ) -> list[T]:
+        """``get(tag, (item, *common), lambda: build(item))`` for each of ``items``, the
+        key of ``common`` made once (a gateway's 10,000 Routes under one Mesh)."""
+        shared = tuple(_key(c) for c in common)
+        return [
+            self._get((tag, _key(item), *shared), (item, *common), partial(build, item))[0]
+            for item in items
+        ]
+
+    def _get(
+        self, key: tuple[Hashable, ...], inputs: tuple[object, ...], build: Callable[[], T]
+    ) -> tuple[T, bool]:
+        """The entry under ``key``, or ``build()`` kept under it; and whether it was built."""
+        self._used.add(key)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self.hits += 1
+            return entry[1], False
+        self.misses += 1
+        value = build()
+        self._entries[key] = (inputs, value)
+        return value, True
 
     def prune(self) -> int:
         """Forget every entry not used since the last prune; return how many were dropped."""
@@ -67,10 +91,24 @@ class Memo:
         return len(self._entries)
 
 
+class Identities:
+    """Objects compared by identity each, as one input (``Memo.get``): a gateway's 10,000
+    Routes keyed at C speed rather than element by element (~3 ms a gateway)."""
+
+    __slots__ = ("items", "key")
+
+    def __init__(self, items: Iterable[object]) -> None:
+        self.items = tuple(items)  # (held by the entry: no id is reused while it lives)
+        self.key = tuple(map(id, self.items))
+
+
 def _key(value: object) -> Hashable:
-    """Scalars by value, sequences element by element, anything else by identity."""
+    """Scalars by value, sequences element by element, ``Identities`` by their
+    identities, anything else by identity."""
     if value is None or isinstance(value, str | int | bool):
         return value
+    if isinstance(value, Identities):
+        return value.key
     if isinstance(value, tuple | list):
         return tuple(_key(v) for v in value)
     return id(value)

@@ -63,6 +63,11 @@ class ProxyResources:
     #: route table name -> the clusters it references, where the translator walked a
     #: table shared by several proxies once (``routes.cluster_references``)
     route_refs: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: route table name -> (the table, its deterministic encoding in parts) where the
+    #: translator has it: gateways sharing a table share most of it (``GatewayTable``)
+    route_encodings: dict[str, tuple[route_pb2.RouteConfiguration, tuple[bytes, ...]]] = field(
+        default_factory=dict
+    )
 
     def missing_references(self) -> list[str]:
         """Names referenced but absent (cf. go-control-plane's ``Consistent``)."""
@@ -287,9 +292,10 @@ class Translator(SharedPieces):
         tls_on = ProxyIdentity("gateway", *ref).node_id in tls.capable
         mesh = snap.mesh
         rname = names.gateway_route(ref)
-        table, used, refs = self.gateway_routes(snap, ref)
+        table, used, refs, encoded = self.gateway_routes(snap, ref)
         out.routes[rname] = table
         out.route_refs[rname] = refs
+        out.route_encodings[rname] = (table, encoded)
         clusters, endpoints = self.cluster_sets(snap, used, tls, tls_on, gw.spec.zone)
         out.clusters.update(clusters)
         out.endpoints.update(endpoints)

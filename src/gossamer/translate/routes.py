@@ -193,14 +193,18 @@ def default_route(
 
 def cluster_references(table: route_pb2.RouteConfiguration) -> frozenset[str]:
     """Every cluster ``table``'s routes send to, split to or mirror to."""
+    return route_references(route for vh in table.virtual_hosts for route in vh.routes)
+
+
+def route_references(routes: Iterable[rc_pb2.Route]) -> frozenset[str]:
+    """Every cluster ``routes`` send to, split to or mirror to."""
     out: set[str] = set()
-    for vh in table.virtual_hosts:
-        for route in vh.routes:
-            action = route.route
-            if action.cluster:
-                out.add(action.cluster)
-            out.update(c.name for c in action.weighted_clusters.clusters)
-            out.update(m.cluster for m in action.request_mirror_policies)
+    for route in routes:
+        action = route.route
+        if action.cluster:
+            out.add(action.cluster)
+        out.update(c.name for c in action.weighted_clusters.clusters)
+        out.update(m.cluster for m in action.request_mirror_policies)
     return frozenset(out)
 
 

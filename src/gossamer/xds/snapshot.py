@@ -61,7 +61,15 @@ class Serializer:
         #: id of each cached ``Versioned`` -> its message's key in ``_cache``
         self._keys: dict[int, int] = {}
 
-    def versioned(self, rtype: ResourceType, name: str, msg: message.Message) -> Versioned:
+    def versioned(
+        self,
+        rtype: ResourceType,
+        name: str,
+        msg: message.Message,
+        encoded: tuple[bytes, ...] = (),
+    ) -> Versioned:
+        """``msg`` serialised and versioned; ``encoded``: its deterministic encoding in
+        parts, where whoever made it has it (``Encoded``)."""
         key = id(msg)
         self._used.add(key)
         hit = self._cache.get(key)
@@ -69,7 +77,7 @@ class Serializer:
             return hit[1]
         if hit is not None:
             self._keys.pop(id(hit[1]), None)
-        data = msg.SerializeToString(deterministic=True)
+        data = b"".join(encoded) if encoded else msg.SerializeToString(deterministic=True)
         out = Versioned(name, hashlib.sha256(data).hexdigest()[:16], any_wire(rtype.url, data))
         self._cache[key] = (msg, out)
         self._keys[id(out)] = key
@@ -108,6 +116,16 @@ class TypeDiff:
 _Resources = Mapping[ResourceType, Mapping[str, Versioned]]
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A resource with its deterministic encoding in parts (``b"".join(parts)`` is
+    ``resource.SerializeToString(deterministic=True)``): gateways sharing a 10,000-host
+    route table share all of its encoding but their names'."""
+
+    resource: message.Message
+    parts: tuple[bytes, ...]
+
+
 def _empty_resources() -> _Resources:
     return MappingProxyType({t: MappingProxyType({}) for t in ResourceType})
 
@@ -134,16 +152,26 @@ class Snapshot:
         serializer: Serializer,
         created: float = 0.0,
         previous: Snapshot | None = None,
+        encoded: Mapping[ResourceType, Mapping[str, Encoded]] | None = None,
     ) -> Snapshot:
         """A snapshot of ``resources`` (type -> name -> protobuf); absent types are empty.
         ``previous``: the snapshot this one replaces, to diff against (and to reuse the
-        digests of types that did not change)."""
-        built = {
-            t: MappingProxyType(
-                {n: serializer.versioned(t, n, m) for n, m in resources.get(t, {}).items()}
-            )
-            for t in ResourceType
-        }
+        digests of types that did not change). ``encoded``: resources whose encoding is
+        known (used while the resource is still the one encoded)."""
+        built = {}
+        for t in ResourceType:
+            of_type = resources.get(t, {})
+            known = encoded.get(t) if encoded else None
+            if known:
+                versioned = {
+                    n: serializer.versioned(
+                        t, n, m, e.parts if (e := known.get(n)) and e.resource is m else ()
+                    )
+                    for n, m in of_type.items()
+                }
+            else:
+                versioned = {n: serializer.versioned(t, n, m) for n, m in of_type.items()}
+            built[t] = MappingProxyType(versioned)
         return cls._indexed(built, created, previous)
 
     @classmethod

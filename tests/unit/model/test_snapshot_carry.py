@@ -44,6 +44,14 @@ ops = st.one_of(
     st.tuples(st.just("service"), st.sampled_from((*SERVICES, "d"))),
     st.tuples(st.just("delete-service"), st.sampled_from((*SERVICES, "d"))),
     st.tuples(st.just("route"), st.sampled_from(("r-a", "r-b")), st.sampled_from(SERVICES)),
+    # an ingress Route put: new or replacing, on the same gateways or others, a rule
+    st.tuples(
+        st.just("ingress"),
+        st.sampled_from(("in", "in2")),
+        st.sampled_from((("edge",), ("edge", "side"), ("side", "edge", "side"))),
+        st.sampled_from(SERVICES),
+    ),
+    st.tuples(st.just("delete-route"), st.sampled_from(("r-a", "in", "in2"))),
     st.tuples(st.just("mesh"), st.integers(10, 90)),
     st.tuples(st.just("external"), st.sampled_from(("x", "y"))),
     # the same workload put twice in one apply: the last one wins
@@ -65,6 +73,11 @@ def change(snap: ModelSnapshot, op: tuple[Any, ...]) -> ModelSnapshot:
             deletes = [ResourceKey("Service", "default", name)]
         case ("route", name, svc):
             puts = parse(route(name, service=svc, rules=[{"destinations": [{"service": svc}]}]))
+        case ("ingress", name, gateways, svc):
+            rules = [{"destinations": [{"service": svc}]}]
+            puts = parse(route(name, gateways=list(gateways), rules=rules))
+        case ("delete-route", name):
+            deletes = [ResourceKey("Route", "default", name)]
         case ("mesh", debounce):
             puts = parse(manifest("Mesh", "default", {"debounceMs": debounce}))
         case ("external", name):
@@ -102,14 +115,16 @@ def views(snap: ModelSnapshot) -> dict[str, Any]:
         "mesh": snap.mesh,
         "workloads_of": [(ref, snap.workloads_of(ref)) for ref in refs],
         "routes_for_service": [(ref, snap.routes_for_service(ref)) for ref in refs],
-        "routes_for_gateway": [(g, snap.routes_for_gateway(g)) for g in snap.gateways],
+        "routes_for_gateway": [
+            (g, snap.routes_for_gateway(g)) for g in (*snap.gateways, ("default", "side"))
+        ],
         "traffic_policies": [(ref, snap.traffic_policies_of(ref)) for ref in refs],
         "address_seed": snap.address_seed,
         "local_addresses": list(snap.local_addresses.items()),
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(ops, st.booleans()), min_size=1, max_size=10))
 def test_carried_views_equal_views_built_from_scratch(steps: list[tuple[Any, bool]]) -> None:
     snap = base()
@@ -131,3 +146,19 @@ def test_a_weight_change_carries_what_it_does_not_touch() -> None:
     for name in ("services", "routes", "local_addresses", "_routes_by_service", "_kinds"):
         assert after.__dict__[name] is snap.__dict__[name], name
     assert after.workloads_of(("default", "a"))[0].spec.weight == 3
+
+
+def test_a_rule_change_of_a_route_carries_routes_by_gateway_and_service() -> None:
+    snap = base()
+    views(snap)
+    after = change(snap, ("ingress", "in", ("edge",), "b"))
+    edge = ("default", "edge")
+    assert "_routes_by_gateway" in after.__dict__  # carried, not computed when asked
+    (carried,) = after.routes_for_gateway(edge)
+    assert carried is after.routes[("default", "in")] is not snap.routes_for_gateway(edge)[0]
+    after = change(snap, ("route", "r-a", "a"))
+    assert "_routes_by_service" in after.__dict__
+    assert after.routes_for_service(("default", "a")) == [after.routes[("default", "r-a")]]
+    # bound elsewhere: computed afresh when asked
+    moved = change(snap, ("ingress", "in", ("edge", "side"), "b"))
+    assert "_routes_by_gateway" not in moved.__dict__

@@ -4,13 +4,17 @@ outbound listeners' key would leave every sidecar with the old idle timeout)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from translate_helpers import proxies, shop
 
+from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.model import ModelSnapshot, parse_yaml
 from gossamer.translate.proxy import Translator
 from gossamer.translate.telemetry import TelemetryService
 from gossamer.types import ProxyIdentity
+from gossamer.xds.snapshot import Serializer
 
 MESHES = [
     "spec: {defaults: {idleTimeout: 7m}}",
@@ -134,3 +138,22 @@ def test_gateways_using_the_same_clusters_share_their_lookup(
         }
     )
     assert _bytes(warm, snap) == _bytes(Translator(), snap)
+
+
+def test_gateways_serving_the_same_routes_share_their_table_s_encoding() -> None:
+    """Gateways serving the same routes share the encoding of their table, all but its
+    name's field: each gateway's parts are its table's deterministic encoding, and its
+    snapshot the one a serialiser encoding each table on its own gives."""
+    snap = shop().with_changes(parse_yaml(TWO_GATEWAYS, "two.yaml"))
+    warm = Translator()
+    parts = {}
+    for name in ("edge", "edge-2"):
+        res = warm.proxy(snap, ProxyIdentity("gateway", "default", name))
+        ((table_name, (table, encoded)),) = res.route_encodings.items()
+        assert table is res.routes[table_name]
+        assert b"".join(encoded) == table.SerializeToString(deterministic=True)
+        plain = dataclasses.replace(res, route_encodings={})
+        assert proxy_snapshot(res, Serializer()) == proxy_snapshot(plain, Serializer())
+        parts[name] = encoded
+    assert parts["edge"][1] is parts["edge-2"][1]  # encoded once
+    assert parts["edge"][0] != parts["edge-2"][0]

@@ -10,7 +10,8 @@ from xds_fakes import C, E, cla, resources
 
 from gossamer.xds import snapshot
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot, TypeDiff, content_version
+from gossamer.xds.snapshot import Encoded, Serializer, Snapshot, TypeDiff, content_version
+from gossamer.xds.wire import any_wire
 
 
 def test_content_versions_are_those_of_earlier_releases() -> None:
@@ -103,6 +104,20 @@ def test_forget_drops_a_replaced_encoding_at_once() -> None:
     assert again is not before and again == before
     serializer.prune()  # (everything was used since the last prune)
     assert len(serializer) == 3
+
+
+def test_a_known_encoding_is_used_while_its_resource_is_the_one_encoded() -> None:
+    """``encoded`` parts are taken as the resource's bytes (so they must be its
+    deterministic encoding: the translator's tests check it), and only for the very
+    object they were made from; another object of that name is encoded on its own."""
+    one, other = cla("c", 1), cla("c", 1)
+    parts = (b"\x0a\x01c", b"given")  # (not cla's encoding: shows whose bytes are used)
+    known = {E: {"c": Encoded(one, parts)}}
+    used = Snapshot.build({E: {"c": one}}, Serializer(), encoded=known).of(E)["c"]
+    assert used.wire == any_wire(E.url, b"\x0a\x01cgiven")
+    assert used.version == hashlib.sha256(b"\x0a\x01cgiven").hexdigest()[:16]
+    own = Snapshot.build({E: {"c": other}}, Serializer(), encoded=known).of(E)["c"]
+    assert own.wire == any_wire(E.url, other.SerializeToString(deterministic=True))
 
 
 def test_a_large_type_is_patched_from_its_kept_lines(monkeypatch: pytest.MonkeyPatch) -> None:
