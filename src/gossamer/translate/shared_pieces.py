@@ -65,9 +65,11 @@ class GatewayTable(NamedTuple):
 
 
 #: the kinds a cluster and its endpoint sets are translated from (``cluster``,
-#: ``endpoints``): services, their workloads, the Mesh (mTLS mode, trust domain) and
-#: TrafficPolicies
-_CLUSTER_INPUTS = ("Service", "Workload", "Mesh", "TrafficPolicy")
+#: ``endpoints``) besides their own service and its workloads: the Mesh (mTLS mode, trust
+#: domain) and TrafficPolicies
+_CLUSTER_INPUTS = ("Mesh", "TrafficPolicy")
+#: and what sets of them read besides: any service or workload
+_SET_INPUTS = ("Service", "Workload", *_CLUSTER_INPUTS)
 
 
 @dataclass(slots=True)
@@ -77,8 +79,12 @@ class _Looked:
 
     read: tuple[object, ...] = ()
     tls: object = None
-    #: (*cluster ref, tls_on, zone) -> (cluster, endpoint set)
-    pairs: dict[tuple[Any, ...], tuple[Any, Any]] = field(default_factory=dict)
+    #: (*cluster ref, tls_on, zone) -> (the service and the workloads list it was looked
+    #: up for, the cluster, the endpoint set): kept while both are the same objects (an
+    #: endpoint change replaces one service's list; the others are carried)
+    pairs: dict[tuple[Any, ...], tuple[Any, Any, Any, Any]] = field(default_factory=dict)
+    #: the generations of ``_SET_INPUTS`` ``sets`` were made under
+    sets_read: tuple[object, ...] = ()
     #: (tls_on, zone) -> (the cluster refs, their clusters and endpoint sets by name)
     sets: dict[tuple[bool, str | None], tuple[Any, Any, Any]] = field(default_factory=dict)
 
@@ -266,15 +272,19 @@ class SharedPieces:
         return self.memo.get("service-routes", inputs, build)
 
     def _looked_up(self, snap: ModelSnapshot, tls: TlsState) -> _Looked:
-        """What ``cluster_pair`` and ``cluster_sets`` looked up, kept while the kinds
-        clusters and endpoint sets read and the TLS state are unchanged. (``prune``
-        forgets it: every entry was looked up in the memo since the last prune.)"""
+        """What ``cluster_pair`` and ``cluster_sets`` looked up, kept while the Mesh, the
+        TrafficPolicies and the TLS state are unchanged (and each set while no service
+        or workload changed either). (``prune`` forgets it: every entry was looked up in
+        the memo since the last prune.)"""
         if self._read_of[0] is not snap.resources:  # (once per snapshot, not per cluster)
-            self._read_of = (snap.resources, tuple(map(snap.generation, _CLUSTER_INPUTS)))
-        read = self._read_of[1]
+            self._read_of = (snap.resources, tuple(map(snap.generation, _SET_INPUTS)))
+        sets_read = self._read_of[1]
+        read = sets_read[-len(_CLUSTER_INPUTS) :]
         looked = self._looked
         if looked.read != read or looked.tls is not tls:
             looked = self._looked = _Looked(read, tls)
+        if looked.sets_read != sets_read:
+            looked.sets_read, looked.sets = sets_read, {}
         return looked
 
     def cluster_sets(
@@ -312,16 +322,17 @@ class SharedPieces:
     ) -> tuple[cluster_pb2.Cluster, endpoint_pb2.ClusterLoadAssignment]:
         """A cluster and its endpoint set, as a proxy in ``zone`` gets them."""
         # Many proxies share clusters: each is looked up once while what clusters and
-        # endpoint sets read is unchanged (a Route-only change keeps them all: at 10k
-        # services the first gateway after one looked 10,000 clusters up again, ~150 ms).
+        # endpoint sets read is unchanged. A Route-only change keeps them all, an
+        # endpoint change all but its service's: at 10k services the first gateway
+        # after either looked 10,000 clusters up again (~150 ms).
         done = self._looked_up(snap, tls).pairs
         key = (*cr, tls_on, zone)
-        pair = done.get(key)
-        if pair is None:
-            pair = done[key] = (
-                self.cluster(snap, cr, tls_on),
-                self.endpoints(snap, cr, tls, zone),
-            )
+        svc, workloads = snap.services[cr[0]], snap.workloads_of(cr[0])
+        hit = done.get(key)
+        if hit is not None and hit[0] is svc and hit[1] is workloads:
+            return hit[2], hit[3]
+        pair = (self.cluster(snap, cr, tls_on), self.endpoints(snap, cr, tls, zone))
+        done[key] = (svc, workloads, *pair)
         return pair
 
     def gateway_routes(self, snap: ModelSnapshot, ref: Ref) -> GatewayTable:

@@ -77,9 +77,9 @@ CLUSTER_INPUTS = {
 def test_clusters_looked_up_once_are_those_a_fresh_translator_gives(
     kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Clusters and endpoint sets are looked up once while the kinds they read stay as
-    they were: after a Route-only change not at all, after any other change as a fresh
-    translator gives them."""
+    """Clusters and endpoint sets are looked up once while what they read stays as it
+    was: after a Route-only change not at all, after a change of a service or of its
+    workloads only that service's, and always as a fresh translator gives them."""
     warm = Translator()
     base = shop()
     _bytes(warm, base)
@@ -95,7 +95,13 @@ def test_clusters_looked_up_once_are_those_a_fresh_translator_gives(
 
     monkeypatch.setattr(warm, "cluster", counted)
     assert _bytes(warm, changed) == _bytes(Translator(), changed)
-    assert (looked_up == []) == (kind == "Route"), looked_up
+    services = {cr[0][1] for cr in looked_up}  # type: ignore[index]
+    if kind == "Route":
+        assert services == set()
+    elif kind in ("Service", "Workload"):  # only the changed service's
+        assert services == {"reviews"}
+    else:  # the Mesh or a TrafficPolicy: every service's
+        assert services > {"reviews"}
 
 
 TWO_GATEWAYS = """
@@ -138,6 +144,21 @@ def test_gateways_using_the_same_clusters_share_their_lookup(
         }
     )
     assert _bytes(warm, snap) == _bytes(Translator(), snap)
+
+
+def test_gateways_after_an_endpoint_change_of_a_service_they_route_to() -> None:
+    """The clusters and endpoint sets gateways take as a whole are made again after a
+    change of a workload of a service they route to (its endpoint set changed)."""
+    snap = shop().with_changes(parse_yaml(TWO_GATEWAYS, "two.yaml"))
+    warm = Translator()
+    _bytes(warm, snap)
+    weight = (
+        "apiVersion: gossamer.dev/v1\nkind: Workload\nmetadata: {name: web-1}\n"
+        "spec: {service: web, address: 127.0.0.2, host: host-a, "
+        "ports: [{port: 15001, appPort: 18080}], weight: 7}\n"
+    )
+    changed = snap.with_changes(parse_yaml(weight, "weight.yaml"))
+    assert _bytes(warm, changed) == _bytes(Translator(), changed)
 
 
 def test_gateways_serving_the_same_routes_share_their_table_s_encoding() -> None:
