@@ -122,7 +122,7 @@ class Translator(SharedPieces):
             if ref not in snap.gateways:
                 raise NotFoundError(f"Gateway {ref[0]}/{ref[1]} does not exist")
             out = self.gateway(snap, ref, tls)
-            routes = list(snap.routes_for_gateway(ref))
+            routes = self._gateway_limited(snap, ref)  # (a global rule is a rate limit)
         service = self.rate_limit_service
         if service is not None and global_rules(routes):
             out.clusters[RATE_LIMIT_CLUSTER] = rate_limit_cluster(service, snap.mesh)
@@ -306,13 +306,7 @@ class Translator(SharedPieces):
             partial(counted_gateway_listeners, ref, gw, mesh, counted),
         )
         out.listeners.update(listeners)
-        # (a pass over every Route once per change, not once per gateway)
-        limited = self.memo.get(
-            "rate-limited", (snap.generation("Route"),), partial(_limited, snap), slot="mesh"
-        )
-        held = buckets(
-            r for r in limited if r.metadata.namespace == ref[0] and ref[1] in r.spec.gateways
-        )
+        held = buckets(self._gateway_limited(snap, ref))
         for lname in listeners:  # (the redirecting listener routes no rule)
             self._local_limits(out, lname, held if lname == names.gateway_listener(ref) else ())
         # egress: a listener per ExternalService routed through this gateway (``via``)
@@ -321,6 +315,14 @@ class Translator(SharedPieces):
             out.listeners[listener.name] = listener
             self._local_limits(out, listener.name, ())
         return out
+
+    def _gateway_limited(self, snap: ModelSnapshot, ref: Ref) -> list[Route]:
+        """Gateway ``ref``'s Routes with a rate-limited rule: a pass over every Route once
+        per change, not once per gateway (10,000 Routes at 10k services, ~3 ms)."""
+        limited = self.memo.get(
+            "rate-limited", (snap.generation("Route"),), partial(_limited, snap), slot="mesh"
+        )
+        return [r for r in limited if r.metadata.namespace == ref[0] and ref[1] in r.spec.gateways]
 
     def _local_limits(
         self, out: ProxyResources, stat_prefix: str, held: tuple[Bucket, ...]
