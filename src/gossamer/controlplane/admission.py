@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from gossamer.controlplane.service import Diff
 from gossamer.errors import ConflictError, FieldError, ValidationError
+from gossamer.model import check_changes, check_references
 from gossamer.model.base import Resource
 from gossamer.model.catalog import INTERNAL_KINDS
 from gossamer.model.snapshot import ModelSnapshot
@@ -101,3 +102,38 @@ def status_only(old: Resource | None, new: Resource) -> bool:
         return False
     keep = set(type(new.spec).model_fields) - _STATUS_FIELDS
     return all(getattr(old.spec, f) == getattr(new.spec, f) for f in keep)
+
+
+class CheckedModels:
+    """Which model is known consistent (a reference check passed on it, or it was made
+    from such a model by status-only changes), so that an apply on it checks only what its
+    changes can make inconsistent (``check_changes``). A model read from the store (at
+    start, or another replica's writes) is checked whole at the next apply."""
+
+    def __init__(self) -> None:
+        self._consistent: ModelSnapshot | None = None
+        #: the last snapshot an apply validated, to be stored
+        self._vouched: ModelSnapshot | None = None
+
+    def errors(
+        self,
+        before: ModelSnapshot,
+        after: ModelSnapshot,
+        puts: Sequence[Resource],
+        deletes: Sequence[ResourceKey],
+    ) -> list[FieldError]:
+        """The reference errors of ``after``, made from ``before`` by the changes (~210 ms
+        at 10k services when all are checked: call off the event loop)."""
+        found = check_changes(after, puts, deletes) if before is self._consistent else None
+        return check_references(after) if found is None else found
+
+    def vouch(self, after: ModelSnapshot, before: ModelSnapshot | None = None) -> None:
+        """``after`` passed its checks; or, with ``before``, it was made from ``before``
+        by status-only changes (consistent if ``before`` is)."""
+        ok = before is None or before is self._consistent
+        self._vouched = after if ok else None
+
+    def stored(self, after: ModelSnapshot, model: ModelSnapshot) -> None:
+        """``after`` was stored, and ``model`` (its copy at the store's revision) is the
+        model now."""
+        self._consistent = model if after is self._vouched else None

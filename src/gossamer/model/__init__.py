@@ -6,7 +6,7 @@ from gossamer.model.external_service import ExternalService
 from gossamer.model.gateway import Gateway
 from gossamer.model.loader import parse_yaml
 from gossamer.model.mesh import Mesh
-from gossamer.model.references import check_references
+from gossamer.model.references import check_changes, check_references
 from gossamer.model.route import Route
 from gossamer.model.service import Service
 from gossamer.model.snapshot import ModelSnapshot, Ref
@@ -25,6 +25,7 @@ __all__ = [
     "Service",
     "TrafficPolicy",
     "Workload",
+    "check_changes",
     "check_references",
     "parse_manifest",
     "parse_yaml",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from collections.abc import Sequence
 
 from gossamer.errors import FieldError
 from gossamer.model.authentication import check_authentication
+from gossamer.model.base import Resource
 from gossamer.model.external_checks import (
     check_external_services,
     check_route_target,
@@ -222,4 +224,23 @@ def check_references(snap: ModelSnapshot) -> list[FieldError]:
     check_traffic_policies(snap, out)
     check_external_services(snap, out)
     check_authentication(snap.mesh, str(snap.mesh.key), out)
+    return out
+
+
+def check_changes(
+    snap: ModelSnapshot, puts: Sequence[Resource], deletes: Sequence[ResourceKey]
+) -> list[FieldError] | None:
+    """``check_references(snap)``, for ``snap`` made by ``puts`` and ``deletes`` from a
+    snapshot without errors, where it is known which checks the changes can fail; None
+    where it is not (check everything). Routes put, new or replaced, can fail their own
+    references and the checks that read Routes: TrafficPolicies (who calls a service
+    through a sidecar) and ExternalServices' policies. No other check reads a Route, and
+    at 10k services checking all 40,000 resources took ~210 ms of each Route's apply."""
+    if deletes or not all(isinstance(r, Route) for r in puts):
+        return None
+    out: list[FieldError] = []
+    for ref in dict.fromkeys(r.ref for r in puts):  # (the last put of a name wins)
+        _check_route(snap, snap.routes[ref], out)
+    check_traffic_policies(snap, out)
+    check_external_services(snap, out)
     return out

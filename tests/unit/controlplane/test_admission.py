@@ -1,5 +1,5 @@
-"""Admission: what an apply changes, which changes skip the whole-mesh reference check, and
-where that check runs."""
+"""Admission: what an apply changes, which changes skip the whole-mesh reference check,
+where that check runs, and when only what an apply changes is checked."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gossamer.controlplane import plane as plane_module
+from gossamer.controlplane import admission
 from gossamer.controlplane.admission import authorize, diff_against, status_only
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ConflictError, ValidationError
 from gossamer.model import ModelSnapshot, parse_manifest
 from gossamer.store.memory import MemoryStore
-from gossamer.testing.mesh import service, workload
+from gossamer.testing.mesh import route, service, workload
 from gossamer.types import OWNER_LABEL, ResourceKey
 from gossamer.types import SYSTEM_NAMESPACE as SYSTEM
 from gossamer.xds.cache import SnapshotCache
@@ -99,14 +99,55 @@ async def test_the_whole_mesh_check_runs_off_the_event_loop(
     await plane.load()
     loop_thread = threading.get_ident()
     threads: list[int] = []
-    real = plane_module.check_references
+    real = admission.check_references
 
     def check(snap: ModelSnapshot) -> Any:
         threads.append(threading.get_ident())
         return real(snap)
 
-    monkeypatch.setattr(plane_module, "check_references", check)
+    monkeypatch.setattr(admission, "check_references", check)
     await plane.apply([parse_manifest(service("web", 8080)), w()])
     assert threads and loop_thread not in threads
     with pytest.raises(ValidationError, match="db"):  # (and its errors still refuse)
         await plane.apply([w(sidecar=True, dependencies=[{"service": "db"}])])
+
+
+@pytest.mark.asyncio
+async def test_on_a_checked_model_a_route_apply_checks_what_it_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole check runs on a model read from the store; once a check passed (or
+    status-only changes followed one), a Route's apply checks the Routes put and what
+    reads Routes, and refuses what the whole check refuses. Another replica's write,
+    absorbed from the store, makes the next apply check everything again."""
+    plane = ControlPlane(MemoryStore(), SnapshotCache(), XdsMonitor(CollectorRegistry()))
+    await plane.load()
+    whole: list[int] = []
+    real = admission.check_references
+
+    def check(snap: ModelSnapshot) -> Any:
+        whole.append(len(snap.resources))
+        return real(snap)
+
+    monkeypatch.setattr(admission, "check_references", check)
+
+    def to(svc: str) -> Any:
+        rules = [{"destinations": [{"service": svc}]}]
+        return parse_manifest(route("web", service="web", rules=rules))
+
+    await plane.apply([parse_manifest(service("web", 8080)), w()])
+    assert len(whole) == 1  # (read from the store: checked whole)
+    await plane.apply([to("web")])
+    await plane.apply([w(weight=3)])  # status only: still known consistent
+    await plane.apply([to("web")])
+    assert len(whole) == 1
+    with pytest.raises(ValidationError, match="Service default/db does not exist"):
+        await plane.apply([to("db")])
+    await plane.apply([parse_manifest(service("db", 5432))])  # not a Route: whole
+    assert len(whole) == 2
+    # a write the plane did not check itself (another replica's), read from the store
+    await plane.store.apply([parse_manifest(service("api", 9090)).to_manifest()])
+    batch = await anext(aiter(plane.store.watch(plane.model.revision if plane.model else 0)))
+    plane._absorb(batch)
+    await plane.apply([to("db")])
+    assert len(whole) == 3
