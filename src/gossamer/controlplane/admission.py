@@ -3,6 +3,8 @@ it actually changes."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 
 from gossamer.controlplane.service import Diff
@@ -13,6 +15,8 @@ from gossamer.model.catalog import INTERNAL_KINDS
 from gossamer.model.snapshot import ModelSnapshot
 from gossamer.model.workload import Workload
 from gossamer.types import OWNER_LABEL, SYSTEM_NAMESPACE, ResourceKey
+
+log = logging.getLogger(__name__)
 
 #: Workload fields that references, addresses and ports do not depend on
 _STATUS_FIELDS = frozenset({"health", "weight", "zone"})
@@ -107,8 +111,9 @@ def status_only(old: Resource | None, new: Resource) -> bool:
 class CheckedModels:
     """Which model is known consistent (a reference check passed on it, or it was made
     from such a model by status-only changes), so that an apply on it checks only what its
-    changes can make inconsistent (``check_changes``). A model read from the store (at
-    start, or another replica's writes) is checked whole at the next apply."""
+    changes can make inconsistent (``check_changes``). The model read at start is checked
+    in the background (``check_loaded``); one made by another replica's writes is checked
+    whole at the next apply."""
 
     def __init__(self) -> None:
         self._consistent: ModelSnapshot | None = None
@@ -132,6 +137,22 @@ class CheckedModels:
         by status-only changes (consistent if ``before`` is)."""
         ok = before is None or before is self._consistent
         self._vouched = after if ok else None
+
+    async def check_loaded(self, model: ModelSnapshot) -> None:
+        """Check the model read from the store at start, off the event loop: consistent, it
+        is known so (unless an apply replaced it meanwhile); if not, say what is wrong
+        (applies are then checked whole until it is fixed)."""
+        errors = await asyncio.to_thread(check_references, model)
+        if not errors:
+            if self._consistent is None:  # (else an apply's checked model is newer)
+                self._consistent = model
+            return
+        log.warning(
+            "the stored mesh is inconsistent, %d error(s) (every apply is checked whole "
+            "until they are fixed): %s",
+            len(errors),
+            "; ".join(str(e) for e in errors[:5]),
+        )
 
     def stored(self, after: ModelSnapshot, model: ModelSnapshot) -> None:
         """``after`` was stored, and ``model`` (its copy at the store's revision) is the

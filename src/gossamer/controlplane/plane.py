@@ -123,6 +123,7 @@ class ControlPlane:
             tg.create_task(self._publisher())
             tg.create_task(self.publisher.greet())
             tg.create_task(self.mtls.follow())
+            tg.create_task(self._checked.check_loaded(self.model))
 
     async def _watch(self, revision: int) -> None:
         async for batch in self.store.watch(revision):

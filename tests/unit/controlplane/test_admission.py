@@ -151,3 +151,33 @@ async def test_on_a_checked_model_a_route_apply_checks_what_it_changes(
     plane._absorb(batch)
     await plane.apply([to("db")])
     assert len(whole) == 3
+
+
+@pytest.mark.asyncio
+async def test_the_model_read_at_start_is_checked_in_the_background(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Consistent, the next Route apply on it checks only what it changes; inconsistent,
+    the operator is told what is wrong, and applies are checked whole."""
+    whole: list[ModelSnapshot] = []
+    real = admission.check_references
+
+    def check(snap: ModelSnapshot) -> Any:
+        whole.append(snap)
+        return real(snap)
+
+    monkeypatch.setattr(admission, "check_references", check)
+    rules = [{"destinations": [{"service": "web"}]}]
+    put = [parse_manifest(route("web", service="web", rules=rules))]
+    loaded = ModelSnapshot().with_changes([parse_manifest(service("web", 8080)), w()])
+    checked = admission.CheckedModels()
+    await checked.check_loaded(loaded)
+    assert checked.errors(loaded, loaded.with_changes(put), put, ()) == []
+    assert whole == [loaded]  # the background check only
+    broken = ModelSnapshot().with_changes([w()])  # its Service is missing
+    checked = admission.CheckedModels()
+    await checked.check_loaded(broken)
+    assert "the stored mesh is inconsistent, 1 error(s)" in caplog.text
+    assert "Service default/web does not exist" in caplog.text
+    assert checked.errors(broken, broken.with_changes(put), put, ()) != []
+    assert len(whole) == 3  # the apply's model checked whole
