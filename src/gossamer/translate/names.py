@@ -20,6 +20,8 @@ TRUST_BUNDLE_SECRET = "trust-bundle"
 
 #: the labels a subset selects by, sorted by key; ``()`` is the whole service
 Subset = tuple[tuple[str, str], ...]
+#: (service, port name, subset): one outbound cluster and its endpoint set
+ClusterRef = tuple[Ref, str, Subset]
 
 
 def subset_of(labels: Mapping[str, str]) -> Subset:

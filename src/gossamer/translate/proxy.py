@@ -37,12 +37,13 @@ from gossamer.translate.hcm import http_connection_manager
 from gossamer.translate.inbound_limit import inbound_bucket, limited
 from gossamer.translate.listeners import INBOUND, OUTBOUND, http_listener, tcp_listener
 from gossamer.translate.local_cluster import local_endpoints
+from gossamer.translate.names import ClusterRef
 from gossamer.translate.rate_limit import Bucket, buckets, extension_config
 from gossamer.translate.routes import (
     cluster_references,
     inbound_routes,
 )
-from gossamer.translate.shared_pieces import ClusterRef, SharedPieces
+from gossamer.translate.shared_pieces import SharedPieces
 from gossamer.translate.telemetry_stats import request_log
 from gossamer.translate.tls import NO_TLS, TlsState, mode_of, secure_inbound
 from gossamer.types import ProxyIdentity

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -26,9 +27,10 @@ from gossamer.model.traffic_policy import TrafficPolicy
 from gossamer.translate import names
 from gossamer.translate.clusters import outbound_cluster
 from gossamer.translate.endpoints import in_subset, load_assignment
+from gossamer.translate.gateway_tables import RouteRules, SharedTable, VhostTable
 from gossamer.translate.lb import add_hash_policies
 from gossamer.translate.memo import Identities, Memo
-from gossamer.translate.names import Subset, subset_of
+from gossamer.translate.names import ClusterRef, Subset, subset_of
 from gossamer.translate.routes import (
     ClusterOf,
     default_route,
@@ -40,15 +42,6 @@ from gossamer.translate.routes import (
 from gossamer.translate.tls import NO_TLS, TlsState, add_mtls_match, mode_of
 
 ServicePortRef = tuple[Ref, str]  # (service, port name)
-#: (service, port name, subset): one outbound cluster and its endpoint set
-ClusterRef = tuple[Ref, str, Subset]
-#: a route table shared by gateways, nameless and encoded, the clusters it uses and the
-#: cluster names it references
-SharedTable = tuple[bytes, tuple[ClusterRef, ...], frozenset[str]]
-
-
-#: one Route's Envoy routes, the clusters they use and the cluster names they reference
-RouteRules = tuple[list[rc_pb2.Route], frozenset[ClusterRef], frozenset[str]]
 
 
 class GatewayTable(NamedTuple):
@@ -97,6 +90,10 @@ class SharedPieces:
         self._subsets: tuple[object, dict[Ref, tuple[Subset, ...]]] | None = None
         #: what ``cluster_pair`` and ``cluster_sets`` looked up (``_looked_up``)
         self._looked = _Looked()
+        #: the route table each gateway built last, to patch (``gateway_tables``), and the
+        #: gateways that built one since the last prune
+        self._tables: dict[Ref, VhostTable] = {}
+        self._tables_used: set[Ref] = set()
         #: the generations of ``_CLUSTER_INPUTS`` of the last snapshot asked about
         self._read_of: tuple[object, tuple[object, ...]] = (None, ())
 
@@ -104,6 +101,8 @@ class SharedPieces:
         """End of a round of translations: forget what this round did not use."""
         self._looked = _Looked()
         self.memo.prune()
+        self._tables = {ref: t for ref, t in self._tables.items() if ref in self._tables_used}
+        self._tables_used = set()
 
     def subsets(self, snap: ModelSnapshot, service: Ref) -> tuple[Subset, ...]:
         """The subsets of ``service`` some Route (east-west or gateway) sends to."""
@@ -353,32 +352,27 @@ class SharedPieces:
 
         def build() -> GatewayTable:
             routes = snap.routes_for_gateway(ref)
+            common = (snap.generation("Service"), snap.mesh, snap.generation("TrafficPolicy"))
+
+            def rules_for(r: Route) -> RouteRules:
+                return self.memo.get("gateway-route-rules", (r, *common), partial(rules_of, r))
 
             def build_vhosts() -> SharedTable:
                 # Gateways serving the same routes share this table, encoded once and
-                # decoded under each one's name (a 10,000-host table: ~4 ms, a copy ~8 ms)
-                common = (snap.generation("Service"), snap.mesh, snap.generation("TrafficPolicy"))
+                # decoded under each one's name (a 10,000-host table: ~4 ms, a copy ~8 ms);
+                # the table this gateway built last is patched when few Routes changed.
+                key = (tuple(gw.spec.hosts), *common)
+                self._tables_used.add(ref)
+                last = self._tables.get(ref)
+                if last is not None:
+                    patched = last.patched(key, routes, rules_for)
+                    if patched is not None:
+                        return patched
                 each = self.memo.each("gateway-route-rules", routes, common, rules_of)
-                used: set[ClusterRef] = set()
-                refs: set[str] = set()
-                by_domain: dict[str, list[rc_pb2.Route]] = defaultdict(list)
-                for r, (built, route_used, route_refs) in zip(routes, each, strict=True):
-                    used |= route_used
-                    refs |= route_refs
-                    hosts = gw.spec.hosts if r.spec.hosts == ["*"] else r.spec.hosts
-                    for host in hosts:
-                        by_domain[host].extend(built)
-                vhosts = [(d, [d], table) for d, table in sorted(by_domain.items())]
-                shared = route_configuration("", vhosts).SerializeToString(deterministic=True)
-                return shared, tuple(sorted(used)), frozenset(refs)
+                self._tables[ref] = VhostTable(key, gw.spec.hosts, routes, each)
+                return self._tables[ref].shared
 
-            inputs = (
-                tuple(gw.spec.hosts),
-                Identities(routes),
-                snap.generation("Service"),
-                snap.mesh,
-                snap.generation("TrafficPolicy"),
-            )
+            inputs = (tuple(gw.spec.hosts), Identities(routes), *common)
             shared, used, refs = self.memo.get("gateway-vhosts", inputs, build_vhosts, slot=ref)
             name = route_pb2.RouteConfiguration(name=names.gateway_route(ref))
             encoded = (name.SerializeToString(deterministic=True), shared)
