@@ -84,10 +84,11 @@ class VhostTable:
             self._domains(self.routes[i]) != self._domains(routes[i]) for i in changed
         ):
             return None
+        fresh = [rules_of(routes[i]) for i in changed]  # (may raise: nothing changed yet)
         touched: dict[str, None] = {}
         regrouped = False
-        for i in changed:
-            old, new = self.rules[i], rules_of(routes[i])
+        for i, new in zip(changed, fresh, strict=True):
+            old = self.rules[i]
             regrouped |= _moved(self._used, old[1], new[1])
             regrouped |= _moved(self._refs, old[2], new[2])
             self.rules[i] = new

@@ -119,8 +119,8 @@ _Resources = Mapping[ResourceType, Mapping[str, Versioned]]
 @dataclass(frozen=True, slots=True)
 class Encoded:
     """A resource with its deterministic encoding in parts (``b"".join(parts)`` is
-    ``resource.SerializeToString(deterministic=True)``): gateways sharing a 10,000-host
-    route table share all of its encoding but their names'."""
+    ``resource.SerializeToString(deterministic=True)``): copies of one large resource
+    under different names share every part but the name's, encoded once."""
 
     resource: message.Message
     parts: tuple[bytes, ...]
