@@ -95,8 +95,19 @@ def api_app(service: TelemetryService, token: str | None) -> FastAPI:
     async def get_ingestion(since: str = "1h") -> dict[str, Any]:
         _, since_minute = window(since)
         servicer = service.servicer
-        gaps = await service.gaps(since_minute)
         reconciler = service.reconciler
+        # The comparisons first, the gaps after: a flush comparing a sample while the
+        # gaps are read would otherwise show the sample compared and not its gap (a node
+        # at its final count and "gap": false, in a CI run).
+        reconciliation = {
+            "samples": reconciler.samples,
+            "samplesWaiting": len(reconciler.waiting),
+            "lateEntries": reconciler.late,
+            "unattributedEntries": reconciler.unattributed,
+            "exports": service.metrics.stats.exports,
+            "nodes": reconciler.nodes_json(),
+        }
+        gaps = await service.gaps(since_minute)
         return {
             **servicer.stats.as_json(),
             "entriesByNode": await service.receipts(since_minute),
@@ -106,14 +117,7 @@ def api_app(service: TelemetryService, token: str | None) -> FastAPI:
             "gaps": [g.as_json() for g in gaps if g.missing > 0],
             "otlpExport": service.exporter.stats.as_json() if service.exporter else None,
             "requestStats": service.request_stats.counters.as_json(),
-            "reconciliation": {
-                "samples": reconciler.samples,
-                "samplesWaiting": len(reconciler.waiting),
-                "lateEntries": reconciler.late,
-                "unattributedEntries": reconciler.unattributed,
-                "exports": service.metrics.stats.exports,
-                "nodes": reconciler.nodes_json(),
-            },
+            "reconciliation": reconciliation,
             "traces": {
                 **service.sampler.stats.as_json(),
                 "exports": service.traces.exports,

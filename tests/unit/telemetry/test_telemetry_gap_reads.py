@@ -1,16 +1,21 @@
 """A gap a flush writes while the API reads the gaps is counted, and once: the gaps not
 yet on disk are read before the disk is (read after, a gap written between the two reads
-was in neither, and ``/v1/ingestion`` said there was no gap: a CI run)."""
+was in neither, and ``/v1/ingestion`` said there was no gap: a CI run). And
+``/v1/ingestion`` never shows a sample compared without its gap: the comparisons are read
+before the gaps (read after, a flush comparing meanwhile showed a node at its final count
+and no gap: another CI run)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
+from gossamer.telemetry.api import api_app
 from gossamer.telemetry.serve import TelemetryService
-from gossamer.telemetry.stat_sink import Gap
+from gossamer.telemetry.stat_sink import Gap, NodeState
 from gossamer.telemetry.store import TelemetryStore
 
 pytestmark = pytest.mark.asyncio
@@ -51,5 +56,33 @@ async def test_a_gap_written_while_the_gaps_are_read_counts_once(
         assert await service.gaps(0) == [written, later]
         monkeypatch.setattr(store, "gaps", real)
         assert await service.gaps(0) == [written, later]  # both on disk now
+    finally:
+        await store.close()
+
+
+async def test_ingestion_never_shows_a_compared_sample_without_its_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = TelemetryStore(tmp_path / "t.sqlite", 3600, 1 << 30)
+    await store.open()
+    try:
+        service = TelemetryService(store, clock=lambda: NOW)
+        state = NodeState(NODE, "web", NOW - 60, NOW - 20, written=10, received=10)
+        service.reconciler.states[NODE] = state
+        real = store.gaps
+
+        async def compared_meanwhile(since_minute: int) -> list[Gap]:
+            # a flush compares the next sample (17 written, 7 never arrived) meanwhile
+            state.written, state.t_s = 17, NOW - 2
+            service.reconciler.new_gaps.append(Gap(NODE, "web", NOW - 20, NOW - 2, 7))
+            monkeypatch.setattr(store, "gaps", real)
+            return await real(since_minute)
+
+        monkeypatch.setattr(store, "gaps", compared_meanwhile)
+        transport = httpx.ASGITransport(app=api_app(service, None))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answers = [(await client.get("/v1/ingestion")).json() for _ in range(2)]
+        shown = [(a["reconciliation"]["nodes"][NODE]["written"], a["gap"]) for a in answers]
+        assert shown == [(10, False), (17, True)]
     finally:
         await store.close()
