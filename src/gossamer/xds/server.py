@@ -298,6 +298,9 @@ class XdsServer:
             options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", 256 * 1024 * 1024),
+                # a second server on the port fails to bind: with SO_REUSEPORT (gRPC's
+                # default) two control planes would share it, each taking some Envoys
+                ("grpc.so_reuseport", 0),
                 *self.keepalive.grpc_options(),
             ]
         )
@@ -308,10 +311,13 @@ class XdsServer:
         for add in self.services:
             add(server)
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
-        if credentials is None:
-            bound: int = server.add_insecure_port(target)
-        else:
-            bound = server.add_secure_port(target, credentials.grpc_credentials())
+        try:
+            if credentials is None:
+                bound: int = server.add_insecure_port(target)
+            else:
+                bound = server.add_secure_port(target, credentials.grpc_credentials())
+        except RuntimeError:  # (grpcio >= 1.5x raises; older ones returned 0)
+            bound = 0
         if bound == 0:
             raise ConfigError(
                 f"cannot listen for xDS on {host}:{port}: the port is in use or the address "
