@@ -337,7 +337,7 @@ class ControlPlane:
             return ApplyResult(revision, diff)
         deadline = asyncio.get_running_loop().time() + wait_timeout
         changed = await self.publish()
-        behind = await self.monitor.wait_synced(changed, wait_timeout)
+        behind = await self.monitor.wait_synced(changed, wait_timeout, self.cache.get)
         if behind:
             raise WaitTimeoutError(
                 f"the change is stored (revision {revision}) but {len(behind)} proxies have not "
@@ -371,7 +371,7 @@ class ControlPlane:
                 return pending
             progress = self.monitor.progress_event()
             if self.tls.refresh(model, published):
-                await self.monitor.wait_synced(await self.publish(), remaining)
+                await self.monitor.wait_synced(await self.publish(), remaining, self.cache.get)
                 continue
             # an ACK, or (checked each second) a host's report of its secrets, moves it on
             with contextlib.suppress(TimeoutError):

@@ -324,14 +324,27 @@ class XdsMonitor:
         return any(s.snapshot is snap and s.state.in_sync(snap) for s in self._counted_of(node_id))
 
     async def wait_synced(
-        self, targets: Iterable[tuple[str, Snapshot]], within: float
+        self,
+        targets: Iterable[tuple[str, Snapshot]],
+        within: float,
+        latest: Callable[[str], Snapshot | None] | None = None,
     ) -> list[str]:
-        """Wait until every (node, snapshot) pair is ACKed; return the node ids still behind."""
+        """Wait until every (node, snapshot) pair is ACKed; return the node ids still behind.
+        ``latest``: each node's snapshot now (the cache's). A node given a later snapshot
+        meanwhile (a round after the one that published the target: mTLS readiness moving
+        as proxies start) is done once it ACKed that one, which holds the change too; it
+        never ACKs the target it was not sent, and the wait ran out (a CI run)."""
         pending = dict(targets)
         deadline = asyncio.get_running_loop().time() + within
 
+        def done(node: str, snap: Snapshot) -> bool:
+            if self.synced(node, snap):
+                return True
+            now = latest(node) if latest is not None else None
+            return now is not None and now is not snap and self.synced(node, now)
+
         def behind() -> list[str]:
-            return [n for n, s in pending.items() if not self.synced(n, s)]
+            return [n for n, s in pending.items() if not done(n, s)]
 
         loop = asyncio.get_running_loop()
         while behind() and (rest := deadline - loop.time()) > 0:
