@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TypedDict, Unpack
@@ -18,6 +17,7 @@ from gossamer.controlplane.admission import CheckedModels, authorize, diff_again
 from gossamer.controlplane.debounce import Debouncer
 from gossamer.controlplane.enforcement import Enforcement
 from gossamer.controlplane.leadership import Leadership, SoleLeader
+from gossamer.controlplane.own_writes import OwnWrites
 from gossamer.controlplane.publisher import PUBLISH_SLICE, Publisher
 from gossamer.controlplane.route_wait import RouteWait
 from gossamer.controlplane.service import ApplyResult, ControlPlaneStatistics, Diff
@@ -43,6 +43,9 @@ from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.status import ProxyStatus
 
 log = logging.getLogger(__name__)
+
+#: seconds an apply waits for the store's watch to bring its own write in (``_caught_up``)
+CATCH_UP_S = 10.0
 
 #: checks a prospective model beyond references; returns the errors (empty: fine)
 Validator = Callable[[ModelSnapshot], Awaitable[list[FieldError]]]
@@ -88,6 +91,13 @@ class ControlPlane:
         #: which model is known consistent: an apply on it checks only what it changes
         self._checked = CheckedModels()
         self._listeners: list[tuple[frozenset[str], ChangeListener]] = []
+        #: the store's watch is running (``_watch``): it brings in every stored change
+        self._following = False
+        #: this plane's writes the watch has not brought in yet (a store others write to)
+        self._own = OwnWrites()
+        #: an ``apply --wait`` is writing and will publish: changes the watch brings in
+        #: are published by it (``_write``)
+        self._publish_owed = False
         #: hosts the liveness rule declared dead: their workloads are published unhealthy
         self.liveness = UnreachableHosts()
         #: which sidecars take mTLS, from their ACKs (docs/security.md, "mTLS modes")
@@ -126,19 +136,32 @@ class ControlPlane:
             tg.create_task(self._checked.check_loaded(self.model))
 
     async def _watch(self, revision: int) -> None:
-        async for batch in self.store.watch(revision):
-            self._absorb(batch)
+        self._following = True
+        try:
+            async for batch in self.store.watch(revision):
+                self._absorb(batch)
+        finally:
+            self._following = False
 
     def _absorb(self, batch: ChangeBatch) -> None:
+        """Bring one stored transaction into the model: another writer's, or this plane's
+        own on a store others write to as well (``_after_write``)."""
         assert self.model is not None
         fresh = [c for c in batch if c.revision > self.model.revision]
         if not fresh:
             return
-        puts = [parse_manifest(c.resource.manifest) for c in fresh if c.type == "put"]
-        deletes = [c.key for c in fresh if c.type == "delete"]
-        self.model = self.model.with_changes(puts, deletes, revision=fresh[-1].revision)
-        self._mark_dirty()
+        revision = fresh[-1].revision
+        own = self._own.handover(revision, self.model)
+        if own is not None:
+            self._install(own, revision)
+        else:
+            puts = [parse_manifest(c.resource.manifest) for c in fresh if c.type == "put"]
+            deletes = [c.key for c in fresh if c.type == "delete"]
+            self.model = self.model.with_changes(puts, deletes, revision=revision)
+        if not self._publish_owed:
+            self._mark_dirty()
         self._tell({c.key for c in fresh})
+        self._own.reached(revision)
 
     def add_listener(self, kinds: set[str], listener: ChangeListener) -> None:
         """Tell ``listener`` of every stored change to resources of ``kinds``, whoever wrote
@@ -286,13 +309,14 @@ class ControlPlane:
         gone = list(diff.deleted)
         if not changed and not gone:
             return ApplyResult(self.model.revision if self.model else 0, diff)
+        before = self.model
         after = await self._check(changed, gone)
         if options.get("dry_run", False):
             return ApplyResult(self.model.revision if self.model else 0, diff)
         fence = self.leadership.fence() if options.get("fenced", False) else None
-        revision = await self.store.apply([r.to_manifest() for r in changed], gone, fence=fence)
+        write = self.store.apply([r.to_manifest() for r in changed], gone, fence=fence)
         wait, wait_timeout = options.get("wait", False), options.get("wait_timeout", 30.0)
-        return await self._after_write(revision, after, diff, wait, wait_timeout)
+        return await self._write(write, before, after, diff, wait, wait_timeout)
 
     async def delete(
         self,
@@ -309,6 +333,7 @@ class ControlPlane:
             missing = [k for k in keys if self.model is not None and k not in self.model.resources]
             if missing:
                 raise NotFoundError(f"{missing[0]} does not exist")
+            before = self.model
             try:
                 after = await self._check((), keys)
             except ValidationError as e:
@@ -318,23 +343,57 @@ class ControlPlane:
                         for err in e.errors
                     ]
                 ) from None
-            revision = await self.store.apply(deletes=keys)
+            write = self.store.apply(deletes=keys)
             diff = Diff(deleted=list(keys))
-            return await self._after_write(revision, after, diff, wait, wait_timeout)
+            return await self._write(write, before, after, diff, wait, wait_timeout)
 
-    async def _after_write(
-        self, revision: int, after: ModelSnapshot, diff: Diff, wait: bool, wait_timeout: float
+    async def _write(
+        self,
+        write: Awaitable[int],
+        before: ModelSnapshot,
+        after: ModelSnapshot,
+        diff: Diff,
+        wait: bool,
+        wait_timeout: float,
     ) -> ApplyResult:
-        assert self.model is not None
-        if revision <= self.model.revision:
-            return ApplyResult(revision, diff)  # nothing changed: nothing to publish or wait for
-        # the snapshot validated under the apply lock is the new model (indexes and all)
-        self.model = after.at_revision(revision)
-        self._checked.stored(after, self.model)
-        self._tell([*diff.created, *diff.updated, *diff.deleted])
-        if not wait:
-            self._mark_dirty()
-            return ApplyResult(revision, diff)
+        """Store an apply's ``write`` (checked on ``before``, making ``after``); the model
+        takes it, and it is published (with ``wait``: by this call, until ACKed)."""
+        # With ``wait`` this apply publishes the model itself, and names the proxies that
+        # round changed: what the watch brings in meanwhile is left to that round (a round
+        # of its own would publish it first, and the apply would wait for nobody).
+        self._publish_owed = wait
+        try:
+            revision = await write
+            assert self.model is not None
+            if self.store.exclusive or not self._following:
+                if revision <= self.model.revision:
+                    return ApplyResult(revision, diff)  # nothing written: nothing to publish
+                # nothing was stored between the model and this write (this plane is the
+                # only writer, or does not follow the store yet): ``after`` is the model
+                self._install(after, revision)
+                self._tell([*diff.created, *diff.updated, *diff.deleted])
+            # others write to this store too: the watch brings this write in, after what
+            # they stored before it (``own_writes``)
+            elif self.model.revision < revision and not await self._own.wait(
+                revision, before, after, CATCH_UP_S
+            ):
+                log.warning(
+                    "the store's watch has not brought in this plane's write at revision %d "
+                    "after %g s; proxies get it once it does",
+                    revision,
+                    CATCH_UP_S,
+                )
+            if not wait:
+                self._mark_dirty()
+                return ApplyResult(revision, diff)
+            self._publish_owed = False  # (what the watch brings in now: the next round)
+            return await self._published(revision, diff, wait_timeout)
+        finally:
+            self._publish_owed = False
+
+    async def _published(self, revision: int, diff: Diff, wait_timeout: float) -> ApplyResult:
+        """``apply --wait``: publish the model, and wait until every proxy it changed
+        ACKed it (and strict services refuse plaintext)."""
         deadline = asyncio.get_running_loop().time() + wait_timeout
         changed = await self.publish()
         behind = await self.monitor.wait_synced(changed, wait_timeout, self.cache.get)
@@ -344,7 +403,7 @@ class ControlPlane:
                 f"ACKed it within {wait_timeout:g} s: {', '.join(behind[:5])}; see "
                 "`gossamer proxy-status`"
             )
-        plaintext = await self._wait_strict(deadline)
+        plaintext = await self.mtls.wait_strict(deadline, self.publish, self.cache.get)
         if plaintext:
             raise WaitTimeoutError(
                 f"the change is stored (revision {revision}) and ACKed, but {len(plaintext)} "
@@ -354,29 +413,10 @@ class ControlPlane:
             )
         return ApplyResult(revision, diff, [n for n, _ in changed])
 
-    async def _wait_strict(self, deadline: float) -> builtins.list[str]:
-        """``apply --wait`` and mTLS: a sidecar of a ``strict`` service refuses plaintext a
-        few rounds after the change that asked for it (``tls_readiness``: ready, marked,
-        enforced, each after ACKs or its host's report). Wait until every connected one
-        does, so that when ``--wait`` returns a client meets what was applied; the node ids
-        still taking plaintext at ``deadline``."""
-        loop = asyncio.get_running_loop()
-        while True:
-            model = self.model
-            assert model is not None
-            published = self.publisher.published_tls
-            pending = self.tls.strict_pending(model, published)
-            remaining = deadline - loop.time()
-            if not pending or remaining <= 0:
-                return pending
-            progress = self.monitor.progress_event()
-            if self.tls.refresh(model, published):
-                await self.monitor.wait_synced(await self.publish(), remaining, self.cache.get)
-                continue
-            # an ACK, or (checked each second) a host's report of its secrets, moves it on
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(remaining, 1.0)):
-                    await progress.wait()
+    def _install(self, after: ModelSnapshot, revision: int) -> None:
+        """``after``, validated by an apply and stored at ``revision``, is the model."""
+        self.model = after.at_revision(revision)
+        self._checked.stored(after, self.model)
 
     async def get(self, key: ResourceKey) -> Manifest:
         stored = await self.store.get(key)

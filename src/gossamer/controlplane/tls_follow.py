@@ -7,13 +7,15 @@ publishes it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Awaitable, Callable
 
 from gossamer.controlplane.tls_readiness import TlsReadiness
 from gossamer.controlplane.tls_shared import SharedTls
 from gossamer.model import ModelSnapshot
 from gossamer.translate.tls import TlsState
 from gossamer.xds.monitor import XdsMonitor
+from gossamer.xds.snapshot import Snapshot
 
 #: how long ``follow`` lets ACKs gather before it judges readiness again (s)
 COALESCE = 0.02
@@ -75,3 +77,32 @@ class TlsFollower:
             # A round's ACKs come in bursts (953 for one change at 1k x 1,000), and a
             # judgement reads every connected proxy: judge a burst once, not per ACK.
             await asyncio.sleep(COALESCE)
+
+    async def wait_strict(
+        self,
+        deadline: float,
+        publish: Callable[[], Awaitable[list[tuple[str, Snapshot]]]],
+        latest: Callable[[str], Snapshot | None],
+    ) -> list[str]:
+        """``apply --wait`` and mTLS: a sidecar of a ``strict`` service refuses plaintext a
+        few rounds after the change that asked for it (``tls_readiness``: ready, marked,
+        enforced, each after ACKs or its host's report). Wait until every connected one
+        does (``publish``ing each step), so that when ``--wait`` returns a client meets what
+        was applied; the node ids still taking plaintext at ``deadline`` (loop time)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            model = self._model()
+            assert model is not None
+            published = self._published()
+            pending = self.tls.strict_pending(model, published)
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                return pending
+            progress = self._monitor.progress_event()
+            if self.tls.refresh(model, published):
+                await self._monitor.wait_synced(await publish(), remaining, latest)
+                continue
+            # an ACK, or (checked each second) a host's report of its secrets, moves it on
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await progress.wait()

@@ -70,6 +70,12 @@ class StoreStatistics:
 
 
 class Store(Protocol):
+    #: True when this process is the store's only writer (SQLite's exclusive lock): a
+    #: write's revision then follows every change the process wrote before it and nothing
+    #: else. False when others may write meanwhile (etcd's replicas, or several planes on
+    #: one ``MemoryStore``): a writer learns what came before its write from the watch.
+    exclusive: bool
+
     async def revision(self) -> int:
         """The revision of the newest committed transaction (0 for an empty store)."""
         ...

@@ -57,6 +57,9 @@ PAGE = 1000
 class EtcdStore:
     """Open with ``await EtcdStore.open("etcd://127.0.0.1:2379")``."""
 
+    #: (replicas write to the same keys: see ``Store.exclusive``)
+    exclusive = False
+
     def __init__(
         self,
         conn: EtcdConnection,

@@ -203,6 +203,9 @@ class MemoryStore:
     watch behaviour as ``SQLiteStore``; manifests are copied in and out, so callers can
     mutate what they pass or get without touching the store."""
 
+    #: (several planes of one process may share it: see ``Store.exclusive``)
+    exclusive = False
+
     def __init__(self, *, history: int = DEFAULT_HISTORY) -> None:
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ConfigError(

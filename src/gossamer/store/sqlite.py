@@ -43,6 +43,9 @@ class SQLiteStore:
     it survives the process being killed at any moment afterwards.
     """
 
+    #: (the file is locked exclusively: see ``Store.exclusive``)
+    exclusive = True
+
     def __init__(
         self, path: Path, history: int, db: Database, state: DbState, executor: ThreadPoolExecutor
     ) -> None:
