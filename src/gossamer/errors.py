@@ -198,6 +198,16 @@ class ConflictError(GossamerError):
     """A change lost a race with another change (e.g. a revision precondition failed)."""
 
 
+class StaleModelError(ConflictError):
+    """A write checked on the model at one revision met a store with changes after it
+    (another replica's): nothing was written. Read what changed and check again."""
+
+    def __init__(self, message: str, revision: int = 0) -> None:
+        super().__init__(message)
+        #: the newest revision that wrote resources, as far as the store can tell (0: unknown)
+        self.revision = revision
+
+
 class PermissionDeniedError(GossamerError):
     """The caller may not do this (e.g. an NGAC administrative command without the right)."""
 

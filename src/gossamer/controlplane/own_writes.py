@@ -38,15 +38,16 @@ class OwnWrites:
     async def wait(
         self,
         revision: int,
-        before: ModelSnapshot,
-        after: ModelSnapshot,
         timeout: float,  # noqa: ASYNC109 (a bound the caller reports)
+        checked: tuple[ModelSnapshot, ModelSnapshot] | None = None,
     ) -> bool:
-        """Until the model reaches ``revision``, this plane's write checked on ``before``
-        into ``after``; False if it did not within ``timeout`` seconds."""
+        """Until the model reaches ``revision``: another writer's change, or this plane's
+        write ``checked`` on one model into another (to hand over); False if it did not
+        within ``timeout`` seconds."""
         waiter = asyncio.get_running_loop().create_future()
         entry = (revision, waiter)
-        self._writes[revision] = (before, after)
+        if checked is not None:
+            self._writes[revision] = checked
         self._waiters.append(entry)
         try:
             async with asyncio.timeout(timeout):
@@ -55,5 +56,6 @@ class OwnWrites:
         except TimeoutError:
             return False
         finally:
-            self._writes.pop(revision, None)
+            if checked is not None:
+                self._writes.pop(revision, None)
             self._waiters.remove(entry)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TypedDict, Unpack
 
@@ -28,6 +29,7 @@ from gossamer.errors import (
     FieldError,
     GossamerError,
     NotFoundError,
+    StaleModelError,
     ValidationError,
     WaitTimeoutError,
 )
@@ -44,8 +46,12 @@ from gossamer.xds.status import ProxyStatus
 
 log = logging.getLogger(__name__)
 
-#: seconds an apply waits for the store's watch to bring its own write in (``_caught_up``)
+#: seconds an apply waits for the store's watch to bring a write in (``own_writes``)
 CATCH_UP_S = 10.0
+#: how many times an apply is checked and tried when other replicas keep writing first,
+#: pausing up to ``STALE_PAUSE_S`` x the attempt's number (at random) before the next
+STALE_ATTEMPTS = 10
+STALE_PAUSE_S = 0.005
 
 #: checks a prospective model beyond references; returns the errors (empty: fine)
 Validator = Callable[[ModelSnapshot], Awaitable[list[FieldError]]]
@@ -299,6 +305,11 @@ class ControlPlane:
         self, resources: Sequence[Resource], **options: Unpack[ApplyOptions]
     ) -> ApplyResult:
         """:meth:`apply`, for a caller holding :attr:`apply_lock`."""
+        return await self._fresh(lambda: self._apply_once(resources, options))
+
+    async def _apply_once(
+        self, resources: Sequence[Resource], options: ApplyOptions
+    ) -> ApplyResult:
         assert self.model is not None
         deletes = options.get("deletes", ())
         owner, internal = options.get("owner"), options.get("internal", False)
@@ -314,7 +325,8 @@ class ControlPlane:
         if options.get("dry_run", False):
             return ApplyResult(self.model.revision if self.model else 0, diff)
         fence = self.leadership.fence() if options.get("fenced", False) else None
-        write = self.store.apply([r.to_manifest() for r in changed], gone, fence=fence)
+        manifests = [r.to_manifest() for r in changed]
+        write = self.store.apply(manifests, gone, fence=fence, unchanged_since=before.revision)
         wait, wait_timeout = options.get("wait", False), options.get("wait_timeout", 30.0)
         return await self._write(write, before, after, diff, wait, wait_timeout)
 
@@ -328,24 +340,48 @@ class ControlPlane:
     ) -> ApplyResult:
         self._check_store()
         async with self._apply_lock:
-            assert self.model is not None
-            authorize(self.model, (), keys, owner, internal=False)
-            missing = [k for k in keys if self.model is not None and k not in self.model.resources]
-            if missing:
-                raise NotFoundError(f"{missing[0]} does not exist")
-            before = self.model
+            return await self._fresh(lambda: self._delete_once(keys, wait, wait_timeout, owner))
+
+    async def _delete_once(
+        self, keys: Sequence[ResourceKey], wait: bool, wait_timeout: float, owner: str | None
+    ) -> ApplyResult:
+        assert self.model is not None
+        authorize(self.model, (), keys, owner, internal=False)
+        missing = [k for k in keys if self.model is not None and k not in self.model.resources]
+        if missing:
+            raise NotFoundError(f"{missing[0]} does not exist")
+        before = self.model
+        try:
+            after = await self._check((), keys)
+        except ValidationError as e:
+            raise ValidationError(
+                [
+                    FieldError(f"cannot delete {', '.join(map(str, keys))}: {err}")
+                    for err in e.errors
+                ]
+            ) from None
+        write = self.store.apply(deletes=keys, unchanged_since=before.revision)
+        diff = Diff(deleted=list(keys))
+        return await self._write(write, before, after, diff, wait, wait_timeout)
+
+    async def _fresh(self, once: Callable[[], Awaitable[ApplyResult]]) -> ApplyResult:
+        """``once()``: an apply checked on the model and stored only if nothing was
+        stored since the model's revision. When another replica's write came between,
+        read it in and check again (``STALE_ATTEMPTS`` in all): two replicas never both
+        store what only one of them may (two workloads on one address, a route to a
+        service deleted meanwhile)."""
+        for attempt in range(1, STALE_ATTEMPTS + 1):
             try:
-                after = await self._check((), keys)
-            except ValidationError as e:
-                raise ValidationError(
-                    [
-                        FieldError(f"cannot delete {', '.join(map(str, keys))}: {err}")
-                        for err in e.errors
-                    ]
-                ) from None
-            write = self.store.apply(deletes=keys)
-            diff = Diff(deleted=list(keys))
-            return await self._write(write, before, after, diff, wait, wait_timeout)
+                return await once()
+            except StaleModelError as stale:
+                if attempt == STALE_ATTEMPTS or not self._following:
+                    raise
+                assert self.model is not None
+                if self.model.revision < stale.revision:
+                    await self._own.wait(stale.revision, CATCH_UP_S)
+                # (a random pause: two replicas writing all the time take turns)
+                await asyncio.sleep(random.uniform(0, STALE_PAUSE_S * attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _write(
         self,
@@ -375,7 +411,7 @@ class ControlPlane:
             # others write to this store too: the watch brings this write in, after what
             # they stored before it (``own_writes``)
             elif self.model.revision < revision and not await self._own.wait(
-                revision, before, after, CATCH_UP_S
+                revision, CATCH_UP_S, (before, after)
             ):
                 log.warning(
                     "the store's watch has not brought in this plane's write at revision %d "

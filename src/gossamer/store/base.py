@@ -86,9 +86,13 @@ class Store(Protocol):
         deletes: Sequence[ResourceKey] = (),
         *,
         fence: Fence | None = None,
+        unchanged_since: int | None = None,
     ) -> int:
         """Write all puts and deletes in one durable transaction; return its revision.
-        With a ``fence``, only while it holds (``FencedError`` otherwise).
+        With a ``fence``, only while it holds (``FencedError`` otherwise). With
+        ``unchanged_since``, only if no resource was written after that revision
+        (``StaleModelError`` otherwise, naming the newest such write): a writer that
+        checked the changes on what it read at that revision knows they still hold.
 
         Puts identical to what is stored and deletes of missing keys are dropped; if nothing
         is left, nothing is written and the current revision is returned. Raises

@@ -38,7 +38,13 @@ from gossamer.store.etcd_client import EtcdConnection
 from gossamer.store.etcd_health import StoreHealth
 from gossamer.store.etcd_identity import EtcdIdentity, identity_key, settle
 from gossamer.store.etcd_keys import EtcdKeys
-from gossamer.store.etcd_txn import add_fence, check_fence, write_txn
+from gossamer.store.etcd_txn import (
+    add_fence,
+    add_unchanged,
+    check_fence,
+    check_written,
+    write_txn,
+)
 from gossamer.store.etcd_url import EtcdLocation, parse_etcd_url
 from gossamer.store.etcd_watch import follow
 from gossamer.store.memory import DEFAULT_HISTORY, check_watch_start, prepare_apply
@@ -189,6 +195,7 @@ class EtcdStore:
         deletes: Sequence[ResourceKey] = (),
         *,
         fence: Fence | None = None,
+        unchanged_since: int | None = None,
     ) -> int:
         prepared = prepare_apply(puts, deletes)
         self._conn.check_open()
@@ -205,7 +212,7 @@ class EtcdStore:
             for answer in read.responses:
                 for kv in answer.response_range.kvs:
                     found[bytes(kv.key)] = kv
-            args = (self._keys.prefix, self.base, writes, removes, found)
+            args = (self._keys.prefix, self.base, writes, removes, found, self._keys.written)
             if len(reads) > BUILD_IN_THREAD:  # seconds of CPU at 100,000 resources
                 request, created = await asyncio.to_thread(write_txn, *args)
             else:
@@ -214,16 +221,21 @@ class EtcdStore:
                 return self.seen(int(read.header.revision))
             if fence is not None:
                 add_fence(request, self._keys.leader_key(fence.role), fence)
+            if unchanged_since is not None:
+                add_unchanged(request, self._keys.written, unchanged_since + self.base)
             response = await self._conn.txn(request)
             if response.succeeded:
                 revision = self.seen(int(response.header.revision))
                 self._resources += created
-                self._logged.append((revision, len(request.success)))
+                self._logged.append((revision, len(request.success) - 1))  # (less `written`)
                 await self._compact(revision)
                 return revision
             self._check_identity(response.responses[0].response_range.kvs)
+            answers = iter(response.responses[1:])
             if fence is not None:
-                check_fence(fence, response.responses[1].response_range.kvs)
+                check_fence(fence, next(answers).response_range.kvs)
+            if unchanged_since is not None:
+                check_written(unchanged_since, self.base, next(answers).response_range.kvs)
         raise StoreError(
             f"gave up an apply after {MAX_ATTEMPTS} attempts: other writers to the etcd store "
             f"at {self.location} kept changing the same resources (nothing was written); "

@@ -3,6 +3,8 @@
 ``<prefix>/r/<kind>/<namespace>/<name>`` holds a resource's canonical JSON, each part
 percent-encoded (so a ``/`` in a part cannot be taken for a separator);
 ``<prefix>/meta/store-id`` holds the store's identity (``etcd_identity.py``);
+``<prefix>/meta/written`` is put by every transaction that writes resources, so its mod
+revision is the newest such write's (``etcd_txn.py``);
 ``<prefix>/presence/<host>/<replica>`` says a replica sees that host alive, bound to the
 replica's lease (``etcd_presence.py``), and ``<prefix>/replica/<replica>`` holds what else
 it shares with the others (a document, bound to the same lease), and ``<prefix>/kept``
@@ -76,6 +78,11 @@ class EtcdKeys:
 
     def replica_key(self, replica: str) -> bytes:
         return self.replicas + _part(replica).encode()
+
+    @property
+    def written(self) -> bytes:
+        """Put by every transaction writing resources: its mod revision is the newest's."""
+        return f"{self.prefix}/meta/written".encode()
 
     @property
     def kept(self) -> bytes:

@@ -6,6 +6,11 @@ changes only what differs: a put per changed value, a delete per present key. A 
 apply also compares the create revision of the role's leader key with the fencing token
 (``etcd_leader.py``). When a compare fails, the transaction reads the identity key (and the
 leader key) instead: ``check_fence`` tells a lost leadership from another writer.
+
+A transaction that writes resources also puts the ``written`` key, whose mod revision is
+thus the newest resource write's (deletes included, which leave no key to compare). An
+apply that must find nothing written since a revision compares it (``add_unchanged``;
+``check_written`` reads the answer).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import aetcd.rpc as rpc  # type: ignore[import-untyped]
 from gossamer.errors import FencedError
 from gossamer.store.base import Fence
 from gossamer.store.etcd_identity import identity_compare, identity_key
+from gossamer.store.memory import check_unchanged
 
 
 def write_txn(
@@ -26,10 +32,12 @@ def write_txn(
     writes: Sequence[tuple[bytes, bytes]],
     removes: Sequence[bytes],
     found: dict[bytes, Any],
+    written: bytes,
 ) -> tuple[Any, int]:
     """The transaction of an apply given what its keys held (``found``): a compare per key
     (unchanged since read) and of the identity key; a put per changed value, a delete per
-    present key (none: nothing to write). Also how many resources it adds (or removes)."""
+    present key, and a put of the ``written`` key (none: nothing to write). Also how many
+    resources it adds (or removes)."""
     compares = [identity_compare(prefix, base)]
     ops: list[Any] = []
     created = 0
@@ -45,6 +53,8 @@ def write_txn(
         if old is not None:
             ops.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key)))
             created -= 1
+    if ops:
+        ops.append(rpc.RequestOp(request_put=rpc.PutRequest(key=written, value=b"")))
     identity = rpc.RangeRequest(key=identity_key(prefix), keys_only=True)
     request = rpc.TxnRequest(
         compare=compares, success=ops, failure=[rpc.RequestOp(request_range=identity)]
@@ -85,3 +95,23 @@ def check_fence(fence: Fence, kvs: Any) -> None:
             f"this replica no longer leads {fence.role!r} (fencing token {fence.token} is "
             f"stale; the role is {now}): nothing was written; the leader does this work"
         )
+
+
+def add_unchanged(request: Any, written: bytes, since: int) -> None:
+    """Make ``request`` hold only if no resource was written after etcd revision
+    ``since`` (its failure reads the ``written`` key, for ``check_written``)."""
+    request.compare.append(
+        rpc.Compare(
+            key=written,
+            target=rpc.Compare.CompareTarget.MOD,
+            result=rpc.Compare.CompareResult.LESS,
+            mod_revision=since + 1,
+        )
+    )
+    request.failure.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=written)))
+
+
+def check_written(since: int, base: int, kvs: Any) -> None:
+    """``StaleModelError`` if the ``written`` key a failed transaction read (``kvs``)
+    was put after store revision ``since`` (etcd revisions less the store's ``base``)."""
+    check_unchanged(since, int(kvs[0].mod_revision) - base if kvs else 0)

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, NamedTuple
 
-from gossamer.errors import ConfigError, ConflictError, FieldError, StoreError, ValidationError
+from gossamer.errors import (
+    ConfigError,
+    ConflictError,
+    FieldError,
+    StaleModelError,
+    StoreError,
+    ValidationError,
+)
 from gossamer.store.base import Change, Fence, StoredResource, StoreStatistics
 from gossamer.types import DEFAULT_NAMESPACE, Manifest, ResourceKey
 
@@ -181,6 +188,18 @@ def check_not_compacted(after: int, compact_revision: int, history: int) -> None
         )
 
 
+def check_unchanged(since: int | None, newest: int) -> None:
+    """An apply's ``unchanged_since`` precondition (``Store.apply``): ``StaleModelError``
+    if resources were written after revision ``since``, the newest such write at
+    ``newest``."""
+    if since is not None and newest > since:
+        raise StaleModelError(
+            f"the store has changes after revision {since} (up to {newest}) that the writer "
+            "had not read: nothing was written; read them and check the change again",
+            newest,
+        )
+
+
 # --- the in-memory store ------------------------------------------------------------------
 
 
@@ -243,10 +262,12 @@ class MemoryStore:
         deletes: Sequence[ResourceKey] = (),
         *,
         fence: Fence | None = None,  # one process owns this store: its one leader
+        unchanged_since: int | None = None,
     ) -> int:
         prepared = prepare_apply(puts, deletes)
         # Yield once, like a backend doing I/O would, so tests see realistic interleavings.
         await self._checkpoint()
+        check_unchanged(unchanged_since, self._revision)
         new_revision = self._revision + 1
         logged: list[_Logged] = []
         for key, text in prepared.puts:

@@ -27,6 +27,7 @@ from gossamer.errors import ConfigError, StoreError
 from gossamer.store.base import Change, Fence, StoredResource, StoreStatistics
 from gossamer.store.memory import (
     DEFAULT_HISTORY,
+    check_unchanged,
     check_watch_start,
     prepare_apply,
 )
@@ -113,8 +114,12 @@ class SQLiteStore:
         deletes: Sequence[ResourceKey] = (),
         *,
         fence: Fence | None = None,  # one process owns this store: its one leader
+        unchanged_since: int | None = None,
     ) -> int:
         prepared = prepare_apply(puts, deletes)
+        # (the file is locked to this process, whose writes are serialised: its revision
+        # is the newest write's)
+        check_unchanged(unchanged_since, self._state.revision)
         loop = asyncio.get_running_loop()
 
         def commit() -> DbState | None:

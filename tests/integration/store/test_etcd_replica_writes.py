@@ -1,6 +1,7 @@
 """Two control-plane replicas on one etcd, written to at the same time: each replica's model
 (what it translates for its proxies, and what ``describe`` reads) ends with every write
-of both, none lost to the other's in-flight apply."""
+of both, none lost to the other's in-flight apply; and what only one may have (two
+workloads on one address and port) is accepted by one replica only."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.integration.store.etcd_planes import cli_control_plane
 from gossamer.polling import wait_until
 from gossamer.testing.controlplane import admin_token
 from gossamer.testing.etcd import EtcdServer, etcd_installed
-from gossamer.testing.mesh import service
+from gossamer.testing.mesh import service, workload
 from gossamer.testing.ports import free_port
 
 pytestmark = [
@@ -78,6 +79,51 @@ async def test_concurrent_writes_to_both_replicas_reach_both_models(tmp_path: Pa
                     timeout=15,
                     what=f"the replica on {api} to hold every service stored",
                 )
+    finally:
+        await etcd.stop()
+
+
+PAIRS = 10
+
+
+async def test_two_replicas_never_both_accept_one_address(tmp_path: Path) -> None:
+    """Each pair: a workload on one address and port applied to each replica at once.
+    Checked on its own model, each replica accepted its own; now exactly one is stored
+    and the other refused, naming the one that has it."""
+    api_a, api_b, xds_a, xds_b = (free_port() for _ in range(4))
+    etcd = EtcdServer(tmp_path / "etcd")
+    await etcd.start()
+    try:
+        async with (
+            httpx.AsyncClient(timeout=60, trust_env=False) as c,
+            cli_control_plane(tmp_path / "a", etcd.url, api_a, xds_a),
+            cli_control_plane(tmp_path / "b", etcd.url, api_b, xds_b),
+        ):
+            c.headers["Authorization"] = f"Bearer {admin_token(tmp_path / 'a')}"
+            r = await c.post(
+                f"http://127.0.0.1:{api_a}/v1/apply",
+                json={"manifests": [service("web", 8080)], "wait": True},
+            )
+            assert r.status_code == 200, r.text
+
+            async def apply(api: int, name: str, address: str) -> httpx.Response:
+                manifest = workload(name, "web", address, 15000, 8080)
+                return await c.post(
+                    f"http://127.0.0.1:{api}/v1/apply", json={"manifests": [manifest]}
+                )
+
+            for i in range(PAIRS):
+                address = f"127.0.3.{i + 1}"
+                answers = await asyncio.gather(
+                    apply(api_a, f"a-{i}", address), apply(api_b, f"b-{i}", address)
+                )
+                codes = sorted(r.status_code for r in answers)
+                assert codes[0] == 200 and codes[1] != 200, [r.text for r in answers]
+                refused = next(r for r in answers if r.status_code != 200)
+                assert f"{address}:15000 is already used by" in refused.text, refused.text
+            r = await c.get(f"http://127.0.0.1:{api_a}/v1/resources/workloads")
+            assert r.status_code == 200, r.text
+            assert len(r.json()["items"]) == PAIRS
     finally:
         await etcd.stop()
 

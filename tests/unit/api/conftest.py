@@ -59,11 +59,12 @@ class FailingStore(MemoryStore):
         deletes: Sequence[ResourceKey] = (),
         *,
         fence: Fence | None = None,
+        unchanged_since: int | None = None,
     ) -> int:
         error, self.fail = self.fail, None
         if error is not None:
             raise error
-        return await super().apply(puts, deletes, fence=fence)
+        return await super().apply(puts, deletes, fence=fence, unchanged_since=unchanged_since)
 
 
 class Contract:

@@ -19,7 +19,7 @@ async def test_the_checked_snapshot_is_handed_over_only_on_the_model_it_was_chec
     before = ModelSnapshot()
     after = before.with_changes([parse_manifest(service("web", 8080))])
     other = before.with_changes([parse_manifest(service("db", 5432))])
-    waiting = asyncio.create_task(own.wait(7, before, after, 5.0))
+    waiting = asyncio.create_task(own.wait(7, 5.0, (before, after)))
     await asyncio.sleep(0)  # (registered)
     assert own.handover(7, before) is after
     assert own.handover(7, other) is None  # something was stored between
@@ -34,5 +34,5 @@ async def test_the_checked_snapshot_is_handed_over_only_on_the_model_it_was_chec
 
 async def test_a_wait_the_model_never_reaches_ends_false() -> None:
     own = OwnWrites()
-    assert await own.wait(3, ModelSnapshot(), ModelSnapshot(), 0.05) is False
+    assert await own.wait(3, 0.05, (ModelSnapshot(), ModelSnapshot())) is False
     assert own.handover(3, ModelSnapshot()) is None

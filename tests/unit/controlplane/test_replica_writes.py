@@ -17,10 +17,11 @@ from prometheus_client import CollectorRegistry
 from gossamer.controlplane import admission
 from gossamer.controlplane import plane as plane_module
 from gossamer.controlplane.plane import ControlPlane
+from gossamer.errors import ValidationError
 from gossamer.model import ModelSnapshot, parse_manifest
 from gossamer.polling import wait_until
 from gossamer.store.memory import MemoryStore
-from gossamer.testing.mesh import route, service
+from gossamer.testing.mesh import route, service, workload
 from gossamer.types import ResourceKey
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
@@ -166,3 +167,25 @@ async def test_a_watch_slow_to_bring_the_write_in_delays_the_model_only(
         assert a.model is not None and a.model.revision < result.revision
         held.set()
         await wait_until(lambda: names(a.model) == {"web"}, timeout=5, what="the late write")
+
+
+async def test_two_replicas_never_both_accept_what_only_one_may_have() -> None:
+    """Each replica checks an apply on its own model: two Workloads on one address and
+    port, applied to both replicas at once, passed both checks and were both stored. A
+    write is now stored only if nothing was stored since the model it was checked on;
+    else the replica reads what came between and checks again, and refuses the second."""
+    store = MemoryStore()
+    async with planes(store, store) as (a, b):
+        await a.apply([parse_manifest(service("web", 8080))])
+        await wait_until(lambda: names(b.model) == {"web"}, timeout=5, what="B has web")
+        results = await asyncio.gather(
+            *(
+                p.apply([parse_manifest(workload(name, "web", "127.0.0.9", 15000, 8080))])
+                for p, name in ((a, "w-a"), (b, "w-b"))
+            ),
+            return_exceptions=True,
+        )
+        refused = [r for r in results if isinstance(r, ValidationError)]
+        assert len(refused) == 1, results
+        assert "127.0.0.9:15000 is already used by" in str(refused[0])
+        assert len(await stored(store) & {"w-a", "w-b"}) == 1

@@ -43,11 +43,12 @@ class _PausedWrite:
         deletes: Sequence[ResourceKey] = (),
         *,
         fence: Fence | None = None,
+        unchanged_since: int | None = None,
     ) -> int:
         self.store.apply = self.real  # type: ignore[method-assign]  # only the first write
         self.entered.set()
         await self.release.wait()
-        return await self.real(puts, deletes, fence=fence)
+        return await self.real(puts, deletes, fence=fence, unchanged_since=unchanged_since)
 
 
 @pytest.mark.asyncio

@@ -12,7 +12,7 @@ from store_helpers import manifest
 from gossamer.api.body_limits import DEFAULT_MAX_REQUEST_BYTES
 from gossamer.model import parse_manifest
 from gossamer.store.etcd_keys import EtcdKeys
-from gossamer.store.etcd_txn import write_txn
+from gossamer.store.etcd_txn import add_unchanged, write_txn
 from gossamer.store.etcd_url import (
     DEFAULT_PREFIX,
     RECOMMENDED_MAX_REQUEST_BYTES,
@@ -49,10 +49,11 @@ def test_the_apis_largest_apply_fits_the_recommended_etcd_limits(
     prepared = prepare_apply(puts, [])
     keys = EtcdKeys(DEFAULT_PREFIX)
     writes = [(keys.key(key), text.encode()) for key, text in prepared.puts]
-    request, created = write_txn(DEFAULT_PREFIX, 2, writes, [], {})
+    request, created = write_txn(DEFAULT_PREFIX, 2, writes, [], {}, keys.written)
+    add_unchanged(request, keys.written, 9)  # (as the control plane's applies are)
     assert created == len(puts)
-    assert len(request.compare) == len(puts) + 1 <= RECOMMENDED_MAX_TXN_OPS
-    assert len(request.success) <= RECOMMENDED_MAX_TXN_OPS
+    assert len(request.compare) == len(puts) + 2 <= RECOMMENDED_MAX_TXN_OPS
+    assert len(request.success) == len(puts) + 1 <= RECOMMENDED_MAX_TXN_OPS
     assert request.ByteSize() + _ETCD_OVERHEAD <= RECOMMENDED_MAX_REQUEST_BYTES
     # and the limits are not far above what is needed (etcd keeps requests in memory)
     assert request.ByteSize() > RECOMMENDED_MAX_REQUEST_BYTES / 3

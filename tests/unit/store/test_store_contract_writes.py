@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from store_helpers import DEADLINE, StoreMaker, manifest, take
 
-from gossamer.errors import StoreError, ValidationError
+from gossamer.errors import StaleModelError, StoreError, ValidationError
 from gossamer.store.base import StoreStatistics
 from gossamer.types import ResourceKey
 
@@ -282,3 +282,22 @@ async def test_statistics_have_one_shape_for_every_backend(make_store: StoreMake
     assert (stats.path is None) == (make_store.backend == "memory")
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.revision = 5  # type: ignore[misc]
+
+
+@pytest.mark.asyncio
+async def test_a_write_checked_on_an_older_revision_is_refused(make_store: StoreMaker) -> None:
+    """``unchanged_since``: stored only if no resource was written after that revision (a
+    delete included); else refused with the newest such revision, and nothing written."""
+    store = await make_store()
+    first = await store.apply([manifest("Service", "cart", port=80)])
+    second = await store.apply([manifest("Service", "shop", port=81)], unchanged_since=first)
+    assert second == first + 1
+    with pytest.raises(StaleModelError, match=f"after revision {first} ") as info:
+        await store.apply([manifest("Service", "web", port=82)], unchanged_since=first)
+    assert info.value.revision == second
+    assert await store.get(ResourceKey("Service", "default", "web")) is None
+    gone = await store.apply(deletes=[CART], unchanged_since=second)
+    with pytest.raises(StaleModelError) as info:
+        await store.apply([manifest("Service", "web", port=82)], unchanged_since=second)
+    assert info.value.revision == gone
+    assert await store.revision() == gone
