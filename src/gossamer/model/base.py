@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from datetime import timedelta
@@ -109,6 +110,20 @@ class Strict(BaseModel):
     """Base of every model: unknown fields are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Frozen, so nothing adds to the set of fields an instance was given: instances
+        # given the same fields share one set (at 10k services the model's 250k sets, of
+        # 14 kinds, were 70 MB of its 177 MB). A copy (``model_copy``) gets its own.
+        given = self.__pydantic_fields_set__
+        object.__setattr__(self, "__pydantic_fields_set__", _shared_fields(frozenset(given)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _shared_fields(fields: frozenset[str]) -> set[str]:
+    """One set per combination of fields given (a few dozen exist; bounded all the same:
+    manifests from the API choose them)."""
+    return set(fields)
 
 
 class Metadata(Strict):

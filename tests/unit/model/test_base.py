@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gossamer.model import Service, parse_manifest
 from gossamer.model.base import Duration, IPAddress, Labels, LoopbackAddress, Name, Port
+from gossamer.testing.mesh import service as mesh_service
 from gossamer.types import API_VERSION, ResourceKey
 
 from .builders import errors_of, manifest, service
@@ -284,3 +285,20 @@ def test_resources_are_immutable() -> None:
         r.spec.localAddress = "127.0.0.9"  # type: ignore[misc]
     with pytest.raises(pydantic.ValidationError):
         r.metadata.name = "other"  # type: ignore[misc]
+
+
+def test_instances_given_the_same_fields_share_one_set_and_a_copy_gets_its_own() -> None:
+    """Frozen models keep the set of fields they were given (pydantic's
+    ``model_fields_set``) shared with every instance given the same ones: 70 MB of a 10k
+    services model. What it says is unchanged, and a copy with updates does not change it
+    for the others."""
+    a, b = parse_manifest(mesh_service("a", 80)), parse_manifest(mesh_service("b", 81))
+    assert a.model_fields_set is b.model_fields_set
+    assert a.model_fields_set == {"apiVersion", "kind", "metadata", "spec"}
+    assert a.metadata.model_fields_set == {"name"}
+    changed = a.model_copy(update={"kind": "Service"})
+    assert changed.model_fields_set == {"apiVersion", "kind", "metadata", "spec"}
+    bare = a.metadata.model_copy(update={"namespace": "other"})
+    assert bare.model_fields_set == {"name", "namespace"}
+    assert a.metadata.model_fields_set == {"name"} == b.metadata.model_fields_set
+    assert a == parse_manifest(mesh_service("a", 80)) and a != b
