@@ -293,10 +293,11 @@ class Translator(SharedPieces):
         tls_on = ProxyIdentity("gateway", *ref).node_id in tls.capable
         mesh = snap.mesh
         rname = names.gateway_route(ref)
-        table, used, refs, encoded = self.gateway_routes(snap, ref)
+        found = self.gateway_routes(snap, ref)
+        used, table = found.used, found.table()
         out.routes[rname] = table
-        out.route_refs[rname] = refs
-        out.route_encodings[rname] = (table, encoded)
+        out.route_refs[rname] = found.refs
+        out.route_encodings[rname] = (table, found.encoded)
         clusters, endpoints = self.cluster_sets(snap, used, tls, tls_on, gw.spec.zone)
         out.clusters.update(clusters)
         out.endpoints.update(endpoints)

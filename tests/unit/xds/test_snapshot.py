@@ -120,6 +120,23 @@ def test_a_known_encoding_is_used_while_its_resource_is_the_one_encoded() -> Non
     assert own.wire == any_wire(E.url, other.SerializeToString(deterministic=True))
 
 
+def test_a_known_encoding_is_kept_by_its_parts_not_its_message() -> None:
+    """A resource given with its parts (a gateway's table) is known again by its name and
+    last part, whichever message object it comes with, and the serializer keeps no
+    message of it: each gateway's decoded 10,000-host table (15 MB) was kept there."""
+    serializer = Serializer()
+    shared = b"\x12\x03abc"  # (the parts' bytes are taken as they are)
+    first = serializer.versioned(E, "c", cla("c", 1), (b"\x0a\x01c", shared))
+    again = serializer.versioned(E, "c", cla("c", 2), (b"\x0a\x01c", shared))
+    assert again is first
+    other = serializer.versioned(E, "d", cla("d", 1), (b"\x0a\x01d", shared))
+    assert other is not first and other.wire == any_wire(E.url, b"\x0a\x01d" + shared)
+    kept = [held for held, _ in serializer._cache.values()]
+    assert all(held is shared for held in kept) and len(kept) == 2
+    serializer.forget([first])
+    assert len(serializer) == 1
+
+
 def test_a_large_type_is_patched_from_its_kept_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     """A large type keeps its digest's lines in name order: each patch puts the changed
     lines in their places (no sort), a new name sorts them afresh; every digest is the
