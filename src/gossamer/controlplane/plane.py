@@ -151,7 +151,7 @@ class ControlPlane:
 
     def _absorb(self, batch: ChangeBatch) -> None:
         """Bring one stored transaction into the model: another writer's, or this plane's
-        own on a store others write to as well (``_after_write``)."""
+        own on a store others write to as well (``_write``)."""
         assert self.model is not None
         fresh = [c for c in batch if c.revision > self.model.revision]
         if not fresh:
