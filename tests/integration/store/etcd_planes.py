@@ -12,9 +12,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gossamer.envoy.process import ManagedProcess
 from gossamer.polling import wait_until
+from gossamer.testing.etcd import etcd_installed
+
+#: the marks of a test module running control planes on a real etcd
+ETCD_PLANES = [
+    pytest.mark.integration,
+    pytest.mark.asyncio,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(
+        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
+    ),
+]
 
 
 @asynccontextmanager

@@ -10,25 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from tests.integration.store.etcd_planes import cli_control_plane
+from tests.integration.store.etcd_planes import ETCD_PLANES, cli_control_plane
 
 from gossamer.polling import wait_until
 from gossamer.testing.controlplane import admin_token
-from gossamer.testing.etcd import EtcdServer, etcd_installed
+from gossamer.testing.etcd import EtcdServer
 from gossamer.testing.identity_provider import JwksServer
 from gossamer.testing.jwt_tokens import TokenIssuer
 from gossamer.testing.ports import free_port
 from gossamer.types import API_VERSION
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.asyncio,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
-    ),
-]
+pytestmark = ETCD_PLANES
 
 ISSUER = "https://idp.shop.example"
 A, B = TokenIssuer(ISSUER, kid="a"), TokenIssuer(ISSUER, kid="b")

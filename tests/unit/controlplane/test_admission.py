@@ -114,7 +114,7 @@ async def test_the_whole_mesh_check_runs_off_the_event_loop(
 
 @pytest.mark.asyncio
 async def test_on_a_checked_model_a_route_apply_checks_what_it_changes(
-    monkeypatch: pytest.MonkeyPatch,
+    whole_checks: list[ModelSnapshot],
 ) -> None:
     """The whole check runs on a model read from the store; once a check passed (or
     status-only changes followed one), a Route's apply checks the Routes put and what
@@ -122,14 +122,7 @@ async def test_on_a_checked_model_a_route_apply_checks_what_it_changes(
     absorbed from the store, makes the next apply check everything again."""
     plane = ControlPlane(MemoryStore(), SnapshotCache(), XdsMonitor(CollectorRegistry()))
     await plane.load()
-    whole: list[int] = []
-    real = admission.check_references
-
-    def check(snap: ModelSnapshot) -> Any:
-        whole.append(len(snap.resources))
-        return real(snap)
-
-    monkeypatch.setattr(admission, "check_references", check)
+    whole = whole_checks
 
     def to(svc: str) -> Any:
         rules = [{"destinations": [{"service": svc}]}]
@@ -155,18 +148,11 @@ async def test_on_a_checked_model_a_route_apply_checks_what_it_changes(
 
 @pytest.mark.asyncio
 async def test_the_model_read_at_start_is_checked_in_the_background(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    whole_checks: list[ModelSnapshot], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Consistent, the next Route apply on it checks only what it changes; inconsistent,
     the operator is told what is wrong, and applies are checked whole."""
-    whole: list[ModelSnapshot] = []
-    real = admission.check_references
-
-    def check(snap: ModelSnapshot) -> Any:
-        whole.append(snap)
-        return real(snap)
-
-    monkeypatch.setattr(admission, "check_references", check)
+    whole = whole_checks
     rules = [{"destinations": [{"service": "web"}]}]
     put = [parse_manifest(route("web", service="web", rules=rules))]
     loaded = ModelSnapshot().with_changes([parse_manifest(service("web", 8080)), w()])

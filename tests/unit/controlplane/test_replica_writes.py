@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gossamer.controlplane import admission
 from gossamer.controlplane import plane as plane_module
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ValidationError
@@ -120,17 +119,12 @@ async def test_many_writes_of_two_replicas_end_in_the_same_model() -> None:
             await wait_until(lambda p=p: names(p.model) == want, timeout=5, what="every write")
 
 
-async def test_an_apply_alone_takes_the_model_it_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_apply_alone_takes_the_model_it_checked(
+    whole_checks: list[ModelSnapshot],
+) -> None:
     """With no write between, the watch hands the apply its own validated snapshot: it is
     known consistent, so the next Route apply checks only what it changes."""
-    whole: list[int] = []
-    real = admission.check_references
-
-    def check(snap: ModelSnapshot) -> Any:
-        whole.append(len(snap.resources))
-        return real(snap)
-
-    monkeypatch.setattr(admission, "check_references", check)
+    whole = whole_checks
     async with planes(MemoryStore()) as (a,):
         await a.apply([parse_manifest(service("web", 8080))])
         await wait_until(lambda: len(whole) >= 2, timeout=5, what="the load and apply checks")
