@@ -71,10 +71,10 @@ class Serializer:
     ) -> Versioned:
         """``msg`` serialised and versioned; ``encoded``: its deterministic encoding in
         parts, where whoever made it has it (``Encoded``). Known by the message, or by its
-        name and the last of its parts (a table gateways share: the message need not be
+        type, name and the last of its parts (a table gateways share: the message need not be
         kept, 15 MB decoded for 10,000 hosts)."""
         guard: object = encoded[-1] if encoded else msg
-        key: Hashable = (name, id(guard)) if encoded else id(msg)
+        key: Hashable = (rtype, name, id(guard)) if encoded else id(msg)
         self._used.add(key)
         hit = self._cache.get(key)
         if hit is not None and hit[0] is guard:
