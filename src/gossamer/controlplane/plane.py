@@ -18,7 +18,7 @@ from gossamer.controlplane.admission import CheckedModels, authorize, diff_again
 from gossamer.controlplane.debounce import Debouncer
 from gossamer.controlplane.enforcement import Enforcement
 from gossamer.controlplane.leadership import Leadership, SoleLeader
-from gossamer.controlplane.own_writes import OwnWrites
+from gossamer.controlplane.model_follow import ModelFollower
 from gossamer.controlplane.publisher import PUBLISH_SLICE, Publisher
 from gossamer.controlplane.route_wait import RouteWait
 from gossamer.controlplane.service import ApplyResult, ControlPlaneStatistics, Diff
@@ -33,9 +33,9 @@ from gossamer.errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from gossamer.model import ModelSnapshot, parse_manifest
+from gossamer.model import ModelSnapshot
 from gossamer.model.base import Resource
-from gossamer.store.base import ChangeBatch, Store
+from gossamer.store.base import Store
 from gossamer.store.etcd_health import StoreHealth
 from gossamer.translate.proxy import Translator
 from gossamer.types import Manifest, ProxyIdentity, ResourceKey
@@ -46,8 +46,6 @@ from gossamer.xds.status import ProxyStatus
 
 log = logging.getLogger(__name__)
 
-#: seconds an apply waits for the store's watch to bring a write in (``own_writes``)
-CATCH_UP_S = 10.0
 #: how many times an apply is checked and tried when other replicas keep writing first,
 #: pausing up to ``STALE_PAUSE_S`` x the attempt's number (at random) before the next
 STALE_ATTEMPTS = 10
@@ -84,7 +82,6 @@ class ControlPlane:
         self.store = store
         self.cache = cache
         self.monitor = monitor
-        self.model: ModelSnapshot | None = None
         self.ready = False
         #: whether the store answers, if it can tell (etcd): while lost, writes fail at once
         self.store_health: StoreHealth | None = None
@@ -97,13 +94,8 @@ class ControlPlane:
         #: which model is known consistent: an apply on it checks only what it changes
         self._checked = CheckedModels()
         self._listeners: list[tuple[frozenset[str], ChangeListener]] = []
-        #: the store's watch is running (``_watch``): it brings in every stored change
-        self._following = False
-        #: this plane's writes the watch has not brought in yet (a store others write to)
-        self._own = OwnWrites()
-        #: an ``apply --wait`` is writing and will publish: changes the watch brings in
-        #: are published by it (``_write``)
-        self._publish_owed = False
+        #: the model, as the store has it (read at ``load``, then the watch's changes)
+        self._follower = ModelFollower(store, self._checked, self._mark_dirty, self._tell)
         #: hosts the liveness rule declared dead: their workloads are published unhealthy
         self.liveness = UnreachableHosts()
         #: which sidecars take mTLS, from their ACKs (docs/security.md, "mTLS modes")
@@ -124,10 +116,14 @@ class ControlPlane:
 
     # -- running -----------------------------------------------------------------------------
 
+    @property
+    def model(self) -> ModelSnapshot | None:
+        """The mesh as stored (None until ``load``)."""
+        return self._follower.model
+
     async def load(self) -> None:
         """Read the whole store into the model; proxies get nothing before this is done."""
-        stored, revision = await self.store.list()
-        self.model = ModelSnapshot.from_stored(stored, revision)
+        await self._follower.load()
         self.ready = True
         self._mark_dirty()
 
@@ -135,39 +131,11 @@ class ControlPlane:
         """Watch the store and publish snapshots until cancelled. ``load`` first."""
         assert self.model is not None, "call load() before run()"
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._watch(self.model.revision))
+            tg.create_task(self._follower.follow())
             tg.create_task(self._publisher())
             tg.create_task(self.publisher.greet())
             tg.create_task(self.mtls.follow())
             tg.create_task(self._checked.check_loaded(self.model))
-
-    async def _watch(self, revision: int) -> None:
-        self._following = True
-        try:
-            async for batch in self.store.watch(revision):
-                self._absorb(batch)
-        finally:
-            self._following = False
-
-    def _absorb(self, batch: ChangeBatch) -> None:
-        """Bring one stored transaction into the model: another writer's, or this plane's
-        own on a store others write to as well (``_write``)."""
-        assert self.model is not None
-        fresh = [c for c in batch if c.revision > self.model.revision]
-        if not fresh:
-            return
-        revision = fresh[-1].revision
-        own = self._own.handover(revision, self.model)
-        if own is not None:
-            self._install(own, revision)
-        else:
-            puts = [parse_manifest(c.resource.manifest) for c in fresh if c.type == "put"]
-            deletes = [c.key for c in fresh if c.type == "delete"]
-            self.model = self.model.with_changes(puts, deletes, revision=revision)
-        if not self._publish_owed:
-            self._mark_dirty()
-        self._tell({c.key for c in fresh})
-        self._own.reached(revision)
 
     def add_listener(self, kinds: set[str], listener: ChangeListener) -> None:
         """Tell ``listener`` of every stored change to resources of ``kinds``, whoever wrote
@@ -374,11 +342,9 @@ class ControlPlane:
             try:
                 return await once()
             except StaleModelError as stale:
-                if attempt == STALE_ATTEMPTS or not self._following:
+                if attempt == STALE_ATTEMPTS or not self._follower.following:
                     raise
-                assert self.model is not None
-                if self.model.revision < stale.revision:
-                    await self._own.wait(stale.revision, CATCH_UP_S)
+                await self._follower.caught_up(stale.revision)
                 # (a random pause: two replicas writing all the time take turns)
                 await asyncio.sleep(random.uniform(0, STALE_PAUSE_S * attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -397,35 +363,19 @@ class ControlPlane:
         # With ``wait`` this apply publishes the model itself, and names the proxies that
         # round changed: what the watch brings in meanwhile is left to that round (a round
         # of its own would publish it first, and the apply would wait for nobody).
-        self._publish_owed = wait
+        self._follower.publish_owed = wait
         try:
             revision = await write
-            assert self.model is not None
-            if self.store.exclusive or not self._following:
-                if revision <= self.model.revision:
-                    return ApplyResult(revision, diff)  # nothing written: nothing to publish
-                # nothing was stored between the model and this write (this plane is the
-                # only writer, or does not follow the store yet): ``after`` is the model
-                self._install(after, revision)
-                self._tell([*diff.created, *diff.updated, *diff.deleted])
-            # others write to this store too: the watch brings this write in, after what
-            # they stored before it (``own_writes``)
-            elif self.model.revision < revision and not await self._own.wait(
-                revision, CATCH_UP_S, (before, after)
-            ):
-                log.warning(
-                    "the store's watch has not brought in this plane's write at revision %d "
-                    "after %g s; proxies get it once it does",
-                    revision,
-                    CATCH_UP_S,
-                )
+            keys = [*diff.created, *diff.updated, *diff.deleted]
+            if not await self._follower.stored(revision, before, after, keys):
+                return ApplyResult(revision, diff)  # nothing written: nothing to publish
             if not wait:
                 self._mark_dirty()
                 return ApplyResult(revision, diff)
-            self._publish_owed = False  # (what the watch brings in now: the next round)
+            self._follower.publish_owed = False  # (what the watch brings in now: next round)
             return await self._published(revision, diff, wait_timeout)
         finally:
-            self._publish_owed = False
+            self._follower.publish_owed = False
 
     async def _published(self, revision: int, diff: Diff, wait_timeout: float) -> ApplyResult:
         """``apply --wait``: publish the model, and wait until every proxy it changed
@@ -448,11 +398,6 @@ class ControlPlane:
                 "Envoy without its certificate); see `gossamer proxy-status`"
             )
         return ApplyResult(revision, diff, [n for n, _ in changed])
-
-    def _install(self, after: ModelSnapshot, revision: int) -> None:
-        """``after``, validated by an apply and stored at ``revision``, is the model."""
-        self.model = after.at_revision(revision)
-        self._checked.stored(after, self.model)
 
     async def get(self, key: ResourceKey) -> Manifest:
         stored = await self.store.get(key)

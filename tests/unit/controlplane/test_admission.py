@@ -141,7 +141,7 @@ async def test_on_a_checked_model_a_route_apply_checks_what_it_changes(
     # a write the plane did not check itself (another replica's), read from the store
     await plane.store.apply([parse_manifest(service("api", 9090)).to_manifest()])
     batch = await anext(aiter(plane.store.watch(plane.model.revision if plane.model else 0)))
-    plane._absorb(batch)
+    plane._follower.absorb(batch)
     await plane.apply([to("db")])
     assert len(whole) == 3
 

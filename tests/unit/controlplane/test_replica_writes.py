@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gossamer.controlplane import plane as plane_module
+from gossamer.controlplane import model_follow
 from gossamer.controlplane.plane import ControlPlane
 from gossamer.errors import ValidationError
 from gossamer.model import ModelSnapshot, parse_manifest
@@ -140,7 +140,7 @@ async def test_a_watch_slow_to_bring_the_write_in_delays_the_model_only(
 ) -> None:
     """The write is durable: if the watch does not bring it in within ``CATCH_UP_S`` the
     apply returns (and says so in the log), and the model takes it when the watch does."""
-    monkeypatch.setattr(plane_module, "CATCH_UP_S", 0.2)
+    monkeypatch.setattr(model_follow, "CATCH_UP_S", 0.2)
     inner = MemoryStore()
     held = asyncio.Event()
 
