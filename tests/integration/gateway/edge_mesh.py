@@ -21,7 +21,12 @@ from edge_wire import RawBackend, raw_backend
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
-from tests.integration.gateway.gateways import RunningGateway, running_gateway, wait_served
+from tests.integration.gateway.gateways import (
+    RunningGateway,
+    plain_backend,
+    running_gateway,
+    wait_served,
+)
 
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port
@@ -68,19 +73,7 @@ def weakened(variant: str, reason: str) -> Any:
 
 
 def mesh(admin: tuple[str, int], public: tuple[str, int], gw_port: int) -> str:
-    out = []
-    for name, (address, port) in (("admin", admin), ("public", public)):
-        out.append(f"""
-apiVersion: gossamer.dev/v1
-kind: Service
-metadata: {{name: {name}}}
-spec: {{ports: [{{name: http, port: 8080}}]}}
----
-apiVersion: gossamer.dev/v1
-kind: Workload
-metadata: {{name: {name}-1}}
-spec: {{service: {name}, address: {address}, sidecar: false, ports: [{{port: {port}}}]}}
-""")
+    out = [plain_backend(name, at) for name, at in (("admin", admin), ("public", public))]
     return (
         "---".join(out)
         + f"""---

@@ -54,3 +54,19 @@ async def wait_served(client: httpx.AsyncClient, url: str, host: str | None = No
         return "x-backend" in r.headers
 
     await wait_until(answered, timeout=30, what=f"{url} (host {host}) served by a backend")
+
+
+def plain_backend(name: str, at: tuple[str, int]) -> str:
+    """A Service ``name`` and its one Workload at ``at`` (no sidecar: the gateway reaches
+    the process directly), as YAML."""
+    return f"""
+apiVersion: gossamer.dev/v1
+kind: Service
+metadata: {{name: {name}}}
+spec: {{ports: [{{name: http, port: 8080}}]}}
+---
+apiVersion: gossamer.dev/v1
+kind: Workload
+metadata: {{name: {name}-1}}
+spec: {{service: {name}, address: {at[0]}, sidecar: false, ports: [{{port: {at[1]}}}]}}
+"""

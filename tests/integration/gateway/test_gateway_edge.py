@@ -12,7 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.gateway.gateways import RunningGateway, running_gateway, wait_served
+from tests.integration.gateway.gateways import (
+    RunningGateway,
+    plain_backend,
+    running_gateway,
+    wait_served,
+)
 
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
@@ -25,19 +30,7 @@ TOKEN = "let-me-in"
 
 
 def mesh(public: tuple[str, int], admin: tuple[str, int], gw_port: int) -> str:
-    services = []
-    for name, (address, port) in (("public", public), ("admin", admin)):
-        services.append(f"""
-apiVersion: gossamer.dev/v1
-kind: Service
-metadata: {{name: {name}}}
-spec: {{ports: [{{name: http, port: 8080}}]}}
----
-apiVersion: gossamer.dev/v1
-kind: Workload
-metadata: {{name: {name}-1}}
-spec: {{service: {name}, address: {address}, sidecar: false, ports: [{{port: {port}}}]}}
-""")
+    services = [plain_backend(name, at) for name, at in (("public", public), ("admin", admin))]
     return (
         "---".join(services)
         + f"""---

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.integration.gateway.gateways import plain_backend
 
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
@@ -21,20 +22,6 @@ from gossamer.types import ProxyIdentity
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 HOSTS = "[shop.example.com, other.example.com]"
-
-
-def backend(name: str, at: tuple[str, int]) -> str:
-    return f"""
-apiVersion: gossamer.dev/v1
-kind: Service
-metadata: {{name: {name}}}
-spec: {{ports: [{{name: http, port: 8080}}]}}
----
-apiVersion: gossamer.dev/v1
-kind: Workload
-metadata: {{name: {name}-1}}
-spec: {{service: {name}, address: {at[0]}, sidecar: false, ports: [{{port: {at[1]}}}]}}
-"""
 
 
 def gateway(name: str, port: int) -> str:
@@ -67,7 +54,7 @@ async def test_a_rule_change_reaches_both_gateways_patched(
         HttpBackend("b", host="127.0.0.4") as b,
         running_control_plane(tmp_path / "cp") as app,
     ):
-        manifests = [backend("a", a.address), backend("b", b.address)]
+        manifests = [plain_backend("a", a.address), plain_backend("b", b.address)]
         manifests += [gateway(g, p) for g, p in ports.items()]
         manifests += [
             route("shop", "shop.example.com", "a"),
