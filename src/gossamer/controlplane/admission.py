@@ -1,14 +1,14 @@
-"""What an apply must pass before it is validated and stored: who may change what, and what
-it actually changes."""
+"""What an apply must pass before it is stored: who may change what, what it actually
+changes, and whether the mesh it makes is valid (``Admission``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from gossamer.controlplane.service import Diff
-from gossamer.errors import ConflictError, FieldError, ValidationError
+from gossamer.errors import ConflictError, FieldError, GossamerError, ValidationError
 from gossamer.model import check_changes, check_references
 from gossamer.model.base import Resource
 from gossamer.model.catalog import INTERNAL_KINDS
@@ -17,6 +17,9 @@ from gossamer.model.workload import Workload
 from gossamer.types import OWNER_LABEL, SYSTEM_NAMESPACE, ResourceKey
 
 log = logging.getLogger(__name__)
+
+#: checks a prospective model beyond references; returns the errors (empty: fine)
+Validator = Callable[[ModelSnapshot], Awaitable[list[FieldError]]]
 
 #: Workload fields that references, addresses and ports do not depend on
 _STATUS_FIELDS = frozenset({"health", "weight", "zone"})
@@ -158,3 +161,39 @@ class CheckedModels:
         """``after`` was stored, and ``model`` (its copy at the store's revision) is the
         model now."""
         self._consistent = model if after is self._vouched else None
+
+
+class Admission:
+    """Checks the model an apply would make: its references (only what the changes can
+    break, on a model known consistent: ``CheckedModels``) and the validators added."""
+
+    def __init__(self, checked: CheckedModels) -> None:
+        self.checked = checked
+        self._validators: list[tuple[frozenset[str], Validator]] = []
+
+    def add_validator(self, kinds: set[str], validate: Validator) -> None:
+        """Also check applies touching ``kinds`` with ``validate(new model) -> errors``."""
+        self._validators.append((frozenset(kinds), validate))
+
+    async def check(
+        self, before: ModelSnapshot | None, puts: Sequence[Resource], deletes: Sequence[ResourceKey]
+    ) -> ModelSnapshot:
+        """The model ``before`` with the changes, if valid (else ``ValidationError``)."""
+        if before is None:
+            raise GossamerError("the control plane is still loading; try again in a moment")
+        after = before.with_changes(puts, deletes)
+        if not deletes and all(status_only(before.resources.get(r.key), r) for r in puts):
+            # health, weight or labels of existing workloads: nothing to recheck
+            self.checked.vouch(after, before)
+            return after
+        # (off the loop: a whole check takes ~20 ms at 1k services, ~210 ms at 10k, every
+        # ADS stream stalled)
+        errors = await asyncio.to_thread(self.checked.errors, before, after, puts, deletes)
+        touched = {r.kind for r in puts} | {k.kind for k in deletes}
+        for kinds, validate in self._validators:
+            if not errors and touched & kinds:
+                errors += await validate(after)
+        if errors:
+            raise ValidationError(errors)
+        self.checked.vouch(after)
+        return after

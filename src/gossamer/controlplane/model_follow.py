@@ -10,11 +10,15 @@ taking the checked snapshot at once dropped those, for good.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from gossamer.controlplane.admission import CheckedModels
 from gossamer.controlplane.own_writes import OwnWrites
+from gossamer.errors import StaleModelError
 from gossamer.model import ModelSnapshot, parse_manifest
 from gossamer.store.base import ChangeBatch, Store
 from gossamer.types import ResourceKey
@@ -23,6 +27,12 @@ log = logging.getLogger(__name__)
 
 #: seconds an apply waits for the store's watch to bring a write in
 CATCH_UP_S = 10.0
+#: how many times an apply is checked and tried when other replicas keep writing first,
+#: pausing up to ``STALE_PAUSE_S`` x the attempt's number (at random) before the next
+STALE_ATTEMPTS = 10
+STALE_PAUSE_S = 0.005
+
+T = TypeVar("T")
 
 
 class ModelFollower:
@@ -111,7 +121,24 @@ class ModelFollower:
             )
         return True
 
-    async def caught_up(self, revision: int) -> None:
+    async def fresh(self, once: Callable[[], Awaitable[T]]) -> T:
+        """``once()``: an apply checked on the model and stored only if nothing was
+        stored since the model's revision. When another replica's write came between,
+        read it in and check again (``STALE_ATTEMPTS`` in all): two replicas never both
+        store what only one of them may (two workloads on one address, a route to a
+        service deleted meanwhile)."""
+        for attempt in range(1, STALE_ATTEMPTS + 1):
+            try:
+                return await once()
+            except StaleModelError as stale:
+                if attempt == STALE_ATTEMPTS or not self.following:
+                    raise
+                await self._caught_up(stale.revision)
+                # (a random pause: two replicas writing all the time take turns)
+                await asyncio.sleep(random.uniform(0, STALE_PAUSE_S * attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _caught_up(self, revision: int) -> None:
         """Until the model holds what was stored up to ``revision`` (another replica's
         write met by an apply), or ``CATCH_UP_S`` passed."""
         assert self.model is not None

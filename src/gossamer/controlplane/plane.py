@@ -10,11 +10,17 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TypedDict, Unpack
 
-from gossamer.controlplane.admission import CheckedModels, authorize, diff_against, status_only
+from gossamer.controlplane.admission import (
+    Admission,
+    CheckedModels,
+    Validator,
+    authorize,
+    diff_against,
+)
+from gossamer.controlplane.apply_wait import published_and_acked
 from gossamer.controlplane.debounce import Debouncer
 from gossamer.controlplane.enforcement import Enforcement
 from gossamer.controlplane.leadership import Leadership, SoleLeader
@@ -25,14 +31,7 @@ from gossamer.controlplane.service import ApplyResult, ControlPlaneStatistics, D
 from gossamer.controlplane.tls_follow import TlsFollower
 from gossamer.controlplane.tls_readiness import TlsReadiness
 from gossamer.controlplane.unreachable import UnreachableHosts
-from gossamer.errors import (
-    FieldError,
-    GossamerError,
-    NotFoundError,
-    StaleModelError,
-    ValidationError,
-    WaitTimeoutError,
-)
+from gossamer.errors import FieldError, NotFoundError, ValidationError
 from gossamer.model import ModelSnapshot
 from gossamer.model.base import Resource
 from gossamer.store.base import Store
@@ -46,13 +45,6 @@ from gossamer.xds.status import ProxyStatus
 
 log = logging.getLogger(__name__)
 
-#: how many times an apply is checked and tried when other replicas keep writing first,
-#: pausing up to ``STALE_PAUSE_S`` x the attempt's number (at random) before the next
-STALE_ATTEMPTS = 10
-STALE_PAUSE_S = 0.005
-
-#: checks a prospective model beyond references; returns the errors (empty: fine)
-Validator = Callable[[ModelSnapshot], Awaitable[list[FieldError]]]
 #: told of stored changes: each changed key with its resource now (None: deleted), and the
 #: revision that holds them
 ChangeListener = Callable[[Mapping[ResourceKey, Resource | None], int], None]
@@ -90,12 +82,12 @@ class ControlPlane:
         self._apply_lock = asyncio.Lock()
         #: when to publish after changes (``_mark_dirty``)
         self._debounce = Debouncer()
-        self._validators: list[tuple[frozenset[str], Validator]] = []
-        #: which model is known consistent: an apply on it checks only what it changes
-        self._checked = CheckedModels()
+        #: checks what an apply would make (an apply on a model known consistent checks
+        #: only what it changes)
+        self._admission = Admission(CheckedModels())
         self._listeners: list[tuple[frozenset[str], ChangeListener]] = []
         #: the model, as the store has it (read at ``load``, then the watch's changes)
-        self._follower = ModelFollower(store, self._checked, self._mark_dirty, self._tell)
+        self._follower = ModelFollower(store, self._admission.checked, self._mark_dirty, self._tell)
         #: hosts the liveness rule declared dead: their workloads are published unhealthy
         self.liveness = UnreachableHosts()
         #: which sidecars take mTLS, from their ACKs (docs/security.md, "mTLS modes")
@@ -135,7 +127,7 @@ class ControlPlane:
             tg.create_task(self._publisher())
             tg.create_task(self.publisher.greet())
             tg.create_task(self.mtls.follow())
-            tg.create_task(self._checked.check_loaded(self.model))
+            tg.create_task(self._admission.checked.check_loaded(self.model))
 
     def add_listener(self, kinds: set[str], listener: ChangeListener) -> None:
         """Tell ``listener`` of every stored change to resources of ``kinds``, whoever wrote
@@ -222,30 +214,12 @@ class ControlPlane:
     async def _check(
         self, puts: Sequence[Resource], deletes: Sequence[ResourceKey]
     ) -> ModelSnapshot:
-        if self.model is None:
-            raise GossamerError("the control plane is still loading; try again in a moment")
-        before = self.model
-        after = before.with_changes(puts, deletes)
-        if not deletes and all(status_only(before.resources.get(r.key), r) for r in puts):
-            # health, weight or labels of existing workloads: nothing to recheck
-            self._checked.vouch(after, before)
-            return after
-        # (off the loop: a whole check takes ~20 ms at 1k services, ~210 ms at 10k, every
-        # ADS stream stalled)
-        errors = await asyncio.to_thread(self._checked.errors, before, after, puts, deletes)
-        touched = {r.kind for r in puts} | {k.kind for k in deletes}
-        for kinds, validate in self._validators:
-            if not errors and touched & kinds:
-                errors += await validate(after)
-        if errors:
-            raise ValidationError(errors)
-        self._checked.vouch(after)
-        return after
+        return await self._admission.check(self.model, puts, deletes)
 
     def add_validator(self, kinds: set[str], validate: Validator) -> None:
         """Also check applies touching ``kinds`` with ``validate(new model) -> errors``
         (e.g. the NGAC engine: do the AccessPolicy resources still make a valid graph?)."""
-        self._validators.append((frozenset(kinds), validate))
+        self._admission.add_validator(kinds, validate)
 
     async def apply(
         self, resources: Sequence[Resource], **options: Unpack[ApplyOptions]
@@ -273,7 +247,7 @@ class ControlPlane:
         self, resources: Sequence[Resource], **options: Unpack[ApplyOptions]
     ) -> ApplyResult:
         """:meth:`apply`, for a caller holding :attr:`apply_lock`."""
-        return await self._fresh(lambda: self._apply_once(resources, options))
+        return await self._follower.fresh(lambda: self._apply_once(resources, options))
 
     async def _apply_once(
         self, resources: Sequence[Resource], options: ApplyOptions
@@ -308,7 +282,9 @@ class ControlPlane:
     ) -> ApplyResult:
         self._check_store()
         async with self._apply_lock:
-            return await self._fresh(lambda: self._delete_once(keys, wait, wait_timeout, owner))
+            return await self._follower.fresh(
+                lambda: self._delete_once(keys, wait, wait_timeout, owner)
+            )
 
     async def _delete_once(
         self, keys: Sequence[ResourceKey], wait: bool, wait_timeout: float, owner: str | None
@@ -331,23 +307,6 @@ class ControlPlane:
         write = self.store.apply(deletes=keys, unchanged_since=before.revision)
         diff = Diff(deleted=list(keys))
         return await self._write(write, before, after, diff, wait, wait_timeout)
-
-    async def _fresh(self, once: Callable[[], Awaitable[ApplyResult]]) -> ApplyResult:
-        """``once()``: an apply checked on the model and stored only if nothing was
-        stored since the model's revision. When another replica's write came between,
-        read it in and check again (``STALE_ATTEMPTS`` in all): two replicas never both
-        store what only one of them may (two workloads on one address, a route to a
-        service deleted meanwhile)."""
-        for attempt in range(1, STALE_ATTEMPTS + 1):
-            try:
-                return await once()
-            except StaleModelError as stale:
-                if attempt == STALE_ATTEMPTS or not self._follower.following:
-                    raise
-                await self._follower.caught_up(stale.revision)
-                # (a random pause: two replicas writing all the time take turns)
-                await asyncio.sleep(random.uniform(0, STALE_PAUSE_S * attempt))
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _write(
         self,
@@ -373,31 +332,17 @@ class ControlPlane:
                 self._mark_dirty()
                 return ApplyResult(revision, diff)
             self._follower.publish_owed = False  # (what the watch brings in now: next round)
-            return await self._published(revision, diff, wait_timeout)
+            return await published_and_acked(
+                revision,
+                diff,
+                wait_timeout,
+                publish=self.publish,
+                monitor=self.monitor,
+                latest=self.cache.get,
+                mtls=self.mtls,
+            )
         finally:
             self._follower.publish_owed = False
-
-    async def _published(self, revision: int, diff: Diff, wait_timeout: float) -> ApplyResult:
-        """``apply --wait``: publish the model, and wait until every proxy it changed
-        ACKed it (and strict services refuse plaintext)."""
-        deadline = asyncio.get_running_loop().time() + wait_timeout
-        changed = await self.publish()
-        behind = await self.monitor.wait_synced(changed, wait_timeout, self.cache.get)
-        if behind:
-            raise WaitTimeoutError(
-                f"the change is stored (revision {revision}) but {len(behind)} proxies have not "
-                f"ACKed it within {wait_timeout:g} s: {', '.join(behind[:5])}; see "
-                "`gossamer proxy-status`"
-            )
-        plaintext = await self.mtls.wait_strict(deadline, self.publish, self.cache.get)
-        if plaintext:
-            raise WaitTimeoutError(
-                f"the change is stored (revision {revision}) and ACKed, but {len(plaintext)} "
-                f"sidecars of strict services still take plaintext after {wait_timeout:g} s: "
-                f"{', '.join(plaintext[:5])} (a caller that has not ACKed mTLS to them, or an "
-                "Envoy without its certificate); see `gossamer proxy-status`"
-            )
-        return ApplyResult(revision, diff, [n for n, _ in changed])
 
     async def get(self, key: ResourceKey) -> Manifest:
         stored = await self.store.get(key)
