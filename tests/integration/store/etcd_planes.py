@@ -18,15 +18,26 @@ from gossamer.envoy.process import ManagedProcess
 from gossamer.polling import wait_until
 from gossamer.testing.etcd import etcd_installed
 
+
+def etcd_marks(timeout: int | None = 300, *, slow: bool = False) -> list[pytest.MarkDecorator]:
+    """The marks of a test module on a real etcd: ``timeout`` s per test (None: the
+    suite's default), ``slow`` for the full tier only."""
+    marks = [
+        pytest.mark.integration,
+        pytest.mark.asyncio,
+        pytest.mark.skipif(
+            not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
+        ),
+    ]
+    if timeout is not None:
+        marks.append(pytest.mark.timeout(timeout))
+    if slow:
+        marks.append(pytest.mark.slow)
+    return marks
+
+
 #: the marks of a test module running control planes on a real etcd
-ETCD_PLANES = [
-    pytest.mark.integration,
-    pytest.mark.asyncio,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
-    ),
-]
+ETCD_PLANES = etcd_marks()
 
 
 @asynccontextmanager

@@ -13,28 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 from tests.integration.agent.agents import PACED, AgentHandle, Load, agents
-from tests.integration.store.etcd_planes import answered_by
+from tests.integration.store.etcd_planes import answered_by, etcd_marks
 
 from gossamer.polling import wait_until
 from gossamer.server.app import ControlPlaneApp, create_app
 from gossamer.server.settings import Settings
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import admin_token, api_client
-from gossamer.testing.etcd import EtcdServer, etcd_installed
+from gossamer.testing.etcd import EtcdServer
 from gossamer.testing.mesh import route, service, split
 from gossamer.testing.ports import free_port
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.asyncio,
-    pytest.mark.slow,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
-    ),
-]
+pytestmark = etcd_marks(300, slow=True)
 
 WEB_HOST, REVIEWS_HOST = "127.0.0.2", "127.0.0.3"
 HOSTS = {"host-web", "host-reviews"}

@@ -7,27 +7,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import pytest
-from tests.integration.store.etcd_planes import answered_by, cli_control_plane
+from tests.integration.store.etcd_planes import answered_by, cli_control_plane, etcd_marks
 
 from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.polling import wait_until
 from gossamer.store.etcd import EtcdStore
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import admin_token
-from gossamer.testing.etcd import EtcdServer, etcd_installed
+from gossamer.testing.etcd import EtcdServer
 from gossamer.testing.mesh import service, workload
 from gossamer.testing.ports import free_port
 from gossamer.translate.bootstrap import ads_bootstrap
 from gossamer.types import ProxyIdentity
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.asyncio,
-    pytest.mark.skipif(
-        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
-    ),
-]
+pytestmark = etcd_marks(None)
 
 CLIENT, SERVER = "127.0.0.2", "127.0.0.3"
 WEB = ProxyIdentity("sidecar", "default", "web-1")

@@ -9,22 +9,16 @@ from pathlib import Path
 
 import aetcd.rpc as rpc  # type: ignore[import-untyped]
 import pytest
+from tests.integration.store.etcd_planes import etcd_marks
 
 from gossamer.errors import FencedError
 from gossamer.polling import wait_until
 from gossamer.store.etcd import EtcdStore
 from gossamer.store.etcd_leader import EtcdLeader
-from gossamer.testing.etcd import EtcdServer, etcd_installed
+from gossamer.testing.etcd import EtcdServer
 from gossamer.types import Manifest, ResourceKey
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.asyncio,
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(
-        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
-    ),
-]
+pytestmark = etcd_marks(120)
 
 ROLE = "singletons"
 

@@ -8,21 +8,14 @@ import asyncio
 from pathlib import Path
 
 import aetcd.rpc as rpc  # type: ignore[import-untyped]
-import pytest
+from tests.integration.store.etcd_planes import etcd_marks
 
 from gossamer.polling import wait_until
 from gossamer.store.etcd import EtcdStore
 from gossamer.store.etcd_presence import EtcdPresence
-from gossamer.testing.etcd import EtcdServer, etcd_installed
+from gossamer.testing.etcd import EtcdServer
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.asyncio,
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(
-        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
-    ),
-]
+pytestmark = etcd_marks(120)
 
 
 async def test_claims_follow_the_lease(tmp_path: Path) -> None:

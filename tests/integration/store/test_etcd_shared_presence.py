@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aetcd.rpc as rpc  # type: ignore[import-untyped]
 import httpx
-import pytest
+from tests.integration.store.etcd_planes import etcd_marks
 from tests.integration.xds.test_liveness import LIVENESS, Agent
 
 from gossamer.agent.connect import join_control_plane, open_registry
@@ -28,18 +28,11 @@ from gossamer.server.app import ControlPlaneApp, create_app
 from gossamer.server.settings import Settings
 from gossamer.store.etcd_presence import EtcdPresence
 from gossamer.testing.controlplane import admin_token, api_client, api_verify
-from gossamer.testing.etcd import EtcdServer, etcd_installed
+from gossamer.testing.etcd import EtcdServer
 from gossamer.testing.mesh import service
 from gossamer.testing.ports import free_port
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.asyncio,
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(
-        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
-    ),
-]
+pytestmark = etcd_marks(180)
 
 
 #: the documented settings' heartbeat, with 2 s of missed beats before a replica's own rule

@@ -11,27 +11,19 @@ import shutil
 from pathlib import Path
 
 import httpx
-import pytest
 from tests.integration.agent.agents import AgentHandle, agents
+from tests.integration.store.etcd_planes import etcd_marks
 from tests.integration.store.test_etcd_agent_failover import Addresses, replica
 
 from gossamer.polling import wait_until
 from gossamer.testing.backends import HttpBackend
 from gossamer.testing.controlplane import api_client
-from gossamer.testing.etcd import EtcdServer, etcd_installed
+from gossamer.testing.etcd import EtcdServer
 from gossamer.testing.mesh import service
 from gossamer.testing.ports import free_port
 from gossamer.types import API_VERSION
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.asyncio,
-    pytest.mark.slow,
-    pytest.mark.timeout(240),
-    pytest.mark.skipif(
-        not etcd_installed(), reason="no etcd binary (Debian's etcd-server; scripts/install)"
-    ),
-]
+pytestmark = etcd_marks(240, slow=True)
 
 WEB_HOST, REVIEWS_HOST = "127.0.0.2", "127.0.0.3"
 STRICT = {
