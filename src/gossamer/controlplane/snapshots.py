@@ -32,6 +32,12 @@ def proxy_snapshot(
     """The snapshot serving ``resources`` to one proxy (diffed against ``previous``, the
     one it replaces, so each stream reads only what changed)."""
     encoded = {n: Encoded(*pair) for n, pair in resources.route_encodings.items()}
+    sets = resources.shared_sets
+    bases = (
+        None
+        if sets is None
+        else {ResourceType.CLUSTER: sets.clusters, ResourceType.ENDPOINT: sets.endpoints}
+    )
     return Snapshot.build(
-        by_type(resources), serializer, created, previous, {ResourceType.ROUTE: encoded}
+        by_type(resources), serializer, created, previous, {ResourceType.ROUTE: encoded}, bases
     )

@@ -7,6 +7,7 @@ across snapshots, and assembles each sidecar's and gateway's resources from them
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -43,7 +44,7 @@ from gossamer.translate.routes import (
     cluster_references,
     inbound_routes,
 )
-from gossamer.translate.shared_pieces import SharedPieces
+from gossamer.translate.shared_pieces import ClusterSets, SharedPieces, unresolved
 from gossamer.translate.telemetry_stats import request_log
 from gossamer.translate.tls import NO_TLS, TlsState, mode_of, secure_inbound
 from gossamer.types import ProxyIdentity
@@ -69,15 +70,16 @@ class ProxyResources:
     route_encodings: dict[str, tuple[route_pb2.RouteConfiguration, tuple[bytes, ...]]] = field(
         default_factory=dict
     )
+    #: the shared clusters and endpoint sets ``clusters`` and ``endpoints`` took whole (a
+    #: gateway's): built, versioned and checked once for every proxy taking them
+    shared_sets: ClusterSets | None = None
 
     def missing_references(self) -> list[str]:
         """Names referenced but absent (cf. go-control-plane's ``Consistent``)."""
-        out: list[str] = []
-        for name, cluster in self.clusters.items():
-            if cluster.HasField("eds_cluster_config"):
-                eds = cluster.eds_cluster_config.service_name or name
-                if eds not in self.endpoints:
-                    out.append(f"cluster {name} needs endpoints {eds}")
+        out = [
+            f"cluster {name} needs endpoints {eds}"
+            for name, eds in unresolved(self._unchecked_clusters(), self.endpoints)
+        ]
         for name, table in self.routes.items():
             refs = self.route_refs.get(name)
             if refs is None:
@@ -85,6 +87,15 @@ class ProxyResources:
             missing = refs - self.clusters.keys()
             out += [f"route {table.name} needs cluster {c}" for c in sorted(missing)]
         return out
+
+    def _unchecked_clusters(self) -> Iterable[tuple[str, cluster_pb2.Cluster]]:
+        """The clusters whose endpoint sets ``missing_references`` must look for: all but
+        those of ``shared_sets`` found there (whose sets are all held here)."""
+        sets = self.shared_sets
+        if sets is None or not sets.endpoints.keys() <= self.endpoints.keys():
+            return self.clusters.items()
+        shared, bad = sets.clusters, sets.unresolved
+        return [(n, c) for n, c in self.clusters.items() if shared.get(n) is not c or n in bad]
 
 
 class Translator(SharedPieces):
@@ -288,19 +299,17 @@ class Translator(SharedPieces):
         return self.memo.get("denied-routes", (name, caller, ref), build)
 
     def gateway(self, snap: ModelSnapshot, ref: Ref, tls: TlsState = NO_TLS) -> ProxyResources:
-        out = ProxyResources()
         gw = snap.gateways[ref]
         tls_on = ProxyIdentity("gateway", *ref).node_id in tls.capable
         mesh = snap.mesh
         rname = names.gateway_route(ref)
         found = self.gateway_routes(snap, ref)
         used, table = found.used, found.table()
+        sets = self.cluster_sets(snap, used, tls, tls_on, gw.spec.zone)
+        out = ProxyResources(dict(sets.clusters), dict(sets.endpoints), shared_sets=sets)
         out.routes[rname] = table
         out.route_refs[rname] = found.refs
         out.route_encodings[rname] = (table, found.encoded)
-        clusters, endpoints = self.cluster_sets(snap, used, tls, tls_on, gw.spec.zone)
-        out.clusters.update(clusters)
-        out.endpoints.update(endpoints)
         counted = self.telemetry_service is not None
         listeners = self.memo.get(
             "gateway-listeners",

@@ -11,6 +11,7 @@ them through its ``Memo``, keyed by exactly the inputs each depends on; ``Transl
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -85,8 +86,37 @@ class _Looked:
     pairs: dict[tuple[Any, ...], tuple[Any, Any, Any, Any]] = field(default_factory=dict)
     #: the generations of ``_SET_INPUTS`` ``sets`` were made under
     sets_read: tuple[object, ...] = ()
-    #: (tls_on, zone) -> (the cluster refs, their clusters and endpoint sets by name)
-    sets: dict[tuple[bool, str | None], tuple[Any, Any, Any]] = field(default_factory=dict)
+    #: (tls_on, zone) -> (the cluster refs, their clusters and endpoint sets)
+    sets: dict[tuple[bool, str | None], tuple[Any, ClusterSets]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSets:
+    """Clusters and their endpoint sets by name, made once for every proxy using the same
+    clusters (``SharedPieces.cluster_sets``). Shared: copy them, never change them."""
+
+    clusters: dict[str, cluster_pb2.Cluster]
+    endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment]
+    #: the clusters whose endpoint set ``endpoints`` lacks (checked once, not per proxy:
+    #: none, unless the translator has a bug)
+    unresolved: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        found = unresolved(self.clusters.items(), self.endpoints)
+        object.__setattr__(self, "unresolved", frozenset(n for n, _ in found))
+
+
+def unresolved(
+    clusters: Iterable[tuple[str, cluster_pb2.Cluster]],
+    endpoints: Mapping[str, endpoint_pb2.ClusterLoadAssignment],
+) -> Iterator[tuple[str, str]]:
+    """Each EDS cluster of ``clusters`` (name, message) whose endpoint set ``endpoints``
+    lacks, with that set's name."""
+    for name, cluster in clusters:
+        if cluster.HasField("eds_cluster_config"):
+            eds = cluster.eds_cluster_config.service_name or name
+            if eds not in endpoints:
+                yield name, eds
 
 
 class SharedPieces:
@@ -300,23 +330,24 @@ class SharedPieces:
         tls: TlsState,
         tls_on: bool,
         zone: str | None,
-    ) -> tuple[dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment]]:
+    ) -> ClusterSets:
         """The clusters and endpoint sets of ``used``, by name, as a proxy in ``zone``
         gets them: made once for every gateway that uses the same clusters (10,000 each at
-        10k services, ~40 ms a gateway). Shared: copy them, never change them."""
+        10k services, ~40 ms a gateway)."""
         sets = self._looked_up(snap, tls).sets
         key = (tls_on, zone)
         hit = sets.get(key)
         if hit is not None and hit[0] == used:
-            return hit[1], hit[2]
+            return hit[1]
         clusters: dict[str, cluster_pb2.Cluster] = {}
         endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
         for cr in used:
             cluster, cla = self.cluster_pair(snap, cr, tls, tls_on, zone)
             clusters[cluster.name] = cluster
             endpoints[cluster.name] = cla
-        sets[key] = (used, clusters, endpoints)
-        return clusters, endpoints
+        made = ClusterSets(clusters, endpoints)
+        sets[key] = (used, made)
+        return made
 
     def cluster_pair(
         self,
