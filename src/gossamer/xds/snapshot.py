@@ -87,8 +87,11 @@ class Serializer:
             return hit[1]
         if hit is not None:
             self._keys.pop(id(hit[1]), None)
-        data = b"".join(encoded) if encoded else msg.SerializeToString(deterministic=True)
-        out = Versioned(name, hashlib.sha256(data).hexdigest()[:16], any_wire(rtype.url, data))
+        parts = encoded or (msg.SerializeToString(deterministic=True),)
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part)
+        out = Versioned(name, digest.hexdigest()[:16], any_wire(rtype.url, *parts))
         self._cache[key] = (guard, out)
         self._keys[id(out)] = key
         return out

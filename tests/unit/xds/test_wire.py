@@ -68,6 +68,12 @@ def test_a_large_resource_and_the_versioned_any() -> None:
     assert big.resource.value == route("r-big", 3).SerializeToString(deterministic=True)
 
 
+def test_an_any_given_in_parts_is_the_any_of_their_join() -> None:
+    parts = (b"\x0a\x05r-big", b"\x12" * 300, b"")
+    expected = any_pb2.Any(type_url=R.url, value=b"".join(parts)).SerializeToString()
+    assert wire.any_wire(R.url, *parts) == expected
+
+
 def test_streams_sent_the_same_resources_share_one_encoding() -> None:
     enc = ResponseEncoder()
     same = clusters(50)
