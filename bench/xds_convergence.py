@@ -52,7 +52,7 @@ from gossamer.testing.controlplane import mesh_envoy, running_control_plane
 from gossamer.testing.ports import free_port
 from gossamer.translate.proxy import Translator
 from gossamer.types import ProxyIdentity
-from gossamer.xds.snapshot import Serializer
+from gossamer.xds.serializer import Serializer
 
 API = "gossamer.dev/v1"
 ENDPOINTS_PER_SERVICE = 3

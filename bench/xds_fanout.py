@@ -52,8 +52,9 @@ from xds_scale import DRIVER_CORE, PLANE_CORE, DriverProc
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
+from gossamer.xds.serializer import Serializer
 from gossamer.xds.server import Keepalive, XdsServer
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.snapshot import Snapshot
 
 HERE = Path(__file__).resolve().parent
 E = ResourceType.ENDPOINT

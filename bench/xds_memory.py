@@ -27,7 +27,8 @@ from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.model import ModelSnapshot
 from gossamer.translate.proxy import Translator
 from gossamer.types import ProxyIdentity
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Snapshot
 
 GATEWAYS = 12  # 10 simulated + 2 real in bench/xds_scale.py
 

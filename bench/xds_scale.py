@@ -148,7 +148,8 @@ def report_change(name: str, changes: list[Change], real: list[str]) -> list[str
     slowest = max(changes, key=lambda c: c.worst)
     lines.append(
         f"{'':{len(name)}}  plane began its last response  {summary_ms(writes)}; the slowest "
-        f"change ({len(slowest.latencies)} proxies): last response begun at "
+        f"change ({len(slowest.latencies)} proxies): first response begun at "
+        f"{(slowest.first_write or 0) * 1e3:.0f} ms, last at "
         f"{(slowest.last_write or 0) * 1e3:.0f} ms, the simulated proxies' CPU "
         f"{slowest.driver_cpu * 1e3:.0f} ms on their core (p50 of all changes "
         f"{percentile([c.driver_cpu for c in changes], 50) * 1e3:.0f} ms)"

@@ -30,14 +30,14 @@ from google.protobuf import message
 from gossamer.testing.ads_client import AdsClient, connect
 from gossamer.types import ProxyIdentity
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import content_version
+from gossamer.xds.serializer import content_version
 
 BY_SHORT = {t.short: t for t in ResourceType}
 
 
 def content_hash(msg: message.Message) -> str:
     """The control plane's version of a resource: its deterministic bytes, hashed
-    (``gossamer.xds.snapshot.Serializer``) — recomputed from what the client decoded."""
+    (``gossamer.xds.serializer.Serializer``) — recomputed from what the client decoded."""
     return hashlib.sha256(msg.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 

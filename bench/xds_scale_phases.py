@@ -21,7 +21,8 @@ from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.model.base import Resource
 from gossamer.server.app import ControlPlaneApp
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Snapshot, content_version
+from gossamer.xds.serializer import content_version
+from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import Outgoing, StreamState
 
 if TYPE_CHECKING:
@@ -74,6 +75,9 @@ class Change:
     #: seconds from the (first) apply until the plane began writing its last response of
     #: the watched type to a simulated proxy: the plane's side of the change
     last_write: float | None = None
+    #: ... and its first: what the plane did before the fan-out began (validate, store,
+    #: publish)
+    first_write: float | None = None
     applied: list[float] = field(default_factory=list)
     real: dict[str, float | None] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
@@ -194,6 +198,7 @@ class Bench:
         real_snaps = {id(self.cache.get(n)) for n in self.real_nodes}
         simulated = [at for snap, at in starts if id(snap) not in real_snaps]
         change.last_write = max(simulated) - t0 if simulated else None
+        change.first_write = min(simulated) - t0 if simulated else None
         change.late = len(await self.app.plane.publish())  # the barrier: should send nothing
         expected: dict[str, dict[str, str]] = {}
         for n in self.nodes:

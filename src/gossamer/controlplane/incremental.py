@@ -24,7 +24,8 @@ from gossamer.translate.proxy import Translator
 from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.types import ProxyIdentity
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot, Versioned
+from gossamer.xds.serializer import Serializer, Versioned
+from gossamer.xds.snapshot import Snapshot
 
 #: the kinds a proxy's configuration is translated from (``FetchedJwks``: the keys of a Mesh
 #: issuer's ``jwks.uri``; ``AddressSeed``: every service's stable local address). NGAC

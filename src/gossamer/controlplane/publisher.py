@@ -47,7 +47,8 @@ from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
-from gossamer.xds.snapshot import Serializer, Snapshot, Versioned
+from gossamer.xds.serializer import Serializer, Versioned
+from gossamer.xds.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 

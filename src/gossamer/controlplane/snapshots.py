@@ -9,7 +9,8 @@ from google.protobuf import message
 
 from gossamer.translate.proxy import ProxyResources
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Encoded, Serializer, Snapshot
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Encoded, Snapshot
 
 
 def by_type(resources: ProxyResources) -> dict[ResourceType, Mapping[str, message.Message]]:

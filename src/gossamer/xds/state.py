@@ -30,7 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gossamer.xds.resources import PUSH_ORDER, ResourceType
-from gossamer.xds.snapshot import Snapshot, Versioned, content_version
+from gossamer.xds.serializer import Versioned, content_version
+from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.typestate import (
     Inflight,
     NackInfo,

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Snapshot, Versioned, content_version
+from gossamer.xds.serializer import Versioned, content_version
+from gossamer.xds.snapshot import Snapshot
 
 #: the content version of nothing (what a stream's proxy holds at first)
 NOTHING = content_version(())

@@ -18,8 +18,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # (``snapshot`` imports this module)
-    from gossamer.xds.snapshot import Versioned
+if TYPE_CHECKING:  # (``serializer`` imports this module)
+    from gossamer.xds.serializer import Versioned
     from gossamer.xds.typestate import Outgoing
 
 _LEN = 2  # the length-delimited wire type

@@ -26,7 +26,7 @@ from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer
+from gossamer.xds.serializer import Serializer
 
 pytestmark = pytest.mark.asyncio
 

@@ -24,7 +24,8 @@ from gossamer.types import API_VERSION, ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Snapshot
 
 SERVICES = ("a", "b", "c")
 PROXIES = [

@@ -25,7 +25,7 @@ from gossamer.types import API_VERSION, ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer
+from gossamer.xds.serializer import Serializer
 
 CATALOG = "outbound|default/catalog|http"
 WEB_A = ProxyIdentity("sidecar", "default", "web-a")

@@ -20,7 +20,8 @@ from gossamer.types import API_VERSION, Manifest, ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Snapshot
 
 LOCAL = "local|default/reviews"
 PROXIES = [ProxyIdentity("sidecar", "default", f"reviews-{i}", service="reviews") for i in (0, 1)]

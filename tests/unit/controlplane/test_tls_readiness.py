@@ -22,7 +22,8 @@ from gossamer.types import ProxyIdentity
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Snapshot
 
 WEB = ProxyIdentity("sidecar", "default", "web-1")
 REVIEWS = ProxyIdentity("sidecar", "default", "reviews-1")

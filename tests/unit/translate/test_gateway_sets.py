@@ -15,7 +15,7 @@ from gossamer.translate.proxy import ProxyResources, Translator
 from gossamer.translate.shared_pieces import ClusterSets
 from gossamer.types import API_VERSION, ProxyIdentity
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer
+from gossamer.xds.serializer import Serializer
 
 GATEWAYS = ("edge", "side")
 

@@ -15,7 +15,7 @@ from gossamer.model import ModelSnapshot, parse_yaml
 from gossamer.translate.proxy import Translator
 from gossamer.translate.telemetry import TelemetryService
 from gossamer.types import ProxyIdentity
-from gossamer.xds.snapshot import Serializer
+from gossamer.xds.serializer import Serializer
 
 MESHES = [
     "spec: {defaults: {idleTimeout: 7m}}",

@@ -8,7 +8,8 @@ import asyncio
 from xds_fakes import resources
 
 from gossamer.xds.cache import SnapshotCache
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Snapshot
 
 
 def test_equal_content_is_not_published_again() -> None:

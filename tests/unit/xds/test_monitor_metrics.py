@@ -14,7 +14,8 @@ from xds_fakes import C, E, FakeEnvoy, L, R, mesh, resources
 from gossamer.types import ProxyIdentity
 from gossamer.xds.metrics import quantile, summary_of
 from gossamer.xds.monitor import XdsMonitor
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import StreamState
 
 WEB = ProxyIdentity("sidecar", "default", "web-1")

@@ -10,7 +10,8 @@ from xds_fakes import C, E, cla, resources
 
 from gossamer.xds import snapshot
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Encoded, Serializer, Snapshot, TypeDiff, content_version
+from gossamer.xds.serializer import Serializer, content_version
+from gossamer.xds.snapshot import Encoded, Snapshot, TypeDiff
 from gossamer.xds.wire import any_wire
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from xds_fakes import C, E, cla, cluster
 
-from gossamer.xds import snapshot
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds import serializer as serializing
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Snapshot
 
 
 def base_of(n: int) -> tuple[dict[str, object], dict[str, object]]:
@@ -53,12 +54,12 @@ def test_a_base_not_wholly_held_is_not_used() -> None:
 
 def test_the_serializer_keeps_a_few_bases_and_what_used_ones_hold() -> None:
     serializer = Serializer()
-    bases = [base_of(2)[0] for _ in range(snapshot.MAPPINGS_KEPT + 1)]
+    bases = [base_of(2)[0] for _ in range(serializing.MAPPINGS_KEPT + 1)]
     first = serializer.versioned_all(C, bases[0])
     assert serializer.versioned_all(C, bases[0]) is first
     for later in bases[1:]:
         serializer.versioned_all(C, later)
-    assert len(serializer._mappings) == snapshot.MAPPINGS_KEPT  # the oldest dropped
+    assert len(serializer._mappings) == serializing.MAPPINGS_KEPT  # the oldest dropped
     assert serializer.versioned_all(C, bases[0]) is not first  # versioned again
     # a prune keeps the encodings of a base given again since the last one, none other
     serializer.prune()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from xds_fakes import C, E, FakeEnvoy, L, R, handshake, mesh, names, snapshot, versions
 
-from gossamer.xds.snapshot import content_version
+from gossamer.xds.serializer import content_version
 
 MODES = pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
 

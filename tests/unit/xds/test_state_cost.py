@@ -15,7 +15,8 @@ import pytest
 from xds_fakes import C, E, FakeEnvoy, L, R, cla, handshake, resources, snapshot
 
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot, Versioned
+from gossamer.xds.serializer import Serializer, Versioned
+from gossamer.xds.snapshot import Snapshot
 
 MODES = pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
 N = 200

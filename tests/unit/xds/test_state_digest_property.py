@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from xds_fakes import C, E, FakeEnvoy, L, R, cla, handshake, resources
 
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import Outgoing
 
 TYPES = [C, E, L, R]

@@ -12,7 +12,8 @@ from google.protobuf import any_pb2
 from xds_fakes import C, E, FakeEnvoy, L, R, cla, cluster, listener, route
 
 from gossamer.xds.resources import PUSH_ORDER, ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Snapshot
 
 X = ResourceType.EXTENSION_CONFIG
 

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
 from gossamer.xds.resources import ResourceType
+from gossamer.xds.serializer import Serializer
 from gossamer.xds.server import STOP_GRACE, XdsServer
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.stream import AdsStream
 
 NODE = "sidecar~default~web-1"

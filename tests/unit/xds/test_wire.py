@@ -11,7 +11,7 @@ from xds_fakes import cla, cluster, route
 
 from gossamer.xds import wire
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Versioned
+from gossamer.xds.serializer import Serializer, Versioned
 from gossamer.xds.typestate import Outgoing
 from gossamer.xds.wire import ResponseEncoder
 

@@ -18,7 +18,8 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import duration_pb2, message
 
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.snapshot import Serializer, Snapshot
+from gossamer.xds.serializer import Serializer
+from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import Outgoing, RequestOutcome, StreamState
 
 C, E, L, R = ResourceType.CLUSTER, ResourceType.ENDPOINT, ResourceType.LISTENER, ResourceType.ROUTE
