@@ -25,7 +25,7 @@ from gossamer.translate.tls import NO_TLS, TlsState
 from gossamer.types import ProxyIdentity
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.serializer import Serializer, Versioned
-from gossamer.xds.snapshot import Snapshot
+from gossamer.xds.snapshot import Snapshot, TypePatch
 
 #: the kinds a proxy's configuration is translated from (``FetchedJwks``: the keys of a Mesh
 #: issuer's ``jwks.uri``; ``AddressSeed``: every service's stable local address). NGAC
@@ -126,6 +126,8 @@ class EndpointPatch:
         self._serializer = serializer
         self._tls = tls
         self._by_zone: dict[str | None, dict[str, Versioned]] = {}
+        #: (the endpoint sets a snapshot held, by identity; the caller zone) -> their patch
+        self._patches: dict[tuple[int, str | None], TypePatch] = {}
         self._zoned: frozenset[str] | None = None
 
     def zone_of(self, proxy: ProxyIdentity) -> str | None:
@@ -168,7 +170,17 @@ class EndpointPatch:
         return built
 
     def apply(self, last: Snapshot, proxy: ProxyIdentity, created: float) -> Snapshot:
-        """``last`` with the rebuilt endpoint sets it holds, as ``proxy`` sees them."""
+        """``last`` with the rebuilt endpoint sets it holds, as ``proxy`` sees them.
+
+        Snapshots holding the very same endpoint sets (gateways routing to the same
+        services: 10,000 sets each at 10k services, ~2.5 ms a patch) share one patch."""
         held = last.of(ResourceType.ENDPOINT)
-        updates = {n: v for n, v in self.sets(self.zone_of(proxy)).items() if n in held}
-        return last.with_resources(ResourceType.ENDPOINT, updates, created) if updates else last
+        zone = self.zone_of(proxy)
+        key = (id(held), zone)
+        done = self._patches.get(key)
+        if done is None or done.held is not held:
+            updates = {n: v for n, v in self.sets(zone).items() if n in held}
+            if not updates:
+                return last
+            done = self._patches[key] = last.patch_type(ResourceType.ENDPOINT, updates)
+        return last.with_patch(done, created)

@@ -152,28 +152,46 @@ class Snapshot:
         against this one: at the cost of ``updates`` and of the type's digest, never a walk
         over the other types or over the type for what changed. The diff names the changed
         resources in the order of ``updates``."""
+        return self.with_patch(self.patch_type(rtype, updates), created)
+
+    def patch_type(self, rtype: ResourceType, updates: Mapping[str, Versioned]) -> TypePatch:
+        """What ``with_resources`` makes of ``rtype``: the same for every snapshot holding
+        this very mapping of it (gateways sharing their 10,000 endpoint sets patch them
+        once, ``with_patch``)."""
         held = self.resources[rtype]
         mapping = MappingProxyType({**held, **updates})
-        resources = MappingProxyType({**self.resources, rtype: mapping})
         if self.digests is None:
-            return Snapshot(resources, created)
+            return TypePatch(rtype, held, mapping, None, None, None)
         changed = tuple(
             n
             for n, v in updates.items()
             if (o := held.get(n)) is not v and (o is None or o.version != v.version)
         )
         if not changed:
-            return Snapshot(resources, created, self.digests)
+            return TypePatch(rtype, held, mapping, self.digests[rtype], None, None)
         lines = None
         if len(mapping) < ORDERED_FROM:
             digest = _digest(mapping)
         else:
             digest, lines = self._lines_after(rtype, mapping, changed)
-        digests = MappingProxyType({**self.digests, rtype: digest})
         diff = TypeDiff(self.digests[rtype], changed, frozenset())
-        out = Snapshot(resources, created, digests, MappingProxyType({rtype: diff}))
-        if lines is not None:
-            out.__dict__[_LINES] = {rtype: lines}
+        return TypePatch(rtype, held, mapping, digest, diff, lines)
+
+    def with_patch(self, patch: TypePatch, created: float) -> Snapshot:
+        """This snapshot with ``patch`` (made by ``patch_type`` on a snapshot holding the
+        same mapping of its type) applied."""
+        rtype = patch.type
+        if self.resources[rtype] is not patch.held:
+            raise ValueError(f"a patch of {rtype.short} applied to a snapshot it was not made on")
+        resources = MappingProxyType({**self.resources, rtype: patch.mapping})
+        if self.digests is None or patch.digest is None:
+            return Snapshot(resources, created)
+        if patch.diff is None:
+            return Snapshot(resources, created, self.digests)
+        digests = MappingProxyType({**self.digests, rtype: patch.digest})
+        out = Snapshot(resources, created, digests, MappingProxyType({rtype: patch.diff}))
+        if patch.lines is not None:
+            out.__dict__[_LINES] = {rtype: patch.lines}
         return out
 
     def _lines_after(
@@ -210,6 +228,21 @@ class Snapshot:
         if self.digests is not None:
             return self.digests[rtype]
         return _digest(self.of(rtype))
+
+
+@dataclass(frozen=True, slots=True)
+class TypePatch:
+    """One type of a snapshot with some resources replaced (``Snapshot.patch_type``)."""
+
+    type: ResourceType
+    #: the mapping it was made on
+    held: Mapping[str, Versioned]
+    mapping: Mapping[str, Versioned]
+    #: the type's digest after (None: the snapshot keeps none)
+    digest: str | None
+    #: how it differs from ``held`` (None: it does not)
+    diff: TypeDiff | None
+    lines: _Lines | None
 
 
 #: a type of at least this many resources keeps the lines of its digest in name order,
