@@ -26,6 +26,7 @@ from gossamer.model.route import Route
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.model.workload import Workload
 from gossamer.translate import ext_authz, jwt, names, rbac, scoping, telemetry, tracing
+from gossamer.translate.cluster_sets import ClusterSets, unresolved
 from gossamer.translate.clusters import inbound_cluster
 from gossamer.translate.denial_log import denial_access_log
 from gossamer.translate.egress import external_resources
@@ -44,7 +45,7 @@ from gossamer.translate.routes import (
     cluster_references,
     inbound_routes,
 )
-from gossamer.translate.shared_pieces import ClusterSets, SharedPieces, unresolved
+from gossamer.translate.shared_pieces import SharedPieces
 from gossamer.translate.telemetry_stats import request_log
 from gossamer.translate.tls import NO_TLS, TlsState, mode_of, secure_inbound
 from gossamer.types import ProxyIdentity

@@ -11,7 +11,6 @@ them through its ``Memo``, keyed by exactly the inputs each depends on; ``Transl
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -26,6 +25,7 @@ from gossamer.model.route_actions import Mirror
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.model.traffic_policy import TrafficPolicy
 from gossamer.translate import names
+from gossamer.translate.cluster_sets import ClusterSets
 from gossamer.translate.clusters import outbound_cluster
 from gossamer.translate.endpoints import in_subset, load_assignment
 from gossamer.translate.gateway_tables import RouteRules, SharedTable, VhostTable
@@ -88,35 +88,6 @@ class _Looked:
     sets_read: tuple[object, ...] = ()
     #: (tls_on, zone) -> (the cluster refs, their clusters and endpoint sets)
     sets: dict[tuple[bool, str | None], tuple[Any, ClusterSets]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterSets:
-    """Clusters and their endpoint sets by name, made once for every proxy using the same
-    clusters (``SharedPieces.cluster_sets``). Shared: copy them, never change them."""
-
-    clusters: dict[str, cluster_pb2.Cluster]
-    endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment]
-    #: the clusters whose endpoint set ``endpoints`` lacks (checked once, not per proxy:
-    #: none, unless the translator has a bug)
-    unresolved: frozenset[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        found = unresolved(self.clusters.items(), self.endpoints)
-        object.__setattr__(self, "unresolved", frozenset(n for n, _ in found))
-
-
-def unresolved(
-    clusters: Iterable[tuple[str, cluster_pb2.Cluster]],
-    endpoints: Mapping[str, endpoint_pb2.ClusterLoadAssignment],
-) -> Iterator[tuple[str, str]]:
-    """Each EDS cluster of ``clusters`` (name, message) whose endpoint set ``endpoints``
-    lacks, with that set's name."""
-    for name, cluster in clusters:
-        if cluster.HasField("eds_cluster_config"):
-            eds = cluster.eds_cluster_config.service_name or name
-            if eds not in endpoints:
-                yield name, eds
 
 
 class SharedPieces:

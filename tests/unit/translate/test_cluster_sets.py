@@ -11,8 +11,8 @@ from envoy.config.cluster.v3 import cluster_pb2
 
 from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.model import ModelSnapshot, Resource, parse_manifest
+from gossamer.translate.cluster_sets import ClusterSets
 from gossamer.translate.proxy import ProxyResources, Translator
-from gossamer.translate.shared_pieces import ClusterSets
 from gossamer.types import API_VERSION, ProxyIdentity
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.serializer import Serializer
