@@ -10,7 +10,6 @@ them through its ``Memo``, keyed by exactly the inputs each depends on; ``Transl
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
@@ -32,6 +31,7 @@ from gossamer.translate.gateway_tables import RouteRules, SharedTable, VhostTabl
 from gossamer.translate.lb import add_hash_policies
 from gossamer.translate.memo import Identities, Memo
 from gossamer.translate.names import ClusterRef, Subset, subset_of
+from gossamer.translate.route_index import RouteIndex
 from gossamer.translate.routes import (
     ClusterOf,
     default_route,
@@ -95,7 +95,8 @@ class SharedPieces:
 
     def __init__(self) -> None:
         self.memo = Memo()
-        self._subsets: tuple[object, dict[Ref, tuple[Subset, ...]]] | None = None
+        #: what every Route holds that translating any proxy reads
+        self.route_index = RouteIndex()
         #: what ``cluster_pair`` and ``cluster_sets`` looked up (``_looked_up``)
         self._looked = _Looked()
         #: the route table each gateway built last, to patch (``gateway_tables``), and the
@@ -114,20 +115,7 @@ class SharedPieces:
 
     def subsets(self, snap: ModelSnapshot, service: Ref) -> tuple[Subset, ...]:
         """The subsets of ``service`` some Route (east-west or gateway) sends to."""
-
-        def build() -> dict[Ref, tuple[Subset, ...]]:
-            found: dict[Ref, set[Subset]] = defaultdict(set)
-            for (ns, _), route in snap.routes.items():
-                for rule in route.spec.rules:
-                    for d in rule.targets():
-                        if d.subset:
-                            found[(d.namespace or ns, d.service)].add(subset_of(d.subset))
-            return {ref: tuple(sorted(k)) for ref, k in found.items()}
-
-        # Once per Route generation, not per service.
-        if self._subsets is None or self._subsets[0] is not snap.generation("Route"):
-            self._subsets = (snap.generation("Route"), build())
-        return self._subsets[1].get(service, ())
+        return self.route_index.subsets(snap, service)
 
     def _resolve(
         self,
