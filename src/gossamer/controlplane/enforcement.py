@@ -23,6 +23,7 @@ import gc
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from gossamer.authz.changes import GraphChange
 from gossamer.authz.decider import Decider
@@ -234,7 +235,7 @@ def with_access_change(
         return change
     workloads = {w.ref for ref in services for w in model.workloads_of(ref)}
     workloads |= _rescoped_callers(model, old, new, services)
-    return EndpointChange(change.services, change.workloads | workloads)
+    return replace(change, workloads=change.workloads | workloads)
 
 
 def _rescoped_callers(

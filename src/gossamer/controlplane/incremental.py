@@ -6,7 +6,9 @@ A change qualifies when only Workloads changed and no service's clusters change 
 service gets that service's new endpoint sets, as its zone sees them (``translate.locality``:
 callers in one zone share each rebuilt set); the changed workloads' own sidecars are rebuilt
 in full (a workload whose zone changed is a caller in another zone now); every other proxy
-keeps its snapshot object. Subset clusters are among
+keeps its snapshot object, but for the egress gateways of ExternalServices that gained or
+lost a caller (a workload's dependencies decide who they let through): those are rebuilt
+in full. Subset clusters are among
 a service's clusters: the Routes, and so which subsets exist, are unchanged, while a
 workload may move between subsets. The result is the same as a full rebuild (a property
 test checks it).
@@ -14,9 +16,10 @@ test checks it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.model.workload import Workload
 from gossamer.translate import names
 from gossamer.translate.local_cluster import local_endpoints
 from gossamer.translate.locality import caller_zone
@@ -52,6 +55,9 @@ class EndpointChange:
     services: frozenset[Ref]
     #: workloads that changed (their own sidecars are rebuilt in full)
     workloads: frozenset[Ref]
+    #: egress gateways whose ExternalServices gained or lost a caller (rebuilt in full:
+    #: their caller checks change, ``translate.egress_callers``)
+    gateways: frozenset[Ref] = frozenset()
 
 
 def endpoint_change(old: ModelSnapshot, new: ModelSnapshot) -> EndpointChange | None:
@@ -78,7 +84,27 @@ def endpoint_change(old: ModelSnapshot, new: ModelSnapshot) -> EndpointChange | 
         now = all(w.spec.sidecar for w in new.workloads_of(svc))
         if was != now:
             return None  # the service's clusters change protocol
-    return EndpointChange(frozenset(services), frozenset(changed))
+    externals: set[Ref] = set()
+    for ref in changed:
+        calls = _external_calls(before.get(ref), new) ^ _external_calls(after.get(ref), new)
+        externals |= {ext for ext, _ in calls}
+    gateways = {
+        gw
+        for ext in externals
+        if (e := new.external_services.get(ext)) is not None and (gw := e.gateway) is not None
+    }
+    return EndpointChange(frozenset(services), frozenset(changed), frozenset(gateways))
+
+
+def _external_calls(w: Workload | None, model: ModelSnapshot) -> set[tuple[Ref, str]]:
+    """The ExternalServices ``w`` lets its service call, each with that service's name:
+    what it adds to their egress gateways' caller checks (a workload without a sidecar
+    adds nothing: its calls do not go through the mesh)."""
+    if w is None or not w.spec.sidecar:
+        return set()
+    ns = w.metadata.namespace
+    refs = ((d.namespace or ns, d.service) for d in w.spec.dependencies)
+    return {(ref, w.spec.service) for ref in refs if ref in model.external_services}
 
 
 def with_tls_change(
@@ -96,7 +122,9 @@ def with_tls_change(
     if not flipped:
         return change
     services = {(ref[0], w.spec.service) for ref in flipped if (w := model.workloads.get(ref))}
-    return EndpointChange(change.services | services, change.workloads | flipped)
+    return replace(
+        change, services=change.services | services, workloads=change.workloads | flipped
+    )
 
 
 class EndpointPatch:

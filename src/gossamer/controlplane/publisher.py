@@ -203,8 +203,8 @@ class Publisher:
                 and not scope.reaches(model, proxy)
             ):
                 continue  # nothing it holds reads the changed Routes: it keeps them
-            own = proxy.kind == "sidecar" and (proxy.namespace, proxy.name) in (
-                change.workloads if change else ()
+            own = change is not None and (proxy.namespace, proxy.name) in (
+                change.workloads if proxy.kind == "sidecar" else change.gateways
             )
             patched = change is not None and not own and not stale
             jobs.append((proxy, last if patched else None))
