@@ -119,10 +119,13 @@ class Switch:
         await self._changed.wait()
 
 
-#: a child that writes what it got (argv, token from its environment) and waits
+#: a child that writes what it got (argv, token from its environment) and waits; the file
+#: appears whole (renamed into place: the test reads it as soon as it exists, and once
+#: read it half-written in a CI run)
 CHILD = (
     "import json, os, sys, time; "
-    "open(sys.argv[1], 'w').write(json.dumps([sys.argv, os.environ.get(sys.argv[2])])); "
+    "open(sys.argv[1] + '.part', 'w').write(json.dumps([sys.argv, os.environ.get(sys.argv[2])])); "
+    "os.replace(sys.argv[1] + '.part', sys.argv[1]); "
     "time.sleep(60)"
 )
 
