@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from gossamer.model.snapshot import ModelSnapshot, Ref
-from gossamer.model.workload import Workload
 from gossamer.translate import names
+from gossamer.translate.egress_callers import workload_calls
 from gossamer.translate.local_cluster import local_endpoints
 from gossamer.translate.locality import caller_zone
 from gossamer.translate.proxy import Translator
@@ -86,7 +86,12 @@ def endpoint_change(old: ModelSnapshot, new: ModelSnapshot) -> EndpointChange | 
             return None  # the service's clusters change protocol
     externals: set[Ref] = set()
     for ref in changed:
-        calls = _external_calls(before.get(ref), new) ^ _external_calls(after.get(ref), new)
+        # (what it adds to the egress gateways' caller checks, before and after: the
+        # pairs only one side has)
+        calls: set[tuple[Ref, str]] = set()
+        for w in (before.get(ref), after.get(ref)):
+            if w is not None:
+                calls ^= workload_calls(new, w)
         externals |= {ext for ext, _ in calls}
     gateways = {
         gw
@@ -94,17 +99,6 @@ def endpoint_change(old: ModelSnapshot, new: ModelSnapshot) -> EndpointChange | 
         if (e := new.external_services.get(ext)) is not None and (gw := e.gateway) is not None
     }
     return EndpointChange(frozenset(services), frozenset(changed), frozenset(gateways))
-
-
-def _external_calls(w: Workload | None, model: ModelSnapshot) -> set[tuple[Ref, str]]:
-    """The ExternalServices ``w`` lets its service call, each with that service's name:
-    what it adds to their egress gateways' caller checks (a workload without a sidecar
-    adds nothing: its calls do not go through the mesh)."""
-    if w is None or not w.spec.sidecar:
-        return set()
-    ns = w.metadata.namespace
-    refs = ((d.namespace or ns, d.service) for d in w.spec.dependencies)
-    return {(ref, w.spec.service) for ref in refs if ref in model.external_services}
 
 
 def with_tls_change(

@@ -39,6 +39,7 @@ from xds.core.v3 import extension_pb2
 from xds.type.matcher.v3 import matcher_pb2
 
 from gossamer.model.snapshot import ModelSnapshot, Ref
+from gossamer.model.workload import Workload
 from gossamer.translate.common import any_of
 from gossamer.translate.memo import Memo
 from gossamer.translate.rbac import RBAC_ACTION, RBAC_FILTER, URI_SAN_INPUT
@@ -51,17 +52,27 @@ NETWORK_STATS = "egress_callers|"
 Callers = tuple[str, ...]
 
 
+def workload_calls(snap: ModelSnapshot, w: Workload) -> set[tuple[Ref, str]]:
+    """The ExternalServices ``w`` makes a caller of, each with that caller's SPIFFE id (its
+    service's): what ``w`` adds to their egress gateways' checks. A workload without a
+    sidecar adds nothing (its calls do not go through the mesh)."""
+    if not w.spec.sidecar:
+        return set()
+    ns = w.metadata.namespace
+    refs = {(d.namespace or ns, d.service) for d in w.spec.dependencies}
+    external = [ref for ref in refs if ref in snap.external_services]
+    if not external:
+        return set()
+    caller = spiffe_id(snap.mesh.spec.trustDomain, ns, w.spec.service)
+    return {(ref, caller) for ref in external}
+
+
 def _all_callers(snap: ModelSnapshot) -> dict[Ref, Callers]:
     """For every ExternalService some sidecar depends on, its callers' SPIFFE ids, sorted."""
-    domain = snap.mesh.spec.trustDomain
     found: dict[Ref, set[str]] = defaultdict(set)
-    for (ns, _), w in snap.workloads.items():
-        if not w.spec.sidecar:
-            continue
-        for dep in w.spec.dependencies:
-            ref = (dep.namespace or ns, dep.service)
-            if ref in snap.external_services:
-                found[ref].add(spiffe_id(domain, ns, w.spec.service))
+    for w in snap.workloads.values():
+        for ref, caller in workload_calls(snap, w):
+            found[ref].add(caller)
     return {ref: tuple(sorted(ids)) for ref, ids in found.items()}
 
 
