@@ -1,7 +1,8 @@
 """The control plane at scale: one control plane, N simulated proxies over gRPC, K real Envoys.
 
 Run: ``.venv/bin/python bench/xds_scale.py [--services 1000] [--proxies 1000] [--gateways 10]
-[--deps 20] [--repeats 30] [--burst 1000] [--delta] [--real-envoys 2] [--drivers 2]``.
+[--deps 20] [--repeats 30] [--burst 1000] [--delta] [--real-envoys 2] [--drivers 2]
+[--telemetry] [--tracing PERCENT]``.
 
 The control plane runs in this process, pinned to core 0 (SQLite store in a temporary
 directory; the mesh is applied, then the plane restarted on it, as one normally runs). The
@@ -46,10 +47,11 @@ from typing import Any
 
 from _common import cpu_seconds, percentile, rss_mb, summary_ms
 from xds_convergence import baseline_build
-from xds_scale_mesh import REAL_GATEWAY_PREFIX, REPLICAS, Mesh, build_mesh
+from xds_scale_mesh import REAL_GATEWAY_PREFIX, REPLICAS, Mesh, build_mesh, mesh_config
 from xds_scale_phases import Bench, Change, real_eds_check
 
 from gossamer.server.app import ControlPlaneApp
+from gossamer.server.telemetry_child import TelemetrySettings
 from gossamer.testing.controlplane import mesh_envoy, running_control_plane
 from gossamer.testing.ports import free_port
 from gossamer.types import ProxyIdentity
@@ -161,13 +163,19 @@ def report_change(name: str, changes: list[Change], real: list[str]) -> list[str
 
 
 def seed(
-    store: Path, services: int, proxies: int, gateways: int, deps: int, real: dict[str, int]
+    store: Path,
+    services: int,
+    proxies: int,
+    gateways: int,
+    deps: int,
+    real: dict[str, int],
+    tracing: float,
 ) -> None:
     """(In a child process) apply the bench's mesh to a control plane storing in ``store``."""
 
     async def apply() -> None:
         mesh = build_mesh(services, proxies - gateways, gateways, deps, real)
-        resources = mesh.resources()
+        resources = mesh.resources() + ([mesh_config(tracing)] if tracing else [])
         async with running_control_plane(store) as app:
             t = time.perf_counter()
             for i in range(0, len(resources), 10_000):
@@ -194,7 +202,8 @@ async def run(args: argparse.Namespace) -> int:
         f"{percentile([callers.get(i, 0) for i in range(args.services)], 50):g}), "
         f"{args.gateways} simulated + {args.real} real gateways; "
         f"{mesh.resource_count()} resources; "
-        f"ADS {'delta' if args.delta else 'state-of-the-world'}; {args.drivers} driver(s)"
+        f"ADS {'delta' if args.delta else 'state-of-the-world'}; {args.drivers} driver(s); "
+        f"telemetry {'on' if args.telemetry else 'off'}, tracing {args.tracing:g} %"
         + (
             f"; plane on core {PLANE_CORE}, drivers and Envoys on core {DRIVER_CORE}"
             if args.pin
@@ -210,7 +219,7 @@ async def run(args: argparse.Namespace) -> int:
         # whole second model.)
         child = multiprocessing.get_context("spawn").Process(
             target=seed, args=(tmp / "cp", args.services, args.proxies, args.gateways, args.deps,
-                               real_gws)
+                               real_gws, args.tracing)
         )  # fmt: skip
         child.start()
         await asyncio.to_thread(child.join)
@@ -218,7 +227,9 @@ async def run(args: argparse.Namespace) -> int:
             print(f"the child process applying the mesh failed (exit code {child.exitcode})")
             return 1
         t = time.perf_counter()
-        async with running_control_plane(tmp / "cp") as app:
+        # (telemetry off unless asked: the figures before 2026-12-04 were taken so)
+        telemetry = TelemetrySettings("auto" if args.telemetry else "off")
+        async with running_control_plane(tmp / "cp", telemetry=telemetry) as app:
             print(f"control plane restarted on the stored mesh: {time.perf_counter() - t:.2f} s")
             drivers = await start_drivers(args, app, proxies, tmp)
             try:
@@ -385,6 +396,19 @@ def main() -> None:
     p.add_argument("--connect-timeout", type=float, default=600.0)
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin to cores")
     p.add_argument(
+        "--telemetry",
+        action="store_true",
+        help="run the plane's telemetry service, as `gossamer control-plane` does by default "
+        "(every proxy then logs to it)",
+    )
+    p.add_argument(
+        "--tracing",
+        type=float,
+        default=0.0,
+        metavar="PERCENT",
+        help="a Mesh tracing PERCENT of requests (implies --telemetry)",
+    )
+    p.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -397,6 +421,9 @@ def main() -> None:
     if not 0 <= args.real <= 10 or not 1 <= args.drivers <= 8 or not 1 <= args.repeats <= 1000:
         sys.exit("--real-envoys must be 0..10, --drivers 1..8, --repeats 1..1000")
     args.timeout = max(1.0, min(args.timeout, 300.0))
+    if not 0 <= args.tracing <= 100:
+        sys.exit("--tracing must be 0..100 (percent)")
+    args.telemetry = args.telemetry or args.tracing > 0
     args.pin = args.pin and {PLANE_CORE, DRIVER_CORE} <= os.sched_getaffinity(0)
     if args.pin:
         os.sched_setaffinity(0, {PLANE_CORE})

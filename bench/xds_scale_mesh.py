@@ -130,6 +130,11 @@ def zipf_deps(
     return list(chosen)[:want]
 
 
+def mesh_config(tracing: float) -> Resource:
+    """The Mesh resource tracing ``tracing`` percent of requests (``--tracing``)."""
+    return _manifest("Mesh", "default", {"tracing": {"sampling": tracing}})
+
+
 def build_mesh(
     services: int,
     sidecars: int,

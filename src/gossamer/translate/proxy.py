@@ -146,7 +146,8 @@ class Translator(SharedPieces):
                 out.clusters[ext_authz.CLUSTER] = ext_authz.cluster(decision_point, snap.mesh)
         if self.telemetry_service is not None:
             out.clusters[telemetry.CLUSTER] = telemetry.cluster(self.telemetry_service, snap.mesh)
-            tracing.sample_routes(self.memo, out.routes, snap.mesh)  # the rate, per route
+            if proxy.kind == "sidecar":  # (a gateway's table is built sampled)
+                tracing.sample_routes(self.memo, out.routes, snap.mesh)  # the rate, per route
         return out
 
     def _jwt_config(self, out: ProxyResources, snap: ModelSnapshot) -> None:
@@ -304,7 +305,8 @@ class Translator(SharedPieces):
         tls_on = ProxyIdentity("gateway", *ref).node_id in tls.capable
         mesh = snap.mesh
         rname = names.gateway_route(ref)
-        found = self.gateway_routes(snap, ref)
+        sampling = tracing.gateway_sampling(mesh, self.telemetry_service is not None)
+        found = self.gateway_routes(snap, ref, sampling)
         used, table = found.used, found.table()
         sets = self.cluster_sets(snap, used, tls, tls_on, gw.spec.zone)
         out = ProxyResources(dict(sets.clusters), dict(sets.endpoints), shared_sets=sets)

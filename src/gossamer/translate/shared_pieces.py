@@ -23,7 +23,7 @@ from gossamer.model.route import Destination, Route
 from gossamer.model.route_actions import Mirror
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.model.traffic_policy import TrafficPolicy
-from gossamer.translate import names
+from gossamer.translate import names, tracing
 from gossamer.translate.cluster_sets import ClusterSets
 from gossamer.translate.clusters import outbound_cluster
 from gossamer.translate.endpoints import in_subset, load_assignment
@@ -331,12 +331,16 @@ class SharedPieces:
         done[key] = (svc, workloads, *pair)
         return pair
 
-    def gateway_routes(self, snap: ModelSnapshot, ref: Ref) -> GatewayTable:
+    def gateway_routes(
+        self, snap: ModelSnapshot, ref: Ref, sampling: rc_pb2.Tracing | None = None
+    ) -> GatewayTable:
         """A gateway's route table (virtual hosts by domain), the clusters it uses, in
         order, and the cluster names its routes reference (``route_references``, walked
         once per Route however many gateways and tables share it: walking 10,000
-        virtual hosts at 10k services took ~30 ms a table)."""
+        virtual hosts at 10k services took ~30 ms a table). ``sampling``: what every
+        route carries when the gateway traces (``tracing.gateway_sampling``)."""
         gw = snap.gateways[ref]
+        rate = None if sampling is None else sampling.random_sampling.numerator
 
         def rules_of(r: Route) -> RouteRules:
             # One Route's Envoy routes, shared by every gateway and domain it serves, the
@@ -345,11 +349,18 @@ class SharedPieces:
             rules = rule_entries([r])
             built = routes_for_rules(rules, self._cluster_of(snap, None, used), snap.mesh)
             self._hash_routes(snap, built, used)
+            if sampling is not None:
+                tracing.sample(built, sampling)
             return built, frozenset(used), route_references(built)
 
         def build() -> GatewayTable:
             routes = snap.routes_for_gateway(ref)
-            common = (snap.generation("Service"), snap.mesh, snap.generation("TrafficPolicy"))
+            common = (
+                snap.generation("Service"),
+                snap.mesh,
+                snap.generation("TrafficPolicy"),
+                rate,
+            )
 
             def rules_for(r: Route) -> RouteRules:
                 return self.memo.get("gateway-route-rules", (r, *common), partial(rules_of, r))
@@ -382,5 +393,6 @@ class SharedPieces:
             snap.generation("Service"),
             snap.mesh,
             snap.generation("TrafficPolicy"),
+            rate,
         )
         return self.memo.get("gateway-routes", inputs, build, slot=ref)
