@@ -274,10 +274,12 @@ class Translator(SharedPieces):
                 for u in sorted(used):
                     self._add_cluster(snap, u, out, tls, tls_on, zone)
                 self._local_limits(out, lname, buckets(snap.routes_for_service(ref)))
-                # (one per caller service and dependency: at 1,000 sidecars x 20 a full
-                # round spent most of its time rebuilding these unchanged)
-                logged = f"{ns}/{w.spec.service}" if self.telemetry_service else None
-                inputs = (lname, mesh, table.name, address, bind, ref, logged)
+                # (one per dependency, shared by its callers, one per caller service when
+                # traced: at 1,000 sidecars x 20 a full round spent most of its time
+                # rebuilding these unchanged)
+                logged = self.telemetry_service is not None
+                traced_as = f"{ns}/{w.spec.service}" if logged and tracing.on(mesh) else None
+                inputs = (lname, mesh, table.name, address, bind, ref, logged, traced_as)
                 build = partial(_outbound_http, *inputs)
                 out.listeners[lname] = self.memo.get("outbound-http", inputs, build)
             else:
@@ -355,14 +357,16 @@ def _outbound_http(
     address: str,
     bind: int,
     ref: Ref,
-    caller: str | None,
+    logged: bool,
+    traced_as: str | None,
 ) -> listener_pb2.Listener:
-    """A sidecar's outbound listener to ``ref`` (``caller``: the calling service, when
-    telemetry is on: every request counted, ``Mesh.spec.telemetry``, and traced)."""
+    """A sidecar's outbound listener to ``ref`` (``logged``: telemetry is on, every request
+    counted, ``Mesh.spec.telemetry``; ``traced_as``: the calling service, whose traces its
+    spans join)."""
     hcm = http_connection_manager(lname, mesh, rds=rds)
-    if caller is not None:
+    if logged:
         tags = telemetry.outbound_tags(ref)
         hcm.access_log.append(request_log(mesh, telemetry.OUTBOUND, tags))
-        if tracing.on(mesh):
-            tracing.trace(hcm, telemetry.CLUSTER, caller)
+    if traced_as is not None:
+        tracing.trace(hcm, telemetry.CLUSTER, traced_as)
     return http_listener(lname, address, bind, hcm, OUTBOUND)
