@@ -9,9 +9,10 @@ shares) is versioned once for all.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 from google.protobuf import any_pb2, message
 
@@ -46,6 +47,36 @@ def content_version(items: Iterable[tuple[str, str]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+T = TypeVar("T")
+
+
+class PairMemo(Generic[T]):
+    """What a function of two objects (never changed) gave, known by both objects'
+    identities and kept with them, so an id is not reused while its entry lives; the last
+    ``kept`` pairs."""
+
+    def __init__(self, kept: int) -> None:
+        self._kept = kept
+        self._memo: dict[tuple[int, int], tuple[object, object, T]] = {}
+
+    def get(self, a: object, b: object, compute: Callable[[], T]) -> T:
+        key = (id(a), id(b))
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is a and hit[1] is b:
+            return hit[2]
+        out = compute()
+        self._memo.pop(key, None)
+        self._memo[key] = (a, b, out)
+        while len(self._memo) > self._kept:
+            del self._memo[next(iter(self._memo))]
+        return out
+
+
+#: how one versioned mapping differs from another: the names added or given a new
+#: version, those removed, and the new mapping's digest (None: they hold the same)
+Comparison = tuple[tuple[str, ...], frozenset[str], str | None]
+
+
 class Serializer:
     """Serialises protos once: a proto object reused across snapshots is not re-encoded."""
 
@@ -61,6 +92,9 @@ class Serializer:
         self._mappings: dict[
             int, tuple[Mapping[str, message.Message], Mapping[str, Versioned]]
         ] = {}
+        #: large versioned mappings compared (``Snapshot.build``): gateways sharing their
+        #: 10,000 clusters before and after a change compare the same two mappings
+        self.compared: PairMemo[Comparison] = PairMemo(MAPPINGS_KEPT)
 
     def versioned(
         self,

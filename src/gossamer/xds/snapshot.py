@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 
 from google.protobuf import message
 
 from gossamer.xds.resources import ResourceType
-from gossamer.xds.serializer import Serializer, Versioned
+from gossamer.xds.serializer import Comparison, PairMemo, Serializer, Versioned
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ class Snapshot:
                 built[t] = MappingProxyType(
                     {n: serializer.versioned(t, n, m) for n, m in of_type.items()}
                 )
-        return cls._indexed(built, created, previous)
+        return cls._indexed(built, created, previous, serializer.compared)
 
     @classmethod
     def _indexed(
@@ -113,8 +114,11 @@ class Snapshot:
         resources: Mapping[ResourceType, Mapping[str, Versioned]],
         created: float,
         previous: Snapshot | None,
+        compared: PairMemo[Comparison] | None = None,
     ) -> Snapshot:
-        """A snapshot of ``resources`` with its digests and its diffs from ``previous``."""
+        """A snapshot of ``resources`` with its digests and its diffs from ``previous``;
+        ``compared`` keeps the comparisons of large types (gateways sharing their mappings
+        before and after a change compare them once)."""
         digests: dict[ResourceType, str] = {}
         diffs: dict[ResourceType, TypeDiff] = {}
         before = previous.digests if previous is not None else None
@@ -127,16 +131,15 @@ class Snapshot:
             if old is mapping:
                 digests[t] = before[t]
                 continue
-            changed = tuple(
-                n
-                for n, v in mapping.items()
-                if (o := old.get(n)) is not v and (o is None or o.version != v.version)
-            )
-            removed = frozenset(old.keys() - mapping.keys())
-            if not changed and not removed:
+            if compared is not None and len(mapping) >= ORDERED_FROM:
+                compare = partial(_compare, old, mapping)
+                changed, removed, digest = compared.get(old, mapping, compare)
+            else:
+                changed, removed, digest = _compare(old, mapping)
+            if digest is None:
                 digests[t] = before[t]
                 continue
-            digests[t] = _digest(mapping)
+            digests[t] = digest
             diffs[t] = TypeDiff(before[t], changed, removed)
         return cls(
             MappingProxyType(dict(resources)),
@@ -286,6 +289,19 @@ def _on_base(
     return MappingProxyType(
         {**shared, **{n: serializer.versioned(rtype, n, m) for n, m in extra.items()}}
     )
+
+
+def _compare(old: Mapping[str, Versioned], new: Mapping[str, Versioned]) -> Comparison:
+    """How ``new`` differs from ``old`` (``Comparison``)."""
+    changed = tuple(
+        n
+        for n, v in new.items()
+        if (o := old.get(n)) is not v and (o is None or o.version != v.version)
+    )
+    removed = frozenset(old.keys() - new.keys())
+    if not changed and not removed:
+        return (), removed, None
+    return changed, removed, _digest(new)
 
 
 def _digest(resources: Mapping[str, Versioned]) -> str:
