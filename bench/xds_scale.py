@@ -8,8 +8,9 @@ The control plane runs in this process, pinned to core 0 (SQLite store in a temp
 directory; the mesh is applied, then the plane restarted on it, as one normally runs). The
 simulated proxies are ``gossamer.testing.AdsClient``s (every resource decoded, ACKed or
 NACKed like Envoy) in ``--drivers`` processes pinned to core 1 (``xds_scale_driver.py``);
-``--real-envoys`` real Envoy gateways (also on core 1) join once the simulated ones are in
-sync. The mesh (``xds_scale_mesh.py``): services x 3 workloads; the sidecars are
+``--real-envoys`` real Envoy gateways (also on core 1) join once the simulated proxies'
+changes were measured alone; the same kinds of change are then measured again beside them
+(they share the drivers' core: at 10k services each takes ~1 s of it per route change). The mesh (``xds_scale_mesh.py``): services x 3 workloads; the sidecars are
 ``--proxies - --gateways`` workloads with ``--deps`` Zipf-distributed dependencies each (the
 other workloads run no sidecar); every gateway routes to every service.
 
@@ -260,11 +261,35 @@ def profiled(into: Path | None, name: str) -> Iterator[None]:
         profile.dump_stats(into / f"{name}.prof")
 
 
+async def measure_changes(
+    args: argparse.Namespace, bench: Bench, weights: dict[int, int], phase: int
+) -> list[Change]:
+    """``--repeats`` times an endpoint change (a workload's weight: ``weights`` holds each
+    service's last) and a route change (a timeout, other in each ``phase``), each measured
+    alone; printed with the real Envoys' times, if any have joined. Returns them all."""
+    mesh = bench.mesh
+    endpoint, route = [], []
+    dcpu0 = await bench.driver_cpu()
+    for k in range(args.repeats):
+        svc = k % args.services  # svc-0 first: the most popular
+        weights[svc] = weights.get(svc, 1) % 100 + 1
+        w = mesh.workload(svc, REPLICAS - 1, weight=weights[svc])
+        with profiled(args.profile, f"endpoint-{phase}-{k}"):
+            endpoint.append(await bench.measure(ResourceType.ENDPOINT, [[w]]))
+        with profiled(args.profile, f"route-{phase}-{k}"):
+            change = [[mesh.route(svc, 1 + 2 * phase + k % 2)]]
+            route.append(await bench.measure(ResourceType.ROUTE, change))
+    dcpu = await bench.driver_cpu() - dcpu0
+    print(*report_change("endpoint change", endpoint, bench.real_nodes), sep="\n")
+    print(*report_change("route change   ", route, bench.real_nodes), sep="\n", flush=True)
+    print(f"drivers CPU for those {2 * args.repeats} changes: {dcpu:.1f} s")
+    return endpoint + route
+
+
 async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
     app, mesh = bench.app, bench.mesh
     pid = os.getpid()
     n = len(bench.nodes)
-    rows: list[str] = []
 
     # -- first full config -------------------------------------------------------------------
     cpu0, dcpu0, t0 = cpu_seconds(pid), await bench.driver_cpu(), time.monotonic()
@@ -281,7 +306,10 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
         f" RSS {rss_mb():.0f} MB",
         flush=True,
     )
-    rows.append(f"| time to first config, all {n} proxies | {first:.2f} s | |")
+
+    # -- one endpoint change, one route change, repeated: the simulated proxies alone ------
+    weights: dict[int, int] = {}
+    measured = await measure_changes(args, bench, weights, phase=0)
 
     # -- real Envoys join ----------------------------------------------------------------------
     async with contextlib.AsyncExitStack() as stack:
@@ -299,24 +327,10 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
             return False
         if real:
             print(f"{len(real)} real Envoy gateway(s) in sync after {time.monotonic() - t:.1f} s")
-
-        # -- one endpoint change, one route change, repeated -------------------------------------
-        weights: dict[int, int] = {}
-        endpoint, route = [], []
-        dcpu0 = await bench.driver_cpu()
-        for k in range(args.repeats):
-            svc = k % args.services  # svc-0 first: the most popular
-            weights[svc] = weights.get(svc, 1) % 100 + 1
-            w = mesh.workload(svc, REPLICAS - 1, weight=weights[svc])
-            with profiled(args.profile, f"endpoint-{k}"):
-                endpoint.append(await bench.measure(ResourceType.ENDPOINT, [[w]]))
-            with profiled(args.profile, f"route-{k}"):
-                change = [[mesh.route(svc, 1 + k % 2)]]
-                route.append(await bench.measure(ResourceType.ROUTE, change))
-        dcpu = await bench.driver_cpu() - dcpu0
-        print(*report_change("endpoint change", endpoint, bench.real_nodes), sep="\n")
-        print(*report_change("route change   ", route, bench.real_nodes), sep="\n", flush=True)
-        print(f"drivers CPU for those {2 * args.repeats} changes: {dcpu:.1f} s")
+            # (the same changes again, beside them: they run on the drivers' core, and at
+            # 10k services each takes ~1 s of it per route change)
+            print(f"the same changes with the {len(real)} real Envoy gateway(s) beside them:")
+            measured += await measure_changes(args, bench, weights, phase=1)
 
         # -- a rolling restart -------------------------------------------------------------------
         count = min(args.burst, args.services * REPLICAS)
@@ -358,7 +372,7 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
         # -- the check ---------------------------------------------------------------------------
         bad = await bench.out_of_sync()
         stats = await bench.ask_all({"cmd": "stats"})
-        lost = sum(c.lost + c.late for c in [*endpoint, *route, burst])
+        lost = sum(c.lost + c.late for c in [*measured, burst])
         nacks = sum(s["nacks"] for s in stats)
         ends = sum(s["unexpected_ends"] for s in stats)
         rss, hwm = rss_mb(), rss_mb(field="VmHWM")
@@ -373,7 +387,7 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
             "exactly the control plane's config for them"
         )
     else:
-        missing = [m for c in [*endpoint, *route, burst] for m in c.missing]
+        missing = [m for c in [*measured, burst] for m in c.missing]
         print(
             f"CHECK FAILED: {lost} lost change(s) {missing[:3]}, {len(bad)} proxy problem(s) "
             f"out of {n}: {bad[:5]}"
@@ -413,7 +427,8 @@ def main() -> None:
         type=Path,
         metavar="DIR",
         help="write a cProfile of the event loop during each endpoint and route change "
-        "to DIR/endpoint-<k>.prof and DIR/route-<k>.prof (read with python -m pstats)",
+        "to DIR/endpoint-<phase>-<k>.prof and DIR/route-<phase>-<k>.prof (phase 0: the "
+        "simulated proxies alone, 1: beside the real Envoys; read with python -m pstats)",
     )
     args = p.parse_args()
     if not 1 <= args.services <= 20_000 or not 1 <= args.gateways <= args.proxies <= 5000:
