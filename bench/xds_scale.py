@@ -10,9 +10,10 @@ simulated proxies are ``gossamer.testing.AdsClient``s (every resource decoded, A
 NACKed like Envoy) in ``--drivers`` processes pinned to core 1 (``xds_scale_driver.py``);
 ``--real-envoys`` real Envoy gateways (also on core 1) join once the simulated proxies'
 changes were measured alone; the same kinds of change are then measured again beside them
-(they share the drivers' core: at 10k services each takes ~1 s of it per route change). The mesh (``xds_scale_mesh.py``): services x 3 workloads; the sidecars are
-``--proxies - --gateways`` workloads with ``--deps`` Zipf-distributed dependencies each (the
-other workloads run no sidecar); every gateway routes to every service.
+(they share the drivers' core: at 10k services each takes ~1 s of it per route change).
+The mesh (``xds_scale_mesh.py``): services x 3 workloads; the sidecars are ``--proxies -
+--gateways`` workloads with ``--deps`` Zipf-distributed dependencies each (the other
+workloads run no sidecar); every gateway routes to every service.
 
 Measured (times: ``time.monotonic()`` here when a change was applied, in the drivers when a
 client had ACKed the response bringing the new content; one clock for all processes):
