@@ -146,8 +146,8 @@ class Translator(SharedPieces):
                 out.clusters[ext_authz.CLUSTER] = ext_authz.cluster(decision_point, snap.mesh)
         if self.telemetry_service is not None:
             out.clusters[telemetry.CLUSTER] = telemetry.cluster(self.telemetry_service, snap.mesh)
-            if proxy.kind == "sidecar":  # (a gateway's table is built sampled)
-                tracing.sample_routes(self.memo, out.routes, snap.mesh)  # the rate, per route
+            # the rate, per route (a table kept encoded is built with it)
+            tracing.sample_routes(self.memo, out.routes, snap.mesh, out.route_encodings.keys())
         return out
 
     def _jwt_config(self, out: ProxyResources, snap: ModelSnapshot) -> None:

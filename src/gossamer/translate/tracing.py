@@ -28,7 +28,7 @@ sampled flag forces nothing (measured).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Collection, Iterable, MutableMapping
 from functools import lru_cache, partial
 
 from envoy.config.core.v3 import grpc_service_pb2
@@ -144,14 +144,21 @@ def sampled_table(
 
 
 def sample_routes(
-    memo: Memo, routes: MutableMapping[str, route_pb2.RouteConfiguration], mesh: Mesh
+    memo: Memo,
+    routes: MutableMapping[str, route_pb2.RouteConfiguration],
+    mesh: Mesh,
+    built_sampled: Collection[str] = (),
 ) -> None:
     """Replace every table in ``routes`` by its sampled copy (memoised per table object
-    and rate, so an unchanged table stays the same object); nothing with tracing off."""
+    and rate, so an unchanged table stays the same object); nothing with tracing off.
+    ``built_sampled``: tables built with the rate and encoded as they are (a gateway's,
+    ``gateway_sampling``), kept: a copy would not be the message their encoding is of."""
     if not on(mesh):
         return
     sampling = route_sampling(mesh)
     numerator = sampling.random_sampling.numerator
     for name, table in routes.items():
+        if name in built_sampled:
+            continue
         build = partial(sampled_table, table, sampling)
         routes[name] = memo.get("traced-routes", (table, numerator), build)
