@@ -20,6 +20,7 @@ from envoy.config.route.v3 import route_pb2
 
 from gossamer.authz.service_access import NO_ACCESS, AccessState
 from gossamer.errors import NotFoundError
+from gossamer.layered import Layered, differing, holds
 from gossamer.model.mesh import Mesh
 from gossamer.model.rate_limits import global_rules
 from gossamer.model.route import Route
@@ -93,10 +94,11 @@ class ProxyResources:
         """The clusters whose endpoint sets ``missing_references`` must look for: all but
         those of ``shared_sets`` found there (whose sets are all held here)."""
         sets = self.shared_sets
-        if sets is None or not sets.endpoints.keys() <= self.endpoints.keys():
+        if sets is None or not holds(self.endpoints, sets.endpoints):
             return self.clusters.items()
-        shared, bad = sets.clusters, sets.unresolved
-        return [(n, c) for n, c in self.clusters.items() if shared.get(n) is not c or n in bad]
+        clusters, shared = self.clusters, sets.clusters
+        bad = [(n, c) for n in sorted(sets.unresolved) if (c := clusters.get(n)) is shared.get(n)]
+        return [*differing(clusters, shared).items(), *bad]
 
 
 class Translator(SharedPieces):
@@ -311,7 +313,7 @@ class Translator(SharedPieces):
         found = self.gateway_routes(snap, ref, sampling)
         used, table = found.used, found.table()
         sets = self.cluster_sets(snap, used, tls, tls_on, gw.spec.zone)
-        out = ProxyResources(dict(sets.clusters), dict(sets.endpoints), shared_sets=sets)
+        out = ProxyResources(Layered(sets.clusters), Layered(sets.endpoints), shared_sets=sets)
         out.routes[rname] = table
         out.route_refs[rname] = found.refs
         out.route_encodings[rname] = (table, found.encoded)

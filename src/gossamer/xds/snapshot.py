@@ -22,6 +22,7 @@ from types import MappingProxyType
 
 from google.protobuf import message
 
+from gossamer.layered import differing, holds
 from gossamer.xds.resources import ResourceType
 from gossamer.xds.serializer import Comparison, PairMemo, Serializer, Versioned
 
@@ -91,7 +92,7 @@ class Snapshot:
             of_type = resources.get(t, {})
             base = bases.get(t) if bases else None
             known = encoded.get(t) if encoded else None
-            if base is not None and base.keys() <= of_type.keys():
+            if base is not None and holds(of_type, base):
                 built[t] = _on_base(t, of_type, base, serializer)
             elif known:
                 built[t] = MappingProxyType(
@@ -281,9 +282,10 @@ def _on_base(
 ) -> Mapping[str, Versioned]:
     """``of_type`` versioned, where it holds every name of ``base``: the base's resources
     are versioned once for every snapshot on it, the others (and any name bound to another
-    message than the base's) on their own. Just the base: its very mapping, shared."""
+    message than the base's) on their own. Just the base: its very mapping, shared. A
+    ``Layered`` copy of ``base`` is not walked: only the names written to it are read."""
     shared = serializer.versioned_all(rtype, base)
-    extra = {n: m for n, m in of_type.items() if base.get(n) is not m}
+    extra = differing(of_type, base)
     if not extra:
         return shared  # (every name of ``of_type`` is in ``base``, with the same message)
     return MappingProxyType(

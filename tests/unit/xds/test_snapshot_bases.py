@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from xds_fakes import C, E, cla, cluster
 
+from gossamer.layered import Layered
 from gossamer.xds import serializer as serializing
 from gossamer.xds.serializer import Serializer
 from gossamer.xds.snapshot import Snapshot
@@ -66,3 +67,25 @@ def test_the_serializer_keeps_a_few_bases_and_what_used_ones_hold() -> None:
     serializer.versioned_all(C, bases[-1])
     serializer.prune()
     assert len(serializer) == len(bases[-1])
+
+
+def test_a_layered_copy_of_the_base_is_read_from_its_record() -> None:
+    """A ``Layered`` copy of the base (a gateway's clusters) is not walked: what was
+    written to it (an extra, a replaced and a re-bound name) is all a snapshot versions
+    apart, and the snapshot equals one built from a plain copy."""
+    clusters, endpoints = base_of(5)
+    mine: Layered[str, object] = Layered(clusters)
+    mine["extra"] = cluster("extra")
+    mine["c2"] = cluster("c2", rev=7)
+    mine["c3"] = clusters["c3"]  # (written back as it was)
+    serializer = Serializer()
+    on_base = Snapshot.build(
+        {C: mine, E: Layered(endpoints)}, serializer, bases={C: clusters, E: endpoints}
+    )
+    plain = Snapshot.build({C: dict(mine), E: dict(endpoints)}, Serializer())
+    assert on_base.resources == plain.resources and on_base.digests == plain.digests
+    assert on_base.of(E) is serializer.versioned_all(E, endpoints)  # nothing written: shared
+    # a base name deleted from the copy: the base is not used, the copy versioned alone
+    del mine["c0"]
+    without = Snapshot.build({C: mine}, Serializer(), bases={C: clusters})
+    assert set(without.of(C)) == {"c1", "c2", "c3", "c4", "extra"}
