@@ -24,7 +24,7 @@ from gossamer.model.route_actions import Mirror
 from gossamer.model.snapshot import ModelSnapshot, Ref
 from gossamer.model.traffic_policy import TrafficPolicy
 from gossamer.translate import names, tracing
-from gossamer.translate.cluster_sets import ClusterSets
+from gossamer.translate.cluster_sets import ClusterSets, SetsKept
 from gossamer.translate.clusters import outbound_cluster
 from gossamer.translate.endpoints import in_subset, load_assignment
 from gossamer.translate.gateway_tables import RouteRules, SharedTable, VhostTable
@@ -99,6 +99,8 @@ class SharedPieces:
         self.route_index = RouteIndex()
         #: what ``cluster_pair`` and ``cluster_sets`` looked up (``_looked_up``)
         self._looked = _Looked()
+        #: the sets ``cluster_sets`` made, kept from one round to the next
+        self._sets_kept = SetsKept()
         #: the route table each gateway built last, to patch (``gateway_tables``), and the
         #: gateways that built one since the last prune
         self._tables: dict[Ref, VhostTable] = {}
@@ -109,6 +111,7 @@ class SharedPieces:
     def prune(self) -> None:
         """End of a round of translations: forget what this round did not use."""
         self._looked = _Looked()
+        self._sets_kept.prune()
         self.memo.prune()
         self._tables = {ref: t for ref, t in self._tables.items() if ref in self._tables_used}
         self._tables_used = set()
@@ -293,19 +296,15 @@ class SharedPieces:
         """The clusters and endpoint sets of ``used``, by name, as a proxy in ``zone``
         gets them: made once for every gateway that uses the same clusters (10,000 each at
         10k services, ~40 ms a gateway)."""
-        sets = self._looked_up(snap, tls).sets
+        looked = self._looked_up(snap, tls)
         key = (tls_on, zone)
-        hit = sets.get(key)
+        hit = looked.sets.get(key)
         if hit is not None and hit[0] == used:
             return hit[1]
-        clusters: dict[str, cluster_pb2.Cluster] = {}
-        endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
-        for cr in used:
-            cluster, cla = self.cluster_pair(snap, cr, tls, tls_on, zone)
-            clusters[cluster.name] = cluster
-            endpoints[cluster.name] = cla
-        made = ClusterSets(clusters, endpoints)
-        sets[key] = (used, made)
+        made = self._sets_kept.get(
+            key, looked.read, tls, used, snap, lambda cr: self.cluster_pair(snap, cr, tls, *key)
+        )
+        looked.sets[key] = (used, made)
         return made
 
     def cluster_pair(

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 from envoy.config.route.v3 import route_pb2
-from translate_helpers import proxies, shop
+from translate_helpers import CLUSTER_INPUTS, proxies, shop
 
 from gossamer.controlplane.snapshots import proxy_snapshot
 from gossamer.model import ModelSnapshot, parse_yaml
@@ -57,21 +57,6 @@ def test_a_warm_translator_equals_a_fresh_one_after_a_mesh_change(
     _bytes(warm, shop())  # memoises every piece of the mesh as it was
     changed = _mesh(mesh)
     assert _bytes(warm, changed) == _bytes(translator(), changed)
-
-
-#: one change of each kind a cluster or endpoint set is translated from, and a Route
-CLUSTER_INPUTS = {
-    "Service": "kind: Service\nmetadata: {name: reviews}\n"
-    "spec: {ports: [{name: http, port: 9081}]}",
-    "Workload": "kind: Workload\nmetadata: {name: reviews-1, labels: {version: v1}}\n"
-    "spec: {service: reviews, address: 127.0.0.3, ports: [{port: 15001, appPort: 19080}], "
-    "weight: 5}",
-    "Mesh": "kind: Mesh\nmetadata: {name: default}\nspec: {mtls: {mode: strict}}",
-    "TrafficPolicy": "kind: TrafficPolicy\nmetadata: {name: reviews}\n"
-    "spec: {service: reviews, loadBalancer: {algorithm: leastRequest}}",
-    "Route": "kind: Route\nmetadata: {name: edge}\nspec: {gateways: [edge], rules: "
-    "[{destinations: [{service: web}], timeout: 3s}]}",
-}
 
 
 @pytest.mark.parametrize("kind", CLUSTER_INPUTS)

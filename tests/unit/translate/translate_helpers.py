@@ -123,3 +123,18 @@ def upstream_http(options: dict[str, any_pb2.Any]) -> str:
     assert options[HTTP_PROTOCOL_OPTIONS].Unpack(out)
     which = out.explicit_http_config.WhichOneof("protocol_config")
     return {"http_protocol_options": "http1", "http2_protocol_options": "http2"}[which]
+
+
+#: one change of each kind a cluster or endpoint set is translated from, and a Route
+CLUSTER_INPUTS = {
+    "Service": "kind: Service\nmetadata: {name: reviews}\n"
+    "spec: {ports: [{name: http, port: 9081}]}",
+    "Workload": "kind: Workload\nmetadata: {name: reviews-1, labels: {version: v1}}\n"
+    "spec: {service: reviews, address: 127.0.0.3, ports: [{port: 15001, appPort: 19080}], "
+    "weight: 5}",
+    "Mesh": "kind: Mesh\nmetadata: {name: default}\nspec: {mtls: {mode: strict}}",
+    "TrafficPolicy": "kind: TrafficPolicy\nmetadata: {name: reviews}\n"
+    "spec: {service: reviews, loadBalancer: {algorithm: leastRequest}}",
+    "Route": "kind: Route\nmetadata: {name: edge}\nspec: {gateways: [edge], rules: "
+    "[{destinations: [{service: web}], timeout: 3s}]}",
+}
