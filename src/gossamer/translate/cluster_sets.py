@@ -1,8 +1,7 @@
 """The clusters and endpoint sets many proxies take whole (a gateway's: every service its
 routes reach, 10,000 of each at 10k services), made, checked and versioned once for all of
-them, and kept from one round of translations to the next (``SetsKept``): a round after a
-Route change takes them as they were, one after an endpoint change patches the services
-whose workloads changed."""
+them, and kept across changes (``SetsKept``): taken as they are while nothing they read
+changed, patched for the services whose workloads changed."""
 
 from __future__ import annotations
 
@@ -100,11 +99,11 @@ class _Made:
 
 
 class SetsKept:
-    """The sets each kind of proxy took in the last round that made any, kept to the next
-    (``SharedPieces.prune`` keeps those the round used). Sets are taken again as they are
-    when nothing they read changed (a Route change: 10,000 clusters looked up again per
-    round at 10k services, ~40 ms, and their versions found again), and patched for the
-    services whose workloads or Service changed (an endpoint change)."""
+    """The sets each kind of proxy took last, kept where the translator's lookup forgets
+    them (any Service or Workload change, and a prune of its caches): taken again as they
+    are while nothing they read changed, and patched for the services whose Service or
+    workloads changed. (The first gateway after an endpoint change looked its 10,000
+    clusters up again, ~40 ms at 10k services, and the sets were checked again.)"""
 
     def __init__(self) -> None:
         self._made: dict[SetsKey, _Made] = {}
@@ -163,9 +162,8 @@ class SetsKept:
         return _Made(read, tls, used, read_from, refs_of, ClusterSets.of(clusters, endpoints))
 
     def prune(self) -> None:
-        """End of a round: forget the sets of kinds of proxy a round that took sets took
-        none of (a round taking none, e.g. an endpoint round patching the gateways'
-        snapshots, keeps them all)."""
+        """At a prune of the translator's caches: forget the sets of kinds of proxy not
+        taken since the last one (none taken at all: keep them)."""
         if self._used:
             self._made = {k: m for k, m in self._made.items() if k in self._used}
         self._used = set()

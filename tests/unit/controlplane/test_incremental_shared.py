@@ -78,7 +78,7 @@ def test_a_patch_applies_only_to_a_snapshot_holding_what_it_was_made_on() -> Non
 
 @pytest.mark.asyncio
 async def test_endpoint_and_route_rounds_serve_gateways_what_a_fresh_translator_gives() -> None:
-    """The translator keeps the sets gateways share from round to round and patches them
+    """The translator keeps the sets gateways share across endpoint changes and patches them
     where workloads changed (``cluster_sets.SetsKept``), while endpoint rounds patch the
     gateways' snapshots: after any sequence of both, each gateway holds exactly what a
     fresh translation of the model gives it (sets kept stale fail this)."""

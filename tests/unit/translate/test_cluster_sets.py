@@ -153,14 +153,14 @@ def counted_pairs(t: Translator, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 def test_sets_are_kept_from_round_to_round_while_nothing_they_read_changed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A Route change keeps the clusters a gateway routes to: the next round takes the
-    very sets (their versioned form is then found by identity), looking nothing up; a
-    round that took no sets (an endpoint round patching snapshots) keeps them too."""
+    """A Route change keeps the clusters a gateway routes to: the next translation takes
+    the very sets (their versioned form is then found by identity) and looks nothing up,
+    also across prunes of the translator's caches, one of them with no sets taken."""
     warm = Translator()
     snap = edge_to_reviews()
     before = warm.proxy(snap, EDGE).shared_sets
-    warm.prune()  # (the end of a round)
-    warm.prune()  # (a round that translated no gateway)
+    warm.prune()
+    warm.prune()  # (no gateway translated since the last prune)
     timeout = EDGE_TO_REVIEWS.replace("timeout: 3s", "timeout: 4s")
     changed = snap.with_changes(parse_yaml(timeout, "timeout.yaml"))
     pairs = counted_pairs(warm, monkeypatch)
