@@ -2,7 +2,11 @@
 move on (docs/security.md, "Rotating the root").
 
 1. ``trusting``: the new root is in the trust bundle next to the old one; nothing is issued
-   from it. Moves on once every proxy's Envoy ACKed that bundle over SDS.
+   from it. Moves on once every proxy's Envoy ACKed that bundle over SDS and every host
+   holding a certificate renewed it since (the answer carries the bundle: a host must
+   trust the new root before the control plane's own certificate comes from it, or it
+   cannot verify the API again; one whose Envoy is not connected is not among the
+   proxies).
 2. ``issuing``: certificates come from the new root; hosts renew. Moves on once every proxy
    ACKed a certificate from the new root (and the bundle), and no certificate from the old
    root is still current (the CA's ``Holders`` record; one issued before this control plane
@@ -22,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from gossamer.ca.holders import Held
+from gossamer.ca.holders import CONTROL_PLANE, Held
 from gossamer.errors import ConflictError
 
 
@@ -145,7 +149,19 @@ def waiting_on(state: RotationState, obs: Observation) -> list[str]:
     """Lines naming what ``state``'s phase still waits on."""
     if state.phase is Phase.TRUSTING:
         lacking = [n for n, p in obs.proxies.items() if p.bundle != obs.bundle_version]
-        return _proxies_line(lacking, obs, "have the trust bundle with both roots")
+        lines = _proxies_line(lacking, obs, "have the trust bundle with both roots")
+        before = [
+            h
+            for h in obs.current
+            if h.holder != CONTROL_PLANE and (h.issued_at is None or h.issued_at < state.since)
+        ]
+        if before:
+            lines.append(
+                f"{len(before)} certificate{'s' if len(before) != 1 else ''} issued before "
+                f"the new root was trusted, whose hosts have not renewed (they do at their "
+                f"next heartbeat, and get the bundle with both roots): {_held(before)}"
+            )
+        return lines
     if state.phase is Phase.RETIRING:
         lacking = [n for n, p in obs.proxies.items() if p.bundle != obs.bundle_version]
         return _proxies_line(lacking, obs, "have the trust bundle without the old root")
@@ -155,15 +171,9 @@ def waiting_on(state: RotationState, obs: Observation) -> list[str]:
     lines = _proxies_line(lacking, obs, "serve a certificate from the new root")
     old = [h for h in obs.current if h.root == state.old_root and h.not_after > obs.now]
     if old:
-        shown = ", ".join(
-            f"{h.spiffe_id or 'serial ' + format(h.serial, 'x')} (held by {h.holder}, "
-            f"expires {h.not_after:%H:%M:%S})"
-            for h in old[:5]
-        )
-        more = f" and {len(old) - 5} more" if len(old) > 5 else ""
         lines.append(
             f"{len(old)} certificate{'s' if len(old) != 1 else ''} from the old root still "
-            f"current: {shown}{more}"
+            f"current: {_held(old)}"
         )
     if obs.unrecorded_until is not None and obs.now < obs.unrecorded_until:
         lines.append(
@@ -172,6 +182,16 @@ def waiting_on(state: RotationState, obs: Observation) -> list[str]:
             "certificateTTL after the start), when the last of them expires"
         )
     return lines
+
+
+def _held(certificates: Sequence[Held]) -> str:
+    shown = ", ".join(
+        f"{h.spiffe_id or 'serial ' + format(h.serial, 'x')} (held by {h.holder}, "
+        f"expires {h.not_after:%H:%M:%S})"
+        for h in certificates[:5]
+    )
+    more = len(certificates) - 5
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
 def _moved(p: ProxySecrets, state: RotationState, obs: Observation) -> bool:

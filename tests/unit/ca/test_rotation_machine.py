@@ -6,11 +6,12 @@ on, and then moves to the next phase."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gossamer.ca.holders import Held
+from gossamer.ca.holders import CONTROL_PLANE, Held
 from gossamer.ca.rotation import (
     Observation,
     Phase,
@@ -82,6 +83,25 @@ def test_trusting_waits_until_every_proxy_acked_the_bundle_with_both_roots() -> 
 
 def test_no_proxies_means_nothing_to_wait_on() -> None:
     assert _machine(Phase.TRUSTING).observe(_obs({})) is not None
+
+
+def test_trusting_waits_until_every_host_holding_a_certificate_renewed() -> None:
+    """A host must get the bundle with both roots (its renewal's answer carries it) before
+    the control plane's own certificate comes from the new root, or it can no longer
+    verify the API. Its Envoy may not be connected, so it is not among the proxies: a
+    gateway whose ADS stream had not opened yet was left stranded that way."""
+    machine = _machine(Phase.TRUSTING)
+    expires, earlier = T0 + timedelta(hours=1), T0 - timedelta(seconds=1)
+    gateway = Held(FROM_OLD, "agent-7", expires, "spiffe://td/ns/x/sa/gw", OLD, earlier)
+    # (the control plane's own certificate is never waited on: it renews as the bundle moves)
+    own = Held(0x11, CONTROL_PLANE, expires, "spiffe://td/gossamer/control-plane", OLD, earlier)
+    assert machine.observe(_obs({}, current=[gateway, own])) is None
+    assert machine.progress is not None
+    (line,) = machine.progress.waiting
+    assert line.startswith("1 certificate issued before the new root was trusted")
+    assert "spiffe://td/ns/x/sa/gw (held by agent-7" in line
+    renewed = replace(gateway, serial=0x12, issued_at=T0 + timedelta(seconds=3))
+    assert machine.observe(_obs({}, current=[renewed, own])) is not None
 
 
 def test_issuing_waits_for_certificates_from_the_new_root_on_every_proxy() -> None:
