@@ -6,7 +6,7 @@ changed, patched for the services whose workloads changed."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -81,6 +81,8 @@ class _Made:
     read: tuple[object, ...]
     tls: object
     used: tuple[ClusterRef, ...]
+    #: the generations of Services and Workloads they were last found current under
+    checked: tuple[object, ...]
     #: each service of ``used``: the service and the workloads list read for it
     read_from: dict[Ref, tuple[object, object]]
     #: each service's cluster refs in ``used``
@@ -121,10 +123,14 @@ class SetsKept:
         """The sets of ``used`` (``pair_of`` makes a cluster ref's pair) under ``read`` and
         ``tls``: those kept, patched where stale, or made anew."""
         self._used.add(key)
+        checked = (snap.generation("Service"), snap.generation("Workload"))
         last = self._made.get(key)
         if last is not None and last.read == read and last.tls is tls and last.used == used:
+            if last.checked == checked:  # (the next gateway of a round: no walk)
+                return last.sets
             stale = last.stale(snap)
             if not stale:
+                self._made[key] = replace(last, checked=checked)
                 return last.sets
             read_from = dict(last.read_from)
             pairs = {}
@@ -133,9 +139,10 @@ class SetsKept:
                 for cr in last.refs_of[ref]:
                     pair = pair_of(cr)
                     pairs[pair[0].name] = pair
-            made = _Made(read, tls, used, read_from, last.refs_of, last.sets.patched(pairs))
+            sets = last.sets.patched(pairs)
+            made = _Made(read, tls, used, checked, read_from, last.refs_of, sets)
         else:
-            made = self._make(read, tls, used, snap, pair_of)
+            made = self._make(read, tls, used, checked, snap, pair_of)
         self._made[key] = made
         return made.sets
 
@@ -144,6 +151,7 @@ class SetsKept:
         read: tuple[object, ...],
         tls: object,
         used: tuple[ClusterRef, ...],
+        checked: tuple[object, ...],
         snap: ModelSnapshot,
         pair_of: Callable[[ClusterRef], Pair],
     ) -> _Made:
@@ -159,7 +167,8 @@ class SetsKept:
                 read_from[cr[0]] = (snap.services[cr[0]], snap.workloads_of(cr[0]))
                 refs_of[cr[0]] = []
             refs_of[cr[0]].append(cr)
-        return _Made(read, tls, used, read_from, refs_of, ClusterSets.of(clusters, endpoints))
+        sets = ClusterSets.of(clusters, endpoints)
+        return _Made(read, tls, used, checked, read_from, refs_of, sets)
 
     def prune(self) -> None:
         """At a prune of the translator's caches: forget the sets of kinds of proxy not

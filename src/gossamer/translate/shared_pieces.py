@@ -69,8 +69,6 @@ class GatewayTable(NamedTuple):
 #: ``endpoints``) besides their own service and its workloads: the Mesh (mTLS mode, trust
 #: domain) and TrafficPolicies
 _CLUSTER_INPUTS = ("Mesh", "TrafficPolicy")
-#: and what sets of them read besides: any service or workload
-_SET_INPUTS = ("Service", "Workload", *_CLUSTER_INPUTS)
 
 
 @dataclass(slots=True)
@@ -84,10 +82,6 @@ class _Looked:
     #: up for, the cluster, the endpoint set): kept while both are the same objects (an
     #: endpoint change replaces one service's list; the others are carried)
     pairs: dict[tuple[Any, ...], tuple[Any, Any, Any, Any]] = field(default_factory=dict)
-    #: the generations of ``_SET_INPUTS`` ``sets`` were made under
-    sets_read: tuple[object, ...] = ()
-    #: (tls_on, zone) -> (the cluster refs, their clusters and endpoint sets)
-    sets: dict[tuple[bool, str | None], tuple[Any, ClusterSets]] = field(default_factory=dict)
 
 
 class SharedPieces:
@@ -97,9 +91,9 @@ class SharedPieces:
         self.memo = Memo()
         #: what every Route holds that translating any proxy reads
         self.route_index = RouteIndex()
-        #: what ``cluster_pair`` and ``cluster_sets`` looked up (``_looked_up``)
+        #: what ``cluster_pair`` looked up (``_looked_up``)
         self._looked = _Looked()
-        #: the sets ``cluster_sets`` made, kept from one round to the next
+        #: the sets ``cluster_sets`` made, kept across changes and prunes
         self._sets_kept = SetsKept()
         #: the route table each gateway built last, to patch (``gateway_tables``), and the
         #: gateways that built one since the last prune
@@ -270,19 +264,15 @@ class SharedPieces:
         return self.memo.get("service-routes", inputs, build)
 
     def _looked_up(self, snap: ModelSnapshot, tls: TlsState) -> _Looked:
-        """What ``cluster_pair`` and ``cluster_sets`` looked up, kept while the Mesh, the
-        TrafficPolicies and the TLS state are unchanged (and each set while no service
-        or workload changed either). (``prune`` forgets it: every entry was looked up in
+        """What ``cluster_pair`` looked up, kept while the Mesh, the TrafficPolicies and
+        the TLS state are unchanged. (``prune`` forgets it: every entry was looked up in
         the memo since the last prune.)"""
         if self._read_of[0] is not snap.resources:  # (once per snapshot, not per cluster)
-            self._read_of = (snap.resources, tuple(map(snap.generation, _SET_INPUTS)))
-        sets_read = self._read_of[1]
-        read = sets_read[-len(_CLUSTER_INPUTS) :]
+            self._read_of = (snap.resources, tuple(map(snap.generation, _CLUSTER_INPUTS)))
+        read = self._read_of[1]
         looked = self._looked
         if looked.read != read or looked.tls is not tls:
             looked = self._looked = _Looked(read, tls)
-        if looked.sets_read != sets_read:
-            looked.sets_read, looked.sets = sets_read, {}
         return looked
 
     def cluster_sets(
@@ -296,16 +286,11 @@ class SharedPieces:
         """The clusters and endpoint sets of ``used``, by name, as a proxy in ``zone``
         gets them: made once for every gateway that uses the same clusters (10,000 each at
         10k services, ~40 ms a gateway)."""
-        looked = self._looked_up(snap, tls)
+        read = self._looked_up(snap, tls).read
         key = (tls_on, zone)
-        hit = looked.sets.get(key)
-        if hit is not None and hit[0] == used:
-            return hit[1]
-        made = self._sets_kept.get(
-            key, looked.read, tls, used, snap, lambda cr: self.cluster_pair(snap, cr, tls, *key)
+        return self._sets_kept.get(
+            key, read, tls, used, snap, lambda cr: self.cluster_pair(snap, cr, tls, *key)
         )
-        looked.sets[key] = (used, made)
-        return made
 
     def cluster_pair(
         self,
