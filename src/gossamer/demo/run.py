@@ -259,7 +259,7 @@ async def demo(duration: float | None, console: Console, tally: Tally) -> bool:
         settings = Settings(
             Path(tmp),
             api_addr=("127.0.0.1", 0),
-            xds_addr=("127.0.0.1", free_port()),
+            xds_addr=("127.0.0.1", 0),
             # its Envoys run in-process without an agent, so without a certificate: they
             # take the plaintext port (`gossamer control-plane` defaults to required)
             xds_tls="optional",

@@ -12,7 +12,6 @@ import pytest
 from gossamer.server.app import create_app
 from gossamer.server.settings import Settings
 from gossamer.testing.controlplane import api_client
-from gossamer.testing.ports import free_port
 from gossamer.types import API_VERSION
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -24,7 +23,7 @@ def settings(data_dir: Path) -> Settings:
     return Settings(
         data_dir,
         api_addr=("127.0.0.1", 0),
-        xds_addr=("127.0.0.1", free_port()),
+        xds_addr=("127.0.0.1", 0),
         max_request_bytes=100_000,
         max_resource_bytes=10_000,
     )

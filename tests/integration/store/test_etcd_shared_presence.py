@@ -30,7 +30,6 @@ from gossamer.store.etcd_presence import EtcdPresence
 from gossamer.testing.controlplane import admin_token, api_client, api_verify
 from gossamer.testing.etcd import EtcdServer
 from gossamer.testing.mesh import service
-from gossamer.testing.ports import free_port
 
 pytestmark = etcd_marks(180)
 
@@ -46,7 +45,7 @@ async def replica(data: Path, store: str) -> AsyncIterator[ControlPlaneApp]:
     settings = Settings(
         data,
         api_addr=("127.0.0.1", 0),
-        xds_addr=("127.0.0.1", free_port()),
+        xds_addr=("127.0.0.1", 0),
         store=store,
         liveness=SHARED_LIVENESS,
         xds_tls="optional",

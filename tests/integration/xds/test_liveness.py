@@ -105,7 +105,7 @@ async def control_plane(tmp_path: Path) -> AsyncIterator[ControlPlaneApp]:
     settings = Settings(
         tmp_path / "cp",
         api_addr=("127.0.0.1", 0),
-        xds_addr=("127.0.0.1", free_port()),
+        xds_addr=("127.0.0.1", 0),
         liveness=LIVENESS,
         xds_keepalive=KEEPALIVE,
         xds_tls="optional",  # mesh_envoy: Envoys without a certificate, on plaintext xDS
