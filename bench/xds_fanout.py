@@ -42,12 +42,12 @@ from typing import Any
 
 import grpc
 from _common import cpu_seconds, percentile
+from _drivers import DRIVER_CORE, PLANE_CORE, DriverProc
 from envoy.config.core.v3 import address_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2, wrappers_pb2
 from xds_fanout_driver import CHANGED, EDS, NAMES
-from xds_scale import DRIVER_CORE, PLANE_CORE, DriverProc
 
 from gossamer.xds.cache import SnapshotCache
 from gossamer.xds.monitor import XdsMonitor
@@ -242,6 +242,28 @@ async def running(args: argparse.Namespace, tmp: Path) -> AsyncIterator[list[Run
                 await d.stop()
         await bare.stop()
         await ours.stop()
+
+
+async def bare_floor(
+    streams: int, fanout: int, repeats: int, drivers: int, pin: bool, tmp: Path
+) -> list[float]:
+    """The floor alone, for another bench to measure in its own run: ``repeats`` pushes
+    to the first ``fanout`` of ``streams`` streams of bare clients, each from the push to
+    the last ACK (s). Pinned as here when ``pin`` (the caller runs on ``PLANE_CORE``)."""
+    bare = BareServer()
+    run = Run("bare", bare, [])
+    try:
+        run.drivers = await start_drivers(await bare.start(), streams, drivers, pin, tmp, "floor")
+        await run.ask_all({"cmd": "ready", "within": 300}, 330)
+        await run.once(2, fanout)  # not measured: the first write to each stream
+        run.times.clear()
+        for push in range(3, repeats + 3):
+            await run.once(push, fanout)
+        return run.times[fanout]
+    finally:
+        for d in run.drivers:
+            await d.stop()
+        await bare.stop()
 
 
 async def run(args: argparse.Namespace) -> None:

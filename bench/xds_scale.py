@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/xds_scale.py [--services 1000] [--proxies 1000] [--gateways 10]
 [--deps 20] [--repeats 30] [--burst 1000] [--delta] [--real-envoys 2] [--drivers 2]
-[--telemetry] [--tracing PERCENT]``.
+[--telemetry] [--tracing PERCENT] [--no-floor]``.
 
 The control plane runs in this process, pinned to core 0 (SQLite store in a temporary
 directory; the mesh is applied, then the plane restarted on it, as one normally runs). The
@@ -23,7 +23,9 @@ client had ACKed the response bringing the new content; one clock for all proces
   changes, applied one by one (a rolling restart) -> all ACKed, pushes per proxy against
   debounce windows, bytes sent against the changed endpoint sets' bytes; control-plane CPU
   and RSS per change; a reconnect storm (every stream aborted at once, then all reconnect
-  holding what they had) -> time until all in sync, and what was sent again.
+  holding what they had) -> time until all in sync, and what was sent again. And the
+  transport's floor under the largest endpoint change, at the start and at the end (the
+  bare server and clients of ``xds_fanout.py``), with that change against it.
 At the end every simulated proxy must hold exactly the control plane's config for it (its
 resources re-serialised and hashed, against the cache's versions): the ``CHECK`` line; the
 exit code is 1 if a change was lost or a proxy is out of sync.
@@ -45,10 +47,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from _common import cpu_seconds, percentile, rss_mb, summary_ms
+from _drivers import DRIVER_CORE, PLANE_CORE, DriverProc, on_cores
 from xds_convergence import baseline_build
+from xds_fanout import bare_floor
 from xds_scale_mesh import REAL_GATEWAY_PREFIX, REPLICAS, Mesh, build_mesh, mesh_config
 from xds_scale_phases import Bench, Change, real_eds_check
 
@@ -60,58 +63,8 @@ from gossamer.types import ProxyIdentity
 from gossamer.xds.resources import ResourceType
 
 HERE = Path(__file__).resolve().parent
-PLANE_CORE, DRIVER_CORE = 0, 1
-
-
-@contextlib.contextmanager
-def on_cores(cores: set[int] | None) -> Iterator[None]:
-    """Run the calling thread (and what it spawns meanwhile) on ``cores``."""
-    if cores is None:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cores)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
-class DriverProc:
-    """One driver subprocess, spoken to in JSON lines."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, nodes: list[str], log: Path) -> None:
-        self.proc = proc
-        self.nodes = nodes
-        self.log = log
-        self._next = 0
-        self._lock = asyncio.Lock()
-
-    async def ask(self, cmd: dict[str, Any], within: float = 120.0) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        async with self._lock:
-            self._next += 1
-            self.proc.stdin.write((json.dumps({**cmd, "id": self._next}) + "\n").encode())
-            await self.proc.stdin.drain()
-            async with asyncio.timeout(within):
-                line = await self.proc.stdout.readline()
-        if not line:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"a driver exited ({self.proc.returncode}); its log:\n{tail}")
-        reply: dict[str, Any] = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError(f"driver: {reply['error']}")
-        return reply
-
-    async def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.ask({"cmd": "quit"}, within=30)
-        try:
-            async with asyncio.timeout(30):
-                await self.proc.wait()
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+#: pushes measured for the transport's floor (``transport_floor``)
+FLOOR_PUSHES = 20
 
 
 async def start_drivers(
@@ -214,6 +167,8 @@ async def run(args: argparse.Namespace) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="gossamer-scale-") as tmp_s:
         tmp = Path(tmp_s)
+        fanout = mesh.holding(0)  # svc-0's endpoint change: the largest
+        floors = [await transport_floor(args, fanout, tmp)] if args.floor else []
         # The mesh is written by a control plane in a child process: the measured process
         # (its RSS is the plane's memory) then never held a first plane, nor the bench's
         # own copy of the mesh. (A plane stopped in this process stays alive while
@@ -236,9 +191,12 @@ async def run(args: argparse.Namespace) -> int:
             drivers = await start_drivers(args, app, proxies, tmp)
             try:
                 bench = Bench(app, mesh, drivers, args)
-                ok = await phases(args, bench, tmp)
+                ok, endpoint = await phases(args, bench, tmp)
             finally:
                 await asyncio.gather(*(d.stop() for d in drivers))
+        if floors:
+            floors.append(await transport_floor(args, fanout, tmp))
+            print(floor_report(fanout, floors, endpoint), flush=True)
     base1 = baseline_build()
     print(f"baseline drift: {base0 * 1e3:.2f} ms at start, {base1 * 1e3:.2f} ms at end")
     print(f"total wall time {time.perf_counter() - wall:.0f} s")
@@ -264,10 +222,11 @@ def profiled(into: Path | None, name: str) -> Iterator[None]:
 
 async def measure_changes(
     args: argparse.Namespace, bench: Bench, weights: dict[int, int], phase: int
-) -> list[Change]:
+) -> tuple[list[Change], list[Change]]:
     """``--repeats`` times an endpoint change (a workload's weight: ``weights`` holds each
     service's last) and a route change (a timeout, other in each ``phase``), each measured
-    alone; printed with the real Envoys' times, if any have joined. Returns them all."""
+    alone; printed with the real Envoys' times, if any have joined. Returns the endpoint
+    changes and the route changes."""
     mesh = bench.mesh
     endpoint, route = [], []
     dcpu0 = await bench.driver_cpu()
@@ -284,10 +243,41 @@ async def measure_changes(
     print(*report_change("endpoint change", endpoint, bench.real_nodes), sep="\n")
     print(*report_change("route change   ", route, bench.real_nodes), sep="\n", flush=True)
     print(f"drivers CPU for those {2 * args.repeats} changes: {dcpu:.1f} s")
-    return endpoint + route
+    return endpoint, route
 
 
-async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
+async def transport_floor(args: argparse.Namespace, fanout: int, tmp: Path) -> list[float]:
+    """The transport's floor under the largest endpoint change, in this run and on these
+    cores, while no control plane runs: ``bench/xds_fanout.py``'s bare server and clients
+    (no protocol state, one encoded response written to every stream, every ACK decoded),
+    as many streams as simulated proxies, pushing to ``fanout`` of them."""
+    return await bare_floor(args.proxies, fanout, FLOOR_PUSHES, args.drivers, args.pin, tmp)
+
+
+def floor_report(fanout: int, floors: list[list[float]], endpoint: list[Change]) -> str:
+    """The floor at the start and at the end of the run, and the largest endpoint change
+    (``fanout`` proxies) against each: what the plane and the fake ADS clients add."""
+    largest = [c.worst for c in endpoint if len(c.latencies) == fanout]
+    line = (
+        f"transport floor: {fanout} of the bare gRPC streams ACK one endpoint set "
+        f"(bench/xds_fanout.py's bare server and clients, {FLOOR_PUSHES} pushes):"
+    )
+    for when, times in zip(("at the start", "at the end"), floors, strict=True):
+        line += f"\n  {when:12s} {summary_ms(times)}"
+    if not largest:
+        return line + f"\n  (no measured endpoint change reached {fanout} proxies)"
+    worst = max(largest)
+    ratios = " and ".join(f"{worst / percentile(t, 50):.2f}x" for t in floors)
+    return line + (
+        f"\n  the endpoint change to {fanout} proxies (simulated proxies alone, worst of "
+        f"{len(largest)}): all ACKed in {worst * 1e3:.0f} ms, {ratios} the floor's p50 at the "
+        "start and at the end"
+    )
+
+
+async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> tuple[bool, list[Change]]:
+    """Every measured phase; True if nothing was lost and every proxy ends in sync, and the
+    endpoint changes measured with the simulated proxies alone."""
     app, mesh = bench.app, bench.mesh
     pid = os.getpid()
     n = len(bench.nodes)
@@ -298,7 +288,7 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
     seen = await bench.until_synced(bench.nodes, args.connect_timeout)
     if len(seen) < n:
         print(f"only {len(seen)} of {n} simulated proxies in sync after {args.connect_timeout:g} s")
-        return False
+        return False, []
     first = max(seen.values()) - t0
     print(
         f"first full config: all {n} simulated proxies in sync after {first:.2f} s (per proxy "
@@ -310,7 +300,8 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
 
     # -- one endpoint change, one route change, repeated: the simulated proxies alone ------
     weights: dict[int, int] = {}
-    measured = await measure_changes(args, bench, weights, phase=0)
+    alone, route = await measure_changes(args, bench, weights, phase=0)
+    measured = alone + route
 
     # -- real Envoys join ----------------------------------------------------------------------
     async with contextlib.AsyncExitStack() as stack:
@@ -325,13 +316,14 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
         got = await bench.until_synced(bench.real_nodes, 180)
         if len(got) < len(real):
             print(f"only {len(got)} of {len(real)} real Envoys in sync after 180 s")
-            return False
+            return False, []
         if real:
             print(f"{len(real)} real Envoy gateway(s) in sync after {time.monotonic() - t:.1f} s")
             # (the same changes again, beside them: they run on the drivers' core, and at
             # 10k services each takes ~1 s of it per route change)
             print(f"the same changes with the {len(real)} real Envoy gateway(s) beside them:")
-            measured += await measure_changes(args, bench, weights, phase=1)
+            endpoint_beside, route_beside = await measure_changes(args, bench, weights, phase=1)
+            measured += endpoint_beside + route_beside
 
         # -- a rolling restart -------------------------------------------------------------------
         count = min(args.burst, args.services * REPLICAS)
@@ -393,7 +385,7 @@ async def phases(args: argparse.Namespace, bench: Bench, tmp: Path) -> bool:
             f"CHECK FAILED: {lost} lost change(s) {missing[:3]}, {len(bad)} proxy problem(s) "
             f"out of {n}: {bad[:5]}"
         )
-    return ok
+    return ok, alone
 
 
 def main() -> None:
@@ -410,6 +402,13 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per change (1..300)")
     p.add_argument("--connect-timeout", type=float, default=600.0)
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin to cores")
+    p.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="do not measure the transport's floor under the largest endpoint change (at the "
+        "start and at the end)",
+    )
     p.add_argument(
         "--telemetry",
         action="store_true",

@@ -100,6 +100,12 @@ class Mesh:
         ]
         return side + gws
 
+    def holding(self, service: int) -> int:
+        """How many simulated proxies hold ``service``'s endpoints: the simulated sidecars
+        calling it and the simulated gateways (every gateway routes to every service)."""
+        calling = sum(1 for key in self.sidecars if service in self.deps[key])
+        return calling + sum(1 for g in self.gateways if not g.startswith(REAL_GATEWAY_PREFIX))
+
     def callers(self) -> dict[int, int]:
         """Service -> how many sidecars call it."""
         out: dict[int, int] = {}

@@ -10,9 +10,10 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from _common import cpu_seconds
+from _drivers import DriverProc
 from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import json_format
 from xds_scale_mesh import Mesh
@@ -24,9 +25,6 @@ from gossamer.xds.resources import ResourceType
 from gossamer.xds.serializer import content_version
 from gossamer.xds.snapshot import Snapshot
 from gossamer.xds.state import Outgoing, StreamState
-
-if TYPE_CHECKING:
-    from xds_scale import DriverProc
 
 E = ResourceType.ENDPOINT
 

@@ -41,6 +41,10 @@ async def test_no_change_lost_and_no_proxy_out_of_sync(mode: tuple[str, ...]) ->
     assert re.search(r"^the same changes with the 1 real Envoy gateway", out, re.M), out[-5000:]
     assert re.search(r"changed, lost 0, sent only by the barrier 0", out), out[-5000:]
     assert re.search(r"reconnect storm: .* all in sync after", out), out[-5000:]
+    # the transport's floor at the start and at the end, the largest change against it
+    assert re.search(
+        r"^  the endpoint change to \d+ proxies .* [\d.]+x and [\d.]+x the floor's p50", out, re.M
+    ), out[-5000:]
     # the real Envoy gateway holds what the plane sent it
     m = re.search(r"real Envoy \S+ holds the plane's endpoints .* for (\d+)/(\d+)", out)
     assert m and m[1] == m[2] == "200", out[-5000:]
