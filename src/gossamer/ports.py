@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gossamer.errors import ConfigError
+from gossamer.port_claims import PortClaims, claims_directory
 
 _LISTEN = "0A"
 
@@ -47,46 +48,59 @@ class PortPicker:
     another process's port-0 listener (gRPC's and Envoy's with ``SO_REUSEPORT``, which
     then share it), before whoever asked binds it. Handing out in sequence, one process
     never gives the same port twice before wrapping around, so two ports asked for in a
-    row and bound later (an Envoy's admin and inbound ports) differ."""
+    row and bound later (an Envoy's admin and inbound ports) differ. With ``claims``, no
+    port another process claimed lately either (``PortClaims``), unless every free one
+    was."""
 
-    def __init__(self, low: int, high: int, start: int) -> None:
+    def __init__(self, low: int, high: int, start: int, claims: PortClaims | None = None) -> None:
         if not low < high or not low <= start < high:
             raise ConfigError(f"PortPicker: need low <= start < high, got {low}, {start}, {high}")
         self.low, self.high = low, high
         self._next = start
+        self.claims = claims
 
     @classmethod
-    def for_this_process(cls, proc: Path = Path("/proc")) -> PortPicker | None:
+    def for_this_process(
+        cls, proc: Path = Path("/proc"), claims: PortClaims | None = None
+    ) -> PortPicker | None:
         """Below the ephemeral range, starting where this process's id points (so
-        processes asking at once start apart); None when the range leaves no room."""
+        processes asking at once start apart), with ``claims``; None when the range leaves
+        no room."""
         low, high = PICK_LOW, ephemeral_range(proc)[0]
         if high - low < 1000:
             return None
-        return cls(low, high, low + (os.getpid() * 7919) % (high - low))
+        return cls(low, high, low + (os.getpid() * 7919) % (high - low), claims)
 
     def pick(self, address: str) -> int:
         family = _family(address)
-        for _ in range(self.high - self.low):
-            port = self._next
-            self._next = self.low if port + 1 >= self.high else port + 1
-            with socket.socket(family, socket.SOCK_STREAM) as sock:
-                try:
-                    sock.bind((address, port))
-                except OSError as e:
-                    if e.errno == errno.EADDRINUSE:
-                        continue
-                    raise _unbindable(address, e) from None
-            return port
+        for claims in (self.claims, None) if self.claims else (None,):
+            for _ in range(self.high - self.low):
+                port = self._next
+                self._next = self.low if port + 1 >= self.high else port + 1
+                if _bindable(family, address, port) and (claims is None or claims.claim(port)):
+                    return port
         raise ConfigError(
             f"no free port on {address} in {self.low}..{self.high - 1}: every one is in "
             "use; what holds that many ports?"
         )
 
 
+def _bindable(family: socket.AddressFamily, address: str, port: int) -> bool:
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return False
+            raise _unbindable(address, e) from None
+    return True
+
+
 @functools.cache
 def _picker() -> PortPicker | None:
-    """This process's picker: one sequence per process is the point."""
-    return PortPicker.for_this_process()
+    """This process's picker: one sequence per process is the point; the claims are
+    shared with this user's other processes."""
+    return PortPicker.for_this_process(claims=PortClaims.private(claims_directory()))
 
 
 def free_port(address: str) -> int:

@@ -4,7 +4,7 @@ Floors, top to bottom (a package may import packages on its own floor or below, 
 
     cli → demo → testing → server → api → registry → controlplane → xds/agent/gateway/ratelimit
         → envoy/authz/translate/ca → store/model
-        → node/errors/types (+ polling, ports, files, cancel, layered)
+        → node/errors/types (+ polling, ports, port_claims, files, cancel, layered)
 
 and, more narrowly: ``model`` knows only the core; ``translate`` does no I/O; ``xds`` knows
 only the core (and ``model`` for nothing); the agent never touches the store; no cycles.
@@ -34,7 +34,7 @@ FLOORS: list[set[str]] = [
     {"xds", "agent", "gateway", "ratelimit", "decisionpoint", "telemetry"},
     {"envoy", "authz", "translate", "ca"},
     {"store", "model"},
-    {"node", "errors", "types", "polling", "ports", "files", "cancel", "layered"},
+    {"node", "errors", "types", "polling", "ports", "port_claims", "files", "cancel", "layered"},
 ]
 FLOOR = {pkg: level for level, pkgs in enumerate(FLOORS) for pkg in pkgs}
 CORE = {"node", "errors", "types"}

@@ -15,10 +15,11 @@ from gossamer.errors import ConfigError
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free on ``host`` a moment ago, outside the ephemeral range
-    (``gossamer.ports.PortPicker``), and not handed out before by this process.
+    (``gossamer.ports.PortPicker``), not handed out before by this process, nor lately by
+    another of this user's (``gossamer.port_claims``).
 
-    Another process may still take it before you bind it; prefer binding port 0 yourself
-    when the program allows it.
+    A process that does not claim its ports may still take it before you bind it; prefer
+    binding port 0 yourself when the program allows it.
     """
     try:
         ipaddress.ip_address(host)
