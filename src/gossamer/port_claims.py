@@ -4,9 +4,9 @@ A port that was free when picked is bound some time later (an Envoy's admin port
 into its bootstrap, binds when that Envoy starts; a server restarted on its port leaves it
 free meanwhile). Checking that it is free says nothing of another process that picked it
 meanwhile: two agents on one host, or the processes of a test run. A claim is a file per
-port, created exclusively in a private directory; a claim lapses after ``ttl`` seconds
-(the port was bound by then, or given up). Claims are made under a lock on the
-directory, so two processes never both claim one port.
+port in a private directory, its time the claim's; it lapses after ``ttl`` seconds (the
+port was bound by then, or given up). Claims are made under a lock on the directory
+(held for a stat and a touch), so two processes never both claim one port.
 """
 
 from __future__ import annotations
