@@ -4,11 +4,14 @@ Typer shows each parameter's Python type in ``--help`` (``<bool>``, ``<list[Path
 ``<str>``): noise to a user. ``PlainGroup`` is the root command's class; when Typer builds
 the command tree it walks every command (sub-groups are built first) and gives each
 parameter Click's own way of naming a value: nothing for a flag, ``TEXT``/``INTEGER``/
-``PATH``, the choices ``table|json|yaml``.
+``PATH``, the choices ``table|json|yaml``. Help reads as prose: Markdown's backticks for
+reStructuredText's, and a command's line in its group's list is one line, not its
+docstring's first lines.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from typer import _click
@@ -72,12 +75,34 @@ def _plain(params: list[Any]) -> None:
             param.__class__ = PlainArgument
 
 
+def _prose(text: str) -> str:
+    """Help text as a user reads it: reStructuredText's ````literal```` marks (the
+    docstrings Typer takes help from are written for Sphinx too) as Markdown's single
+    backticks, as other CLIs write them (and docs/cli.md shows them as code)."""
+    return text.replace("``", "`")
+
+
+def _plain_prose(command: Any, params: list[Any]) -> None:
+    """``command``'s help and its parameters' without literal marks, and its line in its
+    group's list of commands one line of prose: Typer keeps a docstring's line breaks
+    there (rich markup mode), which cut its sentence wherever the source wrapped."""
+    if command.help:
+        command.help = _prose(command.help)
+        if command.short_help is None:
+            command.short_help = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
+    for param in params:
+        if getattr(param, "help", None):
+            param.help = _prose(param.help)
+
+
 def plain_help(command: Any) -> None:
-    """Give every parameter of ``command`` and its sub-commands a plain metavar."""
+    """Give every parameter of ``command`` and its sub-commands a plain metavar, and their
+    help plain prose."""
     params = list(getattr(command, "params", []))
     if hasattr(command, "get_help_option"):  # made on first use, cached: make it now
         params.append(command.get_help_option(_click.Context(command)))
     _plain(params)
+    _plain_prose(command, params)
     for sub in getattr(command, "commands", {}).values():
         plain_help(sub)
 

@@ -44,6 +44,34 @@ def test_help_shows_no_type_tags(path: list[str]) -> None:
     assert not _TYPE_TAG.search(result.output), result.output
 
 
+@pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "gossamer")
+def test_help_marks_literals_as_markdown_not_restructuredtext(path: list[str]) -> None:
+    result = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "``" not in result.output, result.output
+
+
+def test_a_group_lists_each_command_on_one_line_of_prose() -> None:
+    """The list of commands shows each one's first paragraph as one line (Typer kept the
+    docstring's line breaks, which cut a sentence wherever the source wrapped)."""
+    root = typer.main.get_command(app)
+    groups = [[]] + [p for p in _command_paths() if isinstance(_at(root, p), TyperGroup) and p]
+    runner = CliRunner(env={"COLUMNS": "400", "NO_COLOR": "1"})
+    for path in groups:
+        out = runner.invoke(app, [*path, "--help"]).output
+        for name, sub in _at(root, path).commands.items():
+            if sub.hidden or not sub.help:
+                continue
+            first = " ".join(sub.help.split("\n\n")[0].split()).replace("``", "`")
+            assert first[:120] in out, (path, name, first, out)
+
+
+def _at(root: Any, path: list[str]) -> Any:
+    for name in path:
+        root = root.commands[name]
+    return root
+
+
 def test_choices_are_listed_without_brackets_of_a_type() -> None:
     result = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(
         app, ["proxy-status", "--help"]
