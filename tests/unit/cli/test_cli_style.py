@@ -55,7 +55,8 @@ def test_a_group_lists_each_command_on_one_line_of_prose() -> None:
     """The list of commands shows each one's first paragraph as one line (Typer kept the
     docstring's line breaks, which cut a sentence wherever the source wrapped)."""
     root = typer.main.get_command(app)
-    groups = [[]] + [p for p in _command_paths() if isinstance(_at(root, p), TyperGroup) and p]
+    groups: list[list[str]] = [[]]
+    groups += [p for p in _command_paths() if p and isinstance(_at(root, p), TyperGroup)]
     runner = CliRunner(env={"COLUMNS": "400", "NO_COLOR": "1"})
     for path in groups:
         out = runner.invoke(app, [*path, "--help"]).output
