@@ -53,5 +53,5 @@ def _bare(log_name: str) -> accesslog_pb2.AccessLog:
 
 def install() -> None:
     """Every translator of this process asks ``request_log`` above."""
-    proxy.request_log = request_log  # type: ignore[assignment]
-    egress_gateway.request_log = request_log  # type: ignore[assignment]
+    proxy.request_log = request_log  # type: ignore[attr-defined]
+    egress_gateway.request_log = request_log  # type: ignore[attr-defined]

@@ -56,12 +56,13 @@ def sotw(
     proxy: ProxyIdentity = EDGE,
     **kw: object,
 ) -> bytes:
-    req = discovery_pb2.DiscoveryRequest(type_url=type_url, **kw)  # type: ignore[arg-type]
+    req = discovery_pb2.DiscoveryRequest(type_url=type_url, **kw)
     if node:
         req.node.CopyFrom(envoy_node(proxy))
         if node_id is not None:
             req.node.id = node_id
-    return req.SerializeToString()
+    out: bytes = req.SerializeToString()
+    return out
 
 
 def delta(
@@ -71,12 +72,13 @@ def delta(
     proxy: ProxyIdentity = EDGE,
     **kw: object,
 ) -> bytes:
-    req = discovery_pb2.DeltaDiscoveryRequest(type_url=type_url, **kw)  # type: ignore[arg-type]
+    req = discovery_pb2.DeltaDiscoveryRequest(type_url=type_url, **kw)
     if node:
         req.node.CopyFrom(envoy_node(proxy))
         if node_id is not None:
             req.node.id = node_id
-    return req.SerializeToString()
+    out: bytes = req.SerializeToString()
+    return out
 
 
 def attacks(flood: int) -> dict[str, tuple[str, Callable[[], list[bytes]]]]:

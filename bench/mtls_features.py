@@ -35,6 +35,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeAlias
 
 from _common import http_load
 from envoy.config.bootstrap.v3 import bootstrap_pb2
@@ -45,7 +46,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.type.v3 import percent_pb2
 from mtls_chain import backend, identity
-from static_mtls import back_bootstrap, front_bootstrap
+from static_mtls import Identity, back_bootstrap, front_bootstrap
 
 from gossamer.ca.authority import CertificateAuthority
 from gossamer.envoy.binary import find_envoy
@@ -68,7 +69,7 @@ from gossamer.types import spiffe_id
 
 TD = "bench.local"
 FRONT, BACK, APP = "127.0.0.6", "127.0.0.7", "127.0.0.5"
-HCM = hcm_pb2.HttpConnectionManager
+HCM: TypeAlias = hcm_pb2.HttpConnectionManager
 Boots = tuple[bootstrap_pb2.Bootstrap, bootstrap_pb2.Bootstrap]  # (front, back)
 
 
@@ -344,8 +345,13 @@ async def pair(boots: Boots, workdir: Path, binary: str) -> AsyncIterator[tuple[
         yield front.pid, back.pid
 
 
-async def measure(name: str, ident: tuple, app: tuple[str, int], args: argparse.Namespace,
-                  workdir: Path) -> float:  # fmt: skip
+async def measure(
+    name: str,
+    ident: tuple[Identity, Identity],
+    app: tuple[str, int],
+    args: argparse.Namespace,
+    workdir: Path,
+) -> float:
     """Both Envoys' instructions per request for variant ``name``."""
     front_id, back_id = ident
     front = (FRONT, free_port(FRONT))

@@ -163,8 +163,10 @@ class Sidecars:
                     async with asyncio.timeout(0.05):
                         await progress.wait()
 
-        *sims, envoy = await asyncio.gather(*(sim(c) for c in self.clients), real())
-        return max(sims), envoy
+        async with asyncio.TaskGroup() as tg:
+            envoy = tg.create_task(real())
+            sims = [tg.create_task(sim(c)) for c in self.clients]
+        return max(s.result() for s in sims), envoy.result()
 
     async def envoy_holds_what_was_sent(self) -> bool:
         """Whether the real Envoy's ``/config_dump`` inbound table is the RDS resource the

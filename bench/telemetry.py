@@ -32,6 +32,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,13 +82,13 @@ def build_streams(streams: int, entries: int, batch: int, seed: int = 5) -> list
                     cluster=outbound_cluster(("default", other), "http"),
                     attempts=1 + (i % 17 == 0),
                     tags={"gossamer.upstream_peer": f"spiffe://mesh/ns/default/sa/{other}"},
-                    **common,  # type: ignore[arg-type]
+                    **common,
                 )
             else:
                 entry = http_entry(
                     cluster="inbound|http",
                     peer_uri=f"spiffe://mesh/ns/default/sa/{other}" if i % 10 else None,
-                    **common,  # type: ignore[arg-type]
+                    **common,
                 )
             pool.append(entry)
         messages: list[bytes] = []
@@ -113,7 +114,7 @@ async def client(target: str, streams: int, entries: int, batch: int) -> None:
         started = time.perf_counter()
 
         async def one(messages: list[bytes]) -> None:
-            async def requests():  # type: ignore[no-untyped-def]
+            async def requests() -> AsyncIterator[bytes]:
                 for m in messages:
                     yield m
 
@@ -199,7 +200,7 @@ async def measure(name: str, server_pid: int, port: int, args: argparse.Namespac
         f"{1 / per_entry:,.0f} entries/s per core",
         flush=True,
     )
-    return per_entry
+    return float(per_entry)
 
 
 async def parent(args: argparse.Namespace) -> int:

@@ -58,6 +58,7 @@ from static_traffic import traffic_back, traffic_front
 from traffic_table import MIX, PROBES, TD, manifests
 
 from gossamer.envoy.admin import EnvoyAdmin
+from gossamer.envoy.proxy import EnvoyProcess
 from gossamer.envoy.validate import validate_config
 from gossamer.testing.controlplane import apply_yaml, running_control_plane
 from gossamer.testing.ports import free_port
@@ -175,10 +176,11 @@ async def run(args: argparse.Namespace) -> list[Sample]:
 
 async def measure_chains(
     args: argparse.Namespace, callers: HostAgent, callees: HostAgent, app: Address,
-    local: dict[str, Address], envoys: list, fronts: tuple[Address, Address],
+    local: dict[str, Address], envoys: list[EnvoyProcess], fronts: tuple[Address, Address],
 ) -> list[Sample]:  # fmt: skip
     admins = [callees.admin(f"default/{w}") for w in ("shop-v1", "shop-v2", "bare-1")]
-    v1, v2, back_v1, back_v2, bare_back, bare_front = (*admins[:2], *envoys[:2], *envoys[3:])
+    v1, v2 = admins[:2]
+    back_v1, back_v2, static_front, bare_back, bare_front = envoys
 
     def handshakes(*of: EnvoyAdmin):  # type: ignore[no-untyped-def]
         async def count() -> int:
@@ -191,7 +193,7 @@ async def measure_chains(
         "direct": Chain("direct", app, ()),
         "mesh": Chain("mesh", local["mesh"], (callers.envoy_pid("default/c-1"),
                       pid("default/shop-v1"), pid("default/shop-v2")), handshakes(v1, v2)),
-        "static": Chain("static", fronts[0], (envoys[2].pid, back_v1.pid, back_v2.pid),
+        "static": Chain("static", fronts[0], (static_front.pid, back_v1.pid, back_v2.pid),
                         handshakes(back_v1.admin, back_v2.admin)),
         "mesh-bare": Chain("mesh-bare", local["bare"], (callers.envoy_pid("default/c-2"),
                            pid("default/bare-1")), handshakes(admins[2])),
@@ -201,7 +203,7 @@ async def measure_chains(
     try:
         if args.dump is not None:
             await dump(args.dump, {"mesh-caller": callers.admin("default/c-1"),
-                                   "mesh-shop-v1": v1, "static-front": envoys[2].admin,
+                                   "mesh-shop-v1": v1, "static-front": static_front.admin,
                                    "static-back-v1": back_v1.admin})  # fmt: skip
         return await measure(chains, args)
     finally:
@@ -244,10 +246,10 @@ def report(samples: list[Sample]) -> bool:
         by = rows(samples, conns)
         d = by["direct"]
         for chain, m in by.items():
-            added = f"{m.ms(50) - d.ms(50):+.3f}/{m.ms(99) - d.ms(99):+.3f}"
+            more = f"{m.ms(50) - d.ms(50):+.3f}/{m.ms(99) - d.ms(99):+.3f}"
             cpu = "-" if chain == "direct" else f"{m.cpu_us_per_request:.1f}"
             print(f"{conns:5d} {chain:>11} {m.rps:7.0f} {m.ms(50):7.3f} {m.ms(99):7.3f} "
-                  f"{added:>18} {cpu:>10} {m.errors:6d}")  # fmt: skip
+                  f"{more:>18} {cpu:>10} {m.errors:6d}")  # fmt: skip
         g, s = by["mesh"], by["static"]
         gb, sb = by["mesh-bare"], by["static-bare"]
         ratio = cpu_ratio(g, s)

@@ -98,7 +98,7 @@ class BareServer:
         self._first = first.SerializeToString()
 
     async def start(self) -> int:
-        port = self.server.add_insecure_port("127.0.0.1:0")
+        port: int = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
         return port
 

@@ -112,7 +112,7 @@ def report_change(name: str, changes: list[Change], real: list[str]) -> list[str
         f"{percentile([c.driver_cpu for c in changes], 50) * 1e3:.0f} ms)"
     )
     for node in real:
-        times = [c.real[node] for c in changes if c.real.get(node) is not None]
+        times = [t for c in changes if (t := c.real.get(node)) is not None]
         lines.append(f"{'':{len(name)}}  real Envoy {node}: {summary_ms(times)}")
     return lines
 

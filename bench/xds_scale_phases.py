@@ -38,10 +38,10 @@ def response_starts(rtype: ResourceType) -> Iterator[list[tuple[Snapshot, float]
     starts: list[tuple[Snapshot, float]] = []
     real = StreamState.sent
 
-    def sent(state: StreamState, out: Outgoing, snap: Snapshot, now: float) -> Outgoing:
+    def sent(self: StreamState, out: Outgoing, snap: Snapshot, now: float) -> Outgoing:
         if out.type is rtype:
             starts.append((snap, time.monotonic()))
-        return real(state, out, snap, now)
+        return real(self, out, snap, now)
 
     StreamState.sent = sent  # type: ignore[method-assign]
     try:
@@ -115,7 +115,7 @@ class Bench:
         return list(await asyncio.gather(*(d.ask(cmd, within) for d in self.drivers)))
 
     async def driver_cpu(self) -> float:
-        return sum(r["cpu_s"] for r in await self.ask_all({"cmd": "stats"}))
+        return float(sum(r["cpu_s"] for r in await self.ask_all({"cmd": "stats"})))
 
     def synced_nodes(self) -> set[str]:
         """Node ids whose open stream has ACKed everything of its newest snapshot (one pass
