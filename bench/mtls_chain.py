@@ -311,9 +311,10 @@ def report(samples: list[Sample]) -> bool:
         cpu_ratio = g["cpu"] / s["cpu"] if s["cpu"] else math.inf
         p99_ratio = g["p99"] / s["p99"]
         met = met and cpu_ratio <= CPU_TARGET and p99_ratio <= P99_TARGET
+        cpu_met = "not measured" if not s["cpu"] else "met" if cpu_ratio <= CPU_TARGET else "MISSED"
         print(
-            f"      mtls/static: CPU/req {cpu_ratio:.2f}x (target <= {CPU_TARGET}x: "
-            f"{'met' if cpu_ratio <= CPU_TARGET else 'MISSED'}), p99 {p99_ratio:.2f}x "
+            f"      mtls/static: CPU/req {_times(g['cpu'], s['cpu'])} (target <= {CPU_TARGET}x: "
+            f"{cpu_met}), p99 {p99_ratio:.2f}x "
             f"(target <= {P99_TARGET}x: {'met' if p99_ratio <= P99_TARGET else 'MISSED'}), "
             f"p90 {g['p90'] / s['p90']:.2f}x, p50 {g['p50'] / s['p50']:.2f}x, "
             f"rps {g['rps'] / s['rps']:.2f}x"

@@ -39,4 +39,6 @@ async def test_mtls_chain_bench_runs_end_to_end() -> None:
     ), out[-4000:]
     assert all((int(n), int(e)) == (200, 0) for _, _, n, e in runs), out[-4000:]
     # the summary compares the Gossamer mTLS chain with the static one at both counts
-    assert len(re.findall(r"mtls/static: CPU/req [\d.]+x .* p99 [\d.]+x", out)) == 2, out[-4000:]
+    # (a short run may count no CPU clock tick for a chain: no ratio then)
+    ratios = r"mtls/static: CPU/req ([\d.]+x|n/a \(no CPU clock tick counted\)) .* p99 [\d.]+x"
+    assert len(re.findall(ratios, out)) == 2, out[-4000:]
