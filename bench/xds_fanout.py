@@ -224,22 +224,34 @@ class Run:
 
 
 @contextlib.asynccontextmanager
+async def serving(
+    name: str, server: Any, port: int, streams: int, drivers: int, pin: bool, tmp: Path
+) -> AsyncIterator[Run]:
+    """``server`` (started on ``port``) with ``drivers`` processes of ``streams`` bare
+    clients, all streams holding their first response; the drivers stopped on exit."""
+    run = Run(name, server, [])
+    try:
+        run.drivers = await start_drivers(port, streams, drivers, pin, tmp, name)
+        await run.ask_all({"cmd": "ready", "within": 300}, 330)
+        yield run
+    finally:
+        for d in run.drivers:
+            await d.stop()
+
+
+@contextlib.asynccontextmanager
 async def running(args: argparse.Namespace, tmp: Path) -> AsyncIterator[list[Run]]:
     bare, ours = BareServer(), GossamerServer()
     ports = {"bare": await bare.start(), "gossamer": await ours.start(args.streams)}
-    runs: list[Run] = []
     try:
-        for name, server in (("bare", bare), ("gossamer", ours)):
-            drivers = await start_drivers(
-                ports[name], args.streams, args.drivers, args.pin, tmp, name
-            )
-            runs.append(Run(name, server, drivers))
-            await runs[-1].ask_all({"cmd": "ready", "within": 300}, 330)
-        yield runs
+        async with contextlib.AsyncExitStack() as stack:
+            yield [
+                await stack.enter_async_context(
+                    serving(name, server, ports[name], args.streams, args.drivers, args.pin, tmp)
+                )
+                for name, server in (("bare", bare), ("gossamer", ours))
+            ]
     finally:
-        for run in runs:
-            for d in run.drivers:
-                await d.stop()
         await bare.stop()
         await ours.stop()
 
@@ -251,18 +263,15 @@ async def bare_floor(
     to the first ``fanout`` of ``streams`` streams of bare clients, each from the push to
     the last ACK (s). Pinned as here when ``pin`` (the caller runs on ``PLANE_CORE``)."""
     bare = BareServer()
-    run = Run("bare", bare, [])
     try:
-        run.drivers = await start_drivers(await bare.start(), streams, drivers, pin, tmp, "floor")
-        await run.ask_all({"cmd": "ready", "within": 300}, 330)
-        await run.once(2, fanout)  # not measured: the first write to each stream
-        run.times.clear()
-        for push in range(3, repeats + 3):
-            await run.once(push, fanout)
-        return run.times[fanout]
+        port = await bare.start()
+        async with serving("floor", bare, port, streams, drivers, pin, tmp) as run:
+            await run.once(2, fanout)  # not measured: the first write to each stream
+            run.times.clear()
+            for push in range(3, repeats + 3):
+                await run.once(push, fanout)
+            return run.times[fanout]
     finally:
-        for d in run.drivers:
-            await d.stop()
         await bare.stop()
 
 
